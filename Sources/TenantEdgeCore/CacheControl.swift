@@ -1,0 +1,68 @@
+/// The `Cache-Control` directives a shared cache acts on (RFC 9111 5.2). Unknown directives are
+/// ignored, as the RFC requires; a malformed delta-seconds counts as absent.
+public struct CacheControl: Sendable, Equatable {
+    public var noStore = false
+    public var noCache = false
+    public var isPrivate = false
+    public var isPublic = false
+    public var mustRevalidate = false
+    public var proxyRevalidate = false
+    public var maxAge: Int? = nil
+    public var sMaxAge: Int? = nil
+    public var staleWhileRevalidate: Int? = nil
+    public var staleIfError: Int? = nil
+
+    public init() {}
+
+    /// Parses a (possibly combined) header value such as `public, max-age=60, stale-if-error="30"`.
+    public init(parsing value: String?) {
+        guard let value else { return }
+        for directive in Self.split(value) {
+            let parts = directive.split(separator: "=", maxSplits: 1)
+            guard let rawName = parts.first else { continue }
+            let name = rawName.trimmingSpaces().lowercased()
+            var argument: String? = parts.count > 1 ? parts[1].trimmingSpaces() : nil
+            if let quoted = argument, quoted.count >= 2, quoted.hasPrefix("\""), quoted.hasSuffix("\"") {
+                argument = String(quoted.dropFirst().dropLast())
+            }
+            let seconds = argument.flatMap(Self.deltaSeconds)
+            switch name {
+            case "no-store": noStore = true
+            case "no-cache": noCache = true  // with a field list we still revalidate the whole response: stricter, still correct
+            case "private": isPrivate = true
+            case "public": isPublic = true
+            case "must-revalidate": mustRevalidate = true
+            case "proxy-revalidate": proxyRevalidate = true
+            case "max-age": maxAge = seconds
+            case "s-maxage": sMaxAge = seconds
+            case "stale-while-revalidate": staleWhileRevalidate = seconds
+            case "stale-if-error": staleIfError = seconds
+            default: continue
+            }
+        }
+    }
+
+    /// Splits on commas outside quoted strings.
+    static func split(_ value: String) -> [String] {
+        var parts: [String] = []
+        var current = ""
+        var quoted = false
+        for character in value {
+            if character == "\"" { quoted.toggle() }
+            if character == "," && !quoted {
+                parts.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        parts.append(current)
+        return parts.filter { !$0.trimmingSpaces().isEmpty }
+    }
+
+    /// RFC 9111 1.2.2: digits only; values beyond 2^31 saturate rather than fail.
+    static func deltaSeconds(_ text: String) -> Int? {
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return Int(text.prefix(10)).map { min($0, 2_147_483_648) }
+    }
+}

@@ -1,0 +1,195 @@
+/// One thing wrong with a configuration: the dotted key it is at and why, in one line.
+public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
+    public var key: String
+    public var reason: String
+    public init(_ key: String, _ reason: String) { self.key = key; self.reason = reason }
+    public var description: String { "\(key): \(reason)" }
+}
+
+extension EdgeConfig {
+    /// Every problem in the configuration at once, so an operator fixes them in one round.
+    /// An empty list means the configuration can be applied whole.
+    public func validate() -> [ConfigProblem] {
+        var problems: [ConfigProblem] = []
+        func check(_ ok: Bool, _ key: String, _ reason: @autoclosure () -> String) {
+            if !ok { problems.append(ConfigProblem(key, reason())) }
+        }
+
+        check(Self.isIdentifier(node.id), "node.id", "must be 1-63 of a-z, 0-9, '-', '_' starting with a letter or digit")
+        check(!node.region.isEmpty, "node.region", "must not be empty")
+        let http = HostPort(parsing: listen.http)
+        let admin = HostPort(parsing: listen.admin)
+        check(http != nil, "listen.http", "must be HOST:PORT with a port from 0 to 65535, got '\(listen.http)'")
+        check(admin != nil, "listen.admin", "must be HOST:PORT with a port from 0 to 65535, got '\(listen.admin)'")
+        if let http, let admin, http.port != 0 {
+            check(http != admin, "listen.admin", "must differ from listen.http: tenant traffic and admin are never mixed")
+        }
+        check(!stateDir.isEmpty, "state_dir", "must not be empty")
+
+        check(cache.memoryBytes > 0, "cache.memory_bytes", "must be greater than 0")
+        check(cache.defaultTTLSeconds >= 0, "cache.default_ttl_s", "must be 0 or more")
+        if let redis = cache.redis {
+            check(redis.url.hasPrefix("redis://"), "cache.redis.url", "must start with redis://")
+            check((1...1024).contains(redis.poolSize), "cache.redis.pool_size", "must be from 1 to 1024")
+            check((1...60_000).contains(redis.timeoutMs), "cache.redis.timeout_ms", "must be from 1 to 60000")
+        }
+
+        if security.isolationLevel == .strict && !security.encryption {
+            problems.append(ConfigProblem(
+                "security.encryption", "false is refused under security.isolation_level: strict (use standard to turn encryption off)"))
+        }
+        if security.encryption && origin == nil && (security.masterKeyFile ?? "").isEmpty {
+            problems.append(ConfigProblem(
+                "security.master_key_file", "is required in standalone mode with encryption on: tenant keys are derived from it"))
+        }
+        if let origin {
+            check(origin.url.hasPrefix("https://"), "origin.url", "must start with https://")
+            check(origin.pollWaitSeconds >= 1, "origin.poll_wait_s", "must be 1 or more")
+            check(origin.maxInvalidationLagSeconds >= 1, "origin.max_invalidation_lag_s", "must be 1 or more")
+        }
+        for (index, proxy) in geoip.trustedProxies.enumerated() {
+            check(proxy.contains("/") || proxy.contains(".") || proxy.contains(":"),
+                  "geoip.trusted_proxies[\(index)]", "must be an address or CIDR, got '\(proxy)'")
+        }
+
+        check(limits.maxHeaderBytes >= 1024, "limits.max_header_bytes", "must be 1024 or more")
+        check(limits.maxRequestBodyBytes >= 0, "limits.max_request_body_bytes", "must be 0 or more")
+        check(limits.maxResponseBodyBytes >= 1024, "limits.max_response_body_bytes", "must be 1024 or more")
+        check(limits.upstreamConnectTimeoutMs >= 1, "limits.upstream_connect_timeout_ms", "must be 1 or more")
+        check(limits.upstreamReadTimeoutMs >= 1, "limits.upstream_read_timeout_ms", "must be 1 or more")
+        check(limits.upstreamPoolSize >= 1, "limits.upstream_pool_size", "must be 1 or more")
+        check(limits.drainSeconds >= 0, "limits.drain_s", "must be 0 or more")
+
+        var regionNames = Set<String>()
+        for (index, region) in regions.enumerated() {
+            let key = "regions[\(index)]"
+            check(!region.name.isEmpty, "\(key).name", "must not be empty")
+            check(regionNames.insert(region.name).inserted, "\(key).name", "'\(region.name)' appears twice")
+            check((-90...90).contains(region.lat), "\(key).lat", "must be from -90 to 90")
+            check((-180...180).contains(region.lon), "\(key).lon", "must be from -180 to 180")
+            check(region.publicURL.hasPrefix("http://") || region.publicURL.hasPrefix("https://"),
+                  "\(key).public_url", "must be an http:// or https:// URL")
+        }
+
+        problems += validateTenants()
+        return problems
+    }
+
+    private func validateTenants() -> [ConfigProblem] {
+        var problems: [ConfigProblem] = []
+        var ids = Set<String>()
+        var hostOwners: [String: String] = [:]
+        var quotaSum = 0
+        for (index, tenant) in tenants.enumerated() {
+            let key = "tenants[\(index)]"
+            if !Self.isIdentifier(tenant.id) {
+                problems.append(ConfigProblem("\(key).id", "must be 1-63 of a-z, 0-9, '-', '_' starting with a letter or digit, got '\(tenant.id)'"))
+            } else if !ids.insert(tenant.id).inserted {
+                problems.append(ConfigProblem("\(key).id", "'\(tenant.id)' appears twice"))
+            }
+            if tenant.hosts.isEmpty { problems.append(ConfigProblem("\(key).hosts", "must list at least one hostname")) }
+            for (hostIndex, host) in tenant.hosts.enumerated() {
+                let normalized = TenantDirectory.normalize(host: host)
+                if normalized.isEmpty || normalized.contains(" ") || normalized.contains("/") {
+                    problems.append(ConfigProblem("\(key).hosts[\(hostIndex)]", "'\(host)' is not a hostname"))
+                } else if let owner = hostOwners[normalized] {
+                    problems.append(ConfigProblem("\(key).hosts[\(hostIndex)]", "'\(host)' already belongs to tenant '\(owner)'"))
+                } else {
+                    hostOwners[normalized] = tenant.id
+                }
+            }
+            if UpstreamURL(parsing: tenant.upstream) == nil {
+                problems.append(ConfigProblem("\(key).upstream", "must be http://HOST[:PORT] or https://HOST[:PORT] with an optional path, got '\(tenant.upstream)'"))
+            }
+            if let quota = tenant.quotaBytes {
+                if quota <= 0 { problems.append(ConfigProblem("\(key).quota_bytes", "must be greater than 0")) }
+                quotaSum += max(quota, 0)
+            }
+            if let ttl = tenant.defaultTTLSeconds, ttl < 0 {
+                problems.append(ConfigProblem("\(key).default_ttl_s", "must be 0 or more"))
+            }
+        }
+        if quotaSum > cache.memoryBytes {
+            problems.append(ConfigProblem("tenants", "quota_bytes add up to \(quotaSum), more than cache.memory_bytes \(cache.memoryBytes)"))
+        }
+        return problems
+    }
+
+    /// Each tenant's L1 byte quota: its own `quota_bytes`, or an equal share of what the explicit quotas
+    /// leave of `memory_bytes`. Quotas never add up to more than the budget, which is what lets eviction
+    /// stay inside the tenant that overflows.
+    public func effectiveQuotas() -> [String: Int] {
+        let explicit = tenants.compactMap(\.quotaBytes).reduce(0, +)
+        let implicitCount = tenants.filter { $0.quotaBytes == nil }.count
+        let share = implicitCount == 0 ? 0 : max(cache.memoryBytes - explicit, 0) / implicitCount
+        var quotas: [String: Int] = [:]
+        for tenant in tenants { quotas[tenant.id] = tenant.quotaBytes ?? share }
+        return quotas
+    }
+
+    static func isIdentifier(_ value: String) -> Bool {
+        guard (1...63).contains(value.utf8.count), let first = value.utf8.first else { return false }
+        func allowed(_ byte: UInt8) -> Bool {
+            (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39) || byte == 0x2D || byte == 0x5F
+        }
+        return allowed(first) && first != 0x2D && first != 0x5F && value.utf8.allSatisfy(allowed)
+    }
+}
+
+/// A `HOST:PORT` listen address; IPv6 hosts are written `[::1]:8080`.
+public struct HostPort: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+
+    public init?(parsing text: String) {
+        guard let colon = text.lastIndex(of: ":") else { return nil }
+        var host = String(text[..<colon])
+        guard let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        self.host = host
+        self.port = port
+    }
+}
+
+/// A tenant upstream: scheme, host, port and a base path that request paths are appended to.
+public struct UpstreamURL: Sendable, Equatable {
+    public var secure: Bool
+    public var host: String
+    public var port: Int
+    public var basePath: String
+
+    public init?(parsing text: String) {
+        let rest: Substring
+        if text.hasPrefix("http://") { secure = false; rest = text.dropFirst(7) }
+        else if text.hasPrefix("https://") { secure = true; rest = text.dropFirst(8) }
+        else { return nil }
+        let authority = rest.prefix { $0 != "/" }
+        var path = String(rest.dropFirst(authority.count))
+        if path.hasSuffix("/") { path.removeLast() }
+        basePath = path
+        guard !authority.isEmpty, !authority.contains("@"), !authority.contains("?") else { return nil }
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = String(authority[authority.index(after: authority.startIndex)..<close])
+            let after = authority[authority.index(after: close)...]
+            if after.isEmpty { port = secure ? 443 : 80 }
+            else if after.hasPrefix(":"), let parsed = Int(after.dropFirst()), (1...65535).contains(parsed) { port = parsed }
+            else { return nil }
+        } else if let colon = authority.firstIndex(of: ":") {
+            host = String(authority[..<colon])
+            guard let parsed = Int(authority[authority.index(after: colon)...]), (1...65535).contains(parsed) else { return nil }
+            port = parsed
+        } else {
+            host = String(authority)
+            port = secure ? 443 : 80
+        }
+        guard !host.isEmpty else { return nil }
+    }
+
+    /// `scheme://host:port` with the base path, ready to have a request target appended.
+    public var base: String {
+        let hostPart = host.contains(":") ? "[\(host)]" : host
+        return "\(secure ? "https" : "http")://\(hostPart):\(port)\(basePath)"
+    }
+}

@@ -1,0 +1,135 @@
+/// The node's whole configuration, as read from YAML and the environment (see `docs/configuration.md`
+/// and the reader in TenantEdgeServer). Every field has the default the docs name, so a minimal file
+/// holds only what differs. A value of this type has passed `validate()` before any of it is used.
+public struct EdgeConfig: Sendable, Equatable {
+    public struct Node: Sendable, Equatable {
+        public var id: String
+        public var region: String
+        public init(id: String = "edge-1", region: String = "local") { self.id = id; self.region = region }
+    }
+
+    public struct Listen: Sendable, Equatable {
+        /// Tenant traffic. Default `127.0.0.1:8080`.
+        public var http: String
+        /// Admin API and metrics; never the same address as `http`. Default `127.0.0.1:9090`.
+        public var admin: String
+        public init(http: String = "127.0.0.1:8080", admin: String = "127.0.0.1:9090") {
+            self.http = http; self.admin = admin
+        }
+    }
+
+    public enum IsolationStrategy: String, Sendable, CaseIterable { case database, schema, row, hybrid }
+    public enum IsolationLevel: String, Sendable, CaseIterable { case strict, standard }
+
+    public struct Redis: Sendable, Equatable {
+        public var url: String
+        public var poolSize: Int = 8
+        public var timeoutMs: Int = 50
+        public init(url: String, poolSize: Int = 8, timeoutMs: Int = 50) {
+            self.url = url; self.poolSize = poolSize; self.timeoutMs = timeoutMs
+        }
+    }
+
+    public struct Cache: Sendable, Equatable {
+        /// L1 budget in bytes, divided by tenant quotas. Default 256 MiB.
+        public var memoryBytes: Int = 268_435_456
+        /// Freshness for responses that state none. Default 3600 s. Env `TENANT_CACHE_TTL`.
+        public var defaultTTLSeconds: Int = 3600
+        public var isolationStrategy: IsolationStrategy = .hybrid
+        /// L2 tier; nil means L1 only.
+        public var redis: Redis? = nil
+        public init() {}
+    }
+
+    public struct Security: Sendable, Equatable {
+        public var isolationLevel: IsolationLevel = .strict
+        public var encryption: Bool = true
+        public var kekFile: String? = nil
+        public var masterKeyFile: String? = nil
+        public var configPublicKey: String? = nil
+        public var adminTokensFile: String? = nil
+        public init() {}
+    }
+
+    public struct Origin: Sendable, Equatable {
+        public var url: String
+        public var caFile: String? = nil
+        public var tokenFile: String? = nil
+        public var pollWaitSeconds: Int = 25
+        public var maxInvalidationLagSeconds: Int = 300
+        public init(url: String) { self.url = url }
+    }
+
+    public struct GeoIP: Sendable, Equatable {
+        public var database: String? = nil
+        public var trustedProxies: [String] = []
+        public init() {}
+    }
+
+    /// HTTP limits and upstream timeouts; the interface document is silent on them, these are the
+    /// defaults an nginx operator would recognise (`large_client_header_buffers`, `proxy_*_timeout`).
+    public struct Limits: Sendable, Equatable {
+        /// Largest request head (request line plus headers). Default 16 KiB; larger gets `431`.
+        public var maxHeaderBytes: Int = 16_384
+        /// Largest request body. Default 1 MiB; larger gets `413`.
+        public var maxRequestBodyBytes: Int = 1_048_576
+        /// Largest upstream response body that is proxied. Default 16 MiB; larger gets `502`.
+        public var maxResponseBodyBytes: Int = 16_777_216
+        /// Upstream connect timeout. Default 2000 ms; exceeded gets `504` (or stale-if-error).
+        public var upstreamConnectTimeoutMs: Int = 2000
+        /// Upstream whole-response timeout. Default 10000 ms.
+        public var upstreamReadTimeoutMs: Int = 10_000
+        /// Idle keep-alive connections kept per upstream host. Default 64.
+        public var upstreamPoolSize: Int = 64
+        /// Seconds a SIGTERM waits for in-flight requests before closing. Default 10.
+        public var drainSeconds: Int = 10
+        public init() {}
+    }
+
+    public var node = Node()
+    public var listen = Listen()
+    public var stateDir: String = "./state"
+    public var cache = Cache()
+    public var security = Security()
+    public var origin: Origin? = nil
+    public var geoip = GeoIP()
+    public var monitoring: Bool = true
+    public var limits = Limits()
+    public var regions: [RegionConfig] = []
+    public var tenants: [TenantConfig] = []
+
+    public init() {}
+}
+
+/// A region other nodes may redirect to.
+public struct RegionConfig: Sendable, Equatable {
+    public var name: String
+    public var lat: Double
+    public var lon: Double
+    public var publicURL: String
+    public init(name: String, lat: Double, lon: Double, publicURL: String) {
+        self.name = name; self.lat = lat; self.lon = lon; self.publicURL = publicURL
+    }
+}
+
+/// One tenant: its hostnames, its upstream and its cache rules.
+public struct TenantConfig: Sendable, Equatable {
+    public enum GeoMode: String, Sendable, CaseIterable { case redirect, hint, off }
+
+    public var id: String
+    public var hosts: [String]
+    public var upstream: String
+    /// Regions that may store this tenant's data; empty means any.
+    public var residency: [String] = []
+    public var geoMode: GeoMode = .off
+    /// L1 bytes reserved for this tenant; nil means an equal share of what explicit quotas leave.
+    public var quotaBytes: Int? = nil
+    /// Freshness for responses that state none; nil means `cache.default_ttl_s`.
+    public var defaultTTLSeconds: Int? = nil
+    /// Per-tenant isolation under the `hybrid` strategy; nil means `row`.
+    public var isolation: EdgeConfig.IsolationStrategy? = nil
+
+    public init(id: String, hosts: [String], upstream: String) {
+        self.id = id; self.hosts = hosts; self.upstream = upstream
+    }
+}

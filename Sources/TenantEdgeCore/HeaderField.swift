@@ -1,0 +1,74 @@
+/// One HTTP header as the core sees it: the server converts from NIO's `HTTPHeaders` at its edge,
+/// so the cache rules stay testable without NIO.
+public struct HeaderField: Sendable, Equatable {
+    public var name: String
+    public var value: String
+    public init(_ name: String, _ value: String) { self.name = name; self.value = value }
+}
+
+extension Array where Element == HeaderField {
+    /// The first value of `name`, compared case-insensitively.
+    public func first(_ name: String) -> String? {
+        first { $0.name.caseInsensitiveEquals(name) }?.value
+    }
+
+    /// All values of `name`, joined as one comma-separated list (RFC 9110 5.3).
+    public func combined(_ name: String) -> String? {
+        let values = filter { $0.name.caseInsensitiveEquals(name) }.map(\.value)
+        return values.isEmpty ? nil : values.joined(separator: ", ")
+    }
+
+    public func contains(_ name: String) -> Bool { contains { $0.name.caseInsensitiveEquals(name) } }
+
+    public mutating func remove(_ name: String) { removeAll { $0.name.caseInsensitiveEquals(name) } }
+
+    /// Replaces every `name` with one header carrying `value`.
+    public mutating func replace(_ name: String, with value: String) {
+        remove(name)
+        append(HeaderField(name, value))
+    }
+}
+
+extension String {
+    /// ASCII case-insensitive comparison without allocating, for header names.
+    public func caseInsensitiveEquals(_ other: String) -> Bool {
+        let lhs = utf8, rhs = other.utf8
+        guard lhs.count == rhs.count else { return false }
+        for (a, b) in zip(lhs, rhs) where a != b {
+            let la = (a >= 0x41 && a <= 0x5A) ? a | 0x20 : a
+            let lb = (b >= 0x41 && b <= 0x5A) ? b | 0x20 : b
+            if la != lb { return false }
+        }
+        return true
+    }
+}
+
+/// Headers that describe one connection, not the resource (RFC 9110 7.6.1): never stored and never
+/// forwarded by a proxy.
+public enum HopByHop {
+    public static let names: [String] = [
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
+        "proxy-authenticate", "proxy-authorization",
+    ]
+
+    /// Removes hop-by-hop headers, including any named in `Connection`.
+    public static func strip(_ headers: inout [HeaderField]) {
+        var extra: [String] = []
+        if let connection = headers.combined("connection") {
+            extra = connection.split(separator: ",").map { $0.trimmingSpaces().lowercased() }
+        }
+        headers.removeAll { field in
+            names.contains { field.name.caseInsensitiveEquals($0) } || extra.contains { field.name.caseInsensitiveEquals($0) }
+        }
+    }
+}
+
+extension StringProtocol {
+    /// Drops leading and trailing spaces and tabs (HTTP optional whitespace).
+    public func trimmingSpaces() -> String {
+        let bytes = Array(utf8)
+        guard let start = bytes.firstIndex(where: { $0 != 0x20 && $0 != 0x09 }),
+              let end = bytes.lastIndex(where: { $0 != 0x20 && $0 != 0x09 }) else { return "" }
+        return String(decoding: bytes[start...end], as: UTF8.self)
+    }
+}

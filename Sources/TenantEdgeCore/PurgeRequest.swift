@@ -1,0 +1,51 @@
+import Foundation
+
+/// The purge body of interface section 4: `{"tenant","keys","tags","prefixes","all"}`. Decoding is
+/// strict (unknown fields and wrong types are refused with the field's name) because a purge that
+/// silently ignores a misspelt field leaves stale data out while reporting success.
+public struct PurgeRequest: Sendable, Equatable {
+    public var tenant: String
+    public var keys: [String] = []
+    public var tags: [String] = []
+    public var prefixes: [String] = []
+    public var all: Bool = false
+
+    public init(tenant: String, keys: [String] = [], tags: [String] = [], prefixes: [String] = [], all: Bool = false) {
+        self.tenant = tenant; self.keys = keys; self.tags = tags; self.prefixes = prefixes; self.all = all
+    }
+
+    /// Decodes and validates; the error message names the offending field.
+    public init(json: [UInt8]) throws(EdgeError) {
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: Data(json)) } catch {
+            throw EdgeError(.badRequest, "body is not valid JSON")
+        }
+        guard let fields = object as? [String: Any] else { throw EdgeError(.badRequest, "body must be a JSON object") }
+        let known: Set<String> = ["tenant", "keys", "tags", "prefixes", "all"]
+        if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
+            throw EdgeError(.badRequest, "unknown field '\(unknown)'")
+        }
+        guard let tenant = fields["tenant"] as? String, !tenant.isEmpty else {
+            throw EdgeError(.badRequest, "field 'tenant' must be a non-empty string")
+        }
+        func strings(_ name: String) throws(EdgeError) -> [String] {
+            guard let value = fields[name] else { return [] }
+            guard let list = value as? [String] else { throw EdgeError(.badRequest, "field '\(name)' must be an array of strings") }
+            if list.contains(where: \.isEmpty) { throw EdgeError(.badRequest, "field '\(name)' must not contain empty strings") }
+            return list
+        }
+        self.tenant = tenant
+        self.keys = try strings("keys")
+        self.tags = try strings("tags")
+        self.prefixes = try strings("prefixes")
+        if let all = fields["all"] {
+            guard let flag = all as? Bool else {
+                throw EdgeError(.badRequest, "field 'all' must be true or false")
+            }
+            self.all = flag
+        }
+        if keys.isEmpty && tags.isEmpty && prefixes.isEmpty && !self.all {
+            throw EdgeError(.badRequest, "nothing to purge: give keys, tags, prefixes or \"all\": true")
+        }
+    }
+}

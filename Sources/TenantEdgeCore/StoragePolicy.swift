@@ -1,0 +1,108 @@
+/// RFC 9111 storage rules for a shared cache, as the interface (section 3) narrows them:
+/// whether a response may be stored, and for how long it is fresh, servable stale, and kept.
+public enum StoragePolicy {
+    /// Statuses a cache may store without explicit freshness (RFC 9110 15.1), less 206: partial
+    /// content is never stored here.
+    public static let heuristicallyCacheable: Set<Int> = [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]
+
+    /// Whether a request may be answered from the cache at all. Other methods are forwarded and,
+    /// when they succeed, invalidate the stored entries of their target (RFC 9111 4.4).
+    public static func isCacheableMethod(_ method: String) -> Bool { method == "GET" || method == "HEAD" }
+
+    /// How long a response stays useful once stored, or why it is not stored.
+    public enum Decision: Sendable, Equatable {
+        case store(Lifetime)
+        case doNotStore(reason: String)
+    }
+
+    public struct Lifetime: Sendable, Equatable {
+        /// Seconds the response is fresh from when it was generated.
+        public var freshness: Double
+        /// Seconds of age already on the response when it arrived (`Age`, or `Date` in the past).
+        public var initialAge: Double
+        /// Stale window served while a background refresh runs; 0 when revalidation is mandatory.
+        public var staleWhileRevalidate: Double
+        /// Stale window served when the upstream fails; 0 when revalidation is mandatory.
+        public var staleIfError: Double
+        /// A validator is present, so a stale copy can be refreshed by a conditional request.
+        public var hasValidator: Bool
+        /// Seconds (of age) after which the entry is dropped: freshness plus the longest stale
+        /// window, and at least `validatorGrace` past freshness when a validator makes keeping it useful.
+        public var keep: Double
+    }
+
+    /// Decides storage for a response to a GET (HEAD misses are fetched as GET).
+    /// - Parameters:
+    ///   - requestHeaders: the client's request, for `Authorization`.
+    ///   - responseTime: when the response arrived (the clock's `now()`).
+    ///   - defaultTTL: freshness for cacheable statuses that state none (the tenant's `default_ttl_s`).
+    public static func decide(
+        requestHeaders: [HeaderField],
+        status: Int,
+        responseHeaders: [HeaderField],
+        responseTime: Double,
+        defaultTTL: Double
+    ) -> Decision {
+        let control = CacheControl(parsing: responseHeaders.combined("cache-control"))
+        if control.noStore { return .doNotStore(reason: "no-store") }
+        if control.isPrivate { return .doNotStore(reason: "private") }
+        if responseHeaders.contains("set-cookie") { return .doNotStore(reason: "set-cookie") }
+        if status == 206 || status < 200 { return .doNotStore(reason: "status") }
+        if let vary = responseHeaders.combined("vary"), vary.split(separator: ",").contains(where: { $0.trimmingSpaces() == "*" }) {
+            return .doNotStore(reason: "vary-star")
+        }
+        if requestHeaders.contains("authorization")
+            && !(control.isPublic || control.sMaxAge != nil || control.mustRevalidate) {
+            return .doNotStore(reason: "authorization")
+        }
+
+        let date = responseHeaders.first("date").flatMap(HTTPDate.parse)
+        let explicit: Double?
+        if let sMaxAge = control.sMaxAge {
+            explicit = Double(sMaxAge)
+        } else if let maxAge = control.maxAge {
+            explicit = Double(maxAge)
+        } else if let expiresText = responseHeaders.first("expires") {
+            let expires = HTTPDate.parse(expiresText) ?? 0
+            explicit = max(0, expires - (date ?? responseTime))
+        } else {
+            explicit = nil
+        }
+        guard explicit != nil || heuristicallyCacheable.contains(status) || control.isPublic else {
+            return .doNotStore(reason: "status")
+        }
+        var freshness = explicit ?? defaultTTL
+        if control.noCache { freshness = 0 }
+
+        let hasValidator = responseHeaders.contains("etag") || responseHeaders.contains("last-modified")
+        // s-maxage implies proxy-revalidate (RFC 9111 5.2.2.10): no stale serving of any kind.
+        let revalidate = control.mustRevalidate || control.proxyRevalidate || control.sMaxAge != nil || control.noCache
+        let swr = revalidate ? 0 : Double(control.staleWhileRevalidate ?? 0)
+        let sie = revalidate ? 0 : Double(control.staleIfError ?? 0)
+        if freshness <= 0 && !hasValidator && swr == 0 && sie == 0 {
+            return .doNotStore(reason: "stale-on-arrival")
+        }
+
+        let ageHeader = responseHeaders.first("age").flatMap { CacheControl.deltaSeconds($0.trimmingSpaces()) } ?? 0
+        let apparentAge = max(0, responseTime - (date ?? responseTime))
+        let initialAge = max(Double(ageHeader), apparentAge)
+        let validatorGrace = hasValidator ? max(defaultTTL, 60) : 0
+        let keep = freshness + max(swr, sie, validatorGrace)
+        return .store(Lifetime(
+            freshness: freshness, initialAge: initialAge, staleWhileRevalidate: swr, staleIfError: sie,
+            hasValidator: hasValidator, keep: keep))
+    }
+
+    /// Surrogate-Key tags: space-separated, duplicates dropped.
+    public static func tags(from headers: [HeaderField]) -> [String] {
+        guard let value = headers.combined("surrogate-key") else { return [] }
+        var seen = Set<String>()
+        return value.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" }).map(String.init).filter { seen.insert($0).inserted }
+    }
+
+    /// Lower-cased request header names in `Vary`, sorted so equal sets compare equal.
+    public static func varyNames(from headers: [HeaderField]) -> [String] {
+        guard let value = headers.combined("vary") else { return [] }
+        return Set(value.split(separator: ",").map { $0.trimmingSpaces().lowercased() }).filter { !$0.isEmpty }.sorted()
+    }
+}

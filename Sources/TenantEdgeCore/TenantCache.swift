@@ -1,0 +1,145 @@
+import Synchronization
+
+/// A tenant's L1 cache: its partition behind a lock, its cipher, and the derivation of every
+/// digest from the tenant key. Tenants never share a lock, so the cache is sharded by tenant.
+public final class TenantCache: Sendable {
+    public let tenant: TenantConfig
+    public let cipher: any TenantCipher
+    public let counters = TenantCounters()
+    private let partition: Mutex<TenantPartition>  // protects every entry and index of this tenant
+
+    public init(tenant: TenantConfig, cipher: any TenantCipher, quotaBytes: Int) {
+        self.tenant = tenant
+        self.cipher = cipher
+        self.partition = Mutex(TenantPartition(quotaBytes: quotaBytes))
+    }
+
+    // MARK: digests (domain-separated so a tag can never collide with a key or prefix)
+
+    public func primaryDigest(target: String) -> KeyDigest { cipher.digest("k\u{0}" + target) }
+
+    public func variantDigest(target: String, varyNames: [String], requestHeaders: [HeaderField]) -> KeyDigest {
+        var text = "v\u{0}" + target
+        for name in varyNames { text += "\u{0}\(name)=\(requestHeaders.combined(name) ?? "")" }
+        return cipher.digest(text)
+    }
+
+    public func tagDigest(_ tag: String) -> KeyDigest { cipher.digest("t\u{0}" + tag) }
+    public func prefixDigest(_ prefix: String) -> KeyDigest { cipher.digest("p\u{0}" + prefix) }
+
+    /// The prefixes a target is indexed under: every path-segment boundary (`/`, `/v1`, `/v1/`, …),
+    /// the whole path and the whole target. A prefix purge matches on these boundaries only, which
+    /// is what lets the index hold digests instead of URLs (docs/caching.md, "Purging").
+    public static func prefixes(of target: String) -> [String] {
+        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
+        var result: [String] = []
+        var current = ""
+        for character in path {
+            if character == "/" && !current.isEmpty { result.append(current) }
+            current.append(character)
+            if character == "/" { result.append(current) }
+        }
+        if result.last != path { result.append(path) }
+        if target != path { result.append(target) }
+        return result
+    }
+
+    // MARK: lookup and store
+
+    /// The stored entry for a request, if any, with the storage digest it was sealed under.
+    public func lookup(target: String, requestHeaders: [HeaderField]) -> (storageKey: KeyDigest, entry: CacheEntry)? {
+        let primary = primaryDigest(target: target)
+        let found = partition.withLock { $0.lookup(primary: primary) }
+        switch found {
+        case .miss: return nil
+        case .found(let entry): return (primary, entry)
+        case .needsVariant(let varyNames):
+            let storageKey = variantDigest(target: target, varyNames: varyNames, requestHeaders: requestHeaders)
+            return partition.withLock { $0.entry(storageKey: storageKey) }.map { (storageKey, $0) }
+        }
+    }
+
+    /// Seals and stores a response. Returns false when it does not fit the tenant's quota at all.
+    @discardableResult
+    public func store(
+        target: String, requestHeaders: [HeaderField], record: ResponseRecord, varyNames: [String],
+        tags: [String], lifetime: StoragePolicy.Lifetime, responseTime: Double
+    ) throws(EdgeError) -> Bool {
+        let primary = primaryDigest(target: target)
+        let storageKey = varyNames.isEmpty
+            ? primary : variantDigest(target: target, varyNames: varyNames, requestHeaders: requestHeaders)
+        let sealed = try cipher.seal(record.encoded(), aad: aad(storageKey))
+        let entry = CacheEntry(sealed: sealed, responseTime: responseTime, lifetime: lifetime, tagDigests: tags.map(tagDigest))
+        let prefixDigests = Self.prefixes(of: target).map(prefixDigest)
+        return partition.withLock {
+            $0.insert(entry, primary: primary, storageKey: storageKey, varyNames: varyNames, prefixDigests: prefixDigests)
+        }
+    }
+
+    /// Re-seals a revalidated response over its old entry (a `304` refresh).
+    public func refresh(storageKey: KeyDigest, record: ResponseRecord, lifetime: StoragePolicy.Lifetime,
+                        tags: [String], responseTime: Double) throws(EdgeError) {
+        let sealed = try cipher.seal(record.encoded(), aad: aad(storageKey))
+        let entry = CacheEntry(sealed: sealed, responseTime: responseTime, lifetime: lifetime, tagDigests: tags.map(tagDigest))
+        _ = partition.withLock { $0.refresh(storageKey: storageKey, with: entry) }
+    }
+
+    /// The associated data an entry under `storageKey` is sealed with.
+    public func aad(_ storageKey: KeyDigest) -> [UInt8] { EntryBinding.aad(tenant: tenant.id, digest: storageKey) }
+
+    /// Opens an entry into `output`; on failure the entry is dropped and the caller records a
+    /// `decrypt_failed` security event and treats the request as a miss.
+    public func open(_ entry: CacheEntry, storageKey: KeyDigest, into output: UnsafeMutableRawBufferPointer) throws(EdgeError) -> Int {
+        do {
+            return try cipher.open(entry.sealed, aad: aad(storageKey), into: output)
+        } catch {
+            remove(storageKey: storageKey)
+            throw error
+        }
+    }
+
+    public func remove(storageKey: KeyDigest) { partition.withLock { _ = $0.remove(storageKey: storageKey) } }
+
+    /// Purges by keys, tags and prefixes, or everything; returns how many entries went.
+    public func purge(keys: [String], tags: [String], prefixes: [String], all: Bool) -> Int {
+        if all { return partition.withLock { $0.removeAll() } }
+        let primaries = keys.map { primaryDigest(target: $0) }
+        let tagDigests = tags.map(tagDigest)
+        let prefixDigests = prefixes.map(prefixDigest)
+        return partition.withLock { partition in
+            var removed = 0
+            for primary in primaries { removed += partition.removeAll(primary: primary) }
+            for tag in tagDigests { removed += partition.removeAll(tag: tag) }
+            for prefix in prefixDigests { removed += partition.removeAll(prefix: prefix) }
+            return removed
+        }
+    }
+
+    /// Entries, bytes and evictions, read under the lock in one go.
+    public func occupancy() -> (entries: Int, bytes: Int, evictions: Int, quota: Int) {
+        partition.withLock { ($0.count, $0.usedBytes, $0.evictions, $0.quotaBytes) }
+    }
+}
+
+/// Per-tenant request counters, atomics so the hit path never takes a lock for them.
+public final class TenantCounters: Sendable {
+    public let hits = Atomic<Int>(0)
+    public let misses = Atomic<Int>(0)
+    public let stale = Atomic<Int>(0)
+    public let bypasses = Atomic<Int>(0)
+    public let errors = Atomic<Int>(0)
+
+    public init() {}
+
+    public enum Kind: Sendable { case hit, miss, stale, bypass, error }
+
+    public func increment(_ kind: Kind) {
+        switch kind {
+        case .hit: hits.add(1, ordering: .relaxed)
+        case .miss: misses.add(1, ordering: .relaxed)
+        case .stale: stale.add(1, ordering: .relaxed)
+        case .bypass: bypasses.add(1, ordering: .relaxed)
+        case .error: errors.add(1, ordering: .relaxed)
+        }
+    }
+}

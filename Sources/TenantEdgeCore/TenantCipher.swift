@@ -1,0 +1,56 @@
+/// The port through which the core seals, opens and digests a tenant's cache data. The real
+/// implementation is OpenSSL (AES-256-GCM, HMAC-SHA256) in TenantEdgeNative; the core only needs
+/// the guarantees: `open` fails for anything not sealed by this tenant key with the same AAD, and
+/// `digest` is a keyed function unguessable without the tenant key.
+public protocol TenantCipher: Sendable {
+    /// The key version new entries are sealed under.
+    var keyVersion: UInt32 { get }
+    /// Whether `seal` really encrypts (false only with `encryption: false`).
+    var encrypts: Bool { get }
+    /// Keyed digest of a cache key, tag or prefix.
+    func digest(_ text: String) -> KeyDigest
+    /// Seals `plaintext`, binding it to `aad`. The result carries its key version.
+    func seal(_ plaintext: [UInt8], aad: [UInt8]) throws(EdgeError) -> [UInt8]
+    /// Plaintext length of a sealed value, or nil when it is malformed.
+    func plaintextCount(ofSealed sealed: [UInt8]) -> Int?
+    /// Opens `sealed` into `output` (at least `plaintextCount` bytes); returns the bytes written.
+    /// Throws `.decryptFailed` for a value that was changed, moved, or sealed under another key.
+    func open(_ sealed: [UInt8], aad: [UInt8], into output: UnsafeMutableRawBufferPointer) throws(EdgeError) -> Int
+}
+
+extension TenantCipher {
+    /// Opens into a new array; for tests and the cold paths. The hit path opens into its response buffer.
+    public func open(_ sealed: [UInt8], aad: [UInt8]) throws(EdgeError) -> [UInt8] {
+        guard let count = plaintextCount(ofSealed: sealed) else {
+            throw EdgeError(.decryptFailed, "sealed value is malformed")
+        }
+        var output = [UInt8](repeating: 0, count: count)
+        let result = output.withUnsafeMutableBytes { buffer in
+            Result { () throws(EdgeError) -> Int in try open(sealed, aad: aad, into: buffer) }
+        }
+        let written = try result.get()
+        output.removeLast(count - written)
+        return output
+    }
+}
+
+/// Supplies each tenant's cipher for its current key; nil for a tenant with no key (not served).
+public protocol TenantKeyring: Sendable {
+    func cipher(forTenant tenant: String) -> (any TenantCipher)?
+}
+
+/// The associated data that binds a sealed entry to its place (interface section 6): tenant id,
+/// namespace and the key digest, so a value copied under another tenant's or another key's name
+/// fails to open.
+public enum EntryBinding {
+    public static let namespace = "http"
+
+    public static func aad(tenant: String, namespace: String = namespace, digest: KeyDigest) -> [UInt8] {
+        Array("te:\(tenant):\(namespace):".utf8) + digest.bytes
+    }
+
+    /// `te:<tenant>:<namespace>:<base64url digest>`: the stored key, identical in L1 and L2.
+    public static func storageKey(tenant: String, namespace: String = namespace, digest: KeyDigest) -> String {
+        "te:\(tenant):\(namespace):\(digest.base64URL)"
+    }
+}

@@ -1,0 +1,176 @@
+/// One tenant's L1 partition: an LRU of sealed entries within a byte quota, with the indexes that
+/// make purges by key, tag and prefix proportional to what they remove, never a scan.
+///
+/// Not thread-safe (like groupcache's `lru`): `TenantCache` puts it behind a lock. Every operation
+/// is O(1) apart from purges, which are O(entries removed).
+///
+/// Keys: a *primary* digest names the cache key (the request target); a *storage* digest names one
+/// stored variant of it (equal to the primary unless the response had `Vary`). Prefix digests point
+/// at primaries, tag digests at storage digests.
+public struct TenantPartition {
+    struct Slot {
+        var storageKey: KeyDigest
+        var primary: KeyDigest
+        var entry: CacheEntry
+        var newer: Int
+        var older: Int
+    }
+
+    struct Variants {
+        var varyNames: [String]
+        var storageKeys: Set<KeyDigest>
+        var prefixDigests: [KeyDigest]
+    }
+
+    /// What a lookup by primary key found.
+    public enum Lookup {
+        case miss
+        /// The stored responses vary on these request headers: compute the variant digest and call `entry(storageKey:)`.
+        case needsVariant(varyNames: [String])
+        case found(CacheEntry)
+    }
+
+    public let quotaBytes: Int
+    public private(set) var usedBytes = 0
+    public private(set) var evictions = 0
+
+    private var slots: [Slot] = []
+    private var freeSlots: [Int] = []
+    private var slotByKey: [KeyDigest: Int] = [:]
+    private var newest = -1
+    private var oldest = -1
+    private var variantsByPrimary: [KeyDigest: Variants] = [:]
+    private var primariesByPrefix: [KeyDigest: Set<KeyDigest>] = [:]
+    private var storageKeysByTag: [KeyDigest: Set<KeyDigest>] = [:]
+
+    public init(quotaBytes: Int) { self.quotaBytes = quotaBytes }
+
+    public var count: Int { slotByKey.count }
+
+    /// Finds the entry for a primary key, marking it most recently used.
+    public mutating func lookup(primary: KeyDigest) -> Lookup {
+        guard let variants = variantsByPrimary[primary] else { return .miss }
+        if !variants.varyNames.isEmpty { return .needsVariant(varyNames: variants.varyNames) }
+        return entry(storageKey: primary).map(Lookup.found) ?? .miss
+    }
+
+    /// Finds one stored variant, marking it most recently used.
+    public mutating func entry(storageKey: KeyDigest) -> CacheEntry? {
+        guard let slot = slotByKey[storageKey] else { return nil }
+        touch(slot)
+        return slots[slot].entry
+    }
+
+    /// Stores an entry, evicting this tenant's least recently used entries until it fits its quota.
+    /// Returns false, storing nothing, when the entry alone is larger than the quota.
+    @discardableResult
+    public mutating func insert(
+        _ entry: CacheEntry, primary: KeyDigest, storageKey: KeyDigest, varyNames: [String], prefixDigests: [KeyDigest]
+    ) -> Bool {
+        guard entry.chargedBytes <= quotaBytes else { return false }
+        remove(storageKey: storageKey)
+        if let existing = variantsByPrimary[primary], existing.varyNames != varyNames {
+            removeAll(primary: primary)  // the upstream changed its Vary: older variants no longer apply
+        }
+        while usedBytes + entry.chargedBytes > quotaBytes, oldest >= 0 {
+            remove(storageKey: slots[oldest].storageKey)
+            evictions += 1
+        }
+        let slot = Slot(storageKey: storageKey, primary: primary, entry: entry, newer: -1, older: newest)
+        let index: Int
+        if let free = freeSlots.popLast() { slots[free] = slot; index = free } else { slots.append(slot); index = slots.count - 1 }
+        if newest >= 0 { slots[newest].newer = index }
+        newest = index
+        if oldest < 0 { oldest = index }
+        slotByKey[storageKey] = index
+        usedBytes += entry.chargedBytes
+
+        if variantsByPrimary[primary] == nil {
+            variantsByPrimary[primary] = Variants(varyNames: varyNames, storageKeys: [], prefixDigests: prefixDigests)
+            for prefix in prefixDigests { primariesByPrefix[prefix, default: []].insert(primary) }
+        }
+        variantsByPrimary[primary]!.storageKeys.insert(storageKey)
+        for tag in entry.tagDigests { storageKeysByTag[tag, default: []].insert(storageKey) }
+        return true
+    }
+
+    /// Replaces the entry of an existing variant in place (a 304 refresh), keeping its indexes.
+    public mutating func refresh(storageKey: KeyDigest, with entry: CacheEntry) -> Bool {
+        guard let slot = slotByKey[storageKey], slots[slot].entry.tagDigests == entry.tagDigests else { return false }
+        usedBytes += entry.chargedBytes - slots[slot].entry.chargedBytes
+        slots[slot].entry = entry
+        touch(slot)
+        return true
+    }
+
+    /// Removes one stored variant; returns whether it was there.
+    @discardableResult
+    public mutating func remove(storageKey: KeyDigest) -> Bool {
+        guard let index = slotByKey.removeValue(forKey: storageKey) else { return false }
+        let slot = slots[index]
+        unlink(index)
+        usedBytes -= slot.entry.chargedBytes
+        freeSlots.append(index)
+        for tag in slot.entry.tagDigests {
+            storageKeysByTag[tag]?.remove(storageKey)
+            if storageKeysByTag[tag]?.isEmpty == true { storageKeysByTag[tag] = nil }
+        }
+        if var variants = variantsByPrimary[slot.primary] {
+            variants.storageKeys.remove(storageKey)
+            if variants.storageKeys.isEmpty {
+                variantsByPrimary[slot.primary] = nil
+                for prefix in variants.prefixDigests {
+                    primariesByPrefix[prefix]?.remove(slot.primary)
+                    if primariesByPrefix[prefix]?.isEmpty == true { primariesByPrefix[prefix] = nil }
+                }
+            } else {
+                variantsByPrimary[slot.primary] = variants
+            }
+        }
+        return true
+    }
+
+    /// Purges every variant of one cache key; returns how many entries went.
+    @discardableResult
+    public mutating func removeAll(primary: KeyDigest) -> Int {
+        guard let variants = variantsByPrimary[primary] else { return 0 }
+        return variants.storageKeys.reduce(0) { $0 + (remove(storageKey: $1) ? 1 : 0) }
+    }
+
+    /// Purges every entry tagged `tag`.
+    public mutating func removeAll(tag: KeyDigest) -> Int {
+        guard let keys = storageKeysByTag[tag] else { return 0 }
+        return keys.reduce(0) { $0 + (remove(storageKey: $1) ? 1 : 0) }
+    }
+
+    /// Purges every cache key under a prefix digest.
+    public mutating func removeAll(prefix: KeyDigest) -> Int {
+        guard let primaries = primariesByPrefix[prefix] else { return 0 }
+        return primaries.reduce(0) { $0 + removeAll(primary: $1) }
+    }
+
+    /// Drops the whole partition; returns how many entries went.
+    public mutating func removeAll() -> Int {
+        let removed = count
+        self = TenantPartition(quotaBytes: quotaBytes)
+        return removed
+    }
+
+    private mutating func touch(_ index: Int) {
+        guard newest != index else { return }
+        unlink(index)
+        slots[index].older = newest
+        slots[index].newer = -1
+        if newest >= 0 { slots[newest].newer = index }
+        newest = index
+        if oldest < 0 { oldest = index }
+    }
+
+    private mutating func unlink(_ index: Int) {
+        let (newer, older) = (slots[index].newer, slots[index].older)
+        if newer >= 0 { slots[newer].older = older } else { newest = older }
+        if older >= 0 { slots[older].newer = newer } else { oldest = newer }
+        slots[index].newer = -1
+        slots[index].older = -1
+    }
+}

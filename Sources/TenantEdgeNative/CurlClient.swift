@@ -1,0 +1,81 @@
+internal import CCurl
+import Foundation
+import TenantEdgeCore
+
+/// Blocking HTTPS transfers through one libcurl easy handle, always with peer and host verification.
+/// Run it on its own thread or a thread pool, never on an event loop. The handle is freed in `deinit`.
+public final class CurlClient {
+    private static let globalInit: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
+
+    private let handle: UnsafeMutableRawPointer
+
+    public struct Response: Sendable {
+        public var status: Int
+        public var body: [UInt8]
+    }
+
+    /// Collects the body during one `curl_easy_perform`.
+    private final class BodySink {
+        var bytes: [UInt8] = []
+        let limit: Int
+        init(limit: Int) { self.limit = limit }
+    }
+
+    public init() throws(EdgeError) {
+        guard Self.globalInit, let handle = curl_easy_init() else {
+            throw EdgeError(.transferFailure, "libcurl could not be initialised")
+        }
+        self.handle = handle
+    }
+
+    deinit { curl_easy_cleanup(handle) }
+
+    /// GETs `url`, verifying the server against `caFile` (or the system store when nil).
+    public func get(_ url: String, caFile: String?, headers: [String] = [], timeoutMs: Int = 5000,
+                    maxBodyBytes: Int = 16 << 20) throws(EdgeError) -> Response {
+        curl_easy_reset(handle)
+        let sink = BodySink(limit: maxBodyBytes)
+        var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        var headerList: UnsafeMutablePointer<curl_slist>? = nil
+        for header in headers { headerList = curl_slist_append(headerList, header) }
+        defer { curl_slist_free_all(headerList) }
+
+        let writeCallback: @convention(c) (UnsafeMutablePointer<CChar>, Int, Int, UnsafeMutableRawPointer?) -> Int = {
+            data, size, count, context in
+            let sink = Unmanaged<BodySink>.fromOpaque(context!).takeUnretainedValue()
+            let total = size * count
+            guard sink.bytes.count + total <= sink.limit else { return 0 }  // abort: body too large
+            sink.bytes.append(contentsOf: UnsafeRawBufferPointer(start: data, count: total))
+            return total
+        }
+
+        let code: CURLcode = withExtendedLifetime(sink) {
+            errorBuffer.withUnsafeMutableBufferPointer { errors in
+                var ok = te_curl_setopt_str(handle, CURLOPT_URL, url) == CURLE_OK
+                ok = ok && te_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1) == CURLE_OK
+                ok = ok && te_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1) == CURLE_OK
+                ok = ok && te_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2) == CURLE_OK
+                ok = ok && te_curl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeoutMs) == CURLE_OK
+                ok = ok && te_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, min(timeoutMs, 2000)) == CURLE_OK
+                ok = ok && te_curl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errors.baseAddress) == CURLE_OK
+                ok = ok && te_curl_setopt_write_callback(handle, writeCallback) == CURLE_OK
+                ok = ok && te_curl_setopt_ptr(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(sink).toOpaque()) == CURLE_OK
+                if let headerList { ok = ok && te_curl_setopt_ptr(handle, CURLOPT_HTTPHEADER, headerList) == CURLE_OK }
+                if let caFile { ok = ok && te_curl_setopt_str(handle, CURLOPT_CAINFO, caFile) == CURLE_OK }
+                guard ok else { return CURLE_FAILED_INIT }
+                return curl_easy_perform(handle)
+            }
+        }
+        guard code == CURLE_OK else {
+            let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw EdgeError(.transferFailure, "GET \(url) failed: curl error \(code.rawValue) "
+                + (detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail))
+        }
+        var status = 0
+        _ = te_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        return Response(status: status, body: sink.bytes)
+    }
+
+    /// libcurl's error number for the last failure class the feed client cares about (peer verification).
+    public static let peerVerificationFailed = Int(CURLE_PEER_FAILED_VERIFICATION.rawValue)
+}

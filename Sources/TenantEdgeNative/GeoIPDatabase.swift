@@ -1,0 +1,68 @@
+internal import CMaxMindDB
+import Foundation
+import TenantEdgeCore
+
+/// A MaxMind DB opened with mmap. `MMDB_s` lives at a stable allocated address (results point back
+/// into it) and is closed and freed in `deinit`. Lookups are read-only and safe from any thread.
+public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups on an open MMDB_s are thread-safe
+    private let database: UnsafeMutablePointer<MMDB_s>
+
+    /// What a lookup found; fields are nil when the database has no value for them.
+    public struct Location: Sendable, Equatable {
+        public var countryISOCode: String?
+        public var continentCode: String?
+        public var latitude: Double?
+        public var longitude: Double?
+    }
+
+    public init(path: String) throws(EdgeError) {
+        database = .allocate(capacity: 1)
+        let status = MMDB_open(path, UInt32(MMDB_MODE_MMAP), database)
+        guard status == MMDB_SUCCESS else {
+            database.deallocate()
+            throw EdgeError(.geoIPFailure, "cannot open GeoIP database '\(path)': \(String(cString: MMDB_strerror(status)))")
+        }
+    }
+
+    deinit {
+        MMDB_close(database)
+        database.deallocate()
+    }
+
+    /// Looks up an IPv4 or IPv6 address in text form; nil when the address is not in the database.
+    public func lookup(_ address: String) throws(EdgeError) -> Location? {
+        var gaiError: Int32 = 0
+        var mmdbError: Int32 = 0
+        var result = MMDB_lookup_string(database, address, &gaiError, &mmdbError)
+        guard gaiError == 0 else { throw EdgeError(.geoIPFailure, "'\(address)' is not an IP address") }
+        guard mmdbError == MMDB_SUCCESS else {
+            throw EdgeError(.geoIPFailure, "GeoIP lookup failed: \(String(cString: MMDB_strerror(mmdbError)))")
+        }
+        guard result.found_entry else { return nil }
+        return Location(
+            countryISOCode: string(&result.entry, ["country", "iso_code"]),
+            continentCode: string(&result.entry, ["continent", "code"]),
+            latitude: double(&result.entry, ["location", "latitude"]),
+            longitude: double(&result.entry, ["location", "longitude"]))
+    }
+
+    private func value(_ entry: inout MMDB_entry_s, _ path: [String]) -> MMDB_entry_data_s? {
+        var data = MMDB_entry_data_s()
+        let cStrings = path.map { strdup($0) }
+        defer { cStrings.forEach { free($0) } }
+        var pointers: [UnsafePointer<CChar>?] = cStrings.map { UnsafePointer($0) } + [nil]
+        let status = pointers.withUnsafeMutableBufferPointer { MMDB_aget_value(&entry, &data, $0.baseAddress) }
+        return status == MMDB_SUCCESS && data.has_data ? data : nil
+    }
+
+    private func string(_ entry: inout MMDB_entry_s, _ path: [String]) -> String? {
+        guard let data = value(&entry, path), data.type == UInt32(MMDB_DATA_TYPE_UTF8_STRING),
+              let text = data.utf8_string else { return nil }
+        return String(decoding: UnsafeRawBufferPointer(start: text, count: Int(data.data_size)), as: UTF8.self)
+    }
+
+    private func double(_ entry: inout MMDB_entry_s, _ path: [String]) -> Double? {
+        guard let data = value(&entry, path), data.type == UInt32(MMDB_DATA_TYPE_DOUBLE) else { return nil }
+        return data.double_value
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import TenantEdgeCore
+import TenantEdgeNative
+
+/// The admin listener (interface section 4): purge, stats, metrics, health. Never shares a port with
+/// tenant traffic. Bearer tokens are hashed and compared in constant time; they are never logged.
+struct AdminResponder: HTTPResponder {
+    let runtime: EdgeRuntime
+    let isReady: @Sendable () -> Bool
+
+    func decorate(_ headers: inout HTTPHeaders) {
+        headers.replaceOrAdd(name: "cache-control", value: "no-store")
+    }
+
+    func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> EventLoopFuture<EdgeResponse> {
+        eventLoop.makeSucceededFuture(route(request))
+    }
+
+    func route(_ request: EdgeRequest) -> EdgeResponse {
+        let path = request.head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.head.uri
+        switch (request.head.method, path) {
+        case (.GET, "/healthz"):
+            return .json(.ok, "{\"status\":\"ok\"}")
+        case (.GET, "/readyz"):
+            return isReady() ? .json(.ok, "{\"status\":\"ready\"}") : .jsonError(.serviceUnavailable, code: "not_ready")
+        case (.GET, "/metrics"):
+            if !runtime.config.monitoring, let denied = authorize(request, scope: .read, tenant: nil) { return denied }
+            var headers = HTTPHeaders()
+            headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
+            let caches = runtime.config.tenants.compactMap { runtime.caches[$0.id] }
+            return EdgeResponse(status: .ok, headers: headers, body: ByteBuffer(bytes: runtime.metrics.render(caches: caches)))
+        case (.GET, "/_edge/stats"):
+            if let denied = authorize(request, scope: .read, tenant: nil) { return denied }
+            return .json(.ok, statsJSON(visibleTo: bearerToken(request)))
+        case (.POST, "/_edge/purge"):
+            return purge(request)
+        case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/_edge/stats"), (_, "/_edge/purge"):
+            return .jsonError(.methodNotAllowed, code: "method_not_allowed")
+        default:
+            return .jsonError(.notFound, code: "not_found")
+        }
+    }
+
+    private func purge(_ request: EdgeRequest) -> EdgeResponse {
+        let body = request.body.map { Array($0.readableBytesView) } ?? []
+        let purge: PurgeRequest
+        do { purge = try PurgeRequest(json: body) } catch {
+            if let denied = authorize(request, scope: .purge, tenant: nil) { return denied }
+            return .jsonError(.badRequest, code: "bad_request", detail: error.message)
+        }
+        if let denied = authorize(request, scope: .purge, tenant: purge.tenant) { return denied }
+        guard let cache = runtime.caches[purge.tenant] else {
+            return .jsonError(.notFound, code: "unknown_tenant", detail: "no tenant '\(purge.tenant)' on this node")
+        }
+        let purged = cache.purge(keys: purge.keys, tags: purge.tags, prefixes: purge.prefixes, all: purge.all)
+        runtime.metrics.recordInvalidation("key", count: purge.keys.count)
+        runtime.metrics.recordInvalidation("tag", count: purge.tags.count)
+        runtime.metrics.recordInvalidation("prefix", count: purge.prefixes.count)
+        runtime.metrics.recordInvalidation("all", count: purge.all ? 1 : 0)
+        runtime.logger.info("purge", metadata: ["tenant": "\(purge.tenant)", "purged": "\(purged)"])
+        return .json(.ok, "{\"purged\":\(purged)}")
+    }
+
+    private func bearerToken(_ request: EdgeRequest) -> AdminTokens.Token? {
+        guard let digest = tokenDigest(request) else { return nil }
+        return runtime.adminTokens.match(digest: digest)
+    }
+
+    private func tokenDigest(_ request: EdgeRequest) -> [UInt8]? {
+        guard let value = request.head.headers.first(name: "authorization") else { return nil }
+        let parts = value.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return OpenSSL.sha256(Array(parts[1].trimmingSpaces().utf8))
+    }
+
+    /// Nil when allowed; otherwise the 401/403 response. Failures count as `auth_failed` events.
+    private func authorize(_ request: EdgeRequest, scope: AdminTokens.Scope, tenant: String?) -> EdgeResponse? {
+        switch runtime.adminTokens.authorize(digest: tokenDigest(request), scope: scope, tenant: tenant) {
+        case .allowed:
+            return nil
+        case .unauthenticated:
+            runtime.securityEvent("auth_failed", tenant: tenant ?? "-", detail: "missing or unknown admin token")
+            var response = EdgeResponse.jsonError(.unauthorized, code: "unauthorized", detail: "a valid bearer token is required")
+            response.headers.add(name: "www-authenticate", value: "Bearer")
+            return response
+        case .forbidden(let reason):
+            runtime.securityEvent("auth_failed", tenant: tenant ?? "-", detail: reason)
+            return .jsonError(.forbidden, code: "forbidden", detail: reason)
+        }
+    }
+
+    /// Per-tenant figures, limited to the tenants the token may see.
+    func statsJSON(visibleTo token: AdminTokens.Token?) -> String {
+        var tenants: [String] = []
+        for tenant in runtime.config.tenants where token?.allows(tenant: tenant.id) ?? false {
+            guard let cache = runtime.caches[tenant.id] else { continue }
+            let occupancy = cache.occupancy()
+            let counters = cache.counters
+            tenants.append("\(JSONText.quote(tenant.id)):{\"hits\":\(counters.hits.load(ordering: .relaxed)),"
+                + "\"misses\":\(counters.misses.load(ordering: .relaxed)),\"stale\":\(counters.stale.load(ordering: .relaxed)),"
+                + "\"bypasses\":\(counters.bypasses.load(ordering: .relaxed)),\"errors\":\(counters.errors.load(ordering: .relaxed)),"
+                + "\"bytes\":\(occupancy.bytes),\"entries\":\(occupancy.entries),\"evictions\":\(occupancy.evictions),"
+                + "\"quota_bytes\":\(occupancy.quota),\"encrypted\":\(cache.cipher.encrypts)}")
+        }
+        let uptime = Int(runtime.clock.now() - runtime.startedAt)
+        return "{\"node\":{\"id\":\(JSONText.quote(runtime.config.node.id)),\"region\":\(JSONText.quote(runtime.config.node.region)),"
+            + "\"uptime_s\":\(uptime)},\"config_version\":0,\"tiers\":{\"memory\":{\"up\":true}},"
+            + "\"invalidation\":{\"cursor\":0,\"lag_seconds\":0},"
+            + "\"security_events\":\(runtime.securityEventCount.load(ordering: .relaxed)),"
+            + "\"tenants\":{\(tenants.joined(separator: ","))}}"
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import TenantEdgeCore
+
+/// One complete request as the connection handler hands it to a responder.
+struct EdgeRequest: Sendable {
+    var head: HTTPRequestHead
+    var body: ByteBuffer?
+    /// The socket peer's IP address, for `X-Forwarded-For`.
+    var peerAddress: String?
+}
+
+/// One complete response; the connection handler adds `Content-Length` and `Connection`.
+struct EdgeResponse: Sendable {
+    var status: HTTPResponseStatus
+    var headers: HTTPHeaders
+    var body: ByteBuffer?
+    /// False for `HEAD` and `304`: `Content-Length` describes a body that is not sent.
+    var sendBody = true
+    /// Content-Length to announce when `sendBody` is false (HEAD); nil means none.
+    var announcedLength: Int? = nil
+
+    /// A JSON error body `{"error":code,"detail":…}`; detail must never carry secrets.
+    static func jsonError(_ status: HTTPResponseStatus, code: String, detail: String? = nil) -> EdgeResponse {
+        var text = "{\"error\":\"\(code)\""
+        if let detail { text += ",\"detail\":\(JSONText.quote(detail))" }
+        text += "}"
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        return EdgeResponse(status: status, headers: headers, body: ByteBuffer(string: text))
+    }
+
+    static func json(_ status: HTTPResponseStatus, _ text: String) -> EdgeResponse {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        return EdgeResponse(status: status, headers: headers, body: ByteBuffer(string: text))
+    }
+}
+
+/// Turns a request into a response. Implementations answer on `eventLoop` and never block it.
+protocol HTTPResponder: Sendable {
+    func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> EventLoopFuture<EdgeResponse>
+    /// Headers added to every response, including errors the handler produces itself.
+    func decorate(_ headers: inout HTTPHeaders)
+}
+
+enum JSONText {
+    /// A JSON string literal for `text`.
+    static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
+
+extension HTTPHeaders {
+    /// The core's view of these headers.
+    var fields: [HeaderField] { map { HeaderField($0.name, $0.value) } }
+
+    init(fields: [HeaderField]) {
+        self.init(fields.map { ($0.name, $0.value) })
+    }
+}

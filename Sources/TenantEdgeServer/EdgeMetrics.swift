@@ -1,0 +1,84 @@
+import Foundation
+import Synchronization
+import Prometheus
+import TenantEdgeCore
+
+/// The node's Prometheus metrics (interface section 4). Counters on the hit path are created up
+/// front per tenant and cache status so recording is a dictionary read and an atomic add; gauges
+/// that mirror cache occupancy are brought up to date when `/metrics` is scraped.
+final class EdgeMetrics: Sendable {
+    static let statusLabels = ["hit", "stale", "miss", "revalidated", "bypass", "error"]
+    static let securityKinds = ["decrypt_failed", "auth_failed"]
+    static let invalidationKinds = ["key", "tag", "prefix", "all"]
+
+    let registry: PrometheusCollectorRegistry
+    private let requests: [String: [String: Counter]]
+    private let unknownTenantRequests: Counter
+    let duration: DurationHistogram
+    private let securityEvents: [String: Counter]
+    private let invalidations: [String: Counter]
+    private let evictionsReported = Mutex<[String: Int]>([:])  // last eviction totals exported per tenant
+
+    init(registry: PrometheusCollectorRegistry, tenants: [String]) {
+        self.registry = registry
+        var requests: [String: [String: Counter]] = [:]
+        for tenant in tenants {
+            var byStatus: [String: Counter] = [:]
+            for status in Self.statusLabels {
+                byStatus[status] = registry.makeCounter(name: "edge_requests_total", labels: [("tenant", tenant), ("cache_status", status)])
+            }
+            requests[tenant] = byStatus
+        }
+        self.requests = requests
+        unknownTenantRequests = registry.makeCounter(
+            name: "edge_requests_total", labels: [("tenant", "_unknown"), ("cache_status", "bypass")])
+        duration = registry.makeDurationHistogram(
+            name: "edge_request_duration_seconds", labels: [],
+            buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10].map {
+                Duration.nanoseconds(Int64($0 * 1e9))
+            })
+        var security: [String: Counter] = [:]
+        for kind in Self.securityKinds {
+            security[kind] = registry.makeCounter(name: "edge_security_events_total", labels: [("kind", kind)])
+        }
+        securityEvents = security
+        var applied: [String: Counter] = [:]
+        for kind in Self.invalidationKinds {
+            applied[kind] = registry.makeCounter(name: "edge_invalidations_applied_total", labels: [("kind", kind)])
+        }
+        invalidations = applied
+        registry.makeGauge(name: "edge_invalidation_lag_seconds").set(to: 0)
+        registry.makeGauge(name: "edge_config_version").set(to: 0)
+        registry.makeGauge(name: "edge_tier_up", labels: [("tier", "memory")]).set(to: 1)
+    }
+
+    func recordRequest(tenant: String?, status: String, elapsedNanoseconds: Int64) {
+        if let tenant { requests[tenant]?[status]?.increment() } else { unknownTenantRequests.increment() }
+        duration.recordNanoseconds(elapsedNanoseconds)
+    }
+
+    func recordSecurityEvent(_ kind: String) { securityEvents[kind]?.increment() }
+
+    func recordInvalidation(_ kind: String, count: Int = 1) {
+        if count > 0 { invalidations[kind]?.increment(by: Int64(count)) }
+    }
+
+    /// Brings occupancy gauges and eviction counters up to date, then renders the text format.
+    func render(caches: [TenantCache]) -> [UInt8] {
+        for cache in caches {
+            let occupancy = cache.occupancy()
+            registry.makeGauge(name: "edge_cache_bytes", labels: [("tenant", cache.tenant.id), ("tier", "memory")])
+                .set(to: Double(occupancy.bytes))
+            let delta = evictionsReported.withLock { reported -> Int in
+                let delta = occupancy.evictions - (reported[cache.tenant.id] ?? 0)
+                reported[cache.tenant.id] = occupancy.evictions
+                return delta
+            }
+            let counter = registry.makeCounter(name: "edge_cache_evictions_total", labels: [("tenant", cache.tenant.id)])
+            if delta > 0 { counter.increment(by: Int64(delta)) }
+        }
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}

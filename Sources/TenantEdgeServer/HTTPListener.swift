@@ -1,0 +1,56 @@
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+import TenantEdgeCore
+
+/// A bound HTTP/1.1 listener serving one responder on the lean pipeline, drainable through NIO's
+/// quiescing helper.
+final class HTTPListener: Sendable {
+    let channel: any Channel
+    private let quiesce: ServerQuiescingHelper
+
+    /// The port actually bound (useful when the config asks for port 0).
+    var port: Int { channel.localAddress?.port ?? 0 }
+
+    static func bind(address: HostPort, group: any EventLoopGroup, responder: any HTTPResponder, limits: EdgeConfig.Limits)
+        async throws -> HTTPListener
+    {
+        let quiesce = ServerQuiescingHelper(group: group)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(HTTPResponseEncoder())
+                    try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+                    try pipeline.addHandler(HTTPConnectionHandler(
+                        responder: responder, maxHeaderBytes: limits.maxHeaderBytes, maxBodyBytes: limits.maxRequestBodyBytes))
+                }
+            }
+            .bind(host: address.host, port: address.port)
+            .get()
+        return HTTPListener(channel: channel, quiesce: quiesce)
+    }
+
+    private init(channel: any Channel, quiesce: ServerQuiescingHelper) {
+        self.channel = channel
+        self.quiesce = quiesce
+    }
+
+    /// Stops accepting, lets open connections finish their in-flight response, and completes when
+    /// all have closed.
+    func drain() async throws {
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        quiesce.initiateShutdown(promise: promise)
+        try await promise.futureResult.get()
+    }
+}

@@ -1,0 +1,221 @@
+import NIOCore
+import NIOHTTP1
+import TenantEdgeCore
+
+/// Misses, revalidation and forwarding: the paths that reach the upstream.
+extension TenantTrafficResponder {
+    /// Joins or leads the one fetch for this target. Waiters reuse the leader's answer when it was
+    /// shareable and varies on nothing they differ in; otherwise they fetch for themselves.
+    func collapsedFetch(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, on eventLoop: any EventLoop)
+        -> EventLoopFuture<FetchOutcome>
+    {
+        let key = CollapseKey(tenant: cache.tenant.id, target: request.head.uri)
+        let promise = eventLoop.makePromise(of: FetchOutcome.self)
+        let action = runtime.collapser.withLock { $0.join(key, waiter: promise) }
+        switch action {
+        case .lead:
+            let runtime = self.runtime
+            leaderFetch(request, cache: cache, stale: stale, on: eventLoop).whenComplete { result in
+                let waiters = runtime.collapser.withLock { $0.finish(key) }
+                promise.completeWith(result)
+                for waiter in waiters { waiter.completeWith(result) }
+            }
+            return promise.futureResult
+        case .wait:
+            return promise.futureResult.hop(to: eventLoop).flatMap { outcome in
+                let headers = request.head.headers
+                let sameVariant = outcome.vary.allSatisfy { headers[canonicalForm: $0.name].joined(separator: ", ") == ($0.value ?? "") }
+                if outcome.shareable && sameVariant {
+                    var shared = outcome
+                    if case .miss(let stored, _) = outcome.cacheStatus { shared.cacheStatus = .collapsed(stored: stored) }
+                    return eventLoop.makeSucceededFuture(shared)
+                }
+                return leaderFetch(request, cache: cache, stale: stale, on: eventLoop)
+            }
+        }
+    }
+
+    /// `stale-while-revalidate`: one background refresh per key, no client waiting on it.
+    func refreshInBackground(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry, on eventLoop: any EventLoop) {
+        let key = CollapseKey(tenant: cache.tenant.id, target: request.head.uri)
+        guard runtime.collapser.withLock({ $0.leadIfIdle(key) }) else { return }
+        let runtime = self.runtime
+        leaderFetch(request, cache: cache, stale: stale, on: eventLoop).whenComplete { result in
+            for waiter in runtime.collapser.withLock({ $0.finish(key) }) { waiter.completeWith(result) }
+        }
+    }
+
+    /// Fetches from the upstream (conditionally when a stale entry has validators), stores what
+    /// RFC 9111 allows, and falls back to a stale copy within `stale-if-error`.
+    func leaderFetch(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, on eventLoop: any EventLoop)
+        -> EventLoopFuture<FetchOutcome>
+    {
+        let staleRecord = stale.flatMap { openRecord($0, cache: cache) }
+        var headers = forwardHeaders(request, forStorage: true)
+        if let staleRecord, stale?.entry.lifetime.hasValidator == true {
+            if let etag = staleRecord.headers.first("etag") { headers.replaceOrAdd(name: "if-none-match", value: etag) }
+            if let modified = staleRecord.headers.first("last-modified") { headers.replaceOrAdd(name: "if-modified-since", value: modified) }
+        }
+        guard let upstream = UpstreamURL(parsing: cache.tenant.upstream) else {
+            return eventLoop.makeFailedFuture(EdgeError(.upstreamUnavailable, "tenant upstream URL is invalid"))
+        }
+        let requestFields = request.head.headers.fields
+        return runtime.upstream.fetch(upstream: upstream, method: .GET, target: request.head.uri, headers: headers, body: nil, on: eventLoop)
+            .flatMapWithEventLoop { response, _ in
+                eventLoop.makeCompletedFuture {
+                    try handleUpstream(response, requestFields: requestFields, target: request.head.uri, cache: cache,
+                                       stale: stale, staleRecord: staleRecord)
+                }
+            }
+            .flatMapError { error in
+                let now = runtime.clock.now()
+                if let stale, let staleRecord, stale.entry.servableOnError(at: now) {
+                    return eventLoop.makeSucceededFuture(staleOutcome(staleRecord, stale: stale, now: now, fwdStatus: 0))
+                }
+                return eventLoop.makeSucceededFuture(errorOutcome(error))
+            }
+    }
+
+    private func handleUpstream(_ response: UpstreamResponse, requestFields: [HeaderField], target: String, cache: TenantCache,
+                                stale: StaleEntry?, staleRecord: ResponseRecord?) throws -> FetchOutcome {
+        let now = runtime.clock.now()
+        let ttl = Double(cache.tenant.defaultTTLSeconds ?? runtime.config.cache.defaultTTLSeconds)
+        if response.status == 304, let stale, let staleRecord {
+            // Refresh the stored headers from the 304 (RFC 9111 4.3.4) and keep the stored body.
+            var merged = staleRecord.headers
+            for field in response.headers where !["content-length", "content-encoding", "transfer-encoding"].contains(field.name.lowercased()) {
+                merged.replace(field.name, with: field.value)
+            }
+            HopByHop.strip(&merged)
+            let tags = StoragePolicy.tags(from: merged)
+            merged.remove("surrogate-key")
+            let record = ResponseRecord(status: staleRecord.status, headers: merged, body: staleRecord.body)
+            var stored = false
+            if case .store(let lifetime) = StoragePolicy.decide(requestHeaders: requestFields, status: record.status,
+                                                                responseHeaders: merged, responseTime: now, defaultTTL: ttl) {
+                try cache.refresh(storageKey: stale.storageKey, record: record, lifetime: lifetime, tags: tags, responseTime: now)
+                stored = true
+            }
+            return FetchOutcome(status: record.status, headers: merged, body: ByteBuffer(bytes: record.body),
+                                cacheStatus: .revalidated(fwdStatus: 304, stored: stored), age: 0, shareable: true,
+                                vary: varyValues(merged, requestFields))
+        }
+        if response.status >= 500, let stale, let staleRecord, stale.entry.servableOnError(at: now) {
+            return staleOutcome(staleRecord, stale: stale, now: now, fwdStatus: response.status)
+        }
+        var headers = response.headers
+        HopByHop.strip(&headers)
+        let tags = StoragePolicy.tags(from: headers)
+        headers.remove("surrogate-key")
+        let decision = StoragePolicy.decide(requestHeaders: requestFields, status: response.status,
+                                            responseHeaders: headers, responseTime: now, defaultTTL: ttl)
+        var stored = false
+        var detail: String? = nil
+        switch decision {
+        case .store(let lifetime):
+            let record = ResponseRecord(status: response.status, headers: headers, body: Array(response.body.readableBytesView))
+            stored = try cache.store(target: target, requestHeaders: requestFields, record: record,
+                                     varyNames: StoragePolicy.varyNames(from: headers), tags: tags, lifetime: lifetime, responseTime: now)
+            if !stored { detail = "too-large" }
+        case .doNotStore(let reason):
+            detail = reason
+            if stale != nil { cache.remove(storageKey: stale!.storageKey) }
+        }
+        let status: CacheStatus = stale != nil
+            ? .revalidated(fwdStatus: response.status, stored: stored) : .miss(stored: stored, detail: detail)
+        let shareable: Bool
+        if case .store = decision { shareable = true } else { shareable = false }
+        return FetchOutcome(status: response.status, headers: headers, body: response.body, cacheStatus: status, age: nil,
+                            shareable: shareable, vary: varyValues(headers, requestFields))
+    }
+
+    private func staleOutcome(_ record: ResponseRecord, stale: StaleEntry, now: Double, fwdStatus: Int) -> FetchOutcome {
+        let ttl = Int((stale.entry.lifetime.freshness - stale.entry.age(at: now)).rounded(.down))
+        return FetchOutcome(status: record.status, headers: record.headers, body: ByteBuffer(bytes: record.body),
+                            cacheStatus: .staleIfError(ttl: ttl, fwdStatus: fwdStatus), age: Int(stale.entry.age(at: now)),
+                            shareable: true, vary: [])
+    }
+
+    func errorOutcome(_ error: any Error) -> FetchOutcome {
+        let edgeError = error as? EdgeError ?? EdgeError(.upstreamUnavailable, "upstream request failed")
+        let response = edgeError.code == .upstreamTimeout
+            ? EdgeResponse.jsonError(.gatewayTimeout, code: "upstream_timeout", detail: edgeError.message)
+            : EdgeResponse.jsonError(.badGateway, code: "upstream_unavailable", detail: edgeError.message)
+        return FetchOutcome(status: Int(response.status.code), headers: response.headers.fields, body: response.body ?? ByteBuffer(),
+                            cacheStatus: .miss(stored: false, detail: "upstream-error"), age: nil, shareable: true, vary: [])
+    }
+
+    private func openRecord(_ stale: StaleEntry, cache: TenantCache) -> ResponseRecord? {
+        guard let count = cache.cipher.plaintextCount(ofSealed: stale.entry.sealed) else { return nil }
+        var plaintext = [UInt8](repeating: 0, count: count)
+        let opened = plaintext.withUnsafeMutableBytes { output in
+            (try? cache.open(stale.entry, storageKey: stale.storageKey, into: output)) != nil
+        }
+        guard opened, let record = ResponseRecord(decoding: plaintext) else {
+            runtime.securityEvent("decrypt_failed", tenant: cache.tenant.id, detail: "stale entry failed to open; fetched anew")
+            return nil
+        }
+        return record
+    }
+
+    private func varyValues(_ responseHeaders: [HeaderField], _ requestHeaders: [HeaderField]) -> [(name: String, value: String?)] {
+        StoragePolicy.varyNames(from: responseHeaders).map { ($0, requestHeaders.combined($0)) }
+    }
+
+    // MARK: requests that are not cached
+
+    /// Methods other than GET/HEAD go straight to the upstream; when they succeed they invalidate
+    /// the stored responses for their target (RFC 9111 4.4).
+    func forwardUncacheable(_ request: EdgeRequest, cache: TenantCache, on eventLoop: any EventLoop)
+        -> EventLoopFuture<(EdgeResponse, CacheStatus)>
+    {
+        passThrough(request, cache: cache, status: .uncacheableMethod, on: eventLoop).map { response, status in
+            if (200..<400).contains(Int(response.status.code)) {
+                _ = cache.purge(keys: [request.head.uri], tags: [], prefixes: [], all: false)
+            }
+            return (response, status)
+        }
+    }
+
+    /// Forwards a request as it is and stores nothing.
+    func passThrough(_ request: EdgeRequest, cache: TenantCache, status: CacheStatus, on eventLoop: any EventLoop)
+        -> EventLoopFuture<(EdgeResponse, CacheStatus)>
+    {
+        guard let upstream = UpstreamURL(parsing: cache.tenant.upstream) else {
+            return eventLoop.makeSucceededFuture((EdgeResponse.jsonError(.badGateway, code: "upstream_unavailable"), status))
+        }
+        let headers = forwardHeaders(request, forStorage: false)
+        return runtime.upstream.fetch(upstream: upstream, method: request.head.method, target: request.head.uri,
+                                      headers: headers, body: request.body, on: eventLoop)
+            .map { response in
+                var fields = response.headers
+                HopByHop.strip(&fields)
+                fields.remove("surrogate-key")
+                let outcome = FetchOutcome(status: response.status, headers: fields, body: response.body, cacheStatus: status,
+                                           age: nil, shareable: false, vary: [])
+                return (makeResponse(outcome, request: request), status)
+            }
+            .flatMapError { error in
+                eventLoop.makeSucceededFuture((makeResponse(errorOutcome(error), request: request), status))
+            }
+    }
+
+    /// The request headers sent upstream: hop-by-hop removed, `X-Forwarded-For` appended, and for
+    /// fetches meant for storage the client's own conditionals and ranges removed, since the cache
+    /// needs the full representation.
+    func forwardHeaders(_ request: EdgeRequest, forStorage: Bool) -> HTTPHeaders {
+        var fields = request.head.headers.fields
+        HopByHop.strip(&fields)
+        if forStorage {
+            for name in ["if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range", "range"] {
+                fields.remove(name)
+            }
+        }
+        fields.remove("content-length")
+        if let peer = request.peerAddress {
+            let chain = fields.combined("x-forwarded-for").map { "\($0), \(peer)" } ?? peer
+            fields.replace("X-Forwarded-For", with: chain)
+        }
+        return HTTPHeaders(fields: fields)
+    }
+}
