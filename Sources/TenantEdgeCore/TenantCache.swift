@@ -98,6 +98,13 @@ public final class TenantCache: Sendable {
         }
     }
 
+    /// Rewrites the sealed bytes of the entry stored for `target` (no Vary). Only for tests that prove
+    /// a changed or moved value is refused; returns false when nothing is stored there.
+    func rewriteSealed(target: String, _ body: @Sendable ([UInt8]) -> [UInt8]) -> Bool {
+        let primary = primaryDigest(target: target)
+        return partition.withLock { $0.mutateEntry(storageKey: primary) { $0.sealed = body($0.sealed) } }
+    }
+
     public func remove(storageKey: KeyDigest) { partition.withLock { _ = $0.remove(storageKey: storageKey) } }
 
     /// Purges by keys, tags and prefixes, or everything; returns how many entries went.

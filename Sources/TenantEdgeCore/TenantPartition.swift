@@ -103,6 +103,14 @@ public struct TenantPartition {
         return true
     }
 
+    /// Rewrites one entry in place without touching recency or indexes. Only for tests that prove
+    /// tampered or moved values are refused.
+    mutating func mutateEntry(storageKey: KeyDigest, _ body: (inout CacheEntry) -> Void) -> Bool {
+        guard let slot = slotByKey[storageKey] else { return false }
+        body(&slots[slot].entry)
+        return true
+    }
+
     /// Removes one stored variant; returns whether it was there.
     @discardableResult
     public mutating func remove(storageKey: KeyDigest) -> Bool {

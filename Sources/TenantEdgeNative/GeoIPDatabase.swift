@@ -16,12 +16,14 @@ public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups
     }
 
     public init(path: String) throws(EdgeError) {
-        database = .allocate(capacity: 1)
-        let status = MMDB_open(path, UInt32(MMDB_MODE_MMAP), database)
+        // Assigned to `self` only once open succeeded: a throwing init with every property set would run deinit.
+        let handle = UnsafeMutablePointer<MMDB_s>.allocate(capacity: 1)
+        let status = MMDB_open(path, UInt32(MMDB_MODE_MMAP), handle)
         guard status == MMDB_SUCCESS else {
-            database.deallocate()
+            handle.deallocate()
             throw EdgeError(.geoIPFailure, "cannot open GeoIP database '\(path)': \(String(cString: MMDB_strerror(status)))")
         }
+        database = handle
     }
 
     deinit {

@@ -1,0 +1,126 @@
+import AsyncHTTPClient
+import Foundation
+import Synchronization
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import TenantEdgeCore
+import TenantEdgeNative
+@testable import TenantEdgeServer
+
+/// A real edge node on loopback ports, in front of a `TestUpstream`, with a manual clock, a generated
+/// master key and admin tokens. Tenants: `acme` (api.acme.test) and `globex` (api.globex.test),
+/// both on the same upstream unless a test says otherwise.
+final class EdgeHarness: Sendable {
+    static let adminToken = "test-admin-token"
+    static let acmePurgeToken = "acme-purge-token"
+
+    let upstream: TestUpstream
+    let node: EdgeNode
+    let clock: ManualCacheClock
+    let client: HTTPClient
+    let directory: URL
+
+    static func start(configure: (inout EdgeConfig) -> Void = { _ in }, script: @escaping TestUpstream.Script) async throws -> EdgeHarness {
+        let upstream = try await TestUpstream(script: script)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("te-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let masterKey = directory.appendingPathComponent("master.key")
+        try Data(try OpenSSL.randomBytes(32)).write(to: masterKey)
+        let tokens = directory.appendingPathComponent("admin-tokens.yaml")
+        func hex(_ token: String) -> String { OpenSSL.sha256(Array(token.utf8)).map { String(format: "%02x", $0) }.joined() }
+        try """
+        - {sha256: "\(hex(adminToken))", scopes: [admin], tenants: ["*"]}
+        - {sha256: "\(hex(acmePurgeToken))", scopes: [purge], tenants: [acme]}
+        """.write(to: tokens, atomically: true, encoding: .utf8)
+
+        var config = EdgeConfig()
+        config.node = .init(id: "test-a", region: "eu-west")
+        config.listen = .init(http: "127.0.0.1:0", admin: "127.0.0.1:0")
+        config.stateDir = directory.path
+        config.security.masterKeyFile = masterKey.path
+        config.security.adminTokensFile = tokens.path
+        config.cache.memoryBytes = 64 << 20
+        config.limits.upstreamReadTimeoutMs = 2000
+        config.limits.drainSeconds = 5
+        config.tenants = [
+            TenantConfig(id: "acme", hosts: ["api.acme.test"], upstream: upstream.url),
+            TenantConfig(id: "globex", hosts: ["api.globex.test"], upstream: upstream.url),
+        ]
+        configure(&config)
+        let problems = config.validate()
+        guard problems.isEmpty else { throw EdgeError(.invalidConfig, problems.map(\.description).joined(separator: "; ")) }
+
+        let clock = ManualCacheClock(Date().timeIntervalSince1970)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let node = try await EdgeNode.start(config: config, group: MultiThreadedEventLoopGroup.singleton, logger: logger, clock: clock)
+        var clientConfiguration = HTTPClient.Configuration()
+        clientConfiguration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 256)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+        return EdgeHarness(upstream: upstream, node: node, clock: clock, client: client, directory: directory)
+    }
+
+    private init(upstream: TestUpstream, node: EdgeNode, clock: ManualCacheClock, client: HTTPClient, directory: URL) {
+        self.upstream = upstream; self.node = node; self.clock = clock; self.client = client; self.directory = directory
+    }
+
+    struct Response: Sendable {
+        var status: Int
+        var headers: HTTPHeaders
+        var body: String
+        var cacheStatus: String { headers.first(name: "cache-status") ?? "" }
+    }
+
+    func request(_ method: HTTPMethod = .GET, host: String = "api.acme.test", _ path: String, headers: [(String, String)] = [],
+                 body: String? = nil, admin: Bool = false) async throws -> Response {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(admin ? node.adminPort : node.trafficPort)\(path)")
+        request.method = method
+        request.headers.add(name: "Host", value: host)
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await client.execute(request, timeout: .seconds(10))
+        let bytes = try await response.body.collect(upTo: 32 << 20)
+        return Response(status: Int(response.status.code), headers: response.headers, body: String(buffer: bytes))
+    }
+
+    func get(_ path: String, host: String = "api.acme.test", headers: [(String, String)] = []) async throws -> Response {
+        try await request(.GET, host: host, path, headers: headers)
+    }
+
+    func admin(_ method: HTTPMethod, _ path: String, token: String? = EdgeHarness.adminToken, body: String? = nil) async throws -> Response {
+        try await request(method, host: "127.0.0.1", path, headers: token.map { [("Authorization", "Bearer \($0)")] } ?? [],
+                          body: body, admin: true)
+    }
+
+    var runtime: EdgeRuntime { node.runtime }
+
+    func shutdown() async {
+        try? await client.shutdown()
+        await node.drain()
+        await upstream.stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+/// Runs `body` against a fresh harness and always shuts it down.
+func withEdge(configure: (inout EdgeConfig) -> Void = { _ in }, script: @escaping TestUpstream.Script,
+              _ body: (EdgeHarness) async throws -> Void) async throws {
+    let harness = try await EdgeHarness.start(configure: configure, script: script)
+    do {
+        try await body(harness)
+    } catch {
+        await harness.shutdown()
+        throw error
+    }
+    await harness.shutdown()
+}
+
+/// A value shared between concurrent test tasks.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>  // protects the value
+    init(_ value: Value) { mutex = Mutex(value) }
+    var value: Value { mutex.withLock { $0 } }
+    func update(_ body: @Sendable (inout Value) -> Void) { mutex.withLock { body(&$0) } }
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Starts the real servers the test suite needs and writes their addresses to $RUN/env:
+#   redis-server (Debian package) on a free loopback port,
+#   a CA and a server certificate made now, a second unrelated CA, and an HTTPS server using them,
+#   the small test MMDB generated with mmdb-writer.
+# `test-env.sh start RUN` / `test-env.sh stop RUN`. Nothing is left running after stop.
+set -euo pipefail
+cmd=$1; run=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+here=$(cd "$(dirname "$0")" && pwd)
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+wait_port() {
+  for _ in $(seq 1 100); do
+    if python3 -c "import socket,sys; s=socket.create_connection(('127.0.0.1',$1),0.2)" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "test-env: nothing listening on port $1 ($2)" >&2; return 1
+}
+
+case "$cmd" in
+start)
+  rm -rf "$run"; mkdir -p "$run/tls" "$run/www" "$run/redis"
+  # Redis: the real server, on a free port, no persistence.
+  redis_port=$(free_port)
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$run/redis" \
+    --daemonize yes --pidfile "$run/redis.pid" --logfile "$run/redis.log"
+  wait_port "$redis_port" redis-server
+  # TLS: a CA and a server certificate for 127.0.0.1/localhost, and an unrelated CA.
+  (cd "$run/tls"
+   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=TenantEdge Test CA" -keyout ca.key -out ca.pem 2>/dev/null
+   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Other CA" -keyout other-ca.key -out other-ca.pem 2>/dev/null
+   openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
+   printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' > ext.cnf
+   openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out server.pem 2>/dev/null)
+  echo "hello over tls" > "$run/www/hello.txt"
+  https_port=$(free_port)
+  python3 "$here/https_server.py" "$https_port" "$run/tls/server.pem" "$run/tls/server.key" "$run/www" >"$run/https.log" 2>&1 &
+  echo $! > "$run/https.pid"
+  wait_port "$https_port" https-server
+  # GeoIP: the project's own small database.
+  python3 "$here/make_test_mmdb.py" "$run/test-city.mmdb"
+  shared_geoip=""
+  for candidate in "$here/../../../shared/geoip" "$here/../../../../shared/geoip"; do
+    if [ -f "$candidate/GeoIP2-City-Test.mmdb" ]; then shared_geoip=$(cd "$candidate" && pwd); break; fi
+  done
+  cat > "$run/env" <<ENV
+export TE_TEST_REDIS_PORT=$redis_port
+export TE_TEST_HTTPS_URL=https://127.0.0.1:$https_port/hello.txt
+export TE_TEST_CA_FILE=$run/tls/ca.pem
+export TE_TEST_OTHER_CA_FILE=$run/tls/other-ca.pem
+export TE_TEST_MMDB=$run/test-city.mmdb
+export TE_SHARED_GEOIP=$shared_geoip
+ENV
+  echo "test-env: redis on $redis_port, https on $https_port, mmdb generated${shared_geoip:+, shared GeoIP at $shared_geoip}"
+  ;;
+stop)
+  [ -f "$run/https.pid" ] && kill "$(cat "$run/https.pid")" 2>/dev/null || true
+  [ -f "$run/redis.pid" ] && kill "$(cat "$run/redis.pid")" 2>/dev/null || true
+  ;;
+esac
