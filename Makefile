@@ -1,0 +1,53 @@
+# TenantEdge: `make run` (demo), `make test` (whole suite with its servers), `make bench` (benchmarks).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+APT_PACKAGES := pkg-config libhiredis-dev libssl-dev libmaxminddb-dev libcurl4-openssl-dev \
+                redis-server nginx varnish wrk mmdb-bin openssl python3 curl
+RUN_DIR := $(CURDIR)/.test-run
+SWIFT ?= swift
+
+.PHONY: help deps build release secrets run test bench clean
+
+help:
+	@echo "make run    install what is missing, build, start the demo (upstream + edge node) and show miss/hit/purge"
+	@echo "make test   install what is missing, start redis-server and a TLS server, run the whole suite, stop them"
+	@echo "make bench  edge-node against nginx proxy_cache and Varnish on loopback with wrk (see bench/README.md)"
+
+# Debian packages and the one PyPI package the tests use (mmdb-writer makes the test GeoIP database).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@python3 -c 'import mmdb_writer' 2>/dev/null || python3 -m pip install -q mmdb-writer 2>/dev/null \
+	  || python3 -m pip install -q --break-system-packages mmdb-writer
+	@command -v $(SWIFT) >/dev/null || { echo "swift is not on PATH (expected /opt/swift/usr/bin)"; exit 1; }
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release --product edge-node
+
+# Demo secrets, generated on this machine and git-ignored: a master key and one admin token.
+secrets:
+	@scripts/make-demo-secrets.sh edge-config/secrets
+
+run: release secrets
+	@scripts/demo.sh
+
+test: deps
+	$(SWIFT) build --build-tests
+	@trap 'Tests/support/test-env.sh stop $(RUN_DIR)' EXIT; \
+	Tests/support/test-env.sh start $(RUN_DIR) && source $(RUN_DIR)/env && \
+	Tests/support/cli-checks.sh $$($(SWIFT) build --show-bin-path)/edge-node && \
+	$(SWIFT) test --skip-build
+
+bench: release secrets
+	@bench/run.sh
+
+clean:
+	rm -rf .build .test-run .demo .bench

@@ -1,0 +1,38 @@
+#!/usr/bin/env python3
+"""Turns the raw wrk rows into medians per server and size, with ratios against nginx proxy_cache."""
+import statistics
+import sys
+from collections import defaultdict
+
+path, rounds, duration, keys = sys.argv[1:5]
+
+def ms(text):
+    if text.endswith("us"): return float(text[:-2]) / 1000
+    if text.endswith("ms"): return float(text[:-2])
+    if text.endswith("s"): return float(text[:-1]) * 1000
+    return float("nan")
+
+rows = defaultdict(list)
+notes = []
+for line in open(path):
+    size, label, rps, p50, p99, errors = (line.rstrip("\n").split("\t") + [""])[:6]
+    rows[(int(size), label)].append((float(rps), ms(p50), ms(p99)))
+    if errors.strip():
+        notes.append(f"{label} {size} B: {errors.strip()}")
+
+print(f"# Hit path: wrk -t2 -c64 -d{duration}, {keys} keys, {rounds} interleaved rounds, medians\n")
+for size in sorted({s for s, _ in rows}):
+    reference = statistics.median(r[0] for r in rows[(size, "nginx proxy_cache")])
+    print(f"## {size} B bodies\n")
+    print("| server | req/s | p50 ms | p99 ms | vs nginx proxy_cache |")
+    print("|---|---|---|---|---|")
+    for (s, label), values in rows.items():
+        if s != size: continue
+        rps = statistics.median(v[0] for v in values)
+        print(f"| {label} | {rps:,.0f} | {statistics.median(v[1] for v in values):.2f} | "
+              f"{statistics.median(v[2] for v in values):.2f} | {rps / reference:.2f} |")
+    enc = statistics.median(v[0] for v in rows[(size, "edge-node (encrypted)")])
+    plain = statistics.median(v[0] for v in rows[(size, "edge-node (plain)")])
+    print(f"\nencryption on / off: {enc / plain:.2f}\n")
+if notes:
+    print("wrk reported: " + "; ".join(notes))

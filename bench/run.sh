@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `make bench`: the hit path of edge-node (encryption on and off) against nginx proxy_cache and
+# Varnish, all on loopback in front of the same sample upstream, measured with wrk in one run and
+# interleaved (ROUNDS rounds, servers in turn), so drift on a shared machine hits all alike.
+# Prints a table of medians and ratios and writes it to bench/results/latest.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}; DURATION=${DURATION:-5s}; KEYS=${KEYS:-1000}; SIZES=${SIZES:-"1024 16384"}
+dir=$(mktemp -d /tmp/te-bench.XXXXXX); chmod 755 "$dir"
+bin=$(swift build -c release --show-bin-path)/edge-node
+secrets=$(pwd)/edge-config/secrets
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$dir/nginx.pid" ] && kill "$(cat "$dir/nginx.pid")" 2>/dev/null || true
+  [ -f "$dir/varnish.pid" ] && kill "$(cat "$dir/varnish.pid")" 2>/dev/null || true
+  sleep 0.3; rm -rf "$dir"
+}
+trap cleanup EXIT
+
+python3 bench/upstream/sample_upstream.py 18080 > "$dir/upstream.log" 2>&1 & pids+=($!)
+for spec in "on:8181:9191:true:strict" "off:8182:9192:false:standard"; do
+  IFS=: read -r name port admin enc level <<< "$spec"
+  sed -e "s#@NAME@#$name#g; s#@PORT@#$port#; s#@ADMIN@#$admin#; s#@ENCRYPTION@#$enc#g; s#@LEVEL@#$level#; s#@DIR@#$dir#; s#@SECRETS@#$secrets#g" \
+    bench/edge-bench.yaml.template > "$dir/edge-$name.yaml"
+  "$bin" run --config "$dir/edge-$name.yaml" > "$dir/edge-$name.log" 2>&1 & pids+=($!)
+done
+mkdir -p "$dir/nginx-tmp" "$dir/nginx-cache"
+sed -e "s#@DIR@#$dir#g; s#@PORT@#8183#" bench/nginx.conf.template > "$dir/nginx.conf"
+nginx -c "$dir/nginx.conf"
+varnishd -n "$dir/varnish" -a 127.0.0.1:8184 -f "$(pwd)/bench/varnish.vcl" -s malloc,512m -P "$dir/varnish.pid" >/dev/null
+for port in 18080 8181 8182 8183 8184; do
+  for _ in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+done
+
+servers=("edge-node (encrypted):8181:cache-status:hit" "edge-node (plain):8182:cache-status:hit"
+         "nginx proxy_cache:8183:x-cache:HIT" "varnish:8184:x-cache:HIT")
+results="$dir/results.tsv"; : > "$results"
+for size in $SIZES; do
+  for server in "${servers[@]}"; do
+    IFS=: read -r label port header hit <<< "$server"
+    python3 bench/warm.py "$port" "$KEYS" "$size" api.acme.test "$header" "$hit"
+  done
+  for round in $(seq 1 "$ROUNDS"); do
+    for server in "${servers[@]}"; do
+      IFS=: read -r label port header hit <<< "$server"
+      out=$(KEYS=$KEYS SIZE=$size HOST=api.acme.test wrk -t2 -c64 -d"$DURATION" --latency -s bench/keys.lua "http://127.0.0.1:$port")
+      rps=$(awk '/Requests\/sec/ {print $2}' <<< "$out")
+      p50=$(awk '$1=="50%" {print $2}' <<< "$out"); p99=$(awk '$1=="99%" {print $2}' <<< "$out")
+      errors=$(awk '/Non-2xx|Socket errors/ {print}' <<< "$out" | tr '\n' ' ')
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$label" "$rps" "$p50" "$p99" "$errors" >> "$results"
+    done
+  done
+done
+mkdir -p bench/results
+python3 bench/report.py "$results" "$ROUNDS" "$DURATION" "$KEYS" | tee bench/results/latest.md
