@@ -47,14 +47,16 @@ public final class TenantCache: Sendable {
     // MARK: lookup and store
 
     /// The stored entry for a request, if any, with the storage digest it was sealed under.
-    public func lookup(target: String, requestHeaders: [HeaderField]) -> (storageKey: KeyDigest, entry: CacheEntry)? {
+    /// `requestHeaders` is evaluated only when the stored response varies on request headers, so
+    /// the common hit converts no headers at all.
+    public func lookup(target: String, requestHeaders: @autoclosure () -> [HeaderField]) -> (storageKey: KeyDigest, entry: CacheEntry)? {
         let primary = primaryDigest(target: target)
         let found = partition.withLock { $0.lookup(primary: primary) }
         switch found {
         case .miss: return nil
         case .found(let entry): return (primary, entry)
         case .needsVariant(let varyNames):
-            let storageKey = variantDigest(target: target, varyNames: varyNames, requestHeaders: requestHeaders)
+            let storageKey = variantDigest(target: target, varyNames: varyNames, requestHeaders: requestHeaders())
             return partition.withLock { $0.entry(storageKey: storageKey) }.map { (storageKey, $0) }
         }
     }

@@ -7,8 +7,9 @@ import TenantEdgeCore
 struct EdgeRequest: Sendable {
     var head: HTTPRequestHead
     var body: ByteBuffer?
-    /// The socket peer's IP address, for `X-Forwarded-For`.
-    var peerAddress: String?
+    /// The socket peer, for `X-Forwarded-For`; formatted only when a request goes upstream.
+    var peer: SocketAddress?
+    var peerAddress: String? { peer?.ipAddress }
 }
 
 /// One complete response; the connection handler adds `Content-Length` and `Connection`.

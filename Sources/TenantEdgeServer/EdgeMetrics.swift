@@ -11,6 +11,12 @@ final class EdgeMetrics: Sendable {
     static let securityKinds = ["decrypt_failed", "auth_failed"]
     static let invalidationKinds = ["key", "tag", "prefix", "all"]
 
+    static var requestsTotal: MetricNameDescriptor { describe("edge_requests_total", "Tenant requests by cache outcome") }
+
+    static func describe(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+
     let registry: PrometheusCollectorRegistry
     private let requests: [String: [String: Counter]]
     private let unknownTenantRequests: Counter
@@ -25,31 +31,31 @@ final class EdgeMetrics: Sendable {
         for tenant in tenants {
             var byStatus: [String: Counter] = [:]
             for status in Self.statusLabels {
-                byStatus[status] = registry.makeCounter(name: "edge_requests_total", labels: [("tenant", tenant), ("cache_status", status)])
+                byStatus[status] = registry.makeCounter(descriptor: Self.requestsTotal, labels: [("tenant", tenant), ("cache_status", status)])
             }
             requests[tenant] = byStatus
         }
         self.requests = requests
         unknownTenantRequests = registry.makeCounter(
-            name: "edge_requests_total", labels: [("tenant", "_unknown"), ("cache_status", "bypass")])
+            descriptor: Self.requestsTotal, labels: [("tenant", "_unknown"), ("cache_status", "bypass")])
         duration = registry.makeDurationHistogram(
-            name: "edge_request_duration_seconds", labels: [],
+            descriptor: Self.describe("edge_request_duration_seconds", "Time from a complete request to its response, tenant traffic"), labels: [],
             buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10].map {
                 Duration.nanoseconds(Int64($0 * 1e9))
             })
         var security: [String: Counter] = [:]
         for kind in Self.securityKinds {
-            security[kind] = registry.makeCounter(name: "edge_security_events_total", labels: [("kind", kind)])
+            security[kind] = registry.makeCounter(descriptor: Self.describe("edge_security_events_total", "Security events: decrypt_failed, auth_failed"), labels: [("kind", kind)])
         }
         securityEvents = security
         var applied: [String: Counter] = [:]
         for kind in Self.invalidationKinds {
-            applied[kind] = registry.makeCounter(name: "edge_invalidations_applied_total", labels: [("kind", kind)])
+            applied[kind] = registry.makeCounter(descriptor: Self.describe("edge_invalidations_applied_total", "Purge selectors applied, by kind"), labels: [("kind", kind)])
         }
         invalidations = applied
-        registry.makeGauge(name: "edge_invalidation_lag_seconds").set(to: 0)
-        registry.makeGauge(name: "edge_config_version").set(to: 0)
-        registry.makeGauge(name: "edge_tier_up", labels: [("tier", "memory")]).set(to: 1)
+        registry.makeGauge(descriptor: Self.describe("edge_invalidation_lag_seconds", "Seconds since the invalidation feed was last heard (0 standalone)")).set(to: 0)
+        registry.makeGauge(descriptor: Self.describe("edge_config_version", "Version of the applied config bundle (0 standalone)")).set(to: 0)
+        registry.makeGauge(descriptor: Self.describe("edge_tier_up", "1 when the cache tier is usable"), labels: [("tier", "memory")]).set(to: 1)
     }
 
     func recordRequest(tenant: String?, status: String, elapsedNanoseconds: Int64) {
@@ -67,14 +73,14 @@ final class EdgeMetrics: Sendable {
     func render(caches: [TenantCache]) -> [UInt8] {
         for cache in caches {
             let occupancy = cache.occupancy()
-            registry.makeGauge(name: "edge_cache_bytes", labels: [("tenant", cache.tenant.id), ("tier", "memory")])
+            registry.makeGauge(descriptor: Self.describe("edge_cache_bytes", "Bytes held per tenant and tier"), labels: [("tenant", cache.tenant.id), ("tier", "memory")])
                 .set(to: Double(occupancy.bytes))
             let delta = evictionsReported.withLock { reported -> Int in
                 let delta = occupancy.evictions - (reported[cache.tenant.id] ?? 0)
                 reported[cache.tenant.id] = occupancy.evictions
                 return delta
             }
-            let counter = registry.makeCounter(name: "edge_cache_evictions_total", labels: [("tenant", cache.tenant.id)])
+            let counter = registry.makeCounter(descriptor: Self.describe("edge_cache_evictions_total", "Entries evicted to keep a tenant within its quota"), labels: [("tenant", cache.tenant.id)])
             if delta > 0 { counter.increment(by: Int64(delta)) }
         }
         var buffer: [UInt8] = []

@@ -43,8 +43,7 @@ final class HTTPConnectionHandler: ChannelInboundHandler, RemovableChannelHandle
         case .head(let head):
             var size = head.uri.utf8.count + 16
             for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 4 }
-            let peer = context.channel.remoteAddress?.ipAddress
-            var pending = Pending(request: EdgeRequest(head: head, body: nil, peerAddress: peer), rejection: nil)
+            var pending = Pending(request: EdgeRequest(head: head, body: nil, peer: context.channel.remoteAddress), rejection: nil)
             if size > maxHeaderBytes {
                 pending.rejection = (.requestHeaderFieldsTooLarge, "request_header_fields_too_large")
             } else if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBodyBytes {
