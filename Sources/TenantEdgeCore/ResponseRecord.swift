@@ -1,8 +1,10 @@
-/// The plaintext form of a stored response, the bytes that get sealed: a small header block
-/// (format byte, status, headers) followed by the body, so the hit path opens once and hands the
-/// body on as a slice without copying it.
+/// The plaintext form of a stored response, the bytes that get sealed. The headers are kept in
+/// HTTP/1.1 wire form, so a hit opens the record once and writes the header block and the body to
+/// the socket as slices of the opened buffer, creating no strings and copying nothing.
 ///
-/// Layout: `0x01 | status u16 | count u16 | (nameLen u16 | name | valueLen u32 | value)* | body`.
+/// Layout: `0x02 | status u16 | blockLength u32 | ("Name: value\r\n")* | body`. Headers whose values
+/// the cache recomputes per response (`Age`, `Content-Length`) and hop-by-hop headers are never in
+/// the block (see `StoredHeaders`).
 public struct ResponseRecord: Sendable, Equatable {
     public var status: Int
     public var headers: [HeaderField]
@@ -12,45 +14,65 @@ public struct ResponseRecord: Sendable, Equatable {
         self.status = status; self.headers = headers; self.body = body
     }
 
-    static let formatByte: UInt8 = 1
+    static let formatByte: UInt8 = 2
+    /// Bytes before the header block.
+    public static let prefixCount = 7
 
     public func encoded() -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(body.count + 64 + headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 6 })
-        out.append(Self.formatByte)
-        Self.append(UInt16(status), to: &out)
-        Self.append(UInt16(headers.count), to: &out)
+        var block: [UInt8] = []
+        block.reserveCapacity(headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 })
         for header in headers {
-            Self.append(UInt16(header.name.utf8.count), to: &out)
-            out.append(contentsOf: header.name.utf8)
-            Self.append(UInt32(header.value.utf8.count), to: &out)
-            out.append(contentsOf: header.value.utf8)
+            block.append(contentsOf: header.name.utf8)
+            block.append(contentsOf: [0x3A, 0x20])
+            block.append(contentsOf: header.value.utf8)
+            block.append(contentsOf: [0x0D, 0x0A])
         }
+        var out: [UInt8] = []
+        out.reserveCapacity(Self.prefixCount + block.count + body.count)
+        out.append(Self.formatByte)
+        out.append(UInt8(status >> 8)); out.append(UInt8(status & 0xFF))
+        for shift in stride(from: 24, through: 0, by: -8) { out.append(UInt8((block.count >> shift) & 0xFF)) }
+        out.append(contentsOf: block)
         out.append(contentsOf: body)
         return out
     }
 
+    /// Where the parts of an encoded record are, without decoding any header: the hit path's view.
+    public struct Layout: Sendable, Equatable {
+        public var status: Int
+        public var headerBlock: Range<Int>
+        public var bodyOffset: Int
+    }
+
+    public static func layout(_ bytes: UnsafeRawBufferPointer) -> Layout? {
+        guard bytes.count >= prefixCount, bytes[0] == formatByte else { return nil }
+        let status = Int(bytes[1]) << 8 | Int(bytes[2])
+        let length = (3..<7).reduce(0) { $0 << 8 | Int(bytes[$1]) }
+        guard (100...999).contains(status), prefixCount + length <= bytes.count else { return nil }
+        return Layout(status: status, headerBlock: prefixCount..<prefixCount + length, bodyOffset: prefixCount + length)
+    }
+
     /// The status and headers of an encoded record and where its body starts; nil when malformed.
     public static func decodeHead(_ bytes: UnsafeRawBufferPointer) -> (status: Int, headers: [HeaderField], bodyOffset: Int)? {
-        var offset = 0
-        func read(_ count: Int) -> UnsafeRawBufferPointer? {
-            guard count >= 0, offset + count <= bytes.count else { return nil }
-            defer { offset += count }
-            return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + count])
-        }
-        func integer(_ width: Int) -> Int? {
-            guard let raw = read(width) else { return nil }
-            return raw.reduce(0) { $0 << 8 | Int($1) }
-        }
-        guard let format = read(1), format[0] == formatByte, let status = integer(2), let count = integer(2) else { return nil }
+        guard let layout = layout(bytes) else { return nil }
         var headers: [HeaderField] = []
-        headers.reserveCapacity(count)
-        for _ in 0..<count {
-            guard let nameLength = integer(2), let name = read(nameLength),
-                  let valueLength = integer(4), let value = read(valueLength) else { return nil }
-            headers.append(HeaderField(String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+        var lineStart = layout.headerBlock.lowerBound
+        var index = lineStart
+        while index + 1 < layout.headerBlock.upperBound {
+            if bytes[index] == 0x0D && bytes[index + 1] == 0x0A {
+                let line = UnsafeRawBufferPointer(rebasing: bytes[lineStart..<index])
+                guard let colon = line.firstIndex(of: 0x3A), colon + 1 < line.count || colon + 1 == line.count else { return nil }
+                let valueStart = min(colon + 2, line.count)
+                headers.append(HeaderField(String(decoding: line[..<colon], as: UTF8.self),
+                                           String(decoding: line[valueStart...], as: UTF8.self)))
+                index += 2
+                lineStart = index
+            } else {
+                index += 1
+            }
         }
-        return (status, headers, offset)
+        guard lineStart == layout.headerBlock.upperBound else { return nil }
+        return (layout.status, headers, layout.bodyOffset)
     }
 
     /// Decodes a whole record; for tests and the cold paths.
@@ -58,11 +80,18 @@ public struct ResponseRecord: Sendable, Equatable {
         guard let decoded = bytes.withUnsafeBytes({ Self.decodeHead($0) }) else { return nil }
         self.init(status: decoded.status, headers: decoded.headers, body: Array(bytes[decoded.bodyOffset...]))
     }
+}
 
-    private static func append(_ value: UInt16, to out: inout [UInt8]) {
-        out.append(UInt8(value >> 8)); out.append(UInt8(value & 0xFF))
-    }
-    private static func append(_ value: UInt32, to out: inout [UInt8]) {
-        for shift in stride(from: 24, through: 0, by: -8) { out.append(UInt8((value >> UInt32(shift)) & 0xFF)) }
+/// Which upstream headers are stored and shown to clients.
+public enum StoredHeaders {
+    /// Removes hop-by-hop headers, `Surrogate-Key` (returned as tags) and the headers the cache
+    /// writes itself per response (`Age`, `Content-Length`). Returns the Surrogate-Key tags.
+    public static func prepare(_ headers: inout [HeaderField]) -> [String] {
+        HopByHop.strip(&headers)
+        let tags = StoragePolicy.tags(from: headers)
+        headers.removeAll { field in
+            ["surrogate-key", "age", "content-length"].contains { field.name.caseInsensitiveEquals($0) }
+        }
+        return tags
     }
 }

@@ -14,8 +14,8 @@ struct AdminResponder: HTTPResponder {
         headers.replaceOrAdd(name: "cache-control", value: "no-store")
     }
 
-    func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> EventLoopFuture<EdgeResponse> {
-        eventLoop.makeSucceededFuture(route(request))
+    func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
+        .now(route(request))
     }
 
     func route(_ request: EdgeRequest) -> EdgeResponse {

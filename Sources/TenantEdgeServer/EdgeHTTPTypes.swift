@@ -17,6 +17,8 @@ struct EdgeResponse: Sendable {
     var status: HTTPResponseStatus
     var headers: HTTPHeaders
     var body: ByteBuffer?
+    /// Headers already in wire form (`Name: value\r\n`…), written before `headers`: a hit's stored block.
+    var rawHeaders: ByteBuffer? = nil
     /// False for `HEAD` and `304`: `Content-Length` describes a body that is not sent.
     var sendBody = true
     /// Content-Length to announce when `sendBody` is false (HEAD); nil means none.
@@ -39,9 +41,16 @@ struct EdgeResponse: Sendable {
     }
 }
 
+/// A responder's answer: ready now (a hit, an admin call), or later (anything that goes upstream).
+/// The immediate case lets the hit path skip allocating and chaining futures.
+enum ResponderResult {
+    case now(EdgeResponse)
+    case later(EventLoopFuture<EdgeResponse>)
+}
+
 /// Turns a request into a response. Implementations answer on `eventLoop` and never block it.
 protocol HTTPResponder: Sendable {
-    func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> EventLoopFuture<EdgeResponse>
+    func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult
     /// Headers added to every response, including errors the handler produces itself.
     func decorate(_ headers: inout HTTPHeaders)
 }

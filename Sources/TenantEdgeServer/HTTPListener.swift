@@ -30,7 +30,7 @@ final class HTTPListener: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
-                    try pipeline.addHandler(HTTPResponseEncoder())
+                    // No HTTPResponseEncoder: HTTPConnectionHandler writes response heads itself (HTTPResponseHeadWriter).
                     try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
                     try pipeline.addHandler(HTTPConnectionHandler(
                         responder: responder, maxHeaderBytes: limits.maxHeaderBytes, maxBodyBytes: limits.maxRequestBodyBytes))

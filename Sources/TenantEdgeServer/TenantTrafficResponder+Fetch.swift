@@ -86,9 +86,7 @@ extension TenantTrafficResponder {
             for field in response.headers where !["content-length", "content-encoding", "transfer-encoding"].contains(field.name.lowercased()) {
                 merged.replace(field.name, with: field.value)
             }
-            HopByHop.strip(&merged)
-            let tags = StoragePolicy.tags(from: merged)
-            merged.remove("surrogate-key")
+            let tags = StoredHeaders.prepare(&merged)
             let record = ResponseRecord(status: staleRecord.status, headers: merged, body: staleRecord.body)
             var stored = false
             if case .store(let lifetime) = StoragePolicy.decide(requestHeaders: requestFields, status: record.status,
@@ -103,10 +101,9 @@ extension TenantTrafficResponder {
         if response.status >= 500, let stale, let staleRecord, stale.entry.servableOnError(at: now) {
             return staleOutcome(staleRecord, stale: stale, now: now, fwdStatus: response.status)
         }
+        let upstreamAge = response.headers.first("age").flatMap { Int($0.trimmingSpaces()) }
         var headers = response.headers
-        HopByHop.strip(&headers)
-        let tags = StoragePolicy.tags(from: headers)
-        headers.remove("surrogate-key")
+        let tags = StoredHeaders.prepare(&headers)
         let decision = StoragePolicy.decide(requestHeaders: requestFields, status: response.status,
                                             responseHeaders: headers, responseTime: now, defaultTTL: ttl)
         var stored = false
@@ -125,7 +122,7 @@ extension TenantTrafficResponder {
             ? .revalidated(fwdStatus: response.status, stored: stored) : .miss(stored: stored, detail: detail)
         let shareable: Bool
         if case .store = decision { shareable = true } else { shareable = false }
-        return FetchOutcome(status: response.status, headers: headers, body: response.body, cacheStatus: status, age: nil,
+        return FetchOutcome(status: response.status, headers: headers, body: response.body, cacheStatus: status, age: upstreamAge,
                             shareable: shareable, vary: varyValues(headers, requestFields))
     }
 
@@ -167,36 +164,36 @@ extension TenantTrafficResponder {
     /// Methods other than GET/HEAD go straight to the upstream; when they succeed they invalidate
     /// the stored responses for their target (RFC 9111 4.4).
     func forwardUncacheable(_ request: EdgeRequest, cache: TenantCache, on eventLoop: any EventLoop)
-        -> EventLoopFuture<(EdgeResponse, CacheStatus)>
+        -> EventLoopFuture<TrafficAnswer>
     {
-        passThrough(request, cache: cache, status: .uncacheableMethod, on: eventLoop).map { response, status in
-            if (200..<400).contains(Int(response.status.code)) {
+        passThrough(request, cache: cache, status: .uncacheableMethod, on: eventLoop).map { answer in
+            if (200..<400).contains(Int(answer.response.status.code)) {
                 _ = cache.purge(keys: [request.head.uri], tags: [], prefixes: [], all: false)
             }
-            return (response, status)
+            return answer
         }
     }
 
     /// Forwards a request as it is and stores nothing.
     func passThrough(_ request: EdgeRequest, cache: TenantCache, status: CacheStatus, on eventLoop: any EventLoop)
-        -> EventLoopFuture<(EdgeResponse, CacheStatus)>
+        -> EventLoopFuture<TrafficAnswer>
     {
         guard let upstream = UpstreamURL(parsing: cache.tenant.upstream) else {
-            return eventLoop.makeSucceededFuture((EdgeResponse.jsonError(.badGateway, code: "upstream_unavailable"), status))
+            return eventLoop.makeSucceededFuture(TrafficAnswer(response: .jsonError(.badGateway, code: "upstream_unavailable"), status: status))
         }
         let headers = forwardHeaders(request, forStorage: false)
         return runtime.upstream.fetch(upstream: upstream, method: request.head.method, target: request.head.uri,
                                       headers: headers, body: request.body, on: eventLoop)
             .map { response in
                 var fields = response.headers
-                HopByHop.strip(&fields)
-                fields.remove("surrogate-key")
+                let upstreamAge = fields.first("age").flatMap { Int($0.trimmingSpaces()) }
+                _ = StoredHeaders.prepare(&fields)
                 let outcome = FetchOutcome(status: response.status, headers: fields, body: response.body, cacheStatus: status,
-                                           age: nil, shareable: false, vary: [])
-                return (makeResponse(outcome, request: request), status)
+                                           age: upstreamAge, shareable: false, vary: [])
+                return TrafficAnswer(response: makeResponse(outcome, request: request), status: status)
             }
             .flatMapError { error in
-                eventLoop.makeSucceededFuture((makeResponse(errorOutcome(error), request: request), status))
+                eventLoop.makeSucceededFuture(TrafficAnswer(response: makeResponse(errorOutcome(error), request: request), status: status))
             }
     }
 

@@ -26,45 +26,53 @@ struct TenantTrafficResponder: HTTPResponder {
         headers.replaceOrAdd(name: "x-edge-region", value: runtime.config.node.region)
     }
 
-    func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> EventLoopFuture<EdgeResponse> {
+    func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         let started = NIODeadline.now()
         guard let host = request.head.headers.first(name: "host"), let cache = runtime.cache(forHost: host) else {
             var response = EdgeResponse.jsonError(.misdirectedRequest, code: "unknown_tenant")
             response.headers.add(name: "cache-status", value: CacheStatus.bypass(detail: "unknown-tenant")
                 .headerValue(cacheName: runtime.config.node.id))
             runtime.metrics.recordRequest(tenant: nil, status: "bypass", elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
-            return eventLoop.makeSucceededFuture(response)
+            return .now(response)
         }
-        let future: EventLoopFuture<(EdgeResponse, CacheStatus)>
-        let method = request.head.method.rawValue
-        if !StoragePolicy.isCacheableMethod(method) {
-            future = forwardUncacheable(request, cache: cache, on: eventLoop)
+        let pending: EventLoopFuture<TrafficAnswer>
+        if !StoragePolicy.isCacheableMethod(request.head.method.rawValue) {
+            pending = forwardUncacheable(request, cache: cache, on: eventLoop)
         } else if !runtime.mayStore(cache.tenant) {
-            future = passThrough(request, cache: cache, status: .bypass(detail: "residency"), on: eventLoop)
+            pending = passThrough(request, cache: cache, status: .bypass(detail: "residency"), on: eventLoop)
         } else {
-            future = serveCacheable(request, cache: cache, on: eventLoop)
-        }
-        return future.map { response, status in
-            var response = response
-            response.headers.replaceOrAdd(name: "cache-status", value: status.headerValue(cacheName: runtime.config.node.id))
-            let label = response.status.code >= 500 && status.metricLabel != "stale" ? "error" : status.metricLabel
-            switch label {
-            case "hit": cache.counters.increment(.hit)
-            case "stale": cache.counters.increment(.stale)
-            case "bypass": cache.counters.increment(.bypass)
-            case "error": cache.counters.increment(.error)
-            default: cache.counters.increment(.miss)
+            switch serveCacheable(request, cache: cache, on: eventLoop) {
+            case .ready(let answer): return .now(finish(answer, cache: cache, started: started))
+            case .pending(let future): pending = future
             }
-            runtime.metrics.recordRequest(tenant: cache.tenant.id, status: label, elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
-            return response
         }
+        return .later(pending.map { finish($0, cache: cache, started: started) })
+    }
+
+    /// Labels the response and records it in the tenant's counters and the metrics.
+    private func finish(_ answer: TrafficAnswer, cache: TenantCache, started: NIODeadline) -> EdgeResponse {
+        var response = answer.response
+        response.headers.add(name: "cache-status", value: answer.status.headerValue(cacheName: runtime.config.node.id))
+        let label = response.status.code >= 500 && answer.status.metricLabel != "stale" ? "error" : answer.status.metricLabel
+        switch label {
+        case "hit": cache.counters.increment(.hit)
+        case "stale": cache.counters.increment(.stale)
+        case "bypass": cache.counters.increment(.bypass)
+        case "error": cache.counters.increment(.error)
+        default: cache.counters.increment(.miss)
+        }
+        runtime.metrics.recordRequest(tenant: cache.tenant.id, status: label, elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
+        return response
     }
 
     // MARK: cacheable requests
 
-    private func serveCacheable(_ request: EdgeRequest, cache: TenantCache, on eventLoop: any EventLoop)
-        -> EventLoopFuture<(EdgeResponse, CacheStatus)>
-    {
+    private enum CacheableAnswer {
+        case ready(TrafficAnswer)
+        case pending(EventLoopFuture<TrafficAnswer>)
+    }
+
+    private func serveCacheable(_ request: EdgeRequest, cache: TenantCache, on eventLoop: any EventLoop) -> CacheableAnswer {
         let target = request.head.uri
         let now = runtime.clock.now()
         var stale: StaleEntry? = nil
@@ -73,14 +81,14 @@ struct TenantTrafficResponder: HTTPResponder {
             case .fresh(let remaining):
                 if let hit = respondFromEntry(entry, storageKey: storageKey, cache: cache, request: request, now: now,
                                               status: .hit(ttl: Int(remaining.rounded(.up)))) {
-                    return eventLoop.makeSucceededFuture(hit)
+                    return .ready(hit)
                 }
             case .staleWhileRevalidate:
                 let ttl = Int((entry.lifetime.freshness - entry.age(at: now)).rounded(.down))
                 if let hit = respondFromEntry(entry, storageKey: storageKey, cache: cache, request: request, now: now,
                                               status: .staleWhileRevalidate(ttl: ttl)) {
                     refreshInBackground(request, cache: cache, stale: StaleEntry(storageKey: storageKey, entry: entry), on: eventLoop)
-                    return eventLoop.makeSucceededFuture(hit)
+                    return .ready(hit)
                 }
             case .stale:
                 stale = StaleEntry(storageKey: storageKey, entry: entry)
@@ -88,15 +96,16 @@ struct TenantTrafficResponder: HTTPResponder {
                 cache.remove(storageKey: storageKey)
             }
         }
-        return collapsedFetch(request, cache: cache, stale: stale, on: eventLoop).map { outcome in
-            (makeResponse(outcome, request: request), outcome.cacheStatus)
-        }
+        return .pending(collapsedFetch(request, cache: cache, stale: stale, on: eventLoop).map { outcome in
+            TrafficAnswer(response: makeResponse(outcome, request: request), status: outcome.cacheStatus)
+        })
     }
 
-    /// Opens a stored entry straight into the response buffer. Nil when it fails to open: the entry
-    /// is dropped, a `decrypt_failed` security event is recorded, and the request continues as a miss.
+    /// The hit path: opens a stored entry straight into the response buffer and sends its header
+    /// block and body as slices of it. Nil when it fails to open: the entry is dropped, a
+    /// `decrypt_failed` security event is recorded, and the request continues as a miss.
     private func respondFromEntry(_ entry: CacheEntry, storageKey: KeyDigest, cache: TenantCache, request: EdgeRequest,
-                                  now: Double, status: CacheStatus) -> (EdgeResponse, CacheStatus)? {
+                                  now: Double, status: CacheStatus) -> TrafficAnswer? {
         guard let count = cache.cipher.plaintextCount(ofSealed: entry.sealed) else {
             decryptFailed(cache, storageKey: storageKey)
             return nil
@@ -110,15 +119,31 @@ struct TenantTrafficResponder: HTTPResponder {
             decryptFailed(cache, storageKey: storageKey)
             return nil
         }
-        guard let head = buffer.withUnsafeReadableBytes({ ResponseRecord.decodeHead($0) }),
-              let body = buffer.getSlice(at: buffer.readerIndex + head.bodyOffset, length: buffer.readableBytes - head.bodyOffset)
+        guard let layout = buffer.withUnsafeReadableBytes({ ResponseRecord.layout($0) }),
+              let rawHeaders = buffer.getSlice(at: layout.headerBlock.lowerBound, length: layout.headerBlock.count),
+              let body = buffer.getSlice(at: layout.bodyOffset, length: buffer.readableBytes - layout.bodyOffset)
         else {
             decryptFailed(cache, storageKey: storageKey)
             return nil
         }
-        let outcome = FetchOutcome(status: head.status, headers: head.headers, body: body, cacheStatus: status,
-                                   age: Int(entry.age(at: now)), shareable: true, vary: [])
-        return (makeResponse(outcome, request: request), status)
+        if layout.status == 200, let condition = request.head.headers.first(name: "if-none-match"),
+           let etag = buffer.withUnsafeReadableBytes({ ResponseRecord.decodeHead($0) })?.headers.first("etag"),
+           Self.etagMatches(condition, etag) {
+            var headers = HTTPHeaders()
+            headers.add(name: "age", value: String(Int(entry.age(at: now))))
+            var response = EdgeResponse(status: .notModified, headers: headers, body: nil, rawHeaders: rawHeaders)
+            response.sendBody = false
+            return TrafficAnswer(response: response, status: status)
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "age", value: String(Int(entry.age(at: now))))
+        var response = EdgeResponse(status: HTTPResponseStatus(statusCode: layout.status), headers: headers, body: body,
+                                    rawHeaders: rawHeaders)
+        if request.head.method == .HEAD {
+            response.sendBody = false
+            response.announcedLength = body.readableBytes
+        }
+        return TrafficAnswer(response: response, status: status)
     }
 
     private func decryptFailed(_ cache: TenantCache, storageKey: KeyDigest) {
@@ -130,7 +155,7 @@ struct TenantTrafficResponder: HTTPResponder {
     /// handling for HEAD, and a `304` for a matching `If-None-Match`.
     func makeResponse(_ outcome: FetchOutcome, request: EdgeRequest) -> EdgeResponse {
         var headers = HTTPHeaders(fields: outcome.headers)
-        if let age = outcome.age { headers.replaceOrAdd(name: "age", value: String(max(age, 0))) }
+        if let age = outcome.age { headers.add(name: "age", value: String(max(age, 0))) }
         var response = EdgeResponse(status: HTTPResponseStatus(statusCode: outcome.status), headers: headers, body: outcome.body)
         if request.head.method == .HEAD {
             response.sendBody = false
@@ -155,6 +180,12 @@ struct TenantTrafficResponder: HTTPResponder {
             return value == "*" || opaque(value) == wanted
         }
     }
+}
+
+/// A response with the cache outcome that labels it.
+struct TrafficAnswer: Sendable {
+    var response: EdgeResponse
+    var status: CacheStatus
 }
 
 /// A stored entry that is stale and must be revalidated (or may cover an upstream error).

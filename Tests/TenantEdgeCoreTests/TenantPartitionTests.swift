@@ -157,3 +157,30 @@ struct AdminTests {
         }
     }
 }
+
+@Suite("Stored record format")
+struct ResponseRecordTests {
+    @Test func roundTripsAndLocatesTheWireHeaderBlock() throws {
+        let record = ResponseRecord(status: 203, headers: [HeaderField("Content-Type", "text/plain"), HeaderField("X-Empty", "")],
+                                    body: Array("hello".utf8))
+        let bytes = record.encoded()
+        #expect(ResponseRecord(decoding: bytes) == record)
+        let layout = try #require(bytes.withUnsafeBytes { ResponseRecord.layout($0) })
+        #expect(layout.status == 203)
+        #expect(String(decoding: bytes[layout.headerBlock], as: UTF8.self) == "Content-Type: text/plain\r\nX-Empty: \r\n")
+        #expect(Array(bytes[layout.bodyOffset...]) == Array("hello".utf8))
+    }
+
+    @Test func refusesTruncatedOrForeignBytes() {
+        let bytes = ResponseRecord(status: 200, headers: [HeaderField("A", "b")], body: []).encoded()
+        #expect(ResponseRecord(decoding: Array(bytes.prefix(9))) == nil)
+        #expect(ResponseRecord(decoding: [1, 0, 200, 0, 0, 0, 0]) == nil)
+    }
+
+    @Test func storedHeadersDropWhatTheCacheRecomputes() {
+        var headers = [HeaderField("Age", "3"), HeaderField("Content-Length", "5"), HeaderField("Connection", "x-private"),
+                       HeaderField("X-Private", "1"), HeaderField("Surrogate-Key", "a b"), HeaderField("ETag", "\"e\"")]
+        #expect(StoredHeaders.prepare(&headers) == ["a", "b"])
+        #expect(headers == [HeaderField("ETag", "\"e\"")])
+    }
+}
