@@ -13,7 +13,10 @@ public struct TenantDirectory: Sendable {
         self.tenants = tenants
     }
 
+    /// Hosts arrive already normalized almost always, so the raw value is tried first and the
+    /// normalizing (allocating) lookup only runs when that misses.
     public func tenant(forHost host: String) -> TenantConfig? {
+        if let index = byHost[host] { return tenants[index] }
         guard let index = byHost[Self.normalize(host: host)] else { return nil }
         return tenants[index]
     }

@@ -120,8 +120,10 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
             guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, Int32(Self.tagCount), tag) == 1 else { return false }
             return EVP_DecryptFinal_ex(context, target + Int(length), &length) == 1
         }
-        ERR_clear_error()
-        guard ok else { throw EdgeError(.decryptFailed, "entry failed authentication: changed, moved, or sealed under another key") }
+        guard ok else {
+            ERR_clear_error()  // a failed tag check leaves an error on this thread's queue
+            throw EdgeError(.decryptFailed, "entry failed authentication: changed, moved, or sealed under another key")
+        }
         return count
     }
 

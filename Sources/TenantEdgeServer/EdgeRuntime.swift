@@ -17,8 +17,9 @@ struct CollapseKey: Hashable, Sendable {
 /// config, so a node either starts with all of it or not at all.
 final class EdgeRuntime: Sendable {
     let config: EdgeConfig
-    let directory: TenantDirectory
     let caches: [String: TenantCache]
+    /// Normalized hostname → its tenant's cache (built once; read-only).
+    let cachesByHost: [String: TenantCache]
     let clock: any CacheClock
     let upstream: UpstreamClient
     let metrics: EdgeMetrics
@@ -32,7 +33,6 @@ final class EdgeRuntime: Sendable {
     init(config: EdgeConfig, group: any EventLoopGroup, registry: PrometheusCollectorRegistry, logger: Logger,
          clock: any CacheClock = SystemCacheClock()) throws(EdgeError) {
         self.config = config
-        self.directory = TenantDirectory(config.tenants)
         self.clock = clock
         self.logger = logger
         let masterKey: [UInt8]?
@@ -49,14 +49,20 @@ final class EdgeRuntime: Sendable {
             caches[tenant.id] = TenantCache(tenant: tenant, cipher: cipher, quotaBytes: quotas[tenant.id] ?? 0)
         }
         self.caches = caches
+        var byHost: [String: TenantCache] = [:]
+        for tenant in config.tenants {
+            for host in tenant.hosts { byHost[TenantDirectory.normalize(host: host)] = caches[tenant.id] }
+        }
+        self.cachesByHost = byHost
         self.adminTokens = try AdminTokensReader.load(path: config.security.adminTokensFile)
         self.upstream = UpstreamClient(group: group, limits: config.limits)
         self.metrics = EdgeMetrics(registry: registry, tenants: config.tenants.map(\.id))
         self.startedAt = clock.now()
     }
 
+    /// The tenant cache for a `Host` value: one dictionary read for an already-normalized host.
     func cache(forHost host: String) -> TenantCache? {
-        directory.tenant(forHost: host).flatMap { caches[$0.id] }
+        cachesByHost[host] ?? cachesByHost[TenantDirectory.normalize(host: host)]
     }
 
     /// A security event: counted, logged with the tenant id only (never key material or bodies).
