@@ -25,5 +25,24 @@ expect "strict without encryption" 2 "security.encryption: false is refused" TEN
 expect "bad TTL variable" 2 "TENANT_CACHE_TTL: must be a whole number" TENANT_CACHE_TTL=soon <<< "$base"
 expect "missing key file" 2 "security.master_key_file: cannot read" <<< "${base/master.key/missing.key}"
 expect "bad upstream" 2 "tenants[0].upstream: must be" <<< "${base/http:\/\/127.0.0.1:18080/ftp:\/\/x}"
+# run: starts on free ports, answers, and drains on SIGTERM with exit code 0.
+cat > "$work/run.yaml" <<YAML
+$base
+listen: { http: "127.0.0.1:0", admin: "127.0.0.1:0" }
+limits: { drain_s: 5 }
+YAML
+"$bin" run --config "$work/run.yaml" > "$work/run.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do grep -q "edge node ready" "$work/run.log" && break; sleep 0.1; done
+http=$(grep -o 'http=127.0.0.1:[0-9]*' "$work/run.log" | head -1 | cut -d= -f2)
+admin=$(grep -o 'admin=127.0.0.1:[0-9]*' "$work/run.log" | head -1 | cut -d= -f2)
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: nobody.test' "http://$http/x")
+ready=$(curl -s -o /dev/null -w '%{http_code}' "http://$admin/readyz")
+kill -TERM "$pid"; rc=0
+for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; rc=99; else wait "$pid"; rc=$?; fi
+if [ "$code" = 421 ] && [ "$ready" = 200 ] && [ "$rc" = 0 ] && grep -q "stopped" "$work/run.log"; then passed=$((passed+1))
+else failed=$((failed+1)); echo "cli-check FAILED: run/SIGTERM: unknown host $code, readyz $ready, exit $rc"; cat "$work/run.log"; fi
+
 echo "cli-checks: $passed passed, $failed failed"
 [ "$failed" = 0 ]
