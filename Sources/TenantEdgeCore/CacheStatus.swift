@@ -1,6 +1,8 @@
 /// `Cache-Status` values (RFC 9211), with this node's id as the cache name.
 public enum CacheStatus: Sendable, Equatable {
     case hit(ttl: Int)
+    /// Answered from the region's shared tier (L2) without reaching the upstream.
+    case sharedHit(ttl: Int)
     /// Served stale while a background refresh runs.
     case staleWhileRevalidate(ttl: Int)
     /// Served stale because the upstream failed with `fwdStatus` (0 when it could not be reached).
@@ -16,7 +18,7 @@ public enum CacheStatus: Sendable, Equatable {
     /// The label used in metrics and stats: hit, stale, miss, revalidated, bypass.
     public var metricLabel: String {
         switch self {
-        case .hit: "hit"
+        case .hit, .sharedHit: "hit"
         case .staleWhileRevalidate, .staleIfError: "stale"
         case .miss, .collapsed: "miss"
         case .revalidated: "revalidated"
@@ -27,6 +29,7 @@ public enum CacheStatus: Sendable, Equatable {
     public func headerValue(cacheName: String) -> String {
         switch self {
         case .hit(let ttl): "\(cacheName); hit; ttl=\(ttl)"
+        case .sharedHit(let ttl): "\(cacheName); hit; ttl=\(ttl); detail=l2"
         case .staleWhileRevalidate(let ttl): "\(cacheName); hit; ttl=\(ttl); detail=stale-while-revalidate"
         case .staleIfError(let ttl, let status):
             status == 0 ? "\(cacheName); fwd=stale; ttl=\(ttl); detail=stale-if-error"

@@ -29,7 +29,7 @@ extension EdgeConfig {
         check(cache.memoryBytes > 0, "cache.memory_bytes", "must be greater than 0")
         check(cache.defaultTTLSeconds >= 0, "cache.default_ttl_s", "must be 0 or more")
         if let redis = cache.redis {
-            check(redis.url.hasPrefix("redis://"), "cache.redis.url", "must start with redis://")
+            check(RedisEndpoint(parsing: redis.url) != nil, "cache.redis.url", "must be redis://[user:password@]host[:port][/db]")
             check((1...1024).contains(redis.poolSize), "cache.redis.pool_size", "must be from 1 to 1024")
             check((1...60_000).contains(redis.timeoutMs), "cache.redis.timeout_ms", "must be from 1 to 60000")
         }

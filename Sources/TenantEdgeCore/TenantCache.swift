@@ -61,29 +61,48 @@ public final class TenantCache: Sendable {
         }
     }
 
-    /// Seals and stores a response. Returns false when it does not fit the tenant's quota at all.
+    /// What `store` put in L1, for writing the same sealed bytes to L2.
+    public struct Stored: Sendable {
+        public var storageKey: KeyDigest
+        public var entry: CacheEntry
+    }
+
+    /// Seals and stores a response. Nil when it does not fit the tenant's quota at all.
     @discardableResult
     public func store(
         target: String, requestHeaders: [HeaderField], record: ResponseRecord, varyNames: [String],
         tags: [String], lifetime: StoragePolicy.Lifetime, responseTime: Double
-    ) throws(EdgeError) -> Bool {
+    ) throws(EdgeError) -> Stored? {
         let primary = primaryDigest(target: target)
         let storageKey = varyNames.isEmpty
             ? primary : variantDigest(target: target, varyNames: varyNames, requestHeaders: requestHeaders)
         let sealed = try cipher.seal(record.encoded(), aad: aad(storageKey))
         let entry = CacheEntry(sealed: sealed, responseTime: responseTime, lifetime: lifetime, tagDigests: tags.map(tagDigest))
         let prefixDigests = Self.prefixes(of: target).map(prefixDigest)
-        return partition.withLock {
+        let inserted = partition.withLock {
             $0.insert(entry, primary: primary, storageKey: storageKey, varyNames: varyNames, prefixDigests: prefixDigests)
+        }
+        return inserted ? Stored(storageKey: storageKey, entry: entry) : nil
+    }
+
+    /// Puts an entry found in L2 (already sealed, for a target without `Vary`) into L1.
+    @discardableResult
+    public func promote(_ entry: CacheEntry, target: String) -> Bool {
+        let primary = primaryDigest(target: target)
+        let prefixDigests = Self.prefixes(of: target).map(prefixDigest)
+        return partition.withLock {
+            $0.insert(entry, primary: primary, storageKey: primary, varyNames: [], prefixDigests: prefixDigests)
         }
     }
 
     /// Re-seals a revalidated response over its old entry (a `304` refresh).
+    @discardableResult
     public func refresh(storageKey: KeyDigest, record: ResponseRecord, lifetime: StoragePolicy.Lifetime,
-                        tags: [String], responseTime: Double) throws(EdgeError) {
+                        tags: [String], responseTime: Double) throws(EdgeError) -> CacheEntry {
         let sealed = try cipher.seal(record.encoded(), aad: aad(storageKey))
         let entry = CacheEntry(sealed: sealed, responseTime: responseTime, lifetime: lifetime, tagDigests: tags.map(tagDigest))
         _ = partition.withLock { $0.refresh(storageKey: storageKey, with: entry) }
+        return entry
     }
 
     /// The associated data an entry under `storageKey` is sealed with.

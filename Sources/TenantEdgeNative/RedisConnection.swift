@@ -23,6 +23,22 @@ public final class RedisConnection {
 
     deinit { redisFree(context) }
 
+    /// Connects, authenticates (`AUTH [user] password`) and selects the endpoint's database.
+    /// Errors name the endpoint with its password masked.
+    public static func open(_ endpoint: RedisEndpoint, timeoutMs: Int) throws(EdgeError) -> RedisConnection {
+        let connection = try RedisConnection(host: endpoint.host, port: endpoint.port, timeoutMs: timeoutMs)
+        if let password = endpoint.password {
+            let arguments = ["AUTH"] + (endpoint.user.map { [$0] } ?? []) + [password]
+            if case .error = try connection.command(arguments.map { Array($0.utf8) }) {
+                throw EdgeError(.redisFailure, "Redis at \(endpoint) refused the credentials")
+            }
+        }
+        if endpoint.database != 0, case .error(let message) = try connection.command("SELECT", String(endpoint.database)) {
+            throw EdgeError(.redisFailure, "Redis at \(endpoint): SELECT failed: \(message)")
+        }
+        return connection
+    }
+
     /// A Redis reply, copied out of hiredis's memory.
     public enum Reply: Equatable, Sendable {
         case status(String)

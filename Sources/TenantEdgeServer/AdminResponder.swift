@@ -15,7 +15,10 @@ struct AdminResponder: HTTPResponder {
     }
 
     func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
-        .now(route(request))
+        if request.head.method == .POST, request.head.uri.split(separator: "?").first == "/_edge/purge" {
+            return purge(request, on: eventLoop)
+        }
+        return .now(route(request))
     }
 
     func route(_ request: EdgeRequest) -> EdgeResponse {
@@ -30,12 +33,11 @@ struct AdminResponder: HTTPResponder {
             var headers = HTTPHeaders()
             headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
             let caches = runtime.config.tenants.compactMap { runtime.caches[$0.id] }
-            return EdgeResponse(status: .ok, headers: headers, body: ByteBuffer(bytes: runtime.metrics.render(caches: caches)))
+            let body = runtime.metrics.render(caches: caches, redisIsUp: runtime.l2?.isUp)
+            return EdgeResponse(status: .ok, headers: headers, body: ByteBuffer(bytes: body))
         case (.GET, "/_edge/stats"):
             if let denied = authorize(request, scope: .read, tenant: nil) { return denied }
             return .json(.ok, statsJSON(visibleTo: bearerToken(request)))
-        case (.POST, "/_edge/purge"):
-            return purge(request)
         case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/_edge/stats"), (_, "/_edge/purge"):
             return .jsonError(.methodNotAllowed, code: "method_not_allowed")
         default:
@@ -43,24 +45,22 @@ struct AdminResponder: HTTPResponder {
         }
     }
 
-    private func purge(_ request: EdgeRequest) -> EdgeResponse {
+    private func purge(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         let body = request.body.map { Array($0.readableBytesView) } ?? []
         let purge: PurgeRequest
         do { purge = try PurgeRequest(json: body) } catch {
-            if let denied = authorize(request, scope: .purge, tenant: nil) { return denied }
-            return .jsonError(.badRequest, code: "bad_request", detail: error.message)
+            if let denied = authorize(request, scope: .purge, tenant: nil) { return .now(denied) }
+            return .now(.jsonError(.badRequest, code: "bad_request", detail: error.message))
         }
-        if let denied = authorize(request, scope: .purge, tenant: purge.tenant) { return denied }
+        if let denied = authorize(request, scope: .purge, tenant: purge.tenant) { return .now(denied) }
         guard let cache = runtime.caches[purge.tenant] else {
-            return .jsonError(.notFound, code: "unknown_tenant", detail: "no tenant '\(purge.tenant)' on this node")
+            return .now(.jsonError(.notFound, code: "unknown_tenant", detail: "no tenant '\(purge.tenant)' on this node"))
         }
-        let purged = cache.purge(keys: purge.keys, tags: purge.tags, prefixes: purge.prefixes, all: purge.all)
-        runtime.metrics.recordInvalidation("key", count: purge.keys.count)
-        runtime.metrics.recordInvalidation("tag", count: purge.tags.count)
-        runtime.metrics.recordInvalidation("prefix", count: purge.prefixes.count)
-        runtime.metrics.recordInvalidation("all", count: purge.all ? 1 : 0)
-        runtime.logger.info("purge", metadata: ["tenant": "\(purge.tenant)", "purged": "\(purged)"])
-        return .json(.ok, "{\"purged\":\(purged)}")
+        let logger = runtime.logger
+        return .later(runtime.purge(purge, cache: cache, on: eventLoop).map { purged in
+            logger.info("purge", metadata: ["tenant": "\(purge.tenant)", "purged": "\(purged)"])
+            return .json(.ok, "{\"purged\":\(purged)}")
+        })
     }
 
     private func bearerToken(_ request: EdgeRequest) -> AdminTokens.Token? {
@@ -91,6 +91,14 @@ struct AdminResponder: HTTPResponder {
         }
     }
 
+    private func redisStats() -> String {
+        guard let l2 = runtime.l2 else { return "" }
+        let c = l2.counters
+        return ",\"redis\":{\"up\":\(l2.isUp),\"endpoint\":\(JSONText.quote(l2.endpoint.description)),"
+            + "\"hits\":\(c.hits.load(ordering: .relaxed)),\"misses\":\(c.misses.load(ordering: .relaxed)),"
+            + "\"writes\":\(c.writes.load(ordering: .relaxed)),\"errors\":\(c.errors.load(ordering: .relaxed))}"
+    }
+
     /// Per-tenant figures, limited to the tenants the token may see.
     func statsJSON(visibleTo token: AdminTokens.Token?) -> String {
         var tenants: [String] = []
@@ -106,7 +114,7 @@ struct AdminResponder: HTTPResponder {
         }
         let uptime = Int(runtime.clock.now() - runtime.startedAt)
         return "{\"node\":{\"id\":\(JSONText.quote(runtime.config.node.id)),\"region\":\(JSONText.quote(runtime.config.node.region)),"
-            + "\"uptime_s\":\(uptime)},\"config_version\":0,\"tiers\":{\"memory\":{\"up\":true}},"
+            + "\"uptime_s\":\(uptime)},\"config_version\":0,\"tiers\":{\"memory\":{\"up\":true}\(redisStats())},"
             + "\"invalidation\":{\"cursor\":0,\"lag_seconds\":0},"
             + "\"security_events\":\(runtime.securityEventCount.load(ordering: .relaxed)),"
             + "\"tenants\":{\(tenants.joined(separator: ","))}}"

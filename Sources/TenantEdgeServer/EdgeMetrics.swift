@@ -25,7 +25,9 @@ final class EdgeMetrics: Sendable {
     private let invalidations: [String: Counter]
     private let evictionsReported = Mutex<[String: Int]>([:])  // last eviction totals exported per tenant
 
-    init(registry: PrometheusCollectorRegistry, tenants: [String]) {
+    private let redisUp: Gauge?
+
+    init(registry: PrometheusCollectorRegistry, tenants: [String], hasRedis: Bool = false) {
         self.registry = registry
         var requests: [String: [String: Counter]] = [:]
         for tenant in tenants {
@@ -56,6 +58,9 @@ final class EdgeMetrics: Sendable {
         registry.makeGauge(descriptor: Self.describe("edge_invalidation_lag_seconds", "Seconds since the invalidation feed was last heard (0 standalone)")).set(to: 0)
         registry.makeGauge(descriptor: Self.describe("edge_config_version", "Version of the applied config bundle (0 standalone)")).set(to: 0)
         registry.makeGauge(descriptor: Self.describe("edge_tier_up", "1 when the cache tier is usable"), labels: [("tier", "memory")]).set(to: 1)
+        redisUp = hasRedis
+            ? registry.makeGauge(descriptor: Self.describe("edge_tier_up", "1 when the cache tier is usable"), labels: [("tier", "redis")])
+            : nil
     }
 
     func recordRequest(tenant: String?, status: String, elapsedNanoseconds: Int64) {
@@ -70,7 +75,8 @@ final class EdgeMetrics: Sendable {
     }
 
     /// Brings occupancy gauges and eviction counters up to date, then renders the text format.
-    func render(caches: [TenantCache]) -> [UInt8] {
+    func render(caches: [TenantCache], redisIsUp: Bool? = nil) -> [UInt8] {
+        if let redisIsUp { redisUp?.set(to: redisIsUp ? 1 : 0) }
         for cache in caches {
             let occupancy = cache.occupancy()
             registry.makeGauge(descriptor: Self.describe("edge_cache_bytes", "Bytes held per tenant and tier"), labels: [("tenant", cache.tenant.id), ("tier", "memory")])

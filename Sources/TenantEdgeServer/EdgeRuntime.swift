@@ -22,6 +22,8 @@ final class EdgeRuntime: Sendable {
     let cachesByHost: [String: TenantCache]
     let clock: any CacheClock
     let upstream: UpstreamClient
+    /// The shared tier, when `cache.redis` is configured.
+    let l2: RedisTier?
     let metrics: EdgeMetrics
     let adminTokens: AdminTokens
     let logger: Logger
@@ -55,8 +57,9 @@ final class EdgeRuntime: Sendable {
         }
         self.cachesByHost = byHost
         self.adminTokens = try AdminTokensReader.load(path: config.security.adminTokensFile)
+        self.l2 = try config.cache.redis.map { (redis) throws(EdgeError) in try RedisTier(config: redis, clock: clock, logger: logger) }
         self.upstream = UpstreamClient(group: group, limits: config.limits)
-        self.metrics = EdgeMetrics(registry: registry, tenants: config.tenants.map(\.id))
+        self.metrics = EdgeMetrics(registry: registry, tenants: config.tenants.map(\.id), hasRedis: config.cache.redis != nil)
         self.startedAt = clock.now()
     }
 
@@ -77,7 +80,26 @@ final class EdgeRuntime: Sendable {
         tenant.residency.isEmpty || tenant.residency.contains(config.node.region)
     }
 
+    /// Purges one tenant in every tier. L1 at once; in L2 keys are deleted and tags, prefixes or
+    /// `all` drop the tenant's generation (every L2 entry of the tenant: coarser than asked, never
+    /// staler). Returns the number of entries removed that could be counted.
+    func purge(_ request: PurgeRequest, cache: TenantCache, on eventLoop: any EventLoop) -> EventLoopFuture<Int> {
+        let removed = cache.purge(keys: request.keys, tags: request.tags, prefixes: request.prefixes, all: request.all)
+        metrics.recordInvalidation("key", count: request.keys.count)
+        metrics.recordInvalidation("tag", count: request.tags.count)
+        metrics.recordInvalidation("prefix", count: request.prefixes.count)
+        metrics.recordInvalidation("all", count: request.all ? 1 : 0)
+        guard let l2 else { return eventLoop.makeSucceededFuture(removed) }
+        let tenant = cache.tenant.id
+        if request.all || !request.tags.isEmpty || !request.prefixes.isEmpty {
+            return l2.dropGeneration(tenant: tenant, on: eventLoop).map { _ in removed }
+        }
+        return l2.delete(tenant: tenant, digests: request.keys.map { cache.primaryDigest(target: $0) }, on: eventLoop)
+            .map { removed + $0 }
+    }
+
     func shutdown() async {
         try? await upstream.shutdown()
+        await l2?.shutdown()
     }
 }

@@ -50,6 +50,47 @@ extension TenantTrafficResponder {
     func leaderFetch(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, on eventLoop: any EventLoop)
         -> EventLoopFuture<FetchOutcome>
     {
+        guard stale == nil, let l2 = runtime.l2 else { return upstreamFetch(request, cache: cache, stale: stale, on: eventLoop) }
+        let target = request.head.uri
+        return l2.get(tenant: cache.tenant.id, digest: cache.primaryDigest(target: target), on: eventLoop).flatMap { value in
+            if let value, let outcome = sharedTierOutcome(value, target: target, cache: cache) {
+                return eventLoop.makeSucceededFuture(outcome)
+            }
+            return upstreamFetch(request, cache: cache, stale: nil, on: eventLoop)
+        }
+    }
+
+    /// An L2 value that is fresh and opens under this tenant's key and binding becomes an L1 entry
+    /// and the answer. One that does not open is a `decrypt_failed` security event and a miss.
+    private func sharedTierOutcome(_ value: [UInt8], target: String, cache: TenantCache) -> FetchOutcome? {
+        let now = runtime.clock.now()
+        guard let entry = L2EntryCodec.decode(value) else {
+            runtime.securityEvent("decrypt_failed", tenant: cache.tenant.id, detail: "L2 value is malformed; fetched anew")
+            return nil
+        }
+        guard case .fresh(let remaining) = entry.freshness(at: now) else { return nil }
+        let storageKey = cache.primaryDigest(target: target)
+        guard let plaintext = try? cache.cipher.open(entry.sealed, aad: cache.aad(storageKey)),
+              let record = ResponseRecord(decoding: plaintext) else {
+            runtime.securityEvent("decrypt_failed", tenant: cache.tenant.id, detail: "L2 value failed to open; fetched anew")
+            return nil
+        }
+        cache.promote(entry, target: target)
+        return FetchOutcome(status: record.status, headers: record.headers, body: ByteBuffer(bytes: record.body),
+                            cacheStatus: .sharedHit(ttl: Int(remaining.rounded(.up))), age: Int(entry.age(at: now)),
+                            shareable: true, vary: [])
+    }
+
+    /// Writes what L1 stored to L2 as well, with a Redis TTL of the entry's remaining keep time.
+    private func writeToSharedTier(_ entry: CacheEntry, storageKey: KeyDigest, cache: TenantCache, on eventLoop: any EventLoop) {
+        guard let l2 = runtime.l2 else { return }
+        let ttl = Int((entry.lifetime.keep - entry.lifetime.initialAge).rounded(.up))
+        l2.set(tenant: cache.tenant.id, digest: storageKey, value: L2EntryCodec.encode(entry), ttlSeconds: ttl, on: eventLoop)
+    }
+
+    private func upstreamFetch(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, on eventLoop: any EventLoop)
+        -> EventLoopFuture<FetchOutcome>
+    {
         let staleRecord = stale.flatMap { openRecord($0, cache: cache) }
         var headers = forwardHeaders(request, forStorage: true)
         if let staleRecord, stale?.entry.lifetime.hasValidator == true {
@@ -64,7 +105,7 @@ extension TenantTrafficResponder {
             .flatMapWithEventLoop { response, _ in
                 eventLoop.makeCompletedFuture {
                     try handleUpstream(response, requestFields: requestFields, target: request.head.uri, cache: cache,
-                                       stale: stale, staleRecord: staleRecord)
+                                       stale: stale, staleRecord: staleRecord, on: eventLoop)
                 }
             }
             .flatMapError { error in
@@ -77,7 +118,7 @@ extension TenantTrafficResponder {
     }
 
     private func handleUpstream(_ response: UpstreamResponse, requestFields: [HeaderField], target: String, cache: TenantCache,
-                                stale: StaleEntry?, staleRecord: ResponseRecord?) throws -> FetchOutcome {
+                                stale: StaleEntry?, staleRecord: ResponseRecord?, on eventLoop: any EventLoop) throws -> FetchOutcome {
         let now = runtime.clock.now()
         let ttl = Double(cache.tenant.defaultTTLSeconds ?? runtime.config.cache.defaultTTLSeconds)
         if response.status == 304, let stale, let staleRecord {
@@ -91,7 +132,10 @@ extension TenantTrafficResponder {
             var stored = false
             if case .store(let lifetime) = StoragePolicy.decide(requestHeaders: requestFields, status: record.status,
                                                                 responseHeaders: merged, responseTime: now, defaultTTL: ttl) {
-                try cache.refresh(storageKey: stale.storageKey, record: record, lifetime: lifetime, tags: tags, responseTime: now)
+                let entry = try cache.refresh(storageKey: stale.storageKey, record: record, lifetime: lifetime, tags: tags, responseTime: now)
+                if StoragePolicy.varyNames(from: merged).isEmpty {
+                    writeToSharedTier(entry, storageKey: stale.storageKey, cache: cache, on: eventLoop)
+                }
                 stored = true
             }
             return FetchOutcome(status: record.status, headers: merged, body: ByteBuffer(bytes: record.body),
@@ -111,8 +155,11 @@ extension TenantTrafficResponder {
         switch decision {
         case .store(let lifetime):
             let record = ResponseRecord(status: response.status, headers: headers, body: Array(response.body.readableBytesView))
-            stored = try cache.store(target: target, requestHeaders: requestFields, record: record,
-                                     varyNames: StoragePolicy.varyNames(from: headers), tags: tags, lifetime: lifetime, responseTime: now)
+            let varyNames = StoragePolicy.varyNames(from: headers)
+            let result = try cache.store(target: target, requestHeaders: requestFields, record: record,
+                                         varyNames: varyNames, tags: tags, lifetime: lifetime, responseTime: now)
+            stored = result != nil
+            if let result, varyNames.isEmpty { writeToSharedTier(result.entry, storageKey: result.storageKey, cache: cache, on: eventLoop) }
             if !stored { detail = "too-large" }
         case .doNotStore(let reason):
             detail = reason
@@ -166,11 +213,10 @@ extension TenantTrafficResponder {
     func forwardUncacheable(_ request: EdgeRequest, cache: TenantCache, on eventLoop: any EventLoop)
         -> EventLoopFuture<TrafficAnswer>
     {
-        passThrough(request, cache: cache, status: .uncacheableMethod, on: eventLoop).map { answer in
-            if (200..<400).contains(Int(answer.response.status.code)) {
-                _ = cache.purge(keys: [request.head.uri], tags: [], prefixes: [], all: false)
-            }
-            return answer
+        passThrough(request, cache: cache, status: .uncacheableMethod, on: eventLoop).flatMap { answer in
+            guard (200..<400).contains(Int(answer.response.status.code)) else { return eventLoop.makeSucceededFuture(answer) }
+            let invalidation = PurgeRequest(tenant: cache.tenant.id, keys: [request.head.uri])
+            return runtime.purge(invalidation, cache: cache, on: eventLoop).map { _ in answer }
         }
     }
 

@@ -22,12 +22,13 @@ final class EdgeHarness: Sendable {
     let client: HTTPClient
     let directory: URL
 
-    static func start(configure: (inout EdgeConfig) -> Void = { _ in }, script: @escaping TestUpstream.Script) async throws -> EdgeHarness {
+    static func start(configure: (inout EdgeConfig) -> Void = { _ in }, masterKey: [UInt8]? = nil, nodeID: String = "test-a",
+                      script: @escaping TestUpstream.Script) async throws -> EdgeHarness {
         let upstream = try await TestUpstream(script: script)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("te-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let masterKey = directory.appendingPathComponent("master.key")
-        try Data(try OpenSSL.randomBytes(32)).write(to: masterKey)
+        let masterKeyFile = directory.appendingPathComponent("master.key")
+        try Data(try masterKey ?? OpenSSL.randomBytes(32)).write(to: masterKeyFile)
         let tokens = directory.appendingPathComponent("admin-tokens.yaml")
         func hex(_ token: String) -> String { OpenSSL.sha256(Array(token.utf8)).map { String(format: "%02x", $0) }.joined() }
         try """
@@ -36,10 +37,10 @@ final class EdgeHarness: Sendable {
         """.write(to: tokens, atomically: true, encoding: .utf8)
 
         var config = EdgeConfig()
-        config.node = .init(id: "test-a", region: "eu-west")
+        config.node = .init(id: nodeID, region: "eu-west")
         config.listen = .init(http: "127.0.0.1:0", admin: "127.0.0.1:0")
         config.stateDir = directory.path
-        config.security.masterKeyFile = masterKey.path
+        config.security.masterKeyFile = masterKeyFile.path
         config.security.adminTokensFile = tokens.path
         config.cache.memoryBytes = 64 << 20
         config.limits.upstreamReadTimeoutMs = 2000

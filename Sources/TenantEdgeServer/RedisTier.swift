@@ -1,0 +1,168 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import TenantEdgeCore
+import TenantEdgeNative
+
+/// The region's shared tier (L2) on Redis through hiredis.
+///
+/// Design: blocking hiredis connections, one per thread of a dedicated `NIOThreadPool`
+/// (`cache.redis.pool_size` threads), so no event loop ever blocks. Every call is bounded by
+/// `timeout_ms` twice: the socket timeout inside hiredis, and a timer on the event loop that answers
+/// "unavailable" if the pool has not, so no request waits on Redis longer than `timeout_ms` even when
+/// calls queue. A `CircuitBreaker` stops calling a Redis that keeps failing and probes it with
+/// backoff. Redis failures never fail a request: reads become misses, writes are dropped.
+///
+/// Keys: `te:<tenant>:g<generation>:<base64url digest>`, with the tenant's generation in
+/// `te:<tenant>:gen`. The generation is resolved inside Redis by a short Lua script in the same
+/// round trip, and an `all`, tag or prefix purge increments it, so every node stops seeing the
+/// tenant's old entries at once and Redis expires them itself.
+final class RedisTier: Sendable {
+    let endpoint: RedisEndpoint
+    private let timeoutMs: Int
+    private let threadPool: NIOThreadPool
+    private let idle = Mutex<[PooledConnection]>([])  // connections not in use by a pool thread
+    private let breaker = Mutex(CircuitBreaker())  // protects the breaker's state
+    private let clock: any CacheClock
+    private let logger: Logger
+    let counters = TierCounters()
+
+    /// A hiredis connection parked in the pool.
+    private final class PooledConnection: @unchecked Sendable {  // used by one pool thread at a time
+        let connection: RedisConnection
+        init(_ connection: RedisConnection) { self.connection = connection }
+    }
+
+    init(config: EdgeConfig.Redis, clock: any CacheClock, logger: Logger) throws(EdgeError) {
+        guard let endpoint = RedisEndpoint(parsing: config.url) else {
+            throw EdgeError(.invalidConfig, "cache.redis.url: must be redis://[user:password@]host[:port][/db]")
+        }
+        self.endpoint = endpoint
+        self.timeoutMs = config.timeoutMs
+        self.clock = clock
+        self.logger = logger
+        threadPool = NIOThreadPool(numberOfThreads: config.poolSize)
+        threadPool.start()
+    }
+
+    var isUp: Bool { breaker.withLock { $0.isUp } }
+
+    func shutdown() async {
+        try? await threadPool.shutdownGracefully()
+        idle.withLock { $0.removeAll() }
+    }
+
+    // MARK: entry operations
+
+    private static let getScript = "local g = redis.call('GET', KEYS[1]) or '0' return redis.call('GET', ARGV[1] .. g .. ':' .. ARGV[2])"
+    private static let setScript =
+        "local g = redis.call('GET', KEYS[1]) or '0' return redis.call('SET', ARGV[1] .. g .. ':' .. ARGV[2], ARGV[3], 'EX', ARGV[4])"
+    private static let delScript = "local g = redis.call('GET', KEYS[1]) or '0' return redis.call('DEL', ARGV[1] .. g .. ':' .. ARGV[2])"
+
+    /// The stored value for a tenant's digest, or nil (absent, Redis unavailable, or too slow).
+    func get(tenant: String, digest: KeyDigest, on eventLoop: any EventLoop) -> EventLoopFuture<[UInt8]?> {
+        let arguments = Self.arguments(Self.getScript, tenant: tenant, digest: digest)
+        return run(on: eventLoop, fallback: nil) { connection -> [UInt8]? in
+            switch try connection.command(arguments) {
+            case .string(let bytes): return bytes
+            case .null: return nil
+            case .error(let message): throw EdgeError(.redisFailure, "GET: \(message)")
+            default: return nil
+            }
+        }.map { value in
+            if value == nil { self.counters.misses.add(1, ordering: .relaxed) } else { self.counters.hits.add(1, ordering: .relaxed) }
+            return value
+        }
+    }
+
+    /// Stores a value with a Redis TTL; failures are counted and otherwise ignored.
+    func set(tenant: String, digest: KeyDigest, value: [UInt8], ttlSeconds: Int, on eventLoop: any EventLoop) {
+        guard ttlSeconds > 0 else { return }
+        let arguments = Self.arguments(Self.setScript, tenant: tenant, digest: digest) + [value, Array(String(ttlSeconds).utf8)]
+        _ = run(on: eventLoop, fallback: false) { connection -> Bool in
+            if case .error(let message) = try connection.command(arguments) { throw EdgeError(.redisFailure, "SET: \(message)") }
+            return true
+        }.map { stored in if stored { self.counters.writes.add(1, ordering: .relaxed) } }
+    }
+
+    /// Deletes the entries of these digests; returns how many Redis removed (0 when unavailable).
+    func delete(tenant: String, digests: [KeyDigest], on eventLoop: any EventLoop) -> EventLoopFuture<Int> {
+        let commands = digests.map { Self.arguments(Self.delScript, tenant: tenant, digest: $0) }
+        return run(on: eventLoop, fallback: 0) { connection -> Int in
+            var removed = 0
+            for command in commands { if case .integer(let count) = try connection.command(command) { removed += count } }
+            return removed
+        }
+    }
+
+    /// Makes every stored entry of the tenant unreachable at once (O(1)); they expire on their own.
+    func dropGeneration(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
+        let key = Array("te:\(tenant):gen".utf8)
+        return run(on: eventLoop, fallback: false) { connection -> Bool in
+            guard case .integer = try connection.command([Array("INCR".utf8), key]) else {
+                throw EdgeError(.redisFailure, "INCR of the tenant generation failed")
+            }
+            return true
+        }
+    }
+
+    private static func arguments(_ script: String, tenant: String, digest: KeyDigest) -> [[UInt8]] {
+        [Array("EVAL".utf8), Array(script.utf8), Array("1".utf8), Array("te:\(tenant):gen".utf8),
+         Array("te:\(tenant):g".utf8), Array(digest.base64URL.utf8)]
+    }
+
+    // MARK: pool, deadline and breaker
+
+    /// Runs `body` on a pool thread with a pooled connection. Answers `fallback` when the breaker is
+    /// open, the call fails, or `timeout_ms` passes first.
+    private func run<T: Sendable>(on eventLoop: any EventLoop, fallback: T,
+                                  _ body: @escaping @Sendable (RedisConnection) throws -> T) -> EventLoopFuture<T> {
+        let now = clock.now()
+        guard breaker.withLock({ $0.beforeCall(now: now) }) == .attempt else {
+            return eventLoop.makeSucceededFuture(fallback)
+        }
+        let deadline = NIODeadline.now() + .milliseconds(Int64(timeoutMs))
+        let promise = eventLoop.makePromise(of: T.self)
+        let once = Once()
+        let settle: @Sendable (T, Bool) -> Void = { value, ok in
+            guard once.claim() else { return }
+            self.breaker.withLock { ok ? $0.succeeded() : $0.failed(now: self.clock.now()) }
+            promise.succeed(value)
+        }
+        let timer = eventLoop.scheduleTask(deadline: deadline) { settle(fallback, false) }
+        threadPool.runIfActive(eventLoop: eventLoop) { () throws -> T in
+            guard NIODeadline.now() < deadline else { throw EdgeError(.redisFailure, "queued past timeout_ms") }
+            // A connection that failed is not returned to the pool: it may be mid-reply or broken.
+            let pooled = try self.idle.withLock({ $0.popLast() })
+                ?? PooledConnection(RedisConnection.open(self.endpoint, timeoutMs: self.timeoutMs))
+            let value = try body(pooled.connection)
+            self.idle.withLock { $0.append(pooled) }
+            return value
+        }.whenComplete { result in
+            timer.cancel()
+            switch result {
+            case .success(let value): settle(value, true)
+            case .failure(let error):
+                self.counters.errors.add(1, ordering: .relaxed)
+                self.logger.debug("redis call failed", metadata: ["error": "\(error)"])
+                settle(fallback, false)
+            }
+        }
+        return promise.futureResult
+    }
+}
+
+/// True for the first caller only: settles a call exactly once between its reply and its timer.
+private final class Once: Sendable {
+    private let done = Atomic<Bool>(false)
+    func claim() -> Bool { done.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged }
+}
+
+/// Per-tier counters for stats and metrics.
+final class TierCounters: Sendable {
+    let hits = Atomic<Int>(0)
+    let misses = Atomic<Int>(0)
+    let writes = Atomic<Int>(0)
+    let errors = Atomic<Int>(0)
+}

@@ -1,0 +1,157 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+@testable import TenantEdgeCore
+import TenantEdgeNative
+import Testing
+@testable import TenantEdgeServer
+
+/// L2 on the real redis-server: the one `make test` started (each test in a database of its own),
+/// or one the test starts and kills itself.
+@Suite("Shared tier (L2) on Redis", .serialized)
+struct SharedTierTests {
+    static let body: TestUpstream.Script = { request in
+        TestUpstream.Reply(headers: [("Cache-Control", "max-age=300"), ("Surrogate-Key", "all-items")],
+                           body: "\(request.header("host") ?? "?")|\(request.uri)")
+    }
+
+    static func redisURL(database: Int) throws -> String {
+        let port = try #require(Int(ProcessInfo.processInfo.environment["TE_TEST_REDIS_PORT"] ?? ""),
+                                "TE_TEST_REDIS_PORT is not set: run the suite with `make test`")
+        let redis = try RedisConnection(host: "127.0.0.1", port: port, timeoutMs: 1000)
+        _ = try redis.command("SELECT", String(database))
+        _ = try redis.command("FLUSHDB")
+        return "redis://127.0.0.1:\(port)/\(database)"
+    }
+
+    static func withTwoNodes(database: Int, _ body: (EdgeHarness, EdgeHarness, RedisConnection) async throws -> Void) async throws {
+        let url = try redisURL(database: database)
+        let masterKey = try OpenSSL.randomBytes(32)
+        let configure: (inout EdgeConfig) -> Void = { $0.cache.redis = .init(url: url, poolSize: 4, timeoutMs: 200) }
+        let a = try await EdgeHarness.start(configure: configure, masterKey: masterKey, nodeID: "node-a", script: Self.body)
+        let b = try await EdgeHarness.start(configure: configure, masterKey: masterKey, nodeID: "node-b", script: Self.body)
+        let endpoint = try #require(RedisEndpoint(parsing: url))
+        let redis = try RedisConnection.open(endpoint, timeoutMs: 1000)
+        do { try await body(a, b, redis) } catch {
+            await a.shutdown(); await b.shutdown()
+            throw error
+        }
+        await a.shutdown(); await b.shutdown()
+    }
+
+    static func storedKey(_ edge: EdgeHarness, tenant: String, target: String, generation: Int = 0) -> String {
+        "te:\(tenant):g\(generation):\(edge.runtime.caches[tenant]!.primaryDigest(target: target).base64URL)"
+    }
+
+    @Test func aMissOnOneNodeIsAnL2HitOnItsSibling() async throws {
+        try await Self.withTwoNodes(database: 1) { a, b, redis in
+            let first = try await a.get("/v1/shared?x=1")
+            #expect(first.cacheStatus == "node-a; fwd=miss; stored")
+            let key = Self.storedKey(a, tenant: "acme", target: "/v1/shared?x=1")
+            try await waitUntil { (try? redis.command("EXISTS", key)) == .integer(1) }
+            let fromL2 = try await b.get("/v1/shared?x=1")
+            #expect(fromL2.body == "api.acme.test|/v1/shared?x=1")
+            #expect(fromL2.cacheStatus.hasPrefix("node-b; hit; ttl="))
+            #expect(fromL2.cacheStatus.hasSuffix("detail=l2"))
+            #expect(b.upstream.requests().isEmpty)
+            let fromL1 = try await b.get("/v1/shared?x=1")
+            #expect(!fromL1.cacheStatus.contains("detail=l2"), "promoted to B's L1")
+            guard case .string(let raw) = try redis.command("GET", key) else { Issue.record("no value in Redis"); return }
+            #expect(!String(decoding: raw, as: UTF8.self).contains("/v1/shared"), "no URL or body in clear in Redis")
+            guard case .integer(let ttl) = try redis.command("TTL", key) else { Issue.record("no TTL"); return }
+            #expect((290...300).contains(ttl), "Redis expires the entry with its storable lifetime")
+            guard case .array(let keys) = try redis.command("KEYS", "*") else { Issue.record("KEYS"); return }
+            for case .string(let name) in keys { #expect(!String(decoding: name, as: UTF8.self).contains("shared")) }
+        }
+    }
+
+    @Test func aValueMovedToAnotherTenantsKeyDoesNotOpen() async throws {
+        try await Self.withTwoNodes(database: 2) { a, b, redis in
+            _ = try await a.get("/moved")
+            let acmeKey = Self.storedKey(a, tenant: "acme", target: "/moved")
+            try await waitUntil { (try? redis.command("EXISTS", acmeKey)) == .integer(1) }
+            guard case .string(let value) = try redis.command("GET", acmeKey) else { Issue.record("no value"); return }
+            let globexKey = Self.storedKey(a, tenant: "globex", target: "/moved")
+            _ = try redis.command([Array("SET".utf8), Array(globexKey.utf8), value])
+            let response = try await b.get("/moved", host: "api.globex.test")
+            #expect(response.body == "api.globex.test|/moved", "globex never sees acme's body")
+            #expect(response.cacheStatus.contains("fwd=miss"))
+            #expect(b.runtime.securityEventCount.load(ordering: .relaxed) == 1)
+        }
+    }
+
+    @Test func purgeReachesL2ByKeyAndByTagOrAllThroughTheGeneration() async throws {
+        try await Self.withTwoNodes(database: 3) { a, b, redis in
+            _ = try await a.get("/p/1")
+            _ = try await a.get("/p/2")
+            let key1 = Self.storedKey(a, tenant: "acme", target: "/p/1")
+            let key2 = Self.storedKey(a, tenant: "acme", target: "/p/2")
+            try await waitUntil { (try? redis.command("EXISTS", key1, key2)) == .integer(2) }
+            let byKey = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/p/1"]}"#)
+            #expect(byKey.body == #"{"purged":2}"#, "one entry in L1, one in L2")
+            #expect(try redis.command("EXISTS", key1) == .integer(0))
+            #expect(try await b.get("/p/1").cacheStatus.contains("fwd=miss"))
+            _ = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","tags":["all-items"]}"#)
+            #expect(try redis.command("GET", "te:acme:gen") == .string(Array("1".utf8)))
+            let c = try await b.get("/p/2", host: "api.acme.test")
+            #expect(!c.cacheStatus.contains("detail=l2"), "B's L1 may hold it, but L2 no longer serves it")
+            let globex = try await a.get("/p/1", host: "api.globex.test")
+            #expect(globex.cacheStatus.contains("fwd=miss"))
+        }
+    }
+
+    @Test func redisKilledMidLoadGivesNo5xxAndTheNodeReturnsToL2() async throws {
+        let redis = try RedisProcess()
+        let edge = try await EdgeHarness.start(configure: { $0.cache.redis = .init(url: "redis://127.0.0.1:\(redis.port)/0", poolSize: 4, timeoutMs: 50) },
+                                               script: Self.body)
+        do {
+            for n in 0..<20 { _ = try await edge.get("/k/\(n)") }
+            let failures = Locked(0)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for n in 0..<300 {
+                    if n == 100 { redis.kill() }
+                    group.addTask {
+                        let response = try await edge.get("/k/\(n % 60)")
+                        if response.status >= 500 { failures.update { $0 += 1 } }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(failures.value == 0)
+            let down = try await edge.admin(.GET, "/metrics")
+            #expect(down.body.contains(#"edge_tier_up{tier="redis"} 0"#))
+            try redis.start()
+            for attempt in 0..<50 {
+                edge.clock.advance(by: 31)  // past the longest breaker backoff
+                _ = try await edge.get("/recover/\(attempt)")
+                if edge.runtime.l2?.isUp == true { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(edge.runtime.l2?.isUp == true)
+            let up = try await edge.admin(.GET, "/metrics")
+            #expect(up.body.contains(#"edge_tier_up{tier="redis"} 1"#))
+        } catch {
+            await edge.shutdown()
+            throw error
+        }
+        await edge.shutdown()
+    }
+
+    @Test func aRedisThatNeverAnswersDoesNotStallRequestsBeyondTheTimeout() async throws {
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in channel.eventLoop.makeSucceededVoidFuture() }  // accepts, never answers
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = silent.localAddress!.port!
+        try await withEdge(configure: { $0.cache.redis = .init(url: "redis://127.0.0.1:\(port)/0", poolSize: 2, timeoutMs: 50) },
+                           script: Self.body) { edge in
+            for n in 0..<10 {
+                let started = ContinuousClock.now
+                let response = try await edge.get("/silent/\(n)")
+                #expect(response.status == 200)
+                #expect(ContinuousClock.now - started < .milliseconds(600), "request \(n) waited on a silent Redis")
+            }
+        }
+        try await silent.close()
+    }
+}
