@@ -92,10 +92,19 @@ final class EdgeRuntime: Sendable {
         guard let l2 else { return eventLoop.makeSucceededFuture(removed) }
         let tenant = cache.tenant.id
         if request.all || !request.tags.isEmpty || !request.prefixes.isEmpty {
-            return l2.dropGeneration(tenant: tenant, on: eventLoop).map { _ in removed }
+            return l2.dropGeneration(tenant: tenant, on: eventLoop).map { dropped in
+                if !dropped { l2.markUntrusted(tenant, on: eventLoop) }
+                return removed
+            }
         }
         return l2.delete(tenant: tenant, digests: request.keys.map { cache.primaryDigest(target: $0) }, on: eventLoop)
-            .map { removed + $0 }
+            .map { deleted in
+                guard let deleted else {
+                    l2.markUntrusted(tenant, on: eventLoop)
+                    return removed
+                }
+                return removed + deleted
+            }
     }
 
     func shutdown() async {

@@ -24,6 +24,7 @@ final class RedisTier: Sendable {
     private let threadPool: NIOThreadPool
     private let idle = Mutex<[PooledConnection]>([])  // connections not in use by a pool thread
     private let breaker = Mutex(CircuitBreaker())  // protects the breaker's state
+    private let untrusted = Mutex<Set<String>>([])  // tenants with a purge not yet applied in Redis
     private let clock: any CacheClock
     private let logger: Logger
     let counters = TierCounters()
@@ -60,17 +61,22 @@ final class RedisTier: Sendable {
         "local g = redis.call('GET', KEYS[1]) or '0' return redis.call('SET', ARGV[1] .. g .. ':' .. ARGV[2], ARGV[3], 'EX', ARGV[4])"
     private static let delScript = "local g = redis.call('GET', KEYS[1]) or '0' return redis.call('DEL', ARGV[1] .. g .. ':' .. ARGV[2])"
 
-    /// The stored value for a tenant's digest, or nil (absent, Redis unavailable, or too slow).
+    /// The stored value for a tenant's digest, or nil (absent, Redis unavailable, too slow, or the
+    /// tenant's L2 untrusted because a purge could not reach Redis yet).
     func get(tenant: String, digest: KeyDigest, on eventLoop: any EventLoop) -> EventLoopFuture<[UInt8]?> {
+        guard !isUntrusted(tenant) else {
+            return applyPendingPurges(on: eventLoop).map { _ in nil }
+        }
         let arguments = Self.arguments(Self.getScript, tenant: tenant, digest: digest)
-        return run(on: eventLoop, fallback: nil) { connection -> [UInt8]? in
+        return run(on: eventLoop) { connection -> [UInt8]? in
             switch try connection.command(arguments) {
             case .string(let bytes): return bytes
             case .null: return nil
             case .error(let message): throw EdgeError(.redisFailure, "GET: \(message)")
             default: return nil
             }
-        }.map { value in
+        }.map { result in
+            let value = result ?? nil
             if value == nil { self.counters.misses.add(1, ordering: .relaxed) } else { self.counters.hits.add(1, ordering: .relaxed) }
             return value
         }
@@ -78,18 +84,18 @@ final class RedisTier: Sendable {
 
     /// Stores a value with a Redis TTL; failures are counted and otherwise ignored.
     func set(tenant: String, digest: KeyDigest, value: [UInt8], ttlSeconds: Int, on eventLoop: any EventLoop) {
-        guard ttlSeconds > 0 else { return }
+        guard ttlSeconds > 0, !isUntrusted(tenant) else { return }
         let arguments = Self.arguments(Self.setScript, tenant: tenant, digest: digest) + [value, Array(String(ttlSeconds).utf8)]
-        _ = run(on: eventLoop, fallback: false) { connection -> Bool in
+        _ = run(on: eventLoop) { connection -> Bool in
             if case .error(let message) = try connection.command(arguments) { throw EdgeError(.redisFailure, "SET: \(message)") }
             return true
-        }.map { stored in if stored { self.counters.writes.add(1, ordering: .relaxed) } }
+        }.map { stored in if stored == true { self.counters.writes.add(1, ordering: .relaxed) } }
     }
 
-    /// Deletes the entries of these digests; returns how many Redis removed (0 when unavailable).
-    func delete(tenant: String, digests: [KeyDigest], on eventLoop: any EventLoop) -> EventLoopFuture<Int> {
+    /// Deletes the entries of these digests; how many Redis removed, or nil when Redis was unavailable.
+    func delete(tenant: String, digests: [KeyDigest], on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
         let commands = digests.map { Self.arguments(Self.delScript, tenant: tenant, digest: $0) }
-        return run(on: eventLoop, fallback: 0) { connection -> Int in
+        return run(on: eventLoop) { connection -> Int in
             var removed = 0
             for command in commands { if case .integer(let count) = try connection.command(command) { removed += count } }
             return removed
@@ -97,14 +103,51 @@ final class RedisTier: Sendable {
     }
 
     /// Makes every stored entry of the tenant unreachable at once (O(1)); they expire on their own.
+    /// False when Redis was unavailable.
     func dropGeneration(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
         let key = Array("te:\(tenant):gen".utf8)
-        return run(on: eventLoop, fallback: false) { connection -> Bool in
+        return run(on: eventLoop) { connection -> Bool in
             guard case .integer = try connection.command([Array("INCR".utf8), key]) else {
                 throw EdgeError(.redisFailure, "INCR of the tenant generation failed")
             }
             return true
+        }.map { $0 == true }
+    }
+
+    // MARK: purges that could not reach Redis
+
+    /// Records that a purge for `tenant` did not reach Redis. Until a generation drop for it
+    /// succeeds, this node neither reads nor writes the tenant's L2 entries, and it retries the drop
+    /// in the background, so no purge is lost to an outage.
+    func markUntrusted(_ tenant: String, on eventLoop: any EventLoop) {
+        let first = untrusted.withLock { set -> Bool in
+            let wasEmpty = set.isEmpty
+            set.insert(tenant)
+            return wasEmpty
         }
+        logger.warning("purge did not reach Redis; tenant's L2 untrusted until it does", metadata: ["tenant": "\(tenant)"])
+        if first { scheduleRetry(on: eventLoop) }
+    }
+
+    func isUntrusted(_ tenant: String) -> Bool { untrusted.withLock { $0.contains(tenant) } }
+
+    private func scheduleRetry(on eventLoop: any EventLoop) {
+        eventLoop.scheduleTask(in: .milliseconds(200)) {
+            self.applyPendingPurges(on: eventLoop).whenComplete { _ in
+                if !self.untrusted.withLock({ $0.isEmpty }) { self.scheduleRetry(on: eventLoop) }
+            }
+        }
+    }
+
+    /// Tries the pending generation drops; each success makes that tenant's L2 trusted again.
+    private func applyPendingPurges(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        let tenants = untrusted.withLock { Array($0) }
+        let drops = tenants.map { tenant in
+            dropGeneration(tenant: tenant, on: eventLoop).map { dropped in
+                if dropped { _ = self.untrusted.withLock { $0.remove(tenant) } }
+            }
+        }
+        return EventLoopFuture.andAllComplete(drops, on: eventLoop)
     }
 
     private static func arguments(_ script: String, tenant: String, digest: KeyDigest) -> [[UInt8]] {
@@ -114,23 +157,23 @@ final class RedisTier: Sendable {
 
     // MARK: pool, deadline and breaker
 
-    /// Runs `body` on a pool thread with a pooled connection. Answers `fallback` when the breaker is
-    /// open, the call fails, or `timeout_ms` passes first.
-    private func run<T: Sendable>(on eventLoop: any EventLoop, fallback: T,
-                                  _ body: @escaping @Sendable (RedisConnection) throws -> T) -> EventLoopFuture<T> {
+    /// Runs `body` on a pool thread with a pooled connection. Answers nil (unavailable) when the
+    /// breaker is open, the call fails, or `timeout_ms` passes first.
+    private func run<T: Sendable>(on eventLoop: any EventLoop,
+                                  _ body: @escaping @Sendable (RedisConnection) throws -> T) -> EventLoopFuture<T?> {
         let now = clock.now()
         guard breaker.withLock({ $0.beforeCall(now: now) }) == .attempt else {
-            return eventLoop.makeSucceededFuture(fallback)
+            return eventLoop.makeSucceededFuture(nil)
         }
         let deadline = NIODeadline.now() + .milliseconds(Int64(timeoutMs))
-        let promise = eventLoop.makePromise(of: T.self)
+        let promise = eventLoop.makePromise(of: T?.self)
         let once = Once()
-        let settle: @Sendable (T, Bool) -> Void = { value, ok in
+        let settle: @Sendable (T?, Bool) -> Void = { value, ok in
             guard once.claim() else { return }
             self.breaker.withLock { ok ? $0.succeeded() : $0.failed(now: self.clock.now()) }
             promise.succeed(value)
         }
-        let timer = eventLoop.scheduleTask(deadline: deadline) { settle(fallback, false) }
+        let timer = eventLoop.scheduleTask(deadline: deadline) { settle(nil, false) }
         threadPool.runIfActive(eventLoop: eventLoop) { () throws -> T in
             guard NIODeadline.now() < deadline else { throw EdgeError(.redisFailure, "queued past timeout_ms") }
             // A connection that failed is not returned to the pool: it may be mid-reply or broken.
@@ -146,7 +189,7 @@ final class RedisTier: Sendable {
             case .failure(let error):
                 self.counters.errors.add(1, ordering: .relaxed)
                 self.logger.debug("redis call failed", metadata: ["error": "\(error)"])
-                settle(fallback, false)
+                settle(nil, false)
             }
         }
         return promise.futureResult

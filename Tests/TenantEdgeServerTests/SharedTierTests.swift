@@ -101,6 +101,26 @@ struct SharedTierTests {
         }
     }
 
+    @Test func aPurgeThatCannotReachRedisIsAppliedWhenRedisAnswersAgain() async throws {
+        try await Self.withTwoNodes(database: 4) { a, b, redis in
+            _ = try await a.get("/outage")
+            let key = Self.storedKey(a, tenant: "acme", target: "/outage")
+            try await waitUntil { (try? redis.command("EXISTS", key)) == .integer(1) }
+            _ = try redis.command("CLIENT", "PAUSE", "1500", "ALL")  // Redis stops answering, keeping its data
+            let purge = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/outage"]}"#)
+            #expect(purge.body == #"{"purged":1}"#, "L1 purged now; L2 could not be reached")
+            #expect(a.runtime.l2?.isUntrusted("acme") == true)
+            for _ in 0..<100 where a.runtime.l2?.isUntrusted("acme") == true {
+                a.clock.advance(by: 31)  // lets the breaker probe again
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(a.runtime.l2?.isUntrusted("acme") == false)
+            #expect(try redis.command("GET", "te:acme:gen") == .string(Array("1".utf8)), "the queued purge became a generation drop")
+            let fromB = try await b.get("/outage")
+            #expect(fromB.cacheStatus.contains("fwd=miss"), "the sibling does not get the purged entry from L2")
+        }
+    }
+
     @Test func redisKilledMidLoadGivesNo5xxAndTheNodeReturnsToL2() async throws {
         let redis = try RedisProcess()
         let edge = try await EdgeHarness.start(configure: { $0.cache.redis = .init(url: "redis://127.0.0.1:\(redis.port)/0", poolSize: 4, timeoutMs: 50) },

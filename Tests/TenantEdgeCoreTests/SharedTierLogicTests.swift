@@ -1,0 +1,56 @@
+import Testing
+@testable import TenantEdgeCore
+
+@Suite("Shared-tier logic: breaker, L2 value codec, Redis URLs")
+struct SharedTierLogicTests {
+    @Test func breakerOpensAfterThresholdProbesOnceAndBacksOff() {
+        var breaker = CircuitBreaker(failureThreshold: 2, initialBackoff: 1, maxBackoff: 4)
+        #expect(breaker.beforeCall(now: 0) == .attempt)
+        breaker.failed(now: 0)
+        #expect(breaker.isUp)
+        breaker.failed(now: 0)
+        #expect(breaker.state == .open(until: 1))
+        #expect(breaker.beforeCall(now: 0.5) == .failFast)
+        #expect(breaker.beforeCall(now: 1) == .attempt, "the probe")
+        #expect(breaker.beforeCall(now: 1) == .failFast, "only one probe at a time")
+        breaker.failed(now: 1)
+        #expect(breaker.state == .open(until: 3), "backoff doubled")
+        _ = breaker.beforeCall(now: 3)
+        breaker.failed(now: 3)
+        _ = breaker.beforeCall(now: 7)
+        breaker.failed(now: 7)
+        #expect(breaker.state == .open(until: 11), "capped at maxBackoff")
+        _ = breaker.beforeCall(now: 11)
+        breaker.succeeded()
+        #expect(breaker.isUp)
+        breaker.failed(now: 12)
+        #expect(breaker.isUp, "failures count again from zero")
+    }
+
+    @Test func l2ValuesRoundTripAndRejectGarbage() throws {
+        let lifetime = StoragePolicy.Lifetime(freshness: 60, initialAge: 2, staleWhileRevalidate: 5, staleIfError: 7,
+                                              hasValidator: true, keep: 120)
+        let entry = CacheEntry(sealed: [1, 2, 3, 4], responseTime: 1_700_000_000.5, lifetime: lifetime,
+                               tagDigests: [KeyDigest(w0: 1, w1: 2, w2: 3, w3: 4)])
+        let decoded = try #require(L2EntryCodec.decode(L2EntryCodec.encode(entry)))
+        #expect(decoded.sealed == entry.sealed)
+        #expect(decoded.responseTime == entry.responseTime)
+        #expect(decoded.lifetime == entry.lifetime)
+        #expect(decoded.tagDigests == entry.tagDigests)
+        #expect(L2EntryCodec.decode([]) == nil)
+        #expect(L2EntryCodec.decode([UInt8](repeating: 1, count: 60)) == nil, "a tag count past the end")
+        var truncated = L2EntryCodec.encode(entry)
+        truncated.removeLast(40)
+        #expect(L2EntryCodec.decode(truncated) == nil)
+    }
+
+    @Test func redisURLsParseAndMaskTheirPassword() throws {
+        let full = try #require(RedisEndpoint(parsing: "redis://edge:s3cret@10.0.0.5:6380/3"))
+        #expect(full.host == "10.0.0.5" && full.port == 6380 && full.database == 3)
+        #expect(full.user == "edge" && full.password == "s3cret")
+        #expect(!full.description.contains("s3cret"))
+        let plain = try #require(RedisEndpoint(parsing: "redis://127.0.0.1"))
+        #expect(plain.port == 6379 && plain.database == 0 && plain.password == nil)
+        for bad in ["http://x", "redis://", "redis://h:0", "redis://h:6379/x"] { #expect(RedisEndpoint(parsing: bad) == nil, "\(bad)") }
+    }
+}
