@@ -105,6 +105,12 @@ extension EdgeConfig {
                 if quota <= 0 { problems.append(ConfigProblem("\(key).quota_bytes", "must be greater than 0")) }
                 quotaSum += max(quota, 0)
             }
+            if let url = tenant.redisURL, RedisEndpoint(parsing: url) == nil {
+                problems.append(ConfigProblem("\(key).redis_url", "must be redis://[user:password@]host[:port][/db]"))
+            }
+            if cache.redis != nil, isolation(of: tenant) == .database, tenant.redisURL == nil {
+                problems.append(ConfigProblem("\(key).redis_url", "is required: the tenant's L2 strategy is database (a Redis database of its own)"))
+            }
             if let ttl = tenant.defaultTTLSeconds, ttl < 0 {
                 problems.append(ConfigProblem("\(key).default_ttl_s", "must be 0 or more"))
             }

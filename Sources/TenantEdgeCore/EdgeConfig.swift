@@ -99,6 +99,14 @@ public struct EdgeConfig: Sendable, Equatable {
     public var tenants: [TenantConfig] = []
 
     public init() {}
+
+    /// The L2 layout a tenant gets: the global strategy, or under `hybrid` the tenant's own choice
+    /// (default `row`).
+    public func isolation(of tenant: TenantConfig) -> IsolationStrategy {
+        guard cache.isolationStrategy == .hybrid else { return cache.isolationStrategy }
+        let chosen = tenant.isolation ?? .row
+        return chosen == .hybrid ? .row : chosen
+    }
 }
 
 /// A region other nodes may redirect to.
@@ -128,6 +136,8 @@ public struct TenantConfig: Sendable, Equatable {
     public var defaultTTLSeconds: Int? = nil
     /// Per-tenant isolation under the `hybrid` strategy; nil means `row`.
     public var isolation: EdgeConfig.IsolationStrategy? = nil
+    /// The tenant's own Redis (URL with its logical database) under the `database` strategy.
+    public var redisURL: String? = nil
 
     public init(id: String, hosts: [String], upstream: String) {
         self.id = id; self.hosts = hosts; self.upstream = upstream

@@ -61,18 +61,20 @@ public final class TenantCache: Sendable {
         }
     }
 
-    /// What `store` put in L1, for writing the same sealed bytes to L2.
+    /// What `store` sealed, for writing the same bytes to L2, and whether L1 kept it.
     public struct Stored: Sendable {
         public var storageKey: KeyDigest
         public var entry: CacheEntry
+        /// False when the entry is larger than the tenant's whole L1 quota (L2 may still take it).
+        public var inL1: Bool
     }
 
-    /// Seals and stores a response. Nil when it does not fit the tenant's quota at all.
+    /// Seals and stores a response in L1 (when it fits the tenant's quota at all).
     @discardableResult
     public func store(
         target: String, requestHeaders: [HeaderField], record: ResponseRecord, varyNames: [String],
         tags: [String], lifetime: StoragePolicy.Lifetime, responseTime: Double
-    ) throws(EdgeError) -> Stored? {
+    ) throws(EdgeError) -> Stored {
         let primary = primaryDigest(target: target)
         let storageKey = varyNames.isEmpty
             ? primary : variantDigest(target: target, varyNames: varyNames, requestHeaders: requestHeaders)
@@ -82,7 +84,7 @@ public final class TenantCache: Sendable {
         let inserted = partition.withLock {
             $0.insert(entry, primary: primary, storageKey: storageKey, varyNames: varyNames, prefixDigests: prefixDigests)
         }
-        return inserted ? Stored(storageKey: storageKey, entry: entry) : nil
+        return Stored(storageKey: storageKey, entry: entry, inL1: inserted)
     }
 
     /// Puts an entry found in L2 (already sealed, for a target without `Vary`) into L1.

@@ -26,6 +26,17 @@ public struct StandaloneKeyring: TenantKeyring {
 
     public func cipher(forTenant tenant: String) -> (any TenantCipher)? { ciphers[tenant] }
 
+    /// The password of the tenant's Redis ACL user under the `schema` strategy: HKDF-SHA256 of the
+    /// master key with info `redis-acl:<tenant>`, as 64 hex characters. Every node (and `edgectl
+    /// redis acl`) derives the same one; it is never written anywhere by the node.
+    public static func redisACLPassword(masterKey: [UInt8], tenant: String) throws(EdgeError) -> String {
+        let bytes = try OpenSSL.hkdf(key: masterKey, salt: Array("tenantedge".utf8), info: Array("redis-acl:\(tenant)".utf8))
+        return bytes.map { byte in
+            let digits = Array("0123456789abcdef")
+            return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
+        }.joined()
+    }
+
     /// Reads a 32-byte key file (raw, or 64 hex characters with optional trailing newline).
     /// The error names the file and what is wrong with it, never its contents.
     public static func readKeyFile(_ path: String, key: String) throws(EdgeError) -> [UInt8] {

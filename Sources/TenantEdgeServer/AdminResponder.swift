@@ -33,7 +33,7 @@ struct AdminResponder: HTTPResponder {
             var headers = HTTPHeaders()
             headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
             let caches = runtime.config.tenants.compactMap { runtime.caches[$0.id] }
-            let body = runtime.metrics.render(caches: caches, redisIsUp: runtime.l2?.isUp)
+            let body = runtime.metrics.render(caches: caches, redisIsUp: runtime.l2IsUp)
             return EdgeResponse(status: .ok, headers: headers, body: ByteBuffer(bytes: body))
         case (.GET, "/_edge/stats"):
             if let denied = authorize(request, scope: .read, tenant: nil) { return denied }
@@ -92,11 +92,11 @@ struct AdminResponder: HTTPResponder {
     }
 
     private func redisStats() -> String {
-        guard let l2 = runtime.l2 else { return "" }
-        let c = l2.counters
-        return ",\"redis\":{\"up\":\(l2.isUp),\"endpoint\":\(JSONText.quote(l2.endpoint.description)),"
-            + "\"hits\":\(c.hits.load(ordering: .relaxed)),\"misses\":\(c.misses.load(ordering: .relaxed)),"
-            + "\"writes\":\(c.writes.load(ordering: .relaxed)),\"errors\":\(c.errors.load(ordering: .relaxed))}"
+        guard let up = runtime.l2IsUp else { return "" }
+        func total(_ counter: (TierCounters) -> Int) -> Int { runtime.allL2Tiers.reduce(0) { $0 + counter($1.counters) } }
+        return ",\"redis\":{\"up\":\(up),\"tiers\":\(runtime.allL2Tiers.count),"
+            + "\"hits\":\(total { $0.hits.load(ordering: .relaxed) }),\"misses\":\(total { $0.misses.load(ordering: .relaxed) }),"
+            + "\"writes\":\(total { $0.writes.load(ordering: .relaxed) }),\"errors\":\(total { $0.errors.load(ordering: .relaxed) })}"
     }
 
     /// Per-tenant figures, limited to the tenants the token may see.

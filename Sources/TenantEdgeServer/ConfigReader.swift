@@ -135,7 +135,7 @@ public struct ConfigReader {
         for (index, item) in sequence(top["tenants"], "tenants").enumerated() {
             let path = "tenants[\(index)]"
             guard let tenant = mapping(item, path, allowed: [
-                "id", "hosts", "upstream", "residency", "geo_mode", "quota_bytes", "default_ttl_s", "isolation",
+                "id", "hosts", "upstream", "residency", "geo_mode", "quota_bytes", "default_ttl_s", "isolation", "redis_url",
             ]) else { continue }
             var value = TenantConfig(id: "", hosts: [], upstream: "")
             for required in ["id", "hosts", "upstream"] where tenant[required] == nil {
@@ -149,6 +149,7 @@ public struct ConfigReader {
             integer(tenant, "quota_bytes", path) { value.quotaBytes = $0 }
             integer(tenant, "default_ttl_s", path) { value.defaultTTLSeconds = $0 }
             enumeration(tenant, "isolation", path) { value.isolation = $0 }
+            string(tenant, "redis_url", path) { value.redisURL = $0 }
             config.tenants.append(value)
         }
     }

@@ -22,8 +22,11 @@ final class EdgeRuntime: Sendable {
     let cachesByHost: [String: TenantCache]
     let clock: any CacheClock
     let upstream: UpstreamClient
-    /// The shared tier, when `cache.redis` is configured.
-    let l2: RedisTier?
+    /// Each tenant's L2 tier, when `cache.redis` is configured: the shared one (`row`), a Redis
+    /// database of its own (`database`), or the shared Redis as its own ACL user (`schema`).
+    let l2Tiers: [String: RedisTier]
+    /// Every distinct tier, for health and shutdown.
+    let allL2Tiers: [RedisTier]
     let metrics: EdgeMetrics
     let adminTokens: AdminTokens
     let logger: Logger
@@ -57,10 +60,53 @@ final class EdgeRuntime: Sendable {
         }
         self.cachesByHost = byHost
         self.adminTokens = try AdminTokensReader.load(path: config.security.adminTokensFile)
-        self.l2 = try config.cache.redis.map { (redis) throws(EdgeError) in try RedisTier(config: redis, clock: clock, logger: logger) }
+        (self.l2Tiers, self.allL2Tiers) = try Self.makeL2Tiers(config: config, masterKey: masterKey, clock: clock, logger: logger)
         self.upstream = UpstreamClient(group: group, limits: config.limits)
         self.metrics = EdgeMetrics(registry: registry, tenants: config.tenants.map(\.id), hasRedis: config.cache.redis != nil)
         self.startedAt = clock.now()
+    }
+
+    func l2(for tenant: String) -> RedisTier? { l2Tiers[tenant] }
+
+    /// Whether every L2 tier is up; nil without L2.
+    var l2IsUp: Bool? { allL2Tiers.isEmpty ? nil : allL2Tiers.allSatisfy(\.isUp) }
+
+    private static func makeL2Tiers(config: EdgeConfig, masterKey: [UInt8]?, clock: any CacheClock, logger: Logger)
+        throws(EdgeError) -> ([String: RedisTier], [RedisTier])
+    {
+        guard let redis = config.cache.redis, let shared = RedisEndpoint(parsing: redis.url) else { return ([:], []) }
+        var byTenant: [String: RedisTier] = [:]
+        var all: [RedisTier] = []
+        var sharedTier: RedisTier? = nil
+        let smallPool = max(1, min(redis.poolSize, 2))
+        for tenant in config.tenants {
+            switch config.isolation(of: tenant) {
+            case .row, .hybrid:
+                if sharedTier == nil {
+                    sharedTier = RedisTier(endpoint: shared, poolSize: redis.poolSize, timeoutMs: redis.timeoutMs, clock: clock, logger: logger)
+                    all.append(sharedTier!)
+                }
+                byTenant[tenant.id] = sharedTier
+            case .database:
+                guard let url = tenant.redisURL, let own = RedisEndpoint(parsing: url) else {
+                    throw EdgeError(.invalidConfig, "tenants: '\(tenant.id)'.redis_url is required under the database strategy")
+                }
+                let tier = RedisTier(endpoint: own, poolSize: smallPool, timeoutMs: redis.timeoutMs, clock: clock, logger: logger)
+                byTenant[tenant.id] = tier
+                all.append(tier)
+            case .schema:
+                guard let masterKey else {
+                    throw EdgeError(.invalidConfig, "security.master_key_file: the schema strategy derives Redis ACL passwords from it")
+                }
+                var own = shared
+                own.user = RedisACL.user(for: tenant.id)
+                own.password = try StandaloneKeyring.redisACLPassword(masterKey: masterKey, tenant: tenant.id)
+                let tier = RedisTier(endpoint: own, poolSize: smallPool, timeoutMs: redis.timeoutMs, clock: clock, logger: logger)
+                byTenant[tenant.id] = tier
+                all.append(tier)
+            }
+        }
+        return (byTenant, all)
     }
 
     /// The tenant cache for a `Host` value: one dictionary read for an already-normalized host.
@@ -89,8 +135,8 @@ final class EdgeRuntime: Sendable {
         metrics.recordInvalidation("tag", count: request.tags.count)
         metrics.recordInvalidation("prefix", count: request.prefixes.count)
         metrics.recordInvalidation("all", count: request.all ? 1 : 0)
-        guard let l2 else { return eventLoop.makeSucceededFuture(removed) }
         let tenant = cache.tenant.id
+        guard let l2 = l2(for: tenant) else { return eventLoop.makeSucceededFuture(removed) }
         if request.all || !request.tags.isEmpty || !request.prefixes.isEmpty {
             return l2.dropGeneration(tenant: tenant, on: eventLoop).map { dropped in
                 if !dropped { l2.markUntrusted(tenant, on: eventLoop) }
@@ -109,6 +155,6 @@ final class EdgeRuntime: Sendable {
 
     func shutdown() async {
         try? await upstream.shutdown()
-        await l2?.shutdown()
+        for tier in allL2Tiers { await tier.shutdown() }
     }
 }

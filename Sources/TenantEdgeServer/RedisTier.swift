@@ -35,15 +35,15 @@ final class RedisTier: Sendable {
         init(_ connection: RedisConnection) { self.connection = connection }
     }
 
-    init(config: EdgeConfig.Redis, clock: any CacheClock, logger: Logger) throws(EdgeError) {
-        guard let endpoint = RedisEndpoint(parsing: config.url) else {
-            throw EdgeError(.invalidConfig, "cache.redis.url: must be redis://[user:password@]host[:port][/db]")
-        }
+    /// - Parameters:
+    ///   - endpoint: the Redis to use, with the credentials of this tier (a tenant's ACL user under `schema`).
+    ///   - poolSize: connections, each with its own pool thread.
+    init(endpoint: RedisEndpoint, poolSize: Int, timeoutMs: Int, clock: any CacheClock, logger: Logger) {
         self.endpoint = endpoint
-        self.timeoutMs = config.timeoutMs
+        self.timeoutMs = timeoutMs
         self.clock = clock
         self.logger = logger
-        threadPool = NIOThreadPool(numberOfThreads: config.poolSize)
+        threadPool = NIOThreadPool(numberOfThreads: poolSize)
         threadPool.start()
     }
 

@@ -50,7 +50,7 @@ extension TenantTrafficResponder {
     func leaderFetch(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, on eventLoop: any EventLoop)
         -> EventLoopFuture<FetchOutcome>
     {
-        guard stale == nil, let l2 = runtime.l2 else { return upstreamFetch(request, cache: cache, stale: stale, on: eventLoop) }
+        guard stale == nil, let l2 = runtime.l2(for: cache.tenant.id) else { return upstreamFetch(request, cache: cache, stale: stale, on: eventLoop) }
         let target = request.head.uri
         return l2.get(tenant: cache.tenant.id, digest: cache.primaryDigest(target: target), on: eventLoop).flatMap { value in
             if let value, let outcome = sharedTierOutcome(value, target: target, cache: cache) {
@@ -83,7 +83,7 @@ extension TenantTrafficResponder {
 
     /// Writes what L1 stored to L2 as well, with a Redis TTL of the entry's remaining keep time.
     private func writeToSharedTier(_ entry: CacheEntry, storageKey: KeyDigest, cache: TenantCache, on eventLoop: any EventLoop) {
-        guard let l2 = runtime.l2 else { return }
+        guard let l2 = runtime.l2(for: cache.tenant.id) else { return }
         let ttl = Int((entry.lifetime.keep - entry.lifetime.initialAge).rounded(.up))
         l2.set(tenant: cache.tenant.id, digest: storageKey, value: L2EntryCodec.encode(entry), ttlSeconds: ttl, on: eventLoop)
     }
@@ -158,8 +158,8 @@ extension TenantTrafficResponder {
             let varyNames = StoragePolicy.varyNames(from: headers)
             let result = try cache.store(target: target, requestHeaders: requestFields, record: record,
                                          varyNames: varyNames, tags: tags, lifetime: lifetime, responseTime: now)
-            stored = result != nil
-            if let result, varyNames.isEmpty { writeToSharedTier(result.entry, storageKey: result.storageKey, cache: cache, on: eventLoop) }
+            if varyNames.isEmpty { writeToSharedTier(result.entry, storageKey: result.storageKey, cache: cache, on: eventLoop) }
+            stored = result.inL1 || (runtime.l2(for: cache.tenant.id) != nil && varyNames.isEmpty)
             if !stored { detail = "too-large" }
         case .doNotStore(let reason):
             detail = reason

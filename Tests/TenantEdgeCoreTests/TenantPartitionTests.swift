@@ -77,7 +77,7 @@ struct TenantCacheTests {
     @Test func storesSealedAndFindsByTargetAndVariant() throws {
         let cache = Self.cache("acme", seed: 3)
         let record = ResponseRecord(status: 200, headers: [HeaderField("Vary", "Accept")], body: Array("json".utf8))
-        try cache.store(target: "/a", requestHeaders: [HeaderField("Accept", "application/json")], record: record,
+        _ = try cache.store(target: "/a", requestHeaders: [HeaderField("Accept", "application/json")], record: record,
                         varyNames: ["accept"], tags: ["t"], lifetime: Self.lifetime, responseTime: 0)
         #expect(cache.lookup(target: "/a", requestHeaders: [HeaderField("Accept", "text/html")]) == nil)
         let found = try #require(cache.lookup(target: "/a", requestHeaders: [HeaderField("accept", "application/json")]))

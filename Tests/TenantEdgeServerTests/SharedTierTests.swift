@@ -109,12 +109,12 @@ struct SharedTierTests {
             _ = try redis.command("CLIENT", "PAUSE", "1500", "ALL")  // Redis stops answering, keeping its data
             let purge = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/outage"]}"#)
             #expect(purge.body == #"{"purged":1}"#, "L1 purged now; L2 could not be reached")
-            #expect(a.runtime.l2?.isUntrusted("acme") == true)
-            for _ in 0..<100 where a.runtime.l2?.isUntrusted("acme") == true {
+            #expect(a.runtime.l2(for: "acme")?.isUntrusted("acme") == true)
+            for _ in 0..<100 where a.runtime.l2(for: "acme")?.isUntrusted("acme") == true {
                 a.clock.advance(by: 31)  // lets the breaker probe again
                 try await Task.sleep(for: .milliseconds(100))
             }
-            #expect(a.runtime.l2?.isUntrusted("acme") == false)
+            #expect(a.runtime.l2(for: "acme")?.isUntrusted("acme") == false)
             #expect(try redis.command("GET", "te:acme:gen") == .string(Array("1".utf8)), "the queued purge became a generation drop")
             let fromB = try await b.get("/outage")
             #expect(fromB.cacheStatus.contains("fwd=miss"), "the sibling does not get the purged entry from L2")
@@ -145,10 +145,10 @@ struct SharedTierTests {
             for attempt in 0..<50 {
                 edge.clock.advance(by: 31)  // past the longest breaker backoff
                 _ = try await edge.get("/recover/\(attempt)")
-                if edge.runtime.l2?.isUp == true { break }
+                if edge.runtime.l2(for: "acme")?.isUp == true { break }
                 try await Task.sleep(for: .milliseconds(50))
             }
-            #expect(edge.runtime.l2?.isUp == true)
+            #expect(edge.runtime.l2(for: "acme")?.isUp == true)
             let up = try await edge.admin(.GET, "/metrics")
             #expect(up.body.contains(#"edge_tier_up{tier="redis"} 1"#))
         } catch {

@@ -1,0 +1,18 @@
+/// The Redis ACL users of the `schema` strategy: one user per tenant, `te-<tenant>`, that can touch
+/// only `te:<tenant>:*` and only the commands the node uses, so Redis itself refuses a tenant's
+/// connection any other tenant's keys (`NOPERM`). The password is derived from the node's key
+/// material (see `StandaloneKeyring.redisACLPassword`), so nothing extra is stored.
+public enum RedisACL {
+    public static func user(for tenant: String) -> String { "te-\(tenant)" }
+
+    /// Arguments of `ACL SETUSER` for a tenant (the password in clear: for `edgectl redis acl` and tests).
+    public static func setUserArguments(tenant: String, password: String) -> [String] {
+        ["ACL", "SETUSER", user(for: tenant), "reset", "on", ">\(password)", "resetkeys", "~te:\(tenant):*", "resetchannels", "-@all",
+         "+get", "+set", "+del", "+exists", "+incr", "+ttl", "+eval", "+evalsha", "+ping", "+sadd", "+srem", "+smembers", "+unlink"]
+    }
+
+    /// The same as one line for redis-cli.
+    public static func setUserLine(tenant: String, password: String) -> String {
+        setUserArguments(tenant: tenant, password: password).joined(separator: " ")
+    }
+}
