@@ -47,6 +47,7 @@ test: deps
 	$(SWIFT) test --skip-build
 
 bench: release secrets
+	$(SWIFT) build -c release --product edge-bench
 	@bench/run.sh
 
 clean:

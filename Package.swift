@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "edge-node", targets: ["edge-node"]),
+        .executable(name: "edgectl", targets: ["edgectl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
@@ -64,6 +65,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+
+        .executableTarget(
+            name: "edgectl",
+            dependencies: [
+                "TenantEdgeServer", "TenantEdgeCore", "TenantEdgeNative",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Benchmarks only (`make bench`): not part of the product.
+        .executableTarget(name: "edge-bench", dependencies: ["TenantEdgeNative", "TenantEdgeCore"], swiftSettings: strict),
 
         .testTarget(name: "TenantEdgeCoreTests", dependencies: ["TenantEdgeCore"], swiftSettings: strict),
         .testTarget(

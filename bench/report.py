@@ -5,6 +5,7 @@ import sys
 from collections import defaultdict
 
 path, rounds, duration, keys = sys.argv[1:5]
+pipeline_path = sys.argv[5] if len(sys.argv) > 5 else None
 
 def ms(text):
     if text.endswith("us"): return float(text[:-2]) / 1000
@@ -33,6 +34,24 @@ for size in sorted({s for s, _ in rows}):
               f"{statistics.median(v[2] for v in values):.2f} | {rps / reference:.2f} |")
     enc = statistics.median(v[0] for v in rows[(size, "edge-node (encrypted)")])
     plain = statistics.median(v[0] for v in rows[(size, "edge-node (plain)")])
-    print(f"\nencryption on / off: {enc / plain:.2f}\n")
+    print(f"\nencryption on / off: {enc / plain:.2f}")
+    if rows.get((size, "edge-node (L2 only)")):
+        l2 = statistics.median(v[0] for v in rows[(size, "edge-node (L2 only)")])
+        print(f"L2 hit / L1 hit: {l2 / enc:.2f}")
+    print()
+if pipeline_path:
+    pipe = defaultdict(list)
+    for line in open(pipeline_path):
+        label, value = line.rstrip("\n").split("\t")
+        if value:
+            pipe[label].append(float(value))
+    print("## Pipelined batches of 1,000 GETs, 1 KiB values, same Redis\n")
+    print("| client | GETs/s (median) |")
+    print("|---|---|")
+    for label, values in pipe.items():
+        print(f"| {label} | {statistics.median(values):,.0f} |")
+    if len(pipe) == 2:
+        a, b = (statistics.median(v) for v in pipe.values())
+        print(f"\nhiredis adapter / redis-benchmark: {a / b:.2f}\n")
 if notes:
     print("wrk reported: " + "; ".join(notes))

@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}; DURATION=${DURATION:-5s}; KEYS=${KEYS:-1000}; SIZES=${SIZES:-"1024 16384"}
 dir=$(mktemp -d /tmp/te-bench.XXXXXX); chmod 755 "$dir"
-bin=$(swift build -c release --show-bin-path)/edge-node
+bindir=$(swift build -c release --show-bin-path)
+bin=$bindir/edge-node
 secrets=$(pwd)/edge-config/secrets
 pids=()
 cleanup() {
@@ -19,21 +20,29 @@ cleanup() {
 trap cleanup EXIT
 
 python3 bench/upstream/sample_upstream.py 18080 > "$dir/upstream.log" 2>&1 & pids+=($!)
-for spec in "on:8181:9191:true:strict" "off:8182:9192:false:standard"; do
+redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" > "$dir/redis.log" 2>&1 & pids+=($!)
+for spec in "on:8181:9191:true:strict" "off:8182:9192:false:standard" "l2:8185:9195:true:strict"; do
   IFS=: read -r name port admin enc level <<< "$spec"
   sed -e "s#@NAME@#$name#g; s#@PORT@#$port#; s#@ADMIN@#$admin#; s#@ENCRYPTION@#$enc#g; s#@LEVEL@#$level#; s#@DIR@#$dir#; s#@SECRETS@#$secrets#g" \
     bench/edge-bench.yaml.template > "$dir/edge-$name.yaml"
+  if [ "$name" = l2 ]; then
+    # L2 only: Redis configured, and L1 quotas smaller than any entry, so every hit comes from Redis.
+    sed -i -e "s#^cache: .*#cache: { memory_bytes: 536870912, default_ttl_s: 3600, redis: { url: \"redis://127.0.0.1:$redis_port/0\", pool_size: 8, timeout_ms: 50 } }#" \
+      -e 's#upstream: "http://127.0.0.1:18080" }#upstream: "http://127.0.0.1:18080", quota_bytes: 1024 }#' "$dir/edge-$name.yaml"
+  fi
   "$bin" run --config "$dir/edge-$name.yaml" > "$dir/edge-$name.log" 2>&1 & pids+=($!)
 done
 mkdir -p "$dir/nginx-tmp" "$dir/nginx-cache"
 sed -e "s#@DIR@#$dir#g; s#@PORT@#8183#" bench/nginx.conf.template > "$dir/nginx.conf"
 nginx -c "$dir/nginx.conf"
 varnishd -n "$dir/varnish" -a 127.0.0.1:8184 -f "$(pwd)/bench/varnish.vcl" -s malloc,512m -P "$dir/varnish.pid" >/dev/null
-for port in 18080 8181 8182 8183 8184; do
+for port in 18080 8181 8182 8183 8184 8185 "$redis_port"; do
   for _ in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
 
 servers=("edge-node (encrypted):8181:cache-status:hit" "edge-node (plain):8182:cache-status:hit"
+         "edge-node (L2 only):8185:cache-status:detail=l2"
          "nginx proxy_cache:8183:x-cache:HIT" "varnish:8184:x-cache:HIT")
 results="$dir/results.tsv"; : > "$results"
 for size in $SIZES; do
@@ -52,5 +61,12 @@ for size in $SIZES; do
     done
   done
 done
+# Pipelined batches of 1,000 GETs (1 KiB values): TenantEdge's hiredis adapter against redis-benchmark.
+pipeline="$dir/pipeline.tsv"; : > "$pipeline"
+for round in $(seq 1 "$ROUNDS"); do
+  printf 'edge-bench (hiredis adapter)\t%s\n' "$("$bindir/edge-bench" redis-pipeline "$redis_port" 1000 300 1024)" >> "$pipeline"
+  rb=$(redis-benchmark -p "$redis_port" -t set,get -P 1000 -n 300000 -d 1024 -q 2>/dev/null | tr '\r' '\n' | awk '/^GET:/ {print $2}' | tail -1)
+  printf 'redis-benchmark -P 1000\t%s\n' "$rb" >> "$pipeline"
+done
 mkdir -p bench/results
-python3 bench/report.py "$results" "$ROUNDS" "$DURATION" "$KEYS" | tee bench/results/latest.md
+python3 bench/report.py "$results" "$ROUNDS" "$DURATION" "$KEYS" "$pipeline" | tee bench/results/latest.md

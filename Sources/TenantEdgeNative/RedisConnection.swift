@@ -51,8 +51,37 @@ public final class RedisConnection {
 
     /// Runs one command; arguments are sent as raw bytes.
     public func command(_ arguments: [[UInt8]]) throws(EdgeError) -> Reply {
-        var pointers: [UnsafePointer<CChar>?] = []
-        var lengths: [Int] = arguments.map(\.count)
+        let raw = Self.withArgv(arguments) { count, argv, lengths in redisCommandArgv(context, count, argv, lengths) }
+        guard let raw else { throw EdgeError(.redisFailure, "Redis command failed: \(Self.errorString(context))") }
+        defer { freeReplyObject(raw) }
+        return Self.convert(raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    /// Sends every command before reading any reply (hiredis `redisAppendCommandArgv` then
+    /// `redisGetReply`): one round trip for the batch instead of one per command.
+    public func pipeline(_ commands: [[[UInt8]]]) throws(EdgeError) -> [Reply] {
+        for arguments in commands {
+            let status = Self.withArgv(arguments) { count, argv, lengths in
+                redisAppendCommandArgv(context, count, argv, lengths)
+            }
+            guard status == REDIS_OK else { throw EdgeError(.redisFailure, "Redis pipeline append failed: \(Self.errorString(context))") }
+        }
+        var replies: [Reply] = []
+        replies.reserveCapacity(commands.count)
+        for _ in commands {
+            var raw: UnsafeMutableRawPointer? = nil
+            guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+                throw EdgeError(.redisFailure, "Redis pipeline read failed: \(Self.errorString(context))")
+            }
+            replies.append(Self.convert(raw.assumingMemoryBound(to: redisReply.self)))
+            freeReplyObject(raw)
+        }
+        return replies
+    }
+
+    /// Pins arguments as the `argc`/`argv`/`argvlen` triple hiredis takes, for the closure's duration.
+    private static func withArgv<T>(_ arguments: [[UInt8]], _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>?,
+                                                                      UnsafePointer<Int>?) -> T) -> T {
         let storage = arguments.map { argument -> UnsafeMutablePointer<CChar> in
             let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: max(argument.count, 1))
             argument.withUnsafeBytes { bytes in
@@ -61,15 +90,11 @@ public final class RedisConnection {
             return buffer
         }
         defer { storage.forEach { $0.deallocate() } }
-        pointers = storage.map { UnsafePointer($0) }
-        let raw = pointers.withUnsafeMutableBufferPointer { argv in
-            lengths.withUnsafeMutableBufferPointer { argvlen in
-                redisCommandArgv(context, Int32(arguments.count), argv.baseAddress, argvlen.baseAddress)
-            }
+        var pointers: [UnsafePointer<CChar>?] = storage.map { UnsafePointer($0) }
+        let lengths = arguments.map(\.count)
+        return pointers.withUnsafeMutableBufferPointer { argv in
+            lengths.withUnsafeBufferPointer { argvlen in body(Int32(arguments.count), argv.baseAddress, argvlen.baseAddress) }
         }
-        guard let raw else { throw EdgeError(.redisFailure, "Redis command failed: \(Self.errorString(context))") }
-        defer { freeReplyObject(raw) }
-        return Self.convert(raw.assumingMemoryBound(to: redisReply.self))
     }
 
     public func command(_ arguments: String...) throws(EdgeError) -> Reply {

@@ -16,6 +16,16 @@ struct CLibrarySmokeTests {
         guard case .error = try redis.command("NOSUCHCOMMAND") else { Issue.record("expected a Redis error reply"); return }
     }
 
+    @Test func redisPipelineSendsABatchAndReadsEveryReplyInOrder() throws {
+        let port = try #require(Int(try TestEnvironment.require("TE_TEST_REDIS_PORT")))
+        let redis = try RedisConnection(host: "127.0.0.1", port: port, timeoutMs: 1000)
+        let sets = (0..<100).map { [Array("SET".utf8), Array("te:pipe:\($0)".utf8), [UInt8(truncatingIfNeeded: $0), 0, 255]] }
+        #expect(try redis.pipeline(sets).allSatisfy { $0 == .status("OK") })
+        let gets = (0..<100).map { [Array("GET".utf8), Array("te:pipe:\($0)".utf8)] }
+        let replies = try redis.pipeline(gets)
+        #expect(replies == (0..<100).map { .string([UInt8(truncatingIfNeeded: $0), 0, 255]) })
+    }
+
     @Test func redisConnectionRefusedIsAClearError() {
         #expect(throws: EdgeError.self) { try RedisConnection(host: "127.0.0.1", port: 1, timeoutMs: 200) }
     }

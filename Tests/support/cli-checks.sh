@@ -3,6 +3,7 @@
 # exit code 2 and one line naming the key. Prints "N passed, 0 failed"; exits non-zero on a failure.
 set -uo pipefail
 bin=$1
+edgectl=$(dirname "$1")/edgectl
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 head -c 32 /dev/urandom > "$work/master.key"
 base='node: { id: cli-a, region: eu-west }
@@ -43,6 +44,17 @@ for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; rc=99; else wait "$pid"; rc=$?; fi
 if [ "$code" = 421 ] && [ "$ready" = 200 ] && [ "$rc" = 0 ] && grep -q "stopped" "$work/run.log"; then passed=$((passed+1))
 else failed=$((failed+1)); echo "cli-check FAILED: run/SIGTERM: unknown host $code, readyz $ready, exit $rc"; cat "$work/run.log"; fi
+
+# edgectl redis acl: one ACL SETUSER line per schema tenant, limited to its own keys.
+cat > "$work/acl.yaml" <<YAML
+$base
+cache: { redis: { url: "redis://127.0.0.1:6379/0" }, isolation_strategy: hybrid }
+YAML
+sed -i 's/upstream: "http:\/\/127.0.0.1:18080" }/upstream: "http:\/\/127.0.0.1:18080", isolation: schema }/' "$work/acl.yaml"
+acl=$("$edgectl" redis acl --config "$work/acl.yaml" 2>&1); rc=$?
+if [ "$rc" = 0 ] && [ "$(printf '%s\n' "$acl" | grep -c .)" = 1 ] && [[ "$acl" == "ACL SETUSER te-acme reset on >"* ]] \
+   && [[ "$acl" == *" ~te:acme:* "* ]]; then passed=$((passed+1))
+else failed=$((failed+1)); echo "cli-check FAILED: edgectl redis acl: exit $rc: $acl"; fi
 
 echo "cli-checks: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import TenantEdgeCore
+import TenantEdgeNative
+import TenantEdgeServer
+
+/// `edgectl`: the operator CLI. This milestone has `edgectl redis acl`; the origin commands
+/// (publish, purge, keys, audit) arrive with the origin.
+@main
+struct EdgectlCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "edgectl", abstract: "TenantEdge operator CLI.", subcommands: [Redis.self])
+
+    struct Redis: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Redis (L2) helpers.", subcommands: [ACL.self])
+    }
+
+    struct ACL: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "acl",
+            abstract: "Print the ACL SETUSER lines for every tenant on the schema strategy (pipe into redis-cli).")
+
+        @Option(name: .long, help: "The node's YAML config.")
+        var config: String
+
+        func run() throws {
+            do {
+                let config = try ConfigReader.load(path: config)
+                guard config.cache.redis != nil else { throw EdgeError(.invalidConfig, "cache.redis: not configured in this file") }
+                let tenants = config.tenants.filter { config.isolation(of: $0) == .schema }
+                guard !tenants.isEmpty else { return }
+                guard let path = config.security.masterKeyFile else {
+                    throw EdgeError(.invalidConfig, "security.master_key_file: needed to derive the ACL passwords")
+                }
+                let masterKey = try StandaloneKeyring.readKeyFile(path, key: "security.master_key_file")
+                for tenant in tenants {
+                    let password = try StandaloneKeyring.redisACLPassword(masterKey: masterKey, tenant: tenant.id)
+                    print(RedisACL.setUserLine(tenant: tenant.id, password: password))
+                }
+            } catch let error as EdgeError {
+                FileHandle.standardError.write(Data((error.message + "\n").utf8))
+                throw ExitCode(2)
+            }
+        }
+    }
+}
