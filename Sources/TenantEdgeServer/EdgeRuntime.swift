@@ -126,9 +126,10 @@ final class EdgeRuntime: Sendable {
         tenant.residency.isEmpty || tenant.residency.contains(config.node.region)
     }
 
-    /// Purges one tenant in every tier. L1 at once; in L2 keys are deleted and tags, prefixes or
-    /// `all` drop the tenant's generation (every L2 entry of the tenant: coarser than asked, never
-    /// staler). Returns the number of entries removed that could be counted.
+    /// Purges one tenant in every tier: L1 at once; in L2 keys are deleted, tags and prefixes through
+    /// their index sets, `all` by dropping the tenant's generation. A purge that cannot reach Redis
+    /// makes the tenant's L2 untrusted until a generation drop succeeds. Returns the entries removed
+    /// that could be counted.
     func purge(_ request: PurgeRequest, cache: TenantCache, on eventLoop: any EventLoop) -> EventLoopFuture<Int> {
         let removed = cache.purge(keys: request.keys, tags: request.tags, prefixes: request.prefixes, all: request.all)
         metrics.recordInvalidation("key", count: request.keys.count)
@@ -137,20 +138,22 @@ final class EdgeRuntime: Sendable {
         metrics.recordInvalidation("all", count: request.all ? 1 : 0)
         let tenant = cache.tenant.id
         guard let l2 = l2(for: tenant) else { return eventLoop.makeSucceededFuture(removed) }
-        if request.all || !request.tags.isEmpty || !request.prefixes.isEmpty {
+        if request.all {
             return l2.dropGeneration(tenant: tenant, on: eventLoop).map { dropped in
                 if !dropped { l2.markUntrusted(tenant, on: eventLoop) }
                 return removed
             }
         }
-        return l2.delete(tenant: tenant, digests: request.keys.map { cache.primaryDigest(target: $0) }, on: eventLoop)
-            .map { deleted in
-                guard let deleted else {
-                    l2.markUntrusted(tenant, on: eventLoop)
-                    return removed
-                }
-                return removed + deleted
+        let byKey = l2.delete(tenant: tenant, digests: request.keys.map { cache.primaryDigest(target: $0) }, on: eventLoop)
+        let indexes = request.tags.map(cache.tagDigest) + request.prefixes.map(cache.prefixDigest)
+        let byIndex = indexes.isEmpty ? eventLoop.makeSucceededFuture(Optional(0)) : l2.purge(tenant: tenant, indexes: indexes, on: eventLoop)
+        return byKey.and(byIndex).map { deleted, indexed in
+            guard let deleted, let indexed else {
+                l2.markUntrusted(tenant, on: eventLoop)  // applied later as a generation drop: coarser, never lost
+                return removed
             }
+            return removed + deleted + indexed
+        }
     }
 
     func shutdown() async {

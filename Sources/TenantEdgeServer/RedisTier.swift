@@ -15,9 +15,11 @@ import TenantEdgeNative
 /// backoff. Redis failures never fail a request: reads become misses, writes are dropped.
 ///
 /// Keys: `te:<tenant>:g<generation>:<base64url digest>`, with the tenant's generation in
-/// `te:<tenant>:gen`. The generation is resolved inside Redis by a short Lua script in the same
-/// round trip, and an `all`, tag or prefix purge increments it, so every node stops seeing the
-/// tenant's old entries at once and Redis expires them itself.
+/// `te:<tenant>:gen`, and index sets `te:<tenant>:g<generation>:idx:<digest>` per tag and path
+/// prefix (digests only, never names). The generation is resolved inside Redis by short Lua scripts
+/// in the same round trip. Tag and prefix purges delete the members of their index sets; an `all`
+/// purge increments the generation, so every node stops seeing the tenant's entries at once (O(1))
+/// and Redis expires them itself.
 final class RedisTier: Sendable {
     let endpoint: RedisEndpoint
     private let timeoutMs: Int
@@ -57,8 +59,32 @@ final class RedisTier: Sendable {
     // MARK: entry operations
 
     private static let getScript = "local g = redis.call('GET', KEYS[1]) or '0' return redis.call('GET', ARGV[1] .. g .. ':' .. ARGV[2])"
-    private static let setScript =
-        "local g = redis.call('GET', KEYS[1]) or '0' return redis.call('SET', ARGV[1] .. g .. ':' .. ARGV[2], ARGV[3], 'EX', ARGV[4])"
+    /// SET plus membership in each index set (tags and path prefixes, by digest), each set living
+    /// at least as long as its newest member.
+    private static let setScript = """
+        local g = redis.call('GET', KEYS[1]) or '0'
+        local base = ARGV[1] .. g .. ':'
+        local ttl = tonumber(ARGV[4])
+        redis.call('SET', base .. ARGV[2], ARGV[3], 'EX', ttl)
+        for i = 5, #ARGV do
+          local idx = base .. 'idx:' .. ARGV[i]
+          redis.call('SADD', idx, ARGV[2])
+          if redis.call('TTL', idx) < ttl then redis.call('EXPIRE', idx, ttl) end
+        end
+        return 'OK'
+        """
+    /// Deletes every entry listed in the given index sets, and the sets; returns the entries deleted.
+    private static let purgeIndexScript = """
+        local g = redis.call('GET', KEYS[1]) or '0'
+        local base = ARGV[1] .. g .. ':'
+        local n = 0
+        for i = 2, #ARGV do
+          local idx = base .. 'idx:' .. ARGV[i]
+          for _, member in ipairs(redis.call('SMEMBERS', idx)) do n = n + redis.call('DEL', base .. member) end
+          redis.call('DEL', idx)
+        end
+        return n
+        """
     private static let delScript = "local g = redis.call('GET', KEYS[1]) or '0' return redis.call('DEL', ARGV[1] .. g .. ':' .. ARGV[2])"
 
     /// The stored value for a tenant's digest, or nil (absent, Redis unavailable, too slow, or the
@@ -82,10 +108,12 @@ final class RedisTier: Sendable {
         }
     }
 
-    /// Stores a value with a Redis TTL; failures are counted and otherwise ignored.
-    func set(tenant: String, digest: KeyDigest, value: [UInt8], ttlSeconds: Int, on eventLoop: any EventLoop) {
+    /// Stores a value with a Redis TTL and indexes it under `indexes` (tag and prefix digests);
+    /// failures are counted and otherwise ignored.
+    func set(tenant: String, digest: KeyDigest, value: [UInt8], ttlSeconds: Int, indexes: [KeyDigest], on eventLoop: any EventLoop) {
         guard ttlSeconds > 0, !isUntrusted(tenant) else { return }
         let arguments = Self.arguments(Self.setScript, tenant: tenant, digest: digest) + [value, Array(String(ttlSeconds).utf8)]
+            + indexes.map { Array($0.base64URL.utf8) }
         _ = run(on: eventLoop) { connection -> Bool in
             if case .error(let message) = try connection.command(arguments) { throw EdgeError(.redisFailure, "SET: \(message)") }
             return true
@@ -99,6 +127,20 @@ final class RedisTier: Sendable {
             var removed = 0
             for command in commands { if case .integer(let count) = try connection.command(command) { removed += count } }
             return removed
+        }
+    }
+
+    /// Deletes the entries indexed under these tag or prefix digests (O(entries removed), no scan);
+    /// how many, or nil when Redis was unavailable.
+    func purge(tenant: String, indexes: [KeyDigest], on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
+        let arguments = [Array("EVAL".utf8), Array(Self.purgeIndexScript.utf8), Array("1".utf8), Array("te:\(tenant):gen".utf8),
+                         Array("te:\(tenant):g".utf8)] + indexes.map { Array($0.base64URL.utf8) }
+        return run(on: eventLoop) { connection -> Int in
+            switch try connection.command(arguments) {
+            case .integer(let count): return count
+            case .error(let message): throw EdgeError(.redisFailure, "index purge: \(message)")
+            default: return 0
+            }
         }
     }
 

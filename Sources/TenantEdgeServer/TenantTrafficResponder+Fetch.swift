@@ -82,10 +82,13 @@ extension TenantTrafficResponder {
     }
 
     /// Writes what L1 stored to L2 as well, with a Redis TTL of the entry's remaining keep time.
-    private func writeToSharedTier(_ entry: CacheEntry, storageKey: KeyDigest, cache: TenantCache, on eventLoop: any EventLoop) {
+    private func writeToSharedTier(_ entry: CacheEntry, storageKey: KeyDigest, target: String, cache: TenantCache,
+                                   on eventLoop: any EventLoop) {
         guard let l2 = runtime.l2(for: cache.tenant.id) else { return }
         let ttl = Int((entry.lifetime.keep - entry.lifetime.initialAge).rounded(.up))
-        l2.set(tenant: cache.tenant.id, digest: storageKey, value: L2EntryCodec.encode(entry), ttlSeconds: ttl, on: eventLoop)
+        let indexes = entry.tagDigests + TenantCache.prefixes(of: target).map(cache.prefixDigest)
+        l2.set(tenant: cache.tenant.id, digest: storageKey, value: L2EntryCodec.encode(entry), ttlSeconds: ttl, indexes: indexes,
+               on: eventLoop)
     }
 
     private func upstreamFetch(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, on eventLoop: any EventLoop)
@@ -134,7 +137,7 @@ extension TenantTrafficResponder {
                                                                 responseHeaders: merged, responseTime: now, defaultTTL: ttl) {
                 let entry = try cache.refresh(storageKey: stale.storageKey, record: record, lifetime: lifetime, tags: tags, responseTime: now)
                 if StoragePolicy.varyNames(from: merged).isEmpty {
-                    writeToSharedTier(entry, storageKey: stale.storageKey, cache: cache, on: eventLoop)
+                    writeToSharedTier(entry, storageKey: stale.storageKey, target: target, cache: cache, on: eventLoop)
                 }
                 stored = true
             }
@@ -158,7 +161,9 @@ extension TenantTrafficResponder {
             let varyNames = StoragePolicy.varyNames(from: headers)
             let result = try cache.store(target: target, requestHeaders: requestFields, record: record,
                                          varyNames: varyNames, tags: tags, lifetime: lifetime, responseTime: now)
-            if varyNames.isEmpty { writeToSharedTier(result.entry, storageKey: result.storageKey, cache: cache, on: eventLoop) }
+            if varyNames.isEmpty {
+                writeToSharedTier(result.entry, storageKey: result.storageKey, target: target, cache: cache, on: eventLoop)
+            }
             stored = result.inL1 || (runtime.l2(for: cache.tenant.id) != nil && varyNames.isEmpty)
             if !stored { detail = "too-large" }
         case .doNotStore(let reason):

@@ -11,9 +11,10 @@ import Testing
 /// or one the test starts and kills itself.
 @Suite("Shared tier (L2) on Redis", .serialized)
 struct SharedTierTests {
+    /// Tagged `all-items`, except paths under `/untagged/`.
     static let body: TestUpstream.Script = { request in
-        TestUpstream.Reply(headers: [("Cache-Control", "max-age=300"), ("Surrogate-Key", "all-items")],
-                           body: "\(request.header("host") ?? "?")|\(request.uri)")
+        let tags = request.uri.hasPrefix("/untagged/") ? [] : [("Surrogate-Key", "all-items")]
+        return TestUpstream.Reply(headers: [("Cache-Control", "max-age=300")] + tags, body: "\(request.header("host") ?? "?")|\(request.uri)")
     }
 
     static func redisURL(database: Int) throws -> String {
@@ -25,8 +26,10 @@ struct SharedTierTests {
         return "redis://127.0.0.1:\(port)/\(database)"
     }
 
-    static func withTwoNodes(database: Int, _ body: (EdgeHarness, EdgeHarness, RedisConnection) async throws -> Void) async throws {
-        let url = try redisURL(database: database)
+    /// Two nodes sharing one Redis: the suite's (in `database`), or `url` when a test brings its own.
+    static func withTwoNodes(database: Int, url: String? = nil,
+                             _ body: (EdgeHarness, EdgeHarness, RedisConnection) async throws -> Void) async throws {
+        let url = try url ?? redisURL(database: database)
         let masterKey = try OpenSSL.randomBytes(32)
         let configure: (inout EdgeConfig) -> Void = { $0.cache.redis = .init(url: url, poolSize: 4, timeoutMs: 200) }
         let a = try await EdgeHarness.start(configure: configure, masterKey: masterKey, nodeID: "node-a", script: Self.body)
@@ -81,28 +84,34 @@ struct SharedTierTests {
         }
     }
 
-    @Test func purgeReachesL2ByKeyAndByTagOrAllThroughTheGeneration() async throws {
+    @Test func purgeReachesL2ByKeyTagPrefixAndAll() async throws {
         try await Self.withTwoNodes(database: 3) { a, b, redis in
-            _ = try await a.get("/p/1")
-            _ = try await a.get("/p/2")
-            let key1 = Self.storedKey(a, tenant: "acme", target: "/p/1")
-            let key2 = Self.storedKey(a, tenant: "acme", target: "/p/2")
-            try await waitUntil { (try? redis.command("EXISTS", key1, key2)) == .integer(2) }
+            let paths = ["/p/1", "/p/2", "/untagged/x", "/untagged/y", "/q/z"]
+            for path in paths { _ = try await a.get(path) }
+            let keys = paths.map { Self.storedKey(a, tenant: "acme", target: $0) }
+            func exists(_ key: String) -> Bool { (try? redis.command("EXISTS", key)) == .integer(1) }
+            try await waitUntil { keys.allSatisfy(exists) }
             let byKey = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/p/1"]}"#)
             #expect(byKey.body == #"{"purged":2}"#, "one entry in L1, one in L2")
-            #expect(try redis.command("EXISTS", key1) == .integer(0))
+            #expect(!exists(keys[0]))
             #expect(try await b.get("/p/1").cacheStatus.contains("fwd=miss"))
-            _ = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","tags":["all-items"]}"#)
+            let byTag = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","tags":["all-items"]}"#)
+            #expect(byTag.status == 200)
+            #expect(paths.indices.map { exists(keys[$0]) } == [false, false, true, true, false],
+                    "every tagged entry went (also /p/1, which b had just stored again), untagged ones stayed")
+            _ = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","prefixes":["/untagged/"]}"#)
+            #expect(!exists(keys[2]) && !exists(keys[3]))
+            #expect(try redis.command("GET", "te:acme:gen") == .null, "no generation drop for keys, tags or prefixes")
+            _ = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","all":true}"#)
             #expect(try redis.command("GET", "te:acme:gen") == .string(Array("1".utf8)))
-            let c = try await b.get("/p/2", host: "api.acme.test")
-            #expect(!c.cacheStatus.contains("detail=l2"), "B's L1 may hold it, but L2 no longer serves it")
             let globex = try await a.get("/p/1", host: "api.globex.test")
             #expect(globex.cacheStatus.contains("fwd=miss"))
         }
     }
 
     @Test func aPurgeThatCannotReachRedisIsAppliedWhenRedisAnswersAgain() async throws {
-        try await Self.withTwoNodes(database: 4) { a, b, redis in
+        let own = try RedisProcess()  // CLIENT PAUSE stops every client of a server: use one of our own
+        try await Self.withTwoNodes(database: 0, url: "redis://127.0.0.1:\(own.port)/0") { a, b, redis in
             _ = try await a.get("/outage")
             let key = Self.storedKey(a, tenant: "acme", target: "/outage")
             try await waitUntil { (try? redis.command("EXISTS", key)) == .integer(1) }
