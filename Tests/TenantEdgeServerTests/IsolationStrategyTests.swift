@@ -85,18 +85,11 @@ struct IsolationStrategyTests {
     }
 
     @Test func databaseStrategyWithoutAURLIsAConfigError() {
-        var config = ConfigValidationTestsSupport.base()
-        config.cache.redis = .init(url: "redis://127.0.0.1:6379/0")
-        config.cache.isolationStrategy = .database
-        #expect(config.validate().map(\.key) == ["tenants[0].redis_url"])
-    }
-}
-
-enum ConfigValidationTestsSupport {
-    static func base() -> EdgeConfig {
         var config = EdgeConfig()
         config.security.masterKeyFile = "/tmp/master.key"
         config.tenants = [TenantConfig(id: "acme", hosts: ["api.acme.test"], upstream: "http://127.0.0.1:18080")]
-        return config
+        config.cache.redis = .init(url: "redis://127.0.0.1:6379/0")
+        config.cache.isolationStrategy = .database
+        #expect(config.validate().map(\.key) == ["tenants[0].redis_url"])
     }
 }
