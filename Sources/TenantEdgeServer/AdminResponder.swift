@@ -96,7 +96,10 @@ struct AdminResponder: HTTPResponder {
         func total(_ counter: (TierCounters) -> Int) -> Int { runtime.allL2Tiers.reduce(0) { $0 + counter($1.counters) } }
         return ",\"redis\":{\"up\":\(up),\"tiers\":\(runtime.allL2Tiers.count),"
             + "\"hits\":\(total { $0.hits.load(ordering: .relaxed) }),\"misses\":\(total { $0.misses.load(ordering: .relaxed) }),"
-            + "\"writes\":\(total { $0.writes.load(ordering: .relaxed) }),\"errors\":\(total { $0.errors.load(ordering: .relaxed) })}"
+            + "\"writes\":\(total { $0.writes.load(ordering: .relaxed) }),\"errors\":\(total { $0.errors.load(ordering: .relaxed) }),"
+            + "\"bytes_read\":\(total { $0.bytesRead.load(ordering: .relaxed) }),\"bytes_written\":\(total { $0.bytesWritten.load(ordering: .relaxed) }),"
+            + "\"pool_calls\":\(total { $0.calls.load(ordering: .relaxed) }),"
+            + "\"pool_wait_ms_total\":\(total { $0.poolWaitNanoseconds.load(ordering: .relaxed) } / 1_000_000)}"
     }
 
     /// Per-tenant figures, limited to the tenants the token may see.

@@ -103,7 +103,12 @@ final class RedisTier: Sendable {
             }
         }.map { result in
             let value = result ?? nil
-            if value == nil { self.counters.misses.add(1, ordering: .relaxed) } else { self.counters.hits.add(1, ordering: .relaxed) }
+            if let value {
+                self.counters.hits.add(1, ordering: .relaxed)
+                self.counters.bytesRead.add(value.count, ordering: .relaxed)
+            } else {
+                self.counters.misses.add(1, ordering: .relaxed)
+            }
             return value
         }
     }
@@ -117,7 +122,11 @@ final class RedisTier: Sendable {
         _ = run(on: eventLoop) { connection -> Bool in
             if case .error(let message) = try connection.command(arguments) { throw EdgeError(.redisFailure, "SET: \(message)") }
             return true
-        }.map { stored in if stored == true { self.counters.writes.add(1, ordering: .relaxed) } }
+        }.map { stored in
+            guard stored == true else { return }
+            self.counters.writes.add(1, ordering: .relaxed)
+            self.counters.bytesWritten.add(value.count, ordering: .relaxed)
+        }
     }
 
     /// Deletes the entries of these digests; how many Redis removed, or nil when Redis was unavailable.
@@ -216,8 +225,12 @@ final class RedisTier: Sendable {
             promise.succeed(value)
         }
         let timer = eventLoop.scheduleTask(deadline: deadline) { settle(nil, false) }
+        let submitted = NIODeadline.now()
         threadPool.runIfActive(eventLoop: eventLoop) { () throws -> T in
-            guard NIODeadline.now() < deadline else { throw EdgeError(.redisFailure, "queued past timeout_ms") }
+            let started = NIODeadline.now()
+            self.counters.calls.add(1, ordering: .relaxed)
+            self.counters.poolWaitNanoseconds.add(Int((started - submitted).nanoseconds), ordering: .relaxed)
+            guard started < deadline else { throw EdgeError(.redisFailure, "queued past timeout_ms") }
             // A connection that failed is not returned to the pool: it may be mid-reply or broken.
             let pooled = try self.idle.withLock({ $0.popLast() })
                 ?? PooledConnection(RedisConnection.open(self.endpoint, timeoutMs: self.timeoutMs))
@@ -250,4 +263,9 @@ final class TierCounters: Sendable {
     let misses = Atomic<Int>(0)
     let writes = Atomic<Int>(0)
     let errors = Atomic<Int>(0)
+    let bytesRead = Atomic<Int>(0)
+    let bytesWritten = Atomic<Int>(0)
+    /// Calls that reached a pool thread, and the nanoseconds they waited for one in total.
+    let calls = Atomic<Int>(0)
+    let poolWaitNanoseconds = Atomic<Int>(0)
 }

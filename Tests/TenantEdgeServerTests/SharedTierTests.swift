@@ -64,6 +64,13 @@ struct SharedTierTests {
             #expect(!String(decoding: raw, as: UTF8.self).contains("/v1/shared"), "no URL or body in clear in Redis")
             guard case .integer(let ttl) = try redis.command("TTL", key) else { Issue.record("no TTL"); return }
             #expect((290...300).contains(ttl), "Redis expires the entry with its storable lifetime")
+            let stats = try await b.admin(.GET, "/_edge/stats")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(stats.body.utf8)) as? [String: Any])
+            let tier = try #require((json["tiers"] as? [String: Any])?["redis"] as? [String: Any])
+            #expect(tier["up"] as? Bool == true)
+            #expect(tier["hits"] as? Int == 1)
+            #expect((tier["bytes_read"] as? Int ?? 0) == raw.count)
+            #expect((tier["pool_calls"] as? Int ?? 0) >= 1)
             guard case .array(let keys) = try redis.command("KEYS", "*") else { Issue.record("KEYS"); return }
             for case .string(let name) in keys { #expect(!String(decoding: name, as: UTF8.self).contains("shared")) }
         }
