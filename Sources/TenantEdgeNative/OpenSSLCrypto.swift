@@ -29,6 +29,22 @@ public enum OpenSSL {
         return out
     }
 
+    /// SHA-1 as lowercase hex: only for naming Redis Lua scripts (`EVALSHA`), never for security.
+    public static func sha1Hex(_ text: String) -> String {
+        let input = Array(text.utf8)
+        var out = [UInt8](repeating: 0, count: 20)
+        var length: UInt32 = 0
+        let ok = input.withUnsafeBytes { source in
+            out.withUnsafeMutableBytes { target in
+                EVP_Digest(source.baseAddress, input.count, target.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                           &length, EVP_sha1(), nil)
+            }
+        }
+        precondition(ok == 1 && length == 20, "EVP_Digest(SHA-1) failed")
+        let digits = Array("0123456789abcdef")
+        return String(out.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0F)]] })
+    }
+
     /// HKDF-SHA256 (RFC 5869) through `EVP_KDF`.
     public static func hkdf(key: [UInt8], salt: [UInt8], info: [UInt8], count: Int = 32) throws(EdgeError) -> [UInt8] {
         guard let kdf = EVP_KDF_fetch(nil, "HKDF", nil) else { throw failure("EVP_KDF_fetch(HKDF)") }

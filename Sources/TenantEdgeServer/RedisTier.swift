@@ -95,7 +95,7 @@ final class RedisTier: Sendable {
         }
         let arguments = Self.arguments(Self.getScript, tenant: tenant, digest: digest)
         return run(on: eventLoop) { connection -> [UInt8]? in
-            switch try connection.command(arguments) {
+            switch try Self.evaluate(arguments, on: connection) {
             case .string(let bytes): return bytes
             case .null: return nil
             case .error(let message): throw EdgeError(.redisFailure, "GET: \(message)")
@@ -120,7 +120,7 @@ final class RedisTier: Sendable {
         let arguments = Self.arguments(Self.setScript, tenant: tenant, digest: digest) + [value, Array(String(ttlSeconds).utf8)]
             + indexes.map { Array($0.base64URL.utf8) }
         _ = run(on: eventLoop) { connection -> Bool in
-            if case .error(let message) = try connection.command(arguments) { throw EdgeError(.redisFailure, "SET: \(message)") }
+            if case .error(let message) = try Self.evaluate(arguments, on: connection) { throw EdgeError(.redisFailure, "SET: \(message)") }
             return true
         }.map { stored in
             guard stored == true else { return }
@@ -134,7 +134,7 @@ final class RedisTier: Sendable {
         let commands = digests.map { Self.arguments(Self.delScript, tenant: tenant, digest: $0) }
         return run(on: eventLoop) { connection -> Int in
             var removed = 0
-            for command in commands { if case .integer(let count) = try connection.command(command) { removed += count } }
+            for command in commands { if case .integer(let count) = try Self.evaluate(command, on: connection) { removed += count } }
             return removed
         }
     }
@@ -145,7 +145,7 @@ final class RedisTier: Sendable {
         let arguments = [Array("EVAL".utf8), Array(Self.purgeIndexScript.utf8), Array("1".utf8), Array("te:\(tenant):gen".utf8),
                          Array("te:\(tenant):g".utf8)] + indexes.map { Array($0.base64URL.utf8) }
         return run(on: eventLoop) { connection -> Int in
-            switch try connection.command(arguments) {
+            switch try Self.evaluate(arguments, on: connection) {
             case .integer(let count): return count
             case .error(let message): throw EdgeError(.redisFailure, "index purge: \(message)")
             default: return 0
@@ -204,6 +204,23 @@ final class RedisTier: Sendable {
     private static func arguments(_ script: String, tenant: String, digest: KeyDigest) -> [[UInt8]] {
         [Array("EVAL".utf8), Array(script.utf8), Array("1".utf8), Array("te:\(tenant):gen".utf8),
          Array("te:\(tenant):g".utf8), Array(digest.base64URL.utf8)]
+    }
+
+    /// Script SHA-1s, computed once: calls send `EVALSHA` (40 bytes instead of the script, and no
+    /// hashing of the body in Redis), falling back to `EVAL` when Redis does not know the script yet.
+    private static let scriptSHAs: [String: [UInt8]] = Dictionary(uniqueKeysWithValues:
+        [getScript, setScript, delScript, purgeIndexScript].map { ($0, Array(OpenSSL.sha1Hex($0).utf8)) })
+
+    /// Runs an `EVAL …` argument list as `EVALSHA`, and as `EVAL` after a `NOSCRIPT` answer.
+    private static func evaluate(_ arguments: [[UInt8]], on connection: RedisConnection) throws(EdgeError) -> RedisConnection.Reply {
+        let script = String(decoding: arguments[1], as: UTF8.self)
+        guard let sha = scriptSHAs[script] else { return try connection.command(arguments) }
+        var bySHA = arguments
+        bySHA[0] = Array("EVALSHA".utf8)
+        bySHA[1] = sha
+        let reply = try connection.command(bySHA)
+        if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") { return try connection.command(arguments) }
+        return reply
     }
 
     // MARK: pool, deadline and breaker

@@ -10,6 +10,10 @@ struct OpenSSLCryptoTests {
         #expect(Self.hex(OpenSSL.sha256(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 
+    @Test func sha1NamesRedisScriptsAsRedisDoes() {
+        #expect(OpenSSL.sha1Hex("abc") == "a9993e364706816aba3e25717850c26c9cd0d89d")
+    }
+
     @Test func hkdfMatchesRFC5869TestCase1() throws {
         let ikm = [UInt8](repeating: 0x0b, count: 22)
         let salt: [UInt8] = Array(0x00...0x0c)
