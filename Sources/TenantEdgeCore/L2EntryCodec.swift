@@ -6,6 +6,29 @@
 /// hasValidator u8 | tagCount u16 | tagDigest 32 * n | sealed`. Doubles are IEEE-754 bit patterns, big-endian.
 public enum L2EntryCodec {
     static let formatByte: UInt8 = 1
+    static let varyMarkerByte: UInt8 = 2
+
+    /// What an L2 value holds.
+    public enum Value: Sendable {
+        case entry(CacheEntry)
+        /// The responses for this key vary on these (lower-cased) request headers.
+        case varyMarker([String])
+        case malformed
+    }
+
+    /// The marker stored at a primary digest whose responses vary: `0x02 | names joined by "\n"`.
+    /// It names headers only, never their values (those are inside the variant digests).
+    public static func encodeVaryMarker(_ names: [String]) -> [UInt8] {
+        [varyMarkerByte] + Array(names.joined(separator: "\n").utf8)
+    }
+
+    public static func decodeValue(_ bytes: [UInt8]) -> Value {
+        if bytes.first == varyMarkerByte {
+            let names = String(decoding: bytes.dropFirst(), as: UTF8.self).split(separator: "\n").map(String.init)
+            return names.isEmpty ? .malformed : .varyMarker(names)
+        }
+        return decode(bytes).map(Value.entry) ?? .malformed
+    }
 
     public static func encode(_ entry: CacheEntry) -> [UInt8] {
         var out: [UInt8] = [formatByte]

@@ -87,13 +87,13 @@ public final class TenantCache: Sendable {
         return Stored(storageKey: storageKey, entry: entry, inL1: inserted)
     }
 
-    /// Puts an entry found in L2 (already sealed, for a target without `Vary`) into L1.
+    /// Puts an entry found in L2 (already sealed, bound to `storageKey`) into L1.
     @discardableResult
-    public func promote(_ entry: CacheEntry, target: String) -> Bool {
+    public func promote(_ entry: CacheEntry, target: String, storageKey: KeyDigest, varyNames: [String]) -> Bool {
         let primary = primaryDigest(target: target)
         let prefixDigests = Self.prefixes(of: target).map(prefixDigest)
         return partition.withLock {
-            $0.insert(entry, primary: primary, storageKey: primary, varyNames: [], prefixDigests: prefixDigests)
+            $0.insert(entry, primary: primary, storageKey: storageKey, varyNames: varyNames, prefixDigests: prefixDigests)
         }
     }
 

@@ -144,8 +144,10 @@ final class EdgeRuntime: Sendable {
                 return removed
             }
         }
-        let byKey = l2.delete(tenant: tenant, digests: request.keys.map { cache.primaryDigest(target: $0) }, on: eventLoop)
-        let indexes = request.tags.map(cache.tagDigest) + request.prefixes.map(cache.prefixDigest)
+        let primaries = request.keys.map { cache.primaryDigest(target: $0) }
+        let byKey = l2.delete(tenant: tenant, digests: primaries, on: eventLoop)
+        // A key's variants (responses with Vary) are indexed under its primary digest.
+        let indexes = primaries + request.tags.map(cache.tagDigest) + request.prefixes.map(cache.prefixDigest)
         let byIndex = indexes.isEmpty ? eventLoop.makeSucceededFuture(Optional(0)) : l2.purge(tenant: tenant, indexes: indexes, on: eventLoop)
         return byKey.and(byIndex).map { deleted, indexed in
             guard let deleted, let indexed else {

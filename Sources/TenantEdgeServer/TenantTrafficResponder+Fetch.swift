@@ -47,51 +47,7 @@ extension TenantTrafficResponder {
 
     /// Fetches from the upstream (conditionally when a stale entry has validators), stores what
     /// RFC 9111 allows, and falls back to a stale copy within `stale-if-error`.
-    func leaderFetch(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, on eventLoop: any EventLoop)
-        -> EventLoopFuture<FetchOutcome>
-    {
-        guard stale == nil, let l2 = runtime.l2(for: cache.tenant.id) else { return upstreamFetch(request, cache: cache, stale: stale, on: eventLoop) }
-        let target = request.head.uri
-        return l2.get(tenant: cache.tenant.id, digest: cache.primaryDigest(target: target), on: eventLoop).flatMap { value in
-            if let value, let outcome = sharedTierOutcome(value, target: target, cache: cache) {
-                return eventLoop.makeSucceededFuture(outcome)
-            }
-            return upstreamFetch(request, cache: cache, stale: nil, on: eventLoop)
-        }
-    }
-
-    /// An L2 value that is fresh and opens under this tenant's key and binding becomes an L1 entry
-    /// and the answer. One that does not open is a `decrypt_failed` security event and a miss.
-    private func sharedTierOutcome(_ value: [UInt8], target: String, cache: TenantCache) -> FetchOutcome? {
-        let now = runtime.clock.now()
-        guard let entry = L2EntryCodec.decode(value) else {
-            runtime.securityEvent("decrypt_failed", tenant: cache.tenant.id, detail: "L2 value is malformed; fetched anew")
-            return nil
-        }
-        guard case .fresh(let remaining) = entry.freshness(at: now) else { return nil }
-        let storageKey = cache.primaryDigest(target: target)
-        guard let plaintext = try? cache.cipher.open(entry.sealed, aad: cache.aad(storageKey)),
-              let record = ResponseRecord(decoding: plaintext) else {
-            runtime.securityEvent("decrypt_failed", tenant: cache.tenant.id, detail: "L2 value failed to open; fetched anew")
-            return nil
-        }
-        cache.promote(entry, target: target)
-        return FetchOutcome(status: record.status, headers: record.headers, body: ByteBuffer(bytes: record.body),
-                            cacheStatus: .sharedHit(ttl: Int(remaining.rounded(.up))), age: Int(entry.age(at: now)),
-                            shareable: true, vary: [])
-    }
-
-    /// Writes what L1 stored to L2 as well, with a Redis TTL of the entry's remaining keep time.
-    private func writeToSharedTier(_ entry: CacheEntry, storageKey: KeyDigest, target: String, cache: TenantCache,
-                                   on eventLoop: any EventLoop) {
-        guard let l2 = runtime.l2(for: cache.tenant.id) else { return }
-        let ttl = Int((entry.lifetime.keep - entry.lifetime.initialAge).rounded(.up))
-        let indexes = entry.tagDigests + TenantCache.prefixes(of: target).map(cache.prefixDigest)
-        l2.set(tenant: cache.tenant.id, digest: storageKey, value: L2EntryCodec.encode(entry), ttlSeconds: ttl, indexes: indexes,
-               on: eventLoop)
-    }
-
-    private func upstreamFetch(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, on eventLoop: any EventLoop)
+    func upstreamFetch(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, on eventLoop: any EventLoop)
         -> EventLoopFuture<FetchOutcome>
     {
         let staleRecord = stale.flatMap { openRecord($0, cache: cache) }
@@ -136,9 +92,8 @@ extension TenantTrafficResponder {
             if case .store(let lifetime) = StoragePolicy.decide(requestHeaders: requestFields, status: record.status,
                                                                 responseHeaders: merged, responseTime: now, defaultTTL: ttl) {
                 let entry = try cache.refresh(storageKey: stale.storageKey, record: record, lifetime: lifetime, tags: tags, responseTime: now)
-                if StoragePolicy.varyNames(from: merged).isEmpty {
-                    writeToSharedTier(entry, storageKey: stale.storageKey, target: target, cache: cache, on: eventLoop)
-                }
+                writeToSharedTier(entry, storageKey: stale.storageKey, varyNames: StoragePolicy.varyNames(from: merged), target: target,
+                                  cache: cache, on: eventLoop)
                 stored = true
             }
             return FetchOutcome(status: record.status, headers: merged, body: ByteBuffer(bytes: record.body),
@@ -161,10 +116,8 @@ extension TenantTrafficResponder {
             let varyNames = StoragePolicy.varyNames(from: headers)
             let result = try cache.store(target: target, requestHeaders: requestFields, record: record,
                                          varyNames: varyNames, tags: tags, lifetime: lifetime, responseTime: now)
-            if varyNames.isEmpty {
-                writeToSharedTier(result.entry, storageKey: result.storageKey, target: target, cache: cache, on: eventLoop)
-            }
-            stored = result.inL1 || (runtime.l2(for: cache.tenant.id) != nil && varyNames.isEmpty)
+            writeToSharedTier(result.entry, storageKey: result.storageKey, varyNames: varyNames, target: target, cache: cache, on: eventLoop)
+            stored = result.inL1 || runtime.l2(for: cache.tenant.id) != nil
             if !stored { detail = "too-large" }
         case .doNotStore(let reason):
             detail = reason

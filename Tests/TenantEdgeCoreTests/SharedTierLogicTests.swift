@@ -44,6 +44,15 @@ struct SharedTierLogicTests {
         #expect(L2EntryCodec.decode(truncated) == nil)
     }
 
+    @Test func varyMarkersAndEntriesAreToldApart() {
+        guard case .varyMarker(let names) = L2EntryCodec.decodeValue(L2EntryCodec.encodeVaryMarker(["accept", "accept-language"])) else {
+            Issue.record("marker not recognised"); return
+        }
+        #expect(names == ["accept", "accept-language"])
+        guard case .malformed = L2EntryCodec.decodeValue([2]) else { Issue.record("an empty marker must be malformed"); return }
+        guard case .malformed = L2EntryCodec.decodeValue([9, 9, 9]) else { Issue.record("garbage must be malformed"); return }
+    }
+
     @Test func redisURLsParseAndMaskTheirPassword() throws {
         let full = try #require(RedisEndpoint(parsing: "redis://edge:s3cret@10.0.0.5:6380/3"))
         #expect(full.host == "10.0.0.5" && full.port == 6380 && full.database == 3)

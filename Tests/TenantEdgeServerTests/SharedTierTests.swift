@@ -76,6 +76,44 @@ struct SharedTierTests {
         }
     }
 
+    @Test func varyingResponsesAreSharedPerVariantAndPurgedTogether() async throws {
+        let url = try Self.redisURL(database: 7)
+        let masterKey = try OpenSSL.randomBytes(32)
+        let script: TestUpstream.Script = { request in
+            TestUpstream.Reply(headers: [("Cache-Control", "max-age=300"), ("Vary", "Accept-Language")],
+                               body: "lang=\(request.header("accept-language") ?? "-")")
+        }
+        let configure: (inout EdgeConfig) -> Void = { $0.cache.redis = .init(url: url, poolSize: 2, timeoutMs: 200) }
+        let a = try await EdgeHarness.start(configure: configure, masterKey: masterKey, nodeID: "node-a", script: script)
+        let b = try await EdgeHarness.start(configure: configure, masterKey: masterKey, nodeID: "node-b", script: script)
+        let redis = try RedisConnection.open(try #require(RedisEndpoint(parsing: url)), timeoutMs: 1000)
+        do {
+            _ = try await a.get("/v", headers: [("Accept-Language", "en")])
+            _ = try await a.get("/v", headers: [("Accept-Language", "de")])
+            let cache = try #require(a.runtime.caches["acme"])
+            func variantKey(_ language: String) -> String {
+                let digest = cache.variantDigest(target: "/v", varyNames: ["accept-language"],
+                                                 requestHeaders: [HeaderField("Accept-Language", language)])
+                return "te:acme:g0:\(digest.base64URL)"
+            }
+            try await waitUntil { (try? redis.command("EXISTS", variantKey("en"), variantKey("de"))) == .integer(2) }
+            let en = try await b.get("/v", headers: [("Accept-Language", "en")])
+            let de = try await b.get("/v", headers: [("Accept-Language", "de")])
+            #expect(en.body == "lang=en" && en.cacheStatus.hasSuffix("detail=l2"))
+            #expect(de.body == "lang=de" && de.cacheStatus.hasSuffix("detail=l2"))
+            let fr = try await b.get("/v", headers: [("Accept-Language", "fr")])
+            #expect(fr.body == "lang=fr" && fr.cacheStatus.contains("fwd=miss"))
+            #expect(b.upstream.count("/v") == 1, "only the variant nobody had fetched")
+            _ = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/v"]}"#)
+            #expect(try redis.command("EXISTS", variantKey("en"), variantKey("de"), variantKey("fr")) == .integer(0),
+                    "a purge by key removes every variant from L2")
+        } catch {
+            await a.shutdown(); await b.shutdown()
+            throw error
+        }
+        await a.shutdown(); await b.shutdown()
+    }
+
     @Test func aValueMovedToAnotherTenantsKeyDoesNotOpen() async throws {
         try await Self.withTwoNodes(database: 2) { a, b, redis in
             _ = try await a.get("/moved")

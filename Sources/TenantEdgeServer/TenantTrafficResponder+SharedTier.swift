@@ -1,0 +1,78 @@
+import NIOCore
+import NIOHTTP1
+import TenantEdgeCore
+
+/// The shared tier (L2) on the miss path: asked before the upstream, written after a store.
+///
+/// A response without `Vary` lives at its primary digest. A response with `Vary` lives at its
+/// variant digest, and a small marker at the primary digest names the request headers it varies
+/// on, so a lookup costs a second round trip only for varying responses. Variants are indexed under
+/// their primary digest, so a purge by key removes every variant with the marker.
+extension TenantTrafficResponder {
+    /// Fetches for a miss: L2 first (when the tenant has one and nothing stale is held), then the upstream.
+    func leaderFetch(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, on eventLoop: any EventLoop)
+        -> EventLoopFuture<FetchOutcome>
+    {
+        guard stale == nil, let l2 = runtime.l2(for: cache.tenant.id) else {
+            return upstreamFetch(request, cache: cache, stale: stale, on: eventLoop)
+        }
+        let target = request.head.uri
+        let tenant = cache.tenant.id
+        let primary = cache.primaryDigest(target: target)
+        return l2.get(tenant: tenant, digest: primary, on: eventLoop).flatMap { value -> EventLoopFuture<FetchOutcome> in
+            guard let value else { return upstreamFetch(request, cache: cache, stale: nil, on: eventLoop) }
+            switch L2EntryCodec.decodeValue(value) {
+            case .entry(let entry):
+                if let outcome = sharedTierOutcome(entry, storageKey: primary, varyNames: [], target: target, cache: cache) {
+                    return eventLoop.makeSucceededFuture(outcome)
+                }
+            case .varyMarker(let names):
+                let variant = cache.variantDigest(target: target, varyNames: names, requestHeaders: request.head.headers.fields)
+                return l2.get(tenant: tenant, digest: variant, on: eventLoop).flatMap { value in
+                    if let value, case .entry(let entry) = L2EntryCodec.decodeValue(value),
+                       let outcome = sharedTierOutcome(entry, storageKey: variant, varyNames: names, target: target, cache: cache) {
+                        return eventLoop.makeSucceededFuture(outcome)
+                    }
+                    return upstreamFetch(request, cache: cache, stale: nil, on: eventLoop)
+                }
+            case .malformed:
+                runtime.securityEvent("decrypt_failed", tenant: tenant, detail: "L2 value is malformed; fetched anew")
+            }
+            return upstreamFetch(request, cache: cache, stale: nil, on: eventLoop)
+        }
+    }
+
+    /// An L2 entry that is fresh and opens under this tenant's key and binding becomes an L1 entry
+    /// and the answer. One that does not open is a `decrypt_failed` security event and a miss.
+    private func sharedTierOutcome(_ entry: CacheEntry, storageKey: KeyDigest, varyNames: [String], target: String,
+                                   cache: TenantCache) -> FetchOutcome? {
+        let now = runtime.clock.now()
+        guard case .fresh(let remaining) = entry.freshness(at: now) else { return nil }
+        guard let plaintext = try? cache.cipher.open(entry.sealed, aad: cache.aad(storageKey)),
+              let record = ResponseRecord(decoding: plaintext) else {
+            runtime.securityEvent("decrypt_failed", tenant: cache.tenant.id, detail: "L2 value failed to open; fetched anew")
+            return nil
+        }
+        cache.promote(entry, target: target, storageKey: storageKey, varyNames: varyNames)
+        return FetchOutcome(status: record.status, headers: record.headers, body: ByteBuffer(bytes: record.body),
+                            cacheStatus: .sharedHit(ttl: Int(remaining.rounded(.up))), age: Int(entry.age(at: now)),
+                            shareable: true, vary: [])
+    }
+
+    /// Writes what L1 stored to L2 as well, with a Redis TTL of the entry's remaining keep time,
+    /// indexed by its tags and path prefixes (and, for a variant, its primary digest).
+    func writeToSharedTier(_ entry: CacheEntry, storageKey: KeyDigest, varyNames: [String], target: String, cache: TenantCache,
+                           on eventLoop: any EventLoop) {
+        guard let l2 = runtime.l2(for: cache.tenant.id) else { return }
+        let ttl = Int((entry.lifetime.keep - entry.lifetime.initialAge).rounded(.up))
+        let primary = cache.primaryDigest(target: target)
+        var indexes = entry.tagDigests + TenantCache.prefixes(of: target).map(cache.prefixDigest)
+        if !varyNames.isEmpty {
+            indexes.append(primary)
+            l2.set(tenant: cache.tenant.id, digest: primary, value: L2EntryCodec.encodeVaryMarker(varyNames), ttlSeconds: ttl,
+                   indexes: [], on: eventLoop)
+        }
+        l2.set(tenant: cache.tenant.id, digest: storageKey, value: L2EntryCodec.encode(entry), ttlSeconds: ttl, indexes: indexes,
+               on: eventLoop)
+    }
+}
