@@ -15,34 +15,25 @@ public enum OpenSSL {
     }
 
     /// SHA-256 of `data` (admin token digests, audit chain).
-    public static func sha256(_ data: some Collection<UInt8>) -> [UInt8] {
-        let input = Array(data)
-        var out = [UInt8](repeating: 0, count: 32)
-        var length: UInt32 = 0
-        let ok = input.withUnsafeBytes { source in
-            out.withUnsafeMutableBytes { target in
-                EVP_Digest(source.baseAddress, input.count, target.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                           &length, EVP_sha256(), nil)
-            }
-        }
-        precondition(ok == 1 && length == 32, "EVP_Digest(SHA-256) failed")
-        return out
-    }
+    public static func sha256(_ data: some Collection<UInt8>) -> [UInt8] { digest(Array(data), EVP_sha256(), count: 32) }
 
     /// SHA-1 as lowercase hex: only for naming Redis Lua scripts (`EVALSHA`), never for security.
     public static func sha1Hex(_ text: String) -> String {
-        let input = Array(text.utf8)
-        var out = [UInt8](repeating: 0, count: 20)
+        let digits = Array("0123456789abcdef")
+        return String(digest(Array(text.utf8), EVP_sha1(), count: 20).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0F)]] })
+    }
+
+    /// One-shot `EVP_Digest` with a message digest that cannot fail for in-memory input.
+    private static func digest(_ input: [UInt8], _ md: OpaquePointer?, count: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
         var length: UInt32 = 0
         let ok = input.withUnsafeBytes { source in
             out.withUnsafeMutableBytes { target in
-                EVP_Digest(source.baseAddress, input.count, target.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                           &length, EVP_sha1(), nil)
+                EVP_Digest(source.baseAddress, input.count, target.baseAddress!.assumingMemoryBound(to: UInt8.self), &length, md, nil)
             }
         }
-        precondition(ok == 1 && length == 20, "EVP_Digest(SHA-1) failed")
-        let digits = Array("0123456789abcdef")
-        return String(out.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0F)]] })
+        precondition(ok == 1 && Int(length) == count, "EVP_Digest failed")
+        return out
     }
 
     /// HKDF-SHA256 (RFC 5869) through `EVP_KDF`.
