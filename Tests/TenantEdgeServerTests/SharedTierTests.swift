@@ -169,7 +169,13 @@ struct SharedTierTests {
                 try await Task.sleep(for: .milliseconds(100))
             }
             #expect(a.runtime.l2(for: "acme")?.isUntrusted("acme") == false)
-            #expect(try redis.command("GET", "te:acme:gen") == .string(Array("1".utf8)), "the queued purge became a generation drop")
+            // At least one drop: retries that timed out during the pause may still run in Redis afterwards,
+            // and each extra INCR only purges the tenant again.
+            guard case .string(let generation) = try redis.command("GET", "te:acme:gen"),
+                  let dropped = Int(String(decoding: generation, as: UTF8.self)) else {
+                Issue.record("the queued purge did not become a generation drop"); return
+            }
+            #expect(dropped >= 1)
             let fromB = try await b.get("/outage")
             #expect(fromB.cacheStatus.contains("fwd=miss"), "the sibling does not get the purged entry from L2")
         }
