@@ -61,7 +61,7 @@ public struct ResponseRecord: Sendable, Equatable {
         while index + 1 < layout.headerBlock.upperBound {
             if bytes[index] == 0x0D && bytes[index + 1] == 0x0A {
                 let line = UnsafeRawBufferPointer(rebasing: bytes[lineStart..<index])
-                guard let colon = line.firstIndex(of: 0x3A), colon + 1 < line.count || colon + 1 == line.count else { return nil }
+                guard let colon = line.firstIndex(of: 0x3A) else { return nil }
                 let valueStart = min(colon + 2, line.count)
                 headers.append(HeaderField(String(decoding: line[..<colon], as: UTF8.self),
                                            String(decoding: line[valueStart...], as: UTF8.self)))

@@ -110,15 +110,10 @@ public final class TenantCache: Sendable {
     /// The associated data an entry under `storageKey` is sealed with.
     public func aad(_ storageKey: KeyDigest) -> [UInt8] { EntryBinding.aad(tenant: tenant.id, digest: storageKey) }
 
-    /// Opens an entry into `output`; on failure the entry is dropped and the caller records a
-    /// `decrypt_failed` security event and treats the request as a miss.
+    /// Opens an entry into `output` under its binding. On failure the caller drops the entry,
+    /// records a `decrypt_failed` security event and treats the request as a miss.
     public func open(_ entry: CacheEntry, storageKey: KeyDigest, into output: UnsafeMutableRawBufferPointer) throws(EdgeError) -> Int {
-        do {
-            return try cipher.open(entry.sealed, aad: aad(storageKey), into: output)
-        } catch {
-            remove(storageKey: storageKey)
-            throw error
-        }
+        try cipher.open(entry.sealed, aad: aad(storageKey), into: output)
     }
 
     /// Rewrites the sealed bytes of the entry stored for `target` (no Vary). Only for tests that prove

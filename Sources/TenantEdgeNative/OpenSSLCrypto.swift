@@ -18,10 +18,7 @@ public enum OpenSSL {
     public static func sha256(_ data: some Collection<UInt8>) -> [UInt8] { digest(Array(data), EVP_sha256(), count: 32) }
 
     /// SHA-1 as lowercase hex: only for naming Redis Lua scripts (`EVALSHA`), never for security.
-    public static func sha1Hex(_ text: String) -> String {
-        let digits = Array("0123456789abcdef")
-        return String(digest(Array(text.utf8), EVP_sha1(), count: 20).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0F)]] })
-    }
+    public static func sha1Hex(_ text: String) -> String { Hex.encode(digest(Array(text.utf8), EVP_sha1(), count: 20)) }
 
     /// One-shot `EVP_Digest` with a message digest that cannot fail for in-memory input.
     private static func digest(_ input: [UInt8], _ md: OpaquePointer?, count: Int) -> [UInt8] {

@@ -30,11 +30,7 @@ public struct StandaloneKeyring: TenantKeyring {
     /// master key with info `redis-acl:<tenant>`, as 64 hex characters. Every node (and `edgectl
     /// redis acl`) derives the same one; it is never written anywhere by the node.
     public static func redisACLPassword(masterKey: [UInt8], tenant: String) throws(EdgeError) -> String {
-        let bytes = try OpenSSL.hkdf(key: masterKey, salt: Array("tenantedge".utf8), info: Array("redis-acl:\(tenant)".utf8))
-        return bytes.map { byte in
-            let digits = Array("0123456789abcdef")
-            return String([digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]])
-        }.joined()
+        Hex.encode(try OpenSSL.hkdf(key: masterKey, salt: Array("tenantedge".utf8), info: Array("redis-acl:\(tenant)".utf8)))
     }
 
     /// Reads a 32-byte key file (raw, or 64 hex characters with optional trailing newline).
@@ -46,7 +42,7 @@ public struct StandaloneKeyring: TenantKeyring {
         let bytes = [UInt8](data)
         if bytes.count == 32 { return bytes }
         let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        if text.count == 64, let decoded = AdminTokens.bytes(fromHex: text) { return decoded }
+        if text.count == 64, let decoded = Hex.decode(text) { return decoded }
         throw EdgeError(.invalidConfig, "\(key): '\(path)' must hold 32 raw bytes or 64 hex characters (found \(bytes.count) bytes)")
     }
 }

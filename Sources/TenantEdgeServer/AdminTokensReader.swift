@@ -23,7 +23,7 @@ enum AdminTokensReader {
         var tokens: [AdminTokens.Token] = []
         for (index, item) in items.enumerated() {
             let key = "\(source)[\(index)]"
-            guard let hex = item["sha256"]?.string, let digest = AdminTokens.bytes(fromHex: hex), digest.count == 32 else {
+            guard let hex = item["sha256"]?.string, let digest = Hex.decode(hex), digest.count == 32 else {
                 throw EdgeError(.invalidConfig, "\(key).sha256: must be 64 hex characters (the SHA-256 of the token)")
             }
             var scopes = Set<AdminTokens.Scope>()

@@ -148,13 +148,9 @@ extension TenantTrafficResponder {
     }
 
     private func openRecord(_ stale: StaleEntry, cache: TenantCache) -> ResponseRecord? {
-        guard let count = cache.cipher.plaintextCount(ofSealed: stale.entry.sealed) else { return nil }
-        var plaintext = [UInt8](repeating: 0, count: count)
-        let opened = plaintext.withUnsafeMutableBytes { output in
-            (try? cache.open(stale.entry, storageKey: stale.storageKey, into: output)) != nil
-        }
-        guard opened, let record = ResponseRecord(decoding: plaintext) else {
-            runtime.securityEvent("decrypt_failed", tenant: cache.tenant.id, detail: "stale entry failed to open; fetched anew")
+        guard let plaintext = try? cache.cipher.open(stale.entry.sealed, aad: cache.aad(stale.storageKey)),
+              let record = ResponseRecord(decoding: plaintext) else {
+            decryptFailed(cache, storageKey: stale.storageKey, detail: "stale entry failed to open; fetched anew")
             return nil
         }
         return record

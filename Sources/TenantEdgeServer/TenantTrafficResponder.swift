@@ -126,29 +126,26 @@ struct TenantTrafficResponder: HTTPResponder {
             decryptFailed(cache, storageKey: storageKey)
             return nil
         }
-        if layout.status == 200, let condition = request.head.headers.first(name: "if-none-match"),
-           let etag = buffer.withUnsafeReadableBytes({ ResponseRecord.decodeHead($0) })?.headers.first("etag"),
-           Self.etagMatches(condition, etag) {
-            var headers = HTTPHeaders()
-            headers.add(name: "age", value: String(Int(entry.age(at: now))))
-            var response = EdgeResponse(status: .notModified, headers: headers, body: nil, rawHeaders: rawHeaders)
-            response.sendBody = false
-            return TrafficAnswer(response: response, status: status)
-        }
         var headers = HTTPHeaders()
         headers.add(name: "age", value: String(Int(entry.age(at: now))))
         var response = EdgeResponse(status: HTTPResponseStatus(statusCode: layout.status), headers: headers, body: body,
                                     rawHeaders: rawHeaders)
-        if request.head.method == .HEAD {
+        if layout.status == 200, let condition = request.head.headers.first(name: "if-none-match"),
+           let etag = buffer.withUnsafeReadableBytes({ ResponseRecord.decodeHead($0) })?.headers.first("etag"),
+           Self.etagMatches(condition, etag) {
+            response.status = .notModified
+            response.sendBody = false
+        } else if request.head.method == .HEAD {
             response.sendBody = false
             response.announcedLength = body.readableBytes
         }
         return TrafficAnswer(response: response, status: status)
     }
 
-    private func decryptFailed(_ cache: TenantCache, storageKey: KeyDigest) {
+    /// The one place an entry that does not open is handled: dropped, and a security event.
+    func decryptFailed(_ cache: TenantCache, storageKey: KeyDigest, detail: String = "stored entry failed to open; served as a miss") {
         cache.remove(storageKey: storageKey)
-        runtime.securityEvent("decrypt_failed", tenant: cache.tenant.id, detail: "stored entry failed to open; served as a miss")
+        runtime.securityEvent("decrypt_failed", tenant: cache.tenant.id, detail: detail)
     }
 
     /// Builds the client's response from an outcome: stored headers, `Age`, `Content-Length`

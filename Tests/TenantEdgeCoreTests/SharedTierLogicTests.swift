@@ -63,3 +63,13 @@ struct SharedTierLogicTests {
         for bad in ["http://x", "redis://", "redis://h:0", "redis://h:6379/x"] { #expect(RedisEndpoint(parsing: bad) == nil, "\(bad)") }
     }
 }
+
+@Suite("Hex")
+struct HexTests {
+    @Test func encodesLowercaseAndDecodesEitherCase() {
+        #expect(Hex.encode([0x00, 0xAB, 0x7F]) == "00ab7f")
+        #expect(Hex.decode("00AB7f") == [0x00, 0xAB, 0x7F])
+        #expect(Hex.decode("abc") == nil)
+        #expect(Hex.decode("zz") == nil)
+    }
+}

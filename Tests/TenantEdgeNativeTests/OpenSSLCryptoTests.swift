@@ -4,7 +4,7 @@ import TenantEdgeCore
 
 @Suite("OpenSSL: digests, HKDF, HMAC and AES-256-GCM")
 struct OpenSSLCryptoTests {
-    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+    static func hex(_ bytes: [UInt8]) -> String { Hex.encode(bytes) }
 
     @Test func sha256MatchesTheStandardVector() {
         #expect(Self.hex(OpenSSL.sha256(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")

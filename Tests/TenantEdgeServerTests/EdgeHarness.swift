@@ -30,7 +30,7 @@ final class EdgeHarness: Sendable {
         let masterKeyFile = directory.appendingPathComponent("master.key")
         try Data(try masterKey ?? OpenSSL.randomBytes(32)).write(to: masterKeyFile)
         let tokens = directory.appendingPathComponent("admin-tokens.yaml")
-        func hex(_ token: String) -> String { OpenSSL.sha256(Array(token.utf8)).map { String(format: "%02x", $0) }.joined() }
+        func hex(_ token: String) -> String { Hex.encode(OpenSSL.sha256(Array(token.utf8))) }
         try """
         - {sha256: "\(hex(adminToken))", scopes: [admin], tenants: ["*"]}
         - {sha256: "\(hex(acmePurgeToken))", scopes: [purge], tenants: [acme]}
