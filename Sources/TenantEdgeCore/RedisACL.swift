@@ -8,7 +8,8 @@ public enum RedisACL {
     /// Arguments of `ACL SETUSER` for a tenant (the password in clear: for `edgectl redis acl` and tests).
     public static func setUserArguments(tenant: String, password: String) -> [String] {
         ["ACL", "SETUSER", user(for: tenant), "reset", "on", ">\(password)", "resetkeys", "~te:\(tenant):*", "resetchannels", "-@all",
-         "+get", "+set", "+del", "+exists", "+incr", "+ttl", "+expire", "+eval", "+evalsha", "+ping", "+sadd", "+srem", "+smembers", "+unlink"]
+         "+get", "+set", "+del", "+exists", "+incr", "+ttl", "+expire", "+eval", "+evalsha", "+ping", "+sadd", "+srem", "+smembers", "+unlink",
+         "+strlen", "+time", "+hincrby", "+hgetall", "+hdel"]
     }
 
     /// The same as one line for redis-cli.

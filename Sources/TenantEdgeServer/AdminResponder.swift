@@ -18,30 +18,36 @@ struct AdminResponder: HTTPResponder {
         if request.head.method == .POST, request.head.uri.split(separator: "?").first == "/_edge/purge" {
             return purge(request, on: eventLoop)
         }
-        return .now(route(request))
+        return route(request, on: eventLoop)
     }
 
-    func route(_ request: EdgeRequest) -> EdgeResponse {
+    func route(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         let path = request.head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.head.uri
         switch (request.head.method, path) {
         case (.GET, "/healthz"):
-            return .json(.ok, "{\"status\":\"ok\"}")
+            return .now(.json(.ok, "{\"status\":\"ok\"}"))
         case (.GET, "/readyz"):
-            return isReady() ? .json(.ok, "{\"status\":\"ready\"}") : .jsonError(.serviceUnavailable, code: "not_ready")
+            return .now(isReady() ? .json(.ok, "{\"status\":\"ready\"}") : .jsonError(.serviceUnavailable, code: "not_ready"))
         case (.GET, "/metrics"):
-            if !runtime.config.monitoring, let denied = authorize(request, scope: .read, tenant: nil) { return denied }
-            var headers = HTTPHeaders()
-            headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
+            if !runtime.config.monitoring, let denied = authorize(request, scope: .read, tenant: nil) { return .now(denied) }
             let caches = runtime.config.tenants.compactMap { runtime.caches[$0.id] }
-            let body = runtime.metrics.render(caches: caches, redisIsUp: runtime.l2IsUp)
-            return EdgeResponse(status: .ok, headers: headers, body: ByteBuffer(bytes: body))
+            return .later(runtime.sharedTierBytes(of: caches.map(\.tenant.id), on: eventLoop).map { l2Bytes in
+                var headers = HTTPHeaders()
+                headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
+                let body = runtime.metrics.render(caches: caches, redisIsUp: runtime.l2IsUp, redisBytes: l2Bytes)
+                return EdgeResponse(status: .ok, headers: headers, body: ByteBuffer(bytes: body))
+            })
         case (.GET, "/_edge/stats"):
-            if let denied = authorize(request, scope: .read, tenant: nil) { return denied }
-            return .json(.ok, statsJSON(visibleTo: bearerToken(request)))
+            if let denied = authorize(request, scope: .read, tenant: nil) { return .now(denied) }
+            let token = bearerToken(request)
+            let visible = runtime.config.tenants.map(\.id).filter { token?.allows(tenant: $0) ?? false }
+            return .later(runtime.sharedTierBytes(of: visible, on: eventLoop).map { l2Bytes in
+                .json(.ok, statsJSON(visibleTo: token, l2Bytes: l2Bytes))
+            })
         case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/_edge/stats"), (_, "/_edge/purge"):
-            return .jsonError(.methodNotAllowed, code: "method_not_allowed")
+            return .now(.jsonError(.methodNotAllowed, code: "method_not_allowed"))
         default:
-            return .jsonError(.notFound, code: "not_found")
+            return .now(.jsonError(.notFound, code: "not_found"))
         }
     }
 
@@ -98,12 +104,13 @@ struct AdminResponder: HTTPResponder {
             + "\"hits\":\(total { $0.hits.load(ordering: .relaxed) }),\"misses\":\(total { $0.misses.load(ordering: .relaxed) }),"
             + "\"writes\":\(total { $0.writes.load(ordering: .relaxed) }),\"errors\":\(total { $0.errors.load(ordering: .relaxed) }),"
             + "\"bytes_read\":\(total { $0.bytesRead.load(ordering: .relaxed) }),\"bytes_written\":\(total { $0.bytesWritten.load(ordering: .relaxed) }),"
-            + "\"pool_calls\":\(total { $0.calls.load(ordering: .relaxed) }),"
+            + "\"fenced_writes\":\(total { $0.fencedWrites.load(ordering: .relaxed) }),\"pool_calls\":\(total { $0.calls.load(ordering: .relaxed) }),"
             + "\"pool_wait_ms_total\":\(total { $0.poolWaitNanoseconds.load(ordering: .relaxed) } / 1_000_000)}"
     }
 
-    /// Per-tenant figures, limited to the tenants the token may see.
-    func statsJSON(visibleTo token: AdminTokens.Token?) -> String {
+    /// Per-tenant figures, limited to the tenants the token may see. `l2Bytes`: live bytes in Redis
+    /// per tenant, for tenants with an L2 whose Redis answered.
+    func statsJSON(visibleTo token: AdminTokens.Token?, l2Bytes: [String: Int]) -> String {
         var tenants: [String] = []
         for tenant in runtime.config.tenants where token?.allows(tenant: tenant.id) ?? false {
             guard let cache = runtime.caches[tenant.id] else { continue }
@@ -113,7 +120,8 @@ struct AdminResponder: HTTPResponder {
                 + "\"misses\":\(counters.misses.load(ordering: .relaxed)),\"stale\":\(counters.stale.load(ordering: .relaxed)),"
                 + "\"bypasses\":\(counters.bypasses.load(ordering: .relaxed)),\"errors\":\(counters.errors.load(ordering: .relaxed)),"
                 + "\"bytes\":\(occupancy.bytes),\"entries\":\(occupancy.entries),\"evictions\":\(occupancy.evictions),"
-                + "\"quota_bytes\":\(occupancy.quota),\"encrypted\":\(cache.cipher.encrypts)}")
+                + "\"quota_bytes\":\(occupancy.quota),\"encrypted\":\(cache.cipher.encrypts)"
+                + (l2Bytes[tenant.id].map { ",\"redis_bytes\":\($0)" } ?? "") + "}")
         }
         let uptime = Int(runtime.clock.now() - runtime.startedAt)
         return "{\"node\":{\"id\":\(JSONText.quote(runtime.config.node.id)),\"region\":\(JSONText.quote(runtime.config.node.region)),"

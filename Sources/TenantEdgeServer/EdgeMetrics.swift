@@ -75,8 +75,12 @@ final class EdgeMetrics: Sendable {
     }
 
     /// Brings occupancy gauges and eviction counters up to date, then renders the text format.
-    func render(caches: [TenantCache], redisIsUp: Bool? = nil) -> [UInt8] {
+    func render(caches: [TenantCache], redisIsUp: Bool? = nil, redisBytes: [String: Int] = [:]) -> [UInt8] {
         if let redisIsUp { redisUp?.set(to: redisIsUp ? 1 : 0) }
+        for (tenant, bytes) in redisBytes {
+            registry.makeGauge(descriptor: Self.describe("edge_cache_bytes", "Bytes held per tenant and tier"), labels: [("tenant", tenant), ("tier", "redis")])
+                .set(to: Double(bytes))
+        }
         for cache in caches {
             let occupancy = cache.occupancy()
             registry.makeGauge(descriptor: Self.describe("edge_cache_bytes", "Bytes held per tenant and tier"), labels: [("tenant", cache.tenant.id), ("tier", "memory")])

@@ -158,6 +158,17 @@ final class EdgeRuntime: Sendable {
         }
     }
 
+    /// Live L2 bytes per tenant, from each tenant's byte ledger in Redis; tenants without L2, or
+    /// whose Redis did not answer in time, are left out.
+    func sharedTierBytes(of tenants: [String], on eventLoop: any EventLoop) -> EventLoopFuture<[String: Int]> {
+        let reads = tenants.compactMap { tenant in
+            l2(for: tenant).map { tier in tier.liveBytes(tenant: tenant, on: eventLoop).map { (tenant, $0) } }
+        }
+        return EventLoopFuture.whenAllSucceed(reads, on: eventLoop).map { pairs in
+            Dictionary(uniqueKeysWithValues: pairs.compactMap { tenant, bytes in bytes.map { (tenant, $0) } })
+        }
+    }
+
     func shutdown() async {
         try? await upstream.shutdown()
         for tier in allL2Tiers { await tier.shutdown() }

@@ -14,12 +14,11 @@ import TenantEdgeNative
 /// calls queue. A `CircuitBreaker` stops calling a Redis that keeps failing and probes it with
 /// backoff. Redis failures never fail a request: reads become misses, writes are dropped.
 ///
-/// Keys: `te:<tenant>:g<generation>:<base64url digest>`, with the tenant's generation in
-/// `te:<tenant>:gen`, and index sets `te:<tenant>:g<generation>:idx:<digest>` per tag and path
-/// prefix (digests only, never names). The generation is resolved inside Redis by short Lua scripts
-/// in the same round trip. Tag and prefix purges delete the members of their index sets; an `all`
-/// purge increments the generation, so every node stops seeing the tenant's entries at once (O(1))
-/// and Redis expires them itself.
+/// Keys and scripts are described in `SharedTierScripts`: entries under the tenant's generation,
+/// index sets per tag and path prefix (digests only, never names), a byte ledger, and a purge
+/// fence that keeps a late write from bringing back what a purge removed. Tag and prefix purges
+/// delete the members of their index sets; an `all` purge increments the generation, so every node
+/// stops seeing the tenant's entries at once (O(1)) and Redis expires them itself.
 final class RedisTier: Sendable {
     let endpoint: RedisEndpoint
     private let timeoutMs: Int
@@ -58,111 +57,111 @@ final class RedisTier: Sendable {
 
     // MARK: entry operations
 
-    private static let getScript = "local g = redis.call('GET', KEYS[1]) or '0' return redis.call('GET', ARGV[1] .. g .. ':' .. ARGV[2])"
-    /// SET plus membership in each index set (tags and path prefixes, by digest), each set living
-    /// at least as long as its newest member.
-    private static let setScript = """
-        local g = redis.call('GET', KEYS[1]) or '0'
-        local base = ARGV[1] .. g .. ':'
-        local ttl = tonumber(ARGV[4])
-        redis.call('SET', base .. ARGV[2], ARGV[3], 'EX', ttl)
-        for i = 5, #ARGV do
-          local idx = base .. 'idx:' .. ARGV[i]
-          redis.call('SADD', idx, ARGV[2])
-          if redis.call('TTL', idx) < ttl then redis.call('EXPIRE', idx, ttl) end
-        end
-        return 'OK'
-        """
-    /// Deletes every entry listed in the given index sets, and the sets; returns the entries deleted.
-    private static let purgeIndexScript = """
-        local g = redis.call('GET', KEYS[1]) or '0'
-        local base = ARGV[1] .. g .. ':'
-        local n = 0
-        for i = 2, #ARGV do
-          local idx = base .. 'idx:' .. ARGV[i]
-          for _, member in ipairs(redis.call('SMEMBERS', idx)) do n = n + redis.call('DEL', base .. member) end
-          redis.call('DEL', idx)
-        end
-        return n
-        """
-    private static let delScript = "local g = redis.call('GET', KEYS[1]) or '0' return redis.call('DEL', ARGV[1] .. g .. ':' .. ARGV[2])"
+    /// What a read found: the value, if any, and the tenant's purge fence at that moment, which a
+    /// write made from this miss must present.
+    struct Read: Sendable {
+        var value: [UInt8]?
+        var fence: [UInt8]
+    }
 
-    /// The stored value for a tenant's digest, or nil (absent, Redis unavailable, too slow, or the
-    /// tenant's L2 untrusted because a purge could not reach Redis yet).
-    func get(tenant: String, digest: KeyDigest, on eventLoop: any EventLoop) -> EventLoopFuture<[UInt8]?> {
+    /// The stored value for a tenant's digest and the fence, or nil (Redis unavailable, too slow,
+    /// or the tenant's L2 untrusted because a purge could not reach Redis yet).
+    func get(tenant: String, digest: KeyDigest, on eventLoop: any EventLoop) -> EventLoopFuture<Read?> {
         guard !isUntrusted(tenant) else {
             return applyPendingPurges(on: eventLoop).map { _ in nil }
         }
-        let arguments = Self.arguments(Self.getScript, tenant: tenant, digest: digest)
-        return run(on: eventLoop) { connection -> [UInt8]? in
+        let arguments = SharedTierScripts.call(SharedTierScripts.get, tenant: tenant, [Array(digest.base64URL.utf8)])
+        return run(on: eventLoop) { connection -> Read in
             switch try Self.evaluate(arguments, on: connection) {
-            case .string(let bytes): return bytes
-            case .null: return nil
+            case .array(let items) where items.count == 2:
+                guard case .string(let fence) = items[1] else { throw EdgeError(.redisFailure, "GET: no fence in the reply") }
+                if case .string(let bytes) = items[0] { return Read(value: bytes, fence: fence) }
+                return Read(value: nil, fence: fence)
             case .error(let message): throw EdgeError(.redisFailure, "GET: \(message)")
-            default: return nil
+            default: throw EdgeError(.redisFailure, "GET: unexpected reply")
             }
         }.map { result in
-            let value = result ?? nil
-            if let value {
+            guard let read = result ?? nil else { return nil }
+            if let value = read.value {
                 self.counters.hits.add(1, ordering: .relaxed)
                 self.counters.bytesRead.add(value.count, ordering: .relaxed)
             } else {
                 self.counters.misses.add(1, ordering: .relaxed)
             }
-            return value
+            return read
         }
     }
 
-    /// Stores a value with a Redis TTL and indexes it under `indexes` (tag and prefix digests);
-    /// failures are counted and otherwise ignored.
-    func set(tenant: String, digest: KeyDigest, value: [UInt8], ttlSeconds: Int, indexes: [KeyDigest], on eventLoop: any EventLoop) {
+    /// The tenant's purge fence alone, for a fetch that did not read L2 first (a revalidation).
+    func fence(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<[UInt8]?> {
+        guard !isUntrusted(tenant) else { return eventLoop.makeSucceededFuture(nil) }
+        let arguments = [Array("GET".utf8), Array("te:\(tenant):fence".utf8)]
+        return run(on: eventLoop) { connection -> [UInt8] in
+            switch try connection.command(arguments) {
+            case .string(let fence): return fence
+            case .null: return Array("0".utf8)
+            default: throw EdgeError(.redisFailure, "GET of the purge fence failed")
+            }
+        }.map { $0 ?? nil }
+    }
+
+    /// Stores a value with a Redis TTL and indexes it under `indexes` (tag and prefix digests),
+    /// unless a purge ran since `fence` was read; failures are counted and otherwise ignored.
+    func set(tenant: String, digest: KeyDigest, value: [UInt8], ttlSeconds: Int, fence: [UInt8], indexes: [KeyDigest],
+             on eventLoop: any EventLoop) {
         guard ttlSeconds > 0, !isUntrusted(tenant) else { return }
-        let arguments = Self.arguments(Self.setScript, tenant: tenant, digest: digest) + [value, Array(String(ttlSeconds).utf8)]
-            + indexes.map { Array($0.base64URL.utf8) }
+        let arguments = SharedTierScripts.call(SharedTierScripts.set, tenant: tenant,
+            [Array(digest.base64URL.utf8), value, Array(String(ttlSeconds).utf8), fence] + indexes.map { Array($0.base64URL.utf8) })
         _ = run(on: eventLoop) { connection -> Bool in
-            if case .error(let message) = try Self.evaluate(arguments, on: connection) { throw EdgeError(.redisFailure, "SET: \(message)") }
-            return true
+            switch try Self.evaluate(arguments, on: connection) {
+            case .integer(let stored): return stored == 1
+            case .error(let message): throw EdgeError(.redisFailure, "SET: \(message)")
+            default: throw EdgeError(.redisFailure, "SET: unexpected reply")
+            }
         }.map { stored in
-            guard stored == true else { return }
-            self.counters.writes.add(1, ordering: .relaxed)
-            self.counters.bytesWritten.add(value.count, ordering: .relaxed)
+            switch stored {
+            case true?:
+                self.counters.writes.add(1, ordering: .relaxed)
+                self.counters.bytesWritten.add(value.count, ordering: .relaxed)
+            case false?: self.counters.fencedWrites.add(1, ordering: .relaxed)
+            case nil: break
+            }
         }
     }
 
     /// Deletes the entries of these digests; how many Redis removed, or nil when Redis was unavailable.
     func delete(tenant: String, digests: [KeyDigest], on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
-        let commands = digests.map { Self.arguments(Self.delScript, tenant: tenant, digest: $0) }
-        return run(on: eventLoop) { connection -> Int in
-            var removed = 0
-            for command in commands { if case .integer(let count) = try Self.evaluate(command, on: connection) { removed += count } }
-            return removed
-        }
+        evaluateCount(SharedTierScripts.delete, tenant: tenant, digests: digests, what: "delete", on: eventLoop)
     }
 
     /// Deletes the entries indexed under these tag or prefix digests (O(entries removed), no scan);
     /// how many, or nil when Redis was unavailable.
     func purge(tenant: String, indexes: [KeyDigest], on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
-        let arguments = [Array("EVAL".utf8), Array(Self.purgeIndexScript.utf8), Array("1".utf8), Array("te:\(tenant):gen".utf8),
-                         Array("te:\(tenant):g".utf8)] + indexes.map { Array($0.base64URL.utf8) }
-        return run(on: eventLoop) { connection -> Int in
-            switch try Self.evaluate(arguments, on: connection) {
-            case .integer(let count): return count
-            case .error(let message): throw EdgeError(.redisFailure, "index purge: \(message)")
-            default: return 0
-            }
-        }
+        evaluateCount(SharedTierScripts.purgeIndexes, tenant: tenant, digests: indexes, what: "index purge", on: eventLoop)
     }
 
     /// Makes every stored entry of the tenant unreachable at once (O(1)); they expire on their own.
     /// False when Redis was unavailable.
     func dropGeneration(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
-        let key = Array("te:\(tenant):gen".utf8)
-        return run(on: eventLoop) { connection -> Bool in
-            guard case .integer = try connection.command([Array("INCR".utf8), key]) else {
-                throw EdgeError(.redisFailure, "INCR of the tenant generation failed")
+        evaluateCount(SharedTierScripts.dropGeneration, tenant: tenant, digests: [], what: "generation drop", on: eventLoop)
+            .map { $0 != nil }
+    }
+
+    /// Bytes of the tenant's entries live in Redis (from the ledger), or nil when Redis was unavailable.
+    func liveBytes(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
+        evaluateCount(SharedTierScripts.liveBytes, tenant: tenant, digests: [], what: "byte ledger", on: eventLoop)
+    }
+
+    private func evaluateCount(_ script: String, tenant: String, digests: [KeyDigest], what: String,
+                               on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
+        let arguments = SharedTierScripts.call(script, tenant: tenant, digests.map { Array($0.base64URL.utf8) })
+        return run(on: eventLoop) { connection -> Int in
+            switch try Self.evaluate(arguments, on: connection) {
+            case .integer(let count): return count
+            case .error(let message): throw EdgeError(.redisFailure, "\(what): \(message)")
+            default: throw EdgeError(.redisFailure, "\(what): unexpected reply")
             }
-            return true
-        }.map { $0 == true }
+        }
     }
 
     // MARK: purges that could not reach Redis
@@ -201,20 +200,10 @@ final class RedisTier: Sendable {
         return EventLoopFuture.andAllComplete(drops, on: eventLoop)
     }
 
-    private static func arguments(_ script: String, tenant: String, digest: KeyDigest) -> [[UInt8]] {
-        [Array("EVAL".utf8), Array(script.utf8), Array("1".utf8), Array("te:\(tenant):gen".utf8),
-         Array("te:\(tenant):g".utf8), Array(digest.base64URL.utf8)]
-    }
-
-    /// Script SHA-1s, computed once: calls send `EVALSHA` (40 bytes instead of the script, and no
-    /// hashing of the body in Redis), falling back to `EVAL` when Redis does not know the script yet.
-    private static let scriptSHAs: [String: [UInt8]] = Dictionary(uniqueKeysWithValues:
-        [getScript, setScript, delScript, purgeIndexScript].map { ($0, Array(OpenSSL.sha1Hex($0).utf8)) })
-
     /// Runs an `EVAL …` argument list as `EVALSHA`, and as `EVAL` after a `NOSCRIPT` answer.
     private static func evaluate(_ arguments: [[UInt8]], on connection: RedisConnection) throws(EdgeError) -> RedisConnection.Reply {
         let script = String(decoding: arguments[1], as: UTF8.self)
-        guard let sha = scriptSHAs[script] else { return try connection.command(arguments) }
+        guard let sha = SharedTierScripts.shas[script] else { return try connection.command(arguments) }
         var bySHA = arguments
         bySHA[0] = Array("EVALSHA".utf8)
         bySHA[1] = sha
@@ -282,6 +271,8 @@ final class TierCounters: Sendable {
     let errors = Atomic<Int>(0)
     let bytesRead = Atomic<Int>(0)
     let bytesWritten = Atomic<Int>(0)
+    /// Writes Redis refused because a purge ran between the read of the miss and the write.
+    let fencedWrites = Atomic<Int>(0)
     /// Calls that reached a pool thread, and the nanoseconds they waited for one in total.
     let calls = Atomic<Int>(0)
     let poolWaitNanoseconds = Atomic<Int>(0)

@@ -46,8 +46,9 @@ extension TenantTrafficResponder {
     }
 
     /// Fetches from the upstream (conditionally when a stale entry has validators), stores what
-    /// RFC 9111 allows, and falls back to a stale copy within `stale-if-error`.
-    func upstreamFetch(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, on eventLoop: any EventLoop)
+    /// RFC 9111 allows, and falls back to a stale copy within `stale-if-error`. `fence` is the
+    /// tenant's L2 purge fence read before the fetch (nil: no L2 write).
+    func upstreamFetch(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, fence: [UInt8]?, on eventLoop: any EventLoop)
         -> EventLoopFuture<FetchOutcome>
     {
         let staleRecord = stale.flatMap { openRecord($0, cache: cache) }
@@ -64,7 +65,7 @@ extension TenantTrafficResponder {
             .flatMapWithEventLoop { response, _ in
                 eventLoop.makeCompletedFuture {
                     try handleUpstream(response, requestFields: requestFields, target: request.head.uri, cache: cache,
-                                       stale: stale, staleRecord: staleRecord, on: eventLoop)
+                                       stale: stale, staleRecord: staleRecord, fence: fence, on: eventLoop)
                 }
             }
             .flatMapError { error in
@@ -77,7 +78,8 @@ extension TenantTrafficResponder {
     }
 
     private func handleUpstream(_ response: UpstreamResponse, requestFields: [HeaderField], target: String, cache: TenantCache,
-                                stale: StaleEntry?, staleRecord: ResponseRecord?, on eventLoop: any EventLoop) throws -> FetchOutcome {
+                                stale: StaleEntry?, staleRecord: ResponseRecord?, fence: [UInt8]?,
+                                on eventLoop: any EventLoop) throws -> FetchOutcome {
         let now = runtime.clock.now()
         let ttl = Double(cache.tenant.defaultTTLSeconds ?? runtime.config.cache.defaultTTLSeconds)
         if response.status == 304, let stale, let staleRecord {
@@ -93,7 +95,7 @@ extension TenantTrafficResponder {
                                                                 responseHeaders: merged, responseTime: now, defaultTTL: ttl) {
                 let entry = try cache.refresh(storageKey: stale.storageKey, record: record, lifetime: lifetime, tags: tags, responseTime: now)
                 writeToSharedTier(entry, storageKey: stale.storageKey, varyNames: StoragePolicy.varyNames(from: merged), target: target,
-                                  cache: cache, on: eventLoop)
+                                  cache: cache, fence: fence, on: eventLoop)
                 stored = true
             }
             return FetchOutcome(status: record.status, headers: merged, body: ByteBuffer(bytes: record.body),
@@ -116,7 +118,8 @@ extension TenantTrafficResponder {
             let varyNames = StoragePolicy.varyNames(from: headers)
             let result = try cache.store(target: target, requestHeaders: requestFields, record: record,
                                          varyNames: varyNames, tags: tags, lifetime: lifetime, responseTime: now)
-            writeToSharedTier(result.entry, storageKey: result.storageKey, varyNames: varyNames, target: target, cache: cache, on: eventLoop)
+            writeToSharedTier(result.entry, storageKey: result.storageKey, varyNames: varyNames, target: target, cache: cache,
+                              fence: fence, on: eventLoop)
             stored = result.inL1 || runtime.l2(for: cache.tenant.id) != nil
             if !stored { detail = "too-large" }
         case .doNotStore(let reason):

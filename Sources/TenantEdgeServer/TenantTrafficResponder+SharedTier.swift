@@ -9,18 +9,27 @@ import TenantEdgeCore
 /// on, so a lookup costs a second round trip only for varying responses. Variants are indexed under
 /// their primary digest, so a purge by key removes every variant with the marker.
 extension TenantTrafficResponder {
-    /// Fetches for a miss: L2 first (when the tenant has one and nothing stale is held), then the upstream.
+    /// Fetches for a miss: L2 first (when the tenant has one and nothing stale is held), then the
+    /// upstream. The purge fence read with L2 goes with the fetch, so its write to L2 is refused if a
+    /// purge ran meanwhile; a revalidation reads the fence alone.
     func leaderFetch(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, on eventLoop: any EventLoop)
         -> EventLoopFuture<FetchOutcome>
     {
-        guard stale == nil, let l2 = runtime.l2(for: cache.tenant.id) else {
-            return upstreamFetch(request, cache: cache, stale: stale, on: eventLoop)
+        guard let l2 = runtime.l2(for: cache.tenant.id) else {
+            return upstreamFetch(request, cache: cache, stale: stale, fence: nil, on: eventLoop)
+        }
+        let tenant = cache.tenant.id
+        if stale != nil {
+            return l2.fence(tenant: tenant, on: eventLoop).flatMap { fence in
+                upstreamFetch(request, cache: cache, stale: stale, fence: fence, on: eventLoop)
+            }
         }
         let target = request.head.uri
-        let tenant = cache.tenant.id
         let primary = cache.primaryDigest(target: target)
-        return l2.get(tenant: tenant, digest: primary, on: eventLoop).flatMap { value -> EventLoopFuture<FetchOutcome> in
-            guard let value else { return upstreamFetch(request, cache: cache, stale: nil, on: eventLoop) }
+        return l2.get(tenant: tenant, digest: primary, on: eventLoop).flatMap { read -> EventLoopFuture<FetchOutcome> in
+            guard let read, let value = read.value else {
+                return upstreamFetch(request, cache: cache, stale: nil, fence: read?.fence, on: eventLoop)
+            }
             switch L2EntryCodec.decodeValue(value) {
             case .entry(let entry):
                 if let outcome = sharedTierOutcome(entry, storageKey: primary, varyNames: [], target: target, cache: cache) {
@@ -28,17 +37,17 @@ extension TenantTrafficResponder {
                 }
             case .varyMarker(let names):
                 let variant = cache.variantDigest(target: target, varyNames: names, requestHeaders: request.head.headers.fields)
-                return l2.get(tenant: tenant, digest: variant, on: eventLoop).flatMap { value in
-                    if let value, case .entry(let entry) = L2EntryCodec.decodeValue(value),
+                return l2.get(tenant: tenant, digest: variant, on: eventLoop).flatMap { variantRead in
+                    if let value = variantRead?.value, case .entry(let entry) = L2EntryCodec.decodeValue(value),
                        let outcome = sharedTierOutcome(entry, storageKey: variant, varyNames: names, target: target, cache: cache) {
                         return eventLoop.makeSucceededFuture(outcome)
                     }
-                    return upstreamFetch(request, cache: cache, stale: nil, on: eventLoop)
+                    return upstreamFetch(request, cache: cache, stale: nil, fence: read.fence, on: eventLoop)
                 }
             case .malformed:
                 runtime.securityEvent("decrypt_failed", tenant: tenant, detail: "L2 value is malformed; fetched anew")
             }
-            return upstreamFetch(request, cache: cache, stale: nil, on: eventLoop)
+            return upstreamFetch(request, cache: cache, stale: nil, fence: read.fence, on: eventLoop)
         }
     }
 
@@ -60,19 +69,20 @@ extension TenantTrafficResponder {
     }
 
     /// Writes what L1 stored to L2 as well, with a Redis TTL of the entry's remaining keep time,
-    /// indexed by its tags and path prefixes (and, for a variant, its primary digest).
+    /// indexed by its tags and path prefixes (and, for a variant, its primary digest). Without a
+    /// fence (Redis did not answer the read) nothing is written.
     func writeToSharedTier(_ entry: CacheEntry, storageKey: KeyDigest, varyNames: [String], target: String, cache: TenantCache,
-                           on eventLoop: any EventLoop) {
-        guard let l2 = runtime.l2(for: cache.tenant.id) else { return }
+                           fence: [UInt8]?, on eventLoop: any EventLoop) {
+        guard let l2 = runtime.l2(for: cache.tenant.id), let fence else { return }
         let ttl = Int((entry.lifetime.keep - entry.lifetime.initialAge).rounded(.up))
         let primary = cache.primaryDigest(target: target)
         var indexes = entry.tagDigests + TenantCache.prefixes(of: target).map(cache.prefixDigest)
         if !varyNames.isEmpty {
             indexes.append(primary)
             l2.set(tenant: cache.tenant.id, digest: primary, value: L2EntryCodec.encodeVaryMarker(varyNames), ttlSeconds: ttl,
-                   indexes: [], on: eventLoop)
+                   fence: fence, indexes: [], on: eventLoop)
         }
-        l2.set(tenant: cache.tenant.id, digest: storageKey, value: L2EntryCodec.encode(entry), ttlSeconds: ttl, indexes: indexes,
-               on: eventLoop)
+        l2.set(tenant: cache.tenant.id, digest: storageKey, value: L2EntryCodec.encode(entry), ttlSeconds: ttl, fence: fence,
+               indexes: indexes, on: eventLoop)
     }
 }

@@ -1,0 +1,106 @@
+import TenantEdgeNative
+
+/// The Lua scripts of the Redis tier. Each runs atomically in Redis and resolves the tenant's
+/// generation in the same round trip.
+///
+/// Every script gets `KEYS[1] = te:<t>:gen` (the generation), `KEYS[2] = te:<t>:fence` (bumped by
+/// every purge) and `ARGV[1] = te:<t>:g` (the key prefix before the generation). Keys are
+/// `te:<t>:g<N>:<digest>`, index sets `…:idx:<digest>`, and the byte ledger `…:bytes`, a hash of
+/// bytes stored per expiry minute, so a tenant's live L2 bytes are known without a scan.
+///
+/// The fence makes writes safe against purges: a miss reads the fence with the value, and the
+/// write that follows is refused when any purge ran in between. That covers a fetch racing a purge
+/// and also a `SET` that timed out on our side but runs in Redis later, after a purge.
+enum SharedTierScripts {
+    /// Subtracts a key's bytes from the ledger bucket of its expiry minute (before a delete or overwrite).
+    private static let prelude = """
+        local g = redis.call('GET', KEYS[1]) or '0'
+        local base = ARGV[1] .. g .. ':'
+        local ledger = base .. 'bytes'
+        local now = tonumber(redis.call('TIME')[1])
+        local function forget(key)
+          local left = redis.call('TTL', key)
+          if left > 0 then redis.call('HINCRBY', ledger, math.floor((now + left) / 60), -redis.call('STRLEN', key)) end
+        end
+
+        """
+
+    /// `ARGV[2]` digest → `{value or nil, fence}`.
+    static let get = """
+        local g = redis.call('GET', KEYS[1]) or '0'
+        return {redis.call('GET', ARGV[1] .. g .. ':' .. ARGV[2]), redis.call('GET', KEYS[2]) or '0'}
+        """
+
+    /// `ARGV[2]` digest, `ARGV[3]` value, `ARGV[4]` TTL, `ARGV[5]` the fence read before the fetch,
+    /// `ARGV[6…]` index digests. Returns 1 when stored, 0 when a purge ran since the fence was read.
+    /// Index sets live at least as long as their newest member.
+    static let set = """
+        if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[5] then return 0 end
+        \(prelude)local key = base .. ARGV[2]
+        local ttl = tonumber(ARGV[4])
+        forget(key)
+        redis.call('SET', key, ARGV[3], 'EX', ttl)
+        redis.call('HINCRBY', ledger, math.floor((now + ttl) / 60), #ARGV[3])
+        if redis.call('TTL', ledger) < ttl + 60 then redis.call('EXPIRE', ledger, ttl + 60) end
+        for i = 6, #ARGV do
+          local idx = base .. 'idx:' .. ARGV[i]
+          redis.call('SADD', idx, ARGV[2])
+          if redis.call('TTL', idx) < ttl then redis.call('EXPIRE', idx, ttl) end
+        end
+        return 1
+        """
+
+    /// `ARGV[2…]` digests: deletes those entries; returns how many existed.
+    static let delete = """
+        redis.call('INCR', KEYS[2])
+        \(prelude)local n = 0
+        for i = 2, #ARGV do
+          local key = base .. ARGV[i]
+          forget(key)
+          n = n + redis.call('DEL', key)
+        end
+        return n
+        """
+
+    /// `ARGV[2…]` index digests: deletes every entry listed in those index sets, and the sets.
+    static let purgeIndexes = """
+        redis.call('INCR', KEYS[2])
+        \(prelude)local n = 0
+        for i = 2, #ARGV do
+          local idx = base .. 'idx:' .. ARGV[i]
+          for _, member in ipairs(redis.call('SMEMBERS', idx)) do
+            forget(base .. member)
+            n = n + redis.call('DEL', base .. member)
+          end
+          redis.call('DEL', idx)
+        end
+        return n
+        """
+
+    /// Makes every entry of the tenant unreachable at once (O(1)); they expire on their own.
+    static let dropGeneration = "redis.call('INCR', KEYS[2]) return redis.call('INCR', KEYS[1])"
+
+    /// The tenant's live bytes: ledger buckets of minutes not yet past (expired buckets are removed).
+    static let liveBytes = """
+        local g = redis.call('GET', KEYS[1]) or '0'
+        local ledger = ARGV[1] .. g .. ':bytes'
+        local minute = math.floor(tonumber(redis.call('TIME')[1]) / 60)
+        local flat = redis.call('HGETALL', ledger)
+        local total = 0
+        for i = 1, #flat, 2 do
+          if tonumber(flat[i]) < minute then redis.call('HDEL', ledger, flat[i]) else total = total + tonumber(flat[i + 1]) end
+        end
+        return total
+        """
+
+    /// Script SHA-1s, computed once: calls send `EVALSHA` (40 bytes instead of the script, and no
+    /// hashing of the body in Redis), falling back to `EVAL` when Redis does not know the script yet.
+    static let shas: [String: [UInt8]] = Dictionary(uniqueKeysWithValues:
+        [get, set, delete, purgeIndexes, dropGeneration, liveBytes].map { ($0, Array(OpenSSL.sha1Hex($0).utf8)) })
+
+    /// `EVAL script 2 te:<t>:gen te:<t>:fence te:<t>:g` followed by `extra`.
+    static func call(_ script: String, tenant: String, _ extra: [[UInt8]] = []) -> [[UInt8]] {
+        [Array("EVAL".utf8), Array(script.utf8), Array("2".utf8), Array("te:\(tenant):gen".utf8), Array("te:\(tenant):fence".utf8),
+         Array("te:\(tenant):g".utf8)] + extra
+    }
+}
