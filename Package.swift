@@ -76,7 +76,7 @@ let package = Package(
         ),
 
         // Benchmarks only (`make bench`): not part of the product.
-        .executableTarget(name: "edge-bench", dependencies: ["TenantEdgeNative", "TenantEdgeCore"], swiftSettings: strict),
+        .executableTarget(name: "edge-bench", dependencies: ["TenantEdgeNative", "TenantEdgeCore", .product(name: "NIOPosix", package: "swift-nio")], swiftSettings: strict),
 
         .testTarget(name: "TenantEdgeCoreTests", dependencies: ["TenantEdgeCore"], swiftSettings: strict),
         .testTarget(

@@ -80,7 +80,7 @@ public final class RedisConnection {
     }
 
     /// Pins arguments as the `argc`/`argv`/`argvlen` triple hiredis takes, for the closure's duration.
-    private static func withArgv<T>(_ arguments: [[UInt8]], _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>?,
+    static func withArgv<T>(_ arguments: [[UInt8]], _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>?,
                                                                       UnsafePointer<Int>?) -> T) -> T {
         let storage = arguments.map { argument -> UnsafeMutablePointer<CChar> in
             let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: max(argument.count, 1))
@@ -101,7 +101,7 @@ public final class RedisConnection {
         try command(arguments.map { Array($0.utf8) })
     }
 
-    private static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> Reply {
+    static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> Reply {
         let value = reply.pointee
         func bytes() -> [UInt8] {
             guard let text = value.str else { return [] }

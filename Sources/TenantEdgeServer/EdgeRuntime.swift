@@ -83,7 +83,7 @@ final class EdgeRuntime: Sendable {
             switch config.isolation(of: tenant) {
             case .row, .hybrid:
                 if sharedTier == nil {
-                    sharedTier = RedisTier(endpoint: shared, poolSize: redis.poolSize, timeoutMs: redis.timeoutMs, clock: clock, logger: logger)
+                    sharedTier = RedisTier(endpoint: shared, connections: redis.poolSize, timeoutMs: redis.timeoutMs, clock: clock, logger: logger)
                     all.append(sharedTier!)
                 }
                 byTenant[tenant.id] = sharedTier
@@ -91,7 +91,7 @@ final class EdgeRuntime: Sendable {
                 guard let url = tenant.redisURL, let own = RedisEndpoint(parsing: url) else {
                     throw EdgeError(.invalidConfig, "tenants: '\(tenant.id)'.redis_url is required under the database strategy")
                 }
-                let tier = RedisTier(endpoint: own, poolSize: smallPool, timeoutMs: redis.timeoutMs, clock: clock, logger: logger)
+                let tier = RedisTier(endpoint: own, connections: smallPool, timeoutMs: redis.timeoutMs, clock: clock, logger: logger)
                 byTenant[tenant.id] = tier
                 all.append(tier)
             case .schema:
@@ -101,7 +101,7 @@ final class EdgeRuntime: Sendable {
                 var own = shared
                 own.user = RedisACL.user(for: tenant.id)
                 own.password = try StandaloneKeyring.redisACLPassword(masterKey: masterKey, tenant: tenant.id)
-                let tier = RedisTier(endpoint: own, poolSize: smallPool, timeoutMs: redis.timeoutMs, clock: clock, logger: logger)
+                let tier = RedisTier(endpoint: own, connections: smallPool, timeoutMs: redis.timeoutMs, clock: clock, logger: logger)
                 byTenant[tenant.id] = tier
                 all.append(tier)
             }

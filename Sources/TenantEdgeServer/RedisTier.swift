@@ -7,12 +7,13 @@ import TenantEdgeNative
 
 /// The region's shared tier (L2) on Redis through hiredis.
 ///
-/// Design: blocking hiredis connections, one per thread of a dedicated `NIOThreadPool`
-/// (`cache.redis.pool_size` threads), so no event loop ever blocks. Every call is bounded by
-/// `timeout_ms` twice: the socket timeout inside hiredis, and a timer on the event loop that answers
-/// "unavailable" if the pool has not, so no request waits on Redis longer than `timeout_ms` even when
-/// calls queue. A `CircuitBreaker` stops calling a Redis that keeps failing and probes it with
-/// backoff. Redis failures never fail a request: reads become misses, writes are dropped.
+/// Design: hiredis async connections on poll-loop threads of their own (`SharedTierConnections`),
+/// chosen over a pool of blocking connections because it measured about 3x the calls per second
+/// (`edge-bench redis-engines`, docs/decisions.md); no event loop ever blocks on Redis. Every call
+/// is bounded by `timeout_ms` by a timer on the event loop that answers "unavailable" if Redis has
+/// not, so no request waits on Redis longer than that, even when calls queue. A `CircuitBreaker`
+/// stops calling a Redis that keeps failing and probes it with backoff. Redis failures never fail a
+/// request: reads become misses, writes are dropped.
 ///
 /// Keys and scripts are described in `SharedTierScripts`: entries under the tenant's generation,
 /// index sets per tag and path prefix (digests only, never names), a byte ledger, and a purge
@@ -22,38 +23,27 @@ import TenantEdgeNative
 final class RedisTier: Sendable {
     let endpoint: RedisEndpoint
     private let timeoutMs: Int
-    private let threadPool: NIOThreadPool
-    private let idle = Mutex<[PooledConnection]>([])  // connections not in use by a pool thread
+    private let connections: SharedTierConnections
     private let breaker = Mutex(CircuitBreaker())  // protects the breaker's state
     private let untrusted = Mutex<Set<String>>([])  // tenants with a purge not yet applied in Redis
     private let clock: any CacheClock
     private let logger: Logger
     let counters = TierCounters()
 
-    /// A hiredis connection parked in the pool.
-    private final class PooledConnection: @unchecked Sendable {  // used by one pool thread at a time
-        let connection: RedisConnection
-        init(_ connection: RedisConnection) { self.connection = connection }
-    }
-
     /// - Parameters:
     ///   - endpoint: the Redis to use, with the credentials of this tier (a tenant's ACL user under `schema`).
-    ///   - poolSize: connections, each with its own pool thread.
-    init(endpoint: RedisEndpoint, poolSize: Int, timeoutMs: Int, clock: any CacheClock, logger: Logger) {
+    ///   - connections: async connections, each with its own poll-loop thread, used round-robin.
+    init(endpoint: RedisEndpoint, connections: Int, timeoutMs: Int, clock: any CacheClock, logger: Logger) {
         self.endpoint = endpoint
         self.timeoutMs = timeoutMs
         self.clock = clock
         self.logger = logger
-        threadPool = NIOThreadPool(numberOfThreads: poolSize)
-        threadPool.start()
+        self.connections = SharedTierConnections(endpoint: endpoint, count: connections, timeoutMs: timeoutMs)
     }
 
     var isUp: Bool { breaker.withLock { $0.isUp } }
 
-    func shutdown() async {
-        try? await threadPool.shutdownGracefully()
-        idle.withLock { $0.removeAll() }
-    }
+    func shutdown() async { await connections.shutdown() }
 
     // MARK: entry operations
 
@@ -71,8 +61,8 @@ final class RedisTier: Sendable {
             return applyPendingPurges(on: eventLoop).map { _ in nil }
         }
         let arguments = SharedTierScripts.call(SharedTierScripts.get, tenant: tenant, [Array(digest.base64URL.utf8)])
-        return run(on: eventLoop) { connection -> Read in
-            switch try Self.evaluate(arguments, on: connection) {
+        return run(arguments, on: eventLoop) { reply -> Read in
+            switch reply {
             case .array(let items) where items.count == 2:
                 guard case .string(let fence) = items[1] else { throw EdgeError(.redisFailure, "GET: no fence in the reply") }
                 if case .string(let bytes) = items[0] { return Read(value: bytes, fence: fence) }
@@ -96,8 +86,8 @@ final class RedisTier: Sendable {
     func fence(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<[UInt8]?> {
         guard !isUntrusted(tenant) else { return eventLoop.makeSucceededFuture(nil) }
         let arguments = [Array("GET".utf8), Array("te:\(tenant):fence".utf8)]
-        return run(on: eventLoop) { connection -> [UInt8] in
-            switch try connection.command(arguments) {
+        return run(arguments, on: eventLoop) { reply -> [UInt8] in
+            switch reply {
             case .string(let fence): return fence
             case .null: return Array("0".utf8)
             default: throw EdgeError(.redisFailure, "GET of the purge fence failed")
@@ -112,8 +102,8 @@ final class RedisTier: Sendable {
         guard ttlSeconds > 0, !isUntrusted(tenant) else { return }
         let arguments = SharedTierScripts.call(SharedTierScripts.set, tenant: tenant,
             [Array(digest.base64URL.utf8), value, Array(String(ttlSeconds).utf8), fence] + indexes.map { Array($0.base64URL.utf8) })
-        _ = run(on: eventLoop) { connection -> Bool in
-            switch try Self.evaluate(arguments, on: connection) {
+        _ = run(arguments, on: eventLoop) { reply -> Bool in
+            switch reply {
             case .integer(let stored): return stored == 1
             case .error(let message): throw EdgeError(.redisFailure, "SET: \(message)")
             default: throw EdgeError(.redisFailure, "SET: unexpected reply")
@@ -155,8 +145,8 @@ final class RedisTier: Sendable {
     private func evaluateCount(_ script: String, tenant: String, digests: [KeyDigest], what: String,
                                on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
         let arguments = SharedTierScripts.call(script, tenant: tenant, digests.map { Array($0.base64URL.utf8) })
-        return run(on: eventLoop) { connection -> Int in
-            switch try Self.evaluate(arguments, on: connection) {
+        return run(arguments, on: eventLoop) { reply -> Int in
+            switch reply {
             case .integer(let count): return count
             case .error(let message): throw EdgeError(.redisFailure, "\(what): \(message)")
             default: throw EdgeError(.redisFailure, "\(what): unexpected reply")
@@ -200,60 +190,71 @@ final class RedisTier: Sendable {
         return EventLoopFuture.andAllComplete(drops, on: eventLoop)
     }
 
-    /// Runs an `EVAL …` argument list as `EVALSHA`, and as `EVAL` after a `NOSCRIPT` answer.
-    private static func evaluate(_ arguments: [[UInt8]], on connection: RedisConnection) throws(EdgeError) -> RedisConnection.Reply {
-        let script = String(decoding: arguments[1], as: UTF8.self)
-        guard let sha = SharedTierScripts.shas[script] else { return try connection.command(arguments) }
-        var bySHA = arguments
-        bySHA[0] = Array("EVALSHA".utf8)
-        bySHA[1] = sha
-        let reply = try connection.command(bySHA)
-        if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") { return try connection.command(arguments) }
-        return reply
-    }
+    // MARK: connections, deadline and breaker
 
-    // MARK: pool, deadline and breaker
-
-    /// Runs `body` on a pool thread with a pooled connection. Answers nil (unavailable) when the
-    /// breaker is open, the call fails, or `timeout_ms` passes first.
-    private func run<T: Sendable>(on eventLoop: any EventLoop,
-                                  _ body: @escaping @Sendable (RedisConnection) throws -> T) -> EventLoopFuture<T?> {
+    /// Sends one command and answers `interpret(reply)`, or nil (unavailable) when the breaker is
+    /// open, the connection fails, Redis answers something `interpret` rejects, or `timeout_ms`
+    /// passes first. Our scripts go as `EVALSHA`, and again as `EVAL` after a `NOSCRIPT` answer.
+    private func run<T: Sendable>(_ arguments: [[UInt8]], on eventLoop: any EventLoop,
+                                  _ interpret: @escaping @Sendable (RedisConnection.Reply) throws -> T) -> EventLoopFuture<T?> {
         let now = clock.now()
         guard breaker.withLock({ $0.beforeCall(now: now) }) == .attempt else {
             return eventLoop.makeSucceededFuture(nil)
         }
-        let deadline = NIODeadline.now() + .milliseconds(Int64(timeoutMs))
         let promise = eventLoop.makePromise(of: T?.self)
         let once = Once()
-        let settle: @Sendable (T?, Bool) -> Void = { value, ok in
+        let settle: @Sendable (T?, (any Error)?) -> Void = { value, error in
             guard once.claim() else { return }
-            self.breaker.withLock { ok ? $0.succeeded() : $0.failed(now: self.clock.now()) }
-            promise.succeed(value)
-        }
-        let timer = eventLoop.scheduleTask(deadline: deadline) { settle(nil, false) }
-        let submitted = NIODeadline.now()
-        threadPool.runIfActive(eventLoop: eventLoop) { () throws -> T in
-            let started = NIODeadline.now()
-            self.counters.calls.add(1, ordering: .relaxed)
-            self.counters.poolWaitNanoseconds.add(Int((started - submitted).nanoseconds), ordering: .relaxed)
-            guard started < deadline else { throw EdgeError(.redisFailure, "queued past timeout_ms") }
-            // A connection that failed is not returned to the pool: it may be mid-reply or broken.
-            let pooled = try self.idle.withLock({ $0.popLast() })
-                ?? PooledConnection(RedisConnection.open(self.endpoint, timeoutMs: self.timeoutMs))
-            let value = try body(pooled.connection)
-            self.idle.withLock { $0.append(pooled) }
-            return value
-        }.whenComplete { result in
-            timer.cancel()
-            switch result {
-            case .success(let value): settle(value, true)
-            case .failure(let error):
+            if let error {
                 self.counters.errors.add(1, ordering: .relaxed)
                 self.logger.debug("redis call failed", metadata: ["error": "\(error)"])
-                settle(nil, false)
+            }
+            self.breaker.withLock { error == nil ? $0.succeeded() : $0.failed(now: self.clock.now()) }
+            promise.succeed(value)
+        }
+        let timer = eventLoop.scheduleTask(in: .milliseconds(Int64(timeoutMs))) {
+            settle(nil, EdgeError(.redisFailure, "no answer within timeout_ms"))
+        }
+        let submitted = NIODeadline.now()
+        counters.calls.add(1, ordering: .relaxed)
+        connections.connection(on: eventLoop).whenComplete { result in
+            switch result {
+            case .failure(let error):
+                timer.cancel()
+                settle(nil, error)
+            case .success(let connection):
+                Self.send(arguments, on: connection) { reply in
+                    timer.cancel()
+                    self.counters.waitNanoseconds.add(Int((NIODeadline.now() - submitted).nanoseconds), ordering: .relaxed)
+                    switch reply {
+                    case .failure(let error):
+                        self.connections.discard(connection)
+                        settle(nil, error)
+                    case .success(let reply):
+                        do { settle(try interpret(reply), nil) } catch { settle(nil, error) }
+                    }
+                }
             }
         }
         return promise.futureResult
+    }
+
+    private static func send(_ arguments: [[UInt8]], on connection: RedisAsyncConnection,
+                             completion: @escaping RedisAsyncConnection.Completion) {
+        guard arguments.count > 1, arguments[0] == Array("EVAL".utf8),
+              let sha = SharedTierScripts.shas[String(decoding: arguments[1], as: UTF8.self)] else {
+            return connection.submit(arguments, completion: completion)
+        }
+        var bySHA = arguments
+        bySHA[0] = Array("EVALSHA".utf8)
+        bySHA[1] = sha
+        connection.submit(bySHA) { reply in
+            if case .success(.error(let message)) = reply, message.hasPrefix("NOSCRIPT") {
+                connection.submit(arguments, completion: completion)
+            } else {
+                completion(reply)
+            }
+        }
     }
 }
 
@@ -273,7 +274,7 @@ final class TierCounters: Sendable {
     let bytesWritten = Atomic<Int>(0)
     /// Writes Redis refused because a purge ran between the read of the miss and the write.
     let fencedWrites = Atomic<Int>(0)
-    /// Calls that reached a pool thread, and the nanoseconds they waited for one in total.
+    /// Calls made, and the nanoseconds from submit to reply in total (queueing included).
     let calls = Atomic<Int>(0)
-    let poolWaitNanoseconds = Atomic<Int>(0)
+    let waitNanoseconds = Atomic<Int>(0)
 }

@@ -5,14 +5,9 @@ import TenantEdgeNative
 /// `edge-bench redis-pipeline PORT [KEYS] [ROUNDS] [SIZE]`: writes KEYS values of SIZE bytes, then
 /// reads them back ROUNDS times as one pipelined batch of KEYS GETs through TenantEdge's hiredis
 /// adapter, and prints GETs per second, to set beside `redis-benchmark -P KEYS -t get` on the same Redis.
-@main
-struct RedisPipelineBench {
-    static func main() throws {
-        let arguments = CommandLine.arguments
-        guard arguments.count >= 3, arguments[1] == "redis-pipeline", let port = Int(arguments[2]) else {
-            FileHandle.standardError.write(Data("usage: edge-bench redis-pipeline PORT [KEYS] [ROUNDS] [SIZE]\n".utf8))
-            exit(2)
-        }
+enum RedisPipelineBench {
+    static func run(_ arguments: [String]) throws {
+        guard arguments.count >= 3, let port = Int(arguments[2]) else { EdgeBench.usage() }
         let keys = arguments.count > 3 ? Int(arguments[3]) ?? 1000 : 1000
         let rounds = arguments.count > 4 ? Int(arguments[4]) ?? 200 : 200
         let size = arguments.count > 5 ? Int(arguments[5]) ?? 1024 : 1024

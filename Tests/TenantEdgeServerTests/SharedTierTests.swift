@@ -70,7 +70,7 @@ struct SharedTierTests {
             #expect(tier["up"] as? Bool == true)
             #expect(tier["hits"] as? Int == 1)
             #expect((tier["bytes_read"] as? Int ?? 0) == raw.count)
-            #expect((tier["pool_calls"] as? Int ?? 0) >= 1)
+            #expect((tier["calls"] as? Int ?? 0) >= 1)
             guard case .array(let keys) = try redis.command("KEYS", "*") else { Issue.record("KEYS"); return }
             for case .string(let name) in keys { #expect(!String(decoding: name, as: UTF8.self).contains("shared")) }
         }
