@@ -53,5 +53,18 @@ if pipeline_path:
     if len(pipe) == 2:
         a, b = (statistics.median(v) for v in pipe.values())
         print(f"\nhiredis adapter / redis-benchmark: {a / b:.2f}\n")
+engines_path = sys.argv[6] if len(sys.argv) > 6 else None
+if engines_path:
+    engines = defaultdict(list)
+    for line in open(engines_path):
+        label, value = line.rstrip("\n").split("\t")
+        engines[label].append(float(value))
+    print("## Redis engines: 1 KiB GETs, 64 in flight from two event loops, same Redis\n")
+    print("| engine | calls/s (median) | vs blocking-pool-2 |")
+    print("|---|---|---|")
+    base = statistics.median(engines.get("blocking-pool-2", [1]))
+    for label, values in engines.items():
+        print(f"| {label} | {statistics.median(values):,.0f} | {statistics.median(values) / base:.2f} |")
+    print()
 if notes:
     print("wrk reported: " + "; ".join(notes))
