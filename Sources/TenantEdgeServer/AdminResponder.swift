@@ -62,9 +62,14 @@ struct AdminResponder: HTTPResponder {
         guard let cache = runtime.caches[purge.tenant] else {
             return .now(.jsonError(.notFound, code: "unknown_tenant", detail: "no tenant '\(purge.tenant)' on this node"))
         }
-        let logger = runtime.logger
+        let (logger, audit) = (runtime.logger, runtime.audit)
+        let actor = tokenDigest(request).map { "admin:" + Hex.encode($0.prefix(6)) } ?? "admin"
         return .later(runtime.purge(purge, cache: cache, on: eventLoop).map { purged in
             logger.info("purge", metadata: ["tenant": "\(purge.tenant)", "purged": "\(purged)"])
+            audit.record("purge", actor: actor, tenant: purge.tenant, details: [
+                "keys": String(purge.keys.count), "tags": String(purge.tags.count), "prefixes": String(purge.prefixes.count),
+                "all": String(purge.all), "purged": String(purged),
+            ])
             return .json(.ok, "{\"purged\":\(purged)}")
         })
     }

@@ -118,7 +118,7 @@ public struct ConfigReader {
         integer(limits, "drain_s", "limits") { config.limits.drainSeconds = $0 }
     }
 
-    private mutating func readRegions(_ top: [String: Node], _ config: inout EdgeConfig) {
+    mutating func readRegions(_ top: [String: Node], _ config: inout EdgeConfig) {
         for (index, item) in sequence(top["regions"], "regions").enumerated() {
             let path = "regions[\(index)]"
             guard let region = mapping(item, path, allowed: ["name", "lat", "lon", "public_url"]) else { continue }
@@ -131,12 +131,13 @@ public struct ConfigReader {
         }
     }
 
-    private mutating func readTenants(_ top: [String: Node], _ config: inout EdgeConfig) {
+    /// Tenants from a node file, or from a bundle (`inBundle`), whose tenants may also list `keys`.
+    mutating func readTenants(_ top: [String: Node], _ config: inout EdgeConfig, inBundle: Bool = false) {
         for (index, item) in sequence(top["tenants"], "tenants").enumerated() {
             let path = "tenants[\(index)]"
-            guard let tenant = mapping(item, path, allowed: [
+            guard let tenant = mapping(item, path, allowed: Set([
                 "id", "hosts", "upstream", "residency", "geo_mode", "quota_bytes", "default_ttl_s", "isolation", "redis_url",
-            ]) else { continue }
+            ] + (inBundle ? ["keys"] : []))) else { continue }
             var value = TenantConfig(id: "", hosts: [], upstream: "")
             for required in ["id", "hosts", "upstream"] where tenant[required] == nil {
                 problems.append(ConfigProblem("\(path).\(required)", "is required"))

@@ -29,6 +29,8 @@ final class EdgeRuntime: Sendable {
     let allL2Tiers: [RedisTier]
     let metrics: EdgeMetrics
     let adminTokens: AdminTokens
+    /// `<state_dir>/audit.jsonl` (interface section 7).
+    let audit: AuditLog
     let logger: Logger
     let startedAt: Double
     /// In-flight upstream fetches by key; protects the waiters of each collapsed miss.
@@ -60,6 +62,7 @@ final class EdgeRuntime: Sendable {
         }
         self.cachesByHost = byHost
         self.adminTokens = try AdminTokensReader.load(path: config.security.adminTokensFile)
+        self.audit = try AuditLog(stateDirectory: config.stateDir, clock: clock, logger: logger)
         (self.l2Tiers, self.allL2Tiers) = try Self.makeL2Tiers(config: config, masterKey: masterKey, clock: clock, logger: logger)
         self.upstream = UpstreamClient(group: group, limits: config.limits)
         self.metrics = EdgeMetrics(registry: registry, tenants: config.tenants.map(\.id), hasRedis: config.cache.redis != nil)
@@ -114,8 +117,10 @@ final class EdgeRuntime: Sendable {
         cachesByHost[host] ?? cachesByHost[TenantDirectory.normalize(host: host)]
     }
 
-    /// A security event: counted, logged with the tenant id only (never key material or bodies).
+    /// A security event: counted, logged and audited with the tenant id only (never key material or
+    /// bodies).
     func securityEvent(_ kind: String, tenant: String, detail: String) {
+        audit.record(kind, actor: "node:\(config.node.id)", tenant: tenant == "-" ? nil : tenant, details: ["detail": detail])
         metrics.recordSecurityEvent(kind)
         securityEventCount.add(1, ordering: .relaxed)
         logger.warning("security event", metadata: ["kind": "\(kind)", "tenant": "\(tenant)", "detail": "\(detail)"])
@@ -172,5 +177,6 @@ final class EdgeRuntime: Sendable {
     func shutdown() async {
         try? await upstream.shutdown()
         for tier in allL2Tiers { await tier.shutdown() }
+        audit.flush()
     }
 }

@@ -4,12 +4,20 @@ import TenantEdgeCore
 import TenantEdgeNative
 import TenantEdgeServer
 
-/// `edgectl`: the operator CLI. This milestone has `edgectl redis acl`; the origin commands
-/// (publish, purge, keys, audit) arrive with the origin.
+/// `edgectl`: the operator CLI. So far: `redis acl`, `audit verify`, `keygen`; the commands that
+/// drive the origin (publish, purge, keys, tenants) arrive with it.
 @main
 struct EdgectlCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "edgectl", abstract: "TenantEdge operator CLI.", subcommands: [Redis.self])
+        commandName: "edgectl", abstract: "TenantEdge operator CLI.", subcommands: [Redis.self, Audit.self, Keygen.self])
+
+    /// Runs `body`; an `EdgeError` becomes one line on stderr and exit code 2.
+    static func reportingErrors(_ body: () throws -> Void) throws {
+        do { try body() } catch let error as EdgeError {
+            FileHandle.standardError.write(Data((error.message + "\n").utf8))
+            throw ExitCode(2)
+        }
+    }
 
     struct Redis: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Redis (L2) helpers.", subcommands: [ACL.self])
@@ -24,7 +32,7 @@ struct EdgectlCommand: ParsableCommand {
         var config: String
 
         func run() throws {
-            do {
+            try EdgectlCommand.reportingErrors {
                 let config = try ConfigReader.load(path: config)
                 guard config.cache.redis != nil else { throw EdgeError(.invalidConfig, "cache.redis: not configured in this file") }
                 let tenants = config.tenants.filter { config.isolation(of: $0) == .schema }
@@ -37,9 +45,6 @@ struct EdgectlCommand: ParsableCommand {
                     let password = try StandaloneKeyring.redisACLPassword(masterKey: masterKey, tenant: tenant.id)
                     print(RedisACL.setUserLine(tenant: tenant.id, password: password))
                 }
-            } catch let error as EdgeError {
-                FileHandle.standardError.write(Data((error.message + "\n").utf8))
-                throw ExitCode(2)
             }
         }
     }

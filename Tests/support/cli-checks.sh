@@ -30,6 +30,7 @@ expect "bad upstream" 2 "tenants[0].upstream: must be" <<< "${base/http:\/\/127.
 cat > "$work/run.yaml" <<YAML
 $base
 listen: { http: "127.0.0.1:0", admin: "127.0.0.1:0" }
+state_dir: ./state
 limits: { drain_s: 5 }
 YAML
 "$bin" run --config "$work/run.yaml" > "$work/run.log" 2>&1 &
@@ -39,6 +40,7 @@ http=$(grep -o 'http=127.0.0.1:[0-9]*' "$work/run.log" | head -1 | cut -d= -f2)
 admin=$(grep -o 'admin=127.0.0.1:[0-9]*' "$work/run.log" | head -1 | cut -d= -f2)
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: nobody.test' "http://$http/x")
 ready=$(curl -s -o /dev/null -w '%{http_code}' "http://$admin/readyz")
+denied=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer wrong-token-cli' "http://$admin/_edge/stats")
 kill -TERM "$pid"; rc=0
 for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; rc=99; else wait "$pid"; rc=$?; fi
@@ -55,6 +57,28 @@ acl=$("$edgectl" redis acl --config "$work/acl.yaml" 2>&1); rc=$?
 if [ "$rc" = 0 ] && [ "$(printf '%s\n' "$acl" | grep -c .)" = 1 ] && [[ "$acl" == "ACL SETUSER te-acme reset on >"* ]] \
    && [[ "$acl" == *" ~te:acme:* "* ]]; then passed=$((passed+1))
 else failed=$((failed+1)); echo "cli-check FAILED: edgectl redis acl: exit $rc: $acl"; fi
+
+# The audit log the run left: the refused token is an auth_failed entry; the chain verifies, and
+# an edited line makes `edgectl audit verify` fail naming that line. The token never appears.
+audit="$work/state/audit.jsonl"
+out=$("$edgectl" audit verify "$audit" 2>&1); rc=$?
+if [ "$denied" = 401 ] && [ "$rc" = 0 ] && [[ "$out" == *"1 entries, chain verified"* ]] && grep -q '"event":"auth_failed"' "$audit" \
+   && ! grep -q 'wrong-token-cli' "$audit" "$work/run.log"; then passed=$((passed+1))
+else failed=$((failed+1)); echo "cli-check FAILED: audit verify: admin $denied, exit $rc: $out"; cat "$audit"; fi
+sed -i 's/"auth_failed"/"auth_passed"/' "$audit"
+out=$("$edgectl" audit verify "$audit" 2>&1); rc=$?
+if [ "$rc" = 1 ] && [[ "$out" == *"audit.jsonl:1: chain broken: hash does not match the line" ]]; then passed=$((passed+1))
+else failed=$((failed+1)); echo "cli-check FAILED: audit verify of an edited log: exit $rc: $out"; fi
+
+# edgectl keygen: a signing key pair and a KEK per region, secrets with mode 0600, never overwritten.
+out=$("$edgectl" keygen --out "$work/keys" --region eu-west --region us-east 2>&1); rc=$?
+modes=$(stat -c '%n %a' "$work/keys/origin-signing.key" "$work/keys/eu-west.kek" "$work/keys/us-east.kek" | awk '{print $2}' | sort -u)
+if [ "$rc" = 0 ] && [ "$modes" = 600 ] && [ "$(stat -c %s "$work/keys/eu-west.kek")" = 32 ] \
+   && grep -q "BEGIN PUBLIC KEY" "$work/keys/origin-signing.pub"; then passed=$((passed+1))
+else failed=$((failed+1)); echo "cli-check FAILED: edgectl keygen: exit $rc, modes $modes: $out"; fi
+out=$("$edgectl" keygen --out "$work/keys" 2>&1); rc=$?
+if [ "$rc" = 2 ] && [[ "$out" == *"origin-signing.key: exists; not overwritten" ]]; then passed=$((passed+1))
+else failed=$((failed+1)); echo "cli-check FAILED: edgectl keygen over existing keys: exit $rc: $out"; fi
 
 echo "cli-checks: $passed passed, $failed failed"
 [ "$failed" = 0 ]
