@@ -140,6 +140,21 @@ public final class TenantCache: Sendable {
         }
     }
 
+    /// Applies a sibling's purge (by digests, as published through Redis); returns entries removed.
+    public func purge(_ notice: PurgeNotice) -> Int {
+        partition.withLock { partition in
+            switch notice.kind {
+            case .all: return partition.removeAll()
+            case .keys: return notice.digests.reduce(0) { $0 + partition.removeAll(primary: $1) }
+            case .indexes:
+                // An index digest is a tag, a prefix or a primary; digests of different kinds never collide.
+                return notice.digests.reduce(0) {
+                    $0 + partition.removeAll(tag: $1) + partition.removeAll(prefix: $1) + partition.removeAll(primary: $1)
+                }
+            }
+        }
+    }
+
     /// Entries, bytes and evictions, read under the lock in one go.
     public func occupancy() -> (entries: Int, bytes: Int, evictions: Int, quota: Int) {
         partition.withLock { ($0.count, $0.usedBytes, $0.evictions, $0.quotaBytes) }

@@ -62,12 +62,20 @@ public final class RedisAsyncConnection: Sendable {
         var all: [Result<RedisConnection.Reply, EdgeError>] { replies.withLock { $0 } }
     }
 
-    /// Stops the loop; the context is freed when the loop thread lets go of it.
+    /// Stops the loop; the context is freed when the loop thread lets go of it. If the loop has
+    /// already ended, pending callbacks run on the releasing thread: release outside your locks.
     deinit { loop.stop() }
 
     /// Queues a command; `completion` runs on the loop thread with the reply or an error.
     public func submit(_ arguments: [[UInt8]], completion: @escaping Completion) {
-        loop.submit(arguments, completion: completion)
+        loop.submit(arguments, completion: completion, repeating: false)
+    }
+
+    /// `SUBSCRIBE` to `channels`: `onReply` runs on the loop thread for each confirmation and each
+    /// message (an array `["message", channel, payload]`), and once with a failure when the
+    /// connection is lost. A connection that subscribed should be used for nothing else.
+    public func subscribe(_ channels: [String], onReply: @escaping Completion) {
+        loop.submit([Array("SUBSCRIBE".utf8)] + channels.map { Array($0.utf8) }, completion: onReply, repeating: true)
     }
 }
 
@@ -77,8 +85,10 @@ private final class AsyncLoop: @unchecked Sendable {  // context touched only on
     typealias Completion = RedisAsyncConnection.Completion
     private let context: UnsafeMutablePointer<redisAsyncContext>
     private let wakeReadFD: Int32, wakeWriteFD: Int32
-    private let queue = Mutex<(commands: [([[UInt8]], Completion)], stopping: Bool)>(([], false))
+    private let queue = Mutex<(commands: [([[UInt8]], Completion, Bool)], stopping: Bool)>(([], false))
     private let state: LoopState
+    /// Callbacks hiredis may call many times (subscriptions): kept until the context is gone.
+    private var repeatingBoxes: [CompletionBox] = []
 
     /// Loop-thread state, reachable from the C hooks through `ev.data`.
     private final class LoopState {
@@ -120,10 +130,10 @@ private final class AsyncLoop: @unchecked Sendable {  // context touched only on
         wake()
     }
 
-    func submit(_ arguments: [[UInt8]], completion: @escaping Completion) {
+    func submit(_ arguments: [[UInt8]], completion: @escaping Completion, repeating: Bool) {
         let accepted = queue.withLock { queue -> Bool in
             guard !queue.stopping else { return false }
-            queue.commands.append((arguments, completion))
+            queue.commands.append((arguments, completion, repeating))
             return true
         }
         guard accepted else { return completion(.failure(EdgeError(.redisFailure, "Redis connection is closing"))) }
@@ -141,7 +151,9 @@ private final class AsyncLoop: @unchecked Sendable {  // context touched only on
                 defer { queue.commands.removeAll(keepingCapacity: true) }
                 return (queue.commands, queue.stopping)
             }
-            for (arguments, completion) in commands { send(arguments, completion) }
+            for (arguments, completion, repeating) in commands {
+                if repeating { sendRepeating(arguments, completion) } else { send(arguments, completion) }
+            }
             if stopping { return }
             var fds = [pollfd(fd: context.pointee.c.fd, events: Int16(POLLIN | (state.wantsWrite ? POLLOUT : 0)), revents: 0),
                        pollfd(fd: wakeReadFD, events: Int16(POLLIN), revents: 0)]
@@ -177,6 +189,21 @@ private final class AsyncLoop: @unchecked Sendable {  // context touched only on
             Unmanaged<CompletionBox>.fromOpaque(box).release()
             completion(.failure(EdgeError(.redisFailure, "Redis command could not be queued")))
         }
+    }
+
+    /// Like `send`, but the callback stays alive for every reply hiredis routes to it.
+    private func sendRepeating(_ arguments: [[UInt8]], _ completion: @escaping Completion) {
+        guard state.connected else { return completion(.failure(EdgeError(.redisFailure, "Redis connection lost"))) }
+        let box = CompletionBox(completion)
+        repeatingBoxes.append(box)
+        let status = RedisConnection.withArgv(arguments) { count, argv, lengths in
+            redisAsyncCommandArgv(context, { _, reply, privdata in
+                let completion = Unmanaged<CompletionBox>.fromOpaque(privdata!).takeUnretainedValue().completion
+                guard let reply else { return completion(.failure(EdgeError(.redisFailure, "Redis connection lost"))) }
+                completion(.success(RedisConnection.convert(reply.assumingMemoryBound(to: redisReply.self))))
+            }, Unmanaged.passUnretained(box).toOpaque(), count, argv, lengths)
+        }
+        if status != REDIS_OK { completion(.failure(EdgeError(.redisFailure, "Redis command could not be queued"))) }
     }
 
     private final class CompletionBox {

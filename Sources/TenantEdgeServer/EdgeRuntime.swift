@@ -27,6 +27,8 @@ final class EdgeRuntime: Sendable {
     let l2Tiers: [String: RedisTier]
     /// Every distinct tier, for health and shutdown.
     let allL2Tiers: [RedisTier]
+    /// One per distinct L2 tier: applies siblings' purges to this node's L1.
+    let purgeFollowers: [SiblingPurgeFollower]
     let metrics: EdgeMetrics
     let adminTokens: AdminTokens
     /// `<state_dir>/audit.jsonl` (interface section 7).
@@ -64,6 +66,8 @@ final class EdgeRuntime: Sendable {
         self.adminTokens = try AdminTokensReader.load(path: config.security.adminTokensFile)
         self.audit = try AuditLog(stateDirectory: config.stateDir, clock: clock, logger: logger)
         (self.l2Tiers, self.allL2Tiers) = try Self.makeL2Tiers(config: config, masterKey: masterKey, clock: clock, logger: logger)
+        self.purgeFollowers = Self.followSiblingPurges(tiers: l2Tiers, caches: caches, config: config,
+                                                       eventLoop: group.next(), logger: logger)
         self.upstream = UpstreamClient(group: group, limits: config.limits)
         self.metrics = EdgeMetrics(registry: registry, tenants: config.tenants.map(\.id), hasRedis: config.cache.redis != nil)
         self.startedAt = clock.now()
@@ -86,7 +90,7 @@ final class EdgeRuntime: Sendable {
             switch config.isolation(of: tenant) {
             case .row, .hybrid:
                 if sharedTier == nil {
-                    sharedTier = RedisTier(endpoint: shared, connections: redis.poolSize, timeoutMs: redis.timeoutMs, clock: clock, logger: logger)
+                    sharedTier = RedisTier(endpoint: shared, nodeID: config.node.id, connections: redis.poolSize, timeoutMs: redis.timeoutMs, clock: clock, logger: logger)
                     all.append(sharedTier!)
                 }
                 byTenant[tenant.id] = sharedTier
@@ -94,7 +98,7 @@ final class EdgeRuntime: Sendable {
                 guard let url = tenant.redisURL, let own = RedisEndpoint(parsing: url) else {
                     throw EdgeError(.invalidConfig, "tenants: '\(tenant.id)'.redis_url is required under the database strategy")
                 }
-                let tier = RedisTier(endpoint: own, connections: smallPool, timeoutMs: redis.timeoutMs, clock: clock, logger: logger)
+                let tier = RedisTier(endpoint: own, nodeID: config.node.id, connections: smallPool, timeoutMs: redis.timeoutMs, clock: clock, logger: logger)
                 byTenant[tenant.id] = tier
                 all.append(tier)
             case .schema:
@@ -104,12 +108,27 @@ final class EdgeRuntime: Sendable {
                 var own = shared
                 own.user = RedisACL.user(for: tenant.id)
                 own.password = try StandaloneKeyring.redisACLPassword(masterKey: masterKey, tenant: tenant.id)
-                let tier = RedisTier(endpoint: own, connections: smallPool, timeoutMs: redis.timeoutMs, clock: clock, logger: logger)
+                let tier = RedisTier(endpoint: own, nodeID: config.node.id, connections: smallPool, timeoutMs: redis.timeoutMs, clock: clock, logger: logger)
                 byTenant[tenant.id] = tier
                 all.append(tier)
             }
         }
         return (byTenant, all)
+    }
+
+    private static func followSiblingPurges(tiers: [String: RedisTier], caches: [String: TenantCache], config: EdgeConfig,
+                                            eventLoop: any EventLoop, logger: Logger) -> [SiblingPurgeFollower] {
+        var tenantsByTier: [ObjectIdentifier: (RedisTier, [String])] = [:]
+        for tenant in config.tenants {
+            guard let tier = tiers[tenant.id] else { continue }
+            tenantsByTier[ObjectIdentifier(tier), default: (tier, [])].1.append(tenant.id)
+        }
+        return tenantsByTier.values.map { tier, tenants in
+            SiblingPurgeFollower(endpoint: tier.endpoint, tenants: tenants, nodeID: config.node.id,
+                                 timeoutMs: config.cache.redis?.timeoutMs ?? 500, eventLoop: eventLoop, logger: logger,
+                                 apply: { tenant, notice in _ = caches[tenant]?.purge(notice) },
+                                 resync: { tenant in _ = caches[tenant]?.purge(keys: [], tags: [], prefixes: [], all: true) })
+        }
     }
 
     /// The tenant cache for a `Host` value: one dictionary read for an already-normalized host.
@@ -176,6 +195,7 @@ final class EdgeRuntime: Sendable {
 
     func shutdown() async {
         try? await upstream.shutdown()
+        for follower in purgeFollowers { await follower.stop() }
         for tier in allL2Tiers { await tier.shutdown() }
         audit.flush()
     }

@@ -22,6 +22,8 @@ import TenantEdgeNative
 /// stops seeing the tenant's entries at once (O(1)) and Redis expires them itself.
 final class RedisTier: Sendable {
     let endpoint: RedisEndpoint
+    /// This node's id, carried by the purge notices it publishes (so it skips its own).
+    let nodeID: String
     private let timeoutMs: Int
     private let connections: SharedTierConnections
     private let breaker = Mutex(CircuitBreaker())  // protects the breaker's state
@@ -33,8 +35,9 @@ final class RedisTier: Sendable {
     /// - Parameters:
     ///   - endpoint: the Redis to use, with the credentials of this tier (a tenant's ACL user under `schema`).
     ///   - connections: async connections, each with its own poll-loop thread, used round-robin.
-    init(endpoint: RedisEndpoint, connections: Int, timeoutMs: Int, clock: any CacheClock, logger: Logger) {
+    init(endpoint: RedisEndpoint, nodeID: String, connections: Int, timeoutMs: Int, clock: any CacheClock, logger: Logger) {
         self.endpoint = endpoint
+        self.nodeID = nodeID
         self.timeoutMs = timeoutMs
         self.clock = clock
         self.logger = logger
@@ -121,31 +124,32 @@ final class RedisTier: Sendable {
 
     /// Deletes the entries of these digests; how many Redis removed, or nil when Redis was unavailable.
     func delete(tenant: String, digests: [KeyDigest], on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
-        evaluateCount(SharedTierScripts.delete, tenant: tenant, digests: digests, what: "delete", on: eventLoop)
+        evaluateCount(SharedTierScripts.purgeCall(SharedTierScripts.delete, tenant: tenant, database: endpoint.database, node: nodeID, digests: digests),
+                      what: "delete", on: eventLoop)
     }
 
     /// Deletes the entries indexed under these tag or prefix digests (O(entries removed), no scan);
     /// how many, or nil when Redis was unavailable.
     func purge(tenant: String, indexes: [KeyDigest], on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
-        evaluateCount(SharedTierScripts.purgeIndexes, tenant: tenant, digests: indexes, what: "index purge", on: eventLoop)
+        evaluateCount(SharedTierScripts.purgeCall(SharedTierScripts.purgeIndexes, tenant: tenant, database: endpoint.database, node: nodeID, digests: indexes),
+                      what: "index purge", on: eventLoop)
     }
 
     /// Makes every stored entry of the tenant unreachable at once (O(1)); they expire on their own.
     /// False when Redis was unavailable.
     func dropGeneration(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
-        evaluateCount(SharedTierScripts.dropGeneration, tenant: tenant, digests: [], what: "generation drop", on: eventLoop)
+        evaluateCount(SharedTierScripts.purgeCall(SharedTierScripts.dropGeneration, tenant: tenant, database: endpoint.database, node: nodeID, digests: []),
+                      what: "generation drop", on: eventLoop)
             .map { $0 != nil }
     }
 
     /// Bytes of the tenant's entries live in Redis (from the ledger), or nil when Redis was unavailable.
     func liveBytes(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
-        evaluateCount(SharedTierScripts.liveBytes, tenant: tenant, digests: [], what: "byte ledger", on: eventLoop)
+        evaluateCount(SharedTierScripts.call(SharedTierScripts.liveBytes, tenant: tenant), what: "byte ledger", on: eventLoop)
     }
 
-    private func evaluateCount(_ script: String, tenant: String, digests: [KeyDigest], what: String,
-                               on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
-        let arguments = SharedTierScripts.call(script, tenant: tenant, digests.map { Array($0.base64URL.utf8) })
-        return run(arguments, on: eventLoop) { reply -> Int in
+    private func evaluateCount(_ arguments: [[UInt8]], what: String, on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
+        run(arguments, on: eventLoop) { reply -> Int in
             switch reply {
             case .integer(let count): return count
             case .error(let message): throw EdgeError(.redisFailure, "\(what): \(message)")

@@ -1,3 +1,4 @@
+import TenantEdgeCore
 import TenantEdgeNative
 
 /// The Lua scripts of the Redis tier. Each runs atomically in Redis and resolves the tenant's
@@ -50,11 +51,17 @@ enum SharedTierScripts {
         return 1
         """
 
-    /// `ARGV[2…]` digests: deletes those entries; returns how many existed.
+    /// Purge scripts take `ARGV[2]` the tenant's purge channel, `ARGV[3]` this node's id and
+    /// `ARGV[4…]` digests, and publish a `PurgeNotice` in the same atomic step.
+    private static func publish(_ kind: String) -> String {
+        "redis.call('PUBLISH', ARGV[2], fence .. ' ' .. ARGV[3] .. ' \(kind)' .. (#ARGV > 3 and (' ' .. table.concat(ARGV, ' ', 4)) or ''))\n"
+    }
+
+    /// Deletes the entries of these digests; returns how many existed.
     static let delete = """
-        redis.call('INCR', KEYS[2])
-        \(prelude)local n = 0
-        for i = 2, #ARGV do
+        local fence = redis.call('INCR', KEYS[2])
+        \(publish("k"))\(prelude)local n = 0
+        for i = 4, #ARGV do
           local key = base .. ARGV[i]
           forget(key)
           n = n + redis.call('DEL', key)
@@ -62,11 +69,11 @@ enum SharedTierScripts {
         return n
         """
 
-    /// `ARGV[2…]` index digests: deletes every entry listed in those index sets, and the sets.
+    /// Deletes every entry listed in the index sets of these digests, and the sets.
     static let purgeIndexes = """
-        redis.call('INCR', KEYS[2])
-        \(prelude)local n = 0
-        for i = 2, #ARGV do
+        local fence = redis.call('INCR', KEYS[2])
+        \(publish("i"))\(prelude)local n = 0
+        for i = 4, #ARGV do
           local idx = base .. 'idx:' .. ARGV[i]
           for _, member in ipairs(redis.call('SMEMBERS', idx)) do
             forget(base .. member)
@@ -78,7 +85,10 @@ enum SharedTierScripts {
         """
 
     /// Makes every entry of the tenant unreachable at once (O(1)); they expire on their own.
-    static let dropGeneration = "redis.call('INCR', KEYS[2]) return redis.call('INCR', KEYS[1])"
+    static let dropGeneration = """
+        local fence = redis.call('INCR', KEYS[2])
+        \(publish("a"))return redis.call('INCR', KEYS[1])
+        """
 
     /// The tenant's live bytes: ledger buckets of minutes not yet past (expired buckets are removed).
     static let liveBytes = """
@@ -97,6 +107,11 @@ enum SharedTierScripts {
     /// hashing of the body in Redis), falling back to `EVAL` when Redis does not know the script yet.
     static let shas: [String: [UInt8]] = Dictionary(uniqueKeysWithValues:
         [get, set, delete, purgeIndexes, dropGeneration, liveBytes].map { ($0, Array(OpenSSL.sha1Hex($0).utf8)) })
+
+    /// A purge script's call: the tenant's channel and the node id before the digests.
+    static func purgeCall(_ script: String, tenant: String, database: Int, node: String, digests: [KeyDigest]) -> [[UInt8]] {
+        call(script, tenant: tenant, [Array(PurgeNotice.channel(tenant: tenant, database: database).utf8), Array(node.utf8)] + digests.map { Array($0.base64URL.utf8) })
+    }
 
     /// `EVAL script 2 te:<t>:gen te:<t>:fence te:<t>:g` followed by `extra`.
     static func call(_ script: String, tenant: String, _ extra: [[UInt8]] = []) -> [[UInt8]] {

@@ -1,0 +1,139 @@
+import Dispatch
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import TenantEdgeCore
+import TenantEdgeNative
+
+/// Keeps this node's L1 in step with purges made on sibling nodes of the region: subscribes to
+/// the tenants' `te:<tenant>:purge:<database>` channels on their Redis (the purge scripts publish a
+/// `PurgeNotice` atomically with each purge) and applies each notice to L1.
+///
+/// Pub/sub delivers at most once, so a connection that drops may lose notices. After every
+/// (re)subscription the follower reads each tenant's purge fence; a tenant whose fence moved while
+/// the subscription was down has its whole L1 dropped: coarser than the lost purge, never staler.
+final class SiblingPurgeFollower: Sendable {
+    typealias Apply = @Sendable (_ tenant: String, _ notice: PurgeNotice) -> Void
+    typealias Resync = @Sendable (_ tenant: String) -> Void
+
+    private let endpoint: RedisEndpoint
+    private let tenants: [String]
+    private let nodeID: String
+    private let timeoutMs: Int
+    private let apply: Apply
+    private let resync: Resync
+    private let eventLoop: any EventLoop
+    private let connector = NIOThreadPool(numberOfThreads: 1)
+    private let logger: Logger
+    /// The live subscription, the last fence seen per tenant, and whether the follower stopped.
+    private let state = Mutex<(connection: RedisAsyncConnection?, fences: [String: Int], stopped: Bool)>((nil, [:], false))
+
+    init(endpoint: RedisEndpoint, tenants: [String], nodeID: String, timeoutMs: Int, eventLoop: any EventLoop, logger: Logger,
+         apply: @escaping Apply, resync: @escaping Resync) {
+        self.endpoint = endpoint
+        self.tenants = tenants
+        self.nodeID = nodeID
+        self.timeoutMs = max(timeoutMs, 500)
+        self.eventLoop = eventLoop
+        self.logger = logger
+        self.apply = apply
+        self.resync = resync
+        connector.start()
+        connect()
+    }
+
+    func stop() async {
+        // Released outside the lock: a connection's last release may run its callbacks right here.
+        let connection = state.withLock { state in
+            state.stopped = true
+            defer { state.connection = nil }
+            return state.connection
+        }
+        _ = connection
+        try? await connector.shutdownGracefully()
+    }
+
+    private func connect() {
+        connector.submit { [self] _ in
+            guard !state.withLock({ $0.stopped }) else { return }
+            do {
+                try subscribe()
+            } catch {
+                logger.debug("purge subscription failed; retrying", metadata: ["error": "\(error)"])
+                state.withLock { $0.connection = nil }
+                retry()
+            }
+        }
+    }
+
+    private func retry() {
+        guard !state.withLock({ $0.stopped }) else { return }
+        eventLoop.scheduleTask(in: .milliseconds(500)) { self.connect() }
+    }
+
+    /// On the connector thread: subscribe, wait for every confirmation, then compare fences.
+    private func subscribe() throws(EdgeError) {
+        let connection = try RedisAsyncConnection.open(endpoint, timeoutMs: timeoutMs)
+        let confirmed = Confirmations(expected: tenants.count)
+        // Weak: the subscription's callback lives inside the connection it refers to.
+        connection.subscribe(tenants.map { PurgeNotice.channel(tenant: $0, database: endpoint.database) }) { [self, weak connection] reply in
+            switch reply {
+            case .failure:
+                confirmed.fail()
+                let wasCurrent = state.withLock { state -> Bool in
+                    guard let connection, state.connection === connection else { return false }
+                    state.connection = nil
+                    return true
+                }
+                if wasCurrent { retry() }
+            case .success(.array(let items)) where items.count == 3:
+                if case .string(let kind) = items[0], kind == Array("subscribe".utf8) { return confirmed.add() }
+                guard case .string(let channel) = items[1], case .string(let payload) = items[2] else { return }
+                received(channel: String(decoding: channel, as: UTF8.self), payload: payload)
+            default:
+                break
+            }
+        }
+        guard confirmed.wait(milliseconds: timeoutMs) else { throw EdgeError(.redisFailure, "SUBSCRIBE was not confirmed") }
+        // Fences read after the subscription is live: a purge after this point arrives as a notice.
+        let reader = try RedisConnection.open(endpoint, timeoutMs: timeoutMs)
+        let replies = try reader.pipeline(tenants.map { [Array("GET".utf8), Array("te:\($0):fence".utf8)] })
+        var moved: [String] = []
+        let replaced = state.withLock { state in
+            for (tenant, reply) in zip(tenants, replies) {
+                var fence = 0
+                if case .string(let bytes) = reply { fence = Int(String(decoding: bytes, as: UTF8.self)) ?? 0 }
+                if let known = state.fences[tenant], known < fence { moved.append(tenant) }
+                state.fences[tenant] = max(state.fences[tenant] ?? 0, fence)
+            }
+            defer { state.connection = connection }
+            return state.connection
+        }
+        _ = replaced
+        for tenant in moved {
+            logger.info("purges may have been missed while the subscription was down; L1 dropped", metadata: ["tenant": "\(tenant)"])
+            resync(tenant)
+        }
+    }
+
+    private func received(channel: String, payload: [UInt8]) {
+        guard let tenant = PurgeNotice.tenant(ofChannel: channel, database: endpoint.database),
+              let notice = PurgeNotice(payload: payload) else { return }
+        state.withLock { $0.fences[tenant] = max($0.fences[tenant] ?? 0, notice.fence) }
+        if notice.node != nodeID { apply(tenant, notice) }
+    }
+
+    /// Counts `subscribe` confirmations from the loop thread; the connector thread waits for them.
+    private final class Confirmations: Sendable {
+        private let count = Mutex<(seen: Int, failed: Bool)>((0, false))
+        private let done = DispatchSemaphore(value: 0)
+        private let expected: Int
+        init(expected: Int) { self.expected = expected }
+        func add() { if count.withLock({ $0.seen += 1; return $0.seen }) == expected { done.signal() } }
+        func fail() { if count.withLock({ let first = !$0.failed; $0.failed = true; return first }) { done.signal() } }
+        func wait(milliseconds: Int) -> Bool {
+            done.wait(timeout: .now() + .milliseconds(milliseconds)) == .success && !count.withLock { $0.failed }
+        }
+    }
+}
