@@ -86,6 +86,16 @@ public struct EdgeConfig: Sendable, Equatable {
         /// Seconds a SIGTERM waits for in-flight requests before closing. Default 10.
         public var drainSeconds: Int = 10
         public init() {}
+
+        /// Config bundles may be larger than tenant request bodies: the admin listener takes up to 8 MiB.
+        public static let maxBundleBytes = 8 << 20
+
+        /// The limits of the admin listener: these, with room for a config bundle.
+        public var forAdmin: Limits {
+            var limits = self
+            limits.maxRequestBodyBytes = max(maxRequestBodyBytes, Self.maxBundleBytes)
+            return limits
+        }
     }
 
     public var node = Node()

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import TenantEdgeCore
 import TenantEdgeNative
 
@@ -8,6 +9,7 @@ import TenantEdgeNative
 /// tenant traffic. Bearer tokens are hashed and compared in constant time; they are never logged.
 struct AdminResponder: HTTPResponder {
     let runtime: EdgeRuntime
+    let bundles: ConfigBundleGate
     let isReady: @Sendable () -> Bool
 
     func decorate(_ headers: inout HTTPHeaders) {
@@ -17,6 +19,9 @@ struct AdminResponder: HTTPResponder {
     func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         if request.head.method == .POST, request.head.uri.split(separator: "?").first == "/_edge/purge" {
             return purge(request, on: eventLoop)
+        }
+        if request.head.method == .PUT, request.head.uri.split(separator: "?").first == "/_edge/config" {
+            return pushConfig(request, on: eventLoop)
         }
         return route(request, on: eventLoop)
     }
@@ -30,7 +35,7 @@ struct AdminResponder: HTTPResponder {
             return .now(isReady() ? .json(.ok, "{\"status\":\"ready\"}") : .jsonError(.serviceUnavailable, code: "not_ready"))
         case (.GET, "/metrics"):
             if !runtime.config.monitoring, let denied = authorize(request, scope: .read, tenant: nil) { return .now(denied) }
-            let caches = runtime.config.tenants.compactMap { runtime.caches[$0.id] }
+            let caches = runtime.table.tenants.compactMap { runtime.caches[$0.id] }
             return .later(runtime.sharedTierBytes(of: caches.map(\.tenant.id), on: eventLoop).map { l2Bytes in
                 var headers = HTTPHeaders()
                 headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
@@ -40,11 +45,11 @@ struct AdminResponder: HTTPResponder {
         case (.GET, "/_edge/stats"):
             if let denied = authorize(request, scope: .read, tenant: nil) { return .now(denied) }
             let token = bearerToken(request)
-            let visible = runtime.config.tenants.map(\.id).filter { token?.allows(tenant: $0) ?? false }
+            let visible = runtime.table.tenants.map(\.id).filter { token?.allows(tenant: $0) ?? false }
             return .later(runtime.sharedTierBytes(of: visible, on: eventLoop).map { l2Bytes in
                 .json(.ok, statsJSON(visibleTo: token, l2Bytes: l2Bytes))
             })
-        case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/_edge/stats"), (_, "/_edge/purge"):
+        case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/_edge/stats"), (_, "/_edge/purge"), (_, "/_edge/config"):
             return .now(.jsonError(.methodNotAllowed, code: "method_not_allowed"))
         default:
             return .now(.jsonError(.notFound, code: "not_found"))
@@ -72,6 +77,24 @@ struct AdminResponder: HTTPResponder {
             ])
             return .json(.ok, "{\"purged\":\(purged)}")
         })
+    }
+
+    /// `PUT /_edge/config`: a signed bundle (interface section 5). Verifying, persisting (fsync) and
+    /// building the tenant set block, so they run on NIO's blocking pool, never on the event loop.
+    private func pushConfig(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
+        if let denied = authorize(request, scope: .config, tenant: nil) { return .now(denied) }
+        let body = request.body.map { Array($0.readableBytesView) } ?? []
+        let signature = request.head.headers.first(name: "edge-signature")
+        let actor = tokenDigest(request).map { "admin:" + Hex.encode($0.prefix(6)) } ?? "admin"
+        let bundles = self.bundles
+        return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
+            do throws(ConfigBundleGate.Rejection) {
+                let version = try bundles.apply(body: body, signatureHeader: signature, actor: actor)
+                return .json(.ok, "{\"version\":\(version)}")
+            } catch {
+                return .jsonError(HTTPResponseStatus(statusCode: error.status), code: error.code, detail: error.reason)
+            }
+        }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
     }
 
     private func bearerToken(_ request: EdgeRequest) -> AdminTokens.Token? {
@@ -117,7 +140,7 @@ struct AdminResponder: HTTPResponder {
     /// per tenant, for tenants with an L2 whose Redis answered.
     func statsJSON(visibleTo token: AdminTokens.Token?, l2Bytes: [String: Int]) -> String {
         var tenants: [String] = []
-        for tenant in runtime.config.tenants where token?.allows(tenant: tenant.id) ?? false {
+        for tenant in runtime.table.tenants where token?.allows(tenant: tenant.id) ?? false {
             guard let cache = runtime.caches[tenant.id] else { continue }
             let occupancy = cache.occupancy()
             let counters = cache.counters
@@ -130,7 +153,7 @@ struct AdminResponder: HTTPResponder {
         }
         let uptime = Int(runtime.clock.now() - runtime.startedAt)
         return "{\"node\":{\"id\":\(JSONText.quote(runtime.config.node.id)),\"region\":\(JSONText.quote(runtime.config.node.region)),"
-            + "\"uptime_s\":\(uptime)},\"config_version\":0,\"tiers\":{\"memory\":{\"up\":true}\(redisStats())},"
+            + "\"uptime_s\":\(uptime)},\"config_version\":\(runtime.table.version),\"tiers\":{\"memory\":{\"up\":true}\(redisStats())},"
             + "\"invalidation\":{\"cursor\":0,\"lag_seconds\":0},"
             + "\"security_events\":\(runtime.securityEventCount.load(ordering: .relaxed)),"
             + "\"tenants\":{\(tenants.joined(separator: ","))}}"

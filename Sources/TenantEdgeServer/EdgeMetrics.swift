@@ -18,7 +18,9 @@ final class EdgeMetrics: Sendable {
     }
 
     let registry: PrometheusCollectorRegistry
-    private let requests: [String: [String: Counter]]
+    /// Per tenant and cache status; tenants added by a bundle get theirs in `registerTenants`.
+    private let requests: Mutex<[String: [String: Counter]]>
+    private let configVersion: Gauge
     private let unknownTenantRequests: Counter
     let duration: DurationHistogram
     private let securityEvents: [String: Counter]
@@ -29,15 +31,7 @@ final class EdgeMetrics: Sendable {
 
     init(registry: PrometheusCollectorRegistry, tenants: [String], hasRedis: Bool = false) {
         self.registry = registry
-        var requests: [String: [String: Counter]] = [:]
-        for tenant in tenants {
-            var byStatus: [String: Counter] = [:]
-            for status in Self.statusLabels {
-                byStatus[status] = registry.makeCounter(descriptor: Self.requestsTotal, labels: [("tenant", tenant), ("cache_status", status)])
-            }
-            requests[tenant] = byStatus
-        }
-        self.requests = requests
+        requests = Mutex(Self.requestCounters(registry, tenants))
         unknownTenantRequests = registry.makeCounter(
             descriptor: Self.requestsTotal, labels: [("tenant", "_unknown"), ("cache_status", "bypass")])
         duration = registry.makeDurationHistogram(
@@ -56,15 +50,37 @@ final class EdgeMetrics: Sendable {
         }
         invalidations = applied
         registry.makeGauge(descriptor: Self.describe("edge_invalidation_lag_seconds", "Seconds since the invalidation feed was last heard (0 standalone)")).set(to: 0)
-        registry.makeGauge(descriptor: Self.describe("edge_config_version", "Version of the applied config bundle (0 standalone)")).set(to: 0)
+        configVersion = registry.makeGauge(descriptor: Self.describe("edge_config_version", "Version of the applied config bundle (0 standalone)"))
+        configVersion.set(to: 0)
         registry.makeGauge(descriptor: Self.describe("edge_tier_up", "1 when the cache tier is usable"), labels: [("tier", "memory")]).set(to: 1)
         redisUp = hasRedis
             ? registry.makeGauge(descriptor: Self.describe("edge_tier_up", "1 when the cache tier is usable"), labels: [("tier", "redis")])
             : nil
     }
 
+    private static func requestCounters(_ registry: PrometheusCollectorRegistry, _ tenants: [String]) -> [String: [String: Counter]] {
+        var requests: [String: [String: Counter]] = [:]
+        for tenant in tenants {
+            var byStatus: [String: Counter] = [:]
+            for status in statusLabels {
+                byStatus[status] = registry.makeCounter(descriptor: requestsTotal, labels: [("tenant", tenant), ("cache_status", status)])
+            }
+            requests[tenant] = byStatus
+        }
+        return requests
+    }
+
+    /// Counters for tenants a bundle added (existing ones are kept).
+    func registerTenants(_ tenants: [String]) {
+        let missing = requests.withLock { counters in tenants.filter { counters[$0] == nil } }
+        let made = Self.requestCounters(registry, missing)
+        requests.withLock { $0.merge(made) { old, _ in old } }
+    }
+
+    func setConfigVersion(_ version: Int) { configVersion.set(to: Double(version)) }
+
     func recordRequest(tenant: String?, status: String, elapsedNanoseconds: Int64) {
-        if let tenant { requests[tenant]?[status]?.increment() } else { unknownTenantRequests.increment() }
+        if let tenant { requests.withLock { $0[tenant]?[status] }?.increment() } else { unknownTenantRequests.increment() }
         duration.recordNanoseconds(elapsedNanoseconds)
     }
 

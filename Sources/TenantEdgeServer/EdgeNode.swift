@@ -22,6 +22,14 @@ public final class EdgeNode: Sendable {
                              registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
                              clock: any CacheClock = SystemCacheClock()) async throws -> EdgeNode {
         let runtime = try EdgeRuntime(config: config, group: group, registry: registry, logger: logger, clock: clock)
+        let bundles: ConfigBundleGate
+        do {
+            bundles = try ConfigBundleGate(runtime: runtime)
+            try bundles.loadPersisted()
+        } catch {
+            await runtime.shutdown()
+            throw error
+        }
         guard let trafficAddress = HostPort(parsing: config.listen.http), let adminAddress = HostPort(parsing: config.listen.admin) else {
             throw EdgeError(.invalidConfig, "listen: addresses must be HOST:PORT")
         }
@@ -37,8 +45,8 @@ public final class EdgeNode: Sendable {
         let admin: HTTPListener
         do {
             admin = try await HTTPListener.bind(address: adminAddress, group: group,
-                                                responder: AdminResponder(runtime: runtime, isReady: { readiness.value }),
-                                                limits: config.limits)
+                                                responder: AdminResponder(runtime: runtime, bundles: bundles, isReady: { readiness.value }),
+                                                limits: config.limits.forAdmin)
         } catch {
             try? await traffic.channel.close()
             await runtime.shutdown()

@@ -16,19 +16,14 @@ struct CollapseKey: Hashable, Sendable {
 /// cache, the upstream client, metrics and the collapsing table. Built whole from a validated
 /// config, so a node either starts with all of it or not at all.
 final class EdgeRuntime: Sendable {
+    /// The node's own file. Its `tenants` and `regions` are only the start-up set: the current
+    /// ones are in `table`, which a config bundle replaces.
     let config: EdgeConfig
-    let caches: [String: TenantCache]
-    /// Normalized hostname → its tenant's cache (built once; read-only).
-    let cachesByHost: [String: TenantCache]
+    private let current: Mutex<TenantTable>  // swapped whole by `install`
+    private let masterKey: [UInt8]?
+    private let eventLoop: any EventLoop
     let clock: any CacheClock
     let upstream: UpstreamClient
-    /// Each tenant's L2 tier, when `cache.redis` is configured: the shared one (`row`), a Redis
-    /// database of its own (`database`), or the shared Redis as its own ACL user (`schema`).
-    let l2Tiers: [String: RedisTier]
-    /// Every distinct tier, for health and shutdown.
-    let allL2Tiers: [RedisTier]
-    /// One per distinct L2 tier: applies siblings' purges to this node's L1.
-    let purgeFollowers: [SiblingPurgeFollower]
     let metrics: EdgeMetrics
     let adminTokens: AdminTokens
     /// `<state_dir>/audit.jsonl` (interface section 7).
@@ -44,96 +39,74 @@ final class EdgeRuntime: Sendable {
         self.config = config
         self.clock = clock
         self.logger = logger
-        let masterKey: [UInt8]?
         if let path = config.security.masterKeyFile, !path.isEmpty {
             masterKey = try StandaloneKeyring.readKeyFile(path, key: "security.master_key_file")
         } else {
             masterKey = nil
         }
-        let keyring = try StandaloneKeyring(masterKey: masterKey, tenants: config.tenants, encryption: config.security.encryption)
-        let quotas = config.effectiveQuotas()
-        var caches: [String: TenantCache] = [:]
-        for tenant in config.tenants {
-            guard let cipher = keyring.cipher(forTenant: tenant.id) else { continue }
-            caches[tenant.id] = TenantCache(tenant: tenant, cipher: cipher, quotaBytes: quotas[tenant.id] ?? 0)
-        }
-        self.caches = caches
-        var byHost: [String: TenantCache] = [:]
-        for tenant in config.tenants {
-            for host in tenant.hosts { byHost[TenantDirectory.normalize(host: host)] = caches[tenant.id] }
-        }
-        self.cachesByHost = byHost
+        eventLoop = group.next()
         self.adminTokens = try AdminTokensReader.load(path: config.security.adminTokensFile)
         self.audit = try AuditLog(stateDirectory: config.stateDir, clock: clock, logger: logger)
-        (self.l2Tiers, self.allL2Tiers) = try Self.makeL2Tiers(config: config, masterKey: masterKey, clock: clock, logger: logger)
-        self.purgeFollowers = Self.followSiblingPurges(tiers: l2Tiers, caches: caches, config: config,
-                                                       eventLoop: group.next(), logger: logger)
+        current = Mutex(try TenantTable.build(config: config, version: 0, masterKey: masterKey, previous: nil, eventLoop: eventLoop,
+                                              clock: clock, logger: logger))
         self.upstream = UpstreamClient(group: group, limits: config.limits)
         self.metrics = EdgeMetrics(registry: registry, tenants: config.tenants.map(\.id), hasRedis: config.cache.redis != nil)
         self.startedAt = clock.now()
     }
 
-    func l2(for tenant: String) -> RedisTier? { l2Tiers[tenant] }
+    /// The tenant set in force now.
+    var table: TenantTable { current.withLock { $0 } }
+    var caches: [String: TenantCache] { table.caches }
+    func cache(forHost host: String) -> TenantCache? { table.cache(forHost: host) }
+    func l2(for tenant: String) -> RedisTier? { table.l2Tiers[tenant] }
+    var allL2Tiers: [RedisTier] { table.allL2Tiers }
 
     /// Whether every L2 tier is up; nil without L2.
-    var l2IsUp: Bool? { allL2Tiers.isEmpty ? nil : allL2Tiers.allSatisfy(\.isUp) }
-
-    private static func makeL2Tiers(config: EdgeConfig, masterKey: [UInt8]?, clock: any CacheClock, logger: Logger)
-        throws(EdgeError) -> ([String: RedisTier], [RedisTier])
-    {
-        guard let redis = config.cache.redis, let shared = RedisEndpoint(parsing: redis.url) else { return ([:], []) }
-        var byTenant: [String: RedisTier] = [:]
-        var all: [RedisTier] = []
-        var sharedTier: RedisTier? = nil
-        let smallPool = max(1, min(redis.poolSize, 2))
-        for tenant in config.tenants {
-            switch config.isolation(of: tenant) {
-            case .row, .hybrid:
-                if sharedTier == nil {
-                    sharedTier = RedisTier(endpoint: shared, nodeID: config.node.id, connections: redis.poolSize, timeoutMs: redis.timeoutMs, clock: clock, logger: logger)
-                    all.append(sharedTier!)
-                }
-                byTenant[tenant.id] = sharedTier
-            case .database:
-                guard let url = tenant.redisURL, let own = RedisEndpoint(parsing: url) else {
-                    throw EdgeError(.invalidConfig, "tenants: '\(tenant.id)'.redis_url is required under the database strategy")
-                }
-                let tier = RedisTier(endpoint: own, nodeID: config.node.id, connections: smallPool, timeoutMs: redis.timeoutMs, clock: clock, logger: logger)
-                byTenant[tenant.id] = tier
-                all.append(tier)
-            case .schema:
-                guard let masterKey else {
-                    throw EdgeError(.invalidConfig, "security.master_key_file: the schema strategy derives Redis ACL passwords from it")
-                }
-                var own = shared
-                own.user = RedisACL.user(for: tenant.id)
-                own.password = try StandaloneKeyring.redisACLPassword(masterKey: masterKey, tenant: tenant.id)
-                let tier = RedisTier(endpoint: own, nodeID: config.node.id, connections: smallPool, timeoutMs: redis.timeoutMs, clock: clock, logger: logger)
-                byTenant[tenant.id] = tier
-                all.append(tier)
-            }
-        }
-        return (byTenant, all)
+    var l2IsUp: Bool? {
+        let tiers = allL2Tiers
+        return tiers.isEmpty ? nil : tiers.allSatisfy(\.isUp)
     }
 
-    private static func followSiblingPurges(tiers: [String: RedisTier], caches: [String: TenantCache], config: EdgeConfig,
-                                            eventLoop: any EventLoop, logger: Logger) -> [SiblingPurgeFollower] {
-        var tenantsByTier: [ObjectIdentifier: (RedisTier, [String])] = [:]
-        for tenant in config.tenants {
-            guard let tier = tiers[tenant.id] else { continue }
-            tenantsByTier[ObjectIdentifier(tier), default: (tier, [])].1.append(tenant.id)
+    /// Builds the tenant set of `config` (a bundle's tenants and regions over the node file),
+    /// reusing what has not changed. Throws, having started nothing, when it cannot be built.
+    func prepare(_ config: EdgeConfig, version: Int) throws(EdgeError) -> TenantTable {
+        try TenantTable.build(config: config, version: version, masterKey: masterKey, previous: table,
+                              eventLoop: eventLoop, clock: clock, logger: logger)
+    }
+
+    /// Swaps a prepared tenant set in. Tenants that are gone stop being served at once; their L1 is
+    /// emptied and their L2 generation dropped; tiers and followers no longer used are stopped.
+    func activate(_ next: TenantTable) {
+        let previous = current.withLock { current in
+            defer { current = next }
+            return current
         }
-        return tenantsByTier.values.map { tier, tenants in
-            SiblingPurgeFollower(endpoint: tier.endpoint, tenants: tenants, nodeID: config.node.id,
-                                 timeoutMs: config.cache.redis?.timeoutMs ?? 500, eventLoop: eventLoop, logger: logger,
-                                 apply: { tenant, notice in _ = caches[tenant]?.purge(notice) },
-                                 resync: { tenant in _ = caches[tenant]?.purge(keys: [], tags: [], prefixes: [], all: true) })
+        let version = next.version
+        metrics.registerTenants(next.tenants.map(\.id))
+        metrics.setConfigVersion(version)
+        let removed = previous.tenants.map(\.id).filter { next.caches[$0] == nil }
+        for tenant in removed {
+            _ = previous.caches[tenant]?.purge(keys: [], tags: [], prefixes: [], all: true)
+            _ = previous.l2Tiers[tenant]?.dropGeneration(tenant: tenant, on: eventLoop)
+        }
+        let unusedTiers = previous.allL2Tiers.filter { old in !next.allL2Tiers.contains { $0 === old } }
+        let oldFollowers = previous.purgeFollowers
+        Task {
+            for follower in oldFollowers { await follower.stop() }
+            try? await Task.sleep(for: .seconds(1))  // let in-flight calls and the generation drops finish
+            for tier in unusedTiers { await tier.shutdown() }
         }
     }
 
-    /// The tenant cache for a `Host` value: one dictionary read for an already-normalized host.
-    func cache(forHost host: String) -> TenantCache? {
-        cachesByHost[host] ?? cachesByHost[TenantDirectory.normalize(host: host)]
+    /// Stops what a prepared tenant set started but the running one does not use (it was not applied).
+    func discard(_ prepared: TenantTable) {
+        let running = table
+        let tiers = prepared.allL2Tiers.filter { new in !running.allL2Tiers.contains { $0 === new } }
+        let followers = prepared.purgeFollowers
+        Task {
+            for follower in followers { await follower.stop() }
+            for tier in tiers { await tier.shutdown() }
+        }
     }
 
     /// A security event: counted, logged and audited with the tenant id only (never key material or
@@ -195,8 +168,9 @@ final class EdgeRuntime: Sendable {
 
     func shutdown() async {
         try? await upstream.shutdown()
-        for follower in purgeFollowers { await follower.stop() }
-        for tier in allL2Tiers { await tier.shutdown() }
+        let table = self.table
+        for follower in table.purgeFollowers { await follower.stop() }
+        for tier in table.allL2Tiers { await tier.shutdown() }
         audit.flush()
     }
 }

@@ -4,12 +4,12 @@ import TenantEdgeCore
 import TenantEdgeNative
 import TenantEdgeServer
 
-/// `edgectl`: the operator CLI. So far: `redis acl`, `audit verify`, `keygen`; the commands that
+/// `edgectl`: the operator CLI. So far: `redis acl`, `audit verify`, `keygen`, `config sign`; the commands that
 /// drive the origin (publish, purge, keys, tenants) arrive with it.
 @main
 struct EdgectlCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "edgectl", abstract: "TenantEdge operator CLI.", subcommands: [Redis.self, Audit.self, Keygen.self])
+        commandName: "edgectl", abstract: "TenantEdge operator CLI.", subcommands: [Redis.self, Audit.self, Keygen.self, Config.self])
 
     /// Runs `body`; an `EdgeError` becomes one line on stderr and exit code 2.
     static func reportingErrors(_ body: () throws -> Void) throws {

@@ -80,5 +80,54 @@ out=$("$edgectl" keygen --out "$work/keys" 2>&1); rc=$?
 if [ "$rc" = 2 ] && [[ "$out" == *"origin-signing.key: exists; not overwritten" ]]; then passed=$((passed+1))
 else failed=$((failed+1)); echo "cli-check FAILED: edgectl keygen over existing keys: exit $rc: $out"; fi
 
+# Config pushes survive a kill -9 at any moment: after each kill the node restarts with one whole
+# bundle, at least as new as the last one it acknowledged with 200 (persisted before the answer).
+"$edgectl" keygen --out "$work/push" > /dev/null
+token=push-token-cli
+printf -- '- {sha256: "%s", scopes: [config, read], tenants: ["*"]}\n' "$(printf %s "$token" | sha256sum | cut -d' ' -f1)" > "$work/tokens.yaml"
+cat > "$work/push.yaml" <<YAML
+node: { id: cli-push, region: eu-west }
+listen: { http: "127.0.0.1:0", admin: "127.0.0.1:0" }
+state_dir: ./push-state
+security: { master_key_file: ./master.key, config_public_key: ./push/origin-signing.pub, admin_tokens_file: ./tokens.yaml }
+tenants:
+  - { id: acme, hosts: [api.acme.test], upstream: "http://127.0.0.1:18080" }
+YAML
+for v in $(seq 1 60); do
+  printf '{"version":%d,"issued_at":"2026-11-27T00:00:00Z","regions":[],"tenants":[{"id":"acme","hosts":["api.acme.test"],"upstream":"http://127.0.0.1:18080"},{"id":"t%d","hosts":["api.t%d.test"],"upstream":"http://127.0.0.1:18080"}]}' "$v" "$v" "$v" > "$work/bundle-$v.json"
+  "$edgectl" config sign --key "$work/push/origin-signing.key" "$work/bundle-$v.json" > "$work/bundle-$v.sig"
+done
+start_push_node() {
+  : > "$work/push.log"
+  "$bin" run --config "$work/push.yaml" > "$work/push.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do grep -q "edge node ready" "$work/push.log" && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  admin=$(grep -o 'admin=127.0.0.1:[0-9]*' "$work/push.log" | head -1 | cut -d= -f2)
+}
+running_version() { curl -s -H "Authorization: Bearer $token" "http://$admin/_edge/stats" | grep -o '"config_version":[0-9]*' | cut -d: -f2; }
+acked=0; torn=""
+for round in 0 1 2 3 4; do
+  start_push_node
+  [ -n "$admin" ] || { torn="round $round: did not start: $(tail -2 "$work/push.log")"; break; }
+  now=$(running_version)
+  [ "${now:-0}" -ge "$acked" ] || { torn="round $round: running $now after $acked was acknowledged"; kill -9 "$pid"; break; }
+  : > "$work/acks"
+  ( for v in $(seq $((round * 12 + 1)) $((round * 12 + 12))); do
+      code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H "Authorization: Bearer $token" -H "Edge-Signature: $(cat "$work/bundle-$v.sig")" \
+        --data-binary "@$work/bundle-$v.json" "http://$admin/_edge/config")
+      [ "$code" = 200 ] && echo "$v" >> "$work/acks"
+    done ) &
+  pusher=$!
+  sleep "0.$((RANDOM % 4 + 1))"
+  kill -9 "$pid"; wait "$pusher" 2>/dev/null; wait "$pid" 2>/dev/null
+  last=$(sort -n "$work/acks" | tail -1); [ -n "$last" ] && acked=$last
+done
+if [ -z "$torn" ]; then
+  start_push_node; final=$(running_version); kill -TERM "$pid"; wait "$pid" 2>/dev/null
+  [ "${final:-0}" -ge "$acked" ] && [ "$acked" -gt 0 ] || torn="final: running ${final:-none}, acknowledged $acked"
+fi
+[ -n "${CLI_VERBOSE:-}" ] && echo "config push under kill: acknowledged up to $acked, running ${final:-?}"
+if [ -z "$torn" ]; then passed=$((passed+1)); else failed=$((failed+1)); echo "cli-check FAILED: config push under kill -9: $torn"; fi
+
 echo "cli-checks: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -1,0 +1,120 @@
+import Logging
+import NIOCore
+import TenantEdgeCore
+import TenantEdgeNative
+
+/// The tenants a node serves and everything built for them: each tenant's cache, its L2 tier, and
+/// the followers of sibling purges. Built whole from a validated config and swapped whole
+/// (`EdgeRuntime.install`), so a request sees the old set or the new one, never a mix. A rebuild
+/// keeps the caches of tenants whose settings did not change and the Redis tiers whose endpoint did
+/// not change, so a new bundle does not empty the cache.
+final class TenantTable: Sendable {
+    /// The applied bundle's version; 0 for the node file's own tenants.
+    let version: Int
+    let tenants: [TenantConfig]
+    let regions: [RegionConfig]
+    let caches: [String: TenantCache]
+    /// Normalized hostname → its tenant's cache.
+    let cachesByHost: [String: TenantCache]
+    /// Each tenant's L2 tier, when `cache.redis` is configured: the shared one (`row`), a Redis
+    /// database of its own (`database`), or the shared Redis as its own ACL user (`schema`).
+    let l2Tiers: [String: RedisTier]
+    /// Every distinct tier, for health and shutdown.
+    let allL2Tiers: [RedisTier]
+    /// One per distinct tier: applies siblings' purges to this node's L1.
+    let purgeFollowers: [SiblingPurgeFollower]
+
+    private init(version: Int, tenants: [TenantConfig], regions: [RegionConfig], caches: [String: TenantCache],
+                 l2Tiers: [String: RedisTier], allL2Tiers: [RedisTier], purgeFollowers: [SiblingPurgeFollower]) {
+        self.version = version
+        self.tenants = tenants
+        self.regions = regions
+        self.caches = caches
+        var byHost: [String: TenantCache] = [:]
+        for tenant in tenants {
+            for host in tenant.hosts { byHost[TenantDirectory.normalize(host: host)] = caches[tenant.id] }
+        }
+        cachesByHost = byHost
+        self.l2Tiers = l2Tiers
+        self.allL2Tiers = allL2Tiers
+        self.purgeFollowers = purgeFollowers
+    }
+
+    /// Builds the table for `config.tenants`. Throws before anything is started when a tenant's key
+    /// or Redis settings cannot be made.
+    static func build(config: EdgeConfig, version: Int, masterKey: [UInt8]?, previous: TenantTable?,
+                      eventLoop: any EventLoop, clock: any CacheClock, logger: Logger) throws(EdgeError) -> TenantTable {
+        let keyring = try StandaloneKeyring(masterKey: masterKey, tenants: config.tenants, encryption: config.security.encryption)
+        let quotas = config.effectiveQuotas()
+        var caches: [String: TenantCache] = [:]
+        for tenant in config.tenants {
+            let quota = quotas[tenant.id] ?? 0
+            if let kept = previous?.caches[tenant.id], kept.tenant == tenant, kept.occupancy().quota == quota {
+                caches[tenant.id] = kept
+            } else if let cipher = keyring.cipher(forTenant: tenant.id) {
+                caches[tenant.id] = TenantCache(tenant: tenant, cipher: cipher, quotaBytes: quota)
+            }
+        }
+        let (l2Tiers, allL2Tiers) = try makeL2Tiers(config: config, masterKey: masterKey, reusing: previous?.allL2Tiers ?? [],
+                                                    clock: clock, logger: logger)
+        let followers = followSiblingPurges(tiers: l2Tiers, caches: caches, config: config, eventLoop: eventLoop, logger: logger)
+        return TenantTable(version: version, tenants: config.tenants, regions: config.regions, caches: caches,
+                           l2Tiers: l2Tiers, allL2Tiers: allL2Tiers, purgeFollowers: followers)
+    }
+
+    /// The tenant cache for a `Host` value: one dictionary read for an already-normalized host.
+    func cache(forHost host: String) -> TenantCache? {
+        cachesByHost[host] ?? cachesByHost[TenantDirectory.normalize(host: host)]
+    }
+
+    private static func makeL2Tiers(config: EdgeConfig, masterKey: [UInt8]?, reusing previous: [RedisTier], clock: any CacheClock,
+                                    logger: Logger) throws(EdgeError) -> ([String: RedisTier], [RedisTier]) {
+        guard let redis = config.cache.redis, let shared = RedisEndpoint(parsing: redis.url) else { return ([:], []) }
+        var byTenant: [String: RedisTier] = [:]
+        var all: [RedisTier] = []
+        func tier(_ endpoint: RedisEndpoint, connections: Int) -> RedisTier {
+            if let existing = all.first(where: { $0.endpoint == endpoint }) { return existing }
+            let made = previous.first(where: { $0.endpoint == endpoint })
+                ?? RedisTier(endpoint: endpoint, nodeID: config.node.id, connections: connections, timeoutMs: redis.timeoutMs,
+                             clock: clock, logger: logger)
+            all.append(made)
+            return made
+        }
+        let smallPool = max(1, min(redis.poolSize, 2))
+        for tenant in config.tenants {
+            switch config.isolation(of: tenant) {
+            case .row, .hybrid:
+                byTenant[tenant.id] = tier(shared, connections: redis.poolSize)
+            case .database:
+                guard let url = tenant.redisURL, let own = RedisEndpoint(parsing: url) else {
+                    throw EdgeError(.invalidConfig, "tenants: '\(tenant.id)'.redis_url is required under the database strategy")
+                }
+                byTenant[tenant.id] = tier(own, connections: smallPool)
+            case .schema:
+                guard let masterKey else {
+                    throw EdgeError(.invalidConfig, "security.master_key_file: the schema strategy derives Redis ACL passwords from it")
+                }
+                var own = shared
+                own.user = RedisACL.user(for: tenant.id)
+                own.password = try StandaloneKeyring.redisACLPassword(masterKey: masterKey, tenant: tenant.id)
+                byTenant[tenant.id] = tier(own, connections: smallPool)
+            }
+        }
+        return (byTenant, all)
+    }
+
+    private static func followSiblingPurges(tiers: [String: RedisTier], caches: [String: TenantCache], config: EdgeConfig,
+                                            eventLoop: any EventLoop, logger: Logger) -> [SiblingPurgeFollower] {
+        var tenantsByTier: [ObjectIdentifier: (RedisTier, [String])] = [:]
+        for tenant in config.tenants {
+            guard let tier = tiers[tenant.id] else { continue }
+            tenantsByTier[ObjectIdentifier(tier), default: (tier, [])].1.append(tenant.id)
+        }
+        return tenantsByTier.values.map { tier, tenants in
+            SiblingPurgeFollower(endpoint: tier.endpoint, tenants: tenants, nodeID: config.node.id,
+                                 timeoutMs: config.cache.redis?.timeoutMs ?? 500, eventLoop: eventLoop, logger: logger,
+                                 apply: { tenant, notice in _ = caches[tenant]?.purge(notice) },
+                                 resync: { tenant in _ = caches[tenant]?.purge(keys: [], tags: [], prefixes: [], all: true) })
+        }
+    }
+}
