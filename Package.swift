@@ -11,11 +11,14 @@ let package = Package(
     products: [
         .executable(name: "edge-node", targets: ["edge-node"]),
         .executable(name: "edgectl", targets: ["edgectl"]),
+        .executable(name: "edge-origin", targets: ["edge-origin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        // Already built for async-http-client; named here for the origin's HTTPS listener.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -38,7 +41,7 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        // NIO listeners, upstream client, admin API, config reading.
+        // NIO listeners, upstream client, admin API, config reading; the origin (Origin/).
         .target(
             name: "TenantEdgeServer",
             dependencies: [
@@ -47,6 +50,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -58,6 +62,16 @@ let package = Package(
         // Thin executables.
         .executableTarget(
             name: "edge-node",
+            dependencies: [
+                "TenantEdgeServer", "TenantEdgeCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .executableTarget(
+            name: "edge-origin",
             dependencies: [
                 "TenantEdgeServer", "TenantEdgeCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -91,6 +105,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ],

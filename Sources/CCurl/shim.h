@@ -17,6 +17,10 @@ static inline CURLcode te_curl_setopt_write_callback(CURL *_Nonnull handle,
         size_t (*_Nonnull callback)(char *_Nonnull, size_t, size_t, void *_Nullable)) {
     return curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, callback);
 }
+static inline CURLcode te_curl_setopt_xferinfo_callback(CURL *_Nonnull handle,
+        int (*_Nonnull callback)(void *_Nullable, curl_off_t, curl_off_t, curl_off_t, curl_off_t)) {
+    return curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, callback);
+}
 static inline CURLcode te_curl_getinfo_long(CURL *_Nonnull handle, CURLINFO info, long *_Nonnull value) {
     return curl_easy_getinfo(handle, info, value);
 }

@@ -81,7 +81,7 @@ public struct AuditChain: Sendable {
     }
 
     /// RFC 3339 in UTC with milliseconds.
-    static func timestamp(_ seconds: Double) -> String {
+    public static func timestamp(_ seconds: Double) -> String {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return formatter.string(from: Date(timeIntervalSince1970: seconds))

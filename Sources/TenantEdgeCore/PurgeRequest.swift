@@ -21,7 +21,13 @@ public struct PurgeRequest: Sendable, Equatable {
             throw EdgeError(.badRequest, "body is not valid JSON")
         }
         guard let fields = object as? [String: Any] else { throw EdgeError(.badRequest, "body must be a JSON object") }
-        let known: Set<String> = ["tenant", "keys", "tags", "prefixes", "all"]
+        try self.init(fields: fields)
+    }
+
+    /// Decodes from a JSON object's fields; `extraFields` are allowed and ignored (an invalidation
+    /// event's `seq` and `published_at`).
+    public init(fields: [String: Any], extraFields: Set<String> = []) throws(EdgeError) {
+        let known: Set<String> = Set(["tenant", "keys", "tags", "prefixes", "all"]).union(extraFields)
         if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
             throw EdgeError(.badRequest, "unknown field '\(unknown)'")
         }

@@ -30,9 +30,18 @@ public final class CurlClient {
 
     deinit { curl_easy_cleanup(handle) }
 
+    /// Asked about once a second during a transfer (and on every progress); true aborts it.
+    public typealias AbortCheck = @Sendable () -> Bool
+
+    private final class AbortBox {
+        let check: AbortCheck
+        init(_ check: @escaping AbortCheck) { self.check = check }
+    }
+
     /// GETs `url`, verifying the server against `caFile` (or the system store when nil).
+    /// `shouldAbort` lets another thread end a long poll early (the transfer fails).
     public func get(_ url: String, caFile: String?, headers: [String] = [], timeoutMs: Int = 5000,
-                    maxBodyBytes: Int = 16 << 20) throws(EdgeError) -> Response {
+                    maxBodyBytes: Int = 16 << 20, shouldAbort: AbortCheck? = nil) throws(EdgeError) -> Response {
         curl_easy_reset(handle)
         let sink = BodySink(limit: maxBodyBytes)
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
@@ -49,7 +58,12 @@ public final class CurlClient {
             return total
         }
 
-        let code: CURLcode = withExtendedLifetime(sink) {
+        let abort = shouldAbort.map(AbortBox.init)
+        let progressCallback: @convention(c) (UnsafeMutableRawPointer?, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> Int32 = {
+            context, _, _, _, _ in
+            Unmanaged<AbortBox>.fromOpaque(context!).takeUnretainedValue().check() ? 1 : 0
+        }
+        let code: CURLcode = withExtendedLifetime((sink, abort)) {
             errorBuffer.withUnsafeMutableBufferPointer { errors in
                 var ok = te_curl_setopt_str(handle, CURLOPT_URL, url) == CURLE_OK
                 ok = ok && te_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1) == CURLE_OK
@@ -62,6 +76,11 @@ public final class CurlClient {
                 ok = ok && te_curl_setopt_ptr(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(sink).toOpaque()) == CURLE_OK
                 if let headerList { ok = ok && te_curl_setopt_ptr(handle, CURLOPT_HTTPHEADER, headerList) == CURLE_OK }
                 if let caFile { ok = ok && te_curl_setopt_str(handle, CURLOPT_CAINFO, caFile) == CURLE_OK }
+                if let abort {
+                    ok = ok && te_curl_setopt_long(handle, CURLOPT_NOPROGRESS, 0) == CURLE_OK
+                    ok = ok && te_curl_setopt_xferinfo_callback(handle, progressCallback) == CURLE_OK
+                    ok = ok && te_curl_setopt_ptr(handle, CURLOPT_XFERINFODATA, Unmanaged.passUnretained(abort).toOpaque()) == CURLE_OK
+                }
                 guard ok else { return CURLE_FAILED_INIT }
                 return curl_easy_perform(handle)
             }

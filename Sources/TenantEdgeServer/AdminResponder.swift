@@ -36,6 +36,7 @@ struct AdminResponder: HTTPResponder {
         case (.GET, "/metrics"):
             if !runtime.config.monitoring, let denied = authorize(request, scope: .read, tenant: nil) { return .now(denied) }
             let caches = runtime.table.tenants.compactMap { runtime.caches[$0.id] }
+            runtime.metrics.setInvalidationLag(runtime.invalidationLag(now: runtime.clock.now()) ?? 0)
             return .later(runtime.sharedTierBytes(of: caches.map(\.tenant.id), on: eventLoop).map { l2Bytes in
                 var headers = HTTPHeaders()
                 headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
@@ -154,7 +155,8 @@ struct AdminResponder: HTTPResponder {
         let uptime = Int(runtime.clock.now() - runtime.startedAt)
         return "{\"node\":{\"id\":\(JSONText.quote(runtime.config.node.id)),\"region\":\(JSONText.quote(runtime.config.node.region)),"
             + "\"uptime_s\":\(uptime)},\"config_version\":\(runtime.table.version),\"tiers\":{\"memory\":{\"up\":true}\(redisStats())},"
-            + "\"invalidation\":{\"cursor\":0,\"lag_seconds\":0},"
+            + "\"invalidation\":{\"cursor\":\(runtime.invalidationCursor.load(ordering: .relaxed)),"
+            + "\"lag_seconds\":\(Int(runtime.invalidationLag(now: runtime.clock.now()) ?? 0))},"
             + "\"security_events\":\(runtime.securityEventCount.load(ordering: .relaxed)),"
             + "\"tenants\":{\(tenants.joined(separator: ","))}}"
     }

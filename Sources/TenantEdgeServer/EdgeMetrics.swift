@@ -21,6 +21,7 @@ final class EdgeMetrics: Sendable {
     /// Per tenant and cache status; tenants added by a bundle get theirs in `registerTenants`.
     private let requests: Mutex<[String: [String: Counter]]>
     private let configVersion: Gauge
+    private let invalidationLag: Gauge
     private let unknownTenantRequests: Counter
     let duration: DurationHistogram
     private let securityEvents: [String: Counter]
@@ -49,7 +50,8 @@ final class EdgeMetrics: Sendable {
             applied[kind] = registry.makeCounter(descriptor: Self.describe("edge_invalidations_applied_total", "Purge selectors applied, by kind"), labels: [("kind", kind)])
         }
         invalidations = applied
-        registry.makeGauge(descriptor: Self.describe("edge_invalidation_lag_seconds", "Seconds since the invalidation feed was last heard (0 standalone)")).set(to: 0)
+        invalidationLag = registry.makeGauge(descriptor: Self.describe("edge_invalidation_lag_seconds", "Seconds since the invalidation feed was last heard (0 standalone)"))
+        invalidationLag.set(to: 0)
         configVersion = registry.makeGauge(descriptor: Self.describe("edge_config_version", "Version of the applied config bundle (0 standalone)"))
         configVersion.set(to: 0)
         registry.makeGauge(descriptor: Self.describe("edge_tier_up", "1 when the cache tier is usable"), labels: [("tier", "memory")]).set(to: 1)
@@ -78,6 +80,7 @@ final class EdgeMetrics: Sendable {
     }
 
     func setConfigVersion(_ version: Int) { configVersion.set(to: Double(version)) }
+    func setInvalidationLag(_ seconds: Double) { invalidationLag.set(to: seconds) }
 
     func recordRequest(tenant: String?, status: String, elapsedNanoseconds: Int64) {
         if let tenant { requests.withLock { $0[tenant]?[status] }?.increment() } else { unknownTenantRequests.increment() }

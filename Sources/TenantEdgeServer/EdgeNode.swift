@@ -13,6 +13,8 @@ public final class EdgeNode: Sendable {
     let runtime: EdgeRuntime
     private let traffic: HTTPListener
     private let admin: HTTPListener
+    /// Follows the origin's invalidation log, when `origin` is configured.
+    let feed: InvalidationFeed?
 
     /// The bound tenant-traffic port (the config may ask for 0 in tests).
     public var trafficPort: Int { traffic.port }
@@ -23,9 +25,11 @@ public final class EdgeNode: Sendable {
                              clock: any CacheClock = SystemCacheClock()) async throws -> EdgeNode {
         let runtime = try EdgeRuntime(config: config, group: group, registry: registry, logger: logger, clock: clock)
         let bundles: ConfigBundleGate
+        let feed: InvalidationFeed?
         do {
             bundles = try ConfigBundleGate(runtime: runtime)
             try bundles.loadPersisted()
+            feed = try config.origin.map { origin throws(EdgeError) in try InvalidationFeed(runtime: runtime, origin: origin) }
         } catch {
             await runtime.shutdown()
             throw error
@@ -52,7 +56,8 @@ public final class EdgeNode: Sendable {
             await runtime.shutdown()
             throw EdgeError(.io, "listen.admin: cannot bind \(config.listen.admin)", cause: error)
         }
-        let node = EdgeNode(runtime: runtime, traffic: traffic, admin: admin)
+        let node = EdgeNode(runtime: runtime, traffic: traffic, admin: admin, feed: feed)
+        feed?.start()
         readiness.set(true)
         logger.info("edge node ready", metadata: [
             "node": "\(config.node.id)", "region": "\(config.node.region)",
@@ -62,10 +67,11 @@ public final class EdgeNode: Sendable {
         return node
     }
 
-    private init(runtime: EdgeRuntime, traffic: HTTPListener, admin: HTTPListener) {
+    private init(runtime: EdgeRuntime, traffic: HTTPListener, admin: HTTPListener, feed: InvalidationFeed?) {
         self.runtime = runtime
         self.traffic = traffic
         self.admin = admin
+        self.feed = feed
     }
 
     /// Graceful stop: no new connections, in-flight responses finish, then everything closes.
@@ -84,6 +90,7 @@ public final class EdgeNode: Sendable {
         }
         try? await traffic.channel.close()
         try? await admin.channel.close()
+        await feed?.stop()
         await runtime.shutdown()
     }
 }

@@ -21,7 +21,7 @@ final class EdgeRuntime: Sendable {
     let config: EdgeConfig
     private let current: Mutex<TenantTable>  // swapped whole by `install`
     private let masterKey: [UInt8]?
-    private let eventLoop: any EventLoop
+    let eventLoop: any EventLoop
     let clock: any CacheClock
     let upstream: UpstreamClient
     let metrics: EdgeMetrics
@@ -33,6 +33,9 @@ final class EdgeRuntime: Sendable {
     /// In-flight upstream fetches by key; protects the waiters of each collapsed miss.
     let collapser = Mutex(RequestCollapser<CollapseKey, EventLoopPromise<FetchOutcome>>())
     let securityEventCount = Atomic<Int>(0)
+    /// The invalidation feed's cursor, and when the origin last answered it (ms since the epoch).
+    let invalidationCursor = Atomic<Int>(0)
+    let invalidationHeardMs = Atomic<Int>(0)
 
     init(config: EdgeConfig, group: any EventLoopGroup, registry: PrometheusCollectorRegistry, logger: Logger,
          clock: any CacheClock = SystemCacheClock()) throws(EdgeError) {
@@ -96,6 +99,21 @@ final class EdgeRuntime: Sendable {
             try? await Task.sleep(for: .seconds(1))  // let in-flight calls and the generation drops finish
             for tier in unusedTiers { await tier.shutdown() }
         }
+    }
+
+    /// Seconds since the invalidation feed last heard from the origin; nil standalone.
+    func invalidationLag(now: Double) -> Double? {
+        guard config.origin != nil else { return nil }
+        return max(0, now - Double(invalidationHeardMs.load(ordering: .relaxed)) / 1000)
+    }
+
+    /// Bounded staleness (interface section 5): when the feed has been silent for longer than
+    /// `max_invalidation_lag_s`, entries older than that are revalidated before they are served.
+    /// Nil while the feed is healthy (or standalone): no limit.
+    func stalenessLimit(now: Double) -> Double? {
+        guard let origin = config.origin else { return nil }
+        let limit = Double(origin.maxInvalidationLagSeconds)
+        return now - Double(invalidationHeardMs.load(ordering: .relaxed)) / 1000 > limit ? limit : nil
     }
 
     /// Stops what a prepared tenant set started but the running one does not use (it was not applied).

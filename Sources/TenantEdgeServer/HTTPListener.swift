@@ -2,6 +2,7 @@ import NIOCore
 import NIOExtras
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import TenantEdgeCore
 
 /// A bound HTTP/1.1 listener serving one responder on the lean pipeline, drainable through NIO's
@@ -13,8 +14,9 @@ final class HTTPListener: Sendable {
     /// The port actually bound (useful when the config asks for port 0).
     var port: Int { channel.localAddress?.port ?? 0 }
 
-    static func bind(address: HostPort, group: any EventLoopGroup, responder: any HTTPResponder, limits: EdgeConfig.Limits)
-        async throws -> HTTPListener
+    /// `tls`: serve HTTPS with this context (the origin); nil for plain HTTP (the node's listeners).
+    static func bind(address: HostPort, group: any EventLoopGroup, responder: any HTTPResponder, limits: EdgeConfig.Limits,
+                     tls: NIOSSLContext? = nil) async throws -> HTTPListener
     {
         let quiesce = ServerQuiescingHelper(group: group)
         let channel = try await ServerBootstrap(group: group)
@@ -30,6 +32,7 @@ final class HTTPListener: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
+                    if let tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls)) }
                     // No HTTPResponseEncoder: HTTPConnectionHandler writes response heads itself (HTTPResponseHeadWriter).
                     try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
                     try pipeline.addHandler(HTTPConnectionHandler(

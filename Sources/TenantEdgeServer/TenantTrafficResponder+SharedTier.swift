@@ -57,6 +57,7 @@ extension TenantTrafficResponder {
                                    cache: TenantCache) -> FetchOutcome? {
         let now = runtime.clock.now()
         guard case .fresh(let remaining) = entry.freshness(at: now) else { return nil }
+        if let limit = runtime.stalenessLimit(now: now), entry.age(at: now) > limit { return nil }  // feed silent: fetch anew
         guard let plaintext = try? cache.cipher.open(entry.sealed, aad: cache.aad(storageKey)),
               let record = ResponseRecord(decoding: plaintext) else {
             runtime.securityEvent("decrypt_failed", tenant: cache.tenant.id, detail: "L2 value failed to open; fetched anew")

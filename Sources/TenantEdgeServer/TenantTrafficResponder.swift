@@ -77,7 +77,11 @@ struct TenantTrafficResponder: HTTPResponder {
         let now = runtime.clock.now()
         var stale: StaleEntry? = nil
         if let (storageKey, entry) = cache.lookup(target: target, requestHeaders: request.head.headers.fields) {
-            switch entry.freshness(at: now) {
+            var freshness = entry.freshness(at: now)
+            if let limit = runtime.stalenessLimit(now: now), entry.age(at: now) > limit, freshness != .expired {
+                freshness = .stale(servableOnError: false)  // the feed is silent: revalidate before serving
+            }
+            switch freshness {
             case .fresh(let remaining):
                 if let hit = respondFromEntry(entry, storageKey: storageKey, cache: cache, request: request, now: now,
                                               status: .hit(ttl: Int(remaining.rounded(.up)))) {

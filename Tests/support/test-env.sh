@@ -49,6 +49,8 @@ export TE_TEST_REDIS_PORT=$redis_port
 export TE_TEST_HTTPS_URL=https://127.0.0.1:$https_port/hello.txt
 export TE_TEST_CA_FILE=$run/tls/ca.pem
 export TE_TEST_OTHER_CA_FILE=$run/tls/other-ca.pem
+export TE_TEST_SERVER_CERT=$run/tls/server.pem
+export TE_TEST_SERVER_KEY=$run/tls/server.key
 export TE_TEST_MMDB=$run/test-city.mmdb
 export TE_SHARED_GEOIP=$shared_geoip
 ENV

@@ -1,0 +1,131 @@
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+import TenantEdgeCore
+import TenantEdgeNative
+
+/// The node's side of the invalidation feed (interface section 5): a thread of its own long-polls
+/// `GET /v1/invalidations?after=<cursor>&wait=<poll_wait_s>` through libcurl (peer verified against
+/// `origin.ca_file`, never switched off), applies the events in order to L1 and L2, and persists the
+/// cursor after each batch, so a restart resumes where it stopped and misses nothing. `410` makes
+/// it purge every tenant whole and resume from the origin's head. Failures back off with jitter
+/// (0.2 s doubling to 5 s). The time since the origin last answered is the invalidation lag.
+final class InvalidationFeed: Sendable {
+    private let runtime: EdgeRuntime
+    private let origin: EdgeConfig.Origin
+    private let token: String  // never logged
+    let cursorPath: String
+    private let state: Mutex<(cursor: Int, stopped: Bool, failures: Int)>
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(runtime: EdgeRuntime, origin: EdgeConfig.Origin) throws(EdgeError) {
+        self.runtime = runtime
+        self.origin = origin
+        guard let path = origin.tokenFile, let data = FileManager.default.contents(atPath: path) else {
+            throw EdgeError(.invalidConfig, "origin.token_file: cannot read the node token")
+        }
+        token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw EdgeError(.invalidConfig, "origin.token_file: the file is empty") }
+        cursorPath = runtime.config.stateDir + "/feed.cursor"
+        let saved = FileManager.default.contents(atPath: cursorPath).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
+        state = Mutex((saved, false, 0))
+        runtime.invalidationCursor.store(saved, ordering: .relaxed)
+        heard()  // start-up counts as heard: the lag counts from here
+    }
+
+    var cursor: Int { state.withLock { $0.cursor } }
+    var failures: Int { state.withLock { $0.failures } }
+
+    func start() {
+        let thread = Thread { [self] in
+            run()
+            finished.signal()
+        }
+        thread.name = "invalidation-feed"
+        thread.start()
+    }
+
+    /// Ends the long poll in flight and waits for the feed thread to finish.
+    func stop() async {
+        state.withLock { $0.stopped = true }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                self.finished.wait()
+                continuation.resume()
+            }
+        }
+    }
+
+    private var stopped: Bool { state.withLock { $0.stopped } }
+
+    private func run() {
+        guard let client = try? CurlClient() else { return runtime.logger.error("invalidation feed: libcurl unavailable") }
+        var backoff = 0.2
+        while !stopped {
+            let after = cursor
+            let url = "\(origin.url)/v1/invalidations?after=\(after)&wait=\(origin.pollWaitSeconds)"
+            do {
+                let response = try client.get(url, caFile: origin.caFile, headers: ["Authorization: Bearer \(token)"],
+                                              timeoutMs: (origin.pollWaitSeconds + 5) * 1000, shouldAbort: { [self] in stopped })
+                try handle(status: response.status, body: response.body, after: after)
+                backoff = 0.2
+                state.withLock { $0.failures = 0 }
+            } catch {
+                if stopped { return }
+                let streak = state.withLock { $0.failures += 1; return $0.failures }
+                if streak == 1 || streak % 20 == 0 {
+                    runtime.logger.warning("invalidation feed failed; retrying", metadata: ["error": "\(error.message)", "failures": "\(streak)"])
+                }
+                Thread.sleep(forTimeInterval: backoff * Double.random(in: 0.5...1.0))
+                backoff = min(backoff * 2, 5)
+            }
+        }
+    }
+
+    private func handle(status: Int, body: [UInt8], after: Int) throws(EdgeError) {
+        let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
+        switch status {
+        case 200:
+            guard let object, let head = object["head"] as? Int, let list = object["events"] as? [Any] else {
+                throw EdgeError(.transferFailure, "feed answer is not {head, events}")
+            }
+            var events: [InvalidationEvent] = []
+            for item in list { events.append(try InvalidationEvent(jsonObject: item)) }
+            guard events.first.map({ $0.seq == after + 1 }) ?? (head >= after) else {
+                throw EdgeError(.transferFailure, "feed answer skips events after \(after)")
+            }
+            heard()
+            guard !events.isEmpty else { return }
+            for event in events { apply(event) }
+            try persist(cursor: events.last!.seq)
+        case 410:
+            guard let object, let head = object["head"] as? Int else { throw EdgeError(.transferFailure, "410 without a head") }
+            heard()
+            runtime.logger.warning("invalidation cursor expired at the origin; purging every tenant", metadata: ["cursor": "\(after)", "head": "\(head)"])
+            for tenant in runtime.table.tenants { apply(InvalidationEvent(seq: head, purge: PurgeRequest(tenant: tenant.id, all: true), publishedAt: "")) }
+            try persist(cursor: head)
+        default:
+            throw EdgeError(.transferFailure, "feed answered \(status)")
+        }
+    }
+
+    /// Applies one event to L1 and L2 and waits for it (this is the feed's own thread, not an event loop).
+    private func apply(_ event: InvalidationEvent) {
+        guard let cache = runtime.caches[event.purge.tenant] else { return }  // not a tenant of this node
+        let eventLoop = runtime.eventLoop
+        let removed = (try? runtime.purge(event.purge, cache: cache, on: eventLoop).wait()) ?? 0
+        runtime.audit.record("purge", actor: "origin:feed", tenant: event.purge.tenant, details: [
+            "seq": String(event.seq), "keys": String(event.purge.keys.count), "tags": String(event.purge.tags.count),
+            "prefixes": String(event.purge.prefixes.count), "all": String(event.purge.all), "purged": String(removed),
+        ])
+    }
+
+    private func heard() { runtime.invalidationHeardMs.store(Int(runtime.clock.now() * 1000), ordering: .relaxed) }
+
+    private func persist(cursor: Int) throws(EdgeError) {
+        try ConfigBundleGate.writeDurably(Array(String(cursor).utf8), to: cursorPath)
+        state.withLock { $0.cursor = cursor }
+        runtime.invalidationCursor.store(cursor, ordering: .relaxed)
+    }
+}

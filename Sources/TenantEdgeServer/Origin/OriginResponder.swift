@@ -1,0 +1,134 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import TenantEdgeCore
+import TenantEdgeNative
+
+/// The origin's HTTPS API (interface section 8): so far the invalidation log, `POST` for publishers
+/// and long-poll `GET` for nodes. Tokens are matched by SHA-256 in constant time and never logged.
+struct OriginResponder: HTTPResponder {
+    let config: OriginConfig
+    let log: InvalidationLog
+    /// Most events one feed answer carries; the node asks again at once for the rest.
+    static let batchLimit = 1000
+    /// Longest long poll the origin holds.
+    static let maxWaitSeconds = 60
+
+    func decorate(_ headers: inout HTTPHeaders) {
+        headers.replaceOrAdd(name: "cache-control", value: "no-store")
+    }
+
+    func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
+        let parts = request.head.uri.split(separator: "?", maxSplits: 1)
+        let path = parts.first.map(String.init) ?? "/"
+        let query = Self.query(parts.count > 1 ? String(parts[1]) : "")
+        switch (request.head.method, path) {
+        case (.GET, "/healthz"):
+            return .now(.json(.ok, #"{"status":"ok"}"#))
+        case (.POST, "/v1/invalidations"):
+            return publish(request, on: eventLoop)
+        case (.GET, "/v1/invalidations"):
+            guard nodeRegion(request) != nil else { return .now(unauthorized(request, "a node token is required")) }
+            guard let after = Int(query["after"] ?? "0"), after >= 0, let wait = Int(query["wait"] ?? "0"), wait >= 0 else {
+                return .now(.jsonError(.badRequest, code: "bad_request", detail: "after and wait must be whole numbers"))
+            }
+            return .later(feed(after: after, wait: min(wait, Self.maxWaitSeconds), on: eventLoop))
+        case (_, "/healthz"), (_, "/v1/invalidations"):
+            return .now(.jsonError(.methodNotAllowed, code: "method_not_allowed"))
+        default:
+            return .now(.jsonError(.notFound, code: "not_found"))
+        }
+    }
+
+    /// Answers what follows `after` at once when there is any, else when something is published or
+    /// `wait` seconds pass.
+    private func feed(after: Int, wait: Int, on eventLoop: any EventLoop) -> EventLoopFuture<EdgeResponse> {
+        let waited: EventLoopFuture<Void>
+        if wait > 0, case .events(let events, _) = log.read(after: after, limit: 1), events.isEmpty {
+            waited = log.wait(after: after, seconds: wait, on: eventLoop)
+        } else {
+            waited = eventLoop.makeSucceededFuture(())
+        }
+        return waited.map {
+            switch log.read(after: after, limit: Self.batchLimit) {
+            case .expired(let head):
+                return EdgeResponse.json(.gone, #"{"error":"cursor_expired","head":\#(head)}"#)
+            case .events(let events, let head):
+                let body: [String: Any] = ["head": head, "events": events.map(\.jsonObject)]
+                let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+                return EdgeResponse.json(.ok, String(decoding: data, as: UTF8.self))
+            }
+        }
+    }
+
+    private func publish(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
+        let body = request.body.map { Array($0.readableBytesView) } ?? []
+        let purge: PurgeRequest
+        do { purge = try PurgeRequest(json: body) } catch {
+            guard mayPublish(request, tenant: nil) else { return .now(unauthorized(request, "a publisher token is required")) }
+            return .now(.jsonError(.badRequest, code: "bad_request", detail: error.message))
+        }
+        guard mayPublish(request, tenant: purge.tenant) else {
+            return .now(unauthorized(request, "this token may not publish for '\(purge.tenant)'"))
+        }
+        let log = self.log
+        return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
+            do {
+                let event = try log.append(purge)
+                return .json(.ok, #"{"seq":\#(event.seq)}"#)
+            } catch {
+                return .jsonError(.serviceUnavailable, code: "log_unavailable", detail: "the invalidation could not be made durable")
+            }
+        })
+    }
+
+    // MARK: tokens
+
+    private func digest(_ request: EdgeRequest) -> [UInt8]? {
+        guard let value = request.head.headers.first(name: "authorization") else { return nil }
+        let parts = value.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return OpenSSL.sha256(Array(parts[1].trimmingSpaces().utf8))
+    }
+
+    private func isAdmin(_ digest: [UInt8]) -> Bool {
+        var found = false
+        for admin in config.tokens.admin where AdminTokens.constantTimeEquals(admin, digest) { found = true }  // no early exit
+        return found
+    }
+
+    /// Admin tokens may publish for every tenant; publisher tokens for their tenants.
+    private func mayPublish(_ request: EdgeRequest, tenant: String?) -> Bool {
+        guard let digest = digest(request) else { return false }
+        if isAdmin(digest) { return true }
+        var allowed = false
+        for publisher in config.tokens.publishers where AdminTokens.constantTimeEquals(publisher.sha256, digest) {
+            allowed = tenant.map { publisher.tenants.contains("*") || publisher.tenants.contains($0) } ?? true
+        }
+        return allowed
+    }
+
+    /// The region a node token is bound to.
+    private func nodeRegion(_ request: EdgeRequest) -> String? {
+        guard let digest = digest(request) else { return nil }
+        var region: String? = nil
+        for node in config.tokens.nodes where AdminTokens.constantTimeEquals(node.sha256, digest) { region = node.region }
+        return region
+    }
+
+    private func unauthorized(_ request: EdgeRequest, _ detail: String) -> EdgeResponse {
+        digest(request) == nil
+            ? .jsonError(.unauthorized, code: "unauthorized", detail: detail)
+            : .jsonError(.forbidden, code: "forbidden", detail: detail)
+    }
+
+    static func query(_ text: String) -> [String: String] {
+        var fields: [String: String] = [:]
+        for pair in text.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            fields[String(parts[0])] = parts.count > 1 ? String(parts[1]).removingPercentEncoding ?? String(parts[1]) : ""
+        }
+        return fields
+    }
+}

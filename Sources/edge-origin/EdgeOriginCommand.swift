@@ -1,0 +1,43 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import TenantEdgeCore
+import TenantEdgeServer
+
+/// `edge-origin`: the reference control plane. Parses arguments, bootstraps logging, runs.
+@main
+struct EdgeOriginCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "edge-origin", abstract: "TenantEdge central origin: invalidation log and config over HTTPS.",
+        subcommands: [Run.self])
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Run the origin until SIGTERM or SIGINT.")
+        @Option(name: .long, help: "Path of the origin's YAML config.")
+        var config: String
+
+        func run() async throws {
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = .info
+                return handler
+            }
+            let logger = Logger(label: "tenantedge.origin")
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+            let origin: OriginServer
+            do {
+                origin = try await OriginServer.start(config: try OriginConfigReader.load(path: config), group: group, logger: logger)
+            } catch let error as EdgeError {
+                FileHandle.standardError.write(Data((error.message + "\n").utf8))
+                try? await group.shutdownGracefully()
+                throw ExitCode(2)
+            }
+            await SignalWaiter.waitForTermination()
+            await origin.stop()
+            try? await group.shutdownGracefully()
+            logger.info("stopped")
+        }
+    }
+}

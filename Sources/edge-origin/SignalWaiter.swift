@@ -1,0 +1,39 @@
+import Dispatch
+import Foundation
+
+/// Waits for SIGTERM or SIGINT through Dispatch signal sources (the default handlers are ignored
+/// first, so the process drains instead of dying).
+enum SignalWaiter {
+    static func waitForTermination() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let queue = DispatchQueue(label: "tenantedge.signals")
+            let once = OnceFlag()
+            var sources: [any DispatchSourceSignal] = []
+            for number in [SIGTERM, SIGINT] {
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+                source.setEventHandler {
+                    if once.claim() { continuation.resume() }
+                }
+                source.resume()
+                sources.append(source)
+            }
+            SourceKeeper.keep(sources)
+        }
+    }
+}
+
+/// Keeps the signal sources alive for the life of the process.
+private enum SourceKeeper {
+    nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []  // written once, on the main task
+    static func keep(_ value: [any DispatchSourceSignal]) { sources = value }
+}
+
+private final class OnceFlag: @unchecked Sendable {  // guarded by the serial signal queue
+    private var claimed = false
+    func claim() -> Bool {
+        if claimed { return false }
+        claimed = true
+        return true
+    }
+}

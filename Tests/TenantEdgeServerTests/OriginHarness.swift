@@ -1,0 +1,91 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+@testable import TenantEdgeCore
+import TenantEdgeNative
+import Testing
+@testable import TenantEdgeServer
+
+/// A real `edge-origin` over HTTPS (certificate from the CA `make test` made), its tokens, and a
+/// client that trusts that CA, for publishing.
+struct OriginHarness {
+    static let publisherToken = "publisher-token-test"
+    static let nodeToken = "node-token-eu-west"
+    let server: OriginServer
+    let stateDir: String
+    let client: HTTPClient
+    var url: String { "https://127.0.0.1:\(server.port)" }
+
+    /// A value `make test` exports; missing is a failure, never a skip.
+    static func environment(_ name: String) throws -> String {
+        let value = ProcessInfo.processInfo.environment[name] ?? ""
+        try #require(!value.isEmpty, "\(name) is not set: run the suite with `make test`")
+        return value
+    }
+
+    static func config(stateDir: String, retention: Int = 1000) throws -> OriginConfig {
+        var config = OriginConfig()
+        config.listen = "127.0.0.1:0"
+        config.certFile = try OriginHarness.environment("TE_TEST_SERVER_CERT")
+        config.keyFile = try OriginHarness.environment("TE_TEST_SERVER_KEY")
+        config.stateDir = stateDir
+        config.logRetentionEvents = retention
+        config.regions = [.init(region: RegionConfig(name: "eu-west", lat: 53.3, lon: -6.3, publicURL: "https://eu-west.test"))]
+        config.tokens.publishers = [(OpenSSL.sha256(Array(publisherToken.utf8)), ["*"])]
+        config.tokens.nodes = [(OpenSSL.sha256(Array(nodeToken.utf8)), "eu-west")]
+        return config
+    }
+
+    /// `port`: listen there (an origin restarted where its nodes expect it); 0 picks a free one.
+    static func start(stateDir: String? = nil, retention: Int = 1000, port: Int = 0) async throws -> OriginHarness {
+        let directory = stateDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("te-origin-\(UUID().uuidString)").path
+        var logger = Logger(label: "test-origin")
+        logger.logLevel = .critical
+        var settings = try config(stateDir: directory, retention: retention)
+        settings.listen = "127.0.0.1:\(port)"
+        let server = try await OriginServer.start(config: settings,
+                                                  group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .file(try OriginHarness.environment("TE_TEST_CA_FILE"))
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
+        return OriginHarness(server: server, stateDir: directory, client: client)
+    }
+
+    /// Publishes a purge; the origin's `seq`.
+    @discardableResult
+    func publish(_ body: String, token: String = OriginHarness.publisherToken) async throws -> (status: Int, body: String) {
+        var request = HTTPClientRequest(url: url + "/v1/invalidations")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        request.body = .bytes(ByteBuffer(string: body))
+        let response = try await client.execute(request, timeout: .seconds(10))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        return (Int(response.status.code), String(buffer: bytes))
+    }
+
+    func stop() async {
+        await server.stop()
+        try? await client.shutdown()
+    }
+
+    /// Node settings that follow this origin: token file in `directory`, CA `caFile`.
+    func follow(_ config: inout EdgeConfig, directory: String, caFile: String? = nil, pollWait: Int = 2) {
+        let tokenFile = directory + "/node.token"
+        FileManager.default.createFile(atPath: tokenFile, contents: Data(Self.nodeToken.utf8))
+        var origin = EdgeConfig.Origin(url: url)
+        origin.caFile = caFile ?? ProcessInfo.processInfo.environment["TE_TEST_CA_FILE"]
+        origin.tokenFile = tokenFile
+        origin.pollWaitSeconds = pollWait
+        config.origin = origin
+    }
+}
+
+/// A fresh temporary directory.
+func temporaryDirectory(_ prefix: String) throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
