@@ -90,7 +90,17 @@ let package = Package(
         ),
 
         // Benchmarks only (`make bench`): not part of the product.
-        .executableTarget(name: "edge-bench", dependencies: ["TenantEdgeNative", "TenantEdgeCore", .product(name: "NIOPosix", package: "swift-nio")], swiftSettings: strict),
+        .executableTarget(
+            name: "edge-bench",
+            dependencies: [
+                "TenantEdgeNative", "TenantEdgeCore", "TenantEdgeServer",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
 
         .testTarget(name: "TenantEdgeCoreTests", dependencies: ["TenantEdgeCore"], swiftSettings: strict),
         .testTarget(

@@ -76,3 +76,10 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 mkdir -p bench/results
 python3 bench/report.py "$results" "$ROUNDS" "$DURATION" "$KEYS" "$pipeline" "$engines" | tee bench/results/latest.md
+# Invalidation propagation: a real origin over HTTPS (certificates made now) and two nodes.
+(cd "$dir" && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=Bench CA" -keyout ca.key -out ca.pem 2>/dev/null \
+  && openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout origin.key -out origin.csr 2>/dev/null \
+  && printf 'subjectAltName=IP:127.0.0.1\n' > ext.cnf \
+  && openssl x509 -req -in origin.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile ext.cnf -out origin.pem 2>/dev/null)
+"$bindir/edge-bench" feed-propagation "$dir/origin.pem" "$dir/origin.key" "$dir/ca.pem" "${FEED_EVENTS:-1000}" 2>/dev/null \
+  | tee -a bench/results/latest.md

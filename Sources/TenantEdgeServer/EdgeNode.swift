@@ -19,6 +19,8 @@ public final class EdgeNode: Sendable {
     /// The bound tenant-traffic port (the config may ask for 0 in tests).
     public var trafficPort: Int { traffic.port }
     public var adminPort: Int { admin.port }
+    /// The last invalidation applied from the origin's feed (0 standalone).
+    public var invalidationCursor: Int { runtime.invalidationCursor.load(ordering: .relaxed) }
 
     public static func start(config: EdgeConfig, group: any EventLoopGroup, logger: Logger,
                              registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),

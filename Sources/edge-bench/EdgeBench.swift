@@ -3,11 +3,12 @@ import Foundation
 /// `edge-bench`: measurements that `make bench` runs beside the HTTP comparison.
 @main
 enum EdgeBench {
-    static func main() throws {
+    static func main() async throws {
         let arguments = CommandLine.arguments
         switch arguments.count > 1 ? arguments[1] : "" {
         case "redis-pipeline": try RedisPipelineBench.run(arguments)
         case "redis-engines": try RedisEnginesBench.run(arguments)
+        case "feed-propagation": try await FeedPropagationBench.run(arguments)
         default: usage()
         }
     }
@@ -16,6 +17,7 @@ enum EdgeBench {
         FileHandle.standardError.write(Data("""
             usage: edge-bench redis-pipeline PORT [KEYS] [ROUNDS] [SIZE]
                    edge-bench redis-engines PORT [SECONDS] [CONCURRENCY] [ROUNDS]
+                   edge-bench feed-propagation CERT KEY CA [EVENTS]
 
             """.utf8))
         exit(2)

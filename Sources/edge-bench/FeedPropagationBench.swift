@@ -1,0 +1,124 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import TenantEdgeCore
+import TenantEdgeNative
+import TenantEdgeServer
+
+/// `edge-bench feed-propagation CERT KEY CA [EVENTS]`: a real origin (HTTPS) and two edge nodes
+/// following its feed, in one process on loopback. Publishes EVENTS purges one at a time and
+/// times each from the publish request until each node has applied it (publish includes the
+/// origin's fsync; applying includes the node's purge and its cursor fsync). Then publishes EVENTS
+/// more from 8 concurrent publishers and times until both nodes reach the head: events applied per
+/// second at saturation. Prints a Markdown section.
+enum FeedPropagationBench {
+    static func run(_ arguments: [String]) async throws {
+        guard arguments.count >= 5 else { EdgeBench.usage() }
+        let (cert, key, ca) = (arguments[2], arguments[3], arguments[4])
+        let events = arguments.count > 5 ? Int(arguments[5]) ?? 1000 : 1000
+        var logger = Logger(label: "bench")
+        logger.logLevel = .error
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("te-feed-bench-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: work) }
+
+        var originConfig = OriginConfig()
+        originConfig.listen = "127.0.0.1:0"
+        (originConfig.certFile, originConfig.keyFile) = (cert, key)
+        originConfig.stateDir = work + "/origin"
+        originConfig.regions = [.init(region: RegionConfig(name: "eu-west", lat: 53.3, lon: -6.3, publicURL: "https://eu-west.test"))]
+        originConfig.tokens.publishers = [(OpenSSL.sha256(Array("pub".utf8)), ["*"])]
+        originConfig.tokens.nodes = [(OpenSSL.sha256(Array("node".utf8)), "eu-west")]
+        let origin = try await OriginServer.start(config: originConfig, group: group, logger: logger)
+        let originURL = "https://127.0.0.1:\(origin.port)"
+
+        try Data("node".utf8).write(to: URL(fileURLWithPath: work + "/node.token"))
+        try Data(try OpenSSL.randomBytes(32)).write(to: URL(fileURLWithPath: work + "/master.key"))
+        var nodes: [EdgeNode] = []
+        for name in ["a", "b"] {
+            var config = EdgeConfig()
+            config.node = .init(id: "bench-\(name)", region: "eu-west")
+            config.listen = .init(http: "127.0.0.1:0", admin: "127.0.0.1:0")
+            config.stateDir = work + "/node-\(name)"
+            config.security.masterKeyFile = work + "/master.key"
+            config.tenants = [TenantConfig(id: "acme", hosts: ["api.acme.test"], upstream: "http://127.0.0.1:1")]
+            var follow = EdgeConfig.Origin(url: originURL)
+            (follow.caFile, follow.tokenFile) = (ca, work + "/node.token")
+            config.origin = follow
+            nodes.append(try await EdgeNode.start(config: config, group: group, logger: logger))
+        }
+
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .file(ca)
+        let client = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: .init(tlsConfiguration: tls))
+        @Sendable func publish(_ index: Int) async throws -> Int {
+            var request = HTTPClientRequest(url: originURL + "/v1/invalidations")
+            request.method = .POST
+            request.headers.add(name: "Authorization", value: "Bearer pub")
+            request.body = .bytes(ByteBuffer(string: #"{"tenant":"acme","keys":["/item/\#(index)"]}"#))
+            let response = try await client.execute(request, timeout: .seconds(10))
+            let body = String(buffer: try await response.body.collect(upTo: 1024))
+            guard response.status == .ok, let seq = Int(body.filter(\.isNumber)) else { throw EdgeError(.transferFailure, "publish: \(body)") }
+            return seq
+        }
+
+        // One at a time: latency from publish to applied, per node.
+        var latencies: [Double] = []
+        var publishTimes: [Double] = []
+        for index in 0..<events {
+            let started = ContinuousClock.now
+            let seq = try await publish(index)
+            publishTimes.append(milliseconds(ContinuousClock.now - started))
+            var pending = Set(nodes.indices)
+            while !pending.isEmpty {
+                for node in pending where nodes[node].invalidationCursor >= seq {
+                    latencies.append(milliseconds(ContinuousClock.now - started))
+                    pending.remove(node)
+                }
+                if !pending.isEmpty { try await Task.sleep(for: .microseconds(100)) }
+            }
+        }
+        // Saturation: 8 publishers at once, until both nodes reach the head.
+        let started = ContinuousClock.now
+        let head = try await withThrowingTaskGroup(of: Int.self) { tasks in
+            for worker in 0..<8 {
+                tasks.addTask {
+                    var last = 0
+                    for index in stride(from: worker, to: events, by: 8) { last = max(last, try await publish(events + index)) }
+                    return last
+                }
+            }
+            return try await tasks.reduce(0) { max($0, $1) }
+        }
+        let published = ContinuousClock.now - started
+        while nodes.contains(where: { $0.invalidationCursor < head }) { try await Task.sleep(for: .microseconds(200)) }
+        let applied = ContinuousClock.now - started
+
+        latencies.sort()
+        publishTimes.sort()
+        func percentile(_ values: [Double], _ p: Double) -> Double { values[min(values.count - 1, Int(Double(values.count) * p))] }
+        print("## Invalidation propagation: origin → 2 nodes over HTTPS long-poll, loopback\n")
+        print("\(events) purges published one at a time; time from the publish request to applied on each node (\(latencies.count) samples):\n")
+        print("| | p50 ms | p99 ms | max ms |")
+        print("|---|---|---|---|")
+        print(String(format: "| publish → applied | %.2f | %.2f | %.2f |", percentile(latencies, 0.5), percentile(latencies, 0.99), latencies.last ?? 0))
+        print(String(format: "| publish answered (durable at the origin) | %.2f | %.2f | %.2f |", percentile(publishTimes, 0.5),
+                     percentile(publishTimes, 0.99), publishTimes.last ?? 0))
+        print(String(format: "\nSaturation (8 concurrent publishers, %d events): published at %.0f events/s, applied on both nodes at %.0f events/s.\n",
+                     events, Double(events) / seconds(published), Double(events) / seconds(applied)))
+
+        for node in nodes { await node.drain() }
+        await origin.stop()
+        try? await client.shutdown()
+        try? await group.shutdownGracefully()
+    }
+
+    static func milliseconds(_ duration: Duration) -> Double { seconds(duration) * 1000 }
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
