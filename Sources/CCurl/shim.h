@@ -17,6 +17,10 @@ static inline CURLcode te_curl_setopt_write_callback(CURL *_Nonnull handle,
         size_t (*_Nonnull callback)(char *_Nonnull, size_t, size_t, void *_Nullable)) {
     return curl_easy_setopt(handle, CURLOPT_WRITEFUNCTION, callback);
 }
+static inline CURLcode te_curl_setopt_header_callback(CURL *_Nonnull handle,
+        size_t (*_Nonnull callback)(char *_Nonnull, size_t, size_t, void *_Nullable)) {
+    return curl_easy_setopt(handle, CURLOPT_HEADERFUNCTION, callback);
+}
 static inline CURLcode te_curl_setopt_xferinfo_callback(CURL *_Nonnull handle,
         int (*_Nonnull callback)(void *_Nullable, curl_off_t, curl_off_t, curl_off_t, curl_off_t)) {
     return curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, callback);

@@ -12,11 +12,14 @@ public final class CurlClient {
     public struct Response: Sendable {
         public var status: Int
         public var body: [UInt8]
+        /// Response header fields, names lowercased (of the last response, after redirects).
+        public var headers: [String: String] = [:]
     }
 
-    /// Collects the body during one `curl_easy_perform`.
+    /// Collects the body and header lines during one `curl_easy_perform`.
     private final class BodySink {
         var bytes: [UInt8] = []
+        var headerLines: [String] = []
         let limit: Int
         init(limit: Int) { self.limit = limit }
     }
@@ -58,6 +61,14 @@ public final class CurlClient {
             return total
         }
 
+        let headerCallback: @convention(c) (UnsafeMutablePointer<CChar>, Int, Int, UnsafeMutableRawPointer?) -> Int = {
+            data, size, count, context in
+            let sink = Unmanaged<BodySink>.fromOpaque(context!).takeUnretainedValue()
+            let line = String(decoding: UnsafeRawBufferPointer(start: data, count: size * count), as: UTF8.self)
+            if line.hasPrefix("HTTP/") { sink.headerLines.removeAll() }  // a new response (after 100 or a redirect)
+            sink.headerLines.append(line)
+            return size * count
+        }
         let abort = shouldAbort.map(AbortBox.init)
         let progressCallback: @convention(c) (UnsafeMutableRawPointer?, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> Int32 = {
             context, _, _, _, _ in
@@ -74,6 +85,8 @@ public final class CurlClient {
                 ok = ok && te_curl_setopt_ptr(handle, CURLOPT_ERRORBUFFER, errors.baseAddress) == CURLE_OK
                 ok = ok && te_curl_setopt_write_callback(handle, writeCallback) == CURLE_OK
                 ok = ok && te_curl_setopt_ptr(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(sink).toOpaque()) == CURLE_OK
+                ok = ok && te_curl_setopt_header_callback(handle, headerCallback) == CURLE_OK
+                ok = ok && te_curl_setopt_ptr(handle, CURLOPT_HEADERDATA, Unmanaged.passUnretained(sink).toOpaque()) == CURLE_OK
                 if let headerList { ok = ok && te_curl_setopt_ptr(handle, CURLOPT_HTTPHEADER, headerList) == CURLE_OK }
                 if let caFile { ok = ok && te_curl_setopt_str(handle, CURLOPT_CAINFO, caFile) == CURLE_OK }
                 if let abort {
@@ -92,7 +105,12 @@ public final class CurlClient {
         }
         var status = 0
         _ = te_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        return Response(status: status, body: sink.bytes)
+        var fields: [String: String] = [:]
+        for line in sink.headerLines {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return Response(status: status, body: sink.bytes, headers: fields)
     }
 
     /// libcurl's error number for the last failure class the feed client cares about (peer verification).

@@ -45,6 +45,7 @@ final class ConfigBundleGate: Sendable {
             runtime.logger.info("config bundle applied", metadata: ["version": "\(version)"])
             return version
         } catch {
+            if error.status == 409 && actor == "origin:pull" { throw error }  // a pull of what already runs: not news
             runtime.audit.record("config_rejected", actor: actor, tenant: nil, details: ["reason": error.reason, "code": error.code])
             runtime.logger.warning("config bundle rejected", metadata: ["code": "\(error.code)", "reason": "\(error.reason)"])
             throw error

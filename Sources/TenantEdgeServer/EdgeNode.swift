@@ -31,7 +31,7 @@ public final class EdgeNode: Sendable {
         do {
             bundles = try ConfigBundleGate(runtime: runtime)
             try bundles.loadPersisted()
-            feed = try config.origin.map { origin throws(EdgeError) in try InvalidationFeed(runtime: runtime, origin: origin) }
+            feed = try config.origin.map { origin throws(EdgeError) in try InvalidationFeed(runtime: runtime, origin: origin, bundles: bundles) }
         } catch {
             await runtime.shutdown()
             throw error

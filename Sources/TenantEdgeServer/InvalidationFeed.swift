@@ -14,14 +14,16 @@ import TenantEdgeNative
 final class InvalidationFeed: Sendable {
     private let runtime: EdgeRuntime
     private let origin: EdgeConfig.Origin
+    private let bundles: ConfigBundleGate
     private let token: String  // never logged
     let cursorPath: String
     private let state: Mutex<(cursor: Int, stopped: Bool, failures: Int)>
     private let finished = DispatchSemaphore(value: 0)
 
-    init(runtime: EdgeRuntime, origin: EdgeConfig.Origin) throws(EdgeError) {
+    init(runtime: EdgeRuntime, origin: EdgeConfig.Origin, bundles: ConfigBundleGate) throws(EdgeError) {
         self.runtime = runtime
         self.origin = origin
+        self.bundles = bundles
         guard let path = origin.tokenFile, let data = FileManager.default.contents(atPath: path) else {
             throw EdgeError(.invalidConfig, "origin.token_file: cannot read the node token")
         }
@@ -62,7 +64,9 @@ final class InvalidationFeed: Sendable {
     private func run() {
         guard let client = try? CurlClient() else { return runtime.logger.error("invalidation feed: libcurl unavailable") }
         var backoff = 0.2
+        var reconnected = true  // pull the bundle first: a push may have been missed while the node was down
         while !stopped {
+            if reconnected { reconnected = !pullBundle(client) }
             let after = cursor
             let url = "\(origin.url)/v1/invalidations?after=\(after)&wait=\(origin.pollWaitSeconds)"
             do {
@@ -70,7 +74,7 @@ final class InvalidationFeed: Sendable {
                                               timeoutMs: (origin.pollWaitSeconds + 5) * 1000, shouldAbort: { [self] in stopped })
                 try handle(status: response.status, body: response.body, after: after)
                 backoff = 0.2
-                state.withLock { $0.failures = 0 }
+                if state.withLock({ let hadFailed = $0.failures > 0; $0.failures = 0; return hadFailed }) { reconnected = true }
             } catch {
                 if stopped { return }
                 let streak = state.withLock { $0.failures += 1; return $0.failures }
@@ -108,6 +112,25 @@ final class InvalidationFeed: Sendable {
         default:
             throw EdgeError(.transferFailure, "feed answered \(status)")
         }
+    }
+
+    /// Pulls this region's latest bundle and applies it if newer (a `409` means it already runs it).
+    /// True when the origin answered (whatever it answered), false to try again on the next round.
+    private func pullBundle(_ client: CurlClient) -> Bool {
+        let url = "\(origin.url)/v1/config/bundle?region=\(runtime.config.node.region)"
+        guard let response = try? client.get(url, caFile: origin.caFile, headers: ["Authorization: Bearer \(token)"],
+                                             timeoutMs: 5000, maxBodyBytes: EdgeConfig.Limits.maxBundleBytes,
+                                             shouldAbort: { [self] in stopped }) else { return false }
+        guard response.status == 200 else { return true }  // 404: nothing published yet
+        do {
+            let version = try bundles.apply(body: response.body, signatureHeader: response.headers["edge-signature"], actor: "origin:pull")
+            runtime.logger.info("pulled config bundle", metadata: ["version": "\(version)"])
+        } catch where error.status == 409 {
+            // Already running it (or newer).
+        } catch {
+            runtime.logger.warning("pulled bundle refused", metadata: ["reason": "\(error.reason)"])
+        }
+        return true
     }
 
     /// Applies one event to L1 and L2 and waits for it (this is the feed's own thread, not an event loop).

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import NIOSSL
 @testable import TenantEdgeCore
@@ -40,12 +41,14 @@ struct OriginHarness {
     }
 
     /// `port`: listen there (an origin restarted where its nodes expect it); 0 picks a free one.
-    static func start(stateDir: String? = nil, retention: Int = 1000, port: Int = 0) async throws -> OriginHarness {
+    static func start(stateDir: String? = nil, retention: Int = 1000, port: Int = 0,
+                      configure: (inout OriginConfig) -> Void = { _ in }) async throws -> OriginHarness {
         let directory = stateDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("te-origin-\(UUID().uuidString)").path
         var logger = Logger(label: "test-origin")
         logger.logLevel = .critical
         var settings = try config(stateDir: directory, retention: retention)
         settings.listen = "127.0.0.1:\(port)"
+        configure(&settings)
         let server = try await OriginServer.start(config: settings,
                                                   group: MultiThreadedEventLoopGroup.singleton, logger: logger)
         var tls = TLSConfiguration.makeClientConfiguration()
@@ -64,6 +67,17 @@ struct OriginHarness {
         let response = try await client.execute(request, timeout: .seconds(10))
         let bytes = try await response.body.collect(upTo: 1 << 20)
         return (Int(response.status.code), String(buffer: bytes))
+    }
+
+    /// Calls the origin with a token; status and body.
+    func call(_ method: HTTPMethod, _ path: String, token: String, body: String? = nil) async throws -> (status: Int, body: String, signature: String?) {
+        var request = HTTPClientRequest(url: url + path)
+        request.method = method
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        if let body { request.body = .bytes(ByteBuffer(string: body)) }
+        let response = try await client.execute(request, timeout: .seconds(20))
+        let bytes = try await response.body.collect(upTo: 8 << 20)
+        return (Int(response.status.code), String(buffer: bytes), response.headers.first(name: "edge-signature"))
     }
 
     func stop() async {

@@ -5,11 +5,14 @@ import NIOPosix
 import TenantEdgeCore
 import TenantEdgeNative
 
-/// The origin's HTTPS API (interface section 8): so far the invalidation log, `POST` for publishers
-/// and long-poll `GET` for nodes. Tokens are matched by SHA-256 in constant time and never logged.
+/// The origin's HTTPS API (interface section 8): the invalidation log (`POST` for publishers,
+/// long-poll `GET` for nodes), the tenant registry, publishing and pulling bundles. Tokens are
+/// matched by SHA-256 in constant time and never logged.
 struct OriginResponder: HTTPResponder {
     let config: OriginConfig
     let log: InvalidationLog
+    let registry: TenantRegistry
+    let pusher: BundlePusher
     /// Most events one feed answer carries; the node asks again at once for the rest.
     static let batchLimit = 1000
     /// Longest long poll the origin holds.
@@ -34,7 +37,13 @@ struct OriginResponder: HTTPResponder {
                 return .now(.jsonError(.badRequest, code: "bad_request", detail: "after and wait must be whole numbers"))
             }
             return .later(feed(after: after, wait: min(wait, Self.maxWaitSeconds), on: eventLoop))
-        case (_, "/healthz"), (_, "/v1/invalidations"):
+        case (.PUT, _) where path.hasPrefix("/v1/tenants/"), (.DELETE, _) where path.hasPrefix("/v1/tenants/"):
+            return tenants(request, id: String(path.dropFirst("/v1/tenants/".count)), on: eventLoop)
+        case (.POST, "/v1/config/publish"):
+            return publishConfig(request, on: eventLoop)
+        case (.GET, "/v1/config/bundle"):
+            return .now(pullBundle(request, region: query["region"]))
+        case (_, "/healthz"), (_, "/v1/invalidations"), (_, "/v1/config/publish"), (_, "/v1/config/bundle"):
             return .now(.jsonError(.methodNotAllowed, code: "method_not_allowed"))
         default:
             return .now(.jsonError(.notFound, code: "not_found"))
@@ -92,6 +101,8 @@ struct OriginResponder: HTTPResponder {
         return OpenSSL.sha256(Array(parts[1].trimmingSpaces().utf8))
     }
 
+    func isAdminRequest(_ request: EdgeRequest) -> Bool { digest(request).map(isAdmin) ?? false }
+
     private func isAdmin(_ digest: [UInt8]) -> Bool {
         var found = false
         for admin in config.tokens.admin where AdminTokens.constantTimeEquals(admin, digest) { found = true }  // no early exit
@@ -110,14 +121,14 @@ struct OriginResponder: HTTPResponder {
     }
 
     /// The region a node token is bound to.
-    private func nodeRegion(_ request: EdgeRequest) -> String? {
+    func nodeRegion(_ request: EdgeRequest) -> String? {
         guard let digest = digest(request) else { return nil }
         var region: String? = nil
         for node in config.tokens.nodes where AdminTokens.constantTimeEquals(node.sha256, digest) { region = node.region }
         return region
     }
 
-    private func unauthorized(_ request: EdgeRequest, _ detail: String) -> EdgeResponse {
+    func unauthorized(_ request: EdgeRequest, _ detail: String) -> EdgeResponse {
         digest(request) == nil
             ? .jsonError(.unauthorized, code: "unauthorized", detail: detail)
             : .jsonError(.forbidden, code: "forbidden", detail: detail)

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Logging
 import NIOCore
 import NIOPosix
@@ -24,25 +25,36 @@ public final class OriginServer: Sendable {
             throw EdgeError(.invalidConfig, "tls: cannot load the certificate or key (\(config.certFile), \(config.keyFile))")
         }
         let log = try InvalidationLog(stateDirectory: config.stateDir, retention: config.logRetentionEvents, clock: clock)
+        let registry = try TenantRegistry(config: config, clock: clock)
+        // Pushes fail fast on a node that is down (it pulls the bundle when it is back).
+        var pushConfiguration = HTTPClient.Configuration(timeout: .init(connect: .seconds(2), read: .seconds(10)))
+        pushConfiguration.connectionPool.retryConnectionEstablishment = false
+        let client = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: pushConfiguration)
         var limits = EdgeConfig.Limits()
         limits.maxRequestBodyBytes = EdgeConfig.Limits.maxBundleBytes
         let listener: HTTPListener
         do {
-            listener = try await HTTPListener.bind(address: address, group: group, responder: OriginResponder(config: config, log: log),
+            listener = try await HTTPListener.bind(address: address, group: group, responder: OriginResponder(config: config, log: log, registry: registry,
+                                                                                             pusher: BundlePusher(client: client)),
                                                    limits: limits, tls: tls)
         } catch {
+            try? await client.shutdown()
             throw EdgeError(.io, "listen: cannot bind \(config.listen)", cause: error)
         }
         logger.info("edge origin ready", metadata: ["https": "\(address.host):\(listener.port)", "head": "\(log.head)"])
-        return OriginServer(listener: listener, log: log)
+        return OriginServer(listener: listener, log: log, client: client)
     }
 
-    private init(listener: HTTPListener, log: InvalidationLog) {
+    private let client: HTTPClient
+
+    private init(listener: HTTPListener, log: InvalidationLog, client: HTTPClient) {
         self.listener = listener
         self.log = log
+        self.client = client
     }
 
     public func stop() async {
         try? await listener.drain()
+        try? await client.shutdown()
     }
 }

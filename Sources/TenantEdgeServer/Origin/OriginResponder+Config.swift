@@ -1,0 +1,66 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import TenantEdgeCore
+
+/// The origin's registry and bundle calls: tenants in and out, publish (build, sign, push), pull.
+extension OriginResponder {
+    func tenants(_ request: EdgeRequest, id: String, on eventLoop: any EventLoop) -> ResponderResult {
+        guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
+        guard !id.isEmpty, id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+            return .now(.jsonError(.badRequest, code: "bad_request", detail: "tenant id must be letters, digits, - or _"))
+        }
+        let (registry, log) = (self.registry, self.log)
+        let body = request.body.map { Array($0.readableBytesView) } ?? []
+        let method = request.head.method
+        return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
+            do throws(EdgeError) {
+                if method == .PUT {
+                    try registry.put(id: id, json: body)
+                    return .json(.ok, #"{"tenant":\#(JSONText.quote(id))}"#)
+                }
+                guard try registry.remove(id: id) else { return .jsonError(.notFound, code: "unknown_tenant") }
+                // Erasure: every node drops the tenant's data now; the next bundle drops the tenant.
+                let event = try log.append(PurgeRequest(tenant: id, all: true))
+                return .json(.ok, #"{"erased":\#(JSONText.quote(id)),"seq":\#(event.seq)}"#)
+            } catch {
+                return .jsonError(error.code == .badRequest ? .badRequest : .internalServerError, code: error.code.description, detail: error.message)
+            }
+        }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
+    }
+
+    func publishConfig(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
+        guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
+        let (registry, pusher, regions) = (self.registry, self.pusher, config.regions)
+        let promise = eventLoop.makePromise(of: EdgeResponse.self)
+        promise.completeWithTask {
+            let published: (version: Int, bundles: [String: (signature: String, body: [UInt8])])
+            do throws(EdgeError) { published = try registry.publish() } catch {
+                return .jsonError(.internalServerError, code: error.code.description, detail: error.message)
+            }
+            var pushed: [String: String] = [:]
+            for region in regions {
+                guard let bundle = published.bundles[region.region.name] else { continue }
+                pushed.merge(await pusher.push(signature: bundle.signature, body: bundle.body, to: region.nodes)) { $1 }
+            }
+            let outcomes = pushed.keys.sorted().map { "\(JSONText.quote($0)):\(JSONText.quote(pushed[$0]!))" }.joined(separator: ",")
+            return .json(.ok, #"{"version":\#(published.version),"pushed":{\#(outcomes)}}"#)
+        }
+        return .later(promise.futureResult)
+    }
+
+    func pullBundle(_ request: EdgeRequest, region: String?) -> EdgeResponse {
+        guard let allowed = nodeRegion(request) else { return unauthorized(request, "a node token is required") }
+        guard let region, region == allowed else {
+            return .jsonError(.forbidden, code: "forbidden", detail: "this node token is for region '\(allowed)'")
+        }
+        guard let bundle = registry.bundle(region: region) else {
+            return .jsonError(.notFound, code: "no_bundle", detail: "nothing published for '\(region)' yet")
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "edge-signature", value: bundle.signature)
+        return EdgeResponse(status: .ok, headers: headers, body: ByteBuffer(bytes: bundle.body))
+    }
+}
