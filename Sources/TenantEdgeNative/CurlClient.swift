@@ -45,7 +45,17 @@ public final class CurlClient {
     /// `shouldAbort` lets another thread end a long poll early (the transfer fails).
     public func get(_ url: String, caFile: String?, headers: [String] = [], timeoutMs: Int = 5000,
                     maxBodyBytes: Int = 16 << 20, shouldAbort: AbortCheck? = nil) throws(EdgeError) -> Response {
+        try request("GET", url, body: nil, caFile: caFile, headers: headers, timeoutMs: timeoutMs, maxBodyBytes: maxBodyBytes,
+                    shouldAbort: shouldAbort)
+    }
+
+    /// Any method, with an optional body (sent as is), verifying the server like `get`.
+    public func request(_ method: String, _ url: String, body: [UInt8]?, caFile: String?, headers: [String] = [],
+                        timeoutMs: Int = 5000, maxBodyBytes: Int = 16 << 20, shouldAbort: AbortCheck? = nil) throws(EdgeError) -> Response {
         curl_easy_reset(handle)
+        let hasBody = body != nil
+        var payload = (body?.isEmpty ?? true) ? [0] : body!  // never a NULL buffer: curl would read stdin instead
+        let payloadCount = body?.count ?? 0
         let sink = BodySink(limit: maxBodyBytes)
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
@@ -75,7 +85,7 @@ public final class CurlClient {
             Unmanaged<AbortBox>.fromOpaque(context!).takeUnretainedValue().check() ? 1 : 0
         }
         let code: CURLcode = withExtendedLifetime((sink, abort)) {
-            errorBuffer.withUnsafeMutableBufferPointer { errors in
+            errorBuffer.withUnsafeMutableBufferPointer { errors in payload.withUnsafeMutableBufferPointer { bytes in
                 var ok = te_curl_setopt_str(handle, CURLOPT_URL, url) == CURLE_OK
                 ok = ok && te_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1) == CURLE_OK
                 ok = ok && te_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1) == CURLE_OK
@@ -94,13 +104,18 @@ public final class CurlClient {
                     ok = ok && te_curl_setopt_xferinfo_callback(handle, progressCallback) == CURLE_OK
                     ok = ok && te_curl_setopt_ptr(handle, CURLOPT_XFERINFODATA, Unmanaged.passUnretained(abort).toOpaque()) == CURLE_OK
                 }
+                if method != "GET" { ok = ok && te_curl_setopt_str(handle, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK }
+                if hasBody {
+                    ok = ok && te_curl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, payloadCount) == CURLE_OK
+                    ok = ok && te_curl_setopt_ptr(handle, CURLOPT_POSTFIELDS, bytes.baseAddress) == CURLE_OK
+                }
                 guard ok else { return CURLE_FAILED_INIT }
                 return curl_easy_perform(handle)
-            }
+            } }
         }
         guard code == CURLE_OK else {
             let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            throw EdgeError(.transferFailure, "GET \(url) failed: curl error \(code.rawValue) "
+            throw EdgeError(.transferFailure, "\(method) \(url) failed: curl error \(code.rawValue) "
                 + (detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail))
         }
         var status = 0

@@ -5,7 +5,7 @@ import TenantEdgeNative
 
 extension EdgectlCommand {
     struct Config: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Config bundles.", subcommands: [Sign.self])
+        static let configuration = CommandConfiguration(abstract: "Config bundles.", subcommands: [Sign.self, Publish.self])
     }
 
     /// `edgectl config sign --key KEY FILE`: prints the `Edge-Signature` value for a bundle, for

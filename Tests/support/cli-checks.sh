@@ -129,5 +129,41 @@ fi
 [ -n "${CLI_VERBOSE:-}" ] && echo "config push under kill: acknowledged up to $acked, running ${final:-?}"
 if [ -z "$torn" ]; then passed=$((passed+1)); else failed=$((failed+1)); echo "cli-check FAILED: config push under kill -9: $torn"; fi
 
+# edge-origin over TLS, driven by edgectl: a purge gets its seq, a tenant and a publish get a
+# signed bundle; the wrong CA is refused with one line; a bad origin config is one line and exit 2.
+origin_bin=$(dirname "$1")/edge-origin
+printf 'pub-token-cli' > "$work/pub.token"; printf 'admin-token-cli' > "$work/admin.token"
+hash() { printf %s "$(cat "$1")" | sha256sum | cut -d' ' -f1; }
+oport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$work/origin.yaml" <<YAML
+listen: "127.0.0.1:$oport"
+tls: { cert_file: "$TE_TEST_SERVER_CERT", key_file: "$TE_TEST_SERVER_KEY" }
+state_dir: ./origin-state
+signing_key_file: ./push/origin-signing.key
+tokens:
+  admin: [{sha256: "$(hash "$work/admin.token")"}]
+  publishers: [{sha256: "$(hash "$work/pub.token")", tenants: ["*"]}]
+regions: [{name: eu-west, lat: 53.3, lon: -6.3, public_url: "https://eu-west.test"}]
+YAML
+"$origin_bin" run --config "$work/origin.yaml" > "$work/origin.log" 2>&1 &
+opid=$!
+for _ in $(seq 1 100); do grep -q "edge origin ready" "$work/origin.log" && break; sleep 0.05; done
+common=(--origin "https://127.0.0.1:$oport" --ca-file "$TE_TEST_CA_FILE")
+purge=$("$edgectl" purge "${common[@]}" --token-file "$work/pub.token" --tenant acme --tag t1 2>&1); prc=$?
+printf '{"hosts":["api.newco.test"],"upstream":"http://127.0.0.1:18080"}' > "$work/newco.json"
+put=$("$edgectl" tenant put "${common[@]}" --token-file "$work/admin.token" --id newco --file "$work/newco.json" 2>&1)
+publish=$("$edgectl" config publish "${common[@]}" --token-file "$work/admin.token" 2>&1)
+denied=$("$edgectl" purge "${common[@]}" --token-file "$work/pub.token" --tenant acme --all --ca-file "$TE_TEST_OTHER_CA_FILE" 2>&1); drc=$?
+forbidden=$("$edgectl" config publish "${common[@]}" --token-file "$work/pub.token" 2>&1); frc=$?
+kill -TERM "$opid"; wait "$opid" 2>/dev/null
+if [ "$prc" = 0 ] && [ "$purge" = '{"seq":1}' ] && [[ "$put" == '{"tenant":"newco"}' ]] && [[ "$publish" == '{"version":1,"pushed":{}}' ]] \
+   && [ "$drc" = 2 ] && [ "$(printf '%s\n' "$denied" | grep -c .)" = 1 ] && [[ "$denied" == *"failed: curl error"* ]] \
+   && [ "$frc" = 1 ] && [[ "$forbidden" == "origin answered 403"* ]] && ! grep -q "token-cli" "$work/origin.log"; then passed=$((passed+1))
+else failed=$((failed+1)); echo "cli-check FAILED: edge-origin with edgectl: purge $prc $purge / put $put / publish $publish / wrong CA $drc $denied / publisher publishing $frc $forbidden"; cat "$work/origin.log"; fi
+printf 'listen: "127.0.0.1:1"\nbogus: 1\n' > "$work/bad-origin.yaml"
+out=$("$origin_bin" run --config "$work/bad-origin.yaml" 2>&1); rc=$?
+if [ "$rc" = 2 ] && [ "$(printf '%s\n' "$out" | grep -c .)" = 1 ] && [[ "$out" == "bogus: is not a known key" ]]; then passed=$((passed+1))
+else failed=$((failed+1)); echo "cli-check FAILED: edge-origin with a bad config: exit $rc: $out"; fi
+
 echo "cli-checks: $passed passed, $failed failed"
 [ "$failed" = 0 ]

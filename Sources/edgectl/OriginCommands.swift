@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import TenantEdgeCore
+import TenantEdgeNative
+
+/// Where and as whom `edgectl` talks to the origin.
+struct OriginOptions: ParsableArguments {
+    @Option(name: .long, help: "The origin's base URL (https://…).")
+    var origin: String
+
+    @Option(name: .customLong("token-file"), help: "File holding the bearer token (admin or publisher).")
+    var tokenFile: String
+
+    @Option(name: .customLong("ca-file"), help: "CA certificate (PEM) that the origin's certificate must chain to.")
+    var caFile: String?
+
+    /// Calls the origin; prints the JSON answer and exits 0 on 2xx, prints the reason on stderr and
+    /// exits 1 otherwise. The token is never printed.
+    func call(_ method: String, _ path: String, body: [UInt8]? = nil) throws {
+        try EdgectlCommand.reportingErrors {
+            guard origin.hasPrefix("https://") else { throw EdgeError(.invalidConfig, "--origin: must start with https://") }
+            guard let data = FileManager.default.contents(atPath: tokenFile) else { throw EdgeError(.io, "--token-file: cannot read \(tokenFile)") }
+            let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            let response = try CurlClient().request(method, origin + path, body: body, caFile: caFile,
+                                                    headers: ["Authorization: Bearer \(token)", "Content-Type: application/json"],
+                                                    timeoutMs: 30_000)
+            let text = String(decoding: response.body, as: UTF8.self)
+            guard (200..<300).contains(response.status) else {
+                FileHandle.standardError.write(Data("origin answered \(response.status): \(text)\n".utf8))
+                throw ExitCode(1)
+            }
+            print(text)
+        }
+    }
+}
+
+extension EdgectlCommand {
+    /// `edgectl purge --tenant T [--key K …] [--tag T …] [--prefix P …] [--all]`: publishes an
+    /// invalidation at the origin; every node of every region applies it.
+    struct Purge: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Publish a purge at the origin.")
+        @OptionGroup var target: OriginOptions
+        @Option(name: .long, help: "The tenant.") var tenant: String
+        @Option(name: .long, help: "A request target to purge (path and query); repeat for more.") var key: [String] = []
+        @Option(name: .long, help: "A Surrogate-Key tag; repeat for more.") var tag: [String] = []
+        @Option(name: .long, help: "A path prefix; repeat for more.") var prefix: [String] = []
+        @Flag(name: .long, help: "Everything of the tenant.") var all = false
+
+        func run() throws {
+            let body: [String: Any] = ["tenant": tenant, "keys": key, "tags": tag, "prefixes": prefix, "all": all]
+            try target.call("POST", "/v1/invalidations", body: Array(try JSONSerialization.data(withJSONObject: body)))
+        }
+    }
+
+    struct Tenant: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Tenants in the origin's registry.", subcommands: [Put.self, Erase.self])
+
+        /// `edgectl tenant put --id T --file F`: adds or changes a tenant (JSON with the fields of a node file's tenant).
+        struct Put: ParsableCommand {
+            @OptionGroup var target: OriginOptions
+            @Option(name: .long, help: "The tenant id.") var id: String
+            @Option(name: .long, help: "The tenant as JSON.") var file: String
+            func run() throws {
+                guard let data = FileManager.default.contents(atPath: file) else {
+                    FileHandle.standardError.write(Data("--file: cannot read \(file)\n".utf8))
+                    throw ExitCode(2)
+                }
+                try target.call("PUT", "/v1/tenants/\(id)", body: Array(data))
+            }
+        }
+
+        /// `edgectl tenant erase T`: removes the tenant and has every node drop its data.
+        struct Erase: ParsableCommand {
+            @OptionGroup var target: OriginOptions
+            @Argument(help: "The tenant id.") var id: String
+            func run() throws { try target.call("DELETE", "/v1/tenants/\(id)") }
+        }
+    }
+}
+
+extension EdgectlCommand.Config {
+    /// `edgectl config publish`: the origin builds, signs and pushes the next bundle.
+    struct Publish: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Build, sign and push the next bundle at the origin.")
+        @OptionGroup var target: OriginOptions
+        func run() throws { try target.call("POST", "/v1/config/publish") }
+    }
+}
