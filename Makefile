@@ -31,8 +31,10 @@ build: deps
 
 release: deps
 	$(SWIFT) build -c release --product edge-node
+	$(SWIFT) build -c release --product edge-origin
+	$(SWIFT) build -c release --product edgectl
 
-# Demo secrets, generated on this machine and git-ignored: a master key and one admin token.
+# Demo secrets, generated on this machine and git-ignored: master key, tokens, origin TLS and signing keys.
 secrets:
 	@scripts/make-demo-secrets.sh edge-config/secrets
 

@@ -94,6 +94,16 @@ final class InvalidationLog: Sendable {
         return promise.futureResult
     }
 
+    /// Answers every waiting long poll now (with what there is), so a stopping origin does not hold
+    /// connections open until their waits run out.
+    func releaseWaiters() {
+        let waiters = state.withLock { state in
+            defer { state.waiters.removeAll() }
+            return state.waiters.map(\.promise)
+        }
+        for waiter in waiters { waiter.succeed() }
+    }
+
     /// Rewrites the file with the retained window only (write, fsync, rename).
     private func compact(_ state: inout State) throws(EdgeError) {
         guard case .events(let kept, _) = state.window.read(after: state.window.oldest - 1, limit: state.window.retention) else { return }

@@ -12,7 +12,7 @@ public enum OriginConfigReader {
         var config = OriginConfig()
         guard let root = try? Yams.compose(yaml: String(decoding: data, as: UTF8.self)),
               let top = reader.mapping(root, "config", allowed: [
-                  "listen", "tls", "state_dir", "signing_key_file", "log_retention_events", "tokens", "regions", "tenants",
+                  "listen", "tls", "state_dir", "signing_key_file", "log_retention_events", "tokens", "tokens_file", "regions", "tenants",
               ]) else {
             throw EdgeError(.invalidConfig, reader.problems.first?.description ?? "config: is not a YAML mapping")
         }
@@ -25,6 +25,16 @@ public enum OriginConfigReader {
         reader.string(top, "signing_key_file", nil) { config.signingKeyFile = ConfigReader.resolve($0, base) }
         reader.integer(top, "log_retention_events", nil) { config.logRetentionEvents = $0 }
         readTokens(top, &config, &reader)
+        // `tokens_file`: the same `tokens` mapping kept in a file of its own (generated with the secrets).
+        var tokensFile: String? = nil
+        reader.string(top, "tokens_file", nil) { tokensFile = ConfigReader.resolve($0, base) }
+        if let file = tokensFile {
+            if let data = FileManager.default.contents(atPath: file), let node = try? Yams.compose(yaml: String(decoding: data, as: UTF8.self)) {
+                readTokens(["tokens": node], &config, &reader)
+            } else {
+                reader.problems.append(ConfigProblem("tokens_file", "cannot read \(file) as YAML"))
+            }
+        }
         for (index, item) in reader.sequence(top["regions"], "regions").enumerated() {
             let path = "regions[\(index)]"
             guard let fields = reader.mapping(item, path, allowed: ["name", "lat", "lon", "public_url", "kek_file", "nodes"]) else { continue }

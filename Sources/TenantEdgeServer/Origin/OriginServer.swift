@@ -54,6 +54,7 @@ public final class OriginServer: Sendable {
     }
 
     public func stop() async {
+        log.releaseWaiters()
         try? await listener.drain()
         try? await client.shutdown()
     }
