@@ -111,10 +111,59 @@ enum FeedPropagationBench {
         print(String(format: "\nSaturation (8 concurrent publishers, %d events): published at %.0f events/s, applied on both nodes at %.0f events/s.\n",
                      events, Double(events) / seconds(published), Double(events) / seconds(applied)))
 
+        try await fanOut(originURL: originURL, ca: ca, group: group, publish: publish)
+
         for node in nodes { await node.drain() }
         await origin.stop()
         try? await client.shutdown()
         try? await group.shutdownGracefully()
+    }
+
+    /// Fan-out: 1,000 feed clients (each its own TLS connection, as 1,000 nodes would hold) long-poll
+    /// the origin; one event is published and each client's answer is timed. Three rounds.
+    static func fanOut(originURL: String, ca: String, group: any EventLoopGroup,
+                       publish: @escaping @Sendable (Int) async throws -> Int) async throws {
+        let clients = 1000
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .file(ca)
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        configuration.connectionPool = .init(idleTimeout: .seconds(120), concurrentHTTP1ConnectionsPerHostSoftLimit: clients)
+        let feedClient = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: configuration)
+        print("### Fan-out: \(clients) long-polling feed clients on one origin (one TLS connection each)\n")
+        print("| round | last client answered after ms | p50 ms | p99 ms |")
+        print("|---|---|---|---|")
+        var cursor = try await publish(900_000)
+        for round in 1...3 {
+            let started = Locked(ContinuousClock.now)
+            let times = try await withThrowingTaskGroup(of: Double.self) { tasks -> [Double] in
+                for _ in 0..<clients {
+                    tasks.addTask { [cursor] in
+                        var request = HTTPClientRequest(url: originURL + "/v1/invalidations?after=\(cursor)&wait=30")
+                        request.headers.add(name: "Authorization", value: "Bearer node")
+                        let response = try await feedClient.execute(request, timeout: .seconds(60))
+                        _ = try await response.body.collect(upTo: 1 << 20)
+                        return milliseconds(ContinuousClock.now - started.value)
+                    }
+                }
+                try await Task.sleep(for: .seconds(round == 1 ? 8 : 2))  // every poll connected and waiting
+                started.value = ContinuousClock.now
+                cursor = try await publish(900_000 + round)
+                return try await tasks.reduce(into: []) { $0.append($1) }
+            }.sorted()
+            print(String(format: "| %d | %.1f | %.1f | %.1f |", round, times.last ?? 0, times[times.count / 2], times[times.count * 99 / 100]))
+        }
+        print()
+        try await feedClient.shutdown()
+    }
+
+    final class Locked<Value: Sendable>: @unchecked Sendable {  // a start time set once per round before it is read
+        private let lock = NSLock()
+        private var stored: Value
+        init(_ value: Value) { stored = value }
+        var value: Value {
+            get { lock.lock(); defer { lock.unlock() }; return stored }
+            set { lock.lock(); stored = newValue; lock.unlock() }
+        }
     }
 
     static func milliseconds(_ duration: Duration) -> Double { seconds(duration) * 1000 }
