@@ -48,11 +48,7 @@ struct EdgeNodeCommand: AsyncParsableCommand {
         @OptionGroup var options: Options
 
         func run() async throws {
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = .info
-                return handler
-            }
+            DaemonLogging.bootstrap()
             let logger = Logger(label: "tenantedge.node")
             let config: EdgeConfig
             do {

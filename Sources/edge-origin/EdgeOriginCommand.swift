@@ -19,11 +19,7 @@ struct EdgeOriginCommand: AsyncParsableCommand {
         var config: String
 
         func run() async throws {
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = .info
-                return handler
-            }
+            DaemonLogging.bootstrap()
             let logger = Logger(label: "tenantedge.origin")
             let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
             let origin: OriginServer

@@ -1,10 +1,11 @@
 import Dispatch
 import Foundation
+import Logging
 
 /// Waits for SIGTERM or SIGINT through Dispatch signal sources (the default handlers are ignored
 /// first, so the process drains instead of dying).
-enum SignalWaiter {
-    static func waitForTermination() async {
+public enum SignalWaiter {
+    public static func waitForTermination() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let queue = DispatchQueue(label: "tenantedge.signals")
             let once = OnceFlag()
@@ -19,6 +20,17 @@ enum SignalWaiter {
                 sources.append(source)
             }
             SourceKeeper.keep(sources)
+        }
+    }
+}
+
+/// The daemons' logging: swift-log to stderr at `info`.
+public enum DaemonLogging {
+    public static func bootstrap() {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
         }
     }
 }
