@@ -150,6 +150,15 @@ public struct TenantConfig: Sendable, Equatable {
     public var isolation: EdgeConfig.IsolationStrategy? = nil
     /// The tenant's own Redis (URL with its logical database) under the `database` strategy.
     public var redisURL: String? = nil
+    /// The tenant's data keys as a bundle carries them: sealed under the region KEK (AES-256-GCM,
+    /// AAD `tenant-key:<id>:<version>`). Empty in a node file (standalone keys come from the master key).
+    public var wrappedKeys: [WrappedKey] = []
+
+    public struct WrappedKey: Sendable, Equatable {
+        public var version: UInt32
+        public var wrapped: [UInt8]
+        public init(version: UInt32, wrapped: [UInt8]) { self.version = version; self.wrapped = wrapped }
+    }
 
     public init(id: String, hosts: [String], upstream: String) {
         self.id = id; self.hosts = hosts; self.upstream = upstream

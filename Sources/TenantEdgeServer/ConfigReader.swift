@@ -151,8 +151,33 @@ public struct ConfigReader {
             integer(tenant, "default_ttl_s", path) { value.defaultTTLSeconds = $0 }
             enumeration(tenant, "isolation", path) { value.isolation = $0 }
             string(tenant, "redis_url", path) { value.redisURL = $0 }
+            if inBundle { value.wrappedKeys = readWrappedKeys(tenant["keys"], "\(path).keys") }
             config.tenants.append(value)
         }
+    }
+
+    /// A bundle tenant's `keys: [{version, wrapped}]`, `wrapped` in base64.
+    private mutating func readWrappedKeys(_ node: Node?, _ path: String) -> [TenantConfig.WrappedKey] {
+        var keys: [TenantConfig.WrappedKey] = []
+        for (index, item) in sequence(node, path).enumerated() {
+            let keyPath = "\(path)[\(index)]"
+            guard let fields = mapping(item, keyPath, allowed: ["version", "wrapped"]) else { continue }
+            var version = 0
+            var wrapped: [UInt8]? = nil
+            integer(fields, "version", keyPath) { version = $0 }
+            string(fields, "wrapped", keyPath) { wrapped = Data(base64Encoded: $0).map(Array.init) }
+            guard (1...Int(UInt32.max)).contains(version) else { problems.append(ConfigProblem("\(keyPath).version", "must be 1 or more")); continue }
+            guard let wrapped, wrapped.count == 12 + 32 + 16 else {
+                problems.append(ConfigProblem("\(keyPath).wrapped", "must be the base64 of nonce, 32-byte sealed key and tag"))
+                continue
+            }
+            if keys.contains(where: { $0.version == UInt32(version) }) {
+                problems.append(ConfigProblem("\(keyPath).version", "\(version) appears twice"))
+                continue
+            }
+            keys.append(TenantConfig.WrappedKey(version: UInt32(version), wrapped: wrapped))
+        }
+        return keys
     }
 
     private mutating func applyEnvironment(_ environment: [String: String], to config: inout EdgeConfig) {

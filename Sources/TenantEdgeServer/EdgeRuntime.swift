@@ -21,6 +21,8 @@ final class EdgeRuntime: Sendable {
     let config: EdgeConfig
     private let current: Mutex<TenantTable>  // swapped whole by `install`
     private let masterKey: [UInt8]?
+    /// The region KEK (`security.kek_file`): opens the tenant keys in bundles. Held in memory only.
+    private let kek: [UInt8]?
     let eventLoop: any EventLoop
     let clock: any CacheClock
     let upstream: UpstreamClient
@@ -47,10 +49,15 @@ final class EdgeRuntime: Sendable {
         } else {
             masterKey = nil
         }
+        if let path = config.security.kekFile, !path.isEmpty {
+            kek = try StandaloneKeyring.readKeyFile(path, key: "security.kek_file")
+        } else {
+            kek = nil
+        }
         eventLoop = group.next()
         self.adminTokens = try AdminTokensReader.load(path: config.security.adminTokensFile)
         self.audit = try AuditLog(stateDirectory: config.stateDir, clock: clock, logger: logger)
-        current = Mutex(try TenantTable.build(config: config, version: 0, masterKey: masterKey, previous: nil, eventLoop: eventLoop,
+        current = Mutex(try TenantTable.build(config: config, version: 0, masterKey: masterKey, kek: kek, previous: nil, eventLoop: eventLoop,
                                               clock: clock, logger: logger))
         self.upstream = UpstreamClient(group: group, limits: config.limits)
         self.metrics = EdgeMetrics(registry: registry, tenants: config.tenants.map(\.id), hasRedis: config.cache.redis != nil)
@@ -73,7 +80,7 @@ final class EdgeRuntime: Sendable {
     /// Builds the tenant set of `config` (a bundle's tenants and regions over the node file),
     /// reusing what has not changed. Throws, having started nothing, when it cannot be built.
     func prepare(_ config: EdgeConfig, version: Int) throws(EdgeError) -> TenantTable {
-        try TenantTable.build(config: config, version: version, masterKey: masterKey, previous: table,
+        try TenantTable.build(config: config, version: version, masterKey: masterKey, kek: kek, previous: table,
                               eventLoop: eventLoop, clock: clock, logger: logger)
     }
 

@@ -42,9 +42,13 @@ final class TenantTable: Sendable {
 
     /// Builds the table for `config.tenants`. Throws before anything is started when a tenant's key
     /// or Redis settings cannot be made.
-    static func build(config: EdgeConfig, version: Int, masterKey: [UInt8]?, previous: TenantTable?,
+    static func build(config: EdgeConfig, version: Int, masterKey: [UInt8]?, kek: [UInt8]?, previous: TenantTable?,
                       eventLoop: any EventLoop, clock: any CacheClock, logger: Logger) throws(EdgeError) -> TenantTable {
-        let keyring = try StandaloneKeyring(masterKey: masterKey, tenants: config.tenants, encryption: config.security.encryption)
+        let standalone = try StandaloneKeyring(masterKey: masterKey, tenants: config.tenants.filter { $0.wrappedKeys.isEmpty },
+                                               encryption: config.security.encryption)
+        let keyring: any TenantKeyring = config.security.encryption
+            ? try EnvelopeKeyring(kek: kek, tenants: config.tenants, standalone: standalone)
+            : standalone
         let quotas = config.effectiveQuotas()
         var caches: [String: TenantCache] = [:]
         for tenant in config.tenants {
@@ -53,6 +57,8 @@ final class TenantTable: Sendable {
                 caches[tenant.id] = kept
             } else if let cipher = keyring.cipher(forTenant: tenant.id) {
                 caches[tenant.id] = TenantCache(tenant: tenant, cipher: cipher, quotaBytes: quota)
+            } else {
+                throw EdgeError(.invalidConfig, "tenants: '\(tenant.id)' has no key: its bundle must carry keys, or set security.master_key_file")
             }
         }
         let (l2Tiers, allL2Tiers) = try makeL2Tiers(config: config, masterKey: masterKey, reusing: previous?.allL2Tiers ?? [],

@@ -78,6 +78,19 @@ extension EdgectlCommand {
     }
 }
 
+extension EdgectlCommand {
+    struct Key: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Tenant data keys at the origin.", subcommands: [Rotate.self])
+
+        /// `edgectl key rotate --tenant T`: a new key version; `edgectl config publish` hands it out.
+        struct Rotate: ParsableCommand {
+            @OptionGroup var target: OriginOptions
+            @Option(name: .long, help: "The tenant.") var tenant: String
+            func run() throws { try target.call("POST", "/v1/tenants/\(tenant)/keys/rotate") }
+        }
+    }
+}
+
 extension EdgectlCommand.Config {
     /// `edgectl config publish`: the origin builds, signs and pushes the next bundle.
     struct Publish: ParsableCommand {

@@ -78,3 +78,64 @@ struct OriginBundleTests {
         await origin.stop()
     }
 }
+
+/// Envelope keys: generated at the origin, sealed per region KEK, opened only in node memory.
+@Suite("Tenant keys sealed for the region", .serialized)
+struct EnvelopeKeyTests {
+    @Test func keysTravelSealedAndANodeWithTheWrongKEKRefusesTheBundle() async throws {
+        let keys = try temporaryDirectory("te-envelope")
+        let signing = try Ed25519Key.generate()
+        try Data(try signing.privatePEM()).write(to: URL(fileURLWithPath: keys + "/signing.key"))
+        try Data(try signing.publicPEM()).write(to: URL(fileURLWithPath: keys + "/signing.pub"))
+        try Data(EdgeHarness.adminToken.utf8).write(to: URL(fileURLWithPath: keys + "/node-admin.token"))
+        let kek = try OpenSSL.randomBytes(32)
+        try Data(kek).write(to: URL(fileURLWithPath: keys + "/eu-west.kek"))
+        try Data(try OpenSSL.randomBytes(32)).write(to: URL(fileURLWithPath: keys + "/wrong.kek"))
+        func node(_ id: String, kek: String) async throws -> EdgeHarness {
+            try await EdgeHarness.start(configure: { config in
+                config.security.configPublicKey = keys + "/signing.pub"
+                config.security.kekFile = keys + "/" + kek
+            }, nodeID: id, script: { request in .init(headers: [("Cache-Control", "max-age=60")], body: "secret body \(request.uri)") })
+        }
+        let right = try await node("node-right", kek: "eu-west.kek")
+        let wrong = try await node("node-wrong", kek: "wrong.kek")
+        let originState = try temporaryDirectory("te-envelope-origin")
+        let origin = try await OriginHarness.start(stateDir: originState) { config in
+            config.signingKeyFile = keys + "/signing.key"
+            config.tokens.admin = [OpenSSL.sha256(Array(OriginBundleTests.adminToken.utf8))]
+            config.regions[0].kekFile = keys + "/eu-west.kek"
+            config.regions[0].nodes = [right, wrong].map {
+                .init(id: $0.runtime.config.node.id, adminURL: "http://127.0.0.1:\($0.node.adminPort)", adminTokenFile: keys + "/node-admin.token")
+            }
+        }
+        let tenant = #"{"hosts":["api.newco.test"],"upstream":"\#(right.upstream.url)"}"#
+        #expect(try await origin.call(.PUT, "/v1/tenants/newco", token: OriginBundleTests.adminToken, body: tenant).status == 200)
+        let published = try await origin.call(.POST, "/v1/config/publish", token: OriginBundleTests.adminToken).body
+        #expect(published.contains(#""node-right":"ok""#))
+        #expect(published.contains(#""node-wrong":"error: 400"#) && published.contains("does not open under this node's KEK"))
+        // The right node serves newco, encrypted under the origin's key; the wrong one kept its config.
+        #expect(try await right.get("/x", host: "api.newco.test").status == 200)
+        let cipher = try #require(right.runtime.caches["newco"]?.cipher)
+        #expect(cipher.encrypts && cipher.keyVersion == 1)
+        #expect(try await wrong.get("/x", host: "api.newco.test").status == 421)
+        #expect(try await wrong.get("/x", host: "api.acme.test").status == 200)
+        // Neither the origin's registry nor the node's persisted bundle holds the key in clear.
+        let bundle = try await origin.call(.GET, "/v1/config/bundle?region=eu-west", token: OriginHarness.nodeToken).body
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(bundle.utf8)) as? [String: Any])
+        let wrapped = try #require(((object["tenants"] as? [[String: Any]])?.first?["keys"] as? [[String: Any]])?.first?["wrapped"] as? String)
+        let key = try #require(KeyWrap.open(Array(Data(base64Encoded: wrapped)!), kek: kek, aad: KeyWrap.aad(tenant: "newco", version: 1)))
+        let registry = try String(contentsOfFile: originState + "/registry.json", encoding: .utf8)
+        let persisted = try String(contentsOfFile: right.directory.path + "/bundle.signed", encoding: .utf8)
+        right.runtime.audit.flush()
+        let audit = try String(contentsOfFile: right.directory.path + "/audit.jsonl", encoding: .utf8)
+        for text in [registry, persisted, bundle, audit] {
+            #expect(!text.contains(Hex.encode(key)) && !text.contains(Data(key).base64EncodedString()), "no key bytes in clear")
+        }
+        // Rotation: a second version, current for writes once published.
+        #expect(try await origin.call(.POST, "/v1/tenants/newco/keys/rotate", token: OriginBundleTests.adminToken).body
+                == #"{"tenant":"newco","key_version":2}"#)
+        _ = try await origin.call(.POST, "/v1/config/publish", token: OriginBundleTests.adminToken)
+        #expect(right.runtime.caches["newco"]?.cipher.keyVersion == 2)
+        await right.shutdown(); await wrong.shutdown(); await origin.stop()
+    }
+}

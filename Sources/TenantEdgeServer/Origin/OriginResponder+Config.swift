@@ -30,6 +30,20 @@ extension OriginResponder {
         }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
     }
 
+    /// `POST /v1/tenants/<id>/keys/rotate`: a new key version, current for writes after the next publish.
+    func rotateKey(_ request: EdgeRequest, id: String, on eventLoop: any EventLoop) -> ResponderResult {
+        guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
+        let registry = self.registry
+        return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
+            do throws(EdgeError) {
+                let version = try registry.rotateKey(id: id)
+                return .json(.ok, #"{"tenant":\#(JSONText.quote(id)),"key_version":\#(version)}"#)
+            } catch {
+                return .jsonError(error.code == .unknownTenant ? .notFound : .internalServerError, code: error.code.description, detail: error.message)
+            }
+        }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
+    }
+
     func publishConfig(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
         let (registry, pusher, regions) = (self.registry, self.pusher, config.regions)

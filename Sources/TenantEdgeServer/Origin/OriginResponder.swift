@@ -37,6 +37,8 @@ struct OriginResponder: HTTPResponder {
                 return .now(.jsonError(.badRequest, code: "bad_request", detail: "after and wait must be whole numbers"))
             }
             return .later(feed(after: after, wait: min(wait, Self.maxWaitSeconds), on: eventLoop))
+        case (.POST, _) where path.hasPrefix("/v1/tenants/") && path.hasSuffix("/keys/rotate"):
+            return rotateKey(request, id: String(path.dropFirst("/v1/tenants/".count).dropLast("/keys/rotate".count)), on: eventLoop)
         case (.PUT, _) where path.hasPrefix("/v1/tenants/"), (.DELETE, _) where path.hasPrefix("/v1/tenants/"):
             return tenants(request, id: String(path.dropFirst("/v1/tenants/".count)), on: eventLoop)
         case (.POST, "/v1/config/publish"):

@@ -5,7 +5,9 @@ import TenantEdgeNative
 import Yams
 
 /// The origin's tenant registry and the bundles built from it (interface sections 5 and 8).
-/// Persisted in `<state_dir>/registry.json` (tenants and the last bundle version) and
+/// Each tenant's data keys are generated here and kept only sealed, once per region KEK; a bundle
+/// for a region carries that region's sealed form. Persisted in `<state_dir>/registry.json`
+/// (tenants, sealed keys and the last bundle version) and
 /// `<state_dir>/bundles/<region>.signed` (the signature line, then the exact body), each written
 /// durably, so a restarted origin serves the same bundles and keeps counting versions.
 final class TenantRegistry: Sendable {
@@ -13,7 +15,22 @@ final class TenantRegistry: Sendable {
     private let regions: [RegionConfig]
     private let signingKey: Ed25519Key?
     private let clock: any CacheClock
-    private let state: Mutex<(tenants: [TenantConfig], version: Int)>
+    /// Region name → its KEK (`regions[].kek_file`), in memory only.
+    private let keks: [String: [UInt8]]
+    private let state: Mutex<State>
+
+    /// A tenant data key as the origin keeps it: only sealed, once per region that has a KEK.
+    struct StoredKey: Sendable {
+        var version: UInt32
+        var createdAt: String
+        var wrapped: [String: [UInt8]]
+    }
+
+    private struct State {
+        var tenants: [TenantConfig]
+        var version: Int
+        var keys: [String: [StoredKey]]
+    }
 
     init(config: OriginConfig, clock: any CacheClock) throws(EdgeError) {
         directory = config.stateDir
@@ -26,37 +43,71 @@ final class TenantRegistry: Sendable {
         } else {
             signingKey = nil
         }
-        var tenants = config.tenants
-        var version = 0
+        var keks: [String: [UInt8]] = [:]
+        for region in config.regions {
+            if let path = region.kekFile { keks[region.region.name] = try StandaloneKeyring.readKeyFile(path, key: "regions.\(region.region.name).kek_file") }
+        }
+        self.keks = keks
+        var state = State(tenants: config.tenants, version: 0, keys: [:])
         if let data = FileManager.default.contents(atPath: directory + "/registry.json") {
             guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let saved = object["version"] as? Int,
                   let list = object["tenants"] as? [Any] else {
                 throw EdgeError(.io, "\(directory)/registry.json: not a registry")
             }
-            version = saved
-            tenants = try list.map { item throws(EdgeError) in try Self.tenant(fromJSON: item, id: nil) }
+            state.version = saved
+            state.tenants = try list.map { item throws(EdgeError) in try Self.tenant(fromJSON: item, id: nil) }
+            state.keys = Self.keys(fromJSON: object["keys"])
         }
-        state = Mutex((tenants, version))
+        for tenant in state.tenants where state.keys[tenant.id] == nil {
+            state.keys[tenant.id] = [try Self.makeKey(tenant: tenant.id, version: 1, keks: keks, at: clock.now())]
+        }
+        self.state = Mutex(state)
+    }
+
+    /// A new random data key, sealed for every region with a KEK; the plain bytes are wiped.
+    private static func makeKey(tenant: String, version: UInt32, keks: [String: [UInt8]], at now: Double) throws(EdgeError) -> StoredKey {
+        var key = try OpenSSL.randomBytes(32)
+        defer { KeyWrap.wipe(&key) }
+        var wrapped: [String: [UInt8]] = [:]
+        for (region, kek) in keks { wrapped[region] = try KeyWrap.seal(key, kek: kek, aad: KeyWrap.aad(tenant: tenant, version: version)) }
+        return StoredKey(version: version, createdAt: AuditChain.timestamp(now), wrapped: wrapped)
+    }
+
+    /// Adds the next key version of a tenant (rotation): it becomes current for new writes. The new version.
+    func rotateKey(id: String) throws(EdgeError) -> UInt32 {
+        try state.withLock { state throws(EdgeError) -> UInt32 in
+            guard state.tenants.contains(where: { $0.id == id }) else { throw EdgeError(.unknownTenant, "no tenant '\(id)'") }
+            let next = (state.keys[id]?.map(\.version).max() ?? 0) + 1
+            state.keys[id, default: []].append(try Self.makeKey(tenant: id, version: next, keks: keks, at: clock.now()))
+            try Self.save(state, to: directory)
+            return next
+        }
     }
 
     var tenants: [TenantConfig] { state.withLock { $0.tenants } }
+
+    /// Key versions per tenant (no key material).
+    func keyVersions(of id: String) -> [UInt32] { state.withLock { $0.keys[id]?.map(\.version) ?? [] } }
 
     /// Adds or replaces a tenant from its JSON (the fields of a node file's tenant); the id comes
     /// from the path and must match the body's when it has one.
     func put(id: String, json: [UInt8]) throws(EdgeError) {
         guard let object = try? JSONSerialization.jsonObject(with: Data(json)) else { throw EdgeError(.badRequest, "tenant: not valid JSON") }
         let tenant = try Self.tenant(fromJSON: object, id: id)
-        try update { tenants in
-            if let index = tenants.firstIndex(where: { $0.id == id }) { tenants[index] = tenant } else { tenants.append(tenant) }
+        let (keks, now) = (self.keks, clock.now())
+        try update { state throws(EdgeError) in
+            if let index = state.tenants.firstIndex(where: { $0.id == id }) { state.tenants[index] = tenant } else { state.tenants.append(tenant) }
+            if state.keys[id] == nil { state.keys[id] = [try Self.makeKey(tenant: id, version: 1, keks: keks, at: now)] }
         }
     }
 
     /// Removes a tenant; false when there was none.
     func remove(id: String) throws(EdgeError) -> Bool {
         var removed = false
-        try update { tenants in
-            removed = tenants.contains { $0.id == id }
-            tenants.removeAll { $0.id == id }
+        try update { state throws(EdgeError) in
+            removed = state.tenants.contains { $0.id == id }
+            state.tenants.removeAll { $0.id == id }
+            state.keys[id] = nil  // its keys are gone with it: crypto-shredding at the origin
         }
         return removed
     }
@@ -72,7 +123,14 @@ final class TenantRegistry: Sendable {
                 let object: [String: Any] = [
                     "version": version, "issued_at": AuditChain.timestamp(clock.now()),
                     "regions": regions.map { ["name": $0.name, "lat": $0.lat, "lon": $0.lon, "public_url": $0.publicURL] },
-                    "tenants": state.tenants.map(Self.json),
+                    "tenants": state.tenants.map { tenant -> [String: Any] in
+                        var object = Self.json(tenant)
+                        let keys = (state.keys[tenant.id] ?? []).compactMap { key in
+                            key.wrapped[region.name].map { ["version": Int(key.version), "wrapped": Data($0).base64EncodedString()] as [String: Any] }
+                        }
+                        if !keys.isEmpty { object["keys"] = keys }
+                        return object
+                    },
                 ]
                 let body = Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data())
                 let signature = "ed25519=" + Data(try signingKey.sign(body)).base64EncodedString()
@@ -81,7 +139,7 @@ final class TenantRegistry: Sendable {
                 bundles[region.name] = (signature, body)
             }
             state.version = version
-            try Self.save(state.tenants, version: version, to: directory)
+            try Self.save(state, to: directory)
             return (version, bundles)
         }
     }
@@ -93,20 +151,36 @@ final class TenantRegistry: Sendable {
         return (String(decoding: data[..<newline], as: UTF8.self), Array(data[(newline + 1)...]))
     }
 
-    private func update(_ change: (inout [TenantConfig]) -> Void) throws(EdgeError) {
+    private func update(_ change: (inout State) throws(EdgeError) -> Void) throws(EdgeError) {
         try state.withLock { state throws(EdgeError) in
-            var tenants = state.tenants
-            change(&tenants)
-            try Self.save(tenants, version: state.version, to: directory)
-            state.tenants = tenants
+            var next = state
+            try change(&next)
+            try Self.save(next, to: directory)
+            state = next
         }
     }
 
-    private static func save(_ tenants: [TenantConfig], version: Int, to directory: String) throws(EdgeError) {
+    private static func save(_ state: State, to directory: String) throws(EdgeError) {
         try FileManager.default.createDirectoryIfNeeded(directory)
-        let object: [String: Any] = ["version": version, "tenants": tenants.map(json)]
+        let keys = state.keys.mapValues { list in
+            list.map { key -> [String: Any] in
+                ["version": Int(key.version), "created_at": key.createdAt, "wrapped": key.wrapped.mapValues { Data($0).base64EncodedString() }]
+            }
+        }
+        let object: [String: Any] = ["version": state.version, "tenants": state.tenants.map(json), "keys": keys]
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
         try ConfigBundleGate.writeDurably(Array(data), to: directory + "/registry.json")
+    }
+
+    private static func keys(fromJSON value: Any?) -> [String: [StoredKey]] {
+        guard let byTenant = value as? [String: [[String: Any]]] else { return [:] }
+        return byTenant.mapValues { list in
+            list.compactMap { item -> StoredKey? in
+                guard let version = item["version"] as? Int, let wrapped = item["wrapped"] as? [String: String] else { return nil }
+                return StoredKey(version: UInt32(version), createdAt: item["created_at"] as? String ?? "",
+                                 wrapped: wrapped.compactMapValues { Data(base64Encoded: $0).map(Array.init) })
+            }
+        }
     }
 
     /// A tenant as in bundles and the registry file.
