@@ -153,6 +153,9 @@ public struct TenantConfig: Sendable, Equatable {
     /// The tenant's data keys as a bundle carries them: sealed under the region KEK (AES-256-GCM,
     /// AAD `tenant-key:<id>:<version>`). Empty in a node file (standalone keys come from the master key).
     public var wrappedKeys: [WrappedKey] = []
+    /// The tenant's naming key (digests), sealed the same way with AAD `tenant-name-key:<id>`; it
+    /// does not rotate, so a new data key keeps every entry's name.
+    public var wrappedNamingKey: [UInt8]? = nil
 
     public struct WrappedKey: Sendable, Equatable {
         public var version: UInt32

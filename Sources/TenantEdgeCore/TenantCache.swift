@@ -6,12 +6,31 @@ public final class TenantCache: Sendable {
     public let tenant: TenantConfig
     public let cipher: any TenantCipher
     public let counters = TenantCounters()
-    private let partition: Mutex<TenantPartition>  // protects every entry and index of this tenant
+    private let storage: PartitionStorage
+
+    /// The partition, by reference, so a new key set can take over the entries of the old one.
+    private final class PartitionStorage: Sendable {
+        let partition: Mutex<TenantPartition>  // protects every entry and index of this tenant
+        init(quotaBytes: Int) { partition = Mutex(TenantPartition(quotaBytes: quotaBytes)) }
+    }
 
     public init(tenant: TenantConfig, cipher: any TenantCipher, quotaBytes: Int) {
         self.tenant = tenant
         self.cipher = cipher
-        self.partition = Mutex(TenantPartition(quotaBytes: quotaBytes))
+        storage = PartitionStorage(quotaBytes: quotaBytes)
+    }
+
+    /// Takes over `previous`'s entries under new settings or keys (a rotation, say), which is only
+    /// right when the digests are the same: the caller checks `sameNames(as:)`.
+    public init(tenant: TenantConfig, cipher: any TenantCipher, continuing previous: TenantCache) {
+        self.tenant = tenant
+        self.cipher = cipher
+        storage = previous.storage
+    }
+
+    /// Whether this cache names entries as `other` does (same naming key), so entries carry over.
+    public func sameNames(as other: TenantCache) -> Bool {
+        primaryDigest(target: "\u{0}probe") == other.primaryDigest(target: "\u{0}probe")
     }
 
     // MARK: digests (domain-separated so a tag can never collide with a key or prefix)
@@ -51,13 +70,13 @@ public final class TenantCache: Sendable {
     /// the common hit converts no headers at all.
     public func lookup(target: String, requestHeaders: @autoclosure () -> [HeaderField]) -> (storageKey: KeyDigest, entry: CacheEntry)? {
         let primary = primaryDigest(target: target)
-        let found = partition.withLock { $0.lookup(primary: primary) }
+        let found = storage.partition.withLock { $0.lookup(primary: primary) }
         switch found {
         case .miss: return nil
         case .found(let entry): return (primary, entry)
         case .needsVariant(let varyNames):
             let storageKey = variantDigest(target: target, varyNames: varyNames, requestHeaders: requestHeaders())
-            return partition.withLock { $0.entry(storageKey: storageKey) }.map { (storageKey, $0) }
+            return storage.partition.withLock { $0.entry(storageKey: storageKey) }.map { (storageKey, $0) }
         }
     }
 
@@ -81,7 +100,7 @@ public final class TenantCache: Sendable {
         let sealed = try cipher.seal(record.encoded(), aad: aad(storageKey))
         let entry = CacheEntry(sealed: sealed, responseTime: responseTime, lifetime: lifetime, tagDigests: tags.map(tagDigest))
         let prefixDigests = Self.prefixes(of: target).map(prefixDigest)
-        let inserted = partition.withLock {
+        let inserted = storage.partition.withLock {
             $0.insert(entry, primary: primary, storageKey: storageKey, varyNames: varyNames, prefixDigests: prefixDigests)
         }
         return Stored(storageKey: storageKey, entry: entry, inL1: inserted)
@@ -92,7 +111,7 @@ public final class TenantCache: Sendable {
     public func promote(_ entry: CacheEntry, target: String, storageKey: KeyDigest, varyNames: [String]) -> Bool {
         let primary = primaryDigest(target: target)
         let prefixDigests = Self.prefixes(of: target).map(prefixDigest)
-        return partition.withLock {
+        return storage.partition.withLock {
             $0.insert(entry, primary: primary, storageKey: storageKey, varyNames: varyNames, prefixDigests: prefixDigests)
         }
     }
@@ -103,7 +122,7 @@ public final class TenantCache: Sendable {
                         tags: [String], responseTime: Double) throws(EdgeError) -> CacheEntry {
         let sealed = try cipher.seal(record.encoded(), aad: aad(storageKey))
         let entry = CacheEntry(sealed: sealed, responseTime: responseTime, lifetime: lifetime, tagDigests: tags.map(tagDigest))
-        _ = partition.withLock { $0.refresh(storageKey: storageKey, with: entry) }
+        _ = storage.partition.withLock { $0.refresh(storageKey: storageKey, with: entry) }
         return entry
     }
 
@@ -120,18 +139,18 @@ public final class TenantCache: Sendable {
     /// a changed or moved value is refused; returns false when nothing is stored there.
     func rewriteSealed(target: String, _ body: @Sendable ([UInt8]) -> [UInt8]) -> Bool {
         let primary = primaryDigest(target: target)
-        return partition.withLock { $0.mutateEntry(storageKey: primary) { $0.sealed = body($0.sealed) } }
+        return storage.partition.withLock { $0.mutateEntry(storageKey: primary) { $0.sealed = body($0.sealed) } }
     }
 
-    public func remove(storageKey: KeyDigest) { partition.withLock { _ = $0.remove(storageKey: storageKey) } }
+    public func remove(storageKey: KeyDigest) { storage.partition.withLock { _ = $0.remove(storageKey: storageKey) } }
 
     /// Purges by keys, tags and prefixes, or everything; returns how many entries went.
     public func purge(keys: [String], tags: [String], prefixes: [String], all: Bool) -> Int {
-        if all { return partition.withLock { $0.removeAll() } }
+        if all { return storage.partition.withLock { $0.removeAll() } }
         let primaries = keys.map { primaryDigest(target: $0) }
         let tagDigests = tags.map(tagDigest)
         let prefixDigests = prefixes.map(prefixDigest)
-        return partition.withLock { partition in
+        return storage.partition.withLock { partition in
             var removed = 0
             for primary in primaries { removed += partition.removeAll(primary: primary) }
             for tag in tagDigests { removed += partition.removeAll(tag: tag) }
@@ -142,7 +161,7 @@ public final class TenantCache: Sendable {
 
     /// Applies a sibling's purge (by digests, as published through Redis); returns entries removed.
     public func purge(_ notice: PurgeNotice) -> Int {
-        partition.withLock { partition in
+        storage.partition.withLock { partition in
             switch notice.kind {
             case .all: return partition.removeAll()
             case .keys: return notice.digests.reduce(0) { $0 + partition.removeAll(primary: $1) }
@@ -155,9 +174,19 @@ public final class TenantCache: Sendable {
         }
     }
 
+    /// Entries per key version they are sealed under (stats).
+    public func entriesByKeyVersion() -> [UInt32: Int] { storage.partition.withLock { $0.entriesByKeyVersion() } }
+
+    /// Crypto-shredding in L1: drops every entry sealed under a key version the cipher no longer
+    /// holds (one pass over this tenant's entries only); how many.
+    public func dropRetiredEntries() -> Int {
+        guard cipher.encrypts else { return 0 }
+        return storage.partition.withLock { $0.removeAll(sealedUnderVersionNot: cipher.holdsKey(version:)) }
+    }
+
     /// Entries, bytes and evictions, read under the lock in one go.
     public func occupancy() -> (entries: Int, bytes: Int, evictions: Int, quota: Int) {
-        partition.withLock { ($0.count, $0.usedBytes, $0.evictions, $0.quotaBytes) }
+        storage.partition.withLock { ($0.count, $0.usedBytes, $0.evictions, $0.quotaBytes) }
     }
 }
 

@@ -16,9 +16,14 @@ public protocol TenantCipher: Sendable {
     /// Opens `sealed` into `output` (at least `plaintextCount` bytes); returns the bytes written.
     /// Throws `.decryptFailed` for a value that was changed, moved, or sealed under another key.
     func open(_ sealed: [UInt8], aad: [UInt8], into output: UnsafeMutableRawBufferPointer) throws(EdgeError) -> Int
+    /// Whether values sealed under `version` can still be opened (false once a version is retired).
+    func holdsKey(version: UInt32) -> Bool
 }
 
 extension TenantCipher {
+    /// Ciphers with a single key (or none) hold every version they are asked about.
+    public func holdsKey(version: UInt32) -> Bool { true }
+
     /// Opens into a new array; for tests and the cold paths. The hit path opens into its response buffer.
     public func open(_ sealed: [UInt8], aad: [UInt8]) throws(EdgeError) -> [UInt8] {
         guard let count = plaintextCount(ofSealed: sealed) else {

@@ -47,6 +47,32 @@ public struct TenantPartition {
 
     public var count: Int { slotByKey.count }
 
+    /// How many entries are sealed under each key version (the first 4 bytes of a sealed value).
+    public func entriesByKeyVersion() -> [UInt32: Int] {
+        var counts: [UInt32: Int] = [:]
+        for index in slotByKey.values {
+            guard let version = Self.keyVersion(of: slots[index].entry.sealed) else { continue }
+            counts[version, default: 0] += 1
+        }
+        return counts
+    }
+
+    /// Removes every entry sealed under a key version `keep` rejects (retired keys); how many.
+    public mutating func removeAll(sealedUnderVersionNot keep: (UInt32) -> Bool) -> Int {
+        let doomed = slotByKey.compactMap { key, index -> KeyDigest? in
+            guard let version = Self.keyVersion(of: slots[index].entry.sealed) else { return nil }
+            return keep(version) ? nil : key
+        }
+        return doomed.reduce(0) { $0 + (remove(storageKey: $1) ? 1 : 0) }
+    }
+
+    /// The key version a sealed value names in its first 4 bytes (big-endian).
+    public static func keyVersion(of sealed: [UInt8]) -> UInt32? {
+        guard sealed.count >= 4 else { return nil }
+        let high = UInt32(sealed[0]) << 24 | UInt32(sealed[1]) << 16
+        return high | UInt32(sealed[2]) << 8 | UInt32(sealed[3])
+    }
+
     /// Finds the entry for a primary key, marking it most recently used.
     public mutating func lookup(primary: KeyDigest) -> Lookup {
         guard let variants = variantsByPrimary[primary] else { return .miss }

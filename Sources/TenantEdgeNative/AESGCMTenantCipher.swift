@@ -34,8 +34,11 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
     private let digester: HMACSHA256
     private let versions: Mutex<[UInt32: VersionKeys]>  // protects the context pools of each version
 
-    /// - Parameter keys: tenant data keys by version (32 bytes each); the highest is current.
-    public init(keys: [UInt32: [UInt8]]) throws(EdgeError) {
+    /// - Parameters:
+    ///   - keys: tenant data keys by version (32 bytes each); the highest is current.
+    ///   - namingKey: the key digests derive from, which does not rotate, so a new data key version
+    ///     keeps every entry's name (nil: derived from the current data key).
+    public init(keys: [UInt32: [UInt8]], namingKey: [UInt8]? = nil) throws(EdgeError) {
         guard let current = keys.keys.max(), let currentKey = keys[current] else {
             throw EdgeError(.cryptoFailure, "a tenant cipher needs at least one key version")
         }
@@ -48,7 +51,7 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
                 guard key.count == 32 else { throw EdgeError(.cryptoFailure, "tenant key version \(version) is not 32 bytes") }
                 derived[version] = VersionKeys(aeadKey: try OpenSSL.hkdf(key: key, salt: [], info: Array("te-aead-v1".utf8)))
             }
-            digester = try HMACSHA256(key: OpenSSL.hkdf(key: currentKey, salt: [], info: Array("te-digest-v1".utf8)))
+            digester = try HMACSHA256(key: OpenSSL.hkdf(key: namingKey ?? currentKey, salt: [], info: Array("te-digest-v1".utf8)))
         } catch {
             EVP_CIPHER_free(fetched)
             throw error
@@ -67,6 +70,8 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
     }
 
     public func digest(_ text: String) -> KeyDigest { digester.mac(text) }
+
+    public func holdsKey(version: UInt32) -> Bool { versions.withLock { $0[version] != nil } }
 
     public func plaintextCount(ofSealed sealed: [UInt8]) -> Int? {
         sealed.count >= Self.headerCount + Self.tagCount ? sealed.count - Self.headerCount - Self.tagCount : nil

@@ -26,8 +26,19 @@ public struct EnvelopeKeyring: TenantKeyring {
                 }
                 keys[wrapped.version] = key
             }
-            defer { for version in keys.keys { KeyWrap.wipe(&keys[version]!) } }
-            ciphers[tenant.id] = try AESGCMTenantCipher(keys: keys)
+            var naming: [UInt8]? = nil
+            if let wrapped = tenant.wrappedNamingKey {
+                guard let key = KeyWrap.open(wrapped, kek: kek, aad: KeyWrap.namingAAD(tenant: tenant.id)) else {
+                    for version in keys.keys { KeyWrap.wipe(&keys[version]!) }
+                    throw EdgeError(.invalidConfig, "tenants[\(index)].naming_key of '\(tenant.id)' does not open under this node's KEK (security.kek_file)")
+                }
+                naming = key
+            }
+            defer {
+                for version in keys.keys { KeyWrap.wipe(&keys[version]!) }
+                if naming != nil { KeyWrap.wipe(&naming!) }
+            }
+            ciphers[tenant.id] = try AESGCMTenantCipher(keys: keys, namingKey: naming)
         }
         self.ciphers = ciphers
     }

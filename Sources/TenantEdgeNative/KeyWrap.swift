@@ -6,6 +6,8 @@ import TenantEdgeCore
 /// this runs when a bundle is built or applied, never per request.
 public enum KeyWrap {
     public static func aad(tenant: String, version: UInt32) -> [UInt8] { Array("tenant-key:\(tenant):\(version)".utf8) }
+    /// The AAD of a tenant's naming key (the digest key that does not rotate).
+    public static func namingAAD(tenant: String) -> [UInt8] { Array("tenant-name-key:\(tenant)".utf8) }
 
     public static func seal(_ key: [UInt8], kek: [UInt8], aad: [UInt8]) throws(EdgeError) -> [UInt8] {
         let nonce = try OpenSSL.randomBytes(12)

@@ -17,8 +17,9 @@ public struct StandaloneKeyring: TenantKeyring {
         if let masterKey { root = masterKey } else { root = try OpenSSL.randomBytes(32) }
         for tenant in tenants {
             let key = try OpenSSL.hkdf(key: root, salt: Array("tenantedge".utf8), info: Array("tenant-key:\(tenant.id):\(keyVersion)".utf8))
+            let naming = try OpenSSL.hkdf(key: root, salt: Array("tenantedge".utf8), info: Array("tenant-name-key:\(tenant.id)".utf8))
             ciphers[tenant.id] = encryption
-                ? try AESGCMTenantCipher(keys: [keyVersion: key])
+                ? try AESGCMTenantCipher(keys: [keyVersion: key], namingKey: naming)
                 : try PlaintextTenantCipher(digestKey: OpenSSL.hkdf(key: key, salt: [], info: Array("te-digest-v1".utf8)))
         }
         self.ciphers = ciphers

@@ -149,7 +149,9 @@ struct AdminResponder: HTTPResponder {
                 + "\"misses\":\(counters.misses.load(ordering: .relaxed)),\"stale\":\(counters.stale.load(ordering: .relaxed)),"
                 + "\"bypasses\":\(counters.bypasses.load(ordering: .relaxed)),\"errors\":\(counters.errors.load(ordering: .relaxed)),"
                 + "\"bytes\":\(occupancy.bytes),\"entries\":\(occupancy.entries),\"evictions\":\(occupancy.evictions),"
-                + "\"quota_bytes\":\(occupancy.quota),\"encrypted\":\(cache.cipher.encrypts)"
+                + "\"quota_bytes\":\(occupancy.quota),\"encrypted\":\(cache.cipher.encrypts),"
+                + "\"key_version\":\(cache.cipher.keyVersion),\"entries_by_key_version\":{"
+                + cache.entriesByKeyVersion().sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}"
                 + (l2Bytes[tenant.id].map { ",\"redis_bytes\":\($0)" } ?? "") + "}")
         }
         let uptime = Int(runtime.clock.now() - runtime.startedAt)

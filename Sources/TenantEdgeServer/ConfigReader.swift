@@ -137,7 +137,7 @@ public struct ConfigReader {
             let path = "tenants[\(index)]"
             guard let tenant = mapping(item, path, allowed: Set([
                 "id", "hosts", "upstream", "residency", "geo_mode", "quota_bytes", "default_ttl_s", "isolation", "redis_url",
-            ] + (inBundle ? ["keys"] : []))) else { continue }
+            ] + (inBundle ? ["keys", "naming_key"] : []))) else { continue }
             var value = TenantConfig(id: "", hosts: [], upstream: "")
             for required in ["id", "hosts", "upstream"] where tenant[required] == nil {
                 problems.append(ConfigProblem("\(path).\(required)", "is required"))
@@ -151,7 +151,15 @@ public struct ConfigReader {
             integer(tenant, "default_ttl_s", path) { value.defaultTTLSeconds = $0 }
             enumeration(tenant, "isolation", path) { value.isolation = $0 }
             string(tenant, "redis_url", path) { value.redisURL = $0 }
-            if inBundle { value.wrappedKeys = readWrappedKeys(tenant["keys"], "\(path).keys") }
+            if inBundle {
+                value.wrappedKeys = readWrappedKeys(tenant["keys"], "\(path).keys")
+                var naming: String? = nil
+                string(tenant, "naming_key", path) { naming = $0 }
+                if let naming {
+                    if let bytes = Data(base64Encoded: naming), bytes.count == 12 + 32 + 16 { value.wrappedNamingKey = Array(bytes) }
+                    else { problems.append(ConfigProblem("\(path).naming_key", "must be the base64 of nonce, 32-byte sealed key and tag")) }
+                }
+            }
             config.tenants.append(value)
         }
     }

@@ -92,6 +92,11 @@ final class EdgeRuntime: Sendable {
             return current
         }
         let version = next.version
+        // Key versions the new set no longer lists: their entries go now (they could not be opened anyway).
+        for cache in next.caches.values where previous.caches[cache.tenant.id] !== cache {
+            let dropped = cache.dropRetiredEntries()
+            if dropped > 0 { logger.info("entries under retired keys dropped", metadata: ["tenant": "\(cache.tenant.id)", "entries": "\(dropped)"]) }
+        }
         metrics.registerTenants(next.tenants.map(\.id))
         metrics.setConfigVersion(version)
         let removed = previous.tenants.map(\.id).filter { next.caches[$0] == nil }

@@ -53,10 +53,17 @@ final class TenantTable: Sendable {
         var caches: [String: TenantCache] = [:]
         for tenant in config.tenants {
             let quota = quotas[tenant.id] ?? 0
-            if let kept = previous?.caches[tenant.id], kept.tenant == tenant, kept.occupancy().quota == quota {
+            let kept = previous?.caches[tenant.id].flatMap { $0.occupancy().quota == quota ? $0 : nil }
+            if let kept, kept.tenant == tenant {
                 caches[tenant.id] = kept
             } else if let cipher = keyring.cipher(forTenant: tenant.id) {
-                caches[tenant.id] = TenantCache(tenant: tenant, cipher: cipher, quotaBytes: quota)
+                let fresh = TenantCache(tenant: tenant, cipher: cipher, quotaBytes: quota)
+                // New keys or settings with the same names and upstream (a rotation): the entries carry over.
+                if let kept, kept.tenant.upstream == tenant.upstream, fresh.sameNames(as: kept) {
+                    caches[tenant.id] = TenantCache(tenant: tenant, cipher: cipher, continuing: kept)
+                } else {
+                    caches[tenant.id] = fresh
+                }
             } else {
                 throw EdgeError(.invalidConfig, "tenants: '\(tenant.id)' has no key: its bundle must carry keys, or set security.master_key_file")
             }

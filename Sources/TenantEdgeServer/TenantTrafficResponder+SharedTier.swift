@@ -58,6 +58,11 @@ extension TenantTrafficResponder {
         let now = runtime.clock.now()
         guard case .fresh(let remaining) = entry.freshness(at: now) else { return nil }
         if let limit = runtime.stalenessLimit(now: now), entry.age(at: now) > limit { return nil }  // feed silent: fetch anew
+        if let version = TenantPartition.keyVersion(of: entry.sealed), !cache.cipher.holdsKey(version: version) {
+            // Sealed under a retired key: unreadable by design, so dropped quietly where it was met.
+            _ = runtime.l2(for: cache.tenant.id)?.delete(tenant: cache.tenant.id, digests: [storageKey], on: runtime.eventLoop)
+            return nil
+        }
         guard let plaintext = try? cache.cipher.open(entry.sealed, aad: cache.aad(storageKey)),
               let record = ResponseRecord(decoding: plaintext) else {
             runtime.securityEvent("decrypt_failed", tenant: cache.tenant.id, detail: "L2 value failed to open; fetched anew")

@@ -80,13 +80,21 @@ extension EdgectlCommand {
 
 extension EdgectlCommand {
     struct Key: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Tenant data keys at the origin.", subcommands: [Rotate.self])
+        static let configuration = CommandConfiguration(abstract: "Tenant data keys at the origin.", subcommands: [Rotate.self, Retire.self])
 
         /// `edgectl key rotate --tenant T`: a new key version; `edgectl config publish` hands it out.
         struct Rotate: ParsableCommand {
             @OptionGroup var target: OriginOptions
             @Option(name: .long, help: "The tenant.") var tenant: String
             func run() throws { try target.call("POST", "/v1/tenants/\(tenant)/keys/rotate") }
+        }
+
+        /// `edgectl key retire --tenant T --version V`: crypto-shreds a key version at the next publish.
+        struct Retire: ParsableCommand {
+            @OptionGroup var target: OriginOptions
+            @Option(name: .long, help: "The tenant.") var tenant: String
+            @Option(name: .long, help: "The key version to retire.") var version: UInt32
+            func run() throws { try target.call("DELETE", "/v1/tenants/\(tenant)/keys/\(version)") }
         }
     }
 }

@@ -131,11 +131,27 @@ struct EnvelopeKeyTests {
         for text in [registry, persisted, bundle, audit] {
             #expect(!text.contains(Hex.encode(key)) && !text.contains(Data(key).base64EncodedString()), "no key bytes in clear")
         }
-        // Rotation: a second version, current for writes once published.
+        // Rotation: a second version, current for writes once published; entries sealed under the
+        // first stay readable and keep their names, so the cache stays warm.
+        #expect(try await right.get("/x", host: "api.newco.test").cacheStatus.contains("; hit"))
         #expect(try await origin.call(.POST, "/v1/tenants/newco/keys/rotate", token: OriginBundleTests.adminToken).body
                 == #"{"tenant":"newco","key_version":2}"#)
         _ = try await origin.call(.POST, "/v1/config/publish", token: OriginBundleTests.adminToken)
         #expect(right.runtime.caches["newco"]?.cipher.keyVersion == 2)
+        #expect(try await right.get("/x", host: "api.newco.test").cacheStatus.contains("; hit"), "no cold cache after a rotation")
+        _ = try await right.get("/y", host: "api.newco.test")
+        let sealed = try #require(right.runtime.caches["newco"]?.lookup(target: "/y", requestHeaders: [])?.1.sealed)
+        #expect(Array(sealed.prefix(4)) == [0, 0, 0, 2], "new entries are sealed under version 2")
+        #expect(try await right.admin(.GET, "/_edge/stats").body.contains(#""key_version":2,"entries_by_key_version":{"1":1,"2":1}"#))
+        // Retiring version 1: its entries become unreadable and are dropped at once; version 2 stays.
+        #expect(try await origin.call(.DELETE, "/v1/tenants/newco/keys/1", token: OriginBundleTests.adminToken).status == 200)
+        #expect(try await origin.call(.DELETE, "/v1/tenants/newco/keys/2", token: OriginBundleTests.adminToken).status == 409,
+                "the only key cannot be retired")
+        _ = try await origin.call(.POST, "/v1/config/publish", token: OriginBundleTests.adminToken)
+        #expect(try await right.admin(.GET, "/_edge/stats").body.contains(#""entries_by_key_version":{"2":1}"#))
+        #expect(try await right.get("/x", host: "api.newco.test").cacheStatus.contains("fwd=miss"))
+        #expect(try await right.get("/y", host: "api.newco.test").cacheStatus.contains("; hit"))
+        #expect(right.runtime.securityEventCount.load(ordering: .relaxed) == 0, "retirement is not a decrypt failure")
         await right.shutdown(); await wrong.shutdown(); await origin.stop()
     }
 }

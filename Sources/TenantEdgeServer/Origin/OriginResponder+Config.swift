@@ -44,6 +44,22 @@ extension OriginResponder {
         }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
     }
 
+    /// `DELETE /v1/tenants/<id>/keys/<V>`: retires a key version (crypto-shredding after the next publish).
+    func retireKey(_ request: EdgeRequest, id: String, version: UInt32?, on eventLoop: any EventLoop) -> ResponderResult {
+        guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
+        guard let version else { return .now(.jsonError(.badRequest, code: "bad_request", detail: "the key version must be a number")) }
+        let registry = self.registry
+        return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
+            do throws(EdgeError) {
+                try registry.retireKey(id: id, version: version)
+                return .json(.ok, #"{"tenant":\#(JSONText.quote(id)),"retired":\#(version)}"#)
+            } catch {
+                let status: HTTPResponseStatus = error.code == .unknownTenant ? .notFound : error.code == .badRequest ? .conflict : .internalServerError
+                return .jsonError(status, code: error.code.description, detail: error.message)
+            }
+        }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
+    }
+
     func publishConfig(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
         let (registry, pusher, regions) = (self.registry, self.pusher, config.regions)

@@ -39,6 +39,9 @@ struct OriginResponder: HTTPResponder {
             return .later(feed(after: after, wait: min(wait, Self.maxWaitSeconds), on: eventLoop))
         case (.POST, _) where path.hasPrefix("/v1/tenants/") && path.hasSuffix("/keys/rotate"):
             return rotateKey(request, id: String(path.dropFirst("/v1/tenants/".count).dropLast("/keys/rotate".count)), on: eventLoop)
+        case (.DELETE, _) where path.hasPrefix("/v1/tenants/") && path.contains("/keys/"):
+            let parts = path.dropFirst("/v1/tenants/".count).components(separatedBy: "/keys/")
+            return retireKey(request, id: parts[0], version: parts.count == 2 ? UInt32(parts[1]) : nil, on: eventLoop)
         case (.PUT, _) where path.hasPrefix("/v1/tenants/"), (.DELETE, _) where path.hasPrefix("/v1/tenants/"):
             return tenants(request, id: String(path.dropFirst("/v1/tenants/".count)), on: eventLoop)
         case (.POST, "/v1/config/publish"):

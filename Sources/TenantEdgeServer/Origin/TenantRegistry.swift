@@ -30,6 +30,8 @@ final class TenantRegistry: Sendable {
         var tenants: [TenantConfig]
         var version: Int
         var keys: [String: [StoredKey]]
+        /// Each tenant's naming key (digests; never rotates), sealed per region.
+        var naming: [String: [String: [UInt8]]] = [:]
     }
 
     init(config: OriginConfig, clock: any CacheClock) throws(EdgeError) {
@@ -57,11 +59,24 @@ final class TenantRegistry: Sendable {
             state.version = saved
             state.tenants = try list.map { item throws(EdgeError) in try Self.tenant(fromJSON: item, id: nil) }
             state.keys = Self.keys(fromJSON: object["keys"])
+            state.naming = ((object["naming_keys"] as? [String: [String: String]]) ?? [:]).mapValues { byRegion in
+                byRegion.compactMapValues { Data(base64Encoded: $0).map(Array.init) }
+            }
         }
-        for tenant in state.tenants where state.keys[tenant.id] == nil {
-            state.keys[tenant.id] = [try Self.makeKey(tenant: tenant.id, version: 1, keks: keks, at: clock.now())]
-        }
+        for tenant in state.tenants { try Self.ensureKeys(&state, tenant: tenant.id, keks: keks, at: clock.now()) }
         self.state = Mutex(state)
+    }
+
+    /// Gives a tenant its first data key and its naming key, if it has none yet.
+    private static func ensureKeys(_ state: inout State, tenant: String, keks: [String: [UInt8]], at now: Double) throws(EdgeError) {
+        if state.keys[tenant] == nil { state.keys[tenant] = [try makeKey(tenant: tenant, version: 1, keks: keks, at: now)] }
+        if state.naming[tenant] == nil {
+            var key = try OpenSSL.randomBytes(32)
+            defer { KeyWrap.wipe(&key) }
+            var wrapped: [String: [UInt8]] = [:]
+            for (region, kek) in keks { wrapped[region] = try KeyWrap.seal(key, kek: kek, aad: KeyWrap.namingAAD(tenant: tenant)) }
+            state.naming[tenant] = wrapped
+        }
     }
 
     /// A new random data key, sealed for every region with a KEK; the plain bytes are wiped.
@@ -71,6 +86,17 @@ final class TenantRegistry: Sendable {
         var wrapped: [String: [UInt8]] = [:]
         for (region, kek) in keks { wrapped[region] = try KeyWrap.seal(key, kek: kek, aad: KeyWrap.aad(tenant: tenant, version: version)) }
         return StoredKey(version: version, createdAt: AuditChain.timestamp(now), wrapped: wrapped)
+    }
+
+    /// Removes a key version (crypto-shredding): after the next publish no node can open entries
+    /// sealed under it. The only remaining version cannot be retired.
+    func retireKey(id: String, version: UInt32) throws(EdgeError) {
+        try update { state throws(EdgeError) in
+            guard let keys = state.keys[id] else { throw EdgeError(.unknownTenant, "no tenant '\(id)'") }
+            guard keys.contains(where: { $0.version == version }) else { throw EdgeError(.unknownTenant, "'\(id)' has no key version \(version)") }
+            guard keys.count > 1 else { throw EdgeError(.badRequest, "version \(version) is the only key of '\(id)': rotate first") }
+            state.keys[id] = keys.filter { $0.version != version }
+        }
     }
 
     /// Adds the next key version of a tenant (rotation): it becomes current for new writes. The new version.
@@ -97,7 +123,7 @@ final class TenantRegistry: Sendable {
         let (keks, now) = (self.keks, clock.now())
         try update { state throws(EdgeError) in
             if let index = state.tenants.firstIndex(where: { $0.id == id }) { state.tenants[index] = tenant } else { state.tenants.append(tenant) }
-            if state.keys[id] == nil { state.keys[id] = [try Self.makeKey(tenant: id, version: 1, keks: keks, at: now)] }
+            try Self.ensureKeys(&state, tenant: id, keks: keks, at: now)
         }
     }
 
@@ -108,6 +134,7 @@ final class TenantRegistry: Sendable {
             removed = state.tenants.contains { $0.id == id }
             state.tenants.removeAll { $0.id == id }
             state.keys[id] = nil  // its keys are gone with it: crypto-shredding at the origin
+            state.naming[id] = nil
         }
         return removed
     }
@@ -129,6 +156,7 @@ final class TenantRegistry: Sendable {
                             key.wrapped[region.name].map { ["version": Int(key.version), "wrapped": Data($0).base64EncodedString()] as [String: Any] }
                         }
                         if !keys.isEmpty { object["keys"] = keys }
+                        if let naming = state.naming[tenant.id]?[region.name] { object["naming_key"] = Data(naming).base64EncodedString() }
                         return object
                     },
                 ]
@@ -167,7 +195,8 @@ final class TenantRegistry: Sendable {
                 ["version": Int(key.version), "created_at": key.createdAt, "wrapped": key.wrapped.mapValues { Data($0).base64EncodedString() }]
             }
         }
-        let object: [String: Any] = ["version": state.version, "tenants": state.tenants.map(json), "keys": keys]
+        let naming = state.naming.mapValues { $0.mapValues { Data($0).base64EncodedString() } }
+        let object: [String: Any] = ["version": state.version, "tenants": state.tenants.map(json), "keys": keys, "naming_keys": naming]
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
         try ConfigBundleGate.writeDurably(Array(data), to: directory + "/registry.json")
     }
