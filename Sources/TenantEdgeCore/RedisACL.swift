@@ -9,7 +9,8 @@ public enum RedisACL {
     public static func setUserArguments(tenant: String, password: String) -> [String] {
         ["ACL", "SETUSER", user(for: tenant), "reset", "on", ">\(password)", "resetkeys", "~te:\(tenant):*", "resetchannels", "&te:\(tenant):*", "-@all",
          "+get", "+set", "+del", "+exists", "+incr", "+ttl", "+expire", "+eval", "+evalsha", "+ping", "+sadd", "+srem", "+smembers", "+unlink",
-         "+strlen", "+time", "+hincrby", "+hgetall", "+hdel", "+publish", "+subscribe"]
+         "+strlen", "+time", "+hincrby", "+hgetall", "+hdel", "+publish", "+subscribe",
+         "+zadd", "+zrange", "+zrem", "+zcard", "+zremrangebyscore"]
     }
 
     /// The same as one line for redis-cli.

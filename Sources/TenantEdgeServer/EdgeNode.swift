@@ -59,6 +59,7 @@ public final class EdgeNode: Sendable {
             throw EdgeError(.io, "listen.admin: cannot bind \(config.listen.admin)", cause: error)
         }
         let node = EdgeNode(runtime: runtime, traffic: traffic, admin: admin, feed: feed)
+        if let feed { runtime.observeErasures { feed.confirmErasure($0) } }
         feed?.start()
         readiness.set(true)
         logger.info("edge node ready", metadata: [

@@ -100,10 +100,7 @@ final class EdgeRuntime: Sendable {
         metrics.registerTenants(next.tenants.map(\.id))
         metrics.setConfigVersion(version)
         let removed = previous.tenants.map(\.id).filter { next.caches[$0] == nil }
-        for tenant in removed {
-            _ = previous.caches[tenant]?.purge(keys: [], tags: [], prefixes: [], all: true)
-            _ = previous.l2Tiers[tenant]?.dropGeneration(tenant: tenant, on: eventLoop)
-        }
+        for tenant in removed { erase(tenant, from: previous) }
         let unusedTiers = previous.allL2Tiers.filter { old in !next.allL2Tiers.contains { $0 === old } }
         let oldFollowers = previous.purgeFollowers
         Task {
@@ -126,6 +123,33 @@ final class EdgeRuntime: Sendable {
         guard let origin = config.origin else { return nil }
         let limit = Double(origin.maxInvalidationLagSeconds)
         return now - Double(invalidationHeardMs.load(ordering: .relaxed)) / 1000 > limit ? limit : nil
+    }
+
+    /// Called with a tenant's id once all its data is gone from this node (L1 and L2).
+    private let erasureObserver = Mutex<(@Sendable (String) -> Void)?>(nil)
+    func observeErasures(_ observer: @escaping @Sendable (String) -> Void) { erasureObserver.withLock { $0 = observer } }
+
+    /// A tenant that left the tenant set: its L1 entries now, then every key of it in L2 (its
+    /// generation dropped first, so nothing of it is read meanwhile), retried until Redis answers;
+    /// then the observer (the feed) confirms the erasure to the origin. Keys are dropped with the
+    /// old tenant set.
+    private func erase(_ tenant: String, from previous: TenantTable) {
+        _ = previous.caches[tenant]?.purge(keys: [], tags: [], prefixes: [], all: true)
+        let tier = previous.l2Tiers[tenant]
+        let eventLoop = self.eventLoop
+        @Sendable func eraseL2(attempt: Int) {
+            guard let tier else { return finished() }
+            tier.dropGeneration(tenant: tenant, on: eventLoop).flatMap { _ in tier.erase(tenant: tenant, on: eventLoop) }.whenSuccess { done in
+                if done { return finished() }
+                eventLoop.scheduleTask(in: .milliseconds(Int64(min(5000, 200 << min(attempt, 5))))) { eraseL2(attempt: attempt + 1) }
+            }
+        }
+        @Sendable func finished() {
+            logger.info("tenant erased from this node", metadata: ["tenant": "\(tenant)"])
+            audit.record("tenant_erased", actor: "node", tenant: tenant, details: ["tiers": tier == nil ? "memory" : "memory,redis"])
+            erasureObserver.withLock { $0 }?(tenant)
+        }
+        eraseL2(attempt: 0)
     }
 
     /// Stops what a prepared tenant set started but the running one does not use (it was not applied).

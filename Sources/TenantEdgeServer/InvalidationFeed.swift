@@ -114,6 +114,24 @@ final class InvalidationFeed: Sendable {
         }
     }
 
+    /// Tells the origin this node has erased a tenant (`POST /v1/erasures/<tenant>`), retrying in the
+    /// background with backoff until the origin has it (up to about a minute).
+    func confirmErasure(_ tenant: String) {
+        let (origin, token, node, logger) = (self.origin, self.token, runtime.config.node.id, runtime.logger)
+        DispatchQueue.global().async {
+            let body = Array(#"{"node":\#(JSONText.quote(node))}"#.utf8)
+            for attempt in 0..<10 {
+                if attempt > 0 { Thread.sleep(forTimeInterval: min(10, 0.2 * Double(1 << attempt))) }
+                guard let client = try? CurlClient(),
+                      let response = try? client.request("POST", "\(origin.url)/v1/erasures/\(tenant)", body: body, caFile: origin.caFile,
+                                                         headers: ["Authorization: Bearer \(token)", "Content-Type: application/json"])
+                else { continue }
+                if response.status == 200 { return }
+            }
+            logger.warning("the origin did not take the erasure confirmation", metadata: ["tenant": "\(tenant)"])
+        }
+    }
+
     /// Pulls this region's latest bundle and applies it if newer (a `409` means it already runs it).
     /// True when the origin answered (whatever it answered), false to try again on the next round.
     private func pullBundle(_ client: CurlClient) -> Bool {

@@ -143,6 +143,15 @@ final class RedisTier: Sendable {
             .map { $0 != nil }
     }
 
+    /// Deletes every key of the tenant in this Redis (erasure), batch by batch; true when none is
+    /// left, false when Redis stopped answering first (the caller tries again).
+    func erase(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
+        evaluateCount(SharedTierScripts.call(SharedTierScripts.erase, tenant: tenant), what: "erasure", on: eventLoop).flatMap { left in
+            guard let left else { return eventLoop.makeSucceededFuture(false) }
+            return left == 0 ? eventLoop.makeSucceededFuture(true) : self.erase(tenant: tenant, on: eventLoop)
+        }
+    }
+
     /// Bytes of the tenant's entries live in Redis (from the ledger), or nil when Redis was unavailable.
     func liveBytes(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
         evaluateCount(SharedTierScripts.call(SharedTierScripts.liveBytes, tenant: tenant), what: "byte ledger", on: eventLoop)

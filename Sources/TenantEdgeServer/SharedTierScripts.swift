@@ -5,7 +5,9 @@ import TenantEdgeNative
 /// generation in the same round trip.
 ///
 /// Every script gets `KEYS[1] = te:<t>:gen` (the generation), `KEYS[2] = te:<t>:fence` (bumped by
-/// every purge) and `ARGV[1] = te:<t>:g` (the key prefix before the generation). Keys are
+/// every purge), `KEYS[3] = te:<t>:keys` (every live key of the tenant, scored by its expiry, so an
+/// erasure deletes them all without a scan) and `ARGV[1] = te:<t>:g` (the key prefix before the
+/// generation). Keys are
 /// `te:<t>:g<N>:<digest>`, index sets `…:idx:<digest>`, and the byte ledger `…:bytes`, a hash of
 /// bytes stored per expiry minute, so a tenant's live L2 bytes are known without a scan.
 ///
@@ -43,10 +45,14 @@ enum SharedTierScripts {
         redis.call('SET', key, ARGV[3], 'EX', ttl)
         redis.call('HINCRBY', ledger, math.floor((now + ttl) / 60), #ARGV[3])
         if redis.call('TTL', ledger) < ttl + 60 then redis.call('EXPIRE', ledger, ttl + 60) end
+        redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+        redis.call('ZADD', KEYS[3], 'GT', now + ttl, key)
+        redis.call('ZADD', KEYS[3], 'GT', now + ttl + 60, ledger)
         for i = 6, #ARGV do
           local idx = base .. 'idx:' .. ARGV[i]
           redis.call('SADD', idx, ARGV[2])
           if redis.call('TTL', idx) < ttl then redis.call('EXPIRE', idx, ttl) end
+          redis.call('ZADD', KEYS[3], 'GT', now + ttl, idx)
         end
         return 1
         """
@@ -90,6 +96,17 @@ enum SharedTierScripts {
         \(publish("a"))return redis.call('INCR', KEYS[1])
         """
 
+    /// Erasure, in batches of 1,000: deletes the tenant's live keys (every generation) and, once none
+    /// are left, its generation, fence and key list. Returns how many keys are left to delete.
+    static let erase = """
+        local batch = redis.call('ZRANGE', KEYS[3], 0, 999)
+        for _, k in ipairs(batch) do redis.call('DEL', k) end
+        if #batch > 0 then redis.call('ZREM', KEYS[3], unpack(batch)) end
+        local left = redis.call('ZCARD', KEYS[3])
+        if left == 0 then redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]) end
+        return left
+        """
+
     /// The tenant's live bytes: ledger buckets of minutes not yet past (expired buckets are removed).
     static let liveBytes = """
         local g = redis.call('GET', KEYS[1]) or '0'
@@ -106,16 +123,16 @@ enum SharedTierScripts {
     /// Script SHA-1s, computed once: calls send `EVALSHA` (40 bytes instead of the script, and no
     /// hashing of the body in Redis), falling back to `EVAL` when Redis does not know the script yet.
     static let shas: [String: [UInt8]] = Dictionary(uniqueKeysWithValues:
-        [get, set, delete, purgeIndexes, dropGeneration, liveBytes].map { ($0, Array(OpenSSL.sha1Hex($0).utf8)) })
+        [get, set, delete, purgeIndexes, dropGeneration, liveBytes, erase].map { ($0, Array(OpenSSL.sha1Hex($0).utf8)) })
 
     /// A purge script's call: the tenant's channel and the node id before the digests.
     static func purgeCall(_ script: String, tenant: String, database: Int, node: String, digests: [KeyDigest]) -> [[UInt8]] {
         call(script, tenant: tenant, [Array(PurgeNotice.channel(tenant: tenant, database: database).utf8), Array(node.utf8)] + digests.map { Array($0.base64URL.utf8) })
     }
 
-    /// `EVAL script 2 te:<t>:gen te:<t>:fence te:<t>:g` followed by `extra`.
+    /// `EVAL script 3 te:<t>:gen te:<t>:fence te:<t>:keys te:<t>:g` followed by `extra`.
     static func call(_ script: String, tenant: String, _ extra: [[UInt8]] = []) -> [[UInt8]] {
-        [Array("EVAL".utf8), Array(script.utf8), Array("2".utf8), Array("te:\(tenant):gen".utf8), Array("te:\(tenant):fence".utf8),
-         Array("te:\(tenant):g".utf8)] + extra
+        [Array("EVAL".utf8), Array(script.utf8), Array("3".utf8), Array("te:\(tenant):gen".utf8), Array("te:\(tenant):fence".utf8),
+         Array("te:\(tenant):keys".utf8), Array("te:\(tenant):g".utf8)] + extra
     }
 }

@@ -11,18 +11,22 @@ extension OriginResponder {
         guard !id.isEmpty, id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
             return .now(.jsonError(.badRequest, code: "bad_request", detail: "tenant id must be letters, digits, - or _"))
         }
-        let (registry, log) = (self.registry, self.log)
+        let (registry, log, erasures, audit, actor) = (self.registry, self.log, self.erasures, self.audit, self.actor(request))
         let body = request.body.map { Array($0.readableBytesView) } ?? []
         let method = request.head.method
         return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
             do throws(EdgeError) {
                 if method == .PUT {
                     try registry.put(id: id, json: body)
+                    audit.record("tenant_put", actor: actor, tenant: id)
                     return .json(.ok, #"{"tenant":\#(JSONText.quote(id))}"#)
                 }
                 guard try registry.remove(id: id) else { return .jsonError(.notFound, code: "unknown_tenant") }
-                // Erasure: every node drops the tenant's data now; the next bundle drops the tenant.
+                // Erasure: every node drops the tenant's data now; the next bundle drops the tenant and
+                // its keys, and each node confirms when its copy is gone.
                 let event = try log.append(PurgeRequest(tenant: id, all: true))
+                try erasures.requested(tenant: id, by: actor)
+                audit.record("tenant_erased", actor: actor, tenant: id, details: ["seq": String(event.seq)])
                 return .json(.ok, #"{"erased":\#(JSONText.quote(id)),"seq":\#(event.seq)}"#)
             } catch {
                 return .jsonError(error.code == .badRequest ? .badRequest : .internalServerError, code: error.code.description, detail: error.message)
@@ -33,10 +37,11 @@ extension OriginResponder {
     /// `POST /v1/tenants/<id>/keys/rotate`: a new key version, current for writes after the next publish.
     func rotateKey(_ request: EdgeRequest, id: String, on eventLoop: any EventLoop) -> ResponderResult {
         guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
-        let registry = self.registry
+        let (registry, audit, actor) = (self.registry, self.audit, self.actor(request))
         return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
             do throws(EdgeError) {
                 let version = try registry.rotateKey(id: id)
+                audit.record("key_rotated", actor: actor, tenant: id, details: ["version": String(version)])
                 return .json(.ok, #"{"tenant":\#(JSONText.quote(id)),"key_version":\#(version)}"#)
             } catch {
                 return .jsonError(error.code == .unknownTenant ? .notFound : .internalServerError, code: error.code.description, detail: error.message)
@@ -48,10 +53,11 @@ extension OriginResponder {
     func retireKey(_ request: EdgeRequest, id: String, version: UInt32?, on eventLoop: any EventLoop) -> ResponderResult {
         guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
         guard let version else { return .now(.jsonError(.badRequest, code: "bad_request", detail: "the key version must be a number")) }
-        let registry = self.registry
+        let (registry, audit, actor) = (self.registry, self.audit, self.actor(request))
         return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
             do throws(EdgeError) {
                 try registry.retireKey(id: id, version: version)
+                audit.record("key_retired", actor: actor, tenant: id, details: ["version": String(version)])
                 return .json(.ok, #"{"tenant":\#(JSONText.quote(id)),"retired":\#(version)}"#)
             } catch {
                 let status: HTTPResponseStatus = error.code == .unknownTenant ? .notFound : error.code == .badRequest ? .conflict : .internalServerError
@@ -62,7 +68,7 @@ extension OriginResponder {
 
     func publishConfig(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
-        let (registry, pusher, regions) = (self.registry, self.pusher, config.regions)
+        let (registry, pusher, regions, audit, actor) = (self.registry, self.pusher, config.regions, self.audit, self.actor(request))
         let promise = eventLoop.makePromise(of: EdgeResponse.self)
         promise.completeWithTask {
             let published: (version: Int, bundles: [String: (signature: String, body: [UInt8])])
@@ -74,10 +80,31 @@ extension OriginResponder {
                 guard let bundle = published.bundles[region.region.name] else { continue }
                 pushed.merge(await pusher.push(signature: bundle.signature, body: bundle.body, to: region.nodes)) { $1 }
             }
+            audit.record("config_published", actor: actor, tenant: nil, details: ["version": String(published.version)])
             let outcomes = pushed.keys.sorted().map { "\(JSONText.quote($0)):\(JSONText.quote(pushed[$0]!))" }.joined(separator: ",")
             return .json(.ok, #"{"version":\#(published.version),"pushed":{\#(outcomes)}}"#)
         }
         return .later(promise.futureResult)
+    }
+
+    /// `POST /v1/erasures/<tenant>` `{"node":"<id>"}` from a node: its copy of the tenant is gone.
+    func confirmErasure(_ request: EdgeRequest, tenant: String, on eventLoop: any EventLoop) -> ResponderResult {
+        guard nodeRegion(request) != nil else { return .now(unauthorized(request, "a node token is required")) }
+        let body = request.body.map { Array($0.readableBytesView) } ?? []
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any], let node = object["node"] as? String,
+              !node.isEmpty else {
+            return .now(.jsonError(.badRequest, code: "bad_request", detail: "body must be {\"node\":\"<id>\"}"))
+        }
+        let (erasures, audit) = (self.erasures, self.audit)
+        return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
+            do throws(EdgeError) {
+                guard try erasures.confirmed(tenant: tenant, node: node) else { return .jsonError(.notFound, code: "no_erasure") }
+                audit.record("erasure_confirmed", actor: "node:\(node)", tenant: tenant)
+                return .json(.ok, #"{"confirmed":true}"#)
+            } catch {
+                return .jsonError(.internalServerError, code: error.code.description, detail: error.message)
+            }
+        }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
     }
 
     func pullBundle(_ request: EdgeRequest, region: String?) -> EdgeResponse {

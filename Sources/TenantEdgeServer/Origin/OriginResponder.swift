@@ -13,6 +13,9 @@ struct OriginResponder: HTTPResponder {
     let log: InvalidationLog
     let registry: TenantRegistry
     let pusher: BundlePusher
+    let erasures: ErasureLedger
+    /// The origin's own audit log (`<state_dir>/audit.jsonl`): registry, key and erasure events, with who asked.
+    let audit: AuditLog
     /// Most events one feed answer carries; the node asks again at once for the rest.
     static let batchLimit = 1000
     /// Longest long poll the origin holds.
@@ -46,6 +49,12 @@ struct OriginResponder: HTTPResponder {
             return tenants(request, id: String(path.dropFirst("/v1/tenants/".count)), on: eventLoop)
         case (.POST, "/v1/config/publish"):
             return publishConfig(request, on: eventLoop)
+        case (.POST, _) where path.hasPrefix("/v1/erasures/"):
+            return confirmErasure(request, tenant: String(path.dropFirst("/v1/erasures/".count)), on: eventLoop)
+        case (.GET, _) where path.hasPrefix("/v1/erasures/"):
+            guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
+            return .now(erasures.json(tenant: String(path.dropFirst("/v1/erasures/".count))).map { .json(.ok, $0) }
+                ?? .jsonError(.notFound, code: "no_erasure"))
         case (.GET, "/v1/config/bundle"):
             return .now(pullBundle(request, region: query["region"]))
         case (_, "/healthz"), (_, "/v1/invalidations"), (_, "/v1/config/publish"), (_, "/v1/config/bundle"):
@@ -107,6 +116,9 @@ struct OriginResponder: HTTPResponder {
     }
 
     func isAdminRequest(_ request: EdgeRequest) -> Bool { digest(request).map(isAdmin) ?? false }
+
+    /// Who asked, for the audit log: a short prefix of the token's SHA-256, never the token.
+    func actor(_ request: EdgeRequest) -> String { digest(request).map { "admin:" + Hex.encode($0.prefix(6)) } ?? "anonymous" }
 
     private func isAdmin(_ digest: [UInt8]) -> Bool {
         var found = false

@@ -26,6 +26,8 @@ public final class OriginServer: Sendable {
         }
         let log = try InvalidationLog(stateDirectory: config.stateDir, retention: config.logRetentionEvents, clock: clock)
         let registry = try TenantRegistry(config: config, clock: clock)
+        let erasures = try ErasureLedger(stateDirectory: config.stateDir, clock: clock)
+        let audit = try AuditLog(stateDirectory: config.stateDir, clock: clock, logger: logger)
         // Pushes fail fast on a node that is down (it pulls the bundle when it is back).
         var pushConfiguration = HTTPClient.Configuration(timeout: .init(connect: .seconds(2), read: .seconds(10)))
         pushConfiguration.connectionPool.retryConnectionEstablishment = false
@@ -35,7 +37,8 @@ public final class OriginServer: Sendable {
         let listener: HTTPListener
         do {
             listener = try await HTTPListener.bind(address: address, group: group, responder: OriginResponder(config: config, log: log, registry: registry,
-                                                                                             pusher: BundlePusher(client: client)),
+                                                                                             pusher: BundlePusher(client: client),
+                                                                                             erasures: erasures, audit: audit),
                                                    limits: limits, tls: tls)
         } catch {
             try? await client.shutdown()

@@ -1,0 +1,85 @@
+import Foundation
+@testable import TenantEdgeCore
+import TenantEdgeNative
+import Testing
+@testable import TenantEdgeServer
+
+/// GDPR erasure end to end: origin, two nodes sharing the real redis-server, real TLS.
+@Suite("Tenant erasure", .serialized)
+struct ErasureTests {
+    @Test func anErasedTenantLeavesNoKeyInRedisNoEntryInL1AndEveryNodeConfirms() async throws {
+        let keys = try temporaryDirectory("te-erase")
+        let signing = try Ed25519Key.generate()
+        try Data(try signing.privatePEM()).write(to: URL(fileURLWithPath: keys + "/signing.key"))
+        try Data(try signing.publicPEM()).write(to: URL(fileURLWithPath: keys + "/signing.pub"))
+        try Data(EdgeHarness.adminToken.utf8).write(to: URL(fileURLWithPath: keys + "/node-admin.token"))
+        try Data(try OpenSSL.randomBytes(32)).write(to: URL(fileURLWithPath: keys + "/eu-west.kek"))
+        let redisURL = try SharedTierTests.redisURL(database: 11)
+        let originState = try temporaryDirectory("te-erase-origin")
+        // The origin first (nodes follow it), then the nodes, then the origin again knowing their admin ports.
+        let bootstrap = try await OriginHarness.start(stateDir: originState)
+        let port = bootstrap.server.port
+        var nodes: [EdgeHarness] = []
+        for id in ["node-a", "node-b"] {
+            let state = try temporaryDirectory("te-erase-\(id)")
+            nodes.append(try await EdgeHarness.start(configure: { config in
+                config.stateDir = state
+                config.security.configPublicKey = keys + "/signing.pub"
+                config.security.kekFile = keys + "/eu-west.kek"
+                config.cache.redis = .init(url: redisURL, poolSize: 2, timeoutMs: 500)
+                bootstrap.follow(&config, directory: state)
+            }, nodeID: id, script: { request in .init(headers: [("Cache-Control", "max-age=300")], body: "private \(request.uri)") }))
+        }
+        await bootstrap.stop()
+        let origin = try await OriginHarness.start(stateDir: originState, port: port) { config in
+            config.signingKeyFile = keys + "/signing.key"
+            config.tokens.admin = [OpenSSL.sha256(Array(OriginBundleTests.adminToken.utf8))]
+            config.regions[0].kekFile = keys + "/eu-west.kek"
+            config.regions[0].nodes = nodes.map {
+                .init(id: $0.runtime.config.node.id, adminURL: "http://127.0.0.1:\($0.node.adminPort)", adminTokenFile: keys + "/node-admin.token")
+            }
+        }
+        let admin = OriginBundleTests.adminToken
+        for tenant in ["newco", "keepco"] {
+            let body = #"{"hosts":["api.\#(tenant).test"],"upstream":"\#(nodes[0].upstream.url)"}"#
+            #expect(try await origin.call(.PUT, "/v1/tenants/\(tenant)", token: admin, body: body).status == 200)
+        }
+        #expect(try await origin.call(.POST, "/v1/config/publish", token: admin).body.contains(#""node-a":"ok","node-b":"ok""#))
+        for path in (0..<20).map({ "/v1/person/\($0)" }) {
+            _ = try await nodes[0].get(path, host: "api.newco.test")
+            _ = try await nodes[0].get(path, host: "api.keepco.test")
+        }
+        let redis = try RedisConnection.open(try #require(RedisEndpoint(parsing: redisURL)), timeoutMs: 1000)
+        func redisKeys(_ tenant: String) throws -> [String] {
+            guard case .array(let items) = try redis.command("KEYS", "te:\(tenant):*") else { return [] }
+            return items.compactMap { if case .string(let bytes) = $0 { String(decoding: bytes, as: UTF8.self) } else { nil } }
+        }
+        try await waitUntil { ((try? redisKeys("newco"))?.count ?? 0) >= 20 }
+        _ = try await nodes[1].get("/v1/person/1", host: "api.newco.test")  // promoted into B's L1 too
+        let keepcoBefore = try redisKeys("keepco").count
+
+        // Erase at the origin, then publish the bundle without it.
+        let erased = try await origin.call(.DELETE, "/v1/tenants/newco", token: admin)
+        #expect(erased.status == 200 && erased.body.contains(#""erased":"newco""#))
+        #expect(try await origin.call(.POST, "/v1/config/publish", token: admin).status == 200)
+        try await waitUntil {
+            let record = try await origin.call(.GET, "/v1/erasures/newco", token: admin).body
+            return record.contains(#""node-a":"#) && record.contains(#""node-b":"#)
+        }
+        #expect(try redisKeys("newco").isEmpty, "no key of the erased tenant is left in Redis")
+        #expect(try redisKeys("keepco").count == keepcoBefore, "another tenant's entries are untouched")
+        for node in nodes {
+            #expect(node.runtime.caches["newco"] == nil)
+            #expect(try await node.get("/v1/person/1", host: "api.newco.test").status == 421)
+        }
+        #expect(try await nodes[0].get("/v1/person/1", host: "api.keepco.test").cacheStatus.contains("; hit"))
+        let audit = try String(contentsOfFile: originState + "/audit.jsonl", encoding: .utf8)
+        guard case .valid = AuditChain.verify(audit, sha256: { OpenSSL.sha256($0) }) else {
+            Issue.record("the origin's audit chain does not verify")
+            return
+        }
+        #expect(audit.contains(#""event":"tenant_erased""#) && audit.contains(#""event":"erasure_confirmed""#))
+        for node in nodes { await node.shutdown() }
+        await origin.stop()
+    }
+}
