@@ -174,6 +174,11 @@ public final class TenantCache: Sendable {
         }
     }
 
+    /// The sealed bytes of a stored entry, without touching its recency.
+    public func lookupSealed(storageKey: KeyDigest) -> [UInt8]? {
+        storage.partition.withLock { $0.peek(storageKey: storageKey)?.sealed }
+    }
+
     /// Entries per key version they are sealed under (stats).
     public func entriesByKeyVersion() -> [UInt32: Int] { storage.partition.withLock { $0.entriesByKeyVersion() } }
 

@@ -47,6 +47,9 @@ public struct TenantPartition {
 
     public var count: Int { slotByKey.count }
 
+    /// The entry stored under `storageKey`, leaving the LRU order alone.
+    public func peek(storageKey: KeyDigest) -> CacheEntry? { slotByKey[storageKey].map { slots[$0].entry } }
+
     /// How many entries are sealed under each key version (the first 4 bytes of a sealed value).
     public func entriesByKeyVersion() -> [UInt32: Int] {
         var counts: [UInt32: Int] = [:]

@@ -59,8 +59,11 @@ extension TenantTrafficResponder {
         guard case .fresh(let remaining) = entry.freshness(at: now) else { return nil }
         if let limit = runtime.stalenessLimit(now: now), entry.age(at: now) > limit { return nil }  // feed silent: fetch anew
         if let version = TenantPartition.keyVersion(of: entry.sealed), !cache.cipher.holdsKey(version: version) {
-            // Sealed under a retired key: unreadable by design, so dropped quietly where it was met.
-            _ = runtime.l2(for: cache.tenant.id)?.delete(tenant: cache.tenant.id, digests: [storageKey], on: runtime.eventLoop)
+            // Older than the current key: retired, unreadable by design, dropped quietly where met.
+            // Newer: a sibling already has the next bundle; a miss here until this node has it too.
+            if version < cache.cipher.keyVersion {
+                _ = runtime.l2(for: cache.tenant.id)?.delete(tenant: cache.tenant.id, digests: [storageKey], on: runtime.eventLoop)
+            }
             return nil
         }
         guard let plaintext = try? cache.cipher.open(entry.sealed, aad: cache.aad(storageKey)),

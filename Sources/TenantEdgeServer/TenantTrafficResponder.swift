@@ -148,7 +148,11 @@ struct TenantTrafficResponder: HTTPResponder {
 
     /// The one place an entry that does not open is handled: dropped, and a security event.
     func decryptFailed(_ cache: TenantCache, storageKey: KeyDigest, detail: String = "stored entry failed to open; served as a miss") {
+        let sealed = cache.lookupSealed(storageKey: storageKey)
         cache.remove(storageKey: storageKey)
+        // Sealed under a key version this node no longer holds (retired, or swapped out a moment
+        // ago): expected during a rotation, not an attack. Anything else is a security event.
+        if let sealed, let version = TenantPartition.keyVersion(of: sealed), !cache.cipher.holdsKey(version: version) { return }
         runtime.securityEvent("decrypt_failed", tenant: cache.tenant.id, detail: detail)
     }
 

@@ -83,3 +83,70 @@ struct ErasureTests {
         await origin.stop()
     }
 }
+
+/// Key rotation while two nodes sharing Redis serve traffic.
+@Suite("Key rotation under load", .serialized)
+struct RotationUnderLoadTests {
+    @Test func rotatingAndRetiringUnderLoadGivesNoFailedOrWrongResponse() async throws {
+        let keys = try temporaryDirectory("te-rotate")
+        let signing = try Ed25519Key.generate()
+        try Data(try signing.privatePEM()).write(to: URL(fileURLWithPath: keys + "/signing.key"))
+        try Data(try signing.publicPEM()).write(to: URL(fileURLWithPath: keys + "/signing.pub"))
+        try Data(EdgeHarness.adminToken.utf8).write(to: URL(fileURLWithPath: keys + "/node-admin.token"))
+        try Data(try OpenSSL.randomBytes(32)).write(to: URL(fileURLWithPath: keys + "/eu-west.kek"))
+        let redisURL = try SharedTierTests.redisURL(database: 12)
+        var nodes: [EdgeHarness] = []
+        for id in ["node-a", "node-b"] {
+            nodes.append(try await EdgeHarness.start(configure: { config in
+                config.security.configPublicKey = keys + "/signing.pub"
+                config.security.kekFile = keys + "/eu-west.kek"
+                config.cache.redis = .init(url: redisURL, poolSize: 2, timeoutMs: 500)
+            }, nodeID: id, script: { request in .init(headers: [("Cache-Control", "max-age=300")], body: "body of \(request.uri)") }))
+        }
+        let origin = try await OriginHarness.start { config in
+            config.signingKeyFile = keys + "/signing.key"
+            config.tokens.admin = [OpenSSL.sha256(Array(OriginBundleTests.adminToken.utf8))]
+            config.regions[0].kekFile = keys + "/eu-west.kek"
+            config.regions[0].nodes = nodes.map {
+                .init(id: $0.runtime.config.node.id, adminURL: "http://127.0.0.1:\($0.node.adminPort)", adminTokenFile: keys + "/node-admin.token")
+            }
+        }
+        let admin = OriginBundleTests.adminToken
+        #expect(try await origin.call(.PUT, "/v1/tenants/newco", token: admin,
+                                      body: #"{"hosts":["api.newco.test"],"upstream":"\#(nodes[0].upstream.url)"}"#).status == 200)
+        #expect(try await origin.call(.POST, "/v1/config/publish", token: admin).body.contains(#""node-a":"ok","node-b":"ok""#))
+        let failures = Locked(0), served = Locked(0)
+        let serving = nodes
+        let load = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        for index in 0..<150 {
+                            let path = "/item/\((worker * 31 + index) % 60)"
+                            let response = try await serving[index % 2].get(path, host: "api.newco.test")
+                            if response.status != 200 || response.body != "body of \(path)" { failures.update { $0 += 1 } }
+                            served.update { $0 += 1 }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        for version in 2...4 {
+            try await Task.sleep(for: .milliseconds(150))
+            #expect(try await origin.call(.POST, "/v1/tenants/newco/keys/rotate", token: admin).status == 200)
+            #expect(try await origin.call(.DELETE, "/v1/tenants/newco/keys/\(version - 1)", token: admin).status == 200)
+            #expect(try await origin.call(.POST, "/v1/config/publish", token: admin).body.contains(#""node-a":"ok","node-b":"ok""#))
+        }
+        try await load.value
+        #expect(served.value == 1200)
+        #expect(failures.value == 0, "no failed or wrong response while keys rotated and retired")
+        for node in nodes {
+            #expect(node.runtime.caches["newco"]?.cipher.keyVersion == 4)
+            #expect(node.runtime.caches["newco"]?.entriesByKeyVersion().keys.allSatisfy { $0 == 4 } == true, "no entry under a retired key")
+            #expect(node.runtime.securityEventCount.load(ordering: .relaxed) == 0)
+        }
+        for node in nodes { await node.shutdown() }
+        await origin.stop()
+    }
+}
