@@ -48,6 +48,13 @@ final class AuditLog: Sendable {
         }
     }
 
+    /// Verifies the whole chain as it is on disk (after a flush).
+    func verify() -> AuditChain.Verification {
+        flush()
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        return AuditChain.verify(text, sha256: { OpenSSL.sha256($0) })
+    }
+
     /// Waits until every recorded entry is written and synced to disk.
     func flush() {
         writer.sync { _ = fsync(descriptor) }

@@ -9,7 +9,7 @@ import TenantEdgeServer
 @main
 struct EdgectlCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "edgectl", abstract: "TenantEdge operator CLI.", subcommands: [Redis.self, Audit.self, Keygen.self, Config.self, Purge.self, Tenant.self, Key.self])
+        commandName: "edgectl", abstract: "TenantEdge operator CLI.", subcommands: [Redis.self, Audit.self, Keygen.self, Config.self, Purge.self, Tenant.self, Key.self, Report.self])
 
     /// Runs `body`; an `EdgeError` becomes one line on stderr and exit code 2.
     static func reportingErrors(_ body: () throws -> Void) throws {

@@ -17,6 +17,12 @@ struct OriginOptions: ParsableArguments {
     /// Calls the origin; prints the JSON answer and exits 0 on 2xx, prints the reason on stderr and
     /// exits 1 otherwise. The token is never printed.
     func call(_ method: String, _ path: String, body: [UInt8]? = nil) throws {
+        print(try fetch(method, path, body: body))
+    }
+
+    /// The answer's body on 2xx; otherwise the reason on stderr and exit 1.
+    func fetch(_ method: String, _ path: String, body: [UInt8]? = nil) throws -> String {
+        var text = ""
         try EdgectlCommand.reportingErrors {
             guard origin.hasPrefix("https://") else { throw EdgeError(.invalidConfig, "--origin: must start with https://") }
             guard let data = FileManager.default.contents(atPath: tokenFile) else { throw EdgeError(.io, "--token-file: cannot read \(tokenFile)") }
@@ -24,13 +30,13 @@ struct OriginOptions: ParsableArguments {
             let response = try CurlClient().request(method, origin + path, body: body, caFile: caFile,
                                                     headers: ["Authorization: Bearer \(token)", "Content-Type: application/json"],
                                                     timeoutMs: 30_000)
-            let text = String(decoding: response.body, as: UTF8.self)
+            text = String(decoding: response.body, as: UTF8.self)
             guard (200..<300).contains(response.status) else {
                 FileHandle.standardError.write(Data("origin answered \(response.status): \(text)\n".utf8))
                 throw ExitCode(1)
             }
-            print(text)
         }
+        return text
     }
 }
 
@@ -95,6 +101,48 @@ extension EdgectlCommand {
             @Option(name: .long, help: "The tenant.") var tenant: String
             @Option(name: .long, help: "The key version to retire.") var version: UInt32
             func run() throws { try target.call("DELETE", "/v1/tenants/\(tenant)/keys/\(version)") }
+        }
+    }
+}
+
+extension EdgectlCommand {
+    struct Report: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Reports.", subcommands: [Compliance.self])
+
+        /// `edgectl report compliance`: per tenant encryption, key versions and ages, residency,
+        /// last purge; erasures and their confirmations; whether the audit chain verifies.
+        struct Compliance: ParsableCommand {
+            @OptionGroup var target: OriginOptions
+            @Flag(name: .long, help: "Print the JSON instead of a table.") var json = false
+
+            func run() throws {
+                let text = try target.fetch("GET", "/v1/report/compliance")
+                if json { return print(text) }
+                guard let report = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return print(text) }
+                print(Self.table(report))
+            }
+
+            static func table(_ report: [String: Any]) -> String {
+                var rows = [["tenant", "encrypted", "keys (age in days)", "residency", "last purge"]]
+                for tenant in report["tenants"] as? [[String: Any]] ?? [] {
+                    let keys = (tenant["key_versions"] as? [[String: Any]] ?? []).map { "v\($0["version"] ?? "?") (\($0["age_days"] ?? "?")d)" }
+                    let purge = (tenant["last_purge"] as? [String: Any]).map { "#\($0["seq"] ?? "?") \($0["published_at"] ?? "")" } ?? "-"
+                    let residency = (tenant["residency"] as? [String] ?? []).joined(separator: ",")
+                    rows.append([tenant["id"] as? String ?? "?", (tenant["encrypted"] as? Bool ?? false) ? "yes" : "NO",
+                                 keys.joined(separator: ", "), residency.isEmpty ? "any" : residency, purge])
+                }
+                let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+                var lines = rows.map { row in row.indices.map { row[$0].padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ") }
+                for erasure in report["erasures"] as? [[String: Any]] ?? [] {
+                    let confirmed = (erasure["confirmed"] as? [String: String] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+                    lines.append("erased \(erasure["tenant"] ?? "?") at \(erasure["requested_at"] ?? "?") by \(erasure["requested_by"] ?? "?"); "
+                                 + "confirmed: \(confirmed.isEmpty ? "none yet" : confirmed.joined(separator: ", "))")
+                }
+                let chain = report["audit_chain"] as? [String: Any] ?? [:]
+                lines.append((chain["valid"] as? Bool ?? false) ? "audit chain: verifies (\(chain["entries"] ?? 0) entries)"
+                                                                 : "audit chain: BROKEN at line \(chain["line"] ?? "?"): \(chain["reason"] ?? "")")
+                return lines.joined(separator: "\n")
+            }
         }
     }
 }

@@ -73,6 +73,17 @@ struct ErasureTests {
             #expect(try await node.get("/v1/person/1", host: "api.newco.test").status == 421)
         }
         #expect(try await nodes[0].get("/v1/person/1", host: "api.keepco.test").cacheStatus.contains("; hit"))
+        let report = try await origin.call(.GET, "/v1/report/compliance", token: admin)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(report.body.utf8)) as? [String: Any])
+        let tenants = try #require(json["tenants"] as? [[String: Any]])
+        #expect(tenants.map { $0["id"] as? String } == ["keepco"])
+        #expect(tenants.first?["encrypted"] as? Bool == true)
+        #expect((tenants.first?["key_versions"] as? [[String: Any]])?.first?["version"] as? Int == 1)
+        let erasures = try #require(json["erasures"] as? [[String: Any]])
+        #expect(erasures.first?["tenant"] as? String == "newco")
+        #expect((erasures.first?["confirmed"] as? [String: String])?.keys.sorted() == ["node-a", "node-b"])
+        #expect((json["audit_chain"] as? [String: Any])?["valid"] as? Bool == true)
+        #expect(try await origin.call(.GET, "/v1/report/compliance", token: OriginHarness.publisherToken).status == 403)
         let audit = try String(contentsOfFile: originState + "/audit.jsonl", encoding: .utf8)
         guard case .valid = AuditChain.verify(audit, sha256: { OpenSSL.sha256($0) }) else {
             Issue.record("the origin's audit chain does not verify")

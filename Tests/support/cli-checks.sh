@@ -155,11 +155,13 @@ put=$("$edgectl" tenant put "${common[@]}" --token-file "$work/admin.token" --id
 publish=$("$edgectl" config publish "${common[@]}" --token-file "$work/admin.token" 2>&1)
 denied=$("$edgectl" purge "${common[@]}" --token-file "$work/pub.token" --tenant acme --all --ca-file "$TE_TEST_OTHER_CA_FILE" 2>&1); drc=$?
 forbidden=$("$edgectl" config publish "${common[@]}" --token-file "$work/pub.token" 2>&1); frc=$?
+report=$("$edgectl" report compliance "${common[@]}" --token-file "$work/admin.token" 2>&1)
 kill -TERM "$opid"; wait "$opid" 2>/dev/null
 if [ "$prc" = 0 ] && [ "$purge" = '{"seq":1}' ] && [[ "$put" == '{"tenant":"newco"}' ]] && [[ "$publish" == '{"version":1,"pushed":{}}' ]] \
    && [ "$drc" = 2 ] && [ "$(printf '%s\n' "$denied" | grep -c .)" = 1 ] && [[ "$denied" == *"failed: curl error"* ]] \
-   && [ "$frc" = 1 ] && [[ "$forbidden" == "origin answered 403"* ]] && ! grep -q "token-cli" "$work/origin.log"; then passed=$((passed+1))
-else failed=$((failed+1)); echo "cli-check FAILED: edge-origin with edgectl: purge $prc $purge / put $put / publish $publish / wrong CA $drc $denied / publisher publishing $frc $forbidden"; cat "$work/origin.log"; fi
+   && [ "$frc" = 1 ] && [[ "$forbidden" == "origin answered 403"* ]] && ! grep -q "token-cli" "$work/origin.log" \
+   && [[ "$report" == *"newco   NO         v1 (0d)"* ]] && [[ "$report" == *"audit chain: verifies (2 entries)"* ]]; then passed=$((passed+1))
+else failed=$((failed+1)); echo "cli-check FAILED: edge-origin with edgectl: purge $prc $purge / put $put / publish $publish / wrong CA $drc $denied / publisher publishing $frc $forbidden / report $report"; cat "$work/origin.log"; fi
 printf 'listen: "127.0.0.1:1"\nbogus: 1\n' > "$work/bad-origin.yaml"
 out=$("$origin_bin" run --config "$work/bad-origin.yaml" 2>&1); rc=$?
 if [ "$rc" = 2 ] && [ "$(printf '%s\n' "$out" | grep -c .)" = 1 ] && [[ "$out" == "bogus: is not a known key" ]]; then passed=$((passed+1))

@@ -42,6 +42,11 @@ final class ErasureLedger: Sendable {
         return known
     }
 
+    /// Every erasure record, for the compliance report.
+    func all() -> [[String: Any]] {
+        records.withLock { records in records.keys.sorted().map { tenant in records[tenant]!.merging(["tenant": tenant]) { $1 } } }
+    }
+
     /// The record as JSON text, or nil.
     func json(tenant: String) -> String? {
         records.withLock { records in

@@ -69,6 +69,16 @@ final class InvalidationLog: Sendable {
         return event
     }
 
+    /// The newest retained event of each tenant (compliance report).
+    func lastEvents() -> [String: InvalidationEvent] {
+        state.withLock { state in
+            guard case .events(let events, _) = state.window.read(after: state.window.oldest - 1, limit: state.window.retention) else { return [:] }
+            var last: [String: InvalidationEvent] = [:]
+            for event in events { last[event.purge.tenant] = event }
+            return last
+        }
+    }
+
     func read(after cursor: Int, limit: Int) -> InvalidationWindow.Read {
         state.withLock { $0.window.read(after: cursor, limit: limit) }
     }

@@ -55,6 +55,13 @@ struct OriginResponder: HTTPResponder {
             guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
             return .now(erasures.json(tenant: String(path.dropFirst("/v1/erasures/".count))).map { .json(.ok, $0) }
                 ?? .jsonError(.notFound, code: "no_erasure"))
+        case (.GET, "/v1/report/compliance"):
+            guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
+            let (registry, log, erasures, audit) = (self.registry, self.log, self.erasures, self.audit)
+            return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
+                EdgeResponse.json(.ok, ComplianceReport.json(registry: registry, log: log, erasures: erasures, audit: audit,
+                                                             now: Date().timeIntervalSince1970))
+            })
         case (.GET, "/v1/config/bundle"):
             return .now(pullBundle(request, region: query["region"]))
         case (_, "/healthz"), (_, "/v1/invalidations"), (_, "/v1/config/publish"), (_, "/v1/config/bundle"):

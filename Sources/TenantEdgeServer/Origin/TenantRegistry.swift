@@ -112,6 +112,19 @@ final class TenantRegistry: Sendable {
 
     var tenants: [TenantConfig] { state.withLock { $0.tenants } }
 
+    /// Per tenant, for the compliance report: its settings, its key versions with their creation
+    /// times, and whether every region with a KEK holds its key (no key material).
+    func keyReport() -> [(tenant: TenantConfig, keys: [(version: UInt32, createdAt: String)], sealedForAllRegions: Bool)] {
+        let regions = Set(keks.keys)
+        return state.withLock { state in
+            state.tenants.map { tenant in
+                let keys = state.keys[tenant.id] ?? []
+                let complete = !regions.isEmpty && keys.allSatisfy { Set($0.wrapped.keys) == regions }
+                return (tenant, keys.map { ($0.version, $0.createdAt) }, complete)
+            }
+        }
+    }
+
     /// Key versions per tenant (no key material).
     func keyVersions(of id: String) -> [UInt32] { state.withLock { $0.keys[id]?.map(\.version) ?? [] } }
 
