@@ -95,6 +95,7 @@ let package = Package(
             dependencies: [
                 "TenantEdgeNative", "TenantEdgeCore", "TenantEdgeServer",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),

@@ -83,3 +83,6 @@ python3 bench/report.py "$results" "$ROUNDS" "$DURATION" "$KEYS" "$pipeline" "$e
   && openssl x509 -req -in origin.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile ext.cnf -out origin.pem 2>/dev/null)
 "$bindir/edge-bench" feed-propagation "$dir/origin.pem" "$dir/origin.key" "$dir/ca.pem" "${FEED_EVENTS:-1000}" 2>/dev/null \
   | tee -a bench/results/latest.md
+# Erasure of a tenant with ERASE_ENTRIES entries in L1 and L2 (same Redis, database 13).
+"$bindir/edge-bench" erasure "$dir/origin.pem" "$dir/origin.key" "$dir/ca.pem" "$redis_port" "${ERASE_ENTRIES:-100000}" 2>/dev/null \
+  | tee -a bench/results/latest.md

@@ -9,6 +9,7 @@ enum EdgeBench {
         case "redis-pipeline": try RedisPipelineBench.run(arguments)
         case "redis-engines": try RedisEnginesBench.run(arguments)
         case "feed-propagation": try await FeedPropagationBench.run(arguments)
+        case "erasure": try await ErasureBench.run(arguments)
         default: usage()
         }
     }
@@ -18,6 +19,7 @@ enum EdgeBench {
             usage: edge-bench redis-pipeline PORT [KEYS] [ROUNDS] [SIZE]
                    edge-bench redis-engines PORT [SECONDS] [CONCURRENCY] [ROUNDS]
                    edge-bench feed-propagation CERT KEY CA [EVENTS]
+                   edge-bench erasure CERT KEY CA REDIS_PORT [ENTRIES]
 
             """.utf8))
         exit(2)
