@@ -75,11 +75,16 @@ extension EdgectlCommand {
             }
         }
 
-        /// `edgectl tenant erase T`: removes the tenant and has every node drop its data.
+        /// `edgectl tenant erase T`: removes the tenant, has every node drop its data now, and
+        /// publishes the bundle without it (so nodes forget its keys), unless `--no-publish`.
         struct Erase: ParsableCommand {
             @OptionGroup var target: OriginOptions
             @Argument(help: "The tenant id.") var id: String
-            func run() throws { try target.call("DELETE", "/v1/tenants/\(id)") }
+            @Flag(name: .customLong("no-publish"), help: "Leave the bundle for a later publish.") var noPublish = false
+            func run() throws {
+                try target.call("DELETE", "/v1/tenants/\(id)")
+                if !noPublish { try target.call("POST", "/v1/config/publish") }
+            }
         }
     }
 }
@@ -88,11 +93,15 @@ extension EdgectlCommand {
     struct Key: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Tenant data keys at the origin.", subcommands: [Rotate.self, Retire.self])
 
-        /// `edgectl key rotate --tenant T`: a new key version; `edgectl config publish` hands it out.
+        /// `edgectl key rotate --tenant T`: a new key version, published at once unless `--no-publish`.
         struct Rotate: ParsableCommand {
             @OptionGroup var target: OriginOptions
             @Option(name: .long, help: "The tenant.") var tenant: String
-            func run() throws { try target.call("POST", "/v1/tenants/\(tenant)/keys/rotate") }
+            @Flag(name: .customLong("no-publish"), help: "Leave the bundle for a later publish.") var noPublish = false
+            func run() throws {
+                try target.call("POST", "/v1/tenants/\(tenant)/keys/rotate")
+                if !noPublish { try target.call("POST", "/v1/config/publish") }
+            }
         }
 
         /// `edgectl key retire --tenant T --version V`: crypto-shreds a key version at the next publish.
@@ -100,7 +109,11 @@ extension EdgectlCommand {
             @OptionGroup var target: OriginOptions
             @Option(name: .long, help: "The tenant.") var tenant: String
             @Option(name: .long, help: "The key version to retire.") var version: UInt32
-            func run() throws { try target.call("DELETE", "/v1/tenants/\(tenant)/keys/\(version)") }
+            @Flag(name: .customLong("no-publish"), help: "Leave the bundle for a later publish.") var noPublish = false
+            func run() throws {
+                try target.call("DELETE", "/v1/tenants/\(tenant)/keys/\(version)")
+                if !noPublish { try target.call("POST", "/v1/config/publish") }
+            }
         }
     }
 }
