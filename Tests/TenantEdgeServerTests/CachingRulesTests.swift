@@ -241,12 +241,12 @@ struct CachingRulesTests {
 }
 
 /// Polls `condition` for up to two seconds (for background work such as a stale-while-revalidate refresh).
-func waitUntil(_ condition: () async throws -> Bool) async throws {
-    for _ in 0..<200 {
+func waitUntil(seconds: Int = 2, _ condition: () async throws -> Bool) async throws {
+    for _ in 0..<(seconds * 100) {
         if try await condition() { return }
         try await Task.sleep(for: .milliseconds(10))
     }
-    Issue.record("condition not met within 2 s")
+    Issue.record("condition not met within \(seconds) s")
 }
 
 final class VersionCounter: Sendable {

@@ -54,7 +54,7 @@ struct ErasureTests {
             guard case .array(let items) = try redis.command("KEYS", "te:\(tenant):*") else { return [] }
             return items.compactMap { if case .string(let bytes) = $0 { String(decoding: bytes, as: UTF8.self) } else { nil } }
         }
-        try await waitUntil { ((try? redisKeys("newco"))?.count ?? 0) >= 20 }
+        try await waitUntil(seconds: 10) { ((try? redisKeys("newco"))?.count ?? 0) >= 20 }
         _ = try await nodes[1].get("/v1/person/1", host: "api.newco.test")  // promoted into B's L1 too
         let keepcoBefore = try redisKeys("keepco").count
 
@@ -62,7 +62,7 @@ struct ErasureTests {
         let erased = try await origin.call(.DELETE, "/v1/tenants/newco", token: admin)
         #expect(erased.status == 200 && erased.body.contains(#""erased":"newco""#))
         #expect(try await origin.call(.POST, "/v1/config/publish", token: admin).status == 200)
-        try await waitUntil {
+        try await waitUntil(seconds: 10) {
             let record = try await origin.call(.GET, "/v1/erasures/newco", token: admin).body
             return record.contains(#""node-a":"#) && record.contains(#""node-b":"#)
         }
