@@ -96,6 +96,12 @@ final class EdgeRuntime: Sendable {
         for cache in next.caches.values where previous.caches[cache.tenant.id] !== cache {
             let dropped = cache.dropRetiredEntries()
             if dropped > 0 { logger.info("entries under retired keys dropped", metadata: ["tenant": "\(cache.tenant.id)", "entries": "\(dropped)"]) }
+            // L2: sweep each version the tenant's keys no longer list, through that version's own list.
+            let before = Set(previous.tenants.first { $0.id == cache.tenant.id }?.wrappedKeys.map(\.version) ?? [])
+            let retired = before.subtracting(cache.tenant.wrappedKeys.map(\.version))
+            if let tier = next.l2Tiers[cache.tenant.id] {
+                for version in retired { _ = tier.sweep(tenant: cache.tenant.id, keyVersion: version, on: eventLoop) }
+            }
         }
         metrics.registerTenants(next.tenants.map(\.id))
         metrics.setConfigVersion(version)

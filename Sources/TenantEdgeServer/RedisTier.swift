@@ -100,11 +100,12 @@ final class RedisTier: Sendable {
 
     /// Stores a value with a Redis TTL and indexes it under `indexes` (tag and prefix digests),
     /// unless a purge ran since `fence` was read; failures are counted and otherwise ignored.
-    func set(tenant: String, digest: KeyDigest, value: [UInt8], ttlSeconds: Int, fence: [UInt8], indexes: [KeyDigest],
-             on eventLoop: any EventLoop) {
+    func set(tenant: String, digest: KeyDigest, value: [UInt8], ttlSeconds: Int, fence: [UInt8], keyVersion: UInt32,
+             indexes: [KeyDigest], on eventLoop: any EventLoop) {
         guard ttlSeconds > 0, !isUntrusted(tenant) else { return }
         let arguments = SharedTierScripts.call(SharedTierScripts.set, tenant: tenant,
-            [Array(digest.base64URL.utf8), value, Array(String(ttlSeconds).utf8), fence] + indexes.map { Array($0.base64URL.utf8) })
+            [Array(digest.base64URL.utf8), value, Array(String(ttlSeconds).utf8), fence, Array(String(keyVersion).utf8)]
+                + indexes.map { Array($0.base64URL.utf8) })
         _ = run(arguments, on: eventLoop) { reply -> Bool in
             switch reply {
             case .integer(let stored): return stored == 1
@@ -141,6 +142,16 @@ final class RedisTier: Sendable {
         evaluateCount(SharedTierScripts.purgeCall(SharedTierScripts.dropGeneration, tenant: tenant, database: endpoint.database, node: nodeID, digests: []),
                       what: "generation drop", on: eventLoop)
             .map { $0 != nil }
+    }
+
+    /// Deletes the tenant's entries sealed under a retired key version, batch by batch (only that
+    /// tenant's list for that version is read); true when none is left.
+    func sweep(tenant: String, keyVersion: UInt32, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
+        let arguments = SharedTierScripts.call(SharedTierScripts.sweepVersion, tenant: tenant, [Array(String(keyVersion).utf8)])
+        return evaluateCount(arguments, what: "retirement sweep", on: eventLoop).flatMap { left in
+            guard let left else { return eventLoop.makeSucceededFuture(false) }
+            return left == 0 ? eventLoop.makeSucceededFuture(true) : self.sweep(tenant: tenant, keyVersion: keyVersion, on: eventLoop)
+        }
     }
 
     /// Deletes every key of the tenant in this Redis (erasure), batch by batch; true when none is

@@ -35,7 +35,8 @@ enum SharedTierScripts {
         """
 
     /// `ARGV[2]` digest, `ARGV[3]` value, `ARGV[4]` TTL, `ARGV[5]` the fence read before the fetch,
-    /// `ARGV[6…]` index digests. Returns 1 when stored, 0 when a purge ran since the fence was read.
+    /// `ARGV[6]` the key version it is sealed under (listed in `te:<t>:v<version>` for retirement
+    /// sweeps), `ARGV[7…]` index digests. Returns 1 when stored, 0 when a purge ran since the fence was read.
     /// Index sets live at least as long as their newest member.
     static let set = """
         if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[5] then return 0 end
@@ -48,7 +49,11 @@ enum SharedTierScripts {
         redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
         redis.call('ZADD', KEYS[3], 'GT', now + ttl, key)
         redis.call('ZADD', KEYS[3], 'GT', now + ttl + 60, ledger)
-        for i = 6, #ARGV do
+        local byVersion = 'te:' .. string.sub(KEYS[1], 4, -5) .. ':v' .. ARGV[6]
+        redis.call('ZREMRANGEBYSCORE', byVersion, '-inf', now)
+        redis.call('ZADD', byVersion, 'GT', now + ttl, key)
+        redis.call('ZADD', KEYS[3], 'GT', now + ttl, byVersion)
+        for i = 7, #ARGV do
           local idx = base .. 'idx:' .. ARGV[i]
           redis.call('SADD', idx, ARGV[2])
           if redis.call('TTL', idx) < ttl then redis.call('EXPIRE', idx, ttl) end
@@ -96,6 +101,21 @@ enum SharedTierScripts {
         \(publish("a"))return redis.call('INCR', KEYS[1])
         """
 
+    /// Retirement sweep, in batches of 1,000: deletes the entries sealed under key version
+    /// `ARGV[2]` (listed in `te:<t>:v<version>`); returns how many are left.
+    static let sweepVersion = """
+        \(prelude)local byVersion = 'te:' .. string.sub(KEYS[1], 4, -5) .. ':v' .. ARGV[2]
+        local batch = redis.call('ZRANGE', byVersion, 0, 999)
+        for _, k in ipairs(batch) do
+          forget(k)
+          redis.call('DEL', k)
+        end
+        if #batch > 0 then redis.call('ZREM', byVersion, unpack(batch)) end
+        local left = redis.call('ZCARD', byVersion)
+        if left == 0 then redis.call('DEL', byVersion) end
+        return left
+        """
+
     /// Erasure, in batches of 1,000: deletes the tenant's live keys (every generation) and, once none
     /// are left, its generation, fence and key list. Returns how many keys are left to delete.
     static let erase = """
@@ -123,7 +143,7 @@ enum SharedTierScripts {
     /// Script SHA-1s, computed once: calls send `EVALSHA` (40 bytes instead of the script, and no
     /// hashing of the body in Redis), falling back to `EVAL` when Redis does not know the script yet.
     static let shas: [String: [UInt8]] = Dictionary(uniqueKeysWithValues:
-        [get, set, delete, purgeIndexes, dropGeneration, liveBytes, erase].map { ($0, Array(OpenSSL.sha1Hex($0).utf8)) })
+        [get, set, delete, purgeIndexes, dropGeneration, liveBytes, erase, sweepVersion].map { ($0, Array(OpenSSL.sha1Hex($0).utf8)) })
 
     /// A purge script's call: the tenant's channel and the node id before the digests.
     static func purgeCall(_ script: String, tenant: String, database: Int, node: String, digests: [KeyDigest]) -> [[UInt8]] {

@@ -89,9 +89,9 @@ extension TenantTrafficResponder {
         if !varyNames.isEmpty {
             indexes.append(primary)
             l2.set(tenant: cache.tenant.id, digest: primary, value: L2EntryCodec.encodeVaryMarker(varyNames), ttlSeconds: ttl,
-                   fence: fence, indexes: [], on: eventLoop)
+                   fence: fence, keyVersion: cache.cipher.keyVersion, indexes: [], on: eventLoop)
         }
         l2.set(tenant: cache.tenant.id, digest: storageKey, value: L2EntryCodec.encode(entry), ttlSeconds: ttl, fence: fence,
-               indexes: indexes, on: eventLoop)
+               keyVersion: TenantPartition.keyVersion(of: entry.sealed) ?? cache.cipher.keyVersion, indexes: indexes, on: eventLoop)
     }
 }

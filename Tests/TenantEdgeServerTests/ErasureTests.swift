@@ -152,6 +152,19 @@ struct RotationUnderLoadTests {
         try await load.value
         #expect(served.value == 1200)
         #expect(failures.value == 0, "no failed or wrong response while keys rotated and retired")
+        // Straight from Redis: every entry left is sealed under version 4; the retired versions were swept.
+        let redis = try RedisConnection.open(try #require(RedisEndpoint(parsing: redisURL)), timeoutMs: 1000)
+        try await waitUntil(seconds: 10) {
+            guard case .array(let names) = try redis.command("KEYS", "te:newco:g*") else { return false }
+            let versions = try names.compactMap { name -> UInt32? in
+                guard case .string(let key) = name, !String(decoding: key, as: UTF8.self).contains(":idx:"),
+                      !String(decoding: key, as: UTF8.self).hasSuffix(":bytes"),
+                      case .string(let value) = try redis.command([Array("GET".utf8), key]),
+                      case .entry(let entry) = L2EntryCodec.decodeValue(value) else { return nil }
+                return TenantPartition.keyVersion(of: entry.sealed)
+            }
+            return !versions.isEmpty && versions.allSatisfy { $0 == 4 }
+        }
         for node in nodes {
             #expect(node.runtime.caches["newco"]?.cipher.keyVersion == 4)
             #expect(node.runtime.caches["newco"]?.entriesByKeyVersion().keys.allSatisfy { $0 == 4 } == true, "no entry under a retired key")
