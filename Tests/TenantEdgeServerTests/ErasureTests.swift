@@ -8,12 +8,7 @@ import Testing
 @Suite("Tenant erasure", .serialized)
 struct ErasureTests {
     @Test func anErasedTenantLeavesNoKeyInRedisNoEntryInL1AndEveryNodeConfirms() async throws {
-        let keys = try temporaryDirectory("te-erase")
-        let signing = try Ed25519Key.generate()
-        try Data(try signing.privatePEM()).write(to: URL(fileURLWithPath: keys + "/signing.key"))
-        try Data(try signing.publicPEM()).write(to: URL(fileURLWithPath: keys + "/signing.pub"))
-        try Data(EdgeHarness.adminToken.utf8).write(to: URL(fileURLWithPath: keys + "/node-admin.token"))
-        try Data(try OpenSSL.randomBytes(32)).write(to: URL(fileURLWithPath: keys + "/eu-west.kek"))
+        let keys = try OriginSecrets("te-erase").directory
         let redisURL = try SharedTierTests.redisURL(database: 11)
         let originState = try temporaryDirectory("te-erase-origin")
         // The origin first (nodes follow it), then the nodes, then the origin again knowing their admin ports.
@@ -99,12 +94,7 @@ struct ErasureTests {
 @Suite("Key rotation under load", .serialized)
 struct RotationUnderLoadTests {
     @Test func rotatingAndRetiringUnderLoadGivesNoFailedOrWrongResponse() async throws {
-        let keys = try temporaryDirectory("te-rotate")
-        let signing = try Ed25519Key.generate()
-        try Data(try signing.privatePEM()).write(to: URL(fileURLWithPath: keys + "/signing.key"))
-        try Data(try signing.publicPEM()).write(to: URL(fileURLWithPath: keys + "/signing.pub"))
-        try Data(EdgeHarness.adminToken.utf8).write(to: URL(fileURLWithPath: keys + "/node-admin.token"))
-        try Data(try OpenSSL.randomBytes(32)).write(to: URL(fileURLWithPath: keys + "/eu-west.kek"))
+        let keys = try OriginSecrets("te-rotate").directory
         let redisURL = try SharedTierTests.redisURL(database: 12)
         var nodes: [EdgeHarness] = []
         for id in ["node-a", "node-b"] {

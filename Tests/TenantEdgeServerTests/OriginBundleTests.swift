@@ -10,11 +10,7 @@ struct OriginBundleTests {
     static let adminToken = "origin-admin-token"
     let keys: String
     init() throws {
-        keys = try temporaryDirectory("te-origin-keys")
-        let key = try Ed25519Key.generate()
-        try Data(try key.privatePEM()).write(to: URL(fileURLWithPath: keys + "/signing.key"))
-        try Data(try key.publicPEM()).write(to: URL(fileURLWithPath: keys + "/signing.pub"))
-        try Data(EdgeHarness.adminToken.utf8).write(to: URL(fileURLWithPath: keys + "/node-admin.token"))
+        keys = try OriginSecrets("te-origin-keys").directory
     }
 
     /// Origin settings: signing key, admin token, and `nodes` of eu-west reached at their admin ports.
@@ -83,13 +79,8 @@ struct OriginBundleTests {
 @Suite("Tenant keys sealed for the region", .serialized)
 struct EnvelopeKeyTests {
     @Test func keysTravelSealedAndANodeWithTheWrongKEKRefusesTheBundle() async throws {
-        let keys = try temporaryDirectory("te-envelope")
-        let signing = try Ed25519Key.generate()
-        try Data(try signing.privatePEM()).write(to: URL(fileURLWithPath: keys + "/signing.key"))
-        try Data(try signing.publicPEM()).write(to: URL(fileURLWithPath: keys + "/signing.pub"))
-        try Data(EdgeHarness.adminToken.utf8).write(to: URL(fileURLWithPath: keys + "/node-admin.token"))
-        let kek = try OpenSSL.randomBytes(32)
-        try Data(kek).write(to: URL(fileURLWithPath: keys + "/eu-west.kek"))
+        let secrets = try OriginSecrets("te-envelope")
+        let (keys, kek) = (secrets.directory, secrets.kek)
         try Data(try OpenSSL.randomBytes(32)).write(to: URL(fileURLWithPath: keys + "/wrong.kek"))
         func node(_ id: String, kek: String) async throws -> EdgeHarness {
             try await EdgeHarness.start(configure: { config in

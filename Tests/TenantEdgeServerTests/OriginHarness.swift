@@ -103,3 +103,25 @@ func temporaryDirectory(_ prefix: String) throws -> String {
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }
+
+/// The secrets an origin and its nodes share in a test, made fresh in a temporary directory:
+/// `signing.key`/`signing.pub` (Ed25519), `node-admin.token` (the nodes' admin token, for pushes)
+/// and `eu-west.kek` (the region KEK).
+struct OriginSecrets {
+    let directory: String
+    let kek: [UInt8]
+    var signingKey: String { directory + "/signing.key" }
+    var publicKey: String { directory + "/signing.pub" }
+    var nodeAdminToken: String { directory + "/node-admin.token" }
+    var regionKEK: String { directory + "/eu-west.kek" }
+
+    init(_ prefix: String) throws {
+        directory = try temporaryDirectory(prefix)
+        let signing = try Ed25519Key.generate()
+        try Data(try signing.privatePEM()).write(to: URL(fileURLWithPath: directory + "/signing.key"))
+        try Data(try signing.publicPEM()).write(to: URL(fileURLWithPath: directory + "/signing.pub"))
+        try Data(EdgeHarness.adminToken.utf8).write(to: URL(fileURLWithPath: directory + "/node-admin.token"))
+        kek = try OpenSSL.randomBytes(32)
+        try Data(kek).write(to: URL(fileURLWithPath: directory + "/eu-west.kek"))
+    }
+}
