@@ -40,6 +40,10 @@ public struct EdgeConfig: Sendable, Equatable {
         public var isolationStrategy: IsolationStrategy = .hybrid
         /// L2 tier; nil means L1 only.
         public var redis: Redis? = nil
+        /// Re-seal an L1 entry under the current key version when it is read under an older one,
+        /// so hot entries leave a version before it is retired. Default off (one extra seal per
+        /// such hit).
+        public var resealOnRead: Bool = false
         public init() {}
     }
 

@@ -179,6 +179,14 @@ public final class TenantCache: Sendable {
         storage.partition.withLock { $0.peek(storageKey: storageKey)?.sealed }
     }
 
+    /// Re-seals an entry read under an older key version with the current one (`reseal_on_read`);
+    /// whether it was replaced (it may have changed meanwhile).
+    @discardableResult
+    public func reseal(_ entry: CacheEntry, storageKey: KeyDigest, plaintext: [UInt8]) -> Bool {
+        guard let sealed = try? cipher.seal(plaintext, aad: aad(storageKey)) else { return false }
+        return storage.partition.withLock { $0.replaceSealed(storageKey: storageKey, expected: entry.sealed, with: sealed) }
+    }
+
     /// Entries per key version they are sealed under (stats).
     public func entriesByKeyVersion() -> [UInt32: Int] { storage.partition.withLock { $0.entriesByKeyVersion() } }
 

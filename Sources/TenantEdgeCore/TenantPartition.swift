@@ -47,6 +47,14 @@ public struct TenantPartition {
 
     public var count: Int { slotByKey.count }
 
+    /// Replaces an entry's sealed bytes (a re-seal under a newer key: same length, same metadata),
+    /// only if it still holds `expected`; whether it did.
+    public mutating func replaceSealed(storageKey: KeyDigest, expected: [UInt8], with sealed: [UInt8]) -> Bool {
+        guard let index = slotByKey[storageKey], slots[index].entry.sealed == expected, sealed.count == expected.count else { return false }
+        slots[index].entry.sealed = sealed
+        return true
+    }
+
     /// The entry stored under `storageKey`, leaving the LRU order alone.
     public func peek(storageKey: KeyDigest) -> CacheEntry? { slotByKey[storageKey].map { slots[$0].entry } }
 

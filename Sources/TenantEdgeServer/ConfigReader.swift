@@ -78,8 +78,10 @@ public struct ConfigReader {
     }
 
     private mutating func readCache(_ top: [String: Node], _ config: inout EdgeConfig) {
-        guard let cache = mapping(top["cache"], "cache", allowed: ["memory_bytes", "default_ttl_s", "isolation_strategy", "redis"])
+        guard let cache = mapping(top["cache"], "cache", allowed: ["memory_bytes", "default_ttl_s", "isolation_strategy", "redis",
+                                                                     "reseal_on_read"])
         else { return }
+        boolean(cache, "reseal_on_read", "cache") { config.cache.resealOnRead = $0 }
         integer(cache, "memory_bytes", "cache") { config.cache.memoryBytes = $0 }
         integer(cache, "default_ttl_s", "cache") { config.cache.defaultTTLSeconds = $0 }
         enumeration(cache, "isolation_strategy", "cache") { config.cache.isolationStrategy = $0 }

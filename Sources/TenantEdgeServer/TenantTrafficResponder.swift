@@ -130,6 +130,9 @@ struct TenantTrafficResponder: HTTPResponder {
             decryptFailed(cache, storageKey: storageKey)
             return nil
         }
+        if runtime.config.cache.resealOnRead, let version = TenantPartition.keyVersion(of: entry.sealed), version < cache.cipher.keyVersion {
+            cache.reseal(entry, storageKey: storageKey, plaintext: Array(buffer.readableBytesView))  // rare: once per old entry
+        }
         var headers = HTTPHeaders()
         headers.add(name: "age", value: String(Int(entry.age(at: now))))
         var response = EdgeResponse(status: HTTPResponseStatus(statusCode: layout.status), headers: headers, body: body,

@@ -22,8 +22,9 @@ final class EdgeHarness: Sendable {
     let client: HTTPClient
     let directory: URL
 
+    /// `logs`: when given, the node logs at `trace` into it (tests that grep logs for secrets).
     static func start(configure: (inout EdgeConfig) -> Void = { _ in }, masterKey: [UInt8]? = nil, nodeID: String = "test-a",
-                      script: @escaping TestUpstream.Script) async throws -> EdgeHarness {
+                      logs: LogCapture? = nil, script: @escaping TestUpstream.Script) async throws -> EdgeHarness {
         let upstream = try await TestUpstream(script: script)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("te-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -54,8 +55,8 @@ final class EdgeHarness: Sendable {
         guard problems.isEmpty else { throw EdgeError(.invalidConfig, problems.map(\.description).joined(separator: "; ")) }
 
         let clock = ManualCacheClock(Date().timeIntervalSince1970)
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
+        var logger = logs.map { capture in Logger(label: "test") { _ in capture.handler() } } ?? Logger(label: "test")
+        logger.logLevel = logs == nil ? .critical : .trace
         let node = try await EdgeNode.start(config: config, group: MultiThreadedEventLoopGroup.singleton, logger: logger, clock: clock)
         var clientConfiguration = HTTPClient.Configuration()
         clientConfiguration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 256)
@@ -116,6 +117,29 @@ func withEdge(configure: (inout EdgeConfig) -> Void = { _ in }, script: @escapin
         throw error
     }
     await harness.shutdown()
+}
+
+/// Collects every log line (message and metadata) of a node.
+final class LogCapture: Sendable {
+    private let lines = Mutex<[String]>([])
+    var text: String { lines.withLock { $0.joined(separator: "\n") } }
+
+    func handler() -> any LogHandler { Handler(capture: self) }
+
+    private struct Handler: LogHandler {
+        let capture: LogCapture
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
+                 function: String, line: UInt) {
+            let all = self.metadata.merging(metadata ?? [:]) { $1 }
+            capture.lines.withLock { $0.append("\(level) \(message) \(all)") }
+        }
+    }
 }
 
 /// A value shared between concurrent test tasks.

@@ -146,3 +146,66 @@ struct EnvelopeKeyTests {
         await right.shutdown(); await wrong.shutdown(); await origin.stop()
     }
 }
+
+/// A key's whole life on a node that logs everything: no key or token byte reaches the log.
+@Suite("Key lifecycle leaves no secret in the logs", .serialized)
+struct KeyLifecycleLogTests {
+    @Test func rotateResealRetireAndEraseLogNoKeyBytes() async throws {
+        let secrets = try OriginSecrets("te-lifecycle")
+        let logs = LogCapture()
+        let node = try await EdgeHarness.start(configure: { config in
+            config.security.configPublicKey = secrets.publicKey
+            config.security.kekFile = secrets.regionKEK
+            config.cache.resealOnRead = true
+        }, nodeID: "node-a", logs: logs, script: { request in .init(headers: [("Cache-Control", "max-age=300")], body: "doc \(request.uri)") })
+        let origin = try await OriginHarness.start { config in
+            config.signingKeyFile = secrets.signingKey
+            config.tokens.admin = [OpenSSL.sha256(Array(OriginBundleTests.adminToken.utf8))]
+            config.regions[0].kekFile = secrets.regionKEK
+            config.regions[0].nodes = [.init(id: "node-a", adminURL: "http://127.0.0.1:\(node.node.adminPort)", adminTokenFile: secrets.nodeAdminToken)]
+        }
+        let admin = OriginBundleTests.adminToken
+        var keys: [[UInt8]] = [secrets.kek]
+        func publishAndCollectKeys() async throws {
+            #expect(try await origin.call(.POST, "/v1/config/publish", token: admin).body.contains(#""node-a":"ok""#))
+            let bundle = try await origin.call(.GET, "/v1/config/bundle?region=eu-west", token: OriginHarness.nodeToken).body
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(bundle.utf8)) as? [String: Any])
+            for tenant in object["tenants"] as? [[String: Any]] ?? [] {
+                let id = tenant["id"] as? String ?? ""
+                for key in tenant["keys"] as? [[String: Any]] ?? [] {
+                    let wrapped = Array(Data(base64Encoded: key["wrapped"] as? String ?? "") ?? Data())
+                    if let plain = KeyWrap.open(wrapped, kek: secrets.kek, aad: KeyWrap.aad(tenant: id, version: UInt32(key["version"] as? Int ?? 0))) {
+                        keys.append(plain)
+                    }
+                }
+                if let naming = (tenant["naming_key"] as? String).flatMap({ Data(base64Encoded: $0) }),
+                   let plain = KeyWrap.open(Array(naming), kek: secrets.kek, aad: KeyWrap.namingAAD(tenant: id)) {
+                    keys.append(plain)
+                }
+            }
+        }
+        #expect(try await origin.call(.PUT, "/v1/tenants/newco", token: admin,
+                                      body: #"{"hosts":["api.newco.test"],"upstream":"\#(node.upstream.url)"}"#).status == 200)
+        try await publishAndCollectKeys()
+        _ = try await node.get("/doc", host: "api.newco.test")
+        #expect(try await origin.call(.POST, "/v1/tenants/newco/keys/rotate", token: admin).status == 200)
+        try await publishAndCollectKeys()
+        #expect(try await node.get("/doc", host: "api.newco.test").cacheStatus.contains("; hit"))
+        #expect(try await node.admin(.GET, "/_edge/stats").body.contains(#""entries_by_key_version":{"2":1}"#),
+                "reseal_on_read moved the hot entry to version 2")
+        #expect(try await origin.call(.DELETE, "/v1/tenants/newco/keys/1", token: admin).status == 200)
+        try await publishAndCollectKeys()
+        #expect(try await node.get("/doc", host: "api.newco.test").cacheStatus.contains("; hit"), "resealed, so it survived the retirement")
+        #expect(try await origin.call(.DELETE, "/v1/tenants/newco", token: admin).status == 200)
+        _ = try await origin.call(.POST, "/v1/config/publish", token: admin)
+        await node.shutdown()
+        await origin.stop()
+        let text = logs.text
+        #expect(keys.count >= 4, "the KEK, two data keys and the naming key were checked")
+        #expect(text.contains("config bundle applied"), "the node did log")
+        for key in keys {
+            #expect(!text.contains(Hex.encode(key)) && !text.contains(Data(key).base64EncodedString()), "no key bytes in the log")
+        }
+        for token in [EdgeHarness.adminToken, OriginHarness.nodeToken, admin] { #expect(!text.contains(token)) }
+    }
+}
