@@ -33,6 +33,7 @@ public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups
 
     /// Looks up an IPv4 or IPv6 address in text form; nil when the address is not in the database.
     public func lookup(_ address: String) throws(EdgeError) -> Location? {
+        let address = Self.unmappingIPv4(address)
         var gaiError: Int32 = 0
         var mmdbError: Int32 = 0
         var result = MMDB_lookup_string(database, address, &gaiError, &mmdbError)
@@ -46,6 +47,16 @@ public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups
             continentCode: string(&result.entry, ["continent", "code"]),
             latitude: double(&result.entry, ["location", "latitude"]),
             longitude: double(&result.entry, ["location", "longitude"]))
+    }
+
+    /// `::ffff:a.b.c.d` (an IPv4 address as IPv6, as dual-stack sockets report peers) is looked up
+    /// as `a.b.c.d`: not every database aliases the mapped range to its IPv4 tree.
+    static func unmappingIPv4(_ address: String) -> String {
+        guard address.contains(":") else { return address }
+        var bytes = [UInt8](repeating: 0, count: 16)
+        guard inet_pton(AF_INET6, address, &bytes) == 1, bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff
+        else { return address }
+        return bytes[12...].map(String.init).joined(separator: ".")
     }
 
     private func value(_ entry: inout MMDB_entry_s, _ path: [String]) -> MMDB_entry_data_s? {

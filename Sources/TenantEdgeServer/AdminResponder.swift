@@ -50,7 +50,11 @@ struct AdminResponder: HTTPResponder {
             return .later(runtime.sharedTierBytes(of: visible, on: eventLoop).map { l2Bytes in
                 .json(.ok, statsJSON(visibleTo: token, l2Bytes: l2Bytes))
             })
-        case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/_edge/stats"), (_, "/_edge/purge"), (_, "/_edge/config"):
+        case (.GET, "/_edge/route"):
+            if let denied = authorize(request, scope: .read, tenant: nil) { return .now(denied) }
+            return .now(route(query: request.head.uri))
+        case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/_edge/stats"), (_, "/_edge/purge"), (_, "/_edge/config"),
+             (_, "/_edge/route"):
             return .now(.jsonError(.methodNotAllowed, code: "method_not_allowed"))
         default:
             return .now(.jsonError(.notFound, code: "not_found"))
@@ -96,6 +100,32 @@ struct AdminResponder: HTTPResponder {
                 return .jsonError(HTTPResponseStatus(statusCode: error.status), code: error.code, detail: error.reason)
             }
         }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
+    }
+
+    /// `GET /_edge/route?ip=A&tenant=T`: the region this node would send that client to, and why.
+    private func route(query uri: String) -> EdgeResponse {
+        let query = OriginResponder.query(uri.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? "")
+        let table = runtime.table
+        guard let ip = query["ip"], !ip.isEmpty, let tenantID = query["tenant"], let tenant = table.tenants.first(where: { $0.id == tenantID }) else {
+            return .jsonError(.badRequest, code: "bad_request", detail: "give ip= and the tenant= of a tenant on this node")
+        }
+        var location: RegionRouter.Location? = nil
+        if let geo = runtime.geo {
+            do {
+                location = try geo.lookup(ip).map { RegionRouter.Location(country: $0.countryISOCode, continent: $0.continentCode,
+                                                                          latitude: $0.latitude, longitude: $0.longitude) }
+            } catch where error.message.hasSuffix("is not an IP address") {
+                return .jsonError(.badRequest, code: "bad_request", detail: "ip: not an IPv4 or IPv6 address")
+            } catch {
+                runtime.geoLookupErrors.add(1, ordering: .relaxed)  // a broken record: fall back, count it
+            }
+        }
+        let decision = RegionRouter.choose(location: location, tenant: tenant, regions: table.regions, healthy: nil,
+                                           home: runtime.config.node.region)
+        func number(_ value: Double?) -> String { value.map { String(format: "%.4f", $0) } ?? "null" }
+        return .json(.ok, "{\"ip\":\(JSONText.quote(ip)),\"country\":\(location?.country.map(JSONText.quote) ?? "null"),"
+            + "\"lat\":\(number(location?.latitude)),\"lon\":\(number(location?.longitude)),\"region\":\(JSONText.quote(decision.region)),"
+            + "\"distance_km\":\(decision.distanceKm.map { String(Int($0.rounded())) } ?? "null"),\"reason\":\(JSONText.quote(decision.reason))}")
     }
 
     private func bearerToken(_ request: EdgeRequest) -> AdminTokens.Token? {

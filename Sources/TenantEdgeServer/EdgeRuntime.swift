@@ -30,6 +30,10 @@ final class EdgeRuntime: Sendable {
     let adminTokens: AdminTokens
     /// `<state_dir>/audit.jsonl` (interface section 7).
     let audit: AuditLog
+    /// `geoip.database`, when set: opened at start (a missing or corrupt file stops start-up).
+    let geo: GeoIPDatabase?
+    /// GeoIP lookups that failed (broken records, bad addresses); the route falls back to this region.
+    let geoLookupErrors = Atomic<Int>(0)
     let logger: Logger
     let startedAt: Double
     /// In-flight upstream fetches by key; protects the waiters of each collapsed miss.
@@ -57,6 +61,11 @@ final class EdgeRuntime: Sendable {
         eventLoop = group.next()
         self.adminTokens = try AdminTokensReader.load(path: config.security.adminTokensFile)
         self.audit = try AuditLog(stateDirectory: config.stateDir, clock: clock, logger: logger)
+        if let path = config.geoip.database, !path.isEmpty {
+            do { geo = try GeoIPDatabase(path: path) } catch { throw EdgeError(.invalidConfig, "geoip.database: \(error.message)") }
+        } else {
+            geo = nil
+        }
         current = Mutex(try TenantTable.build(config: config, version: 0, masterKey: masterKey, kek: kek, previous: nil, eventLoop: eventLoop,
                                               clock: clock, logger: logger))
         self.upstream = UpstreamClient(group: group, limits: config.limits)

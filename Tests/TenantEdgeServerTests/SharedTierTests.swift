@@ -229,7 +229,7 @@ struct SharedTierTests {
                 let started = ContinuousClock.now
                 let response = try await edge.get("/silent/\(n)")
                 #expect(response.status == 200)
-                #expect(ContinuousClock.now - started < .milliseconds(600), "request \(n) waited on a silent Redis")
+                #expect(ContinuousClock.now - started < .milliseconds(1500), "request \(n) waited on a silent Redis")  // a stall would be seconds; the suite runs in parallel on 2 cores
             }
         }
         try await silent.close()
