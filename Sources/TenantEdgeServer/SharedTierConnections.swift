@@ -30,7 +30,7 @@ final class SharedTierConnections: Sendable {
 
     /// The next connection round-robin, made first if needed.
     func connection(on eventLoop: any EventLoop) -> EventLoopFuture<RedisAsyncConnection> {
-        enum Step { case use(RedisAsyncConnection), wait(EventLoopFuture<RedisAsyncConnection>), connect(Int) }
+        enum Step { case use(RedisAsyncConnection), wait(EventLoopFuture<RedisAsyncConnection>), connect(Int, EventLoopFuture<RedisAsyncConnection>) }
         let step = slots.withLock { slots -> Step in
             let index = nextSlot.add(1, ordering: .relaxed).oldValue % slots.count
             switch slots[index] {
@@ -40,20 +40,17 @@ final class SharedTierConnections: Sendable {
                 let (endpoint, timeoutMs) = (self.endpoint, self.timeoutMs)
                 let pending = connector.runIfActive(eventLoop: eventLoop) { try RedisAsyncConnection.open(endpoint, timeoutMs: timeoutMs) }
                 slots[index] = .connecting(pending)
-                return .connect(index)
+                return .connect(index, pending)
             }
         }
         switch step {
         case .use(let connection): return eventLoop.makeSucceededFuture(connection)
         case .wait(let pending): return pending.hop(to: eventLoop)
-        case .connect(let index):
-            let pending = slots.withLock { slots -> EventLoopFuture<RedisAsyncConnection>? in
-                if case .connecting(let pending) = slots[index] { return pending } else { return nil }
-            }
-            guard let pending else { return connection(on: eventLoop) }
+        case .connect(let index, let pending):
+            // Registered outside the lock: a future that already failed runs this callback at once.
             pending.whenComplete { result in
                 self.slots.withLock { slots in
-                    guard case .connecting = slots[index] else { return }
+                    guard case .connecting(let current) = slots[index], current === pending else { return }
                     if case .success(let connection) = result { slots[index] = .ready(connection) } else { slots[index] = .empty }
                 }
             }

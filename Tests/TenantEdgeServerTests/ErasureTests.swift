@@ -8,7 +8,8 @@ import Testing
 @Suite("Tenant erasure", .serialized)
 struct ErasureTests {
     @Test func anErasedTenantLeavesNoKeyInRedisNoEntryInL1AndEveryNodeConfirms() async throws {
-        let keys = try OriginSecrets("te-erase").directory
+        let secrets = try OriginSecrets("te-erase")
+        let keys = secrets.directory
         let redisURL = try SharedTierTests.redisURL(database: 11)
         let originState = try temporaryDirectory("te-erase-origin")
         // The origin first (nodes follow it), then the nodes, then the origin again knowing their admin ports.
@@ -26,14 +27,8 @@ struct ErasureTests {
             }, nodeID: id, script: { request in .init(headers: [("Cache-Control", "max-age=300")], body: "private \(request.uri)") }))
         }
         await bootstrap.stop()
-        let origin = try await OriginHarness.start(stateDir: originState, port: port) { config in
-            config.signingKeyFile = keys + "/signing.key"
-            config.tokens.admin = [OpenSSL.sha256(Array(OriginBundleTests.adminToken.utf8))]
-            config.regions[0].kekFile = keys + "/eu-west.kek"
-            config.regions[0].nodes = nodes.map {
-                .init(id: $0.runtime.config.node.id, adminURL: "http://127.0.0.1:\($0.node.adminPort)", adminTokenFile: keys + "/node-admin.token")
-            }
-        }
+        let origin = try await OriginHarness.start(secrets: secrets, pushingTo: nodes, stateDir: originState, port: port,
+                                                   adminToken: OriginBundleTests.adminToken)
         let admin = OriginBundleTests.adminToken
         for tenant in ["newco", "keepco"] {
             let body = #"{"hosts":["api.\#(tenant).test"],"upstream":"\#(nodes[0].upstream.url)"}"#
@@ -94,7 +89,8 @@ struct ErasureTests {
 @Suite("Key rotation under load", .serialized)
 struct RotationUnderLoadTests {
     @Test func rotatingAndRetiringUnderLoadGivesNoFailedOrWrongResponse() async throws {
-        let keys = try OriginSecrets("te-rotate").directory
+        let secrets = try OriginSecrets("te-rotate")
+        let keys = secrets.directory
         let redisURL = try SharedTierTests.redisURL(database: 12)
         var nodes: [EdgeHarness] = []
         for id in ["node-a", "node-b"] {
@@ -104,14 +100,7 @@ struct RotationUnderLoadTests {
                 config.cache.redis = .init(url: redisURL, poolSize: 2, timeoutMs: 500)
             }, nodeID: id, script: { request in .init(headers: [("Cache-Control", "max-age=300")], body: "body of \(request.uri)") }))
         }
-        let origin = try await OriginHarness.start { config in
-            config.signingKeyFile = keys + "/signing.key"
-            config.tokens.admin = [OpenSSL.sha256(Array(OriginBundleTests.adminToken.utf8))]
-            config.regions[0].kekFile = keys + "/eu-west.kek"
-            config.regions[0].nodes = nodes.map {
-                .init(id: $0.runtime.config.node.id, adminURL: "http://127.0.0.1:\($0.node.adminPort)", adminTokenFile: keys + "/node-admin.token")
-            }
-        }
+        let origin = try await OriginHarness.start(secrets: secrets, pushingTo: nodes, adminToken: OriginBundleTests.adminToken)
         let admin = OriginBundleTests.adminToken
         #expect(try await origin.call(.PUT, "/v1/tenants/newco", token: admin,
                                       body: #"{"hosts":["api.newco.test"],"upstream":"\#(nodes[0].upstream.url)"}"#).status == 200)

@@ -91,14 +91,8 @@ struct EnvelopeKeyTests {
         let right = try await node("node-right", kek: "eu-west.kek")
         let wrong = try await node("node-wrong", kek: "wrong.kek")
         let originState = try temporaryDirectory("te-envelope-origin")
-        let origin = try await OriginHarness.start(stateDir: originState) { config in
-            config.signingKeyFile = keys + "/signing.key"
-            config.tokens.admin = [OpenSSL.sha256(Array(OriginBundleTests.adminToken.utf8))]
-            config.regions[0].kekFile = keys + "/eu-west.kek"
-            config.regions[0].nodes = [right, wrong].map {
-                .init(id: $0.runtime.config.node.id, adminURL: "http://127.0.0.1:\($0.node.adminPort)", adminTokenFile: keys + "/node-admin.token")
-            }
-        }
+        let origin = try await OriginHarness.start(secrets: secrets, pushingTo: [right, wrong], stateDir: originState,
+                                                   adminToken: OriginBundleTests.adminToken)
         let tenant = #"{"hosts":["api.newco.test"],"upstream":"\#(right.upstream.url)"}"#
         #expect(try await origin.call(.PUT, "/v1/tenants/newco", token: OriginBundleTests.adminToken, body: tenant).status == 200)
         let published = try await origin.call(.POST, "/v1/config/publish", token: OriginBundleTests.adminToken).body
@@ -158,12 +152,7 @@ struct KeyLifecycleLogTests {
             config.security.kekFile = secrets.regionKEK
             config.cache.resealOnRead = true
         }, nodeID: "node-a", logs: logs, script: { request in .init(headers: [("Cache-Control", "max-age=300")], body: "doc \(request.uri)") })
-        let origin = try await OriginHarness.start { config in
-            config.signingKeyFile = secrets.signingKey
-            config.tokens.admin = [OpenSSL.sha256(Array(OriginBundleTests.adminToken.utf8))]
-            config.regions[0].kekFile = secrets.regionKEK
-            config.regions[0].nodes = [.init(id: "node-a", adminURL: "http://127.0.0.1:\(node.node.adminPort)", adminTokenFile: secrets.nodeAdminToken)]
-        }
+        let origin = try await OriginHarness.start(secrets: secrets, pushingTo: [node], adminToken: OriginBundleTests.adminToken)
         let admin = OriginBundleTests.adminToken
         var keys: [[UInt8]] = [secrets.kek]
         func publishAndCollectKeys() async throws {

@@ -104,6 +104,22 @@ func temporaryDirectory(_ prefix: String) throws -> String {
     return path
 }
 
+extension OriginHarness {
+    /// An origin that signs with `secrets`, seals tenant keys under its region KEK, and pushes to
+    /// `nodes` (all in eu-west) with their admin token.
+    static func start(secrets: OriginSecrets, pushingTo nodes: [EdgeHarness], stateDir: String? = nil, port: Int = 0,
+                      adminToken: String) async throws -> OriginHarness {
+        try await start(stateDir: stateDir, port: port) { config in
+            config.signingKeyFile = secrets.signingKey
+            config.tokens.admin = [OpenSSL.sha256(Array(adminToken.utf8))]
+            config.regions[0].kekFile = secrets.regionKEK
+            config.regions[0].nodes = nodes.map {
+                .init(id: $0.runtime.config.node.id, adminURL: "http://127.0.0.1:\($0.node.adminPort)", adminTokenFile: secrets.nodeAdminToken)
+            }
+        }
+    }
+}
+
 /// The secrets an origin and its nodes share in a test, made fresh in a temporary directory:
 /// `signing.key`/`signing.pub` (Ed25519), `node-admin.token` (the nodes' admin token, for pushes)
 /// and `eu-west.kek` (the region KEK).
