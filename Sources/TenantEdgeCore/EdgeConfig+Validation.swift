@@ -47,8 +47,11 @@ extension EdgeConfig {
             check(origin.pollWaitSeconds >= 1, "origin.poll_wait_s", "must be 1 or more")
             check(origin.maxInvalidationLagSeconds >= 1, "origin.max_invalidation_lag_s", "must be 1 or more")
         }
+        check(geoip.watchIntervalSeconds >= 0, "geoip.watch_interval_s", "must be 0 or more")
+        check(geoip.probeIntervalSeconds >= 0, "geoip.probe_interval_s", "must be 0 or more")
+        check(geoip.decisionCacheEntries >= 2, "geoip.decision_cache_entries", "must be 2 or more")
         for (index, proxy) in geoip.trustedProxies.enumerated() {
-            check(proxy.contains("/") || proxy.contains(".") || proxy.contains(":"),
+            check(IPNetwork(proxy.trimmingCharacters(in: .whitespaces)) != nil,
                   "geoip.trusted_proxies[\(index)]", "must be an address or CIDR, got '\(proxy)'")
         }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The node's whole configuration, as read from YAML and the environment (see `docs/configuration.md`
 /// and the reader in TenantEdgeServer). Every field has the default the docs name, so a minimal file
 /// holds only what differs. A value of this type has passed `validate()` before any of it is used.
@@ -67,8 +69,17 @@ public struct EdgeConfig: Sendable, Equatable {
     }
 
     public struct GeoIP: Sendable, Equatable {
+        /// A MaxMind DB (City or Country). Default none: every client is "unknown-address".
         public var database: String? = nil
+        /// Peers allowed to tell the client's address in `X-Forwarded-For` (addresses or CIDRs).
         public var trustedProxies: [String] = []
+        /// How often the database file is checked for replacement (a new inode, size or mtime).
+        /// Default 2 s; 0 reloads only on SIGHUP.
+        public var watchIntervalSeconds: Int = 2
+        /// How often the other regions' health endpoints are probed. Default 10 s; 0 turns probes off.
+        public var probeIntervalSeconds: Int = 10
+        /// Per-address region decisions kept, so the hit path pays one hash lookup. Default 65,536.
+        public var decisionCacheEntries: Int = 65_536
         public init() {}
     }
 
@@ -130,9 +141,31 @@ public struct RegionConfig: Sendable, Equatable {
     public var name: String
     public var lat: Double
     public var lon: Double
+    /// Where clients of this region are redirected: the path and query are appended, and `{host}`,
+    /// when present, is replaced by the request's host (`https://eu-west.{host}`), so that one
+    /// region name can serve every tenant's own hostname.
     public var publicURL: String
-    public init(name: String, lat: Double, lon: Double, publicURL: String) {
-        self.name = name; self.lat = lat; self.lon = lon; self.publicURL = publicURL
+    /// ISO country codes whose clients go here when the GeoIP record has no coordinates (Country
+    /// databases). Default none: such clients go by continent.
+    public var countries: [String] = []
+    /// Marked down by the operator (bundle or node file): never chosen for a client. Default false.
+    public var down: Bool = false
+    public init(name: String, lat: Double, lon: Double, publicURL: String, down: Bool = false) {
+        self.name = name; self.lat = lat; self.lon = lon; self.publicURL = publicURL; self.down = down
+    }
+
+    /// The URL a node probes to learn whether this region is up: `public_url` + `/healthz`; nil
+    /// when the URL is a `{host}` template (there is no one host to ask) or empty.
+    public var healthURL: String? {
+        guard !publicURL.isEmpty, !publicURL.contains("{host}") else { return nil }
+        return (publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL) + "/healthz"
+    }
+
+    /// Where a client of `host` asking for `target` (path and query) is sent.
+    public func redirectLocation(host: String, target: String) -> String {
+        var base = publicURL.replacingOccurrences(of: "{host}", with: host)
+        if base.hasSuffix("/") { base.removeLast() }
+        return base + (target.hasPrefix("/") ? target : "/" + target)
     }
 }
 

@@ -18,8 +18,9 @@ public enum RegionRouter {
     public struct Decision: Sendable, Equatable {
         public var region: String
         public var distanceKm: Double?
-        /// `nearest`, `continent` (no coordinates: nearest to the continent's centre),
-        /// `unknown-address` (this node's region) or `no-allowed-region`.
+        /// `nearest`, `country` (no coordinates: a region that lists the country), `continent` (no
+        /// coordinates: nearest to the continent's centre), `unknown-address` (this node's region,
+        /// or the allowed region nearest to it) or `no-allowed-region`.
         public var reason: String
     }
 
@@ -43,15 +44,19 @@ public enum RegionRouter {
     public static func choose(location: Location?, tenant: TenantConfig, regions: [RegionConfig], healthy: Set<String>?,
                               home: String) -> Decision {
         let permitted = regions.filter { tenant.residency.isEmpty || tenant.residency.contains($0.name) }
-        let candidates = permitted.filter { healthy?.contains($0.name) ?? true }
+        let candidates = permitted.filter { !$0.down && (healthy?.contains($0.name) ?? true) }
         let pool = candidates.isEmpty ? permitted : candidates  // all unhealthy: still never outside residency
         guard !pool.isEmpty else { return Decision(region: home, distanceKm: nil, reason: "no-allowed-region") }
         func nearest(_ lat: Double, _ lon: Double) -> (RegionConfig, Double) {
             pool.map { ($0, distanceKm(lat, lon, $0.lat, $0.lon)) }.min { $0.1 < $1.1 }!
         }
-        if let latitude = location?.latitude, let longitude = location?.longitude {
+        if let latitude = location?.latitude, let longitude = location?.longitude,
+           (-90...90).contains(latitude), (-180...180).contains(longitude) {  // NaN or out of range: as if none
             let (region, distance) = nearest(latitude, longitude)
             return Decision(region: region.name, distanceKm: distance, reason: "nearest")
+        }
+        if let country = location?.country, let listed = pool.first(where: { $0.countries.contains(country) }) {
+            return Decision(region: listed.name, distanceKm: nil, reason: "country")
         }
         if let continent = location?.continent, let centre = continentCentres[continent] {
             return Decision(region: nearest(centre.lat, centre.lon).0.name, distanceKm: nil, reason: "continent")

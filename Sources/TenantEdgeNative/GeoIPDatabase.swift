@@ -43,10 +43,10 @@ public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups
         }
         guard result.found_entry else { return nil }
         return Location(
-            countryISOCode: string(&result.entry, ["country", "iso_code"]),
-            continentCode: string(&result.entry, ["continent", "code"]),
-            latitude: double(&result.entry, ["location", "latitude"]),
-            longitude: double(&result.entry, ["location", "longitude"]))
+            countryISOCode: try string(&result.entry, ["country", "iso_code"]),
+            continentCode: try string(&result.entry, ["continent", "code"]),
+            latitude: try double(&result.entry, ["location", "latitude"]),
+            longitude: try double(&result.entry, ["location", "longitude"]))
     }
 
     /// `::ffff:a.b.c.d` (an IPv4 address as IPv6, as dual-stack sockets report peers) is looked up
@@ -59,23 +59,34 @@ public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups
         return bytes[12...].map(String.init).joined(separator: ".")
     }
 
-    private func value(_ entry: inout MMDB_entry_s, _ path: [String]) -> MMDB_entry_data_s? {
+    /// The value at `path`; nil when the record has none. A record whose data cannot be decoded
+    /// (a broken database) throws, so the caller can count it and fall back.
+    private func value(_ entry: inout MMDB_entry_s, _ path: [String]) throws(EdgeError) -> MMDB_entry_data_s? {
         var data = MMDB_entry_data_s()
         let cStrings = path.map { strdup($0) }
         defer { cStrings.forEach { free($0) } }
         var pointers: [UnsafePointer<CChar>?] = cStrings.map { UnsafePointer($0) } + [nil]
         let status = pointers.withUnsafeMutableBufferPointer { MMDB_aget_value(&entry, &data, $0.baseAddress) }
-        return status == MMDB_SUCCESS && data.has_data ? data : nil
+        switch status {
+        case MMDB_SUCCESS: return data.has_data ? data : nil
+        case MMDB_LOOKUP_PATH_DOES_NOT_MATCH_DATA_ERROR, MMDB_INVALID_LOOKUP_PATH_ERROR: return nil  // the record lacks it
+        default: throw EdgeError(.geoIPFailure, "GeoIP record unreadable: \(String(cString: MMDB_strerror(status)))")
+        }
     }
 
-    private func string(_ entry: inout MMDB_entry_s, _ path: [String]) -> String? {
-        guard let data = value(&entry, path), data.type == UInt32(MMDB_DATA_TYPE_UTF8_STRING),
+    private func string(_ entry: inout MMDB_entry_s, _ path: [String]) throws(EdgeError) -> String? {
+        guard let data = try value(&entry, path), data.type == UInt32(MMDB_DATA_TYPE_UTF8_STRING),
               let text = data.utf8_string else { return nil }
         return String(decoding: UnsafeRawBufferPointer(start: text, count: Int(data.data_size)), as: UTF8.self)
     }
 
-    private func double(_ entry: inout MMDB_entry_s, _ path: [String]) -> Double? {
-        guard let data = value(&entry, path), data.type == UInt32(MMDB_DATA_TYPE_DOUBLE) else { return nil }
-        return data.double_value
+    /// Coordinates are doubles in MaxMind's databases; a float is accepted, any other type is broken data.
+    private func double(_ entry: inout MMDB_entry_s, _ path: [String]) throws(EdgeError) -> Double? {
+        guard let data = try value(&entry, path) else { return nil }
+        switch data.type {
+        case UInt32(MMDB_DATA_TYPE_DOUBLE): return data.double_value
+        case UInt32(MMDB_DATA_TYPE_FLOAT): return Double(data.float_value)
+        default: throw EdgeError(.geoIPFailure, "GeoIP record unreadable: coordinates of an unexpected type")
+        }
     }
 }

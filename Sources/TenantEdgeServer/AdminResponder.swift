@@ -37,6 +37,7 @@ struct AdminResponder: HTTPResponder {
             if !runtime.config.monitoring, let denied = authorize(request, scope: .read, tenant: nil) { return .now(denied) }
             let caches = runtime.table.tenants.compactMap { runtime.caches[$0.id] }
             runtime.metrics.setInvalidationLag(runtime.invalidationLag(now: runtime.clock.now()) ?? 0)
+            runtime.metrics.updateGeo(runtime.geo, regions: runtime.table.regions)
             return .later(runtime.sharedTierBytes(of: caches.map(\.tenant.id), on: eventLoop).map { l2Bytes in
                 var headers = HTTPHeaders()
                 headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
@@ -109,19 +110,14 @@ struct AdminResponder: HTTPResponder {
         guard let ip = query["ip"], !ip.isEmpty, let tenantID = query["tenant"], let tenant = table.tenants.first(where: { $0.id == tenantID }) else {
             return .jsonError(.badRequest, code: "bad_request", detail: "give ip= and the tenant= of a tenant on this node")
         }
-        var location: RegionRouter.Location? = nil
-        if let geo = runtime.geo {
-            do {
-                location = try geo.lookup(ip).map { RegionRouter.Location(country: $0.countryISOCode, continent: $0.continentCode,
-                                                                          latitude: $0.latitude, longitude: $0.longitude) }
-            } catch where error.message.hasSuffix("is not an IP address") {
-                return .jsonError(.badRequest, code: "bad_request", detail: "ip: not an IPv4 or IPv6 address")
-            } catch {
-                runtime.geoLookupErrors.add(1, ordering: .relaxed)  // a broken record: fall back, count it
-            }
+        let location: RegionRouter.Location?
+        do {
+            location = try runtime.geo.locate(ip)  // a broken record is counted and gives the fallback
+        } catch {
+            return .jsonError(.badRequest, code: "bad_request", detail: "ip: not an IPv4 or IPv6 address")
         }
-        let decision = RegionRouter.choose(location: location, tenant: tenant, regions: table.regions, healthy: nil,
-                                           home: runtime.config.node.region)
+        let decision = RegionRouter.choose(location: location, tenant: tenant, regions: table.regions,
+                                           healthy: runtime.geo.healthy(table.regions), home: runtime.config.node.region)
         func number(_ value: Double?) -> String { value.map { String(format: "%.4f", $0) } ?? "null" }
         return .json(.ok, "{\"ip\":\(JSONText.quote(ip)),\"country\":\(location?.country.map(JSONText.quote) ?? "null"),"
             + "\"lat\":\(number(location?.latitude)),\"lon\":\(number(location?.longitude)),\"region\":\(JSONText.quote(decision.region)),"
@@ -167,6 +163,18 @@ struct AdminResponder: HTTPResponder {
             + "\"wait_ms_total\":\(total { $0.waitNanoseconds.load(ordering: .relaxed) } / 1_000_000)}"
     }
 
+    /// `"geo"`: the database, the decision cache, failed lookups and reloads, and which regions may be chosen.
+    private func geoStats() -> String {
+        let geo = runtime.geo
+        let regions = runtime.table.regions
+        let healthy = geo.healthy(regions)
+        return "\"geo\":{\"database\":\(geo.hasDatabase),\"decisions_cached\":\(geo.cachedDecisions),"
+            + "\"cache_hits\":\(geo.cacheHits.load(ordering: .relaxed)),\"lookups\":\(geo.cacheMisses.load(ordering: .relaxed)),"
+            + "\"lookup_errors\":\(geo.lookupErrors.load(ordering: .relaxed)),\"reloads\":\(geo.reloads.load(ordering: .relaxed)),"
+            + "\"reload_failures\":\(geo.reloadFailures.load(ordering: .relaxed)),\"regions\":{"
+            + regions.map { "\(JSONText.quote($0.name)):\(healthy.contains($0.name) ? "\"up\"" : "\"down\"")" }.joined(separator: ",") + "}}"
+    }
+
     /// Per-tenant figures, limited to the tenants the token may see. `l2Bytes`: live bytes in Redis
     /// per tenant, for tenants with an L2 whose Redis answered.
     func statsJSON(visibleTo token: AdminTokens.Token?, l2Bytes: [String: Int]) -> String {
@@ -189,7 +197,7 @@ struct AdminResponder: HTTPResponder {
             + "\"uptime_s\":\(uptime)},\"config_version\":\(runtime.table.version),\"tiers\":{\"memory\":{\"up\":true}\(redisStats())},"
             + "\"invalidation\":{\"cursor\":\(runtime.invalidationCursor.load(ordering: .relaxed)),"
             + "\"lag_seconds\":\(Int(runtime.invalidationLag(now: runtime.clock.now()) ?? 0))},"
-            + "\"security_events\":\(runtime.securityEventCount.load(ordering: .relaxed)),"
+            + "\"security_events\":\(runtime.securityEventCount.load(ordering: .relaxed)),\(geoStats()),"
             + "\"tenants\":{\(tenants.joined(separator: ","))}}"
     }
 }

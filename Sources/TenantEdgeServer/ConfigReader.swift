@@ -65,9 +65,13 @@ public struct ConfigReader {
             integer(origin, "max_invalidation_lag_s", "origin") { section.maxInvalidationLagSeconds = $0 }
             config.origin = section
         }
-        if let geoip = mapping(top["geoip"], "geoip", allowed: ["database", "trusted_proxies"]) {
+        if let geoip = mapping(top["geoip"], "geoip", allowed: ["database", "trusted_proxies", "watch_interval_s", "probe_interval_s",
+                                                                "decision_cache_entries"]) {
             string(geoip, "database", "geoip") { config.geoip.database = Self.resolve($0, baseDirectory) }
             strings(geoip, "trusted_proxies", "geoip") { config.geoip.trustedProxies = $0 }
+            integer(geoip, "watch_interval_s", "geoip") { config.geoip.watchIntervalSeconds = $0 }
+            integer(geoip, "probe_interval_s", "geoip") { config.geoip.probeIntervalSeconds = $0 }
+            integer(geoip, "decision_cache_entries", "geoip") { config.geoip.decisionCacheEntries = $0 }
         }
         boolean(top, "monitoring", nil) { config.monitoring = $0 }
         readLimits(top, &config)
@@ -123,12 +127,14 @@ public struct ConfigReader {
     mutating func readRegions(_ top: [String: Node], _ config: inout EdgeConfig) {
         for (index, item) in sequence(top["regions"], "regions").enumerated() {
             let path = "regions[\(index)]"
-            guard let region = mapping(item, path, allowed: ["name", "lat", "lon", "public_url"]) else { continue }
+            guard let region = mapping(item, path, allowed: ["name", "lat", "lon", "public_url", "down", "countries"]) else { continue }
             var value = RegionConfig(name: "", lat: 0, lon: 0, publicURL: "")
             string(region, "name", path) { value.name = $0 }
             number(region, "lat", path) { value.lat = $0 }
             number(region, "lon", path) { value.lon = $0 }
             string(region, "public_url", path) { value.publicURL = $0 }
+            boolean(region, "down", path) { value.down = $0 }
+            strings(region, "countries", path) { value.countries = $0 }
             config.regions.append(value)
         }
     }

@@ -27,6 +27,7 @@ final class EdgeMetrics: Sendable {
     private let securityEvents: [String: Counter]
     private let invalidations: [String: Counter]
     private let evictionsReported = Mutex<[String: Int]>([:])  // last eviction totals exported per tenant
+    private let geoReported = Mutex<[String: Int]>([:])  // last geo counter totals exported, by metric name
 
     private let redisUp: Gauge?
 
@@ -94,6 +95,32 @@ final class EdgeMetrics: Sendable {
     }
 
     /// Brings occupancy gauges and eviction counters up to date, then renders the text format.
+    /// Geo figures, brought up to date at scrape time: lookups that failed, reloads that failed,
+    /// decisions answered from the cache or computed, and each region's state for the node.
+    func updateGeo(_ geo: GeoRouting, regions: [RegionConfig]) {
+        let totals = [
+            ("edge_geoip_lookup_errors_total", "GeoIP lookups that failed (broken record); the client got the fallback region", [(String, String)](), geo.lookupErrors.load(ordering: .relaxed)),
+            ("edge_geoip_reloads_total", "GeoIP database reloads, by result", [("result", "ok")], geo.reloads.load(ordering: .relaxed)),
+            ("edge_geoip_reloads_total", "GeoIP database reloads, by result", [("result", "failed")], geo.reloadFailures.load(ordering: .relaxed)),
+            ("edge_geo_decisions_total", "Region decisions, by source", [("source", "cache")], geo.cacheHits.load(ordering: .relaxed)),
+            ("edge_geo_decisions_total", "Region decisions, by source", [("source", "lookup")], geo.cacheMisses.load(ordering: .relaxed)),
+        ]
+        for (name, help, labels, total) in totals {
+            let key = name + labels.map { "|\($0.1)" }.joined()
+            let delta = geoReported.withLock { reported -> Int in
+                defer { reported[key] = total }
+                return total - (reported[key] ?? 0)
+            }
+            let counter = registry.makeCounter(descriptor: Self.describe(name, help), labels: labels)
+            if delta > 0 { counter.increment(by: Int64(delta)) }
+        }
+        let healthy = geo.healthy(regions)
+        for region in regions {
+            registry.makeGauge(descriptor: Self.describe("edge_region_up", "1 when the region may be chosen for clients (not marked down, probes answer)"),
+                               labels: [("region", region.name)]).set(to: healthy.contains(region.name) ? 1 : 0)
+        }
+    }
+
     func render(caches: [TenantCache], redisIsUp: Bool? = nil, redisBytes: [String: Int] = [:]) -> [UInt8] {
         if let redisIsUp { redisUp?.set(to: redisIsUp ? 1 : 0) }
         for (tenant, bytes) in redisBytes {

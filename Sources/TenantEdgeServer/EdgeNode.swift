@@ -15,6 +15,8 @@ public final class EdgeNode: Sendable {
     private let admin: HTTPListener
     /// Follows the origin's invalidation log, when `origin` is configured.
     let feed: InvalidationFeed?
+    /// Watches the GeoIP database file and probes the other regions.
+    let geoMaintenance: GeoMaintenance
 
     /// The bound tenant-traffic port (the config may ask for 0 in tests).
     public var trafficPort: Int { traffic.port }
@@ -58,9 +60,10 @@ public final class EdgeNode: Sendable {
             await runtime.shutdown()
             throw EdgeError(.io, "listen.admin: cannot bind \(config.listen.admin)", cause: error)
         }
-        let node = EdgeNode(runtime: runtime, traffic: traffic, admin: admin, feed: feed)
+        let node = EdgeNode(runtime: runtime, traffic: traffic, admin: admin, feed: feed, group: group)
         if let feed { runtime.observeErasures { feed.confirmErasure($0) } }
         feed?.start()
+        node.geoMaintenance.start()
         readiness.set(true)
         logger.info("edge node ready", metadata: [
             "node": "\(config.node.id)", "region": "\(config.node.region)",
@@ -70,12 +73,17 @@ public final class EdgeNode: Sendable {
         return node
     }
 
-    private init(runtime: EdgeRuntime, traffic: HTTPListener, admin: HTTPListener, feed: InvalidationFeed?) {
+    private init(runtime: EdgeRuntime, traffic: HTTPListener, admin: HTTPListener, feed: InvalidationFeed?, group: any EventLoopGroup) {
         self.runtime = runtime
         self.traffic = traffic
         self.admin = admin
         self.feed = feed
+        self.geoMaintenance = GeoMaintenance(runtime: runtime, group: group)
     }
+
+    /// Opens `geoip.database` again now (SIGHUP); the previous database stays if the file does not open.
+    @discardableResult
+    public func reloadGeoIP() -> Bool { runtime.geo.reload(force: true) }
 
     /// Graceful stop: no new connections, in-flight responses finish, then everything closes.
     public func drain() async {
@@ -94,6 +102,7 @@ public final class EdgeNode: Sendable {
         try? await traffic.channel.close()
         try? await admin.channel.close()
         await feed?.stop()
+        await geoMaintenance.stop()
         await runtime.shutdown()
     }
 }

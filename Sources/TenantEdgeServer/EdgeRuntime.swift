@@ -30,10 +30,11 @@ final class EdgeRuntime: Sendable {
     let adminTokens: AdminTokens
     /// `<state_dir>/audit.jsonl` (interface section 7).
     let audit: AuditLog
-    /// `geoip.database`, when set: opened at start (a missing or corrupt file stops start-up).
-    let geo: GeoIPDatabase?
-    /// GeoIP lookups that failed (broken records, bad addresses); the route falls back to this region.
-    let geoLookupErrors = Atomic<Int>(0)
+    /// Client addresses, `geoip.database` (opened at start: a missing or corrupt file stops
+    /// start-up) and the region decisions.
+    let geo: GeoRouting
+    /// When each tenant's last `residency_bypass` was audited (seconds, the clock's).
+    private let residencyAudited = Mutex<[String: Double]>([:])
     let logger: Logger
     let startedAt: Double
     /// In-flight upstream fetches by key; protects the waiters of each collapsed miss.
@@ -61,11 +62,7 @@ final class EdgeRuntime: Sendable {
         eventLoop = group.next()
         self.adminTokens = try AdminTokensReader.load(path: config.security.adminTokensFile)
         self.audit = try AuditLog(stateDirectory: config.stateDir, clock: clock, logger: logger)
-        if let path = config.geoip.database, !path.isEmpty {
-            do { geo = try GeoIPDatabase(path: path) } catch { throw EdgeError(.invalidConfig, "geoip.database: \(error.message)") }
-        } else {
-            geo = nil
-        }
+        geo = try GeoRouting(config: config, logger: logger)
         current = Mutex(try TenantTable.build(config: config, version: 0, masterKey: masterKey, kek: kek, previous: nil, eventLoop: eventLoop,
                                               clock: clock, logger: logger))
         self.upstream = UpstreamClient(group: group, limits: config.limits)
@@ -112,6 +109,7 @@ final class EdgeRuntime: Sendable {
                 for version in retired { _ = tier.sweep(tenant: cache.tenant.id, keyVersion: version, on: eventLoop) }
             }
         }
+        geo.forgetDecisions()  // residency and regions may have changed
         metrics.registerTenants(next.tenants.map(\.id))
         metrics.setConfigVersion(version)
         let removed = previous.tenants.map(\.id).filter { next.caches[$0] == nil }
@@ -190,6 +188,22 @@ final class EdgeRuntime: Sendable {
     /// Whether this node may store the tenant's data (its region is in the tenant's residency).
     func mayStore(_ tenant: TenantConfig) -> Bool {
         tenant.residency.isEmpty || tenant.residency.contains(config.node.region)
+    }
+
+    /// A request of a tenant whose residency excludes this region was served without storing:
+    /// audited as `residency_bypass`, at most once a minute per tenant (the log records that it
+    /// happens, not every request).
+    func residencyBypassed(_ tenant: String, clientRegion: String?) {
+        let now = clock.now()
+        let due = residencyAudited.withLock { audited in
+            guard now - (audited[tenant] ?? -.infinity) >= 60 else { return false }
+            audited[tenant] = now
+            return true
+        }
+        guard due else { return }
+        var details = ["region": config.node.region]
+        if let clientRegion { details["preferred_region"] = clientRegion }
+        audit.record("residency_bypass", actor: "node:\(config.node.id)", tenant: tenant, details: details)
     }
 
     /// Purges one tenant in every tier: L1 at once; in L2 keys are deleted, tags and prefixes through

@@ -24,6 +24,17 @@ public enum SignalWaiter {
     }
 }
 
+extension SignalWaiter {
+    /// Runs `handler` on every SIGHUP (the default action, terminating, is ignored from now on).
+    public static func onHangUp(_ handler: @escaping @Sendable () -> Void) {
+        signal(SIGHUP, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "tenantedge.sighup"))
+        source.setEventHandler(handler: handler)
+        source.resume()
+        SourceKeeper.keepAlso(source)
+    }
+}
+
 /// The daemons' logging: swift-log to stderr at `info`.
 public enum DaemonLogging {
     public static func bootstrap() {
@@ -38,7 +49,9 @@ public enum DaemonLogging {
 /// Keeps the signal sources alive for the life of the process.
 private enum SourceKeeper {
     nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []  // written once, on the main task
-    static func keep(_ value: [any DispatchSourceSignal]) { sources = value }
+    static func keep(_ value: [any DispatchSourceSignal]) { sources += value }
+    nonisolated(unsafe) static var others: [any DispatchSourceSignal] = []  // written once at start, before any signal
+    static func keepAlso(_ value: any DispatchSourceSignal) { others.append(value) }
 }
 
 private final class OnceFlag: @unchecked Sendable {  // guarded by the serial signal queue

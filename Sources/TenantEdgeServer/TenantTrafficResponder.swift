@@ -29,30 +29,71 @@ struct TenantTrafficResponder: HTTPResponder {
     func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         let started = NIODeadline.now()
         guard let host = request.head.headers.first(name: "host"), let cache = runtime.cache(forHost: host) else {
+            if request.head.method == .GET || request.head.method == .HEAD, request.head.uri == "/healthz" {
+                return .now(regionHealth())  // the probe of a sibling region's node, at the region's own hostname
+            }
             var response = EdgeResponse.jsonError(.misdirectedRequest, code: "unknown_tenant")
             response.headers.add(name: "cache-status", value: CacheStatus.bypass(detail: "unknown-tenant")
                 .headerValue(cacheName: runtime.config.node.id))
             runtime.metrics.recordRequest(tenant: nil, status: "bypass", elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
             return .now(response)
         }
+        var hint: String? = nil  // the preferred region, sent back in `hint` mode
+        var preferred: String? = nil
+        if cache.tenant.geoMode != .off, let address = runtime.geo.clientAddress(of: request) {
+            let decision = runtime.geo.decide(address: address, tenant: cache.tenant, regions: { runtime.table.regions })
+            preferred = decision.region
+            if cache.tenant.geoMode == .hint { hint = decision.region }
+            if cache.tenant.geoMode == .redirect, decision.region != runtime.config.node.region,
+               let redirect = redirect(request, host: host, to: decision.region) {
+                return .now(finish(redirect, cache: cache, started: started, hint: decision.region))
+            }
+        }
         let pending: EventLoopFuture<TrafficAnswer>
-        if !StoragePolicy.isCacheableMethod(request.head.method.rawValue) {
-            pending = forwardUncacheable(request, cache: cache, on: eventLoop)
-        } else if !runtime.mayStore(cache.tenant) {
+        if !runtime.mayStore(cache.tenant) {
+            runtime.residencyBypassed(cache.tenant.id, clientRegion: preferred)
             pending = passThrough(request, cache: cache, status: .bypass(detail: "residency"), on: eventLoop)
+        } else if !StoragePolicy.isCacheableMethod(request.head.method.rawValue) {
+            pending = forwardUncacheable(request, cache: cache, on: eventLoop)
         } else {
             switch serveCacheable(request, cache: cache, on: eventLoop) {
-            case .ready(let answer): return .now(finish(answer, cache: cache, started: started))
+            case .ready(let answer): return .now(finish(answer, cache: cache, started: started, hint: hint))
             case .pending(let future): pending = future
             }
         }
-        return .later(pending.map { finish($0, cache: cache, started: started) })
+        return .later(pending.map { [hint] in finish($0, cache: cache, started: started, hint: hint) })
+    }
+
+    /// `geo_mode: redirect` (interface section 3): a `307` to the chosen region's `public_url` with
+    /// the path and query kept, for GET and HEAD only (a redirected POST would be replayed by the
+    /// client elsewhere; it is served here, without storing when residency says so). Nil when the
+    /// request is served here. The answer depends on the client's address, so no cache may keep it.
+    private func redirect(_ request: EdgeRequest, host: String, to region: String) -> TrafficAnswer? {
+        guard request.head.method == .GET || request.head.method == .HEAD,
+              let target = runtime.table.regions.first(where: { $0.name == region }), !target.publicURL.isEmpty
+        else { return nil }
+        let location = target.redirectLocation(host: TenantDirectory.normalize(host: host), target: request.head.uri)
+        var response = EdgeResponse.json(.temporaryRedirect, "{\"region\":\(JSONText.quote(region)),\"location\":\(JSONText.quote(location))}")
+        response.headers.add(name: "location", value: location)
+        response.headers.add(name: "cache-control", value: "private, no-store")
+        if request.head.method == .HEAD {
+            response.sendBody = false
+            response.announcedLength = response.body?.readableBytes
+        }
+        return TrafficAnswer(response: response, status: .bypass(detail: "geo-redirect"))
+    }
+
+    /// `GET /healthz` at a hostname that is no tenant's: whether this node serves, for the other
+    /// regions' probes (`RegionConfig.healthURL`). Tenant paths are never shadowed.
+    private func regionHealth() -> EdgeResponse {
+        .json(.ok, "{\"status\":\"ok\",\"region\":\(JSONText.quote(runtime.config.node.region)),\"node\":\(JSONText.quote(runtime.config.node.id))}")
     }
 
     /// Labels the response and records it in the tenant's counters and the metrics.
-    private func finish(_ answer: TrafficAnswer, cache: TenantCache, started: NIODeadline) -> EdgeResponse {
+    private func finish(_ answer: TrafficAnswer, cache: TenantCache, started: NIODeadline, hint: String? = nil) -> EdgeResponse {
         var response = answer.response
         response.headers.add(name: "cache-status", value: answer.status.headerValue(cacheName: runtime.config.node.id))
+        if let hint { response.headers.add(name: "x-edge-preferred-region", value: hint) }
         let label = response.status.code >= 500 && answer.status.metricLabel != "stale" ? "error" : answer.status.metricLabel
         switch label {
         case "hit": cache.counters.increment(.hit)

@@ -67,6 +67,7 @@ struct EdgeNodeCommand: AsyncParsableCommand {
                 try? await group.shutdownGracefully()
                 throw ExitCode(1)
             }
+            SignalWaiter.onHangUp { node.reloadGeoIP() }
             await SignalWaiter.waitForTermination()
             logger.info("draining")
             await node.drain()

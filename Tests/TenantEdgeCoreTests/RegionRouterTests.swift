@@ -49,3 +49,75 @@ struct RegionRouterTests {
                 == "no-allowed-region")
     }
 }
+
+@Suite("Region choice: country lists, regions marked down, redirect targets")
+struct RegionRouterFallbackTests {
+    @Test func aCountryListedByARegionDecidesWhenThereAreNoCoordinates() {
+        var regions = RegionRouterTests.regions
+        regions[1].countries = ["DE", "AT"]
+        let german = RegionRouter.Location(country: "DE", continent: "EU")
+        let decision = RegionRouter.choose(location: german, tenant: RegionRouterTests.anywhere, regions: regions, healthy: nil, home: "us-east")
+        #expect(decision.region == "eu-central" && decision.reason == "country")
+        let french = RegionRouter.Location(country: "FR", continent: "EU")
+        let byContinent = RegionRouter.choose(location: french, tenant: RegionRouterTests.anywhere, regions: regions, healthy: nil, home: "us-east")
+        #expect(byContinent.reason == "continent", "an unlisted country goes by continent")
+        regions[1].down = true
+        let listedButDown = RegionRouter.choose(location: german, tenant: RegionRouterTests.anywhere, regions: regions, healthy: nil, home: "us-east")
+        #expect(listedButDown.region != "eu-central")
+    }
+
+    @Test func aRegionMarkedDownIsNotChosenWhileAnotherAllowedOneIsUp() {
+        var regions = RegionRouterTests.regions
+        regions[0].down = true  // eu-west
+        let london = RegionRouter.Location(country: "GB", continent: "EU", latitude: 51.5, longitude: -0.1)
+        let decision = RegionRouter.choose(location: london, tenant: RegionRouterTests.euOnly, regions: regions, healthy: nil, home: "us-east")
+        #expect(decision.region == "eu-central")
+        regions[1].down = true  // every allowed region down: still never outside the residency
+        let stuck = RegionRouter.choose(location: london, tenant: RegionRouterTests.euOnly, regions: regions, healthy: nil, home: "us-east")
+        #expect(stuck.region.hasPrefix("eu-"))
+    }
+
+    @Test func redirectTargetsKeepPathAndQueryAndFillInTheHost() {
+        let plain = RegionConfig(name: "eu-west", lat: 0, lon: 0, publicURL: "https://eu-west.edge.test/")
+        #expect(plain.redirectLocation(host: "api.acme.test", target: "/v1/a?x=1") == "https://eu-west.edge.test/v1/a?x=1")
+        #expect(plain.healthURL == "https://eu-west.edge.test/healthz")
+        let templated = RegionConfig(name: "eu-west", lat: 0, lon: 0, publicURL: "https://eu-west.{host}")
+        #expect(templated.redirectLocation(host: "api.acme.test", target: "/v1/a") == "https://eu-west.api.acme.test/v1/a")
+        #expect(templated.healthURL == nil, "a template has no one host to probe")
+    }
+}
+
+@Suite("Region health from probes")
+struct RegionHealthTests {
+    @Test func twoFailuresMarkARegionDownAndOneSuccessBringsItBack() {
+        var health = RegionHealth()
+        let regions = RegionRouterTests.regions
+        #expect(health.record(region: "eu-west", success: false) == nil, "one lost probe moves nothing")
+        #expect(health.healthy(regions, home: "us-east").contains("eu-west"))
+        #expect(health.record(region: "eu-west", success: false) == .wentDown("eu-west"))
+        #expect(!health.healthy(regions, home: "us-east").contains("eu-west"))
+        #expect(health.record(region: "eu-west", success: false) == nil, "already down")
+        #expect(health.record(region: "eu-west", success: true) == .cameUp("eu-west"))
+        #expect(health.healthy(regions, home: "us-east") == ["eu-west", "eu-central", "us-east"])
+    }
+
+    @Test func aFailureBetweenSuccessesDoesNotCountTowardsDown() {
+        var health = RegionHealth()
+        _ = health.record(region: "eu-west", success: false)
+        _ = health.record(region: "eu-west", success: true)
+        #expect(health.record(region: "eu-west", success: false) == nil)
+        #expect(health.probedUp("eu-west"))
+    }
+
+    @Test func theHomeRegionIsUpByItsOwnAccountUnlessMarkedDown() {
+        var health = RegionHealth()
+        _ = health.record(region: "us-east", success: false)
+        _ = health.record(region: "us-east", success: false)
+        var regions = RegionRouterTests.regions
+        #expect(health.healthy(regions, home: "us-east").contains("us-east"))
+        regions[2].down = true
+        #expect(!health.healthy(regions, home: "us-east").contains("us-east"))
+        health.keep(only: ["eu-west"])
+        #expect(health.probedUp("us-east"), "forgotten regions count as up")
+    }
+}

@@ -59,6 +59,7 @@ final class EdgeHarness: Sendable {
         logger.logLevel = logs == nil ? .critical : .trace
         let node = try await EdgeNode.start(config: config, group: MultiThreadedEventLoopGroup.singleton, logger: logger, clock: clock)
         var clientConfiguration = HTTPClient.Configuration()
+        clientConfiguration.redirectConfiguration = .disallow  // redirects are what some tests look at
         clientConfiguration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 256)
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
         return EdgeHarness(upstream: upstream, node: node, clock: clock, client: client, directory: directory)

@@ -10,6 +10,7 @@ import Testing
 struct GeoRouteTests {
     static func configure(_ config: inout EdgeConfig) {
         config.geoip.database = ProcessInfo.processInfo.environment["TE_TEST_MMDB"]
+        config.geoip.probeIntervalSeconds = 0  // the regions' URLs do not resolve
         config.node.region = "us-east"
         config.regions = [
             RegionConfig(name: "eu-west", lat: 53.35, lon: -6.26, publicURL: "https://eu-west.test"),      // Dublin
@@ -69,18 +70,79 @@ struct GeoRouteTests {
         #expect(try database.lookup("10.0.0.1") == nil)
     }
 
-    @Test func maxMindsBrokenTestDatabasesNeverCrashOrHang() async throws {
+    /// Every network of MaxMind's City test database's JSON source that has a country: its first
+    /// address gets that country, and the region chosen is the nearest by an independent formula
+    /// (spherical law of cosines) among one region per continent.
+    @Test func addressesFromMaxMindsJSONSourceMapToTheirCountryAndNearestRegion() async throws {
         guard let shared = ProcessInfo.processInfo.environment["TE_SHARED_GEOIP"], !shared.isEmpty else { return }  // only when present
-        let directory = URL(fileURLWithPath: shared)
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: shared + "/bad-data")).map { $0.map { "bad-data/" + $0 } } ?? []
-        let broken = names + ((try? FileManager.default.contentsOfDirectory(atPath: shared)) ?? [])
-            .filter { $0.contains("Broken") || $0.contains("broken") || $0.contains("Invalid") }
-        var opened = 0, refused = 0
-        for name in broken where name.hasSuffix(".mmdb") {
-            guard let database = try? GeoIPDatabase(path: directory.appendingPathComponent(name).path) else { refused += 1; continue }
-            opened += 1
-            for ip in ["81.2.69.160", "216.160.83.56", "2001:db8::1", "1.1.1.1"] { _ = try? database.lookup(ip) }  // errors are fine, crashes are not
+        let source = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: shared + "/GeoIP2-City-Test.json"))) as? [[String: Any]])
+        let regions = [
+            RegionConfig(name: "eu", lat: 50.11, lon: 8.68, publicURL: "https://eu.test"), RegionConfig(name: "na", lat: 38.9, lon: -77.0, publicURL: "https://na.test"),
+            RegionConfig(name: "ap", lat: 35.68, lon: 139.69, publicURL: "https://ap.test"), RegionConfig(name: "sa", lat: -23.55, lon: -46.63, publicURL: "https://sa.test"),
+            RegionConfig(name: "oc", lat: -33.87, lon: 151.21, publicURL: "https://oc.test"),
+        ]
+        func cosineDistance(_ a: (Double, Double), _ b: (Double, Double)) -> Double {
+            let r = Double.pi / 180
+            return acos(min(1, sin(a.0 * r) * sin(b.0 * r) + cos(a.0 * r) * cos(b.0 * r) * cos((b.1 - a.1) * r)))
         }
-        #expect(opened + refused > 0, "the broken databases were found")
+        try await withEdge(configure: { config in
+            config.geoip.database = shared + "/GeoIP2-City-Test.mmdb"
+            config.geoip.probeIntervalSeconds = 0
+            config.regions = regions
+            config.node.region = "eu"
+        }, script: { _ in .init(body: "x") }) { (edge: EdgeHarness) async throws in
+            var checked = 0
+            for entry in source {
+                guard let (network, record) = entry.first, let record = record as? [String: Any],
+                      let country = (record["country"] as? [String: Any])?["iso_code"] as? String else { continue }
+                var address = String(network.split(separator: "/")[0])
+                if address.hasPrefix("::"), address.contains(".") { address.removeFirst(2) }  // IPv4 networks in the IPv6 tree
+                let route = try await Self.route(edge, ip: address.replacingOccurrences(of: ":", with: "%3A"), tenant: "globex")
+                #expect(route["country"] as? String == country, "\(network)")
+                if let location = record["location"] as? [String: Any], let lat = location["latitude"] as? Double, let lon = location["longitude"] as? Double {
+                    let nearest = regions.min { cosineDistance((lat, lon), ($0.lat, $0.lon)) < cosineDistance((lat, lon), ($1.lat, $1.lon)) }!
+                    #expect(route["region"] as? String == nearest.name && route["reason"] as? String == "nearest", "\(network)")
+                }
+                checked += 1
+            }
+            #expect(checked > 200, "the source's networks were read")
+        }
+    }
+
+    /// Each broken database in ../shared/geoip (`bad-data/` and the `*Broken*`, `*broken*`,
+    /// `*Invalid*` files) is refused at start with the reason, or, where libmaxminddb opens it,
+    /// serves tenant traffic with lookups that fall back: never a crash, a hang or a 5xx.
+    @Test func maxMindsBrokenTestDatabasesAreRefusedOrFallBackWithoutA5xx() async throws {
+        guard let shared = ProcessInfo.processInfo.environment["TE_SHARED_GEOIP"], !shared.isEmpty else { return }  // only when present
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: shared + "/bad-data")).map { $0.map { "bad-data/" + $0 } } ?? []
+        let broken = (names + ((try? FileManager.default.contentsOfDirectory(atPath: shared)) ?? [])
+            .filter { $0.contains("Broken") || $0.contains("broken") || $0.contains("Invalid") }).filter { $0.hasSuffix(".mmdb") }
+        #expect(broken.count >= 10, "the broken databases were found")
+        var opened = 0, refused = 0, lookupErrors = 0
+        for name in broken.sorted() {
+            let edge: EdgeHarness
+            do {
+                edge = try await EdgeHarness.start(configure: { config in
+                    Self.configure(&config)
+                    config.geoip.database = shared + "/" + name
+                    config.geoip.trustedProxies = ["127.0.0.1"]
+                    config.tenants[1].geoMode = .redirect
+                }, script: { _ in .init(body: "x") })
+            } catch let error as EdgeError {
+                #expect(error.message.hasPrefix("geoip.database: cannot open GeoIP database"), "\(name): \(error.message)")
+                refused += 1
+                continue
+            }
+            opened += 1
+            for ip in ["81.2.69.160", "216.160.83.56", "2001:db8::1", "1.1.1.1", "::1.2.3.4", "255.255.255.255"] {
+                let response = try await edge.get("/x", host: "api.globex.test", headers: [("X-Forwarded-For", ip)])
+                #expect(response.status == 200 || response.status == 307, "\(name) \(ip): \(response.status)")
+                #expect(try await edge.admin(.GET, "/_edge/route?ip=\(ip.replacingOccurrences(of: ":", with: "%3A"))&tenant=globex").status == 200)
+            }
+            lookupErrors += edge.runtime.geo.lookupErrors.load(ordering: .relaxed)
+            await edge.shutdown()
+        }
+        #expect(refused > 0 && opened > 0, "some are refused at start (\(refused)), some open (\(opened))")
+        #expect(lookupErrors > 0, "lookups into broken data fail and are counted")
     }
 }

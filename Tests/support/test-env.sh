@@ -40,6 +40,7 @@ start)
   wait_port "$https_port" https-server
   # GeoIP: the project's own small database.
   python3 "$here/make_test_mmdb.py" "$run/test-city.mmdb"
+  python3 "$here/make_test_mmdb.py" "$run/test-city-swapped.mmdb" --swapped
   shared_geoip=""
   for candidate in "$here/../../../shared/geoip" "$here/../../../../shared/geoip"; do
     if [ -f "$candidate/GeoIP2-City-Test.mmdb" ]; then shared_geoip=$(cd "$candidate" && pwd); break; fi
@@ -52,6 +53,7 @@ export TE_TEST_OTHER_CA_FILE=$run/tls/other-ca.pem
 export TE_TEST_SERVER_CERT=$run/tls/server.pem
 export TE_TEST_SERVER_KEY=$run/tls/server.key
 export TE_TEST_MMDB=$run/test-city.mmdb
+export TE_TEST_MMDB_SWAPPED=$run/test-city-swapped.mmdb
 export TE_SHARED_GEOIP=$shared_geoip
 ENV
   echo "test-env: redis on $redis_port, https on $https_port, mmdb generated${shared_geoip:+, shared GeoIP at $shared_geoip}"

@@ -37,12 +37,14 @@ public enum OriginConfigReader {
         }
         for (index, item) in reader.sequence(top["regions"], "regions").enumerated() {
             let path = "regions[\(index)]"
-            guard let fields = reader.mapping(item, path, allowed: ["name", "lat", "lon", "public_url", "kek_file", "nodes"]) else { continue }
+            guard let fields = reader.mapping(item, path, allowed: ["name", "lat", "lon", "public_url", "down", "countries", "kek_file", "nodes"]) else { continue }
             var region = OriginConfig.Region(region: RegionConfig(name: "", lat: 0, lon: 0, publicURL: ""))
             reader.string(fields, "name", path) { region.region.name = $0 }
             reader.number(fields, "lat", path) { region.region.lat = $0 }
             reader.number(fields, "lon", path) { region.region.lon = $0 }
             reader.string(fields, "public_url", path) { region.region.publicURL = $0 }
+            reader.boolean(fields, "down", path) { region.region.down = $0 }
+            reader.strings(fields, "countries", path) { region.region.countries = $0 }
             reader.string(fields, "kek_file", path) { region.kekFile = ConfigReader.resolve($0, base) }
             for (nodeIndex, nodeItem) in reader.sequence(fields["nodes"], "\(path).nodes").enumerated() {
                 let nodePath = "\(path).nodes[\(nodeIndex)]"

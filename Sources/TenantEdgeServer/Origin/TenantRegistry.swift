@@ -162,7 +162,8 @@ final class TenantRegistry: Sendable {
             for region in regions {
                 let object: [String: Any] = [
                     "version": version, "issued_at": AuditChain.timestamp(clock.now()),
-                    "regions": regions.map { ["name": $0.name, "lat": $0.lat, "lon": $0.lon, "public_url": $0.publicURL] },
+                    "regions": regions.map { ["name": $0.name, "lat": $0.lat, "lon": $0.lon, "public_url": $0.publicURL, "down": $0.down,
+                                                  "countries": $0.countries] },
                     "tenants": state.tenants.map { tenant -> [String: Any] in
                         var object = Self.json(tenant)
                         let keys = (state.keys[tenant.id] ?? []).compactMap { key in
