@@ -7,12 +7,13 @@ APT_PACKAGES := pkg-config libhiredis-dev libssl-dev libmaxminddb-dev libcurl4-o
 RUN_DIR := $(CURDIR)/.test-run
 SWIFT ?= swift
 
-.PHONY: help deps build release secrets run test bench clean
+.PHONY: help deps build release secrets run test bench bench-deps bench-geo clean
 
 help:
 	@echo "make run    install what is missing, build, start the demo (upstream + edge node) and show miss/hit/purge"
 	@echo "make test   install what is missing, start redis-server and a TLS server, run the whole suite, stop them"
-	@echo "make bench  edge-node against nginx proxy_cache and Varnish on loopback with wrk (see bench/README.md)"
+	@echo "make bench  edge-node against nginx proxy_cache and Varnish on loopback with wrk, then the rest (bench/)"
+	@echo "make bench-geo  only the Geo-IP part: lookups/s against mmdblookup, hit-path cost against nginx geoip2"
 
 # Debian packages and the one PyPI package the tests use (mmdb-writer makes the test GeoIP database).
 deps:
@@ -48,9 +49,18 @@ test: deps
 	Tests/support/cli-checks.sh $$($(SWIFT) build --show-bin-path)/edge-node && \
 	$(SWIFT) test --skip-build
 
-bench: release secrets
+# The geo benchmark also needs nginx's geoip2 module (and fetches GeoLite2 City 2018 from PyPI).
+bench-deps:
+	@dpkg -s libnginx-mod-http-geoip2 >/dev/null 2>&1 || { export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends libnginx-mod-http-geoip2; }
+
+bench: release secrets bench-deps
 	$(SWIFT) build -c release --product edge-bench
 	@bench/run.sh
+
+bench-geo: release secrets bench-deps
+	$(SWIFT) build -c release --product edge-bench
+	@bench/geo.sh
 
 clean:
 	rm -rf .build .test-run .demo .bench

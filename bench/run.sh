@@ -86,3 +86,5 @@ python3 bench/report.py "$results" "$ROUNDS" "$DURATION" "$KEYS" "$pipeline" "$e
 # Erasure of a tenant with ERASE_ENTRIES entries in L1 and L2 (same Redis, database 13).
 "$bindir/edge-bench" erasure "$dir/origin.pem" "$dir/origin.key" "$dir/ca.pem" "$redis_port" "${ERASE_ENTRIES:-100000}" 2>/dev/null \
   | tee -a bench/results/latest.md
+# Geo-IP: lookups per second against mmdblookup, and the hit path's added cost against nginx geoip2.
+bench/geo.sh | tee -a bench/results/latest.md

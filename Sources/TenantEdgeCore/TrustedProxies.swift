@@ -1,59 +1,67 @@
 import Foundation
 
-/// An IPv4 or IPv6 network in CIDR form (`10.0.0.0/8`, `2001:db8::/32`, or one address), matched
-/// on the address bytes. IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`, as dual-stack sockets
-/// report IPv4 peers) are treated as the IPv4 address they carry, on both sides.
-public struct IPNetwork: Sendable, Equatable, CustomStringConvertible {
-    let bytes: [UInt8]  // 4 or 16
+/// An IPv4 or IPv6 address as two 64-bit halves (IPv4 in the low 32 bits), so that parsing and
+/// matching allocate nothing: this runs for every request of a geo-routed tenant. IPv4-mapped IPv6
+/// addresses (`::ffff:a.b.c.d`, as dual-stack sockets report IPv4 peers) are the IPv4 address.
+public struct IPAddress: Sendable, Hashable {
+    public var high: UInt64
+    public var low: UInt64
+    public var isIPv4: Bool
+    public var bitCount: Int { isIPv4 ? 32 : 128 }
+
+    /// Parses with the C library's `inet_pton` (no parser of ours); nil when `text` is not an address.
+    public init?<Text: StringProtocol>(_ text: Text) {
+        guard text.utf8.count <= 45 else { return nil }
+        let isV6 = text.utf8.contains(UInt8(ascii: ":"))
+        var bytes: (UInt64, UInt64) = (0, 0)
+        let parsed = String(text).withCString { cText in
+            withUnsafeMutableBytes(of: &bytes) { inet_pton(isV6 ? AF_INET6 : AF_INET, cText, $0.baseAddress) == 1 }
+        }
+        guard parsed else { return nil }
+        let first = UInt64(bigEndian: bytes.0), second = UInt64(bigEndian: bytes.1)
+        if !isV6 {
+            self.init(high: 0, low: first >> 32, isIPv4: true)
+        } else if first == 0, second >> 32 == 0xffff {
+            self.init(high: 0, low: second & 0xffff_ffff, isIPv4: true)
+        } else {
+            self.init(high: first, low: second, isIPv4: false)
+        }
+    }
+
+    init(high: UInt64, low: UInt64, isIPv4: Bool) {
+        self.high = high; self.low = low; self.isIPv4 = isIPv4
+    }
+
+    /// The address with every bit past the first `prefixLength` cleared.
+    func masked(_ prefixLength: Int) -> IPAddress {
+        let keep = isIPv4 ? prefixLength + 96 : prefixLength  // IPv4 sits in the low 32 of 128 bits
+        func mask(_ bits: Int) -> UInt64 { bits <= 0 ? 0 : bits >= 64 ? .max : ~(UInt64.max >> UInt64(bits)) }
+        let highMask = isIPv4 ? UInt64.max : mask(keep)
+        return IPAddress(high: high & highMask, low: low & mask(keep - 64), isIPv4: isIPv4)
+    }
+}
+
+/// An IPv4 or IPv6 network in CIDR form (`10.0.0.0/8`, `2001:db8::/32`, or one address).
+public struct IPNetwork: Sendable, Equatable {
+    let base: IPAddress
     let prefixLength: Int
 
     public init?(_ text: String) {
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
-        guard let address = IPAddressBytes.parse(String(parts[0])) else { return nil }
+        guard let address = IPAddress(parts[0]) else { return nil }
         let length: Int
         if parts.count == 2 {
-            guard let value = Int(parts[1]), value >= 0, value <= address.count * 8 else { return nil }
+            guard let value = Int(parts[1]), value >= 0, value <= address.bitCount else { return nil }
             length = value
         } else {
-            length = address.count * 8
+            length = address.bitCount
         }
-        bytes = IPNetwork.masked(address, length)
+        base = address.masked(length)
         prefixLength = length
     }
 
-    public func contains(_ address: [UInt8]) -> Bool {
-        address.count == bytes.count && IPNetwork.masked(address, prefixLength) == bytes
-    }
-
-    public var description: String { "\(IPAddressBytes.format(bytes))/\(prefixLength)" }
-
-    private static func masked(_ address: [UInt8], _ length: Int) -> [UInt8] {
-        address.enumerated().map { index, byte in
-            let bits = max(0, min(8, length - index * 8))
-            return bits == 8 ? byte : byte & UInt8(truncatingIfNeeded: 0xff << (8 - bits))
-        }
-    }
-}
-
-/// Text addresses to bytes and back, through the C library's `inet_pton`/`inet_ntop` (no parser of ours).
-public enum IPAddressBytes {
-    /// 4 bytes for IPv4 (and for IPv4-mapped IPv6), 16 for IPv6; nil when `text` is not an address.
-    public static func parse(_ text: String) -> [UInt8]? {
-        if !text.contains(":") {
-            var v4 = [UInt8](repeating: 0, count: 4)
-            return inet_pton(AF_INET, text, &v4) == 1 ? v4 : nil
-        }
-        var v6 = [UInt8](repeating: 0, count: 16)
-        guard inet_pton(AF_INET6, text, &v6) == 1 else { return nil }
-        if v6[0..<10].allSatisfy({ $0 == 0 }) && v6[10] == 0xff && v6[11] == 0xff { return Array(v6[12...]) }
-        return v6
-    }
-
-    public static func format(_ bytes: [UInt8]) -> String {
-        var text = [CChar](repeating: 0, count: 64)
-        let family = bytes.count == 4 ? AF_INET : AF_INET6
-        guard inet_ntop(family, bytes, &text, socklen_t(text.count)) != nil else { return "?" }
-        return String(cString: text)
+    public func contains(_ address: IPAddress) -> Bool {
+        address.isIPv4 == base.isIPv4 && address.masked(prefixLength) == base
     }
 }
 
@@ -82,33 +90,39 @@ public struct TrustedProxies: Sendable {
     public var isEmpty: Bool { networks.isEmpty }
 
     public func isTrusted(_ address: String) -> Bool {
-        guard !networks.isEmpty, let bytes = IPAddressBytes.parse(address) else { return false }
-        return networks.contains { $0.contains(bytes) }
+        guard !networks.isEmpty, let parsed = IPAddress(address) else { return false }
+        return isTrusted(parsed)
     }
+
+    func isTrusted(_ address: IPAddress) -> Bool { networks.contains { $0.contains(address) } }
 
     /// The client's address: the peer's unless the peer is trusted, then the right-most untrusted
     /// hop of `forwardedFor` (the header's values, in order). A hop that is not an address stops
     /// the walk at the last trusted one; when every hop is trusted, the left-most is the client.
     public func clientAddress(peer: String, forwardedFor: [String]) -> String {
-        guard !networks.isEmpty, isTrusted(peer) else { return peer }
-        let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { Self.bareAddress($0) }
+        guard !networks.isEmpty, let peerAddress = IPAddress(peer), isTrusted(peerAddress) else { return peer }
         var current = peer
-        for hop in hops.reversed() {
-            guard IPAddressBytes.parse(hop) != nil else { return current }
-            current = hop
-            if !isTrusted(hop) { return hop }
+        for value in forwardedFor.reversed() {
+            for hop in value.split(separator: ",").reversed() {
+                let bare = Self.bareAddress(hop)
+                guard let address = IPAddress(bare) else { return current }
+                current = String(bare)
+                if !isTrusted(address) { return current }
+            }
         }
         return current
     }
 
     /// A hop as proxies write it, without spaces, brackets or port: `[2001:db8::1]:443`, `1.2.3.4:80`.
-    static func bareAddress(_ hop: Substring) -> String {
-        var text = hop.trimmingCharacters(in: .whitespaces)
-        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
-            text = String(text[text.index(after: text.startIndex)..<close])
-        } else if text.filter({ $0 == ":" }).count == 1, let colon = text.firstIndex(of: ":") {
-            text = String(text[..<colon])  // IPv4 with a port
+    static func bareAddress(_ hop: Substring) -> Substring {
+        var text = hop.drop { $0 == " " || $0 == "\t" }
+        while let last = text.last, last == " " || last == "\t" { text = text.dropLast() }
+        if text.first == "[", let close = text.firstIndex(of: "]") {
+            return text[text.index(after: text.startIndex)..<close]
         }
+        var colons = 0
+        for byte in text.utf8 where byte == UInt8(ascii: ":") { colons += 1 }
+        if colons == 1, let colon = text.firstIndex(of: ":") { return text[..<colon] }  // IPv4 with a port
         return text
     }
 }

@@ -6,6 +6,11 @@ import TenantEdgeCore
 /// into it) and is closed and freed in `deinit`. Lookups are read-only and safe from any thread.
 public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups on an open MMDB_s are thread-safe
     private let database: UnsafeMutablePointer<MMDB_s>
+    /// The four lookup paths, made once: building C strings on every lookup cost a quarter of it.
+    private let countryPath = LookupPath(["country", "iso_code"])
+    private let continentPath = LookupPath(["continent", "code"])
+    private let latitudePath = LookupPath(["location", "latitude"])
+    private let longitudePath = LookupPath(["location", "longitude"])
 
     /// What a lookup found; fields are nil when the database has no value for them.
     public struct Location: Sendable, Equatable {
@@ -43,16 +48,16 @@ public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups
         }
         guard result.found_entry else { return nil }
         return Location(
-            countryISOCode: try string(&result.entry, ["country", "iso_code"]),
-            continentCode: try string(&result.entry, ["continent", "code"]),
-            latitude: try double(&result.entry, ["location", "latitude"]),
-            longitude: try double(&result.entry, ["location", "longitude"]))
+            countryISOCode: try string(&result.entry, countryPath),
+            continentCode: try string(&result.entry, continentPath),
+            latitude: try double(&result.entry, latitudePath),
+            longitude: try double(&result.entry, longitudePath))
     }
 
     /// `::ffff:a.b.c.d` (an IPv4 address as IPv6, as dual-stack sockets report peers) is looked up
     /// as `a.b.c.d`: not every database aliases the mapped range to its IPv4 tree.
     static func unmappingIPv4(_ address: String) -> String {
-        guard address.contains(":") else { return address }
+        guard address.utf8.contains(UInt8(ascii: ":")) else { return address }
         var bytes = [UInt8](repeating: 0, count: 16)
         guard inet_pton(AF_INET6, address, &bytes) == 1, bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff
         else { return address }
@@ -61,12 +66,9 @@ public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups
 
     /// The value at `path`; nil when the record has none. A record whose data cannot be decoded
     /// (a broken database) throws, so the caller can count it and fall back.
-    private func value(_ entry: inout MMDB_entry_s, _ path: [String]) throws(EdgeError) -> MMDB_entry_data_s? {
+    private func value(_ entry: inout MMDB_entry_s, _ path: LookupPath) throws(EdgeError) -> MMDB_entry_data_s? {
         var data = MMDB_entry_data_s()
-        let cStrings = path.map { strdup($0) }
-        defer { cStrings.forEach { free($0) } }
-        var pointers: [UnsafePointer<CChar>?] = cStrings.map { UnsafePointer($0) } + [nil]
-        let status = pointers.withUnsafeMutableBufferPointer { MMDB_aget_value(&entry, &data, $0.baseAddress) }
+        let status = MMDB_aget_value(&entry, &data, path.components)
         switch status {
         case MMDB_SUCCESS: return data.has_data ? data : nil
         case MMDB_LOOKUP_PATH_DOES_NOT_MATCH_DATA_ERROR, MMDB_INVALID_LOOKUP_PATH_ERROR: return nil  // the record lacks it
@@ -74,19 +76,38 @@ public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups
         }
     }
 
-    private func string(_ entry: inout MMDB_entry_s, _ path: [String]) throws(EdgeError) -> String? {
+    private func string(_ entry: inout MMDB_entry_s, _ path: LookupPath) throws(EdgeError) -> String? {
         guard let data = try value(&entry, path), data.type == UInt32(MMDB_DATA_TYPE_UTF8_STRING),
               let text = data.utf8_string else { return nil }
         return String(decoding: UnsafeRawBufferPointer(start: text, count: Int(data.data_size)), as: UTF8.self)
     }
 
     /// Coordinates are doubles in MaxMind's databases; a float is accepted, any other type is broken data.
-    private func double(_ entry: inout MMDB_entry_s, _ path: [String]) throws(EdgeError) -> Double? {
+    private func double(_ entry: inout MMDB_entry_s, _ path: LookupPath) throws(EdgeError) -> Double? {
         guard let data = try value(&entry, path) else { return nil }
         switch data.type {
         case UInt32(MMDB_DATA_TYPE_DOUBLE): return data.double_value
         case UInt32(MMDB_DATA_TYPE_FLOAT): return Double(data.float_value)
         default: throw EdgeError(.geoIPFailure, "GeoIP record unreadable: coordinates of an unexpected type")
         }
+    }
+}
+
+/// A lookup path as `MMDB_aget_value` takes it: NUL-terminated C strings, then NULL. Owned here and
+/// freed in `deinit`; libmaxminddb only reads it.
+private final class LookupPath {
+    let components: UnsafeMutablePointer<UnsafePointer<CChar>?>
+    private let count: Int
+
+    init(_ names: [String]) {
+        count = names.count
+        components = .allocate(capacity: names.count + 1)
+        for (index, name) in names.enumerated() { components[index] = UnsafePointer(strdup(name)) }
+        components[names.count] = nil
+    }
+
+    deinit {
+        for index in 0..<count { free(UnsafeMutableRawPointer(mutating: components[index])) }
+        components.deallocate()
     }
 }

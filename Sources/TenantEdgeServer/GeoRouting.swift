@@ -12,8 +12,8 @@ import TenantEdgeNative
 /// The database can be replaced on disk while the node runs: `reload` opens the new file and
 /// swaps it in; a lookup holds its own reference, so lookups in flight finish on the old one,
 /// which is closed when the last of them lets go. A file that does not open keeps the old one.
-final class GeoRouting: Sendable {
-    struct DecisionKey: Hashable, Sendable {
+public final class GeoRouting: Sendable {
+    public struct DecisionKey: Hashable, Sendable {
         var tenant: String
         var address: String
     }
@@ -43,7 +43,7 @@ final class GeoRouting: Sendable {
     let reloads = Atomic<Int>(0)
     let reloadFailures = Atomic<Int>(0)
 
-    init(config: EdgeConfig, logger: Logger) throws(EdgeError) {
+    public init(config: EdgeConfig, logger: Logger) throws(EdgeError) {
         home = config.node.region
         trustedProxies = try TrustedProxies(config.geoip.trustedProxies)
         self.logger = logger
@@ -73,8 +73,14 @@ final class GeoRouting: Sendable {
     /// The location of `address`; nil when the database has none (or there is no database).
     /// Throws `.badRequest` when `address` is not an IP address; a broken record is counted in
     /// `lookupErrors` and gives nil, so the caller falls back.
-    func locate(_ address: String) throws(EdgeError) -> RegionRouter.Location? {
-        guard IPAddressBytes.parse(address) != nil else { throw EdgeError(.badRequest, "not an IPv4 or IPv6 address") }
+    public func locate(_ address: String) throws(EdgeError) -> RegionRouter.Location? {
+        guard IPAddress(address) != nil else { throw EdgeError(.badRequest, "not an IPv4 or IPv6 address") }
+        return lookUp(address)
+    }
+
+    /// `locate` for an address already known to be one (the socket peer, or a hop the trusted
+    /// proxies' walk parsed).
+    private func lookUp(_ address: String) -> RegionRouter.Location? {
         guard let current = database.withLock({ $0 }) else { return nil }  // our own reference: a reload cannot close it under us
         do {
             return try current.lookup(address).map {
@@ -88,7 +94,7 @@ final class GeoRouting: Sendable {
 
     /// The region for a client of `tenant` at `address`, from the cache when it was decided before.
     /// `regions` is asked only on a cache miss.
-    func decide(address: String, tenant: TenantConfig, regions: () -> [RegionConfig]) -> RegionRouter.Decision {
+    public func decide(address: String, tenant: TenantConfig, regions: () -> [RegionConfig]) -> RegionRouter.Decision {
         let key = DecisionKey(tenant: tenant.id, address: address)
         let (cached, generation) = decisions.withLock { table in (table.cache.value(for: key), table.generation) }
         if let cached {
@@ -96,7 +102,7 @@ final class GeoRouting: Sendable {
             return cached
         }
         cacheMisses.add(1, ordering: .relaxed)
-        let location = (try? locate(address)) ?? nil
+        let location = lookUp(address)
         let known = regions()
         let decision = RegionRouter.choose(location: location, tenant: tenant, regions: known, healthy: healthy(known), home: home)
         decisions.withLock { table in

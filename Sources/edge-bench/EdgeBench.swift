@@ -10,6 +10,7 @@ enum EdgeBench {
         case "redis-engines": try RedisEnginesBench.run(arguments)
         case "feed-propagation": try await FeedPropagationBench.run(arguments)
         case "erasure": try await ErasureBench.run(arguments)
+        case "geo-lookups": try GeoLookupBench.run(arguments)
         default: usage()
         }
     }
@@ -20,6 +21,7 @@ enum EdgeBench {
                    edge-bench redis-engines PORT [SECONDS] [CONCURRENCY] [ROUNDS]
                    edge-bench feed-propagation CERT KEY CA [EVENTS]
                    edge-bench erasure CERT KEY CA REDIS_PORT [ENTRIES]
+                   edge-bench geo-lookups MMDB [SECONDS] [WORKING_SET]
 
             """.utf8))
         exit(2)

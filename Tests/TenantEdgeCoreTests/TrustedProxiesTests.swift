@@ -7,15 +7,20 @@ struct TrustedProxiesTests {
 
     @Test func networksMatchOnTheirPrefixOnly() throws {
         let network = try #require(IPNetwork("10.0.0.0/8"))
-        #expect(network.contains(IPAddressBytes.parse("10.255.1.2")!))
-        #expect(!network.contains(IPAddressBytes.parse("11.0.0.1")!))
+        #expect(network.contains(IPAddress("10.255.1.2")!))
+        #expect(!network.contains(IPAddress("11.0.0.1")!))
         let odd = try #require(IPNetwork("172.16.0.0/12"))
-        #expect(odd.contains(IPAddressBytes.parse("172.31.255.255")!) && !odd.contains(IPAddressBytes.parse("172.32.0.0")!))
+        #expect(odd.contains(IPAddress("172.31.255.255")!) && !odd.contains(IPAddress("172.32.0.0")!))
         let v6 = try #require(IPNetwork("2001:db8:ff::/48"))
-        #expect(v6.contains(IPAddressBytes.parse("2001:db8:ff:1::9")!) && !v6.contains(IPAddressBytes.parse("2001:db8:fe::1")!))
-        #expect(!v6.contains(IPAddressBytes.parse("10.0.0.1")!), "families never match each other")
+        #expect(v6.contains(IPAddress("2001:db8:ff:1::9")!) && !v6.contains(IPAddress("2001:db8:fe::1")!))
+        #expect(!v6.contains(IPAddress("10.0.0.1")!), "families never match each other")
         #expect(IPNetwork("10.0.0.0/33") == nil && IPNetwork("10.0.0/8") == nil && IPNetwork("example.com") == nil && IPNetwork("::/129") == nil)
-        #expect(IPNetwork("0.0.0.0/0")!.contains(IPAddressBytes.parse("8.8.8.8")!))
+        #expect(IPNetwork("0.0.0.0/0")!.contains(IPAddress("8.8.8.8")!))
+        #expect(IPNetwork("::/0")!.contains(IPAddress("2001:db8::1")!) && !IPNetwork("::/0")!.contains(IPAddress("8.8.8.8")!))
+        #expect(IPAddress("::ffff:10.1.2.3") == IPAddress("10.1.2.3"), "IPv4-mapped is IPv4")
+        #expect(IPNetwork("2001:db8::1/128")!.contains(IPAddress("2001:db8::1")!) && !IPNetwork("2001:db8::1/128")!.contains(IPAddress("2001:db8::2")!))
+        #expect(IPNetwork("2001:db8:0:0:8000::/65")!.contains(IPAddress("2001:db8::8000:0:0:1")!) && !IPNetwork("2001:db8::/65")!.contains(IPAddress("2001:db8::8000:0:0:1")!))
+        #expect(IPAddress("1.2.3") == nil && IPAddress("") == nil && IPAddress("1.2.3.4 ") == nil)
     }
 
     @Test func anUntrustedPeersForwardedForChangesNothing() {
