@@ -11,6 +11,9 @@ public enum NodePreflight {
             do { _ = try StandaloneKeyring.readKeyFile(path, key: "security.master_key_file") } catch { problems.append(error.message) }
         }
         do { _ = try AdminTokensReader.load(path: config.security.adminTokensFile) } catch { problems.append(error.message) }
+        if let path = config.geoip.database, !path.isEmpty {
+            do { _ = try GeoIPDatabase(path: path) } catch { problems.append("geoip.database: \(error.message)") }
+        }
         if !problems.isEmpty { throw EdgeError(.invalidConfig, problems.joined(separator: "\n")) }
     }
 }

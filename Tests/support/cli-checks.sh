@@ -167,5 +167,31 @@ out=$("$origin_bin" run --config "$work/bad-origin.yaml" 2>&1); rc=$?
 if [ "$rc" = 2 ] && [ "$(printf '%s\n' "$out" | grep -c .)" = 1 ] && [[ "$out" == "bogus: is not a known key" ]]; then passed=$((passed+1))
 else failed=$((failed+1)); echo "cli-check FAILED: edge-origin with a bad config: exit $rc: $out"; fi
 
+# Geo-IP: a bad trusted proxy and a corrupt database are one line naming the key; a running node
+# reloads its database on SIGHUP and keeps serving.
+expect "bad trusted proxy" 2 "geoip.trusted_proxies[1]: must be an address or CIDR, got 'ten'" <<< "$base
+geoip: { trusted_proxies: [\"10.0.0.0/8\", ten] }"
+printf 'not a maxmind database' > "$work/broken.mmdb"
+expect "corrupt geoip database" 2 "geoip.database: cannot open GeoIP database" <<< "$base
+geoip: { database: ./broken.mmdb }"
+cp "${TE_TEST_MMDB:?make test generates the test GeoIP database}" "$work/city.mmdb"
+cat > "$work/geo.yaml" <<YAML
+$base
+listen: { http: "127.0.0.1:0", admin: "127.0.0.1:0" }
+state_dir: ./state-geo
+geoip: { database: ./city.mmdb, watch_interval_s: 0, probe_interval_s: 0 }
+limits: { drain_s: 5 }
+YAML
+"$bin" run --config "$work/geo.yaml" > "$work/geo.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do grep -q "edge node ready" "$work/geo.log" && break; sleep 0.1; done
+http=$(grep -o 'http=127.0.0.1:[0-9]*' "$work/geo.log" | head -1 | cut -d= -f2)
+kill -HUP "$pid"
+for _ in $(seq 1 50); do grep -q "GeoIP database reloaded" "$work/geo.log" && break; sleep 0.1; done
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: nobody.test' "http://$http/healthz")
+kill -TERM "$pid"; wait "$pid"; rc=$?
+if grep -q "GeoIP database reloaded" "$work/geo.log" && [ "$code" = 200 ] && [ "$rc" = 0 ]; then passed=$((passed+1))
+else failed=$((failed+1)); echo "cli-check FAILED: SIGHUP reload: healthz $code, exit $rc"; cat "$work/geo.log"; fi
+
 echo "cli-checks: $passed passed, $failed failed"
 [ "$failed" = 0 ]
