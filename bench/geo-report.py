@@ -25,8 +25,8 @@ print("Lookups per second on one core (`taskset -c 1`), random IPv4 addresses:\n
 print("| what | lookups/s | vs mmdblookup |")
 print("|---|---:|---:|")
 base = lookup.get("mmdblookup")
-names = {"raw": "TenantEdge adapter: lookup + 4 fields", "decide-uncached": "TenantEdge decision, every address new (no cache help)",
-         "decide-cached": "TenantEdge decision, 10k repeating addresses (decision cache)", "mmdblookup": "`mmdblookup -b` (libmaxminddb's loop, whole record)"}
+names = {"raw": "TenantEdge adapter: text to lookup + 4 fields", "decide-uncached": "TenantEdge decision, every address new (no cache help)",
+         "decide-cached": "TenantEdge decision, 10k repeating addresses (decision cache)", "mmdblookup": "`mmdblookup -b` (libmaxminddb loop: getaddrinfo, whole record)"}
 for key in ["raw", "decide-uncached", "decide-cached", "mmdblookup"]:
     if key in lookup:
         ratio = f"{lookup[key] / base:.2f}×" if base else "n/a"

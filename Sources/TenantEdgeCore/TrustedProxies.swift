@@ -3,7 +3,7 @@ import Foundation
 /// An IPv4 or IPv6 address as two 64-bit halves (IPv4 in the low 32 bits), so that parsing and
 /// matching allocate nothing: this runs for every request of a geo-routed tenant. IPv4-mapped IPv6
 /// addresses (`::ffff:a.b.c.d`, as dual-stack sockets report IPv4 peers) are the IPv4 address.
-public struct IPAddress: Sendable, Hashable {
+public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     public var high: UInt64
     public var low: UInt64
     public var isIPv4: Bool
@@ -19,13 +19,30 @@ public struct IPAddress: Sendable, Hashable {
         }
         guard parsed else { return nil }
         let first = UInt64(bigEndian: bytes.0), second = UInt64(bigEndian: bytes.1)
-        if !isV6 {
-            self.init(high: 0, low: first >> 32, isIPv4: true)
-        } else if first == 0, second >> 32 == 0xffff {
-            self.init(high: 0, low: second & 0xffff_ffff, isIPv4: true)
+        if isV6 {
+            self.init(ipv6High: first, low: second)
         } else {
-            self.init(high: first, low: second, isIPv4: false)
+            self.init(ipv4: UInt32(truncatingIfNeeded: first >> 32))
         }
+    }
+
+    public init(ipv4: UInt32) { self.init(high: 0, low: UInt64(ipv4), isIPv4: true) }
+
+    /// An IPv6 address from its two halves in host order; `::ffff:a.b.c.d` becomes IPv4.
+    public init(ipv6High high: UInt64, low: UInt64) {
+        if high == 0, low >> 32 == 0xffff {
+            self.init(ipv4: UInt32(truncatingIfNeeded: low))
+        } else {
+            self.init(high: high, low: low, isIPv4: false)
+        }
+    }
+
+    /// The address in text (`inet_ntop`), for logs and JSON.
+    public var description: String {
+        var text = [CChar](repeating: 0, count: 64)
+        var bytes = isIPv4 ? (UInt64(low << 32).bigEndian, UInt64(0)) : (high.bigEndian, low.bigEndian)
+        let written = withUnsafeBytes(of: &bytes) { inet_ntop(isIPv4 ? AF_INET : AF_INET6, $0.baseAddress, &text, socklen_t(text.count)) }
+        return written == nil ? "?" : String(cString: text)
     }
 
     init(high: UInt64, low: UInt64, isIPv4: Bool) {
@@ -99,18 +116,23 @@ public struct TrustedProxies: Sendable {
     /// The client's address: the peer's unless the peer is trusted, then the right-most untrusted
     /// hop of `forwardedFor` (the header's values, in order). A hop that is not an address stops
     /// the walk at the last trusted one; when every hop is trusted, the left-most is the client.
-    public func clientAddress(peer: String, forwardedFor: [String]) -> String {
-        guard !networks.isEmpty, let peerAddress = IPAddress(peer), isTrusted(peerAddress) else { return peer }
+    public func clientAddress(peer: IPAddress, forwardedFor: [String]) -> IPAddress {
+        guard !networks.isEmpty, isTrusted(peer) else { return peer }
         var current = peer
         for value in forwardedFor.reversed() {
             for hop in value.split(separator: ",").reversed() {
-                let bare = Self.bareAddress(hop)
-                guard let address = IPAddress(bare) else { return current }
-                current = String(bare)
+                guard let address = IPAddress(Self.bareAddress(hop)) else { return current }
+                current = address
                 if !isTrusted(address) { return current }
             }
         }
         return current
+    }
+
+    /// `clientAddress` on text, for tests and tools; a peer that is not an address is returned as is.
+    public func clientAddress(peer: String, forwardedFor: [String]) -> String {
+        guard let address = IPAddress(peer) else { return peer }
+        return clientAddress(peer: address, forwardedFor: forwardedFor).description
     }
 
     /// A hop as proxies write it, without spaces, brackets or port: `[2001:db8::1]:443`, `1.2.3.4:80`.

@@ -38,11 +38,33 @@ public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups
 
     /// Looks up an IPv4 or IPv6 address in text form; nil when the address is not in the database.
     public func lookup(_ address: String) throws(EdgeError) -> Location? {
-        let address = Self.unmappingIPv4(address)
-        var gaiError: Int32 = 0
+        guard let parsed = IPAddress(address) else { throw EdgeError(.geoIPFailure, "'\(address)' is not an IP address") }
+        return try lookup(parsed)
+    }
+
+    /// Looks up a parsed address through `MMDB_lookup_sockaddr` (no text on the way); IPv4 and
+    /// IPv4-mapped addresses go to the database's IPv4 tree.
+    public func lookup(_ address: IPAddress) throws(EdgeError) -> Location? {
         var mmdbError: Int32 = 0
-        var result = MMDB_lookup_string(database, address, &gaiError, &mmdbError)
-        guard gaiError == 0 else { throw EdgeError(.geoIPFailure, "'\(address)' is not an IP address") }
+        var result: MMDB_lookup_result_s
+        if address.isIPv4 {
+            var socket = sockaddr_in()
+            socket.sin_family = sa_family_t(AF_INET)
+            socket.sin_addr.s_addr = UInt32(truncatingIfNeeded: address.low).bigEndian
+            result = withUnsafePointer(to: &socket) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { MMDB_lookup_sockaddr(database, $0, &mmdbError) }
+            }
+        } else {
+            var socket = sockaddr_in6()
+            socket.sin6_family = sa_family_t(AF_INET6)
+            var halves = (address.high.bigEndian, address.low.bigEndian)
+            withUnsafeBytes(of: &halves) { source in
+                withUnsafeMutableBytes(of: &socket.sin6_addr) { $0.copyMemory(from: source) }
+            }
+            result = withUnsafePointer(to: &socket) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { MMDB_lookup_sockaddr(database, $0, &mmdbError) }
+            }
+        }
         guard mmdbError == MMDB_SUCCESS else {
             throw EdgeError(.geoIPFailure, "GeoIP lookup failed: \(String(cString: MMDB_strerror(mmdbError)))")
         }
@@ -52,16 +74,6 @@ public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups
             continentCode: try string(&result.entry, continentPath),
             latitude: try double(&result.entry, latitudePath),
             longitude: try double(&result.entry, longitudePath))
-    }
-
-    /// `::ffff:a.b.c.d` (an IPv4 address as IPv6, as dual-stack sockets report peers) is looked up
-    /// as `a.b.c.d`: not every database aliases the mapped range to its IPv4 tree.
-    static func unmappingIPv4(_ address: String) -> String {
-        guard address.utf8.contains(UInt8(ascii: ":")) else { return address }
-        var bytes = [UInt8](repeating: 0, count: 16)
-        guard inet_pton(AF_INET6, address, &bytes) == 1, bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff
-        else { return address }
-        return bytes[12...].map(String.init).joined(separator: ".")
     }
 
     /// The value at `path`; nil when the record has none. A record whose data cannot be decoded

@@ -15,7 +15,7 @@ import TenantEdgeNative
 public final class GeoRouting: Sendable {
     public struct DecisionKey: Hashable, Sendable {
         var tenant: String
-        var address: String
+        var address: IPAddress
     }
 
     /// The decision cache and the generation it belongs to: a decision computed under an older
@@ -64,8 +64,9 @@ public final class GeoRouting: Sendable {
 
     /// The client's address for `request`: the peer, or the right-most untrusted hop of
     /// `X-Forwarded-For` when the peer is a trusted proxy.
-    func clientAddress(of request: EdgeRequest) -> String? {
-        guard let peer = request.peerAddress else { return nil }
+    /// Read from the socket address and the header bytes, never through text we format.
+    func clientAddress(of request: EdgeRequest) -> IPAddress? {
+        guard let socket = request.peer, let peer = IPAddress(socket) else { return nil }
         guard !trustedProxies.isEmpty else { return peer }
         return trustedProxies.clientAddress(peer: peer, forwardedFor: request.head.headers["x-forwarded-for"])
     }
@@ -74,13 +75,13 @@ public final class GeoRouting: Sendable {
     /// Throws `.badRequest` when `address` is not an IP address; a broken record is counted in
     /// `lookupErrors` and gives nil, so the caller falls back.
     public func locate(_ address: String) throws(EdgeError) -> RegionRouter.Location? {
-        guard IPAddress(address) != nil else { throw EdgeError(.badRequest, "not an IPv4 or IPv6 address") }
-        return lookUp(address)
+        guard let parsed = IPAddress(address) else { throw EdgeError(.badRequest, "not an IPv4 or IPv6 address") }
+        return lookUp(parsed)
     }
 
     /// `locate` for an address already known to be one (the socket peer, or a hop the trusted
     /// proxies' walk parsed).
-    private func lookUp(_ address: String) -> RegionRouter.Location? {
+    private func lookUp(_ address: IPAddress) -> RegionRouter.Location? {
         guard let current = database.withLock({ $0 }) else { return nil }  // our own reference: a reload cannot close it under us
         do {
             return try current.lookup(address).map {
@@ -94,7 +95,7 @@ public final class GeoRouting: Sendable {
 
     /// The region for a client of `tenant` at `address`, from the cache when it was decided before.
     /// `regions` is asked only on a cache miss.
-    public func decide(address: String, tenant: TenantConfig, regions: () -> [RegionConfig]) -> RegionRouter.Decision {
+    public func decide(address: IPAddress, tenant: TenantConfig, regions: () -> [RegionConfig]) -> RegionRouter.Decision {
         let key = DecisionKey(tenant: tenant.id, address: address)
         let (cached, generation) = decisions.withLock { table in (table.cache.value(for: key), table.generation) }
         if let cached {
@@ -187,5 +188,22 @@ struct FileIdentity: Equatable, Sendable {
         inode = UInt64(info.st_ino)
         size = Int64(info.st_size)
         modifiedNanoseconds = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+    }
+}
+
+extension IPAddress {
+    /// The address of a socket peer (IPv4, IPv6, IPv4-mapped IPv6); nil for a Unix socket.
+    init?(_ socket: SocketAddress) {
+        switch socket {
+        case .v4(let v4):
+            self.init(ipv4: UInt32(bigEndian: v4.address.sin_addr.s_addr))
+        case .v6(let v6):
+            var address = v6.address.sin6_addr
+            let halves = withUnsafeBytes(of: &address) { ($0.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
+                                                            $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) }
+            self.init(ipv6High: UInt64(bigEndian: halves.0), low: UInt64(bigEndian: halves.1))
+        case .unixDomainSocket:
+            return nil
+        }
     }
 }

@@ -5,9 +5,11 @@ import TenantEdgeNative
 import TenantEdgeServer
 
 /// `edge-bench geo-lookups MMDB [SECONDS] [WORKING_SET]`: GeoIP lookups per second on one thread,
-/// on random IPv4 addresses (formatted beforehand, as `mmdblookup --benchmark` does):
-/// - `raw`: the libmaxminddb adapter alone (lookup plus country, continent, latitude, longitude);
-/// - `decide-uncached`: the node's whole decision (lookup, region choice) with every address new;
+/// on random IPv4 addresses:
+/// - `raw`: the libmaxminddb adapter alone, from text as `mmdblookup --benchmark` starts (parse,
+///   `MMDB_lookup_sockaddr`, then country, continent, latitude, longitude);
+/// - `decide-uncached`: the node's whole decision (lookup, region choice) with every address new,
+///   from a parsed address as the socket and the `X-Forwarded-For` walk give it;
 /// - `decide-cached`: the same over WORKING_SET addresses that repeat, answered by the decision cache.
 /// Prints `name lookups_per_second` lines.
 enum GeoLookupBench {
@@ -17,14 +19,13 @@ enum GeoLookupBench {
         let seconds = arguments.count > 3 ? Double(arguments[3]) ?? 2 : 2
         let workingSet = arguments.count > 4 ? Int(arguments[4]) ?? 10_000 : 10_000
         var generator = SplitMix(seed: 0x7e17_edce)
-        let addresses = (0..<1_000_000).map { _ in
-            let value = UInt32(truncatingIfNeeded: generator.next())
-            return "\(value >> 24).\((value >> 16) & 0xff).\((value >> 8) & 0xff).\(value & 0xff)"
-        }
+        let values = (0..<1_000_000).map { _ in UInt32(truncatingIfNeeded: generator.next()) }
+        let texts = values.map { "\($0 >> 24).\(($0 >> 16) & 0xff).\(($0 >> 8) & 0xff).\($0 & 0xff)" }
+        let addresses = values.map { IPAddress(ipv4: $0) }
         let database = try GeoIPDatabase(path: path)
         var found = 0
         print("raw", rate(seconds) { index in
-            if (try? database.lookup(addresses[index % addresses.count])) != nil { found += 1 }
+            if (try? database.lookup(texts[index % texts.count])) != nil { found += 1 }
         })
         var config = EdgeConfig()
         config.node.region = "eu-west"

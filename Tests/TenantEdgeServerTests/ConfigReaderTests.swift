@@ -35,6 +35,24 @@ struct ConfigReaderTests {
         #expect(config.security.encryption, "encryption defaults to on")
     }
 
+    @Test func readsTheGeoKeysAndRegionFlags() {
+        let (config, problems) = Self.read(Self.valid + """
+
+        geoip: { database: ./city.mmdb, trusted_proxies: ["10.0.0.0/8", "2001:db8::/32"], watch_interval_s: 0,
+                 probe_interval_s: 5, decision_cache_entries: 1000 }
+        regions:
+          - { name: eu-west, lat: 53.3, lon: -6.3, public_url: "https://eu-west.{host}", countries: [IE, GB] }
+          - { name: us-east, lat: 38.9, lon: -77.0, public_url: "https://us-east.edge.test", down: true }
+        """)
+        #expect(problems.isEmpty, "\(problems)")
+        #expect(config.geoip.database == "/etc/edge/city.mmdb" && config.geoip.trustedProxies.count == 2)
+        #expect(config.geoip.watchIntervalSeconds == 0 && config.geoip.probeIntervalSeconds == 5 && config.geoip.decisionCacheEntries == 1000)
+        #expect(config.regions.map(\.countries) == [["IE", "GB"], []] && config.regions.map(\.down) == [false, true])
+        let (_, bad) = Self.read(Self.valid + "\ngeoip: { trusted_proxies: [\"10.0.0.0/40\"], decision_cache_entries: 1 }")
+        #expect(bad.map(\.description) == ["geoip.decision_cache_entries: must be 2 or more",
+                                            "geoip.trusted_proxies[0]: must be an address or CIDR, got '10.0.0.0/40'"])
+    }
+
     @Test func environmentOverridesTheFile() {
         let (config, problems) = Self.read(Self.valid, environment: [
             "TENANT_ISOLATION_LEVEL": "standard", "TENANT_ENCRYPTION_ENABLED": "false", "TENANT_MONITORING_ENABLED": "0",

@@ -70,6 +70,21 @@ struct GeoRouteTests {
         #expect(try database.lookup("10.0.0.1") == nil)
     }
 
+    /// A Country database has no coordinates: a region that lists the country, else the continent.
+    @Test func aCountryDatabaseRoutesByCountryListThenContinent() async throws {
+        guard let shared = ProcessInfo.processInfo.environment["TE_SHARED_GEOIP"], !shared.isEmpty else { return }  // only when present
+        try await withEdge(configure: { config in
+            Self.configure(&config)
+            config.geoip.database = shared + "/GeoIP2-Country-Test.mmdb"
+            config.regions[1].countries = ["GB"]  // eu-central serves GB clients (an operator's choice)
+        }, script: { _ in .init(body: "x") }) { (edge: EdgeHarness) async throws in
+            let gb = try await Self.route(edge, ip: "81.2.69.160", tenant: "globex")
+            #expect(gb["country"] as? String == "GB" && gb["lat"] is NSNull && gb["region"] as? String == "eu-central" && gb["reason"] as? String == "country")
+            let us = try await Self.route(edge, ip: "216.160.83.56", tenant: "globex")
+            #expect(us["country"] as? String == "US" && us["region"] as? String == "us-east" && us["reason"] as? String == "continent")
+        }
+    }
+
     /// Every network of MaxMind's City test database's JSON source that has a country: its first
     /// address gets that country, and the region chosen is the nearest by an independent formula
     /// (spherical law of cosines) among one region per continent.

@@ -175,6 +175,8 @@ printf 'not a maxmind database' > "$work/broken.mmdb"
 expect "corrupt geoip database" 2 "geoip.database: cannot open GeoIP database" <<< "$base
 geoip: { database: ./broken.mmdb }"
 cp "${TE_TEST_MMDB:?make test generates the test GeoIP database}" "$work/city.mmdb"
+expect "example geo config" 0 "config ok: node us-east-a, region us-east, 2 tenant(s)" \
+  < <(sed -e "s#./GeoLite2-City.mmdb#./city.mmdb#; s#./secrets/master.key#./master.key#" "$(dirname "$0")/../../edge-config/example-geo.yaml")
 cat > "$work/geo.yaml" <<YAML
 $base
 listen: { http: "127.0.0.1:0", admin: "127.0.0.1:0" }
