@@ -10,11 +10,14 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     public var bitCount: Int { isIPv4 ? 32 : 128 }
 
     /// Parses with the C library's `inet_pton` (no parser of ours); nil when `text` is not an address.
-    public init?<Text: StringProtocol>(_ text: Text) {
+    /// Not generic: callers in other modules would get an unspecialized, much slower copy.
+    public init?(_ text: Substring) { self.init(String(text)) }
+
+    public init?(_ text: String) {
         guard text.utf8.count <= 45 else { return nil }
         let isV6 = text.utf8.contains(UInt8(ascii: ":"))
         var bytes: (UInt64, UInt64) = (0, 0)
-        let parsed = String(text).withCString { cText in
+        let parsed = text.withCString { cText in
             withUnsafeMutableBytes(of: &bytes) { inet_pton(isV6 ? AF_INET6 : AF_INET, cText, $0.baseAddress) == 1 }
         }
         guard parsed else { return nil }
