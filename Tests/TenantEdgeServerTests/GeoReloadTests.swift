@@ -21,15 +21,21 @@ struct GeoReloadTests {
         try #require(try await GeoTrafficTests.stats(edge)["geo"] as? [String: Any])
     }
 
-    @Test func aDatabaseSwappedOnDiskIsUsedWithoutARestartAndABrokenOneIsNot() async throws {
+    /// A node on a copy of the test database at `path`, checking it every `watch` seconds (0: never);
+    /// `swapped` is the database to put there.
+    static func withNodeOnACopy(watch: Int, _ body: (EdgeHarness, _ path: String, _ swapped: String) async throws -> Void) async throws {
         let original = try OriginHarness.environment("TE_TEST_MMDB"), swapped = try OriginHarness.environment("TE_TEST_MMDB_SWAPPED")
         let path = try temporaryDirectory("te-geo-swap") + "/city.mmdb"
         try FileManager.default.copyItem(atPath: original, toPath: path)
         try await withEdge(configure: { config in
             GeoRouteTests.configure(&config)
             config.geoip.database = path
-            config.geoip.watchIntervalSeconds = 1
-        }, script: { _ in .init(body: "x") }) { (edge: EdgeHarness) async throws in
+            config.geoip.watchIntervalSeconds = watch
+        }, script: { _ in .init(body: "x") }) { edge in try await body(edge, path, swapped) }
+    }
+
+    @Test func aDatabaseSwappedOnDiskIsUsedWithoutARestartAndABrokenOneIsNot() async throws {
+        try await Self.withNodeOnACopy(watch: 1) { (edge: EdgeHarness, path: String, swapped: String) async throws in
             #expect(try await Self.country(edge, GeoTrafficTests.gb) == "GB")
             // Lookups keep running through the swap: every one answers, with the old or the new country.
             let lookups = Task {
@@ -54,14 +60,7 @@ struct GeoReloadTests {
     }
 
     @Test func withoutAWatchSIGHUPsReloadIsWhatSwapsIt() async throws {
-        let original = try OriginHarness.environment("TE_TEST_MMDB"), swapped = try OriginHarness.environment("TE_TEST_MMDB_SWAPPED")
-        let path = try temporaryDirectory("te-geo-hup") + "/city.mmdb"
-        try FileManager.default.copyItem(atPath: original, toPath: path)
-        try await withEdge(configure: { config in
-            GeoRouteTests.configure(&config)
-            config.geoip.database = path
-            config.geoip.watchIntervalSeconds = 0
-        }, script: { _ in .init(body: "x") }) { (edge: EdgeHarness) async throws in
+        try await Self.withNodeOnACopy(watch: 0) { (edge: EdgeHarness, path: String, swapped: String) async throws in
             try Self.replace(path, with: Data(contentsOf: URL(fileURLWithPath: swapped)))
             try await Task.sleep(for: .milliseconds(1500))
             #expect(try await Self.country(edge, GeoTrafficTests.gb) == "GB", "no watch: the old database until told")

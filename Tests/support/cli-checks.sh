@@ -33,11 +33,14 @@ listen: { http: "127.0.0.1:0", admin: "127.0.0.1:0" }
 state_dir: ./state
 limits: { drain_s: 5 }
 YAML
-"$bin" run --config "$work/run.yaml" > "$work/run.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do grep -q "edge node ready" "$work/run.log" && break; sleep 0.1; done
-http=$(grep -o 'http=127.0.0.1:[0-9]*' "$work/run.log" | head -1 | cut -d= -f2)
-admin=$(grep -o 'admin=127.0.0.1:[0-9]*' "$work/run.log" | head -1 | cut -d= -f2)
+start_node() {  # start_node CONFIG LOG: runs edge-node in the background; sets pid, http, admin once it is ready
+  "$bin" run --config "$1" > "$2" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do grep -q "edge node ready" "$2" && break; sleep 0.1; done
+  http=$(grep -o 'http=127.0.0.1:[0-9]*' "$2" | head -1 | cut -d= -f2)
+  admin=$(grep -o 'admin=127.0.0.1:[0-9]*' "$2" | head -1 | cut -d= -f2)
+}
+start_node "$work/run.yaml" "$work/run.log"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: nobody.test' "http://$http/x")
 ready=$(curl -s -o /dev/null -w '%{http_code}' "http://$admin/readyz")
 denied=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer wrong-token-cli' "http://$admin/_edge/stats")
@@ -184,10 +187,7 @@ state_dir: ./state-geo
 geoip: { database: ./city.mmdb, watch_interval_s: 0, probe_interval_s: 0 }
 limits: { drain_s: 5 }
 YAML
-"$bin" run --config "$work/geo.yaml" > "$work/geo.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do grep -q "edge node ready" "$work/geo.log" && break; sleep 0.1; done
-http=$(grep -o 'http=127.0.0.1:[0-9]*' "$work/geo.log" | head -1 | cut -d= -f2)
+start_node "$work/geo.yaml" "$work/geo.log"
 kill -HUP "$pid"
 for _ in $(seq 1 50); do grep -q "GeoIP database reloaded" "$work/geo.log" && break; sleep 0.1; done
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: nobody.test' "http://$http/healthz")
