@@ -12,14 +12,6 @@ public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups
     private let latitudePath = LookupPath(["location", "latitude"])
     private let longitudePath = LookupPath(["location", "longitude"])
 
-    /// What a lookup found; fields are nil when the database has no value for them.
-    public struct Location: Sendable, Equatable {
-        public var countryISOCode: String?
-        public var continentCode: String?
-        public var latitude: Double?
-        public var longitude: Double?
-    }
-
     public init(path: String) throws(EdgeError) {
         // Assigned to `self` only once open succeeded: a throwing init with every property set would run deinit.
         let handle = UnsafeMutablePointer<MMDB_s>.allocate(capacity: 1)
@@ -37,14 +29,14 @@ public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups
     }
 
     /// Looks up an IPv4 or IPv6 address in text form; nil when the address is not in the database.
-    public func lookup(_ address: String) throws(EdgeError) -> Location? {
+    public func lookup(_ address: String) throws(EdgeError) -> RegionRouter.Location? {
         guard let parsed = IPAddress(address) else { throw EdgeError(.geoIPFailure, "'\(address)' is not an IP address") }
         return try lookup(parsed)
     }
 
     /// Looks up a parsed address through `MMDB_lookup_sockaddr` (no text on the way); IPv4 and
     /// IPv4-mapped addresses go to the database's IPv4 tree.
-    public func lookup(_ address: IPAddress) throws(EdgeError) -> Location? {
+    public func lookup(_ address: IPAddress) throws(EdgeError) -> RegionRouter.Location? {
         var mmdbError: Int32 = 0
         var result: MMDB_lookup_result_s
         if address.isIPv4 {
@@ -69,9 +61,9 @@ public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups
             throw EdgeError(.geoIPFailure, "GeoIP lookup failed: \(String(cString: MMDB_strerror(mmdbError)))")
         }
         guard result.found_entry else { return nil }
-        return Location(
-            countryISOCode: try string(&result.entry, countryPath),
-            continentCode: try string(&result.entry, continentPath),
+        return RegionRouter.Location(
+            country: try string(&result.entry, countryPath),
+            continent: try string(&result.entry, continentPath),
             latitude: try double(&result.entry, latitudePath),
             longitude: try double(&result.entry, longitudePath))
     }

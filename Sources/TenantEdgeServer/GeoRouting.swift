@@ -84,9 +84,7 @@ public final class GeoRouting: Sendable {
     private func lookUp(_ address: IPAddress) -> RegionRouter.Location? {
         guard let current = database.withLock({ $0 }) else { return nil }  // our own reference: a reload cannot close it under us
         do {
-            return try current.lookup(address).map {
-                RegionRouter.Location(country: $0.countryISOCode, continent: $0.continentCode, latitude: $0.latitude, longitude: $0.longitude)
-            }
+            return try current.lookup(address)
         } catch {
             lookupErrors.add(1, ordering: .relaxed)
             return nil
@@ -133,8 +131,6 @@ public final class GeoRouting: Sendable {
         }
         forgetDecisions()
     }
-
-    func probedUp(_ region: String) -> Bool { health.withLock { $0.probedUp(region) } }
 
     /// Forgets the probe state of regions a bundle removed.
     func keepHealth(only names: Set<String>) { health.withLock { $0.keep(only: names) } }

@@ -31,7 +31,7 @@ extension SignalWaiter {
         let source = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "tenantedge.sighup"))
         source.setEventHandler(handler: handler)
         source.resume()
-        SourceKeeper.keepAlso(source)
+        SourceKeeper.keep([source])
     }
 }
 
@@ -48,10 +48,8 @@ public enum DaemonLogging {
 
 /// Keeps the signal sources alive for the life of the process.
 private enum SourceKeeper {
-    nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []  // written once, on the main task
+    nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []  // appended at start, on the main task, before any signal
     static func keep(_ value: [any DispatchSourceSignal]) { sources += value }
-    nonisolated(unsafe) static var others: [any DispatchSourceSignal] = []  // written once at start, before any signal
-    static func keepAlso(_ value: any DispatchSourceSignal) { others.append(value) }
 }
 
 private final class OnceFlag: @unchecked Sendable {  // guarded by the serial signal queue

@@ -33,11 +33,11 @@ struct CLibrarySmokeTests {
     @Test func generatedDatabaseMapsAddressesToCountryAndLocation() throws {
         let database = try GeoIPDatabase(path: try TestEnvironment.require("TE_TEST_MMDB"))
         let london = try #require(try database.lookup("81.2.69.160"))
-        #expect(london.countryISOCode == "GB")
-        #expect(london.continentCode == "EU")
+        #expect(london.country == "GB")
+        #expect(london.continent == "EU")
         #expect(abs((london.latitude ?? 0) - 51.5142) < 0.001)
         let frankfurt = try #require(try database.lookup("2001:db8:1::5"))
-        #expect(frankfurt.countryISOCode == "DE")
+        #expect(frankfurt.country == "DE")
         #expect(try database.lookup("10.1.2.3") == nil)
         #expect(throws: EdgeError.self) { try database.lookup("not-an-ip") }
     }
@@ -56,9 +56,9 @@ struct CLibrarySmokeTests {
         guard !directory.isEmpty else { return }
         let database = try GeoIPDatabase(path: directory + "/GeoIP2-City-Test.mmdb")
         let location = try #require(try database.lookup("81.2.69.160"))
-        #expect(location.countryISOCode == "GB")
+        #expect(location.country == "GB")
         let seattle = try #require(try database.lookup("216.160.83.56"))
-        #expect(seattle.countryISOCode == "US")
+        #expect(seattle.country == "US")
     }
 
     @Test func curlFetchesOverVerifiedTLS() throws {
