@@ -1,5 +1,8 @@
 /// The `Cache-Control` directives a shared cache acts on (RFC 9111 5.2). Unknown directives are
-/// ignored, as the RFC requires; a malformed delta-seconds counts as absent.
+/// ignored, as the RFC requires. A `max-age` or `s-maxage` that is malformed (`max-age=-1`,
+/// `max-age`, `max-age=soon`) or given twice with different values makes the response stale
+/// (RFC 9111 4.2.1): `invalidFreshness` is set and the caller treats freshness as 0. Other malformed
+/// delta-seconds count as absent.
 public struct CacheControl: Sendable, Equatable {
     public var noStore = false
     public var noCache = false
@@ -11,6 +14,8 @@ public struct CacheControl: Sendable, Equatable {
     public var sMaxAge: Int? = nil
     public var staleWhileRevalidate: Int? = nil
     public var staleIfError: Int? = nil
+    /// A freshness directive was present but unusable: the response is stale on arrival.
+    public var invalidFreshness = false
 
     public init() {}
 
@@ -33,13 +38,21 @@ public struct CacheControl: Sendable, Equatable {
             case "public": isPublic = true
             case "must-revalidate": mustRevalidate = true
             case "proxy-revalidate": proxyRevalidate = true
-            case "max-age": maxAge = seconds
-            case "s-maxage": sMaxAge = seconds
+            case "max-age": Self.setFreshness(&maxAge, seconds, invalid: &invalidFreshness)
+            case "s-maxage": Self.setFreshness(&sMaxAge, seconds, invalid: &invalidFreshness)
             case "stale-while-revalidate": staleWhileRevalidate = seconds
             case "stale-if-error": staleIfError = seconds
             default: continue
             }
         }
+    }
+
+    /// A freshness directive's value: the first valid one, and invalid when absent, malformed or
+    /// repeated with another value.
+    private static func setFreshness(_ slot: inout Int?, _ seconds: Int?, invalid: inout Bool) {
+        guard let seconds else { invalid = true; return }
+        if let existing = slot, existing != seconds { invalid = true }
+        if slot == nil { slot = seconds }
     }
 
     /// Splits on commas outside quoted strings.
@@ -61,7 +74,7 @@ public struct CacheControl: Sendable, Equatable {
     }
 
     /// RFC 9111 1.2.2: digits only; values beyond 2^31 saturate rather than fail.
-    static func deltaSeconds(_ text: String) -> Int? {
+    public static func deltaSeconds(_ text: String) -> Int? {
         guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
         return Int(text.prefix(10)).map { min($0, 2_147_483_648) }
     }

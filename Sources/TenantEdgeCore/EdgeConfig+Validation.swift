@@ -26,8 +26,9 @@ extension EdgeConfig {
         }
         check(!stateDir.isEmpty, "state_dir", "must not be empty")
 
-        check(cache.memoryBytes > 0, "cache.memory_bytes", "must be greater than 0")
-        check(cache.defaultTTLSeconds >= 0, "cache.default_ttl_s", "must be 0 or more")
+        check((1...Self.largestByteCount).contains(cache.memoryBytes), "cache.memory_bytes", "must be from 1 to \(Self.largestByteCount)")
+        check((0...Self.longestTTLSeconds).contains(cache.defaultTTLSeconds), "cache.default_ttl_s",
+              "must be from 0 to \(Self.longestTTLSeconds)")
         if let redis = cache.redis {
             check(RedisEndpoint(parsing: redis.url) != nil, "cache.redis.url", "must be redis://[user:password@]host[:port][/db]")
             check((1...1024).contains(redis.poolSize), "cache.redis.pool_size", "must be from 1 to 1024")
@@ -44,24 +45,35 @@ extension EdgeConfig {
         }
         if let origin {
             check(origin.url.hasPrefix("https://"), "origin.url", "must start with https://")
-            check(origin.pollWaitSeconds >= 1, "origin.poll_wait_s", "must be 1 or more")
-            check(origin.maxInvalidationLagSeconds >= 1, "origin.max_invalidation_lag_s", "must be 1 or more")
+            check((1...60).contains(origin.pollWaitSeconds), "origin.poll_wait_s", "must be from 1 to 60")
+            check((1...Self.longestTTLSeconds).contains(origin.maxInvalidationLagSeconds), "origin.max_invalidation_lag_s",
+                  "must be from 1 to \(Self.longestTTLSeconds)")
         }
-        check(geoip.watchIntervalSeconds >= 0, "geoip.watch_interval_s", "must be 0 or more")
-        check(geoip.probeIntervalSeconds >= 0, "geoip.probe_interval_s", "must be 0 or more")
-        check(geoip.decisionCacheEntries >= 2, "geoip.decision_cache_entries", "must be 2 or more")
+        check((0...86_400).contains(geoip.watchIntervalSeconds), "geoip.watch_interval_s", "must be from 0 to 86400")
+        check((0...86_400).contains(geoip.probeIntervalSeconds), "geoip.probe_interval_s", "must be from 0 to 86400")
+        check((2...(1 << 24)).contains(geoip.decisionCacheEntries), "geoip.decision_cache_entries", "must be from 2 to 16777216")
         for (index, proxy) in geoip.trustedProxies.enumerated() {
             check(IPNetwork(proxy.trimmingCharacters(in: .whitespaces)) != nil,
                   "geoip.trusted_proxies[\(index)]", "must be an address or CIDR, got '\(proxy)'")
         }
 
-        check(limits.maxHeaderBytes >= 1024, "limits.max_header_bytes", "must be 1024 or more")
-        check(limits.maxRequestBodyBytes >= 0, "limits.max_request_body_bytes", "must be 0 or more")
-        check(limits.maxResponseBodyBytes >= 1024, "limits.max_response_body_bytes", "must be 1024 or more")
-        check(limits.upstreamConnectTimeoutMs >= 1, "limits.upstream_connect_timeout_ms", "must be 1 or more")
-        check(limits.upstreamReadTimeoutMs >= 1, "limits.upstream_read_timeout_ms", "must be 1 or more")
-        check(limits.upstreamPoolSize >= 1, "limits.upstream_pool_size", "must be 1 or more")
-        check(limits.drainSeconds >= 0, "limits.drain_s", "must be 0 or more")
+        // Upper bounds too: these values are added, multiplied and turned into deadlines, and a value
+        // near Int.max would overflow (a trap) where a sane one cannot.
+        func bounded(_ value: Int, _ range: ClosedRange<Int>, _ key: String) {
+            check(range.contains(value), "limits.\(key)", "must be from \(range.lowerBound) to \(range.upperBound)")
+        }
+        bounded(limits.maxHeaderBytes, 1024...(1 << 20), "max_header_bytes")
+        bounded(limits.maxRequestBodyBytes, 0...(1 << 30), "max_request_body_bytes")
+        bounded(limits.maxResponseBodyBytes, 1024...(1 << 30), "max_response_body_bytes")
+        bounded(limits.upstreamConnectTimeoutMs, 1...3_600_000, "upstream_connect_timeout_ms")
+        bounded(limits.upstreamReadTimeoutMs, 1...3_600_000, "upstream_read_timeout_ms")
+        bounded(limits.upstreamPoolSize, 1...100_000, "upstream_pool_size")
+        bounded(limits.drainSeconds, 0...3600, "drain_s")
+        bounded(limits.maxTargetBytes, 256...(1 << 20), "max_target_bytes")
+        bounded(limits.headerTimeoutMs, 1...3_600_000, "header_timeout_ms")
+        bounded(limits.idleTimeoutSeconds, 1...86_400, "idle_timeout_s")
+        bounded(limits.maxConnections, 1...1_000_000, "max_connections")
+        bounded(limits.maxPipelinedRequests, 1...1024, "max_pipelined_requests")
 
         var regionNames = Set<String>()
         for (index, region) in regions.enumerated() {
@@ -105,8 +117,10 @@ extension EdgeConfig {
                 problems.append(ConfigProblem("\(key).upstream", "must be http://HOST[:PORT] or https://HOST[:PORT] with an optional path, got '\(tenant.upstream)'"))
             }
             if let quota = tenant.quotaBytes {
-                if quota <= 0 { problems.append(ConfigProblem("\(key).quota_bytes", "must be greater than 0")) }
-                quotaSum += max(quota, 0)
+                if !(1...Self.largestByteCount).contains(quota) {
+                    problems.append(ConfigProblem("\(key).quota_bytes", "must be from 1 to \(Self.largestByteCount)"))
+                }
+                quotaSum = Int.saturatingSum(quotaSum, max(quota, 0))
             }
             if let url = tenant.redisURL, RedisEndpoint(parsing: url) == nil {
                 problems.append(ConfigProblem("\(key).redis_url", "must be redis://[user:password@]host[:port][/db]"))
@@ -114,8 +128,8 @@ extension EdgeConfig {
             if cache.redis != nil, isolation(of: tenant) == .database, tenant.redisURL == nil {
                 problems.append(ConfigProblem("\(key).redis_url", "is required: the tenant's L2 strategy is database (a Redis database of its own)"))
             }
-            if let ttl = tenant.defaultTTLSeconds, ttl < 0 {
-                problems.append(ConfigProblem("\(key).default_ttl_s", "must be 0 or more"))
+            if let ttl = tenant.defaultTTLSeconds, !(0...Self.longestTTLSeconds).contains(ttl) {
+                problems.append(ConfigProblem("\(key).default_ttl_s", "must be from 0 to \(Self.longestTTLSeconds)"))
             }
         }
         if quotaSum > cache.memoryBytes {
@@ -128,13 +142,18 @@ extension EdgeConfig {
     /// leave of `memory_bytes`. Quotas never add up to more than the budget, which is what lets eviction
     /// stay inside the tenant that overflows.
     public func effectiveQuotas() -> [String: Int] {
-        let explicit = tenants.compactMap(\.quotaBytes).reduce(0, +)
+        let explicit = tenants.compactMap(\.quotaBytes).reduce(0, Int.saturatingSum)
         let implicitCount = tenants.filter { $0.quotaBytes == nil }.count
         let share = implicitCount == 0 ? 0 : max(cache.memoryBytes - explicit, 0) / implicitCount
         var quotas: [String: Int] = [:]
         for tenant in tenants { quotas[tenant.id] = tenant.quotaBytes ?? share }
         return quotas
     }
+
+    /// Largest byte count a config may give (1 PiB): far beyond any machine, far below overflow.
+    public static let largestByteCount = 1 << 50
+    /// Longest TTL or lag a config may give (10 years).
+    public static let longestTTLSeconds = 315_360_000
 
     static func isIdentifier(_ value: String) -> Bool {
         guard (1...63).contains(value.utf8.count), let first = value.utf8.first else { return false }

@@ -100,6 +100,19 @@ public struct EdgeConfig: Sendable, Equatable {
         public var upstreamPoolSize: Int = 64
         /// Seconds a SIGTERM waits for in-flight requests before closing. Default 10.
         public var drainSeconds: Int = 10
+        /// Longest request target. Default 8 KiB (nginx's `large_client_header_buffers` line); longer
+        /// gets `414`.
+        public var maxTargetBytes: Int = 8192
+        /// Time a client has to send a whole request head from its first byte (and, on a new
+        /// connection, the TLS handshake), and the longest pause between two body reads. Default
+        /// 60 000 ms (nginx's `client_header_timeout`); exceeded gets `408` and a close.
+        public var headerTimeoutMs: Int = 60_000
+        /// Time an idle keep-alive connection is kept. Default 75 s (nginx's `keepalive_timeout`).
+        public var idleTimeoutSeconds: Int = 75
+        /// Open connections per listener; further ones are closed at once. Default 10,000.
+        public var maxConnections: Int = 10_000
+        /// Pipelined requests queued on one connection; reads stop while the queue is full. Default 8.
+        public var maxPipelinedRequests: Int = 8
         public init() {}
 
         /// Config bundles may be larger than tenant request bodies: the admin listener takes up to 8 MiB.
@@ -193,6 +206,16 @@ public struct TenantConfig: Sendable, Equatable {
     /// The tenant's naming key (digests), sealed the same way with AAD `tenant-name-key:<id>`; it
     /// does not rotate, so a new data key keeps every entry's name.
     public var wrappedNamingKey: [UInt8]? = nil
+    /// Put request paths in RFC 3986 normal form for the key and the upstream (`RequestTarget`).
+    /// Default on; off for upstreams that tell `/a%2Db` from `/a-b` or `//x` from `/x`.
+    public var normalizePath: Bool = true
+    /// Store and share answers to requests that carry `Cookie` even when the response is not
+    /// explicitly public. Default off: a cookie usually selects a user.
+    public var shareCookieRequests: Bool = false
+
+    /// The host the upstream is always sent (`Host`, `X-Forwarded-Host`): the tenant's first host,
+    /// normalised. The cache key does not hold the client's `Host`, so the upstream must never see it.
+    public var canonicalHost: String { hosts.first.map { TenantDirectory.normalize(host: $0) } ?? "" }
 
     public struct WrappedKey: Sendable, Equatable {
         public var version: UInt32

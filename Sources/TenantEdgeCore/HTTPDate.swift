@@ -1,7 +1,11 @@
 /// HTTP dates (RFC 9110 5.6.7). Only IMF-fixdate is produced; IMF-fixdate and the obsolete RFC 850
 /// and asctime forms are accepted. Anything else is nil, which callers treat as "in the past" for
-/// `Expires`, as RFC 9111 5.3 requires.
+/// `Expires`, as RFC 9111 5.3 requires. Years outside 1–9999 are not dates: a header claiming the
+/// year 10^12 would otherwise overflow the day arithmetic and trap.
 public enum HTTPDate {
+    /// Latest instant `format` writes (9999-12-31T23:59:59Z); later or non-finite values are clamped.
+    static let latest: Double = 253_402_300_799
+
     private static let months = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
     private static let weekdays = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]
     private static let monthNames = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -13,11 +17,11 @@ public enum HTTPDate {
         // RFC 850:     Sunday, 06-Nov-94 08:49:37 GMT -> [Sunday, 06, Nov, 94, 08:49:37, GMT]
         // asctime:     Sun Nov  6 08:49:37 1994 -> [Sun, Nov, 6, 08:49:37, 1994]
         if tokens.count == 6, tokens[5] == "GMT" {
-            guard let day = Int(tokens[1]), var year = Int(tokens[3]) else { return nil }
+            guard tokens[3].utf8.count <= 4, let day = Int(tokens[1]), var year = Int(tokens[3]) else { return nil }
             if tokens[3].count == 2 { year += year < 70 ? 2000 : 1900 }
             return compose(year: year, month: tokens[2], day: day, time: tokens[4])
         }
-        if tokens.count == 5, let day = Int(tokens[2]), let year = Int(tokens[4]) {
+        if tokens.count == 5, tokens[4].utf8.count <= 4, let day = Int(tokens[2]), let year = Int(tokens[4]) {
             return compose(year: year, month: tokens[1], day: day, time: tokens[3])
         }
         return nil
@@ -25,7 +29,7 @@ public enum HTTPDate {
 
     /// IMF-fixdate for `seconds` since the epoch.
     public static func format(_ seconds: Double) -> String {
-        let total = Int(seconds.rounded(.down))
+        let total = Int.saturating(min(max(seconds.isNaN ? 0 : seconds, -latest), latest).rounded(.down))
         let days = total >= 0 ? total / 86_400 : (total - 86_399) / 86_400
         let secondOfDay = total - days * 86_400
         let (year, month, day) = civil(fromDays: days)
@@ -36,8 +40,11 @@ public enum HTTPDate {
     }
 
     private static func compose(year: Int, month: String, day: Int, time: String) -> Double? {
-        guard let monthIndex = months.firstIndex(of: month.lowercased()), (1...31).contains(day) else { return nil }
-        let clock = time.split(separator: ":").compactMap { Int($0) }
+        guard (1...9999).contains(year), let monthIndex = months.firstIndex(of: month.lowercased()), (1...31).contains(day)
+        else { return nil }
+        let fields = time.split(separator: ":", omittingEmptySubsequences: false)
+        guard fields.allSatisfy({ (1...2).contains($0.utf8.count) }) else { return nil }
+        let clock = fields.compactMap { Int($0) }
         guard clock.count == 3, (0...23).contains(clock[0]), (0...59).contains(clock[1]), (0...60).contains(clock[2]) else {
             return nil
         }

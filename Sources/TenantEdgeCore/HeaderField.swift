@@ -72,3 +72,39 @@ extension StringProtocol {
         return String(decoding: bytes[start...end], as: UTF8.self)
     }
 }
+
+/// Request headers that tell an upstream where a request came from or what it "really" was. None
+/// of them is part of the cache key, so whatever one client puts there would shape the answer
+/// stored for everyone: the node sets the first group itself and drops the second.
+public enum ForwardingHeaders {
+    /// Reported by a proxy: kept only when the peer is a trusted proxy (`geoip.trusted_proxies`);
+    /// otherwise the node's own values replace them.
+    public static let proxyReported: [String] = [
+        "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip",
+    ]
+
+    /// Never forwarded, whoever sends them: rewrite and override headers that frameworks honour.
+    public static let neverForwarded: [String] = [
+        "x-original-url", "x-original-uri", "x-rewrite-url", "x-original-host", "x-host", "x-forwarded-server",
+        "x-forwarded-scheme", "x-forwarded-prefix", "x-forwarded-ssl", "x-url-scheme", "front-end-https",
+        "x-http-method-override", "x-http-method", "x-method-override", "client-ip", "true-client-ip", "x-client-ip",
+        "x-cluster-client-ip",
+    ]
+
+    /// Sets what the upstream learns of the request's origin: `Host` and `X-Forwarded-Host` are the
+    /// tenant's canonical host, `X-Forwarded-Proto` is `http` (the traffic listener's scheme) and
+    /// `X-Forwarded-For` is the peer, each appended to or kept from a trusted proxy's own.
+    public static func apply(to headers: inout [HeaderField], peer: String?, peerIsTrusted: Bool, canonicalHost: String) {
+        headers.removeAll { field in neverForwarded.contains { field.name.caseInsensitiveEquals($0) } }
+        if !peerIsTrusted {
+            headers.removeAll { field in proxyReported.contains { field.name.caseInsensitiveEquals($0) } }
+        }
+        if let peer {
+            let chain = peerIsTrusted ? headers.combined("x-forwarded-for").map { "\($0), \(peer)" } ?? peer : peer
+            headers.replace("X-Forwarded-For", with: chain)
+        }
+        if !headers.contains("x-forwarded-proto") { headers.replace("X-Forwarded-Proto", with: "http") }
+        if !headers.contains("x-forwarded-host") { headers.replace("X-Forwarded-Host", with: canonicalHost) }
+        headers.replace("Host", with: canonicalHost)
+    }
+}

@@ -3,7 +3,11 @@
 /// hit is promoted to L1 without re-sealing and opens under the same binding.
 ///
 /// Layout: `0x01 | responseTime f64 | freshness f64 | initialAge f64 | swr f64 | sie f64 | keep f64 |
-/// hasValidator u8 | tagCount u16 | tagDigest 32 * n | sealed`. Doubles are IEEE-754 bit patterns, big-endian.
+/// flags u8 | tagCount u16 | tagDigest 32 * n | sealed`. Doubles are IEEE-754 bit patterns, big-endian;
+/// flags: bit 0 a validator is present, bit 1 the response was explicitly public.
+///
+/// Redis is outside the node's trust: a decoded value is checked to be in range (a freshness of
+/// 1e300 or a negative keep time is malformed), so nothing read here can overflow arithmetic later.
 public enum L2EntryCodec {
     static let formatByte: UInt8 = 1
     static let varyMarkerByte: UInt8 = 2
@@ -38,7 +42,7 @@ public enum L2EntryCodec {
             let bits = value.bitPattern
             for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8((bits >> UInt64(shift)) & 0xFF)) }
         }
-        out.append(life.hasValidator ? 1 : 0)
+        out.append((life.hasValidator ? 1 : 0) | (life.explicitlyPublic ? 2 : 0))
         out.append(UInt8(entry.tagDigests.count >> 8)); out.append(UInt8(entry.tagDigests.count & 0xFF))
         for tag in entry.tagDigests { out.append(contentsOf: tag.bytes) }
         out.append(contentsOf: entry.sealed)
@@ -54,14 +58,19 @@ public enum L2EntryCodec {
             for byte in bytes[(1 + index * 8)..<(9 + index * 8)] { bits = bits << 8 | UInt64(byte) }
             doubles.append(Double(bitPattern: bits))
         }
-        guard doubles.allSatisfy(\.isFinite) else { return nil }
-        let hasValidator = bytes[49] == 1
+        // A response time within the HTTP date range; lifetimes from 0 to twice the longest a response
+        // can state (freshness plus a stale window), the same bounds `StoragePolicy` produces.
+        guard doubles.allSatisfy(\.isFinite), (0...HTTPDate.latest).contains(doubles[0]),
+              doubles.dropFirst().allSatisfy({ (0...(2 * StoragePolicy.longestLifetime)).contains($0) }),
+              bytes[49] & ~3 == 0 else { return nil }
+        let hasValidator = bytes[49] & 1 == 1
         let tagCount = Int(bytes[50]) << 8 | Int(bytes[51])
         let sealedStart = 52 + tagCount * 32
         guard bytes.count >= sealedStart else { return nil }
         let tags = (0..<tagCount).map { KeyDigest(bytes: bytes[(52 + $0 * 32)..<(84 + $0 * 32)]) }
         let lifetime = StoragePolicy.Lifetime(freshness: doubles[1], initialAge: doubles[2], staleWhileRevalidate: doubles[3],
-                                              staleIfError: doubles[4], hasValidator: hasValidator, keep: doubles[5])
+                                              staleIfError: doubles[4], hasValidator: hasValidator, keep: doubles[5],
+                                              explicitlyPublic: bytes[49] & 2 == 2)
         return CacheEntry(sealed: Array(bytes[sealedStart...]), responseTime: doubles[0], lifetime: lifetime, tagDigests: tags)
     }
 }

@@ -6,8 +6,21 @@ public enum StoragePolicy {
     public static let heuristicallyCacheable: Set<Int> = [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]
 
     /// Whether a request may be answered from the cache at all. Other methods are forwarded and,
-    /// when they succeed, invalidate the stored entries of their target (RFC 9111 4.4).
+    /// when they are unsafe and succeed, invalidate the stored entries of their target (RFC 9111 4.4).
     public static func isCacheableMethod(_ method: String) -> Bool { method == "GET" || method == "HEAD" }
+
+    /// Safe methods (RFC 9110 9.2.1) never invalidate: an `OPTIONS` or `TRACE` must not let any
+    /// client empty a cached entry.
+    public static func isSafeMethod(_ method: String) -> Bool {
+        method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE"
+    }
+
+    /// Whether a request with `Cookie` may be answered from an entry: only from one whose response
+    /// said it is for everyone (`public` or `s-maxage`), unless the tenant opted in
+    /// (`share_cookie_requests`). A cookie usually selects a user; the shared copy is someone else's.
+    public static func mayServe(_ lifetime: Lifetime, requestHasCookie: Bool, tenantSharesCookies: Bool) -> Bool {
+        !requestHasCookie || tenantSharesCookies || lifetime.explicitlyPublic
+    }
 
     /// How long a response stays useful once stored, or why it is not stored.
     public enum Decision: Sendable, Equatable {
@@ -29,19 +42,35 @@ public enum StoragePolicy {
         /// Seconds (of age) after which the entry is dropped: freshness plus the longest stale
         /// window, and at least `validatorGrace` past freshness when a validator makes keeping it useful.
         public var keep: Double
+        /// The response said it may be shared (`public` or `s-maxage`), so it may answer requests
+        /// that carry a `Cookie`.
+        public var explicitlyPublic: Bool = false
+
+        public init(freshness: Double, initialAge: Double, staleWhileRevalidate: Double, staleIfError: Double,
+                    hasValidator: Bool, keep: Double, explicitlyPublic: Bool = false) {
+            self.freshness = freshness; self.initialAge = initialAge; self.staleWhileRevalidate = staleWhileRevalidate
+            self.staleIfError = staleIfError; self.hasValidator = hasValidator; self.keep = keep
+            self.explicitlyPublic = explicitlyPublic
+        }
     }
+
+    /// Longest freshness, stale window or age taken from a response (about 68 years): values
+    /// beyond it are clamped, so no lifetime can overflow arithmetic further on.
+    public static let longestLifetime: Double = 2_147_483_648
 
     /// Decides storage for a response to a GET (HEAD misses are fetched as GET).
     /// - Parameters:
     ///   - requestHeaders: the client's request, for `Authorization`.
     ///   - responseTime: when the response arrived (the clock's `now()`).
     ///   - defaultTTL: freshness for cacheable statuses that state none (the tenant's `default_ttl_s`).
+    ///   - sharesCookieRequests: the tenant opted in to storing answers to requests with `Cookie`.
     public static func decide(
         requestHeaders: [HeaderField],
         status: Int,
         responseHeaders: [HeaderField],
         responseTime: Double,
-        defaultTTL: Double
+        defaultTTL: Double,
+        sharesCookieRequests: Bool = false
     ) -> Decision {
         let control = CacheControl(parsing: responseHeaders.combined("cache-control"))
         if control.noStore { return .doNotStore(reason: "no-store") }
@@ -55,10 +84,16 @@ public enum StoragePolicy {
             && !(control.isPublic || control.sMaxAge != nil || control.mustRevalidate) {
             return .doNotStore(reason: "authorization")
         }
+        let explicitlyPublic = control.isPublic || control.sMaxAge != nil
+        if requestHeaders.contains("cookie") && !explicitlyPublic && !sharesCookieRequests {
+            return .doNotStore(reason: "cookie")
+        }
 
         let date = responseHeaders.first("date").flatMap(HTTPDate.parse)
         let explicit: Double?
-        if let sMaxAge = control.sMaxAge {
+        if control.invalidFreshness {
+            explicit = 0  // RFC 9111 4.2.1: an invalid or conflicting freshness directive means stale
+        } else if let sMaxAge = control.sMaxAge {
             explicit = Double(sMaxAge)
         } else if let maxAge = control.maxAge {
             explicit = Double(maxAge)
@@ -71,7 +106,7 @@ public enum StoragePolicy {
         guard explicit != nil || heuristicallyCacheable.contains(status) || control.isPublic else {
             return .doNotStore(reason: "status")
         }
-        var freshness = explicit ?? defaultTTL
+        var freshness = min(explicit ?? defaultTTL, longestLifetime)
         if control.noCache { freshness = 0 }
 
         let hasValidator = responseHeaders.contains("etag") || responseHeaders.contains("last-modified")
@@ -85,19 +120,27 @@ public enum StoragePolicy {
 
         let ageHeader = responseHeaders.first("age").flatMap { CacheControl.deltaSeconds($0.trimmingSpaces()) } ?? 0
         let apparentAge = max(0, responseTime - (date ?? responseTime))
-        let initialAge = max(Double(ageHeader), apparentAge)
-        let validatorGrace = hasValidator ? max(defaultTTL, 60) : 0
+        let initialAge = min(max(Double(ageHeader), apparentAge), longestLifetime)
+        let validatorGrace = hasValidator ? min(max(defaultTTL, 60), longestLifetime) : 0
         let keep = freshness + max(swr, sie, validatorGrace)
         return .store(Lifetime(
             freshness: freshness, initialAge: initialAge, staleWhileRevalidate: swr, staleIfError: sie,
-            hasValidator: hasValidator, keep: keep))
+            hasValidator: hasValidator, keep: keep, explicitlyPublic: explicitlyPublic))
     }
 
-    /// Surrogate-Key tags: space-separated, duplicates dropped.
+    /// Most Surrogate-Key tags indexed for one response (Fastly's limit is about the same): each is an
+    /// index entry in both tiers, and an upstream must not make one response cost unbounded memory.
+    public static let maxTags = 64
+
+    /// Surrogate-Key tags: space-separated, duplicates dropped, at most `maxTags` (the first ones).
     public static func tags(from headers: [HeaderField]) -> [String] {
         guard let value = headers.combined("surrogate-key") else { return [] }
         var seen = Set<String>()
-        return value.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" }).map(String.init).filter { seen.insert($0).inserted }
+        var tags: [String] = []
+        for tag in value.split(whereSeparator: { $0 == " " || $0 == "," || $0 == "\t" }) where tags.count < maxTags {
+            if seen.insert(String(tag)).inserted { tags.append(String(tag)) }
+        }
+        return tags
     }
 
     /// Lower-cased request header names in `Vary`, sorted so equal sets compare equal.

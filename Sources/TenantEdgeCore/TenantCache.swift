@@ -46,17 +46,28 @@ public final class TenantCache: Sendable {
     public func tagDigest(_ tag: String) -> KeyDigest { cipher.digest("t\u{0}" + tag) }
     public func prefixDigest(_ prefix: String) -> KeyDigest { cipher.digest("p\u{0}" + prefix) }
 
-    /// The prefixes a target is indexed under: every path-segment boundary (`/`, `/v1`, `/v1/`, …),
-    /// the whole path and the whole target. A prefix purge matches on these boundaries only, which
-    /// is what lets the index hold digests instead of URLs (docs/caching.md, "Purging").
+    /// Most segment-boundary prefixes indexed for one target. A path of 16 KB of slashes would
+    /// otherwise cost 32,000 digests; deeper prefixes are not indexed (a prefix purge reaches 32
+    /// segments deep; the whole path and target always are).
+    public static let maxIndexedSegments = 32
+
+    /// The prefixes a target is indexed under: every path-segment boundary (`/`, `/v1`, `/v1/`, …)
+    /// up to `maxIndexedSegments` deep, the whole path and the whole target. A prefix purge matches
+    /// on these boundaries only, which is what lets the index hold digests instead of URLs
+    /// (docs/caching.md, "Purging").
     public static func prefixes(of target: String) -> [String] {
-        let path = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? target
+        let path = String(QueryString.split(target: target).path)
         var result: [String] = []
         var current = ""
+        var segments = 0
         for character in path {
             if character == "/" && !current.isEmpty { result.append(current) }
             current.append(character)
-            if character == "/" { result.append(current) }
+            if character == "/" {
+                segments += 1
+                if segments > maxIndexedSegments { break }
+                result.append(current)
+            }
         }
         if result.last != path { result.append(path) }
         if target != path { result.append(target) }

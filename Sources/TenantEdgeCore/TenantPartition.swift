@@ -12,6 +12,8 @@ public struct TenantPartition {
         var storageKey: KeyDigest
         var primary: KeyDigest
         var entry: CacheEntry
+        /// Bytes charged to the quota: the entry's own plus its share of the prefix index.
+        var charge: Int
         var newer: Int
         var older: Int
     }
@@ -104,23 +106,25 @@ public struct TenantPartition {
     public mutating func insert(
         _ entry: CacheEntry, primary: KeyDigest, storageKey: KeyDigest, varyNames: [String], prefixDigests: [KeyDigest]
     ) -> Bool {
-        guard entry.chargedBytes <= quotaBytes else { return false }
+        // The prefix index lives outside the entry but is this tenant's memory: charged with it.
+        let charge = entry.chargedBytes + prefixDigests.count * 48
+        guard charge <= quotaBytes else { return false }
         remove(storageKey: storageKey)
         if let existing = variantsByPrimary[primary], existing.varyNames != varyNames {
             removeAll(primary: primary)  // the upstream changed its Vary: older variants no longer apply
         }
-        while usedBytes + entry.chargedBytes > quotaBytes, oldest >= 0 {
+        while usedBytes + charge > quotaBytes, oldest >= 0 {
             remove(storageKey: slots[oldest].storageKey)
             evictions += 1
         }
-        let slot = Slot(storageKey: storageKey, primary: primary, entry: entry, newer: -1, older: newest)
+        let slot = Slot(storageKey: storageKey, primary: primary, entry: entry, charge: charge, newer: -1, older: newest)
         let index: Int
         if let free = freeSlots.popLast() { slots[free] = slot; index = free } else { slots.append(slot); index = slots.count - 1 }
         if newest >= 0 { slots[newest].newer = index }
         newest = index
         if oldest < 0 { oldest = index }
         slotByKey[storageKey] = index
-        usedBytes += entry.chargedBytes
+        usedBytes += charge
 
         if variantsByPrimary[primary] == nil {
             variantsByPrimary[primary] = Variants(varyNames: varyNames, storageKeys: [], prefixDigests: prefixDigests)
@@ -134,7 +138,9 @@ public struct TenantPartition {
     /// Replaces the entry of an existing variant in place (a 304 refresh), keeping its indexes.
     public mutating func refresh(storageKey: KeyDigest, with entry: CacheEntry) -> Bool {
         guard let slot = slotByKey[storageKey], slots[slot].entry.tagDigests == entry.tagDigests else { return false }
-        usedBytes += entry.chargedBytes - slots[slot].entry.chargedBytes
+        let charge = slots[slot].charge - slots[slot].entry.chargedBytes + entry.chargedBytes
+        usedBytes += charge - slots[slot].charge
+        slots[slot].charge = charge
         slots[slot].entry = entry
         touch(slot)
         return true
@@ -154,7 +160,7 @@ public struct TenantPartition {
         guard let index = slotByKey.removeValue(forKey: storageKey) else { return false }
         let slot = slots[index]
         unlink(index)
-        usedBytes -= slot.entry.chargedBytes
+        usedBytes -= slot.charge
         freeSlots.append(index)
         for tag in slot.entry.tagDigests {
             storageKeysByTag[tag]?.remove(storageKey)

@@ -17,31 +17,37 @@ struct AdminResponder: HTTPResponder {
     }
 
     func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
-        if request.head.method == .POST, request.head.uri.split(separator: "?").first == "/_edge/purge" {
+        let path = QueryString.split(target: request.head.uri).path
+        if request.head.method == .POST, path == "/_edge/purge" {
             return purge(request, on: eventLoop)
         }
-        if request.head.method == .PUT, request.head.uri.split(separator: "?").first == "/_edge/config" {
+        if request.head.method == .PUT, path == "/_edge/config" {
             return pushConfig(request, on: eventLoop)
         }
         return route(request, on: eventLoop)
     }
 
     func route(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
-        let path = request.head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.head.uri
+        let path = String(QueryString.split(target: request.head.uri).path)
         switch (request.head.method, path) {
         case (.GET, "/healthz"):
             return .now(.json(.ok, "{\"status\":\"ok\"}"))
         case (.GET, "/readyz"):
             return .now(isReady() ? .json(.ok, "{\"status\":\"ready\"}") : .jsonError(.serviceUnavailable, code: "not_ready"))
         case (.GET, "/metrics"):
-            if !runtime.config.monitoring, let denied = authorize(request, scope: .read, tenant: nil) { return .now(denied) }
+            // Open when `monitoring` is on (an internal scrape); a token, when given or required,
+            // limits the tenant series to the tenants it may see.
+            let token = bearerToken(request)
+            if !runtime.config.monitoring || tokenDigest(request) != nil,
+               let denied = authorize(request, scope: .read, tenant: nil) { return .now(denied) }
             let caches = runtime.table.tenants.compactMap { runtime.caches[$0.id] }
             runtime.metrics.setInvalidationLag(runtime.invalidationLag(now: runtime.clock.now()) ?? 0)
             runtime.metrics.updateGeo(runtime.geo, regions: runtime.table.regions)
             return .later(runtime.sharedTierBytes(of: caches.map(\.tenant.id), on: eventLoop).map { l2Bytes in
                 var headers = HTTPHeaders()
                 headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
-                let body = runtime.metrics.render(caches: caches, redisIsUp: runtime.l2IsUp, redisBytes: l2Bytes)
+                var body = runtime.metrics.render(caches: caches, redisIsUp: runtime.l2IsUp, redisBytes: l2Bytes)
+                if let token, !token.tenants.contains("*") { body = MetricsScope.filter(body, allowed: token.allows(tenant:)) }
                 return EdgeResponse(status: .ok, headers: headers, body: ByteBuffer(bytes: body))
             })
         case (.GET, "/_edge/stats"):
@@ -53,7 +59,7 @@ struct AdminResponder: HTTPResponder {
             })
         case (.GET, "/_edge/route"):
             if let denied = authorize(request, scope: .read, tenant: nil) { return .now(denied) }
-            return .now(route(query: request.head.uri))
+            return .now(route(request))
         case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/_edge/stats"), (_, "/_edge/purge"), (_, "/_edge/config"),
              (_, "/_edge/route"):
             return .now(.jsonError(.methodNotAllowed, code: "method_not_allowed"))
@@ -63,10 +69,11 @@ struct AdminResponder: HTTPResponder {
     }
 
     private func purge(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
+        // Authenticated before the body is read: nothing a stranger sends is parsed or logged.
+        if let denied = authorize(request, scope: .purge, tenant: nil) { return .now(denied) }
         let body = request.body.map { Array($0.readableBytesView) } ?? []
         let purge: PurgeRequest
         do { purge = try PurgeRequest(json: body) } catch {
-            if let denied = authorize(request, scope: .purge, tenant: nil) { return .now(denied) }
             return .now(.jsonError(.badRequest, code: "bad_request", detail: error.message))
         }
         if let denied = authorize(request, scope: .purge, tenant: purge.tenant) { return .now(denied) }
@@ -88,7 +95,8 @@ struct AdminResponder: HTTPResponder {
     /// `PUT /_edge/config`: a signed bundle (interface section 5). Verifying, persisting (fsync) and
     /// building the tenant set block, so they run on NIO's blocking pool, never on the event loop.
     private func pushConfig(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
-        if let denied = authorize(request, scope: .config, tenant: nil) { return .now(denied) }
+        // A bundle replaces every tenant's settings: only a token for all tenants may push one.
+        if let denied = authorize(request, scope: .config, tenant: "*") { return .now(denied) }
         let body = request.body.map { Array($0.readableBytesView) } ?? []
         let signature = request.head.headers.first(name: "edge-signature")
         let actor = tokenDigest(request).map { "admin:" + Hex.encode($0.prefix(6)) } ?? "admin"
@@ -104,10 +112,13 @@ struct AdminResponder: HTTPResponder {
     }
 
     /// `GET /_edge/route?ip=A&tenant=T`: the region this node would send that client to, and why.
-    private func route(query uri: String) -> EdgeResponse {
-        let query = OriginResponder.query(uri.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? "")
+    /// Only for a tenant the token may see; another tenant is the same `400` as an unknown one.
+    private func route(_ request: EdgeRequest) -> EdgeResponse {
+        let query = QueryString.parse(QueryString.split(target: request.head.uri).query)
         let table = runtime.table
-        guard let ip = query["ip"], !ip.isEmpty, let tenantID = query["tenant"], let tenant = table.tenants.first(where: { $0.id == tenantID }) else {
+        let token = bearerToken(request)
+        guard let ip = query["ip"], !ip.isEmpty, let tenantID = query["tenant"], token?.allows(tenant: tenantID) == true,
+              let tenant = table.tenants.first(where: { $0.id == tenantID }) else {
             return .jsonError(.badRequest, code: "bad_request", detail: "give ip= and the tenant= of a tenant on this node")
         }
         let location: RegionRouter.Location?
@@ -136,18 +147,23 @@ struct AdminResponder: HTTPResponder {
         return OpenSSL.sha256(Array(parts[1].trimmingSpaces().utf8))
     }
 
-    /// Nil when allowed; otherwise the 401/403 response. Failures count as `auth_failed` events.
+    /// Nil when allowed; otherwise the 401/403 response. Failures count as `auth_failed` events,
+    /// which name a tenant only when it is one this node serves (never a string from the request),
+    /// and are throttled in the audit log (`EdgeRuntime.securityEvent`).
     private func authorize(_ request: EdgeRequest, scope: AdminTokens.Scope, tenant: String?) -> EdgeResponse? {
+        let known = tenant.flatMap { id in runtime.caches[id] != nil ? id : nil } ?? "-"
         switch runtime.adminTokens.authorize(digest: tokenDigest(request), scope: scope, tenant: tenant) {
         case .allowed:
             return nil
         case .unauthenticated:
-            runtime.securityEvent("auth_failed", tenant: tenant ?? "-", detail: "missing or unknown admin token")
+            runtime.securityEvent("auth_failed", tenant: known, detail: "missing or unknown admin token")
             var response = EdgeResponse.jsonError(.unauthorized, code: "unauthorized", detail: "a valid bearer token is required")
             response.headers.add(name: "www-authenticate", value: "Bearer")
             return response
-        case .forbidden(let reason):
-            runtime.securityEvent("auth_failed", tenant: tenant ?? "-", detail: reason)
+        case .forbidden:
+            let reason = tenant == nil ? "token lacks the '\(scope.rawValue)' scope"
+                : known == "-" ? "token is not allowed for this call's tenant" : "token is not allowed for tenant '\(known)'"
+            runtime.securityEvent("auth_failed", tenant: known, detail: reason)
             return .jsonError(.forbidden, code: "forbidden", detail: reason)
         }
     }

@@ -113,7 +113,8 @@ public struct ConfigReader {
     private mutating func readLimits(_ top: [String: Node], _ config: inout EdgeConfig) {
         guard let limits = mapping(top["limits"], "limits", allowed: [
             "max_header_bytes", "max_request_body_bytes", "max_response_body_bytes", "upstream_connect_timeout_ms",
-            "upstream_read_timeout_ms", "upstream_pool_size", "drain_s",
+            "upstream_read_timeout_ms", "upstream_pool_size", "drain_s", "max_target_bytes", "header_timeout_ms",
+            "idle_timeout_s", "max_connections", "max_pipelined_requests",
         ]) else { return }
         integer(limits, "max_header_bytes", "limits") { config.limits.maxHeaderBytes = $0 }
         integer(limits, "max_request_body_bytes", "limits") { config.limits.maxRequestBodyBytes = $0 }
@@ -122,6 +123,11 @@ public struct ConfigReader {
         integer(limits, "upstream_read_timeout_ms", "limits") { config.limits.upstreamReadTimeoutMs = $0 }
         integer(limits, "upstream_pool_size", "limits") { config.limits.upstreamPoolSize = $0 }
         integer(limits, "drain_s", "limits") { config.limits.drainSeconds = $0 }
+        integer(limits, "max_target_bytes", "limits") { config.limits.maxTargetBytes = $0 }
+        integer(limits, "header_timeout_ms", "limits") { config.limits.headerTimeoutMs = $0 }
+        integer(limits, "idle_timeout_s", "limits") { config.limits.idleTimeoutSeconds = $0 }
+        integer(limits, "max_connections", "limits") { config.limits.maxConnections = $0 }
+        integer(limits, "max_pipelined_requests", "limits") { config.limits.maxPipelinedRequests = $0 }
     }
 
     mutating func readRegions(_ top: [String: Node], _ config: inout EdgeConfig) {
@@ -145,6 +151,7 @@ public struct ConfigReader {
             let path = "tenants[\(index)]"
             guard let tenant = mapping(item, path, allowed: Set([
                 "id", "hosts", "upstream", "residency", "geo_mode", "quota_bytes", "default_ttl_s", "isolation", "redis_url",
+                "normalize_path", "share_cookie_requests",
             ] + (inBundle ? ["keys", "naming_key"] : []))) else { continue }
             var value = TenantConfig(id: "", hosts: [], upstream: "")
             for required in ["id", "hosts", "upstream"] where tenant[required] == nil {
@@ -159,6 +166,8 @@ public struct ConfigReader {
             integer(tenant, "default_ttl_s", path) { value.defaultTTLSeconds = $0 }
             enumeration(tenant, "isolation", path) { value.isolation = $0 }
             string(tenant, "redis_url", path) { value.redisURL = $0 }
+            boolean(tenant, "normalize_path", path) { value.normalizePath = $0 }
+            boolean(tenant, "share_cookie_requests", path) { value.shareCookieRequests = $0 }
             if inBundle {
                 value.wrappedKeys = readWrappedKeys(tenant["keys"], "\(path).keys")
                 var naming: String? = nil

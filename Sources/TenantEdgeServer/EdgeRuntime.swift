@@ -210,7 +210,14 @@ final class EdgeRuntime: Sendable {
     /// their index sets, `all` by dropping the tenant's generation. A purge that cannot reach Redis
     /// makes the tenant's L2 untrusted until a generation drop succeeds. Returns the entries removed
     /// that could be counted.
-    func purge(_ request: PurgeRequest, cache: TenantCache, on eventLoop: any EventLoop) -> EventLoopFuture<Int> {
+    func purge(_ original: PurgeRequest, cache: TenantCache, on eventLoop: any EventLoop) -> EventLoopFuture<Int> {
+        // Keys and prefixes in the form the traffic path keys them, so purging `/a/../b` reaches `/b`.
+        var request = original
+        if cache.tenant.normalizePath {
+            func normalized(_ target: String) -> String { target.hasPrefix("/") ? RequestTarget.normalize(target) ?? target : target }
+            request.keys = request.keys.map(normalized)
+            request.prefixes = request.prefixes.map(normalized)
+        }
         let removed = cache.purge(keys: request.keys, tags: request.tags, prefixes: request.prefixes, all: request.all)
         metrics.recordInvalidation("key", count: request.keys.count)
         metrics.recordInvalidation("tag", count: request.tags.count)

@@ -19,6 +19,7 @@ final class HTTPListener: Sendable {
                      tls: NIOSSLContext? = nil) async throws -> HTTPListener
     {
         let quiesce = ServerQuiescingHelper(group: group)
+        let budget = ConnectionBudget(limit: limits.maxConnections)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -30,13 +31,16 @@ final class HTTPListener: Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                guard budget.admit(channel) else {
+                    return channel.eventLoop.makeFailedFuture(ChannelError.inputClosed)  // the bootstrap closes it
+                }
+                return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if let tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls)) }
+                    try pipeline.addHandler(InboundBytesNotifier())
                     // No HTTPResponseEncoder: HTTPConnectionHandler writes response heads itself (HTTPResponseHeadWriter).
                     try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-                    try pipeline.addHandler(HTTPConnectionHandler(
-                        responder: responder, maxHeaderBytes: limits.maxHeaderBytes, maxBodyBytes: limits.maxRequestBodyBytes))
+                    try pipeline.addHandler(HTTPConnectionHandler(responder: responder, limits: limits))
                 }
             }
             .bind(host: address.host, port: address.port)

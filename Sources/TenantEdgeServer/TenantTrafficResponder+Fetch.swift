@@ -24,8 +24,11 @@ extension TenantTrafficResponder {
         case .wait:
             return promise.futureResult.hop(to: eventLoop).flatMap { outcome in
                 let headers = request.head.headers
-                let sameVariant = outcome.vary.allSatisfy { headers[canonicalForm: $0.name].joined(separator: ", ") == ($0.value ?? "") }
-                if outcome.shareable && sameVariant {
+                // A waiter gets the leader's answer only if it was meant for anyone (shareable), is
+                // the variant this waiter would have been given, and may answer a cookie request.
+                let sameVariant = outcome.vary.allSatisfy { headers[$0.name].joined(separator: ", ") == ($0.value ?? "") }
+                let cookieAllowed = outcome.servesCookieRequests || !headers.contains(name: "cookie")
+                if outcome.shareable && sameVariant && cookieAllowed {
                     var shared = outcome
                     if case .miss(let stored, _) = outcome.cacheStatus { shared.cacheStatus = .collapsed(stored: stored) }
                     return eventLoop.makeSucceededFuture(shared)
@@ -52,7 +55,7 @@ extension TenantTrafficResponder {
         -> EventLoopFuture<FetchOutcome>
     {
         let staleRecord = stale.flatMap { openRecord($0, cache: cache) }
-        var headers = forwardHeaders(request, forStorage: true)
+        var headers = forwardHeaders(request, tenant: cache.tenant, forStorage: true)
         if let staleRecord, stale?.entry.lifetime.hasValidator == true {
             if let etag = staleRecord.headers.first("etag") { headers.replaceOrAdd(name: "if-none-match", value: etag) }
             if let modified = staleRecord.headers.first("last-modified") { headers.replaceOrAdd(name: "if-modified-since", value: modified) }
@@ -71,9 +74,10 @@ extension TenantTrafficResponder {
             .flatMapError { error in
                 let now = runtime.clock.now()
                 if let stale, let staleRecord, stale.entry.servableOnError(at: now) {
-                    return eventLoop.makeSucceededFuture(staleOutcome(staleRecord, stale: stale, now: now, fwdStatus: 0))
+                    return eventLoop.makeSucceededFuture(staleOutcome(staleRecord, stale: stale, now: now, fwdStatus: 0,
+                                                                      requestFields: requestFields))
                 }
-                return eventLoop.makeSucceededFuture(errorOutcome(error))
+                return eventLoop.makeSucceededFuture(errorOutcome(error, tenant: cache.tenant.id))
             }
     }
 
@@ -82,6 +86,7 @@ extension TenantTrafficResponder {
                                 on eventLoop: any EventLoop) throws -> FetchOutcome {
         let now = runtime.clock.now()
         let ttl = Double(cache.tenant.defaultTTLSeconds ?? runtime.config.cache.defaultTTLSeconds)
+        let sharesCookies = cache.tenant.shareCookieRequests
         if response.status == 304, let stale, let staleRecord {
             // Refresh the stored headers from the 304 (RFC 9111 4.3.4) and keep the stored body.
             var merged = staleRecord.headers
@@ -91,25 +96,31 @@ extension TenantTrafficResponder {
             let tags = StoredHeaders.prepare(&merged)
             let record = ResponseRecord(status: staleRecord.status, headers: merged, body: staleRecord.body)
             var stored = false
+            var servesCookieRequests = false
             if case .store(let lifetime) = StoragePolicy.decide(requestHeaders: requestFields, status: record.status,
-                                                                responseHeaders: merged, responseTime: now, defaultTTL: ttl) {
+                                                                responseHeaders: merged, responseTime: now, defaultTTL: ttl,
+                                                                sharesCookieRequests: sharesCookies) {
+                servesCookieRequests = lifetime.explicitlyPublic || sharesCookies
                 let entry = try cache.refresh(storageKey: stale.storageKey, record: record, lifetime: lifetime, tags: tags, responseTime: now)
                 writeToSharedTier(entry, storageKey: stale.storageKey, varyNames: StoragePolicy.varyNames(from: merged), target: target,
                                   cache: cache, fence: fence, on: eventLoop)
                 stored = true
             }
+            // Shareable only when what the 304 made is storable: a 304 that adds `Set-Cookie` or
+            // `private` answers the leader alone.
             return FetchOutcome(status: record.status, headers: merged, body: ByteBuffer(bytes: record.body),
-                                cacheStatus: .revalidated(fwdStatus: 304, stored: stored), age: 0, shareable: true,
-                                vary: varyValues(merged, requestFields))
+                                cacheStatus: .revalidated(fwdStatus: 304, stored: stored), age: 0, shareable: stored,
+                                vary: varyValues(merged, requestFields), servesCookieRequests: servesCookieRequests)
         }
         if response.status >= 500, let stale, let staleRecord, stale.entry.servableOnError(at: now) {
-            return staleOutcome(staleRecord, stale: stale, now: now, fwdStatus: response.status)
+            return staleOutcome(staleRecord, stale: stale, now: now, fwdStatus: response.status, requestFields: requestFields)
         }
-        let upstreamAge = response.headers.first("age").flatMap { Int($0.trimmingSpaces()) }
+        let upstreamAge = response.headers.first("age").flatMap { CacheControl.deltaSeconds($0.trimmingSpaces()) }
         var headers = response.headers
         let tags = StoredHeaders.prepare(&headers)
         let decision = StoragePolicy.decide(requestHeaders: requestFields, status: response.status,
-                                            responseHeaders: headers, responseTime: now, defaultTTL: ttl)
+                                            responseHeaders: headers, responseTime: now, defaultTTL: ttl,
+                                            sharesCookieRequests: sharesCookies)
         var stored = false
         var detail: String? = nil
         switch decision {
@@ -129,23 +140,43 @@ extension TenantTrafficResponder {
         let status: CacheStatus = stale != nil
             ? .revalidated(fwdStatus: response.status, stored: stored) : .miss(stored: stored, detail: detail)
         let shareable: Bool
-        if case .store = decision { shareable = true } else { shareable = false }
+        var servesCookieRequests = false
+        if case .store(let lifetime) = decision {
+            shareable = true
+            servesCookieRequests = lifetime.explicitlyPublic || sharesCookies
+        } else {
+            shareable = false
+        }
         return FetchOutcome(status: response.status, headers: headers, body: response.body, cacheStatus: status, age: upstreamAge,
-                            shareable: shareable, vary: varyValues(headers, requestFields))
+                            shareable: shareable, vary: varyValues(headers, requestFields),
+                            servesCookieRequests: servesCookieRequests)
     }
 
-    private func staleOutcome(_ record: ResponseRecord, stale: StaleEntry, now: Double, fwdStatus: Int) -> FetchOutcome {
-        let ttl = Int((stale.entry.lifetime.freshness - stale.entry.age(at: now)).rounded(.down))
+    /// A stale copy served within `stale-if-error`: it carries its own variant, so only waiters
+    /// whose request selects the same variant take it.
+    private func staleOutcome(_ record: ResponseRecord, stale: StaleEntry, now: Double, fwdStatus: Int,
+                              requestFields: [HeaderField]) -> FetchOutcome {
+        let ttl = Int.saturating((stale.entry.lifetime.freshness - stale.entry.age(at: now)).rounded(.down))
         return FetchOutcome(status: record.status, headers: record.headers, body: ByteBuffer(bytes: record.body),
-                            cacheStatus: .staleIfError(ttl: ttl, fwdStatus: fwdStatus), age: Int(stale.entry.age(at: now)),
-                            shareable: true, vary: [])
+                            cacheStatus: .staleIfError(ttl: ttl, fwdStatus: fwdStatus), age: Int.saturating(stale.entry.age(at: now)),
+                            shareable: true, vary: varyValues(record.headers, requestFields),
+                            servesCookieRequests: stale.entry.lifetime.explicitlyPublic)
     }
 
-    func errorOutcome(_ error: any Error) -> FetchOutcome {
+    /// A failed upstream call: the client gets a fixed reason (the upstream's address and the
+    /// transport error stay in the node's log, never in a response).
+    func errorOutcome(_ error: any Error, tenant: String) -> FetchOutcome {
         let edgeError = error as? EdgeError ?? EdgeError(.upstreamUnavailable, "upstream request failed")
-        let response = edgeError.code == .upstreamTimeout
-            ? EdgeResponse.jsonError(.gatewayTimeout, code: "upstream_timeout", detail: edgeError.message)
-            : EdgeResponse.jsonError(.badGateway, code: "upstream_unavailable", detail: edgeError.message)
+        runtime.logger.warning("upstream request failed", metadata: ["tenant": "\(tenant)", "error": "\(edgeError.message)"])
+        let response: EdgeResponse
+        switch edgeError.code {
+        case .upstreamTimeout:
+            response = .jsonError(.gatewayTimeout, code: "upstream_timeout", detail: "the upstream did not answer in time")
+        case .badRequest:
+            response = .jsonError(.badRequest, code: "bad_request", detail: "the request cannot be sent upstream")
+        default:
+            response = .jsonError(.badGateway, code: "upstream_unavailable", detail: "the upstream could not be reached")
+        }
         return FetchOutcome(status: Int(response.status.code), headers: response.headers.fields, body: response.body ?? ByteBuffer(),
                             cacheStatus: .miss(stored: false, detail: "upstream-error"), age: nil, shareable: true, vary: [])
     }
@@ -165,13 +196,16 @@ extension TenantTrafficResponder {
 
     // MARK: requests that are not cached
 
-    /// Methods other than GET/HEAD go straight to the upstream; when they succeed they invalidate
-    /// the stored responses for their target (RFC 9111 4.4).
+    /// Methods other than GET/HEAD go straight to the upstream; when they are unsafe and succeed
+    /// they invalidate the stored responses for their target (RFC 9111 4.4). `OPTIONS` never does.
     func forwardUncacheable(_ request: EdgeRequest, cache: TenantCache, on eventLoop: any EventLoop)
         -> EventLoopFuture<TrafficAnswer>
     {
-        passThrough(request, cache: cache, status: .uncacheableMethod, on: eventLoop).flatMap { answer in
-            guard (200..<400).contains(Int(answer.response.status.code)) else { return eventLoop.makeSucceededFuture(answer) }
+        let invalidates = !StoragePolicy.isSafeMethod(request.head.method.rawValue)
+        return passThrough(request, cache: cache, status: .uncacheableMethod, on: eventLoop).flatMap { answer in
+            guard invalidates, (200..<400).contains(Int(answer.response.status.code)) else {
+                return eventLoop.makeSucceededFuture(answer)
+            }
             let invalidation = PurgeRequest(tenant: cache.tenant.id, keys: [request.head.uri])
             return runtime.purge(invalidation, cache: cache, on: eventLoop).map { _ in answer }
         }
@@ -184,26 +218,27 @@ extension TenantTrafficResponder {
         guard let upstream = UpstreamURL(parsing: cache.tenant.upstream) else {
             return eventLoop.makeSucceededFuture(TrafficAnswer(response: .jsonError(.badGateway, code: "upstream_unavailable"), status: status))
         }
-        let headers = forwardHeaders(request, forStorage: false)
+        let headers = forwardHeaders(request, tenant: cache.tenant, forStorage: false)
         return runtime.upstream.fetch(upstream: upstream, method: request.head.method, target: request.head.uri,
                                       headers: headers, body: request.body, on: eventLoop)
             .map { response in
                 var fields = response.headers
-                let upstreamAge = fields.first("age").flatMap { Int($0.trimmingSpaces()) }
+                let upstreamAge = fields.first("age").flatMap { CacheControl.deltaSeconds($0.trimmingSpaces()) }
                 _ = StoredHeaders.prepare(&fields)
                 let outcome = FetchOutcome(status: response.status, headers: fields, body: response.body, cacheStatus: status,
                                            age: upstreamAge, shareable: false, vary: [])
                 return TrafficAnswer(response: makeResponse(outcome, request: request), status: status)
             }
             .flatMapError { error in
-                eventLoop.makeSucceededFuture(TrafficAnswer(response: makeResponse(errorOutcome(error), request: request), status: status))
+                eventLoop.makeSucceededFuture(TrafficAnswer(response: makeResponse(errorOutcome(error, tenant: cache.tenant.id),
+                                                                                  request: request), status: status))
             }
     }
 
-    /// The request headers sent upstream: hop-by-hop removed, `X-Forwarded-For` appended, and for
-    /// fetches meant for storage the client's own conditionals and ranges removed, since the cache
-    /// needs the full representation.
-    func forwardHeaders(_ request: EdgeRequest, forStorage: Bool) -> HTTPHeaders {
+    /// The request headers sent upstream: hop-by-hop removed, forwarding headers set by the node
+    /// (`ForwardingHeaders`), and for fetches meant for storage the client's own conditionals and
+    /// ranges removed, since the cache needs the full representation.
+    func forwardHeaders(_ request: EdgeRequest, tenant: TenantConfig, forStorage: Bool) -> HTTPHeaders {
         var fields = request.head.headers.fields
         HopByHop.strip(&fields)
         if forStorage {
@@ -212,10 +247,9 @@ extension TenantTrafficResponder {
             }
         }
         fields.remove("content-length")
-        if let peer = request.peerAddress {
-            let chain = fields.combined("x-forwarded-for").map { "\($0), \(peer)" } ?? peer
-            fields.replace("X-Forwarded-For", with: chain)
-        }
+        let peer = request.peerAddress
+        let trusted = peer.map { runtime.geo.trustedProxies.isTrusted($0) } ?? false
+        ForwardingHeaders.apply(to: &fields, peer: peer, peerIsTrusted: trusted, canonicalHost: tenant.canonicalHost)
         return HTTPHeaders(fields: fields)
     }
 }

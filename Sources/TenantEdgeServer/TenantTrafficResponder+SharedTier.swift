@@ -32,14 +32,14 @@ extension TenantTrafficResponder {
             }
             switch L2EntryCodec.decodeValue(value) {
             case .entry(let entry):
-                if let outcome = sharedTierOutcome(entry, storageKey: primary, varyNames: [], target: target, cache: cache) {
+                if let outcome = sharedTierOutcome(entry, storageKey: primary, varyNames: [], request: request, cache: cache) {
                     return eventLoop.makeSucceededFuture(outcome)
                 }
             case .varyMarker(let names):
                 let variant = cache.variantDigest(target: target, varyNames: names, requestHeaders: request.head.headers.fields)
                 return l2.get(tenant: tenant, digest: variant, on: eventLoop).flatMap { variantRead in
                     if let value = variantRead?.value, case .entry(let entry) = L2EntryCodec.decodeValue(value),
-                       let outcome = sharedTierOutcome(entry, storageKey: variant, varyNames: names, target: target, cache: cache) {
+                       let outcome = sharedTierOutcome(entry, storageKey: variant, varyNames: names, request: request, cache: cache) {
                         return eventLoop.makeSucceededFuture(outcome)
                     }
                     return upstreamFetch(request, cache: cache, stale: nil, fence: read.fence, on: eventLoop)
@@ -53,10 +53,13 @@ extension TenantTrafficResponder {
 
     /// An L2 entry that is fresh and opens under this tenant's key and binding becomes an L1 entry
     /// and the answer. One that does not open is a `decrypt_failed` security event and a miss.
-    private func sharedTierOutcome(_ entry: CacheEntry, storageKey: KeyDigest, varyNames: [String], target: String,
+    private func sharedTierOutcome(_ entry: CacheEntry, storageKey: KeyDigest, varyNames: [String], request: EdgeRequest,
                                    cache: TenantCache) -> FetchOutcome? {
         let now = runtime.clock.now()
+        let target = request.head.uri
         guard case .fresh(let remaining) = entry.freshness(at: now) else { return nil }
+        guard StoragePolicy.mayServe(entry.lifetime, requestHasCookie: request.head.headers.contains(name: "cookie"),
+                                     tenantSharesCookies: cache.tenant.shareCookieRequests) else { return nil }
         if let limit = runtime.stalenessLimit(now: now), entry.age(at: now) > limit { return nil }  // feed silent: fetch anew
         if let version = TenantPartition.keyVersion(of: entry.sealed), !cache.cipher.holdsKey(version: version) {
             // Older than the current key: retired, unreadable by design, dropped quietly where met.
@@ -72,9 +75,14 @@ extension TenantTrafficResponder {
             return nil
         }
         cache.promote(entry, target: target, storageKey: storageKey, varyNames: varyNames)
+        // The variant travels with the answer, so a collapsed waiter with other `Vary` values
+        // fetches its own instead of taking this one.
+        let requestFields = request.head.headers.fields
         return FetchOutcome(status: record.status, headers: record.headers, body: ByteBuffer(bytes: record.body),
-                            cacheStatus: .sharedHit(ttl: Int(remaining.rounded(.up))), age: Int(entry.age(at: now)),
-                            shareable: true, vary: [])
+                            cacheStatus: .sharedHit(ttl: Int.saturating(remaining.rounded(.up))),
+                            age: Int.saturating(entry.age(at: now)), shareable: true,
+                            vary: varyNames.map { ($0, requestFields.combined($0)) },
+                            servesCookieRequests: entry.lifetime.explicitlyPublic || cache.tenant.shareCookieRequests)
     }
 
     /// Writes what L1 stored to L2 as well, with a Redis TTL of the entry's remaining keep time,
@@ -83,7 +91,7 @@ extension TenantTrafficResponder {
     func writeToSharedTier(_ entry: CacheEntry, storageKey: KeyDigest, varyNames: [String], target: String, cache: TenantCache,
                            fence: [UInt8]?, on eventLoop: any EventLoop) {
         guard let l2 = runtime.l2(for: cache.tenant.id), let fence else { return }
-        let ttl = Int((entry.lifetime.keep - entry.lifetime.initialAge).rounded(.up))
+        let ttl = Int.saturating((entry.lifetime.keep - entry.lifetime.initialAge).rounded(.up))
         let primary = cache.primaryDigest(target: target)
         var indexes = entry.tagDigests + TenantCache.prefixes(of: target).map(cache.prefixDigest)
         if !varyNames.isEmpty {

@@ -14,6 +14,9 @@ struct FetchOutcome: Sendable {
     var shareable: Bool
     /// Request headers the response varies on, with the leader's values, for waiters to compare.
     var vary: [(name: String, value: String?)]
+    /// May be handed to a waiter whose request carries `Cookie` (explicitly public, or the tenant
+    /// shares answers to cookie requests).
+    var servesCookieRequests: Bool = true
 }
 
 /// The tenant traffic listener's logic (interface section 3): resolve the tenant, answer hits from
@@ -26,10 +29,21 @@ struct TenantTrafficResponder: HTTPResponder {
         headers.replaceOrAdd(name: "x-edge-region", value: runtime.config.node.region)
     }
 
-    func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
+    func respond(to original: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         let started = NIODeadline.now()
-        guard let host = request.head.headers.first(name: "host"), let cache = runtime.cache(forHost: host) else {
-            if request.head.method == .GET || request.head.method == .HEAD, request.head.uri == "/healthz" {
+        let request: EdgeRequest
+        let cache: TenantCache
+        let host: String
+        switch admit(original) {
+        case .admitted(let admitted, let tenantCache, let clientHost):
+            (request, cache, host) = (admitted, tenantCache, clientHost)
+        case .refused(var response):
+            response.headers.add(name: "cache-status", value: CacheStatus.bypass(detail: "refused")
+                .headerValue(cacheName: runtime.config.node.id))
+            runtime.metrics.recordRequest(tenant: nil, status: "bypass", elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
+            return .now(response)
+        case .noTenant(let target):
+            if original.head.method == .GET || original.head.method == .HEAD, target == "/healthz" {
                 return .now(regionHealth())  // the probe of a sibling region's node, at the region's own hostname
             }
             var response = EdgeResponse.jsonError(.misdirectedRequest, code: "unknown_tenant")
@@ -117,7 +131,9 @@ struct TenantTrafficResponder: HTTPResponder {
         let target = request.head.uri
         let now = runtime.clock.now()
         var stale: StaleEntry? = nil
-        if let (storageKey, entry) = cache.lookup(target: target, requestHeaders: request.head.headers.fields) {
+        let hasCookie = request.head.headers.contains(name: "cookie")
+        if let (storageKey, entry) = cache.lookup(target: target, requestHeaders: request.head.headers.fields),
+           StoragePolicy.mayServe(entry.lifetime, requestHasCookie: hasCookie, tenantSharesCookies: cache.tenant.shareCookieRequests) {
             var freshness = entry.freshness(at: now)
             if let limit = runtime.stalenessLimit(now: now), entry.age(at: now) > limit, freshness != .expired {
                 freshness = .stale(servableOnError: false)  // the feed is silent: revalidate before serving
@@ -125,11 +141,11 @@ struct TenantTrafficResponder: HTTPResponder {
             switch freshness {
             case .fresh(let remaining):
                 if let hit = respondFromEntry(entry, storageKey: storageKey, cache: cache, request: request, now: now,
-                                              status: .hit(ttl: Int(remaining.rounded(.up)))) {
+                                              status: .hit(ttl: Int.saturating(remaining.rounded(.up)))) {
                     return .ready(hit)
                 }
             case .staleWhileRevalidate:
-                let ttl = Int((entry.lifetime.freshness - entry.age(at: now)).rounded(.down))
+                let ttl = Int.saturating((entry.lifetime.freshness - entry.age(at: now)).rounded(.down))
                 if let hit = respondFromEntry(entry, storageKey: storageKey, cache: cache, request: request, now: now,
                                               status: .staleWhileRevalidate(ttl: ttl)) {
                     refreshInBackground(request, cache: cache, stale: StaleEntry(storageKey: storageKey, entry: entry), on: eventLoop)
@@ -175,7 +191,7 @@ struct TenantTrafficResponder: HTTPResponder {
             cache.reseal(entry, storageKey: storageKey, plaintext: Array(buffer.readableBytesView))  // rare: once per old entry
         }
         var headers = HTTPHeaders()
-        headers.add(name: "age", value: String(Int(entry.age(at: now))))
+        headers.add(name: "age", value: String(Int.saturating(entry.age(at: now))))
         var response = EdgeResponse(status: HTTPResponseStatus(statusCode: layout.status), headers: headers, body: body,
                                     rawHeaders: rawHeaders)
         if layout.status == 200, let condition = request.head.headers.first(name: "if-none-match"),

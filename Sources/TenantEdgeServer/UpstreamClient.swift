@@ -31,12 +31,20 @@ final class UpstreamClient: Sendable {
     }
 
     /// Sends `method target` to `upstream`; fails with `.upstreamTimeout` or `.upstreamUnavailable`.
+    /// `target` must be origin-form (the traffic responder's admission made it so); the URL is the
+    /// upstream's own scheme, host and port with the target after its base path, and a URL that
+    /// would resolve to any other host or port is refused before anything is sent.
     func fetch(upstream: UpstreamURL, method: HTTPMethod, target: String, headers: HTTPHeaders, body: ByteBuffer?,
                on eventLoop: any EventLoop) -> EventLoopFuture<UpstreamResponse> {
         let request: HTTPClient.Request
         do {
+            guard target.hasPrefix("/") else { throw EdgeError(.badRequest, "not origin-form") }
             request = try HTTPClient.Request(url: upstream.base + target, method: method, headers: headers,
                                              body: body.map { .byteBuffer($0) })
+            let host = request.host.hasPrefix("[") ? String(request.host.dropFirst().dropLast()) : request.host
+            guard host.lowercased() == upstream.host.lowercased(), request.port == upstream.port else {
+                throw EdgeError(.badRequest, "target would change the upstream host")
+            }
         } catch {
             return eventLoop.makeFailedFuture(EdgeError(.badRequest, "request target cannot be sent upstream"))
         }

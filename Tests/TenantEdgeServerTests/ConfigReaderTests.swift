@@ -49,7 +49,7 @@ struct ConfigReaderTests {
         #expect(config.geoip.watchIntervalSeconds == 0 && config.geoip.probeIntervalSeconds == 5 && config.geoip.decisionCacheEntries == 1000)
         #expect(config.regions.map(\.countries) == [["IE", "GB"], []] && config.regions.map(\.down) == [false, true])
         let (_, bad) = Self.read(Self.valid + "\ngeoip: { trusted_proxies: [\"10.0.0.0/40\"], decision_cache_entries: 1 }")
-        #expect(bad.map(\.description) == ["geoip.decision_cache_entries: must be 2 or more",
+        #expect(bad.map(\.description) == ["geoip.decision_cache_entries: must be from 2 to 16777216",
                                             "geoip.trusted_proxies[0]: must be an address or CIDR, got '10.0.0.0/40'"])
     }
 

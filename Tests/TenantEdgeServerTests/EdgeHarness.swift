@@ -15,6 +15,8 @@ import TenantEdgeNative
 final class EdgeHarness: Sendable {
     static let adminToken = "test-admin-token"
     static let acmePurgeToken = "acme-purge-token"
+    /// Read and config scopes, for acme only: what a tenant-scoped operator holds.
+    static let acmeReadToken = "acme-read-token"
 
     let upstream: TestUpstream
     let node: EdgeNode
@@ -35,6 +37,7 @@ final class EdgeHarness: Sendable {
         try """
         - {sha256: "\(hex(adminToken))", scopes: [admin], tenants: ["*"]}
         - {sha256: "\(hex(acmePurgeToken))", scopes: [purge], tenants: [acme]}
+        - {sha256: "\(hex(acmeReadToken))", scopes: [read, config], tenants: [acme]}
         """.write(to: tokens, atomically: true, encoding: .utf8)
 
         var config = EdgeConfig()

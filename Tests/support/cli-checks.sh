@@ -159,6 +159,11 @@ publish=$("$edgectl" config publish "${common[@]}" --token-file "$work/admin.tok
 denied=$("$edgectl" purge "${common[@]}" --token-file "$work/pub.token" --tenant acme --all --ca-file "$TE_TEST_OTHER_CA_FILE" 2>&1); drc=$?
 forbidden=$("$edgectl" config publish "${common[@]}" --token-file "$work/pub.token" 2>&1); frc=$?
 report=$("$edgectl" report compliance "${common[@]}" --token-file "$work/admin.token" 2>&1)
+# Issue 11: an empty query pair before authentication once trapped the whole control plane.
+hostile=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$TE_TEST_CA_FILE" "https://127.0.0.1:$oport/healthz?=&&=")
+hostile_unauth=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$TE_TEST_CA_FILE" "https://127.0.0.1:$oport/v1/invalidations?=")
+if [ "$hostile" = 200 ] && [ "$hostile_unauth" = 401 ] && kill -0 "$opid" 2>/dev/null; then passed=$((passed+1))
+else failed=$((failed+1)); echo "cli-check FAILED: edge-origin with ?= : healthz $hostile, feed $hostile_unauth"; fi
 kill -TERM "$opid"; wait "$opid" 2>/dev/null
 if [ "$prc" = 0 ] && [ "$purge" = '{"seq":1}' ] && [[ "$put" == '{"tenant":"newco"}' ]] && [[ "$publish" == '{"version":1,"pushed":{}}' ]] \
    && [ "$drc" = 2 ] && [ "$(printf '%s\n' "$denied" | grep -c .)" = 1 ] && [[ "$denied" == *"failed: curl error"* ]] \
@@ -194,6 +199,50 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: nobody.test' "http://$ht
 kill -TERM "$pid"; wait "$pid"; rc=$?
 if grep -q "GeoIP database reloaded" "$work/geo.log" && [ "$code" = 200 ] && [ "$rc" = 0 ]; then passed=$((passed+1))
 else failed=$((failed+1)); echo "cli-check FAILED: SIGHUP reload: healthz $code, exit $rc"; cat "$work/geo.log"; fi
+
+# Issue 11 against the running binary: a hostile upstream (dates in the year 10^12, lifetimes past
+# Int.max) and hostile clients (empty query pairs, two Hosts, authority-form targets). A Swift trap
+# would kill the process, so the check ends by asking the node for its health.
+hostile_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 - "$hostile_port" > "$work/hostile-upstream.log" 2>&1 <<'PY' &
+import http.server, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Date", "Sun, 06 Nov 1000000000000 08:49:37 GMT")
+        self.send_header("Expires", "Sun, 06 Nov 999999999999 08:49:37 GMT")
+        self.send_header("Cache-Control", "max-age=99999999999999999999, stale-if-error=99999999999999999999")
+        self.send_header("Age", "99999999999999999999999999")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *args): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+PY
+upid=$!
+printf -- '- {sha256: "%s", scopes: [read], tenants: [acme]}\n' "$(printf %s read-token-cli | sha256sum | cut -d' ' -f1)" > "$work/read-tokens.yaml"
+cat > "$work/hostile.yaml" <<YAML
+node: { id: cli-hostile, region: eu-west }
+listen: { http: "127.0.0.1:0", admin: "127.0.0.1:0" }
+state_dir: ./state-hostile
+security: { master_key_file: ./master.key, admin_tokens_file: ./read-tokens.yaml }
+tenants:
+  - { id: acme, hosts: [api.acme.test], upstream: "http://127.0.0.1:$hostile_port" }
+YAML
+start_node "$work/hostile.yaml" "$work/hostile.log"
+for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$hostile_port/" && break; sleep 0.1; done
+codes=""
+for _ in 1 2; do codes="$codes $(curl -s -o /dev/null -w '%{http_code}' -H 'Host: api.acme.test' "http://$http/far-future")"; done
+codes="$codes $(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer read-token-cli' "http://$admin/_edge/route?=")"
+codes="$codes $(python3 -c 'import socket,sys; h,p=sys.argv[1].split(":"); s=socket.create_connection((h,int(p)),3)
+s.sendall(b"GET /x HTTP/1.1\r\nHost: api.acme.test\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
+print(s.recv(64).split(b" ")[1].decode())' "$http")"
+codes="$codes $(curl -s -o /dev/null -w '%{http_code}' -H 'Host: api.acme.test' --request-target '@127.0.0.1:9/x' "http://$http/")"
+health=$(curl -s -o /dev/null -w '%{http_code}' "http://$admin/healthz")
+kill -TERM "$pid"; wait "$pid"; rc=$?; kill "$upid" 2>/dev/null
+if [ "$codes" = " 200 200 400 400 400" ] && [ "$health" = 200 ] && [ "$rc" = 0 ]; then passed=$((passed+1))
+else failed=$((failed+1)); echo "cli-check FAILED: hostile input against edge-node: codes$codes, health $health, exit $rc"; tail -5 "$work/hostile.log"; fi
 
 echo "cli-checks: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -83,8 +83,12 @@ public enum OriginConfigReader {
         for (index, item) in reader.sequence(tokens["publishers"], "tokens.publishers").enumerated() {
             let path = "tokens.publishers[\(index)]"
             guard let fields = reader.mapping(item, path, allowed: ["sha256", "tenants"]), let sha = digest(fields, path, &reader) else { continue }
-            var tenants = ["*"]
+            // No default: a publisher entry that forgot `tenants` must not silently publish for all.
+            var tenants: [String] = []
             reader.strings(fields, "tenants", path) { tenants = $0 }
+            if tenants.isEmpty {
+                reader.problems.append(ConfigProblem("\(path).tenants", "is required: list the tenants it may publish for, or [\"*\"]"))
+            }
             config.tokens.publishers.append((sha, tenants))
         }
         for (index, item) in reader.sequence(tokens["nodes"], "tokens.nodes").enumerated() {

@@ -26,9 +26,9 @@ struct OriginResponder: HTTPResponder {
     }
 
     func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
-        let parts = request.head.uri.split(separator: "?", maxSplits: 1)
-        let path = parts.first.map(String.init) ?? "/"
-        let query = Self.query(parts.count > 1 ? String(parts[1]) : "")
+        let (rawPath, rawQuery) = QueryString.split(target: request.head.uri)
+        let path = String(rawPath)
+        let query = QueryString.parse(rawQuery)
         switch (request.head.method, path) {
         case (.GET, "/healthz"):
             return .now(.json(.ok, #"{"status":"ok"}"#))
@@ -93,14 +93,15 @@ struct OriginResponder: HTTPResponder {
     }
 
     private func publish(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
+        // Authenticated before the body is parsed; the refusal never echoes the body's tenant.
+        guard mayPublish(request, tenant: nil) else { return .now(unauthorized(request, "a publisher token is required")) }
         let body = request.body.map { Array($0.readableBytesView) } ?? []
         let purge: PurgeRequest
         do { purge = try PurgeRequest(json: body) } catch {
-            guard mayPublish(request, tenant: nil) else { return .now(unauthorized(request, "a publisher token is required")) }
             return .now(.jsonError(.badRequest, code: "bad_request", detail: error.message))
         }
         guard mayPublish(request, tenant: purge.tenant) else {
-            return .now(unauthorized(request, "this token may not publish for '\(purge.tenant)'"))
+            return .now(unauthorized(request, "this token may not publish for that tenant"))
         }
         let log = self.log
         return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
@@ -158,12 +159,4 @@ struct OriginResponder: HTTPResponder {
             : .jsonError(.forbidden, code: "forbidden", detail: detail)
     }
 
-    static func query(_ text: String) -> [String: String] {
-        var fields: [String: String] = [:]
-        for pair in text.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1)
-            fields[String(parts[0])] = parts.count > 1 ? String(parts[1]).removingPercentEncoding ?? String(parts[1]) : ""
-        }
-        return fields
-    }
 }

@@ -234,6 +234,8 @@ final class TenantRegistry: Sendable {
         if let ttl = tenant.defaultTTLSeconds { object["default_ttl_s"] = ttl }
         if let isolation = tenant.isolation { object["isolation"] = isolation.rawValue }
         if let url = tenant.redisURL { object["redis_url"] = url }
+        if !tenant.normalizePath { object["normalize_path"] = false }
+        if tenant.shareCookieRequests { object["share_cookie_requests"] = true }
         return object
     }
 

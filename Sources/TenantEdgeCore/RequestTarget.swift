@@ -1,0 +1,166 @@
+/// The request target as the cache keys it and the upstream receives it (RFC 9112 3.2).
+///
+/// Only origin-form (`/path?query`) reaches a tenant upstream; an absolute-form target
+/// (`http://host/path`) is reduced to origin-form and its authority becomes the request's host.
+/// Authority-form (`CONNECT host:port`), asterisk-form (`*`) and anything that does not start with
+/// `/` are refused: appended to an upstream URL they would name another host.
+///
+/// With normalisation on (the default, `normalize_path` per tenant) the path is put in the form
+/// RFC 3986 6.2.2 allows, so `/a/../b`, `//b` and `/%62` are one key and one upstream request:
+/// percent-encoded unreserved characters are decoded, other percent-encodings get upper-case hex,
+/// dot segments are removed and runs of `/` are merged (nginx's `merge_slashes`). The query is
+/// kept byte for byte.
+public enum RequestTarget {
+    public enum Refusal: Error, Equatable, Sendable {
+        /// Not a target this cache forwards (`400`): the reason, for the JSON body.
+        case badTarget(String)
+        /// `CONNECT`: a tunnel is never opened (`405`).
+        case methodNotAllowed
+    }
+
+    /// A target accepted for a tenant: the origin-form to key and forward, and the host an
+    /// absolute-form target named (nil for origin-form: the `Host` header names it).
+    public struct Accepted: Equatable, Sendable {
+        public var target: String
+        public var authority: String?
+    }
+
+    /// Checks and reduces a client's target. `normalize`: the tenant's `normalize_path`; it needs the
+    /// tenant, which may depend on `authority`, so callers reduce first and normalise second.
+    public static func accept(method: String, rawTarget: String) -> Result<Accepted, Refusal> {
+        if method == "CONNECT" { return .failure(.methodNotAllowed) }
+        var target = Substring(rawTarget)
+        var authority: String? = nil
+        if !target.hasPrefix("/") {
+            let lower = target.prefix(8).lowercased()
+            let schemeLength = lower.hasPrefix("http://") ? 7 : lower.hasPrefix("https://") ? 8 : 0
+            guard schemeLength > 0 else {
+                return .failure(.badTarget("the request target must be a path starting with '/'"))
+            }
+            let rest = target.dropFirst(schemeLength)
+            let host = rest.prefix { $0 != "/" && $0 != "?" }
+            guard HostName.isValid(host) else { return .failure(.badTarget("the absolute-form target has no valid host")) }
+            authority = String(host)
+            let remainder = rest.dropFirst(host.count)
+            target = remainder.hasPrefix("/") ? remainder : Substring("/" + remainder)
+        }
+        for byte in target.utf8 where byte <= 0x20 || byte >= 0x7F || byte == UInt8(ascii: "#") {
+            return .failure(.badTarget("the request target holds a byte that is not allowed"))
+        }
+        return .success(Accepted(target: String(target), authority: authority))
+    }
+
+    /// The key and upstream form of an accepted origin-form target, or nil when its
+    /// percent-encoding is broken (`%4`, `%zz`), which is refused with `400`.
+    public static func normalize(_ target: String) -> String? {
+        let bytes = Array(target.utf8)
+        let queryStart = bytes.firstIndex(of: UInt8(ascii: "?")) ?? bytes.count
+        guard let decoded = decodeUnreserved(bytes[..<queryStart]) else { return nil }
+        var segments: [ArraySlice<UInt8>] = []
+        let parts = decoded.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true)
+        for part in parts {
+            if part.elementsEqual([UInt8(ascii: ".")]) { continue }
+            if part.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) { _ = segments.popLast(); continue }
+            segments.append(part)
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        for segment in segments {
+            out.append(UInt8(ascii: "/"))
+            out.append(contentsOf: segment)
+        }
+        // A path that ended in `/` (or in a dot segment) keeps its trailing slash; `/` stays `/`.
+        let last = parts.last
+        let endsInSlash = decoded.last == UInt8(ascii: "/") || last.map { $0.elementsEqual([46]) || $0.elementsEqual([46, 46]) } ?? true
+        if out.isEmpty || endsInSlash { out.append(UInt8(ascii: "/")) }
+        out.append(contentsOf: bytes[queryStart...])
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Decodes `%XX` of unreserved characters and upper-cases the hex of the rest; nil for a `%` not
+    /// followed by two hex digits.
+    private static func decodeUnreserved(_ path: ArraySlice<UInt8>) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(path.count)
+        var index = path.startIndex
+        while index < path.endIndex {
+            let byte = path[index]
+            guard byte == UInt8(ascii: "%") else {
+                out.append(byte)
+                index += 1
+                continue
+            }
+            guard path.endIndex - index >= 3, let high = hexValue(path[index + 1]), let low = hexValue(path[index + 2]) else {
+                return nil
+            }
+            let value = high << 4 | low
+            if isUnreserved(value) {
+                out.append(value)
+            } else {
+                out.append(UInt8(ascii: "%"))
+                out.append(upperHex(high))
+                out.append(upperHex(low))
+            }
+            index += 3
+        }
+        return out
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case 0x30...0x39: return byte - 0x30
+        case 0x41...0x46: return byte - 0x41 + 10
+        case 0x61...0x66: return byte - 0x61 + 10
+        default: return nil
+        }
+    }
+
+    private static func upperHex(_ nibble: UInt8) -> UInt8 { nibble < 10 ? 0x30 + nibble : 0x41 + nibble - 10 }
+
+    /// RFC 3986 2.3: ALPHA / DIGIT / "-" / "." / "_" / "~".
+    static func isUnreserved(_ byte: UInt8) -> Bool {
+        (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39)
+            || byte == 0x2D || byte == 0x2E || byte == 0x5F || byte == 0x7E
+    }
+}
+
+/// `Host` values (RFC 9110 7.2): `host[:port]`, where host is a DNS name, an IPv4 address or a
+/// bracketed IPv6 literal. Anything else (`a:1@evil`, spaces, two colons, an empty name) is not a
+/// host and the request gets `400`.
+public enum HostName {
+    public static func isValid<S: StringProtocol>(_ value: S) -> Bool {
+        let bytes = Array(value.utf8)
+        guard !bytes.isEmpty, bytes.count <= 261 else { return false }
+        var hostEnd = bytes.count
+        if bytes[0] == UInt8(ascii: "[") {
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")), close > 1 else { return false }
+            let literal = bytes[1..<close]
+            guard literal.allSatisfy({ isHex($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") }) else { return false }
+            hostEnd = close + 1
+            guard hostEnd == bytes.count || bytes[hostEnd] == UInt8(ascii: ":") else { return false }
+        } else {
+            hostEnd = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.count
+            let name = bytes[..<hostEnd]
+            guard !name.isEmpty, name.count <= 254, name.first != UInt8(ascii: "."),
+                  name.allSatisfy({ isNameByte($0) }), !name.starts(with: [46, 46]) else { return false }
+            var previous: UInt8 = 0
+            for byte in name {
+                if byte == UInt8(ascii: "."), previous == UInt8(ascii: ".") { return false }  // empty label
+                previous = byte
+            }
+        }
+        guard hostEnd < bytes.count else { return true }
+        let port = bytes[(hostEnd + 1)...]
+        guard (1...5).contains(port.count), port.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return false }
+        return Int(String(decoding: port, as: UTF8.self)).map { $0 <= 65_535 } ?? false
+    }
+
+    private static func isHex(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x46) || (byte >= 0x61 && byte <= 0x66)
+    }
+
+    private static func isNameByte(_ byte: UInt8) -> Bool {
+        (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39)
+            || byte == 0x2D || byte == 0x2E || byte == 0x5F
+    }
+}

@@ -1,0 +1,63 @@
+import NIOCore
+import NIOHTTP1
+import TenantEdgeCore
+
+/// What the traffic listener accepts before any cache or upstream work: one valid `Host`, a target
+/// in origin-form (absolute-form reduced to it), a bounded length, no `CONNECT` or `TRACE`. The
+/// request that goes on carries the tenant's canonical `Host` and the normalised target, so the
+/// key, the collapse and the upstream all see one form of it.
+extension TenantTrafficResponder {
+    enum Admission {
+        /// For the tenant: the request to serve, and the host the client named (for redirects).
+        case admitted(EdgeRequest, TenantCache, clientHost: String)
+        /// For no tenant: the origin-form target (the sibling-region health probe may ask for it).
+        case noTenant(target: String)
+        /// Refused before anything else happened.
+        case refused(EdgeResponse)
+    }
+
+    func admit(_ request: EdgeRequest) -> Admission {
+        let limits = runtime.config.limits
+        guard request.head.uri.utf8.count <= limits.maxTargetBytes else {
+            return .refused(.jsonError(.uriTooLong, code: "uri_too_long", detail: "the request target is longer than limits.max_target_bytes"))
+        }
+        let accepted: RequestTarget.Accepted
+        switch RequestTarget.accept(method: request.head.method.rawValue, rawTarget: request.head.uri) {
+        case .failure(.methodNotAllowed):
+            return .refused(.jsonError(.methodNotAllowed, code: "method_not_allowed", detail: "CONNECT is not served"))
+        case .failure(.badTarget(let reason)):
+            return .refused(.jsonError(.badRequest, code: "bad_request", detail: reason))
+        case .success(let value):
+            accepted = value
+        }
+        if request.head.method == .TRACE {
+            // TRACE echoes the request, cookies included, to whoever can make a browser send it.
+            return .refused(.jsonError(.methodNotAllowed, code: "method_not_allowed", detail: "TRACE is not served"))
+        }
+        let hosts = request.head.headers["host"]
+        if hosts.count > 1 {
+            return .refused(.jsonError(.badRequest, code: "bad_request", detail: "more than one Host header"))
+        }
+        if let given = hosts.first, !HostName.isValid(given) {
+            return .refused(.jsonError(.badRequest, code: "bad_request", detail: "Host is not a valid host[:port]"))
+        }
+        if hosts.isEmpty, accepted.authority == nil, request.head.version.minor >= 1 {
+            return .refused(.jsonError(.badRequest, code: "bad_request", detail: "an HTTP/1.1 request needs a Host header"))
+        }
+        // RFC 9112 3.2.2: with an absolute-form target, its authority is the host.
+        guard let host = accepted.authority ?? hosts.first, let cache = runtime.cache(forHost: host) else {
+            return .noTenant(target: accepted.target)
+        }
+        var target = accepted.target
+        if cache.tenant.normalizePath {
+            guard let normalized = RequestTarget.normalize(target) else {
+                return .refused(.jsonError(.badRequest, code: "bad_request", detail: "the request target has a broken %-encoding"))
+            }
+            target = normalized
+        }
+        var admitted = request
+        admitted.head.uri = target
+        admitted.head.headers.replaceOrAdd(name: "host", value: cache.tenant.canonicalHost)
+        return .admitted(admitted, cache, clientHost: host)
+    }
+}
