@@ -8,9 +8,14 @@ public struct CacheEntry: Sendable {
     public var lifetime: StoragePolicy.Lifetime
     /// Digests of the entry's tags, kept so that removal can unlink the tag index.
     public var tagDigests: [KeyDigest]
+    /// The tenant's L2 generation when the entry was made (0 without L2): bound into the sealed
+    /// bytes, so a value moved into another generation's key does not pass for it.
+    public var generation: UInt64
 
-    public init(sealed: [UInt8], responseTime: Double, lifetime: StoragePolicy.Lifetime, tagDigests: [KeyDigest] = []) {
+    public init(sealed: [UInt8], responseTime: Double, lifetime: StoragePolicy.Lifetime, tagDigests: [KeyDigest] = [],
+                generation: UInt64 = 0) {
         self.sealed = sealed; self.responseTime = responseTime; self.lifetime = lifetime; self.tagDigests = tagDigests
+        self.generation = generation
     }
 
     /// Bytes charged to the tenant's quota: the sealed value plus a fixed allowance for index and

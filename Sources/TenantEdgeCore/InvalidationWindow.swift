@@ -17,17 +17,31 @@ public struct InvalidationEvent: Sendable, Equatable {
 /// it, or `expired` when some of them were already dropped from the window (the node must then purge
 /// everything and resume from `head`). A cursor above `head` also answers `expired`: the origin
 /// cannot vouch for what the node thinks it saw.
+///
+/// The window is bounded by bytes as well as by count (`byteBudget`, about 64 MiB by default):
+/// publishers send events of up to 256 KiB, and the count alone would let them fill the origin's
+/// memory. Events beyond either bound leave the window; a node behind them gets `expired`.
 public struct InvalidationWindow: Sendable {
     public let retention: Int
+    public let byteBudget: Int
     public private(set) var head: Int = 0
     private var events: [InvalidationEvent] = []
+    private var sizes: [Int] = []
     private var start = 0  // index of the oldest retained event in `events`
+    /// Approximate bytes of the retained events.
+    public private(set) var retainedBytes = 0
 
-    public init(retention: Int) { self.retention = max(1, retention) }
+    /// Default byte budget of the origin's window.
+    public static let defaultByteBudget = 64 << 20
+
+    public init(retention: Int, byteBudget: Int = defaultByteBudget) {
+        self.retention = max(1, retention)
+        self.byteBudget = max(1, byteBudget)
+    }
 
     /// A window whose first event will be `head + 1` (a log file that was compacted).
-    public init(retention: Int, startingAfter head: Int) {
-        self.init(retention: retention)
+    public init(retention: Int, startingAfter head: Int, byteBudget: Int = defaultByteBudget) {
+        self.init(retention: retention, byteBudget: byteBudget)
         self.head = head
     }
 
@@ -39,24 +53,50 @@ public struct InvalidationWindow: Sendable {
     /// Adds the next event (its `seq` must be `head + 1`) and drops the oldest beyond `retention`.
     public mutating func append(_ event: InvalidationEvent) {
         precondition(event.seq == head + 1, "invalidation seq must follow the head")
+        let size = event.approximateBytes
         events.append(event)
+        sizes.append(size)
+        retainedBytes += size
         head = event.seq
-        if events.count - start > retention { start += 1 }
-        if start > retention { events.removeFirst(start); start = 0 }  // amortized compaction
+        while events.count - start > retention || (retainedBytes > byteBudget && events.count - start > 1) {
+            retainedBytes -= sizes[start]
+            start += 1
+        }
+        if start > retention {  // amortized compaction
+            events.removeFirst(start)
+            sizes.removeFirst(start)
+            start = 0
+        }
     }
 
     /// The oldest `seq` still held (head + 1 when empty).
     public var oldest: Int { start < events.count ? events[start].seq : head + 1 }
 
-    public func read(after cursor: Int, limit: Int) -> Read {
+    /// At most `limit` events and, past the first, at most `maxBytes` of them, so one answer stays
+    /// well inside what a node downloads.
+    public func read(after cursor: Int, limit: Int, maxBytes: Int = .max) -> Read {
         guard cursor <= head, cursor >= oldest - 1 else { return .expired(head: head) }
         let first = start + (cursor - oldest + 1)
-        let end = min(events.count, first + max(1, limit))
+        var end = min(events.count, first + max(1, limit))
+        var bytes = 0
+        for index in first..<max(first, end) {
+            bytes += sizes[index]
+            if bytes > maxBytes && index > first {
+                end = index
+                break
+            }
+        }
         return .events(first < end ? Array(events[first..<end]) : [], head: head)
     }
 }
 
 extension InvalidationEvent {
+    /// About the bytes this event takes in a feed answer: its strings plus JSON framing.
+    public var approximateBytes: Int {
+        let strings = purge.keys + purge.tags + purge.prefixes
+        return 96 + purge.tenant.utf8.count + publishedAt.utf8.count + strings.reduce(0) { $0 + $1.utf8.count + 3 }
+    }
+
     /// The event as in the feed and in the origin's log file.
     public var jsonObject: [String: Any] {
         ["seq": seq, "tenant": purge.tenant, "keys": purge.keys, "tags": purge.tags, "prefixes": purge.prefixes,

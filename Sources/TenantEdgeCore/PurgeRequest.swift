@@ -14,14 +14,38 @@ public struct PurgeRequest: Sendable, Equatable {
         self.tenant = tenant; self.keys = keys; self.tags = tags; self.prefixes = prefixes; self.all = all
     }
 
-    /// Decodes and validates; the error message names the offending field.
+    /// Bounds on a purge a client sends (admin API, origin publish). A purge travels to every node
+    /// of every region through the feed, so its size is everyone's cost: an oversized one is refused
+    /// where it enters, never where it is applied (a node refusing a feed event would stop following).
+    public enum Limits {
+        /// Largest purge body accepted: 256 KiB.
+        public static let bodyBytes = 256 << 10
+        /// Keys, tags and prefixes together in one purge: 256.
+        public static let items = 256
+        /// Longest key, tag or prefix: 8 KiB (`limits.max_target_bytes`' default).
+        public static let itemBytes = 8192
+    }
+
+    /// Decodes and validates a client's purge, within `Limits`; the error message names the
+    /// offending field.
     public init(json: [UInt8]) throws(EdgeError) {
+        guard json.count <= Limits.bodyBytes else {
+            throw EdgeError(.badRequest, "body is larger than \(Limits.bodyBytes) bytes")
+        }
         let object: Any
         do { object = try JSONSerialization.jsonObject(with: Data(json)) } catch {
             throw EdgeError(.badRequest, "body is not valid JSON")
         }
         guard let fields = object as? [String: Any] else { throw EdgeError(.badRequest, "body must be a JSON object") }
         try self.init(fields: fields)
+        guard keys.count + tags.count + prefixes.count <= Limits.items else {
+            throw EdgeError(.badRequest, "keys, tags and prefixes add up to more than \(Limits.items)")
+        }
+        for (name, list) in [("keys", keys), ("tags", tags), ("prefixes", prefixes)]
+        where list.contains(where: { $0.utf8.count > Limits.itemBytes }) {
+            throw EdgeError(.badRequest, "field '\(name)' holds a value longer than \(Limits.itemBytes) bytes")
+        }
+        guard tenant.utf8.count <= 63 else { throw EdgeError(.badRequest, "field 'tenant' is longer than a tenant id") }
     }
 
     /// Decodes from a JSON object's fields; `extraFields` are allowed and ignored (an invalidation

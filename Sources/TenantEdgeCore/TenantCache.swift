@@ -99,17 +99,18 @@ public final class TenantCache: Sendable {
         public var inL1: Bool
     }
 
-    /// Seals and stores a response in L1 (when it fits the tenant's quota at all).
+    /// Seals and stores a response in L1 (when it fits the tenant's quota at all). `generation`:
+    /// the tenant's L2 generation read before the fetch (0 without L2).
     @discardableResult
     public func store(
         target: String, requestHeaders: [HeaderField], record: ResponseRecord, varyNames: [String],
-        tags: [String], lifetime: StoragePolicy.Lifetime, responseTime: Double
+        tags: [String], lifetime: StoragePolicy.Lifetime, responseTime: Double, generation: UInt64 = 0
     ) throws(EdgeError) -> Stored {
         let primary = primaryDigest(target: target)
         let storageKey = varyNames.isEmpty
             ? primary : variantDigest(target: target, varyNames: varyNames, requestHeaders: requestHeaders)
-        let sealed = try cipher.seal(record.encoded(), aad: aad(storageKey))
-        let entry = CacheEntry(sealed: sealed, responseTime: responseTime, lifetime: lifetime, tagDigests: tags.map(tagDigest))
+        let entry = try seal(record, storageKey: storageKey, lifetime: lifetime, tags: tags, responseTime: responseTime,
+                             generation: generation)
         let prefixDigests = Self.prefixes(of: target).map(prefixDigest)
         let inserted = storage.partition.withLock {
             $0.insert(entry, primary: primary, storageKey: storageKey, varyNames: varyNames, prefixDigests: prefixDigests)
@@ -130,20 +131,32 @@ public final class TenantCache: Sendable {
     /// Re-seals a revalidated response over its old entry (a `304` refresh).
     @discardableResult
     public func refresh(storageKey: KeyDigest, record: ResponseRecord, lifetime: StoragePolicy.Lifetime,
-                        tags: [String], responseTime: Double) throws(EdgeError) -> CacheEntry {
-        let sealed = try cipher.seal(record.encoded(), aad: aad(storageKey))
-        let entry = CacheEntry(sealed: sealed, responseTime: responseTime, lifetime: lifetime, tagDigests: tags.map(tagDigest))
+                        tags: [String], responseTime: Double, generation: UInt64 = 0) throws(EdgeError) -> CacheEntry {
+        let entry = try seal(record, storageKey: storageKey, lifetime: lifetime, tags: tags, responseTime: responseTime,
+                             generation: generation)
         _ = storage.partition.withLock { $0.refresh(storageKey: storageKey, with: entry) }
         return entry
     }
 
-    /// The associated data an entry under `storageKey` is sealed with.
-    public func aad(_ storageKey: KeyDigest) -> [UInt8] { EntryBinding.aad(tenant: tenant.id, digest: storageKey) }
+    /// The metadata is fixed first, then the record is sealed bound to it.
+    private func seal(_ record: ResponseRecord, storageKey: KeyDigest, lifetime: StoragePolicy.Lifetime, tags: [String],
+                      responseTime: Double, generation: UInt64) throws(EdgeError) -> CacheEntry {
+        var entry = CacheEntry(sealed: [], responseTime: responseTime, lifetime: lifetime, tagDigests: tags.map(tagDigest),
+                               generation: generation)
+        entry.sealed = try cipher.seal(record.encoded(), aad: aad(storageKey, for: entry))
+        return entry
+    }
+
+    /// The associated data an entry under `storageKey` is sealed with: its place (tenant, digest)
+    /// and its metadata header (`L2EntryCodec.header`), so neither can be changed in Redis.
+    public func aad(_ storageKey: KeyDigest, for entry: CacheEntry) -> [UInt8] {
+        EntryBinding.aad(tenant: tenant.id, digest: storageKey) + L2EntryCodec.header(of: entry)
+    }
 
     /// Opens an entry into `output` under its binding. On failure the caller drops the entry,
     /// records a `decrypt_failed` security event and treats the request as a miss.
     public func open(_ entry: CacheEntry, storageKey: KeyDigest, into output: UnsafeMutableRawBufferPointer) throws(EdgeError) -> Int {
-        try cipher.open(entry.sealed, aad: aad(storageKey), into: output)
+        try cipher.open(entry.sealed, aad: aad(storageKey, for: entry), into: output)
     }
 
     /// Rewrites the sealed bytes of the entry stored for `target` (no Vary). Only for tests that prove
@@ -194,7 +207,7 @@ public final class TenantCache: Sendable {
     /// whether it was replaced (it may have changed meanwhile).
     @discardableResult
     public func reseal(_ entry: CacheEntry, storageKey: KeyDigest, plaintext: [UInt8]) -> Bool {
-        guard let sealed = try? cipher.seal(plaintext, aad: aad(storageKey)) else { return false }
+        guard let sealed = try? cipher.seal(plaintext, aad: aad(storageKey, for: entry)) else { return false }
         return storage.partition.withLock { $0.replaceSealed(storageKey: storageKey, expected: entry.sealed, with: sealed) }
     }
 

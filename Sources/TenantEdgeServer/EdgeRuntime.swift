@@ -176,13 +176,22 @@ final class EdgeRuntime: Sendable {
         }
     }
 
-    /// A security event: counted, logged and audited with the tenant id only (never key material or
-    /// bodies).
+    /// How many audit and log lines security events may write (`SecurityEventThrottle`).
+    private let securityLines = Mutex(SecurityEventThrottle())
+
+    /// A security event: counted in metrics every time; logged and audited with the tenant id only
+    /// (never key material or bodies), at most a few lines per kind a minute, the next written line
+    /// saying how many were left out.
     func securityEvent(_ kind: String, tenant: String, detail: String) {
-        audit.record(kind, actor: "node:\(config.node.id)", tenant: tenant == "-" ? nil : tenant, details: ["detail": detail])
         metrics.recordSecurityEvent(kind)
         securityEventCount.add(1, ordering: .relaxed)
-        logger.warning("security event", metadata: ["kind": "\(kind)", "tenant": "\(tenant)", "detail": "\(detail)"])
+        let now = clock.now()
+        guard case .write(let suppressed) = securityLines.withLock({ $0.admit(kind: kind, now: now) }) else { return }
+        var details = ["detail": detail]
+        if suppressed > 0 { details["suppressed_before"] = String(suppressed) }
+        audit.record(kind, actor: "node:\(config.node.id)", tenant: tenant == "-" ? nil : tenant, details: details)
+        logger.warning("security event", metadata: ["kind": "\(kind)", "tenant": "\(tenant)", "detail": "\(detail)",
+                                                    "suppressed_before": "\(suppressed)"])
     }
 
     /// Whether this node may store the tenant's data (its region is in the tenant's residency).

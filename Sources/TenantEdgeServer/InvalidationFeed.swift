@@ -12,6 +12,10 @@ import TenantEdgeNative
 /// it purge every tenant whole and resume from the origin's head. Failures back off with jitter
 /// (0.2 s doubling to 5 s). The time since the origin last answered is the invalidation lag.
 final class InvalidationFeed: Sendable {
+    /// Largest feed answer the node downloads: four times what the origin puts in one
+    /// (`OriginResponder.batchBytes`), so even an answer of one cap plus one maximal purge fits.
+    static let maxAnswerBytes = 16 << 20
+
     private let runtime: EdgeRuntime
     private let origin: EdgeConfig.Origin
     private let bundles: ConfigBundleGate
@@ -71,7 +75,8 @@ final class InvalidationFeed: Sendable {
             let url = "\(origin.url)/v1/invalidations?after=\(after)&wait=\(origin.pollWaitSeconds)"
             do {
                 let response = try client.get(url, caFile: origin.caFile, headers: ["Authorization: Bearer \(token)"],
-                                              timeoutMs: (origin.pollWaitSeconds + 5) * 1000, shouldAbort: { [self] in stopped })
+                                              timeoutMs: (origin.pollWaitSeconds + 5) * 1000, maxBodyBytes: Self.maxAnswerBytes,
+                                              shouldAbort: { [self] in stopped })
                 try handle(status: response.status, body: response.body, after: after)
                 backoff = 0.2
                 if state.withLock({ let hadFailed = $0.failures > 0; $0.failures = 0; return hadFailed }) { reconnected = true }

@@ -50,11 +50,23 @@ final class RedisTier: Sendable {
 
     // MARK: entry operations
 
-    /// What a read found: the value, if any, and the tenant's purge fence at that moment, which a
-    /// write made from this miss must present.
+    /// What a miss learned of the tenant's L2 before fetching: the purge fence, which a write made
+    /// from this miss must present, and the generation entries made from it are bound to.
+    struct Token: Sendable {
+        var fence: [UInt8]
+        var generation: UInt64
+    }
+
+    /// What a read found: the value, if any, and the tenant's token at that moment.
     struct Read: Sendable {
         var value: [UInt8]?
-        var fence: [UInt8]
+        var token: Token
+    }
+
+    /// A generation as Redis returns it (decimal text); nil for anything else.
+    static func generation(_ bytes: [UInt8]) -> UInt64? {
+        guard (1...20).contains(bytes.count), bytes.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return UInt64(String(decoding: bytes, as: UTF8.self))
     }
 
     /// The stored value for a tenant's digest and the fence, or nil (Redis unavailable, too slow,
@@ -66,10 +78,14 @@ final class RedisTier: Sendable {
         let arguments = SharedTierScripts.call(SharedTierScripts.get, tenant: tenant, [Array(digest.base64URL.utf8)])
         return run(arguments, on: eventLoop) { reply -> Read in
             switch reply {
-            case .array(let items) where items.count == 2:
-                guard case .string(let fence) = items[1] else { throw EdgeError(.redisFailure, "GET: no fence in the reply") }
-                if case .string(let bytes) = items[0] { return Read(value: bytes, fence: fence) }
-                return Read(value: nil, fence: fence)
+            case .array(let items) where items.count == 3:
+                guard case .string(let fence) = items[1], case .string(let generationText) = items[2],
+                      let generation = Self.generation(generationText) else {
+                    throw EdgeError(.redisFailure, "GET: no fence or generation in the reply")
+                }
+                let token = Token(fence: fence, generation: generation)
+                if case .string(let bytes) = items[0] { return Read(value: bytes, token: token) }
+                return Read(value: nil, token: token)
             case .error(let message): throw EdgeError(.redisFailure, "GET: \(message)")
             default: throw EdgeError(.redisFailure, "GET: unexpected reply")
             }
@@ -85,16 +101,23 @@ final class RedisTier: Sendable {
         }
     }
 
-    /// The tenant's purge fence alone, for a fetch that did not read L2 first (a revalidation).
-    func fence(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<[UInt8]?> {
+    /// The tenant's token alone, for a fetch that did not read L2 first (a revalidation).
+    func token(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<Token?> {
         guard !isUntrusted(tenant) else { return eventLoop.makeSucceededFuture(nil) }
-        let arguments = [Array("GET".utf8), Array("te:\(tenant):fence".utf8)]
-        return run(arguments, on: eventLoop) { reply -> [UInt8] in
-            switch reply {
-            case .string(let fence): return fence
-            case .null: return Array("0".utf8)
-            default: throw EdgeError(.redisFailure, "GET of the purge fence failed")
+        let arguments = [Array("MGET".utf8), Array("te:\(tenant):fence".utf8), Array("te:\(tenant):gen".utf8)]
+        return run(arguments, on: eventLoop) { reply -> Token in
+            func text(_ item: RedisConnection.Reply) -> [UInt8]? {
+                switch item {
+                case .string(let bytes): return bytes
+                case .null: return Array("0".utf8)
+                default: return nil
+                }
             }
+            guard case .array(let items) = reply, items.count == 2, let fence = text(items[0]),
+                  let generationText = text(items[1]), let generation = Self.generation(generationText) else {
+                throw EdgeError(.redisFailure, "MGET of the purge fence and generation failed")
+            }
+            return Token(fence: fence, generation: generation)
         }.map { $0 ?? nil }
     }
 

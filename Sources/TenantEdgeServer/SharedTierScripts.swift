@@ -28,10 +28,10 @@ enum SharedTierScripts {
 
         """
 
-    /// `ARGV[2]` digest → `{value or nil, fence}`.
+    /// `ARGV[2]` digest → `{value or nil, fence, generation}`.
     static let get = """
         local g = redis.call('GET', KEYS[1]) or '0'
-        return {redis.call('GET', ARGV[1] .. g .. ':' .. ARGV[2]), redis.call('GET', KEYS[2]) or '0'}
+        return {redis.call('GET', ARGV[1] .. g .. ':' .. ARGV[2]), redis.call('GET', KEYS[2]) or '0', g}
         """
 
     /// `ARGV[2]` digest, `ARGV[3]` value, `ARGV[4]` TTL, `ARGV[5]` the fence read before the fetch,

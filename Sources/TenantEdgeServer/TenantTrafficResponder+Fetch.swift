@@ -49,9 +49,10 @@ extension TenantTrafficResponder {
     }
 
     /// Fetches from the upstream (conditionally when a stale entry has validators), stores what
-    /// RFC 9111 allows, and falls back to a stale copy within `stale-if-error`. `fence` is the
-    /// tenant's L2 purge fence read before the fetch (nil: no L2 write).
-    func upstreamFetch(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, fence: [UInt8]?, on eventLoop: any EventLoop)
+    /// RFC 9111 allows, and falls back to a stale copy within `stale-if-error`. `token` is the
+    /// tenant's L2 fence and generation read before the fetch (nil: no L2 write).
+    func upstreamFetch(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, token: RedisTier.Token?,
+                       on eventLoop: any EventLoop)
         -> EventLoopFuture<FetchOutcome>
     {
         let staleRecord = stale.flatMap { openRecord($0, cache: cache) }
@@ -68,7 +69,7 @@ extension TenantTrafficResponder {
             .flatMapWithEventLoop { response, _ in
                 eventLoop.makeCompletedFuture {
                     try handleUpstream(response, requestFields: requestFields, target: request.head.uri, cache: cache,
-                                       stale: stale, staleRecord: staleRecord, fence: fence, on: eventLoop)
+                                       stale: stale, staleRecord: staleRecord, token: token, on: eventLoop)
                 }
             }
             .flatMapError { error in
@@ -82,8 +83,9 @@ extension TenantTrafficResponder {
     }
 
     private func handleUpstream(_ response: UpstreamResponse, requestFields: [HeaderField], target: String, cache: TenantCache,
-                                stale: StaleEntry?, staleRecord: ResponseRecord?, fence: [UInt8]?,
+                                stale: StaleEntry?, staleRecord: ResponseRecord?, token: RedisTier.Token?,
                                 on eventLoop: any EventLoop) throws -> FetchOutcome {
+        let generation = token?.generation ?? 0
         let now = runtime.clock.now()
         let ttl = Double(cache.tenant.defaultTTLSeconds ?? runtime.config.cache.defaultTTLSeconds)
         let sharesCookies = cache.tenant.shareCookieRequests
@@ -101,9 +103,10 @@ extension TenantTrafficResponder {
                                                                 responseHeaders: merged, responseTime: now, defaultTTL: ttl,
                                                                 sharesCookieRequests: sharesCookies) {
                 servesCookieRequests = lifetime.explicitlyPublic || sharesCookies
-                let entry = try cache.refresh(storageKey: stale.storageKey, record: record, lifetime: lifetime, tags: tags, responseTime: now)
+                let entry = try cache.refresh(storageKey: stale.storageKey, record: record, lifetime: lifetime, tags: tags,
+                                              responseTime: now, generation: generation)
                 writeToSharedTier(entry, storageKey: stale.storageKey, varyNames: StoragePolicy.varyNames(from: merged), target: target,
-                                  cache: cache, fence: fence, on: eventLoop)
+                                  cache: cache, token: token, on: eventLoop)
                 stored = true
             }
             // Shareable only when what the 304 made is storable: a 304 that adds `Set-Cookie` or
@@ -128,9 +131,9 @@ extension TenantTrafficResponder {
             let record = ResponseRecord(status: response.status, headers: headers, body: Array(response.body.readableBytesView))
             let varyNames = StoragePolicy.varyNames(from: headers)
             let result = try cache.store(target: target, requestHeaders: requestFields, record: record,
-                                         varyNames: varyNames, tags: tags, lifetime: lifetime, responseTime: now)
+                                         varyNames: varyNames, tags: tags, lifetime: lifetime, responseTime: now, generation: generation)
             writeToSharedTier(result.entry, storageKey: result.storageKey, varyNames: varyNames, target: target, cache: cache,
-                              fence: fence, on: eventLoop)
+                              token: token, on: eventLoop)
             stored = result.inL1 || runtime.l2(for: cache.tenant.id) != nil
             if !stored { detail = "too-large" }
         case .doNotStore(let reason):
@@ -182,7 +185,7 @@ extension TenantTrafficResponder {
     }
 
     private func openRecord(_ stale: StaleEntry, cache: TenantCache) -> ResponseRecord? {
-        guard let plaintext = try? cache.cipher.open(stale.entry.sealed, aad: cache.aad(stale.storageKey)),
+        guard let plaintext = try? cache.cipher.open(stale.entry.sealed, aad: cache.aad(stale.storageKey, for: stale.entry)),
               let record = ResponseRecord(decoding: plaintext) else {
             decryptFailed(cache, storageKey: stale.storageKey, detail: "stale entry failed to open; fetched anew")
             return nil

@@ -16,47 +16,56 @@ extension TenantTrafficResponder {
         -> EventLoopFuture<FetchOutcome>
     {
         guard let l2 = runtime.l2(for: cache.tenant.id) else {
-            return upstreamFetch(request, cache: cache, stale: stale, fence: nil, on: eventLoop)
+            return upstreamFetch(request, cache: cache, stale: stale, token: nil, on: eventLoop)
         }
         let tenant = cache.tenant.id
         if stale != nil {
-            return l2.fence(tenant: tenant, on: eventLoop).flatMap { fence in
-                upstreamFetch(request, cache: cache, stale: stale, fence: fence, on: eventLoop)
+            return l2.token(tenant: tenant, on: eventLoop).flatMap { token in
+                upstreamFetch(request, cache: cache, stale: stale, token: token, on: eventLoop)
             }
         }
         let target = request.head.uri
         let primary = cache.primaryDigest(target: target)
         return l2.get(tenant: tenant, digest: primary, on: eventLoop).flatMap { read -> EventLoopFuture<FetchOutcome> in
             guard let read, let value = read.value else {
-                return upstreamFetch(request, cache: cache, stale: nil, fence: read?.fence, on: eventLoop)
+                return upstreamFetch(request, cache: cache, stale: nil, token: read?.token, on: eventLoop)
             }
             switch L2EntryCodec.decodeValue(value) {
             case .entry(let entry):
-                if let outcome = sharedTierOutcome(entry, storageKey: primary, varyNames: [], request: request, cache: cache) {
+                if let outcome = sharedTierOutcome(entry, storageKey: primary, varyNames: [], request: request, cache: cache,
+                                                   generation: read.token.generation) {
                     return eventLoop.makeSucceededFuture(outcome)
                 }
             case .varyMarker(let names):
                 let variant = cache.variantDigest(target: target, varyNames: names, requestHeaders: request.head.headers.fields)
                 return l2.get(tenant: tenant, digest: variant, on: eventLoop).flatMap { variantRead in
-                    if let value = variantRead?.value, case .entry(let entry) = L2EntryCodec.decodeValue(value),
-                       let outcome = sharedTierOutcome(entry, storageKey: variant, varyNames: names, request: request, cache: cache) {
+                    if let variantRead, let value = variantRead.value, case .entry(let entry) = L2EntryCodec.decodeValue(value),
+                       let outcome = sharedTierOutcome(entry, storageKey: variant, varyNames: names, request: request, cache: cache,
+                                                       generation: variantRead.token.generation) {
                         return eventLoop.makeSucceededFuture(outcome)
                     }
-                    return upstreamFetch(request, cache: cache, stale: nil, fence: read.fence, on: eventLoop)
+                    return upstreamFetch(request, cache: cache, stale: nil, token: read.token, on: eventLoop)
                 }
+            case .outdated:
+                break  // written before values were authenticated: fetched anew and overwritten
             case .malformed:
                 runtime.securityEvent("decrypt_failed", tenant: tenant, detail: "L2 value is malformed; fetched anew")
             }
-            return upstreamFetch(request, cache: cache, stale: nil, fence: read.fence, on: eventLoop)
+            return upstreamFetch(request, cache: cache, stale: nil, token: read.token, on: eventLoop)
         }
     }
 
     /// An L2 entry that is fresh and opens under this tenant's key and binding becomes an L1 entry
     /// and the answer. One that does not open is a `decrypt_failed` security event and a miss.
     private func sharedTierOutcome(_ entry: CacheEntry, storageKey: KeyDigest, varyNames: [String], request: EdgeRequest,
-                                   cache: TenantCache) -> FetchOutcome? {
+                                   cache: TenantCache, generation: UInt64) -> FetchOutcome? {
         let now = runtime.clock.now()
         let target = request.head.uri
+        guard entry.generation == generation else {
+            // Bound to another generation than the key it sits under: copied there, e.g. to undo a purge.
+            runtime.securityEvent("decrypt_failed", tenant: cache.tenant.id, detail: "L2 value names another generation; fetched anew")
+            return nil
+        }
         guard case .fresh(let remaining) = entry.freshness(at: now) else { return nil }
         guard StoragePolicy.mayServe(entry.lifetime, requestHasCookie: request.head.headers.contains(name: "cookie"),
                                      tenantSharesCookies: cache.tenant.shareCookieRequests) else { return nil }
@@ -69,7 +78,7 @@ extension TenantTrafficResponder {
             }
             return nil
         }
-        guard let plaintext = try? cache.cipher.open(entry.sealed, aad: cache.aad(storageKey)),
+        guard let plaintext = try? cache.cipher.open(entry.sealed, aad: cache.aad(storageKey, for: entry)),
               let record = ResponseRecord(decoding: plaintext) else {
             runtime.securityEvent("decrypt_failed", tenant: cache.tenant.id, detail: "L2 value failed to open; fetched anew")
             return nil
@@ -87,10 +96,11 @@ extension TenantTrafficResponder {
 
     /// Writes what L1 stored to L2 as well, with a Redis TTL of the entry's remaining keep time,
     /// indexed by its tags and path prefixes (and, for a variant, its primary digest). Without a
-    /// fence (Redis did not answer the read) nothing is written.
+    /// token (Redis did not answer the read) nothing is written.
     func writeToSharedTier(_ entry: CacheEntry, storageKey: KeyDigest, varyNames: [String], target: String, cache: TenantCache,
-                           fence: [UInt8]?, on eventLoop: any EventLoop) {
-        guard let l2 = runtime.l2(for: cache.tenant.id), let fence else { return }
+                           token: RedisTier.Token?, on eventLoop: any EventLoop) {
+        guard let l2 = runtime.l2(for: cache.tenant.id), let token else { return }
+        let fence = token.fence
         let ttl = Int.saturating((entry.lifetime.keep - entry.lifetime.initialAge).rounded(.up))
         let primary = cache.primaryDigest(target: target)
         var indexes = entry.tagDigests + TenantCache.prefixes(of: target).map(cache.prefixDigest)

@@ -158,7 +158,7 @@ struct HostileParsingTests {
         var bytes = L2EntryCodec.encode(entry)
         #expect(L2EntryCodec.decode(bytes)?.lifetime == lifetime)
         let huge = (1e300).bitPattern
-        for index in 0..<8 { bytes[9 + index] = UInt8(truncatingIfNeeded: huge >> UInt64(56 - 8 * index)) }  // freshness
+        for index in 0..<8 { bytes[17 + index] = UInt8(truncatingIfNeeded: huge >> UInt64(56 - 8 * index)) }  // freshness
         #expect(L2EntryCodec.decode(bytes) == nil)
     }
 
@@ -174,5 +174,50 @@ struct HostileParsingTests {
         #expect(keys.isSuperset(of: ["cache.default_ttl_s", "limits.upstream_connect_timeout_ms", "limits.upstream_read_timeout_ms",
                                      "tenants[0].quota_bytes", "tenants"]))
         _ = config.effectiveQuotas()  // must not trap on the sum
+    }
+}
+
+@Suite("Hostile control-plane input")
+struct HostileControlPlaneTests {
+    @Test func purgeBodiesAreBounded() {
+        let many = (0..<257).map { "\"/\($0)\"" }.joined(separator: ",")
+        #expect(throws: EdgeError.self) { try PurgeRequest(json: Array(#"{"tenant":"a","keys":[\#(many)]}"#.utf8)) }
+        let long = String(repeating: "x", count: 8193)
+        #expect(throws: EdgeError.self) { try PurgeRequest(json: Array(#"{"tenant":"a","prefixes":["\#(long)"]}"#.utf8)) }
+        #expect(throws: EdgeError.self) { try PurgeRequest(json: [UInt8](repeating: 0x20, count: (256 << 10) + 1)) }
+        let fine = (0..<256).map { "\"/\($0)\"" }.joined(separator: ",")
+        #expect(throws: Never.self) { try PurgeRequest(json: Array(#"{"tenant":"a","keys":[\#(fine)]}"#.utf8)) }
+    }
+
+    static func event(_ seq: Int, bytes: Int) -> InvalidationEvent {
+        InvalidationEvent(seq: seq, purge: PurgeRequest(tenant: "t", keys: [String(repeating: "k", count: bytes)]), publishedAt: "")
+    }
+
+    @Test func theWindowKeepsWithinItsByteBudget() {
+        var window = InvalidationWindow(retention: 1000, byteBudget: 10_000)
+        for seq in 1...50 { window.append(Self.event(seq, bytes: 1000)) }
+        #expect(window.retainedBytes <= 10_000)
+        #expect(window.head == 50)
+        #expect(window.read(after: 1, limit: 10) == .expired(head: 50), "old events left the window")
+        guard case .events(let recent, _) = window.read(after: window.oldest - 1, limit: 1000) else { Issue.record("readable"); return }
+        #expect(recent.last?.seq == 50)
+    }
+
+    @Test func answersAreCappedByBytesButNeverEmpty() {
+        var window = InvalidationWindow(retention: 1000)
+        for seq in 1...10 { window.append(Self.event(seq, bytes: 5000)) }
+        guard case .events(let some, _) = window.read(after: 0, limit: 1000, maxBytes: 12_000) else { Issue.record("events"); return }
+        #expect(some.map(\.seq) == [1, 2])
+        guard case .events(let one, _) = window.read(after: 0, limit: 1000, maxBytes: 10) else { Issue.record("events"); return }
+        #expect(one.map(\.seq) == [1], "the first event always goes, however large")
+    }
+
+    @Test func securityEventsAreThrottledPerKind() {
+        var throttle = SecurityEventThrottle(linesPerWindow: 3, windowSeconds: 60)
+        let first = (0..<10).map { _ in throttle.admit(kind: "auth_failed", now: 100) }
+        #expect(first.filter { $0 != .suppress }.count == 3)
+        #expect(throttle.admit(kind: "decrypt_failed", now: 100) == .write(suppressed: 0), "kinds are counted apart")
+        #expect(throttle.admit(kind: "auth_failed", now: 161) == .write(suppressed: 7))
+        #expect(throttle.admit(kind: "auth_failed", now: 162) == .write(suppressed: 0))
     }
 }

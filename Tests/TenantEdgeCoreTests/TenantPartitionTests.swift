@@ -82,7 +82,7 @@ struct TenantCacheTests {
         #expect(cache.lookup(target: "/a", requestHeaders: [HeaderField("Accept", "text/html")]) == nil)
         let found = try #require(cache.lookup(target: "/a", requestHeaders: [HeaderField("accept", "application/json")]))
         #expect(found.entry.sealed != record.encoded())
-        let opened = try cache.cipher.open(found.entry.sealed, aad: cache.aad(found.storageKey))
+        let opened = try cache.cipher.open(found.entry.sealed, aad: cache.aad(found.storageKey, for: found.entry))
         #expect(ResponseRecord(decoding: opened) == record)
         #expect(cache.purge(keys: [], tags: ["t"], prefixes: [], all: false) == 1)
     }

@@ -19,17 +19,17 @@ struct SharedTierLedgerTests {
             #expect(before.value == nil)
             // Meanwhile another node purges something of the tenant: the late write must not land.
             #expect(try await b.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/v1/other"]}"#).status == 200)
-            tier.set(tenant: "acme", digest: digest, value: Array("late".utf8), ttlSeconds: 60, fence: before.fence, keyVersion: 1, indexes: [], on: eventLoop)
+            tier.set(tenant: "acme", digest: digest, value: Array("late".utf8), ttlSeconds: 60, fence: before.token.fence, keyVersion: 1, indexes: [], on: eventLoop)
             try await waitUntil { tier.counters.fencedWrites.load(ordering: .relaxed) == 1 }
             #expect(try redis.command("EXISTS", key) == .integer(0))
             // A write that read the fence after the purge is stored.
             let after = try #require(try await tier.get(tenant: "acme", digest: digest, on: eventLoop).get())
-            #expect(after.fence != before.fence)
-            tier.set(tenant: "acme", digest: digest, value: Array("fresh".utf8), ttlSeconds: 60, fence: after.fence, keyVersion: 1, indexes: [], on: eventLoop)
+            #expect(after.token.fence != before.token.fence)
+            tier.set(tenant: "acme", digest: digest, value: Array("fresh".utf8), ttlSeconds: 60, fence: after.token.fence, keyVersion: 1, indexes: [], on: eventLoop)
             try await waitUntil { (try? redis.command("EXISTS", key)) == .integer(1) }
             // A generation drop fences too.
             #expect(try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","all":true}"#).status == 200)
-            tier.set(tenant: "acme", digest: digest, value: Array("late".utf8), ttlSeconds: 60, fence: after.fence, keyVersion: 1, indexes: [], on: eventLoop)
+            tier.set(tenant: "acme", digest: digest, value: Array("late".utf8), ttlSeconds: 60, fence: after.token.fence, keyVersion: 1, indexes: [], on: eventLoop)
             try await waitUntil { tier.counters.fencedWrites.load(ordering: .relaxed) == 2 }
             #expect(try redis.command("EXISTS", SharedTierTests.storedKey(a, tenant: "acme", target: "/v1/fenced", generation: 1)) == .integer(0))
         }

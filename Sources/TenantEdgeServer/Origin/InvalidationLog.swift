@@ -79,8 +79,8 @@ final class InvalidationLog: Sendable {
         }
     }
 
-    func read(after cursor: Int, limit: Int) -> InvalidationWindow.Read {
-        state.withLock { $0.window.read(after: cursor, limit: limit) }
+    func read(after cursor: Int, limit: Int, maxBytes: Int = .max) -> InvalidationWindow.Read {
+        state.withLock { $0.window.read(after: cursor, limit: limit, maxBytes: maxBytes) }
     }
 
     /// Completes when an event after `cursor` exists, or after `seconds`, whichever is first.

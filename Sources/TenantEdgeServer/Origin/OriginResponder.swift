@@ -18,6 +18,10 @@ struct OriginResponder: HTTPResponder {
     let audit: AuditLog
     /// Most events one feed answer carries; the node asks again at once for the rest.
     static let batchLimit = 1000
+    /// Most bytes of events one feed answer carries (past its first event): a quarter of what a node
+    /// downloads (`InvalidationFeed.maxAnswerBytes`), so the largest answer, one cap plus one
+    /// maximal purge, always fits.
+    static let batchBytes = 4 << 20
     /// Longest long poll the origin holds.
     static let maxWaitSeconds = 60
 
@@ -81,7 +85,7 @@ struct OriginResponder: HTTPResponder {
             waited = eventLoop.makeSucceededFuture(())
         }
         return waited.map {
-            switch log.read(after: after, limit: Self.batchLimit) {
+            switch log.read(after: after, limit: Self.batchLimit, maxBytes: Self.batchBytes) {
             case .expired(let head):
                 return EdgeResponse.json(.gone, #"{"error":"cursor_expired","head":\#(head)}"#)
             case .events(let events, let head):
@@ -95,6 +99,10 @@ struct OriginResponder: HTTPResponder {
     private func publish(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         // Authenticated before the body is parsed; the refusal never echoes the body's tenant.
         guard mayPublish(request, tenant: nil) else { return .now(unauthorized(request, "a publisher token is required")) }
+        guard (request.body?.readableBytes ?? 0) <= PurgeRequest.Limits.bodyBytes else {
+            return .now(.jsonError(.payloadTooLarge, code: "payload_too_large",
+                                   detail: "a purge is at most \(PurgeRequest.Limits.bodyBytes) bytes"))
+        }
         let body = request.body.map { Array($0.readableBytesView) } ?? []
         let purge: PurgeRequest
         do { purge = try PurgeRequest(json: body) } catch {

@@ -20,7 +20,9 @@ public final class OriginServer: Sendable {
         do {
             let chain = try NIOSSLCertificate.fromPEMFile(config.certFile).map { NIOSSLCertificateSource.certificate($0) }
             let key = try NIOSSLPrivateKey(file: config.keyFile, format: .pem)
-            tls = try NIOSSLContext(configuration: .makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key)))
+            var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+            configuration.minimumTLSVersion = .tlsv12  // NIOSSL's default still accepts TLS 1.0
+            tls = try NIOSSLContext(configuration: configuration)
         } catch {
             throw EdgeError(.invalidConfig, "tls: cannot load the certificate or key (\(config.certFile), \(config.keyFile))")
         }
