@@ -155,7 +155,7 @@ extension EdgeConfig {
     /// Longest TTL or lag a config may give (10 years).
     public static let longestTTLSeconds = 315_360_000
 
-    static func isIdentifier(_ value: String) -> Bool {
+    public static func isIdentifier(_ value: String) -> Bool {
         guard (1...63).contains(value.utf8.count), let first = value.utf8.first else { return false }
         func allowed(_ byte: UInt8) -> Bool {
             (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39) || byte == 0x2D || byte == 0x5F

@@ -75,36 +75,48 @@ extension StringProtocol {
 
 /// Request headers that tell an upstream where a request came from or what it "really" was. None
 /// of them is part of the cache key, so whatever one client puts there would shape the answer
-/// stored for everyone: the node sets the first group itself and drops the second.
+/// stored for everyone. Proxies in front (even trusted ones, such as cloud load balancers) pass a
+/// client's own `X-Forwarded-Host` through unchanged, so only what a trusted proxy adds about the
+/// connection is kept from it; everything about the host is the node's own.
 public enum ForwardingHeaders {
-    /// Reported by a proxy: kept only when the peer is a trusted proxy (`geoip.trusted_proxies`);
-    /// otherwise the node's own values replace them.
-    public static let proxyReported: [String] = [
-        "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip",
+    /// Kept from a trusted proxy (`geoip.trusted_proxies`), replaced when the peer is anyone else.
+    public static let fromTrustedProxies: [String] = ["x-forwarded-for", "x-forwarded-proto"]
+
+    /// Never forwarded as sent, whoever sends them: the node sets `Host` and `X-Forwarded-Host`
+    /// itself and drops the rest (rewrite, override and client-address headers frameworks honour).
+    public static let neverForwarded: [String] = [
+        "forwarded", "x-forwarded-host", "x-forwarded-port", "x-forwarded-server", "x-forwarded-scheme",
+        "x-forwarded-prefix", "x-forwarded-ssl", "x-forwarded-uri", "x-forwarded-path", "x-real-ip",
+        "x-original-url", "x-original-uri", "x-rewrite-url", "x-original-host", "x-host", "x-url-scheme",
+        "front-end-https", "x-http-method-override", "x-http-method", "x-method-override", "client-ip",
+        "true-client-ip", "x-client-ip", "x-cluster-client-ip",
     ]
 
-    /// Never forwarded, whoever sends them: rewrite and override headers that frameworks honour.
-    public static let neverForwarded: [String] = [
-        "x-original-url", "x-original-uri", "x-rewrite-url", "x-original-host", "x-host", "x-forwarded-server",
-        "x-forwarded-scheme", "x-forwarded-prefix", "x-forwarded-ssl", "x-url-scheme", "front-end-https",
-        "x-http-method-override", "x-http-method", "x-method-override", "client-ip", "true-client-ip", "x-client-ip",
-        "x-cluster-client-ip",
-    ]
+    /// Whether `name` is one of `names`, also when spelt with `_` for `-` (CGI-style upstreams such as
+    /// Rack and PHP read `X_Forwarded_Host` as `X-Forwarded-Host`).
+    static func matches(_ name: String, _ names: [String]) -> Bool {
+        if names.contains(where: { name.caseInsensitiveEquals($0) }) { return true }
+        guard name.utf8.contains(UInt8(ascii: "_")) else { return false }
+        let dashed = String(decoding: name.utf8.map { $0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0 }, as: UTF8.self)
+        return names.contains { dashed.caseInsensitiveEquals($0) }
+    }
 
     /// Sets what the upstream learns of the request's origin: `Host` and `X-Forwarded-Host` are the
-    /// tenant's canonical host, `X-Forwarded-Proto` is `http` (the traffic listener's scheme) and
-    /// `X-Forwarded-For` is the peer, each appended to or kept from a trusted proxy's own.
+    /// tenant's canonical host, `X-Forwarded-Proto` is `http` (the traffic listener's scheme) unless
+    /// a trusted proxy said otherwise, and `X-Forwarded-For` is the peer, appended to a trusted
+    /// proxy's chain.
     public static func apply(to headers: inout [HeaderField], peer: String?, peerIsTrusted: Bool, canonicalHost: String) {
-        headers.removeAll { field in neverForwarded.contains { field.name.caseInsensitiveEquals($0) } }
-        if !peerIsTrusted {
-            headers.removeAll { field in proxyReported.contains { field.name.caseInsensitiveEquals($0) } }
+        headers.removeAll { field in
+            matches(field.name, neverForwarded)
+                || (!peerIsTrusted && matches(field.name, fromTrustedProxies))
+                || (field.name.utf8.contains(UInt8(ascii: "_")) && matches(field.name, fromTrustedProxies + ["host"]))
         }
         if let peer {
             let chain = peerIsTrusted ? headers.combined("x-forwarded-for").map { "\($0), \(peer)" } ?? peer : peer
             headers.replace("X-Forwarded-For", with: chain)
         }
         if !headers.contains("x-forwarded-proto") { headers.replace("X-Forwarded-Proto", with: "http") }
-        if !headers.contains("x-forwarded-host") { headers.replace("X-Forwarded-Host", with: canonicalHost) }
+        headers.replace("X-Forwarded-Host", with: canonicalHost)
         headers.replace("Host", with: canonicalHost)
     }
 }

@@ -19,13 +19,16 @@ public struct OriginConfig: Sendable, Equatable {
         /// SHA-256 digests of bearer tokens, by role.
         public var admin: [[UInt8]] = []
         public var publishers: [(sha256: [UInt8], tenants: [String])] = []
-        public var nodes: [(sha256: [UInt8], region: String)] = []
+        /// Node tokens: bound to a region, and to one node id when `node` is set. Only a token bound
+        /// to a node may confirm that node's erasures, so the evidence cannot be forged by a sibling.
+        public var nodes: [(sha256: [UInt8], region: String, node: String?)] = []
         public init() {}
 
         public static func == (a: Tokens, b: Tokens) -> Bool {
             a.admin == b.admin && a.publishers.map(\.sha256) == b.publishers.map(\.sha256)
                 && a.publishers.map(\.tenants) == b.publishers.map(\.tenants)
                 && a.nodes.map(\.sha256) == b.nodes.map(\.sha256) && a.nodes.map(\.region) == b.nodes.map(\.region)
+                && a.nodes.map(\.node) == b.nodes.map(\.node)
         }
     }
 

@@ -44,10 +44,28 @@ public enum RequestTarget {
             let remainder = rest.dropFirst(host.count)
             target = remainder.hasPrefix("/") ? remainder : Substring("/" + remainder)
         }
-        for byte in target.utf8 where byte <= 0x20 || byte >= 0x7F || byte == UInt8(ascii: "#") {
+        // A backslash is no URI character, and upstreams such as IIS read it as `/`: a second path syntax
+        // the cache key would not see.
+        for byte in target.utf8 where byte <= 0x20 || byte >= 0x7F || byte == UInt8(ascii: "#") || byte == UInt8(ascii: "\\") {
             return .failure(.badTarget("the request target holds a byte that is not allowed"))
         }
         return .success(Accepted(target: String(target), authority: authority))
+    }
+
+    /// Whether a target appended to an upstream's base path stays under it on any common upstream:
+    /// no dot segment (also `..;`, which Tomcat reads as `..`) and no encoded `/` or backslash (which
+    /// some servers decode before resolving). Only asked when the upstream has a base path, where a
+    /// tenant sharing a server with another would otherwise reach the other's tree.
+    public static func staysUnderBasePath(_ target: String) -> Bool {
+        let path = QueryString.split(target: target).path
+        let lower = path.lowercased()
+        if lower.contains("%2f") || lower.contains("%5c") { return false }
+        for segment in path.split(separator: "/", omittingEmptySubsequences: false) {
+            let name = segment.prefix { $0 != ";" }
+            if name == "." || name == ".." || name.lowercased() == "%2e" || name.lowercased().hasPrefix("%2e%2e")
+                || name.lowercased() == ".%2e" || name.lowercased() == "%2e." { return false }
+        }
+        return true
     }
 
     /// The key and upstream form of an accepted origin-form target, or nil when its

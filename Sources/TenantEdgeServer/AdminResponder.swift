@@ -16,6 +16,18 @@ struct AdminResponder: HTTPResponder {
         headers.replaceOrAdd(name: "cache-control", value: "no-store")
     }
 
+    /// The calls with a body (purge, config) are refused at their head without a token for them, so
+    /// a stranger's upload is never read, let alone parsed.
+    func screen(_ head: HTTPRequestHead) -> EdgeResponse? {
+        let path = QueryString.split(target: head.uri).path
+        let request = EdgeRequest(head: head, body: nil, peer: nil)
+        switch (head.method, path) {
+        case (.POST, "/_edge/purge"): return authorize(request, scope: .purge, tenant: nil)
+        case (.PUT, "/_edge/config"): return authorize(request, scope: .config, tenant: "*")
+        default: return nil
+        }
+    }
+
     func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         let path = QueryString.split(target: request.head.uri).path
         if request.head.method == .POST, path == "/_edge/purge" {
@@ -161,15 +173,17 @@ struct AdminResponder: HTTPResponder {
             response.headers.add(name: "www-authenticate", value: "Bearer")
             return response
         case .forbidden:
-            let reason = tenant == nil ? "token lacks the '\(scope.rawValue)' scope"
-                : known == "-" ? "token is not allowed for this call's tenant" : "token is not allowed for tenant '\(known)'"
+            // One reason whether or not the tenant exists here, so a scoped token cannot probe for tenants.
+            let reason = tenant == nil ? "token lacks the '\(scope.rawValue)' scope" : "token is not allowed for this call's tenant"
             runtime.securityEvent("auth_failed", tenant: known, detail: reason)
             return .jsonError(.forbidden, code: "forbidden", detail: reason)
         }
     }
 
-    private func redisStats() -> String {
+    /// Totals over every tenant's L2: shown only to a token for all tenants.
+    private func redisStats(visibleTo token: AdminTokens.Token?) -> String {
         guard let up = runtime.l2IsUp else { return "" }
+        guard token?.tenants.contains("*") == true else { return ",\"redis\":{\"up\":\(up)}" }
         func total(_ counter: (TierCounters) -> Int) -> Int { runtime.allL2Tiers.reduce(0) { $0 + counter($1.counters) } }
         return ",\"redis\":{\"up\":\(up),\"tiers\":\(runtime.allL2Tiers.count),"
             + "\"hits\":\(total { $0.hits.load(ordering: .relaxed) }),\"misses\":\(total { $0.misses.load(ordering: .relaxed) }),"
@@ -210,7 +224,7 @@ struct AdminResponder: HTTPResponder {
         }
         let uptime = Int(runtime.clock.now() - runtime.startedAt)
         return "{\"node\":{\"id\":\(JSONText.quote(runtime.config.node.id)),\"region\":\(JSONText.quote(runtime.config.node.region)),"
-            + "\"uptime_s\":\(uptime)},\"config_version\":\(runtime.table.version),\"tiers\":{\"memory\":{\"up\":true}\(redisStats())},"
+            + "\"uptime_s\":\(uptime)},\"config_version\":\(runtime.table.version),\"tiers\":{\"memory\":{\"up\":true}\(redisStats(visibleTo: token))},"
             + "\"invalidation\":{\"cursor\":\(runtime.invalidationCursor.load(ordering: .relaxed)),"
             + "\"lag_seconds\":\(Int(runtime.invalidationLag(now: runtime.clock.now()) ?? 0))},"
             + "\"security_events\":\(runtime.securityEventCount.load(ordering: .relaxed)),\(geoStats()),"

@@ -53,6 +53,13 @@ protocol HTTPResponder: Sendable {
     func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult
     /// Headers added to every response, including errors the handler produces itself.
     func decorate(_ headers: inout HTTPHeaders)
+    /// An answer for a request head that must not have its body read (a call that needs a token
+    /// and has none), given before the body arrives; nil lets the request through.
+    func screen(_ head: HTTPRequestHead) -> EdgeResponse?
+}
+
+extension HTTPResponder {
+    func screen(_ head: HTTPRequestHead) -> EdgeResponse? { nil }
 }
 
 enum JSONText {

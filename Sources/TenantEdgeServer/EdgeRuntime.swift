@@ -178,6 +178,17 @@ final class EdgeRuntime: Sendable {
 
     /// How many audit and log lines security events may write (`SecurityEventThrottle`).
     private let securityLines = Mutex(SecurityEventThrottle())
+    /// The same bound for warnings any client can provoke (an upstream that fails under a flood).
+    private let warningLines = Mutex(SecurityEventThrottle())
+
+    /// Logs a warning at most a few times a minute per `kind`, saying how many were left out.
+    func throttledWarning(_ kind: String, _ message: Logger.Message, metadata: Logger.Metadata = [:]) {
+        let now = clock.now()
+        guard case .write(let suppressed) = warningLines.withLock({ $0.admit(kind: kind, now: now) }) else { return }
+        var all = metadata
+        if suppressed > 0 { all["suppressed_before"] = "\(suppressed)" }
+        logger.warning(message, metadata: all)
+    }
 
     /// A security event: counted in metrics every time; logged and audited with the tenant id only
     /// (never key material or bodies), at most a few lines per kind a minute, the next written line

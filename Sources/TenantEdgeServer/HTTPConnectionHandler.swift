@@ -8,17 +8,22 @@ import TenantEdgeCore
 /// `HTTPResponseHeadWriter`, so a hit's stored header block goes out as it is. Because the pipeline
 /// has no `HTTPServerPipelineHandler`, this handler does that handler's work itself:
 /// - pipelined requests are answered strictly in order: requests queue and one is served at a time;
+/// - at most `limits.max_pipelined_requests` wait; while the queue is full, or the peer does not
+///   take what was written (the channel is not writable), reads stop and nothing new is served, as
+///   NIO's pipeline handler does; a burst that decodes to four times that many closes the
+///   connection once the queued ones are answered;
 /// - `Connection: close` / HTTP/1.0 without keep-alive close after the response;
-/// - at most `limits.max_pipelined_requests` wait; while the queue is full, reads stop (as NIO's
-///   pipeline handler does), and a burst that decodes to four times that many closes the connection
-///   once the queued ones are answered;
 /// - `Expect: 100-continue` is answered before the body is read, only to HTTP/1.1 clients and only
 ///   when nothing is ahead of it (an interim answer never overtakes an earlier final one);
 /// - a decode error is answered `400` and the connection closed;
-/// - header and body limits answer `431` and `413`;
-/// - a request head (and, on a new connection, the TLS handshake) must arrive within
-///   `limits.header_timeout_ms` of its first byte, and a body may not pause longer than that
-///   (`408` and a close); an idle keep-alive connection closes after `limits.idle_timeout_s`;
+/// - a body over the body limit is read and dropped up to four times the limit, then refused
+///   (`413`), since many clients cannot take an answer before they finished sending; a head over the
+///   header limit (`431`), an announced body beyond that, or a head the responder refuses before its
+///   body (`HTTPResponder.screen`, e.g. a missing admin token) is answered as soon as the head is
+///   read, and what the client still sends of it is dropped for a moment before the close;
+/// - a whole request (and, on a new connection, the TLS handshake) must arrive within
+///   `limits.header_timeout_ms` of its first byte (`408` and a close); an idle keep-alive connection
+///   closes after `limits.idle_timeout_s`, and so does one whose peer stops taking its response;
 /// - on quiesce (graceful drain) the connection closes once its in-flight response is written.
 final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
@@ -27,11 +32,13 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private struct Pending {
         var request: EdgeRequest
-        /// A status the handler answers itself (limits), instead of the responder.
-        var rejection: (HTTPResponseStatus, String)?
+        /// An answer the handler gives itself (limits, a refused head), instead of the responder's.
+        var rejection: EdgeResponse?
     }
 
-    private enum TimerKind { case header, idle }
+    /// `header`: a request is on its way; `idle`: waiting between requests; `write`: the peer stopped
+    /// taking a response.
+    private enum TimerKind { case header, idle, write, linger }
 
     private let responder: any HTTPResponder
     private let maxHeaderBytes: Int
@@ -46,13 +53,25 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var busy = false
     private var quiescing = false
     private var closed = false
-    /// A burst decoded more requests than the queue may hold: answer the queued, then close.
-    private var overflowed = false
+    /// Nothing more is read from this connection: a burst overflowed the queue, or a request was
+    /// refused at its head. What is queued is answered, then the connection closes.
+    private var discarding = false
     private var readSuppressed = false
     private var timer: Scheduled<Void>?
     private var timerKind: TimerKind?
     /// Bytes of a request arrived since the last complete one (a head may be half there).
     private var partialRequest = false
+    /// Body bytes dropped of a request that will be refused once it has arrived.
+    private var drained = 0
+    /// Most body bytes read and dropped before a too-large request is refused: beyond this (or an
+    /// announced length beyond it) the refusal goes out at once.
+    private var drainLimit: Int { maxBodyBytes <= Int.max / 4 ? 4 * maxBodyBytes : Int.max }
+    /// The last response went out after a refused upload: what the client still sends of it is read
+    /// and dropped for a moment (nginx's lingering close), so the client reads the refusal instead
+    /// of a reset; the connection closes when that request's end arrives or the moment is over.
+    private var lingering = false
+    /// How long a refused upload is read and dropped before the connection is closed.
+    private static let lingerTime: TimeAmount = .seconds(2)
 
     init(responder: any HTTPResponder, limits: EdgeConfig.Limits) {
         self.responder = responder
@@ -73,7 +92,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func read(context: ChannelHandlerContext) {
-        if queue.count >= maxQueued {
+        if lingering {
+            context.read()  // dropped as it comes, never buffered
+            return
+        }
+        if queue.count >= maxQueued || !context.channel.isWritable || discarding {
             readSuppressed = true
             return
         }
@@ -81,59 +104,94 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if overflowed || closed { return }
+        if lingering {
+            if case .end = unwrapInboundIn(data) { context.close(promise: nil) }
+            return
+        }
+        if discarding || closed { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
-            if !busy { arm(.header, context: context) }  // the body has the same allowance between reads
             var size = head.uri.utf8.count + 16
             for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 4 }
-            var pending = Pending(request: EdgeRequest(head: head, body: nil, peer: context.channel.remoteAddress), rejection: nil)
-            if size > maxHeaderBytes {
-                pending.rejection = (.requestHeaderFieldsTooLarge, "request_header_fields_too_large")
-            } else if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBodyBytes {
-                pending.rejection = (.payloadTooLarge, "payload_too_large")
-            } else if head.headers.first(name: "expect")?.lowercased() == "100-continue", head.version.minor >= 1,
-                      !busy, queue.isEmpty {
+            let request = EdgeRequest(head: head, body: nil, peer: context.channel.remoteAddress)
+            let length = head.headers.first(name: "content-length").flatMap(Int.init)
+            if let length, length > maxBodyBytes, length <= drainLimit, size <= maxHeaderBytes, responder.screen(head) == nil {
+                // Somewhat too large: read and dropped, then refused, as clients that cannot take an
+                // early answer expect (the whole request still has `header_timeout_ms`).
+                current = Pending(request: request, rejection: .jsonError(.payloadTooLarge, code: "payload_too_large"))
+                drained = 0
+                return
+            }
+            if let refusal = refusal(of: head, size: size) {
+                // Answered now, body unread: a refused upload costs the client, not this node.
+                enqueue(Pending(request: request, rejection: refusal), context: context)
+                discarding = true
+                return
+            }
+            if head.headers.first(name: "expect")?.lowercased() == "100-continue", head.version.minor >= 1, !busy, queue.isEmpty {
                 var interim = context.channel.allocator.buffer(capacity: 32)
                 HTTPResponseHeadWriter.writeContinue(version: head.version, into: &interim)
                 context.writeAndFlush(wrapOutboundOut(.byteBuffer(interim)), promise: nil)
             }
-            current = pending
+            current = Pending(request: request, rejection: nil)
         case .body(var chunk):
-            guard var pending = current, pending.rejection == nil else { return }
+            guard var pending = current else { return }
+            if pending.rejection != nil {
+                drained += chunk.readableBytes
+                if drained > drainLimit {  // more than announced, or no end in sight: answer now
+                    current = nil
+                    enqueue(pending, context: context)
+                    discarding = true
+                }
+                return
+            }
             if (pending.request.body?.readableBytes ?? 0) + chunk.readableBytes > maxBodyBytes {
-                pending.rejection = (.payloadTooLarge, "payload_too_large")
                 pending.request.body = nil
+                pending.rejection = .jsonError(.payloadTooLarge, code: "payload_too_large")
+                drained = chunk.readableBytes
+                current = pending
             } else if pending.request.body == nil {
                 pending.request.body = chunk
+                current = pending
             } else {
+                current = nil  // one reference to the body while it grows, so it is not copied
                 pending.request.body!.writeBuffer(&chunk)
+                current = pending
             }
-            current = pending
         case .end:
             guard let pending = current else { return }
             current = nil
             partialRequest = false
             if queue.count >= 4 * maxQueued {
-                overflowed = true  // reads were stopped; what one read decoded beyond this is dropped
+                discarding = true  // reads were stopped; what one read decoded beyond this is dropped
                 return
             }
-            queue.append(pending)
-            serveNext(context: context)
+            enqueue(pending, context: context)
         }
     }
 
+    /// The answer for a head that is refused before its body is read, or nil.
+    private func refusal(of head: HTTPRequestHead, size: Int) -> EdgeResponse? {
+        if size > maxHeaderBytes { return .jsonError(.requestHeaderFieldsTooLarge, code: "request_header_fields_too_large") }
+        if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBodyBytes {
+            return .jsonError(.payloadTooLarge, code: "payload_too_large")
+        }
+        return responder.screen(head)
+    }
+
+    private func enqueue(_ pending: Pending, context: ChannelHandlerContext) {
+        queue.append(pending)
+        serveNext(context: context)
+    }
+
     private func serveNext(context: ChannelHandlerContext) {
-        guard !busy, !closed, !queue.isEmpty else { return }
+        guard !busy, !closed, !queue.isEmpty, context.channel.isWritable else { return }
         let pending = queue.removeFirst()
         busy = true
         cancelTimer()
-        if readSuppressed, queue.count < maxQueued {
-            readSuppressed = false
-            context.read()
-        }
-        if let (status, code) = pending.rejection {
-            write(EdgeResponse.jsonError(status, code: code), for: pending.request, forceClose: true, context: context)
+        resumeReading(context: context)
+        if let rejection = pending.rejection {
+            write(rejection, for: pending.request, forceClose: true, context: context)
             return
         }
         switch responder.respond(to: pending.request, on: context.eventLoop) {
@@ -152,9 +210,16 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
+    private func resumeReading(context: ChannelHandlerContext) {
+        guard readSuppressed, queue.count < maxQueued, context.channel.isWritable, !discarding else { return }
+        readSuppressed = false
+        context.read()
+    }
+
     private func write(_ response: EdgeResponse, for request: EdgeRequest, forceClose: Bool, context: ChannelHandlerContext) {
         guard !closed else { return }
-        let keepAlive = request.head.isKeepAlive && !forceClose && !(quiescing && queue.isEmpty) && !(overflowed && queue.isEmpty)
+        let lastOfDiscarded = discarding && queue.isEmpty
+        let keepAlive = request.head.isKeepAlive && !forceClose && !(quiescing && queue.isEmpty) && !lastOfDiscarded
         var headers = response.headers
         responder.decorate(&headers)
         let length = response.sendBody ? (response.body?.readableBytes ?? 0) : response.announcedLength
@@ -169,22 +234,58 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             if let body { context.write(wrapOutboundOut(.byteBuffer(body)), promise: nil) }
             context.flush()
             serveNext(context: context)
-            if !busy { arm(current == nil ? .idle : .header, context: context) }
+            if !busy {
+                if !context.channel.isWritable {
+                    arm(.write, context: context)
+                } else {
+                    arm(current == nil && !partialRequest ? .idle : .header, context: context)
+                }
+            }
             return
         }
         closed = true
+        cancelTimer()
         let written = context.eventLoop.makePromise(of: Void.self)
         context.write(wrapOutboundOut(.byteBuffer(head)), promise: body == nil ? written : nil)
         if let body { context.write(wrapOutboundOut(.byteBuffer(body)), promise: written) }
         context.flush()
-        written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        let linger = discarding && forceClose
+        written.futureResult.assumeIsolated().whenComplete { _ in
+            guard linger else { return context.close(promise: nil) }
+            self.linger(context: context)
+        }
+    }
+
+    /// Drops what still arrives after a refused upload, for `lingerTime` at most.
+    private func linger(context: ChannelHandlerContext) {
+        lingering = true
+        let loop = context.eventLoop.assumeIsolated()
+        timer = loop.scheduleTask(in: Self.lingerTime) { context.close(promise: nil) }
+        timerKind = .linger
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            if timerKind == .write { arm(current == nil && !partialRequest ? .idle : .header, context: context) }
+            serveNext(context: context)
+            resumeReading(context: context)
+        } else if !busy {
+            arm(.write, context: context)
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if lingering, let event = event as? ChannelEvent, event == .inputClosed {
+            context.close(promise: nil)  // the client finished: nothing left to drop
+            return
+        }
         if event is InboundBytesNotifier.BytesArrived {
             partialRequest = true
-            // Bytes after an idle wait start a new head's clock; bytes of a body restart its clock.
-            if !busy, timerKind == .idle || current != nil { arm(.header, context: context) }
+            // The first byte after an idle wait starts the request's clock; later bytes never
+            // restart it, so a request trickled a byte at a time still ends at the deadline.
+            if !busy, timerKind == .idle { arm(.header, context: context) }
             return
         }
         if event is ChannelShouldQuiesceEvent {
@@ -199,21 +300,16 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if lingering { return }  // what a refused client still sends may not parse; it is dropped anyway
         guard !closed else { return }
         if error is HTTPParserError, !busy {
             closed = true
-            var headers = HTTPHeaders()
-            headers.add(name: "content-type", value: "application/json")
-            responder.decorate(&headers)
-            let body = ByteBuffer(string: "{\"error\":\"bad_request\",\"detail\":\"malformed HTTP request\"}")
-            var head = context.channel.allocator.buffer(capacity: 256)
-            HTTPResponseHeadWriter.write(version: .http1_1, status: .badRequest, headers: headers, rawHeaders: nil,
-                                         contentLength: body.readableBytes, connection: "close", into: &head)
-            context.write(wrapOutboundOut(.byteBuffer(head)), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.byteBuffer(body))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            cancelTimer()
+            write(status: .badRequest, code: "bad_request", detail: "malformed HTTP request", context: context)
             return
         }
         closed = true
+        cancelTimer()
         context.close(promise: nil)
     }
 
@@ -227,7 +323,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     // MARK: timeouts
 
     private func arm(_ kind: TimerKind, context: ChannelHandlerContext) {
-        guard !closed else { return }
+        guard !closed, !lingering else { return }
         timer?.cancel()
         timerKind = kind
         let loop = context.eventLoop.assumeIsolated()
@@ -242,21 +338,26 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         timerKind = nil
     }
 
-    /// An idle connection closes quietly; one in the middle of a request is told `408` first.
+    /// An idle or stalled connection closes quietly; one in the middle of a request is told `408` first.
     private func timedOut(_ kind: TimerKind, context: ChannelHandlerContext) {
-        guard !closed, !busy else { return }
+        guard !closed, kind == .write || !busy else { return }
         closed = true
         timer = nil
         guard kind == .header, current != nil || partialRequest else {
             context.close(promise: nil)
             return
         }
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "application/json")
+        write(status: .requestTimeout, code: "request_timeout", detail: "the request did not arrive in time", context: context)
+    }
+
+    /// A JSON error the handler writes itself, closing the connection after it.
+    private func write(status: HTTPResponseStatus, code: String, detail: String, context: ChannelHandlerContext) {
+        let response = EdgeResponse.jsonError(status, code: code, detail: detail)
+        var headers = response.headers
         responder.decorate(&headers)
-        let body = ByteBuffer(string: "{\"error\":\"request_timeout\",\"detail\":\"the request did not arrive in time\"}")
+        let body = response.body ?? ByteBuffer()
         var head = context.channel.allocator.buffer(capacity: 256)
-        HTTPResponseHeadWriter.write(version: .http1_1, status: .requestTimeout, headers: headers, rawHeaders: nil,
+        HTTPResponseHeadWriter.write(version: .http1_1, status: status, headers: headers, rawHeaders: nil,
                                      contentLength: body.readableBytes, connection: "close", into: &head)
         context.write(wrapOutboundOut(.byteBuffer(head)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.byteBuffer(body))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }

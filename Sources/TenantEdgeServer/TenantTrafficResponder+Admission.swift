@@ -55,9 +55,24 @@ extension TenantTrafficResponder {
             }
             target = normalized
         }
+        if let upstream = UpstreamURL(parsing: cache.tenant.upstream), !upstream.basePath.isEmpty,
+           !RequestTarget.staysUnderBasePath(target) {
+            return .refused(.jsonError(.badRequest, code: "bad_request", detail: "the request target leaves the tenant's upstream path"))
+        }
         var admitted = request
         admitted.head.uri = target
         admitted.head.headers.replaceOrAdd(name: "host", value: cache.tenant.canonicalHost)
+        // Headers the client names in `Connection` are hop-by-hop: never sent upstream, so they must
+        // not select a stored variant either (`Connection: accept-language` would otherwise store
+        // the default answer under the French key).
+        for value in request.head.headers["connection"] {
+            for token in value.split(separator: ",") {
+                let name = token.trimmingSpaces()
+                if !name.isEmpty, !name.caseInsensitiveEquals("close"), !name.caseInsensitiveEquals("keep-alive") {
+                    admitted.head.headers.remove(name: name)
+                }
+            }
+        }
         return .admitted(admitted, cache, clientHost: host)
     }
 }

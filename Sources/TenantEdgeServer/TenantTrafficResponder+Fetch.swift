@@ -170,7 +170,8 @@ extension TenantTrafficResponder {
     /// transport error stay in the node's log, never in a response).
     func errorOutcome(_ error: any Error, tenant: String) -> FetchOutcome {
         let edgeError = error as? EdgeError ?? EdgeError(.upstreamUnavailable, "upstream request failed")
-        runtime.logger.warning("upstream request failed", metadata: ["tenant": "\(tenant)", "error": "\(edgeError.message)"])
+        runtime.throttledWarning("upstream_failed:\(tenant)", "upstream request failed",
+                                 metadata: ["tenant": "\(tenant)", "error": "\(edgeError.message)"])
         let response: EdgeResponse
         switch edgeError.code {
         case .upstreamTimeout:

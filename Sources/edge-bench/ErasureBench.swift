@@ -43,7 +43,7 @@ enum ErasureBench {
         originConfig.stateDir = work + "/origin"
         originConfig.signingKeyFile = work + "/signing.key"
         originConfig.tokens.admin = [OpenSSL.sha256(Array("admin".utf8))]
-        originConfig.tokens.nodes = [(OpenSSL.sha256(Array("node".utf8)), "eu-west")]
+        originConfig.tokens.nodes = [(OpenSSL.sha256(Array("node".utf8)), "eu-west", nil)]
         var nodes: [EdgeNode] = []
         let probe = try await OriginServer.start(config: placeholderRegion(originConfig), group: group, logger: logger)
         let originPort = probe.port

@@ -32,7 +32,7 @@ enum FeedPropagationBench {
         originConfig.stateDir = work + "/origin"
         originConfig.regions = [.init(region: RegionConfig(name: "eu-west", lat: 53.3, lon: -6.3, publicURL: "https://eu-west.test"))]
         originConfig.tokens.publishers = [(OpenSSL.sha256(Array("pub".utf8)), ["*"])]
-        originConfig.tokens.nodes = [(OpenSSL.sha256(Array("node".utf8)), "eu-west")]
+        originConfig.tokens.nodes = [(OpenSSL.sha256(Array("node".utf8)), "eu-west", nil)]
         let origin = try await OriginServer.start(config: originConfig, group: group, logger: logger)
         let originURL = "https://127.0.0.1:\(origin.port)"
 

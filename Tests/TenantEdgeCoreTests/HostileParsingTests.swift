@@ -133,11 +133,15 @@ struct HostileParsingTests {
         #expect(headers.first("host") == "api.acme.test")
         #expect(headers.first("x-forwarded-proto") == "http")
         #expect(!headers.contains("forwarded") && !headers.contains("x-original-url"))
-        var trusted = [HeaderField("X-Forwarded-For", "1.2.3.4"), HeaderField("X-Forwarded-Proto", "https"), HeaderField("X-Rewrite-URL", "/x")]
+        var trusted = [HeaderField("X-Forwarded-For", "1.2.3.4"), HeaderField("X-Forwarded-Proto", "https"), HeaderField("X-Rewrite-URL", "/x"),
+                       HeaderField("X-Forwarded-Host", "evil.example"), HeaderField("Forwarded", "host=evil.example"),
+                       HeaderField("X_Forwarded_Host", "evil.example"), HeaderField("X_Forwarded_For", "6.6.6.6")]
         ForwardingHeaders.apply(to: &trusted, peer: "10.0.0.9", peerIsTrusted: true, canonicalHost: "api.acme.test")
         #expect(trusted.first("x-forwarded-for") == "1.2.3.4, 10.0.0.9")
         #expect(trusted.first("x-forwarded-proto") == "https")
-        #expect(!trusted.contains("x-rewrite-url"))
+        #expect(trusted.first("x-forwarded-host") == "api.acme.test", "a trusted proxy passes its client's X-Forwarded-Host on")
+        #expect(!trusted.contains("x-rewrite-url") && !trusted.contains("forwarded"))
+        #expect(!trusted.contains("x_forwarded_host") && !trusted.contains("x_forwarded_for"))
     }
 
     @Test func deepPathsIndexABoundedNumberOfPrefixes() {
@@ -219,5 +223,25 @@ struct HostileControlPlaneTests {
         #expect(throttle.admit(kind: "decrypt_failed", now: 100) == .write(suppressed: 0), "kinds are counted apart")
         #expect(throttle.admit(kind: "auth_failed", now: 161) == .write(suppressed: 7))
         #expect(throttle.admit(kind: "auth_failed", now: 162) == .write(suppressed: 0))
+    }
+}
+
+@Suite("Targets under an upstream base path")
+struct BasePathTests {
+    @Test("targets that could leave the base path", arguments: [
+        "/../b/x", "/a/..;/b", "/..%2Fb", "/a%2fb", "/a%5Cb", "/%2e%2e/b", "/./x", "/.%2e/x",
+    ])
+    func leaving(_ target: String) {
+        #expect(!RequestTarget.staysUnderBasePath(target))
+    }
+
+    @Test func ordinaryTargetsStay() {
+        for target in ["/a/b", "/a..b/c", "/a/.well-known/x", "/x?y=../..%2F"] { #expect(RequestTarget.staysUnderBasePath(target), "\(target)") }
+    }
+
+    @Test func backslashIsNoTargetCharacter() {
+        guard case .failure(.badTarget) = RequestTarget.accept(method: "GET", rawTarget: "/a\\..\\b") else {
+            Issue.record("a backslash was accepted"); return
+        }
     }
 }

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import TenantEdgeCore
 import Testing
 @testable import TenantEdgeServer
@@ -38,9 +41,10 @@ struct ConnectionLimitTests {
     }
 
     @Test func connectionsBeyondTheCapAreClosedAtOnce() async throws {
-        try await withEdge(configure: Self.small, script: Self.ok) { edge in
+        // Held connections send nothing: a long header timeout keeps them open for the test.
+        try await withEdge(configure: { Self.small(&$0); $0.limits.headerTimeoutMs = 20_000 }, script: Self.ok) { edge in
+            // Closed exactly once, below: a second close could hit a descriptor NIO reused meanwhile.
             let held = (0..<3).compactMap { _ in Self.connect(edge.node.trafficPort) }
-            defer { held.forEach { close($0) } }
             #expect(held.count == 3)
             try await Task.sleep(for: .milliseconds(100))
             let extra = try RawHTTP.exchange(port: edge.node.trafficPort, "GET /x HTTP/1.1\r\nHost: api.acme.test\r\n\r\n", timeout: 2)
@@ -84,5 +88,54 @@ struct ConnectionLimitTests {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         return connected == 0 ? fd : nil
+    }
+}
+
+/// The handler's answers to uploads it will not take, and to a peer that stops reading.
+@Suite("Connection limits: bodies and slow readers", .serialized)
+struct ConnectionBodyLimitTests {
+    @Test func anOversizedBodyIsRefusedAtItsHeadAndATrickledOneAtTheDeadline() async throws {
+        try await withEdge(configure: { ConnectionLimitTests.small(&$0); $0.limits.maxRequestBodyBytes = 1000 },
+                           script: ConnectionLimitTests.ok) { edge in
+            let started = Date()
+            // Content-Length far over the limit and no body sent: answered at once, not after a body.
+            let huge = try RawHTTP.exchange(port: edge.node.trafficPort,
+                                            "POST /u HTTP/1.1\r\nHost: api.acme.test\r\nContent-Length: 999999999999\r\n\r\n", timeout: 5)
+            #expect(huge.hasPrefix("HTTP/1.1 413"))
+            #expect(Date().timeIntervalSince(started) < 2)
+            // A body that keeps coming a little at a time still ends at the request deadline.
+            let slow = try RawHTTP.exchange(port: edge.node.trafficPort,
+                                            "POST /u HTTP/1.1\r\nHost: api.acme.test\r\nContent-Length: 10\r\n\r\nab", timeout: 5)
+            #expect(slow.hasPrefix("HTTP/1.1 408"))
+            #expect(edge.upstream.requests().isEmpty)
+        }
+    }
+
+    @Test func aTokenlessPurgeIsRefusedBeforeItsBody() async throws {
+        try await withEdge(configure: ConnectionLimitTests.small, script: ConnectionLimitTests.ok) { edge in
+            let started = Date()
+            let answer = try RawHTTP.exchange(port: edge.node.adminPort,
+                                              "POST /_edge/purge HTTP/1.1\r\nHost: x\r\nContent-Length: 8000000\r\n\r\n{", timeout: 5)
+            #expect(answer.hasPrefix("HTTP/1.1 401"))
+            #expect(Date().timeIntervalSince(started) < 2, "answered at the head, not after 8 MB or a timeout")
+        }
+    }
+
+    @Test func aPeerThatStopsReadingStopsBeingServed() async throws {
+        let big = String(repeating: "b", count: 4 << 20)
+        try await withEdge(configure: ConnectionLimitTests.small,
+                           script: { _ in .init(headers: [("Cache-Control", "max-age=60")], body: big) }) { edge in
+            _ = try await edge.get("/big")  // stored: later requests are hits
+            let fd = try #require(ConnectionLimitTests.connect(edge.node.trafficPort))
+            defer { close(fd) }
+            var small: Int32 = 4096
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+            let burst = Array(String(repeating: "GET /big HTTP/1.1\r\nHost: api.acme.test\r\n\r\n", count: 50).utf8)
+            _ = burst.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            try await Task.sleep(for: .milliseconds(500))
+            let hits = try #require(edge.runtime.caches["acme"]).counters.hits.load(ordering: .relaxed)
+            #expect(hits < 10, "hits served while the peer reads nothing: \(hits)")
+            #expect(try await edge.admin(.GET, "/healthz", token: nil).status == 200)
+        }
     }
 }

@@ -123,6 +123,33 @@ struct HostileInputTests {
         }
     }
 
+    @Test func aTenantWithABasePathCannotLeaveIt() async throws {
+        try await withEdge(configure: { config in
+            config.tenants[0].upstream += "/tenant-a"
+            config.tenants[0].normalizePath = false
+        }, script: { _ in Self.reply([("Cache-Control", "max-age=60")]) }) { edge in
+            for target in ["/../tenant-b/private", "/..%2Ftenant-b/private", "/x/..;/..;/tenant-b"] {
+                let answer = try RawHTTP.exchange(port: edge.node.trafficPort,
+                                                  "GET \(target) HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n")
+                #expect(answer.hasPrefix("HTTP/1.1 400"), "\(target)")
+            }
+            #expect(try await edge.get("/fine").status == 200)
+            #expect(edge.upstream.requests().map(\.uri) == ["/tenant-a/fine"])
+        }
+    }
+
+    @Test func headersNamedInConnectionDoNotSelectAVariant() async throws {
+        try await withEdge(script: { request in
+            Self.reply([("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")],
+                       body: request.header("accept-language") ?? "default")
+        }) { edge in
+            let hidden = try await edge.get("/v", headers: [("Accept-Language", "fr"), ("Connection", "accept-language")])
+            #expect(hidden.body == "default")
+            let french = try await edge.get("/v", headers: [("Accept-Language", "fr")])
+            #expect(french.body == "fr", "the default answer was not stored as the French variant")
+        }
+    }
+
     @Test func cookieRequestsAreNotSharedUnlessTheAnswerIsPublic() async throws {
         try await withEdge(script: { request in
             request.uri == "/public" ? Self.reply([("Cache-Control", "public, max-age=60")]) : Self.reply([])

@@ -15,6 +15,8 @@ import Testing
 struct OriginHarness {
     static let publisherToken = "publisher-token-test"
     static let nodeToken = "node-token-eu-west"
+    static let boundNodeIDs = ["test-a", "node-a", "node-b", "node-c"]
+    static func nodeToken(for id: String) -> String { boundNodeIDs.contains(id) ? "node-token-\(id)" : nodeToken }
     let server: OriginServer
     let stateDir: String
     let client: HTTPClient
@@ -36,7 +38,10 @@ struct OriginHarness {
         config.logRetentionEvents = retention
         config.regions = [.init(region: RegionConfig(name: "eu-west", lat: 53.3, lon: -6.3, publicURL: "https://eu-west.test"))]
         config.tokens.publishers = [(OpenSSL.sha256(Array(publisherToken.utf8)), ["*"])]
-        config.tokens.nodes = [(OpenSSL.sha256(Array(nodeToken.utf8)), "eu-west")]
+        // The region's shared token (pulls, feeds) and one token bound to each node id the tests use
+        // (erasure confirmations need a node's own).
+        config.tokens.nodes = [(OpenSSL.sha256(Array(nodeToken.utf8)), "eu-west", nil)]
+            + boundNodeIDs.map { (OpenSSL.sha256(Array(nodeToken(for: $0).utf8)), "eu-west", $0) }
         return config
     }
 
@@ -88,7 +93,7 @@ struct OriginHarness {
     /// Node settings that follow this origin: token file in `directory`, CA `caFile`.
     func follow(_ config: inout EdgeConfig, directory: String, caFile: String? = nil, pollWait: Int = 2) {
         let tokenFile = directory + "/node.token"
-        FileManager.default.createFile(atPath: tokenFile, contents: Data(Self.nodeToken.utf8))
+        FileManager.default.createFile(atPath: tokenFile, contents: Data(Self.nodeToken(for: config.node.id).utf8))
         var origin = EdgeConfig.Origin(url: url)
         origin.caFile = caFile ?? ProcessInfo.processInfo.environment["TE_TEST_CA_FILE"]
         origin.tokenFile = tokenFile

@@ -5,17 +5,19 @@ import TenantEdgeCore
 
 /// Pushes a region's signed bundle to each of its nodes' admin `PUT /_edge/config`, with the
 /// node's admin token, up to three attempts with backoff (0.2 s, then 0.4 s). A node that already
-/// runs that version answers `409`, which counts as delivered. A node that stays unreachable gets
-/// the bundle when it next pulls it (at start and on every feed reconnect).
+/// runs that very version answers `409`, which counts as delivered; a node that runs a newer one
+/// (the origin's state went back: a restore, lost files) is reported as `ahead: N`, never as
+/// delivered, so the origin can publish above it. A node that stays unreachable gets the bundle
+/// when it next pulls it (at start and on every feed reconnect).
 struct BundlePusher: Sendable {
     let client: HTTPClient
     static let attempts = 3
 
     /// Each node's outcome: "ok", or the reason of the last failure.
-    func push(signature: String, body: [UInt8], to nodes: [OriginConfig.Node]) async -> [String: String] {
+    func push(version: Int, signature: String, body: [UInt8], to nodes: [OriginConfig.Node]) async -> [String: String] {
         await withTaskGroup(of: (String, String).self) { group in
             for node in nodes {
-                group.addTask { (node.id, await push(signature: signature, body: body, to: node)) }
+                group.addTask { (node.id, await push(version: version, signature: signature, body: body, to: node)) }
             }
             var outcomes: [String: String] = [:]
             for await (id, outcome) in group { outcomes[id] = outcome }
@@ -23,7 +25,13 @@ struct BundlePusher: Sendable {
         }
     }
 
-    private func push(signature: String, body: [UInt8], to node: OriginConfig.Node) async -> String {
+    /// The version a node said it runs in its `409` ("… not above the running N"), if any.
+    static func runningVersion(inConflict answer: String) -> Int? {
+        guard let range = answer.range(of: "the running ") else { return nil }
+        return Int(answer[range.upperBound...].prefix { $0.isNumber })
+    }
+
+    private func push(version: Int, signature: String, body: [UInt8], to node: OriginConfig.Node) async -> String {
         guard let tokenData = FileManager.default.contents(atPath: node.adminTokenFile) else { return "error: cannot read admin_token_file" }
         let token = String(decoding: tokenData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         var outcome = "error: not attempted"
@@ -38,7 +46,10 @@ struct BundlePusher: Sendable {
                 let response = try await client.execute(request, timeout: .seconds(5))
                 let answer = String(buffer: try await response.body.collect(upTo: 64 << 10))
                 switch response.status.code {
-                case 200, 409: return "ok"
+                case 200: return "ok"
+                case 409:
+                    guard let running = Self.runningVersion(inConflict: answer), running > version else { return "ok" }
+                    return "ahead: \(running)"
                 case 400, 401, 403: return "error: \(response.status.code) \(answer)"  // retrying will not help
                 default: outcome = "error: \(response.status.code) \(answer)"
                 }

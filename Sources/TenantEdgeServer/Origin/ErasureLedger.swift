@@ -60,7 +60,10 @@ final class ErasureLedger: Sendable {
         try records.withLock { records throws(EdgeError) in
             var next = records
             body(&next)
-            let data = (try? JSONSerialization.data(withJSONObject: next, options: [.sortedKeys])) ?? Data()
+            // Nothing is written unless it encoded: an empty ledger must never replace the evidence.
+            guard let data = try? JSONSerialization.data(withJSONObject: next, options: [.sortedKeys]) else {
+                throw EdgeError(.io, "\(path): the erasure ledger could not be encoded; nothing written")
+            }
             try ConfigBundleGate.writeDurably(Array(data), to: path)
             records = next
         }

@@ -93,11 +93,14 @@ public enum OriginConfigReader {
         }
         for (index, item) in reader.sequence(tokens["nodes"], "tokens.nodes").enumerated() {
             let path = "tokens.nodes[\(index)]"
-            guard let fields = reader.mapping(item, path, allowed: ["sha256", "region"]), let sha = digest(fields, path, &reader) else { continue }
+            guard let fields = reader.mapping(item, path, allowed: ["sha256", "region", "node"]),
+                  let sha = digest(fields, path, &reader) else { continue }
             var region = ""
+            var node: String? = nil
             reader.string(fields, "region", path) { region = $0 }
+            reader.string(fields, "node", path) { node = $0 }
             if region.isEmpty { reader.problems.append(ConfigProblem("\(path).region", "is required: a node token is bound to one region")) }
-            config.tokens.nodes.append((sha, region))
+            config.tokens.nodes.append((sha, region, node))
         }
     }
 }

@@ -8,8 +8,8 @@ import TenantEdgeCore
 extension OriginResponder {
     func tenants(_ request: EdgeRequest, id: String, on eventLoop: any EventLoop) -> ResponderResult {
         guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
-        guard !id.isEmpty, id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
-            return .now(.jsonError(.badRequest, code: "bad_request", detail: "tenant id must be letters, digits, - or _"))
+        guard EdgeConfig.isIdentifier(id) else {
+            return .now(.jsonError(.badRequest, code: "bad_request", detail: "tenant id must be 1-63 of a-z, 0-9, - or _"))
         }
         let (registry, log, erasures, audit, actor) = (self.registry, self.log, self.erasures, self.audit, self.actor(request))
         let body = request.body.map { Array($0.readableBytesView) } ?? []
@@ -71,14 +71,26 @@ extension OriginResponder {
         let (registry, pusher, regions, audit, actor) = (self.registry, self.pusher, config.regions, self.audit, self.actor(request))
         let promise = eventLoop.makePromise(of: EdgeResponse.self)
         promise.completeWithTask {
-            let published: (version: Int, bundles: [String: (signature: String, body: [UInt8])])
-            do throws(EdgeError) { published = try registry.publish() } catch {
-                return .jsonError(.internalServerError, code: error.code.description, detail: error.message)
-            }
+            var published: (version: Int, bundles: [String: (signature: String, body: [UInt8])]) = (0, [:])
             var pushed: [String: String] = [:]
-            for region in regions {
-                guard let bundle = published.bundles[region.region.name] else { continue }
-                pushed.merge(await pusher.push(signature: bundle.signature, body: bundle.body, to: region.nodes)) { $1 }
+            // At most twice: when a node runs a newer version than this origin (its state went back),
+            // the version is raised above the newest seen and the bundle published again.
+            for round in 0..<2 {
+                do throws(EdgeError) { published = try registry.publish() } catch {
+                    return .jsonError(.internalServerError, code: error.code.description, detail: error.message)
+                }
+                pushed = [:]
+                for region in regions {
+                    guard let bundle = published.bundles[region.region.name] else { continue }
+                    pushed.merge(await pusher.push(version: published.version, signature: bundle.signature, body: bundle.body,
+                                                   to: region.nodes)) { $1 }
+                }
+                let ahead = pushed.values.compactMap { $0.hasPrefix("ahead: ") ? Int($0.dropFirst(7)) : nil }.max()
+                guard round == 0, let ahead else { break }
+                do throws(EdgeError) { try registry.raiseVersion(toAtLeast: ahead) } catch {
+                    return .jsonError(.internalServerError, code: error.code.description, detail: error.message)
+                }
+                audit.record("config_version_raised", actor: actor, tenant: nil, details: ["above": String(ahead)])
             }
             audit.record("config_published", actor: actor, tenant: nil, details: ["version": String(published.version)])
             let outcomes = pushed.keys.sorted().map { "\(JSONText.quote($0)):\(JSONText.quote(pushed[$0]!))" }.joined(separator: ",")
@@ -88,12 +100,17 @@ extension OriginResponder {
     }
 
     /// `POST /v1/erasures/<tenant>` `{"node":"<id>"}` from a node: its copy of the tenant is gone.
+    /// A node's confirmation that it erased a tenant. It counts only from a token bound to that very
+    /// node (`tokens.nodes[].node`): a region's shared token, or a sibling's, cannot vouch for it.
     func confirmErasure(_ request: EdgeRequest, tenant: String, on eventLoop: any EventLoop) -> ResponderResult {
-        guard nodeRegion(request) != nil else { return .now(unauthorized(request, "a node token is required")) }
+        guard let token = nodeToken(request) else { return .now(unauthorized(request, "a node token is required")) }
         let body = request.body.map { Array($0.readableBytesView) } ?? []
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any], let node = object["node"] as? String,
-              !node.isEmpty else {
-            return .now(.jsonError(.badRequest, code: "bad_request", detail: "body must be {\"node\":\"<id>\"}"))
+        guard body.count <= 1024, let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
+              let node = object["node"] as? String, EdgeConfig.isIdentifier(node) else {
+            return .now(.jsonError(.badRequest, code: "bad_request", detail: "body must be {\"node\":\"<node id>\"}"))
+        }
+        guard let bound = token.node, bound == node else {
+            return .now(.jsonError(.forbidden, code: "forbidden", detail: "only a token bound to that node may confirm its erasure"))
         }
         let (erasures, audit) = (self.erasures, self.audit)
         return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in

@@ -154,11 +154,23 @@ struct OriginResponder: HTTPResponder {
     }
 
     /// The region a node token is bound to.
-    func nodeRegion(_ request: EdgeRequest) -> String? {
+    func nodeRegion(_ request: EdgeRequest) -> String? { nodeToken(request)?.region }
+
+    /// The node token a request carries: its region, and its node id when it is bound to one.
+    func nodeToken(_ request: EdgeRequest) -> (region: String, node: String?)? {
         guard let digest = digest(request) else { return nil }
-        var region: String? = nil
-        for node in config.tokens.nodes where AdminTokens.constantTimeEquals(node.sha256, digest) { region = node.region }
-        return region
+        var found: (region: String, node: String?)? = nil
+        for node in config.tokens.nodes where AdminTokens.constantTimeEquals(node.sha256, digest) { found = (node.region, node.node) }
+        return found
+    }
+
+    /// Calls with a body need some token of this origin before the body is read; which token may do
+    /// what is decided after, per call.
+    func screen(_ head: HTTPRequestHead) -> EdgeResponse? {
+        guard head.method != .GET, head.method != .HEAD else { return nil }
+        let request = EdgeRequest(head: head, body: nil, peer: nil)
+        if isAdminRequest(request) || mayPublish(request, tenant: nil) || nodeRegion(request) != nil { return nil }
+        return unauthorized(request, "a token of this origin is required")
     }
 
     func unauthorized(_ request: EdgeRequest, _ detail: String) -> EdgeResponse {

@@ -103,7 +103,8 @@ final class TenantRegistry: Sendable {
     func rotateKey(id: String) throws(EdgeError) -> UInt32 {
         try state.withLock { state throws(EdgeError) -> UInt32 in
             guard state.tenants.contains(where: { $0.id == id }) else { throw EdgeError(.unknownTenant, "no tenant '\(id)'") }
-            let next = (state.keys[id]?.map(\.version).max() ?? 0) + 1
+            let (next, overflow) = (state.keys[id]?.map(\.version).max() ?? 0).addingReportingOverflow(1)
+            guard !overflow else { throw EdgeError(.badRequest, "'\(id)' has used every key version") }
             state.keys[id, default: []].append(try Self.makeKey(tenant: id, version: next, keks: keks, at: clock.now()))
             try Self.save(state, to: directory)
             return next
@@ -174,7 +175,10 @@ final class TenantRegistry: Sendable {
                         return object
                     },
                 ]
-                let body = Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data())
+                guard let encoded = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
+                    throw EdgeError(.io, "the bundle for \(region.name) could not be encoded; nothing published")
+                }
+                let body = Array(encoded)
                 let signature = "ed25519=" + Data(try signingKey.sign(body)).base64EncodedString()
                 try FileManager.default.createDirectoryIfNeeded(directory + "/bundles")
                 try ConfigBundleGate.writeDurably(Array((signature + "\n").utf8) + body, to: "\(directory)/bundles/\(region.name).signed")
@@ -193,10 +197,27 @@ final class TenantRegistry: Sendable {
         return (String(decoding: data[..<newline], as: UTF8.self), Array(data[(newline + 1)...]))
     }
 
+    /// Makes the next publish carry a version above `version` (a node runs a version this origin
+    /// no longer remembers).
+    func raiseVersion(toAtLeast version: Int) throws(EdgeError) {
+        try update { state throws(EdgeError) in state.version = max(state.version, version) }
+    }
+
+    /// Applies a change and keeps it only if the whole registry is still what every node accepts
+    /// (no host of two tenants, every tenant valid): a registry nodes refuse would stop every later
+    /// bundle, erasures and key retirements included.
     private func update(_ change: (inout State) throws(EdgeError) -> Void) throws(EdgeError) {
         try state.withLock { state throws(EdgeError) in
             var next = state
             try change(&next)
+            var whole = EdgeConfig()
+            whole.node = .init(id: "origin", region: "origin")
+            whole.security.masterKeyFile = "unused"
+            whole.tenants = next.tenants
+            let problems = whole.validate().filter { $0.key.hasPrefix("tenants") }
+            guard problems.isEmpty else {
+                throw EdgeError(.badRequest, problems.map(\.description).joined(separator: "\n"))
+            }
             try Self.save(next, to: directory)
             state = next
         }
@@ -211,7 +232,10 @@ final class TenantRegistry: Sendable {
         }
         let naming = state.naming.mapValues { $0.mapValues { Data($0).base64EncodedString() } }
         let object: [String: Any] = ["version": state.version, "tenants": state.tenants.map(json), "keys": keys, "naming_keys": naming]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        // Nothing is written unless it encoded: an empty registry must never replace the real one.
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
+            throw EdgeError(.io, "\(directory)/registry.json: the registry could not be encoded; nothing written")
+        }
         try ConfigBundleGate.writeDurably(Array(data), to: directory + "/registry.json")
     }
 
@@ -220,7 +244,8 @@ final class TenantRegistry: Sendable {
         return byTenant.mapValues { list in
             list.compactMap { item -> StoredKey? in
                 guard let version = item["version"] as? Int, let wrapped = item["wrapped"] as? [String: String] else { return nil }
-                return StoredKey(version: UInt32(version), createdAt: item["created_at"] as? String ?? "",
+                guard let version = UInt32(exactly: version) else { return nil }
+                return StoredKey(version: version, createdAt: item["created_at"] as? String ?? "",
                                  wrapped: wrapped.compactMapValues { Data(base64Encoded: $0).map(Array.init) })
             }
         }
