@@ -30,5 +30,5 @@ sha() { tr -d '\n' < "$dir/$1.token" | sha256sum | cut -d' ' -f1; }
 cat > "$dir/origin-tokens.yaml" <<YAML
 admin: [{sha256: "$(sha origin-admin)"}]
 publishers: [{sha256: "$(sha publisher)", tenants: ["*"]}]
-nodes: [{sha256: "$(sha node)", region: eu-west}]
+nodes: [{sha256: "$(sha node)", region: eu-west, node: demo-a}]
 YAML

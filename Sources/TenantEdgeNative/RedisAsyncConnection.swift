@@ -155,14 +155,16 @@ private final class AsyncLoop: @unchecked Sendable {  // context touched only on
                 if repeating { sendRepeating(arguments, completion) } else { send(arguments, completion) }
             }
             if stopping { return }
-            var fds = [pollfd(fd: context.pointee.c.fd, events: Int16(POLLIN | (state.wantsWrite ? POLLOUT : 0)), revents: 0),
-                       pollfd(fd: wakeReadFD, events: Int16(POLLIN), revents: 0)]
+            // The context is read only while hiredis has not freed it (`cleanup` clears `connected`):
+            // after a dropped connection its memory, descriptor included, is gone.
             guard state.connected else {
-                fds[0].fd = -1  // nothing to drive: wait for submits (failed at once) or stop
-                _ = poll(&fds, 2, 1000)
+                var wakeOnly = [pollfd(fd: wakeReadFD, events: Int16(POLLIN), revents: 0)]
+                _ = poll(&wakeOnly, 1, 1000)  // nothing to drive: wait for submits (failed at once) or stop
                 drainWake()
                 continue
             }
+            var fds = [pollfd(fd: context.pointee.c.fd, events: Int16(POLLIN | (state.wantsWrite ? POLLOUT : 0)), revents: 0),
+                       pollfd(fd: wakeReadFD, events: Int16(POLLIN), revents: 0)]
             guard poll(&fds, 2, 1000) >= 0 else { continue }
             if fds[1].revents != 0 { drainWake() }
             if fds[0].revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 { redisAsyncHandleRead(context) }

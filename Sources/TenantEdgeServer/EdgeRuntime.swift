@@ -112,14 +112,30 @@ final class EdgeRuntime: Sendable {
         geo.forgetDecisions()  // residency and regions may have changed
         metrics.registerTenants(next.tenants.map(\.id))
         metrics.setConfigVersion(version)
-        let removed = previous.tenants.map(\.id).filter { next.caches[$0] == nil }
-        for tenant in removed { erase(tenant, from: previous) }
+        // Data this node may no longer hold: tenants that left, and tenants whose residency now
+        // excludes this region (they stay served, bypassing both tiers, but nothing of theirs is kept).
+        var erasures: [ObjectIdentifier: [EventLoopFuture<Void>]] = [:]
+        func track(_ tier: RedisTier?, _ done: EventLoopFuture<Void>) {
+            if let tier { erasures[ObjectIdentifier(tier), default: []].append(done) }
+        }
+        for tenant in previous.tenants.map(\.id) where next.caches[tenant] == nil {
+            track(previous.l2Tiers[tenant], erase(tenant, cache: previous.caches[tenant], tier: previous.l2Tiers[tenant], confirm: true))
+        }
+        for tenant in next.tenants where !mayStore(tenant) {
+            guard let before = previous.tenants.first(where: { $0.id == tenant.id }), mayStore(before) else { continue }
+            track(next.l2Tiers[tenant.id], erase(tenant.id, cache: next.caches[tenant.id], tier: next.l2Tiers[tenant.id], confirm: false))
+        }
         let unusedTiers = previous.allL2Tiers.filter { old in !next.allL2Tiers.contains { $0 === old } }
         let oldFollowers = previous.purgeFollowers
         Task {
             for follower in oldFollowers { await follower.stop() }
             try? await Task.sleep(for: .seconds(1))  // let in-flight calls and the generation drops finish
-            for tier in unusedTiers { await tier.shutdown() }
+            for tier in unusedTiers {
+                // A tier an erasure still works on stays up until the erasure is done (a removed
+                // `database` or `schema` tenant's own Redis): shut earlier, it would never confirm.
+                for done in erasures[ObjectIdentifier(tier)] ?? [] { try? await done.get() }
+                await tier.shutdown()
+            }
         }
     }
 
@@ -142,14 +158,15 @@ final class EdgeRuntime: Sendable {
     private let erasureObserver = Mutex<(@Sendable (String) -> Void)?>(nil)
     func observeErasures(_ observer: @escaping @Sendable (String) -> Void) { erasureObserver.withLock { $0 = observer } }
 
-    /// A tenant that left the tenant set: its L1 entries now, then every key of it in L2 (its
-    /// generation dropped first, so nothing of it is read meanwhile), retried until Redis answers;
-    /// then the observer (the feed) confirms the erasure to the origin. Keys are dropped with the
-    /// old tenant set.
-    private func erase(_ tenant: String, from previous: TenantTable) {
-        _ = previous.caches[tenant]?.purge(keys: [], tags: [], prefixes: [], all: true)
-        let tier = previous.l2Tiers[tenant]
+    /// A tenant's data leaves this node: its L1 entries now, then every key of it in L2 (its
+    /// generation dropped first, so nothing of it is read meanwhile), retried until Redis answers.
+    /// For a tenant that left the tenant set (`confirm`), the observer (the feed) then confirms the
+    /// erasure to the origin; its keys are dropped with the old tenant set. Completes when done.
+    @discardableResult
+    private func erase(_ tenant: String, cache: TenantCache?, tier: RedisTier?, confirm: Bool) -> EventLoopFuture<Void> {
+        _ = cache?.purge(keys: [], tags: [], prefixes: [], all: true)
         let eventLoop = self.eventLoop
+        let done = eventLoop.makePromise(of: Void.self)
         @Sendable func eraseL2(attempt: Int) {
             guard let tier else { return finished() }
             tier.dropGeneration(tenant: tenant, on: eventLoop).flatMap { _ in tier.erase(tenant: tenant, on: eventLoop) }.whenSuccess { done in
@@ -158,11 +175,18 @@ final class EdgeRuntime: Sendable {
             }
         }
         @Sendable func finished() {
+            defer { done.succeed() }
+            guard confirm else {
+                logger.info("tenant data dropped: residency excludes this region", metadata: ["tenant": "\(tenant)"])
+                audit.record("residency_dropped", actor: "node", tenant: tenant, details: ["region": config.node.region])
+                return
+            }
             logger.info("tenant erased from this node", metadata: ["tenant": "\(tenant)"])
             audit.record("tenant_erased", actor: "node", tenant: tenant, details: ["tiers": tier == nil ? "memory" : "memory,redis"])
             erasureObserver.withLock { $0 }?(tenant)
         }
         eraseL2(attempt: 0)
+        return done.futureResult
     }
 
     /// Stops what a prepared tenant set started but the running one does not use (it was not applied).

@@ -119,4 +119,31 @@ struct ConfigPushTests {
         try persisted.replacingOccurrences(of: "newco", with: "evilco").write(toFile: state + "/bundle.signed", atomically: true, encoding: .utf8)
         await #expect(throws: EdgeError.self) { try await EdgeHarness.start(configure: configure, script: Self.script) }
     }
+
+    @Test func aResidencyThatExcludesThisRegionDropsTheTenantsDataInBothTiers() async throws {
+        let url = try SharedTierTests.redisURL(database: 4)
+        try await withEdge(configure: { config in
+            configure(&config)
+            config.cache.redis = .init(url: url, poolSize: 2, timeoutMs: 500)
+        }, script: Self.script) { (edge: EdgeHarness) async throws in
+            let upstream = edge.upstream.url
+            let resident = Self.bundle(version: 1, upstream: upstream, tenants: ["acme", "newco"], extra: #","residency":["eu-west"]"#)
+            #expect(try await push(edge, resident).status == 200)
+            for index in 0..<5 { _ = try await edge.get("/r/\(index)", host: "api.newco.test") }
+            let redis = try RedisConnection.open(try #require(RedisEndpoint(parsing: url)), timeoutMs: 1000)
+            func keys() throws -> Int {
+                guard case .array(let items) = try redis.command("KEYS", "te:newco:g*") else { return 0 }
+                return items.count
+            }
+            try await waitUntil(seconds: 10) { (try? keys()) ?? 0 >= 5 }
+            #expect(try #require(edge.runtime.caches["newco"]).occupancy().entries == 5)
+            let moved = Self.bundle(version: 2, upstream: upstream, tenants: ["acme", "newco"], extra: #","residency":["us-east"]"#)
+            #expect(try await push(edge, moved).status == 200)
+            try await waitUntil(seconds: 10) { (try? keys()) == 0 }
+            #expect(try #require(edge.runtime.caches["newco"]).occupancy().entries == 0, "L1 holds nothing of it")
+            let served = try await edge.get("/r/0", host: "api.newco.test")
+            #expect(served.status == 200 && served.cacheStatus.contains("detail=residency"))
+            #expect(try keys() == 0, "and nothing new is stored")
+        }
+    }
 }
