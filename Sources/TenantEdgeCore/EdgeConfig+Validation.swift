@@ -33,6 +33,8 @@ extension EdgeConfig {
             check(RedisEndpoint(parsing: redis.url) != nil, "cache.redis.url", "must be redis://[user:password@]host[:port][/db]")
             check((1...1024).contains(redis.poolSize), "cache.redis.pool_size", "must be from 1 to 1024")
             check((1...60_000).contains(redis.timeoutMs), "cache.redis.timeout_ms", "must be from 1 to 60000")
+            check((1...Self.largestByteCount).contains(redis.tenantQuotaBytes), "cache.redis.tenant_quota_bytes",
+                  "must be from 1 to \(Self.largestByteCount)")
         }
 
         if security.isolationLevel == .strict && !security.encryption {
@@ -121,6 +123,9 @@ extension EdgeConfig {
                     problems.append(ConfigProblem("\(key).quota_bytes", "must be from 1 to \(Self.largestByteCount)"))
                 }
                 quotaSum = Int.saturatingSum(quotaSum, max(quota, 0))
+            }
+            if let quota = tenant.quotaBytesL2, !(1...Self.largestByteCount).contains(quota) {
+                problems.append(ConfigProblem("\(key).quota_bytes_l2", "must be from 1 to \(Self.largestByteCount)"))
             }
             if let url = tenant.redisURL, RedisEndpoint(parsing: url) == nil {
                 problems.append(ConfigProblem("\(key).redis_url", "must be redis://[user:password@]host[:port][/db]"))

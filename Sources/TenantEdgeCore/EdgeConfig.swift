@@ -29,6 +29,10 @@ public struct EdgeConfig: Sendable, Equatable {
         /// core measured best on 2 cores; a connection pipelines every call in flight on it).
         public var poolSize: Int = 2
         public var timeoutMs: Int = 50
+        /// Live L2 bytes each tenant may hold (`tenants[].quota_bytes_l2` overrides). Default 256 MiB;
+        /// writes past it are refused, so one tenant, or a client busting its cache with query
+        /// strings, cannot fill the region's Redis and evict the others.
+        public var tenantQuotaBytes: Int = 268_435_456
         public init(url: String, poolSize: Int = 2, timeoutMs: Int = 50) {
             self.url = url; self.poolSize = poolSize; self.timeoutMs = timeoutMs
         }
@@ -206,6 +210,8 @@ public struct TenantConfig: Sendable, Equatable {
     /// The tenant's naming key (digests), sealed the same way with AAD `tenant-name-key:<id>`; it
     /// does not rotate, so a new data key keeps every entry's name.
     public var wrappedNamingKey: [UInt8]? = nil
+    /// Live L2 bytes of this tenant; nil means `cache.redis.tenant_quota_bytes`.
+    public var quotaBytesL2: Int? = nil
     /// Put request paths in RFC 3986 normal form for the key and the upstream (`RequestTarget`).
     /// Default on; off for upstreams that tell `/a%2Db` from `/a-b` or `//x` from `/x`.
     public var normalizePath: Bool = true

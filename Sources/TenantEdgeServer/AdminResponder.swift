@@ -189,7 +189,8 @@ struct AdminResponder: HTTPResponder {
             + "\"hits\":\(total { $0.hits.load(ordering: .relaxed) }),\"misses\":\(total { $0.misses.load(ordering: .relaxed) }),"
             + "\"writes\":\(total { $0.writes.load(ordering: .relaxed) }),\"errors\":\(total { $0.errors.load(ordering: .relaxed) }),"
             + "\"bytes_read\":\(total { $0.bytesRead.load(ordering: .relaxed) }),\"bytes_written\":\(total { $0.bytesWritten.load(ordering: .relaxed) }),"
-            + "\"fenced_writes\":\(total { $0.fencedWrites.load(ordering: .relaxed) }),\"calls\":\(total { $0.calls.load(ordering: .relaxed) }),"
+            + "\"fenced_writes\":\(total { $0.fencedWrites.load(ordering: .relaxed) }),"
+            + "\"quota_refused_writes\":\(total { $0.quotaRefusedWrites.load(ordering: .relaxed) }),\"calls\":\(total { $0.calls.load(ordering: .relaxed) }),"
             + "\"wait_ms_total\":\(total { $0.waitNanoseconds.load(ordering: .relaxed) } / 1_000_000)}"
     }
 

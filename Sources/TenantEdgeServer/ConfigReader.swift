@@ -89,9 +89,10 @@ public struct ConfigReader {
         integer(cache, "memory_bytes", "cache") { config.cache.memoryBytes = $0 }
         integer(cache, "default_ttl_s", "cache") { config.cache.defaultTTLSeconds = $0 }
         enumeration(cache, "isolation_strategy", "cache") { config.cache.isolationStrategy = $0 }
-        if let redis = mapping(cache["redis"], "cache.redis", allowed: ["url", "pool_size", "timeout_ms"]) {
+        if let redis = mapping(cache["redis"], "cache.redis", allowed: ["url", "pool_size", "timeout_ms", "tenant_quota_bytes"]) {
             var section = EdgeConfig.Redis(url: "")
             string(redis, "url", "cache.redis") { section.url = $0 }
+            integer(redis, "tenant_quota_bytes", "cache.redis") { section.tenantQuotaBytes = $0 }
             integer(redis, "pool_size", "cache.redis") { section.poolSize = $0 }
             integer(redis, "timeout_ms", "cache.redis") { section.timeoutMs = $0 }
             config.cache.redis = section
@@ -151,7 +152,7 @@ public struct ConfigReader {
             let path = "tenants[\(index)]"
             guard let tenant = mapping(item, path, allowed: Set([
                 "id", "hosts", "upstream", "residency", "geo_mode", "quota_bytes", "default_ttl_s", "isolation", "redis_url",
-                "normalize_path", "share_cookie_requests",
+                "normalize_path", "share_cookie_requests", "quota_bytes_l2",
             ] + (inBundle ? ["keys", "naming_key"] : []))) else { continue }
             var value = TenantConfig(id: "", hosts: [], upstream: "")
             for required in ["id", "hosts", "upstream"] where tenant[required] == nil {
@@ -167,6 +168,7 @@ public struct ConfigReader {
             enumeration(tenant, "isolation", path) { value.isolation = $0 }
             string(tenant, "redis_url", path) { value.redisURL = $0 }
             boolean(tenant, "normalize_path", path) { value.normalizePath = $0 }
+            integer(tenant, "quota_bytes_l2", path) { value.quotaBytesL2 = $0 }
             boolean(tenant, "share_cookie_requests", path) { value.shareCookieRequests = $0 }
             if inBundle {
                 value.wrappedKeys = readWrappedKeys(tenant["keys"], "\(path).keys")

@@ -123,25 +123,27 @@ final class RedisTier: Sendable {
 
     /// Stores a value with a Redis TTL and indexes it under `indexes` (tag and prefix digests),
     /// unless a purge ran since `fence` was read; failures are counted and otherwise ignored.
+    /// `quotaBytes`: the tenant's L2 quota (0: none); a write that would pass it is refused by Redis.
     func set(tenant: String, digest: KeyDigest, value: [UInt8], ttlSeconds: Int, fence: [UInt8], keyVersion: UInt32,
-             indexes: [KeyDigest], on eventLoop: any EventLoop) {
+             quotaBytes: Int = 0, indexes: [KeyDigest], on eventLoop: any EventLoop) {
         guard ttlSeconds > 0, !isUntrusted(tenant) else { return }
         let arguments = SharedTierScripts.call(SharedTierScripts.set, tenant: tenant,
-            [Array(digest.base64URL.utf8), value, Array(String(ttlSeconds).utf8), fence, Array(String(keyVersion).utf8)]
-                + indexes.map { Array($0.base64URL.utf8) })
-        _ = run(arguments, on: eventLoop) { reply -> Bool in
+            [Array(digest.base64URL.utf8), value, Array(String(ttlSeconds).utf8), fence, Array(String(keyVersion).utf8),
+             Array(String(max(0, quotaBytes)).utf8)] + indexes.map { Array($0.base64URL.utf8) })
+        _ = run(arguments, on: eventLoop) { reply -> Int in
             switch reply {
-            case .integer(let stored): return stored == 1
+            case .integer(let outcome): return outcome
             case .error(let message): throw EdgeError(.redisFailure, "SET: \(message)")
             default: throw EdgeError(.redisFailure, "SET: unexpected reply")
             }
-        }.map { stored in
-            switch stored {
-            case true?:
+        }.map { outcome in
+            switch outcome {
+            case 1?:
                 self.counters.writes.add(1, ordering: .relaxed)
                 self.counters.bytesWritten.add(value.count, ordering: .relaxed)
-            case false?: self.counters.fencedWrites.add(1, ordering: .relaxed)
-            case nil: break
+            case 0?: self.counters.fencedWrites.add(1, ordering: .relaxed)
+            case 2?: self.counters.quotaRefusedWrites.add(1, ordering: .relaxed)
+            default: break
             }
         }
     }
@@ -321,6 +323,8 @@ final class TierCounters: Sendable {
     let bytesWritten = Atomic<Int>(0)
     /// Writes Redis refused because a purge ran between the read of the miss and the write.
     let fencedWrites = Atomic<Int>(0)
+    /// Writes Redis refused because the tenant's live L2 bytes would pass its quota.
+    let quotaRefusedWrites = Atomic<Int>(0)
     /// Calls made, and the nanoseconds from submit to reply in total (queueing included).
     let calls = Atomic<Int>(0)
     let waitNanoseconds = Atomic<Int>(0)

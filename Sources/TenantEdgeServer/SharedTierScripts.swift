@@ -15,15 +15,27 @@ import TenantEdgeNative
 /// write that follows is refused when any purge ran in between. That covers a fetch racing a purge
 /// and also a `SET` that timed out on our side but runs in Redis later, after a purge.
 enum SharedTierScripts {
-    /// Subtracts a key's bytes from the ledger bucket of its expiry minute (before a delete or overwrite).
+    /// Subtracts a key's bytes from the ledger bucket of its expiry minute (before a delete or
+    /// overwrite), in the generation's ledger and in the tenant's quota ledger `te:<t>:quota` (bytes
+    /// per expiry minute and their `total`, across generations: a dropped generation's entries
+    /// still take memory until they expire, so a purge of everything does not reset the quota).
     private static let prelude = """
         local g = redis.call('GET', KEYS[1]) or '0'
         local base = ARGV[1] .. g .. ':'
         local ledger = base .. 'bytes'
         local now = tonumber(redis.call('TIME')[1])
+        local quotaLedger = 'te:' .. string.sub(KEYS[1], 4, -5) .. ':quota'
         local function forget(key)
           local left = redis.call('TTL', key)
-          if left > 0 then redis.call('HINCRBY', ledger, math.floor((now + left) / 60), -redis.call('STRLEN', key)) end
+          if left > 0 then
+            local bucket = math.floor((now + left) / 60)
+            local size = redis.call('STRLEN', key)
+            redis.call('HINCRBY', ledger, bucket, -size)
+            if redis.call('HEXISTS', quotaLedger, bucket) == 1 then
+              redis.call('HINCRBY', quotaLedger, bucket, -size)
+              redis.call('HINCRBY', quotaLedger, 'total', -size)
+            end
+          end
         end
 
         """
@@ -36,16 +48,38 @@ enum SharedTierScripts {
 
     /// `ARGV[2]` digest, `ARGV[3]` value, `ARGV[4]` TTL, `ARGV[5]` the fence read before the fetch,
     /// `ARGV[6]` the key version it is sealed under (listed in `te:<t>:v<version>` for retirement
-    /// sweeps), `ARGV[7…]` index digests. Returns 1 when stored, 0 when a purge ran since the fence was read.
-    /// Index sets live at least as long as their newest member.
+    /// sweeps), `ARGV[7]` the tenant's L2 quota in bytes (0: none), `ARGV[8…]` index digests.
+    /// Returns 1 when stored, 0 when a purge ran since the fence was read, 2 when the tenant's
+    /// live bytes would pass its quota (one tenant never fills the region's Redis). Index sets live
+    /// at least as long as their newest member. Quota buckets of minutes past are dropped here,
+    /// each once (`te:<t>:quota:minutes` lists them), so the check costs O(1) amortized.
     static let set = """
         if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[5] then return 0 end
         \(prelude)local key = base .. ARGV[2]
         local ttl = tonumber(ARGV[4])
+        local quota = tonumber(ARGV[7])
+        local minutes = quotaLedger .. ':minutes'
+        local minute = math.floor(now / 60)
+        local expired = redis.call('ZRANGEBYSCORE', minutes, '-inf', minute - 1)
+        for _, m in ipairs(expired) do
+          redis.call('HINCRBY', quotaLedger, 'total', -tonumber(redis.call('HGET', quotaLedger, m) or '0'))
+          redis.call('HDEL', quotaLedger, m)
+        end
+        if #expired > 0 then redis.call('ZREMRANGEBYSCORE', minutes, '-inf', minute - 1) end
+        local total = tonumber(redis.call('HGET', quotaLedger, 'total') or '0')
+        if quota > 0 and total - redis.call('STRLEN', key) + #ARGV[3] > quota then return 2 end
         forget(key)
         redis.call('SET', key, ARGV[3], 'EX', ttl)
-        redis.call('HINCRBY', ledger, math.floor((now + ttl) / 60), #ARGV[3])
+        local bucket = math.floor((now + ttl) / 60)
+        redis.call('HINCRBY', ledger, bucket, #ARGV[3])
         if redis.call('TTL', ledger) < ttl + 60 then redis.call('EXPIRE', ledger, ttl + 60) end
+        redis.call('HINCRBY', quotaLedger, bucket, #ARGV[3])
+        redis.call('HINCRBY', quotaLedger, 'total', #ARGV[3])
+        redis.call('ZADD', minutes, bucket, bucket)
+        for _, k in ipairs({quotaLedger, minutes}) do
+          if redis.call('TTL', k) < ttl + 60 then redis.call('EXPIRE', k, ttl + 60) end
+          redis.call('ZADD', KEYS[3], 'GT', now + ttl + 60, k)
+        end
         redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
         redis.call('ZADD', KEYS[3], 'GT', now + ttl, key)
         redis.call('ZADD', KEYS[3], 'GT', now + ttl + 60, ledger)
@@ -53,7 +87,7 @@ enum SharedTierScripts {
         redis.call('ZREMRANGEBYSCORE', byVersion, '-inf', now)
         redis.call('ZADD', byVersion, 'GT', now + ttl, key)
         redis.call('ZADD', KEYS[3], 'GT', now + ttl, byVersion)
-        for i = 7, #ARGV do
+        for i = 8, #ARGV do
           local idx = base .. 'idx:' .. ARGV[i]
           redis.call('SADD', idx, ARGV[2])
           if redis.call('TTL', idx) < ttl then redis.call('EXPIRE', idx, ttl) end

@@ -101,15 +101,17 @@ extension TenantTrafficResponder {
                            token: RedisTier.Token?, on eventLoop: any EventLoop) {
         guard let l2 = runtime.l2(for: cache.tenant.id), let token else { return }
         let fence = token.fence
+        let quota = cache.tenant.quotaBytesL2 ?? runtime.config.cache.redis?.tenantQuotaBytes ?? 0
         let ttl = Int.saturating((entry.lifetime.keep - entry.lifetime.initialAge).rounded(.up))
         let primary = cache.primaryDigest(target: target)
         var indexes = entry.tagDigests + TenantCache.prefixes(of: target).map(cache.prefixDigest)
         if !varyNames.isEmpty {
             indexes.append(primary)
             l2.set(tenant: cache.tenant.id, digest: primary, value: L2EntryCodec.encodeVaryMarker(varyNames), ttlSeconds: ttl,
-                   fence: fence, keyVersion: cache.cipher.keyVersion, indexes: [], on: eventLoop)
+                   fence: fence, keyVersion: cache.cipher.keyVersion, quotaBytes: quota, indexes: [], on: eventLoop)
         }
         l2.set(tenant: cache.tenant.id, digest: storageKey, value: L2EntryCodec.encode(entry), ttlSeconds: ttl, fence: fence,
-               keyVersion: TenantPartition.keyVersion(of: entry.sealed) ?? cache.cipher.keyVersion, indexes: indexes, on: eventLoop)
+               keyVersion: TenantPartition.keyVersion(of: entry.sealed) ?? cache.cipher.keyVersion, quotaBytes: quota, indexes: indexes,
+               on: eventLoop)
     }
 }

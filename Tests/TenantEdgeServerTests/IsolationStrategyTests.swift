@@ -19,7 +19,8 @@ struct IsolationStrategyTests {
         guard case .array(let items) = try redis.command("KEYS", "te:*") else { return [] }
         let names = items.compactMap { if case .string(let b) = $0 { String(decoding: b, as: UTF8.self) } else { nil } }
         return names.filter {  // entries only
-            !$0.contains(":idx:") && !$0.hasSuffix(":bytes") && !$0.hasSuffix(":keys") && $0.range(of: #":v\d+$"#, options: .regularExpression) == nil
+            !$0.contains(":idx:") && !$0.hasSuffix(":bytes") && !$0.hasSuffix(":keys") && !$0.hasSuffix(":quota")
+                && !$0.hasSuffix(":quota:minutes") && $0.range(of: #":v\d+$"#, options: .regularExpression) == nil
         }.sorted()
     }
 

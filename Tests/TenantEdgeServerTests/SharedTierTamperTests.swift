@@ -41,3 +41,36 @@ struct SharedTierTamperTests {
         }
     }
 }
+
+/// Issue 11, item 15: one tenant cannot fill the region's Redis.
+@Suite("L2 quota per tenant", .serialized)
+struct SharedTierQuotaTests {
+    @Test func writesPastATenantsL2QuotaAreRefusedAndOthersKeepWriting() async throws {
+        let url = try SharedTierTests.redisURL(database: 16)
+        let body = String(repeating: "q", count: 4000)
+        let configure: (inout EdgeConfig) -> Void = { config in
+            config.cache.redis = .init(url: url, poolSize: 2, timeoutMs: 500)
+            config.tenants[0].quotaBytesL2 = 20_000
+        }
+        try await withEdge(configure: configure, script: { _ in .init(headers: [("Cache-Control", "max-age=300")], body: body) }) { edge in
+            let redis = try RedisConnection.open(try #require(RedisEndpoint(parsing: url)), timeoutMs: 1000)
+            for index in 0..<20 {
+                _ = try await edge.get("/bust?\(index)")
+                _ = try await edge.get("/bust?\(index)", host: "api.globex.test")
+            }
+            let tier = try #require(edge.runtime.l2(for: "acme"))
+            try await waitUntil(seconds: 10) { tier.counters.quotaRefusedWrites.load(ordering: .relaxed) >= 10 }
+            guard case .string(let total) = try redis.command("HGET", "te:acme:quota", "total") else { Issue.record("no ledger"); return }
+            let acmeBytes = Int(String(decoding: total, as: UTF8.self)) ?? .max
+            #expect(acmeBytes <= 20_000, "acme holds \(acmeBytes) bytes")
+            guard case .string(let other) = try redis.command("HGET", "te:globex:quota", "total") else { Issue.record("no ledger"); return }
+            #expect((Int(String(decoding: other, as: UTF8.self)) ?? 0) > 60_000, "globex, under the default quota, stored all")
+            // A purge of everything does not give the tenant a fresh quota while its old entries live on.
+            #expect(try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","all":true}"#).status == 200)
+            _ = try await edge.get("/after-purge")
+            try await Task.sleep(for: .milliseconds(200))
+            guard case .string(let after) = try redis.command("HGET", "te:acme:quota", "total") else { Issue.record("no ledger"); return }
+            #expect((Int(String(decoding: after, as: UTF8.self)) ?? .max) <= 20_000)
+        }
+    }
+}

@@ -23,7 +23,7 @@ start)
   rm -rf "$run"; mkdir -p "$run/tls" "$run/www" "$run/redis"
   # Redis: the real server, on a free port, no persistence.
   redis_port=$(free_port)
-  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$run/redis" \
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --databases 32 --dir "$run/redis" \
     --daemonize yes --pidfile "$run/redis.pid" --logfile "$run/redis.log"
   wait_port "$redis_port" redis-server
   # TLS: a CA and a server certificate for 127.0.0.1/localhost, and an unrelated CA.

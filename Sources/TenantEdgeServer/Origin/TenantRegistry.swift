@@ -260,6 +260,7 @@ final class TenantRegistry: Sendable {
         if let isolation = tenant.isolation { object["isolation"] = isolation.rawValue }
         if let url = tenant.redisURL { object["redis_url"] = url }
         if !tenant.normalizePath { object["normalize_path"] = false }
+        if let quota = tenant.quotaBytesL2 { object["quota_bytes_l2"] = quota }
         if tenant.shareCookieRequests { object["share_cookie_requests"] = true }
         return object
     }
