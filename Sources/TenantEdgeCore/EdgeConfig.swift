@@ -15,6 +15,10 @@ public struct EdgeConfig: Sendable, Equatable {
         public var http: String
         /// Admin API and metrics; never the same address as `http`. Default `127.0.0.1:9090`.
         public var admin: String
+        /// Serve the admin listener over HTTPS with this certificate and key (PEM files). Default
+        /// none: plain HTTP, fit only for loopback, since bundles and the admin token cross it.
+        public var adminCertFile: String? = nil
+        public var adminKeyFile: String? = nil
         public init(http: String = "127.0.0.1:8080", admin: String = "127.0.0.1:9090") {
             self.http = http; self.admin = admin
         }
@@ -210,6 +214,10 @@ public struct TenantConfig: Sendable, Equatable {
     /// The tenant's naming key (digests), sealed the same way with AAD `tenant-name-key:<id>`; it
     /// does not rotate, so a new data key keeps every entry's name.
     public var wrappedNamingKey: [UInt8]? = nil
+    /// `redis_url` as a bundle carries it when the region has a KEK: sealed (AES-256-GCM, AAD
+    /// `tenant-redis-url:<id>`), so its password is never in clear on the wire or on the node's
+    /// disk. Opened into `redisURL` when the tenant set is built, then cleared.
+    public var sealedRedisURL: [UInt8]? = nil
     /// Live L2 bytes of this tenant; nil means `cache.redis.tenant_quota_bytes`.
     public var quotaBytesL2: Int? = nil
     /// Put request paths in RFC 3986 normal form for the key and the upstream (`RequestTarget`).

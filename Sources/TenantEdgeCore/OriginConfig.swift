@@ -5,6 +5,9 @@ public struct OriginConfig: Sendable, Equatable {
     /// Server certificate chain and key (PEM). The origin speaks HTTPS only.
     public var certFile: String = ""
     public var keyFile: String = ""
+    /// CA (PEM) that signed the nodes' admin certificates, for pushes to `https://` admin URLs;
+    /// default: the system's trust roots.
+    public var nodeCAFile: String? = nil
     /// Durable invalidation log, tenant registry and bundles.
     public var stateDir: String = "./origin-state"
     /// Ed25519 private key (PEM) that signs config bundles.
@@ -52,6 +55,19 @@ public struct OriginConfig: Sendable, Equatable {
 
     public init() {}
 
+    /// `http://127.x.x.x…`, `http://[::1]…` or `http://localhost…`.
+    static func isLoopbackURL(_ url: String) -> Bool {
+        guard url.hasPrefix("http://") else { return false }
+        let authority = url.dropFirst(7).prefix { $0 != "/" }
+        let host = authority.hasPrefix("[") ? String(authority.prefix { $0 != "]" }) + "]" : String(authority.prefix { $0 != ":" })
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        let isLoopbackIPv4 = octets.count == 4 && octets.first == "127"
+            && octets.allSatisfy { octet in
+                (1...3).contains(octet.count) && octet.allSatisfy { ("0"..."9").contains($0) } && (Int(octet) ?? 256) <= 255
+            }
+        return host == "localhost" || host == "[::1]" || isLoopbackIPv4
+    }
+
     /// Every problem, naming its key.
     public func validate() -> [ConfigProblem] {
         var problems: [ConfigProblem] = []
@@ -65,6 +81,14 @@ public struct OriginConfig: Sendable, Equatable {
         for (index, region) in regions.enumerated() {
             check(!region.region.name.isEmpty, "regions[\(index)].name", "must not be empty")
             check(names.insert(region.region.name).inserted, "regions[\(index)].name", "'\(region.region.name)' appears twice")
+        }
+        for (regionIndex, region) in regions.enumerated() {
+            for (index, node) in region.nodes.enumerated() {
+                // A push carries the region's bundle and the node's admin token: never in clear
+                // beyond this machine.
+                check(node.adminURL.hasPrefix("https://") || Self.isLoopbackURL(node.adminURL),
+                      "regions[\(regionIndex)].nodes[\(index)].admin_url", "must be https:// (plain http only on loopback)")
+            }
         }
         for (index, node) in tokens.nodes.enumerated() {
             check(names.contains(node.region), "tokens.nodes[\(index)].region", "'\(node.region)' is not a region of this origin")

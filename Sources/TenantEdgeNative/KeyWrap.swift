@@ -8,6 +8,8 @@ public enum KeyWrap {
     public static func aad(tenant: String, version: UInt32) -> [UInt8] { Array("tenant-key:\(tenant):\(version)".utf8) }
     /// The AAD of a tenant's naming key (the digest key that does not rotate).
     public static func namingAAD(tenant: String) -> [UInt8] { Array("tenant-name-key:\(tenant)".utf8) }
+    /// Associated data of a tenant's Redis URL sealed into a bundle (it may carry a password).
+    public static func redisURLAAD(tenant: String) -> [UInt8] { Array("tenant-redis-url:\(tenant)".utf8) }
 
     public static func seal(_ key: [UInt8], kek: [UInt8], aad: [UInt8]) throws(EdgeError) -> [UInt8] {
         let nonce = try OpenSSL.randomBytes(12)

@@ -6,15 +6,15 @@ import Yams
 /// "tenants"}`. Its body is checked against the pinned Ed25519 key before anything parses it
 /// (`ConfigBundleGate`); then it is read here with the same strict rules as a node file's
 /// `regions` and `tenants` (JSON is YAML, so one reader serves both), and every problem is named.
-struct ConfigBundle: Sendable {
-    var version: Int
-    var issuedAt: String
-    var regions: [RegionConfig]
-    var tenants: [TenantConfig]
+public struct ConfigBundle: Sendable {
+    public var version: Int
+    public var issuedAt: String
+    public var regions: [RegionConfig]
+    public var tenants: [TenantConfig]
 
     /// Parses and validates the bundle as the tenant set of `base` (the node's own file). Throws
     /// `.badRequest` listing every problem, one per line, naming the field.
-    static func read(_ body: [UInt8], base: EdgeConfig) throws(EdgeError) -> (ConfigBundle, EdgeConfig) {
+    public static func read(_ body: [UInt8], base: EdgeConfig) throws(EdgeError) -> (ConfigBundle, EdgeConfig) {
         guard let text = String(validating: body, as: UTF8.self) else { throw EdgeError(.badRequest, "bundle: not UTF-8 text") }
         guard (try? JSONSerialization.jsonObject(with: Data(body))) is [String: Any] else {
             throw EdgeError(.badRequest, "bundle: not a JSON object")

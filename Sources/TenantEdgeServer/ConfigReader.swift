@@ -49,9 +49,13 @@ public struct ConfigReader {
             string(node, "id", "node") { config.node.id = $0 }
             string(node, "region", "node") { config.node.region = $0 }
         }
-        if let listen = mapping(top["listen"], "listen", allowed: ["http", "admin"]) {
+        if let listen = mapping(top["listen"], "listen", allowed: ["http", "admin", "admin_tls"]) {
             string(listen, "http", "listen") { config.listen.http = $0 }
             string(listen, "admin", "listen") { config.listen.admin = $0 }
+            if let tls = mapping(listen["admin_tls"], "listen.admin_tls", allowed: ["cert_file", "key_file"]) {
+                string(tls, "cert_file", "listen.admin_tls") { config.listen.adminCertFile = Self.resolve($0, baseDirectory) }
+                string(tls, "key_file", "listen.admin_tls") { config.listen.adminKeyFile = Self.resolve($0, baseDirectory) }
+            }
         }
         string(top, "state_dir", nil) { config.stateDir = Self.resolve($0, baseDirectory) }
         readCache(top, &config)
@@ -153,7 +157,7 @@ public struct ConfigReader {
             guard let tenant = mapping(item, path, allowed: Set([
                 "id", "hosts", "upstream", "residency", "geo_mode", "quota_bytes", "default_ttl_s", "isolation", "redis_url",
                 "normalize_path", "share_cookie_requests", "quota_bytes_l2",
-            ] + (inBundle ? ["keys", "naming_key"] : []))) else { continue }
+            ] + (inBundle ? ["keys", "naming_key", "redis_url_sealed"] : []))) else { continue }
             var value = TenantConfig(id: "", hosts: [], upstream: "")
             for required in ["id", "hosts", "upstream"] where tenant[required] == nil {
                 problems.append(ConfigProblem("\(path).\(required)", "is required"))
@@ -172,6 +176,12 @@ public struct ConfigReader {
             boolean(tenant, "share_cookie_requests", path) { value.shareCookieRequests = $0 }
             if inBundle {
                 value.wrappedKeys = readWrappedKeys(tenant["keys"], "\(path).keys")
+                var sealedURL: String? = nil
+                string(tenant, "redis_url_sealed", path) { sealedURL = $0 }
+                if let sealedURL {
+                    if let bytes = Data(base64Encoded: sealedURL), bytes.count > 28 { value.sealedRedisURL = Array(bytes) }
+                    else { problems.append(ConfigProblem("\(path).redis_url_sealed", "must be the base64 of nonce, sealed URL and tag")) }
+                }
                 var naming: String? = nil
                 string(tenant, "naming_key", path) { naming = $0 }
                 if let naming {

@@ -52,9 +52,16 @@ public final class EdgeNode: Sendable {
         }
         let admin: HTTPListener
         do {
+            let adminTLS = try config.listen.adminCertFile.map { certFile throws(EdgeError) in
+                try ServerTLS.context(certFile: certFile, keyFile: config.listen.adminKeyFile ?? "", key: "listen.admin_tls")
+            }
             admin = try await HTTPListener.bind(address: adminAddress, group: group,
                                                 responder: AdminResponder(runtime: runtime, bundles: bundles, isReady: { readiness.value }),
-                                                limits: config.limits.forAdmin)
+                                                limits: config.limits.forAdmin, tls: adminTLS)
+        } catch let error as EdgeError {
+            try? await traffic.channel.close()
+            await runtime.shutdown()
+            throw error
         } catch {
             try? await traffic.channel.close()
             await runtime.shutdown()

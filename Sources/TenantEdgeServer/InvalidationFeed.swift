@@ -93,29 +93,17 @@ final class InvalidationFeed: Sendable {
     }
 
     private func handle(status: Int, body: [UInt8], after: Int) throws(EdgeError) {
-        let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
-        switch status {
-        case 200:
-            guard let object, let head = object["head"] as? Int, let list = object["events"] as? [Any] else {
-                throw EdgeError(.transferFailure, "feed answer is not {head, events}")
-            }
-            var events: [InvalidationEvent] = []
-            for item in list { events.append(try InvalidationEvent(jsonObject: item)) }
-            guard events.first.map({ $0.seq == after + 1 }) ?? (head >= after) else {
-                throw EdgeError(.transferFailure, "feed answer skips events after \(after)")
-            }
+        switch try FeedAnswer.parse(status: status, body: body, after: after) {
+        case .events(let events, _):
             heard()
-            guard !events.isEmpty else { return }
+            guard let last = events.last else { return }
             for event in events { apply(event) }
-            try persist(cursor: events.last!.seq)
-        case 410:
-            guard let object, let head = object["head"] as? Int else { throw EdgeError(.transferFailure, "410 without a head") }
+            try persist(cursor: last.seq)
+        case .expired(let head):
             heard()
             runtime.logger.warning("invalidation cursor expired at the origin; purging every tenant", metadata: ["cursor": "\(after)", "head": "\(head)"])
             for tenant in runtime.table.tenants { apply(InvalidationEvent(seq: head, purge: PurgeRequest(tenant: tenant.id, all: true), publishedAt: "")) }
             try persist(cursor: head)
-        default:
-            throw EdgeError(.transferFailure, "feed answered \(status)")
         }
     }
 

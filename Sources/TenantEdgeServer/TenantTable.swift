@@ -42,8 +42,9 @@ final class TenantTable: Sendable {
 
     /// Builds the table for `config.tenants`. Throws before anything is started when a tenant's key
     /// or Redis settings cannot be made.
-    static func build(config: EdgeConfig, version: Int, masterKey: [UInt8]?, kek: [UInt8]?, previous: TenantTable?,
+    static func build(config sealedConfig: EdgeConfig, version: Int, masterKey: [UInt8]?, kek: [UInt8]?, previous: TenantTable?,
                       eventLoop: any EventLoop, clock: any CacheClock, logger: Logger) throws(EdgeError) -> TenantTable {
+        let config = try openSealedCredentials(sealedConfig, kek: kek)
         let standalone = try StandaloneKeyring(masterKey: masterKey, tenants: config.tenants.filter { $0.wrappedKeys.isEmpty },
                                                encryption: config.security.encryption)
         let keyring: any TenantKeyring = config.security.encryption
@@ -73,6 +74,23 @@ final class TenantTable: Sendable {
         let followers = followSiblingPurges(tiers: l2Tiers, caches: caches, config: config, eventLoop: eventLoop, logger: logger)
         return TenantTable(version: version, tenants: config.tenants, regions: config.regions, caches: caches,
                            l2Tiers: l2Tiers, allL2Tiers: allL2Tiers, purgeFollowers: followers)
+    }
+
+    /// Opens the Redis URLs a bundle carries sealed under the region KEK; a URL that does not open
+    /// refuses the whole set, as a key that does not open does.
+    static func openSealedCredentials(_ config: EdgeConfig, kek: [UInt8]?) throws(EdgeError) -> EdgeConfig {
+        var config = config
+        for index in config.tenants.indices {
+            guard let sealed = config.tenants[index].sealedRedisURL else { continue }
+            let id = config.tenants[index].id
+            guard let kek, let plain = KeyWrap.open(sealed, kek: kek, aad: KeyWrap.redisURLAAD(tenant: id)),
+                  let url = String(validating: plain, as: UTF8.self), RedisEndpoint(parsing: url) != nil else {
+                throw EdgeError(.invalidConfig, "tenants: '\(id)'.redis_url_sealed does not open under security.kek_file")
+            }
+            config.tenants[index].redisURL = url
+            config.tenants[index].sealedRedisURL = nil
+        }
+        return config
     }
 
     /// The tenant cache for a `Host` value: one dictionary read for an already-normalized host.

@@ -176,7 +176,7 @@ struct CachingRulesTests {
     @Test func staleIfErrorCoversAnUnreachableUpstreamAndOtherwiseA502() async throws {
         try await withEdge(script: { _ in Self.reply([("Cache-Control", "max-age=10, stale-if-error=100")], body: "kept") }) { edge in
             _ = try await edge.get("/down")
-            await edge.upstream.stop()
+            edge.upstream.refuseConnections()
             edge.clock.advance(by: 20)
             let covered = try await edge.get("/down")
             #expect(covered.body == "kept")

@@ -82,4 +82,59 @@ struct OriginHostileTests {
         #expect(try await origin.publish(#"{"tenant":"acme","all":true}"#).status == 200, "the origin still serves")
         await origin.stop()
     }
+
+    @Test func bundlesReachANodeOverTLSWithTheirRedisURLSealed() async throws {
+        let secrets = try OriginSecrets("te-origin-tls")
+        let cert = try OriginHarness.environment("TE_TEST_SERVER_CERT"), key = try OriginHarness.environment("TE_TEST_SERVER_KEY")
+        let state = try temporaryDirectory("te-node-tls")
+        let node = try await EdgeHarness.start(configure: { config in
+            config.stateDir = state
+            config.security.configPublicKey = secrets.publicKey
+            config.security.kekFile = secrets.regionKEK
+            config.listen.adminCertFile = cert
+            config.listen.adminKeyFile = key
+        }, nodeID: "node-a", script: { _ in .init(body: "x") })
+        let origin = try await OriginHarness.start { config in
+            config.signingKeyFile = secrets.signingKey
+            config.tokens.admin = [OpenSSL.sha256(Array(Self.admin.utf8))]
+            config.regions[0].kekFile = secrets.regionKEK
+            config.nodeCAFile = try? OriginHarness.environment("TE_TEST_CA_FILE")
+            config.regions[0].nodes = [.init(id: "node-a", adminURL: "https://127.0.0.1:\(node.node.adminPort)",
+                                             adminTokenFile: secrets.nodeAdminToken)]
+        }
+        let secretURL = "redis://edge:s3cret-pass@127.0.0.1:1/3"
+        let tenant = #"{"hosts":["api.sealed.test"],"upstream":"http://127.0.0.1:1","isolation":"database","redis_url":"\#(secretURL)"}"#
+        #expect(try await origin.call(.PUT, "/v1/tenants/sealed", token: Self.admin, body: tenant).status == 200)
+        let published = try await origin.call(.POST, "/v1/config/publish", token: Self.admin)
+        #expect(published.body.contains(#""node-a":"ok""#), "pushed over TLS: \(published.body)")
+        let applied = try #require(node.runtime.table.tenants.first { $0.id == "sealed" })
+        #expect(applied.redisURL == secretURL, "opened with the region KEK on the node")
+        let persisted = try String(contentsOfFile: state + "/bundle.signed", encoding: .utf8)
+        #expect(persisted.contains("redis_url_sealed") && !persisted.contains("s3cret-pass"), "never in clear on the node's disk")
+        // Plain HTTP to the TLS admin listener gets nothing useful.
+        let plain = try RawHTTP.exchange(port: node.node.adminPort, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        #expect(!plain.hasPrefix("HTTP/1.1 200"))
+        await origin.stop(); await node.shutdown()
+    }
+}
+
+@Suite("Origin config: pushes never in clear beyond loopback")
+struct OriginPushURLTests {
+    @Test func adminURLsMustBeHTTPSOutsideLoopback() {
+        var config = OriginConfig()
+        config.certFile = "c"; config.keyFile = "k"
+        config.regions = [.init(region: RegionConfig(name: "eu", lat: 0, lon: 0, publicURL: "https://eu.test"), nodes: [
+            .init(id: "a", adminURL: "http://10.0.0.5:9090", adminTokenFile: "t"),
+            .init(id: "b", adminURL: "http://127.0.0.1:9090", adminTokenFile: "t"),
+            .init(id: "c", adminURL: "https://node-c.internal:9090", adminTokenFile: "t"),
+            .init(id: "d", adminURL: "http://[::1]:9090", adminTokenFile: "t"),
+            .init(id: "e", adminURL: "http://127.0.0.1.evil.example:9090", adminTokenFile: "t"),
+        ])]
+        let keys = config.validate().map(\.key)
+        #expect(keys.contains("regions[0].nodes[0].admin_url"))
+        #expect(!keys.contains("regions[0].nodes[1].admin_url"))
+        #expect(!keys.contains("regions[0].nodes[2].admin_url"))
+        #expect(!keys.contains("regions[0].nodes[3].admin_url"))
+        #expect(keys.contains("regions[0].nodes[4].admin_url"), "a name that starts like loopback is no loopback")
+    }
 }

@@ -30,16 +30,27 @@ final class TestUpstream: Sendable {
 
     private let channel: any Channel
     private let log: RequestLog
+    private let refusing: Refusing
     let port: Int
+
+    /// Set by `refuseConnections()`: every connection is closed as it opens.
+    final class Refusing: Sendable {
+        let flag = Mutex(false)  // protects the mode
+        let open = Mutex<[any Channel]>([])  // connections to close when refusing starts
+    }
 
     init(script: @escaping Script) async throws {
         let log = RequestLog()
         self.log = log
+        let refusing = Refusing()
+        self.refusing = refusing
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                if refusing.flag.withLock({ $0 }) { return channel.close() }
+                refusing.open.withLock { $0.append(channel) }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(Handler(script: script, log: log))
                 }
@@ -57,6 +68,13 @@ final class TestUpstream: Sendable {
     func count(_ uri: String) -> Int { requests(uri).count }
 
     func stop() async { try? await channel.close() }
+
+    /// An upstream that is down without giving its port up (a stopped one's port may be taken by
+    /// another test's listener, which would then answer in its place).
+    func refuseConnections() {
+        refusing.flag.withLock { $0 = true }
+        for channel in refusing.open.withLock({ $0 }) { channel.close(promise: nil) }
+    }
 
     private final class Handler: ChannelInboundHandler {
         typealias InboundIn = HTTPServerRequestPart

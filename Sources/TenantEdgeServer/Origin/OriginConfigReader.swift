@@ -17,9 +17,10 @@ public enum OriginConfigReader {
             throw EdgeError(.invalidConfig, reader.problems.first?.description ?? "config: is not a YAML mapping")
         }
         reader.string(top, "listen", nil) { config.listen = $0 }
-        if let tls = reader.mapping(top["tls"], "tls", allowed: ["cert_file", "key_file"]) {
+        if let tls = reader.mapping(top["tls"], "tls", allowed: ["cert_file", "key_file", "node_ca_file"]) {
             reader.string(tls, "cert_file", "tls") { config.certFile = ConfigReader.resolve($0, base) }
             reader.string(tls, "key_file", "tls") { config.keyFile = ConfigReader.resolve($0, base) }
+            reader.string(tls, "node_ca_file", "tls") { config.nodeCAFile = ConfigReader.resolve($0, base) }
         }
         reader.string(top, "state_dir", nil) { config.stateDir = ConfigReader.resolve($0, base) }
         reader.string(top, "signing_key_file", nil) { config.signingKeyFile = ConfigReader.resolve($0, base) }

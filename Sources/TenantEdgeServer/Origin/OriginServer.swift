@@ -17,15 +17,7 @@ public final class OriginServer: Sendable {
                              clock: any CacheClock = SystemCacheClock()) async throws -> OriginServer {
         guard let address = HostPort(parsing: config.listen) else { throw EdgeError(.invalidConfig, "listen: must be HOST:PORT") }
         let tls: NIOSSLContext
-        do {
-            let chain = try NIOSSLCertificate.fromPEMFile(config.certFile).map { NIOSSLCertificateSource.certificate($0) }
-            let key = try NIOSSLPrivateKey(file: config.keyFile, format: .pem)
-            var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
-            configuration.minimumTLSVersion = .tlsv12  // NIOSSL's default still accepts TLS 1.0
-            tls = try NIOSSLContext(configuration: configuration)
-        } catch {
-            throw EdgeError(.invalidConfig, "tls: cannot load the certificate or key (\(config.certFile), \(config.keyFile))")
-        }
+        tls = try ServerTLS.context(certFile: config.certFile, keyFile: config.keyFile, key: "tls")
         let log = try InvalidationLog(stateDirectory: config.stateDir, retention: config.logRetentionEvents, clock: clock)
         let registry = try TenantRegistry(config: config, clock: clock)
         let erasures = try ErasureLedger(stateDirectory: config.stateDir, clock: clock)
@@ -33,6 +25,12 @@ public final class OriginServer: Sendable {
         // Pushes fail fast on a node that is down (it pulls the bundle when it is back).
         var pushConfiguration = HTTPClient.Configuration(timeout: .init(connect: .seconds(2), read: .seconds(10)))
         pushConfiguration.connectionPool.retryConnectionEstablishment = false
+        if let caFile = config.nodeCAFile {
+            var nodeTLS = TLSConfiguration.makeClientConfiguration()
+            nodeTLS.trustRoots = .file(caFile)
+            nodeTLS.minimumTLSVersion = .tlsv12
+            pushConfiguration.tlsConfiguration = nodeTLS
+        }
         let client = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: pushConfiguration)
         var limits = EdgeConfig.Limits()
         limits.maxRequestBodyBytes = EdgeConfig.Limits.maxBundleBytes

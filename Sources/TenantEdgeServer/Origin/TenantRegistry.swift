@@ -167,6 +167,12 @@ final class TenantRegistry: Sendable {
                                                   "countries": $0.countries] },
                     "tenants": state.tenants.map { tenant -> [String: Any] in
                         var object = Self.json(tenant)
+                        // A Redis URL may carry a password: sealed for the region when it has a KEK.
+                        if let url = tenant.redisURL, let kek = keks[region.name],
+                           let sealed = try? KeyWrap.seal(Array(url.utf8), kek: kek, aad: KeyWrap.redisURLAAD(tenant: tenant.id)) {
+                            object["redis_url"] = nil
+                            object["redis_url_sealed"] = Data(sealed).base64EncodedString()
+                        }
                         let keys = (state.keys[tenant.id] ?? []).compactMap { key in
                             key.wrapped[region.name].map { ["version": Int(key.version), "wrapped": Data($0).base64EncodedString()] as [String: Any] }
                         }
