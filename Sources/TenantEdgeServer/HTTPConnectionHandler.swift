@@ -70,6 +70,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// and dropped for a moment (nginx's lingering close), so the client reads the refusal instead
     /// of a reset; the connection closes when that request's end arrives or the moment is over.
     private var lingering = false
+    /// Bytes waiting to be written when the write timer was armed: a peer that took some since is
+    /// slow, not stalled, and gets another period (nginx's `send_timeout` is between two writes too).
+    private var bufferedAtArm = 0
     /// How long a refused upload is read and dropped before the connection is closed.
     private static let lingerTime: TimeAmount = .seconds(2)
 
@@ -326,6 +329,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         guard !closed, !lingering else { return }
         timer?.cancel()
         timerKind = kind
+        if kind == .write { bufferedAtArm = Self.buffered(context) }
         let loop = context.eventLoop.assumeIsolated()
         timer = loop.scheduleTask(in: kind == .header ? headerTimeout : idleTimeout) { [self] in
             timedOut(kind, context: context)
@@ -338,9 +342,17 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         timerKind = nil
     }
 
+    private static func buffered(_ context: ChannelHandlerContext) -> Int {
+        (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+    }
+
     /// An idle or stalled connection closes quietly; one in the middle of a request is told `408` first.
     private func timedOut(_ kind: TimerKind, context: ChannelHandlerContext) {
         guard !closed, kind == .write || !busy else { return }
+        if kind == .write, Self.buffered(context) < bufferedAtArm {
+            arm(.write, context: context)  // the peer is reading, slowly: another period
+            return
+        }
         closed = true
         timer = nil
         guard kind == .header, current != nil || partialRequest else {
