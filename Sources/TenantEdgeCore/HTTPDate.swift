@@ -5,6 +5,8 @@
 public enum HTTPDate {
     /// Latest instant `format` writes (9999-12-31T23:59:59Z); later or non-finite values are clamped.
     static let latest: Double = 253_402_300_799
+    /// Earliest instant `format` writes (0001-01-01T00:00:00Z).
+    static let earliest: Double = -62_135_596_800
 
     private static let months = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
     private static let weekdays = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]
@@ -17,11 +19,12 @@ public enum HTTPDate {
         // RFC 850:     Sunday, 06-Nov-94 08:49:37 GMT -> [Sunday, 06, Nov, 94, 08:49:37, GMT]
         // asctime:     Sun Nov  6 08:49:37 1994 -> [Sun, Nov, 6, 08:49:37, 1994]
         if tokens.count == 6, tokens[5] == "GMT" {
-            guard tokens[3].utf8.count <= 4, let day = Int(tokens[1]), var year = Int(tokens[3]) else { return nil }
+            // Four digits (IMF-fixdate) or two (RFC 850); a three-digit year is neither.
+            guard [2, 4].contains(tokens[3].utf8.count), let day = Int(tokens[1]), var year = Int(tokens[3]) else { return nil }
             if tokens[3].count == 2 { year += year < 70 ? 2000 : 1900 }
             return compose(year: year, month: tokens[2], day: day, time: tokens[4])
         }
-        if tokens.count == 5, tokens[4].utf8.count <= 4, let day = Int(tokens[2]), let year = Int(tokens[4]) {
+        if tokens.count == 5, tokens[4].utf8.count == 4, let day = Int(tokens[2]), let year = Int(tokens[4]) {
             return compose(year: year, month: tokens[1], day: day, time: tokens[3])
         }
         return nil
@@ -29,13 +32,14 @@ public enum HTTPDate {
 
     /// IMF-fixdate for `seconds` since the epoch.
     public static func format(_ seconds: Double) -> String {
-        let total = Int.saturating(min(max(seconds.isNaN ? 0 : seconds, -latest), latest).rounded(.down))
+        let total = Int.saturating(min(max(seconds.isNaN ? 0 : seconds, earliest), latest).rounded(.down))
         let days = total >= 0 ? total / 86_400 : (total - 86_399) / 86_400
         let secondOfDay = total - days * 86_400
         let (year, month, day) = civil(fromDays: days)
         let weekday = weekdays[((days % 7) + 7) % 7]
         func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        return "\(weekday), \(two(day)) \(monthNames[month - 1]) \(year) "
+        let fourDigitYear = year < 1000 ? String(repeating: "0", count: year < 10 ? 3 : year < 100 ? 2 : 1) + "\(year)" : "\(year)"
+        return "\(weekday), \(two(day)) \(monthNames[month - 1]) \(fourDigitYear) "
             + "\(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60)) GMT"
     }
 
