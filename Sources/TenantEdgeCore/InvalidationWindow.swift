@@ -51,9 +51,11 @@ public struct InvalidationWindow: Sendable {
     }
 
     /// Adds the next event (its `seq` must be `head + 1`) and drops the oldest beyond `retention`.
-    public mutating func append(_ event: InvalidationEvent) {
+    /// `encodedBytes`: the event's size as JSON, when the caller has encoded it (the log has: escapes
+    /// can make it six times its text), else an estimate.
+    public mutating func append(_ event: InvalidationEvent, encodedBytes: Int? = nil) {
         precondition(event.seq == head + 1, "invalidation seq must follow the head")
-        let size = event.approximateBytes
+        let size = encodedBytes ?? event.approximateBytes
         events.append(event)
         sizes.append(size)
         retainedBytes += size
@@ -105,7 +107,9 @@ extension InvalidationEvent {
 
     public init(jsonObject: Any) throws(EdgeError) {
         guard let fields = jsonObject as? [String: Any] else { throw EdgeError(.badRequest, "an invalidation event must be a JSON object") }
-        guard let seq = fields["seq"] as? Int, seq > 0 else { throw EdgeError(.badRequest, "an invalidation event needs a positive 'seq'") }
+        guard let seq = fields["seq"] as? Int, (1...(1 << 53)).contains(seq) else {
+            throw EdgeError(.badRequest, "an invalidation event needs a 'seq' from 1 to 2^53")
+        }
         let purge = try PurgeRequest(fields: fields, extraFields: ["seq", "published_at"])
         self.init(seq: seq, purge: purge, publishedAt: fields["published_at"] as? String ?? "")
     }

@@ -58,7 +58,8 @@ public struct OriginConfig: Sendable, Equatable {
     /// `http://127.x.x.x…`, `http://[::1]…` or `http://localhost…`.
     static func isLoopbackURL(_ url: String) -> Bool {
         guard url.hasPrefix("http://") else { return false }
-        let authority = url.dropFirst(7).prefix { $0 != "/" }
+        let authority = url.dropFirst(7).prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        guard !authority.contains("@") else { return false }  // `127.0.0.1:1@evil.example` is evil.example
         let host = authority.hasPrefix("[") ? String(authority.prefix { $0 != "]" }) + "]" : String(authority.prefix { $0 != ":" })
         let octets = host.split(separator: ".", omittingEmptySubsequences: false)
         let isLoopbackIPv4 = octets.count == 4 && octets.first == "127"
@@ -86,8 +87,9 @@ public struct OriginConfig: Sendable, Equatable {
             for (index, node) in region.nodes.enumerated() {
                 // A push carries the region's bundle and the node's admin token: never in clear
                 // beyond this machine.
-                check(node.adminURL.hasPrefix("https://") || Self.isLoopbackURL(node.adminURL),
-                      "regions[\(regionIndex)].nodes[\(index)].admin_url", "must be https:// (plain http only on loopback)")
+                let https = node.adminURL.hasPrefix("https://") && !node.adminURL.dropFirst(8).prefix { $0 != "/" }.contains("@")
+                check(https || Self.isLoopbackURL(node.adminURL),
+                      "regions[\(regionIndex)].nodes[\(index)].admin_url", "must be https:// without user info (plain http only on loopback)")
             }
         }
         for (index, node) in tokens.nodes.enumerated() {

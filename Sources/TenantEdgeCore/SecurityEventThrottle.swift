@@ -1,4 +1,5 @@
-/// Bounds the audit and log lines security events write, whatever arrives: per kind, the first
+/// Bounds the audit and log lines security events write, whatever arrives: per key (the caller's
+/// kind and tenant), the first
 /// `linesPerWindow` events of each 60-second window are written; the rest are only counted, and
 /// the first line of a later window carries how many were left out. 10,000 wrong admin tokens a
 /// minute cost `linesPerWindow` lines, not 10,000, so the audit log cannot be used to fill the disk.

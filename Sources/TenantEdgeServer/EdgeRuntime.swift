@@ -221,7 +221,10 @@ final class EdgeRuntime: Sendable {
         metrics.recordSecurityEvent(kind)
         securityEventCount.add(1, ordering: .relaxed)
         let now = clock.now()
-        guard case .write(let suppressed) = securityLines.withLock({ $0.admit(kind: kind, now: now) }) else { return }
+        // Per kind and tenant (tenant ids come from the config, so the set is bounded): one tenant's
+        // flood never hides another's events.
+        let key = kind + ":" + tenant
+        guard case .write(let suppressed) = securityLines.withLock({ $0.admit(kind: key, now: now) }) else { return }
         var details = ["detail": detail]
         if suppressed > 0 { details["suppressed_before"] = String(suppressed) }
         audit.record(kind, actor: "node:\(config.node.id)", tenant: tenant == "-" ? nil : tenant, details: details)

@@ -73,6 +73,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Bytes waiting to be written when the write timer was armed: a peer that took some since is
     /// slow, not stalled, and gets another period (nginx's `send_timeout` is between two writes too).
     private var bufferedAtArm = 0
+    /// Bytes a peer must take per idle period to count as reading (a byte a minute does not).
+    private static let minimumProgress = 4096
     /// How long a refused upload is read and dropped before the connection is closed.
     private static let lingerTime: TimeAmount = .seconds(2)
 
@@ -118,7 +120,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 4 }
             let request = EdgeRequest(head: head, body: nil, peer: context.channel.remoteAddress)
             let length = head.headers.first(name: "content-length").flatMap(Int.init)
-            if let length, length > maxBodyBytes, length <= drainLimit, size <= maxHeaderBytes, responder.screen(head) == nil {
+            let expectsContinue = head.headers.first(name: "expect")?.lowercased() == "100-continue"
+            if let length, length > maxBodyBytes, length <= drainLimit, !expectsContinue, size <= maxHeaderBytes,
+               responder.screen(head) == nil {
                 // Somewhat too large: read and dropped, then refused, as clients that cannot take an
                 // early answer expect (the whole request still has `header_timeout_ms`).
                 current = Pending(request: request, rejection: .jsonError(.payloadTooLarge, code: "payload_too_large"))
@@ -127,11 +131,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
             if let refusal = refusal(of: head, size: size) {
                 // Answered now, body unread: a refused upload costs the client, not this node.
+                discarding = true  // before the answer is written, so the write lingers
                 enqueue(Pending(request: request, rejection: refusal), context: context)
-                discarding = true
                 return
             }
-            if head.headers.first(name: "expect")?.lowercased() == "100-continue", head.version.minor >= 1, !busy, queue.isEmpty {
+            if expectsContinue, head.version.minor >= 1, !busy, queue.isEmpty {
                 var interim = context.channel.allocator.buffer(capacity: 32)
                 HTTPResponseHeadWriter.writeContinue(version: head.version, into: &interim)
                 context.writeAndFlush(wrapOutboundOut(.byteBuffer(interim)), promise: nil)
@@ -143,8 +147,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 drained += chunk.readableBytes
                 if drained > drainLimit {  // more than announced, or no end in sight: answer now
                     current = nil
-                    enqueue(pending, context: context)
                     discarding = true
+                    enqueue(pending, context: context)
                 }
                 return
             }
@@ -238,8 +242,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             context.flush()
             serveNext(context: context)
             if !busy {
-                if !context.channel.isWritable {
-                    arm(.write, context: context)
+                if !context.channel.isWritable || Self.buffered(context) > 0 {
+                    arm(.write, context: context)  // the response is still leaving: not idle yet
                 } else {
                     arm(current == nil && !partialRequest ? .idle : .header, context: context)
                 }
@@ -349,9 +353,16 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// An idle or stalled connection closes quietly; one in the middle of a request is told `408` first.
     private func timedOut(_ kind: TimerKind, context: ChannelHandlerContext) {
         guard !closed, kind == .write || !busy else { return }
-        if kind == .write, Self.buffered(context) < bufferedAtArm {
-            arm(.write, context: context)  // the peer is reading, slowly: another period
-            return
+        if kind == .write {
+            let left = Self.buffered(context)
+            if left == 0 {  // all written meanwhile: the connection is merely idle now
+                arm(current == nil && !partialRequest ? .idle : .header, context: context)
+                return
+            }
+            if bufferedAtArm - left >= min(Self.minimumProgress, bufferedAtArm) {
+                arm(.write, context: context)  // the peer is reading, slowly: another period
+                return
+            }
         }
         closed = true
         timer = nil

@@ -34,7 +34,10 @@ final class InvalidationFeed: Sendable {
         token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !token.isEmpty else { throw EdgeError(.invalidConfig, "origin.token_file: the file is empty") }
         cursorPath = runtime.config.stateDir + "/feed.cursor"
-        let saved = FileManager.default.contents(atPath: cursorPath).flatMap { Int(String(decoding: $0, as: UTF8.self)) } ?? 0
+        // A cursor that is no sequence number (a torn or edited file) starts over from 0: the origin
+        // then answers what it has, or `410` and a purge of everything, never a stuck feed.
+        let saved = FileManager.default.contents(atPath: cursorPath).flatMap { Int(String(decoding: $0, as: UTF8.self)) }
+            .flatMap { (0...FeedAnswer.largestSequence).contains($0) ? $0 : nil } ?? 0
         state = Mutex((saved, false, 0))
         runtime.invalidationCursor.store(saved, ordering: .relaxed)
         heard()  // start-up counts as heard: the lag counts from here

@@ -69,6 +69,29 @@ final class RedisTier: Sendable {
         return UInt64(String(decoding: bytes, as: UTF8.self))
     }
 
+    /// The highest generation this node has read per tenant. Generations only grow (a purge of
+    /// everything increments one); a lower one read later means someone set it back in Redis to
+    /// bring a purged generation's entries back, and that tenant's L2 is not used while it lasts.
+    private let generationFloor = Mutex<[String: UInt64]>([:])
+
+    /// Whether `token` may be used: its generation is not below one already seen (and becomes the
+    /// floor); a roll-back is a `decrypt_failed`-class security event for the caller to record.
+    private func admitted(_ token: Token, tenant: String) -> Bool {
+        let ok = generationFloor.withLock { floors in
+            guard token.generation >= floors[tenant, default: 0] else { return false }
+            floors[tenant] = token.generation
+            return true
+        }
+        if !ok {
+            let seen = counters.rolledBackGenerations.add(1, ordering: .relaxed).newValue
+            if seen == 1 || seen % 1000 == 0 {  // every read would log otherwise
+                logger.warning("L2 generation went backwards; the tenant's L2 is not used",
+                               metadata: ["tenant": "\(tenant)", "reads_refused": "\(seen)"])
+            }
+        }
+        return ok
+    }
+
     /// The stored value for a tenant's digest and the fence, or nil (Redis unavailable, too slow,
     /// or the tenant's L2 untrusted because a purge could not reach Redis yet).
     func get(tenant: String, digest: KeyDigest, on eventLoop: any EventLoop) -> EventLoopFuture<Read?> {
@@ -76,13 +99,13 @@ final class RedisTier: Sendable {
             return applyPendingPurges(on: eventLoop).map { _ in nil }
         }
         let arguments = SharedTierScripts.call(SharedTierScripts.get, tenant: tenant, [Array(digest.base64URL.utf8)])
-        return run(arguments, on: eventLoop) { reply -> Read in
+        return run(arguments, on: eventLoop) { reply -> Read? in
             switch reply {
             case .array(let items) where items.count == 3:
+                // A value Redis holds that makes no sense (a generation of "-1") is this tenant's
+                // miss, not a failure of the tier that would open the breaker for every tenant.
                 guard case .string(let fence) = items[1], case .string(let generationText) = items[2],
-                      let generation = Self.generation(generationText) else {
-                    throw EdgeError(.redisFailure, "GET: no fence or generation in the reply")
-                }
+                      let generation = Self.generation(generationText) else { return nil }
                 let token = Token(fence: fence, generation: generation)
                 if case .string(let bytes) = items[0] { return Read(value: bytes, token: token) }
                 return Read(value: nil, token: token)
@@ -90,7 +113,7 @@ final class RedisTier: Sendable {
             default: throw EdgeError(.redisFailure, "GET: unexpected reply")
             }
         }.map { result in
-            guard let read = result ?? nil else { return nil }
+            guard let read = result ?? nil, self.admitted(read.token, tenant: tenant) else { return nil }
             if let value = read.value {
                 self.counters.hits.add(1, ordering: .relaxed)
                 self.counters.bytesRead.add(value.count, ordering: .relaxed)
@@ -105,7 +128,7 @@ final class RedisTier: Sendable {
     func token(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<Token?> {
         guard !isUntrusted(tenant) else { return eventLoop.makeSucceededFuture(nil) }
         let arguments = [Array("MGET".utf8), Array("te:\(tenant):fence".utf8), Array("te:\(tenant):gen".utf8)]
-        return run(arguments, on: eventLoop) { reply -> Token in
+        return run(arguments, on: eventLoop) { reply -> Token? in
             func text(_ item: RedisConnection.Reply) -> [UInt8]? {
                 switch item {
                 case .string(let bytes): return bytes
@@ -113,12 +136,16 @@ final class RedisTier: Sendable {
                 default: return nil
                 }
             }
-            guard case .array(let items) = reply, items.count == 2, let fence = text(items[0]),
-                  let generationText = text(items[1]), let generation = Self.generation(generationText) else {
+            guard case .array(let items) = reply, items.count == 2 else {
                 throw EdgeError(.redisFailure, "MGET of the purge fence and generation failed")
             }
+            guard let fence = text(items[0]), let generationText = text(items[1]),
+                  let generation = Self.generation(generationText) else { return nil }
             return Token(fence: fence, generation: generation)
-        }.map { $0 ?? nil }
+        }.map { result in
+            guard let token = result ?? nil, self.admitted(token, tenant: tenant) else { return nil }
+            return token
+        }
     }
 
     /// Stores a value with a Redis TTL and indexes it under `indexes` (tag and prefix digests),
@@ -184,7 +211,10 @@ final class RedisTier: Sendable {
     func erase(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
         evaluateCount(SharedTierScripts.call(SharedTierScripts.erase, tenant: tenant), what: "erasure", on: eventLoop).flatMap { left in
             guard let left else { return eventLoop.makeSucceededFuture(false) }
-            return left == 0 ? eventLoop.makeSucceededFuture(true) : self.erase(tenant: tenant, on: eventLoop)
+            guard left == 0 else { return self.erase(tenant: tenant, on: eventLoop) }
+            // The tenant's generation is gone with it; if it comes back, it counts from 0 again.
+            self.generationFloor.withLock { $0[tenant] = nil }
+            return eventLoop.makeSucceededFuture(true)
         }
     }
 
@@ -325,6 +355,8 @@ final class TierCounters: Sendable {
     let fencedWrites = Atomic<Int>(0)
     /// Writes Redis refused because the tenant's live L2 bytes would pass its quota.
     let quotaRefusedWrites = Atomic<Int>(0)
+    /// Reads whose generation was below one already seen (set back in Redis): not used.
+    let rolledBackGenerations = Atomic<Int>(0)
     /// Calls made, and the nanoseconds from submit to reply in total (queueing included).
     let calls = Atomic<Int>(0)
     let waitNanoseconds = Atomic<Int>(0)

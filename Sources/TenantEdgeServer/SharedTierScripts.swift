@@ -67,14 +67,18 @@ enum SharedTierScripts {
         end
         if #expired > 0 then redis.call('ZREMRANGEBYSCORE', minutes, '-inf', minute - 1) end
         local total = tonumber(redis.call('HGET', quotaLedger, 'total') or '0')
-        if quota > 0 and total - redis.call('STRLEN', key) + #ARGV[3] > quota then return 2 end
+        -- The value and its index entries (tag, prefix, version and key-list members, about 96
+        -- bytes each) are the tenant's: charged together, so unique Surrogate-Keys cannot grow Redis
+        -- past the quota. `forget` gives back the value's bytes; the rest leaves with its minute.
+        local charge = #ARGV[3] + 96 * (#ARGV - 5)
+        if quota > 0 and total - redis.call('STRLEN', key) + charge > quota then return 2 end
         forget(key)
         redis.call('SET', key, ARGV[3], 'EX', ttl)
         local bucket = math.floor((now + ttl) / 60)
         redis.call('HINCRBY', ledger, bucket, #ARGV[3])
         if redis.call('TTL', ledger) < ttl + 60 then redis.call('EXPIRE', ledger, ttl + 60) end
-        redis.call('HINCRBY', quotaLedger, bucket, #ARGV[3])
-        redis.call('HINCRBY', quotaLedger, 'total', #ARGV[3])
+        redis.call('HINCRBY', quotaLedger, bucket, charge)
+        redis.call('HINCRBY', quotaLedger, 'total', charge)
         redis.call('ZADD', minutes, bucket, bucket)
         for _, k in ipairs({quotaLedger, minutes}) do
           if redis.call('TTL', k) < ttl + 60 then redis.call('EXPIRE', k, ttl + 60) end
@@ -151,13 +155,20 @@ enum SharedTierScripts {
         """
 
     /// Erasure, in batches of 1,000: deletes the tenant's live keys (every generation) and, once none
-    /// are left, its generation, fence and key list. Returns how many keys are left to delete.
+    /// are left, its generation and key list. Returns how many keys are left to delete. The fence is
+    /// moved, never deleted: a deleted fence reads as `0` again, and a fetch that read `0` before the
+    /// erasure would pass the write check and bring the tenant's data back. It expires after three
+    /// hours, longer than any fetch can take (`limits.upstream_*_timeout_ms` are at most an hour each).
     static let erase = """
         local batch = redis.call('ZRANGE', KEYS[3], 0, 999)
         for _, k in ipairs(batch) do redis.call('DEL', k) end
         if #batch > 0 then redis.call('ZREM', KEYS[3], unpack(batch)) end
         local left = redis.call('ZCARD', KEYS[3])
-        if left == 0 then redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]) end
+        if left == 0 then
+          redis.call('DEL', KEYS[1], KEYS[3])
+          redis.call('INCR', KEYS[2])
+          redis.call('EXPIRE', KEYS[2], 10800)
+        end
         return left
         """
 

@@ -101,8 +101,8 @@ struct ConnectionBodyLimitTests {
             // Content-Length far over the limit and no body sent: answered at once, not after a body.
             let huge = try RawHTTP.exchange(port: edge.node.trafficPort,
                                             "POST /u HTTP/1.1\r\nHost: api.acme.test\r\nContent-Length: 999999999999\r\n\r\n", timeout: 5)
-            #expect(huge.hasPrefix("HTTP/1.1 413"))
-            #expect(Date().timeIntervalSince(started) < 2)
+            #expect(huge.hasPrefix("HTTP/1.1 413"), "not a 408: answered at the head, the body never came")
+            #expect(Date().timeIntervalSince(started) < 4, "closed after the two-second linger")
             // A body that keeps coming a little at a time still ends at the request deadline.
             let slow = try RawHTTP.exchange(port: edge.node.trafficPort,
                                             "POST /u HTTP/1.1\r\nHost: api.acme.test\r\nContent-Length: 10\r\n\r\nab", timeout: 5)
@@ -116,8 +116,8 @@ struct ConnectionBodyLimitTests {
             let started = Date()
             let answer = try RawHTTP.exchange(port: edge.node.adminPort,
                                               "POST /_edge/purge HTTP/1.1\r\nHost: x\r\nContent-Length: 8000000\r\n\r\n{", timeout: 5)
-            #expect(answer.hasPrefix("HTTP/1.1 401"))
-            #expect(Date().timeIntervalSince(started) < 2, "answered at the head, not after 8 MB or a timeout")
+            #expect(answer.hasPrefix("HTTP/1.1 401"), "not a 408: answered at the head, not after 8 MB or a timeout")
+            #expect(Date().timeIntervalSince(started) < 4, "closed after the two-second linger")
         }
     }
 

@@ -56,7 +56,8 @@ struct ErasureTests {
             let record = try await origin.call(.GET, "/v1/erasures/newco", token: admin).body
             return record.contains(#""node-a":"#) && record.contains(#""node-b":"#)
         }
-        #expect(try redisKeys("newco").isEmpty, "no key of the erased tenant is left in Redis")
+        #expect(try redisKeys("newco") == ["te:newco:fence"], "no key of the erased tenant is left in Redis but its moved fence")
+        #expect(try redis.command("GET", "te:newco:fence") != .null, "a late write that read the old fence is still refused")
         #expect(try redisKeys("keepco").count == keepcoBefore, "another tenant's entries are untouched")
         for node in nodes {
             #expect(node.runtime.caches["newco"] == nil)

@@ -129,6 +129,8 @@ struct OriginPushURLTests {
             .init(id: "c", adminURL: "https://node-c.internal:9090", adminTokenFile: "t"),
             .init(id: "d", adminURL: "http://[::1]:9090", adminTokenFile: "t"),
             .init(id: "e", adminURL: "http://127.0.0.1.evil.example:9090", adminTokenFile: "t"),
+            .init(id: "f", adminURL: "http://127.0.0.1:1@evil.example/", adminTokenFile: "t"),
+            .init(id: "g", adminURL: "https://user:pw@node-g.internal", adminTokenFile: "t"),
         ])]
         let keys = config.validate().map(\.key)
         #expect(keys.contains("regions[0].nodes[0].admin_url"))
@@ -136,5 +138,15 @@ struct OriginPushURLTests {
         #expect(!keys.contains("regions[0].nodes[2].admin_url"))
         #expect(!keys.contains("regions[0].nodes[3].admin_url"))
         #expect(keys.contains("regions[0].nodes[4].admin_url"), "a name that starts like loopback is no loopback")
+        #expect(keys.contains("regions[0].nodes[5].admin_url"), "user info before the real host")
+        #expect(keys.contains("regions[0].nodes[6].admin_url"))
+    }
+
+    @Test func onlyANodesOwnStaleVersionAnswerRaisesTheOriginsVersion() {
+        let node = #"{"error":"stale_version","detail":"version 3 is not above the running 7"}"#
+        #expect(BundlePusher.runningVersion(inConflict: node) == 7)
+        #expect(BundlePusher.runningVersion(inConflict: #"{"error":"stale_version","detail":"… the running 9223372036854775807"}"#) == nil)
+        #expect(BundlePusher.runningVersion(inConflict: #"{"error":"other","detail":"the running 7"}"#) == nil)
+        #expect(BundlePusher.runningVersion(inConflict: "the running 7") == nil)
     }
 }

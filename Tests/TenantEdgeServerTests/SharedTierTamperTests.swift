@@ -40,6 +40,23 @@ struct SharedTierTamperTests {
             #expect(Self.securityEvents(b) == 1)
         }
     }
+
+    @Test func aGenerationSetBackInRedisDoesNotBringAPurgeBack() async throws {
+        try await SharedTierTests.withTwoNodes(database: 17) { a, b, redis in
+            _ = try await a.get("/v1/old")
+            let old = SharedTierTests.storedKey(a, tenant: "acme", target: "/v1/old")
+            try await waitUntil { (try? redis.command("EXISTS", old)) == .integer(1) }
+            #expect(try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","all":true}"#).status == 200)
+            _ = try await b.get("/v1/other")  // b reads generation 1 from here on
+            _ = try redis.command("SET", "te:acme:gen", "0")  // and someone sets it back
+            let answer = try await b.get("/v1/old")
+            #expect(answer.cacheStatus.contains("fwd=miss"), "the purged entry was not served: \(answer.cacheStatus)")
+            #expect(try #require(b.runtime.l2(for: "acme")).counters.rolledBackGenerations.load(ordering: .relaxed) >= 1)
+            _ = try redis.command("SET", "te:acme:gen", "-1")  // nonsense is this tenant's miss, not a dead tier
+            _ = try await b.get("/v1/third")
+            #expect(b.runtime.l2IsUp == true)
+        }
+    }
 }
 
 /// Issue 11, item 15: one tenant cannot fill the region's Redis.

@@ -26,9 +26,14 @@ struct BundlePusher: Sendable {
     }
 
     /// The version a node said it runs in its `409` ("… not above the running N"), if any.
+    /// Only a node's own `stale_version` answer counts, and only a version a bundle can have
+    /// (up to 2^53): a larger one, from whatever answers at that URL, must not push the origin's
+    /// version to where it can no longer count up.
     static func runningVersion(inConflict answer: String) -> Int? {
-        guard let range = answer.range(of: "the running ") else { return nil }
-        return Int(answer[range.upperBound...].prefix { $0.isNumber })
+        guard answer.contains("\"stale_version\""), let range = answer.range(of: "the running ") else { return nil }
+        let digits = answer[range.upperBound...].prefix { ("0"..."9").contains($0) }
+        guard (1...16).contains(digits.count), let running = Int(digits), running <= 1 << 53 else { return nil }
+        return running
     }
 
     private func push(version: Int, signature: String, body: [UInt8], to node: OriginConfig.Node) async -> String {

@@ -36,7 +36,7 @@ final class InvalidationLog: Sendable {
                     throw EdgeError(.io, "\(path):\(index + 1): not an invalidation event following the previous one")
                 }
                 if window.head == 0 && event.seq > 1 { window = InvalidationWindow(retention: retention, startingAfter: event.seq - 1) }
-                window.append(event)
+                window.append(event, encodedBytes: line.count + 16)
                 lines += 1
             }
         }
@@ -53,12 +53,12 @@ final class InvalidationLog: Sendable {
     func append(_ purge: PurgeRequest) throws(EdgeError) -> InvalidationEvent {
         let (event, waiters) = try state.withLock { state throws(EdgeError) -> (InvalidationEvent, [EventLoopPromise<Void>]) in
             let event = InvalidationEvent(seq: state.window.head + 1, purge: purge, publishedAt: AuditChain.timestamp(clock.now()))
-            let line = Array(Self.line(event).utf8) + [UInt8(ascii: "\n")]
+            let line = Array(try Self.line(event).utf8) + [UInt8(ascii: "\n")]
             let written = line.withUnsafeBytes { write(state.descriptor, $0.baseAddress, $0.count) }
             guard written == line.count, fsync(state.descriptor) == 0 else {
                 throw EdgeError(.io, "cannot append to \(path)")
             }
-            state.window.append(event)
+            state.window.append(event, encodedBytes: line.count + 16)  // + the feed answer's framing
             state.linesInFile += 1
             if state.linesInFile >= 2 * state.window.retention { try compact(&state) }
             let ready = state.waiters.filter { $0.after < event.seq }.map(\.promise)
@@ -117,7 +117,8 @@ final class InvalidationLog: Sendable {
     /// Rewrites the file with the retained window only (write, fsync, rename).
     private func compact(_ state: inout State) throws(EdgeError) {
         guard case .events(let kept, _) = state.window.read(after: state.window.oldest - 1, limit: state.window.retention) else { return }
-        let text = kept.map { Self.line($0) + "\n" }.joined()
+        var text = ""
+        for event in kept { text += try Self.line(event) + "\n" }
         try ConfigBundleGate.writeDurably(Array(text.utf8), to: path)
         close(state.descriptor)
         state.descriptor = open(path, O_WRONLY | O_APPEND | O_CLOEXEC, 0o600)
@@ -125,8 +126,11 @@ final class InvalidationLog: Sendable {
         state.linesInFile = kept.count
     }
 
-    static func line(_ event: InvalidationEvent) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: event.jsonObject, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+    /// The event as one JSON line; an event that does not encode is never written or acknowledged.
+    static func line(_ event: InvalidationEvent) throws(EdgeError) -> String {
+        guard let data = try? JSONSerialization.data(withJSONObject: event.jsonObject, options: [.sortedKeys, .withoutEscapingSlashes]) else {
+            throw EdgeError(.io, "an invalidation event could not be encoded")
+        }
         return String(decoding: data, as: UTF8.self)
     }
 }

@@ -158,20 +158,29 @@ final class TenantRegistry: Sendable {
     func publish() throws(EdgeError) -> (version: Int, bundles: [String: (signature: String, body: [UInt8])]) {
         guard let signingKey else { throw EdgeError(.invalidConfig, "signing_key_file: not set; the origin cannot sign bundles") }
         return try state.withLock { state throws(EdgeError) in
-            let version = state.version + 1
+            let (version, overflow) = state.version.addingReportingOverflow(1)
+            guard !overflow, version <= 1 << 53 else { throw EdgeError(.io, "the bundle version cannot count higher") }
             var bundles: [String: (String, [UInt8])] = [:]
             for region in regions {
+                // A Redis URL may carry a password: sealed for the region when it has a KEK (a
+                // sealing failure fails the publish rather than sending it in clear).
+                var sealedURLs: [String: String] = [:]
+                if let kek = keks[region.name] {
+                    for tenant in state.tenants {
+                        guard let url = tenant.redisURL else { continue }
+                        let sealed = try KeyWrap.seal(Array(url.utf8), kek: kek, aad: KeyWrap.redisURLAAD(tenant: tenant.id))
+                        sealedURLs[tenant.id] = Data(sealed).base64EncodedString()
+                    }
+                }
                 let object: [String: Any] = [
                     "version": version, "issued_at": AuditChain.timestamp(clock.now()),
                     "regions": regions.map { ["name": $0.name, "lat": $0.lat, "lon": $0.lon, "public_url": $0.publicURL, "down": $0.down,
                                                   "countries": $0.countries] },
                     "tenants": state.tenants.map { tenant -> [String: Any] in
                         var object = Self.json(tenant)
-                        // A Redis URL may carry a password: sealed for the region when it has a KEK.
-                        if let url = tenant.redisURL, let kek = keks[region.name],
-                           let sealed = try? KeyWrap.seal(Array(url.utf8), kek: kek, aad: KeyWrap.redisURLAAD(tenant: tenant.id)) {
+                        if let sealed = sealedURLs[tenant.id] {
                             object["redis_url"] = nil
-                            object["redis_url_sealed"] = Data(sealed).base64EncodedString()
+                            object["redis_url_sealed"] = sealed
                         }
                         let keys = (state.keys[tenant.id] ?? []).compactMap { key in
                             key.wrapped[region.name].map { ["version": Int(key.version), "wrapped": Data($0).base64EncodedString()] as [String: Any] }
@@ -206,6 +215,7 @@ final class TenantRegistry: Sendable {
     /// Makes the next publish carry a version above `version` (a node runs a version this origin
     /// no longer remembers).
     func raiseVersion(toAtLeast version: Int) throws(EdgeError) {
+        guard (0...(1 << 53)).contains(version) else { throw EdgeError(.badRequest, "version \(version) is out of range") }
         try update { state throws(EdgeError) in state.version = max(state.version, version) }
     }
 
@@ -216,9 +226,13 @@ final class TenantRegistry: Sendable {
         try state.withLock { state throws(EdgeError) in
             var next = state
             try change(&next)
+            // Checked as any node would, less what depends on the node's own file: no memory budget
+            // to fit, but a Redis present, so a `database` tenant without its `redis_url` is refused.
             var whole = EdgeConfig()
             whole.node = .init(id: "origin", region: "origin")
             whole.security.masterKeyFile = "unused"
+            whole.cache.memoryBytes = EdgeConfig.largestByteCount
+            whole.cache.redis = .init(url: "redis://127.0.0.1:6379")
             whole.tenants = next.tenants
             let problems = whole.validate().filter { $0.key.hasPrefix("tenants") }
             guard problems.isEmpty else {
