@@ -152,4 +152,6 @@ final class Locked<Value: Sendable>: Sendable {
     init(_ value: Value) { mutex = Mutex(value) }
     var value: Value { mutex.withLock { $0 } }
     func update(_ body: @Sendable (inout Value) -> Void) { mutex.withLock { body(&$0) } }
+    /// Changes the value and returns what `body` says, in one step.
+    func modify<Result: Sendable>(_ body: @Sendable (inout Value) -> Result) -> Result { mutex.withLock { body(&$0) } }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import NIOHTTP1
+import TenantEdgeNative
 import Synchronization
 import TenantEdgeCore
 import Testing
@@ -237,5 +238,60 @@ struct HostileInputTests {
             let everyone = try await edge.admin(.GET, "/metrics", token: EdgeHarness.adminToken)
             #expect(everyone.body.contains("tenant=\"globex\""))
         }
+    }
+}
+
+/// Issue 11, item 6: a collapsed waiter never gets what belongs to the leader.
+@Suite("Collapsed waiters", .serialized)
+struct CollapsedWaiterTests {
+    @Test func aRevalidationThatSetsACookieIsNotHandedToWaiters() async throws {
+        let cookies = Locked(0)
+        try await withEdge(script: { request in
+            guard request.header("if-none-match") != nil else {
+                return TestUpstream.Reply(headers: [("Cache-Control", "max-age=1"), ("ETag", "\"v1\"")], body: "doc")
+            }
+            // The revalidation answers 304 with a cookie for whoever asked: slow, so a second client joins it.
+            let number = cookies.modify { value -> Int in
+                value += 1
+                return value
+            }
+            return TestUpstream.Reply(status: 304, headers: [("Set-Cookie", "session=\(number)"), ("ETag", "\"v1\"")],
+                                      delayMs: 300)
+        }) { edge in
+            _ = try await edge.get("/doc")
+            edge.clock.advance(by: 5)
+            async let first = edge.get("/doc")
+            try await Task.sleep(for: .milliseconds(50))
+            async let second = edge.get("/doc")
+            let (a, b) = try await (first, second)
+            let cookieA = a.headers.first(name: "set-cookie"), cookieB = b.headers.first(name: "set-cookie")
+            #expect(cookieA != nil && cookieB != nil)
+            #expect(cookieA != cookieB, "each client got its own revalidation's cookie, not the leader's")
+            #expect(cookies.value == 2)
+        }
+    }
+
+    @Test func aSharedTierHitOfAnotherVariantIsNotHandedToWaiters() async throws {
+        let url = try SharedTierTests.redisURL(database: 18)
+        let masterKey = try OpenSSL.randomBytes(32)
+        let script: TestUpstream.Script = { request in
+            TestUpstream.Reply(headers: [("Cache-Control", "max-age=300"), ("Vary", "Accept-Language")],
+                               body: request.header("accept-language") ?? "none", delayMs: 300)
+        }
+        let configure: (inout EdgeConfig) -> Void = { $0.cache.redis = .init(url: url, poolSize: 2, timeoutMs: 500) }
+        let a = try await EdgeHarness.start(configure: configure, masterKey: masterKey, nodeID: "node-a", script: script)
+        let b = try await EdgeHarness.start(configure: configure, masterKey: masterKey, nodeID: "node-b", script: script)
+        do {
+            _ = try await a.get("/page", headers: [("Accept-Language", "fr")])  // L2 holds the French variant
+            try await Task.sleep(for: .milliseconds(200))
+            async let french = b.get("/page", headers: [("Accept-Language", "fr")])
+            async let german = b.get("/page", headers: [("Accept-Language", "de")])
+            let (fr, de) = try await (french, german)
+            #expect(fr.body == "fr")
+            #expect(de.body == "de", "the German client did not get the French variant from L2")
+        } catch {
+            Issue.record("\(error)")
+        }
+        await a.shutdown(); await b.shutdown()
     }
 }

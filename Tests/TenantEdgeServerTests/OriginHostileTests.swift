@@ -1,5 +1,7 @@
+import AsyncHTTPClient
 import Foundation
 import NIOHTTP1
+import NIOSSL
 @testable import TenantEdgeCore
 import TenantEdgeNative
 import Testing
@@ -71,6 +73,23 @@ struct OriginHostileTests {
         #expect(own.status == 200)
         let record = try await origin.call(.GET, "/v1/erasures/gone", token: Self.admin).body
         #expect(record.contains(#""node-a":"#) && !record.contains("node-b") && !record.contains("nnnn"))
+        await origin.stop()
+    }
+
+    @Test func tlsBelow12IsRefused() async throws {
+        let origin = try await origin(nodes: [])
+        var old = TLSConfiguration.makeClientConfiguration()
+        old.trustRoots = .file(try OriginHarness.environment("TE_TEST_CA_FILE"))
+        old.maximumTLSVersion = .tlsv11
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: old))
+        await #expect(throws: (any Error).self) {
+            _ = try await client.execute(HTTPClientRequest(url: origin.url + "/healthz"), timeout: .seconds(5))
+        }
+        var current = old
+        current.maximumTLSVersion = nil
+        let modern = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: current))
+        #expect(try await modern.execute(HTTPClientRequest(url: origin.url + "/healthz"), timeout: .seconds(5)).status == .ok)
+        try await client.shutdown(); try await modern.shutdown()
         await origin.stop()
     }
 
@@ -148,5 +167,23 @@ struct OriginPushURLTests {
         #expect(BundlePusher.runningVersion(inConflict: #"{"error":"stale_version","detail":"… the running 9223372036854775807"}"#) == nil)
         #expect(BundlePusher.runningVersion(inConflict: #"{"error":"other","detail":"the running 7"}"#) == nil)
         #expect(BundlePusher.runningVersion(inConflict: "the running 7") == nil)
+    }
+}
+
+@Suite("Origin config: publisher scopes")
+struct OriginPublisherScopeTests {
+    @Test func aPublisherEntryWithoutTenantsIsAnError() throws {
+        let directory = try temporaryDirectory("te-origin-config")
+        let path = directory + "/origin.yaml"
+        try """
+        listen: "127.0.0.1:0"
+        tls: { cert_file: ./c.pem, key_file: ./k.pem }
+        tokens:
+          publishers: [{sha256: "\(String(repeating: "ab", count: 32))"}]
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: EdgeError.self) { try OriginConfigReader.load(path: path) }
+        do { _ = try OriginConfigReader.load(path: path) } catch {
+            #expect(error.message.contains("tokens.publishers[0].tenants: is required"))
+        }
     }
 }

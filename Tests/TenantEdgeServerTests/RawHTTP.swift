@@ -29,6 +29,7 @@ enum RawHTTP {
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count == 0 { break }
             if count > 0 { received.append(contentsOf: buffer[0..<count]) }
+            if count < 0, errno != EAGAIN, errno != EWOULDBLOCK, errno != EINTR { break }  // reset: the server is done
         }
         return String(decoding: received, as: UTF8.self)
     }
