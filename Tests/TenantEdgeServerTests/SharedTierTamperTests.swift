@@ -11,12 +11,19 @@ import Testing
 struct SharedTierTamperTests {
     static func securityEvents(_ edge: EdgeHarness) -> Int { edge.runtime.securityEventCount.load(ordering: .relaxed) }
 
+    /// Node `a` fetches `target`; its L2 key and value once Redis holds them.
+    static func stored(_ target: String, by a: EdgeHarness, in redis: RedisConnection) async throws -> (key: String, value: [UInt8]) {
+        _ = try await a.get(target)
+        let key = SharedTierTests.storedKey(a, tenant: "acme", target: target)
+        try await waitUntil { (try? redis.command("EXISTS", key)) == .integer(1) }
+        guard case .string(let value) = try redis.command("GET", key) else { throw EdgeError(.redisFailure, "no value at \(key)") }
+        return (key, value)
+    }
+
     @Test func anEditedLifetimeFailsToOpen() async throws {
         try await SharedTierTests.withTwoNodes(database: 15) { a, b, redis in
-            _ = try await a.get("/v1/meta")
-            let key = SharedTierTests.storedKey(a, tenant: "acme", target: "/v1/meta")
-            try await waitUntil { (try? redis.command("EXISTS", key)) == .integer(1) }
-            guard case .string(var value) = try redis.command("GET", key) else { Issue.record("no value"); return }
+            let (key, original) = try await Self.stored("/v1/meta", by: a, in: redis)
+            var value = original
             let forever = (1e9).bitPattern  // freshness: about 30 years
             for index in 0..<8 { value[17 + index] = UInt8(truncatingIfNeeded: forever >> UInt64(56 - 8 * index)) }
             _ = try redis.command([Array("SET".utf8), Array(key.utf8), value])
@@ -28,10 +35,7 @@ struct SharedTierTamperTests {
 
     @Test func aValueCopiedIntoTheNextGenerationDoesNotUndoAPurge() async throws {
         try await SharedTierTests.withTwoNodes(database: 13) { a, b, redis in
-            _ = try await a.get("/v1/undo")
-            let old = SharedTierTests.storedKey(a, tenant: "acme", target: "/v1/undo")
-            try await waitUntil { (try? redis.command("EXISTS", old)) == .integer(1) }
-            guard case .string(let value) = try redis.command("GET", old) else { Issue.record("no value"); return }
+            let value = try await Self.stored("/v1/undo", by: a, in: redis).value
             #expect(try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","all":true}"#).status == 200)
             let next = SharedTierTests.storedKey(a, tenant: "acme", target: "/v1/undo", generation: 1)
             _ = try redis.command([Array("SET".utf8), Array(next.utf8), value])
@@ -43,9 +47,7 @@ struct SharedTierTamperTests {
 
     @Test func aGenerationSetBackInRedisDoesNotBringAPurgeBack() async throws {
         try await SharedTierTests.withTwoNodes(database: 17) { a, b, redis in
-            _ = try await a.get("/v1/old")
-            let old = SharedTierTests.storedKey(a, tenant: "acme", target: "/v1/old")
-            try await waitUntil { (try? redis.command("EXISTS", old)) == .integer(1) }
+            _ = try await Self.stored("/v1/old", by: a, in: redis)
             #expect(try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","all":true}"#).status == 200)
             _ = try await b.get("/v1/other")  // b reads generation 1 from here on
             _ = try redis.command("SET", "te:acme:gen", "0")  // and someone sets it back
