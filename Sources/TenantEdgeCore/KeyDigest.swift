@@ -18,8 +18,18 @@ public struct KeyDigest: Hashable, Sendable {
     public var bytes: [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(32)
-        for word in [w0, w1, w2, w3] { for shift in 0..<8 { out.append(UInt8(truncatingIfNeeded: word >> (8 * UInt64(shift)))) } }
+        append(to: &out)
         return out
+    }
+
+    /// Appends the 32 bytes to `out` (the hit path builds associated data with no array of its own).
+    public func append(to out: inout [UInt8]) {
+        Self.appendWord(w0, to: &out); Self.appendWord(w1, to: &out)
+        Self.appendWord(w2, to: &out); Self.appendWord(w3, to: &out)
+    }
+
+    private static func appendWord(_ word: UInt64, to out: inout [UInt8]) {
+        for shift in 0..<8 { out.append(UInt8(truncatingIfNeeded: word >> (8 * UInt64(shift)))) }
     }
 
     /// Unpadded base64url, as in the namespaced storage key of interface section 6.

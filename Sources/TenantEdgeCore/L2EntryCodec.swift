@@ -48,19 +48,32 @@ public enum L2EntryCodec {
     /// The metadata header of `entry`: what L2 stores before the sealed bytes, and what the sealed
     /// bytes are bound to.
     public static func header(of entry: CacheEntry) -> [UInt8] {
-        var out: [UInt8] = [formatByte]
-        out.reserveCapacity(fixedHeaderBytes + entry.tagDigests.count * 32)
-        for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: entry.generation >> UInt64(shift))) }
-        let life = entry.lifetime
-        for value in [entry.responseTime, life.freshness, life.initialAge, life.staleWhileRevalidate, life.staleIfError, life.keep] {
-            let bits = value.bitPattern
-            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: bits >> UInt64(shift))) }
+        var out: [UInt8] = []
+        out.reserveCapacity(headerBytes(of: entry))
+        appendHeader(of: entry, to: &out)
+        return out
+    }
+
+    public static func headerBytes(of entry: CacheEntry) -> Int { fixedHeaderBytes + min(entry.tagDigests.count, Int(UInt16.max)) * 32 }
+
+    /// Appends the header to `out`: the hit path builds the associated data in one buffer with it.
+    public static func appendHeader(of entry: CacheEntry, to out: inout [UInt8]) {
+        func append(_ value: UInt64) {
+            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
         }
+        out.append(formatByte)
+        append(entry.generation)
+        let life = entry.lifetime
+        append(entry.responseTime.bitPattern)
+        append(life.freshness.bitPattern)
+        append(life.initialAge.bitPattern)
+        append(life.staleWhileRevalidate.bitPattern)
+        append(life.staleIfError.bitPattern)
+        append(life.keep.bitPattern)
         out.append((life.hasValidator ? 1 : 0) | (life.explicitlyPublic ? 2 : 0))
         let tagCount = min(entry.tagDigests.count, Int(UInt16.max))
         out.append(UInt8(truncatingIfNeeded: tagCount >> 8)); out.append(UInt8(truncatingIfNeeded: tagCount))
-        for tag in entry.tagDigests.prefix(tagCount) { out.append(contentsOf: tag.bytes) }
-        return out
+        for tag in entry.tagDigests.prefix(tagCount) { tag.append(to: &out) }
     }
 
     public static func encode(_ entry: CacheEntry) -> [UInt8] { header(of: entry) + entry.sealed }

@@ -29,6 +29,10 @@ public enum RequestTarget {
     /// tenant, which may depend on `authority`, so callers reduce first and normalise second.
     public static func accept(method: String, rawTarget: String) -> Result<Accepted, Refusal> {
         if method == "CONNECT" { return .failure(.methodNotAllowed) }
+        // The common case, origin-form with only allowed bytes: the same string back, nothing copied.
+        if rawTarget.utf8.first == UInt8(ascii: "/"), rawTarget.utf8.allSatisfy(isTargetByte) {
+            return .success(Accepted(target: rawTarget, authority: nil))
+        }
         var target = Substring(rawTarget)
         var authority: String? = nil
         if !target.hasPrefix("/") {
@@ -46,10 +50,35 @@ public enum RequestTarget {
         }
         // A backslash is no URI character, and upstreams such as IIS read it as `/`: a second path syntax
         // the cache key would not see.
-        for byte in target.utf8 where byte <= 0x20 || byte >= 0x7F || byte == UInt8(ascii: "#") || byte == UInt8(ascii: "\\") {
+        guard target.utf8.allSatisfy(isTargetByte) else {
             return .failure(.badTarget("the request target holds a byte that is not allowed"))
         }
         return .success(Accepted(target: String(target), authority: authority))
+    }
+
+    /// Visible ASCII but `#` and backslash.
+    static func isTargetByte(_ byte: UInt8) -> Bool {
+        byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "#") && byte != UInt8(ascii: "\\")
+    }
+
+    /// Whether `normalize` would leave the target as it is: no `%` in the path, no `//`, no dot
+    /// segment. Checked first, so a target already in normal form costs one pass and no copy.
+    public static func isNormal(_ target: String) -> Bool {
+        var previous: UInt8 = 0, beforePrevious: UInt8 = 0
+        for byte in target.utf8 {
+            if byte == UInt8(ascii: "?") { break }
+            if byte == UInt8(ascii: "%") { return false }
+            if byte == UInt8(ascii: "/") {
+                if previous == UInt8(ascii: "/") { return false }  // `//`
+                if previous == UInt8(ascii: "."), beforePrevious == UInt8(ascii: "/") || beforePrevious == UInt8(ascii: ".") {
+                    return false  // `/./` or `../`
+                }
+            }
+            beforePrevious = previous
+            previous = byte
+        }
+        // A path ending in `/.` or `/..`.
+        return !(previous == UInt8(ascii: ".") && (beforePrevious == UInt8(ascii: "/") || beforePrevious == UInt8(ascii: ".")))
     }
 
     /// Whether a target appended to an upstream's base path stays under it on any common upstream:
@@ -147,7 +176,11 @@ public enum RequestTarget {
 /// host and the request gets `400`.
 public enum HostName {
     public static func isValid<S: StringProtocol>(_ value: S) -> Bool {
-        let bytes = Array(value.utf8)
+        var text = String(value)  // free for a String; the check reads its bytes in place
+        return text.withUTF8(isValid(bytes:))
+    }
+
+    private static func isValid(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard !bytes.isEmpty, bytes.count <= 261 else { return false }
         var hostEnd = bytes.count
         if bytes[0] == UInt8(ascii: "[") {
@@ -160,7 +193,7 @@ public enum HostName {
             hostEnd = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.count
             let name = bytes[..<hostEnd]
             guard !name.isEmpty, name.count <= 254, name.first != UInt8(ascii: "."),
-                  name.allSatisfy({ isNameByte($0) }), !name.starts(with: [46, 46]) else { return false }
+                  name.allSatisfy({ isNameByte($0) }) else { return false }
             var previous: UInt8 = 0
             for byte in name {
                 if byte == UInt8(ascii: "."), previous == UInt8(ascii: ".") { return false }  // empty label
@@ -170,7 +203,7 @@ public enum HostName {
         guard hostEnd < bytes.count else { return true }
         let port = bytes[(hostEnd + 1)...]
         guard (1...5).contains(port.count), port.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return false }
-        return Int(String(decoding: port, as: UTF8.self)).map { $0 <= 65_535 } ?? false
+        return port.reduce(0) { $0 * 10 + Int($1 - 0x30) } <= 65_535  // at most five digits: no overflow
     }
 
     private static func isHex(_ byte: UInt8) -> Bool {

@@ -34,34 +34,38 @@ extension TenantTrafficResponder {
             // TRACE echoes the request, cookies included, to whoever can make a browser send it.
             return .refused(.jsonError(.methodNotAllowed, code: "method_not_allowed", detail: "TRACE is not served"))
         }
-        let hosts = request.head.headers["host"]
-        if hosts.count > 1 {
-            return .refused(.jsonError(.badRequest, code: "bad_request", detail: "more than one Host header"))
+        var given: String? = nil
+        for (name, value) in request.head.headers where name.caseInsensitiveEquals("host") {
+            guard given == nil else { return .refused(.jsonError(.badRequest, code: "bad_request", detail: "more than one Host header")) }
+            given = value
         }
-        if let given = hosts.first, !HostName.isValid(given) {
+        if let given, !HostName.isValid(given) {
             return .refused(.jsonError(.badRequest, code: "bad_request", detail: "Host is not a valid host[:port]"))
         }
-        if hosts.isEmpty, accepted.authority == nil, request.head.version.minor >= 1 {
+        if given == nil, accepted.authority == nil, request.head.version.minor >= 1 {
             return .refused(.jsonError(.badRequest, code: "bad_request", detail: "an HTTP/1.1 request needs a Host header"))
         }
         // RFC 9112 3.2.2: with an absolute-form target, its authority is the host.
-        guard let host = accepted.authority ?? hosts.first, let cache = runtime.cache(forHost: host) else {
+        guard let host = accepted.authority ?? given, let cache = runtime.cache(forHost: host) else {
             return .noTenant(target: accepted.target)
         }
         var target = accepted.target
-        if cache.tenant.normalizePath {
+        if cache.tenant.normalizePath, !RequestTarget.isNormal(target) {
             guard let normalized = RequestTarget.normalize(target) else {
                 return .refused(.jsonError(.badRequest, code: "bad_request", detail: "the request target has a broken %-encoding"))
             }
             target = normalized
         }
-        if let upstream = UpstreamURL(parsing: cache.tenant.upstream), !upstream.basePath.isEmpty,
-           !RequestTarget.staysUnderBasePath(target) {
+        if cache.upstreamHasBasePath, !RequestTarget.staysUnderBasePath(target) {
             return .refused(.jsonError(.badRequest, code: "bad_request", detail: "the request target leaves the tenant's upstream path"))
+        }
+        // The upstream is sent the tenant's canonical host by `forwardHeaders`; the request itself
+        // is copied only when something in it changes, which a hit in normal form never needs.
+        guard target != request.head.uri || request.head.headers.contains(name: "connection") else {
+            return .admitted(request, cache, clientHost: host)
         }
         var admitted = request
         admitted.head.uri = target
-        admitted.head.headers.replaceOrAdd(name: "host", value: cache.tenant.canonicalHost)
         // Headers the client names in `Connection` are hop-by-hop: never sent upstream, so they must
         // not select a stored variant either (`Connection: accept-language` would otherwise store
         // the default answer under the French key).

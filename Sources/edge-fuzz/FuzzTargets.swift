@@ -96,6 +96,7 @@ enum FuzzTargets {
         _ = RequestTarget.staysUnderBasePath(raw)
         guard case .success(let accepted) = RequestTarget.accept(method: "GET", rawTarget: raw) else { return }
         precondition(accepted.target.hasPrefix("/"))
+        if RequestTarget.isNormal(accepted.target) { precondition(RequestTarget.normalize(accepted.target) == accepted.target) }
         guard let normal = RequestTarget.normalize(accepted.target) else { return }
         precondition(normal.hasPrefix("/") && RequestTarget.normalize(normal) == normal)
         _ = TenantCache.prefixes(of: normal)
