@@ -29,7 +29,7 @@ public struct KeyDigest: Hashable, Sendable {
     }
 
     private static func appendWord(_ word: UInt64, to out: inout [UInt8]) {
-        for shift in 0..<8 { out.append(UInt8(truncatingIfNeeded: word >> (8 * UInt64(shift)))) }
+        withUnsafeBytes(of: word.littleEndian) { out.append(contentsOf: $0) }
     }
 
     /// Unpadded base64url, as in the namespaced storage key of interface section 6.

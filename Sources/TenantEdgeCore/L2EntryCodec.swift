@@ -58,9 +58,7 @@ public enum L2EntryCodec {
 
     /// Appends the header to `out`: the hit path builds the associated data in one buffer with it.
     public static func appendHeader(of entry: CacheEntry, to out: inout [UInt8]) {
-        func append(_ value: UInt64) {
-            for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
-        }
+        func append(_ value: UInt64) { withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) } }
         out.append(formatByte)
         append(entry.generation)
         let life = entry.lifetime
