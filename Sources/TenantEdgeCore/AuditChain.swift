@@ -1,6 +1,6 @@
 import Foundation
 
-/// The audit log's hash chain (interface section 7). Each line is a JSON object with `seq`, `at`,
+/// The audit log's hash chain. Each line is a JSON object with `seq`, `at`,
 /// `event`, `actor`, `tenant`, `details`, `prev` and `hash`, where `hash` is the hex SHA-256 of
 /// `prev` followed by the line's canonical JSON without `hash` (keys sorted, no spaces). The first
 /// line's `prev` is 64 zeros. Editing, removing, reordering or inserting a line breaks the chain at

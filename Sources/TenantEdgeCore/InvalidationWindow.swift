@@ -1,4 +1,4 @@
-/// One event of the origin's invalidation log (interface section 5).
+/// One event of the origin's invalidation log: a purge with its sequence number and publish time.
 public struct InvalidationEvent: Sendable, Equatable {
     public var seq: Int
     public var purge: PurgeRequest

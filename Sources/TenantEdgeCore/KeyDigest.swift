@@ -32,7 +32,7 @@ public struct KeyDigest: Hashable, Sendable {
         withUnsafeBytes(of: word.littleEndian) { out.append(contentsOf: $0) }
     }
 
-    /// Unpadded base64url, as in the namespaced storage key of interface section 6.
+    /// Unpadded base64url, as in the namespaced storage key (`EntryBinding.storageKey`).
     public var base64URL: String {
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
         let input = bytes

@@ -1,4 +1,4 @@
-/// `edge-origin`'s configuration (interface section 8), with documented defaults.
+/// `edge-origin`'s configuration (docs/origin.md), with documented defaults.
 public struct OriginConfig: Sendable, Equatable {
     /// HTTPS listener, `HOST:PORT`.
     public var listen: String = "127.0.0.1:8443"

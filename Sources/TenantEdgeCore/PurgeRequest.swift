@@ -1,6 +1,6 @@
 import Foundation
 
-/// The purge body of interface section 4: `{"tenant","keys","tags","prefixes","all"}`. Decoding is
+/// A purge as the admin API and the origin take it: `{"tenant","keys","tags","prefixes","all"}`. Decoding is
 /// strict (unknown fields and wrong types are refused with the field's name) because a purge that
 /// silently ignores a misspelt field leaves stale data out while reporting success.
 public struct PurgeRequest: Sendable, Equatable {

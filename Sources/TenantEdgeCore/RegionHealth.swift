@@ -1,4 +1,4 @@
-/// Which regions may be chosen for a client (interface section 3: "the nearest healthy region").
+/// Which regions may be chosen for a client: a client goes to the nearest healthy region.
 /// Two sources: the bundle (or the node file) may mark a region `down`, the way an nginx upstream
 /// server is marked `down` for maintenance; and the node's own probes of the other regions'
 /// `public_url` health endpoints. A state machine fed with probe results: it answers with the

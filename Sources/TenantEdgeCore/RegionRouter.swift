@@ -1,6 +1,6 @@
 import Foundation
 
-/// Where a client should be served (interface section 3): the nearest region, by great-circle
+/// Where a client should be served: the nearest region, by great-circle
 /// distance to the GeoIP location, among the healthy regions the tenant's residency allows. Pure
 /// logic: the location comes from the GeoIP adapter, health from the bundle and the node's probes.
 public enum RegionRouter {

@@ -44,7 +44,7 @@ public protocol TenantKeyring: Sendable {
     func cipher(forTenant tenant: String) -> (any TenantCipher)?
 }
 
-/// The associated data that binds a sealed entry to its place (interface section 6): tenant id,
+/// The associated data that binds a sealed entry to its place: tenant id,
 /// namespace and the key digest, so a value copied under another tenant's or another key's name
 /// fails to open.
 public enum EntryBinding {

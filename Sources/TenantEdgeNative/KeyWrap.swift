@@ -1,7 +1,7 @@
 internal import COpenSSL
 import TenantEdgeCore
 
-/// Tenant data keys sealed for a region (interface section 5): AES-256-GCM under the region KEK,
+/// Tenant data keys sealed for a region, as bundles carry them: AES-256-GCM under the region KEK,
 /// AAD `tenant-key:<id>:<version>`, layout `nonce 12 | ciphertext | tag 16`. One-shot EVP calls:
 /// this runs when a bundle is built or applied, never per request.
 public enum KeyWrap {

@@ -5,7 +5,7 @@ import NIOPosix
 import TenantEdgeCore
 import TenantEdgeNative
 
-/// The admin listener (interface section 4): purge, stats, metrics, health. Never shares a port with
+/// The admin listener: purge, stats, metrics, health, config pushes. Never shares a port with
 /// tenant traffic. Bearer tokens are hashed and compared in constant time; they are never logged.
 struct AdminResponder: HTTPResponder {
     let runtime: EdgeRuntime
@@ -104,7 +104,7 @@ struct AdminResponder: HTTPResponder {
         })
     }
 
-    /// `PUT /_edge/config`: a signed bundle (interface section 5). Verifying, persisting (fsync) and
+    /// `PUT /_edge/config`: a signed bundle from the origin. Verifying, persisting (fsync) and
     /// building the tenant set block, so they run on NIO's blocking pool, never on the event loop.
     private func pushConfig(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         // A bundle replaces every tenant's settings: only a token for all tenants may push one.

@@ -5,7 +5,7 @@ import Synchronization
 import TenantEdgeCore
 import TenantEdgeNative
 
-/// `<state_dir>/audit.jsonl`: the tamper-evident log of interface section 7. Lines are chained
+/// `<state_dir>/audit.jsonl`: the node's tamper-evident log of security-relevant events. Lines are chained
 /// under a lock, in the order events happen, and written by a serial queue so no event loop waits
 /// on the disk. The file is opened `O_APPEND` with mode 0600; details never hold secrets (tokens
 /// appear only as a short prefix of their SHA-256).

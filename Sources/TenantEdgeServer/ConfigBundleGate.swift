@@ -3,7 +3,7 @@ import Synchronization
 import TenantEdgeCore
 import TenantEdgeNative
 
-/// The node's side of config pushes (interface section 5): `PUT /_edge/config` and the bundle
+/// The node's side of config pushes: `PUT /_edge/config` and the bundle
 /// persisted in `<state_dir>/bundle.signed`.
 ///
 /// Order of checks, each refusing with a reason and changing nothing: the signature over the exact

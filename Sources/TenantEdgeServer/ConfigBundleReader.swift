@@ -2,7 +2,7 @@ import Foundation
 import TenantEdgeCore
 import Yams
 
-/// A config bundle from the origin (interface section 5): `{"version","issued_at","regions",
+/// A config bundle from the origin: `{"version","issued_at","regions",
 /// "tenants"}`. Its body is checked against the pinned Ed25519 key before anything parses it
 /// (`ConfigBundleGate`); then it is read here with the same strict rules as a node file's
 /// `regions` and `tenants` (JSON is YAML, so one reader serves both), and every problem is named.

@@ -2,7 +2,7 @@ import Foundation
 import TenantEdgeCore
 import Yams
 
-/// Reads `EdgeConfig` from YAML and the environment (interface section 2).
+/// Reads `EdgeConfig` from YAML and the environment (docs/configuration.md).
 ///
 /// Every key is optional and defaults as documented on `EdgeConfig`; unknown keys, wrong types and
 /// invalid values are all reported, one `ConfigProblem` each, naming the dotted key. Environment

@@ -3,7 +3,7 @@ import Synchronization
 import Prometheus
 import TenantEdgeCore
 
-/// The node's Prometheus metrics (interface section 4). Counters on the hit path are created up
+/// The node's Prometheus metrics (`GET /metrics` on the admin listener). Counters on the hit path are created up
 /// front per tenant and cache status so recording is a dictionary read and an atomic add; gauges
 /// that mirror cache occupancy are brought up to date when `/metrics` is scraped.
 final class EdgeMetrics: Sendable {

@@ -28,7 +28,7 @@ final class EdgeRuntime: Sendable {
     let upstream: UpstreamClient
     let metrics: EdgeMetrics
     let adminTokens: AdminTokens
-    /// `<state_dir>/audit.jsonl` (interface section 7).
+    /// `<state_dir>/audit.jsonl`: the tamper-evident audit log.
     let audit: AuditLog
     /// Client addresses, `geoip.database` (opened at start: a missing or corrupt file stops
     /// start-up) and the region decisions.
@@ -145,7 +145,7 @@ final class EdgeRuntime: Sendable {
         return max(0, now - Double(invalidationHeardMs.load(ordering: .relaxed)) / 1000)
     }
 
-    /// Bounded staleness (interface section 5): when the feed has been silent for longer than
+    /// Bounded staleness: when the feed has been silent for longer than
     /// `max_invalidation_lag_s`, entries older than that are revalidated before they are served.
     /// Nil while the feed is healthy (or standalone): no limit.
     func stalenessLimit(now: Double) -> Double? {

@@ -5,7 +5,7 @@ import Synchronization
 import TenantEdgeCore
 import TenantEdgeNative
 
-/// Geo-IP on the node (interface section 3): the client's address (the peer, or what a trusted
+/// Geo-IP on the node: the client's address (the peer, or what a trusted
 /// proxy says), its location in the MaxMind database, and the region chosen for it, kept per
 /// address and tenant so that a repeat client costs one hash lookup.
 ///

@@ -5,7 +5,7 @@ import Synchronization
 import TenantEdgeCore
 import TenantEdgeNative
 
-/// The node's side of the invalidation feed (interface section 5): a thread of its own long-polls
+/// The node's side of the invalidation feed: a thread of its own long-polls
 /// `GET /v1/invalidations?after=<cursor>&wait=<poll_wait_s>` through libcurl (peer verified against
 /// `origin.ca_file`, never switched off), applies the events in order to L1 and L2, and persists the
 /// cursor after each batch, so a restart resumes where it stopped and misses nothing. `410` makes

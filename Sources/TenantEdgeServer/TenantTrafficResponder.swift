@@ -19,7 +19,7 @@ struct FetchOutcome: Sendable {
     var servesCookieRequests: Bool = true
 }
 
-/// The tenant traffic listener's logic (interface section 3): resolve the tenant, answer hits from
+/// The tenant traffic listener's logic: resolve the tenant, answer hits from
 /// L1, collapse misses into one upstream fetch, revalidate, serve stale where allowed, store per
 /// RFC 9111, and label every response with `Cache-Status` and `X-Edge-Region`.
 struct TenantTrafficResponder: HTTPResponder {
@@ -78,7 +78,7 @@ struct TenantTrafficResponder: HTTPResponder {
         return .later(pending.map { [hint] in finish($0, cache: cache, started: started, hint: hint) })
     }
 
-    /// `geo_mode: redirect` (interface section 3): a `307` to the chosen region's `public_url` with
+    /// `geo_mode: redirect`: a `307` to the chosen region's `public_url` with
     /// the path and query kept, for GET and HEAD only (a redirected POST would be replayed by the
     /// client elsewhere; it is served here, without storing when residency says so). Nil when the
     /// request is served here. The answer depends on the client's address, so no cache may keep it.

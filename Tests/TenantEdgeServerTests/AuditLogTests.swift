@@ -4,7 +4,7 @@ import TenantEdgeNative
 import Testing
 @testable import TenantEdgeServer
 
-/// The node's audit log (interface section 7) on disk, chained with OpenSSL's SHA-256.
+/// The node's audit log on disk, chained with OpenSSL's SHA-256.
 @Suite("Audit log")
 struct AuditLogTests {
     @Test func purgesAndRefusedTokensAreAuditedInAChainThatVerifies() async throws {

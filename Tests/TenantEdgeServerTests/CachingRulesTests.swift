@@ -5,7 +5,7 @@ import TenantEdgeCore
 import Testing
 @testable import TenantEdgeServer
 
-/// One test per RFC 9111 rule of interface section 3, each through real sockets: client → edge node
+/// One test per RFC 9111 rule the traffic listener applies, each through real sockets: client → edge node
 /// → test upstream, with the node's clock moved by the test instead of sleeping.
 @Suite("Caching rules over HTTP", .serialized)
 struct CachingRulesTests {

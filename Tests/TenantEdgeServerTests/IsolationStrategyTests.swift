@@ -4,7 +4,7 @@ import TenantEdgeNative
 import Testing
 @testable import TenantEdgeServer
 
-/// Each strategy of interface section 6 stores where it says, on the real redis-server.
+/// Each L2 isolation strategy (`database`, `schema`, `row`, `hybrid`) stores where it says, on the real redis-server.
 @Suite("L2 isolation strategies", .serialized)
 struct IsolationStrategyTests {
     static func admin(database: Int) throws -> RedisConnection {

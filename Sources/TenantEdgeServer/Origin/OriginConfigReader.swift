@@ -2,7 +2,7 @@ import Foundation
 import TenantEdgeCore
 import Yams
 
-/// Reads `OriginConfig` from YAML (interface section 8) with the node reader's strict rules: unknown
+/// Reads `OriginConfig` from YAML (docs/origin.md) with the node reader's strict rules: unknown
 /// keys, wrong types and invalid values are each named. Relative paths resolve against the file.
 public enum OriginConfigReader {
     public static func load(path: String) throws(EdgeError) -> OriginConfig {

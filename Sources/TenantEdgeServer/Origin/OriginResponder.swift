@@ -5,7 +5,7 @@ import NIOPosix
 import TenantEdgeCore
 import TenantEdgeNative
 
-/// The origin's HTTPS API (interface section 8): the invalidation log (`POST` for publishers,
+/// The origin's HTTPS API (docs/origin.md): the invalidation log (`POST` for publishers,
 /// long-poll `GET` for nodes), the tenant registry, publishing and pulling bundles. Tokens are
 /// matched by SHA-256 in constant time and never logged.
 struct OriginResponder: HTTPResponder {

@@ -4,7 +4,7 @@ import TenantEdgeCore
 import TenantEdgeNative
 import Yams
 
-/// The origin's tenant registry and the bundles built from it (interface sections 5 and 8).
+/// The origin's tenant registry and the signed bundles built from it, one per region.
 /// Each tenant's data keys are generated here and kept only sealed, once per region KEK; a bundle
 /// for a region carries that region's sealed form. Persisted in `<state_dir>/registry.json`
 /// (tenants, sealed keys and the last bundle version) and
