@@ -263,9 +263,27 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         if let body { context.write(wrapOutboundOut(.byteBuffer(body)), promise: written) }
         context.flush()
         let linger = discarding && forceClose
+        watchClosingWrite(context: context)
         written.futureResult.assumeIsolated().whenComplete { _ in
             guard linger else { return context.close(promise: nil) }
             self.linger(context: context)
+        }
+    }
+
+    /// The last response of a closing connection must still leave: a peer that stops taking it is
+    /// closed after `idle_timeout_s` without progress, as a keep-alive one is.
+    private func watchClosingWrite(context: ChannelHandlerContext) {
+        let before = Self.buffered(context)
+        timer?.cancel()
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: idleTimeout) { [self] in
+            timer = nil
+            guard !lingering, context.channel.isActive else { return }
+            let left = Self.buffered(context)
+            if left > 0, before - left >= min(Self.minimumProgress, before) {
+                watchClosingWrite(context: context)  // slow, but reading
+            } else if left > 0 {
+                context.close(promise: nil)
+            }
         }
     }
 
@@ -406,6 +424,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         HTTPResponseHeadWriter.write(version: .http1_1, status: status, headers: headers, rawHeaders: nil,
                                      contentLength: body.readableBytes, connection: "close", into: &head)
         context.write(wrapOutboundOut(.byteBuffer(head)), promise: nil)
+        watchClosingWrite(context: context)
         context.writeAndFlush(wrapOutboundOut(.byteBuffer(body))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 }

@@ -76,20 +76,37 @@ final class RedisTier: Sendable {
 
     /// Whether `token` may be used: its generation is not below one already seen (and becomes the
     /// floor); a roll-back is a `decrypt_failed`-class security event for the caller to record.
-    private func admitted(_ token: Token, tenant: String) -> Bool {
-        let ok = generationFloor.withLock { floors in
-            guard token.generation >= floors[tenant, default: 0] else { return false }
+    private func admitted(_ token: Token, tenant: String, on eventLoop: any EventLoop) -> Bool {
+        let floor = generationFloor.withLock { floors -> UInt64? in
+            let floor = floors[tenant, default: 0]
+            guard token.generation >= floor else { return floor }
             floors[tenant] = token.generation
-            return true
+            return nil
         }
+        let ok = floor == nil
+        if let floor { raiseGeneration(tenant: tenant, above: floor, on: eventLoop) }
         if !ok {
             let seen = counters.rolledBackGenerations.add(1, ordering: .relaxed).newValue
             if seen == 1 || seen % 1000 == 0 {  // every read would log otherwise
-                logger.warning("L2 generation went backwards; the tenant's L2 is not used",
+                logger.warning("L2 generation went backwards; not used, and raised above the highest seen",
                                metadata: ["tenant": "\(tenant)", "reads_refused": "\(seen)"])
             }
         }
         return ok
+    }
+
+    /// Tenants whose generation is being raised (one call in flight each).
+    private let raising = Mutex<Set<String>>([])
+
+    /// Moves a tenant's generation above `floor` in Redis (`SharedTierScripts.raiseGeneration`).
+    private func raiseGeneration(tenant: String, above floor: UInt64, on eventLoop: any EventLoop) {
+        guard floor < 1 << 53, raising.withLock({ $0.insert(tenant).inserted }) else { return }
+        let arguments = SharedTierScripts.call(SharedTierScripts.raiseGeneration, tenant: tenant, [
+            Array(PurgeNotice.channel(tenant: tenant, database: endpoint.database).utf8), Array(nodeID.utf8), Array(String(floor).utf8),
+        ])
+        evaluateCount(arguments, what: "generation raise", on: eventLoop).whenComplete { _ in
+            self.raising.withLock { _ = $0.remove(tenant) }
+        }
     }
 
     /// The stored value for a tenant's digest and the fence, or nil (Redis unavailable, too slow,
@@ -113,7 +130,7 @@ final class RedisTier: Sendable {
             default: throw EdgeError(.redisFailure, "GET: unexpected reply")
             }
         }.map { result in
-            guard let read = result ?? nil, self.admitted(read.token, tenant: tenant) else { return nil }
+            guard let read = result ?? nil, self.admitted(read.token, tenant: tenant, on: eventLoop) else { return nil }
             if let value = read.value {
                 self.counters.hits.add(1, ordering: .relaxed)
                 self.counters.bytesRead.add(value.count, ordering: .relaxed)
@@ -143,7 +160,7 @@ final class RedisTier: Sendable {
                   let generation = Self.generation(generationText) else { return nil }
             return Token(fence: fence, generation: generation)
         }.map { result in
-            guard let token = result ?? nil, self.admitted(token, tenant: tenant) else { return nil }
+            guard let token = result ?? nil, self.admitted(token, tenant: tenant, on: eventLoop) else { return nil }
             return token
         }
     }

@@ -67,35 +67,36 @@ enum SharedTierScripts {
         end
         if #expired > 0 then redis.call('ZREMRANGEBYSCORE', minutes, '-inf', minute - 1) end
         local total = tonumber(redis.call('HGET', quotaLedger, 'total') or '0')
-        -- The value and its index entries (tag, prefix, version and key-list members, about 96
-        -- bytes each) are the tenant's: charged together, so unique Surrogate-Keys cannot grow Redis
-        -- past the quota. `forget` gives back the value's bytes; the rest leaves with its minute.
-        local charge = #ARGV[3] + 96 * (#ARGV - 5)
-        if quota > 0 and total - redis.call('STRLEN', key) + charge > quota then return 2 end
+        if quota > 0 and total - redis.call('STRLEN', key) + #ARGV[3] > quota then return 2 end
         forget(key)
         redis.call('SET', key, ARGV[3], 'EX', ttl)
         local bucket = math.floor((now + ttl) / 60)
         redis.call('HINCRBY', ledger, bucket, #ARGV[3])
         if redis.call('TTL', ledger) < ttl + 60 then redis.call('EXPIRE', ledger, ttl + 60) end
+        -- Index members this write adds (key list, version list, tag and prefix sets) are the
+        -- tenant's memory too: about 96 bytes each, charged only when new, so rewriting a key costs
+        -- its value alone and unique Surrogate-Keys cannot grow Redis past the quota.
+        local added = 0
+        redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+        added = added + redis.call('ZADD', KEYS[3], 'GT', now + ttl, key)
+        redis.call('ZADD', KEYS[3], 'GT', now + ttl + 60, ledger)
+        local byVersion = 'te:' .. string.sub(KEYS[1], 4, -5) .. ':v' .. ARGV[6]
+        redis.call('ZREMRANGEBYSCORE', byVersion, '-inf', now)
+        added = added + redis.call('ZADD', byVersion, 'GT', now + ttl, key)
+        redis.call('ZADD', KEYS[3], 'GT', now + ttl, byVersion)
+        for i = 8, #ARGV do
+          local idx = base .. 'idx:' .. ARGV[i]
+          added = added + redis.call('SADD', idx, ARGV[2])
+          if redis.call('TTL', idx) < ttl then redis.call('EXPIRE', idx, ttl) end
+          added = added + redis.call('ZADD', KEYS[3], 'GT', now + ttl, idx)
+        end
+        local charge = #ARGV[3] + 96 * added
         redis.call('HINCRBY', quotaLedger, bucket, charge)
         redis.call('HINCRBY', quotaLedger, 'total', charge)
         redis.call('ZADD', minutes, bucket, bucket)
         for _, k in ipairs({quotaLedger, minutes}) do
           if redis.call('TTL', k) < ttl + 60 then redis.call('EXPIRE', k, ttl + 60) end
           redis.call('ZADD', KEYS[3], 'GT', now + ttl + 60, k)
-        end
-        redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-        redis.call('ZADD', KEYS[3], 'GT', now + ttl, key)
-        redis.call('ZADD', KEYS[3], 'GT', now + ttl + 60, ledger)
-        local byVersion = 'te:' .. string.sub(KEYS[1], 4, -5) .. ':v' .. ARGV[6]
-        redis.call('ZREMRANGEBYSCORE', byVersion, '-inf', now)
-        redis.call('ZADD', byVersion, 'GT', now + ttl, key)
-        redis.call('ZADD', KEYS[3], 'GT', now + ttl, byVersion)
-        for i = 8, #ARGV do
-          local idx = base .. 'idx:' .. ARGV[i]
-          redis.call('SADD', idx, ARGV[2])
-          if redis.call('TTL', idx) < ttl then redis.call('EXPIRE', idx, ttl) end
-          redis.call('ZADD', KEYS[3], 'GT', now + ttl, idx)
         end
         return 1
         """
@@ -109,6 +110,7 @@ enum SharedTierScripts {
     /// Deletes the entries of these digests; returns how many existed.
     static let delete = """
         local fence = redis.call('INCR', KEYS[2])
+        redis.call('PERSIST', KEYS[2])  -- a fence moved by an erasure expires; one in use never may
         \(publish("k"))\(prelude)local n = 0
         for i = 4, #ARGV do
           local key = base .. ARGV[i]
@@ -121,6 +123,7 @@ enum SharedTierScripts {
     /// Deletes every entry listed in the index sets of these digests, and the sets.
     static let purgeIndexes = """
         local fence = redis.call('INCR', KEYS[2])
+        redis.call('PERSIST', KEYS[2])  -- a fence moved by an erasure expires; one in use never may
         \(publish("i"))\(prelude)local n = 0
         for i = 4, #ARGV do
           local idx = base .. 'idx:' .. ARGV[i]
@@ -136,7 +139,21 @@ enum SharedTierScripts {
     /// Makes every entry of the tenant unreachable at once (O(1)); they expire on their own.
     static let dropGeneration = """
         local fence = redis.call('INCR', KEYS[2])
+        redis.call('PERSIST', KEYS[2])  -- a fence moved by an erasure expires; one in use never may
         \(publish("a"))return redis.call('INCR', KEYS[1])
+        """
+
+    /// A generation seen lower than before (Redis restarted empty, a replica that was behind took
+    /// over, or someone set it back): moves it above `ARGV[4]`, the highest a node has seen, so the
+    /// entries of the generations in between stay unreachable and the tenant's L2 works again. It
+    /// is a purge of everything, published like one (`ARGV[2]` channel, `ARGV[3]` node id).
+    static let raiseGeneration = """
+        local fence = redis.call('INCR', KEYS[2])
+        redis.call('PERSIST', KEYS[2])
+        redis.call('PUBLISH', ARGV[2], fence .. ' ' .. ARGV[3] .. ' a')
+        local g = tonumber(redis.call('GET', KEYS[1]) or '0')
+        if g <= tonumber(ARGV[4]) then redis.call('SET', KEYS[1], tonumber(ARGV[4]) + 1) end
+        return g
         """
 
     /// Retirement sweep, in batches of 1,000: deletes the entries sealed under key version
@@ -188,7 +205,7 @@ enum SharedTierScripts {
     /// Script SHA-1s, computed once: calls send `EVALSHA` (40 bytes instead of the script, and no
     /// hashing of the body in Redis), falling back to `EVAL` when Redis does not know the script yet.
     static let shas: [String: [UInt8]] = Dictionary(uniqueKeysWithValues:
-        [get, set, delete, purgeIndexes, dropGeneration, liveBytes, erase, sweepVersion].map { ($0, Array(OpenSSL.sha1Hex($0).utf8)) })
+        [get, set, delete, purgeIndexes, dropGeneration, raiseGeneration, liveBytes, erase, sweepVersion].map { ($0, Array(OpenSSL.sha1Hex($0).utf8)) })
 
     /// A purge script's call: the tenant's channel and the node id before the digests.
     static func purgeCall(_ script: String, tenant: String, database: Int, node: String, digests: [KeyDigest]) -> [[UInt8]] {

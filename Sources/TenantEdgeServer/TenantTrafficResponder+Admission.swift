@@ -59,13 +59,16 @@ extension TenantTrafficResponder {
         if cache.upstreamHasBasePath, !RequestTarget.staysUnderBasePath(target) {
             return .refused(.jsonError(.badRequest, code: "bad_request", detail: "the request target leaves the tenant's upstream path"))
         }
-        // The upstream is sent the tenant's canonical host by `forwardHeaders`; the request itself
-        // is copied only when something in it changes, which a hit in normal form never needs.
-        guard target != request.head.uri || request.head.headers.contains(name: "connection") else {
+        // The request carries the tenant's canonical `Host` from here on, so a `Vary: Host` variant
+        // and a waiter's comparison see what the upstream is sent, never a client's alias, port or
+        // case. It is copied only when something changes, which a hit in normal form never needs.
+        let canonical = cache.tenant.canonicalHost
+        guard target != request.head.uri || given != canonical || request.head.headers.contains(name: "connection") else {
             return .admitted(request, cache, clientHost: host)
         }
         var admitted = request
         admitted.head.uri = target
+        if given != canonical { admitted.head.headers.replaceOrAdd(name: "host", value: canonical) }
         // Headers the client names in `Connection` are hop-by-hop: never sent upstream, so they must
         // not select a stored variant either (`Connection: accept-language` would otherwise store
         // the default answer under the French key).

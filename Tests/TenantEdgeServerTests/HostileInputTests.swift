@@ -70,6 +70,18 @@ struct HostileInputTests {
         }
     }
 
+    @Test func varyOnHostSeesTheCanonicalHostOnly() async throws {
+        try await withEdge(script: { request in
+            Self.reply([("Cache-Control", "max-age=60"), ("Vary", "Host")], body: request.header("host") ?? "?")
+        }) { edge in
+            for host in ["api.acme.test", "API.acme.test:8080", "api.acme.test.", "Api.Acme.Test:1"] {
+                let answer = try await edge.get("/v", host: host)
+                #expect(answer.body == "api.acme.test")
+            }
+            #expect(edge.upstream.count("/v") == 1, "one variant, whatever Host the clients sent")
+        }
+    }
+
     @Test func forwardingHeadersFromAClientNeverReachTheUpstream() async throws {
         try await withEdge(script: { _ in Self.reply([("Cache-Control", "max-age=60")]) }) { edge in
             _ = try await edge.get("/fw", headers: [

@@ -54,6 +54,11 @@ struct SharedTierTamperTests {
             let answer = try await b.get("/v1/old")
             #expect(answer.cacheStatus.contains("fwd=miss"), "the purged entry was not served: \(answer.cacheStatus)")
             #expect(try #require(b.runtime.l2(for: "acme")).counters.rolledBackGenerations.load(ordering: .relaxed) >= 1)
+            // The node moves the generation above the highest it saw, and the tier works again.
+            try await waitUntil { (try? redis.command("GET", "te:acme:gen")) == .string(Array("2".utf8)) }
+            _ = try await b.get("/v1/after-raise")
+            try await waitUntil { (try? redis.command("EXISTS", SharedTierTests.storedKey(b, tenant: "acme", target: "/v1/after-raise",
+                                                                                       generation: 2))) == .integer(1) }
             _ = try redis.command("SET", "te:acme:gen", "-1")  // nonsense is this tenant's miss, not a dead tier
             _ = try await b.get("/v1/third")
             #expect(b.runtime.l2IsUp == true)
