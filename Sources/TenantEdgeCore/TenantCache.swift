@@ -19,22 +19,22 @@ public final class TenantCache: Sendable {
         init(quotaBytes: Int) { partition = Mutex(TenantPartition(quotaBytes: quotaBytes)) }
     }
 
-    public init(tenant: TenantConfig, cipher: any TenantCipher, quotaBytes: Int) {
-        self.tenant = tenant
-        self.cipher = cipher
-        upstreamHasBasePath = !(UpstreamURL(parsing: tenant.upstream)?.basePath.isEmpty ?? true)
-        aadPrefix = Array("te:\(tenant.id):\(EntryBinding.namespace):".utf8)
-        storage = PartitionStorage(quotaBytes: quotaBytes)
+    public convenience init(tenant: TenantConfig, cipher: any TenantCipher, quotaBytes: Int) {
+        self.init(tenant: tenant, cipher: cipher, storage: PartitionStorage(quotaBytes: quotaBytes))
     }
 
     /// Takes over `previous`'s entries under new settings or keys (a rotation, say), which is only
     /// right when the digests are the same: the caller checks `sameNames(as:)`.
-    public init(tenant: TenantConfig, cipher: any TenantCipher, continuing previous: TenantCache) {
+    public convenience init(tenant: TenantConfig, cipher: any TenantCipher, continuing previous: TenantCache) {
+        self.init(tenant: tenant, cipher: cipher, storage: previous.storage)
+    }
+
+    private init(tenant: TenantConfig, cipher: any TenantCipher, storage: PartitionStorage) {
         self.tenant = tenant
         self.cipher = cipher
+        self.storage = storage
         upstreamHasBasePath = !(UpstreamURL(parsing: tenant.upstream)?.basePath.isEmpty ?? true)
-        aadPrefix = Array("te:\(tenant.id):\(EntryBinding.namespace):".utf8)
-        storage = previous.storage
+        aadPrefix = EntryBinding.prefix(tenant: tenant.id)
     }
 
     /// Whether this cache names entries as `other` does (same naming key), so entries carry over.

@@ -44,14 +44,15 @@ public protocol TenantKeyring: Sendable {
     func cipher(forTenant tenant: String) -> (any TenantCipher)?
 }
 
-/// The associated data that binds a sealed entry to its place: tenant id,
-/// namespace and the key digest, so a value copied under another tenant's or another key's name
-/// fails to open.
+/// The associated data that binds a sealed entry to its place: tenant id, namespace and the key
+/// digest (then the entry's metadata header, `TenantCache.aad(_:for:)`), so a value copied under
+/// another tenant's or another key's name fails to open.
 public enum EntryBinding {
     public static let namespace = "http"
 
-    public static func aad(tenant: String, namespace: String = namespace, digest: KeyDigest) -> [UInt8] {
-        Array("te:\(tenant):\(namespace):".utf8) + digest.bytes
+    /// `te:<tenant>:<namespace>:`, the start of every entry's associated data.
+    public static func prefix(tenant: String, namespace: String = namespace) -> [UInt8] {
+        Array("te:\(tenant):\(namespace):".utf8)
     }
 
     /// `te:<tenant>:<namespace>:<base64url digest>`: the stored key, identical in L1 and L2.

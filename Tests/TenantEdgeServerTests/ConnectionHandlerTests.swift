@@ -128,3 +128,46 @@ struct ConnectionHandlerTests {
         #expect(!channel.isActive)
     }
 }
+
+/// The deadline and the handler's timeouts on the embedded loop's own clock.
+@Suite("Connection deadlines on an embedded clock")
+struct ConnectionDeadlineTests {
+    @Test func aMovedDeadlineExpiresOnceAtItsLatestTime() {
+        let loop = EmbeddedEventLoop()
+        let deadline = MovingDeadline()
+        let expiries = Locked(0)
+        let expire = { expiries.update { $0 += 1 } }
+        deadline.move(after: .seconds(10), on: loop, expired: expire)
+        loop.advanceTime(by: .seconds(5))
+        deadline.move(after: .seconds(10), on: loop, expired: expire)  // now due at 15 s
+        loop.advanceTime(by: .seconds(6))
+        #expect(expiries.value == 0, "the task fired at 10 s and waited for the rest")
+        loop.advanceTime(by: .seconds(4))
+        #expect(expiries.value == 1)
+        deadline.move(after: .seconds(1), on: loop, expired: expire)
+        deadline.clear()
+        loop.advanceTime(by: .seconds(5))
+        #expect(expiries.value == 1, "a cleared deadline does not expire")
+    }
+
+    @Test func aHalfHeadGets408AndAnIdleConnectionIsClosed() throws {
+        let responder = ConnectionHandlerTests.ScriptedResponder()
+        let half = try ConnectionHandlerTests.channel(responder) { $0.headerTimeoutMs = 1000; $0.idleTimeoutSeconds = 5 }
+        try half.pipeline.syncOperations.addHandler(InboundBytesNotifier(), position: .first)
+        try half.writeInbound(ByteBuffer(string: "GET /now HTTP/1.1\r\nHost: a"))
+        half.embeddedEventLoop.advanceTime(by: .milliseconds(999))
+        #expect(try ConnectionHandlerTests.written(half).isEmpty)
+        half.embeddedEventLoop.advanceTime(by: .milliseconds(2))
+        #expect(try ConnectionHandlerTests.written(half).hasPrefix("HTTP/1.1 408"))
+
+        let idle = try ConnectionHandlerTests.channel(responder) { $0.headerTimeoutMs = 1000; $0.idleTimeoutSeconds = 5 }
+        try idle.pipeline.syncOperations.addHandler(InboundBytesNotifier(), position: .first)
+        try idle.writeInbound(ByteBuffer(string: "GET /now HTTP/1.1\r\nHost: a\r\n\r\n"))
+        #expect(try ConnectionHandlerTests.written(idle).hasPrefix("HTTP/1.1 200"))
+        idle.embeddedEventLoop.advanceTime(by: .seconds(4))
+        #expect(idle.isActive, "kept alive within idle_timeout_s")
+        idle.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(!idle.isActive)
+        _ = try? half.finish()
+    }
+}
