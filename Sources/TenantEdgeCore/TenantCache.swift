@@ -9,6 +9,8 @@ public final class TenantCache: Sendable {
     /// The tenant's upstream has a base path (`https://shared/tenant-a`), so targets are checked
     /// to stay under it (`RequestTarget.staysUnderBasePath`). Worked out once, not per request.
     public let upstreamHasBasePath: Bool
+    /// `tenant.canonicalHost`, worked out once: every request compares its `Host` with it.
+    public let canonicalHost: String
     /// `te:<tenant>:http:`, the start of every entry's associated data (`EntryBinding`).
     private let aadPrefix: [UInt8]
     private let storage: PartitionStorage
@@ -35,6 +37,7 @@ public final class TenantCache: Sendable {
         self.storage = storage
         upstreamHasBasePath = !(UpstreamURL(parsing: tenant.upstream)?.basePath.isEmpty ?? true)
         aadPrefix = EntryBinding.prefix(tenant: tenant.id)
+        canonicalHost = tenant.canonicalHost
     }
 
     /// Whether this cache names entries as `other` does (same naming key), so entries carry over.

@@ -359,10 +359,13 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         guard !closed, !lingering else { return }
         timerKind = kind
         if kind == .write { bufferedAtArm = Self.buffered(context) }
-        deadline.move(after: kind == .header ? headerTimeout : idleTimeout, on: context.eventLoop) { [self] in
-            guard !closed, !lingering, let kind = timerKind else { return }
-            timedOut(kind, context: context)
+        if deadline.expired == nil {
+            deadline.expired = { [self] in  // once per connection; `channelInactive` lets it go
+                guard !closed, !lingering, let kind = timerKind else { return }
+                timedOut(kind, context: context)
+            }
         }
+        deadline.move(after: kind == .header ? headerTimeout : idleTimeout, on: context.eventLoop)
     }
 
     /// Nothing to wait for (a response is being made).

@@ -10,11 +10,14 @@ final class MovingDeadline {
     private var deadline = NIODeadline.distantFuture
     private var task: Scheduled<Void>?
     private var taskFiresAt = NIODeadline.distantFuture
-    private var expired: (() -> Void)?
+    private var armed = false
+    /// Runs when an armed deadline passes unmoved. Set once (a closure made per move would be an
+    /// allocation per request); `stop()` lets go of it, and of what it captures.
+    var expired: (() -> Void)?
 
     /// Sets the deadline `period` from now; `expired` runs once it passes without another move.
-    func move(after period: TimeAmount, on loop: any EventLoop, expired: @escaping () -> Void) {
-        self.expired = expired
+    func move(after period: TimeAmount, on loop: any EventLoop) {
+        armed = true
         deadline = loop.now + period
         guard task == nil || taskFiresAt > deadline else { return }  // the pending task fires first and re-checks
         task?.cancel()
@@ -22,10 +25,11 @@ final class MovingDeadline {
     }
 
     /// Nothing to wait for until the next move (a response is being made).
-    func clear() { expired = nil }
+    func clear() { armed = false }
 
-    /// No more moves: the pending task is cancelled.
+    /// No more moves: the pending task is cancelled and the callback let go.
     func stop() {
+        armed = false
         expired = nil
         task?.cancel()
         task = nil
@@ -35,12 +39,12 @@ final class MovingDeadline {
         taskFiresAt = deadline
         task = loop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
             task = nil
-            guard let expired else { return }
+            guard armed else { return }
             if deadline > loop.now {
                 schedule(on: loop)  // moved on since: wait for the rest
             } else {
-                self.expired = nil
-                expired()
+                armed = false
+                expired?()
             }
         }
     }

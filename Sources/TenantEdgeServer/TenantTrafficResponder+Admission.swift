@@ -62,7 +62,7 @@ extension TenantTrafficResponder {
         // The request carries the tenant's canonical `Host` from here on, so a `Vary: Host` variant
         // and a waiter's comparison see what the upstream is sent, never a client's alias, port or
         // case. It is copied only when something changes, which a hit in normal form never needs.
-        let canonical = cache.tenant.canonicalHost
+        let canonical = cache.canonicalHost
         guard target != request.head.uri || given != canonical || request.head.headers.contains(name: "connection") else {
             return .admitted(request, cache, clientHost: host)
         }

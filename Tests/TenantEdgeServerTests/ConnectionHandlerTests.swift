@@ -136,15 +136,15 @@ struct ConnectionDeadlineTests {
         let loop = EmbeddedEventLoop()
         let deadline = MovingDeadline()
         let expiries = Locked(0)
-        let expire = { expiries.update { $0 += 1 } }
-        deadline.move(after: .seconds(10), on: loop, expired: expire)
+        deadline.expired = { expiries.update { $0 += 1 } }
+        deadline.move(after: .seconds(10), on: loop)
         loop.advanceTime(by: .seconds(5))
-        deadline.move(after: .seconds(10), on: loop, expired: expire)  // now due at 15 s
+        deadline.move(after: .seconds(10), on: loop)  // now due at 15 s
         loop.advanceTime(by: .seconds(6))
         #expect(expiries.value == 0, "the task fired at 10 s and waited for the rest")
         loop.advanceTime(by: .seconds(4))
         #expect(expiries.value == 1)
-        deadline.move(after: .seconds(1), on: loop, expired: expire)
+        deadline.move(after: .seconds(1), on: loop)
         deadline.clear()
         loop.advanceTime(by: .seconds(5))
         #expect(expiries.value == 1, "a cleared deadline does not expire")
