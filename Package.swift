@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // The package reads as the architecture: C shims, a pure core, native adapters (one file per
-// C library), the NIO server, and thin executables. See README.md, "Targets".
+// C library), what both daemons share over HTTP, the config readers, the node, the origin, and
+// thin executables. See README.md, "Targets".
 import PackageDescription
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C shims: module map + typed wrappers for what Swift cannot call, nothing else.
@@ -41,9 +43,11 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        // NIO listeners, upstream client, admin API, config reading; the origin (Origin/).
+        // What both daemons share: the HTTP/1.1 listener and connection handler, the response head
+        // writer, request/response types and JSON helpers, TLS, durable file writes, the audit log,
+        // logging and signals.
         .target(
-            name: "TenantEdgeServer",
+            name: "TenantEdgeHTTP",
             dependencies: [
                 "TenantEdgeCore", "TenantEdgeNative",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -51,10 +55,49 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // The config-file readers: node file, signed bundle body, admin tokens, origin file (YAML).
+        .target(
+            name: "TenantEdgeConfig",
+            dependencies: ["TenantEdgeCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+
+        // The edge node: traffic, shared tier, tenants, admin, geo, feed. Never imports the origin.
+        .target(
+            name: "TenantEdgeNode",
+            dependencies: [
+                "TenantEdgeCore", "TenantEdgeNative", "TenantEdgeHTTP", "TenantEdgeConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // The origin: registry, sealed keys, invalidation log, erasure ledger, bundle pushes. Never
+        // imports the node.
+        .target(
+            name: "TenantEdgeOrigin",
+            dependencies: [
+                "TenantEdgeCore", "TenantEdgeNative", "TenantEdgeHTTP", "TenantEdgeConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -63,9 +106,10 @@ let package = Package(
         .executableTarget(
             name: "edge-node",
             dependencies: [
-                "TenantEdgeServer", "TenantEdgeCore",
+                "TenantEdgeNode", "TenantEdgeHTTP", "TenantEdgeConfig", "TenantEdgeCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -73,9 +117,10 @@ let package = Package(
         .executableTarget(
             name: "edge-origin",
             dependencies: [
-                "TenantEdgeServer", "TenantEdgeCore",
+                "TenantEdgeOrigin", "TenantEdgeHTTP", "TenantEdgeConfig", "TenantEdgeCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -83,7 +128,7 @@ let package = Package(
         .executableTarget(
             name: "edgectl",
             dependencies: [
-                "TenantEdgeServer", "TenantEdgeCore", "TenantEdgeNative",
+                "TenantEdgeConfig", "TenantEdgeCore", "TenantEdgeNative",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -92,7 +137,7 @@ let package = Package(
         // Fuzzing only (`make fuzz`; `make test` replays the corpus): every parser of outside bytes.
         .executableTarget(
             name: "edge-fuzz",
-            dependencies: ["TenantEdgeCore", "TenantEdgeServer"],
+            dependencies: ["TenantEdgeCore", "TenantEdgeConfig"],
             swiftSettings: strict
         ),
 
@@ -100,7 +145,8 @@ let package = Package(
         .executableTarget(
             name: "edge-bench",
             dependencies: [
-                "TenantEdgeNative", "TenantEdgeCore", "TenantEdgeServer",
+                "TenantEdgeNative", "TenantEdgeCore", "TenantEdgeHTTP", "TenantEdgeConfig", "TenantEdgeNode",
+                "TenantEdgeOrigin",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -110,6 +156,8 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // One test target per product target; the node's harness (a node, an upstream, raw sockets,
+        // Redis) is shared through TenantEdgeTestSupport, built only for the tests.
         .testTarget(name: "TenantEdgeCoreTests", dependencies: ["TenantEdgeCore"], swiftSettings: strict),
         .testTarget(
             name: "TenantEdgeNativeTests",
@@ -117,13 +165,56 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
-            name: "TenantEdgeServerTests",
+            name: "TenantEdgeHTTPTests",
             dependencies: [
-                "TenantEdgeServer", "TenantEdgeCore", "TenantEdgeNative",
+                "TenantEdgeHTTP", "TenantEdgeCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TenantEdgeConfigTests",
+            dependencies: ["TenantEdgeConfig", "TenantEdgeCore"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "TenantEdgeTestSupport",
+            dependencies: [
+                "TenantEdgeNode", "TenantEdgeHTTP", "TenantEdgeConfig", "TenantEdgeCore", "TenantEdgeNative",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/TenantEdgeTestSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TenantEdgeNodeTests",
+            dependencies: [
+                "TenantEdgeNode", "TenantEdgeTestSupport", "TenantEdgeHTTP", "TenantEdgeConfig", "TenantEdgeCore",
+                "TenantEdgeNative",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TenantEdgeOriginTests",
+            dependencies: [
+                "TenantEdgeOrigin", "TenantEdgeNode", "TenantEdgeTestSupport", "TenantEdgeHTTP", "TenantEdgeConfig",
+                "TenantEdgeCore", "TenantEdgeNative",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),

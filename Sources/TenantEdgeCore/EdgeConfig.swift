@@ -1,7 +1,7 @@
 import Foundation
 
 /// The node's whole configuration, as read from YAML and the environment (see `docs/configuration.md`
-/// and the reader in TenantEdgeServer). Every field has the default the docs name, so a minimal file
+/// and the reader in TenantEdgeConfig). Every field has the default the docs name, so a minimal file
 /// holds only what differs. A value of this type has passed `validate()` before any of it is used.
 public struct EdgeConfig: Sendable, Equatable {
     public struct Node: Sendable, Equatable {

@@ -6,8 +6,10 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import TenantEdgeCore
+import TenantEdgeHTTP
 import TenantEdgeNative
-import TenantEdgeServer
+import TenantEdgeNode
+import TenantEdgeOrigin
 
 /// `edge-bench erasure CERT KEY CA REDIS_PORT [ENTRIES]`: an origin and two nodes sharing Redis,
 /// ENTRIES entries of one tenant in node A's L1 and in L2 (and a second tenant that must survive),

@@ -6,7 +6,8 @@ import NIOPosix
 import NIOSSL
 import TenantEdgeCore
 import TenantEdgeNative
-import TenantEdgeServer
+import TenantEdgeNode
+import TenantEdgeOrigin
 
 /// `edge-bench feed-propagation CERT KEY CA [EVENTS]`: a real origin (HTTPS) and two edge nodes
 /// following its feed, in one process on loopback. Publishes EVENTS purges one at a time and

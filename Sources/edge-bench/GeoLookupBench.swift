@@ -2,7 +2,8 @@ import Foundation
 import Logging
 import TenantEdgeCore
 import TenantEdgeNative
-import TenantEdgeServer
+import TenantEdgeNode
+import TenantEdgeOrigin
 
 /// `edge-bench geo-lookups MMDB [SECONDS] [WORKING_SET]`: GeoIP lookups per second on one thread,
 /// on random IPv4 addresses:

@@ -1,6 +1,6 @@
 import Foundation
+import TenantEdgeConfig
 import TenantEdgeCore
-import TenantEdgeServer
 
 /// The parsers that read outside bytes, each fed arbitrary input with the properties it must keep
 /// whatever arrives. A trap here (a failed `precondition`, or one inside the parser) is a finding:

@@ -3,8 +3,10 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import TenantEdgeConfig
 import TenantEdgeCore
-import TenantEdgeServer
+import TenantEdgeHTTP
+import TenantEdgeNode
 
 /// `edge-node`: the edge daemon. Parses arguments, bootstraps logging, runs; nothing else.
 @main

@@ -3,8 +3,10 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import TenantEdgeConfig
 import TenantEdgeCore
-import TenantEdgeServer
+import TenantEdgeHTTP
+import TenantEdgeOrigin
 
 /// `edge-origin`: the reference control plane. Parses arguments, bootstraps logging, runs.
 @main

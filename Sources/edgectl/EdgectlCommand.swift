@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
+import TenantEdgeConfig
 import TenantEdgeCore
 import TenantEdgeNative
-import TenantEdgeServer
 
 /// `edgectl`: the operator CLI. So far: `redis acl`, `audit verify`, `keygen`, `config sign`; the commands that
 /// drive the origin (publish, purge, keys, tenants) arrive with it.

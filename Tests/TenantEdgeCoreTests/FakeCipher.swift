@@ -2,7 +2,7 @@
 
 /// A stand-in cipher for pure-logic tests: keyed FNV digests and an XOR "seal" with a checksum over
 /// AAD and plaintext, so tampering and moved entries are still detected. Not cryptography: the real
-/// AES-GCM cipher is tested in TenantEdgeNativeTests and end to end in TenantEdgeServerTests.
+/// AES-GCM cipher is tested in TenantEdgeNativeTests and end to end in TenantEdgeNodeTests.
 final class FakeCipher: TenantCipher {
     let keyVersion: UInt32 = 1
     var encrypts: Bool { true }

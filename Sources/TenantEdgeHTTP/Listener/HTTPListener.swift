@@ -1,0 +1,63 @@
+import NIOCore
+import NIOExtras
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import TenantEdgeCore
+
+/// A bound HTTP/1.1 listener serving one responder on the lean pipeline, drainable through NIO's
+/// quiescing helper.
+package final class HTTPListener: Sendable {
+    package let channel: any Channel
+    private let quiesce: ServerQuiescingHelper
+
+    /// The port actually bound (useful when the config asks for port 0).
+    package var port: Int { channel.localAddress?.port ?? 0 }
+
+    /// `tls`: serve HTTPS with this context (the origin); nil for plain HTTP (the node's listeners).
+    package static func bind(address: HostPort, group: any EventLoopGroup, responder: any HTTPResponder, limits: EdgeConfig.Limits,
+                     tls: NIOSSLContext? = nil) async throws -> HTTPListener
+    {
+        let quiesce = ServerQuiescingHelper(group: group)
+        let budget = ConnectionBudget(limit: limits.maxConnections)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                guard budget.admit(channel) else {
+                    return channel.eventLoop.makeFailedFuture(ChannelError.inputClosed)  // the bootstrap closes it
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    if let tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls)) }
+                    try pipeline.addHandler(InboundBytesNotifier())
+                    // No HTTPResponseEncoder: HTTPConnectionHandler writes response heads itself (HTTPResponseHeadWriter).
+                    try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+                    try pipeline.addHandler(HTTPConnectionHandler(responder: responder, limits: limits))
+                }
+            }
+            .bind(host: address.host, port: address.port)
+            .get()
+        return HTTPListener(channel: channel, quiesce: quiesce)
+    }
+
+    private init(channel: any Channel, quiesce: ServerQuiescingHelper) {
+        self.channel = channel
+        self.quiesce = quiesce
+    }
+
+    /// Stops accepting, lets open connections finish their in-flight response, and completes when
+    /// all have closed.
+    package func drain() async throws {
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        quiesce.initiateShutdown(promise: promise)
+        try await promise.futureResult.get()
+    }
+}

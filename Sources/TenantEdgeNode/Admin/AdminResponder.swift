@@ -1,0 +1,235 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import TenantEdgeCore
+import TenantEdgeHTTP
+import TenantEdgeNative
+
+/// The admin listener: purge, stats, metrics, health, config pushes. Never shares a port with
+/// tenant traffic. Bearer tokens are hashed and compared in constant time; they are never logged.
+struct AdminResponder: HTTPResponder {
+    let runtime: EdgeRuntime
+    let bundles: ConfigBundleGate
+    let isReady: @Sendable () -> Bool
+
+    func decorate(_ headers: inout HTTPHeaders) {
+        headers.replaceOrAdd(name: "cache-control", value: "no-store")
+    }
+
+    /// The calls with a body (purge, config) are refused at their head without a token for them, so
+    /// a stranger's upload is never read, let alone parsed.
+    func screen(_ head: HTTPRequestHead) -> EdgeResponse? {
+        let path = QueryString.split(target: head.uri).path
+        let request = EdgeRequest(head: head, body: nil, peer: nil)
+        switch (head.method, path) {
+        case (.POST, "/_edge/purge"): return authorize(request, scope: .purge, tenant: nil)
+        case (.PUT, "/_edge/config"): return authorize(request, scope: .config, tenant: "*")
+        default: return nil
+        }
+    }
+
+    func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
+        let path = QueryString.split(target: request.head.uri).path
+        if request.head.method == .POST, path == "/_edge/purge" {
+            return purge(request, on: eventLoop)
+        }
+        if request.head.method == .PUT, path == "/_edge/config" {
+            return pushConfig(request, on: eventLoop)
+        }
+        return route(request, on: eventLoop)
+    }
+
+    func route(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
+        let path = String(QueryString.split(target: request.head.uri).path)
+        switch (request.head.method, path) {
+        case (.GET, "/healthz"):
+            return .now(.json(.ok, "{\"status\":\"ok\"}"))
+        case (.GET, "/readyz"):
+            return .now(isReady() ? .json(.ok, "{\"status\":\"ready\"}") : .jsonError(.serviceUnavailable, code: "not_ready"))
+        case (.GET, "/metrics"):
+            // Open when `monitoring` is on (an internal scrape); a token, when given or required,
+            // limits the tenant series to the tenants it may see.
+            let token = bearerToken(request)
+            if !runtime.config.monitoring || tokenDigest(request) != nil,
+               let denied = authorize(request, scope: .read, tenant: nil) { return .now(denied) }
+            let caches = runtime.table.tenants.compactMap { runtime.caches[$0.id] }
+            runtime.metrics.setInvalidationLag(runtime.invalidationLag(now: runtime.clock.now()) ?? 0)
+            runtime.metrics.updateGeo(runtime.geo, regions: runtime.table.regions)
+            return .later(runtime.sharedTierBytes(of: caches.map(\.tenant.id), on: eventLoop).map { l2Bytes in
+                var headers = HTTPHeaders()
+                headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
+                var body = runtime.metrics.render(caches: caches, redisIsUp: runtime.l2IsUp, redisBytes: l2Bytes)
+                if let token, !token.tenants.contains("*") { body = MetricsScope.filter(body, allowed: token.allows(tenant:)) }
+                return EdgeResponse(status: .ok, headers: headers, body: ByteBuffer(bytes: body))
+            })
+        case (.GET, "/_edge/stats"):
+            if let denied = authorize(request, scope: .read, tenant: nil) { return .now(denied) }
+            let token = bearerToken(request)
+            let visible = runtime.table.tenants.map(\.id).filter { token?.allows(tenant: $0) ?? false }
+            return .later(runtime.sharedTierBytes(of: visible, on: eventLoop).map { l2Bytes in
+                .json(.ok, statsJSON(visibleTo: token, l2Bytes: l2Bytes))
+            })
+        case (.GET, "/_edge/route"):
+            if let denied = authorize(request, scope: .read, tenant: nil) { return .now(denied) }
+            return .now(route(request))
+        case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/_edge/stats"), (_, "/_edge/purge"), (_, "/_edge/config"),
+             (_, "/_edge/route"):
+            return .now(.jsonError(.methodNotAllowed, code: "method_not_allowed"))
+        default:
+            return .now(.jsonError(.notFound, code: "not_found"))
+        }
+    }
+
+    private func purge(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
+        // Authenticated before the body is read: nothing a stranger sends is parsed or logged.
+        if let denied = authorize(request, scope: .purge, tenant: nil) { return .now(denied) }
+        let body = request.body.map { Array($0.readableBytesView) } ?? []
+        let purge: PurgeRequest
+        do { purge = try PurgeRequest(json: body) } catch {
+            return .now(.jsonError(.badRequest, code: "bad_request", detail: error.message))
+        }
+        if let denied = authorize(request, scope: .purge, tenant: purge.tenant) { return .now(denied) }
+        guard let cache = runtime.caches[purge.tenant] else {
+            return .now(.jsonError(.notFound, code: "unknown_tenant", detail: "no tenant '\(purge.tenant)' on this node"))
+        }
+        let (logger, audit) = (runtime.logger, runtime.audit)
+        let actor = tokenDigest(request).map { "admin:" + Hex.encode($0.prefix(6)) } ?? "admin"
+        return .later(runtime.purge(purge, cache: cache, on: eventLoop).map { purged in
+            logger.info("purge", metadata: ["tenant": "\(purge.tenant)", "purged": "\(purged)"])
+            audit.record("purge", actor: actor, tenant: purge.tenant, details: [
+                "keys": String(purge.keys.count), "tags": String(purge.tags.count), "prefixes": String(purge.prefixes.count),
+                "all": String(purge.all), "purged": String(purged),
+            ])
+            return .json(.ok, "{\"purged\":\(purged)}")
+        })
+    }
+
+    /// `PUT /_edge/config`: a signed bundle from the origin. Verifying, persisting (fsync) and
+    /// building the tenant set block, so they run on NIO's blocking pool, never on the event loop.
+    private func pushConfig(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
+        // A bundle replaces every tenant's settings: only a token for all tenants may push one.
+        if let denied = authorize(request, scope: .config, tenant: "*") { return .now(denied) }
+        let body = request.body.map { Array($0.readableBytesView) } ?? []
+        let signature = request.head.headers.first(name: "edge-signature")
+        let actor = tokenDigest(request).map { "admin:" + Hex.encode($0.prefix(6)) } ?? "admin"
+        let bundles = self.bundles
+        return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
+            do throws(ConfigBundleGate.Rejection) {
+                let version = try bundles.apply(body: body, signatureHeader: signature, actor: actor)
+                return .json(.ok, "{\"version\":\(version)}")
+            } catch {
+                return .jsonError(HTTPResponseStatus(statusCode: error.status), code: error.code, detail: error.reason)
+            }
+        }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
+    }
+
+    /// `GET /_edge/route?ip=A&tenant=T`: the region this node would send that client to, and why.
+    /// Only for a tenant the token may see; another tenant is the same `400` as an unknown one.
+    private func route(_ request: EdgeRequest) -> EdgeResponse {
+        let query = QueryString.parse(QueryString.split(target: request.head.uri).query)
+        let table = runtime.table
+        let token = bearerToken(request)
+        guard let ip = query["ip"], !ip.isEmpty, let tenantID = query["tenant"], token?.allows(tenant: tenantID) == true,
+              let tenant = table.tenants.first(where: { $0.id == tenantID }) else {
+            return .jsonError(.badRequest, code: "bad_request", detail: "give ip= and the tenant= of a tenant on this node")
+        }
+        let location: RegionRouter.Location?
+        do {
+            location = try runtime.geo.locate(ip)  // a broken record is counted and gives the fallback
+        } catch {
+            return .jsonError(.badRequest, code: "bad_request", detail: "ip: not an IPv4 or IPv6 address")
+        }
+        let decision = RegionRouter.choose(location: location, tenant: tenant, regions: table.regions,
+                                           healthy: runtime.geo.healthy(table.regions), home: runtime.config.node.region)
+        func number(_ value: Double?) -> String { value.map { String(format: "%.4f", $0) } ?? "null" }
+        return .json(.ok, "{\"ip\":\(JSONText.quote(ip)),\"country\":\(location?.country.map(JSONText.quote) ?? "null"),"
+            + "\"lat\":\(number(location?.latitude)),\"lon\":\(number(location?.longitude)),\"region\":\(JSONText.quote(decision.region)),"
+            + "\"distance_km\":\(decision.distanceKm.map { String(Int($0.rounded())) } ?? "null"),\"reason\":\(JSONText.quote(decision.reason))}")
+    }
+
+    private func bearerToken(_ request: EdgeRequest) -> AdminTokens.Token? {
+        guard let digest = tokenDigest(request) else { return nil }
+        return runtime.adminTokens.match(digest: digest)
+    }
+
+    private func tokenDigest(_ request: EdgeRequest) -> [UInt8]? {
+        guard let value = request.head.headers.first(name: "authorization") else { return nil }
+        let parts = value.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return OpenSSL.sha256(Array(parts[1].trimmingSpaces().utf8))
+    }
+
+    /// Nil when allowed; otherwise the 401/403 response. Failures count as `auth_failed` events,
+    /// which name a tenant only when it is one this node serves (never a string from the request),
+    /// and are throttled in the audit log (`EdgeRuntime.securityEvent`).
+    private func authorize(_ request: EdgeRequest, scope: AdminTokens.Scope, tenant: String?) -> EdgeResponse? {
+        let known = tenant.flatMap { id in runtime.caches[id] != nil ? id : nil } ?? "-"
+        switch runtime.adminTokens.authorize(digest: tokenDigest(request), scope: scope, tenant: tenant) {
+        case .allowed:
+            return nil
+        case .unauthenticated:
+            runtime.securityEvent("auth_failed", tenant: known, detail: "missing or unknown admin token")
+            var response = EdgeResponse.jsonError(.unauthorized, code: "unauthorized", detail: "a valid bearer token is required")
+            response.headers.add(name: "www-authenticate", value: "Bearer")
+            return response
+        case .forbidden:
+            // One reason whether or not the tenant exists here, so a scoped token cannot probe for tenants.
+            let reason = tenant == nil ? "token lacks the '\(scope.rawValue)' scope" : "token is not allowed for this call's tenant"
+            runtime.securityEvent("auth_failed", tenant: known, detail: reason)
+            return .jsonError(.forbidden, code: "forbidden", detail: reason)
+        }
+    }
+
+    /// Totals over every tenant's L2: shown only to a token for all tenants.
+    private func redisStats(visibleTo token: AdminTokens.Token?) -> String {
+        guard let up = runtime.l2IsUp else { return "" }
+        guard token?.tenants.contains("*") == true else { return ",\"redis\":{\"up\":\(up)}" }
+        func total(_ counter: (TierCounters) -> Int) -> Int { runtime.allL2Tiers.reduce(0) { $0 + counter($1.counters) } }
+        return ",\"redis\":{\"up\":\(up),\"tiers\":\(runtime.allL2Tiers.count),"
+            + "\"hits\":\(total { $0.hits.load(ordering: .relaxed) }),\"misses\":\(total { $0.misses.load(ordering: .relaxed) }),"
+            + "\"writes\":\(total { $0.writes.load(ordering: .relaxed) }),\"errors\":\(total { $0.errors.load(ordering: .relaxed) }),"
+            + "\"bytes_read\":\(total { $0.bytesRead.load(ordering: .relaxed) }),\"bytes_written\":\(total { $0.bytesWritten.load(ordering: .relaxed) }),"
+            + "\"fenced_writes\":\(total { $0.fencedWrites.load(ordering: .relaxed) }),"
+            + "\"quota_refused_writes\":\(total { $0.quotaRefusedWrites.load(ordering: .relaxed) }),\"calls\":\(total { $0.calls.load(ordering: .relaxed) }),"
+            + "\"wait_ms_total\":\(total { $0.waitNanoseconds.load(ordering: .relaxed) } / 1_000_000)}"
+    }
+
+    /// `"geo"`: the database, the decision cache, failed lookups and reloads, and which regions may be chosen.
+    private func geoStats() -> String {
+        let geo = runtime.geo
+        let regions = runtime.table.regions
+        let healthy = geo.healthy(regions)
+        return "\"geo\":{\"database\":\(geo.hasDatabase),\"decisions_cached\":\(geo.cachedDecisions),"
+            + "\"cache_hits\":\(geo.cacheHits.load(ordering: .relaxed)),\"lookups\":\(geo.cacheMisses.load(ordering: .relaxed)),"
+            + "\"lookup_errors\":\(geo.lookupErrors.load(ordering: .relaxed)),\"reloads\":\(geo.reloads.load(ordering: .relaxed)),"
+            + "\"reload_failures\":\(geo.reloadFailures.load(ordering: .relaxed)),\"regions\":{"
+            + regions.map { "\(JSONText.quote($0.name)):\(healthy.contains($0.name) ? "\"up\"" : "\"down\"")" }.joined(separator: ",") + "}}"
+    }
+
+    /// Per-tenant figures, limited to the tenants the token may see. `l2Bytes`: live bytes in Redis
+    /// per tenant, for tenants with an L2 whose Redis answered.
+    func statsJSON(visibleTo token: AdminTokens.Token?, l2Bytes: [String: Int]) -> String {
+        var tenants: [String] = []
+        for tenant in runtime.table.tenants where token?.allows(tenant: tenant.id) ?? false {
+            guard let cache = runtime.caches[tenant.id] else { continue }
+            let occupancy = cache.occupancy()
+            let counters = cache.counters
+            tenants.append("\(JSONText.quote(tenant.id)):{\"hits\":\(counters.hits.load(ordering: .relaxed)),"
+                + "\"misses\":\(counters.misses.load(ordering: .relaxed)),\"stale\":\(counters.stale.load(ordering: .relaxed)),"
+                + "\"bypasses\":\(counters.bypasses.load(ordering: .relaxed)),\"errors\":\(counters.errors.load(ordering: .relaxed)),"
+                + "\"bytes\":\(occupancy.bytes),\"entries\":\(occupancy.entries),\"evictions\":\(occupancy.evictions),"
+                + "\"quota_bytes\":\(occupancy.quota),\"encrypted\":\(cache.cipher.encrypts),"
+                + "\"key_version\":\(cache.cipher.keyVersion),\"entries_by_key_version\":{"
+                + cache.entriesByKeyVersion().sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}"
+                + (l2Bytes[tenant.id].map { ",\"redis_bytes\":\($0)" } ?? "") + "}")
+        }
+        let uptime = Int(runtime.clock.now() - runtime.startedAt)
+        return "{\"node\":{\"id\":\(JSONText.quote(runtime.config.node.id)),\"region\":\(JSONText.quote(runtime.config.node.region)),"
+            + "\"uptime_s\":\(uptime)},\"config_version\":\(runtime.table.version),\"tiers\":{\"memory\":{\"up\":true}\(redisStats(visibleTo: token))},"
+            + "\"invalidation\":{\"cursor\":\(runtime.invalidationCursor.load(ordering: .relaxed)),"
+            + "\"lag_seconds\":\(Int(runtime.invalidationLag(now: runtime.clock.now()) ?? 0))},"
+            + "\"security_events\":\(runtime.securityEventCount.load(ordering: .relaxed)),\(geoStats()),"
+            + "\"tenants\":{\(tenants.joined(separator: ","))}}"
+    }
+}

@@ -1,0 +1,86 @@
+import NIOCore
+import NIOHTTP1
+import TenantEdgeCore
+import TenantEdgeHTTP
+
+/// What the traffic listener accepts before any cache or upstream work: one valid `Host`, a target
+/// in origin-form (absolute-form reduced to it), a bounded length, no `CONNECT` or `TRACE`. The
+/// request that goes on carries the tenant's canonical `Host` and the normalised target, so the
+/// key, the collapse and the upstream all see one form of it.
+extension TenantTrafficResponder {
+    enum Admission {
+        /// For the tenant: the request to serve, and the host the client named (for redirects).
+        case admitted(EdgeRequest, TenantCache, clientHost: String)
+        /// For no tenant: the origin-form target (the sibling-region health probe may ask for it).
+        case noTenant(target: String)
+        /// Refused before anything else happened.
+        case refused(EdgeResponse)
+    }
+
+    func admit(_ request: EdgeRequest) -> Admission {
+        let limits = runtime.config.limits
+        guard request.head.uri.utf8.count <= limits.maxTargetBytes else {
+            return .refused(.jsonError(.uriTooLong, code: "uri_too_long", detail: "the request target is longer than limits.max_target_bytes"))
+        }
+        let accepted: RequestTarget.Accepted
+        switch RequestTarget.accept(method: request.head.method.rawValue, rawTarget: request.head.uri) {
+        case .failure(.methodNotAllowed):
+            return .refused(.jsonError(.methodNotAllowed, code: "method_not_allowed", detail: "CONNECT is not served"))
+        case .failure(.badTarget(let reason)):
+            return .refused(.jsonError(.badRequest, code: "bad_request", detail: reason))
+        case .success(let value):
+            accepted = value
+        }
+        if request.head.method == .TRACE {
+            // TRACE echoes the request, cookies included, to whoever can make a browser send it.
+            return .refused(.jsonError(.methodNotAllowed, code: "method_not_allowed", detail: "TRACE is not served"))
+        }
+        var given: String? = nil
+        for (name, value) in request.head.headers where name.caseInsensitiveEquals("host") {
+            guard given == nil else { return .refused(.jsonError(.badRequest, code: "bad_request", detail: "more than one Host header")) }
+            given = value
+        }
+        if let given, !HostName.isValid(given) {
+            return .refused(.jsonError(.badRequest, code: "bad_request", detail: "Host is not a valid host[:port]"))
+        }
+        if given == nil, accepted.authority == nil, request.head.version.minor >= 1 {
+            return .refused(.jsonError(.badRequest, code: "bad_request", detail: "an HTTP/1.1 request needs a Host header"))
+        }
+        // RFC 9112 3.2.2: with an absolute-form target, its authority is the host.
+        guard let host = accepted.authority ?? given, let cache = runtime.cache(forHost: host) else {
+            return .noTenant(target: accepted.target)
+        }
+        var target = accepted.target
+        if cache.tenant.normalizePath, !RequestTarget.isNormal(target) {
+            guard let normalized = RequestTarget.normalize(target) else {
+                return .refused(.jsonError(.badRequest, code: "bad_request", detail: "the request target has a broken %-encoding"))
+            }
+            target = normalized
+        }
+        if cache.upstreamHasBasePath, !RequestTarget.staysUnderBasePath(target) {
+            return .refused(.jsonError(.badRequest, code: "bad_request", detail: "the request target leaves the tenant's upstream path"))
+        }
+        // The request carries the tenant's canonical `Host` from here on, so a `Vary: Host` variant
+        // and a waiter's comparison see what the upstream is sent, never a client's alias, port or
+        // case. It is copied only when something changes, which a hit in normal form never needs.
+        let canonical = cache.canonicalHost
+        guard target != request.head.uri || given != canonical || request.head.headers.contains(name: "connection") else {
+            return .admitted(request, cache, clientHost: host)
+        }
+        var admitted = request
+        admitted.head.uri = target
+        if given != canonical { admitted.head.headers.replaceOrAdd(name: "host", value: canonical) }
+        // Headers the client names in `Connection` are hop-by-hop: never sent upstream, so they must
+        // not select a stored variant either (`Connection: accept-language` would otherwise store
+        // the default answer under the French key).
+        for value in request.head.headers["connection"] {
+            for token in value.split(separator: ",") {
+                let name = token.trimmingSpaces()
+                if !name.isEmpty, !name.caseInsensitiveEquals("close"), !name.caseInsensitiveEquals("keep-alive") {
+                    admitted.head.headers.remove(name: name)
+                }
+            }
+        }
+        return .admitted(admitted, cache, clientHost: host)
+    }
+}

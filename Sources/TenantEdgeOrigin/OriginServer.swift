@@ -1,0 +1,65 @@
+import AsyncHTTPClient
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import TenantEdgeCore
+import TenantEdgeHTTP
+
+/// A running `edge-origin`: the durable invalidation log behind an HTTPS listener (TLS through
+/// swift-nio-ssl, certificate and key from files).
+public final class OriginServer: Sendable {
+    private let listener: HTTPListener
+    let log: InvalidationLog
+
+    public var port: Int { listener.port }
+
+    public static func start(config: OriginConfig, group: any EventLoopGroup, logger: Logger,
+                             clock: any CacheClock = SystemCacheClock()) async throws -> OriginServer {
+        guard let address = HostPort(parsing: config.listen) else { throw EdgeError(.invalidConfig, "listen: must be HOST:PORT") }
+        let tls: NIOSSLContext
+        tls = try ServerTLS.context(certFile: config.certFile, keyFile: config.keyFile, key: "tls")
+        let log = try InvalidationLog(stateDirectory: config.stateDir, retention: config.logRetentionEvents, clock: clock)
+        let registry = try TenantRegistry(config: config, clock: clock)
+        let erasures = try ErasureLedger(stateDirectory: config.stateDir, clock: clock)
+        let audit = try AuditLog(stateDirectory: config.stateDir, clock: clock, logger: logger)
+        // Pushes fail fast on a node that is down (it pulls the bundle when it is back).
+        var pushConfiguration = HTTPClient.Configuration(timeout: .init(connect: .seconds(2), read: .seconds(10)))
+        pushConfiguration.connectionPool.retryConnectionEstablishment = false
+        if let caFile = config.nodeCAFile {
+            var nodeTLS = TLSConfiguration.makeClientConfiguration()
+            nodeTLS.trustRoots = .file(caFile)
+            nodeTLS.minimumTLSVersion = .tlsv12
+            pushConfiguration.tlsConfiguration = nodeTLS
+        }
+        let client = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: pushConfiguration)
+        var limits = EdgeConfig.Limits()
+        limits.maxRequestBodyBytes = EdgeConfig.Limits.maxBundleBytes
+        let listener: HTTPListener
+        do {
+            listener = try await HTTPListener.bind(address: address, group: group, responder: OriginResponder(config: config, log: log, registry: registry,
+                                                                                             pusher: BundlePusher(client: client),
+                                                                                             erasures: erasures, audit: audit),
+                                                   limits: limits, tls: tls)
+        } catch {
+            try? await client.shutdown()
+            throw EdgeError(.io, "listen: cannot bind \(config.listen)", cause: error)
+        }
+        logger.info("edge origin ready", metadata: ["https": "\(address.host):\(listener.port)", "head": "\(log.head)"])
+        return OriginServer(listener: listener, log: log, client: client)
+    }
+
+    private let client: HTTPClient
+
+    private init(listener: HTTPListener, log: InvalidationLog, client: HTTPClient) {
+        self.listener = listener
+        self.log = log
+        self.client = client
+    }
+
+    public func stop() async {
+        log.releaseWaiters()
+        try? await listener.drain()
+        try? await client.shutdown()
+    }
+}

@@ -1,0 +1,178 @@
+import NIOCore
+import NIOEmbedded
+import NIOExtras
+import NIOHTTP1
+import Synchronization
+import TenantEdgeCore
+@testable import TenantEdgeHTTP
+import Testing
+
+/// `HTTPConnectionHandler` on `EmbeddedChannel`: the order, interim answers, refusals and drain that
+/// a pipelining or hostile client sees, with no socket and no timing in between.
+@Suite("Connection handler on EmbeddedChannel")
+struct ConnectionHandlerTests {
+    /// Answers `/now…` at once and `/later…` when the test completes its promise; the body is the target.
+    final class ScriptedResponder: HTTPResponder, Sendable {
+        let pending = Mutex<[String: EventLoopPromise<EdgeResponse>]>([:])  // held `/later` answers by target
+        func decorate(_ headers: inout HTTPHeaders) {}
+        func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
+            let response = EdgeResponse(status: .ok, headers: HTTPHeaders(), body: ByteBuffer(string: request.head.uri))
+            guard request.head.uri.hasPrefix("/later") else { return .now(response) }
+            let promise = eventLoop.makePromise(of: EdgeResponse.self)
+            pending.withLock { $0[request.head.uri] = promise }
+            return .later(promise.futureResult)
+        }
+        func complete(_ target: String) {
+            let promise = pending.withLock { $0.removeValue(forKey: target) }
+            promise?.succeed(EdgeResponse(status: .ok, headers: HTTPHeaders(), body: ByteBuffer(string: target)))
+        }
+    }
+
+    static func channel(_ responder: ScriptedResponder, configure: (inout EdgeConfig.Limits) -> Void = { _ in })
+        throws -> EmbeddedChannel
+    {
+        var limits = EdgeConfig.Limits()
+        configure(&limits)
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(responder: responder, limits: limits))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return channel
+    }
+
+    /// Everything written so far, as text.
+    static func written(_ channel: EmbeddedChannel) throws -> String {
+        var text = ""
+        while let part = try channel.readOutbound(as: IOData.self) {
+            if case .byteBuffer(let buffer) = part { text += String(buffer: buffer) }
+        }
+        return text
+    }
+
+    @Test func pipelinedAnswersKeepTheRequestOrder() throws {
+        let responder = ScriptedResponder()
+        let channel = try Self.channel(responder)
+        try channel.writeInbound(ByteBuffer(string: "GET /later-1 HTTP/1.1\r\nHost: a\r\n\r\nGET /now-2 HTTP/1.1\r\nHost: a\r\n\r\n"))
+        #expect(try Self.written(channel).isEmpty, "the second answer waits for the first")
+        responder.complete("/later-1")
+        channel.embeddedEventLoop.run()
+        let text = try Self.written(channel)
+        let first = try #require(text.range(of: "/later-1")), second = try #require(text.range(of: "/now-2"))
+        #expect(first.lowerBound < second.lowerBound)
+        _ = try? channel.finish()
+    }
+
+    @Test func continueGoesOnlyToHTTP11WithNothingAhead() throws {
+        let responder = ScriptedResponder()
+        let channel = try Self.channel(responder)
+        try channel.writeInbound(ByteBuffer(string: "POST /now HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"))
+        #expect(try Self.written(channel) == "HTTP/1.1 100 Continue\r\n\r\n")
+        try channel.writeInbound(ByteBuffer(string: "x"))
+        #expect(try Self.written(channel).hasPrefix("HTTP/1.1 200"))
+
+        let old = try Self.channel(responder)
+        try old.writeInbound(ByteBuffer(string: "POST /now HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"))
+        #expect(try Self.written(old).isEmpty, "no interim answer to HTTP/1.0")
+
+        let behind = try Self.channel(responder)
+        try behind.writeInbound(ByteBuffer(string: "GET /later-3 HTTP/1.1\r\nHost: a\r\n\r\n"
+            + "POST /now HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"))
+        #expect(try Self.written(behind).isEmpty, "no interim answer overtakes a pending final one")
+        for channel in [channel, old, behind] { _ = try? channel.finish() }
+    }
+
+    @Test func oversizedHeadsAndAnnouncedBodiesAreRefusedAtTheHead() throws {
+        let responder = ScriptedResponder()
+        let heads = try Self.channel(responder) { $0.maxHeaderBytes = 1024 }
+        try heads.writeInbound(ByteBuffer(string: "GET /now HTTP/1.1\r\nHost: a\r\nX-Big: \(String(repeating: "b", count: 2000))\r\n\r\n"))
+        let refused = try Self.written(heads)
+        #expect(refused.hasPrefix("HTTP/1.1 431"))
+        #expect(refused.contains("connection: close"))
+        let bodies = try Self.channel(responder) { $0.maxRequestBodyBytes = 100 }
+        try bodies.writeInbound(ByteBuffer(string: "POST /now HTTP/1.1\r\nHost: a\r\nContent-Length: 999999999\r\n\r\n"))
+        #expect(try Self.written(bodies).hasPrefix("HTTP/1.1 413"), "answered without waiting for the body")
+        let drained = try Self.channel(responder) { $0.maxRequestBodyBytes = 100 }
+        try drained.writeInbound(ByteBuffer(string: "POST /now HTTP/1.1\r\nHost: a\r\nContent-Length: 300\r\n\r\n"))
+        #expect(try Self.written(drained).isEmpty, "a body up to four times the limit is read first")
+        try drained.writeInbound(ByteBuffer(string: String(repeating: "z", count: 300)))
+        #expect(try Self.written(drained).hasPrefix("HTTP/1.1 413"))
+        for channel in [heads, bodies, drained] { _ = try? channel.finish() }
+    }
+
+    @Test func aBurstBeyondFourQueuesIsAnsweredThenClosed() throws {
+        let responder = ScriptedResponder()
+        let channel = try Self.channel(responder) { $0.maxPipelinedRequests = 2 }
+        let burst = String(repeating: "GET /later-b HTTP/1.1\r\nHost: a\r\n\r\n", count: 1)
+            + String(repeating: "GET /now HTTP/1.1\r\nHost: a\r\n\r\n", count: 20)
+        try channel.writeInbound(ByteBuffer(string: burst))
+        responder.complete("/later-b")
+        channel.embeddedEventLoop.run()
+        let text = try Self.written(channel)
+        let answered = text.components(separatedBy: "HTTP/1.1 200").count - 1
+        #expect(answered == 9, "the one in flight and eight queued (four queues of two)")
+        #expect(text.hasSuffix("/now") && text.contains("connection: close"))
+        _ = try? channel.finish()
+    }
+
+    @Test func quiescingAnswersWhatIsQueuedThenCloses() throws {
+        let responder = ScriptedResponder()
+        let channel = try Self.channel(responder)
+        try channel.writeInbound(ByteBuffer(string: "GET /later-q HTTP/1.1\r\nHost: a\r\n\r\nGET /now-q HTTP/1.1\r\nHost: a\r\n\r\n"))
+        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        #expect(channel.isActive, "still answering")
+        responder.complete("/later-q")
+        channel.embeddedEventLoop.run()
+        let text = try Self.written(channel)
+        #expect(text.contains("/later-q") && text.contains("/now-q"))
+        #expect(text.components(separatedBy: "connection: close").count - 1 == 1, "only the last answer closes")
+        #expect(!channel.isActive)
+    }
+}
+
+/// The deadline and the handler's timeouts on the embedded loop's own clock.
+@Suite("Connection deadlines on an embedded clock")
+struct ConnectionDeadlineTests {
+    @Test func aMovedDeadlineExpiresOnceAtItsLatestTime() {
+        let loop = EmbeddedEventLoop()
+        let deadline = MovingDeadline()
+        let expiries = Tally()
+        deadline.expired = { expiries.value += 1 }
+        deadline.move(after: .seconds(10), on: loop)
+        loop.advanceTime(by: .seconds(5))
+        deadline.move(after: .seconds(10), on: loop)  // now due at 15 s
+        loop.advanceTime(by: .seconds(6))
+        #expect(expiries.value == 0, "the task fired at 10 s and waited for the rest")
+        loop.advanceTime(by: .seconds(4))
+        #expect(expiries.value == 1)
+        deadline.move(after: .seconds(1), on: loop)
+        deadline.clear()
+        loop.advanceTime(by: .seconds(5))
+        #expect(expiries.value == 1, "a cleared deadline does not expire")
+    }
+
+    @Test func aHalfHeadGets408AndAnIdleConnectionIsClosed() throws {
+        let responder = ConnectionHandlerTests.ScriptedResponder()
+        let half = try ConnectionHandlerTests.channel(responder) { $0.headerTimeoutMs = 1000; $0.idleTimeoutSeconds = 5 }
+        try half.pipeline.syncOperations.addHandler(InboundBytesNotifier(), position: .first)
+        try half.writeInbound(ByteBuffer(string: "GET /now HTTP/1.1\r\nHost: a"))
+        half.embeddedEventLoop.advanceTime(by: .milliseconds(999))
+        #expect(try ConnectionHandlerTests.written(half).isEmpty)
+        half.embeddedEventLoop.advanceTime(by: .milliseconds(2))
+        #expect(try ConnectionHandlerTests.written(half).hasPrefix("HTTP/1.1 408"))
+
+        let idle = try ConnectionHandlerTests.channel(responder) { $0.headerTimeoutMs = 1000; $0.idleTimeoutSeconds = 5 }
+        try idle.pipeline.syncOperations.addHandler(InboundBytesNotifier(), position: .first)
+        try idle.writeInbound(ByteBuffer(string: "GET /now HTTP/1.1\r\nHost: a\r\n\r\n"))
+        #expect(try ConnectionHandlerTests.written(idle).hasPrefix("HTTP/1.1 200"))
+        idle.embeddedEventLoop.advanceTime(by: .seconds(4))
+        #expect(idle.isActive, "kept alive within idle_timeout_s")
+        idle.embeddedEventLoop.advanceTime(by: .seconds(2))
+        #expect(!idle.isActive)
+        _ = try? half.finish()
+    }
+}
+
+/// A count bumped by callbacks that run on the embedded loop, which is this test's own thread.
+private final class Tally: @unchecked Sendable {
+    var value = 0
+}

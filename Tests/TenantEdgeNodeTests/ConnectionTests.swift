@@ -1,0 +1,71 @@
+import Foundation
+import NIOHTTP1
+@testable import TenantEdgeNode
+import TenantEdgeTestSupport
+import Testing
+
+@Suite("HTTP/1.1 connection handling", .serialized)
+struct ConnectionTests {
+    static let script: TestUpstream.Script = { request in
+        let delay = request.uri.hasPrefix("/slow") ? 300 : 0
+        return TestUpstream.Reply(headers: [("Cache-Control", "max-age=60")], body: "body:\(request.uri)", delayMs: delay)
+    }
+
+    @Test func pipelinedResponsesKeepRequestOrderEvenWhenTheFirstIsSlower() async throws {
+        try await withEdge(script: Self.script) { edge in
+            _ = try await edge.get("/fast")  // cached: the second request below is a hit that completes at once
+            let text = "GET /slow/1 HTTP/1.1\r\nHost: api.acme.test\r\n\r\nGET /fast HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n"
+            let port = edge.node.trafficPort
+            let reply = try await Task.detached { try RawHTTP.exchange(port: port, text) }.value
+            let slow = try #require(reply.range(of: "body:/slow/1"))
+            let fast = try #require(reply.range(of: "body:/fast"))
+            #expect(slow.lowerBound < fast.lowerBound)
+            #expect(reply.components(separatedBy: "HTTP/1.1 200 OK").count == 3)
+        }
+    }
+
+    @Test func malformedRequestGetsA400AndTheConnectionCloses() async throws {
+        try await withEdge(script: Self.script) { edge in
+            let port = edge.node.trafficPort
+            let reply = try await Task.detached { try RawHTTP.exchange(port: port, "GARBAGE\r\n\r\n") }.value
+            #expect(reply.hasPrefix("HTTP/1.1 400"))
+            #expect(reply.contains("\"error\":\"bad_request\""))
+            #expect(reply.lowercased().contains("connection: close"))
+        }
+    }
+
+    @Test func oversizedHeadersGet431AndOversizedBodies413() async throws {
+        try await withEdge(configure: { $0.limits.maxHeaderBytes = 2048; $0.limits.maxRequestBodyBytes = 100 }, script: Self.script) { edge in
+            let big = try await edge.get("/h", headers: [("X-Big", String(repeating: "a", count: 4096))])
+            #expect(big.status == 431)
+            let body = try await edge.request(.POST, "/p", body: String(repeating: "b", count: 500))
+            #expect(body.status == 413)
+            #expect(edge.upstream.requests().isEmpty)
+        }
+    }
+
+    @Test func http10WithoutKeepAliveIsClosedAfterTheResponse() async throws {
+        try await withEdge(script: Self.script) { edge in
+            let port = edge.node.trafficPort
+            let reply = try await Task.detached {
+                try RawHTTP.exchange(port: port, "GET /x HTTP/1.0\r\nHost: api.acme.test\r\n\r\n", timeout: 5)
+            }.value
+            #expect(reply.hasPrefix("HTTP/1.0 200"))
+            #expect(reply.hasSuffix("body:/x"), "the server closed the connection after one response")
+        }
+    }
+
+    @Test func drainFinishesInFlightRequestsAndRefusesNewConnections() async throws {
+        let edge = try await EdgeHarness.start(script: Self.script)
+        let inFlight = Task { try await edge.get("/slow/drain") }
+        try await Task.sleep(for: .milliseconds(100))
+        let port = edge.node.trafficPort
+        await edge.node.drain()
+        let response = try await inFlight.value
+        #expect(response.status == 200)
+        #expect(response.body == "body:/slow/drain")
+        #expect(!RawHTTP.accepts(port: port))
+        try? await edge.client.shutdown()
+        await edge.upstream.stop()
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+@testable import TenantEdgeCore
+import TenantEdgeNative
+@testable import TenantEdgeNode
+import TenantEdgeTestSupport
+import Testing
+
+/// A purge on one node reaches its siblings' L1 through the region's Redis, on the real redis-server.
+@Suite("Sibling purges through Redis pub/sub", .serialized)
+struct SiblingPurgeTests {
+    /// Both nodes hold `path` in L1: a miss on A, then an L2 hit on B promoted to B's L1.
+    static func warmBoth(_ a: EdgeHarness, _ b: EdgeHarness, _ path: String, redis: RedisConnection) async throws {
+        _ = try await a.get(path)
+        let key = SharedTierTests.storedKey(a, tenant: "acme", target: path)
+        try await waitUntil { (try? redis.command("EXISTS", key)) == .integer(1) }
+        #expect(try await b.get(path).cacheStatus.contains("detail=l2"))
+        #expect(try await b.get(path).cacheStatus.hasPrefix("node-b; hit"))
+        #expect(try await a.get(path).cacheStatus.hasPrefix("node-a; hit"))
+    }
+
+    static func isL1Hit(_ edge: EdgeHarness, _ path: String) async throws -> Bool {
+        let status = try await edge.get(path).cacheStatus
+        return status.contains("; hit") && !status.contains("detail=l2")
+    }
+
+    @Test func purgesByKeyTagAndAllOnOneNodeClearTheSiblingsL1() async throws {
+        try await SharedTierTests.withTwoNodes(database: 10) { a, b, redis in
+            try await Self.warmBoth(a, b, "/k/1", redis: redis)
+            try await Self.warmBoth(a, b, "/t/1", redis: redis)
+            try await Self.warmBoth(a, b, "/untagged/1", redis: redis)
+            #expect(try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/k/1"]}"#).status == 200)
+            try await waitUntil { try await !Self.isL1Hit(b, "/k/1") }
+            #expect(try await Self.isL1Hit(b, "/t/1"), "only the purged key went")
+            #expect(try await b.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","tags":["all-items"]}"#).status == 200)
+            try await waitUntil { try await !Self.isL1Hit(a, "/t/1") }
+            #expect(try await Self.isL1Hit(a, "/untagged/1"), "untagged entries stay")
+            #expect(try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","all":true}"#).status == 200)
+            try await waitUntil { try await !Self.isL1Hit(b, "/untagged/1") }
+        }
+    }
+
+    @Test func aNoticeLostWhileTheSubscriptionWasDownDropsTheTenantsL1() async throws {
+        let own = try RedisProcess()
+        try await SharedTierTests.withTwoNodes(database: 0, url: "redis://127.0.0.1:\(own.port)/0") { a, b, redis in
+            try await Self.warmBoth(a, b, "/lost/1", redis: redis)
+            _ = try await b.get("/lost/1", host: "api.globex.test")
+            // Cut every subscription, then purge before they are back: B never hears the notice.
+            #expect(try redis.command("CLIENT", "KILL", "TYPE", "pubsub") != .integer(0))
+            #expect(try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/other"]}"#).status == 200)
+            try await waitUntil { try await !Self.isL1Hit(b, "/lost/1") }
+            #expect(try await Self.isL1Hit(b, "/lost/1", host: "api.globex.test"), "another tenant's L1 is untouched")
+        }
+    }
+}
+
+extension SiblingPurgeTests {
+    static func isL1Hit(_ edge: EdgeHarness, _ path: String, host: String) async throws -> Bool {
+        let status = try await edge.get(path, host: host).cacheStatus
+        return status.contains("; hit") && !status.contains("detail=l2")
+    }
+}

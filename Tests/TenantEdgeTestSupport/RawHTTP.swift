@@ -1,0 +1,39 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Sends raw bytes over a plain TCP socket and reads until the server closes or `timeout` passes.
+/// For the connection-level tests (pipelining, malformed requests) that an HTTP client would refuse to send.
+package enum RawHTTP {
+    package static func exchange(port: Int, _ text: String, timeout: Double = 3) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EIO) }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+        var tv = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count == 0 { break }
+            if count > 0 { received.append(contentsOf: buffer[0..<count]) }
+            if count < 0, errno != EAGAIN, errno != EWOULDBLOCK, errno != EINTR { break }  // reset: the server is done
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
+    /// Whether the server still accepts a connection on `port`.
+    package static func accepts(port: Int) -> Bool { (try? exchange(port: port, "", timeout: 0.2)) != nil }
+}

@@ -1,0 +1,44 @@
+import Foundation
+import TenantEdgeNative
+
+/// What `make test` started for the suite (Tests/support/test-env.sh), read from the environment.
+/// A missing value is a failed test, never a skip: run the suite through `make test`.
+package enum TestEnvironment {
+    /// A test precondition that did not hold; thrown, so the test fails with this text.
+    package struct Unmet: Error, CustomStringConvertible {
+        package let description: String
+        package init(_ description: String) { self.description = description }
+    }
+
+    package static func require(_ name: String) throws -> String {
+        let value = ProcessInfo.processInfo.environment[name] ?? ""
+        guard !value.isEmpty else { throw Unmet("\(name) is not set: run the suite with `make test`") }
+        return value
+    }
+
+    /// The suite's redis-server, database `database` emptied first: each test owns its database.
+    package static func redisURL(database: Int) throws -> String {
+        guard let port = Int(try require("TE_TEST_REDIS_PORT")) else { throw Unmet("TE_TEST_REDIS_PORT is not a port") }
+        let redis = try RedisConnection(host: "127.0.0.1", port: port, timeoutMs: 1000)
+        _ = try redis.command("SELECT", String(database))
+        _ = try redis.command("FLUSHDB")
+        return "redis://127.0.0.1:\(port)/\(database)"
+    }
+}
+
+/// Polls `condition` until it holds, for background work a test cannot await directly (a refresh, a
+/// follower's next poll); throws when it has not held within `seconds`.
+package func waitUntil(seconds: Int = 2, _ condition: () async throws -> Bool) async throws {
+    for _ in 0..<(seconds * 100) {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    throw TestEnvironment.Unmet("condition not met within \(seconds) s")
+}
+
+/// A fresh temporary directory.
+package func temporaryDirectory(_ prefix: String) throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}

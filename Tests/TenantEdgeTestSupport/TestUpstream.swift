@@ -1,0 +1,122 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// A scriptable tenant upstream on a real loopback socket: each request is answered by `script`,
+/// and every request is recorded so tests can count what reached the upstream.
+package final class TestUpstream: Sendable {
+    package struct Request: Sendable {
+        package var method: String
+        package var uri: String
+        package var headers: HTTPHeaders
+        package func header(_ name: String) -> String? { headers.first(name: name) }
+    }
+
+    package struct Reply: Sendable {
+        package var status: Int = 200
+        package var headers: [(String, String)] = []
+        package var body: String = ""
+        package var delayMs: Int = 0
+
+        package init(status: Int = 200, headers: [(String, String)] = [], body: String = "", delayMs: Int = 0) {
+            self.status = status
+            self.headers = headers
+            self.body = body
+            self.delayMs = delayMs
+        }
+    }
+
+    package typealias Script = @Sendable (Request) -> Reply
+
+    /// Every request received, in arrival order.
+    package final class RequestLog: Sendable {
+        package let entries = Mutex<[Request]>([])  // protects the list
+    }
+
+    private let channel: any Channel
+    private let log: RequestLog
+    private let refusing: Refusing
+    let port: Int
+
+    /// Set by `refuseConnections()`: every connection is closed as it opens.
+    package final class Refusing: Sendable {
+        package let flag = Mutex(false)  // protects the mode
+        package let open = Mutex<[any Channel]>([])  // connections to close when refusing starts
+    }
+
+    init(script: @escaping Script) async throws {
+        let log = RequestLog()
+        self.log = log
+        let refusing = Refusing()
+        self.refusing = refusing
+        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                if refusing.flag.withLock({ $0 }) { return channel.close() }
+                refusing.open.withLock { $0.append(channel) }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(Handler(script: script, log: log))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        port = channel.localAddress!.port!
+    }
+
+    package var url: String { "http://127.0.0.1:\(port)" }
+
+    package func requests(_ uri: String? = nil) -> [Request] {
+        log.entries.withLock { log in uri.map { wanted in log.filter { $0.uri == wanted } } ?? log }
+    }
+
+    package func count(_ uri: String) -> Int { requests(uri).count }
+
+    package func stop() async { try? await channel.close() }
+
+    /// An upstream that is down without giving its port up (a stopped one's port may be taken by
+    /// another test's listener, which would then answer in its place).
+    package func refuseConnections() {
+        refusing.flag.withLock { $0 = true }
+        for channel in refusing.open.withLock({ $0 }) { channel.close(promise: nil) }
+    }
+
+    private final class Handler: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let script: Script
+        let log: RequestLog
+        var head: HTTPRequestHead?
+
+        init(script: @escaping Script, log: RequestLog) { self.script = script; self.log = log }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head): self.head = head
+            case .body: break
+            case .end:
+                guard let head else { return }
+                let request = Request(method: head.method.rawValue, uri: head.uri, headers: head.headers)
+                log.entries.withLock { $0.append(request) }
+                let reply = script(request)
+                let write = {
+                    var headers = HTTPHeaders(reply.headers)
+                    headers.replaceOrAdd(name: "content-length", value: String(reply.body.utf8.count))
+                    context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version,
+                        status: HTTPResponseStatus(statusCode: reply.status), headers: headers))), promise: nil)
+                    if head.method != .HEAD {
+                        context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: reply.body)))), promise: nil)
+                    }
+                    context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+                }
+                if reply.delayMs > 0 {
+                    context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(reply.delayMs))) { write() }
+                } else {
+                    write()
+                }
+            }
+        }
+    }
+}
