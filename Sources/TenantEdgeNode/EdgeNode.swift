@@ -3,21 +3,30 @@ import Logging
 import NIOCore
 import NIOPosix
 import Prometheus
+import ServiceLifecycle
+import UnixSignals
 import Synchronization
 import TenantEdgeCore
 import TenantEdgeHTTP
 
-/// A running edge node: the runtime plus its two listeners, tenant traffic and admin, which are
-/// never the same socket. `start` binds both or fails whole; `drain` stops accepting, finishes
-/// in-flight requests (bounded by `limits.drain_s`) and releases the upstream pool.
+/// An edge node: the runtime, its two listeners (tenant traffic and admin, never the same
+/// socket) and its background work, run as one `ServiceGroup`. `start` binds both listeners or
+/// fails whole; `run` runs the group until a graceful shutdown (a signal of `signals`, or
+/// `drain`), which stops in reverse order: the listeners stop accepting and finish in-flight
+/// requests (bounded by `limits.drain_s`), the feed, erasure confirmations and geo maintenance
+/// stop, and the runtime releases the upstream pool and Redis last.
 public final class EdgeNode: Sendable {
     package let runtime: EdgeRuntime
     private let traffic: HTTPListener
     private let admin: HTTPListener
     /// Follows the origin's invalidation log, when `origin` is configured.
     package let feed: InvalidationFeed?
+    /// Confirms erasures to the origin, when `origin` is configured.
+    let erasures: ErasureConfirmations?
     /// Watches the GeoIP database file and probes the other regions.
     let geoMaintenance: GeoMaintenance
+    private let services: ServiceGroup
+    private let stopped: EventLoopPromise<Void>
 
     /// The bound tenant-traffic port (the config may ask for 0 in tests).
     public var trafficPort: Int { traffic.port }
@@ -25,16 +34,23 @@ public final class EdgeNode: Sendable {
     /// The last invalidation applied from the origin's feed (0 standalone).
     public var invalidationCursor: Int { runtime.invalidationCursor.load(ordering: .relaxed) }
 
+    /// `signals` start a graceful shutdown (the daemon passes SIGTERM and SIGINT; tests none);
+    /// `extraServices` run in the same group (the daemon's SIGHUP watcher).
     public static func start(config: EdgeConfig, group: any EventLoopGroup, logger: Logger,
                              registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
-                             clock: any CacheClock = SystemCacheClock()) async throws -> EdgeNode {
+                             clock: any CacheClock = SystemCacheClock(), signals: [UnixSignal] = [],
+                             extraServices: [any Service] = []) async throws -> EdgeNode {
         let runtime = try EdgeRuntime(config: config, group: group, registry: registry, logger: logger, clock: clock)
         let bundles: ConfigBundleGate
         let feed: InvalidationFeed?
+        let erasures: ErasureConfirmations?
         do {
             bundles = try ConfigBundleGate(runtime: runtime)
             try bundles.loadPersisted()
             feed = try config.origin.map { origin throws(EdgeError) in try InvalidationFeed(runtime: runtime, origin: origin, bundles: bundles) }
+            erasures = try config.origin.map { origin throws(EdgeError) in
+                try ErasureConfirmations(origin: origin, node: config.node.id, clock: clock, logger: logger)
+            }
         } catch {
             await runtime.shutdown()
             throw error
@@ -68,10 +84,9 @@ public final class EdgeNode: Sendable {
             await runtime.shutdown()
             throw EdgeError(.io, "listen.admin: cannot bind \(config.listen.admin)", cause: error)
         }
-        let node = EdgeNode(runtime: runtime, traffic: traffic, admin: admin, feed: feed, group: group)
-        if let feed { runtime.observeErasures { feed.confirmErasure($0) } }
-        feed?.start()
-        node.geoMaintenance.start()
+        let node = EdgeNode(runtime: runtime, traffic: traffic, admin: admin, feed: feed, erasures: erasures, group: group,
+                            signals: signals, extraServices: extraServices, logger: logger)
+        if let erasures { runtime.observeErasures { erasures.confirm($0) } }
         readiness.set(true)
         logger.info("edge node ready", metadata: [
             "node": "\(config.node.id)", "region": "\(config.node.region)",
@@ -81,37 +96,43 @@ public final class EdgeNode: Sendable {
         return node
     }
 
-    private init(runtime: EdgeRuntime, traffic: HTTPListener, admin: HTTPListener, feed: InvalidationFeed?, group: any EventLoopGroup) {
+    private init(runtime: EdgeRuntime, traffic: HTTPListener, admin: HTTPListener, feed: InvalidationFeed?,
+                 erasures: ErasureConfirmations?, group: any EventLoopGroup, signals: [UnixSignal],
+                 extraServices: [any Service], logger: Logger) {
         self.runtime = runtime
         self.traffic = traffic
         self.admin = admin
         self.feed = feed
-        self.geoMaintenance = GeoMaintenance(runtime: runtime, group: group)
+        self.erasures = erasures
+        let geoMaintenance = GeoMaintenance(runtime: runtime, group: group)
+        self.geoMaintenance = geoMaintenance
+        self.stopped = runtime.eventLoop.makePromise(of: Void.self)
+        // Graceful shutdown runs in reverse: listeners first, the runtime last.
+        var list: [any Service] = [RuntimeShutdown(runtime: runtime), geoMaintenance]
+        if let erasures { list.append(erasures) }
+        if let feed { list.append(feed) }
+        list += extraServices
+        list.append(ListenerDrain(listeners: [traffic, admin], deadlineSeconds: runtime.config.limits.drainSeconds))
+        services = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: list.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+            gracefulShutdownSignals: signals, logger: logger))
+    }
+
+    /// Runs the node's services until a graceful shutdown has stopped all of them.
+    public func run() async throws {
+        defer { stopped.succeed() }
+        try await services.run()
     }
 
     /// Opens `geoip.database` again now (SIGHUP); the previous database stays if the file does not open.
     @discardableResult
     public func reloadGeoIP() -> Bool { runtime.geo.reload(force: true) }
 
-    /// Graceful stop: no new connections, in-flight responses finish, then everything closes.
+    /// Graceful stop from inside the process (tests, and a failed start-up): the same path as
+    /// SIGTERM. Returns once `run` has ended.
     public func drain() async {
-        let deadline = runtime.config.limits.drainSeconds
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { [traffic, admin] in
-                try? await traffic.drain()
-                try? await admin.drain()
-            }
-            group.addTask {
-                try? await Task.sleep(for: .seconds(deadline))
-            }
-            await group.next()
-            group.cancelAll()
-        }
-        try? await traffic.channel.close()
-        try? await admin.channel.close()
-        await feed?.stop()
-        await geoMaintenance.stop()
-        await runtime.shutdown()
+        await services.triggerGracefulShutdown()
+        try? await stopped.futureResult.get()
     }
 }
 

@@ -3,6 +3,8 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import ServiceLifecycle
+import UnixSignals
 import TenantEdgeCore
 import TenantEdgeHTTP
 
@@ -57,6 +59,20 @@ public final class OriginServer: Sendable {
         self.client = client
     }
 
+    /// Runs until one of `signals` (or `stop` from inside the process), then stops: one
+    /// `ServiceGroup`, as the node's, which owns the signals and the drain.
+    public func run(signals: [UnixSignal], logger: Logger) async throws {
+        let drain = ClosureService { [self] in
+            try? await gracefulShutdown()
+            await stop()
+        }
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [ServiceGroupConfiguration.ServiceConfiguration(service: drain)],
+            gracefulShutdownSignals: signals, logger: logger))
+        try await group.run()
+    }
+
+    /// Answers the waiting long polls, finishes requests in flight and closes the listener.
     public func stop() async {
         log.releaseWaiters()
         try? await listener.drain()

@@ -65,7 +65,9 @@ enum ErasureBench {
             var follow = EdgeConfig.Origin(url: "https://127.0.0.1:\(originPort)")
             (follow.caFile, follow.tokenFile) = (ca, work + "/node.token")
             config.origin = follow
-            nodes.append(try await EdgeNode.start(config: config, group: group, logger: logger))
+            let node = try await EdgeNode.start(config: config, group: group, logger: logger)
+            Task { try? await node.run() }
+            nodes.append(node)
         }
         originConfig.listen = "127.0.0.1:\(originPort)"
         originConfig.regions = [.init(region: RegionConfig(name: "eu-west", lat: 53.3, lon: -6.3, publicURL: "https://eu-west.test"),

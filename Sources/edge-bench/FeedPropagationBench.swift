@@ -50,7 +50,9 @@ enum FeedPropagationBench {
             var follow = EdgeConfig.Origin(url: originURL)
             (follow.caFile, follow.tokenFile) = (ca, work + "/node.token")
             config.origin = follow
-            nodes.append(try await EdgeNode.start(config: config, group: group, logger: logger))
+            let node = try await EdgeNode.start(config: config, group: group, logger: logger)
+            Task { try? await node.run() }
+            nodes.append(node)
         }
 
         var tls = TLSConfiguration.makeClientConfiguration()

@@ -3,6 +3,9 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+import Synchronization
 import TenantEdgeConfig
 import TenantEdgeCore
 import TenantEdgeHTTP
@@ -46,7 +49,8 @@ struct EdgeNodeCommand: AsyncParsableCommand {
     }
 
     struct Run: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Run the edge node until SIGTERM or SIGINT.")
+        static let configuration = CommandConfiguration(
+            abstract: "Run the edge node until SIGTERM or SIGINT (graceful drain); SIGHUP reopens the GeoIP database.")
         @OptionGroup var options: Options
 
         func run() async throws {
@@ -63,18 +67,44 @@ struct EdgeNodeCommand: AsyncParsableCommand {
             let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
             let node: EdgeNode
             do {
-                node = try await EdgeNode.start(config: config, group: group, logger: logger)
+                let hangUps = HangUpReloads(logger: logger)
+                node = try await EdgeNode.start(config: config, group: group, logger: logger, signals: [.sigterm, .sigint],
+                                                extraServices: [hangUps])
+                hangUps.node.set(node)
             } catch let error as EdgeError {
                 FileHandle.standardError.write(Data((error.message + "\n").utf8))
                 try? await group.shutdownGracefully()
                 throw ExitCode(1)
             }
-            SignalWaiter.onHangUp { node.reloadGeoIP() }
-            await SignalWaiter.waitForTermination()
-            logger.info("draining")
-            await node.drain()
+            try await node.run()
             try? await group.shutdownGracefully()
             logger.info("stopped")
         }
+    }
+}
+
+/// SIGHUP reopens the GeoIP database (the previous one stays if the new file does not open); a
+/// service of the node's group, so it stops with it.
+final class HangUpReloads: Service, Sendable {
+    let node = NodeSlot()
+    private let logger: Logger
+
+    init(logger: Logger) { self.logger = logger }
+
+    func run() async throws {
+        let hangUps = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown { [node, logger] in
+            for await _ in hangUps {
+                let reloaded = node.value?.reloadGeoIP() ?? false
+                logger.info("SIGHUP: GeoIP database reopened", metadata: ["reloaded": "\(reloaded)"])
+            }
+        }
+    }
+
+    /// The node, set once it has started (the service is created before it).
+    final class NodeSlot: Sendable {
+        private let slot = Mutex<EdgeNode?>(nil)
+        var value: EdgeNode? { slot.withLock { $0 } }
+        func set(_ node: EdgeNode) { slot.withLock { $0 = node } }
     }
 }

@@ -32,8 +32,7 @@ struct EdgeOriginCommand: AsyncParsableCommand {
                 try? await group.shutdownGracefully()
                 throw ExitCode(2)
             }
-            await SignalWaiter.waitForTermination()
-            await origin.stop()
+            try await origin.run(signals: [.sigterm, .sigint], logger: logger)
             try? await group.shutdownGracefully()
             logger.info("stopped")
         }

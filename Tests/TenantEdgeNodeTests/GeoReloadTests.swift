@@ -48,13 +48,13 @@ struct GeoReloadTests {
                 return answers
             }
             try Self.replace(path, with: Data(contentsOf: URL(fileURLWithPath: swapped)))
-            try await waitUntil(seconds: 5) { try await Self.country(edge, GeoTrafficTests.gb) == "US" }
+            try await waitUntil(seconds: 5, advancing: edge.clock) { try await Self.country(edge, GeoTrafficTests.gb) == "US" }
             let answers = try await lookups.value
             #expect(answers.allSatisfy { $0 == "GB" || $0 == "US" } && answers.last == "US", "\(Set(answers.map { $0 ?? "nil" }))")
             #expect(try await Self.geo(edge)["reloads"] as? Int == 1)
             // A broken file renamed over it: refused, counted, and the swapped database stays.
             try Self.replace(path, with: Data("not a maxmind database".utf8))
-            try await waitUntil(seconds: 5) { try await Self.geo(edge)["reload_failures"] as? Int == 1 }
+            try await waitUntil(seconds: 5, advancing: edge.clock) { try await Self.geo(edge)["reload_failures"] as? Int == 1 }
             #expect(try await Self.country(edge, GeoTrafficTests.gb) == "US")
             #expect(try await edge.get("/x", host: "api.globex.test").status == 200)
         }
@@ -96,13 +96,13 @@ struct RegionProbeTests {
                 config.regions[1].publicURL = "http://127.0.0.1:1"  // eu-central: nothing listens
                 config.geoip.probeIntervalSeconds = 1
             }, script: { _ in .init(body: "x") }) { (edge: EdgeHarness) async throws in
-                try await waitUntil(seconds: 6) { try await Self.regions(edge)["eu-central"] == "down" }
+                try await waitUntil(seconds: 6, advancing: edge.clock) { try await Self.regions(edge)["eu-central"] == "down" }
                 #expect(try await Self.regions(edge) == ["eu-west": "up", "eu-central": "down", "us-east": "up"])
                 let toSibling = try await GeoRouteTests.route(edge, ip: "2001:db8:1::1", tenant: "globex")
                 #expect(toSibling["region"] as? String == "eu-west", "Frankfurt is down: a German client goes to Dublin")
                 await sibling.shutdown()
                 siblingStopped = true
-                try await waitUntil(seconds: 8) { try await Self.regions(edge)["eu-west"] == "down" }
+                try await waitUntil(seconds: 8, advancing: edge.clock) { try await Self.regions(edge)["eu-west"] == "down" }
                 let home = try await GeoRouteTests.route(edge, ip: "2001:db8:1::1", tenant: "globex")
                 #expect(home["region"] as? String == "us-east", "both EU regions down: the one that is up")
                 let euOnly = try await GeoRouteTests.route(edge, ip: "2001:db8:1::1", tenant: "acme")

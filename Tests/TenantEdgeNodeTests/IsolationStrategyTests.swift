@@ -21,7 +21,7 @@ struct IsolationStrategyTests {
         let names = items.compactMap { if case .string(let b) = $0 { String(decoding: b, as: UTF8.self) } else { nil } }
         return names.filter {  // entries only
             !$0.contains(":idx:") && !$0.hasSuffix(":bytes") && !$0.hasSuffix(":keys") && !$0.hasSuffix(":quota")
-                && !$0.hasSuffix(":quota:minutes") && $0.range(of: #":v\d+$"#, options: .regularExpression) == nil
+                && !$0.hasSuffix(":quota:minutes") && !$0.hasSuffix(":fence") && $0.range(of: #":v\d+$"#, options: .regularExpression) == nil
         }.sorted()
     }
 
@@ -39,6 +39,33 @@ struct IsolationStrategyTests {
             try await waitUntil { (try? Self.keys(own).count) == 1 && (try? Self.keys(shared).count) == 1 }
             #expect(try Self.keys(own).allSatisfy { $0.hasPrefix("te:acme:g0:") })
             #expect(try Self.keys(shared).allSatisfy { $0.hasPrefix("te:globex:g0:") })
+        }
+    }
+
+    /// A `database` tenant removed from the tenant set: its own Redis stays up until its keys are
+    /// gone, then the erasure is confirmed; the shared database keeps the other tenants' entries.
+    @Test func aRemovedDatabaseTenantIsErasedFromItsOwnDatabaseAndConfirmed() async throws {
+        let shared = try Self.admin(database: 19), own = try Self.admin(database: 20)
+        _ = try shared.command("FLUSHDB"); _ = try own.command("FLUSHDB")
+        let port = try TestEnvironment.require("TE_TEST_REDIS_PORT")
+        try await withEdge(configure: { config in
+            config.cache.redis = .init(url: "redis://127.0.0.1:\(port)/19", poolSize: 2, timeoutMs: 200)
+            config.tenants[0].isolation = .database
+            config.tenants[0].redisURL = "redis://127.0.0.1:\(port)/20"
+        }, script: SharedTierTests.body) { edge in
+            let confirmed = Locked<[String]>([])
+            edge.runtime.observeErasures { tenant in confirmed.update { $0.append(tenant) } }
+            for index in 0..<5 { _ = try await edge.get("/e/\(index)") }
+            _ = try await edge.get("/e", host: "api.globex.test")
+            try await waitUntil { (try? Self.keys(own).count) == 5 && (try? Self.keys(shared).count) == 1 }
+            var next = edge.runtime.config
+            next.tenants.removeAll { $0.id == "acme" }
+            edge.runtime.activate(try edge.runtime.prepare(next, version: 2))
+            try await waitUntil(seconds: 5) { confirmed.value == ["acme"] }
+            let left = try Self.keys(own)
+            #expect(left.isEmpty, "nothing of the removed tenant is left in its own database: \(left)")
+            #expect(try Self.keys(shared).count == 1, "the other tenants keep their entries")
+            #expect(try await edge.get("/e", host: "api.globex.test").cacheStatus.contains("hit"))
         }
     }
 

@@ -54,7 +54,7 @@ struct ErasureTests {
         let erased = try await origin.call(.DELETE, "/v1/tenants/newco", token: admin)
         #expect(erased.status == 200 && erased.body.contains(#""erased":"newco""#))
         #expect(try await origin.call(.POST, "/v1/config/publish", token: admin).status == 200)
-        try await waitUntil(seconds: 10) {
+        try await waitUntil(seconds: 10, advancing: nodes[0].clock, nodes[1].clock) {
             let record = try await origin.call(.GET, "/v1/erasures/newco", token: admin).body
             return record.contains(#""node-a":"#) && record.contains(#""node-b":"#)
         }

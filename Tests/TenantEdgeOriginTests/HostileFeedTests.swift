@@ -39,7 +39,7 @@ struct HostileFeedTests {
             #expect(try await origin.publish(#"{"tenant":"globex","keys":[\#(keys)]}"#).status == 200)
         }
         let edge = try await InvalidationFeedTests.node(origin, state: try temporaryDirectory("te-feed-big"))
-        try await waitUntil(seconds: 60) { InvalidationFeedTests.cursor(edge) == 100 }
+        try await waitUntil(seconds: 60, advancing: edge.clock) { InvalidationFeedTests.cursor(edge) == 100 }
         #expect(InvalidationFeedTests.cursor(edge) == 100)
         await edge.shutdown(); await origin.stop()
     }

@@ -35,11 +35,11 @@ struct InvalidationFeedTests {
         // First both feeds are connected and following (a node just started may still be in its TLS
         // handshake or first pull): a warm-up event, applied whenever.
         #expect(try await origin.publish(#"{"tenant":"globex","all":true}"#).body == #"{"seq":1}"#)
-        try await waitUntil(seconds: 10) { Self.cursor(a) == 1 && Self.cursor(b) == 1 }
+        try await waitUntil(seconds: 10, advancing: a.clock, b.clock) { Self.cursor(a) == 1 && Self.cursor(b) == 1 }
         let published = try await origin.publish(#"{"tenant":"acme","keys":["/v1/item?id=7"]}"#)
         #expect(published.status == 200 && published.body == #"{"seq":2}"#)
         let started = ContinuousClock.now
-        try await waitUntil(seconds: 10) { Self.cursor(a) == 2 && Self.cursor(b) == 2 }
+        try await waitUntil(seconds: 10, advancing: a.clock, b.clock) { Self.cursor(a) == 2 && Self.cursor(b) == 2 }
         #expect(ContinuousClock.now - started < .seconds(1), "applied on both nodes within a second")
         #expect(try await a.get("/v1/item?id=7").cacheStatus.contains("fwd=miss"))
         #expect(try await b.get("/v1/item?id=7").cacheStatus.contains("fwd=miss"))
@@ -54,7 +54,7 @@ struct InvalidationFeedTests {
         let state = try temporaryDirectory("te-feed")
         var node = try await Self.node(origin, state: state)
         try await origin.publish(#"{"tenant":"acme","tags":["t1"]}"#)
-        try await waitUntil(seconds: 10) { Self.cursor(node) == 1 }
+        try await waitUntil(seconds: 10, advancing: node.clock) { Self.cursor(node) == 1 }
         await node.shutdown()
         // While the node is down: two events.
         try await origin.publish(#"{"tenant":"acme","keys":["/b"]}"#)
@@ -64,14 +64,14 @@ struct InvalidationFeedTests {
         origin = try await OriginHarness.start(stateDir: originState)
         #expect(try await origin.publish(#"{"tenant":"acme","prefixes":["/c/"]}"#).body == #"{"seq":4}"#)
         node = try await Self.node(origin, state: state)
-        try await waitUntil(seconds: 10) { Self.cursor(node) == 4 }
+        try await waitUntil(seconds: 10, advancing: node.clock) { Self.cursor(node) == 4 }
         // The feed is cut (origin stopped) and resumed: the event published after it arrives too.
         let port = origin.server.port
         await origin.stop()
         try await Task.sleep(for: .milliseconds(300))
         origin = try await OriginHarness.start(stateDir: originState, port: port)
         try await origin.publish(#"{"tenant":"acme","keys":["/d"]}"#)
-        try await waitUntil(seconds: 10) { Self.cursor(node) == 5 }
+        try await waitUntil(seconds: 10, advancing: node.clock) { Self.cursor(node) == 5 }
         node.runtime.audit.flush()
         let audit = try String(contentsOfFile: state + "/audit.jsonl", encoding: .utf8)
         let seqs = audit.split(separator: "\n").filter { $0.contains(#""actor":"origin:feed""#) }.compactMap { line in
@@ -88,7 +88,7 @@ struct InvalidationFeedTests {
         let state = try temporaryDirectory("te-feed-410")
         try Data("1".utf8).write(to: URL(fileURLWithPath: state + "/feed.cursor"))
         let node = try await Self.node(origin, state: state)
-        try await waitUntil(seconds: 10) { Self.cursor(node) == 5 }
+        try await waitUntil(seconds: 10, advancing: node.clock) { Self.cursor(node) == 5 }
         node.runtime.audit.flush()
         let audit = try String(contentsOfFile: state + "/audit.jsonl", encoding: .utf8)
         #expect(audit.contains(#""all":"true""#) && audit.contains(#""tenant":"acme""#) && audit.contains(#""tenant":"globex""#),
@@ -99,7 +99,7 @@ struct InvalidationFeedTests {
         await origin.stop()
         let rewound = try await OriginHarness.start()
         let again = try await Self.node(rewound, state: state)
-        try await waitUntil(seconds: 10) { Self.cursor(again) == 0 }
+        try await waitUntil(seconds: 10, advancing: again.clock) { Self.cursor(again) == 0 }
         await again.shutdown(); await rewound.stop()
     }
 
@@ -108,7 +108,7 @@ struct InvalidationFeedTests {
         let other = try TestEnvironment.require("TE_TEST_OTHER_CA_FILE")
         let node = try await Self.node(origin, state: try temporaryDirectory("te-feed-ca"), caFile: other)
         try await origin.publish(#"{"tenant":"acme","all":true}"#)
-        try await waitUntil(seconds: 10) { node.node.feed!.failures >= 2 }
+        try await waitUntil(seconds: 10, advancing: node.clock) { node.node.feed!.failures >= 2 }
         #expect(Self.cursor(node) == 0, "nothing was accepted from a server the CA does not vouch for")
         await node.shutdown(); await origin.stop()
     }

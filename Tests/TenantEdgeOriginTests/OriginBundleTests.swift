@@ -62,7 +62,7 @@ struct OriginBundleTests {
             config.security.configPublicKey = keys + "/signing.pub"
             origin.follow(&config, directory: state)
         }, nodeID: "node-a", script: { _ in .init(body: "x") })
-        try await waitUntil(seconds: 10) { try await node.admin(.GET, "/_edge/stats").body.contains(#""config_version":1"#) }
+        try await waitUntil(seconds: 10, advancing: node.clock) { try await node.admin(.GET, "/_edge/stats").body.contains(#""config_version":1"#) }
         #expect(try await node.get("/x", host: "api.newco.test").status == 502)
         await node.shutdown()
         // The origin restarts with its registry and keeps counting versions.

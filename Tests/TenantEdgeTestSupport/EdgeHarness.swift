@@ -62,6 +62,7 @@ package final class EdgeHarness: Sendable {
         var logger = logs.map { capture in Logger(label: "test") { _ in capture.handler() } } ?? Logger(label: "test")
         logger.logLevel = logs == nil ? .critical : .trace
         let node = try await EdgeNode.start(config: config, group: MultiThreadedEventLoopGroup.singleton, logger: logger, clock: clock)
+        Task { try? await node.run() }  // its services, until `shutdown` drains them
         var clientConfiguration = HTTPClient.Configuration()
         clientConfiguration.redirectConfiguration = .disallow  // redirects are what some tests look at
         clientConfiguration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 256)

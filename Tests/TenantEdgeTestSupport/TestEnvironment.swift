@@ -1,4 +1,5 @@
 import Foundation
+import TenantEdgeCore
 import TenantEdgeNative
 
 /// What `make test` started for the suite (Tests/support/test-env.sh), read from the environment.
@@ -27,10 +28,14 @@ package enum TestEnvironment {
 }
 
 /// Polls `condition` until it holds, for background work a test cannot await directly (a refresh, a
-/// follower's next poll); throws when it has not held within `seconds`.
-package func waitUntil(seconds: Int = 2, _ condition: () async throws -> Bool) async throws {
+/// follower's next poll); throws when it has not held within `seconds`. With `clocks`, background
+/// work waiting on that clock (a backoff, a watch interval) is let through by moving a clock
+/// `step` seconds whenever something sleeps on it: time passes by the clock, not by sleeping.
+package func waitUntil(seconds: Int = 2, advancing clocks: ManualCacheClock..., step: Double = 0.5,
+                       _ condition: () async throws -> Bool) async throws {
     for _ in 0..<(seconds * 100) {
         if try await condition() { return }
+        for clock in clocks where clock.sleeperCount > 0 { clock.advance(by: step) }
         try await Task.sleep(for: .milliseconds(10))
     }
     throw TestEnvironment.Unmet("condition not met within \(seconds) s")

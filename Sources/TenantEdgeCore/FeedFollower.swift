@@ -1,0 +1,99 @@
+/// The node's rules for following the origin's invalidation feed, as a state machine: the I/O code
+/// (the feed service) asks for the next action, performs it, and reports what happened; every rule
+/// about order, gaps, `410`, backoff and when to pull the bundle again lives here and is tested by
+/// the actions it returns.
+///
+/// The rules:
+/// - the bundle is pulled first (a push may have been missed while the node was down) and again
+///   after every outage, before the next poll;
+/// - an answer is applied only whole, in sequence after the cursor (`FeedAnswer`), and the cursor
+///   moves only once its events are applied and the new cursor is durable;
+/// - `410` purges every tenant and resumes from the origin's head;
+/// - a failure backs off, 0.2 s doubling to 5 s, and is reported on the first failure and every
+///   twentieth, so an outage writes a bounded number of log lines.
+public struct FeedFollower: Sendable {
+    public enum Action: Equatable, Sendable {
+        /// Pull this region's bundle; then `bundlePulled(answered:)`.
+        case pullBundle
+        /// Long-poll for events after `after`; then `received(status:body:)` or `failed(reason:)`.
+        case poll(after: Int)
+        /// Apply `events` in order, make `cursor` durable; then `applied()`.
+        case apply([InvalidationEvent], cursor: Int)
+        /// The cursor left the origin's window: purge every tenant whole, make `cursor` durable; then `applied()`.
+        case purgeEverything(cursor: Int, expired: Int)
+        /// Wait up to `seconds` (the caller jitters it down to half), then `waited()`. `report` is
+        /// the failure streak when this failure should be logged.
+        case backOff(seconds: Double, report: Int?, reason: String)
+    }
+
+    public static let firstBackoff = 0.2
+    public static let longestBackoff = 5.0
+
+    /// The last sequence number applied and durable.
+    public private(set) var cursor: Int
+    /// Failures in a row; 0 while the origin answers.
+    public private(set) var failures = 0
+    private var backoff = FeedFollower.firstBackoff
+    private var mustPullBundle = true
+    private var pendingCursor: Int?
+
+    public init(cursor: Int) {
+        self.cursor = (0...FeedAnswer.largestSequence).contains(cursor) ? cursor : 0
+    }
+
+    /// The first action after start.
+    public mutating func start() -> Action { nextRound() }
+
+    /// The bundle pull ended: `answered` when the origin answered at all (even `404` or a refusal).
+    public mutating func bundlePulled(answered: Bool) -> Action {
+        if answered { mustPullBundle = false }
+        return .poll(after: cursor)
+    }
+
+    /// The origin answered a poll for events after `after`. A valid answer ends an outage.
+    public mutating func received(status: Int, body: [UInt8], after: Int) -> Action {
+        let answer: FeedAnswer
+        do { answer = try FeedAnswer.parse(status: status, body: body, after: after) } catch {
+            return failed(reason: error.message)
+        }
+        if failures > 0 { mustPullBundle = true }
+        failures = 0
+        backoff = Self.firstBackoff
+        switch answer {
+        case .events(let events, _):
+            guard let last = events.last else { return nextRound() }
+            pendingCursor = last.seq
+            return .apply(events, cursor: last.seq)
+        case .expired(let head):
+            pendingCursor = head
+            return .purgeEverything(cursor: head, expired: after)
+        }
+    }
+
+    /// The events (or the purge of everything) are applied and the cursor is durable.
+    public mutating func applied() -> Action {
+        if let pendingCursor { cursor = pendingCursor }
+        pendingCursor = nil
+        return nextRound()
+    }
+
+    /// The cursor could not be made durable: nothing moves, and the same events come again.
+    public mutating func persistFailed(reason: String) -> Action {
+        pendingCursor = nil
+        return failed(reason: reason)
+    }
+
+    /// The poll or the bundle pull failed (no answer, an unreadable one, or a refused status).
+    public mutating func failed(reason: String) -> Action {
+        failures += 1
+        let wait = backoff
+        backoff = min(backoff * 2, Self.longestBackoff)
+        let report = failures == 1 || failures % 20 == 0 ? failures : nil
+        return .backOff(seconds: wait, report: report, reason: reason)
+    }
+
+    /// The backoff has elapsed.
+    public mutating func waited() -> Action { nextRound() }
+
+    private func nextRound() -> Action { mustPullBundle ? .pullBundle : .poll(after: cursor) }
+}
