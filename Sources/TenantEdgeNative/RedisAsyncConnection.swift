@@ -77,6 +77,56 @@ public final class RedisAsyncConnection: Sendable {
     public func subscribe(_ channels: [String], onReply: @escaping Completion) {
         loop.submit([Array("SUBSCRIBE".utf8)] + channels.map { Array($0.utf8) }, completion: onReply, repeating: true)
     }
+
+    /// `SUBSCRIBE` to `channels` and block until Redis has confirmed every one (or `timeoutMs`
+    /// passed, or the connection failed: both throw). Then `onMessage` runs on the loop thread for
+    /// each message as `(channel, payload)`, and `onLost` once if the connection drops. Blocks: call
+    /// it off the event loops.
+    public func subscribeConfirmed(
+        _ channels: [String], timeoutMs: Int, onMessage: @escaping @Sendable (String, [UInt8]) -> Void,
+        onLost: @escaping @Sendable () -> Void
+    ) throws(EdgeError) {
+        let confirmations = Confirmations(expected: channels.count)
+        subscribe(channels) { reply in
+            switch reply {
+            case .failure:
+                if confirmations.fail() { onLost() }
+            case .success(.array(let items)) where items.count == 3:
+                if case .string(let kind) = items[0], kind == Array("subscribe".utf8) { return confirmations.add() }
+                guard case .string(let channel) = items[1], case .string(let payload) = items[2] else { return }
+                onMessage(String(decoding: channel, as: UTF8.self), payload)
+            default:
+                break
+            }
+        }
+        guard confirmations.wait(milliseconds: timeoutMs) else { throw EdgeError(.redisFailure, "SUBSCRIBE was not confirmed") }
+    }
+
+    /// Counts `subscribe` confirmations from the loop thread; the subscribing thread waits for them.
+    private final class Confirmations: Sendable {
+        private let count = Mutex<(seen: Int, failed: Bool, waited: Bool)>((0, false, false))
+        private let done = DispatchSemaphore(value: 0)
+        private let expected: Int
+        init(expected: Int) { self.expected = expected }
+        func add() { if count.withLock({ $0.seen += 1; return $0.seen }) == expected { done.signal() } }
+        /// True when the failure came after the subscription was confirmed: the connection was lost.
+        func fail() -> Bool {
+            let (first, afterConfirmation) = count.withLock { state -> (Bool, Bool) in
+                let first = !state.failed
+                state.failed = true
+                return (first, state.waited)
+            }
+            if first && !afterConfirmation { done.signal() }
+            return first && afterConfirmation
+        }
+        func wait(milliseconds: Int) -> Bool {
+            let signalled = done.wait(timeout: .now() + .milliseconds(milliseconds)) == .success
+            return count.withLock { state in
+                state.waited = true
+                return signalled && !state.failed
+            }
+        }
+    }
 }
 
 /// The loop thread's side: owns the hiredis async context and the wake-up pipe, and frees

@@ -108,7 +108,7 @@ public final class EdgeNode: Sendable {
         self.geoMaintenance = geoMaintenance
         self.stopped = runtime.eventLoop.makePromise(of: Void.self)
         // Graceful shutdown runs in reverse: listeners first, the runtime last.
-        var list: [any Service] = [RuntimeShutdown(runtime: runtime), geoMaintenance]
+        var list: [any Service] = [RuntimeShutdown(runtime: runtime), PendingPurgeRetries(runtime: runtime), geoMaintenance]
         if let erasures { list.append(erasures) }
         if let feed { list.append(feed) }
         list += extraServices

@@ -35,3 +35,20 @@ struct RuntimeShutdown: Service {
         await runtime.shutdown()
     }
 }
+
+/// Retries the purges that did not reach Redis (`PendingPurges`), every 0.2 s on the injected
+/// clock while any tier of the running tenant table has one.
+struct PendingPurgeRetries: Service {
+    static let interval = 0.2
+    let runtime: EdgeRuntime
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { [runtime] in
+            while (try? await runtime.clock.sleep(seconds: Self.interval)) != nil {
+                for tier in runtime.table.allL2Tiers where tier.hasPendingPurges {
+                    await tier.retryPendingPurges(on: runtime.eventLoop)
+                }
+            }
+        }
+    }
+}

@@ -1,4 +1,3 @@
-import Dispatch
 import Logging
 import NIOCore
 import NIOPosix
@@ -75,27 +74,18 @@ final class SiblingPurgeFollower: Sendable {
     /// On the connector thread: subscribe, wait for every confirmation, then compare fences.
     private func subscribe() throws(EdgeError) {
         let connection = try RedisAsyncConnection.open(endpoint, timeoutMs: timeoutMs)
-        let confirmed = Confirmations(expected: tenants.count)
-        // Weak: the subscription's callback lives inside the connection it refers to.
-        connection.subscribe(tenants.map { PurgeNotice.channel(tenant: $0, database: endpoint.database) }) { [self, weak connection] reply in
-            switch reply {
-            case .failure:
-                confirmed.fail()
+        // Weak: the subscription's callbacks live inside the connection they refer to.
+        try connection.subscribeConfirmed(
+            tenants.map { PurgeNotice.channel(tenant: $0, database: endpoint.database) }, timeoutMs: timeoutMs,
+            onMessage: { [self] channel, payload in received(channel: channel, payload: payload) },
+            onLost: { [self, weak connection] in
                 let wasCurrent = state.withLock { state -> Bool in
                     guard let connection, state.connection === connection else { return false }
                     state.connection = nil
                     return true
                 }
                 if wasCurrent { retry() }
-            case .success(.array(let items)) where items.count == 3:
-                if case .string(let kind) = items[0], kind == Array("subscribe".utf8) { return confirmed.add() }
-                guard case .string(let channel) = items[1], case .string(let payload) = items[2] else { return }
-                received(channel: String(decoding: channel, as: UTF8.self), payload: payload)
-            default:
-                break
-            }
-        }
-        guard confirmed.wait(milliseconds: timeoutMs) else { throw EdgeError(.redisFailure, "SUBSCRIBE was not confirmed") }
+            })
         // Fences read after the subscription is live: a purge after this point arrives as a notice.
         let reader = try RedisConnection.open(endpoint, timeoutMs: timeoutMs)
         let replies = try reader.pipeline(tenants.map { [Array("GET".utf8), Array("te:\($0):fence".utf8)] })
@@ -122,18 +112,5 @@ final class SiblingPurgeFollower: Sendable {
               let notice = PurgeNotice(payload: payload) else { return }
         state.withLock { $0.fences[tenant] = max($0.fences[tenant] ?? 0, notice.fence) }
         if notice.node != nodeID { apply(tenant, notice) }
-    }
-
-    /// Counts `subscribe` confirmations from the loop thread; the connector thread waits for them.
-    private final class Confirmations: Sendable {
-        private let count = Mutex<(seen: Int, failed: Bool)>((0, false))
-        private let done = DispatchSemaphore(value: 0)
-        private let expected: Int
-        init(expected: Int) { self.expected = expected }
-        func add() { if count.withLock({ $0.seen += 1; return $0.seen }) == expected { done.signal() } }
-        func fail() { if count.withLock({ let first = !$0.failed; $0.failed = true; return first }) { done.signal() } }
-        func wait(milliseconds: Int) -> Bool {
-            done.wait(timeout: .now() + .milliseconds(milliseconds)) == .success && !count.withLock { $0.failed }
-        }
     }
 }

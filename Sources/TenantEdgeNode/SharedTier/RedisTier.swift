@@ -27,7 +27,7 @@ final class RedisTier: Sendable {
     private let timeoutMs: Int
     private let connections: SharedTierConnections
     private let breaker = Mutex(CircuitBreaker())  // protects the breaker's state
-    private let untrusted = Mutex<Set<String>>([])  // tenants with a purge not yet applied in Redis
+    private let pending = Mutex(PendingPurges())  // tenants with a purge not yet applied in Redis
     private let clock: any CacheClock
     private let logger: Logger
     let counters = TierCounters()
@@ -113,7 +113,9 @@ final class RedisTier: Sendable {
     /// or the tenant's L2 untrusted because a purge could not reach Redis yet).
     func get(tenant: String, digest: KeyDigest, on eventLoop: any EventLoop) -> EventLoopFuture<Read?> {
         guard !isUntrusted(tenant) else {
-            return applyPendingPurges(on: eventLoop).map { _ in nil }
+            // Traffic for the tenant tries the pending drops too (a round at a time), so it recovers
+            // as soon as Redis is back rather than on the next timer.
+            return eventLoop.makeFutureWithTask { await self.retryPendingPurges(on: eventLoop) }.map { _ in nil }
         }
         let arguments = SharedTierScripts.call(SharedTierScripts.get, tenant: tenant, [Array(digest.base64URL.utf8)])
         return run(arguments, on: eventLoop) { reply -> Read? in
@@ -256,34 +258,23 @@ final class RedisTier: Sendable {
     /// succeeds, this node neither reads nor writes the tenant's L2 entries, and it retries the drop
     /// in the background, so no purge is lost to an outage.
     func markUntrusted(_ tenant: String, on eventLoop: any EventLoop) {
-        let first = untrusted.withLock { set -> Bool in
-            let wasEmpty = set.isEmpty
-            set.insert(tenant)
-            return wasEmpty
-        }
+        guard pending.withLock({ $0.purgeFailed(tenant: tenant) }) else { return }
         logger.warning("purge did not reach Redis; tenant's L2 untrusted until it does", metadata: ["tenant": "\(tenant)"])
-        if first { scheduleRetry(on: eventLoop) }
     }
 
-    func isUntrusted(_ tenant: String) -> Bool { untrusted.withLock { $0.contains(tenant) } }
+    func isUntrusted(_ tenant: String) -> Bool { pending.withLock { $0.isUntrusted(tenant) } }
 
-    private func scheduleRetry(on eventLoop: any EventLoop) {
-        eventLoop.scheduleTask(in: .milliseconds(200)) {
-            self.applyPendingPurges(on: eventLoop).whenComplete { _ in
-                if !self.untrusted.withLock({ $0.isEmpty }) { self.scheduleRetry(on: eventLoop) }
-            }
-        }
-    }
+    var hasPendingPurges: Bool { pending.withLock { !$0.isEmpty } }
 
-    /// Tries the pending generation drops; each success makes that tenant's L2 trusted again.
-    private func applyPendingPurges(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        let tenants = untrusted.withLock { Array($0) }
-        let drops = tenants.map { tenant in
-            dropGeneration(tenant: tenant, on: eventLoop).map { dropped in
-                if dropped { _ = self.untrusted.withLock { $0.remove(tenant) } }
-            }
+    /// One round of the pending generation drops (`PendingPurgeRetries` calls it on its timer);
+    /// each success makes that tenant's L2 trusted again.
+    func retryPendingPurges(on eventLoop: any EventLoop) async {
+        guard case .dropGenerations(let tenants) = pending.withLock({ $0.retryDue() }) else { return }
+        var dropped: Set<String> = []
+        for tenant in tenants where (try? await dropGeneration(tenant: tenant, on: eventLoop).get()) == true {
+            dropped.insert(tenant)
         }
-        return EventLoopFuture.andAllComplete(drops, on: eventLoop)
+        pending.withLock { $0.roundFinished(dropped: dropped) }
     }
 
     // MARK: connections, deadline and breaker
