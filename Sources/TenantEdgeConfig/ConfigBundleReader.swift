@@ -16,7 +16,7 @@ public struct ConfigBundle: Sendable {
     /// `.badRequest` listing every problem, one per line, naming the field.
     public static func read(_ body: [UInt8], base: EdgeConfig) throws(EdgeError) -> (ConfigBundle, EdgeConfig) {
         guard let text = String(validating: body, as: UTF8.self) else { throw EdgeError(.badRequest, "bundle: not UTF-8 text") }
-        guard (try? JSONSerialization.jsonObject(with: Data(body))) is [String: Any] else {
+        guard JSONValue.parse(body)?.objectValue != nil else {
             throw EdgeError(.badRequest, "bundle: not a JSON object")
         }
         var reader = ConfigReader()

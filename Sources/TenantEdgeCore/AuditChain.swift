@@ -19,7 +19,7 @@ public struct AuditChain: Sendable {
     public init(sha256: @escaping SHA256, continuingAfter lastLine: String? = nil) throws(EdgeError) {
         self.sha256 = sha256
         guard let lastLine, !lastLine.isEmpty else { return }
-        guard let object = Self.parse(lastLine), let seq = object["seq"] as? Int, let hash = object["hash"] as? String else {
+        guard let object = Self.parse(lastLine), let seq = object["seq"]?.integerValue, let hash = object["hash"]?.stringValue else {
             throw EdgeError(.io, "the audit log's last line is not an audit entry")
         }
         self.seq = seq
@@ -29,10 +29,12 @@ public struct AuditChain: Sendable {
     /// The next line (without a newline), and the chain moved past it.
     public mutating func append(event: String, actor: String, tenant: String?, details: [String: String], at: Double) -> String {
         seq += 1
-        var object: [String: Any] = ["seq": seq, "at": Self.timestamp(at), "event": event, "actor": actor,
-                                     "tenant": tenant ?? "-", "details": details, "prev": prev]
+        var object: [String: JSONValue] = [
+            "seq": .integer(seq), "at": .string(Self.timestamp(at)), "event": .string(event), "actor": .string(actor),
+            "tenant": .string(tenant ?? "-"), "details": .object(details.mapValues { .string($0) }), "prev": .string(prev),
+        ]
         let hash = Self.hash(of: object, sha256: sha256)
-        object["hash"] = hash
+        object["hash"] = .string(hash)
         prev = hash
         return Self.canonical(object)
     }
@@ -53,9 +55,9 @@ public struct AuditChain: Sendable {
             if line.isEmpty { continue }
             let number = index + 1
             guard var object = parse(String(line)) else { return .broken(line: number, reason: "not a JSON object") }
-            guard let hash = object.removeValue(forKey: "hash") as? String else { return .broken(line: number, reason: "no hash") }
-            guard object["seq"] as? Int == count + 1 else { return .broken(line: number, reason: "seq is not \(count + 1)") }
-            guard object["prev"] as? String == prev else { return .broken(line: number, reason: "prev is not the previous line's hash") }
+            guard let hash = object.removeValue(forKey: "hash")?.stringValue else { return .broken(line: number, reason: "no hash") }
+            guard object["seq"]?.integerValue == count + 1 else { return .broken(line: number, reason: "seq is not \(count + 1)") }
+            guard object["prev"]?.stringValue == prev else { return .broken(line: number, reason: "prev is not the previous line's hash") }
             guard Self.hash(of: object, sha256: sha256) == hash else { return .broken(line: number, reason: "hash does not match the line") }
             prev = hash
             count += 1
@@ -63,21 +65,19 @@ public struct AuditChain: Sendable {
         return .valid(entries: count)
     }
 
-    private static func hash(of object: [String: Any], sha256: SHA256) -> String {
-        let prev = object["prev"] as? String ?? ""
+    private static func hash(of object: [String: JSONValue], sha256: SHA256) -> String {
+        let prev = object["prev"]?.stringValue ?? ""
         return Hex.encode(sha256(Array((prev + canonical(object)).utf8)))
     }
 
     /// Keys sorted, no whitespace, slashes unescaped: the same bytes for the same entry everywhere.
-    static func canonical(_ object: [String: Any]) -> String {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
-            preconditionFailure("audit entries hold only strings and integers")
-        }
-        return String(decoding: data, as: UTF8.self)
+    /// (Strings, integers and objects of them always encode; an empty text could never verify.)
+    static func canonical(_ object: [String: JSONValue]) -> String {
+        (try? JSONValue.object(object).canonicalText) ?? ""
     }
 
-    private static func parse(_ line: String) -> [String: Any]? {
-        (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+    private static func parse(_ line: String) -> [String: JSONValue]? {
+        JSONValue.parse(Array(line.utf8))?.objectValue
     }
 
     /// RFC 3339 in UTC with milliseconds.

@@ -14,9 +14,9 @@ public enum FeedAnswer: Equatable, Sendable {
 
     public static func parse(status: Int, body: [UInt8], after: Int) throws(EdgeError) -> FeedAnswer {
         guard (0...largestSequence).contains(after) else { throw EdgeError(.transferFailure, "the cursor \(after) is out of range") }
-        let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
+        let object = JSONValue.parse(body)?.objectValue
         func head() throws(EdgeError) -> Int {
-            guard let head = object?["head"] as? Int, (0...largestSequence).contains(head) else {
+            guard let head = object?["head"]?.integerValue, (0...largestSequence).contains(head) else {
                 throw EdgeError(.transferFailure, "feed answer has no valid head")
             }
             return head
@@ -24,12 +24,12 @@ public enum FeedAnswer: Equatable, Sendable {
         switch status {
         case 200:
             let head = try head()
-            guard let list = object?["events"] as? [Any] else { throw EdgeError(.transferFailure, "feed answer is not {head, events}") }
+            guard let list = object?["events"]?.arrayValue else { throw EdgeError(.transferFailure, "feed answer is not {head, events}") }
             var events: [InvalidationEvent] = []
             events.reserveCapacity(min(list.count, 1000))
             var expected = after + 1
             for item in list {
-                let event = try InvalidationEvent(jsonObject: item)
+                let event = try InvalidationEvent(json: item)
                 guard event.seq == expected, event.seq <= head else {
                     throw EdgeError(.transferFailure, "feed answer skips or repeats events after \(after)")
                 }

@@ -100,17 +100,20 @@ extension InvalidationEvent {
     }
 
     /// The event as in the feed and in the origin's log file.
-    public var jsonObject: [String: Any] {
-        ["seq": seq, "tenant": purge.tenant, "keys": purge.keys, "tags": purge.tags, "prefixes": purge.prefixes,
-         "all": purge.all, "published_at": publishedAt]
+    public var json: JSONValue {
+        .object([
+            "seq": .integer(seq), "tenant": .string(purge.tenant), "keys": .array(purge.keys.map { .string($0) }),
+            "tags": .array(purge.tags.map { .string($0) }), "prefixes": .array(purge.prefixes.map { .string($0) }),
+            "all": .bool(purge.all), "published_at": .string(publishedAt),
+        ])
     }
 
-    public init(jsonObject: Any) throws(EdgeError) {
-        guard let fields = jsonObject as? [String: Any] else { throw EdgeError(.badRequest, "an invalidation event must be a JSON object") }
-        guard let seq = fields["seq"] as? Int, (1...(1 << 53)).contains(seq) else {
+    public init(json: JSONValue) throws(EdgeError) {
+        guard let fields = json.objectValue else { throw EdgeError(.badRequest, "an invalidation event must be a JSON object") }
+        guard let seq = fields["seq"]?.integerValue, (1...(1 << 53)).contains(seq) else {
             throw EdgeError(.badRequest, "an invalidation event needs a 'seq' from 1 to 2^53")
         }
         let purge = try PurgeRequest(fields: fields, extraFields: ["seq", "published_at"])
-        self.init(seq: seq, purge: purge, publishedAt: fields["published_at"] as? String ?? "")
+        self.init(seq: seq, purge: purge, publishedAt: fields["published_at"]?.stringValue ?? "")
     }
 }

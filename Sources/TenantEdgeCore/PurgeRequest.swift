@@ -32,11 +32,8 @@ public struct PurgeRequest: Sendable, Equatable {
         guard json.count <= Limits.bodyBytes else {
             throw EdgeError(.badRequest, "body is larger than \(Limits.bodyBytes) bytes")
         }
-        let object: Any
-        do { object = try JSONSerialization.jsonObject(with: Data(json)) } catch {
-            throw EdgeError(.badRequest, "body is not valid JSON")
-        }
-        guard let fields = object as? [String: Any] else { throw EdgeError(.badRequest, "body must be a JSON object") }
+        guard let object = JSONValue.parse(json) else { throw EdgeError(.badRequest, "body is not valid JSON") }
+        guard let fields = object.objectValue else { throw EdgeError(.badRequest, "body must be a JSON object") }
         try self.init(fields: fields)
         guard keys.count + tags.count + prefixes.count <= Limits.items else {
             throw EdgeError(.badRequest, "keys, tags and prefixes add up to more than \(Limits.items)")
@@ -50,17 +47,17 @@ public struct PurgeRequest: Sendable, Equatable {
 
     /// Decodes from a JSON object's fields; `extraFields` are allowed and ignored (an invalidation
     /// event's `seq` and `published_at`).
-    public init(fields: [String: Any], extraFields: Set<String> = []) throws(EdgeError) {
+    public init(fields: [String: JSONValue], extraFields: Set<String> = []) throws(EdgeError) {
         let known: Set<String> = Set(["tenant", "keys", "tags", "prefixes", "all"]).union(extraFields)
         if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
             throw EdgeError(.badRequest, "unknown field '\(unknown)'")
         }
-        guard let tenant = fields["tenant"] as? String, !tenant.isEmpty else {
+        guard let tenant = fields["tenant"]?.stringValue, !tenant.isEmpty else {
             throw EdgeError(.badRequest, "field 'tenant' must be a non-empty string")
         }
         func strings(_ name: String) throws(EdgeError) -> [String] {
             guard let value = fields[name] else { return [] }
-            guard let list = value as? [String] else { throw EdgeError(.badRequest, "field '\(name)' must be an array of strings") }
+            guard let list = value.stringsValue else { throw EdgeError(.badRequest, "field '\(name)' must be an array of strings") }
             if list.contains(where: \.isEmpty) { throw EdgeError(.badRequest, "field '\(name)' must not contain empty strings") }
             return list
         }
@@ -69,7 +66,7 @@ public struct PurgeRequest: Sendable, Equatable {
         self.tags = try strings("tags")
         self.prefixes = try strings("prefixes")
         if let all = fields["all"] {
-            guard let flag = all as? Bool else {
+            guard let flag = all.boolValue else {
                 throw EdgeError(.badRequest, "field 'all' must be true or false")
             }
             self.all = flag

@@ -53,8 +53,11 @@ extension EdgectlCommand {
         @Flag(name: .long, help: "Everything of the tenant.") var all = false
 
         func run() throws {
-            let body: [String: Any] = ["tenant": tenant, "keys": key, "tags": tag, "prefixes": prefix, "all": all]
-            try target.call("POST", "/v1/invalidations", body: Array(try JSONSerialization.data(withJSONObject: body)))
+            let body = JSONValue.object([
+                "tenant": .string(tenant), "keys": .array(key.map { .string($0) }), "tags": .array(tag.map { .string($0) }),
+                "prefixes": .array(prefix.map { .string($0) }), "all": .bool(all),
+            ])
+            try target.call("POST", "/v1/invalidations", body: Array(try body.canonicalText.utf8))
         }
     }
 
@@ -131,29 +134,33 @@ extension EdgectlCommand {
             func run() throws {
                 let text = try target.fetch("GET", "/v1/report/compliance")
                 if json { return print(text) }
-                guard let report = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return print(text) }
+                guard let report = try? JSONDecoder().decode(ComplianceReport.self, from: Data(text.utf8)) else {
+                    return print(text)
+                }
                 print(Self.table(report))
             }
 
-            static func table(_ report: [String: Any]) -> String {
+            static func table(_ report: ComplianceReport) -> String {
                 var rows = [["tenant", "encrypted", "keys (age in days)", "residency", "last purge"]]
-                for tenant in report["tenants"] as? [[String: Any]] ?? [] {
-                    let keys = (tenant["key_versions"] as? [[String: Any]] ?? []).map { "v\($0["version"] ?? "?") (\($0["age_days"] ?? "?")d)" }
-                    let purge = (tenant["last_purge"] as? [String: Any]).map { "#\($0["seq"] ?? "?") \($0["published_at"] ?? "")" } ?? "-"
-                    let residency = (tenant["residency"] as? [String] ?? []).joined(separator: ",")
-                    rows.append([tenant["id"] as? String ?? "?", (tenant["encrypted"] as? Bool ?? false) ? "yes" : "NO",
-                                 keys.joined(separator: ", "), residency.isEmpty ? "any" : residency, purge])
+                for tenant in report.tenants {
+                    let keys = tenant.keyVersions.map { "v\($0.version) (\($0.ageDays)d)" }
+                    let purge = tenant.lastPurge.map { "#\($0.seq) \($0.publishedAt)" } ?? "-"
+                    let residency = tenant.residency.joined(separator: ",")
+                    rows.append([tenant.id, tenant.encrypted ? "yes" : "NO", keys.joined(separator: ", "),
+                                 residency.isEmpty ? "any" : residency, purge])
                 }
                 let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-                var lines = rows.map { row in row.indices.map { row[$0].padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ") }
-                for erasure in report["erasures"] as? [[String: Any]] ?? [] {
-                    let confirmed = (erasure["confirmed"] as? [String: String] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
-                    lines.append("erased \(erasure["tenant"] ?? "?") at \(erasure["requested_at"] ?? "?") by \(erasure["requested_by"] ?? "?"); "
+                var lines = rows.map { row in
+                    row.indices.map { row[$0].padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                }
+                for erasure in report.erasures {
+                    let confirmed = erasure.confirmed.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+                    lines.append("erased \(erasure.tenant ?? "?") at \(erasure.requestedAt) by \(erasure.requestedBy); "
                                  + "confirmed: \(confirmed.isEmpty ? "none yet" : confirmed.joined(separator: ", "))")
                 }
-                let chain = report["audit_chain"] as? [String: Any] ?? [:]
-                lines.append((chain["valid"] as? Bool ?? false) ? "audit chain: verifies (\(chain["entries"] ?? 0) entries)"
-                                                                 : "audit chain: BROKEN at line \(chain["line"] ?? "?"): \(chain["reason"] ?? "")")
+                let chain = report.auditChain
+                lines.append(chain.valid ? "audit chain: verifies (\(chain.entries ?? 0) entries)"
+                                         : "audit chain: BROKEN at line \(chain.line ?? 0): \(chain.reason ?? "")")
                 return lines.joined(separator: "\n")
             }
         }

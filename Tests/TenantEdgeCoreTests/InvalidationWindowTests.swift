@@ -23,9 +23,16 @@ struct InvalidationWindowTests {
 
     @Test func eventsRoundTripThroughTheirJSONAndBadOnesAreRefused() throws {
         let event = InvalidationEvent(seq: 9, purge: PurgeRequest(tenant: "acme", tags: ["t"], all: false), publishedAt: "2026-11-27T00:00:00Z")
-        #expect(try InvalidationEvent(jsonObject: event.jsonObject) == event)
-        #expect(throws: EdgeError.self) { try InvalidationEvent(jsonObject: ["seq": 0, "tenant": "acme", "all": true]) }
-        #expect(throws: EdgeError.self) { try InvalidationEvent(jsonObject: ["seq": 3, "tenant": "acme"]) }
-        #expect(throws: EdgeError.self) { try InvalidationEvent(jsonObject: ["seq": 3, "tenant": "acme", "all": true, "extra": 1]) }
+        #expect(try InvalidationEvent(json: event.json) == event)
+        let text = try event.json.canonicalText
+        #expect(try InvalidationEvent(json: try #require(JSONValue.parse(Array(text.utf8)))) == event, "through its text too")
+        for bad in [
+            #"{"seq":0,"tenant":"acme","all":true}"#, #"{"seq":3,"tenant":"acme"}"#,
+            #"{"seq":3,"tenant":"acme","all":true,"extra":1}"#, #"{"seq":3.5,"tenant":"acme","all":true}"#,
+            #"{"seq":3,"tenant":"acme","all":1}"#, #"{"seq":"3","tenant":"acme","all":true}"#,
+            #"{"seq":3,"tenant":"acme","keys":["a",1]}"#, #"[{"seq":3}]"#,
+        ] {
+            #expect(throws: EdgeError.self, "\(bad)") { try InvalidationEvent(json: try #require(JSONValue.parse(Array(bad.utf8)))) }
+        }
     }
 }

@@ -106,8 +106,8 @@ extension OriginResponder {
     func confirmErasure(_ request: EdgeRequest, tenant: String, on eventLoop: any EventLoop) -> ResponderResult {
         guard let token = nodeToken(request) else { return .now(unauthorized(request, "a node token is required")) }
         let body = request.body.map { Array($0.readableBytesView) } ?? []
-        guard body.count <= 1024, let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any],
-              let node = object["node"] as? String, EdgeConfig.isIdentifier(node) else {
+        guard body.count <= 1024, let node = JSONValue.parse(body)?.objectValue?["node"]?.stringValue,
+              EdgeConfig.isIdentifier(node) else {
             return .now(.jsonError(.badRequest, code: "bad_request", detail: "body must be {\"node\":\"<node id>\"}"))
         }
         guard let bound = token.node, bound == node else {

@@ -64,8 +64,12 @@ struct OriginResponder: HTTPResponder {
             guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
             let (registry, log, erasures, audit) = (self.registry, self.log, self.erasures, self.audit)
             return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
-                EdgeResponse.json(.ok, ComplianceReport.json(registry: registry, log: log, erasures: erasures, audit: audit,
-                                                             now: Date().timeIntervalSince1970))
+                do throws(EdgeError) {
+                    return EdgeResponse.json(.ok, try ComplianceReport.json(registry: registry, log: log, erasures: erasures,
+                                                                            audit: audit, now: Date().timeIntervalSince1970))
+                } catch {
+                    return EdgeResponse.jsonError(.internalServerError, code: "encode_failed", detail: error.message)
+                }
             })
         case (.GET, "/v1/config/bundle"):
             return .now(pullBundle(request, region: query["region"]))
@@ -90,9 +94,11 @@ struct OriginResponder: HTTPResponder {
             case .expired(let head):
                 return EdgeResponse.json(.gone, #"{"error":"cursor_expired","head":\#(head)}"#)
             case .events(let events, let head):
-                let body: [String: Any] = ["head": head, "events": events.map(\.jsonObject)]
-                let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-                return EdgeResponse.json(.ok, String(decoding: data, as: UTF8.self))
+                let body = JSONValue.object(["head": .integer(head), "events": .array(events.map(\.json))])
+                guard let text = try? body.canonicalText else {
+                    return EdgeResponse.jsonError(.internalServerError, code: "encode_failed")
+                }
+                return EdgeResponse.json(.ok, text)
             }
         }
     }

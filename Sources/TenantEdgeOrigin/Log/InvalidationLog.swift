@@ -30,10 +30,17 @@ final class InvalidationLog: Sendable {
         }
         var window = InvalidationWindow(retention: retention)
         var lines = 0
-        if let data = FileManager.default.contents(atPath: path) {
+        if var data = FileManager.default.contents(atPath: path) {
+            // A last line without its newline was cut by a crash during its append: it was never
+            // acknowledged (that waits for the fsync), so it is dropped and the file cut back.
+            let complete = (data.lastIndex(of: UInt8(ascii: "\n")).map { data.distance(from: data.startIndex, to: $0) + 1 }) ?? 0
+            if complete < data.count {
+                guard truncate(path, off_t(complete)) == 0 else { throw EdgeError(.io, "\(path): cannot cut off a torn last line") }
+                data = data.prefix(complete)
+            }
             for (index, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() {
-                guard let object = try? JSONSerialization.jsonObject(with: Data(line)),
-                      let event = try? InvalidationEvent(jsonObject: object), event.seq == window.head + 1 || window.head == 0 else {
+                guard let json = JSONValue.parse(Array(line)), let event = try? InvalidationEvent(json: json),
+                      event.seq == window.head + 1 || window.head == 0 else {
                     throw EdgeError(.io, "\(path):\(index + 1): not an invalidation event following the previous one")
                 }
                 if window.head == 0 && event.seq > 1 { window = InvalidationWindow(retention: retention, startingAfter: event.seq - 1) }
@@ -55,8 +62,11 @@ final class InvalidationLog: Sendable {
         let (event, waiters) = try state.withLock { state throws(EdgeError) -> (InvalidationEvent, [EventLoopPromise<Void>]) in
             let event = InvalidationEvent(seq: state.window.head + 1, purge: purge, publishedAt: AuditChain.timestamp(clock.now()))
             let line = Array(try Self.line(event).utf8) + [UInt8(ascii: "\n")]
+            let before = lseek(state.descriptor, 0, SEEK_END)
             let written = line.withUnsafeBytes { write(state.descriptor, $0.baseAddress, $0.count) }
             guard written == line.count, fsync(state.descriptor) == 0 else {
+                // Nothing half-written stays behind for the next append to follow.
+                if before >= 0 { _ = ftruncate(state.descriptor, before) }
                 throw EdgeError(.io, "cannot append to \(path)")
             }
             state.window.append(event, encodedBytes: line.count + 16)  // + the feed answer's framing
@@ -129,9 +139,6 @@ final class InvalidationLog: Sendable {
 
     /// The event as one JSON line; an event that does not encode is never written or acknowledged.
     static func line(_ event: InvalidationEvent) throws(EdgeError) -> String {
-        guard let data = try? JSONSerialization.data(withJSONObject: event.jsonObject, options: [.sortedKeys, .withoutEscapingSlashes]) else {
-            throw EdgeError(.io, "an invalidation event could not be encoded")
-        }
-        return String(decoding: data, as: UTF8.self)
+        try event.json.canonicalText
     }
 }

@@ -22,10 +22,56 @@ final class TenantRegistry: Sendable {
     private let state: Mutex<State>
 
     /// A tenant data key as the origin keeps it: only sealed, once per region that has a KEK.
-    struct StoredKey: Sendable {
+    struct StoredKey: Codable, Sendable {
         var version: UInt32
         var createdAt: String
         var wrapped: [String: [UInt8]]
+
+        enum CodingKeys: String, CodingKey {
+            case version, wrapped
+            case createdAt = "created_at"
+        }
+
+        init(version: UInt32, createdAt: String, wrapped: [String: [UInt8]]) {
+            self.version = version
+            self.createdAt = createdAt
+            self.wrapped = wrapped
+        }
+
+        /// Sealed keys in base64 per region; a value that is not base64 makes the file unreadable.
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            version = try container.decode(UInt32.self, forKey: .version)
+            createdAt = try container.decodeIfPresent(String.self, forKey: .createdAt) ?? ""
+            var wrapped: [String: [UInt8]] = [:]
+            for (region, text) in try container.decode([String: String].self, forKey: .wrapped) {
+                guard let bytes = Data(base64Encoded: text) else {
+                    throw DecodingError.dataCorruptedError(forKey: .wrapped, in: container, debugDescription: "not base64")
+                }
+                wrapped[region] = Array(bytes)
+            }
+            self.wrapped = wrapped
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(version, forKey: .version)
+            try container.encode(createdAt, forKey: .createdAt)
+            try container.encode(wrapped.mapValues { Data($0).base64EncodedString() }, forKey: .wrapped)
+        }
+    }
+
+    /// `registry.json`: tenants as in bundles (read back with the node file's rules), sealed keys.
+    private struct RegistryFile: Codable {
+        var version: Int
+        var tenants: [JSONValue]
+        var keys: [String: [StoredKey]]?
+        var namingKeys: [String: [String: String]]?
+
+        enum CodingKeys: String, CodingKey {
+            case version, tenants, keys
+            case namingKeys = "naming_keys"
+        }
     }
 
     private struct State {
@@ -54,14 +100,11 @@ final class TenantRegistry: Sendable {
         self.keks = keks
         var state = State(tenants: config.tenants, version: 0, keys: [:])
         if let data = FileManager.default.contents(atPath: directory + "/registry.json") {
-            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let saved = object["version"] as? Int,
-                  let list = object["tenants"] as? [Any] else {
-                throw EdgeError(.io, "\(directory)/registry.json: not a registry")
-            }
-            state.version = saved
-            state.tenants = try list.map { item throws(EdgeError) in try Self.tenant(fromJSON: item, id: nil) }
-            state.keys = Self.keys(fromJSON: object["keys"])
-            state.naming = ((object["naming_keys"] as? [String: [String: String]]) ?? [:]).mapValues { byRegion in
+            let file = try StableJSON.decode(RegistryFile.self, from: Array(data), what: "\(directory)/registry.json")
+            state.version = file.version
+            state.tenants = try file.tenants.map { item throws(EdgeError) in try Self.tenant(from: item, id: nil) }
+            state.keys = file.keys ?? [:]
+            state.naming = (file.namingKeys ?? [:]).mapValues { byRegion in
                 byRegion.compactMapValues { Data(base64Encoded: $0).map(Array.init) }
             }
         }
@@ -134,8 +177,8 @@ final class TenantRegistry: Sendable {
     /// Adds or replaces a tenant from its JSON (the fields of a node file's tenant); the id comes
     /// from the path and must match the body's when it has one.
     func put(id: String, json: [UInt8]) throws(EdgeError) {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(json)) else { throw EdgeError(.badRequest, "tenant: not valid JSON") }
-        let tenant = try Self.tenant(fromJSON: object, id: id)
+        guard let object = JSONValue.parse(json) else { throw EdgeError(.badRequest, "tenant: not valid JSON") }
+        let tenant = try Self.tenant(from: object, id: id)
         let (keks, now) = (self.keks, clock.now())
         try update { state throws(EdgeError) in
             if let index = state.tenants.firstIndex(where: { $0.id == id }) { state.tenants[index] = tenant } else { state.tenants.append(tenant) }
@@ -174,28 +217,32 @@ final class TenantRegistry: Sendable {
                         sealedURLs[tenant.id] = Data(sealed).base64EncodedString()
                     }
                 }
-                let object: [String: Any] = [
-                    "version": version, "issued_at": AuditChain.timestamp(clock.now()),
-                    "regions": regions.map { ["name": $0.name, "lat": $0.lat, "lon": $0.lon, "public_url": $0.publicURL, "down": $0.down,
-                                                  "countries": $0.countries] },
-                    "tenants": state.tenants.map { tenant -> [String: Any] in
-                        var object = Self.json(tenant)
-                        if let sealed = sealedURLs[tenant.id] {
-                            object["redis_url"] = nil
-                            object["redis_url_sealed"] = sealed
+                let tenants = state.tenants.map { tenant -> JSONValue in
+                    var object = Self.json(tenant)
+                    if let sealed = sealedURLs[tenant.id] {
+                        object["redis_url"] = nil
+                        object["redis_url_sealed"] = .string(sealed)
+                    }
+                    let keys = (state.keys[tenant.id] ?? []).compactMap { key in
+                        key.wrapped[region.name].map { wrapped -> JSONValue in
+                            .object(["version": .integer(Int(key.version)), "wrapped": .string(Data(wrapped).base64EncodedString())])
                         }
-                        let keys = (state.keys[tenant.id] ?? []).compactMap { key in
-                            key.wrapped[region.name].map { ["version": Int(key.version), "wrapped": Data($0).base64EncodedString()] as [String: Any] }
-                        }
-                        if !keys.isEmpty { object["keys"] = keys }
-                        if let naming = state.naming[tenant.id]?[region.name] { object["naming_key"] = Data(naming).base64EncodedString() }
-                        return object
-                    },
-                ]
-                guard let encoded = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
+                    }
+                    if !keys.isEmpty { object["keys"] = .array(keys) }
+                    if let naming = state.naming[tenant.id]?[region.name] {
+                        object["naming_key"] = .string(Data(naming).base64EncodedString())
+                    }
+                    return .object(object)
+                }
+                let bundle = JSONValue.object([
+                    "version": .integer(version), "issued_at": .string(AuditChain.timestamp(clock.now())),
+                    "regions": .array(regions.map(Self.json)), "tenants": .array(tenants),
+                ])
+                let encoded: String
+                do throws(EdgeError) { encoded = try bundle.canonicalText } catch {
                     throw EdgeError(.io, "the bundle for \(region.name) could not be encoded; nothing published")
                 }
-                let body = Array(encoded)
+                let body = Array(encoded.utf8)
                 let signature = "ed25519=" + Data(try signingKey.sign(body)).base64EncodedString()
                 try FileManager.default.createDirectoryIfNeeded(directory + "/bundles")
                 try DurableFile.write(Array((signature + "\n").utf8) + body, to: "\(directory)/bundles/\(region.name).signed")
@@ -247,55 +294,51 @@ final class TenantRegistry: Sendable {
 
     private static func save(_ state: State, to directory: String) throws(EdgeError) {
         try FileManager.default.createDirectoryIfNeeded(directory)
-        let keys = state.keys.mapValues { list in
-            list.map { key -> [String: Any] in
-                ["version": Int(key.version), "created_at": key.createdAt, "wrapped": key.wrapped.mapValues { Data($0).base64EncodedString() }]
-            }
-        }
-        let naming = state.naming.mapValues { $0.mapValues { Data($0).base64EncodedString() } }
-        let object: [String: Any] = ["version": state.version, "tenants": state.tenants.map(json), "keys": keys, "naming_keys": naming]
+        let file = RegistryFile(
+            version: state.version, tenants: state.tenants.map { .object(json($0)) }, keys: state.keys,
+            namingKeys: state.naming.mapValues { $0.mapValues { Data($0).base64EncodedString() } })
         // Nothing is written unless it encoded: an empty registry must never replace the real one.
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
-            throw EdgeError(.io, "\(directory)/registry.json: the registry could not be encoded; nothing written")
-        }
-        try DurableFile.write(Array(data), to: directory + "/registry.json")
+        try DurableFile.write(try StableJSON.encode(file, what: "\(directory)/registry.json: the registry"),
+                              to: directory + "/registry.json")
     }
 
-    private static func keys(fromJSON value: Any?) -> [String: [StoredKey]] {
-        guard let byTenant = value as? [String: [[String: Any]]] else { return [:] }
-        return byTenant.mapValues { list in
-            list.compactMap { item -> StoredKey? in
-                guard let version = item["version"] as? Int, let wrapped = item["wrapped"] as? [String: String] else { return nil }
-                guard let version = UInt32(exactly: version) else { return nil }
-                return StoredKey(version: version, createdAt: item["created_at"] as? String ?? "",
-                                 wrapped: wrapped.compactMapValues { Data(base64Encoded: $0).map(Array.init) })
-            }
-        }
-    }
-
-    /// A tenant as in bundles and the registry file.
-    static func json(_ tenant: TenantConfig) -> [String: Any] {
-        var object: [String: Any] = ["id": tenant.id, "hosts": tenant.hosts, "upstream": tenant.upstream, "residency": tenant.residency,
-                                     "geo_mode": tenant.geoMode.rawValue]
-        if let quota = tenant.quotaBytes { object["quota_bytes"] = quota }
-        if let ttl = tenant.defaultTTLSeconds { object["default_ttl_s"] = ttl }
-        if let isolation = tenant.isolation { object["isolation"] = isolation.rawValue }
-        if let url = tenant.redisURL { object["redis_url"] = url }
-        if !tenant.normalizePath { object["normalize_path"] = false }
-        if let quota = tenant.quotaBytesL2 { object["quota_bytes_l2"] = quota }
-        if tenant.shareCookieRequests { object["share_cookie_requests"] = true }
+    /// A tenant as in bundles and the registry file (the node file's field names).
+    static func json(_ tenant: TenantConfig) -> [String: JSONValue] {
+        var object: [String: JSONValue] = [
+            "id": .string(tenant.id), "hosts": .array(tenant.hosts.map { .string($0) }), "upstream": .string(tenant.upstream),
+            "residency": .array(tenant.residency.map { .string($0) }), "geo_mode": .string(tenant.geoMode.rawValue),
+        ]
+        if let quota = tenant.quotaBytes { object["quota_bytes"] = .integer(quota) }
+        if let ttl = tenant.defaultTTLSeconds { object["default_ttl_s"] = .integer(ttl) }
+        if let isolation = tenant.isolation { object["isolation"] = .string(isolation.rawValue) }
+        if let url = tenant.redisURL { object["redis_url"] = .string(url) }
+        if !tenant.normalizePath { object["normalize_path"] = .bool(false) }
+        if let quota = tenant.quotaBytesL2 { object["quota_bytes_l2"] = .integer(quota) }
+        if tenant.shareCookieRequests { object["share_cookie_requests"] = .bool(true) }
         return object
     }
 
+    /// A region as in bundles.
+    static func json(_ region: RegionConfig) -> JSONValue {
+        .object([
+            "name": .string(region.name), "lat": .number(region.lat), "lon": .number(region.lon),
+            "public_url": .string(region.publicURL), "down": .bool(region.down),
+            "countries": .array(region.countries.map { .string($0) }),
+        ])
+    }
+
     /// Reads one tenant with the node file's rules (every problem named), and checks it alone.
-    static func tenant(fromJSON object: Any, id: String?) throws(EdgeError) -> TenantConfig {
-        guard var fields = object as? [String: Any] else { throw EdgeError(.badRequest, "tenant: must be a JSON object") }
+    static func tenant(from object: JSONValue, id: String?) throws(EdgeError) -> TenantConfig {
+        guard var fields = object.objectValue else { throw EdgeError(.badRequest, "tenant: must be a JSON object") }
         if let id {
-            if let given = fields["id"] as? String, given != id { throw EdgeError(.badRequest, "tenant.id: '\(given)' does not match the path's '\(id)'") }
-            fields["id"] = id
+            if let given = fields["id"], given != .string(id) {
+                throw EdgeError(.badRequest, "tenant.id: '\(given.stringValue ?? "?")' does not match the path's '\(id)'")
+            }
+            fields["id"] = .string(id)
         }
-        guard let data = try? JSONSerialization.data(withJSONObject: ["tenants": [fields]]),
-              let root = try? Yams.compose(yaml: String(decoding: data, as: UTF8.self)) else {
+        // JSON is YAML: the node file's reader checks the tenant, naming every problem.
+        guard let text = try? JSONValue.object(["tenants": .array([.object(fields)])]).canonicalText,
+              let root = try? Yams.compose(yaml: text) else {
             throw EdgeError(.badRequest, "tenant: not valid JSON")
         }
         var reader = ConfigReader()
