@@ -7,11 +7,12 @@ APT_PACKAGES := pkg-config libhiredis-dev libssl-dev libmaxminddb-dev libcurl4-o
 RUN_DIR := $(CURDIR)/.test-run
 SWIFT ?= swift
 
-.PHONY: help deps build release secrets run test fuzz bench bench-deps bench-geo clean
+.PHONY: help deps build release secrets run lint format test fuzz bench bench-deps bench-geo clean
 
 help:
 	@echo "make run    install what is missing, build, start the demo (upstream + edge node) and show miss/hit/purge"
-	@echo "make test   install what is missing, start redis-server and a TLS server, run the whole suite, stop them"
+	@echo "make test   install what is missing, lint, start redis-server and a TLS server, run the whole suite, stop them"
+	@echo "make format swift-format the sources in place (.swift-format); make lint checks them"
 	@echo "make bench  edge-node against nginx proxy_cache and Varnish on loopback with wrk, then the rest (bench/)"
 	@echo "make bench-geo  only the Geo-IP part: lookups/s against mmdblookup, hit-path cost against nginx geoip2"
 	@echo "make fuzz   every parser of outside bytes under libFuzzer, FUZZ_SECONDS each (FUZZ_MERGE=1 keeps new inputs)"
@@ -43,7 +44,18 @@ secrets:
 run: release secrets
 	@scripts/demo.sh
 
-test: deps
+# swift-format with the checked-in .swift-format (4 spaces, 120 columns), in lint mode; it cannot
+# break a long string literal, so the column limit is checked on its own as well.
+SWIFT_SOURCES := Sources Tests Package.swift
+lint:
+	$(SWIFT) format lint --strict --recursive $(SWIFT_SOURCES)
+	@long=$$(find $(SWIFT_SOURCES) -name '*.swift' | xargs awk 'length > 120 { print FILENAME ":" FNR }'); \
+	if [ -n "$$long" ]; then echo "lines over 120 columns:"; echo "$$long"; exit 1; fi
+
+format:
+	$(SWIFT) format format --in-place --recursive $(SWIFT_SOURCES)
+
+test: deps lint
 	$(SWIFT) build --build-tests
 	@trap 'Tests/support/test-env.sh stop $(RUN_DIR)' EXIT; \
 	Tests/support/test-env.sh start $(RUN_DIR) && source $(RUN_DIR)/env && \

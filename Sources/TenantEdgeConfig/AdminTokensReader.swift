@@ -19,7 +19,9 @@ package enum AdminTokensReader {
             throw EdgeError(.invalidConfig, "\(source): is not valid YAML")
         }
         guard let root else { return AdminTokens([]) }
-        guard case .sequence(let items) = root else { throw EdgeError(.invalidConfig, "\(source): must be a list of tokens") }
+        guard case .sequence(let items) = root else {
+            throw EdgeError(.invalidConfig, "\(source): must be a list of tokens")
+        }
         var tokens: [AdminTokens.Token] = []
         for (index, item) in items.enumerated() {
             let key = "\(source)[\(index)]"

@@ -15,7 +15,9 @@ public struct ConfigBundle: Sendable {
     /// Parses and validates the bundle as the tenant set of `base` (the node's own file). Throws
     /// `.badRequest` listing every problem, one per line, naming the field.
     public static func read(_ body: [UInt8], base: EdgeConfig) throws(EdgeError) -> (ConfigBundle, EdgeConfig) {
-        guard let text = String(validating: body, as: UTF8.self) else { throw EdgeError(.badRequest, "bundle: not UTF-8 text") }
+        guard let text = String(validating: body, as: UTF8.self) else {
+            throw EdgeError(.badRequest, "bundle: not UTF-8 text")
+        }
         guard JSONValue.parse(body)?.objectValue != nil else {
             throw EdgeError(.badRequest, "bundle: not a JSON object")
         }
@@ -26,7 +28,8 @@ public struct ConfigBundle: Sendable {
         var version = 0
         var issuedAt = ""
         if let root = try? Yams.compose(yaml: text),
-           let top = reader.mapping(root, "bundle", allowed: ["version", "issued_at", "regions", "tenants"]) {
+            let top = reader.mapping(root, "bundle", allowed: ["version", "issued_at", "regions", "tenants"])
+        {
             for required in ["version", "issued_at", "tenants"] where top[required] == nil {
                 reader.problems.append(ConfigProblem("bundle.\(required)", "is required"))
             }
@@ -37,9 +40,15 @@ public struct ConfigBundle: Sendable {
         } else {
             reader.problems.append(ConfigProblem("bundle", "is not a JSON object"))
         }
-        if reader.problems.isEmpty && version < 1 { reader.problems.append(ConfigProblem("bundle.version", "must be 1 or more")) }
+        if reader.problems.isEmpty && version < 1 {
+            reader.problems.append(ConfigProblem("bundle.version", "must be 1 or more"))
+        }
         let problems = reader.problems + (reader.problems.isEmpty ? config.validate() : [])
-        guard problems.isEmpty else { throw EdgeError(.badRequest, problems.map(\.description).joined(separator: "\n")) }
-        return (ConfigBundle(version: version, issuedAt: issuedAt, regions: config.regions, tenants: config.tenants), config)
+        guard problems.isEmpty else {
+            throw EdgeError(.badRequest, problems.map(\.description).joined(separator: "\n"))
+        }
+        return (
+            ConfigBundle(version: version, issuedAt: issuedAt, regions: config.regions, tenants: config.tenants), config
+        )
     }
 }

@@ -12,10 +12,19 @@ package extension ConfigReader {
         }
         var fields: [String: Node] = [:]
         for (key, value) in mapping {
-            guard let name = key.string else { problems.append(ConfigProblem(path, "has a key that is not a string")); continue }
+            guard let name = key.string else {
+                problems.append(ConfigProblem(path, "has a key that is not a string"))
+                continue
+            }
             let full = path == "config" ? name : "\(path).\(name)"
-            if !allowed.contains(name) { problems.append(ConfigProblem(full, "is not a known key")); continue }
-            if fields[name] != nil { problems.append(ConfigProblem(full, "appears twice")); continue }
+            if !allowed.contains(name) {
+                problems.append(ConfigProblem(full, "is not a known key"))
+                continue
+            }
+            if fields[name] != nil {
+                problems.append(ConfigProblem(full, "appears twice"))
+                continue
+            }
             fields[name] = value
         }
         return fields
@@ -40,7 +49,8 @@ package extension ConfigReader {
     mutating func string(_ fields: [String: Node], _ name: String, _ parent: String?, _ apply: (String) -> Void) {
         guard let node = fields[name] else { return }
         guard let scalar = Self.scalar(node), node.null == nil else {
-            problems.append(ConfigProblem(Self.key(parent, name), "must be a string")); return
+            problems.append(ConfigProblem(Self.key(parent, name), "must be a string"))
+            return
         }
         apply(scalar.string)
     }
@@ -48,7 +58,9 @@ package extension ConfigReader {
     mutating func integer(_ fields: [String: Node], _ name: String, _ parent: String?, _ apply: (Int) -> Void) {
         guard let node = fields[name] else { return }
         guard Self.scalar(node) != nil, let value = node.int else {
-            problems.append(ConfigProblem(Self.key(parent, name), "must be a whole number, got '\(node.string ?? "a non-scalar")'")); return
+            problems.append(
+                ConfigProblem(Self.key(parent, name), "must be a whole number, got '\(node.string ?? "a non-scalar")'"))
+            return
         }
         apply(value)
     }
@@ -56,7 +68,9 @@ package extension ConfigReader {
     mutating func number(_ fields: [String: Node], _ name: String, _ parent: String?, _ apply: (Double) -> Void) {
         guard let node = fields[name] else { return }
         guard Self.scalar(node) != nil, let value = node.float ?? node.int.map(Double.init) else {
-            problems.append(ConfigProblem(Self.key(parent, name), "must be a number, got '\(node.string ?? "a non-scalar")'")); return
+            problems.append(
+                ConfigProblem(Self.key(parent, name), "must be a number, got '\(node.string ?? "a non-scalar")'"))
+            return
         }
         apply(value)
     }
@@ -64,7 +78,9 @@ package extension ConfigReader {
     mutating func boolean(_ fields: [String: Node], _ name: String, _ parent: String?, _ apply: (Bool) -> Void) {
         guard let node = fields[name] else { return }
         guard Self.scalar(node) != nil, let value = node.bool else {
-            problems.append(ConfigProblem(Self.key(parent, name), "must be true or false, got '\(node.string ?? "a non-scalar")'")); return
+            problems.append(
+                ConfigProblem(Self.key(parent, name), "must be true or false, got '\(node.string ?? "a non-scalar")'"))
+            return
         }
         apply(value)
     }
@@ -72,12 +88,14 @@ package extension ConfigReader {
     mutating func strings(_ fields: [String: Node], _ name: String, _ parent: String?, _ apply: ([String]) -> Void) {
         guard let node = fields[name] else { return }
         guard case .sequence(let sequence) = node else {
-            problems.append(ConfigProblem(Self.key(parent, name), "must be a list of strings")); return
+            problems.append(ConfigProblem(Self.key(parent, name), "must be a list of strings"))
+            return
         }
         var values: [String] = []
         for (index, item) in sequence.enumerated() {
             guard let scalar = Self.scalar(item) else {
-                problems.append(ConfigProblem("\(Self.key(parent, name))[\(index)]", "must be a string")); return
+                problems.append(ConfigProblem("\(Self.key(parent, name))[\(index)]", "must be a string"))
+                return
             }
             values.append(scalar.string)
         }
@@ -90,7 +108,9 @@ package extension ConfigReader {
         guard let node = fields[name] else { return }
         guard let text = Self.scalar(node)?.string, let value = Value(rawValue: text) else {
             let choices = Value.allCases.map(\.rawValue).joined(separator: ", ")
-            problems.append(ConfigProblem(Self.key(parent, name), "must be one of \(choices), got '\(node.string ?? "a non-scalar")'"))
+            problems.append(
+                ConfigProblem(
+                    Self.key(parent, name), "must be one of \(choices), got '\(node.string ?? "a non-scalar")'"))
             return
         }
         apply(value)

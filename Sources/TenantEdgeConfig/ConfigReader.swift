@@ -24,7 +24,8 @@ public struct ConfigReader {
         }
         var reader = ConfigReader()
         let baseDirectory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        let config = reader.read(yaml: String(decoding: data, as: UTF8.self), environment: environment, baseDirectory: baseDirectory)
+        let config = reader.read(
+            yaml: String(decoding: data, as: UTF8.self), environment: environment, baseDirectory: baseDirectory)
         let problems = reader.problems + (reader.problems.isEmpty ? config.validate() : [])
         guard problems.isEmpty else {
             throw EdgeError(.invalidConfig, problems.map(\.description).joined(separator: "\n"))
@@ -33,17 +34,27 @@ public struct ConfigReader {
     }
 
     /// Parses a document; problems accumulate in `problems`.
-    public mutating func read(yaml: String, environment: [String: String] = [:], baseDirectory: String? = nil) -> EdgeConfig {
+    public mutating func read(yaml: String, environment: [String: String] = [:], baseDirectory: String? = nil)
+        -> EdgeConfig
+    {
         var config = EdgeConfig()
         let root: Node?
         do { root = try Yams.compose(yaml: yaml) } catch {
             problems.append(ConfigProblem("config", "is not valid YAML: \(Self.firstLine(of: error))"))
             return config
         }
-        guard let root else { problems.append(ConfigProblem("config", "is empty")); return config }
-        guard let top = mapping(root, "config", allowed: [
-            "node", "listen", "state_dir", "cache", "security", "origin", "geoip", "monitoring", "limits", "regions", "tenants",
-        ]) else { return config }
+        guard let root else {
+            problems.append(ConfigProblem("config", "is empty"))
+            return config
+        }
+        guard
+            let top = mapping(
+                root, "config",
+                allowed: [
+                    "node", "listen", "state_dir", "cache", "security", "origin", "geoip", "monitoring", "limits",
+                    "regions", "tenants",
+                ])
+        else { return config }
 
         if let node = mapping(top["node"], "node", allowed: ["id", "region"]) {
             string(node, "id", "node") { config.node.id = $0 }
@@ -53,14 +64,20 @@ public struct ConfigReader {
             string(listen, "http", "listen") { config.listen.http = $0 }
             string(listen, "admin", "listen") { config.listen.admin = $0 }
             if let tls = mapping(listen["admin_tls"], "listen.admin_tls", allowed: ["cert_file", "key_file"]) {
-                string(tls, "cert_file", "listen.admin_tls") { config.listen.adminCertFile = Self.resolve($0, baseDirectory) }
-                string(tls, "key_file", "listen.admin_tls") { config.listen.adminKeyFile = Self.resolve($0, baseDirectory) }
+                string(tls, "cert_file", "listen.admin_tls") {
+                    config.listen.adminCertFile = Self.resolve($0, baseDirectory)
+                }
+                string(tls, "key_file", "listen.admin_tls") {
+                    config.listen.adminKeyFile = Self.resolve($0, baseDirectory)
+                }
             }
         }
         string(top, "state_dir", nil) { config.stateDir = Self.resolve($0, baseDirectory) }
         readCache(top, &config)
         readSecurity(top, &config, baseDirectory)
-        if let origin = mapping(top["origin"], "origin", allowed: ["url", "ca_file", "token_file", "poll_wait_s", "max_invalidation_lag_s"]) {
+        if let origin = mapping(
+            top["origin"], "origin", allowed: ["url", "ca_file", "token_file", "poll_wait_s", "max_invalidation_lag_s"])
+        {
             var section = EdgeConfig.Origin(url: "")
             string(origin, "url", "origin") { section.url = $0 }
             string(origin, "ca_file", "origin") { section.caFile = Self.resolve($0, baseDirectory) }
@@ -69,8 +86,13 @@ public struct ConfigReader {
             integer(origin, "max_invalidation_lag_s", "origin") { section.maxInvalidationLagSeconds = $0 }
             config.origin = section
         }
-        if let geoip = mapping(top["geoip"], "geoip", allowed: ["database", "trusted_proxies", "watch_interval_s", "probe_interval_s",
-                                                                "decision_cache_entries"]) {
+        if let geoip = mapping(
+            top["geoip"], "geoip",
+            allowed: [
+                "database", "trusted_proxies", "watch_interval_s", "probe_interval_s",
+                "decision_cache_entries",
+            ])
+        {
             string(geoip, "database", "geoip") { config.geoip.database = Self.resolve($0, baseDirectory) }
             strings(geoip, "trusted_proxies", "geoip") { config.geoip.trustedProxies = $0 }
             integer(geoip, "watch_interval_s", "geoip") { config.geoip.watchIntervalSeconds = $0 }
@@ -86,14 +108,21 @@ public struct ConfigReader {
     }
 
     private mutating func readCache(_ top: [String: Node], _ config: inout EdgeConfig) {
-        guard let cache = mapping(top["cache"], "cache", allowed: ["memory_bytes", "default_ttl_s", "isolation_strategy", "redis",
-                                                                     "reseal_on_read"])
+        guard
+            let cache = mapping(
+                top["cache"], "cache",
+                allowed: [
+                    "memory_bytes", "default_ttl_s", "isolation_strategy", "redis",
+                    "reseal_on_read",
+                ])
         else { return }
         boolean(cache, "reseal_on_read", "cache") { config.cache.resealOnRead = $0 }
         integer(cache, "memory_bytes", "cache") { config.cache.memoryBytes = $0 }
         integer(cache, "default_ttl_s", "cache") { config.cache.defaultTTLSeconds = $0 }
         enumeration(cache, "isolation_strategy", "cache") { config.cache.isolationStrategy = $0 }
-        if let redis = mapping(cache["redis"], "cache.redis", allowed: ["url", "pool_size", "timeout_ms", "tenant_quota_bytes"]) {
+        if let redis = mapping(
+            cache["redis"], "cache.redis", allowed: ["url", "pool_size", "timeout_ms", "tenant_quota_bytes"])
+        {
             var section = EdgeConfig.Redis(url: "")
             string(redis, "url", "cache.redis") { section.url = $0 }
             integer(redis, "tenant_quota_bytes", "cache.redis") { section.tenantQuotaBytes = $0 }
@@ -104,9 +133,14 @@ public struct ConfigReader {
     }
 
     private mutating func readSecurity(_ top: [String: Node], _ config: inout EdgeConfig, _ base: String?) {
-        guard let security = mapping(top["security"], "security", allowed: [
-            "isolation_level", "encryption", "kek_file", "master_key_file", "config_public_key", "admin_tokens_file",
-        ]) else { return }
+        guard
+            let security = mapping(
+                top["security"], "security",
+                allowed: [
+                    "isolation_level", "encryption", "kek_file", "master_key_file", "config_public_key",
+                    "admin_tokens_file",
+                ])
+        else { return }
         enumeration(security, "isolation_level", "security") { config.security.isolationLevel = $0 }
         boolean(security, "encryption", "security") { config.security.encryption = $0 }
         string(security, "kek_file", "security") { config.security.kekFile = Self.resolve($0, base) }
@@ -116,11 +150,17 @@ public struct ConfigReader {
     }
 
     private mutating func readLimits(_ top: [String: Node], _ config: inout EdgeConfig) {
-        guard let limits = mapping(top["limits"], "limits", allowed: [
-            "max_header_bytes", "max_request_body_bytes", "max_response_body_bytes", "upstream_connect_timeout_ms",
-            "upstream_read_timeout_ms", "upstream_pool_size", "drain_s", "max_target_bytes", "header_timeout_ms",
-            "idle_timeout_s", "max_connections", "max_pipelined_requests",
-        ]) else { return }
+        guard
+            let limits = mapping(
+                top["limits"], "limits",
+                allowed: [
+                    "max_header_bytes", "max_request_body_bytes", "max_response_body_bytes",
+                    "upstream_connect_timeout_ms",
+                    "upstream_read_timeout_ms", "upstream_pool_size", "drain_s", "max_target_bytes",
+                    "header_timeout_ms",
+                    "idle_timeout_s", "max_connections", "max_pipelined_requests",
+                ])
+        else { return }
         integer(limits, "max_header_bytes", "limits") { config.limits.maxHeaderBytes = $0 }
         integer(limits, "max_request_body_bytes", "limits") { config.limits.maxRequestBodyBytes = $0 }
         integer(limits, "max_response_body_bytes", "limits") { config.limits.maxResponseBodyBytes = $0 }
@@ -138,7 +178,8 @@ public struct ConfigReader {
     mutating func readRegions(_ top: [String: Node], _ config: inout EdgeConfig) {
         for (index, item) in sequence(top["regions"], "regions").enumerated() {
             let path = "regions[\(index)]"
-            guard let region = mapping(item, path, allowed: ["name", "lat", "lon", "public_url", "down", "countries"]) else { continue }
+            guard let region = mapping(item, path, allowed: ["name", "lat", "lon", "public_url", "down", "countries"])
+            else { continue }
             var value = RegionConfig(name: "", lat: 0, lon: 0, publicURL: "")
             string(region, "name", path) { value.name = $0 }
             number(region, "lat", path) { value.lat = $0 }
@@ -154,10 +195,16 @@ public struct ConfigReader {
     package mutating func readTenants(_ top: [String: Node], _ config: inout EdgeConfig, inBundle: Bool = false) {
         for (index, item) in sequence(top["tenants"], "tenants").enumerated() {
             let path = "tenants[\(index)]"
-            guard let tenant = mapping(item, path, allowed: Set([
-                "id", "hosts", "upstream", "residency", "geo_mode", "quota_bytes", "default_ttl_s", "isolation", "redis_url",
-                "normalize_path", "share_cookie_requests", "quota_bytes_l2",
-            ] + (inBundle ? ["keys", "naming_key", "redis_url_sealed"] : []))) else { continue }
+            guard
+                let tenant = mapping(
+                    item, path,
+                    allowed: Set(
+                        [
+                            "id", "hosts", "upstream", "residency", "geo_mode", "quota_bytes", "default_ttl_s",
+                            "isolation", "redis_url",
+                            "normalize_path", "share_cookie_requests", "quota_bytes_l2",
+                        ] + (inBundle ? ["keys", "naming_key", "redis_url_sealed"] : [])))
+            else { continue }
             var value = TenantConfig(id: "", hosts: [], upstream: "")
             for required in ["id", "hosts", "upstream"] where tenant[required] == nil {
                 problems.append(ConfigProblem("\(path).\(required)", "is required"))
@@ -179,14 +226,24 @@ public struct ConfigReader {
                 var sealedURL: String? = nil
                 string(tenant, "redis_url_sealed", path) { sealedURL = $0 }
                 if let sealedURL {
-                    if let bytes = Data(base64Encoded: sealedURL), bytes.count > 28 { value.sealedRedisURL = Array(bytes) }
-                    else { problems.append(ConfigProblem("\(path).redis_url_sealed", "must be the base64 of nonce, sealed URL and tag")) }
+                    if let bytes = Data(base64Encoded: sealedURL), bytes.count > 28 {
+                        value.sealedRedisURL = Array(bytes)
+                    } else {
+                        problems.append(
+                            ConfigProblem("\(path).redis_url_sealed", "must be the base64 of nonce, sealed URL and tag")
+                        )
+                    }
                 }
                 var naming: String? = nil
                 string(tenant, "naming_key", path) { naming = $0 }
                 if let naming {
-                    if let bytes = Data(base64Encoded: naming), bytes.count == 12 + 32 + 16 { value.wrappedNamingKey = Array(bytes) }
-                    else { problems.append(ConfigProblem("\(path).naming_key", "must be the base64 of nonce, 32-byte sealed key and tag")) }
+                    if let bytes = Data(base64Encoded: naming), bytes.count == 12 + 32 + 16 {
+                        value.wrappedNamingKey = Array(bytes)
+                    } else {
+                        problems.append(
+                            ConfigProblem(
+                                "\(path).naming_key", "must be the base64 of nonce, 32-byte sealed key and tag"))
+                    }
                 }
             }
             config.tenants.append(value)
@@ -203,9 +260,13 @@ public struct ConfigReader {
             var wrapped: [UInt8]? = nil
             integer(fields, "version", keyPath) { version = $0 }
             string(fields, "wrapped", keyPath) { wrapped = Data(base64Encoded: $0).map(Array.init) }
-            guard (1...Int(UInt32.max)).contains(version) else { problems.append(ConfigProblem("\(keyPath).version", "must be 1 or more")); continue }
+            guard (1...Int(UInt32.max)).contains(version) else {
+                problems.append(ConfigProblem("\(keyPath).version", "must be 1 or more"))
+                continue
+            }
             guard let wrapped, wrapped.count == 12 + 32 + 16 else {
-                problems.append(ConfigProblem("\(keyPath).wrapped", "must be the base64 of nonce, 32-byte sealed key and tag"))
+                problems.append(
+                    ConfigProblem("\(keyPath).wrapped", "must be the base64 of nonce, 32-byte sealed key and tag"))
                 continue
             }
             if keys.contains(where: { $0.version == UInt32(version) }) {
@@ -219,11 +280,17 @@ public struct ConfigReader {
 
     private mutating func applyEnvironment(_ environment: [String: String], to config: inout EdgeConfig) {
         if let value = environment["TENANT_ISOLATION_LEVEL"] {
-            if let level = EdgeConfig.IsolationLevel(rawValue: value.lowercased()) { config.security.isolationLevel = level }
-            else { problems.append(ConfigProblem("TENANT_ISOLATION_LEVEL", "must be strict or standard, got '\(value)'")) }
+            if let level = EdgeConfig.IsolationLevel(rawValue: value.lowercased()) {
+                config.security.isolationLevel = level
+            } else {
+                problems.append(ConfigProblem("TENANT_ISOLATION_LEVEL", "must be strict or standard, got '\(value)'"))
+            }
         }
         for (name, apply) in [
-            ("TENANT_ENCRYPTION_ENABLED", { (flag: Bool, config: inout EdgeConfig) in config.security.encryption = flag }),
+            (
+                "TENANT_ENCRYPTION_ENABLED",
+                { (flag: Bool, config: inout EdgeConfig) in config.security.encryption = flag }
+            ),
             ("TENANT_MONITORING_ENABLED", { (flag: Bool, config: inout EdgeConfig) in config.monitoring = flag }),
         ] {
             guard let value = environment[name] else { continue }
@@ -234,8 +301,11 @@ public struct ConfigReader {
             }
         }
         if let value = environment["TENANT_CACHE_TTL"] {
-            if let ttl = Int(value), ttl >= 0 { config.cache.defaultTTLSeconds = ttl }
-            else { problems.append(ConfigProblem("TENANT_CACHE_TTL", "must be a whole number of seconds, got '\(value)'")) }
+            if let ttl = Int(value), ttl >= 0 {
+                config.cache.defaultTTLSeconds = ttl
+            } else {
+                problems.append(ConfigProblem("TENANT_CACHE_TTL", "must be a whole number of seconds, got '\(value)'"))
+            }
         }
     }
 }

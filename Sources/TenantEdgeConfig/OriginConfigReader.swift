@@ -6,14 +6,20 @@ import Yams
 /// keys, wrong types and invalid values are each named. Relative paths resolve against the file.
 public enum OriginConfigReader {
     public static func load(path: String) throws(EdgeError) -> OriginConfig {
-        guard let data = FileManager.default.contents(atPath: path) else { throw EdgeError(.invalidConfig, "config: cannot read '\(path)'") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw EdgeError(.invalidConfig, "config: cannot read '\(path)'")
+        }
         let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var reader = ConfigReader()
         var config = OriginConfig()
         guard let root = try? Yams.compose(yaml: String(decoding: data, as: UTF8.self)),
-              let top = reader.mapping(root, "config", allowed: [
-                  "listen", "tls", "state_dir", "signing_key_file", "log_retention_events", "tokens", "tokens_file", "regions", "tenants",
-              ]) else {
+            let top = reader.mapping(
+                root, "config",
+                allowed: [
+                    "listen", "tls", "state_dir", "signing_key_file", "log_retention_events", "tokens", "tokens_file",
+                    "regions", "tenants",
+                ])
+        else {
             throw EdgeError(.invalidConfig, reader.problems.first?.description ?? "config: is not a YAML mapping")
         }
         reader.string(top, "listen", nil) { config.listen = $0 }
@@ -30,7 +36,9 @@ public enum OriginConfigReader {
         var tokensFile: String? = nil
         reader.string(top, "tokens_file", nil) { tokensFile = ConfigReader.resolve($0, base) }
         if let file = tokensFile {
-            if let data = FileManager.default.contents(atPath: file), let node = try? Yams.compose(yaml: String(decoding: data, as: UTF8.self)) {
+            if let data = FileManager.default.contents(atPath: file),
+                let node = try? Yams.compose(yaml: String(decoding: data, as: UTF8.self))
+            {
                 readTokens(["tokens": node], &config, &reader)
             } else {
                 reader.problems.append(ConfigProblem("tokens_file", "cannot read \(file) as YAML"))
@@ -38,7 +46,10 @@ public enum OriginConfigReader {
         }
         for (index, item) in reader.sequence(top["regions"], "regions").enumerated() {
             let path = "regions[\(index)]"
-            guard let fields = reader.mapping(item, path, allowed: ["name", "lat", "lon", "public_url", "down", "countries", "kek_file", "nodes"]) else { continue }
+            guard
+                let fields = reader.mapping(
+                    item, path, allowed: ["name", "lat", "lon", "public_url", "down", "countries", "kek_file", "nodes"])
+            else { continue }
             var region = OriginConfig.Region(region: RegionConfig(name: "", lat: 0, lon: 0, publicURL: ""))
             reader.string(fields, "name", path) { region.region.name = $0 }
             reader.number(fields, "lat", path) { region.region.lat = $0 }
@@ -49,11 +60,14 @@ public enum OriginConfigReader {
             reader.string(fields, "kek_file", path) { region.kekFile = ConfigReader.resolve($0, base) }
             for (nodeIndex, nodeItem) in reader.sequence(fields["nodes"], "\(path).nodes").enumerated() {
                 let nodePath = "\(path).nodes[\(nodeIndex)]"
-                guard let node = reader.mapping(nodeItem, nodePath, allowed: ["id", "admin_url", "admin_token_file"]) else { continue }
+                guard let node = reader.mapping(nodeItem, nodePath, allowed: ["id", "admin_url", "admin_token_file"])
+                else { continue }
                 var value = OriginConfig.Node(id: "", adminURL: "", adminTokenFile: "")
                 reader.string(node, "id", nodePath) { value.id = $0 }
                 reader.string(node, "admin_url", nodePath) { value.adminURL = $0 }
-                reader.string(node, "admin_token_file", nodePath) { value.adminTokenFile = ConfigReader.resolve($0, base) }
+                reader.string(node, "admin_token_file", nodePath) {
+                    value.adminTokenFile = ConfigReader.resolve($0, base)
+                }
                 region.nodes.append(value)
             }
             config.regions.append(region)
@@ -62,45 +76,59 @@ public enum OriginConfigReader {
         reader.readTenants(top, &tenants, inBundle: false)
         config.tenants = tenants.tenants
         let problems = reader.problems + (reader.problems.isEmpty ? config.validate() : [])
-        guard problems.isEmpty else { throw EdgeError(.invalidConfig, problems.map(\.description).joined(separator: "\n")) }
+        guard problems.isEmpty else {
+            throw EdgeError(.invalidConfig, problems.map(\.description).joined(separator: "\n"))
+        }
         return config
     }
 
     private static func readTokens(_ top: [String: Node], _ config: inout OriginConfig, _ reader: inout ConfigReader) {
-        guard let tokens = reader.mapping(top["tokens"], "tokens", allowed: ["admin", "publishers", "nodes"]) else { return }
+        guard let tokens = reader.mapping(top["tokens"], "tokens", allowed: ["admin", "publishers", "nodes"]) else {
+            return
+        }
         func digest(_ fields: [String: Node], _ path: String, _ reader: inout ConfigReader) -> [UInt8]? {
             var value: [UInt8]? = nil
             reader.string(fields, "sha256", path) { text in
                 value = Hex.decode(text).flatMap { $0.count == 32 ? $0 : nil }
             }
-            if value == nil { reader.problems.append(ConfigProblem("\(path).sha256", "must be 64 hex digits (SHA-256 of the token)")) }
+            if value == nil {
+                reader.problems.append(ConfigProblem("\(path).sha256", "must be 64 hex digits (SHA-256 of the token)"))
+            }
             return value
         }
         for (index, item) in reader.sequence(tokens["admin"], "tokens.admin").enumerated() {
             guard let fields = reader.mapping(item, "tokens.admin[\(index)]", allowed: ["sha256"]),
-                  let sha = digest(fields, "tokens.admin[\(index)]", &reader) else { continue }
+                let sha = digest(fields, "tokens.admin[\(index)]", &reader)
+            else { continue }
             config.tokens.admin.append(sha)
         }
         for (index, item) in reader.sequence(tokens["publishers"], "tokens.publishers").enumerated() {
             let path = "tokens.publishers[\(index)]"
-            guard let fields = reader.mapping(item, path, allowed: ["sha256", "tenants"]), let sha = digest(fields, path, &reader) else { continue }
+            guard let fields = reader.mapping(item, path, allowed: ["sha256", "tenants"]),
+                let sha = digest(fields, path, &reader)
+            else { continue }
             // No default: a publisher entry that forgot `tenants` must not silently publish for all.
             var tenants: [String] = []
             reader.strings(fields, "tenants", path) { tenants = $0 }
             if tenants.isEmpty {
-                reader.problems.append(ConfigProblem("\(path).tenants", "is required: list the tenants it may publish for, or [\"*\"]"))
+                reader.problems.append(
+                    ConfigProblem("\(path).tenants", "is required: list the tenants it may publish for, or [\"*\"]"))
             }
             config.tokens.publishers.append((sha, tenants))
         }
         for (index, item) in reader.sequence(tokens["nodes"], "tokens.nodes").enumerated() {
             let path = "tokens.nodes[\(index)]"
             guard let fields = reader.mapping(item, path, allowed: ["sha256", "region", "node"]),
-                  let sha = digest(fields, path, &reader) else { continue }
+                let sha = digest(fields, path, &reader)
+            else { continue }
             var region = ""
             var node: String? = nil
             reader.string(fields, "region", path) { region = $0 }
             reader.string(fields, "node", path) { node = $0 }
-            if region.isEmpty { reader.problems.append(ConfigProblem("\(path).region", "is required: a node token is bound to one region")) }
+            if region.isEmpty {
+                reader.problems.append(
+                    ConfigProblem("\(path).region", "is required: a node token is bound to one region"))
+            }
             config.tokens.nodes.append((sha, region, node))
         }
     }

@@ -9,7 +9,9 @@ public struct AdminTokens: Sendable {
         public var scopes: Set<Scope>
         public var tenants: [String]
         public init(sha256: [UInt8], scopes: Set<Scope>, tenants: [String]) {
-            self.sha256 = sha256; self.scopes = scopes; self.tenants = tenants
+            self.sha256 = sha256
+            self.scopes = scopes
+            self.tenants = tenants
         }
 
         /// `admin` implies every other scope.
@@ -39,7 +41,9 @@ public struct AdminTokens: Sendable {
     public func authorize(digest: [UInt8]?, scope: Scope, tenant: String? = nil) -> Verdict {
         guard let digest, let token = match(digest: digest) else { return .unauthenticated }
         guard token.allows(scope) else { return .forbidden("token lacks the '\(scope.rawValue)' scope") }
-        if let tenant, !token.allows(tenant: tenant) { return .forbidden("token is not allowed for tenant '\(tenant)'") }
+        if let tenant, !token.allows(tenant: tenant) {
+            return .forbidden("token is not allowed for tenant '\(tenant)'")
+        }
         return .allowed(token)
     }
 

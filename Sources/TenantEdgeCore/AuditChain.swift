@@ -19,7 +19,9 @@ public struct AuditChain: Sendable {
     public init(sha256: @escaping SHA256, continuingAfter lastLine: String? = nil) throws(EdgeError) {
         self.sha256 = sha256
         guard let lastLine, !lastLine.isEmpty else { return }
-        guard let object = Self.parse(lastLine), let seq = object["seq"]?.integerValue, let hash = object["hash"]?.stringValue else {
+        guard let object = Self.parse(lastLine), let seq = object["seq"]?.integerValue,
+            let hash = object["hash"]?.stringValue
+        else {
             throw EdgeError(.io, "the audit log's last line is not an audit entry")
         }
         self.seq = seq
@@ -27,11 +29,14 @@ public struct AuditChain: Sendable {
     }
 
     /// The next line (without a newline), and the chain moved past it.
-    public mutating func append(event: String, actor: String, tenant: String?, details: [String: String], at: Double) -> String {
+    public mutating func append(event: String, actor: String, tenant: String?, details: [String: String], at: Double)
+        -> String
+    {
         seq += 1
         var object: [String: JSONValue] = [
             "seq": .integer(seq), "at": .string(Self.timestamp(at)), "event": .string(event), "actor": .string(actor),
-            "tenant": .string(tenant ?? "-"), "details": .object(details.mapValues { .string($0) }), "prev": .string(prev),
+            "tenant": .string(tenant ?? "-"), "details": .object(details.mapValues { .string($0) }),
+            "prev": .string(prev),
         ]
         let hash = Self.hash(of: object, sha256: sha256)
         object["hash"] = .string(hash)
@@ -55,10 +60,18 @@ public struct AuditChain: Sendable {
             if line.isEmpty { continue }
             let number = index + 1
             guard var object = parse(String(line)) else { return .broken(line: number, reason: "not a JSON object") }
-            guard let hash = object.removeValue(forKey: "hash")?.stringValue else { return .broken(line: number, reason: "no hash") }
-            guard object["seq"]?.integerValue == count + 1 else { return .broken(line: number, reason: "seq is not \(count + 1)") }
-            guard object["prev"]?.stringValue == prev else { return .broken(line: number, reason: "prev is not the previous line's hash") }
-            guard Self.hash(of: object, sha256: sha256) == hash else { return .broken(line: number, reason: "hash does not match the line") }
+            guard let hash = object.removeValue(forKey: "hash")?.stringValue else {
+                return .broken(line: number, reason: "no hash")
+            }
+            guard object["seq"]?.integerValue == count + 1 else {
+                return .broken(line: number, reason: "seq is not \(count + 1)")
+            }
+            guard object["prev"]?.stringValue == prev else {
+                return .broken(line: number, reason: "prev is not the previous line's hash")
+            }
+            guard Self.hash(of: object, sha256: sha256) == hash else {
+                return .broken(line: number, reason: "hash does not match the line")
+            }
             prev = hash
             count += 1
         }

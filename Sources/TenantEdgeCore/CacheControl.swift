@@ -33,7 +33,8 @@ public struct CacheControl: Sendable, Equatable {
             let seconds = argument.flatMap(Self.deltaSeconds)
             switch name {
             case "no-store": noStore = true
-            case "no-cache": noCache = true  // with a field list we still revalidate the whole response: stricter, still correct
+            // with a field list we still revalidate the whole response: stricter, still correct
+            case "no-cache": noCache = true
             case "private": isPrivate = true
             case "public": isPublic = true
             case "must-revalidate": mustRevalidate = true
@@ -50,7 +51,10 @@ public struct CacheControl: Sendable, Equatable {
     /// A freshness directive's value: the first valid one, and invalid when absent, malformed or
     /// repeated with another value.
     private static func setFreshness(_ slot: inout Int?, _ seconds: Int?, invalid: inout Bool) {
-        guard let seconds else { invalid = true; return }
+        guard let seconds else {
+            invalid = true
+            return
+        }
         if let existing = slot, existing != seconds { invalid = true }
         if slot == nil { slot = seconds }
     }

@@ -12,9 +12,14 @@ public struct CacheEntry: Sendable {
     /// bytes, so a value moved into another generation's key does not pass for it.
     public var generation: UInt64
 
-    public init(sealed: [UInt8], responseTime: Double, lifetime: StoragePolicy.Lifetime, tagDigests: [KeyDigest] = [],
-                generation: UInt64 = 0) {
-        self.sealed = sealed; self.responseTime = responseTime; self.lifetime = lifetime; self.tagDigests = tagDigests
+    public init(
+        sealed: [UInt8], responseTime: Double, lifetime: StoragePolicy.Lifetime, tagDigests: [KeyDigest] = [],
+        generation: UInt64 = 0
+    ) {
+        self.sealed = sealed
+        self.responseTime = responseTime
+        self.lifetime = lifetime
+        self.tagDigests = tagDigests
         self.generation = generation
     }
 

@@ -32,7 +32,8 @@ public enum CacheStatus: Sendable, Equatable {
         case .sharedHit(let ttl): "\(cacheName); hit; ttl=\(ttl); detail=l2"
         case .staleWhileRevalidate(let ttl): "\(cacheName); hit; ttl=\(ttl); detail=stale-while-revalidate"
         case .staleIfError(let ttl, let status):
-            status == 0 ? "\(cacheName); fwd=stale; ttl=\(ttl); detail=stale-if-error"
+            status == 0
+                ? "\(cacheName); fwd=stale; ttl=\(ttl); detail=stale-if-error"
                 : "\(cacheName); fwd=stale; fwd-status=\(status); ttl=\(ttl); detail=stale-if-error"
         case .miss(let stored, let detail):
             "\(cacheName); fwd=miss" + (stored ? "; stored" : "") + (detail.map { "; detail=\($0)" } ?? "")

@@ -16,7 +16,8 @@ public struct ComplianceReport: Codable, Sendable {
             case lastPurge = "last_purge"
         }
 
-        public init(id: String, encrypted: Bool, residency: [String], keyVersions: [KeyVersion], lastPurge: LastPurge?) {
+        public init(id: String, encrypted: Bool, residency: [String], keyVersions: [KeyVersion], lastPurge: LastPurge?)
+        {
             self.id = id
             self.encrypted = encrypted
             self.residency = residency

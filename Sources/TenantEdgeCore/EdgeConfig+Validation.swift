@@ -2,7 +2,10 @@
 public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
     public var key: String
     public var reason: String
-    public init(_ key: String, _ reason: String) { self.key = key; self.reason = reason }
+    public init(_ key: String, _ reason: String) {
+        self.key = key
+        self.reason = reason
+    }
     public var description: String { "\(key): \(reason)" }
 }
 
@@ -15,50 +18,68 @@ extension EdgeConfig {
             if !ok { problems.append(ConfigProblem(key, reason())) }
         }
 
-        check(Self.isIdentifier(node.id), "node.id", "must be 1-63 of a-z, 0-9, '-', '_' starting with a letter or digit")
+        check(
+            Self.isIdentifier(node.id), "node.id", "must be 1-63 of a-z, 0-9, '-', '_' starting with a letter or digit")
         check(!node.region.isEmpty, "node.region", "must not be empty")
         let http = HostPort(parsing: listen.http)
         let admin = HostPort(parsing: listen.admin)
         check(http != nil, "listen.http", "must be HOST:PORT with a port from 0 to 65535, got '\(listen.http)'")
         check(admin != nil, "listen.admin", "must be HOST:PORT with a port from 0 to 65535, got '\(listen.admin)'")
         if let http, let admin, http.port != 0 {
-            check(http != admin, "listen.admin", "must differ from listen.http: tenant traffic and admin are never mixed")
+            check(
+                http != admin, "listen.admin", "must differ from listen.http: tenant traffic and admin are never mixed")
         }
         check(!stateDir.isEmpty, "state_dir", "must not be empty")
-        check((listen.adminCertFile == nil) == (listen.adminKeyFile == nil), "listen.admin_tls",
-              "needs both cert_file and key_file")
+        check(
+            (listen.adminCertFile == nil) == (listen.adminKeyFile == nil), "listen.admin_tls",
+            "needs both cert_file and key_file")
 
-        check((1...Self.largestByteCount).contains(cache.memoryBytes), "cache.memory_bytes", "must be from 1 to \(Self.largestByteCount)")
-        check((0...Self.longestTTLSeconds).contains(cache.defaultTTLSeconds), "cache.default_ttl_s",
-              "must be from 0 to \(Self.longestTTLSeconds)")
+        check(
+            (1...Self.largestByteCount).contains(cache.memoryBytes), "cache.memory_bytes",
+            "must be from 1 to \(Self.largestByteCount)")
+        check(
+            (0...Self.longestTTLSeconds).contains(cache.defaultTTLSeconds), "cache.default_ttl_s",
+            "must be from 0 to \(Self.longestTTLSeconds)")
         if let redis = cache.redis {
-            check(RedisEndpoint(parsing: redis.url) != nil, "cache.redis.url", "must be redis://[user:password@]host[:port][/db]")
+            check(
+                RedisEndpoint(parsing: redis.url) != nil, "cache.redis.url",
+                "must be redis://[user:password@]host[:port][/db]")
             check((1...1024).contains(redis.poolSize), "cache.redis.pool_size", "must be from 1 to 1024")
             check((1...60_000).contains(redis.timeoutMs), "cache.redis.timeout_ms", "must be from 1 to 60000")
-            check((1...Self.largestByteCount).contains(redis.tenantQuotaBytes), "cache.redis.tenant_quota_bytes",
-                  "must be from 1 to \(Self.largestByteCount)")
+            check(
+                (1...Self.largestByteCount).contains(redis.tenantQuotaBytes), "cache.redis.tenant_quota_bytes",
+                "must be from 1 to \(Self.largestByteCount)")
         }
 
         if security.isolationLevel == .strict && !security.encryption {
-            problems.append(ConfigProblem(
-                "security.encryption", "false is refused under security.isolation_level: strict (use standard to turn encryption off)"))
+            problems.append(
+                ConfigProblem(
+                    "security.encryption",
+                    "false is refused under security.isolation_level: strict (use standard to turn encryption off)"))
         }
         if security.encryption && origin == nil && (security.masterKeyFile ?? "").isEmpty {
-            problems.append(ConfigProblem(
-                "security.master_key_file", "is required in standalone mode with encryption on: tenant keys are derived from it"))
+            problems.append(
+                ConfigProblem(
+                    "security.master_key_file",
+                    "is required in standalone mode with encryption on: tenant keys are derived from it"))
         }
         if let origin {
             check(origin.url.hasPrefix("https://"), "origin.url", "must start with https://")
             check((1...60).contains(origin.pollWaitSeconds), "origin.poll_wait_s", "must be from 1 to 60")
-            check((1...Self.longestTTLSeconds).contains(origin.maxInvalidationLagSeconds), "origin.max_invalidation_lag_s",
-                  "must be from 1 to \(Self.longestTTLSeconds)")
+            check(
+                (1...Self.longestTTLSeconds).contains(origin.maxInvalidationLagSeconds),
+                "origin.max_invalidation_lag_s",
+                "must be from 1 to \(Self.longestTTLSeconds)")
         }
         check((0...86_400).contains(geoip.watchIntervalSeconds), "geoip.watch_interval_s", "must be from 0 to 86400")
         check((0...86_400).contains(geoip.probeIntervalSeconds), "geoip.probe_interval_s", "must be from 0 to 86400")
-        check((2...(1 << 24)).contains(geoip.decisionCacheEntries), "geoip.decision_cache_entries", "must be from 2 to 16777216")
+        check(
+            (2...(1 << 24)).contains(geoip.decisionCacheEntries), "geoip.decision_cache_entries",
+            "must be from 2 to 16777216")
         for (index, proxy) in geoip.trustedProxies.enumerated() {
-            check(IPNetwork(proxy.trimmingCharacters(in: .whitespaces)) != nil,
-                  "geoip.trusted_proxies[\(index)]", "must be an address or CIDR, got '\(proxy)'")
+            check(
+                IPNetwork(proxy.trimmingCharacters(in: .whitespaces)) != nil,
+                "geoip.trusted_proxies[\(index)]", "must be an address or CIDR, got '\(proxy)'")
         }
 
         // Upper bounds too: these values are added, multiplied and turned into deadlines, and a value
@@ -86,8 +107,9 @@ extension EdgeConfig {
             check(regionNames.insert(region.name).inserted, "\(key).name", "'\(region.name)' appears twice")
             check((-90...90).contains(region.lat), "\(key).lat", "must be from -90 to 90")
             check((-180...180).contains(region.lon), "\(key).lon", "must be from -180 to 180")
-            check(region.publicURL.hasPrefix("http://") || region.publicURL.hasPrefix("https://"),
-                  "\(key).public_url", "must be an http:// or https:// URL")
+            check(
+                region.publicURL.hasPrefix("http://") || region.publicURL.hasPrefix("https://"),
+                "\(key).public_url", "must be an http:// or https:// URL")
         }
 
         problems += validateTenants()
@@ -102,23 +124,34 @@ extension EdgeConfig {
         for (index, tenant) in tenants.enumerated() {
             let key = "tenants[\(index)]"
             if !Self.isIdentifier(tenant.id) {
-                problems.append(ConfigProblem("\(key).id", "must be 1-63 of a-z, 0-9, '-', '_' starting with a letter or digit, got '\(tenant.id)'"))
+                problems.append(
+                    ConfigProblem(
+                        "\(key).id",
+                        "must be 1-63 of a-z, 0-9, '-', '_' starting with a letter or digit, got '\(tenant.id)'"))
             } else if !ids.insert(tenant.id).inserted {
                 problems.append(ConfigProblem("\(key).id", "'\(tenant.id)' appears twice"))
             }
-            if tenant.hosts.isEmpty { problems.append(ConfigProblem("\(key).hosts", "must list at least one hostname")) }
+            if tenant.hosts.isEmpty {
+                problems.append(ConfigProblem("\(key).hosts", "must list at least one hostname"))
+            }
             for (hostIndex, host) in tenant.hosts.enumerated() {
                 let normalized = TenantDirectory.normalize(host: host)
                 if normalized.isEmpty || normalized.contains(" ") || normalized.contains("/") {
                     problems.append(ConfigProblem("\(key).hosts[\(hostIndex)]", "'\(host)' is not a hostname"))
                 } else if let owner = hostOwners[normalized] {
-                    problems.append(ConfigProblem("\(key).hosts[\(hostIndex)]", "'\(host)' already belongs to tenant '\(owner)'"))
+                    problems.append(
+                        ConfigProblem("\(key).hosts[\(hostIndex)]", "'\(host)' already belongs to tenant '\(owner)'"))
                 } else {
                     hostOwners[normalized] = tenant.id
                 }
             }
             if UpstreamURL(parsing: tenant.upstream) == nil {
-                problems.append(ConfigProblem("\(key).upstream", "must be http://HOST[:PORT] or https://HOST[:PORT] with an optional path, got '\(tenant.upstream)'"))
+                problems.append(
+                    ConfigProblem(
+                        "\(key).upstream",
+                        "must be http://HOST[:PORT] or https://HOST[:PORT] with an optional path, "
+                            + "got '\(tenant.upstream)'"
+                    ))
             }
             if let quota = tenant.quotaBytes {
                 if !(1...Self.largestByteCount).contains(quota) {
@@ -132,15 +165,22 @@ extension EdgeConfig {
             if let url = tenant.redisURL, RedisEndpoint(parsing: url) == nil {
                 problems.append(ConfigProblem("\(key).redis_url", "must be redis://[user:password@]host[:port][/db]"))
             }
-            if cache.redis != nil, isolation(of: tenant) == .database, tenant.redisURL == nil, tenant.sealedRedisURL == nil {
-                problems.append(ConfigProblem("\(key).redis_url", "is required: the tenant's L2 strategy is database (a Redis database of its own)"))
+            if cache.redis != nil, isolation(of: tenant) == .database, tenant.redisURL == nil,
+                tenant.sealedRedisURL == nil
+            {
+                problems.append(
+                    ConfigProblem(
+                        "\(key).redis_url",
+                        "is required: the tenant's L2 strategy is database (a Redis database of its own)"))
             }
             if let ttl = tenant.defaultTTLSeconds, !(0...Self.longestTTLSeconds).contains(ttl) {
                 problems.append(ConfigProblem("\(key).default_ttl_s", "must be from 0 to \(Self.longestTTLSeconds)"))
             }
         }
         if quotaSum > cache.memoryBytes {
-            problems.append(ConfigProblem("tenants", "quota_bytes add up to \(quotaSum), more than cache.memory_bytes \(cache.memoryBytes)"))
+            problems.append(
+                ConfigProblem(
+                    "tenants", "quota_bytes add up to \(quotaSum), more than cache.memory_bytes \(cache.memoryBytes)"))
         }
         return problems
     }
@@ -196,9 +236,15 @@ public struct UpstreamURL: Sendable, Equatable {
 
     public init?(parsing text: String) {
         let rest: Substring
-        if text.hasPrefix("http://") { secure = false; rest = text.dropFirst(7) }
-        else if text.hasPrefix("https://") { secure = true; rest = text.dropFirst(8) }
-        else { return nil }
+        if text.hasPrefix("http://") {
+            secure = false
+            rest = text.dropFirst(7)
+        } else if text.hasPrefix("https://") {
+            secure = true
+            rest = text.dropFirst(8)
+        } else {
+            return nil
+        }
         let authority = rest.prefix { $0 != "/" }
         var path = String(rest.dropFirst(authority.count))
         if path.hasSuffix("/") { path.removeLast() }
@@ -208,12 +254,18 @@ public struct UpstreamURL: Sendable, Equatable {
             guard let close = authority.firstIndex(of: "]") else { return nil }
             host = String(authority[authority.index(after: authority.startIndex)..<close])
             let after = authority[authority.index(after: close)...]
-            if after.isEmpty { port = secure ? 443 : 80 }
-            else if after.hasPrefix(":"), let parsed = Int(after.dropFirst()), (1...65535).contains(parsed) { port = parsed }
-            else { return nil }
+            if after.isEmpty {
+                port = secure ? 443 : 80
+            } else if after.hasPrefix(":"), let parsed = Int(after.dropFirst()), (1...65535).contains(parsed) {
+                port = parsed
+            } else {
+                return nil
+            }
         } else if let colon = authority.firstIndex(of: ":") {
             host = String(authority[..<colon])
-            guard let parsed = Int(authority[authority.index(after: colon)...]), (1...65535).contains(parsed) else { return nil }
+            guard let parsed = Int(authority[authority.index(after: colon)...]), (1...65535).contains(parsed) else {
+                return nil
+            }
             port = parsed
         } else {
             host = String(authority)

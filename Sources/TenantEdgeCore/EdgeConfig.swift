@@ -7,7 +7,10 @@ public struct EdgeConfig: Sendable, Equatable {
     public struct Node: Sendable, Equatable {
         public var id: String
         public var region: String
-        public init(id: String = "edge-1", region: String = "local") { self.id = id; self.region = region }
+        public init(id: String = "edge-1", region: String = "local") {
+            self.id = id
+            self.region = region
+        }
     }
 
     public struct Listen: Sendable, Equatable {
@@ -20,7 +23,8 @@ public struct EdgeConfig: Sendable, Equatable {
         public var adminCertFile: String? = nil
         public var adminKeyFile: String? = nil
         public init(http: String = "127.0.0.1:8080", admin: String = "127.0.0.1:9090") {
-            self.http = http; self.admin = admin
+            self.http = http
+            self.admin = admin
         }
     }
 
@@ -38,7 +42,9 @@ public struct EdgeConfig: Sendable, Equatable {
         /// strings, cannot fill the region's Redis and evict the others.
         public var tenantQuotaBytes: Int = 268_435_456
         public init(url: String, poolSize: Int = 2, timeoutMs: Int = 50) {
-            self.url = url; self.poolSize = poolSize; self.timeoutMs = timeoutMs
+            self.url = url
+            self.poolSize = poolSize
+            self.timeoutMs = timeoutMs
         }
     }
 
@@ -172,7 +178,11 @@ public struct RegionConfig: Sendable, Equatable {
     /// Marked down by the operator (bundle or node file): never chosen for a client. Default false.
     public var down: Bool = false
     public init(name: String, lat: Double, lon: Double, publicURL: String, down: Bool = false) {
-        self.name = name; self.lat = lat; self.lon = lon; self.publicURL = publicURL; self.down = down
+        self.name = name
+        self.lat = lat
+        self.lon = lon
+        self.publicURL = publicURL
+        self.down = down
     }
 
     /// The URL a node probes to learn whether this region is up: `public_url` + `/healthz`; nil
@@ -234,10 +244,15 @@ public struct TenantConfig: Sendable, Equatable {
     public struct WrappedKey: Sendable, Equatable {
         public var version: UInt32
         public var wrapped: [UInt8]
-        public init(version: UInt32, wrapped: [UInt8]) { self.version = version; self.wrapped = wrapped }
+        public init(version: UInt32, wrapped: [UInt8]) {
+            self.version = version
+            self.wrapped = wrapped
+        }
     }
 
     public init(id: String, hosts: [String], upstream: String) {
-        self.id = id; self.hosts = hosts; self.upstream = upstream
+        self.id = id
+        self.hosts = hosts
+        self.upstream = upstream
     }
 }

@@ -13,7 +13,9 @@ public enum FeedAnswer: Equatable, Sendable {
     public static let largestSequence = 1 << 53
 
     public static func parse(status: Int, body: [UInt8], after: Int) throws(EdgeError) -> FeedAnswer {
-        guard (0...largestSequence).contains(after) else { throw EdgeError(.transferFailure, "the cursor \(after) is out of range") }
+        guard (0...largestSequence).contains(after) else {
+            throw EdgeError(.transferFailure, "the cursor \(after) is out of range")
+        }
         let object = JSONValue.parse(body)?.objectValue
         func head() throws(EdgeError) -> Int {
             guard let head = object?["head"]?.integerValue, (0...largestSequence).contains(head) else {
@@ -24,7 +26,9 @@ public enum FeedAnswer: Equatable, Sendable {
         switch status {
         case 200:
             let head = try head()
-            guard let list = object?["events"]?.arrayValue else { throw EdgeError(.transferFailure, "feed answer is not {head, events}") }
+            guard let list = object?["events"]?.arrayValue else {
+                throw EdgeError(.transferFailure, "feed answer is not {head, events}")
+            }
             var events: [InvalidationEvent] = []
             events.reserveCapacity(min(list.count, 1000))
             var expected = after + 1

@@ -10,7 +10,9 @@ public enum HTTPDate {
 
     private static let months = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
     private static let weekdays = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]
-    private static let monthNames = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    private static let monthNames = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
 
     /// Seconds since the epoch, or nil when `text` is not an HTTP date.
     public static func parse(_ text: String) -> Double? {
@@ -20,7 +22,9 @@ public enum HTTPDate {
         // asctime:     Sun Nov  6 08:49:37 1994 -> [Sun, Nov, 6, 08:49:37, 1994]
         if tokens.count == 6, tokens[5] == "GMT" {
             // Four digits (IMF-fixdate) or two (RFC 850); a three-digit year is neither.
-            guard [2, 4].contains(tokens[3].utf8.count), let day = Int(tokens[1]), var year = Int(tokens[3]) else { return nil }
+            guard [2, 4].contains(tokens[3].utf8.count), let day = Int(tokens[1]), var year = Int(tokens[3]) else {
+                return nil
+            }
             if tokens[3].count == 2 { year += year < 70 ? 2000 : 1900 }
             return compose(year: year, month: tokens[2], day: day, time: tokens[4])
         }
@@ -38,18 +42,21 @@ public enum HTTPDate {
         let (year, month, day) = civil(fromDays: days)
         let weekday = weekdays[((days % 7) + 7) % 7]
         func two(_ value: Int) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        let fourDigitYear = year < 1000 ? String(repeating: "0", count: year < 10 ? 3 : year < 100 ? 2 : 1) + "\(year)" : "\(year)"
+        let fourDigitYear =
+            year < 1000 ? String(repeating: "0", count: year < 10 ? 3 : year < 100 ? 2 : 1) + "\(year)" : "\(year)"
         return "\(weekday), \(two(day)) \(monthNames[month - 1]) \(fourDigitYear) "
             + "\(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60)) GMT"
     }
 
     private static func compose(year: Int, month: String, day: Int, time: String) -> Double? {
-        guard (1...9999).contains(year), let monthIndex = months.firstIndex(of: month.lowercased()), (1...31).contains(day)
+        guard (1...9999).contains(year), let monthIndex = months.firstIndex(of: month.lowercased()),
+            (1...31).contains(day)
         else { return nil }
         let fields = time.split(separator: ":", omittingEmptySubsequences: false)
         guard fields.allSatisfy({ (1...2).contains($0.utf8.count) }) else { return nil }
         let clock = fields.compactMap { Int($0) }
-        guard clock.count == 3, (0...23).contains(clock[0]), (0...59).contains(clock[1]), (0...60).contains(clock[2]) else {
+        guard clock.count == 3, (0...23).contains(clock[0]), (0...59).contains(clock[1]), (0...60).contains(clock[2])
+        else {
             return nil
         }
         let days = daysFromCivil(year: year, month: monthIndex + 1, day: day)

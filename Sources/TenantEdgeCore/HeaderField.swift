@@ -3,7 +3,10 @@
 public struct HeaderField: Sendable, Equatable {
     public var name: String
     public var value: String
-    public init(_ name: String, _ value: String) { self.name = name; self.value = value }
+    public init(_ name: String, _ value: String) {
+        self.name = name
+        self.value = value
+    }
 }
 
 extension Array where Element == HeaderField {
@@ -32,7 +35,8 @@ extension Array where Element == HeaderField {
 extension String {
     /// ASCII case-insensitive comparison without allocating, for header names.
     public func caseInsensitiveEquals(_ other: String) -> Bool {
-        let lhs = utf8, rhs = other.utf8
+        let lhs = utf8
+        let rhs = other.utf8
         guard lhs.count == rhs.count else { return false }
         for (a, b) in zip(lhs, rhs) where a != b {
             let la = (a >= 0x41 && a <= 0x5A) ? a | 0x20 : a
@@ -58,7 +62,8 @@ public enum HopByHop {
             extra = connection.split(separator: ",").map { $0.trimmingSpaces().lowercased() }
         }
         headers.removeAll { field in
-            names.contains { field.name.caseInsensitiveEquals($0) } || extra.contains { field.name.caseInsensitiveEquals($0) }
+            names.contains { field.name.caseInsensitiveEquals($0) }
+                || extra.contains { field.name.caseInsensitiveEquals($0) }
         }
     }
 }
@@ -68,7 +73,8 @@ extension StringProtocol {
     public func trimmingSpaces() -> String {
         let bytes = Array(utf8)
         guard let start = bytes.firstIndex(where: { $0 != 0x20 && $0 != 0x09 }),
-              let end = bytes.lastIndex(where: { $0 != 0x20 && $0 != 0x09 }) else { return "" }
+            let end = bytes.lastIndex(where: { $0 != 0x20 && $0 != 0x09 })
+        else { return "" }
         return String(decoding: bytes[start...end], as: UTF8.self)
     }
 }
@@ -105,7 +111,8 @@ public enum ForwardingHeaders {
     /// tenant's canonical host, `X-Forwarded-Proto` is `http` (the traffic listener's scheme) unless
     /// a trusted proxy said otherwise, and `X-Forwarded-For` is the peer, appended to a trusted
     /// proxy's chain.
-    public static func apply(to headers: inout [HeaderField], peer: String?, peerIsTrusted: Bool, canonicalHost: String) {
+    public static func apply(to headers: inout [HeaderField], peer: String?, peerIsTrusted: Bool, canonicalHost: String)
+    {
         headers.removeAll { field in
             matches(field.name, neverForwarded)
                 || (!peerIsTrusted && matches(field.name, fromTrustedProxies))

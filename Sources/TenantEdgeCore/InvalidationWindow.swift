@@ -6,7 +6,9 @@ public struct InvalidationEvent: Sendable, Equatable {
     public var publishedAt: String
 
     public init(seq: Int, purge: PurgeRequest, publishedAt: String) {
-        self.seq = seq; self.purge = purge; self.publishedAt = publishedAt
+        self.seq = seq
+        self.purge = purge
+        self.publishedAt = publishedAt
     }
 }
 
@@ -109,7 +111,9 @@ extension InvalidationEvent {
     }
 
     public init(json: JSONValue) throws(EdgeError) {
-        guard let fields = json.objectValue else { throw EdgeError(.badRequest, "an invalidation event must be a JSON object") }
+        guard let fields = json.objectValue else {
+            throw EdgeError(.badRequest, "an invalidation event must be a JSON object")
+        }
         guard let seq = fields["seq"]?.integerValue, (1...(1 << 53)).contains(seq) else {
             throw EdgeError(.badRequest, "an invalidation event needs a 'seq' from 1 to 2^53")
         }

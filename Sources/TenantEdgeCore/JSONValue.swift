@@ -91,7 +91,9 @@ public enum StableJSON {
         }
     }
 
-    public static func decode<Value: Decodable>(_ type: Value.Type, from bytes: [UInt8], what: String) throws(EdgeError) -> Value {
+    public static func decode<Value: Decodable>(_ type: Value.Type, from bytes: [UInt8], what: String) throws(EdgeError)
+        -> Value
+    {
         do { return try JSONDecoder().decode(type, from: Data(bytes)) } catch {
             throw EdgeError(.io, "\(what) is not readable: \(Self.describe(error))")
         }
@@ -101,7 +103,8 @@ public enum StableJSON {
     private static func describe(_ error: any Error) -> String {
         guard let error = error as? DecodingError else { return "not JSON" }
         switch error {
-        case .keyNotFound(let key, let context): return "missing '\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))'"
+        case .keyNotFound(let key, let context):
+            return "missing '\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))'"
         case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
             let path = context.codingPath.map(\.stringValue).joined(separator: ".")
             return path.isEmpty ? "not JSON of the expected shape" : "'\(path)' has the wrong type"

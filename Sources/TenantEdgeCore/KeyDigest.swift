@@ -4,7 +4,10 @@ public struct KeyDigest: Hashable, Sendable {
     public var w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
 
     public init(w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64) {
-        self.w0 = w0; self.w1 = w1; self.w2 = w2; self.w3 = w3
+        self.w0 = w0
+        self.w1 = w1
+        self.w2 = w2
+        self.w3 = w3
     }
 
     /// Builds a digest from exactly 32 bytes.
@@ -24,8 +27,10 @@ public struct KeyDigest: Hashable, Sendable {
 
     /// Appends the 32 bytes to `out` (the hit path builds associated data with no array of its own).
     public func append(to out: inout [UInt8]) {
-        Self.appendWord(w0, to: &out); Self.appendWord(w1, to: &out)
-        Self.appendWord(w2, to: &out); Self.appendWord(w3, to: &out)
+        Self.appendWord(w0, to: &out)
+        Self.appendWord(w1, to: &out)
+        Self.appendWord(w2, to: &out)
+        Self.appendWord(w3, to: &out)
     }
 
     private static func appendWord(_ word: UInt64, to out: inout [UInt8]) {

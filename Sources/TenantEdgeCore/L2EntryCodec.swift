@@ -54,7 +54,9 @@ public enum L2EntryCodec {
         return out
     }
 
-    public static func headerBytes(of entry: CacheEntry) -> Int { fixedHeaderBytes + min(entry.tagDigests.count, Int(UInt16.max)) * 32 }
+    public static func headerBytes(of entry: CacheEntry) -> Int {
+        fixedHeaderBytes + min(entry.tagDigests.count, Int(UInt16.max)) * 32
+    }
 
     /// Appends the header to `out`: the hit path builds the associated data in one buffer with it.
     public static func appendHeader(of entry: CacheEntry, to out: inout [UInt8]) {
@@ -70,7 +72,8 @@ public enum L2EntryCodec {
         append(life.keep.bitPattern)
         out.append((life.hasValidator ? 1 : 0) | (life.explicitlyPublic ? 2 : 0))
         let tagCount = min(entry.tagDigests.count, Int(UInt16.max))
-        out.append(UInt8(truncatingIfNeeded: tagCount >> 8)); out.append(UInt8(truncatingIfNeeded: tagCount))
+        out.append(UInt8(truncatingIfNeeded: tagCount >> 8))
+        out.append(UInt8(truncatingIfNeeded: tagCount))
         for tag in entry.tagDigests.prefix(tagCount) { tag.append(to: &out) }
     }
 
@@ -91,16 +94,21 @@ public enum L2EntryCodec {
         // A response time within the HTTP date range; lifetimes from 0 to twice the longest a response
         // can state (freshness plus a stale window), the same bounds `StoragePolicy` produces.
         guard doubles.allSatisfy(\.isFinite), (0...HTTPDate.latest).contains(doubles[0]),
-              doubles.dropFirst().allSatisfy({ (0...(2 * StoragePolicy.longestLifetime)).contains($0) }),
-              flags & ~3 == 0 else { return nil }
+            doubles.dropFirst().allSatisfy({ (0...(2 * StoragePolicy.longestLifetime)).contains($0) }),
+            flags & ~3 == 0
+        else { return nil }
         let tagCount = Int(bytes[58]) << 8 | Int(bytes[59])
         let sealedStart = fixedHeaderBytes + tagCount * 32
         guard bytes.count >= sealedStart else { return nil }
-        let tags = (0..<tagCount).map { KeyDigest(bytes: bytes[(fixedHeaderBytes + $0 * 32)..<(fixedHeaderBytes + 32 + $0 * 32)]) }
-        let lifetime = StoragePolicy.Lifetime(freshness: doubles[1], initialAge: doubles[2], staleWhileRevalidate: doubles[3],
-                                              staleIfError: doubles[4], hasValidator: flags & 1 == 1, keep: doubles[5],
-                                              explicitlyPublic: flags & 2 == 2)
-        return CacheEntry(sealed: Array(bytes[sealedStart...]), responseTime: doubles[0], lifetime: lifetime, tagDigests: tags,
-                          generation: generation)
+        let tags = (0..<tagCount).map {
+            KeyDigest(bytes: bytes[(fixedHeaderBytes + $0 * 32)..<(fixedHeaderBytes + 32 + $0 * 32)])
+        }
+        let lifetime = StoragePolicy.Lifetime(
+            freshness: doubles[1], initialAge: doubles[2], staleWhileRevalidate: doubles[3],
+            staleIfError: doubles[4], hasValidator: flags & 1 == 1, keep: doubles[5],
+            explicitlyPublic: flags & 2 == 2)
+        return CacheEntry(
+            sealed: Array(bytes[sealedStart...]), responseTime: doubles[0], lifetime: lifetime, tagDigests: tags,
+            generation: generation)
     }
 }

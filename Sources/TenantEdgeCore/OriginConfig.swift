@@ -40,7 +40,9 @@ public struct OriginConfig: Sendable, Equatable {
         public var kekFile: String?
         public var nodes: [Node]
         public init(region: RegionConfig, kekFile: String? = nil, nodes: [Node] = []) {
-            self.region = region; self.kekFile = kekFile; self.nodes = nodes
+            self.region = region
+            self.kekFile = kekFile
+            self.nodes = nodes
         }
     }
 
@@ -49,7 +51,9 @@ public struct OriginConfig: Sendable, Equatable {
         public var adminURL: String
         public var adminTokenFile: String
         public init(id: String, adminURL: String, adminTokenFile: String) {
-            self.id = id; self.adminURL = adminURL; self.adminTokenFile = adminTokenFile
+            self.id = id
+            self.adminURL = adminURL
+            self.adminTokenFile = adminTokenFile
         }
     }
 
@@ -60,11 +64,15 @@ public struct OriginConfig: Sendable, Equatable {
         guard url.hasPrefix("http://") else { return false }
         let authority = url.dropFirst(7).prefix { $0 != "/" && $0 != "?" && $0 != "#" }
         guard !authority.contains("@") else { return false }  // `127.0.0.1:1@evil.example` is evil.example
-        let host = authority.hasPrefix("[") ? String(authority.prefix { $0 != "]" }) + "]" : String(authority.prefix { $0 != ":" })
+        let host =
+            authority.hasPrefix("[")
+            ? String(authority.prefix { $0 != "]" }) + "]" : String(authority.prefix { $0 != ":" })
         let octets = host.split(separator: ".", omittingEmptySubsequences: false)
-        let isLoopbackIPv4 = octets.count == 4 && octets.first == "127"
+        let isLoopbackIPv4 =
+            octets.count == 4 && octets.first == "127"
             && octets.allSatisfy { octet in
-                (1...3).contains(octet.count) && octet.allSatisfy { ("0"..."9").contains($0) } && (Int(octet) ?? 256) <= 255
+                (1...3).contains(octet.count) && octet.allSatisfy { ("0"..."9").contains($0) }
+                    && (Int(octet) ?? 256) <= 255
             }
         return host == "localhost" || host == "[::1]" || isLoopbackIPv4
     }
@@ -72,7 +80,9 @@ public struct OriginConfig: Sendable, Equatable {
     /// Every problem, naming its key.
     public func validate() -> [ConfigProblem] {
         var problems: [ConfigProblem] = []
-        func check(_ ok: Bool, _ key: String, _ reason: String) { if !ok { problems.append(ConfigProblem(key, reason)) } }
+        func check(_ ok: Bool, _ key: String, _ reason: String) {
+            if !ok { problems.append(ConfigProblem(key, reason)) }
+        }
         check(HostPort(parsing: listen) != nil, "listen", "must be HOST:PORT")
         check(!certFile.isEmpty, "tls.cert_file", "is required: the origin speaks HTTPS only")
         check(!keyFile.isEmpty, "tls.key_file", "is required: the origin speaks HTTPS only")
@@ -81,19 +91,27 @@ public struct OriginConfig: Sendable, Equatable {
         var names = Set<String>()
         for (index, region) in regions.enumerated() {
             check(!region.region.name.isEmpty, "regions[\(index)].name", "must not be empty")
-            check(names.insert(region.region.name).inserted, "regions[\(index)].name", "'\(region.region.name)' appears twice")
+            check(
+                names.insert(region.region.name).inserted, "regions[\(index)].name",
+                "'\(region.region.name)' appears twice")
         }
         for (regionIndex, region) in regions.enumerated() {
             for (index, node) in region.nodes.enumerated() {
                 // A push carries the region's bundle and the node's admin token: never in clear
                 // beyond this machine.
-                let https = node.adminURL.hasPrefix("https://") && !node.adminURL.dropFirst(8).prefix { $0 != "/" }.contains("@")
-                check(https || Self.isLoopbackURL(node.adminURL),
-                      "regions[\(regionIndex)].nodes[\(index)].admin_url", "must be https:// without user info (plain http only on loopback)")
+                let https =
+                    node.adminURL.hasPrefix("https://")
+                    && !node.adminURL.dropFirst(8).prefix { $0 != "/" }.contains("@")
+                check(
+                    https || Self.isLoopbackURL(node.adminURL),
+                    "regions[\(regionIndex)].nodes[\(index)].admin_url",
+                    "must be https:// without user info (plain http only on loopback)")
             }
         }
         for (index, node) in tokens.nodes.enumerated() {
-            check(names.contains(node.region), "tokens.nodes[\(index)].region", "'\(node.region)' is not a region of this origin")
+            check(
+                names.contains(node.region), "tokens.nodes[\(index)].region",
+                "'\(node.region)' is not a region of this origin")
         }
         return problems
     }

@@ -8,7 +8,11 @@ import Foundation
 /// `k` (entries by primary digest), `i` (index digests: tags, path prefixes, and the primaries that
 /// variants hang from) or `a` (the whole tenant). `fence` is the tenant's purge fence after it.
 public struct PurgeNotice: Sendable, Equatable {
-    public enum Kind: String, Sendable { case keys = "k", indexes = "i", all = "a" }
+    public enum Kind: String, Sendable {
+        case keys = "k"
+        case indexes = "i"
+        case all = "a"
+    }
 
     public var fence: Int
     public var node: String
@@ -16,7 +20,10 @@ public struct PurgeNotice: Sendable, Equatable {
     public var digests: [KeyDigest]
 
     public init(fence: Int, node: String, kind: Kind, digests: [KeyDigest]) {
-        self.fence = fence; self.node = node; self.kind = kind; self.digests = digests
+        self.fence = fence
+        self.node = node
+        self.kind = kind
+        self.digests = digests
     }
 
     /// Nil for anything that is not a well-formed notice (it is then ignored, never half-applied).

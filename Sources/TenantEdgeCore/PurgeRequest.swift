@@ -11,7 +11,11 @@ public struct PurgeRequest: Sendable, Equatable {
     public var all: Bool = false
 
     public init(tenant: String, keys: [String] = [], tags: [String] = [], prefixes: [String] = [], all: Bool = false) {
-        self.tenant = tenant; self.keys = keys; self.tags = tags; self.prefixes = prefixes; self.all = all
+        self.tenant = tenant
+        self.keys = keys
+        self.tags = tags
+        self.prefixes = prefixes
+        self.all = all
     }
 
     /// Bounds on a purge a client sends (admin API, origin publish). A purge travels to every node
@@ -57,8 +61,12 @@ public struct PurgeRequest: Sendable, Equatable {
         }
         func strings(_ name: String) throws(EdgeError) -> [String] {
             guard let value = fields[name] else { return [] }
-            guard let list = value.stringsValue else { throw EdgeError(.badRequest, "field '\(name)' must be an array of strings") }
-            if list.contains(where: \.isEmpty) { throw EdgeError(.badRequest, "field '\(name)' must not contain empty strings") }
+            guard let list = value.stringsValue else {
+                throw EdgeError(.badRequest, "field '\(name)' must be an array of strings")
+            }
+            if list.contains(where: \.isEmpty) {
+                throw EdgeError(.badRequest, "field '\(name)' must not contain empty strings")
+            }
             return list
         }
         self.tenant = tenant

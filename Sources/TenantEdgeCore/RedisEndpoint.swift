@@ -27,7 +27,9 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
         guard database >= 0, database < 65536 else { return nil }
         if let colon = authority.lastIndex(of: ":") {
             host = String(authority[..<colon])
-            guard let parsed = Int(authority[authority.index(after: colon)...]), (1...65535).contains(parsed) else { return nil }
+            guard let parsed = Int(authority[authority.index(after: colon)...]), (1...65535).contains(parsed) else {
+                return nil
+            }
             port = parsed
         } else {
             host = String(authority)

@@ -10,8 +10,12 @@ public enum RegionRouter {
         public var continent: String?
         public var latitude: Double?
         public var longitude: Double?
-        public init(country: String? = nil, continent: String? = nil, latitude: Double? = nil, longitude: Double? = nil) {
-            self.country = country; self.continent = continent; self.latitude = latitude; self.longitude = longitude
+        public init(country: String? = nil, continent: String? = nil, latitude: Double? = nil, longitude: Double? = nil)
+        {
+            self.country = country
+            self.continent = continent
+            self.latitude = latitude
+            self.longitude = longitude
         }
     }
 
@@ -33,16 +37,20 @@ public enum RegionRouter {
     /// Great-circle distance in km (haversine, mean Earth radius).
     public static func distanceKm(_ lat1: Double, _ lon1: Double, _ lat2: Double, _ lon2: Double) -> Double {
         let radians = Double.pi / 180
-        let dLat = (lat2 - lat1) * radians, dLon = (lon2 - lon1) * radians
-        let a = sin(dLat / 2) * sin(dLat / 2) + cos(lat1 * radians) * cos(lat2 * radians) * sin(dLon / 2) * sin(dLon / 2)
+        let dLat = (lat2 - lat1) * radians
+        let dLon = (lon2 - lon1) * radians
+        let a =
+            sin(dLat / 2) * sin(dLat / 2) + cos(lat1 * radians) * cos(lat2 * radians) * sin(dLon / 2) * sin(dLon / 2)
         return 2 * 6371.0088 * asin(min(1, sqrt(a)))
     }
 
     /// - Parameters:
     ///   - healthy: regions known healthy; nil when nothing is known (all count as healthy).
     ///   - home: this node's region, the answer when nothing better is known and it is allowed.
-    public static func choose(location: Location?, tenant: TenantConfig, regions: [RegionConfig], healthy: Set<String>?,
-                              home: String) -> Decision {
+    public static func choose(
+        location: Location?, tenant: TenantConfig, regions: [RegionConfig], healthy: Set<String>?,
+        home: String
+    ) -> Decision {
         let permitted = regions.filter { tenant.residency.isEmpty || tenant.residency.contains($0.name) }
         let candidates = permitted.filter { !$0.down && (healthy?.contains($0.name) ?? true) }
         let pool = candidates.isEmpty ? permitted : candidates  // all unhealthy: still never outside residency
@@ -51,7 +59,8 @@ public enum RegionRouter {
             pool.map { ($0, distanceKm(lat, lon, $0.lat, $0.lon)) }.min { $0.1 < $1.1 }!
         }
         if let latitude = location?.latitude, let longitude = location?.longitude,
-           (-90...90).contains(latitude), (-180...180).contains(longitude) {  // NaN or out of range: as if none
+            (-90...90).contains(latitude), (-180...180).contains(longitude)
+        {  // NaN or out of range: as if none
             let (region, distance) = nearest(latitude, longitude)
             return Decision(region: region.name, distanceKm: distance, reason: "nearest")
         }
@@ -61,7 +70,9 @@ public enum RegionRouter {
         if let continent = location?.continent, let centre = continentCentres[continent] {
             return Decision(region: nearest(centre.lat, centre.lon).0.name, distanceKm: nil, reason: "continent")
         }
-        if pool.contains(where: { $0.name == home }) { return Decision(region: home, distanceKm: nil, reason: "unknown-address") }
+        if pool.contains(where: { $0.name == home }) {
+            return Decision(region: home, distanceKm: nil, reason: "unknown-address")
+        }
         let homeRegion = regions.first { $0.name == home }
         let fallback = homeRegion.map { nearest($0.lat, $0.lon).0 } ?? pool[0]
         return Decision(region: fallback.name, distanceKm: nil, reason: "unknown-address")

@@ -43,7 +43,9 @@ public enum RequestTarget {
             }
             let rest = target.dropFirst(schemeLength)
             let host = rest.prefix { $0 != "/" && $0 != "?" }
-            guard HostName.isValid(host) else { return .failure(.badTarget("the absolute-form target has no valid host")) }
+            guard HostName.isValid(host) else {
+                return .failure(.badTarget("the absolute-form target has no valid host"))
+            }
             authority = String(host)
             let remainder = rest.dropFirst(host.count)
             target = remainder.hasPrefix("/") ? remainder : Substring("/" + remainder)
@@ -64,13 +66,16 @@ public enum RequestTarget {
     /// Whether `normalize` would leave the target as it is: no `%` in the path, no `//`, no dot
     /// segment. Checked first, so a target already in normal form costs one pass and no copy.
     public static func isNormal(_ target: String) -> Bool {
-        var previous: UInt8 = 0, beforePrevious: UInt8 = 0
+        var previous: UInt8 = 0
+        var beforePrevious: UInt8 = 0
         for byte in target.utf8 {
             if byte == UInt8(ascii: "?") { break }
             if byte == UInt8(ascii: "%") { return false }
             if byte == UInt8(ascii: "/") {
                 if previous == UInt8(ascii: "/") { return false }  // `//`
-                if previous == UInt8(ascii: "."), beforePrevious == UInt8(ascii: "/") || beforePrevious == UInt8(ascii: ".") {
+                if previous == UInt8(ascii: "."),
+                    beforePrevious == UInt8(ascii: "/") || beforePrevious == UInt8(ascii: ".")
+                {
                     return false  // `/./` or `../`
                 }
             }
@@ -78,7 +83,9 @@ public enum RequestTarget {
             previous = byte
         }
         // A path ending in `/.` or `/..`.
-        return !(previous == UInt8(ascii: ".") && (beforePrevious == UInt8(ascii: "/") || beforePrevious == UInt8(ascii: ".")))
+        return
+            !(previous == UInt8(ascii: ".")
+            && (beforePrevious == UInt8(ascii: "/") || beforePrevious == UInt8(ascii: ".")))
     }
 
     /// Whether a target appended to an upstream's base path stays under it on any common upstream:
@@ -92,7 +99,10 @@ public enum RequestTarget {
         for segment in path.split(separator: "/", omittingEmptySubsequences: false) {
             let name = segment.prefix { $0 != ";" }
             if name == "." || name == ".." || name.lowercased() == "%2e" || name.lowercased().hasPrefix("%2e%2e")
-                || name.lowercased() == ".%2e" || name.lowercased() == "%2e." { return false }
+                || name.lowercased() == ".%2e" || name.lowercased() == "%2e."
+            {
+                return false
+            }
         }
         return true
     }
@@ -107,7 +117,10 @@ public enum RequestTarget {
         let parts = decoded.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true)
         for part in parts {
             if part.elementsEqual([UInt8(ascii: ".")]) { continue }
-            if part.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) { _ = segments.popLast(); continue }
+            if part.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")]) {
+                _ = segments.popLast()
+                continue
+            }
             segments.append(part)
         }
         var out: [UInt8] = []
@@ -118,7 +131,9 @@ public enum RequestTarget {
         }
         // A path that ended in `/` (or in a dot segment) keeps its trailing slash; `/` stays `/`.
         let last = parts.last
-        let endsInSlash = decoded.last == UInt8(ascii: "/") || last.map { $0.elementsEqual([46]) || $0.elementsEqual([46, 46]) } ?? true
+        let endsInSlash =
+            decoded.last == UInt8(ascii: "/")
+            || last.map { $0.elementsEqual([46]) || $0.elementsEqual([46, 46]) } ?? true
         if out.isEmpty || endsInSlash { out.append(UInt8(ascii: "/")) }
         out.append(contentsOf: bytes[queryStart...])
         return String(decoding: out, as: UTF8.self)
@@ -137,7 +152,8 @@ public enum RequestTarget {
                 index += 1
                 continue
             }
-            guard path.endIndex - index >= 3, let high = hexValue(path[index + 1]), let low = hexValue(path[index + 2]) else {
+            guard path.endIndex - index >= 3, let high = hexValue(path[index + 1]), let low = hexValue(path[index + 2])
+            else {
                 return nil
             }
             let value = high << 4 | low
@@ -186,14 +202,17 @@ public enum HostName {
         if bytes[0] == UInt8(ascii: "[") {
             guard let close = bytes.firstIndex(of: UInt8(ascii: "]")), close > 1 else { return false }
             let literal = bytes[1..<close]
-            guard literal.allSatisfy({ isHex($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") }) else { return false }
+            guard literal.allSatisfy({ isHex($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") }) else {
+                return false
+            }
             hostEnd = close + 1
             guard hostEnd == bytes.count || bytes[hostEnd] == UInt8(ascii: ":") else { return false }
         } else {
             hostEnd = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.count
             let name = bytes[..<hostEnd]
             guard !name.isEmpty, name.count <= 254, name.first != UInt8(ascii: "."),
-                  name.allSatisfy({ isNameByte($0) }) else { return false }
+                name.allSatisfy({ isNameByte($0) })
+            else { return false }
             var previous: UInt8 = 0
             for byte in name {
                 if byte == UInt8(ascii: "."), previous == UInt8(ascii: ".") { return false }  // empty label

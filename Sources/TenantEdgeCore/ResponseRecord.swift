@@ -11,7 +11,9 @@ public struct ResponseRecord: Sendable, Equatable {
     public var body: [UInt8]
 
     public init(status: Int, headers: [HeaderField], body: [UInt8]) {
-        self.status = status; self.headers = headers; self.body = body
+        self.status = status
+        self.headers = headers
+        self.body = body
     }
 
     static let formatByte: UInt8 = 2
@@ -30,7 +32,8 @@ public struct ResponseRecord: Sendable, Equatable {
         var out: [UInt8] = []
         out.reserveCapacity(Self.prefixCount + block.count + body.count)
         out.append(Self.formatByte)
-        out.append(UInt8(status >> 8)); out.append(UInt8(status & 0xFF))
+        out.append(UInt8(status >> 8))
+        out.append(UInt8(status & 0xFF))
         for shift in stride(from: 24, through: 0, by: -8) { out.append(UInt8((block.count >> shift) & 0xFF)) }
         out.append(contentsOf: block)
         out.append(contentsOf: body)
@@ -53,7 +56,9 @@ public struct ResponseRecord: Sendable, Equatable {
     }
 
     /// The status and headers of an encoded record and where its body starts; nil when malformed.
-    public static func decodeHead(_ bytes: UnsafeRawBufferPointer) -> (status: Int, headers: [HeaderField], bodyOffset: Int)? {
+    public static func decodeHead(_ bytes: UnsafeRawBufferPointer) -> (
+        status: Int, headers: [HeaderField], bodyOffset: Int
+    )? {
         guard let layout = layout(bytes) else { return nil }
         var headers: [HeaderField] = []
         var lineStart = layout.headerBlock.lowerBound
@@ -63,8 +68,10 @@ public struct ResponseRecord: Sendable, Equatable {
                 let line = UnsafeRawBufferPointer(rebasing: bytes[lineStart..<index])
                 guard let colon = line.firstIndex(of: 0x3A) else { return nil }
                 let valueStart = min(colon + 2, line.count)
-                headers.append(HeaderField(String(decoding: line[..<colon], as: UTF8.self),
-                                           String(decoding: line[valueStart...], as: UTF8.self)))
+                headers.append(
+                    HeaderField(
+                        String(decoding: line[..<colon], as: UTF8.self),
+                        String(decoding: line[valueStart...], as: UTF8.self)))
                 index += 2
                 lineStart = index
             } else {

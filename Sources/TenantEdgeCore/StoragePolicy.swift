@@ -46,10 +46,16 @@ public enum StoragePolicy {
         /// that carry a `Cookie`.
         public var explicitlyPublic: Bool = false
 
-        public init(freshness: Double, initialAge: Double, staleWhileRevalidate: Double, staleIfError: Double,
-                    hasValidator: Bool, keep: Double, explicitlyPublic: Bool = false) {
-            self.freshness = freshness; self.initialAge = initialAge; self.staleWhileRevalidate = staleWhileRevalidate
-            self.staleIfError = staleIfError; self.hasValidator = hasValidator; self.keep = keep
+        public init(
+            freshness: Double, initialAge: Double, staleWhileRevalidate: Double, staleIfError: Double,
+            hasValidator: Bool, keep: Double, explicitlyPublic: Bool = false
+        ) {
+            self.freshness = freshness
+            self.initialAge = initialAge
+            self.staleWhileRevalidate = staleWhileRevalidate
+            self.staleIfError = staleIfError
+            self.hasValidator = hasValidator
+            self.keep = keep
             self.explicitlyPublic = explicitlyPublic
         }
     }
@@ -77,11 +83,14 @@ public enum StoragePolicy {
         if control.isPrivate { return .doNotStore(reason: "private") }
         if responseHeaders.contains("set-cookie") { return .doNotStore(reason: "set-cookie") }
         if status == 206 || status < 200 { return .doNotStore(reason: "status") }
-        if let vary = responseHeaders.combined("vary"), vary.split(separator: ",").contains(where: { $0.trimmingSpaces() == "*" }) {
+        if let vary = responseHeaders.combined("vary"),
+            vary.split(separator: ",").contains(where: { $0.trimmingSpaces() == "*" })
+        {
             return .doNotStore(reason: "vary-star")
         }
         if requestHeaders.contains("authorization")
-            && !(control.isPublic || control.sMaxAge != nil || control.mustRevalidate) {
+            && !(control.isPublic || control.sMaxAge != nil || control.mustRevalidate)
+        {
             return .doNotStore(reason: "authorization")
         }
         let explicitlyPublic = control.isPublic || control.sMaxAge != nil
@@ -123,9 +132,10 @@ public enum StoragePolicy {
         let initialAge = min(max(Double(ageHeader), apparentAge), longestLifetime)
         let validatorGrace = hasValidator ? min(max(defaultTTL, 60), longestLifetime) : 0
         let keep = freshness + max(swr, sie, validatorGrace)
-        return .store(Lifetime(
-            freshness: freshness, initialAge: initialAge, staleWhileRevalidate: swr, staleIfError: sie,
-            hasValidator: hasValidator, keep: keep, explicitlyPublic: explicitlyPublic))
+        return .store(
+            Lifetime(
+                freshness: freshness, initialAge: initialAge, staleWhileRevalidate: swr, staleIfError: sie,
+                hasValidator: hasValidator, keep: keep, explicitlyPublic: explicitlyPublic))
     }
 
     /// Most Surrogate-Key tags indexed for one response (Fastly's limit is about the same): each is an

@@ -91,7 +91,9 @@ public final class TenantCache: Sendable {
     /// The stored entry for a request, if any, with the storage digest it was sealed under.
     /// `requestHeaders` is evaluated only when the stored response varies on request headers, so
     /// the common hit converts no headers at all.
-    public func lookup(target: String, requestHeaders: @autoclosure () -> [HeaderField]) -> (storageKey: KeyDigest, entry: CacheEntry)? {
+    public func lookup(target: String, requestHeaders: @autoclosure () -> [HeaderField]) -> (
+        storageKey: KeyDigest, entry: CacheEntry
+    )? {
         let primary = primaryDigest(target: target)
         let found = storage.partition.withLock { $0.lookup(primary: primary) }
         switch found {
@@ -119,13 +121,16 @@ public final class TenantCache: Sendable {
         tags: [String], lifetime: StoragePolicy.Lifetime, responseTime: Double, generation: UInt64 = 0
     ) throws(EdgeError) -> Stored {
         let primary = primaryDigest(target: target)
-        let storageKey = varyNames.isEmpty
+        let storageKey =
+            varyNames.isEmpty
             ? primary : variantDigest(target: target, varyNames: varyNames, requestHeaders: requestHeaders)
-        let entry = try seal(record, storageKey: storageKey, lifetime: lifetime, tags: tags, responseTime: responseTime,
-                             generation: generation)
+        let entry = try seal(
+            record, storageKey: storageKey, lifetime: lifetime, tags: tags, responseTime: responseTime,
+            generation: generation)
         let prefixDigests = Self.prefixes(of: target).map(prefixDigest)
         let inserted = storage.partition.withLock {
-            $0.insert(entry, primary: primary, storageKey: storageKey, varyNames: varyNames, prefixDigests: prefixDigests)
+            $0.insert(
+                entry, primary: primary, storageKey: storageKey, varyNames: varyNames, prefixDigests: prefixDigests)
         }
         return Stored(storageKey: storageKey, entry: entry, inL1: inserted)
     }
@@ -136,25 +141,32 @@ public final class TenantCache: Sendable {
         let primary = primaryDigest(target: target)
         let prefixDigests = Self.prefixes(of: target).map(prefixDigest)
         return storage.partition.withLock {
-            $0.insert(entry, primary: primary, storageKey: storageKey, varyNames: varyNames, prefixDigests: prefixDigests)
+            $0.insert(
+                entry, primary: primary, storageKey: storageKey, varyNames: varyNames, prefixDigests: prefixDigests)
         }
     }
 
     /// Re-seals a revalidated response over its old entry (a `304` refresh).
     @discardableResult
-    public func refresh(storageKey: KeyDigest, record: ResponseRecord, lifetime: StoragePolicy.Lifetime,
-                        tags: [String], responseTime: Double, generation: UInt64 = 0) throws(EdgeError) -> CacheEntry {
-        let entry = try seal(record, storageKey: storageKey, lifetime: lifetime, tags: tags, responseTime: responseTime,
-                             generation: generation)
+    public func refresh(
+        storageKey: KeyDigest, record: ResponseRecord, lifetime: StoragePolicy.Lifetime,
+        tags: [String], responseTime: Double, generation: UInt64 = 0
+    ) throws(EdgeError) -> CacheEntry {
+        let entry = try seal(
+            record, storageKey: storageKey, lifetime: lifetime, tags: tags, responseTime: responseTime,
+            generation: generation)
         _ = storage.partition.withLock { $0.refresh(storageKey: storageKey, with: entry) }
         return entry
     }
 
     /// The metadata is fixed first, then the record is sealed bound to it.
-    private func seal(_ record: ResponseRecord, storageKey: KeyDigest, lifetime: StoragePolicy.Lifetime, tags: [String],
-                      responseTime: Double, generation: UInt64) throws(EdgeError) -> CacheEntry {
-        var entry = CacheEntry(sealed: [], responseTime: responseTime, lifetime: lifetime, tagDigests: tags.map(tagDigest),
-                               generation: generation)
+    private func seal(
+        _ record: ResponseRecord, storageKey: KeyDigest, lifetime: StoragePolicy.Lifetime, tags: [String],
+        responseTime: Double, generation: UInt64
+    ) throws(EdgeError) -> CacheEntry {
+        var entry = CacheEntry(
+            sealed: [], responseTime: responseTime, lifetime: lifetime, tagDigests: tags.map(tagDigest),
+            generation: generation)
         entry.sealed = try cipher.seal(record.encoded(), aad: aad(storageKey, for: entry))
         return entry
     }
@@ -172,7 +184,9 @@ public final class TenantCache: Sendable {
 
     /// Opens an entry into `output` under its binding. On failure the caller drops the entry,
     /// records a `decrypt_failed` security event and treats the request as a miss.
-    public func open(_ entry: CacheEntry, storageKey: KeyDigest, into output: UnsafeMutableRawBufferPointer) throws(EdgeError) -> Int {
+    public func open(_ entry: CacheEntry, storageKey: KeyDigest, into output: UnsafeMutableRawBufferPointer)
+        throws(EdgeError) -> Int
+    {
         try cipher.open(entry.sealed, aad: aad(storageKey, for: entry), into: output)
     }
 
@@ -209,7 +223,8 @@ public final class TenantCache: Sendable {
             case .indexes:
                 // An index digest is a tag, a prefix or a primary; digests of different kinds never collide.
                 return notice.digests.reduce(0) {
-                    $0 + partition.removeAll(tag: $1) + partition.removeAll(prefix: $1) + partition.removeAll(primary: $1)
+                    $0 + partition.removeAll(tag: $1) + partition.removeAll(prefix: $1)
+                        + partition.removeAll(primary: $1)
                 }
             }
         }
@@ -225,7 +240,9 @@ public final class TenantCache: Sendable {
     @discardableResult
     public func reseal(_ entry: CacheEntry, storageKey: KeyDigest, plaintext: [UInt8]) -> Bool {
         guard let sealed = try? cipher.seal(plaintext, aad: aad(storageKey, for: entry)) else { return false }
-        return storage.partition.withLock { $0.replaceSealed(storageKey: storageKey, expected: entry.sealed, with: sealed) }
+        return storage.partition.withLock {
+            $0.replaceSealed(storageKey: storageKey, expected: entry.sealed, with: sealed)
+        }
     }
 
     /// Entries per key version they are sealed under (stats).

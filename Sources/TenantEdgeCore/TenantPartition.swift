@@ -27,7 +27,8 @@ public struct TenantPartition {
     /// What a lookup by primary key found.
     public enum Lookup {
         case miss
-        /// The stored responses vary on these request headers: compute the variant digest and call `entry(storageKey:)`.
+        /// The stored responses vary on these request headers: compute the variant digest and call
+        /// `entry(storageKey:)`.
         case needsVariant(varyNames: [String])
         case found(CacheEntry)
     }
@@ -52,7 +53,8 @@ public struct TenantPartition {
     /// Replaces an entry's sealed bytes (a re-seal under a newer key: same length, same metadata),
     /// only if it still holds `expected`; whether it did.
     public mutating func replaceSealed(storageKey: KeyDigest, expected: [UInt8], with sealed: [UInt8]) -> Bool {
-        guard let index = slotByKey[storageKey], slots[index].entry.sealed == expected, sealed.count == expected.count else { return false }
+        guard let index = slotByKey[storageKey], slots[index].entry.sealed == expected, sealed.count == expected.count
+        else { return false }
         slots[index].entry.sealed = sealed
         return true
     }
@@ -117,9 +119,16 @@ public struct TenantPartition {
             remove(storageKey: slots[oldest].storageKey)
             evictions += 1
         }
-        let slot = Slot(storageKey: storageKey, primary: primary, entry: entry, charge: charge, newer: -1, older: newest)
+        let slot = Slot(
+            storageKey: storageKey, primary: primary, entry: entry, charge: charge, newer: -1, older: newest)
         let index: Int
-        if let free = freeSlots.popLast() { slots[free] = slot; index = free } else { slots.append(slot); index = slots.count - 1 }
+        if let free = freeSlots.popLast() {
+            slots[free] = slot
+            index = free
+        } else {
+            slots.append(slot)
+            index = slots.count - 1
+        }
         if newest >= 0 { slots[newest].newer = index }
         newest = index
         if oldest < 0 { oldest = index }

@@ -21,7 +21,8 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
             withUnsafeMutableBytes(of: &bytes) { inet_pton(isV6 ? AF_INET6 : AF_INET, cText, $0.baseAddress) == 1 }
         }
         guard parsed else { return nil }
-        let first = UInt64(bigEndian: bytes.0), second = UInt64(bigEndian: bytes.1)
+        let first = UInt64(bigEndian: bytes.0)
+        let second = UInt64(bigEndian: bytes.1)
         if isV6 {
             self.init(ipv6High: first, low: second)
         } else {
@@ -44,12 +45,16 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         var text = [CChar](repeating: 0, count: 64)
         var bytes = isIPv4 ? (UInt64(low << 32).bigEndian, UInt64(0)) : (high.bigEndian, low.bigEndian)
-        let written = withUnsafeBytes(of: &bytes) { inet_ntop(isIPv4 ? AF_INET : AF_INET6, $0.baseAddress, &text, socklen_t(text.count)) }
+        let written = withUnsafeBytes(of: &bytes) {
+            inet_ntop(isIPv4 ? AF_INET : AF_INET6, $0.baseAddress, &text, socklen_t(text.count))
+        }
         return written == nil ? "?" : String(cString: text)
     }
 
     init(high: UInt64, low: UInt64, isIPv4: Bool) {
-        self.high = high; self.low = low; self.isIPv4 = isIPv4
+        self.high = high
+        self.low = low
+        self.isIPv4 = isIPv4
     }
 
     /// The address with every bit past the first `prefixLength` cleared.
@@ -100,7 +105,8 @@ public struct TrustedProxies: Sendable {
         var networks: [IPNetwork] = []
         for (index, entry) in entries.enumerated() {
             guard let network = IPNetwork(entry.trimmingCharacters(in: .whitespaces)) else {
-                throw EdgeError(.invalidConfig, "geoip.trusted_proxies[\(index)]: must be an address or CIDR, got '\(entry)'")
+                throw EdgeError(
+                    .invalidConfig, "geoip.trusted_proxies[\(index)]: must be an address or CIDR, got '\(entry)'")
             }
             networks.append(network)
         }

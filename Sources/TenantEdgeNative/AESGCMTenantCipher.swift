@@ -42,16 +42,22 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
         guard let current = keys.keys.max(), let currentKey = keys[current] else {
             throw EdgeError(.cryptoFailure, "a tenant cipher needs at least one key version")
         }
-        guard let fetched = EVP_CIPHER_fetch(nil, "AES-256-GCM", nil) else { throw OpenSSL.failure("EVP_CIPHER_fetch(AES-256-GCM)") }
+        guard let fetched = EVP_CIPHER_fetch(nil, "AES-256-GCM", nil) else {
+            throw OpenSSL.failure("EVP_CIPHER_fetch(AES-256-GCM)")
+        }
         cipher = fetched
         keyVersion = current
         var derived: [UInt32: VersionKeys] = [:]
         do throws(EdgeError) {
             for (version, key) in keys {
-                guard key.count == 32 else { throw EdgeError(.cryptoFailure, "tenant key version \(version) is not 32 bytes") }
-                derived[version] = VersionKeys(aeadKey: try OpenSSL.hkdf(key: key, salt: [], info: Array("te-aead-v1".utf8)))
+                guard key.count == 32 else {
+                    throw EdgeError(.cryptoFailure, "tenant key version \(version) is not 32 bytes")
+                }
+                derived[version] = VersionKeys(
+                    aeadKey: try OpenSSL.hkdf(key: key, salt: [], info: Array("te-aead-v1".utf8)))
             }
-            digester = try HMACSHA256(key: OpenSSL.hkdf(key: namingKey ?? currentKey, salt: [], info: Array("te-digest-v1".utf8)))
+            digester = try HMACSHA256(
+                key: OpenSSL.hkdf(key: namingKey ?? currentKey, salt: [], info: Array("te-digest-v1".utf8)))
         } catch {
             EVP_CIPHER_free(fetched)
             throw error
@@ -64,7 +70,9 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
             for (_, keys) in versions {
                 for context in keys.encryptPool + keys.decryptPool { EVP_CIPHER_CTX_free(context.pointer) }
             }
-            for version in versions.keys { versions[version]!.aeadKey.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) } }
+            for version in versions.keys {
+                versions[version]!.aeadKey.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
+            }
         }
         EVP_CIPHER_free(cipher)
     }
@@ -82,28 +90,40 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
         let context = try checkout(version: keyVersion, encrypt: true)
         defer { checkin(context, version: keyVersion, encrypt: true) }
         var out = [UInt8](repeating: 0, count: Self.headerCount + plaintext.count + Self.tagCount)
-        out[0] = UInt8(keyVersion >> 24); out[1] = UInt8((keyVersion >> 16) & 0xFF)
-        out[2] = UInt8((keyVersion >> 8) & 0xFF); out[3] = UInt8(keyVersion & 0xFF)
+        out[0] = UInt8(keyVersion >> 24)
+        out[1] = UInt8((keyVersion >> 16) & 0xFF)
+        out[2] = UInt8((keyVersion >> 8) & 0xFF)
+        out[3] = UInt8(keyVersion & 0xFF)
         out.replaceSubrange(4..<Self.headerCount, with: nonce)
         let fullAAD = aad + out[0..<4]
         let ok = out.withUnsafeMutableBytes { output -> Bool in
             let base = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
             var length: Int32 = 0
             guard EVP_EncryptInit_ex2(context, nil, nil, base + 4, nil) == 1 else { return false }
-            guard fullAAD.withUnsafeBufferPointer({ EVP_EncryptUpdate(context, nil, &length, $0.baseAddress, Int32($0.count)) }) == 1
+            guard
+                fullAAD.withUnsafeBufferPointer({
+                    EVP_EncryptUpdate(context, nil, &length, $0.baseAddress, Int32($0.count))
+                }) == 1
             else { return false }
-            guard plaintext.withUnsafeBufferPointer({
-                EVP_EncryptUpdate(context, base + Self.headerCount, &length, $0.baseAddress, Int32($0.count))
-            }) == 1 else { return false }
-            guard EVP_EncryptFinal_ex(context, base + Self.headerCount + Int(length), &length) == 1 else { return false }
-            return EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_GET_TAG, Int32(Self.tagCount),
-                                       base + Self.headerCount + plaintext.count) == 1
+            guard
+                plaintext.withUnsafeBufferPointer({
+                    EVP_EncryptUpdate(context, base + Self.headerCount, &length, $0.baseAddress, Int32($0.count))
+                }) == 1
+            else { return false }
+            guard EVP_EncryptFinal_ex(context, base + Self.headerCount + Int(length), &length) == 1 else {
+                return false
+            }
+            return EVP_CIPHER_CTX_ctrl(
+                context, EVP_CTRL_GCM_GET_TAG, Int32(Self.tagCount),
+                base + Self.headerCount + plaintext.count) == 1
         }
         try OpenSSL.check(ok, "AES-256-GCM seal")
         return out
     }
 
-    public func open(_ sealed: [UInt8], aad: [UInt8], into output: UnsafeMutableRawBufferPointer) throws(EdgeError) -> Int {
+    public func open(_ sealed: [UInt8], aad: [UInt8], into output: UnsafeMutableRawBufferPointer) throws(EdgeError)
+        -> Int
+    {
         guard let count = plaintextCount(ofSealed: sealed), output.count >= count else {
             throw EdgeError(.decryptFailed, "sealed value is malformed")
         }
@@ -118,11 +138,18 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
             let target = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
             var length: Int32 = 0
             guard EVP_DecryptInit_ex2(context, nil, nil, base + 4, nil) == 1 else { return false }
-            guard fullAAD.withUnsafeBufferPointer({ EVP_DecryptUpdate(context, nil, &length, $0.baseAddress, Int32($0.count)) }) == 1
+            guard
+                fullAAD.withUnsafeBufferPointer({
+                    EVP_DecryptUpdate(context, nil, &length, $0.baseAddress, Int32($0.count))
+                }) == 1
             else { return false }
-            guard EVP_DecryptUpdate(context, target, &length, base + Self.headerCount, Int32(count)) == 1 else { return false }
+            guard EVP_DecryptUpdate(context, target, &length, base + Self.headerCount, Int32(count)) == 1 else {
+                return false
+            }
             let tag = UnsafeMutableRawPointer(mutating: base + Self.headerCount + count)
-            guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, Int32(Self.tagCount), tag) == 1 else { return false }
+            guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, Int32(Self.tagCount), tag) == 1 else {
+                return false
+            }
             return EVP_DecryptFinal_ex(context, target + Int(length), &length) == 1
         }
         guard ok else {
@@ -144,7 +171,8 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
             throw OpenSSL.failure("EVP_CIPHER_CTX_new")
         }
         let ok = key.withUnsafeBufferPointer { keyBytes in
-            encrypt ? EVP_EncryptInit_ex2(context, cipher, keyBytes.baseAddress, nil, nil)
+            encrypt
+                ? EVP_EncryptInit_ex2(context, cipher, keyBytes.baseAddress, nil, nil)
                 : EVP_DecryptInit_ex2(context, cipher, keyBytes.baseAddress, nil, nil)
         }
         guard ok == 1 else {

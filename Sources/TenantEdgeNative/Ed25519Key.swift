@@ -19,7 +19,9 @@ public final class Ed25519Key: @unchecked Sendable {  // the EVP_PKEY is never m
 
     /// A new random signing key.
     public static func generate() throws(EdgeError) -> Ed25519Key {
-        guard let context = EVP_PKEY_CTX_new_from_name(nil, "ED25519", nil) else { throw OpenSSL.failure("EVP_PKEY_CTX_new_from_name(ED25519)") }
+        guard let context = EVP_PKEY_CTX_new_from_name(nil, "ED25519", nil) else {
+            throw OpenSSL.failure("EVP_PKEY_CTX_new_from_name(ED25519)")
+        }
         defer { EVP_PKEY_CTX_free(context) }
         var key: OpaquePointer? = nil
         guard EVP_PKEY_keygen_init(context) == 1, EVP_PKEY_generate(context, &key) == 1, let key else {
@@ -54,7 +56,9 @@ public final class Ed25519Key: @unchecked Sendable {  // the EVP_PKEY is never m
     /// The private half as unencrypted PKCS#8 PEM, for `edgectl keygen` to write with mode 0600.
     public func privatePEM() throws(EdgeError) -> [UInt8] {
         guard canSign else { throw EdgeError(.cryptoFailure, "a public key has no private half") }
-        return try Self.writePEM("PEM_write_bio_PrivateKey") { bio in PEM_write_bio_PrivateKey(bio, key, nil, nil, 0, nil, nil) }
+        return try Self.writePEM("PEM_write_bio_PrivateKey") { bio in
+            PEM_write_bio_PrivateKey(bio, key, nil, nil, 0, nil, nil)
+        }
     }
 
     /// The 64-byte Ed25519 signature of `message`.
@@ -64,11 +68,13 @@ public final class Ed25519Key: @unchecked Sendable {  // the EVP_PKEY is never m
         defer { EVP_MD_CTX_free(context) }
         var signature = [UInt8](repeating: 0, count: 64)
         var length = 64
-        let ok = EVP_DigestSignInit(context, nil, nil, nil, key) == 1 && message.withUnsafeBufferPointer { input in
-            signature.withUnsafeMutableBufferPointer { output in
-                EVP_DigestSign(context, output.baseAddress, &length, input.baseAddress, input.count) == 1
+        let ok =
+            EVP_DigestSignInit(context, nil, nil, nil, key) == 1
+            && message.withUnsafeBufferPointer { input in
+                signature.withUnsafeMutableBufferPointer { output in
+                    EVP_DigestSign(context, output.baseAddress, &length, input.baseAddress, input.count) == 1
+                }
             }
-        }
         try OpenSSL.check(ok && length == 64, "EVP_DigestSign(Ed25519)")
         return signature
     }
@@ -77,11 +83,13 @@ public final class Ed25519Key: @unchecked Sendable {  // the EVP_PKEY is never m
     public func verify(signature: [UInt8], message: [UInt8]) -> Bool {
         guard signature.count == 64, let context = EVP_MD_CTX_new() else { return false }
         defer { EVP_MD_CTX_free(context) }
-        let ok = EVP_DigestVerifyInit(context, nil, nil, nil, key) == 1 && signature.withUnsafeBufferPointer { sig in
-            message.withUnsafeBufferPointer { input in
-                EVP_DigestVerify(context, sig.baseAddress, sig.count, input.baseAddress, input.count) == 1
+        let ok =
+            EVP_DigestVerifyInit(context, nil, nil, nil, key) == 1
+            && signature.withUnsafeBufferPointer { sig in
+                message.withUnsafeBufferPointer { input in
+                    EVP_DigestVerify(context, sig.baseAddress, sig.count, input.baseAddress, input.count) == 1
+                }
             }
-        }
         ERR_clear_error()
         return ok
     }

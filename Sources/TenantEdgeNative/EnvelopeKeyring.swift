@@ -19,10 +19,16 @@ public struct EnvelopeKeyring: TenantKeyring {
             }
             var keys: [UInt32: [UInt8]] = [:]
             for wrapped in tenant.wrappedKeys {
-                guard let key = KeyWrap.open(wrapped.wrapped, kek: kek, aad: KeyWrap.aad(tenant: tenant.id, version: wrapped.version)) else {
+                guard
+                    let key = KeyWrap.open(
+                        wrapped.wrapped, kek: kek, aad: KeyWrap.aad(tenant: tenant.id, version: wrapped.version))
+                else {
                     for version in keys.keys { KeyWrap.wipe(&keys[version]!) }
-                    throw EdgeError(.invalidConfig,
-                                    "tenants[\(index)].keys: version \(wrapped.version) of '\(tenant.id)' does not open under this node's KEK (security.kek_file)")
+                    throw EdgeError(
+                        .invalidConfig,
+                        "tenants[\(index)].keys: version \(wrapped.version) of '\(tenant.id)' does not open "
+                            + "under this node's KEK (security.kek_file)"
+                    )
                 }
                 keys[wrapped.version] = key
             }
@@ -30,7 +36,11 @@ public struct EnvelopeKeyring: TenantKeyring {
             if let wrapped = tenant.wrappedNamingKey {
                 guard let key = KeyWrap.open(wrapped, kek: kek, aad: KeyWrap.namingAAD(tenant: tenant.id)) else {
                     for version in keys.keys { KeyWrap.wipe(&keys[version]!) }
-                    throw EdgeError(.invalidConfig, "tenants[\(index)].naming_key of '\(tenant.id)' does not open under this node's KEK (security.kek_file)")
+                    throw EdgeError(
+                        .invalidConfig,
+                        "tenants[\(index)].naming_key of '\(tenant.id)' does not open under this node's KEK "
+                            + "(security.kek_file)"
+                    )
                 }
                 naming = key
             }

@@ -18,7 +18,8 @@ public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups
         let status = MMDB_open(path, UInt32(MMDB_MODE_MMAP), handle)
         guard status == MMDB_SUCCESS else {
             handle.deallocate()
-            throw EdgeError(.geoIPFailure, "cannot open GeoIP database '\(path)': \(String(cString: MMDB_strerror(status)))")
+            throw EdgeError(
+                .geoIPFailure, "cannot open GeoIP database '\(path)': \(String(cString: MMDB_strerror(status)))")
         }
         database = handle
     }
@@ -30,7 +31,9 @@ public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups
 
     /// Looks up an IPv4 or IPv6 address in text form; nil when the address is not in the database.
     public func lookup(_ address: String) throws(EdgeError) -> RegionRouter.Location? {
-        guard let parsed = IPAddress(address) else { throw EdgeError(.geoIPFailure, "'\(address)' is not an IP address") }
+        guard let parsed = IPAddress(address) else {
+            throw EdgeError(.geoIPFailure, "'\(address)' is not an IP address")
+        }
         return try lookup(parsed)
     }
 
@@ -44,7 +47,9 @@ public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups
             socket.sin_family = sa_family_t(AF_INET)
             socket.sin_addr.s_addr = UInt32(truncatingIfNeeded: address.low).bigEndian
             result = withUnsafePointer(to: &socket) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { MMDB_lookup_sockaddr(database, $0, &mmdbError) }
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    MMDB_lookup_sockaddr(database, $0, &mmdbError)
+                }
             }
         } else {
             var socket = sockaddr_in6()
@@ -54,7 +59,9 @@ public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups
                 withUnsafeMutableBytes(of: &socket.sin6_addr) { $0.copyMemory(from: source) }
             }
             result = withUnsafePointer(to: &socket) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { MMDB_lookup_sockaddr(database, $0, &mmdbError) }
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    MMDB_lookup_sockaddr(database, $0, &mmdbError)
+                }
             }
         }
         guard mmdbError == MMDB_SUCCESS else {
@@ -75,14 +82,16 @@ public final class GeoIPDatabase: @unchecked Sendable {  // libmaxminddb lookups
         let status = MMDB_aget_value(&entry, &data, path.components)
         switch status {
         case MMDB_SUCCESS: return data.has_data ? data : nil
-        case MMDB_LOOKUP_PATH_DOES_NOT_MATCH_DATA_ERROR, MMDB_INVALID_LOOKUP_PATH_ERROR: return nil  // the record lacks it
+        // the record lacks it
+        case MMDB_LOOKUP_PATH_DOES_NOT_MATCH_DATA_ERROR, MMDB_INVALID_LOOKUP_PATH_ERROR: return nil
         default: throw EdgeError(.geoIPFailure, "GeoIP record unreadable: \(String(cString: MMDB_strerror(status)))")
         }
     }
 
     private func string(_ entry: inout MMDB_entry_s, _ path: LookupPath) throws(EdgeError) -> String? {
         guard let data = try value(&entry, path), data.type == UInt32(MMDB_DATA_TYPE_UTF8_STRING),
-              let text = data.utf8_string else { return nil }
+            let text = data.utf8_string
+        else { return nil }
         return String(decoding: UnsafeRawBufferPointer(start: text, count: Int(data.data_size)), as: UTF8.self)
     }
 

@@ -9,13 +9,17 @@ public enum OpenSSL {
     /// Cryptographically strong random bytes.
     public static func randomBytes(_ count: Int) throws(EdgeError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)
-        let ok = out.withUnsafeMutableBytes { RAND_bytes($0.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(count)) }
+        let ok = out.withUnsafeMutableBytes {
+            RAND_bytes($0.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(count))
+        }
         try check(ok == 1, "RAND_bytes")
         return out
     }
 
     /// SHA-256 of `data` (admin token digests, audit chain).
-    public static func sha256(_ data: some Collection<UInt8>) -> [UInt8] { digest(Array(data), EVP_sha256(), count: 32) }
+    public static func sha256(_ data: some Collection<UInt8>) -> [UInt8] {
+        digest(Array(data), EVP_sha256(), count: 32)
+    }
 
     /// SHA-1 as lowercase hex: only for naming Redis Lua scripts (`EVALSHA`), never for security.
     public static func sha1Hex(_ text: String) -> String { Hex.encode(digest(Array(text.utf8), EVP_sha1(), count: 20)) }
@@ -26,7 +30,9 @@ public enum OpenSSL {
         var length: UInt32 = 0
         let ok = input.withUnsafeBytes { source in
             out.withUnsafeMutableBytes { target in
-                EVP_Digest(source.baseAddress, input.count, target.baseAddress!.assumingMemoryBound(to: UInt8.self), &length, md, nil)
+                EVP_Digest(
+                    source.baseAddress, input.count, target.baseAddress!.assumingMemoryBound(to: UInt8.self), &length,
+                    md, nil)
             }
         }
         precondition(ok == 1 && Int(length) == count, "EVP_Digest failed")
@@ -40,7 +46,9 @@ public enum OpenSSL {
         guard let context = EVP_KDF_CTX_new(kdf) else { throw failure("EVP_KDF_CTX_new") }
         defer { EVP_KDF_CTX_free(context) }
         var out = [UInt8](repeating: 0, count: count)
-        var key = key, salt = salt, info = info
+        var key = key
+        var salt = salt
+        var info = info
         // OSSL_PARAM keeps raw pointers to names and buffers: everything stays pinned for the whole call.
         let ok = withParamNames { names in
             key.withUnsafeMutableBytes { keyBytes in
@@ -53,13 +61,18 @@ public enum OpenSSL {
                                 OSSL_PARAM_construct_octet_string(names.key, keyBytes.baseAddress, keyBytes.count),
                             ]
                             if saltBytes.count > 0 {
-                                params.append(OSSL_PARAM_construct_octet_string(names.salt, saltBytes.baseAddress, saltBytes.count))
+                                params.append(
+                                    OSSL_PARAM_construct_octet_string(
+                                        names.salt, saltBytes.baseAddress, saltBytes.count))
                             }
                             if infoBytes.count > 0 {
-                                params.append(OSSL_PARAM_construct_octet_string(names.info, infoBytes.baseAddress, infoBytes.count))
+                                params.append(
+                                    OSSL_PARAM_construct_octet_string(
+                                        names.info, infoBytes.baseAddress, infoBytes.count))
                             }
                             params.append(OSSL_PARAM_construct_end())
-                            return EVP_KDF_derive(context, output.baseAddress!.assumingMemoryBound(to: UInt8.self), count, &params)
+                            return EVP_KDF_derive(
+                                context, output.baseAddress!.assumingMemoryBound(to: UInt8.self), count, &params)
                         }
                     }
                 }
@@ -91,7 +104,8 @@ func withParamNames<Result>(_ body: (OpenSSL.ParamNames) -> Result) -> Result {
     var storage = Array("digest\u{0}key\u{0}salt\u{0}info\u{0}SHA256\u{0}".utf8CString)
     return storage.withUnsafeMutableBufferPointer { buffer in
         let base = buffer.baseAddress!
-        return body(OpenSSL.ParamNames(digest: base, key: base + 7, salt: base + 11, info: base + 16, sha256: base + 21))
+        return body(
+            OpenSSL.ParamNames(digest: base, key: base + 7, salt: base + 11, info: base + 16, sha256: base + 21))
     }
 }
 
@@ -106,8 +120,11 @@ public final class HMACSHA256: @unchecked Sendable {  // the template is only re
         guard let context = EVP_MAC_CTX_new(mac) else { throw OpenSSL.failure("EVP_MAC_CTX_new") }
         let ok = withParamNames { names in
             key.withUnsafeBytes { keyBytes in
-                var params = [OSSL_PARAM_construct_utf8_string(names.digest, names.sha256, 0), OSSL_PARAM_construct_end()]
-                return EVP_MAC_init(context, keyBytes.baseAddress!.assumingMemoryBound(to: UInt8.self), key.count, &params)
+                var params = [
+                    OSSL_PARAM_construct_utf8_string(names.digest, names.sha256, 0), OSSL_PARAM_construct_end(),
+                ]
+                return EVP_MAC_init(
+                    context, keyBytes.baseAddress!.assumingMemoryBound(to: UInt8.self), key.count, &params)
             }
         }
         guard ok == 1 else {

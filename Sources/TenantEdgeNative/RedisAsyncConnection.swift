@@ -29,7 +29,9 @@ public final class RedisAsyncConnection: Sendable {
     public static func open(_ endpoint: RedisEndpoint, timeoutMs: Int) throws(EdgeError) -> RedisAsyncConnection {
         let connection = try RedisAsyncConnection(host: endpoint.host, port: endpoint.port)
         var commands: [[String]] = []
-        if let password = endpoint.password { commands.append(["AUTH"] + (endpoint.user.map { [$0] } ?? []) + [password]) }
+        if let password = endpoint.password {
+            commands.append(["AUTH"] + (endpoint.user.map { [$0] } ?? []) + [password])
+        }
         if endpoint.database != 0 { commands.append(["SELECT", String(endpoint.database)]) }
         commands.append(["PING"])
         let replies = ReplyCollector(expected: commands.count)
@@ -43,7 +45,8 @@ public final class RedisAsyncConnection: Sendable {
             case .success(.error(let message)) where command[0] == "AUTH":
                 _ = message  // may echo the user name; the password is never in it
                 throw EdgeError(.redisFailure, "Redis at \(endpoint) refused the credentials")
-            case .success(.error(let message)): throw EdgeError(.redisFailure, "Redis at \(endpoint): \(command[0]) failed: \(message)")
+            case .success(.error(let message)):
+                throw EdgeError(.redisFailure, "Redis at \(endpoint): \(command[0]) failed: \(message)")
             case .success: continue
             }
         }
@@ -57,7 +60,12 @@ public final class RedisAsyncConnection: Sendable {
         private let expected: Int
         init(expected: Int) { self.expected = expected }
         func add(_ reply: Result<RedisConnection.Reply, EdgeError>) {
-            if replies.withLock({ $0.append(reply); return $0.count }) == expected { done.signal() }
+            if replies.withLock({
+                $0.append(reply)
+                return $0.count
+            }) == expected {
+                done.signal()
+            }
         }
         var all: [Result<RedisConnection.Reply, EdgeError>] { replies.withLock { $0 } }
     }
@@ -99,7 +107,9 @@ public final class RedisAsyncConnection: Sendable {
                 break
             }
         }
-        guard confirmations.wait(milliseconds: timeoutMs) else { throw EdgeError(.redisFailure, "SUBSCRIBE was not confirmed") }
+        guard confirmations.wait(milliseconds: timeoutMs) else {
+            throw EdgeError(.redisFailure, "SUBSCRIBE was not confirmed")
+        }
     }
 
     /// Counts `subscribe` confirmations from the loop thread; the subscribing thread waits for them.
@@ -108,7 +118,14 @@ public final class RedisAsyncConnection: Sendable {
         private let done = DispatchSemaphore(value: 0)
         private let expected: Int
         init(expected: Int) { self.expected = expected }
-        func add() { if count.withLock({ $0.seen += 1; return $0.seen }) == expected { done.signal() } }
+        func add() {
+            if count.withLock({
+                $0.seen += 1
+                return $0.seen
+            }) == expected {
+                done.signal()
+            }
+        }
         /// True when the failure came after the subscription was confirmed: the connection was lost.
         func fail() -> Bool {
             let (first, afterConfirmation) = count.withLock { state -> (Bool, Bool) in
@@ -147,14 +164,17 @@ private final class AsyncLoop: @unchecked Sendable {  // context touched only on
     }
 
     init(host: String, port: Int) throws(EdgeError) {
-        guard let context = redisAsyncConnect(host, Int32(port)) else { throw EdgeError(.redisFailure, "cannot allocate a Redis context") }
+        guard let context = redisAsyncConnect(host, Int32(port)) else {
+            throw EdgeError(.redisFailure, "cannot allocate a Redis context")
+        }
         if context.pointee.err != 0 {
             redisAsyncFree(context)
             throw EdgeError(.redisFailure, "cannot connect to Redis at \(host):\(port)")
         }
         var pipeFDs: [Int32] = [-1, -1]
         guard pipe(&pipeFDs) == 0,
-              fcntl(pipeFDs[0], F_SETFL, O_NONBLOCK) == 0, fcntl(pipeFDs[1], F_SETFL, O_NONBLOCK) == 0 else {
+            fcntl(pipeFDs[0], F_SETFL, O_NONBLOCK) == 0, fcntl(pipeFDs[1], F_SETFL, O_NONBLOCK) == 0
+        else {
             redisAsyncFree(context)
             throw EdgeError(.redisFailure, "cannot make the wake-up pipe")
         }
@@ -162,11 +182,17 @@ private final class AsyncLoop: @unchecked Sendable {  // context touched only on
         (wakeReadFD, wakeWriteFD) = (pipeFDs[0], pipeFDs[1])
         state = LoopState()
         context.pointee.ev.data = Unmanaged.passUnretained(state).toOpaque()
-        context.pointee.ev.addWrite = { data in Unmanaged<LoopState>.fromOpaque(data!).takeUnretainedValue().wantsWrite = true }
-        context.pointee.ev.delWrite = { data in Unmanaged<LoopState>.fromOpaque(data!).takeUnretainedValue().wantsWrite = false }
+        context.pointee.ev.addWrite = { data in
+            Unmanaged<LoopState>.fromOpaque(data!).takeUnretainedValue().wantsWrite = true
+        }
+        context.pointee.ev.delWrite = { data in
+            Unmanaged<LoopState>.fromOpaque(data!).takeUnretainedValue().wantsWrite = false
+        }
         // hiredis calls `cleanup` whenever it frees the context: after a dropped connection, a
         // failed connect (which never calls the disconnect callback), or our own free.
-        context.pointee.ev.cleanup = { data in Unmanaged<LoopState>.fromOpaque(data!).takeUnretainedValue().connected = false }
+        context.pointee.ev.cleanup = { data in
+            Unmanaged<LoopState>.fromOpaque(data!).takeUnretainedValue().connected = false
+        }
     }
 
     deinit {
@@ -213,8 +239,10 @@ private final class AsyncLoop: @unchecked Sendable {  // context touched only on
                 drainWake()
                 continue
             }
-            var fds = [pollfd(fd: context.pointee.c.fd, events: Int16(POLLIN | (state.wantsWrite ? POLLOUT : 0)), revents: 0),
-                       pollfd(fd: wakeReadFD, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: context.pointee.c.fd, events: Int16(POLLIN | (state.wantsWrite ? POLLOUT : 0)), revents: 0),
+                pollfd(fd: wakeReadFD, events: Int16(POLLIN), revents: 0),
+            ]
             guard poll(&fds, 2, 1000) >= 0 else { continue }
             if fds[1].revents != 0 { drainWake() }
             if fds[0].revents & Int16(POLLIN | POLLERR | POLLHUP) != 0 { redisAsyncHandleRead(context) }
@@ -231,11 +259,15 @@ private final class AsyncLoop: @unchecked Sendable {  // context touched only on
         guard state.connected else { return completion(.failure(EdgeError(.redisFailure, "Redis connection lost"))) }
         let box = Unmanaged.passRetained(CompletionBox(completion)).toOpaque()
         let status = RedisConnection.withArgv(arguments) { count, argv, lengths in
-            redisAsyncCommandArgv(context, { _, reply, privdata in
-                let completion = Unmanaged<CompletionBox>.fromOpaque(privdata!).takeRetainedValue().completion
-                guard let reply else { return completion(.failure(EdgeError(.redisFailure, "Redis connection lost"))) }
-                completion(.success(RedisConnection.convert(reply.assumingMemoryBound(to: redisReply.self))))
-            }, box, count, argv, lengths)
+            redisAsyncCommandArgv(
+                context,
+                { _, reply, privdata in
+                    let completion = Unmanaged<CompletionBox>.fromOpaque(privdata!).takeRetainedValue().completion
+                    guard let reply else {
+                        return completion(.failure(EdgeError(.redisFailure, "Redis connection lost")))
+                    }
+                    completion(.success(RedisConnection.convert(reply.assumingMemoryBound(to: redisReply.self))))
+                }, box, count, argv, lengths)
         }
         if status != REDIS_OK {
             Unmanaged<CompletionBox>.fromOpaque(box).release()
@@ -249,11 +281,15 @@ private final class AsyncLoop: @unchecked Sendable {  // context touched only on
         let box = CompletionBox(completion)
         repeatingBoxes.append(box)
         let status = RedisConnection.withArgv(arguments) { count, argv, lengths in
-            redisAsyncCommandArgv(context, { _, reply, privdata in
-                let completion = Unmanaged<CompletionBox>.fromOpaque(privdata!).takeUnretainedValue().completion
-                guard let reply else { return completion(.failure(EdgeError(.redisFailure, "Redis connection lost"))) }
-                completion(.success(RedisConnection.convert(reply.assumingMemoryBound(to: redisReply.self))))
-            }, Unmanaged.passUnretained(box).toOpaque(), count, argv, lengths)
+            redisAsyncCommandArgv(
+                context,
+                { _, reply, privdata in
+                    let completion = Unmanaged<CompletionBox>.fromOpaque(privdata!).takeUnretainedValue().completion
+                    guard let reply else {
+                        return completion(.failure(EdgeError(.redisFailure, "Redis connection lost")))
+                    }
+                    completion(.success(RedisConnection.convert(reply.assumingMemoryBound(to: redisReply.self))))
+                }, Unmanaged.passUnretained(box).toOpaque(), count, argv, lengths)
         }
         if status != REDIS_OK { completion(.failure(EdgeError(.redisFailure, "Redis command could not be queued"))) }
     }

@@ -33,7 +33,9 @@ public final class RedisConnection {
                 throw EdgeError(.redisFailure, "Redis at \(endpoint) refused the credentials")
             }
         }
-        if endpoint.database != 0, case .error(let message) = try connection.command("SELECT", String(endpoint.database)) {
+        if endpoint.database != 0,
+            case .error(let message) = try connection.command("SELECT", String(endpoint.database))
+        {
             throw EdgeError(.redisFailure, "Redis at \(endpoint): SELECT failed: \(message)")
         }
         return connection
@@ -64,7 +66,9 @@ public final class RedisConnection {
             let status = Self.withArgv(arguments) { count, argv, lengths in
                 redisAppendCommandArgv(context, count, argv, lengths)
             }
-            guard status == REDIS_OK else { throw EdgeError(.redisFailure, "Redis pipeline append failed: \(Self.errorString(context))") }
+            guard status == REDIS_OK else {
+                throw EdgeError(.redisFailure, "Redis pipeline append failed: \(Self.errorString(context))")
+            }
         }
         var replies: [Reply] = []
         replies.reserveCapacity(commands.count)
@@ -80,20 +84,29 @@ public final class RedisConnection {
     }
 
     /// Pins arguments as the `argc`/`argv`/`argvlen` triple hiredis takes, for the closure's duration.
-    static func withArgv<T>(_ arguments: [[UInt8]], _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>?,
-                                                                      UnsafePointer<Int>?) -> T) -> T {
+    static func withArgv<T>(
+        _ arguments: [[UInt8]],
+        _ body: (
+            Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>?,
+            UnsafePointer<Int>?
+        ) -> T
+    ) -> T {
         let storage = arguments.map { argument -> UnsafeMutablePointer<CChar> in
             let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: max(argument.count, 1))
             argument.withUnsafeBytes { bytes in
-                if let base = bytes.baseAddress { UnsafeMutableRawPointer(buffer).copyMemory(from: base, byteCount: bytes.count) }
+                if let base = bytes.baseAddress {
+                    UnsafeMutableRawPointer(buffer).copyMemory(from: base, byteCount: bytes.count)
+                }
             }
             return buffer
         }
-        defer { storage.forEach { $0.deallocate() } }
+        defer { for buffer in storage { buffer.deallocate() } }
         var pointers: [UnsafePointer<CChar>?] = storage.map { UnsafePointer($0) }
         let lengths = arguments.map(\.count)
         return pointers.withUnsafeMutableBufferPointer { argv in
-            lengths.withUnsafeBufferPointer { argvlen in body(Int32(arguments.count), argv.baseAddress, argvlen.baseAddress) }
+            lengths.withUnsafeBufferPointer { argvlen in
+                body(Int32(arguments.count), argv.baseAddress, argvlen.baseAddress)
+            }
         }
     }
 

@@ -10,17 +10,23 @@ public struct StandaloneKeyring: TenantKeyring {
     /// - Parameters:
     ///   - masterKey: 32 bytes from `security.master_key_file`; nil only with encryption off.
     ///   - encryption: false stores entries in clear (digests stay keyed).
-    public init(masterKey: [UInt8]?, tenants: [TenantConfig], encryption: Bool, keyVersion: UInt32 = 1) throws(EdgeError) {
+    public init(masterKey: [UInt8]?, tenants: [TenantConfig], encryption: Bool, keyVersion: UInt32 = 1)
+        throws(EdgeError)
+    {
         var ciphers: [String: any TenantCipher] = [:]
         // Without a master key (encryption off) the digest key is random per process: names stay unguessable.
         let root: [UInt8]
         if let masterKey { root = masterKey } else { root = try OpenSSL.randomBytes(32) }
         for tenant in tenants {
-            let key = try OpenSSL.hkdf(key: root, salt: Array("tenantedge".utf8), info: Array("tenant-key:\(tenant.id):\(keyVersion)".utf8))
-            let naming = try OpenSSL.hkdf(key: root, salt: Array("tenantedge".utf8), info: Array("tenant-name-key:\(tenant.id)".utf8))
-            ciphers[tenant.id] = encryption
+            let key = try OpenSSL.hkdf(
+                key: root, salt: Array("tenantedge".utf8), info: Array("tenant-key:\(tenant.id):\(keyVersion)".utf8))
+            let naming = try OpenSSL.hkdf(
+                key: root, salt: Array("tenantedge".utf8), info: Array("tenant-name-key:\(tenant.id)".utf8))
+            ciphers[tenant.id] =
+                encryption
                 ? try AESGCMTenantCipher(keys: [keyVersion: key], namingKey: naming)
-                : try PlaintextTenantCipher(digestKey: OpenSSL.hkdf(key: key, salt: [], info: Array("te-digest-v1".utf8)))
+                : try PlaintextTenantCipher(
+                    digestKey: OpenSSL.hkdf(key: key, salt: [], info: Array("te-digest-v1".utf8)))
         }
         self.ciphers = ciphers
     }
@@ -31,7 +37,8 @@ public struct StandaloneKeyring: TenantKeyring {
     /// master key with info `redis-acl:<tenant>`, as 64 hex characters. Every node (and `edgectl
     /// redis acl`) derives the same one; it is never written anywhere by the node.
     public static func redisACLPassword(masterKey: [UInt8], tenant: String) throws(EdgeError) -> String {
-        Hex.encode(try OpenSSL.hkdf(key: masterKey, salt: Array("tenantedge".utf8), info: Array("redis-acl:\(tenant)".utf8)))
+        Hex.encode(
+            try OpenSSL.hkdf(key: masterKey, salt: Array("tenantedge".utf8), info: Array("redis-acl:\(tenant)".utf8)))
     }
 
     /// Reads a 32-byte key file (raw, or 64 hex characters with optional trailing newline).
@@ -44,7 +51,9 @@ public struct StandaloneKeyring: TenantKeyring {
         if bytes.count == 32 { return bytes }
         let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         if text.count == 64, let decoded = Hex.decode(text) { return decoded }
-        throw EdgeError(.invalidConfig, "\(key): '\(path)' must hold 32 raw bytes or 64 hex characters (found \(bytes.count) bytes)")
+        throw EdgeError(
+            .invalidConfig, "\(key): '\(path)' must hold 32 raw bytes or 64 hex characters (found \(bytes.count) bytes)"
+        )
     }
 }
 
@@ -60,7 +69,9 @@ public final class PlaintextTenantCipher: TenantCipher {
     public func digest(_ text: String) -> KeyDigest { digester.mac(text) }
     public func seal(_ plaintext: [UInt8], aad: [UInt8]) throws(EdgeError) -> [UInt8] { plaintext }
     public func plaintextCount(ofSealed sealed: [UInt8]) -> Int? { sealed.count }
-    public func open(_ sealed: [UInt8], aad: [UInt8], into output: UnsafeMutableRawBufferPointer) throws(EdgeError) -> Int {
+    public func open(_ sealed: [UInt8], aad: [UInt8], into output: UnsafeMutableRawBufferPointer) throws(EdgeError)
+        -> Int
+    {
         guard output.count >= sealed.count else { throw EdgeError(.decryptFailed, "output buffer too small") }
         sealed.withUnsafeBytes { output.copyMemory(from: $0) }
         return sealed.count

@@ -4,10 +4,10 @@ import NIOCore
 import NIOPosix
 import Prometheus
 import ServiceLifecycle
-import UnixSignals
 import Synchronization
 import TenantEdgeCore
 import TenantEdgeHTTP
+import UnixSignals
 
 /// An edge node: the runtime, its two listeners (tenant traffic and admin, never the same
 /// socket) and its background work, run as one `ServiceGroup`. `start` binds both listeners or
@@ -36,10 +36,12 @@ public final class EdgeNode: Sendable {
 
     /// `signals` start a graceful shutdown (the daemon passes SIGTERM and SIGINT; tests none);
     /// `extraServices` run in the same group (the daemon's SIGHUP watcher).
-    public static func start(config: EdgeConfig, group: any EventLoopGroup, logger: Logger,
-                             registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
-                             clock: any CacheClock = SystemCacheClock(), signals: [UnixSignal] = [],
-                             extraServices: [any Service] = []) async throws -> EdgeNode {
+    public static func start(
+        config: EdgeConfig, group: any EventLoopGroup, logger: Logger,
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+        clock: any CacheClock = SystemCacheClock(), signals: [UnixSignal] = [],
+        extraServices: [any Service] = []
+    ) async throws -> EdgeNode {
         let runtime = try EdgeRuntime(config: config, group: group, registry: registry, logger: logger, clock: clock)
         let bundles: ConfigBundleGate
         let feed: InvalidationFeed?
@@ -47,7 +49,9 @@ public final class EdgeNode: Sendable {
         do {
             bundles = try ConfigBundleGate(runtime: runtime)
             try bundles.loadPersisted()
-            feed = try config.origin.map { origin throws(EdgeError) in try InvalidationFeed(runtime: runtime, origin: origin, bundles: bundles) }
+            feed = try config.origin.map { origin throws(EdgeError) in
+                try InvalidationFeed(runtime: runtime, origin: origin, bundles: bundles)
+            }
             erasures = try config.origin.map { origin throws(EdgeError) in
                 try ErasureConfirmations(origin: origin, node: config.node.id, clock: clock, logger: logger)
             }
@@ -55,14 +59,17 @@ public final class EdgeNode: Sendable {
             await runtime.shutdown()
             throw error
         }
-        guard let trafficAddress = HostPort(parsing: config.listen.http), let adminAddress = HostPort(parsing: config.listen.admin) else {
+        guard let trafficAddress = HostPort(parsing: config.listen.http),
+            let adminAddress = HostPort(parsing: config.listen.admin)
+        else {
             throw EdgeError(.invalidConfig, "listen: addresses must be HOST:PORT")
         }
         let readiness = ReadinessFlag()
         let traffic: HTTPListener
         do {
-            traffic = try await HTTPListener.bind(address: trafficAddress, group: group,
-                                                  responder: TenantTrafficResponder(runtime: runtime), limits: config.limits)
+            traffic = try await HTTPListener.bind(
+                address: trafficAddress, group: group,
+                responder: TenantTrafficResponder(runtime: runtime), limits: config.limits)
         } catch {
             await runtime.shutdown()
             throw EdgeError(.io, "listen.http: cannot bind \(config.listen.http)", cause: error)
@@ -70,11 +77,13 @@ public final class EdgeNode: Sendable {
         let admin: HTTPListener
         do {
             let adminTLS = try config.listen.adminCertFile.map { certFile throws(EdgeError) in
-                try ServerTLS.context(certFile: certFile, keyFile: config.listen.adminKeyFile ?? "", key: "listen.admin_tls")
+                try ServerTLS.context(
+                    certFile: certFile, keyFile: config.listen.adminKeyFile ?? "", key: "listen.admin_tls")
             }
-            admin = try await HTTPListener.bind(address: adminAddress, group: group,
-                                                responder: AdminResponder(runtime: runtime, bundles: bundles, isReady: { readiness.value }),
-                                                limits: config.limits.forAdmin, tls: adminTLS)
+            admin = try await HTTPListener.bind(
+                address: adminAddress, group: group,
+                responder: AdminResponder(runtime: runtime, bundles: bundles, isReady: { readiness.value }),
+                limits: config.limits.forAdmin, tls: adminTLS)
         } catch let error as EdgeError {
             try? await traffic.channel.close()
             await runtime.shutdown()
@@ -84,21 +93,26 @@ public final class EdgeNode: Sendable {
             await runtime.shutdown()
             throw EdgeError(.io, "listen.admin: cannot bind \(config.listen.admin)", cause: error)
         }
-        let node = EdgeNode(runtime: runtime, traffic: traffic, admin: admin, feed: feed, erasures: erasures, group: group,
-                            signals: signals, extraServices: extraServices, logger: logger)
+        let node = EdgeNode(
+            runtime: runtime, traffic: traffic, admin: admin, feed: feed, erasures: erasures, group: group,
+            signals: signals, extraServices: extraServices, logger: logger)
         if let erasures { runtime.observeErasures { erasures.confirm($0) } }
         readiness.set(true)
-        logger.info("edge node ready", metadata: [
-            "node": "\(config.node.id)", "region": "\(config.node.region)",
-            "http": "\(trafficAddress.host):\(traffic.port)", "admin": "\(adminAddress.host):\(admin.port)",
-            "tenants": "\(config.tenants.count)", "encryption": "\(config.security.encryption)",
-        ])
+        logger.info(
+            "edge node ready",
+            metadata: [
+                "node": "\(config.node.id)", "region": "\(config.node.region)",
+                "http": "\(trafficAddress.host):\(traffic.port)", "admin": "\(adminAddress.host):\(admin.port)",
+                "tenants": "\(config.tenants.count)", "encryption": "\(config.security.encryption)",
+            ])
         return node
     }
 
-    private init(runtime: EdgeRuntime, traffic: HTTPListener, admin: HTTPListener, feed: InvalidationFeed?,
-                 erasures: ErasureConfirmations?, group: any EventLoopGroup, signals: [UnixSignal],
-                 extraServices: [any Service], logger: Logger) {
+    private init(
+        runtime: EdgeRuntime, traffic: HTTPListener, admin: HTTPListener, feed: InvalidationFeed?,
+        erasures: ErasureConfirmations?, group: any EventLoopGroup, signals: [UnixSignal],
+        extraServices: [any Service], logger: Logger
+    ) {
         self.runtime = runtime
         self.traffic = traffic
         self.admin = admin
@@ -108,14 +122,17 @@ public final class EdgeNode: Sendable {
         self.geoMaintenance = geoMaintenance
         self.stopped = runtime.eventLoop.makePromise(of: Void.self)
         // Graceful shutdown runs in reverse: listeners first, the runtime last.
-        var list: [any Service] = [RuntimeShutdown(runtime: runtime), PendingPurgeRetries(runtime: runtime), geoMaintenance]
+        var list: [any Service] = [
+            RuntimeShutdown(runtime: runtime), PendingPurgeRetries(runtime: runtime), geoMaintenance,
+        ]
         if let erasures { list.append(erasures) }
         if let feed { list.append(feed) }
         list += extraServices
         list.append(ListenerDrain(listeners: [traffic, admin], deadlineSeconds: runtime.config.limits.drainSeconds))
-        services = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: list.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
-            gracefulShutdownSignals: signals, logger: logger))
+        services = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: list.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                gracefulShutdownSignals: signals, logger: logger))
     }
 
     /// Runs the node's services until a graceful shutdown has stopped all of them.

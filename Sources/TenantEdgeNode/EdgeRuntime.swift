@@ -46,8 +46,10 @@ package final class EdgeRuntime: Sendable {
     package let invalidationCursor = Atomic<Int>(0)
     let invalidationHeardMs = Atomic<Int>(0)
 
-    init(config: EdgeConfig, group: any EventLoopGroup, registry: PrometheusCollectorRegistry, logger: Logger,
-         clock: any CacheClock = SystemCacheClock()) throws(EdgeError) {
+    init(
+        config: EdgeConfig, group: any EventLoopGroup, registry: PrometheusCollectorRegistry, logger: Logger,
+        clock: any CacheClock = SystemCacheClock()
+    ) throws(EdgeError) {
         self.config = config
         self.clock = clock
         self.logger = logger
@@ -65,10 +67,13 @@ package final class EdgeRuntime: Sendable {
         self.adminTokens = try AdminTokensReader.load(path: config.security.adminTokensFile)
         self.audit = try AuditLog(stateDirectory: config.stateDir, clock: clock, logger: logger)
         geo = try GeoRouting(config: config, logger: logger)
-        current = Mutex(try TenantTable.build(config: config, version: 0, masterKey: masterKey, kek: kek, previous: nil, eventLoop: eventLoop,
-                                              clock: clock, logger: logger))
+        current = Mutex(
+            try TenantTable.build(
+                config: config, version: 0, masterKey: masterKey, kek: kek, previous: nil, eventLoop: eventLoop,
+                clock: clock, logger: logger))
         self.upstream = UpstreamClient(group: group, limits: config.limits)
-        self.metrics = EdgeMetrics(registry: registry, tenants: config.tenants.map(\.id), hasRedis: config.cache.redis != nil)
+        self.metrics = EdgeMetrics(
+            registry: registry, tenants: config.tenants.map(\.id), hasRedis: config.cache.redis != nil)
         self.startedAt = clock.now()
     }
 
@@ -88,8 +93,9 @@ package final class EdgeRuntime: Sendable {
     /// Builds the tenant set of `config` (a bundle's tenants and regions over the node file),
     /// reusing what has not changed. Throws, having started nothing, when it cannot be built.
     func prepare(_ config: EdgeConfig, version: Int) throws(EdgeError) -> TenantTable {
-        try TenantTable.build(config: config, version: version, masterKey: masterKey, kek: kek, previous: table,
-                              eventLoop: eventLoop, clock: clock, logger: logger)
+        try TenantTable.build(
+            config: config, version: version, masterKey: masterKey, kek: kek, previous: table,
+            eventLoop: eventLoop, clock: clock, logger: logger)
     }
 
     /// Swaps a prepared tenant set in. Tenants that are gone stop being served at once; their L1 is
@@ -103,7 +109,11 @@ package final class EdgeRuntime: Sendable {
         // Key versions the new set no longer lists: their entries go now (they could not be opened anyway).
         for cache in next.caches.values where previous.caches[cache.tenant.id] !== cache {
             let dropped = cache.dropRetiredEntries()
-            if dropped > 0 { logger.info("entries under retired keys dropped", metadata: ["tenant": "\(cache.tenant.id)", "entries": "\(dropped)"]) }
+            if dropped > 0 {
+                logger.info(
+                    "entries under retired keys dropped",
+                    metadata: ["tenant": "\(cache.tenant.id)", "entries": "\(dropped)"])
+            }
             // L2: sweep each version the tenant's keys no longer list, through that version's own list.
             let before = Set(previous.tenants.first { $0.id == cache.tenant.id }?.wrappedKeys.map(\.version) ?? [])
             let retired = before.subtracting(cache.tenant.wrappedKeys.map(\.version))
@@ -121,11 +131,15 @@ package final class EdgeRuntime: Sendable {
             if let tier { erasures[ObjectIdentifier(tier), default: []].append(done) }
         }
         for tenant in previous.tenants.map(\.id) where next.caches[tenant] == nil {
-            track(previous.l2Tiers[tenant], erase(tenant, cache: previous.caches[tenant], tier: previous.l2Tiers[tenant], confirm: true))
+            track(
+                previous.l2Tiers[tenant],
+                erase(tenant, cache: previous.caches[tenant], tier: previous.l2Tiers[tenant], confirm: true))
         }
         for tenant in next.tenants where !mayStore(tenant) {
             guard let before = previous.tenants.first(where: { $0.id == tenant.id }), mayStore(before) else { continue }
-            track(next.l2Tiers[tenant.id], erase(tenant.id, cache: next.caches[tenant.id], tier: next.l2Tiers[tenant.id], confirm: false))
+            track(
+                next.l2Tiers[tenant.id],
+                erase(tenant.id, cache: next.caches[tenant.id], tier: next.l2Tiers[tenant.id], confirm: false))
         }
         let unusedTiers = previous.allL2Tiers.filter { old in !next.allL2Tiers.contains { $0 === old } }
         let oldFollowers = previous.purgeFollowers
@@ -158,33 +172,42 @@ package final class EdgeRuntime: Sendable {
 
     /// Called with a tenant's id once all its data is gone from this node (L1 and L2).
     private let erasureObserver = Mutex<(@Sendable (String) -> Void)?>(nil)
-    func observeErasures(_ observer: @escaping @Sendable (String) -> Void) { erasureObserver.withLock { $0 = observer } }
+    func observeErasures(_ observer: @escaping @Sendable (String) -> Void) {
+        erasureObserver.withLock { $0 = observer }
+    }
 
     /// A tenant's data leaves this node: its L1 entries now, then every key of it in L2 (its
     /// generation dropped first, so nothing of it is read meanwhile), retried until Redis answers.
     /// For a tenant that left the tenant set (`confirm`), the observer (the feed) then confirms the
     /// erasure to the origin; its keys are dropped with the old tenant set. Completes when done.
     @discardableResult
-    private func erase(_ tenant: String, cache: TenantCache?, tier: RedisTier?, confirm: Bool) -> EventLoopFuture<Void> {
+    private func erase(_ tenant: String, cache: TenantCache?, tier: RedisTier?, confirm: Bool) -> EventLoopFuture<Void>
+    {
         _ = cache?.purge(keys: [], tags: [], prefixes: [], all: true)
         let eventLoop = self.eventLoop
         let done = eventLoop.makePromise(of: Void.self)
         @Sendable func eraseL2(attempt: Int) {
             guard let tier else { return finished() }
-            tier.dropGeneration(tenant: tenant, on: eventLoop).flatMap { _ in tier.erase(tenant: tenant, on: eventLoop) }.whenSuccess { done in
+            tier.dropGeneration(tenant: tenant, on: eventLoop).flatMap { _ in tier.erase(tenant: tenant, on: eventLoop)
+            }.whenSuccess { done in
                 if done { return finished() }
-                eventLoop.scheduleTask(in: .milliseconds(Int64(min(5000, 200 << min(attempt, 5))))) { eraseL2(attempt: attempt + 1) }
+                eventLoop.scheduleTask(in: .milliseconds(Int64(min(5000, 200 << min(attempt, 5))))) {
+                    eraseL2(attempt: attempt + 1)
+                }
             }
         }
         @Sendable func finished() {
             defer { done.succeed() }
             guard confirm else {
                 logger.info("tenant data dropped: residency excludes this region", metadata: ["tenant": "\(tenant)"])
-                audit.record("residency_dropped", actor: "node", tenant: tenant, details: ["region": config.node.region])
+                audit.record(
+                    "residency_dropped", actor: "node", tenant: tenant, details: ["region": config.node.region])
                 return
             }
             logger.info("tenant erased from this node", metadata: ["tenant": "\(tenant)"])
-            audit.record("tenant_erased", actor: "node", tenant: tenant, details: ["tiers": tier == nil ? "memory" : "memory,redis"])
+            audit.record(
+                "tenant_erased", actor: "node", tenant: tenant,
+                details: ["tiers": tier == nil ? "memory" : "memory,redis"])
             erasureObserver.withLock { $0 }?(tenant)
         }
         eraseL2(attempt: 0)
@@ -230,8 +253,12 @@ package final class EdgeRuntime: Sendable {
         var details = ["detail": detail]
         if suppressed > 0 { details["suppressed_before"] = String(suppressed) }
         audit.record(kind, actor: "node:\(config.node.id)", tenant: tenant == "-" ? nil : tenant, details: details)
-        logger.warning("security event", metadata: ["kind": "\(kind)", "tenant": "\(tenant)", "detail": "\(detail)",
-                                                    "suppressed_before": "\(suppressed)"])
+        logger.warning(
+            "security event",
+            metadata: [
+                "kind": "\(kind)", "tenant": "\(tenant)", "detail": "\(detail)",
+                "suppressed_before": "\(suppressed)",
+            ])
     }
 
     /// Whether this node may store the tenant's data (its region is in the tenant's residency).
@@ -263,7 +290,9 @@ package final class EdgeRuntime: Sendable {
         // Keys and prefixes in the form the traffic path keys them, so purging `/a/../b` reaches `/b`.
         var request = original
         if cache.tenant.normalizePath {
-            func normalized(_ target: String) -> String { target.hasPrefix("/") ? RequestTarget.normalize(target) ?? target : target }
+            func normalized(_ target: String) -> String {
+                target.hasPrefix("/") ? RequestTarget.normalize(target) ?? target : target
+            }
             request.keys = request.keys.map(normalized)
             request.prefixes = request.prefixes.map(normalized)
         }
@@ -284,7 +313,9 @@ package final class EdgeRuntime: Sendable {
         let byKey = l2.delete(tenant: tenant, digests: primaries, on: eventLoop)
         // A key's variants (responses with Vary) are indexed under its primary digest.
         let indexes = primaries + request.tags.map(cache.tagDigest) + request.prefixes.map(cache.prefixDigest)
-        let byIndex = indexes.isEmpty ? eventLoop.makeSucceededFuture(Optional(0)) : l2.purge(tenant: tenant, indexes: indexes, on: eventLoop)
+        let byIndex =
+            indexes.isEmpty
+            ? eventLoop.makeSucceededFuture(Optional(0)) : l2.purge(tenant: tenant, indexes: indexes, on: eventLoop)
         return byKey.and(byIndex).map { deleted, indexed in
             guard let deleted, let indexed else {
                 l2.markUntrusted(tenant, on: eventLoop)  // applied later as a generation drop: coarser, never lost

@@ -8,10 +8,15 @@ import TenantEdgeNative
 public enum NodePreflight {
     public static func check(_ config: EdgeConfig) throws(EdgeError) {
         var problems: [String] = []
-        if config.security.encryption || config.security.masterKeyFile != nil, let path = config.security.masterKeyFile {
-            do { _ = try StandaloneKeyring.readKeyFile(path, key: "security.master_key_file") } catch { problems.append(error.message) }
+        if config.security.encryption || config.security.masterKeyFile != nil, let path = config.security.masterKeyFile
+        {
+            do { _ = try StandaloneKeyring.readKeyFile(path, key: "security.master_key_file") } catch {
+                problems.append(error.message)
+            }
         }
-        do { _ = try AdminTokensReader.load(path: config.security.adminTokensFile) } catch { problems.append(error.message) }
+        do { _ = try AdminTokensReader.load(path: config.security.adminTokensFile) } catch {
+            problems.append(error.message)
+        }
         if let path = config.geoip.database, !path.isEmpty {
             do { _ = try GeoIPDatabase(path: path) } catch { problems.append("geoip.database: \(error.message)") }
         }

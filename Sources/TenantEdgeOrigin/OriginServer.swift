@@ -4,9 +4,9 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
-import UnixSignals
 import TenantEdgeCore
 import TenantEdgeHTTP
+import UnixSignals
 
 /// A running `edge-origin`: the durable invalidation log behind an HTTPS listener (TLS through
 /// swift-nio-ssl, certificate and key from files).
@@ -16,12 +16,17 @@ public final class OriginServer: Sendable {
 
     public var port: Int { listener.port }
 
-    public static func start(config: OriginConfig, group: any EventLoopGroup, logger: Logger,
-                             clock: any CacheClock = SystemCacheClock()) async throws -> OriginServer {
-        guard let address = HostPort(parsing: config.listen) else { throw EdgeError(.invalidConfig, "listen: must be HOST:PORT") }
+    public static func start(
+        config: OriginConfig, group: any EventLoopGroup, logger: Logger,
+        clock: any CacheClock = SystemCacheClock()
+    ) async throws -> OriginServer {
+        guard let address = HostPort(parsing: config.listen) else {
+            throw EdgeError(.invalidConfig, "listen: must be HOST:PORT")
+        }
         let tls: NIOSSLContext
         tls = try ServerTLS.context(certFile: config.certFile, keyFile: config.keyFile, key: "tls")
-        let log = try InvalidationLog(stateDirectory: config.stateDir, retention: config.logRetentionEvents, clock: clock)
+        let log = try InvalidationLog(
+            stateDirectory: config.stateDir, retention: config.logRetentionEvents, clock: clock)
         let registry = try TenantRegistry(config: config, clock: clock)
         let erasures = try ErasureLedger(stateDirectory: config.stateDir, clock: clock)
         let audit = try AuditLog(stateDirectory: config.stateDir, clock: clock, logger: logger)
@@ -39,15 +44,19 @@ public final class OriginServer: Sendable {
         limits.maxRequestBodyBytes = EdgeConfig.Limits.maxBundleBytes
         let listener: HTTPListener
         do {
-            listener = try await HTTPListener.bind(address: address, group: group, responder: OriginResponder(config: config, log: log, registry: registry,
-                                                                                             pusher: BundlePusher(client: client),
-                                                                                             erasures: erasures, audit: audit),
-                                                   limits: limits, tls: tls)
+            listener = try await HTTPListener.bind(
+                address: address, group: group,
+                responder: OriginResponder(
+                    config: config, log: log, registry: registry,
+                    pusher: BundlePusher(client: client),
+                    erasures: erasures, audit: audit),
+                limits: limits, tls: tls)
         } catch {
             try? await client.shutdown()
             throw EdgeError(.io, "listen: cannot bind \(config.listen)", cause: error)
         }
-        logger.info("edge origin ready", metadata: ["https": "\(address.host):\(listener.port)", "head": "\(log.head)"])
+        logger.info(
+            "edge origin ready", metadata: ["https": "\(address.host):\(listener.port)", "head": "\(log.head)"])
         return OriginServer(listener: listener, log: log, client: client)
     }
 
@@ -66,9 +75,10 @@ public final class OriginServer: Sendable {
             try? await gracefulShutdown()
             await stop()
         }
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [ServiceGroupConfiguration.ServiceConfiguration(service: drain)],
-            gracefulShutdownSignals: signals, logger: logger))
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [ServiceGroupConfiguration.ServiceConfiguration(service: drain)],
+                gracefulShutdownSignals: signals, logger: logger))
         try await group.run()
     }
 

@@ -16,14 +16,16 @@ enum EdgeBench {
     }
 
     static func usage() -> Never {
-        FileHandle.standardError.write(Data("""
-            usage: edge-bench redis-pipeline PORT [KEYS] [ROUNDS] [SIZE]
-                   edge-bench redis-engines PORT [SECONDS] [CONCURRENCY] [ROUNDS]
-                   edge-bench feed-propagation CERT KEY CA [EVENTS]
-                   edge-bench erasure CERT KEY CA REDIS_PORT [ENTRIES]
-                   edge-bench geo-lookups MMDB [SECONDS] [WORKING_SET]
+        FileHandle.standardError.write(
+            Data(
+                """
+                usage: edge-bench redis-pipeline PORT [KEYS] [ROUNDS] [SIZE]
+                       edge-bench redis-engines PORT [SECONDS] [CONCURRENCY] [ROUNDS]
+                       edge-bench feed-propagation CERT KEY CA [EVENTS]
+                       edge-bench erasure CERT KEY CA REDIS_PORT [ENTRIES]
+                       edge-bench geo-lookups MMDB [SECONDS] [WORKING_SET]
 
-            """.utf8))
+                """.utf8))
         exit(2)
     }
 }

@@ -23,7 +23,8 @@ enum ErasureBench {
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        let work = FileManager.default.temporaryDirectory.appendingPathComponent("te-erase-bench-\(UUID().uuidString)").path
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("te-erase-bench-\(UUID().uuidString)")
+            .path
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
         let signing = try Ed25519Key.generate()
@@ -50,8 +51,11 @@ enum ErasureBench {
         let probe = try await OriginServer.start(config: placeholderRegion(originConfig), group: group, logger: logger)
         let originPort = probe.port
         await probe.stop()
-        try Data("- {sha256: \"\(Hex.encode(OpenSSL.sha256(Array("admin".utf8))))\", scopes: [admin], tenants: [\"*\"]}\n".utf8)
-            .write(to: URL(fileURLWithPath: work + "/tokens.yaml"))
+        try Data(
+            "- {sha256: \"\(Hex.encode(OpenSSL.sha256(Array("admin".utf8))))\", scopes: [admin], tenants: [\"*\"]}\n"
+                .utf8
+        )
+        .write(to: URL(fileURLWithPath: work + "/tokens.yaml"))
         for name in ["a", "b"] {
             var config = EdgeConfig()
             config.node = .init(id: "bench-\(name)", region: "eu-west")
@@ -70,37 +74,58 @@ enum ErasureBench {
             nodes.append(node)
         }
         originConfig.listen = "127.0.0.1:\(originPort)"
-        originConfig.regions = [.init(region: RegionConfig(name: "eu-west", lat: 53.3, lon: -6.3, publicURL: "https://eu-west.test"),
-                                      kekFile: work + "/region.kek",
-                                      nodes: nodes.enumerated().map { .init(id: "bench-\(["a", "b"][$0.offset])", adminURL: "http://127.0.0.1:\($0.element.adminPort)",
-                                                                            adminTokenFile: work + "/admin.token") })]
+        originConfig.regions = [
+            .init(
+                region: RegionConfig(name: "eu-west", lat: 53.3, lon: -6.3, publicURL: "https://eu-west.test"),
+                kekFile: work + "/region.kek",
+                nodes: nodes.enumerated().map {
+                    .init(
+                        id: "bench-\(["a", "b"][$0.offset])", adminURL: "http://127.0.0.1:\($0.element.adminPort)",
+                        adminTokenFile: work + "/admin.token")
+                })
+        ]
         let origin = try await OriginServer.start(config: originConfig, group: group, logger: logger)
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.trustRoots = .file(ca)
         var clientConfiguration = HTTPClient.Configuration(tlsConfiguration: tls)
-        clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        clientConfiguration.connectionPool = .init(
+            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         let client = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: clientConfiguration)
-        @Sendable func call(_ method: HTTPMethod, _ url: String, body: String? = nil, host: String? = nil) async throws -> String {
+        @Sendable func call(_ method: HTTPMethod, _ url: String, body: String? = nil, host: String? = nil) async throws
+            -> String
+        {
             var request = HTTPClientRequest(url: url)
             request.method = method
-            if let host { request.headers.add(name: "Host", value: host) } else { request.headers.add(name: "Authorization", value: "Bearer admin") }
+            if let host {
+                request.headers.add(name: "Host", value: host)
+            } else {
+                request.headers.add(name: "Authorization", value: "Bearer admin")
+            }
             if let body { request.body = .bytes(ByteBuffer(string: body)) }
             let response = try await client.execute(request, timeout: .seconds(60))
             return String(buffer: try await response.body.collect(upTo: 1 << 20))
         }
         let originURL = "https://127.0.0.1:\(originPort)"
         for tenant in ["doomed", "kept"] {
-            _ = try await call(.PUT, "\(originURL)/v1/tenants/\(tenant)", body: #"{"hosts":["api.\#(tenant).test"],"upstream":"\#(upstreamURL)"}"#)
+            _ = try await call(
+                .PUT, "\(originURL)/v1/tenants/\(tenant)",
+                body: #"{"hosts":["api.\#(tenant).test"],"upstream":"\#(upstreamURL)"}"#)
         }
         let pushed = try await call(.POST, "\(originURL)/v1/config/publish")
-        guard pushed.contains(#""bench-a":"ok","bench-b":"ok""#) else { throw EdgeError(.transferFailure, "publish: \(pushed)") }
+        guard pushed.contains(#""bench-a":"ok","bench-b":"ok""#) else {
+            throw EdgeError(.transferFailure, "publish: \(pushed)")
+        }
         // Fill: ENTRIES entries of the doomed tenant through node A (L1 and L2), 1,000 of the kept one.
         let traffic = "http://127.0.0.1:\(nodes[0].trafficPort)"
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             for worker in 0..<64 {
                 tasks.addTask {
-                    for index in stride(from: worker, to: entries, by: 64) { _ = try await call(.GET, "\(traffic)/item/\(index)", host: "api.doomed.test") }
-                    for index in stride(from: worker, to: 1000, by: 64) { _ = try await call(.GET, "\(traffic)/item/\(index)", host: "api.kept.test") }
+                    for index in stride(from: worker, to: entries, by: 64) {
+                        _ = try await call(.GET, "\(traffic)/item/\(index)", host: "api.doomed.test")
+                    }
+                    for index in stride(from: worker, to: 1000, by: 64) {
+                        _ = try await call(.GET, "\(traffic)/item/\(index)", host: "api.kept.test")
+                    }
                 }
             }
             try await tasks.waitForAll()
@@ -116,12 +141,15 @@ enum ErasureBench {
             guard case .string(let info) = try redis.command("INFO", "cpu") else { return 0 }
             return String(decoding: info, as: UTF8.self).split(separator: "\r\n").reduce(0) { total, line in
                 let parts = line.split(separator: ":")
-                return parts.count == 2 && (parts[0] == "used_cpu_sys" || parts[0] == "used_cpu_user") ? total + (Double(parts[1]) ?? 0) : total
+                return parts.count == 2 && (parts[0] == "used_cpu_sys" || parts[0] == "used_cpu_user")
+                    ? total + (Double(parts[1]) ?? 0) : total
             }
         }
-        let doomedBefore = try redisKeys("doomed"), keptBefore = try redisKeys("kept")
+        let doomedBefore = try redisKeys("doomed")
+        let keptBefore = try redisKeys("kept")
         let rssBefore = residentMB()
-        let cpuBefore = processCPU(), redisBefore = try redisCPU()
+        let cpuBefore = processCPU()
+        let redisBefore = try redisCPU()
         let started = ContinuousClock.now
         _ = try await call(.DELETE, "\(originURL)/v1/tenants/doomed")
         _ = try await call(.POST, "\(originURL)/v1/config/publish")
@@ -131,11 +159,15 @@ enum ErasureBench {
             try await Task.sleep(for: .milliseconds(5))
         }
         let elapsed = ContinuousClock.now - started
-        let cpu = processCPU() - cpuBefore, redisSpent = try redisCPU() - redisBefore
+        let cpu = processCPU() - cpuBefore
+        let redisSpent = try redisCPU() - redisBefore
         print("## Erasure: \(entries) entries of one tenant in node A's L1 and in Redis, two nodes\n")
         print("| | value |")
         print("|---|---|")
-        print(String(format: "| erase + publish → both nodes confirmed | %.0f ms |", FeedPropagationBench.milliseconds(elapsed)))
+        print(
+            String(
+                format: "| erase + publish → both nodes confirmed | %.0f ms |",
+                FeedPropagationBench.milliseconds(elapsed)))
         print("| tenant's Redis keys before → after | \(doomedBefore) → \(try redisKeys("doomed")) |")
         print("| other tenant's Redis keys before → after | \(keptBefore) → \(try redisKeys("kept")) |")
         print(String(format: "| CPU of the bench process (origin, nodes) during it | %.2f s |", cpu))
@@ -157,7 +189,8 @@ enum ErasureBench {
     static func processCPU() -> Double {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(
+            usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
     }
 
     static func residentMB() -> Double {
@@ -177,7 +210,8 @@ private final class FixedUpstream: ChannelInboundHandler, Sendable {
         var headers = HTTPHeaders()
         headers.add(name: "Cache-Control", value: "max-age=3600")
         headers.add(name: "Content-Length", value: "200")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(repeating: 0x78, count: 200)))), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }

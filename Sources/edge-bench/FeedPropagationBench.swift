@@ -23,7 +23,8 @@ enum FeedPropagationBench {
         var logger = Logger(label: "bench")
         logger.logLevel = .error
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-        let work = FileManager.default.temporaryDirectory.appendingPathComponent("te-feed-bench-\(UUID().uuidString)").path
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("te-feed-bench-\(UUID().uuidString)")
+            .path
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
 
@@ -31,7 +32,9 @@ enum FeedPropagationBench {
         originConfig.listen = "127.0.0.1:0"
         (originConfig.certFile, originConfig.keyFile) = (cert, key)
         originConfig.stateDir = work + "/origin"
-        originConfig.regions = [.init(region: RegionConfig(name: "eu-west", lat: 53.3, lon: -6.3, publicURL: "https://eu-west.test"))]
+        originConfig.regions = [
+            .init(region: RegionConfig(name: "eu-west", lat: 53.3, lon: -6.3, publicURL: "https://eu-west.test"))
+        ]
         originConfig.tokens.publishers = [(OpenSSL.sha256(Array("pub".utf8)), ["*"])]
         originConfig.tokens.nodes = [(OpenSSL.sha256(Array("node".utf8)), "eu-west", nil)]
         let origin = try await OriginServer.start(config: originConfig, group: group, logger: logger)
@@ -65,7 +68,9 @@ enum FeedPropagationBench {
             request.body = .bytes(ByteBuffer(string: #"{"tenant":"acme","keys":["/item/\#(index)"]}"#))
             let response = try await client.execute(request, timeout: .seconds(10))
             let body = String(buffer: try await response.body.collect(upTo: 1024))
-            guard response.status == .ok, let seq = Int(body.filter(\.isNumber)) else { throw EdgeError(.transferFailure, "publish: \(body)") }
+            guard response.status == .ok, let seq = Int(body.filter(\.isNumber)) else {
+                throw EdgeError(.transferFailure, "publish: \(body)")
+            }
             return seq
         }
 
@@ -91,7 +96,9 @@ enum FeedPropagationBench {
             for worker in 0..<8 {
                 tasks.addTask {
                     var last = 0
-                    for index in stride(from: worker, to: events, by: 8) { last = max(last, try await publish(events + index)) }
+                    for index in stride(from: worker, to: events, by: 8) {
+                        last = max(last, try await publish(events + index))
+                    }
                     return last
                 }
             }
@@ -103,16 +110,31 @@ enum FeedPropagationBench {
 
         latencies.sort()
         publishTimes.sort()
-        func percentile(_ values: [Double], _ p: Double) -> Double { values[min(values.count - 1, Int(Double(values.count) * p))] }
+        func percentile(_ values: [Double], _ p: Double) -> Double {
+            values[min(values.count - 1, Int(Double(values.count) * p))]
+        }
         print("## Invalidation propagation: origin → 2 nodes over HTTPS long-poll, loopback\n")
-        print("\(events) purges published one at a time; time from the publish request to applied on each node (\(latencies.count) samples):\n")
+        print(
+            "\(events) purges published one at a time; time from the publish request to applied on each node "
+                + "(\(latencies.count) samples):\n"
+        )
         print("| | p50 ms | p99 ms | max ms |")
         print("|---|---|---|---|")
-        print(String(format: "| publish → applied | %.2f | %.2f | %.2f |", percentile(latencies, 0.5), percentile(latencies, 0.99), latencies.last ?? 0))
-        print(String(format: "| publish answered (durable at the origin) | %.2f | %.2f | %.2f |", percentile(publishTimes, 0.5),
-                     percentile(publishTimes, 0.99), publishTimes.last ?? 0))
-        print(String(format: "\nSaturation (8 concurrent publishers, %d events): published at %.0f events/s, applied on both nodes at %.0f events/s.\n",
-                     events, Double(events) / seconds(published), Double(events) / seconds(applied)))
+        print(
+            String(
+                format: "| publish → applied | %.2f | %.2f | %.2f |", percentile(latencies, 0.5),
+                percentile(latencies, 0.99), latencies.last ?? 0))
+        print(
+            String(
+                format: "| publish answered (durable at the origin) | %.2f | %.2f | %.2f |",
+                percentile(publishTimes, 0.5),
+                percentile(publishTimes, 0.99), publishTimes.last ?? 0))
+        print(
+            String(
+                format:
+                    "\nSaturation (8 concurrent publishers, %d events): published at %.0f events/s, "
+                    + "applied on both nodes at %.0f events/s.\n",
+                events, Double(events) / seconds(published), Double(events) / seconds(applied)))
 
         try await fanOut(originURL: originURL, ca: ca, group: group, publish: publish)
 
@@ -124,13 +146,16 @@ enum FeedPropagationBench {
 
     /// Fan-out: 1,000 feed clients (each its own TLS connection, as 1,000 nodes would hold) long-poll
     /// the origin; one event is published and each client's answer is timed. Three rounds.
-    static func fanOut(originURL: String, ca: String, group: any EventLoopGroup,
-                       publish: @escaping @Sendable (Int) async throws -> Int) async throws {
+    static func fanOut(
+        originURL: String, ca: String, group: any EventLoopGroup,
+        publish: @escaping @Sendable (Int) async throws -> Int
+    ) async throws {
         let clients = 1000
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.trustRoots = .file(ca)
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
-        configuration.connectionPool = .init(idleTimeout: .seconds(120), concurrentHTTP1ConnectionsPerHostSoftLimit: clients)
+        configuration.connectionPool = .init(
+            idleTimeout: .seconds(120), concurrentHTTP1ConnectionsPerHostSoftLimit: clients)
         let feedClient = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: configuration)
         print("### Fan-out: \(clients) long-polling feed clients on one origin (one TLS connection each)\n")
         print("| round | last client answered after ms | p50 ms | p99 ms |")
@@ -153,7 +178,10 @@ enum FeedPropagationBench {
                 cursor = try await publish(900_000 + round)
                 return try await tasks.reduce(into: []) { $0.append($1) }
             }.sorted()
-            print(String(format: "| %d | %.1f | %.1f | %.1f |", round, times.last ?? 0, times[times.count / 2], times[times.count * 99 / 100]))
+            print(
+                String(
+                    format: "| %d | %.1f | %.1f | %.1f |", round, times.last ?? 0, times[times.count / 2],
+                    times[times.count * 99 / 100]))
         }
         print()
         try await feedClient.shutdown()
@@ -164,8 +192,16 @@ enum FeedPropagationBench {
         private var stored: Value
         init(_ value: Value) { stored = value }
         var value: Value {
-            get { lock.lock(); defer { lock.unlock() }; return stored }
-            set { lock.lock(); stored = newValue; lock.unlock() }
+            get {
+                lock.lock()
+                defer { lock.unlock() }
+                return stored
+            }
+            set {
+                lock.lock()
+                stored = newValue
+                lock.unlock()
+            }
         }
     }
 

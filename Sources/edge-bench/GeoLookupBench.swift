@@ -25,9 +25,11 @@ enum GeoLookupBench {
         let addresses = values.map { IPAddress(ipv4: $0) }
         let database = try GeoIPDatabase(path: path)
         var found = 0
-        print("raw", rate(seconds) { index in
-            if (try? database.lookup(texts[index % texts.count])) != nil { found += 1 }
-        })
+        print(
+            "raw",
+            rate(seconds) { index in
+                if (try? database.lookup(texts[index % texts.count])) != nil { found += 1 }
+            })
         var config = EdgeConfig()
         config.node.region = "eu-west"
         config.geoip.database = path
@@ -41,14 +43,20 @@ enum GeoLookupBench {
         tenant.residency = ["eu-west", "eu-central"]
         let regions = config.regions
         let uncached = try GeoRouting(config: config, logger: Logger(label: "bench"))
-        print("decide-uncached", rate(seconds) { index in
-            _ = uncached.decide(address: addresses[index % addresses.count], tenant: tenant, regions: { regions })
-        })
+        print(
+            "decide-uncached",
+            rate(seconds) { index in
+                _ = uncached.decide(address: addresses[index % addresses.count], tenant: tenant, regions: { regions })
+            })
         let cached = try GeoRouting(config: config, logger: Logger(label: "bench"))
-        for index in 0..<workingSet { _ = cached.decide(address: addresses[index], tenant: tenant, regions: { regions }) }
-        print("decide-cached", rate(seconds) { index in
-            _ = cached.decide(address: addresses[index % workingSet], tenant: tenant, regions: { regions })
-        })
+        for index in 0..<workingSet {
+            _ = cached.decide(address: addresses[index], tenant: tenant, regions: { regions })
+        }
+        print(
+            "decide-cached",
+            rate(seconds) { index in
+                _ = cached.decide(address: addresses[index % workingSet], tenant: tenant, regions: { regions })
+            })
         FileHandle.standardError.write(Data("found \(found) of the random addresses\n".utf8))
     }
 

@@ -18,7 +18,8 @@ enum RedisEnginesBench {
         let rounds = arguments.count > 5 ? Int(arguments[5]) ?? 2 : 2
         let keys = 1000
         let setup = try RedisConnection(host: "127.0.0.1", port: port, timeoutMs: 5000)
-        _ = try setup.pipeline((0..<keys).map { [Array("SET".utf8), Array("te:bench:\($0)".utf8), [UInt8](repeating: 0x61, count: 1024)] })
+        _ = try setup.pipeline(
+            (0..<keys).map { [Array("SET".utf8), Array("te:bench:\($0)".utf8), [UInt8](repeating: 0x61, count: 1024)] })
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         defer { try? group.syncShutdownGracefully() }
         let engines: [(String, () throws -> any RedisEngine)] = [
@@ -38,8 +39,10 @@ enum RedisEnginesBench {
     }
 
     /// Runs `concurrency` request loops until `seconds` pass; calls per second over all of them.
-    private static func drive(_ engine: any RedisEngine, group: MultiThreadedEventLoopGroup, seconds: Double, concurrency: Int,
-                              keys: Int) throws -> Double {
+    private static func drive(
+        _ engine: any RedisEngine, group: MultiThreadedEventLoopGroup, seconds: Double, concurrency: Int,
+        keys: Int
+    ) throws -> Double {
         let completed = Counter()
         let started = NIODeadline.now()
         let end = started + .milliseconds(Int64(seconds * 1000))
@@ -48,7 +51,9 @@ enum RedisEnginesBench {
             let done = eventLoop.makePromise(of: Void.self)
             @Sendable func next(_ n: Int) {
                 engine.get(key: "te:bench:\((index * 7919 + n) % keys)", on: eventLoop).whenComplete { result in
-                    guard case .success(1024) = result else { return done.fail(EdgeError(.redisFailure, "bad reply: \(result)")) }
+                    guard case .success(1024) = result else {
+                        return done.fail(EdgeError(.redisFailure, "bad reply: \(result)"))
+                    }
                     completed.value.add(1, ordering: .relaxed)
                     if NIODeadline.now() < end { next(n + 1) } else { done.succeed() }
                 }
@@ -80,7 +85,9 @@ final class BlockingPoolEngine: RedisEngine {
     }
 
     init(port: Int, threads: Int) throws {
-        idle = Mutex(try (0..<threads).map { _ in Connection(try RedisConnection(host: "127.0.0.1", port: port, timeoutMs: 1000)) })
+        idle = Mutex(
+            try (0..<threads).map { _ in Connection(try RedisConnection(host: "127.0.0.1", port: port, timeoutMs: 1000))
+            })
         pool = NIOThreadPool(numberOfThreads: threads)
         pool.start()
     }
@@ -88,9 +95,13 @@ final class BlockingPoolEngine: RedisEngine {
     func get(key: String, on eventLoop: any EventLoop) -> EventLoopFuture<Int> {
         let arguments = [Array("GET".utf8), Array(key.utf8)]
         return pool.runIfActive(eventLoop: eventLoop) {
-            guard let connection = self.idle.withLock({ $0.popLast() }) else { throw EdgeError(.redisFailure, "no idle connection") }
+            guard let connection = self.idle.withLock({ $0.popLast() }) else {
+                throw EdgeError(.redisFailure, "no idle connection")
+            }
             defer { self.idle.withLock { $0.append(connection) } }
-            guard case .string(let value) = try connection.redis.command(arguments) else { throw EdgeError(.redisFailure, "GET") }
+            guard case .string(let value) = try connection.redis.command(arguments) else {
+                throw EdgeError(.redisFailure, "GET")
+            }
             return value.count
         }
     }

@@ -31,10 +31,14 @@ enum FuzzTargets {
         for seconds in [control.maxAge, control.sMaxAge, control.staleIfError, control.staleWhileRevalidate] {
             if let seconds { precondition((0...2_147_483_648).contains(seconds)) }
         }
-        let headers = [HeaderField("Cache-Control", value), HeaderField("Age", value), HeaderField("Expires", value),
-                       HeaderField("Date", value), HeaderField("Surrogate-Key", value)]
-        if case .store(let life) = StoragePolicy.decide(requestHeaders: [HeaderField("Cookie", value)], status: 200,
-                                                        responseHeaders: headers, responseTime: 1.7e9, defaultTTL: 3600) {
+        let headers = [
+            HeaderField("Cache-Control", value), HeaderField("Age", value), HeaderField("Expires", value),
+            HeaderField("Date", value), HeaderField("Surrogate-Key", value),
+        ]
+        if case .store(let life) = StoragePolicy.decide(
+            requestHeaders: [HeaderField("Cookie", value)], status: 200,
+            responseHeaders: headers, responseTime: 1.7e9, defaultTTL: 3600)
+        {
             for seconds in [life.freshness, life.initialAge, life.keep] {
                 precondition(seconds.isFinite && seconds >= 0 && seconds <= 2 * StoragePolicy.longestLifetime)
             }
@@ -66,10 +70,16 @@ enum FuzzTargets {
     static let feed: Target = { bytes in
         guard let first = bytes.first else { return }
         let status = first & 1 == 0 ? 200 : 410
-        let after = Int(bytes.dropFirst().prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) } % UInt64(FeedAnswer.largestSequence + 2))
-        guard let answer = try? FeedAnswer.parse(status: status, body: Array(bytes.dropFirst(9)), after: after) else { return }
+        let after = Int(
+            bytes.dropFirst().prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+                % UInt64(FeedAnswer.largestSequence + 2))
+        guard let answer = try? FeedAnswer.parse(status: status, body: Array(bytes.dropFirst(9)), after: after) else {
+            return
+        }
         if case .events(let events, let head) = answer {
-            for (offset, event) in events.enumerated() { precondition(event.seq == after + 1 + offset && event.seq <= head) }
+            for (offset, event) in events.enumerated() {
+                precondition(event.seq == after + 1 + offset && event.seq <= head)
+            }
         }
     }
 
@@ -96,7 +106,9 @@ enum FuzzTargets {
         _ = RequestTarget.staysUnderBasePath(raw)
         guard case .success(let accepted) = RequestTarget.accept(method: "GET", rawTarget: raw) else { return }
         precondition(accepted.target.hasPrefix("/"))
-        if RequestTarget.isNormal(accepted.target) { precondition(RequestTarget.normalize(accepted.target) == accepted.target) }
+        if RequestTarget.isNormal(accepted.target) {
+            precondition(RequestTarget.normalize(accepted.target) == accepted.target)
+        }
         guard let normal = RequestTarget.normalize(accepted.target) else { return }
         precondition(normal.hasPrefix("/") && RequestTarget.normalize(normal) == normal)
         _ = TenantCache.prefixes(of: normal)

@@ -4,12 +4,12 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
-import UnixSignals
 import Synchronization
 import TenantEdgeConfig
 import TenantEdgeCore
 import TenantEdgeHTTP
 import TenantEdgeNode
+import UnixSignals
 
 /// `edge-node`: the edge daemon. Parses arguments, bootstraps logging, runs; nothing else.
 @main
@@ -33,14 +33,17 @@ struct EdgeNodeCommand: AsyncParsableCommand {
     }
 
     struct CheckConfig: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "check-config", abstract: "Validate a config and exit.")
+        static let configuration = CommandConfiguration(
+            commandName: "check-config", abstract: "Validate a config and exit.")
         @OptionGroup var options: Options
 
         func run() throws {
             do {
                 let config = try ConfigReader.load(path: try options.path())
                 try NodePreflight.check(config)
-                print("config ok: node \(config.node.id), region \(config.node.region), \(config.tenants.count) tenant(s)")
+                print(
+                    "config ok: node \(config.node.id), region \(config.node.region), \(config.tenants.count) tenant(s)"
+                )
             } catch let error as EdgeError {
                 FileHandle.standardError.write(Data((error.message + "\n").utf8))
                 throw ExitCode(2)
@@ -68,8 +71,9 @@ struct EdgeNodeCommand: AsyncParsableCommand {
             let node: EdgeNode
             do {
                 let hangUps = HangUpReloads(logger: logger)
-                node = try await EdgeNode.start(config: config, group: group, logger: logger, signals: [.sigterm, .sigint],
-                                                extraServices: [hangUps])
+                node = try await EdgeNode.start(
+                    config: config, group: group, logger: logger, signals: [.sigterm, .sigint],
+                    extraServices: [hangUps])
                 hangUps.node.set(node)
             } catch let error as EdgeError {
                 FileHandle.standardError.write(Data((error.message + "\n").utf8))

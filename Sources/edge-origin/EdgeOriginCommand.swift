@@ -26,7 +26,8 @@ struct EdgeOriginCommand: AsyncParsableCommand {
             let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
             let origin: OriginServer
             do {
-                origin = try await OriginServer.start(config: try OriginConfigReader.load(path: config), group: group, logger: logger)
+                origin = try await OriginServer.start(
+                    config: try OriginConfigReader.load(path: config), group: group, logger: logger)
             } catch let error as EdgeError {
                 FileHandle.standardError.write(Data((error.message + "\n").utf8))
                 try? await group.shutdownGracefully()

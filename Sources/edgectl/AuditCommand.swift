@@ -18,7 +18,9 @@ extension EdgectlCommand {
 
         func run() throws {
             try EdgectlCommand.reportingErrors {
-                guard let data = FileManager.default.contents(atPath: file) else { throw EdgeError(.io, "\(file): cannot read the file") }
+                guard let data = FileManager.default.contents(atPath: file) else {
+                    throw EdgeError(.io, "\(file): cannot read the file")
+                }
                 switch AuditChain.verify(String(decoding: data, as: UTF8.self), sha256: { OpenSSL.sha256($0) }) {
                 case .valid(let entries):
                     print("\(file): \(entries) entries, chain verified")

@@ -5,7 +5,8 @@ import TenantEdgeNative
 
 extension EdgectlCommand {
     struct Config: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Config bundles.", subcommands: [Sign.self, Publish.self])
+        static let configuration = CommandConfiguration(
+            abstract: "Config bundles.", subcommands: [Sign.self, Publish.self])
     }
 
     /// `edgectl config sign --key KEY FILE`: prints the `Edge-Signature` value for a bundle, for
@@ -22,10 +23,16 @@ extension EdgectlCommand {
 
         func run() throws {
             try EdgectlCommand.reportingErrors {
-                guard let pem = FileManager.default.contents(atPath: key) else { throw EdgeError(.io, "--key: cannot read \(key)") }
+                guard let pem = FileManager.default.contents(atPath: key) else {
+                    throw EdgeError(.io, "--key: cannot read \(key)")
+                }
                 let signer = try Ed25519Key(pem: Array(pem), name: "--key")
-                guard signer.canSign else { throw EdgeError(.invalidConfig, "--key: \(key) is a public key; the private key signs") }
-                guard let body = FileManager.default.contents(atPath: file) else { throw EdgeError(.io, "\(file): cannot read the file") }
+                guard signer.canSign else {
+                    throw EdgeError(.invalidConfig, "--key: \(key) is a public key; the private key signs")
+                }
+                guard let body = FileManager.default.contents(atPath: file) else {
+                    throw EdgeError(.io, "\(file): cannot read the file")
+                }
                 print("ed25519=" + Data(try signer.sign(Array(body))).base64EncodedString())
             }
         }

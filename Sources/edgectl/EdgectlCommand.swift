@@ -9,7 +9,8 @@ import TenantEdgeNative
 @main
 struct EdgectlCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "edgectl", abstract: "TenantEdge operator CLI.", subcommands: [Redis.self, Audit.self, Keygen.self, Config.self, Purge.self, Tenant.self, Key.self, Report.self])
+        commandName: "edgectl", abstract: "TenantEdge operator CLI.",
+        subcommands: [Redis.self, Audit.self, Keygen.self, Config.self, Purge.self, Tenant.self, Key.self, Report.self])
 
     /// Runs `body`; an `EdgeError` becomes one line on stderr and exit code 2.
     static func reportingErrors(_ body: () throws -> Void) throws {
@@ -34,7 +35,9 @@ struct EdgectlCommand: ParsableCommand {
         func run() throws {
             try EdgectlCommand.reportingErrors {
                 let config = try ConfigReader.load(path: config)
-                guard config.cache.redis != nil else { throw EdgeError(.invalidConfig, "cache.redis: not configured in this file") }
+                guard config.cache.redis != nil else {
+                    throw EdgeError(.invalidConfig, "cache.redis: not configured in this file")
+                }
                 let tenants = config.tenants.filter { config.isolation(of: $0) == .schema }
                 guard !tenants.isEmpty else { return }
                 guard let path = config.security.masterKeyFile else {

@@ -23,7 +23,8 @@ extension EdgectlCommand {
                 try write(try key.privatePEM(), to: "origin-signing.key", mode: 0o600)
                 try write(try key.publicPEM(), to: "origin-signing.pub", mode: 0o644)
                 for name in region {
-                    guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), !name.isEmpty else {
+                    guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }), !name.isEmpty
+                    else {
                         throw EdgeError(.invalidConfig, "--region: '\(name)' is not a region name")
                     }
                     try write(try OpenSSL.randomBytes(32), to: "\(name).kek", mode: 0o600)

@@ -24,12 +24,17 @@ struct OriginOptions: ParsableArguments {
     func fetch(_ method: String, _ path: String, body: [UInt8]? = nil) throws -> String {
         var text = ""
         try EdgectlCommand.reportingErrors {
-            guard origin.hasPrefix("https://") else { throw EdgeError(.invalidConfig, "--origin: must start with https://") }
-            guard let data = FileManager.default.contents(atPath: tokenFile) else { throw EdgeError(.io, "--token-file: cannot read \(tokenFile)") }
+            guard origin.hasPrefix("https://") else {
+                throw EdgeError(.invalidConfig, "--origin: must start with https://")
+            }
+            guard let data = FileManager.default.contents(atPath: tokenFile) else {
+                throw EdgeError(.io, "--token-file: cannot read \(tokenFile)")
+            }
             let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            let response = try CurlClient().request(method, origin + path, body: body, caFile: caFile,
-                                                    headers: ["Authorization: Bearer \(token)", "Content-Type: application/json"],
-                                                    timeoutMs: 30_000)
+            let response = try CurlClient().request(
+                method, origin + path, body: body, caFile: caFile,
+                headers: ["Authorization: Bearer \(token)", "Content-Type: application/json"],
+                timeoutMs: 30_000)
             text = String(decoding: response.body, as: UTF8.self)
             guard (200..<300).contains(response.status) else {
                 FileHandle.standardError.write(Data("origin answered \(response.status): \(text)\n".utf8))
@@ -47,14 +52,16 @@ extension EdgectlCommand {
         static let configuration = CommandConfiguration(abstract: "Publish a purge at the origin.")
         @OptionGroup var target: OriginOptions
         @Option(name: .long, help: "The tenant.") var tenant: String
-        @Option(name: .long, help: "A request target to purge (path and query); repeat for more.") var key: [String] = []
+        @Option(name: .long, help: "A request target to purge (path and query); repeat for more.") var key: [String] =
+            []
         @Option(name: .long, help: "A Surrogate-Key tag; repeat for more.") var tag: [String] = []
         @Option(name: .long, help: "A path prefix; repeat for more.") var prefix: [String] = []
         @Flag(name: .long, help: "Everything of the tenant.") var all = false
 
         func run() throws {
             let body = JSONValue.object([
-                "tenant": .string(tenant), "keys": .array(key.map { .string($0) }), "tags": .array(tag.map { .string($0) }),
+                "tenant": .string(tenant), "keys": .array(key.map { .string($0) }),
+                "tags": .array(tag.map { .string($0) }),
                 "prefixes": .array(prefix.map { .string($0) }), "all": .bool(all),
             ])
             try target.call("POST", "/v1/invalidations", body: Array(try body.canonicalText.utf8))
@@ -62,9 +69,11 @@ extension EdgectlCommand {
     }
 
     struct Tenant: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Tenants in the origin's registry.", subcommands: [Put.self, Erase.self])
+        static let configuration = CommandConfiguration(
+            abstract: "Tenants in the origin's registry.", subcommands: [Put.self, Erase.self])
 
-        /// `edgectl tenant put --id T --file F`: adds or changes a tenant (JSON with the fields of a node file's tenant).
+        /// `edgectl tenant put --id T --file F`: adds or changes a tenant (JSON with the fields of a node
+        /// file's tenant).
         struct Put: ParsableCommand {
             @OptionGroup var target: OriginOptions
             @Option(name: .long, help: "The tenant id.") var id: String
@@ -94,7 +103,8 @@ extension EdgectlCommand {
 
 extension EdgectlCommand {
     struct Key: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Tenant data keys at the origin.", subcommands: [Rotate.self, Retire.self])
+        static let configuration = CommandConfiguration(
+            abstract: "Tenant data keys at the origin.", subcommands: [Rotate.self, Retire.self])
 
         /// `edgectl key rotate --tenant T`: a new key version, published at once unless `--no-publish`.
         struct Rotate: ParsableCommand {
@@ -146,21 +156,27 @@ extension EdgectlCommand {
                     let keys = tenant.keyVersions.map { "v\($0.version) (\($0.ageDays)d)" }
                     let purge = tenant.lastPurge.map { "#\($0.seq) \($0.publishedAt)" } ?? "-"
                     let residency = tenant.residency.joined(separator: ",")
-                    rows.append([tenant.id, tenant.encrypted ? "yes" : "NO", keys.joined(separator: ", "),
-                                 residency.isEmpty ? "any" : residency, purge])
+                    rows.append([
+                        tenant.id, tenant.encrypted ? "yes" : "NO", keys.joined(separator: ", "),
+                        residency.isEmpty ? "any" : residency, purge,
+                    ])
                 }
                 let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
                 var lines = rows.map { row in
-                    row.indices.map { row[$0].padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                    row.indices.map { row[$0].padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(
+                        separator: "  ")
                 }
                 for erasure in report.erasures {
                     let confirmed = erasure.confirmed.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
-                    lines.append("erased \(erasure.tenant ?? "?") at \(erasure.requestedAt) by \(erasure.requestedBy); "
-                                 + "confirmed: \(confirmed.isEmpty ? "none yet" : confirmed.joined(separator: ", "))")
+                    lines.append(
+                        "erased \(erasure.tenant ?? "?") at \(erasure.requestedAt) by \(erasure.requestedBy); "
+                            + "confirmed: \(confirmed.isEmpty ? "none yet" : confirmed.joined(separator: ", "))")
                 }
                 let chain = report.auditChain
-                lines.append(chain.valid ? "audit chain: verifies (\(chain.entries ?? 0) entries)"
-                                         : "audit chain: BROKEN at line \(chain.line ?? 0): \(chain.reason ?? "")")
+                lines.append(
+                    chain.valid
+                        ? "audit chain: verifies (\(chain.entries ?? 0) entries)"
+                        : "audit chain: BROKEN at line \(chain.line ?? 0): \(chain.reason ?? "")")
                 return lines.joined(separator: "\n")
             }
         }

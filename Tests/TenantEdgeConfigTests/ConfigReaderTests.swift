@@ -1,22 +1,23 @@
 import Foundation
-@testable import TenantEdgeConfig
 import TenantEdgeCore
 import Testing
+
+@testable import TenantEdgeConfig
 
 @Suite("YAML config and environment")
 struct ConfigReaderTests {
     static let valid = """
-    node: { id: eu-west-a, region: eu-west }
-    listen: { http: "127.0.0.1:8080", admin: "127.0.0.1:9090" }
-    cache: { memory_bytes: 1048576, default_ttl_s: 60 }
-    security: { master_key_file: ./master.key }
-    tenants:
-      - id: acme
-        hosts: [api.acme.test]
-        upstream: "http://127.0.0.1:18080"
-        quota_bytes: 65536
-        geo_mode: hint
-    """
+        node: { id: eu-west-a, region: eu-west }
+        listen: { http: "127.0.0.1:8080", admin: "127.0.0.1:9090" }
+        cache: { memory_bytes: 1048576, default_ttl_s: 60 }
+        security: { master_key_file: ./master.key }
+        tenants:
+          - id: acme
+            hosts: [api.acme.test]
+            upstream: "http://127.0.0.1:18080"
+            quota_bytes: 65536
+            geo_mode: hint
+        """
 
     static func read(_ yaml: String, environment: [String: String] = [:]) -> (EdgeConfig, [ConfigProblem]) {
         var reader = ConfigReader()
@@ -36,28 +37,38 @@ struct ConfigReaderTests {
     }
 
     @Test func readsTheGeoKeysAndRegionFlags() {
-        let (config, problems) = Self.read(Self.valid + """
+        let (config, problems) = Self.read(
+            Self.valid + """
 
-        geoip: { database: ./city.mmdb, trusted_proxies: ["10.0.0.0/8", "2001:db8::/32"], watch_interval_s: 0,
-                 probe_interval_s: 5, decision_cache_entries: 1000 }
-        regions:
-          - { name: eu-west, lat: 53.3, lon: -6.3, public_url: "https://eu-west.{host}", countries: [IE, GB] }
-          - { name: us-east, lat: 38.9, lon: -77.0, public_url: "https://us-east.edge.test", down: true }
-        """)
+                geoip: { database: ./city.mmdb, trusted_proxies: ["10.0.0.0/8", "2001:db8::/32"], watch_interval_s: 0,
+                         probe_interval_s: 5, decision_cache_entries: 1000 }
+                regions:
+                  - { name: eu-west, lat: 53.3, lon: -6.3, public_url: "https://eu-west.{host}", countries: [IE, GB] }
+                  - { name: us-east, lat: 38.9, lon: -77.0, public_url: "https://us-east.edge.test", down: true }
+                """)
         #expect(problems.isEmpty, "\(problems)")
         #expect(config.geoip.database == "/etc/edge/city.mmdb" && config.geoip.trustedProxies.count == 2)
-        #expect(config.geoip.watchIntervalSeconds == 0 && config.geoip.probeIntervalSeconds == 5 && config.geoip.decisionCacheEntries == 1000)
+        #expect(
+            config.geoip.watchIntervalSeconds == 0 && config.geoip.probeIntervalSeconds == 5
+                && config.geoip.decisionCacheEntries == 1000)
         #expect(config.regions.map(\.countries) == [["IE", "GB"], []] && config.regions.map(\.down) == [false, true])
-        let (_, bad) = Self.read(Self.valid + "\ngeoip: { trusted_proxies: [\"10.0.0.0/40\"], decision_cache_entries: 1 }")
-        #expect(bad.map(\.description) == ["geoip.decision_cache_entries: must be from 2 to 16777216",
-                                            "geoip.trusted_proxies[0]: must be an address or CIDR, got '10.0.0.0/40'"])
+        let (_, bad) = Self.read(
+            Self.valid + "\ngeoip: { trusted_proxies: [\"10.0.0.0/40\"], decision_cache_entries: 1 }")
+        #expect(
+            bad.map(\.description) == [
+                "geoip.decision_cache_entries: must be from 2 to 16777216",
+                "geoip.trusted_proxies[0]: must be an address or CIDR, got '10.0.0.0/40'",
+            ])
     }
 
     @Test func environmentOverridesTheFile() {
-        let (config, problems) = Self.read(Self.valid, environment: [
-            "TENANT_ISOLATION_LEVEL": "standard", "TENANT_ENCRYPTION_ENABLED": "false", "TENANT_MONITORING_ENABLED": "0",
-            "TENANT_CACHE_TTL": "42",
-        ])
+        let (config, problems) = Self.read(
+            Self.valid,
+            environment: [
+                "TENANT_ISOLATION_LEVEL": "standard", "TENANT_ENCRYPTION_ENABLED": "false",
+                "TENANT_MONITORING_ENABLED": "0",
+                "TENANT_CACHE_TTL": "42",
+            ])
         #expect(problems.isEmpty)
         #expect(config.security.isolationLevel == .standard)
         #expect(!config.security.encryption)
@@ -65,17 +76,35 @@ struct ConfigReaderTests {
         #expect(config.cache.defaultTTLSeconds == 42)
     }
 
-    @Test("each bad file or variable gives one line naming the key", arguments: [
-        (Self.valid + "\nbogus: 1", [:], "bogus: is not a known key"),
-        (Self.valid.replacingOccurrences(of: "memory_bytes: 1048576", with: "memory_bytes: lots"), [:], "cache.memory_bytes: must be a whole number"),
-        (Self.valid.replacingOccurrences(of: "geo_mode: hint", with: "geo_mode: teleport"), [:], "tenants[0].geo_mode: must be one of"),
-        (Self.valid.replacingOccurrences(of: "upstream: \"http://127.0.0.1:18080\"", with: "upstream: \"gopher://x\""), [:], "tenants[0].upstream:"),
-        (Self.valid, ["TENANT_ENCRYPTION_ENABLED": "false"], "security.encryption: false is refused under security.isolation_level: strict"),
-        (Self.valid, ["TENANT_CACHE_TTL": "soon"], "TENANT_CACHE_TTL: must be a whole number"),
-        (Self.valid, ["TENANT_ISOLATION_LEVEL": "loose"], "TENANT_ISOLATION_LEVEL: must be strict or standard"),
-        ("node: [unclosed", [:], "config: is not valid YAML"),
-        (Self.valid.replacingOccurrences(of: "    hosts: [api.acme.test]\n", with: ""), [:], "tenants[0].hosts: is required"),
-    ] as [(String, [String: String], String)])
+    @Test(
+        "each bad file or variable gives one line naming the key",
+        arguments: [
+            (Self.valid + "\nbogus: 1", [:], "bogus: is not a known key"),
+            (
+                Self.valid.replacingOccurrences(of: "memory_bytes: 1048576", with: "memory_bytes: lots"), [:],
+                "cache.memory_bytes: must be a whole number"
+            ),
+            (
+                Self.valid.replacingOccurrences(of: "geo_mode: hint", with: "geo_mode: teleport"), [:],
+                "tenants[0].geo_mode: must be one of"
+            ),
+            (
+                Self.valid.replacingOccurrences(
+                    of: "upstream: \"http://127.0.0.1:18080\"", with: "upstream: \"gopher://x\""), [:],
+                "tenants[0].upstream:"
+            ),
+            (
+                Self.valid, ["TENANT_ENCRYPTION_ENABLED": "false"],
+                "security.encryption: false is refused under security.isolation_level: strict"
+            ),
+            (Self.valid, ["TENANT_CACHE_TTL": "soon"], "TENANT_CACHE_TTL: must be a whole number"),
+            (Self.valid, ["TENANT_ISOLATION_LEVEL": "loose"], "TENANT_ISOLATION_LEVEL: must be strict or standard"),
+            ("node: [unclosed", [:], "config: is not valid YAML"),
+            (
+                Self.valid.replacingOccurrences(of: "    hosts: [api.acme.test]\n", with: ""), [:],
+                "tenants[0].hosts: is required"
+            ),
+        ] as [(String, [String: String], String)])
     func reportsOneLine(_ yaml: String, _ environment: [String: String], _ expected: String) {
         let (_, problems) = Self.read(yaml, environment: environment)
         let lines = problems.map(\.description)
@@ -88,10 +117,14 @@ struct ConfigReaderTests {
     }
 
     @Test func adminTokensFileIsValidated() throws {
-        let tokens = try AdminTokensReader.parse("- {sha256: \"\(String(repeating: "ab", count: 32))\", scopes: [purge], tenants: [acme]}", source: "f")
+        let tokens = try AdminTokensReader.parse(
+            "- {sha256: \"\(String(repeating: "ab", count: 32))\", scopes: [purge], tenants: [acme]}", source: "f")
         #expect(tokens.tokens.count == 1)
-        for bad in ["- {sha256: zz, scopes: [purge], tenants: [a]}", "- {sha256: \"\(String(repeating: "ab", count: 32))\", scopes: [fly], tenants: [a]}",
-                    "{not: a list}"] {
+        for bad in [
+            "- {sha256: zz, scopes: [purge], tenants: [a]}",
+            "- {sha256: \"\(String(repeating: "ab", count: 32))\", scopes: [fly], tenants: [a]}",
+            "{not: a list}",
+        ] {
             #expect(throws: EdgeError.self) { try AdminTokensReader.parse(bad, source: "f") }
         }
     }

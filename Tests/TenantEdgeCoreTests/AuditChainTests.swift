@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TenantEdgeCore
 
 /// The audit hash chain as pure logic. The hash here is a stand-in (the node and edgectl use
@@ -20,7 +21,9 @@ struct AuditChainTests {
     static func log(_ count: Int) throws -> (String, AuditChain) {
         var chain = try AuditChain(sha256: hash)
         let lines = (1...count).map { index in
-            chain.append(event: "purge", actor: "admin:ab12", tenant: "acme", details: ["keys": "\(index)", "path": "/v1/a"], at: 1_700_000_000)
+            chain.append(
+                event: "purge", actor: "admin:ab12", tenant: "acme", details: ["keys": "\(index)", "path": "/v1/a"],
+                at: 1_700_000_000)
         }
         return (lines.joined(separator: "\n") + "\n", chain)
     }
@@ -40,12 +43,18 @@ struct AuditChainTests {
         var lines = text.split(separator: "\n").map(String.init)
         var edited = lines
         edited[1] = edited[1].replacingOccurrences(of: #""keys":"2""#, with: #""keys":"9""#)
-        #expect(AuditChain.verify(edited.joined(separator: "\n"), sha256: Self.hash) == .broken(line: 2, reason: "hash does not match the line"))
+        #expect(
+            AuditChain.verify(edited.joined(separator: "\n"), sha256: Self.hash)
+                == .broken(line: 2, reason: "hash does not match the line"))
         var removed = lines
         removed.remove(at: 2)
-        #expect(AuditChain.verify(removed.joined(separator: "\n"), sha256: Self.hash) == .broken(line: 3, reason: "seq is not 3"))
+        #expect(
+            AuditChain.verify(removed.joined(separator: "\n"), sha256: Self.hash)
+                == .broken(line: 3, reason: "seq is not 3"))
         lines.swapAt(0, 1)
-        #expect(AuditChain.verify(lines.joined(separator: "\n"), sha256: Self.hash) == .broken(line: 1, reason: "seq is not 1"))
+        #expect(
+            AuditChain.verify(lines.joined(separator: "\n"), sha256: Self.hash)
+                == .broken(line: 1, reason: "seq is not 1"))
         #expect(AuditChain.verify("{\"seq\":1}\nnot json", sha256: Self.hash) == .broken(line: 1, reason: "no hash"))
     }
 

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TenantEdgeCore
 
 @Suite("Config validation")
@@ -20,17 +21,20 @@ struct ConfigValidationTests {
         case "listen.http": c.listen.http = "localhost"
         case "tenants[0].upstream": c.tenants[0].upstream = "ftp://x"
         case "tenants[0].id": c.tenants[0].id = "Bad:Id"
-        case "tenants[1].hosts[0]": c.tenants.append(TenantConfig(id: "b", hosts: ["API.acme.test"], upstream: "http://h"))
+        case "tenants[1].hosts[0]":
+            c.tenants.append(TenantConfig(id: "b", hosts: ["API.acme.test"], upstream: "http://h"))
         case "tenants": c.tenants[0].quotaBytes = c.cache.memoryBytes + 1
         case "cache.redis.url": c.cache.redis = .init(url: "http://x")
         default: Issue.record("no mistake for \(key)")
         }
     }
 
-    @Test("each mistake is reported once, naming its key", arguments: [
-        "security.encryption", "security.master_key_file", "listen.admin", "listen.http", "tenants[0].upstream",
-        "tenants[0].id", "tenants[1].hosts[0]", "tenants", "cache.redis.url",
-    ])
+    @Test(
+        "each mistake is reported once, naming its key",
+        arguments: [
+            "security.encryption", "security.master_key_file", "listen.admin", "listen.http", "tenants[0].upstream",
+            "tenants[0].id", "tenants[1].hosts[0]", "tenants", "cache.redis.url",
+        ])
     func reportsTheKey(_ key: String) {
         var config = Self.base()
         Self.mistake(key, in: &config)

@@ -18,7 +18,8 @@ final class FakeCipher: TenantCipher {
 
     func digest(_ text: String) -> KeyDigest {
         let bytes = Array(text.utf8)
-        return KeyDigest(w0: fnv(bytes, salt: 1), w1: fnv(bytes, salt: 2), w2: fnv(bytes, salt: 3), w3: fnv(bytes, salt: 4))
+        return KeyDigest(
+            w0: fnv(bytes, salt: 1), w1: fnv(bytes, salt: 2), w2: fnv(bytes, salt: 3), w3: fnv(bytes, salt: 4))
     }
 
     func seal(_ plaintext: [UInt8], aad: [UInt8]) throws(EdgeError) -> [UInt8] {

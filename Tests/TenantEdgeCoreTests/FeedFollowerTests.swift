@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TenantEdgeCore
 
 /// The feed follower's rules, driven by hand: each step is an input and the action it must lead to.
@@ -76,7 +77,8 @@ struct FeedFollowerTests {
         var follower = FeedFollower(cursor: 1)
         _ = follower.start()
         _ = follower.bundlePulled(answered: true)
-        #expect(follower.received(status: 410, body: Array(#"{"head":40}"#.utf8), after: 1)
+        #expect(
+            follower.received(status: 410, body: Array(#"{"head":40}"#.utf8), after: 1)
                 == .purgeEverything(cursor: 40, expired: 1))
         #expect(follower.applied() == .poll(after: 40))
     }
@@ -154,7 +156,10 @@ struct ErasureConfirmerTests {
 struct ManualCacheClockTests {
     @Test func aSleeperWakesOnlyWhenTheClockPassesItsDeadline() async throws {
         let clock = ManualCacheClock(100)
-        let woke = Task { try await clock.sleep(seconds: 5); return clock.now() }
+        let woke = Task {
+            try await clock.sleep(seconds: 5)
+            return clock.now()
+        }
         while clock.sleeperCount == 0 { await Task.yield() }
         clock.advance(by: 4)
         #expect(clock.sleeperCount == 1, "4 s of 5: still asleep")

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TenantEdgeCore
 
 @Suite("Invalidation window")
@@ -22,17 +23,22 @@ struct InvalidationWindowTests {
     }
 
     @Test func eventsRoundTripThroughTheirJSONAndBadOnesAreRefused() throws {
-        let event = InvalidationEvent(seq: 9, purge: PurgeRequest(tenant: "acme", tags: ["t"], all: false), publishedAt: "2026-11-27T00:00:00Z")
+        let event = InvalidationEvent(
+            seq: 9, purge: PurgeRequest(tenant: "acme", tags: ["t"], all: false), publishedAt: "2026-11-27T00:00:00Z")
         #expect(try InvalidationEvent(json: event.json) == event)
         let text = try event.json.canonicalText
-        #expect(try InvalidationEvent(json: try #require(JSONValue.parse(Array(text.utf8)))) == event, "through its text too")
+        #expect(
+            try InvalidationEvent(json: try #require(JSONValue.parse(Array(text.utf8)))) == event,
+            "through its text too")
         for bad in [
             #"{"seq":0,"tenant":"acme","all":true}"#, #"{"seq":3,"tenant":"acme"}"#,
             #"{"seq":3,"tenant":"acme","all":true,"extra":1}"#, #"{"seq":3.5,"tenant":"acme","all":true}"#,
             #"{"seq":3,"tenant":"acme","all":1}"#, #"{"seq":"3","tenant":"acme","all":true}"#,
             #"{"seq":3,"tenant":"acme","keys":["a",1]}"#, #"[{"seq":3}]"#,
         ] {
-            #expect(throws: EdgeError.self, "\(bad)") { try InvalidationEvent(json: try #require(JSONValue.parse(Array(bad.utf8)))) }
+            #expect(throws: EdgeError.self, "\(bad)") {
+                try InvalidationEvent(json: try #require(JSONValue.parse(Array(bad.utf8))))
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TenantEdgeCore
 
 /// Purges that did not reach Redis: who is untrusted, when drops go out, and when trust returns.
@@ -8,7 +9,8 @@ struct PendingPurgesTests {
         var pending = PendingPurges()
         var action = pending.retryDue()
         #expect(action == PendingPurges.Action.none)
-        let first = pending.purgeFailed(tenant: "acme"), second = pending.purgeFailed(tenant: "acme")
+        let first = pending.purgeFailed(tenant: "acme")
+        let second = pending.purgeFailed(tenant: "acme")
         #expect(first, "the first failure is news")
         #expect(!second, "the second is not")
         #expect(pending.isUntrusted("acme") && !pending.isUntrusted("globex"))

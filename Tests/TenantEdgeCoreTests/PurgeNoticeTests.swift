@@ -1,10 +1,13 @@
 import Testing
+
 @testable import TenantEdgeCore
 
 @Suite("Purge notices between sibling nodes")
 struct PurgeNoticeTests {
     @Test func noticesRoundTripAndMalformedOnesAreRefusedWhole() throws {
-        let digests = [KeyDigest(bytes: (0..<32).map { UInt8($0) }), KeyDigest(bytes: [UInt8](repeating: 0xff, count: 32))]
+        let digests = [
+            KeyDigest(bytes: (0..<32).map { UInt8($0) }), KeyDigest(bytes: [UInt8](repeating: 0xff, count: 32)),
+        ]
         let notice = PurgeNotice(fence: 42, node: "eu-west-a", kind: .indexes, digests: digests)
         #expect(PurgeNotice(payload: notice.payload) == notice)
         #expect(PurgeNotice(payload: Array("7 n a".utf8)) == PurgeNotice(fence: 7, node: "n", kind: .all, digests: []))

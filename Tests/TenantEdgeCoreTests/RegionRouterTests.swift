@@ -1,12 +1,13 @@
 import Testing
+
 @testable import TenantEdgeCore
 
 @Suite("Region choice by distance and residency")
 struct RegionRouterTests {
     static let regions = [
-        RegionConfig(name: "eu-west", lat: 53.35, lon: -6.26, publicURL: "https://eu-west.test"),      // Dublin
-        RegionConfig(name: "eu-central", lat: 50.11, lon: 8.68, publicURL: "https://eu-central.test"), // Frankfurt
-        RegionConfig(name: "us-east", lat: 38.9, lon: -77.0, publicURL: "https://us-east.test"),       // Washington
+        RegionConfig(name: "eu-west", lat: 53.35, lon: -6.26, publicURL: "https://eu-west.test"),  // Dublin
+        RegionConfig(name: "eu-central", lat: 50.11, lon: 8.68, publicURL: "https://eu-central.test"),  // Frankfurt
+        RegionConfig(name: "us-east", lat: 38.9, lon: -77.0, publicURL: "https://us-east.test"),  // Washington
     ]
     static let anywhere = TenantConfig(id: "any", hosts: ["a.test"], upstream: "http://a")
     static var euOnly: TenantConfig {
@@ -24,28 +25,42 @@ struct RegionRouterTests {
     }
 
     @Test func theNearestAllowedHealthyRegionWins() {
-        let open = RegionRouter.choose(location: Self.seattle, tenant: Self.anywhere, regions: Self.regions, healthy: nil, home: "eu-west")
+        let open = RegionRouter.choose(
+            location: Self.seattle, tenant: Self.anywhere, regions: Self.regions, healthy: nil, home: "eu-west")
         #expect(open.region == "us-east" && open.reason == "nearest")
-        let resident = RegionRouter.choose(location: Self.seattle, tenant: Self.euOnly, regions: Self.regions, healthy: nil, home: "us-east")
+        let resident = RegionRouter.choose(
+            location: Self.seattle, tenant: Self.euOnly, regions: Self.regions, healthy: nil, home: "us-east")
         #expect(resident.region == "eu-west", "an EU-only tenant never goes to us-east, however near")
-        let unhealthy = RegionRouter.choose(location: Self.seattle, tenant: Self.euOnly, regions: Self.regions,
-                                            healthy: ["eu-central", "us-east"], home: "us-east")
+        let unhealthy = RegionRouter.choose(
+            location: Self.seattle, tenant: Self.euOnly, regions: Self.regions,
+            healthy: ["eu-central", "us-east"], home: "us-east")
         #expect(unhealthy.region == "eu-central", "the nearest healthy allowed region")
-        let allDown = RegionRouter.choose(location: Self.seattle, tenant: Self.euOnly, regions: Self.regions, healthy: ["us-east"], home: "us-east")
+        let allDown = RegionRouter.choose(
+            location: Self.seattle, tenant: Self.euOnly, regions: Self.regions, healthy: ["us-east"], home: "us-east")
         #expect(allDown.region == "eu-west", "all allowed regions down: still never outside residency")
     }
 
     @Test func withoutCoordinatesTheContinentThenThisNodeDecide() {
         let onlyContinent = RegionRouter.Location(country: nil, continent: "EU")
-        #expect(RegionRouter.choose(location: onlyContinent, tenant: Self.anywhere, regions: Self.regions, healthy: nil, home: "us-east")
+        #expect(
+            RegionRouter.choose(
+                location: onlyContinent, tenant: Self.anywhere, regions: Self.regions, healthy: nil, home: "us-east")
                 == .init(region: "eu-central", distanceKm: nil, reason: "continent"))
-        #expect(RegionRouter.choose(location: nil, tenant: Self.anywhere, regions: Self.regions, healthy: nil, home: "us-east")
+        #expect(
+            RegionRouter.choose(
+                location: nil, tenant: Self.anywhere, regions: Self.regions, healthy: nil, home: "us-east")
                 == .init(region: "us-east", distanceKm: nil, reason: "unknown-address"))
-        #expect(RegionRouter.choose(location: nil, tenant: Self.euOnly, regions: Self.regions, healthy: nil, home: "us-east").region
+        #expect(
+            RegionRouter.choose(
+                location: nil, tenant: Self.euOnly, regions: Self.regions, healthy: nil, home: "us-east"
+            ).region
                 == "eu-west", "unknown address on a node the tenant may not use: the allowed region nearest to it")
         var nowhere = Self.euOnly
         nowhere.residency = ["ap-south"]
-        #expect(RegionRouter.choose(location: Self.seattle, tenant: nowhere, regions: Self.regions, healthy: nil, home: "us-east").reason
+        #expect(
+            RegionRouter.choose(
+                location: Self.seattle, tenant: nowhere, regions: Self.regions, healthy: nil, home: "us-east"
+            ).reason
                 == "no-allowed-region")
     }
 }
@@ -56,13 +71,16 @@ struct RegionRouterFallbackTests {
         var regions = RegionRouterTests.regions
         regions[1].countries = ["DE", "AT"]
         let german = RegionRouter.Location(country: "DE", continent: "EU")
-        let decision = RegionRouter.choose(location: german, tenant: RegionRouterTests.anywhere, regions: regions, healthy: nil, home: "us-east")
+        let decision = RegionRouter.choose(
+            location: german, tenant: RegionRouterTests.anywhere, regions: regions, healthy: nil, home: "us-east")
         #expect(decision.region == "eu-central" && decision.reason == "country")
         let french = RegionRouter.Location(country: "FR", continent: "EU")
-        let byContinent = RegionRouter.choose(location: french, tenant: RegionRouterTests.anywhere, regions: regions, healthy: nil, home: "us-east")
+        let byContinent = RegionRouter.choose(
+            location: french, tenant: RegionRouterTests.anywhere, regions: regions, healthy: nil, home: "us-east")
         #expect(byContinent.reason == "continent", "an unlisted country goes by continent")
         regions[1].down = true
-        let listedButDown = RegionRouter.choose(location: german, tenant: RegionRouterTests.anywhere, regions: regions, healthy: nil, home: "us-east")
+        let listedButDown = RegionRouter.choose(
+            location: german, tenant: RegionRouterTests.anywhere, regions: regions, healthy: nil, home: "us-east")
         #expect(listedButDown.region != "eu-central")
     }
 
@@ -70,19 +88,23 @@ struct RegionRouterFallbackTests {
         var regions = RegionRouterTests.regions
         regions[0].down = true  // eu-west
         let london = RegionRouter.Location(country: "GB", continent: "EU", latitude: 51.5, longitude: -0.1)
-        let decision = RegionRouter.choose(location: london, tenant: RegionRouterTests.euOnly, regions: regions, healthy: nil, home: "us-east")
+        let decision = RegionRouter.choose(
+            location: london, tenant: RegionRouterTests.euOnly, regions: regions, healthy: nil, home: "us-east")
         #expect(decision.region == "eu-central")
         regions[1].down = true  // every allowed region down: still never outside the residency
-        let stuck = RegionRouter.choose(location: london, tenant: RegionRouterTests.euOnly, regions: regions, healthy: nil, home: "us-east")
+        let stuck = RegionRouter.choose(
+            location: london, tenant: RegionRouterTests.euOnly, regions: regions, healthy: nil, home: "us-east")
         #expect(stuck.region.hasPrefix("eu-"))
     }
 
     @Test func redirectTargetsKeepPathAndQueryAndFillInTheHost() {
         let plain = RegionConfig(name: "eu-west", lat: 0, lon: 0, publicURL: "https://eu-west.edge.test/")
-        #expect(plain.redirectLocation(host: "api.acme.test", target: "/v1/a?x=1") == "https://eu-west.edge.test/v1/a?x=1")
+        #expect(
+            plain.redirectLocation(host: "api.acme.test", target: "/v1/a?x=1") == "https://eu-west.edge.test/v1/a?x=1")
         #expect(plain.healthURL == "https://eu-west.edge.test/healthz")
         let templated = RegionConfig(name: "eu-west", lat: 0, lon: 0, publicURL: "https://eu-west.{host}")
-        #expect(templated.redirectLocation(host: "api.acme.test", target: "/v1/a") == "https://eu-west.api.acme.test/v1/a")
+        #expect(
+            templated.redirectLocation(host: "api.acme.test", target: "/v1/a") == "https://eu-west.api.acme.test/v1/a")
         #expect(templated.healthURL == nil, "a template has no one host to probe")
     }
 }

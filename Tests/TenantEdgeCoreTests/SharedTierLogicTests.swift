@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TenantEdgeCore
 
 @Suite("Shared-tier logic: breaker, L2 value codec, Redis URLs")
@@ -28,10 +29,12 @@ struct SharedTierLogicTests {
     }
 
     @Test func l2ValuesRoundTripAndRejectGarbage() throws {
-        let lifetime = StoragePolicy.Lifetime(freshness: 60, initialAge: 2, staleWhileRevalidate: 5, staleIfError: 7,
-                                              hasValidator: true, keep: 120)
-        let entry = CacheEntry(sealed: [1, 2, 3, 4], responseTime: 1_700_000_000.5, lifetime: lifetime,
-                               tagDigests: [KeyDigest(w0: 1, w1: 2, w2: 3, w3: 4)])
+        let lifetime = StoragePolicy.Lifetime(
+            freshness: 60, initialAge: 2, staleWhileRevalidate: 5, staleIfError: 7,
+            hasValidator: true, keep: 120)
+        let entry = CacheEntry(
+            sealed: [1, 2, 3, 4], responseTime: 1_700_000_000.5, lifetime: lifetime,
+            tagDigests: [KeyDigest(w0: 1, w1: 2, w2: 3, w3: 4)])
         let decoded = try #require(L2EntryCodec.decode(L2EntryCodec.encode(entry)))
         #expect(decoded.sealed == entry.sealed)
         #expect(decoded.responseTime == entry.responseTime)
@@ -45,12 +48,22 @@ struct SharedTierLogicTests {
     }
 
     @Test func varyMarkersAndEntriesAreToldApart() {
-        guard case .varyMarker(let names) = L2EntryCodec.decodeValue(L2EntryCodec.encodeVaryMarker(["accept", "accept-language"])) else {
-            Issue.record("marker not recognised"); return
+        guard
+            case .varyMarker(let names) = L2EntryCodec.decodeValue(
+                L2EntryCodec.encodeVaryMarker(["accept", "accept-language"]))
+        else {
+            Issue.record("marker not recognised")
+            return
         }
         #expect(names == ["accept", "accept-language"])
-        guard case .malformed = L2EntryCodec.decodeValue([2]) else { Issue.record("an empty marker must be malformed"); return }
-        guard case .malformed = L2EntryCodec.decodeValue([9, 9, 9]) else { Issue.record("garbage must be malformed"); return }
+        guard case .malformed = L2EntryCodec.decodeValue([2]) else {
+            Issue.record("an empty marker must be malformed")
+            return
+        }
+        guard case .malformed = L2EntryCodec.decodeValue([9, 9, 9]) else {
+            Issue.record("garbage must be malformed")
+            return
+        }
     }
 
     @Test func redisURLsParseAndMaskTheirPassword() throws {
@@ -60,7 +73,9 @@ struct SharedTierLogicTests {
         #expect(!full.description.contains("s3cret"))
         let plain = try #require(RedisEndpoint(parsing: "redis://127.0.0.1"))
         #expect(plain.port == 6379 && plain.database == 0 && plain.password == nil)
-        for bad in ["http://x", "redis://", "redis://h:0", "redis://h:6379/x"] { #expect(RedisEndpoint(parsing: bad) == nil, "\(bad)") }
+        for bad in ["http://x", "redis://", "redis://h:0", "redis://h:6379/x"] {
+            #expect(RedisEndpoint(parsing: bad) == nil, "\(bad)")
+        }
     }
 }
 

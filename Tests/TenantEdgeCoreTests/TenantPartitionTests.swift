@@ -1,10 +1,12 @@
 import Testing
+
 @testable import TenantEdgeCore
 
 @Suite("Tenant partitions: LRU, quotas and purge indexes")
 struct TenantPartitionTests {
-    static let lifetime = StoragePolicy.Lifetime(freshness: 60, initialAge: 0, staleWhileRevalidate: 0, staleIfError: 0,
-                                                 hasValidator: false, keep: 60)
+    static let lifetime = StoragePolicy.Lifetime(
+        freshness: 60, initialAge: 0, staleWhileRevalidate: 0, staleIfError: 0,
+        hasValidator: false, keep: 60)
 
     static func entry(bytes: Int, tags: [KeyDigest] = []) -> CacheEntry {
         CacheEntry(sealed: [UInt8](repeating: 1, count: bytes), responseTime: 0, lifetime: lifetime, tagDigests: tags)
@@ -15,9 +17,13 @@ struct TenantPartitionTests {
     @Test func evictsLeastRecentlyUsedWithinQuota() {
         let size = Self.entry(bytes: 100).chargedBytes
         var partition = TenantPartition(quotaBytes: size * 3)
-        for n in 1...3 { partition.insert(Self.entry(bytes: 100), primary: Self.key(n), storageKey: Self.key(n), varyNames: [], prefixDigests: []) }
+        for n in 1...3 {
+            partition.insert(
+                Self.entry(bytes: 100), primary: Self.key(n), storageKey: Self.key(n), varyNames: [], prefixDigests: [])
+        }
         _ = partition.entry(storageKey: Self.key(1))  // 1 becomes most recent; 2 is now oldest
-        partition.insert(Self.entry(bytes: 100), primary: Self.key(4), storageKey: Self.key(4), varyNames: [], prefixDigests: [])
+        partition.insert(
+            Self.entry(bytes: 100), primary: Self.key(4), storageKey: Self.key(4), varyNames: [], prefixDigests: [])
         #expect(partition.entry(storageKey: Self.key(2)) == nil)
         #expect(partition.entry(storageKey: Self.key(1)) != nil)
         #expect(partition.entry(storageKey: Self.key(4)) != nil)
@@ -27,19 +33,30 @@ struct TenantPartitionTests {
 
     @Test func refusesAnEntryLargerThanTheWholeQuota() {
         var partition = TenantPartition(quotaBytes: 1000)
-        partition.insert(Self.entry(bytes: 10), primary: Self.key(1), storageKey: Self.key(1), varyNames: [], prefixDigests: [])
-        let stored = partition.insert(Self.entry(bytes: 5000), primary: Self.key(2), storageKey: Self.key(2), varyNames: [], prefixDigests: [])
+        partition.insert(
+            Self.entry(bytes: 10), primary: Self.key(1), storageKey: Self.key(1), varyNames: [], prefixDigests: [])
+        let stored = partition.insert(
+            Self.entry(bytes: 5000), primary: Self.key(2), storageKey: Self.key(2), varyNames: [], prefixDigests: [])
         #expect(!stored)
         #expect(partition.count == 1)
     }
 
     @Test func purgesByTagPrefixAndKeyOnlyWhatTheyName() {
         var partition = TenantPartition(quotaBytes: 1 << 20)
-        let tagA = Self.key(100), tagB = Self.key(101), prefix = Self.key(200)
-        partition.insert(Self.entry(bytes: 10, tags: [tagA]), primary: Self.key(1), storageKey: Self.key(1), varyNames: [], prefixDigests: [prefix])
-        partition.insert(Self.entry(bytes: 10, tags: [tagA, tagB]), primary: Self.key(2), storageKey: Self.key(2), varyNames: [], prefixDigests: [])
-        partition.insert(Self.entry(bytes: 10, tags: [tagB]), primary: Self.key(3), storageKey: Self.key(3), varyNames: [], prefixDigests: [prefix])
-        partition.insert(Self.entry(bytes: 10), primary: Self.key(4), storageKey: Self.key(4), varyNames: [], prefixDigests: [])
+        let tagA = Self.key(100)
+        let tagB = Self.key(101)
+        let prefix = Self.key(200)
+        partition.insert(
+            Self.entry(bytes: 10, tags: [tagA]), primary: Self.key(1), storageKey: Self.key(1), varyNames: [],
+            prefixDigests: [prefix])
+        partition.insert(
+            Self.entry(bytes: 10, tags: [tagA, tagB]), primary: Self.key(2), storageKey: Self.key(2), varyNames: [],
+            prefixDigests: [])
+        partition.insert(
+            Self.entry(bytes: 10, tags: [tagB]), primary: Self.key(3), storageKey: Self.key(3), varyNames: [],
+            prefixDigests: [prefix])
+        partition.insert(
+            Self.entry(bytes: 10), primary: Self.key(4), storageKey: Self.key(4), varyNames: [], prefixDigests: [])
         #expect(partition.removeAll(tag: tagA) == 2)
         #expect(partition.removeAll(tag: tagA) == 0)
         #expect(partition.removeAll(prefix: prefix) == 1)  // key 3; key 1 already gone
@@ -51,36 +68,52 @@ struct TenantPartitionTests {
 
     @Test func varyVariantsShareAPrimaryAndArePurgedTogether() {
         var partition = TenantPartition(quotaBytes: 1 << 20)
-        partition.insert(Self.entry(bytes: 10), primary: Self.key(1), storageKey: Self.key(11), varyNames: ["accept"], prefixDigests: [])
-        partition.insert(Self.entry(bytes: 10), primary: Self.key(1), storageKey: Self.key(12), varyNames: ["accept"], prefixDigests: [])
-        guard case .needsVariant(let names) = partition.lookup(primary: Self.key(1)) else { Issue.record("expected variants"); return }
+        partition.insert(
+            Self.entry(bytes: 10), primary: Self.key(1), storageKey: Self.key(11), varyNames: ["accept"],
+            prefixDigests: [])
+        partition.insert(
+            Self.entry(bytes: 10), primary: Self.key(1), storageKey: Self.key(12), varyNames: ["accept"],
+            prefixDigests: [])
+        guard case .needsVariant(let names) = partition.lookup(primary: Self.key(1)) else {
+            Issue.record("expected variants")
+            return
+        }
         #expect(names == ["accept"])
         #expect(partition.removeAll(primary: Self.key(1)) == 2)
-        guard case .miss = partition.lookup(primary: Self.key(1)) else { Issue.record("expected a miss"); return }
+        guard case .miss = partition.lookup(primary: Self.key(1)) else {
+            Issue.record("expected a miss")
+            return
+        }
     }
 }
 
 @Suite("Tenant cache over a cipher")
 struct TenantCacheTests {
     static func cache(_ id: String, seed: UInt64, quota: Int = 1 << 20) -> TenantCache {
-        TenantCache(tenant: TenantConfig(id: id, hosts: ["\(id).test"], upstream: "http://127.0.0.1:1"),
-                    cipher: FakeCipher(seed: seed), quotaBytes: quota)
+        TenantCache(
+            tenant: TenantConfig(id: id, hosts: ["\(id).test"], upstream: "http://127.0.0.1:1"),
+            cipher: FakeCipher(seed: seed), quotaBytes: quota)
     }
 
     static let lifetime = TenantPartitionTests.lifetime
 
     @Test func prefixesAreSegmentBoundaries() {
-        #expect(TenantCache.prefixes(of: "/v1/a/b?x=1") == ["/", "/v1", "/v1/", "/v1/a", "/v1/a/", "/v1/a/b", "/v1/a/b?x=1"])
+        #expect(
+            TenantCache.prefixes(of: "/v1/a/b?x=1") == [
+                "/", "/v1", "/v1/", "/v1/a", "/v1/a/", "/v1/a/b", "/v1/a/b?x=1",
+            ])
         #expect(TenantCache.prefixes(of: "/") == ["/"])
     }
 
     @Test func storesSealedAndFindsByTargetAndVariant() throws {
         let cache = Self.cache("acme", seed: 3)
         let record = ResponseRecord(status: 200, headers: [HeaderField("Vary", "Accept")], body: Array("json".utf8))
-        _ = try cache.store(target: "/a", requestHeaders: [HeaderField("Accept", "application/json")], record: record,
-                        varyNames: ["accept"], tags: ["t"], lifetime: Self.lifetime, responseTime: 0)
+        _ = try cache.store(
+            target: "/a", requestHeaders: [HeaderField("Accept", "application/json")], record: record,
+            varyNames: ["accept"], tags: ["t"], lifetime: Self.lifetime, responseTime: 0)
         #expect(cache.lookup(target: "/a", requestHeaders: [HeaderField("Accept", "text/html")]) == nil)
-        let found = try #require(cache.lookup(target: "/a", requestHeaders: [HeaderField("accept", "application/json")]))
+        let found = try #require(
+            cache.lookup(target: "/a", requestHeaders: [HeaderField("accept", "application/json")]))
         #expect(found.entry.sealed != record.encoded())
         let opened = try cache.cipher.open(found.entry.sealed, aad: cache.aad(found.storageKey, for: found.entry))
         #expect(ResponseRecord(decoding: opened) == record)
@@ -92,12 +125,14 @@ struct TenantCacheTests {
         let noisy = Self.cache("noisy", seed: 2, quota: 64 * 1024)
         let body = [UInt8](repeating: 7, count: 1024)
         for n in 0..<20 {
-            try quiet.store(target: "/q/\(n)", requestHeaders: [], record: ResponseRecord(status: 200, headers: [], body: body),
-                            varyNames: [], tags: [], lifetime: Self.lifetime, responseTime: 0)
+            try quiet.store(
+                target: "/q/\(n)", requestHeaders: [], record: ResponseRecord(status: 200, headers: [], body: body),
+                varyNames: [], tags: [], lifetime: Self.lifetime, responseTime: 0)
         }
         for n in 0..<5000 {
-            try noisy.store(target: "/n/\(n)", requestHeaders: [], record: ResponseRecord(status: 200, headers: [], body: body),
-                            varyNames: [], tags: [], lifetime: Self.lifetime, responseTime: 0)
+            try noisy.store(
+                target: "/n/\(n)", requestHeaders: [], record: ResponseRecord(status: 200, headers: [], body: body),
+                varyNames: [], tags: [], lifetime: Self.lifetime, responseTime: 0)
         }
         #expect(quiet.occupancy().entries == 20)
         #expect(quiet.occupancy().evictions == 0)
@@ -110,8 +145,10 @@ struct TenantCacheTests {
 struct RequestCollapserTests {
     @Test func firstJoinLeadsOthersWaitAndFinishReturnsThem() {
         var collapser = RequestCollapser<String, Int>()
-        let actions = [collapser.join("k", waiter: 1), collapser.join("k", waiter: 2), collapser.join("k", waiter: 3),
-                       collapser.join("other", waiter: 4)]
+        let actions = [
+            collapser.join("k", waiter: 1), collapser.join("k", waiter: 2), collapser.join("k", waiter: 3),
+            collapser.join("other", waiter: 4),
+        ]
         #expect(actions == [.lead, .wait, .wait, .lead])
         let busy = collapser.leadIfIdle("k")
         #expect(!busy)
@@ -136,24 +173,40 @@ struct AdminTests {
     @Test func scopesAndTenantsAreEnforced() {
         #expect(Self.tokens.authorize(digest: nil, scope: .purge) == .unauthenticated)
         #expect(Self.tokens.authorize(digest: [UInt8](repeating: 1, count: 32), scope: .purge) == .unauthenticated)
-        if case .allowed = Self.tokens.authorize(digest: Self.digestA, scope: .purge, tenant: "acme") {} else { Issue.record("acme purge") }
-        if case .forbidden = Self.tokens.authorize(digest: Self.digestA, scope: .purge, tenant: "globex") {} else { Issue.record("globex") }
-        if case .forbidden = Self.tokens.authorize(digest: Self.digestA, scope: .read) {} else { Issue.record("read scope") }
-        if case .allowed = Self.tokens.authorize(digest: [UInt8](repeating: 0xBB, count: 32), scope: .read, tenant: "x") {} else {
+        if case .allowed = Self.tokens.authorize(digest: Self.digestA, scope: .purge, tenant: "acme") {
+        } else {
+            Issue.record("acme purge")
+        }
+        if case .forbidden = Self.tokens.authorize(digest: Self.digestA, scope: .purge, tenant: "globex") {
+        } else {
+            Issue.record("globex")
+        }
+        if case .forbidden = Self.tokens.authorize(digest: Self.digestA, scope: .read) {
+        } else {
+            Issue.record("read scope")
+        }
+        if case .allowed = Self.tokens.authorize(digest: [UInt8](repeating: 0xBB, count: 32), scope: .read, tenant: "x")
+        {
+        } else {
             Issue.record("admin implies read")
         }
     }
 
     @Test func purgeBodiesAreValidatedStrictly() throws {
-        let ok = try PurgeRequest(json: Array(#"{"tenant":"acme","keys":["/v1/a?x=1"],"tags":["t1"],"prefixes":["/v1/"],"all":false}"#.utf8))
+        let ok = try PurgeRequest(
+            json: Array(#"{"tenant":"acme","keys":["/v1/a?x=1"],"tags":["t1"],"prefixes":["/v1/"],"all":false}"#.utf8))
         #expect(ok == PurgeRequest(tenant: "acme", keys: ["/v1/a?x=1"], tags: ["t1"], prefixes: ["/v1/"]))
         let bad: [(String, String)] = [
-            ("{", "not valid JSON"), (#"{"keys":["/a"]}"#, "'tenant'"), (#"{"tenant":"a","tag":["x"]}"#, "unknown field 'tag'"),
-            (#"{"tenant":"a","keys":"/a"}"#, "'keys'"), (#"{"tenant":"a"}"#, "nothing to purge"), (#"{"tenant":"a","all":"yes"}"#, "'all'"),
+            ("{", "not valid JSON"), (#"{"keys":["/a"]}"#, "'tenant'"),
+            (#"{"tenant":"a","tag":["x"]}"#, "unknown field 'tag'"),
+            (#"{"tenant":"a","keys":"/a"}"#, "'keys'"), (#"{"tenant":"a"}"#, "nothing to purge"),
+            (#"{"tenant":"a","all":"yes"}"#, "'all'"),
         ]
         for (body, expected) in bad {
             #expect(throws: EdgeError.self) { try PurgeRequest(json: Array(body.utf8)) }
-            do { _ = try PurgeRequest(json: Array(body.utf8)) } catch { #expect(error.message.contains(expected), "\(body)") }
+            do { _ = try PurgeRequest(json: Array(body.utf8)) } catch {
+                #expect(error.message.contains(expected), "\(body)")
+            }
         }
     }
 }
@@ -161,13 +214,15 @@ struct AdminTests {
 @Suite("Stored record format")
 struct ResponseRecordTests {
     @Test func roundTripsAndLocatesTheWireHeaderBlock() throws {
-        let record = ResponseRecord(status: 203, headers: [HeaderField("Content-Type", "text/plain"), HeaderField("X-Empty", "")],
-                                    body: Array("hello".utf8))
+        let record = ResponseRecord(
+            status: 203, headers: [HeaderField("Content-Type", "text/plain"), HeaderField("X-Empty", "")],
+            body: Array("hello".utf8))
         let bytes = record.encoded()
         #expect(ResponseRecord(decoding: bytes) == record)
         let layout = try #require(bytes.withUnsafeBytes { ResponseRecord.layout($0) })
         #expect(layout.status == 203)
-        #expect(String(decoding: bytes[layout.headerBlock], as: UTF8.self) == "Content-Type: text/plain\r\nX-Empty: \r\n")
+        #expect(
+            String(decoding: bytes[layout.headerBlock], as: UTF8.self) == "Content-Type: text/plain\r\nX-Empty: \r\n")
         #expect(Array(bytes[layout.bodyOffset...]) == Array("hello".utf8))
     }
 
@@ -178,8 +233,10 @@ struct ResponseRecordTests {
     }
 
     @Test func storedHeadersDropWhatTheCacheRecomputes() {
-        var headers = [HeaderField("Age", "3"), HeaderField("Content-Length", "5"), HeaderField("Connection", "x-private"),
-                       HeaderField("X-Private", "1"), HeaderField("Surrogate-Key", "a b"), HeaderField("ETag", "\"e\"")]
+        var headers = [
+            HeaderField("Age", "3"), HeaderField("Content-Length", "5"), HeaderField("Connection", "x-private"),
+            HeaderField("X-Private", "1"), HeaderField("Surrogate-Key", "a b"), HeaderField("ETag", "\"e\""),
+        ]
         #expect(StoredHeaders.prepare(&headers) == ["a", "b"])
         #expect(headers == [HeaderField("ETag", "\"e\"")])
     }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TenantEdgeCore
 
 @Suite("Client address behind trusted proxies")
@@ -14,12 +15,20 @@ struct TrustedProxiesTests {
         let v6 = try #require(IPNetwork("2001:db8:ff::/48"))
         #expect(v6.contains(IPAddress("2001:db8:ff:1::9")!) && !v6.contains(IPAddress("2001:db8:fe::1")!))
         #expect(!v6.contains(IPAddress("10.0.0.1")!), "families never match each other")
-        #expect(IPNetwork("10.0.0.0/33") == nil && IPNetwork("10.0.0/8") == nil && IPNetwork("example.com") == nil && IPNetwork("::/129") == nil)
+        #expect(
+            IPNetwork("10.0.0.0/33") == nil && IPNetwork("10.0.0/8") == nil && IPNetwork("example.com") == nil
+                && IPNetwork("::/129") == nil)
         #expect(IPNetwork("0.0.0.0/0")!.contains(IPAddress("8.8.8.8")!))
-        #expect(IPNetwork("::/0")!.contains(IPAddress("2001:db8::1")!) && !IPNetwork("::/0")!.contains(IPAddress("8.8.8.8")!))
+        #expect(
+            IPNetwork("::/0")!.contains(IPAddress("2001:db8::1")!)
+                && !IPNetwork("::/0")!.contains(IPAddress("8.8.8.8")!))
         #expect(IPAddress("::ffff:10.1.2.3") == IPAddress("10.1.2.3"), "IPv4-mapped is IPv4")
-        #expect(IPNetwork("2001:db8::1/128")!.contains(IPAddress("2001:db8::1")!) && !IPNetwork("2001:db8::1/128")!.contains(IPAddress("2001:db8::2")!))
-        #expect(IPNetwork("2001:db8:0:0:8000::/65")!.contains(IPAddress("2001:db8::8000:0:0:1")!) && !IPNetwork("2001:db8::/65")!.contains(IPAddress("2001:db8::8000:0:0:1")!))
+        #expect(
+            IPNetwork("2001:db8::1/128")!.contains(IPAddress("2001:db8::1")!)
+                && !IPNetwork("2001:db8::1/128")!.contains(IPAddress("2001:db8::2")!))
+        #expect(
+            IPNetwork("2001:db8:0:0:8000::/65")!.contains(IPAddress("2001:db8::8000:0:0:1")!)
+                && !IPNetwork("2001:db8::/65")!.contains(IPAddress("2001:db8::8000:0:0:1")!))
         #expect(IPAddress("1.2.3") == nil && IPAddress("") == nil && IPAddress("1.2.3.4 ") == nil)
     }
 
@@ -30,21 +39,29 @@ struct TrustedProxiesTests {
 
     @Test func aTrustedPeerVouchesForTheHopItAdded() {
         #expect(Self.proxies.clientAddress(peer: "10.1.2.3", forwardedFor: ["81.2.69.160"]) == "81.2.69.160")
-        #expect(Self.proxies.clientAddress(peer: "::ffff:10.1.2.3", forwardedFor: ["81.2.69.160"]) == "81.2.69.160",
-                "an IPv4 proxy seen through a dual-stack socket is still trusted")
-        #expect(Self.proxies.clientAddress(peer: "2001:db8:ff::1", forwardedFor: ["[2001:db8:1::5]:4711"]) == "2001:db8:1::5")
+        #expect(
+            Self.proxies.clientAddress(peer: "::ffff:10.1.2.3", forwardedFor: ["81.2.69.160"]) == "81.2.69.160",
+            "an IPv4 proxy seen through a dual-stack socket is still trusted")
+        #expect(
+            Self.proxies.clientAddress(peer: "2001:db8:ff::1", forwardedFor: ["[2001:db8:1::5]:4711"])
+                == "2001:db8:1::5")
     }
 
     @Test func hopsLeftOfTheFirstUntrustedOneAreTheClientsOwnWordAndIgnored() {
         // The client wrote "1.1.1.1" itself; the trusted proxy appended the address it saw.
-        #expect(Self.proxies.clientAddress(peer: "10.0.0.1", forwardedFor: ["1.1.1.1, 216.160.83.56"]) == "216.160.83.56")
+        #expect(
+            Self.proxies.clientAddress(peer: "10.0.0.1", forwardedFor: ["1.1.1.1, 216.160.83.56"]) == "216.160.83.56")
         // Two trusted proxies in a row, over two header lines.
-        #expect(Self.proxies.clientAddress(peer: "10.0.0.1", forwardedFor: ["1.1.1.1, 216.160.83.56", "192.168.1.7"]) == "216.160.83.56")
+        #expect(
+            Self.proxies.clientAddress(peer: "10.0.0.1", forwardedFor: ["1.1.1.1, 216.160.83.56", "192.168.1.7"])
+                == "216.160.83.56")
     }
 
     @Test func garbageStopsTheWalkAndAllTrustedGivesTheLeftMost() {
         #expect(Self.proxies.clientAddress(peer: "10.0.0.1", forwardedFor: ["not-an-ip"]) == "10.0.0.1")
-        #expect(Self.proxies.clientAddress(peer: "10.0.0.1", forwardedFor: ["81.2.69.160, unknown, 10.0.0.2"]) == "10.0.0.2")
+        #expect(
+            Self.proxies.clientAddress(peer: "10.0.0.1", forwardedFor: ["81.2.69.160, unknown, 10.0.0.2"]) == "10.0.0.2"
+        )
         #expect(Self.proxies.clientAddress(peer: "10.0.0.1", forwardedFor: ["10.0.0.3, 10.0.0.2"]) == "10.0.0.3")
         #expect(Self.proxies.clientAddress(peer: "10.0.0.1", forwardedFor: ["81.2.69.160:5555"]) == "81.2.69.160")
     }

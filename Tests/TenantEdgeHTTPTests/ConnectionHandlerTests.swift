@@ -4,8 +4,9 @@ import NIOExtras
 import NIOHTTP1
 import Synchronization
 import TenantEdgeCore
-@testable import TenantEdgeHTTP
 import Testing
+
+@testable import TenantEdgeHTTP
 
 /// `HTTPConnectionHandler` on `EmbeddedChannel`: the order, interim answers, refusals and drain that
 /// a pipelining or hostile client sees, with no socket and no timing in between.
@@ -34,7 +35,8 @@ struct ConnectionHandlerTests {
         var limits = EdgeConfig.Limits()
         configure(&limits)
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        try channel.pipeline.syncOperations.addHandler(
+            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
         try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(responder: responder, limits: limits))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel
@@ -52,12 +54,14 @@ struct ConnectionHandlerTests {
     @Test func pipelinedAnswersKeepTheRequestOrder() throws {
         let responder = ScriptedResponder()
         let channel = try Self.channel(responder)
-        try channel.writeInbound(ByteBuffer(string: "GET /later-1 HTTP/1.1\r\nHost: a\r\n\r\nGET /now-2 HTTP/1.1\r\nHost: a\r\n\r\n"))
+        try channel.writeInbound(
+            ByteBuffer(string: "GET /later-1 HTTP/1.1\r\nHost: a\r\n\r\nGET /now-2 HTTP/1.1\r\nHost: a\r\n\r\n"))
         #expect(try Self.written(channel).isEmpty, "the second answer waits for the first")
         responder.complete("/later-1")
         channel.embeddedEventLoop.run()
         let text = try Self.written(channel)
-        let first = try #require(text.range(of: "/later-1")), second = try #require(text.range(of: "/now-2"))
+        let first = try #require(text.range(of: "/later-1"))
+        let second = try #require(text.range(of: "/now-2"))
         #expect(first.lowerBound < second.lowerBound)
         _ = try? channel.finish()
     }
@@ -65,18 +69,22 @@ struct ConnectionHandlerTests {
     @Test func continueGoesOnlyToHTTP11WithNothingAhead() throws {
         let responder = ScriptedResponder()
         let channel = try Self.channel(responder)
-        try channel.writeInbound(ByteBuffer(string: "POST /now HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"))
+        try channel.writeInbound(
+            ByteBuffer(string: "POST /now HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"))
         #expect(try Self.written(channel) == "HTTP/1.1 100 Continue\r\n\r\n")
         try channel.writeInbound(ByteBuffer(string: "x"))
         #expect(try Self.written(channel).hasPrefix("HTTP/1.1 200"))
 
         let old = try Self.channel(responder)
-        try old.writeInbound(ByteBuffer(string: "POST /now HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"))
+        try old.writeInbound(
+            ByteBuffer(string: "POST /now HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"))
         #expect(try Self.written(old).isEmpty, "no interim answer to HTTP/1.0")
 
         let behind = try Self.channel(responder)
-        try behind.writeInbound(ByteBuffer(string: "GET /later-3 HTTP/1.1\r\nHost: a\r\n\r\n"
-            + "POST /now HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"))
+        try behind.writeInbound(
+            ByteBuffer(
+                string: "GET /later-3 HTTP/1.1\r\nHost: a\r\n\r\n"
+                    + "POST /now HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"))
         #expect(try Self.written(behind).isEmpty, "no interim answer overtakes a pending final one")
         for channel in [channel, old, behind] { _ = try? channel.finish() }
     }
@@ -84,12 +92,14 @@ struct ConnectionHandlerTests {
     @Test func oversizedHeadsAndAnnouncedBodiesAreRefusedAtTheHead() throws {
         let responder = ScriptedResponder()
         let heads = try Self.channel(responder) { $0.maxHeaderBytes = 1024 }
-        try heads.writeInbound(ByteBuffer(string: "GET /now HTTP/1.1\r\nHost: a\r\nX-Big: \(String(repeating: "b", count: 2000))\r\n\r\n"))
+        try heads.writeInbound(
+            ByteBuffer(string: "GET /now HTTP/1.1\r\nHost: a\r\nX-Big: \(String(repeating: "b", count: 2000))\r\n\r\n"))
         let refused = try Self.written(heads)
         #expect(refused.hasPrefix("HTTP/1.1 431"))
         #expect(refused.contains("connection: close"))
         let bodies = try Self.channel(responder) { $0.maxRequestBodyBytes = 100 }
-        try bodies.writeInbound(ByteBuffer(string: "POST /now HTTP/1.1\r\nHost: a\r\nContent-Length: 999999999\r\n\r\n"))
+        try bodies.writeInbound(
+            ByteBuffer(string: "POST /now HTTP/1.1\r\nHost: a\r\nContent-Length: 999999999\r\n\r\n"))
         #expect(try Self.written(bodies).hasPrefix("HTTP/1.1 413"), "answered without waiting for the body")
         let drained = try Self.channel(responder) { $0.maxRequestBodyBytes = 100 }
         try drained.writeInbound(ByteBuffer(string: "POST /now HTTP/1.1\r\nHost: a\r\nContent-Length: 300\r\n\r\n"))
@@ -102,7 +112,8 @@ struct ConnectionHandlerTests {
     @Test func aBurstBeyondFourQueuesIsAnsweredThenClosed() throws {
         let responder = ScriptedResponder()
         let channel = try Self.channel(responder) { $0.maxPipelinedRequests = 2 }
-        let burst = String(repeating: "GET /later-b HTTP/1.1\r\nHost: a\r\n\r\n", count: 1)
+        let burst =
+            String(repeating: "GET /later-b HTTP/1.1\r\nHost: a\r\n\r\n", count: 1)
             + String(repeating: "GET /now HTTP/1.1\r\nHost: a\r\n\r\n", count: 20)
         try channel.writeInbound(ByteBuffer(string: burst))
         responder.complete("/later-b")
@@ -117,7 +128,8 @@ struct ConnectionHandlerTests {
     @Test func quiescingAnswersWhatIsQueuedThenCloses() throws {
         let responder = ScriptedResponder()
         let channel = try Self.channel(responder)
-        try channel.writeInbound(ByteBuffer(string: "GET /later-q HTTP/1.1\r\nHost: a\r\n\r\nGET /now-q HTTP/1.1\r\nHost: a\r\n\r\n"))
+        try channel.writeInbound(
+            ByteBuffer(string: "GET /later-q HTTP/1.1\r\nHost: a\r\n\r\nGET /now-q HTTP/1.1\r\nHost: a\r\n\r\n"))
         channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
         #expect(channel.isActive, "still answering")
         responder.complete("/later-q")
@@ -152,7 +164,10 @@ struct ConnectionDeadlineTests {
 
     @Test func aHalfHeadGets408AndAnIdleConnectionIsClosed() throws {
         let responder = ConnectionHandlerTests.ScriptedResponder()
-        let half = try ConnectionHandlerTests.channel(responder) { $0.headerTimeoutMs = 1000; $0.idleTimeoutSeconds = 5 }
+        let half = try ConnectionHandlerTests.channel(responder) {
+            $0.headerTimeoutMs = 1000
+            $0.idleTimeoutSeconds = 5
+        }
         try half.pipeline.syncOperations.addHandler(InboundBytesNotifier(), position: .first)
         try half.writeInbound(ByteBuffer(string: "GET /now HTTP/1.1\r\nHost: a"))
         half.embeddedEventLoop.advanceTime(by: .milliseconds(999))
@@ -160,7 +175,10 @@ struct ConnectionDeadlineTests {
         half.embeddedEventLoop.advanceTime(by: .milliseconds(2))
         #expect(try ConnectionHandlerTests.written(half).hasPrefix("HTTP/1.1 408"))
 
-        let idle = try ConnectionHandlerTests.channel(responder) { $0.headerTimeoutMs = 1000; $0.idleTimeoutSeconds = 5 }
+        let idle = try ConnectionHandlerTests.channel(responder) {
+            $0.headerTimeoutMs = 1000
+            $0.idleTimeoutSeconds = 5
+        }
         try idle.pipeline.syncOperations.addHandler(InboundBytesNotifier(), position: .first)
         try idle.writeInbound(ByteBuffer(string: "GET /now HTTP/1.1\r\nHost: a\r\n\r\n"))
         #expect(try ConnectionHandlerTests.written(idle).hasPrefix("HTTP/1.1 200"))

@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import TenantEdgeCore
+import Testing
+
 @testable import TenantEdgeNative
 
 @Suite("hiredis, libmaxminddb and libcurl against real servers and files")
@@ -13,13 +14,18 @@ struct CLibrarySmokeTests {
         #expect(try redis.command([Array("SET".utf8), Array("te:smoke:bin".utf8), value]) == .status("OK"))
         #expect(try redis.command([Array("GET".utf8), Array("te:smoke:bin".utf8)]) == .string(value))
         #expect(try redis.command("GET", "te:smoke:absent") == .null)
-        guard case .error = try redis.command("NOSUCHCOMMAND") else { Issue.record("expected a Redis error reply"); return }
+        guard case .error = try redis.command("NOSUCHCOMMAND") else {
+            Issue.record("expected a Redis error reply")
+            return
+        }
     }
 
     @Test func redisPipelineSendsABatchAndReadsEveryReplyInOrder() throws {
         let port = try #require(Int(try TestEnvironment.require("TE_TEST_REDIS_PORT")))
         let redis = try RedisConnection(host: "127.0.0.1", port: port, timeoutMs: 1000)
-        let sets = (0..<100).map { [Array("SET".utf8), Array("te:pipe:\($0)".utf8), [UInt8(truncatingIfNeeded: $0), 0, 255]] }
+        let sets = (0..<100).map {
+            [Array("SET".utf8), Array("te:pipe:\($0)".utf8), [UInt8(truncatingIfNeeded: $0), 0, 255]]
+        }
         #expect(try redis.pipeline(sets).allSatisfy { $0 == .status("OK") })
         let gets = (0..<100).map { [Array("GET".utf8), Array("te:pipe:\($0)".utf8)] }
         let replies = try redis.pipeline(gets)

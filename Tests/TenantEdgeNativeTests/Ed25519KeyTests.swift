@@ -9,16 +9,21 @@ struct Ed25519KeyTests {
     /// RFC 8032 section 7.1, TEST 1, wrapped as PKCS#8 and SPKI PEM (fixed DER prefixes for Ed25519).
     static let secret = Hex.decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")!
     static let publicKey = Hex.decode("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")!
-    static let signature = Hex.decode("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b")!
+    static let signature = Hex.decode(
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555"
+            + "fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+    )!
 
     static func pem(_ label: String, _ der: [UInt8]) -> [UInt8] {
         Array("-----BEGIN \(label)-----\n\(Data(der).base64EncodedString())\n-----END \(label)-----\n".utf8)
     }
 
     @Test func rfc8032VectorSignsAndVerifies() throws {
-        let key = try Ed25519Key(pem: Self.pem("PRIVATE KEY", Hex.decode("302e020100300506032b657004220420")! + Self.secret), name: "test")
+        let key = try Ed25519Key(
+            pem: Self.pem("PRIVATE KEY", Hex.decode("302e020100300506032b657004220420")! + Self.secret), name: "test")
         #expect(try key.sign([]) == Self.signature)
-        let verifier = try Ed25519Key(pem: Self.pem("PUBLIC KEY", Hex.decode("302a300506032b6570032100")! + Self.publicKey), name: "test")
+        let verifier = try Ed25519Key(
+            pem: Self.pem("PUBLIC KEY", Hex.decode("302a300506032b6570032100")! + Self.publicKey), name: "test")
         #expect(!verifier.canSign)
         #expect(verifier.verify(signature: Self.signature, message: []))
         #expect(try verifier.publicPEM() == key.publicPEM())
@@ -45,7 +50,11 @@ struct Ed25519KeyTests {
     }
 
     @Test func garbageAndNonEd25519PEMAreClearErrors() {
-        #expect(throws: EdgeError.self) { try Ed25519Key(pem: Array("not a key".utf8), name: "security.config_public_key") }
-        #expect(throws: EdgeError.self) { try Ed25519Key(pem: Self.pem("PUBLIC KEY", [1, 2, 3]), name: "security.config_public_key") }
+        #expect(throws: EdgeError.self) {
+            try Ed25519Key(pem: Array("not a key".utf8), name: "security.config_public_key")
+        }
+        #expect(throws: EdgeError.self) {
+            try Ed25519Key(pem: Self.pem("PUBLIC KEY", [1, 2, 3]), name: "security.config_public_key")
+        }
     }
 }

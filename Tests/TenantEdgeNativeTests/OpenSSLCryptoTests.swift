@@ -1,5 +1,6 @@
-import Testing
 import TenantEdgeCore
+import Testing
+
 @testable import TenantEdgeNative
 
 @Suite("OpenSSL: digests, HKDF, HMAC and AES-256-GCM")
@@ -7,7 +8,9 @@ struct OpenSSLCryptoTests {
     static func hex(_ bytes: [UInt8]) -> String { Hex.encode(bytes) }
 
     @Test func sha256MatchesTheStandardVector() {
-        #expect(Self.hex(OpenSSL.sha256(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            Self.hex(OpenSSL.sha256(Array("abc".utf8)))
+                == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 
     @Test func sha1NamesRedisScriptsAsRedisDoes() {
@@ -55,12 +58,16 @@ struct OpenSSLCryptoTests {
         let sealed = try Self.cipher(1).seal(Array("body".utf8), aad: Array("te:acme:http:x".utf8))
         #expect(throws: EdgeError.self) { try Self.cipher(1).open(sealed, aad: Array("te:globex:http:x".utf8)) }
         #expect(throws: EdgeError.self) { try Self.cipher(2).open(sealed, aad: Array("te:acme:http:x".utf8)) }
-        #expect(throws: EdgeError.self) { try Self.cipher(1, version: 2).open(sealed, aad: Array("te:acme:http:x".utf8)) }
+        #expect(throws: EdgeError.self) {
+            try Self.cipher(1, version: 2).open(sealed, aad: Array("te:acme:http:x".utf8))
+        }
     }
 
     @Test func olderListedVersionsStillOpen() throws {
         let old = try Self.cipher(5, version: 1).seal([1, 2, 3], aad: [])
-        let both = try AESGCMTenantCipher(keys: [1: [UInt8](repeating: 5, count: 32), 2: [UInt8](repeating: 6, count: 32)])
+        let both = try AESGCMTenantCipher(keys: [
+            1: [UInt8](repeating: 5, count: 32), 2: [UInt8](repeating: 6, count: 32),
+        ])
         #expect(both.keyVersion == 2)
         #expect(try both.open(old, aad: []) == [1, 2, 3])
     }
@@ -82,7 +89,10 @@ struct OpenSSLCryptoTests {
     }
 
     @Test func standaloneKeyringDerivesDistinctStableTenantKeys() throws {
-        let tenants = [TenantConfig(id: "acme", hosts: ["a"], upstream: "http://a"), TenantConfig(id: "globex", hosts: ["g"], upstream: "http://g")]
+        let tenants = [
+            TenantConfig(id: "acme", hosts: ["a"], upstream: "http://a"),
+            TenantConfig(id: "globex", hosts: ["g"], upstream: "http://g"),
+        ]
         let master = [UInt8](repeating: 42, count: 32)
         let one = try StandaloneKeyring(masterKey: master, tenants: tenants, encryption: true)
         let two = try StandaloneKeyring(masterKey: master, tenants: tenants, encryption: true)

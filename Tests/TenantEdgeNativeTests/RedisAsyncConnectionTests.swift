@@ -23,7 +23,10 @@ struct RedisAsyncConnectionTests {
     final class Reply: @unchecked Sendable {  // written once by the loop thread before `done`
         let done = DispatchSemaphore(value: 0)
         var value: Result<RedisConnection.Reply, EdgeError>?
-        func set(_ result: Result<RedisConnection.Reply, EdgeError>) { value = result; done.signal() }
+        func set(_ result: Result<RedisConnection.Reply, EdgeError>) {
+            value = result
+            done.signal()
+        }
     }
 
     @Test func manyCommandsInFlightAnswerInOrderWithBinaryValues() throws {
@@ -33,9 +36,16 @@ struct RedisAsyncConnectionTests {
         let replies = Mutex<[Int: RedisConnection.Reply]>([:])
         let done = DispatchSemaphore(value: 0)
         for index in 0..<500 {
-            connection.submit([Array("SET".utf8), Array("te:async:\(index)".utf8), value + Array(String(index).utf8)]) { _ in }
+            connection.submit([Array("SET".utf8), Array("te:async:\(index)".utf8), value + Array(String(index).utf8)]) {
+                _ in
+            }
             connection.submit([Array("GET".utf8), Array("te:async:\(index)".utf8)]) { reply in
-                if replies.withLock({ $0[index] = try? reply.get(); return $0.count }) == 500 { done.signal() }
+                if replies.withLock({
+                    $0[index] = try? reply.get()
+                    return $0.count
+                }) == 500 {
+                    done.signal()
+                }
             }
         }
         #expect(done.wait(timeout: .now() + 5) == .success)
@@ -44,7 +54,9 @@ struct RedisAsyncConnectionTests {
     }
 
     @Test func wrongCredentialsAndAClosedPortAreClearErrors() throws {
-        #expect(throws: EdgeError.self) { try RedisAsyncConnection.open(try Self.endpoint("nobody:hunter2-secret@"), timeoutMs: 1000) }
+        #expect(throws: EdgeError.self) {
+            try RedisAsyncConnection.open(try Self.endpoint("nobody:hunter2-secret@"), timeoutMs: 1000)
+        }
         do {
             _ = try RedisAsyncConnection.open(try Self.endpoint("nobody:hunter2-secret@"), timeoutMs: 1000)
         } catch {
@@ -56,12 +68,20 @@ struct RedisAsyncConnectionTests {
 
     @Test func aKilledConnectionFailsItsCallsInsteadOfHanging() throws {
         let connection = try RedisAsyncConnection.open(try Self.endpoint(), timeoutMs: 1000)
-        guard case .integer(let id) = try Self.call(connection, ["CLIENT", "ID"]) else { Issue.record("CLIENT ID"); return }
-        let admin = try RedisConnection(host: "127.0.0.1", port: Int(try TestEnvironment.require("TE_TEST_REDIS_PORT"))!, timeoutMs: 1000)
+        guard case .integer(let id) = try Self.call(connection, ["CLIENT", "ID"]) else {
+            Issue.record("CLIENT ID")
+            return
+        }
+        let admin = try RedisConnection(
+            host: "127.0.0.1", port: Int(try TestEnvironment.require("TE_TEST_REDIS_PORT"))!, timeoutMs: 1000)
         #expect(try admin.command("CLIENT", "KILL", "ID", String(id)) == .integer(1))
         var failed = false
         for _ in 0..<20 where !failed {  // the loop notices the close on its next read
-            if (try? Self.call(connection, ["PING"])) == nil { failed = true } else { Thread.sleep(forTimeInterval: 0.05) }
+            if (try? Self.call(connection, ["PING"])) == nil {
+                failed = true
+            } else {
+                Thread.sleep(forTimeInterval: 0.05)
+            }
         }
         #expect(failed, "a dropped connection answers with an error")
     }

@@ -6,7 +6,8 @@ import Testing
 enum TestEnvironment {
     static func require(_ name: String) throws -> String {
         let value = ProcessInfo.processInfo.environment[name] ?? ""
-        try #require(!value.isEmpty, "\(name) is not set: run the suite with `make test`, which starts the test servers")
+        try #require(
+            !value.isEmpty, "\(name) is not set: run the suite with `make test`, which starts the test servers")
         return value
     }
 }

@@ -1,12 +1,15 @@
 import Foundation
 import NIOHTTP1
-@testable import TenantEdgeNode
 import TenantEdgeTestSupport
 import Testing
 
+@testable import TenantEdgeNode
+
 @Suite("Admin API", .serialized)
 struct AdminAPITests {
-    static let script: TestUpstream.Script = { _ in TestUpstream.Reply(headers: [("Cache-Control", "max-age=300")], body: "b") }
+    static let script: TestUpstream.Script = { _ in
+        TestUpstream.Reply(headers: [("Cache-Control", "max-age=300")], body: "b")
+    }
 
     @Test func purgeNeedsAValidTokenWithScopeAndTenant() async throws {
         try await withEdge(script: Self.script) { edge in
@@ -17,7 +20,8 @@ struct AdminAPITests {
             #expect(forbidden.status == 403)
             #expect(forbidden.body.contains("not allowed for this call's tenant"))
             #expect(try await edge.admin(.GET, "/_edge/stats", token: EdgeHarness.acmePurgeToken).status == 403)
-            let allowed = try await edge.admin(.POST, "/_edge/purge", token: EdgeHarness.acmePurgeToken, body: #"{"tenant":"acme","all":true}"#)
+            let allowed = try await edge.admin(
+                .POST, "/_edge/purge", token: EdgeHarness.acmePurgeToken, body: #"{"tenant":"acme","all":true}"#)
             #expect(allowed.status == 200)
         }
     }
@@ -26,11 +30,19 @@ struct AdminAPITests {
         try await withEdge(script: Self.script) { edge in
             for path in ["/v1/a?x=1", "/v1/b", "/v2/c", "/v1/d/e"] { _ = try await edge.get(path) }
             _ = try await edge.get("/v1/b", host: "api.globex.test")
-            #expect(try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/v1/a?x=1"]}"#).body == #"{"purged":1}"#)
-            #expect(try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","prefixes":["/v1/"]}"#).body == #"{"purged":2}"#)
+            #expect(
+                try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/v1/a?x=1"]}"#).body
+                    == #"{"purged":1}"#)
+            #expect(
+                try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","prefixes":["/v1/"]}"#).body
+                    == #"{"purged":2}"#)
             #expect(try await edge.get("/v2/c").cacheStatus.contains("hit"))
-            #expect(try await edge.get("/v1/b", host: "api.globex.test").cacheStatus.contains("hit"), "other tenant untouched")
-            #expect(try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","all":true}"#).body == #"{"purged":1}"#)
+            #expect(
+                try await edge.get("/v1/b", host: "api.globex.test").cacheStatus.contains("hit"),
+                "other tenant untouched")
+            #expect(
+                try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","all":true}"#).body
+                    == #"{"purged":1}"#)
         }
     }
 
@@ -61,10 +73,13 @@ struct AdminAPITests {
             #expect(tenants["acme"]?["encrypted"] as? Bool == true)
             let metrics = try await edge.admin(.GET, "/metrics", token: nil)
             #expect(metrics.status == 200)
-            for family in ["edge_requests_total{tenant=\"acme\",cache_status=\"hit\"} 1", "edge_request_duration_seconds_bucket",
-                           "edge_cache_bytes{tenant=\"acme\",tier=\"memory\"}", "edge_config_version", "edge_tier_up{tier=\"memory\"} 1",
-                           "edge_invalidation_lag_seconds", "edge_security_events_total", "edge_invalidations_applied_total",
-                           "edge_cache_evictions_total"] {
+            for family in [
+                "edge_requests_total{tenant=\"acme\",cache_status=\"hit\"} 1", "edge_request_duration_seconds_bucket",
+                "edge_cache_bytes{tenant=\"acme\",tier=\"memory\"}", "edge_config_version",
+                "edge_tier_up{tier=\"memory\"} 1",
+                "edge_invalidation_lag_seconds", "edge_security_events_total", "edge_invalidations_applied_total",
+                "edge_cache_evictions_total",
+            ] {
                 #expect(metrics.body.contains(family), "missing \(family)")
             }
             #expect(try await edge.admin(.GET, "/healthz", token: nil).status == 200)
@@ -75,7 +90,8 @@ struct AdminAPITests {
     }
 
     @Test func metricsNeedATokenWhenMonitoringIsOff() async throws {
-        try await withEdge(configure: { $0.monitoring = false }, script: Self.script) { (edge: EdgeHarness) async throws in
+        try await withEdge(configure: { $0.monitoring = false }, script: Self.script) {
+            (edge: EdgeHarness) async throws in
             #expect(try await edge.admin(.GET, "/metrics", token: nil).status == 401)
             #expect(try await edge.admin(.GET, "/metrics").status == 200)
         }

@@ -2,9 +2,10 @@ import Foundation
 import NIOHTTP1
 import Synchronization
 import TenantEdgeCore
-@testable import TenantEdgeNode
 import TenantEdgeTestSupport
 import Testing
+
+@testable import TenantEdgeNode
 
 /// One test per RFC 9111 rule the traffic listener applies, each through real sockets: client → edge node
 /// → test upstream, with the node's clock moved by the test instead of sleeping.
@@ -51,13 +52,17 @@ struct CachingRulesTests {
         }
     }
 
-    @Test("responses that are never stored", arguments: [
-        ("/no-store", [("Cache-Control", "no-store")], [(String, String)]()),
-        ("/private", [("Cache-Control", "private, max-age=60")], []),
-        ("/cookie", [("Cache-Control", "max-age=60"), ("Set-Cookie", "session=1")], []),
-        ("/auth", [("Cache-Control", "max-age=60")], [("Authorization", "Bearer user")]),
-    ])
-    func notStored(_ path: String, _ responseHeaders: [(String, String)], _ requestHeaders: [(String, String)]) async throws {
+    @Test(
+        "responses that are never stored",
+        arguments: [
+            ("/no-store", [("Cache-Control", "no-store")], [(String, String)]()),
+            ("/private", [("Cache-Control", "private, max-age=60")], []),
+            ("/cookie", [("Cache-Control", "max-age=60"), ("Set-Cookie", "session=1")], []),
+            ("/auth", [("Cache-Control", "max-age=60")], [("Authorization", "Bearer user")]),
+        ])
+    func notStored(_ path: String, _ responseHeaders: [(String, String)], _ requestHeaders: [(String, String)])
+        async throws
+    {
         try await withEdge(script: { _ in Self.reply(responseHeaders) }) { edge in
             let first = try await edge.get(path, headers: requestHeaders)
             #expect(first.status == 200)
@@ -78,7 +83,9 @@ struct CachingRulesTests {
 
     @Test func staleEntryWithETagIsRevalidatedAndA304RefreshesIt() async throws {
         try await withEdge(script: { request in
-            if request.header("if-none-match") == "\"v1\"" { return Self.reply([("ETag", "\"v1\""), ("Cache-Control", "max-age=60")], status: 304) }
+            if request.header("if-none-match") == "\"v1\"" {
+                return Self.reply([("ETag", "\"v1\""), ("Cache-Control", "max-age=60")], status: 304)
+            }
             return Self.reply([("ETag", "\"v1\""), ("Cache-Control", "max-age=60")], body: "payload")
         }) { edge in
             _ = try await edge.get("/e")
@@ -96,7 +103,9 @@ struct CachingRulesTests {
     @Test func lastModifiedIsUsedForRevalidation() async throws {
         let modified = "Sun, 06 Nov 1994 08:49:37 GMT"
         try await withEdge(script: { request in
-            if request.header("if-modified-since") == modified { return Self.reply([("Cache-Control", "max-age=10")], status: 304) }
+            if request.header("if-modified-since") == modified {
+                return Self.reply([("Cache-Control", "max-age=10")], status: 304)
+            }
             return Self.reply([("Last-Modified", modified), ("Cache-Control", "max-age=10")], body: "lm")
         }) { edge in
             _ = try await edge.get("/lm")
@@ -107,10 +116,14 @@ struct CachingRulesTests {
         }
     }
 
-    @Test("no-cache and max-age=0 with a validator are kept and revalidated on every use", arguments: ["no-cache", "max-age=0"])
+    @Test(
+        "no-cache and max-age=0 with a validator are kept and revalidated on every use",
+        arguments: ["no-cache", "max-age=0"])
     func alwaysRevalidated(_ directive: String) async throws {
         try await withEdge(script: { request in
-            if request.header("if-none-match") == "\"n\"" { return Self.reply([("ETag", "\"n\""), ("Cache-Control", directive)], status: 304) }
+            if request.header("if-none-match") == "\"n\"" {
+                return Self.reply([("ETag", "\"n\""), ("Cache-Control", directive)], status: 304)
+            }
             return Self.reply([("ETag", "\"n\""), ("Cache-Control", directive)], body: "fresh-each-time")
         }) { edge in
             let first = try await edge.get("/nc")
@@ -124,7 +137,9 @@ struct CachingRulesTests {
 
     @Test func varyKeepsOneVariantPerRequestHeaderValue() async throws {
         try await withEdge(script: { request in
-            Self.reply([("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")], body: "lang=\(request.header("accept-language") ?? "-")")
+            Self.reply(
+                [("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")],
+                body: "lang=\(request.header("accept-language") ?? "-")")
         }) { edge in
             #expect(try await edge.get("/v", headers: [("Accept-Language", "en")]).body == "lang=en")
             #expect(try await edge.get("/v", headers: [("Accept-Language", "de")]).body == "lang=de")
@@ -157,7 +172,8 @@ struct CachingRulesTests {
     @Test func staleIfErrorCoversUpstream5xxWithinItsWindowOnly() async throws {
         let failing = Flag()
         try await withEdge(script: { _ in
-            failing.isSet ? Self.reply([], body: "broken", status: 503)
+            failing.isSet
+                ? Self.reply([], body: "broken", status: 503)
                 : Self.reply([("Cache-Control", "max-age=10, stale-if-error=100")], body: "good")
         }) { edge in
             _ = try await edge.get("/sie")
@@ -175,7 +191,9 @@ struct CachingRulesTests {
     }
 
     @Test func staleIfErrorCoversAnUnreachableUpstreamAndOtherwiseA502() async throws {
-        try await withEdge(script: { _ in Self.reply([("Cache-Control", "max-age=10, stale-if-error=100")], body: "kept") }) { edge in
+        try await withEdge(script: { _ in
+            Self.reply([("Cache-Control", "max-age=10, stale-if-error=100")], body: "kept")
+        }) { edge in
             _ = try await edge.get("/down")
             edge.upstream.refuseConnections()
             edge.clock.advance(by: 20)
@@ -190,8 +208,10 @@ struct CachingRulesTests {
     }
 
     @Test func slowUpstreamGivesA504() async throws {
-        try await withEdge(configure: { $0.limits.upstreamReadTimeoutMs = 200 },
-                           script: { _ in TestUpstream.Reply(headers: [], body: "late", delayMs: 1500) }) { edge in
+        try await withEdge(
+            configure: { $0.limits.upstreamReadTimeoutMs = 200 },
+            script: { _ in TestUpstream.Reply(headers: [], body: "late", delayMs: 1500) }
+        ) { edge in
             let response = try await edge.get("/slow")
             #expect(response.status == 504)
             #expect(response.body.contains("upstream_timeout"))
@@ -199,7 +219,9 @@ struct CachingRulesTests {
     }
 
     @Test func surrogateKeysBecomeTagsAndAreStripped() async throws {
-        try await withEdge(script: { _ in Self.reply([("Cache-Control", "max-age=60"), ("Surrogate-Key", "product-1 list")]) }) { edge in
+        try await withEdge(script: { _ in
+            Self.reply([("Cache-Control", "max-age=60"), ("Surrogate-Key", "product-1 list")])
+        }) { edge in
             let response = try await edge.get("/tagged")
             #expect(response.headers.first(name: "surrogate-key") == nil)
             _ = try await edge.get("/other")
@@ -221,7 +243,8 @@ struct CachingRulesTests {
     }
 
     @Test func matchingIfNoneMatchOnAHitGetsA304() async throws {
-        try await withEdge(script: { _ in Self.reply([("Cache-Control", "max-age=60"), ("ETag", "\"abc\"")]) }) { edge in
+        try await withEdge(script: { _ in Self.reply([("Cache-Control", "max-age=60"), ("ETag", "\"abc\"")]) }) {
+            edge in
             _ = try await edge.get("/c")
             let response = try await edge.get("/c", headers: [("If-None-Match", "W/\"abc\"")])
             #expect(response.status == 304)
@@ -230,7 +253,10 @@ struct CachingRulesTests {
     }
 
     @Test func unsafeMethodsAreForwardedAndInvalidateTheirTarget() async throws {
-        try await withEdge(script: { request in Self.reply([("Cache-Control", "max-age=60")], body: "\(request.method)") }) { edge in
+        let script: TestUpstream.Script = { request in
+            Self.reply([("Cache-Control", "max-age=60")], body: "\(request.method)")
+        }
+        try await withEdge(script: script) { edge in
             _ = try await edge.get("/item")
             let post = try await edge.request(.POST, "/item", body: "{}")
             #expect(post.body == "POST")

@@ -1,13 +1,14 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import TenantEdgeCore
 import Testing
+
 #if canImport(Glibc)
-import Glibc
-@testable import TenantEdgeNode
-import TenantEdgeTestSupport
+    import Glibc
+#endif
+#if canImport(Glibc)
+    import Glibc
+    @testable import TenantEdgeNode
+    import TenantEdgeTestSupport
 #endif
 
 /// Issue 11, resource exhaustion on the listeners: half heads, idle keep-alives, connection floods
@@ -21,12 +22,15 @@ struct ConnectionLimitTests {
         config.limits.maxPipelinedRequests = 2
     }
 
-    static let ok: TestUpstream.Script = { _ in TestUpstream.Reply(headers: [("Cache-Control", "max-age=60")], body: "ok") }
+    static let ok: TestUpstream.Script = { _ in
+        TestUpstream.Reply(headers: [("Cache-Control", "max-age=60")], body: "ok")
+    }
 
     @Test func aHalfSentHeadIsTimedOutWith408() async throws {
         try await withEdge(configure: Self.small, script: Self.ok) { edge in
             let started = Date()
-            let answer = try RawHTTP.exchange(port: edge.node.trafficPort, "GET /x HTTP/1.1\r\nHost: api.acme", timeout: 5)
+            let answer = try RawHTTP.exchange(
+                port: edge.node.trafficPort, "GET /x HTTP/1.1\r\nHost: api.acme", timeout: 5)
             #expect(answer.hasPrefix("HTTP/1.1 408"))
             #expect(Date().timeIntervalSince(started) < 4, "closed by the node, not by the test's own timeout")
         }
@@ -35,7 +39,8 @@ struct ConnectionLimitTests {
     @Test func anIdleKeepAliveIsClosed() async throws {
         try await withEdge(configure: Self.small, script: Self.ok) { edge in
             let started = Date()
-            let answer = try RawHTTP.exchange(port: edge.node.trafficPort, "GET /x HTTP/1.1\r\nHost: api.acme.test\r\n\r\n", timeout: 6)
+            let answer = try RawHTTP.exchange(
+                port: edge.node.trafficPort, "GET /x HTTP/1.1\r\nHost: api.acme.test\r\n\r\n", timeout: 6)
             #expect(answer.hasPrefix("HTTP/1.1 200"))
             #expect(Date().timeIntervalSince(started) < 5, "the idle connection was closed after idle_timeout_s")
         }
@@ -43,17 +48,24 @@ struct ConnectionLimitTests {
 
     @Test func connectionsBeyondTheCapAreClosedAtOnce() async throws {
         // Held connections send nothing: a long header timeout keeps them open for the test.
-        try await withEdge(configure: { Self.small(&$0); $0.limits.headerTimeoutMs = 20_000 }, script: Self.ok) { edge in
+        try await withEdge(
+            configure: {
+                Self.small(&$0)
+                $0.limits.headerTimeoutMs = 20_000
+            }, script: Self.ok
+        ) { edge in
             // Closed exactly once, below: a second close could hit a descriptor NIO reused meanwhile.
             let held = (0..<3).compactMap { _ in Self.connect(edge.node.trafficPort) }
             #expect(held.count == 3)
             try await Task.sleep(for: .milliseconds(100))
-            let extra = try RawHTTP.exchange(port: edge.node.trafficPort, "GET /x HTTP/1.1\r\nHost: api.acme.test\r\n\r\n", timeout: 2)
+            let extra = try RawHTTP.exchange(
+                port: edge.node.trafficPort, "GET /x HTTP/1.1\r\nHost: api.acme.test\r\n\r\n", timeout: 2)
             #expect(extra.isEmpty, "the fourth connection got no answer")
-            held.forEach { close($0) }
+            for descriptor in held { close(descriptor) }
             try await Task.sleep(for: .milliseconds(200))
-            let after = try RawHTTP.exchange(port: edge.node.trafficPort,
-                                             "GET /x HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n")
+            let after = try RawHTTP.exchange(
+                port: edge.node.trafficPort,
+                "GET /x HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n")
             #expect(after.hasPrefix("HTTP/1.1 200"), "places are given back when connections close")
         }
     }
@@ -72,7 +84,8 @@ struct ConnectionLimitTests {
 
     @Test func noInterim100ForHTTP10() async throws {
         try await withEdge(configure: Self.small, script: Self.ok) { edge in
-            let answer = try RawHTTP.exchange(port: edge.node.trafficPort,
+            let answer = try RawHTTP.exchange(
+                port: edge.node.trafficPort,
                 "POST /c HTTP/1.0\r\nHost: api.acme.test\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx")
             #expect(!answer.contains("100 Continue"))
             #expect(answer.hasPrefix("HTTP/1.0 200"))
@@ -86,7 +99,9 @@ struct ConnectionLimitTests {
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         return connected == 0 ? fd : nil
     }
@@ -96,17 +111,24 @@ struct ConnectionLimitTests {
 @Suite("Connection limits: bodies and slow readers", .serialized)
 struct ConnectionBodyLimitTests {
     @Test func anOversizedBodyIsRefusedAtItsHeadAndATrickledOneAtTheDeadline() async throws {
-        try await withEdge(configure: { ConnectionLimitTests.small(&$0); $0.limits.maxRequestBodyBytes = 1000 },
-                           script: ConnectionLimitTests.ok) { edge in
+        try await withEdge(
+            configure: {
+                ConnectionLimitTests.small(&$0)
+                $0.limits.maxRequestBodyBytes = 1000
+            },
+            script: ConnectionLimitTests.ok
+        ) { edge in
             let started = Date()
             // Content-Length far over the limit and no body sent: answered at once, not after a body.
-            let huge = try RawHTTP.exchange(port: edge.node.trafficPort,
-                                            "POST /u HTTP/1.1\r\nHost: api.acme.test\r\nContent-Length: 999999999999\r\n\r\n", timeout: 5)
+            let huge = try RawHTTP.exchange(
+                port: edge.node.trafficPort,
+                "POST /u HTTP/1.1\r\nHost: api.acme.test\r\nContent-Length: 999999999999\r\n\r\n", timeout: 5)
             #expect(huge.hasPrefix("HTTP/1.1 413"), "not a 408: answered at the head, the body never came")
             #expect(Date().timeIntervalSince(started) < 4, "closed after the two-second linger")
             // A body that keeps coming a little at a time still ends at the request deadline.
-            let slow = try RawHTTP.exchange(port: edge.node.trafficPort,
-                                            "POST /u HTTP/1.1\r\nHost: api.acme.test\r\nContent-Length: 10\r\n\r\nab", timeout: 5)
+            let slow = try RawHTTP.exchange(
+                port: edge.node.trafficPort,
+                "POST /u HTTP/1.1\r\nHost: api.acme.test\r\nContent-Length: 10\r\n\r\nab", timeout: 5)
             #expect(slow.hasPrefix("HTTP/1.1 408"))
             #expect(edge.upstream.requests().isEmpty)
         }
@@ -115,8 +137,9 @@ struct ConnectionBodyLimitTests {
     @Test func aTokenlessPurgeIsRefusedBeforeItsBody() async throws {
         try await withEdge(configure: ConnectionLimitTests.small, script: ConnectionLimitTests.ok) { edge in
             let started = Date()
-            let answer = try RawHTTP.exchange(port: edge.node.adminPort,
-                                              "POST /_edge/purge HTTP/1.1\r\nHost: x\r\nContent-Length: 8000000\r\n\r\n{", timeout: 5)
+            let answer = try RawHTTP.exchange(
+                port: edge.node.adminPort,
+                "POST /_edge/purge HTTP/1.1\r\nHost: x\r\nContent-Length: 8000000\r\n\r\n{", timeout: 5)
             #expect(answer.hasPrefix("HTTP/1.1 401"), "not a 408: answered at the head, not after 8 MB or a timeout")
             #expect(Date().timeIntervalSince(started) < 4, "closed after the two-second linger")
         }
@@ -124,8 +147,10 @@ struct ConnectionBodyLimitTests {
 
     @Test func aPeerThatStopsReadingStopsBeingServed() async throws {
         let big = String(repeating: "b", count: 4 << 20)
-        try await withEdge(configure: ConnectionLimitTests.small,
-                           script: { _ in .init(headers: [("Cache-Control", "max-age=60")], body: big) }) { edge in
+        try await withEdge(
+            configure: ConnectionLimitTests.small,
+            script: { _ in .init(headers: [("Cache-Control", "max-age=60")], body: big) }
+        ) { edge in
             _ = try await edge.get("/big")  // stored: later requests are hits
             let fd = try #require(ConnectionLimitTests.connect(edge.node.trafficPort))
             defer { close(fd) }

@@ -1,20 +1,24 @@
 import Foundation
 import NIOHTTP1
-@testable import TenantEdgeNode
 import TenantEdgeTestSupport
 import Testing
+
+@testable import TenantEdgeNode
 
 @Suite("HTTP/1.1 connection handling", .serialized)
 struct ConnectionTests {
     static let script: TestUpstream.Script = { request in
         let delay = request.uri.hasPrefix("/slow") ? 300 : 0
-        return TestUpstream.Reply(headers: [("Cache-Control", "max-age=60")], body: "body:\(request.uri)", delayMs: delay)
+        return TestUpstream.Reply(
+            headers: [("Cache-Control", "max-age=60")], body: "body:\(request.uri)", delayMs: delay)
     }
 
     @Test func pipelinedResponsesKeepRequestOrderEvenWhenTheFirstIsSlower() async throws {
         try await withEdge(script: Self.script) { edge in
             _ = try await edge.get("/fast")  // cached: the second request below is a hit that completes at once
-            let text = "GET /slow/1 HTTP/1.1\r\nHost: api.acme.test\r\n\r\nGET /fast HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n"
+            let text =
+                "GET /slow/1 HTTP/1.1\r\nHost: api.acme.test\r\n\r\n"
+                + "GET /fast HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n"
             let port = edge.node.trafficPort
             let reply = try await Task.detached { try RawHTTP.exchange(port: port, text) }.value
             let slow = try #require(reply.range(of: "body:/slow/1"))
@@ -35,7 +39,12 @@ struct ConnectionTests {
     }
 
     @Test func oversizedHeadersGet431AndOversizedBodies413() async throws {
-        try await withEdge(configure: { $0.limits.maxHeaderBytes = 2048; $0.limits.maxRequestBodyBytes = 100 }, script: Self.script) { edge in
+        try await withEdge(
+            configure: {
+                $0.limits.maxHeaderBytes = 2048
+                $0.limits.maxRequestBodyBytes = 100
+            }, script: Self.script
+        ) { edge in
             let big = try await edge.get("/h", headers: [("X-Big", String(repeating: "a", count: 4096))])
             #expect(big.status == 431)
             let body = try await edge.request(.POST, "/p", body: String(repeating: "b", count: 500))

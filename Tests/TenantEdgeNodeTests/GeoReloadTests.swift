@@ -1,8 +1,9 @@
 import Foundation
-@testable import TenantEdgeCore
-@testable import TenantEdgeNode
 import TenantEdgeTestSupport
 import Testing
+
+@testable import TenantEdgeCore
+@testable import TenantEdgeNode
 
 /// A GeoIP database replaced on disk is used without a restart (watch or SIGHUP); a replacement
 /// that does not open leaves the old one in use; lookups running meanwhile never fail.
@@ -24,15 +25,20 @@ struct GeoReloadTests {
 
     /// A node on a copy of the test database at `path`, checking it every `watch` seconds (0: never);
     /// `swapped` is the database to put there.
-    static func withNodeOnACopy(watch: Int, _ body: (EdgeHarness, _ path: String, _ swapped: String) async throws -> Void) async throws {
-        let original = try TestEnvironment.require("TE_TEST_MMDB"), swapped = try TestEnvironment.require("TE_TEST_MMDB_SWAPPED")
+    static func withNodeOnACopy(
+        watch: Int, _ body: (EdgeHarness, _ path: String, _ swapped: String) async throws -> Void
+    ) async throws {
+        let original = try TestEnvironment.require("TE_TEST_MMDB")
+        let swapped = try TestEnvironment.require("TE_TEST_MMDB_SWAPPED")
         let path = try temporaryDirectory("te-geo-swap") + "/city.mmdb"
         try FileManager.default.copyItem(atPath: original, toPath: path)
-        try await withEdge(configure: { config in
-            GeoRouteTests.configure(&config)
-            config.geoip.database = path
-            config.geoip.watchIntervalSeconds = watch
-        }, script: { _ in .init(body: "x") }) { edge in try await body(edge, path, swapped) }
+        try await withEdge(
+            configure: { config in
+                GeoRouteTests.configure(&config)
+                config.geoip.database = path
+                config.geoip.watchIntervalSeconds = watch
+            }, script: { _ in .init(body: "x") }
+        ) { edge in try await body(edge, path, swapped) }
     }
 
     @Test func aDatabaseSwappedOnDiskIsUsedWithoutARestartAndABrokenOneIsNot() async throws {
@@ -48,13 +54,19 @@ struct GeoReloadTests {
                 return answers
             }
             try Self.replace(path, with: Data(contentsOf: URL(fileURLWithPath: swapped)))
-            try await waitUntil(seconds: 5, advancing: edge.clock) { try await Self.country(edge, GeoTrafficTests.gb) == "US" }
+            try await waitUntil(seconds: 5, advancing: edge.clock) {
+                try await Self.country(edge, GeoTrafficTests.gb) == "US"
+            }
             let answers = try await lookups.value
-            #expect(answers.allSatisfy { $0 == "GB" || $0 == "US" } && answers.last == "US", "\(Set(answers.map { $0 ?? "nil" }))")
+            #expect(
+                answers.allSatisfy { $0 == "GB" || $0 == "US" } && answers.last == "US",
+                "\(Set(answers.map { $0 ?? "nil" }))")
             #expect(try await Self.geo(edge)["reloads"] as? Int == 1)
             // A broken file renamed over it: refused, counted, and the swapped database stays.
             try Self.replace(path, with: Data("not a maxmind database".utf8))
-            try await waitUntil(seconds: 5, advancing: edge.clock) { try await Self.geo(edge)["reload_failures"] as? Int == 1 }
+            try await waitUntil(seconds: 5, advancing: edge.clock) {
+                try await Self.geo(edge)["reload_failures"] as? Int == 1
+            }
             #expect(try await Self.country(edge, GeoTrafficTests.gb) == "US")
             #expect(try await edge.get("/x", host: "api.globex.test").status == 200)
         }
@@ -85,28 +97,41 @@ struct RegionProbeTests {
     @Test func aRegionWhoseNodeStopsAnsweringIsNoLongerChosen() async throws {
         let sibling = try await EdgeHarness.start(script: { _ in .init(body: "x") })  // eu-west
         let health = try await sibling.get("/healthz", host: "127.0.0.1")
-        #expect(health.status == 200 && health.body.contains(#""region":"eu-west""#), "a hostname that is no tenant's answers the probe")
-        #expect(try await sibling.get("/healthz").status != 200 || sibling.upstream.count("/healthz") == 1, "a tenant's /healthz is the tenant's")
+        #expect(
+            health.status == 200 && health.body.contains(#""region":"eu-west""#),
+            "a hostname that is no tenant's answers the probe")
+        #expect(
+            try await sibling.get("/healthz").status != 200 || sibling.upstream.count("/healthz") == 1,
+            "a tenant's /healthz is the tenant's")
         let siblingURL = "http://127.0.0.1:\(sibling.node.trafficPort)"
         var siblingStopped = false
         do {
-            try await withEdge(configure: { config in
-                GeoRouteTests.configure(&config)  // this node: us-east
-                config.regions[0].publicURL = siblingURL    // eu-west: the sibling node
-                config.regions[1].publicURL = "http://127.0.0.1:1"  // eu-central: nothing listens
-                config.geoip.probeIntervalSeconds = 1
-            }, script: { _ in .init(body: "x") }) { (edge: EdgeHarness) async throws in
-                try await waitUntil(seconds: 6, advancing: edge.clock) { try await Self.regions(edge)["eu-central"] == "down" }
+            try await withEdge(
+                configure: { config in
+                    GeoRouteTests.configure(&config)  // this node: us-east
+                    config.regions[0].publicURL = siblingURL  // eu-west: the sibling node
+                    config.regions[1].publicURL = "http://127.0.0.1:1"  // eu-central: nothing listens
+                    config.geoip.probeIntervalSeconds = 1
+                }, script: { _ in .init(body: "x") }
+            ) { (edge: EdgeHarness) async throws in
+                try await waitUntil(seconds: 6, advancing: edge.clock) {
+                    try await Self.regions(edge)["eu-central"] == "down"
+                }
                 #expect(try await Self.regions(edge) == ["eu-west": "up", "eu-central": "down", "us-east": "up"])
                 let toSibling = try await GeoRouteTests.route(edge, ip: "2001:db8:1::1", tenant: "globex")
-                #expect(toSibling["region"] as? String == "eu-west", "Frankfurt is down: a German client goes to Dublin")
+                #expect(
+                    toSibling["region"] as? String == "eu-west", "Frankfurt is down: a German client goes to Dublin")
                 await sibling.shutdown()
                 siblingStopped = true
-                try await waitUntil(seconds: 8, advancing: edge.clock) { try await Self.regions(edge)["eu-west"] == "down" }
+                try await waitUntil(seconds: 8, advancing: edge.clock) {
+                    try await Self.regions(edge)["eu-west"] == "down"
+                }
                 let home = try await GeoRouteTests.route(edge, ip: "2001:db8:1::1", tenant: "globex")
                 #expect(home["region"] as? String == "us-east", "both EU regions down: the one that is up")
                 let euOnly = try await GeoRouteTests.route(edge, ip: "2001:db8:1::1", tenant: "acme")
-                #expect((euOnly["region"] as? String)?.hasPrefix("eu-") == true, "residency holds even when its regions are down")
+                #expect(
+                    (euOnly["region"] as? String)?.hasPrefix("eu-") == true,
+                    "residency holds even when its regions are down")
                 #expect(try await edge.admin(.GET, "/metrics").body.contains(#"edge_region_up{region="eu-west"} 0"#))
             }
         } catch {

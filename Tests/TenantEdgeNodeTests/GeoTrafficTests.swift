@@ -1,10 +1,11 @@
 import Foundation
 import NIOHTTP1
-@testable import TenantEdgeCore
 import TenantEdgeNative
-@testable import TenantEdgeNode
 import TenantEdgeTestSupport
 import Testing
+
+@testable import TenantEdgeCore
+@testable import TenantEdgeNode
 
 /// `geo_mode` and residency on tenant traffic, with the test GeoIP database `make test` generates
 /// and the client's address told by a trusted proxy (the test client connects from 127.0.0.1).
@@ -13,9 +14,12 @@ struct GeoTrafficTests {
     static let us = "216.160.83.56", gb = "81.2.69.160", brokenRecord = "198.51.100.7"
 
     /// A node in `home`, proxies on loopback trusted, L2 in Redis database 14; acme is EU-only.
-    static func configure(home: String, acmeMode: TenantConfig.GeoMode, trustLoopback: Bool = true,
-                          redisURL: String? = nil) -> (inout EdgeConfig) -> Void {
-        #expect(ProcessInfo.processInfo.environment["TE_TEST_MMDB"] != nil, "make test generates the test GeoIP database")
+    static func configure(
+        home: String, acmeMode: TenantConfig.GeoMode, trustLoopback: Bool = true,
+        redisURL: String? = nil
+    ) -> (inout EdgeConfig) -> Void {
+        #expect(
+            ProcessInfo.processInfo.environment["TE_TEST_MMDB"] != nil, "make test generates the test GeoIP database")
         return { config in
             GeoRouteTests.configure(&config)
             config.node.region = home
@@ -38,11 +42,15 @@ struct GeoTrafficTests {
     @Test func anEUOnlyTenantAskedFromTheUSOnAUSNodeIsRedirectedToTheNearestEURegionAndNothingIsStored() async throws {
         let redisURL = try TestEnvironment.redisURL(database: 14)
         let script: TestUpstream.Script = { _ in .init(headers: [("Cache-Control", "max-age=60")], body: "eu data") }
-        try await withEdge(configure: Self.configure(home: "us-east", acmeMode: .redirect, redisURL: redisURL), script: script) {
+        try await withEdge(
+            configure: Self.configure(home: "us-east", acmeMode: .redirect, redisURL: redisURL), script: script
+        ) {
             (edge: EdgeHarness) async throws in
             let redirected = try await edge.get("/v1/a?x=1", headers: [("X-Forwarded-For", Self.us)])
             #expect(redirected.status == 307)
-            #expect(redirected.headers.first(name: "location") == "https://eu-west.test/v1/a?x=1", "nearest EU region to Seattle, path and query kept")
+            #expect(
+                redirected.headers.first(name: "location") == "https://eu-west.test/v1/a?x=1",
+                "nearest EU region to Seattle, path and query kept")
             #expect(redirected.cacheStatus == "test-a; fwd=bypass; detail=geo-redirect")
             #expect(redirected.headers.first(name: "x-edge-region") == "us-east")
             #expect(redirected.headers.first(name: "cache-control") == "private, no-store")
@@ -75,7 +83,9 @@ struct GeoTrafficTests {
             _ = try await edge.get("/v1/b", headers: [("X-Forwarded-For", Self.us)])
             edge.runtime.audit.flush()
             let later = try String(contentsOfFile: edge.runtime.audit.path, encoding: .utf8)
-            #expect(later.split(separator: "\n").filter { $0.contains(#""event":"residency_bypass""#) }.count == 2, "a minute later: one more")
+            #expect(
+                later.split(separator: "\n").filter { $0.contains(#""event":"residency_bypass""#) }.count == 2,
+                "a minute later: one more")
         }
     }
 
@@ -87,10 +97,13 @@ struct GeoTrafficTests {
 
     @Test func anEUOnlyTenantAskedFromTheUSOnAnEUNodeIsServedAndCached() async throws {
         let script: TestUpstream.Script = { _ in .init(headers: [("Cache-Control", "max-age=60")], body: "eu data") }
-        try await withEdge(configure: Self.configure(home: "eu-west", acmeMode: .redirect), script: script) { (edge: EdgeHarness) async throws in
+        try await withEdge(configure: Self.configure(home: "eu-west", acmeMode: .redirect), script: script) {
+            (edge: EdgeHarness) async throws in
             let first = try await edge.get("/v1/a", headers: [("X-Forwarded-For", Self.us)])
             #expect(first.status == 200 && first.cacheStatus == "test-a; fwd=miss; stored")
-            #expect(try await edge.get("/v1/a", headers: [("X-Forwarded-For", Self.us)]).cacheStatus.hasPrefix("test-a; hit"))
+            #expect(
+                try await edge.get("/v1/a", headers: [("X-Forwarded-For", Self.us)]).cacheStatus.hasPrefix(
+                    "test-a; hit"))
             // A German client of the same tenant is sent to Frankfurt, which is nearer and allowed.
             let de = try await edge.get("/v1/a", headers: [("X-Forwarded-For", "2001:db8:1::9")])
             #expect(de.status == 307 && de.headers.first(name: "location") == "https://eu-central.test/v1/a")
@@ -99,32 +112,41 @@ struct GeoTrafficTests {
 
     @Test func onlyATrustedProxyMayTellTheClientsAddress() async throws {
         let script: TestUpstream.Script = { _ in .init(headers: [("Cache-Control", "max-age=60")], body: "x") }
-        try await withEdge(configure: Self.configure(home: "us-east", acmeMode: .hint, trustLoopback: false), script: script) {
+        try await withEdge(
+            configure: Self.configure(home: "us-east", acmeMode: .hint, trustLoopback: false), script: script
+        ) {
             (edge: EdgeHarness) async throws in
             let forged = try await edge.get("/h", headers: [("X-Forwarded-For", Self.gb)])
             #expect(forged.status == 200)
-            #expect(forged.headers.first(name: "x-edge-preferred-region") == "eu-west",
-                    "the peer (127.0.0.1, unknown to the database) decides: acme's allowed region nearest to this node")
+            #expect(
+                forged.headers.first(name: "x-edge-preferred-region") == "eu-west",
+                "the peer (127.0.0.1, unknown to the database) decides: acme's allowed region nearest to this node")
             let route = try await GeoRouteTests.route(edge, ip: "127.0.0.1", tenant: "acme")
             #expect(route["reason"] as? String == "unknown-address")
         }
-        try await withEdge(configure: Self.configure(home: "us-east", acmeMode: .hint), script: script) { (edge: EdgeHarness) async throws in
+        try await withEdge(configure: Self.configure(home: "us-east", acmeMode: .hint), script: script) {
+            (edge: EdgeHarness) async throws in
             var hints: [String] = []
             for client in [Self.gb, "2001:db8:1::9", "1.1.1.1, \(Self.gb)"] {
                 let response = try await edge.get("/h", headers: [("X-Forwarded-For", client)])
                 #expect(response.status == 200)
                 hints.append(response.headers.first(name: "x-edge-preferred-region") ?? "none")
             }
-            #expect(hints == ["eu-west", "eu-central", "eu-west"], "the hop the trusted proxy added decides, not the client's own")
+            #expect(
+                hints == ["eu-west", "eu-central", "eu-west"],
+                "the hop the trusted proxy added decides, not the client's own")
             _ = try await edge.get("/h", headers: [("X-Forwarded-For", Self.gb)])
             let geo = try #require(try await Self.stats(edge)["geo"] as? [String: Any])
-            #expect(geo["cache_hits"] as? Int == 2 && geo["lookups"] as? Int == 2, "a repeated address is answered from the decision cache")
+            #expect(
+                geo["cache_hits"] as? Int == 2 && geo["lookups"] as? Int == 2,
+                "a repeated address is answered from the decision cache")
         }
     }
 
     @Test func aBrokenRecordFallsBackWithACountedErrorAndNo5xx() async throws {
         let script: TestUpstream.Script = { _ in .init(headers: [("Cache-Control", "max-age=60")], body: "x") }
-        try await withEdge(configure: Self.configure(home: "eu-west", acmeMode: .redirect), script: script) { (edge: EdgeHarness) async throws in
+        try await withEdge(configure: Self.configure(home: "eu-west", acmeMode: .redirect), script: script) {
+            (edge: EdgeHarness) async throws in
             let response = try await edge.get("/b", headers: [("X-Forwarded-For", Self.brokenRecord)])
             #expect(response.status == 200, "served here: the fallback is this node's region")
             let geo = try #require(try await Self.stats(edge)["geo"] as? [String: Any])
@@ -132,7 +154,9 @@ struct GeoTrafficTests {
             let route = try await GeoRouteTests.route(edge, ip: Self.brokenRecord, tenant: "globex")
             #expect(route["region"] as? String == "eu-west" && route["reason"] as? String == "unknown-address")
             let metrics = try await edge.admin(.GET, "/metrics").body
-            #expect(metrics.contains("edge_geoip_lookup_errors_total 2"), "\(metrics.split(separator: "\n").filter { $0.contains("geoip") })")
+            #expect(
+                metrics.contains("edge_geoip_lookup_errors_total 2"),
+                "\(metrics.split(separator: "\n").filter { $0.contains("geoip") })")
         }
     }
 }

@@ -3,9 +3,10 @@ import NIOHTTP1
 import Synchronization
 import TenantEdgeCore
 import TenantEdgeNative
-@testable import TenantEdgeNode
 import TenantEdgeTestSupport
 import Testing
+
+@testable import TenantEdgeNode
 
 /// Issue 11: what one hostile request (or a hostile upstream) does to a running node, each sent
 /// over real sockets to a node in front of a real upstream. Every test ends by checking the node
@@ -38,8 +39,13 @@ struct HostileInputTests {
             switch request.uri {
             case "/date": return Self.reply([("Date", "Sun, 06 Nov 1000000000000 08:49:37 GMT")])
             case "/expires": return Self.reply([("Expires", "Sun, 06 Nov 999999999999 08:49:37 GMT")])
-            case "/age": return Self.reply([("Age", "99999999999999999999999"), ("Cache-Control", "max-age=99999999999999999999")])
-            default: return Self.reply([("Cache-Control", "max-age=9223372036854775807, stale-if-error=9223372036854775807")])
+            case "/age":
+                return Self.reply([
+                    ("Age", "99999999999999999999999"), ("Cache-Control", "max-age=99999999999999999999"),
+                ])
+            default:
+                return Self.reply([("Cache-Control", "max-age=9223372036854775807, stale-if-error=9223372036854775807")]
+                )
             }
         }) { edge in
             for path in ["/date", "/expires", "/age", "/max"] {
@@ -56,9 +62,11 @@ struct HostileInputTests {
     @Test func hostMustBeOneValidHostAndTheUpstreamSeesTheCanonicalOne() async throws {
         try await withEdge(script: { _ in Self.reply([("Cache-Control", "max-age=60")]) }) { edge in
             let port = edge.node.trafficPort
-            let twoHosts = try RawHTTP.exchange(port: port, "GET /x HTTP/1.1\r\nHost: api.acme.test\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
+            let twoHosts = try RawHTTP.exchange(
+                port: port, "GET /x HTTP/1.1\r\nHost: api.acme.test\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
             #expect(twoHosts.hasPrefix("HTTP/1.1 400"))
-            let userinfo = try RawHTTP.exchange(port: port, "GET /x HTTP/1.1\r\nHost: api.acme.test:1@evil.example\r\nConnection: close\r\n\r\n")
+            let userinfo = try RawHTTP.exchange(
+                port: port, "GET /x HTTP/1.1\r\nHost: api.acme.test:1@evil.example\r\nConnection: close\r\n\r\n")
             #expect(userinfo.hasPrefix("HTTP/1.1 400"))
             let noHost = try RawHTTP.exchange(port: port, "GET /x HTTP/1.1\r\nConnection: close\r\n\r\n")
             #expect(noHost.hasPrefix("HTTP/1.1 400"))
@@ -85,16 +93,21 @@ struct HostileInputTests {
 
     @Test func forwardingHeadersFromAClientNeverReachTheUpstream() async throws {
         try await withEdge(script: { _ in Self.reply([("Cache-Control", "max-age=60")]) }) { edge in
-            _ = try await edge.get("/fw", headers: [
-                ("X-Forwarded-Host", "evil.example"), ("X-Forwarded-Proto", "gopher"), ("X-Forwarded-Scheme", "nope"),
-                ("X-Original-URL", "/admin"), ("X-Rewrite-URL", "/admin"), ("Forwarded", "host=evil.example"),
-                ("X-Forwarded-For", "6.6.6.6"), ("X-HTTP-Method-Override", "DELETE"),
-            ])
+            _ = try await edge.get(
+                "/fw",
+                headers: [
+                    ("X-Forwarded-Host", "evil.example"), ("X-Forwarded-Proto", "gopher"),
+                    ("X-Forwarded-Scheme", "nope"),
+                    ("X-Original-URL", "/admin"), ("X-Rewrite-URL", "/admin"), ("Forwarded", "host=evil.example"),
+                    ("X-Forwarded-For", "6.6.6.6"), ("X-HTTP-Method-Override", "DELETE"),
+                ])
             let seen = try #require(edge.upstream.requests("/fw").first)
             #expect(seen.header("x-forwarded-host") == "api.acme.test")
             #expect(seen.header("x-forwarded-proto") == "http")
             #expect(seen.header("x-forwarded-for") == "127.0.0.1")
-            for name in ["x-forwarded-scheme", "x-original-url", "x-rewrite-url", "forwarded", "x-http-method-override"] {
+            for name in [
+                "x-forwarded-scheme", "x-original-url", "x-rewrite-url", "forwarded", "x-http-method-override",
+            ] {
                 #expect(seen.header(name) == nil, "\(name) was forwarded")
             }
         }
@@ -103,13 +116,17 @@ struct HostileInputTests {
     @Test func onlyOriginFormTargetsReachTheUpstream() async throws {
         try await withEdge(script: { _ in Self.reply([("Cache-Control", "max-age=60")]) }) { edge in
             let port = edge.node.trafficPort
-            let authority = try RawHTTP.exchange(port: port, "GET @127.0.0.1:9/x HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n")
+            let authority = try RawHTTP.exchange(
+                port: port, "GET @127.0.0.1:9/x HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n")
             #expect(authority.hasPrefix("HTTP/1.1 400"))
-            let connect = try RawHTTP.exchange(port: port, "CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n")
+            let connect = try RawHTTP.exchange(
+                port: port, "CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n")
             #expect(connect.hasPrefix("HTTP/1.1 405") || connect.hasPrefix("HTTP/1.1 400"))
-            let trace = try RawHTTP.exchange(port: port, "TRACE /t HTTP/1.1\r\nHost: api.acme.test\r\nCookie: s=1\r\nConnection: close\r\n\r\n")
+            let trace = try RawHTTP.exchange(
+                port: port, "TRACE /t HTTP/1.1\r\nHost: api.acme.test\r\nCookie: s=1\r\nConnection: close\r\n\r\n")
             #expect(trace.hasPrefix("HTTP/1.1 405"))
-            let absolute = try RawHTTP.exchange(port: port, "GET http://api.acme.test/abs?q=1 HTTP/1.1\r\nHost: x.test\r\nConnection: close\r\n\r\n")
+            let absolute = try RawHTTP.exchange(
+                port: port, "GET http://api.acme.test/abs?q=1 HTTP/1.1\r\nHost: x.test\r\nConnection: close\r\n\r\n")
             #expect(absolute.hasPrefix("HTTP/1.1 200"))
             #expect(edge.upstream.count("/abs?q=1") == 1)
             #expect(edge.upstream.requests().allSatisfy { $0.uri.hasPrefix("/") })
@@ -124,27 +141,33 @@ struct HostileInputTests {
             let purged = try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/a/../b"]}"#)
             #expect(purged.body == #"{"purged":1}"#)
             #expect(try await edge.get("//b").cacheStatus.contains("fwd=miss"))
-            let broken = try RawHTTP.exchange(port: edge.node.trafficPort, "GET /%zz HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n")
+            let broken = try RawHTTP.exchange(
+                port: edge.node.trafficPort, "GET /%zz HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n")
             #expect(broken.hasPrefix("HTTP/1.1 400"))
         }
     }
 
     @Test func rawPathsWhenTheTenantTurnsNormalisationOff() async throws {
-        try await withEdge(configure: { $0.tenants[0].normalizePath = false },
-                           script: { _ in Self.reply([("Cache-Control", "max-age=60")]) }) { edge in
+        try await withEdge(
+            configure: { $0.tenants[0].normalizePath = false },
+            script: { _ in Self.reply([("Cache-Control", "max-age=60")]) }
+        ) { edge in
             _ = try await edge.get("//raw")
             #expect(edge.upstream.count("//raw") == 1)
         }
     }
 
     @Test func aTenantWithABasePathCannotLeaveIt() async throws {
-        try await withEdge(configure: { config in
-            config.tenants[0].upstream += "/tenant-a"
-            config.tenants[0].normalizePath = false
-        }, script: { _ in Self.reply([("Cache-Control", "max-age=60")]) }) { edge in
+        try await withEdge(
+            configure: { config in
+                config.tenants[0].upstream += "/tenant-a"
+                config.tenants[0].normalizePath = false
+            }, script: { _ in Self.reply([("Cache-Control", "max-age=60")]) }
+        ) { edge in
             for target in ["/../tenant-b/private", "/..%2Ftenant-b/private", "/x/..;/..;/tenant-b"] {
-                let answer = try RawHTTP.exchange(port: edge.node.trafficPort,
-                                                  "GET \(target) HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n")
+                let answer = try RawHTTP.exchange(
+                    port: edge.node.trafficPort,
+                    "GET \(target) HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n")
                 #expect(answer.hasPrefix("HTTP/1.1 400"), "\(target)")
             }
             #expect(try await edge.get("/fine").status == 200)
@@ -154,10 +177,12 @@ struct HostileInputTests {
 
     @Test func headersNamedInConnectionDoNotSelectAVariant() async throws {
         try await withEdge(script: { request in
-            Self.reply([("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")],
-                       body: request.header("accept-language") ?? "default")
+            Self.reply(
+                [("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")],
+                body: request.header("accept-language") ?? "default")
         }) { edge in
-            let hidden = try await edge.get("/v", headers: [("Accept-Language", "fr"), ("Connection", "accept-language")])
+            let hidden = try await edge.get(
+                "/v", headers: [("Accept-Language", "fr"), ("Connection", "accept-language")])
             #expect(hidden.body == "default")
             let french = try await edge.get("/v", headers: [("Accept-Language", "fr")])
             #expect(french.body == "fr", "the default answer was not stored as the French variant")
@@ -179,7 +204,9 @@ struct HostileInputTests {
 
     @Test func invalidMaxAgeMeansStale() async throws {
         try await withEdge(script: { request in
-            request.uri == "/neg" ? Self.reply([("Cache-Control", "max-age=-1")]) : Self.reply([("Cache-Control", "max-age=60, max-age=5")])
+            request.uri == "/neg"
+                ? Self.reply([("Cache-Control", "max-age=-1")])
+                : Self.reply([("Cache-Control", "max-age=60, max-age=5")])
         }) { edge in
             _ = try await edge.get("/neg")
             _ = try await edge.get("/neg")
@@ -201,8 +228,10 @@ struct HostileInputTests {
     }
 
     @Test func upstreamErrorsDoNotRevealTheUpstream() async throws {
-        try await withEdge(configure: { $0.tenants[0].upstream = "http://127.0.0.1:9" },
-                           script: { _ in Self.reply([]) }) { edge in
+        try await withEdge(
+            configure: { $0.tenants[0].upstream = "http://127.0.0.1:9" },
+            script: { _ in Self.reply([]) }
+        ) { edge in
             let failed = try await edge.get("/down")
             #expect(failed.status == 502)
             #expect(!failed.body.contains("127.0.0.1"))
@@ -213,7 +242,8 @@ struct HostileInputTests {
     @Test func longTargetsAndDeepPathsAreBounded() async throws {
         try await withEdge(script: { _ in Self.reply([("Cache-Control", "max-age=60")]) }) { edge in
             let port = edge.node.trafficPort
-            let long = try RawHTTP.exchange(port: port, "GET /\(String(repeating: "a", count: 9000)) HTTP/1.1\r\nHost: api.acme.test\r\n\r\n")
+            let long = try RawHTTP.exchange(
+                port: port, "GET /\(String(repeating: "a", count: 9000)) HTTP/1.1\r\nHost: api.acme.test\r\n\r\n")
             #expect(long.hasPrefix("HTTP/1.1 414"))
             let deep = "/" + Array(repeating: "s", count: 3000).joined(separator: "/")
             #expect(try await edge.get(deep).status == 200)
@@ -226,8 +256,9 @@ struct HostileInputTests {
     @Test func adminAuthenticatesBeforeReadingAndLogsNoAttackerString() async throws {
         try await withEdge(script: { _ in Self.reply([]) }) { edge in
             let marker = "ATTACKER" + String(repeating: "x", count: 200_000)
-            let answer = try await edge.admin(.POST, "/_edge/purge", token: "wrong",
-                                              body: #"{"tenant":"\#(marker)","all":true}"#)
+            let answer = try await edge.admin(
+                .POST, "/_edge/purge", token: "wrong",
+                body: #"{"tenant":"\#(marker)","all":true}"#)
             #expect(answer.status == 401)
             edge.runtime.audit.flush()
             let audit = try String(contentsOfFile: edge.directory.path + "/audit.jsonl", encoding: .utf8)
@@ -268,8 +299,9 @@ struct CollapsedWaiterTests {
                 value += 1
                 return value
             }
-            return TestUpstream.Reply(status: 304, headers: [("Set-Cookie", "session=\(number)"), ("ETag", "\"v1\"")],
-                                      delayMs: 300)
+            return TestUpstream.Reply(
+                status: 304, headers: [("Set-Cookie", "session=\(number)"), ("ETag", "\"v1\"")],
+                delayMs: 300)
         }) { edge in
             _ = try await edge.get("/doc")
             edge.clock.advance(by: 5)
@@ -277,7 +309,8 @@ struct CollapsedWaiterTests {
             try await Task.sleep(for: .milliseconds(50))
             async let second = edge.get("/doc")
             let (a, b) = try await (first, second)
-            let cookieA = a.headers.first(name: "set-cookie"), cookieB = b.headers.first(name: "set-cookie")
+            let cookieA = a.headers.first(name: "set-cookie")
+            let cookieB = b.headers.first(name: "set-cookie")
             #expect(cookieA != nil && cookieB != nil)
             #expect(cookieA != cookieB, "each client got its own revalidation's cookie, not the leader's")
             #expect(cookies.value == 2)
@@ -288,12 +321,15 @@ struct CollapsedWaiterTests {
         let url = try TestEnvironment.redisURL(database: 18)
         let masterKey = try OpenSSL.randomBytes(32)
         let script: TestUpstream.Script = { request in
-            TestUpstream.Reply(headers: [("Cache-Control", "max-age=300"), ("Vary", "Accept-Language")],
-                               body: request.header("accept-language") ?? "none", delayMs: 300)
+            TestUpstream.Reply(
+                headers: [("Cache-Control", "max-age=300"), ("Vary", "Accept-Language")],
+                body: request.header("accept-language") ?? "none", delayMs: 300)
         }
         let configure: (inout EdgeConfig) -> Void = { $0.cache.redis = .init(url: url, poolSize: 2, timeoutMs: 500) }
-        let a = try await EdgeHarness.start(configure: configure, masterKey: masterKey, nodeID: "node-a", script: script)
-        let b = try await EdgeHarness.start(configure: configure, masterKey: masterKey, nodeID: "node-b", script: script)
+        let a = try await EdgeHarness.start(
+            configure: configure, masterKey: masterKey, nodeID: "node-a", script: script)
+        let b = try await EdgeHarness.start(
+            configure: configure, masterKey: masterKey, nodeID: "node-b", script: script)
         do {
             _ = try await a.get("/page", headers: [("Accept-Language", "fr")])  // L2 holds the French variant
             try await Task.sleep(for: .milliseconds(200))
@@ -305,6 +341,7 @@ struct CollapsedWaiterTests {
         } catch {
             Issue.record("\(error)")
         }
-        await a.shutdown(); await b.shutdown()
+        await a.shutdown()
+        await b.shutdown()
     }
 }

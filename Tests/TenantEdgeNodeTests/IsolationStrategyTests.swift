@@ -1,16 +1,18 @@
 import Foundation
-@testable import TenantEdgeCore
 import TenantEdgeNative
-@testable import TenantEdgeNode
 import TenantEdgeTestSupport
 import Testing
+
+@testable import TenantEdgeCore
+@testable import TenantEdgeNode
 
 /// Each L2 isolation strategy (`database`, `schema`, `row`, `hybrid`) stores where it says, on the real redis-server.
 @Suite("L2 isolation strategies", .serialized)
 struct IsolationStrategyTests {
     static func admin(database: Int) throws -> RedisConnection {
-        let port = try #require(Int(ProcessInfo.processInfo.environment["TE_TEST_REDIS_PORT"] ?? ""),
-                                "TE_TEST_REDIS_PORT is not set: run the suite with `make test`")
+        let port = try #require(
+            Int(ProcessInfo.processInfo.environment["TE_TEST_REDIS_PORT"] ?? ""),
+            "TE_TEST_REDIS_PORT is not set: run the suite with `make test`")
         let redis = try RedisConnection(host: "127.0.0.1", port: port, timeoutMs: 1000)
         _ = try redis.command("SELECT", String(database))
         return redis
@@ -21,19 +23,24 @@ struct IsolationStrategyTests {
         let names = items.compactMap { if case .string(let b) = $0 { String(decoding: b, as: UTF8.self) } else { nil } }
         return names.filter {  // entries only
             !$0.contains(":idx:") && !$0.hasSuffix(":bytes") && !$0.hasSuffix(":keys") && !$0.hasSuffix(":quota")
-                && !$0.hasSuffix(":quota:minutes") && !$0.hasSuffix(":fence") && $0.range(of: #":v\d+$"#, options: .regularExpression) == nil
+                && !$0.hasSuffix(":quota:minutes") && !$0.hasSuffix(":fence")
+                && $0.range(of: #":v\d+$"#, options: .regularExpression) == nil
         }.sorted()
     }
 
     @Test func databaseStrategyPutsTheTenantInItsOwnDatabaseAndRowInTheShared() async throws {
-        let shared = try Self.admin(database: 5), own = try Self.admin(database: 6)
-        _ = try shared.command("FLUSHDB"); _ = try own.command("FLUSHDB")
+        let shared = try Self.admin(database: 5)
+        let own = try Self.admin(database: 6)
+        _ = try shared.command("FLUSHDB")
+        _ = try own.command("FLUSHDB")
         let port = ProcessInfo.processInfo.environment["TE_TEST_REDIS_PORT"]!
-        try await withEdge(configure: { config in
-            config.cache.redis = .init(url: "redis://127.0.0.1:\(port)/5", poolSize: 2, timeoutMs: 200)
-            config.tenants[0].isolation = .database
-            config.tenants[0].redisURL = "redis://127.0.0.1:\(port)/6"
-        }, script: SharedTierTests.body) { edge in
+        try await withEdge(
+            configure: { config in
+                config.cache.redis = .init(url: "redis://127.0.0.1:\(port)/5", poolSize: 2, timeoutMs: 200)
+                config.tenants[0].isolation = .database
+                config.tenants[0].redisURL = "redis://127.0.0.1:\(port)/6"
+            }, script: SharedTierTests.body
+        ) { edge in
             _ = try await edge.get("/d")
             _ = try await edge.get("/d", host: "api.globex.test")
             try await waitUntil { (try? Self.keys(own).count) == 1 && (try? Self.keys(shared).count) == 1 }
@@ -45,14 +52,18 @@ struct IsolationStrategyTests {
     /// A `database` tenant removed from the tenant set: its own Redis stays up until its keys are
     /// gone, then the erasure is confirmed; the shared database keeps the other tenants' entries.
     @Test func aRemovedDatabaseTenantIsErasedFromItsOwnDatabaseAndConfirmed() async throws {
-        let shared = try Self.admin(database: 19), own = try Self.admin(database: 20)
-        _ = try shared.command("FLUSHDB"); _ = try own.command("FLUSHDB")
+        let shared = try Self.admin(database: 19)
+        let own = try Self.admin(database: 20)
+        _ = try shared.command("FLUSHDB")
+        _ = try own.command("FLUSHDB")
         let port = try TestEnvironment.require("TE_TEST_REDIS_PORT")
-        try await withEdge(configure: { config in
-            config.cache.redis = .init(url: "redis://127.0.0.1:\(port)/19", poolSize: 2, timeoutMs: 200)
-            config.tenants[0].isolation = .database
-            config.tenants[0].redisURL = "redis://127.0.0.1:\(port)/20"
-        }, script: SharedTierTests.body) { edge in
+        try await withEdge(
+            configure: { config in
+                config.cache.redis = .init(url: "redis://127.0.0.1:\(port)/19", poolSize: 2, timeoutMs: 200)
+                config.tenants[0].isolation = .database
+                config.tenants[0].redisURL = "redis://127.0.0.1:\(port)/20"
+            }, script: SharedTierTests.body
+        ) { edge in
             let confirmed = Locked<[String]>([])
             edge.runtime.observeErasures { tenant in confirmed.update { $0.append(tenant) } }
             for index in 0..<5 { _ = try await edge.get("/e/\(index)") }
@@ -75,14 +86,18 @@ struct IsolationStrategyTests {
         let masterKey = try OpenSSL.randomBytes(32)
         for tenant in ["acme", "globex"] {
             let password = try StandaloneKeyring.redisACLPassword(masterKey: masterKey, tenant: tenant)
-            #expect(try admin.command(RedisACL.setUserArguments(tenant: tenant, password: password).map { Array($0.utf8) }) == .status("OK"))
+            #expect(
+                try admin.command(RedisACL.setUserArguments(tenant: tenant, password: password).map { Array($0.utf8) })
+                    == .status("OK"))
         }
         let configure: (inout EdgeConfig) -> Void = { config in
             config.cache.redis = .init(url: "redis://127.0.0.1:\(port)/0", poolSize: 2, timeoutMs: 200)
             config.cache.isolationStrategy = .schema
         }
-        let a = try await EdgeHarness.start(configure: configure, masterKey: masterKey, nodeID: "node-a", script: SharedTierTests.body)
-        let b = try await EdgeHarness.start(configure: configure, masterKey: masterKey, nodeID: "node-b", script: SharedTierTests.body)
+        let a = try await EdgeHarness.start(
+            configure: configure, masterKey: masterKey, nodeID: "node-a", script: SharedTierTests.body)
+        let b = try await EdgeHarness.start(
+            configure: configure, masterKey: masterKey, nodeID: "node-b", script: SharedTierTests.body)
         do {
             _ = try await a.get("/schema")
             var fromL2 = try await b.get("/schema")
@@ -98,21 +113,28 @@ struct IsolationStrategyTests {
             acme.password = try StandaloneKeyring.redisACLPassword(masterKey: masterKey, tenant: "acme")
             let connection = try RedisConnection.open(acme, timeoutMs: 1000)
             guard case .error(let refusal) = try connection.command("GET", "te:globex:gen") else {
-                Issue.record("acme's Redis user read a key of globex"); return
+                Issue.record("acme's Redis user read a key of globex")
+                return
             }
             #expect(refusal.hasPrefix("NOPERM"))
-            guard case .error = try connection.command("KEYS", "*") else { Issue.record("KEYS allowed"); return }
+            guard case .error = try connection.command("KEYS", "*") else {
+                Issue.record("KEYS allowed")
+                return
+            }
             if case .error(let message) = try connection.command("GET", "te:acme:gen") {
                 Issue.record("acme's Redis user cannot read its own keys: \(message)")
             }
             guard case .error = try connection.command([Array("SET".utf8), Array("te:globex:x".utf8), [1]]) else {
-                Issue.record("acme's Redis user wrote a key of globex"); return
+                Issue.record("acme's Redis user wrote a key of globex")
+                return
             }
         } catch {
-            await a.shutdown(); await b.shutdown()
+            await a.shutdown()
+            await b.shutdown()
             throw error
         }
-        await a.shutdown(); await b.shutdown()
+        await a.shutdown()
+        await b.shutdown()
     }
 
     @Test func databaseStrategyWithoutAURLIsAConfigError() {

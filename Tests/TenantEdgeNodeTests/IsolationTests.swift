@@ -1,16 +1,18 @@
 import Foundation
 import NIOHTTP1
 import Synchronization
-@testable import TenantEdgeCore
-@testable import TenantEdgeNode
 import TenantEdgeTestSupport
 import Testing
+
+@testable import TenantEdgeCore
+@testable import TenantEdgeNode
 
 @Suite("Tenant isolation and request collapsing", .serialized)
 struct IsolationTests {
     /// Echoes the tenant (from Host) and path, so a body shows whose it is.
     static let echo: TestUpstream.Script = { request in
-        TestUpstream.Reply(headers: [("Cache-Control", "max-age=300")], body: "\(request.header("host") ?? "?")|\(request.uri)")
+        TestUpstream.Reply(
+            headers: [("Cache-Control", "max-age=300")], body: "\(request.header("host") ?? "?")|\(request.uri)")
     }
 
     @Test func unknownHostGets421AndReachesNoUpstream() async throws {
@@ -44,10 +46,12 @@ struct IsolationTests {
 
     @Test func floodingTenantCannotEvictAnotherTenantBelowItsQuota() async throws {
         let body = String(repeating: "x", count: 1024)
-        try await withEdge(configure: { config in
-            config.tenants[0].quotaBytes = 256 * 1024
-            config.tenants[1].quotaBytes = 64 * 1024
-        }, script: { _ in TestUpstream.Reply(headers: [("Cache-Control", "max-age=300")], body: body) }) { edge in
+        try await withEdge(
+            configure: { config in
+                config.tenants[0].quotaBytes = 256 * 1024
+                config.tenants[1].quotaBytes = 64 * 1024
+            }, script: { _ in TestUpstream.Reply(headers: [("Cache-Control", "max-age=300")], body: body) }
+        ) { edge in
             for n in 0..<50 { _ = try await edge.get("/keep/\(n)") }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for n in 0..<600 { group.addTask { _ = try await edge.get("/flood/\(n)", host: "api.globex.test") } }
@@ -64,7 +68,9 @@ struct IsolationTests {
 
     @Test func aFlippedByteGivesAMissAndASecurityEventNeverAWrongBody() async throws {
         let version = VersionCounter()
-        try await withEdge(script: { _ in TestUpstream.Reply(headers: [("Cache-Control", "max-age=300")], body: "v\(version.next())") }) { edge in
+        try await withEdge(script: { _ in
+            TestUpstream.Reply(headers: [("Cache-Control", "max-age=300")], body: "v\(version.next())")
+        }) { edge in
             #expect(try await edge.get("/t").body == "v1")
             let cache = try #require(edge.runtime.caches["acme"])
             let rewritten = cache.rewriteSealed(target: "/t") { sealed in
@@ -89,7 +95,11 @@ struct IsolationTests {
             let acme = try #require(edge.runtime.caches["acme"])
             let globex = try #require(edge.runtime.caches["globex"])
             let acmeSealed = Locked<[UInt8]>([])
-            #expect(acme.rewriteSealed(target: "/same") { sealed in acmeSealed.update { $0 = sealed }; return sealed })
+            #expect(
+                acme.rewriteSealed(target: "/same") { sealed in
+                    acmeSealed.update { $0 = sealed }
+                    return sealed
+                })
             let copy = acmeSealed.value
             #expect(globex.rewriteSealed(target: "/same") { _ in copy })
             let response = try await edge.get("/same", host: "api.globex.test")
@@ -100,7 +110,9 @@ struct IsolationTests {
     }
 
     @Test func twoHundredConcurrentRequestsForOneColdKeyReachTheUpstreamOnce() async throws {
-        try await withEdge(script: { _ in TestUpstream.Reply(headers: [("Cache-Control", "max-age=60")], body: "cold", delayMs: 300) }) { edge in
+        try await withEdge(script: { _ in
+            TestUpstream.Reply(headers: [("Cache-Control", "max-age=60")], body: "cold", delayMs: 300)
+        }) { edge in
             let statuses = Locked<[String]>([])
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for _ in 0..<200 {

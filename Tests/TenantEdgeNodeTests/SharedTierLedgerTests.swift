@@ -1,11 +1,12 @@
 import Foundation
 import NIOCore
 import NIOPosix
-@testable import TenantEdgeCore
 import TenantEdgeNative
-@testable import TenantEdgeNode
 import TenantEdgeTestSupport
 import Testing
+
+@testable import TenantEdgeCore
+@testable import TenantEdgeNode
 
 /// The purge fence and the byte ledger of the Redis tier, on the real redis-server.
 @Suite("Shared tier fence and byte ledger", .serialized)
@@ -19,20 +20,31 @@ struct SharedTierLedgerTests {
             let before = try #require(try await tier.get(tenant: "acme", digest: digest, on: eventLoop).get())
             #expect(before.value == nil)
             // Meanwhile another node purges something of the tenant: the late write must not land.
-            #expect(try await b.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/v1/other"]}"#).status == 200)
-            tier.set(tenant: "acme", digest: digest, value: Array("late".utf8), ttlSeconds: 60, fence: before.token.fence, keyVersion: 1, indexes: [], on: eventLoop)
+            #expect(
+                try await b.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/v1/other"]}"#).status == 200
+            )
+            tier.set(
+                tenant: "acme", digest: digest, value: Array("late".utf8), ttlSeconds: 60, fence: before.token.fence,
+                keyVersion: 1, indexes: [], on: eventLoop)
             try await waitUntil { tier.counters.fencedWrites.load(ordering: .relaxed) == 1 }
             #expect(try redis.command("EXISTS", key) == .integer(0))
             // A write that read the fence after the purge is stored.
             let after = try #require(try await tier.get(tenant: "acme", digest: digest, on: eventLoop).get())
             #expect(after.token.fence != before.token.fence)
-            tier.set(tenant: "acme", digest: digest, value: Array("fresh".utf8), ttlSeconds: 60, fence: after.token.fence, keyVersion: 1, indexes: [], on: eventLoop)
+            tier.set(
+                tenant: "acme", digest: digest, value: Array("fresh".utf8), ttlSeconds: 60, fence: after.token.fence,
+                keyVersion: 1, indexes: [], on: eventLoop)
             try await waitUntil { (try? redis.command("EXISTS", key)) == .integer(1) }
             // A generation drop fences too.
             #expect(try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","all":true}"#).status == 200)
-            tier.set(tenant: "acme", digest: digest, value: Array("late".utf8), ttlSeconds: 60, fence: after.token.fence, keyVersion: 1, indexes: [], on: eventLoop)
+            tier.set(
+                tenant: "acme", digest: digest, value: Array("late".utf8), ttlSeconds: 60, fence: after.token.fence,
+                keyVersion: 1, indexes: [], on: eventLoop)
             try await waitUntil { tier.counters.fencedWrites.load(ordering: .relaxed) == 2 }
-            #expect(try redis.command("EXISTS", SharedTierTests.storedKey(a, tenant: "acme", target: "/v1/fenced", generation: 1)) == .integer(0))
+            #expect(
+                try redis.command(
+                    "EXISTS", SharedTierTests.storedKey(a, tenant: "acme", target: "/v1/fenced", generation: 1))
+                    == .integer(0))
         }
     }
 
@@ -44,7 +56,9 @@ struct SharedTierLedgerTests {
             let keys = paths.map { SharedTierTests.storedKey(a, tenant: "acme", target: $0) }
             try await waitUntil { keys.allSatisfy { (try? redis.command("EXISTS", $0)) == .integer(1) } }
             func length(_ key: String) throws -> Int {
-                guard case .integer(let length) = try redis.command("STRLEN", key) else { throw EdgeError(.redisFailure, "STRLEN") }
+                guard case .integer(let length) = try redis.command("STRLEN", key) else {
+                    throw EdgeError(.redisFailure, "STRLEN")
+                }
                 return length
             }
             let total = try keys.reduce(0) { try $0 + length($1) }

@@ -1,9 +1,10 @@
 import Foundation
-@testable import TenantEdgeCore
 import TenantEdgeNative
-@testable import TenantEdgeNode
 import TenantEdgeTestSupport
 import Testing
+
+@testable import TenantEdgeCore
+@testable import TenantEdgeNode
 
 /// Issue 11, item 16, on the real redis-server: someone who can write to the region's Redis edits
 /// an entry's clear metadata or moves it into the next generation. Either way the sibling node
@@ -13,11 +14,15 @@ struct SharedTierTamperTests {
     static func securityEvents(_ edge: EdgeHarness) -> Int { edge.runtime.securityEventCount.load(ordering: .relaxed) }
 
     /// Node `a` fetches `target`; its L2 key and value once Redis holds them.
-    static func stored(_ target: String, by a: EdgeHarness, in redis: RedisConnection) async throws -> (key: String, value: [UInt8]) {
+    static func stored(_ target: String, by a: EdgeHarness, in redis: RedisConnection) async throws -> (
+        key: String, value: [UInt8]
+    ) {
         _ = try await a.get(target)
         let key = SharedTierTests.storedKey(a, tenant: "acme", target: target)
         try await waitUntil { (try? redis.command("EXISTS", key)) == .integer(1) }
-        guard case .string(let value) = try redis.command("GET", key) else { throw EdgeError(.redisFailure, "no value at \(key)") }
+        guard case .string(let value) = try redis.command("GET", key) else {
+            throw EdgeError(.redisFailure, "no value at \(key)")
+        }
         return (key, value)
     }
 
@@ -54,12 +59,18 @@ struct SharedTierTamperTests {
             _ = try redis.command("SET", "te:acme:gen", "0")  // and someone sets it back
             let answer = try await b.get("/v1/old")
             #expect(answer.cacheStatus.contains("fwd=miss"), "the purged entry was not served: \(answer.cacheStatus)")
-            #expect(try #require(b.runtime.l2(for: "acme")).counters.rolledBackGenerations.load(ordering: .relaxed) >= 1)
+            #expect(
+                try #require(b.runtime.l2(for: "acme")).counters.rolledBackGenerations.load(ordering: .relaxed) >= 1)
             // The node moves the generation above the highest it saw, and the tier works again.
             try await waitUntil { (try? redis.command("GET", "te:acme:gen")) == .string(Array("2".utf8)) }
             _ = try await b.get("/v1/after-raise")
-            try await waitUntil { (try? redis.command("EXISTS", SharedTierTests.storedKey(b, tenant: "acme", target: "/v1/after-raise",
-                                                                                       generation: 2))) == .integer(1) }
+            try await waitUntil {
+                (try? redis.command(
+                    "EXISTS",
+                    SharedTierTests.storedKey(
+                        b, tenant: "acme", target: "/v1/after-raise",
+                        generation: 2))) == .integer(1)
+            }
             _ = try redis.command("SET", "te:acme:gen", "-1")  // nonsense is this tenant's miss, not a dead tier
             _ = try await b.get("/v1/third")
             #expect(b.runtime.l2IsUp == true)
@@ -77,7 +88,9 @@ struct SharedTierQuotaTests {
             config.cache.redis = .init(url: url, poolSize: 2, timeoutMs: 500)
             config.tenants[0].quotaBytesL2 = 20_000
         }
-        try await withEdge(configure: configure, script: { _ in .init(headers: [("Cache-Control", "max-age=300")], body: body) }) { edge in
+        try await withEdge(
+            configure: configure, script: { _ in .init(headers: [("Cache-Control", "max-age=300")], body: body) }
+        ) { edge in
             let redis = try RedisConnection.open(try #require(RedisEndpoint(parsing: url)), timeoutMs: 1000)
             for index in 0..<20 {
                 _ = try await edge.get("/bust?\(index)")
@@ -85,16 +98,27 @@ struct SharedTierQuotaTests {
             }
             let tier = try #require(edge.runtime.l2(for: "acme"))
             try await waitUntil(seconds: 10) { tier.counters.quotaRefusedWrites.load(ordering: .relaxed) >= 10 }
-            guard case .string(let total) = try redis.command("HGET", "te:acme:quota", "total") else { Issue.record("no ledger"); return }
+            guard case .string(let total) = try redis.command("HGET", "te:acme:quota", "total") else {
+                Issue.record("no ledger")
+                return
+            }
             let acmeBytes = Int(String(decoding: total, as: UTF8.self)) ?? .max
             #expect(acmeBytes <= 20_000, "acme holds \(acmeBytes) bytes")
-            guard case .string(let other) = try redis.command("HGET", "te:globex:quota", "total") else { Issue.record("no ledger"); return }
-            #expect((Int(String(decoding: other, as: UTF8.self)) ?? 0) > 60_000, "globex, under the default quota, stored all")
+            guard case .string(let other) = try redis.command("HGET", "te:globex:quota", "total") else {
+                Issue.record("no ledger")
+                return
+            }
+            #expect(
+                (Int(String(decoding: other, as: UTF8.self)) ?? 0) > 60_000,
+                "globex, under the default quota, stored all")
             // A purge of everything does not give the tenant a fresh quota while its old entries live on.
             #expect(try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","all":true}"#).status == 200)
             _ = try await edge.get("/after-purge")
             try await Task.sleep(for: .milliseconds(200))
-            guard case .string(let after) = try redis.command("HGET", "te:acme:quota", "total") else { Issue.record("no ledger"); return }
+            guard case .string(let after) = try redis.command("HGET", "te:acme:quota", "total") else {
+                Issue.record("no ledger")
+                return
+            }
             #expect((Int(String(decoding: after, as: UTF8.self)) ?? .max) <= 20_000)
         }
     }

@@ -2,11 +2,12 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-@testable import TenantEdgeCore
 import TenantEdgeNative
-@testable import TenantEdgeNode
 import TenantEdgeTestSupport
 import Testing
+
+@testable import TenantEdgeCore
+@testable import TenantEdgeNode
 
 /// L2 on the real redis-server: the one `make test` started (each test in a database of its own),
 /// or one the test starts and kills itself.
@@ -15,26 +16,33 @@ struct SharedTierTests {
     /// Tagged `all-items`, except paths under `/untagged/`.
     static let body: TestUpstream.Script = { request in
         let tags = request.uri.hasPrefix("/untagged/") ? [] : [("Surrogate-Key", "all-items")]
-        return TestUpstream.Reply(headers: [("Cache-Control", "max-age=300")] + tags, body: "\(request.header("host") ?? "?")|\(request.uri)")
+        return TestUpstream.Reply(
+            headers: [("Cache-Control", "max-age=300")] + tags, body: "\(request.header("host") ?? "?")|\(request.uri)")
     }
 
     static func redisURL(database: Int) throws -> String { try TestEnvironment.redisURL(database: database) }
 
     /// Two nodes sharing one Redis: the suite's (in `database`), or `url` when a test brings its own.
-    static func withTwoNodes(database: Int, url: String? = nil,
-                             _ body: (EdgeHarness, EdgeHarness, RedisConnection) async throws -> Void) async throws {
+    static func withTwoNodes(
+        database: Int, url: String? = nil,
+        _ body: (EdgeHarness, EdgeHarness, RedisConnection) async throws -> Void
+    ) async throws {
         let url = try url ?? redisURL(database: database)
         let masterKey = try OpenSSL.randomBytes(32)
         let configure: (inout EdgeConfig) -> Void = { $0.cache.redis = .init(url: url, poolSize: 4, timeoutMs: 200) }
-        let a = try await EdgeHarness.start(configure: configure, masterKey: masterKey, nodeID: "node-a", script: Self.body)
-        let b = try await EdgeHarness.start(configure: configure, masterKey: masterKey, nodeID: "node-b", script: Self.body)
+        let a = try await EdgeHarness.start(
+            configure: configure, masterKey: masterKey, nodeID: "node-a", script: Self.body)
+        let b = try await EdgeHarness.start(
+            configure: configure, masterKey: masterKey, nodeID: "node-b", script: Self.body)
         let endpoint = try #require(RedisEndpoint(parsing: url))
         let redis = try RedisConnection.open(endpoint, timeoutMs: 1000)
         do { try await body(a, b, redis) } catch {
-            await a.shutdown(); await b.shutdown()
+            await a.shutdown()
+            await b.shutdown()
             throw error
         }
-        await a.shutdown(); await b.shutdown()
+        await a.shutdown()
+        await b.shutdown()
     }
 
     static func storedKey(_ edge: EdgeHarness, tenant: String, target: String, generation: Int = 0) -> String {
@@ -54,9 +62,15 @@ struct SharedTierTests {
             #expect(b.upstream.requests().isEmpty)
             let fromL1 = try await b.get("/v1/shared?x=1")
             #expect(!fromL1.cacheStatus.contains("detail=l2"), "promoted to B's L1")
-            guard case .string(let raw) = try redis.command("GET", key) else { Issue.record("no value in Redis"); return }
+            guard case .string(let raw) = try redis.command("GET", key) else {
+                Issue.record("no value in Redis")
+                return
+            }
             #expect(!String(decoding: raw, as: UTF8.self).contains("/v1/shared"), "no URL or body in clear in Redis")
-            guard case .integer(let ttl) = try redis.command("TTL", key) else { Issue.record("no TTL"); return }
+            guard case .integer(let ttl) = try redis.command("TTL", key) else {
+                Issue.record("no TTL")
+                return
+            }
             #expect((290...300).contains(ttl), "Redis expires the entry with its storable lifetime")
             let stats = try await b.admin(.GET, "/_edge/stats")
             let json = try #require(try JSONSerialization.jsonObject(with: Data(stats.body.utf8)) as? [String: Any])
@@ -65,7 +79,10 @@ struct SharedTierTests {
             #expect(tier["hits"] as? Int == 1)
             #expect((tier["bytes_read"] as? Int ?? 0) == raw.count)
             #expect((tier["calls"] as? Int ?? 0) >= 1)
-            guard case .array(let keys) = try redis.command("KEYS", "*") else { Issue.record("KEYS"); return }
+            guard case .array(let keys) = try redis.command("KEYS", "*") else {
+                Issue.record("KEYS")
+                return
+            }
             for case .string(let name) in keys { #expect(!String(decoding: name, as: UTF8.self).contains("shared")) }
         }
     }
@@ -74,20 +91,24 @@ struct SharedTierTests {
         let url = try Self.redisURL(database: 7)
         let masterKey = try OpenSSL.randomBytes(32)
         let script: TestUpstream.Script = { request in
-            TestUpstream.Reply(headers: [("Cache-Control", "max-age=300"), ("Vary", "Accept-Language")],
-                               body: "lang=\(request.header("accept-language") ?? "-")")
+            TestUpstream.Reply(
+                headers: [("Cache-Control", "max-age=300"), ("Vary", "Accept-Language")],
+                body: "lang=\(request.header("accept-language") ?? "-")")
         }
         let configure: (inout EdgeConfig) -> Void = { $0.cache.redis = .init(url: url, poolSize: 2, timeoutMs: 200) }
-        let a = try await EdgeHarness.start(configure: configure, masterKey: masterKey, nodeID: "node-a", script: script)
-        let b = try await EdgeHarness.start(configure: configure, masterKey: masterKey, nodeID: "node-b", script: script)
+        let a = try await EdgeHarness.start(
+            configure: configure, masterKey: masterKey, nodeID: "node-a", script: script)
+        let b = try await EdgeHarness.start(
+            configure: configure, masterKey: masterKey, nodeID: "node-b", script: script)
         let redis = try RedisConnection.open(try #require(RedisEndpoint(parsing: url)), timeoutMs: 1000)
         do {
             _ = try await a.get("/v", headers: [("Accept-Language", "en")])
             _ = try await a.get("/v", headers: [("Accept-Language", "de")])
             let cache = try #require(a.runtime.caches["acme"])
             func variantKey(_ language: String) -> String {
-                let digest = cache.variantDigest(target: "/v", varyNames: ["accept-language"],
-                                                 requestHeaders: [HeaderField("Accept-Language", language)])
+                let digest = cache.variantDigest(
+                    target: "/v", varyNames: ["accept-language"],
+                    requestHeaders: [HeaderField("Accept-Language", language)])
                 return "te:acme:g0:\(digest.base64URL)"
             }
             try await waitUntil { (try? redis.command("EXISTS", variantKey("en"), variantKey("de"))) == .integer(2) }
@@ -99,13 +120,16 @@ struct SharedTierTests {
             #expect(fr.body == "lang=fr" && fr.cacheStatus.contains("fwd=miss"))
             #expect(b.upstream.count("/v") == 1, "only the variant nobody had fetched")
             _ = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/v"]}"#)
-            #expect(try redis.command("EXISTS", variantKey("en"), variantKey("de"), variantKey("fr")) == .integer(0),
-                    "a purge by key removes every variant from L2")
+            #expect(
+                try redis.command("EXISTS", variantKey("en"), variantKey("de"), variantKey("fr")) == .integer(0),
+                "a purge by key removes every variant from L2")
         } catch {
-            await a.shutdown(); await b.shutdown()
+            await a.shutdown()
+            await b.shutdown()
             throw error
         }
-        await a.shutdown(); await b.shutdown()
+        await a.shutdown()
+        await b.shutdown()
     }
 
     @Test func aValueMovedToAnotherTenantsKeyDoesNotOpen() async throws {
@@ -113,7 +137,10 @@ struct SharedTierTests {
             _ = try await a.get("/moved")
             let acmeKey = Self.storedKey(a, tenant: "acme", target: "/moved")
             try await waitUntil { (try? redis.command("EXISTS", acmeKey)) == .integer(1) }
-            guard case .string(let value) = try redis.command("GET", acmeKey) else { Issue.record("no value"); return }
+            guard case .string(let value) = try redis.command("GET", acmeKey) else {
+                Issue.record("no value")
+                return
+            }
             let globexKey = Self.storedKey(a, tenant: "globex", target: "/moved")
             _ = try redis.command([Array("SET".utf8), Array(globexKey.utf8), value])
             let response = try await b.get("/moved", host: "api.globex.test")
@@ -136,8 +163,9 @@ struct SharedTierTests {
             #expect(try await b.get("/p/1").cacheStatus.contains("fwd=miss"))
             let byTag = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","tags":["all-items"]}"#)
             #expect(byTag.status == 200)
-            #expect(paths.indices.map { exists(keys[$0]) } == [false, false, true, true, false],
-                    "every tagged entry went (also /p/1, which b had just stored again), untagged ones stayed")
+            #expect(
+                paths.indices.map { exists(keys[$0]) } == [false, false, true, true, false],
+                "every tagged entry went (also /p/1, which b had just stored again), untagged ones stayed")
             _ = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","prefixes":["/untagged/"]}"#)
             #expect(!exists(keys[2]) && !exists(keys[3]))
             #expect(try redis.command("GET", "te:acme:gen") == .null, "no generation drop for keys, tags or prefixes")
@@ -166,8 +194,10 @@ struct SharedTierTests {
             // At least one drop: retries that timed out during the pause may still run in Redis afterwards,
             // and each extra INCR only purges the tenant again.
             guard case .string(let generation) = try redis.command("GET", "te:acme:gen"),
-                  let dropped = Int(String(decoding: generation, as: UTF8.self)) else {
-                Issue.record("the queued purge did not become a generation drop"); return
+                let dropped = Int(String(decoding: generation, as: UTF8.self))
+            else {
+                Issue.record("the queued purge did not become a generation drop")
+                return
             }
             #expect(dropped >= 1)
             let fromB = try await b.get("/outage")
@@ -177,8 +207,9 @@ struct SharedTierTests {
 
     @Test func redisKilledMidLoadGivesNo5xxAndTheNodeReturnsToL2() async throws {
         let redis = try RedisProcess()
-        let edge = try await EdgeHarness.start(configure: { $0.cache.redis = .init(url: "redis://127.0.0.1:\(redis.port)/0", poolSize: 4, timeoutMs: 50) },
-                                               script: Self.body)
+        let edge = try await EdgeHarness.start(
+            configure: { $0.cache.redis = .init(url: "redis://127.0.0.1:\(redis.port)/0", poolSize: 4, timeoutMs: 50) },
+            script: Self.body)
         do {
             for n in 0..<20 { _ = try await edge.get("/k/\(n)") }
             let failures = Locked(0)
@@ -214,16 +245,20 @@ struct SharedTierTests {
 
     @Test func aRedisThatNeverAnswersDoesNotStallRequestsBeyondTheTimeout() async throws {
         let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .childChannelInitializer { channel in channel.eventLoop.makeSucceededVoidFuture() }  // accepts, never answers
+            // accepts, never answers
+            .childChannelInitializer { channel in channel.eventLoop.makeSucceededVoidFuture() }
             .bind(host: "127.0.0.1", port: 0).get()
         let port = silent.localAddress!.port!
-        try await withEdge(configure: { $0.cache.redis = .init(url: "redis://127.0.0.1:\(port)/0", poolSize: 2, timeoutMs: 50) },
-                           script: Self.body) { edge in
+        try await withEdge(
+            configure: { $0.cache.redis = .init(url: "redis://127.0.0.1:\(port)/0", poolSize: 2, timeoutMs: 50) },
+            script: Self.body
+        ) { edge in
             for n in 0..<10 {
                 let started = ContinuousClock.now
                 let response = try await edge.get("/silent/\(n)")
                 #expect(response.status == 200)
-                #expect(ContinuousClock.now - started < .milliseconds(1500), "request \(n) waited on a silent Redis")  // a stall would be seconds; the suite runs in parallel on 2 cores
+                // a stall would be seconds; the suite runs in parallel on 2 cores
+                #expect(ContinuousClock.now - started < .milliseconds(1500), "request \(n) waited on a silent Redis")
             }
         }
         try await silent.close()

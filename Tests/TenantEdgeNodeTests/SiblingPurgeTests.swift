@@ -1,9 +1,10 @@
 import Foundation
-@testable import TenantEdgeCore
 import TenantEdgeNative
-@testable import TenantEdgeNode
 import TenantEdgeTestSupport
 import Testing
+
+@testable import TenantEdgeCore
+@testable import TenantEdgeNode
 
 /// A purge on one node reaches its siblings' L1 through the region's Redis, on the real redis-server.
 @Suite("Sibling purges through Redis pub/sub", .serialized)
@@ -31,7 +32,9 @@ struct SiblingPurgeTests {
             #expect(try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/k/1"]}"#).status == 200)
             try await waitUntil { try await !Self.isL1Hit(b, "/k/1") }
             #expect(try await Self.isL1Hit(b, "/t/1"), "only the purged key went")
-            #expect(try await b.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","tags":["all-items"]}"#).status == 200)
+            #expect(
+                try await b.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","tags":["all-items"]}"#).status == 200
+            )
             try await waitUntil { try await !Self.isL1Hit(a, "/t/1") }
             #expect(try await Self.isL1Hit(a, "/untagged/1"), "untagged entries stay")
             #expect(try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","all":true}"#).status == 200)
@@ -46,7 +49,8 @@ struct SiblingPurgeTests {
             _ = try await b.get("/lost/1", host: "api.globex.test")
             // Cut every subscription, then purge before they are back: B never hears the notice.
             #expect(try redis.command("CLIENT", "KILL", "TYPE", "pubsub") != .integer(0))
-            #expect(try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/other"]}"#).status == 200)
+            #expect(
+                try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/other"]}"#).status == 200)
             try await waitUntil { try await !Self.isL1Hit(b, "/lost/1") }
             #expect(try await Self.isL1Hit(b, "/lost/1", host: "api.globex.test"), "another tenant's L1 is untouched")
         }

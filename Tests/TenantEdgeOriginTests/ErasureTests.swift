@@ -1,10 +1,11 @@
 import Foundation
-@testable import TenantEdgeCore
 import TenantEdgeNative
-@testable import TenantEdgeNode
-@testable import TenantEdgeOrigin
 import TenantEdgeTestSupport
 import Testing
+
+@testable import TenantEdgeCore
+@testable import TenantEdgeNode
+@testable import TenantEdgeOrigin
 
 /// GDPR erasure end to end: origin, two nodes sharing the real redis-server, real TLS.
 @Suite("Tenant erasure", .serialized)
@@ -20,23 +21,31 @@ struct ErasureTests {
         var nodes: [EdgeHarness] = []
         for id in ["node-a", "node-b"] {
             let state = try temporaryDirectory("te-erase-\(id)")
-            nodes.append(try await EdgeHarness.start(configure: { config in
-                config.stateDir = state
-                config.security.configPublicKey = keys + "/signing.pub"
-                config.security.kekFile = keys + "/eu-west.kek"
-                config.cache.redis = .init(url: redisURL, poolSize: 2, timeoutMs: 500)
-                bootstrap.follow(&config, directory: state)
-            }, nodeID: id, script: { request in .init(headers: [("Cache-Control", "max-age=300")], body: "private \(request.uri)") }))
+            nodes.append(
+                try await EdgeHarness.start(
+                    configure: { config in
+                        config.stateDir = state
+                        config.security.configPublicKey = keys + "/signing.pub"
+                        config.security.kekFile = keys + "/eu-west.kek"
+                        config.cache.redis = .init(url: redisURL, poolSize: 2, timeoutMs: 500)
+                        bootstrap.follow(&config, directory: state)
+                    }, nodeID: id,
+                    script: { request in
+                        .init(headers: [("Cache-Control", "max-age=300")], body: "private \(request.uri)")
+                    }))
         }
         await bootstrap.stop()
-        let origin = try await OriginHarness.start(secrets: secrets, pushingTo: nodes, stateDir: originState, port: port,
-                                                   adminToken: OriginBundleTests.adminToken)
+        let origin = try await OriginHarness.start(
+            secrets: secrets, pushingTo: nodes, stateDir: originState, port: port,
+            adminToken: OriginBundleTests.adminToken)
         let admin = OriginBundleTests.adminToken
         for tenant in ["newco", "keepco"] {
             let body = #"{"hosts":["api.\#(tenant).test"],"upstream":"\#(nodes[0].upstream.url)"}"#
             #expect(try await origin.call(.PUT, "/v1/tenants/\(tenant)", token: admin, body: body).status == 200)
         }
-        #expect(try await origin.call(.POST, "/v1/config/publish", token: admin).body.contains(#""node-a":"ok","node-b":"ok""#))
+        #expect(
+            try await origin.call(.POST, "/v1/config/publish", token: admin).body.contains(
+                #""node-a":"ok","node-b":"ok""#))
         for path in (0..<20).map({ "/v1/person/\($0)" }) {
             _ = try await nodes[0].get(path, host: "api.newco.test")
             _ = try await nodes[0].get(path, host: "api.keepco.test")
@@ -44,7 +53,9 @@ struct ErasureTests {
         let redis = try RedisConnection.open(try #require(RedisEndpoint(parsing: redisURL)), timeoutMs: 1000)
         func redisKeys(_ tenant: String) throws -> [String] {
             guard case .array(let items) = try redis.command("KEYS", "te:\(tenant):*") else { return [] }
-            return items.compactMap { if case .string(let bytes) = $0 { String(decoding: bytes, as: UTF8.self) } else { nil } }
+            return items.compactMap {
+                if case .string(let bytes) = $0 { String(decoding: bytes, as: UTF8.self) } else { nil }
+            }
         }
         try await waitUntil(seconds: 10) { ((try? redisKeys("newco"))?.count ?? 0) >= 20 }
         _ = try await nodes[1].get("/v1/person/1", host: "api.newco.test")  // promoted into B's L1 too
@@ -58,8 +69,12 @@ struct ErasureTests {
             let record = try await origin.call(.GET, "/v1/erasures/newco", token: admin).body
             return record.contains(#""node-a":"#) && record.contains(#""node-b":"#)
         }
-        #expect(try redisKeys("newco") == ["te:newco:fence"], "no key of the erased tenant is left in Redis but its moved fence")
-        #expect(try redis.command("GET", "te:newco:fence") != .null, "a late write that read the old fence is still refused")
+        #expect(
+            try redisKeys("newco") == ["te:newco:fence"],
+            "no key of the erased tenant is left in Redis but its moved fence")
+        #expect(
+            try redis.command("GET", "te:newco:fence") != .null, "a late write that read the old fence is still refused"
+        )
         #expect(try redisKeys("keepco").count == keepcoBefore, "another tenant's entries are untouched")
         for node in nodes {
             #expect(node.runtime.caches["newco"] == nil)
@@ -97,18 +112,30 @@ struct RotationUnderLoadTests {
         let redisURL = try TestEnvironment.redisURL(database: 12)
         var nodes: [EdgeHarness] = []
         for id in ["node-a", "node-b"] {
-            nodes.append(try await EdgeHarness.start(configure: { config in
-                config.security.configPublicKey = keys + "/signing.pub"
-                config.security.kekFile = keys + "/eu-west.kek"
-                config.cache.redis = .init(url: redisURL, poolSize: 2, timeoutMs: 500)
-            }, nodeID: id, script: { request in .init(headers: [("Cache-Control", "max-age=300")], body: "body of \(request.uri)") }))
+            nodes.append(
+                try await EdgeHarness.start(
+                    configure: { config in
+                        config.security.configPublicKey = keys + "/signing.pub"
+                        config.security.kekFile = keys + "/eu-west.kek"
+                        config.cache.redis = .init(url: redisURL, poolSize: 2, timeoutMs: 500)
+                    }, nodeID: id,
+                    script: { request in
+                        .init(headers: [("Cache-Control", "max-age=300")], body: "body of \(request.uri)")
+                    }))
         }
-        let origin = try await OriginHarness.start(secrets: secrets, pushingTo: nodes, adminToken: OriginBundleTests.adminToken)
+        let origin = try await OriginHarness.start(
+            secrets: secrets, pushingTo: nodes, adminToken: OriginBundleTests.adminToken)
         let admin = OriginBundleTests.adminToken
-        #expect(try await origin.call(.PUT, "/v1/tenants/newco", token: admin,
-                                      body: #"{"hosts":["api.newco.test"],"upstream":"\#(nodes[0].upstream.url)"}"#).status == 200)
-        #expect(try await origin.call(.POST, "/v1/config/publish", token: admin).body.contains(#""node-a":"ok","node-b":"ok""#))
-        let failures = Locked(0), served = Locked(0)
+        #expect(
+            try await origin.call(
+                .PUT, "/v1/tenants/newco", token: admin,
+                body: #"{"hosts":["api.newco.test"],"upstream":"\#(nodes[0].upstream.url)"}"#
+            ).status == 200)
+        #expect(
+            try await origin.call(.POST, "/v1/config/publish", token: admin).body.contains(
+                #""node-a":"ok","node-b":"ok""#))
+        let failures = Locked(0)
+        let served = Locked(0)
         let serving = nodes
         let load = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -117,7 +144,9 @@ struct RotationUnderLoadTests {
                         for index in 0..<150 {
                             let path = "/item/\((worker * 31 + index) % 60)"
                             let response = try await serving[index % 2].get(path, host: "api.newco.test")
-                            if response.status != 200 || response.body != "body of \(path)" { failures.update { $0 += 1 } }
+                            if response.status != 200 || response.body != "body of \(path)" {
+                                failures.update { $0 += 1 }
+                            }
                             served.update { $0 += 1 }
                         }
                     }
@@ -129,7 +158,9 @@ struct RotationUnderLoadTests {
             try await Task.sleep(for: .milliseconds(150))
             #expect(try await origin.call(.POST, "/v1/tenants/newco/keys/rotate", token: admin).status == 200)
             #expect(try await origin.call(.DELETE, "/v1/tenants/newco/keys/\(version - 1)", token: admin).status == 200)
-            #expect(try await origin.call(.POST, "/v1/config/publish", token: admin).body.contains(#""node-a":"ok","node-b":"ok""#))
+            #expect(
+                try await origin.call(.POST, "/v1/config/publish", token: admin).body.contains(
+                    #""node-a":"ok","node-b":"ok""#))
         }
         try await load.value
         #expect(served.value == 1200)
@@ -140,16 +171,19 @@ struct RotationUnderLoadTests {
             guard case .array(let names) = try redis.command("KEYS", "te:newco:g*") else { return false }
             let versions = try names.compactMap { name -> UInt32? in
                 guard case .string(let key) = name, !String(decoding: key, as: UTF8.self).contains(":idx:"),
-                      !String(decoding: key, as: UTF8.self).hasSuffix(":bytes"),
-                      case .string(let value) = try redis.command([Array("GET".utf8), key]),
-                      case .entry(let entry) = L2EntryCodec.decodeValue(value) else { return nil }
+                    !String(decoding: key, as: UTF8.self).hasSuffix(":bytes"),
+                    case .string(let value) = try redis.command([Array("GET".utf8), key]),
+                    case .entry(let entry) = L2EntryCodec.decodeValue(value)
+                else { return nil }
                 return TenantPartition.keyVersion(of: entry.sealed)
             }
             return !versions.isEmpty && versions.allSatisfy { $0 == 4 }
         }
         for node in nodes {
             #expect(node.runtime.caches["newco"]?.cipher.keyVersion == 4)
-            #expect(node.runtime.caches["newco"]?.entriesByKeyVersion().keys.allSatisfy { $0 == 4 } == true, "no entry under a retired key")
+            #expect(
+                node.runtime.caches["newco"]?.entriesByKeyVersion().keys.allSatisfy { $0 == 4 } == true,
+                "no entry under a retired key")
             #expect(node.runtime.securityEventCount.load(ordering: .relaxed) == 0)
         }
         for node in nodes { await node.shutdown() }

@@ -1,10 +1,11 @@
 import Foundation
-@testable import TenantEdgeCore
 import TenantEdgeNative
-@testable import TenantEdgeNode
-@testable import TenantEdgeOrigin
 import TenantEdgeTestSupport
 import Testing
+
+@testable import TenantEdgeCore
+@testable import TenantEdgeNode
+@testable import TenantEdgeOrigin
 
 /// Issue 11, the control plane: oversized purges are refused where they enter, feed answers stay
 /// inside what a node downloads so big purges never wedge a node's cursor, and failed admin
@@ -13,7 +14,8 @@ import Testing
 struct HostileFeedTests {
     @Test func oversizedPurgesAreRefusedAtTheOrigin() async throws {
         let origin = try await OriginHarness.start()
-        let huge = try await origin.publish(#"{"tenant":"acme","keys":["/\#(String(repeating: "k", count: 300 << 10))"]}"#)
+        let huge = try await origin.publish(
+            #"{"tenant":"acme","keys":["/\#(String(repeating: "k", count: 300 << 10))"]}"#)
         #expect(huge.status == 413)
         let many = (0..<300).map { "\"/k\($0)\"" }.joined(separator: ",")
         let tooMany = try await origin.publish(#"{"tenant":"acme","keys":[\#(many)]}"#)
@@ -21,7 +23,9 @@ struct HostileFeedTests {
         #expect(tooMany.body.contains("256"))
         let long = try await origin.publish(#"{"tenant":"acme","tags":["\#(String(repeating: "t", count: 9000))"]}"#)
         #expect(long.status == 400)
-        #expect(try await origin.publish(#"{"tenant":"acme","keys":["/ok"]}"#).body == #"{"seq":1}"#, "nothing was appended before")
+        #expect(
+            try await origin.publish(#"{"tenant":"acme","keys":["/ok"]}"#).body == #"{"seq":1}"#,
+            "nothing was appended before")
         await origin.stop()
     }
 
@@ -41,7 +45,8 @@ struct HostileFeedTests {
         let edge = try await InvalidationFeedTests.node(origin, state: try temporaryDirectory("te-feed-big"))
         try await waitUntil(seconds: 60, advancing: edge.clock) { InvalidationFeedTests.cursor(edge) == 100 }
         #expect(InvalidationFeedTests.cursor(edge) == 100)
-        await edge.shutdown(); await origin.stop()
+        await edge.shutdown()
+        await origin.stop()
     }
 
     @Test func failedAdminTokensWriteABoundedNumberOfAuditLines() async throws {

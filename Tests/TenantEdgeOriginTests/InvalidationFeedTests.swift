@@ -1,10 +1,11 @@
 import Foundation
-@testable import TenantEdgeCore
 import TenantEdgeNative
-@testable import TenantEdgeNode
-@testable import TenantEdgeOrigin
 import TenantEdgeTestSupport
 import Testing
+
+@testable import TenantEdgeCore
+@testable import TenantEdgeNode
+@testable import TenantEdgeOrigin
 
 /// The origin's invalidation log followed by nodes over real TLS through libcurl.
 @Suite("Invalidation feed from the origin", .serialized)
@@ -13,13 +14,16 @@ struct InvalidationFeedTests {
         .init(headers: [("Cache-Control", "max-age=300")], body: "\(request.header("host") ?? "?")|\(request.uri)")
     }
 
-    static func node(_ origin: OriginHarness, state: String, id: String = "test-a", caFile: String? = nil,
-                     adjust: @escaping (inout EdgeConfig) -> Void = { _ in }) async throws -> EdgeHarness {
-        try await EdgeHarness.start(configure: { config in
-            config.stateDir = state
-            origin.follow(&config, directory: state, caFile: caFile)
-            adjust(&config)
-        }, nodeID: id, script: script)
+    static func node(
+        _ origin: OriginHarness, state: String, id: String = "test-a", caFile: String? = nil,
+        adjust: @escaping (inout EdgeConfig) -> Void = { _ in }
+    ) async throws -> EdgeHarness {
+        try await EdgeHarness.start(
+            configure: { config in
+                config.stateDir = state
+                origin.follow(&config, directory: state, caFile: caFile)
+                adjust(&config)
+            }, nodeID: id, script: script)
     }
 
     static func cursor(_ edge: EdgeHarness) -> Int { edge.runtime.invalidationCursor.load(ordering: .relaxed) }
@@ -45,7 +49,9 @@ struct InvalidationFeedTests {
         #expect(try await b.get("/v1/item?id=7").cacheStatus.contains("fwd=miss"))
         let stats = try await a.admin(.GET, "/_edge/stats").body
         #expect(stats.contains(#""invalidation":{"cursor":2,"#))
-        await a.shutdown(); await b.shutdown(); await origin.stop()
+        await a.shutdown()
+        await b.shutdown()
+        await origin.stop()
     }
 
     @Test func restartsOfTheNodeAndOfTheOriginLoseNoEvent() async throws {
@@ -79,7 +85,8 @@ struct InvalidationFeedTests {
         }
         #expect(seqs == [1, 2, 3, 4, 5], "every event applied once, in order")
         #expect(AuditChain.verify(audit, sha256: { OpenSSL.sha256($0) }) == .valid(entries: 5))
-        await node.shutdown(); await origin.stop()
+        await node.shutdown()
+        await origin.stop()
     }
 
     @Test func anExpiredCursorMakesTheNodePurgeEverythingAndResumeFromTheHead() async throws {
@@ -91,8 +98,10 @@ struct InvalidationFeedTests {
         try await waitUntil(seconds: 10, advancing: node.clock) { Self.cursor(node) == 5 }
         node.runtime.audit.flush()
         let audit = try String(contentsOfFile: state + "/audit.jsonl", encoding: .utf8)
-        #expect(audit.contains(#""all":"true""#) && audit.contains(#""tenant":"acme""#) && audit.contains(#""tenant":"globex""#),
-                "every tenant purged whole")
+        #expect(
+            audit.contains(#""all":"true""#) && audit.contains(#""tenant":"acme""#)
+                && audit.contains(#""tenant":"globex""#),
+            "every tenant purged whole")
         // An origin that comes back with less than the node saw (restored from an old backup): the
         // node's cursor is above its head, so it purges everything again and follows the new head.
         await node.shutdown()
@@ -100,7 +109,8 @@ struct InvalidationFeedTests {
         let rewound = try await OriginHarness.start()
         let again = try await Self.node(rewound, state: state)
         try await waitUntil(seconds: 10, advancing: again.clock) { Self.cursor(again) == 0 }
-        await again.shutdown(); await rewound.stop()
+        await again.shutdown()
+        await rewound.stop()
     }
 
     @Test func aServerCertificateFromAnotherCAIsRefused() async throws {
@@ -110,18 +120,22 @@ struct InvalidationFeedTests {
         try await origin.publish(#"{"tenant":"acme","all":true}"#)
         try await waitUntil(seconds: 10, advancing: node.clock) { node.node.feed!.failures >= 2 }
         #expect(Self.cursor(node) == 0, "nothing was accepted from a server the CA does not vouch for")
-        await node.shutdown(); await origin.stop()
+        await node.shutdown()
+        await origin.stop()
     }
 
     @Test func aSilentFeedMakesOldEntriesRevalidateBeforeTheyAreServed() async throws {
         let origin = try await OriginHarness.start()
-        let node = try await Self.node(origin, state: try temporaryDirectory("te-feed-lag")) { $0.origin?.maxInvalidationLagSeconds = 30 }
+        let node = try await Self.node(origin, state: try temporaryDirectory("te-feed-lag")) {
+            $0.origin?.maxInvalidationLagSeconds = 30
+        }
         _ = try await node.get("/old")
         #expect(try await node.get("/old").cacheStatus.contains("; hit"))
         await origin.stop()  // the feed goes silent
         node.clock.advance(by: 60)
         let served = try await node.get("/old")
-        #expect(!served.cacheStatus.contains("; hit"), "older than max_invalidation_lag_s: not served without the upstream")
+        #expect(
+            !served.cacheStatus.contains("; hit"), "older than max_invalidation_lag_s: not served without the upstream")
         #expect(node.upstream.requests().count == 2)
         let metrics = try await node.admin(.GET, "/metrics").body
         #expect(metrics.contains("edge_invalidation_lag_seconds 6"), "lag shows in metrics")

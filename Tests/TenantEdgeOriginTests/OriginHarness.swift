@@ -5,12 +5,13 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
-@testable import TenantEdgeCore
 import TenantEdgeNative
-@testable import TenantEdgeNode
-@testable import TenantEdgeOrigin
 import TenantEdgeTestSupport
 import Testing
+
+@testable import TenantEdgeCore
+@testable import TenantEdgeNode
+@testable import TenantEdgeOrigin
 
 /// A real `edge-origin` over HTTPS (certificate from the CA `make test` made), its tokens, and a
 /// client that trusts that CA, for publishing.
@@ -38,26 +39,34 @@ struct OriginHarness {
         config.keyFile = try TestEnvironment.require("TE_TEST_SERVER_KEY")
         config.stateDir = stateDir
         config.logRetentionEvents = retention
-        config.regions = [.init(region: RegionConfig(name: "eu-west", lat: 53.3, lon: -6.3, publicURL: "https://eu-west.test"))]
+        config.regions = [
+            .init(region: RegionConfig(name: "eu-west", lat: 53.3, lon: -6.3, publicURL: "https://eu-west.test"))
+        ]
         config.tokens.publishers = [(OpenSSL.sha256(Array(publisherToken.utf8)), ["*"])]
         // The region's shared token (pulls, feeds) and one token bound to each node id the tests use
         // (erasure confirmations need a node's own).
-        config.tokens.nodes = [(OpenSSL.sha256(Array(nodeToken.utf8)), "eu-west", nil)]
+        config.tokens.nodes =
+            [(OpenSSL.sha256(Array(nodeToken.utf8)), "eu-west", nil)]
             + boundNodeIDs.map { (OpenSSL.sha256(Array(nodeToken(for: $0).utf8)), "eu-west", $0) }
         return config
     }
 
     /// `port`: listen there (an origin restarted where its nodes expect it); 0 picks a free one.
-    static func start(stateDir: String? = nil, retention: Int = 1000, port: Int = 0,
-                      configure: (inout OriginConfig) -> Void = { _ in }) async throws -> OriginHarness {
-        let directory = stateDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("te-origin-\(UUID().uuidString)").path
+    static func start(
+        stateDir: String? = nil, retention: Int = 1000, port: Int = 0,
+        configure: (inout OriginConfig) -> Void = { _ in }
+    ) async throws -> OriginHarness {
+        let directory =
+            stateDir
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("te-origin-\(UUID().uuidString)").path
         var logger = Logger(label: "test-origin")
         logger.logLevel = .critical
         var settings = try config(stateDir: directory, retention: retention)
         settings.listen = "127.0.0.1:\(port)"
         configure(&settings)
-        let server = try await OriginServer.start(config: settings,
-                                                  group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let server = try await OriginServer.start(
+            config: settings,
+            group: MultiThreadedEventLoopGroup.singleton, logger: logger)
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.trustRoots = .file(try TestEnvironment.require("TE_TEST_CA_FILE"))
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
@@ -66,7 +75,9 @@ struct OriginHarness {
 
     /// Publishes a purge; the origin's `seq`.
     @discardableResult
-    func publish(_ body: String, token: String = OriginHarness.publisherToken) async throws -> (status: Int, body: String) {
+    func publish(_ body: String, token: String = OriginHarness.publisherToken) async throws -> (
+        status: Int, body: String
+    ) {
         var request = HTTPClientRequest(url: url + "/v1/invalidations")
         request.method = .POST
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
@@ -77,7 +88,9 @@ struct OriginHarness {
     }
 
     /// Calls the origin with a token; status and body.
-    func call(_ method: HTTPMethod, _ path: String, token: String, body: String? = nil) async throws -> (status: Int, body: String, signature: String?) {
+    func call(_ method: HTTPMethod, _ path: String, token: String, body: String? = nil) async throws -> (
+        status: Int, body: String, signature: String?
+    ) {
         var request = HTTPClientRequest(url: url + path)
         request.method = method
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
@@ -107,14 +120,18 @@ struct OriginHarness {
 extension OriginHarness {
     /// An origin that signs with `secrets`, seals tenant keys under its region KEK, and pushes to
     /// `nodes` (all in eu-west) with their admin token.
-    static func start(secrets: OriginSecrets, pushingTo nodes: [EdgeHarness], stateDir: String? = nil, port: Int = 0,
-                      adminToken: String) async throws -> OriginHarness {
+    static func start(
+        secrets: OriginSecrets, pushingTo nodes: [EdgeHarness], stateDir: String? = nil, port: Int = 0,
+        adminToken: String
+    ) async throws -> OriginHarness {
         try await start(stateDir: stateDir, port: port) { config in
             config.signingKeyFile = secrets.signingKey
             config.tokens.admin = [OpenSSL.sha256(Array(adminToken.utf8))]
             config.regions[0].kekFile = secrets.regionKEK
             config.regions[0].nodes = nodes.map {
-                .init(id: $0.runtime.config.node.id, adminURL: "http://127.0.0.1:\($0.node.adminPort)", adminTokenFile: secrets.nodeAdminToken)
+                .init(
+                    id: $0.runtime.config.node.id, adminURL: "http://127.0.0.1:\($0.node.adminPort)",
+                    adminTokenFile: secrets.nodeAdminToken)
             }
         }
     }

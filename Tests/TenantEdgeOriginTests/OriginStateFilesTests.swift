@@ -1,8 +1,9 @@
 import Foundation
-@testable import TenantEdgeCore
-@testable import TenantEdgeOrigin
 import TenantEdgeTestSupport
 import Testing
+
+@testable import TenantEdgeCore
+@testable import TenantEdgeOrigin
 
 /// The origin's state files through their `Codable` forms: what a crash leaves behind is read
 /// back, and what cannot be read stops the origin with the file named rather than starting empty.
@@ -11,8 +12,10 @@ struct OriginStateFilesTests {
     @Test func aTornLastLogLineIsCutOffAndTheLogContinuesAfterIt() throws {
         let directory = try temporaryDirectory("te-log-torn")
         let path = directory + "/invalidations.jsonl"
-        let first = try InvalidationLog.line(InvalidationEvent(seq: 1, purge: PurgeRequest(tenant: "acme", all: true), publishedAt: ""))
-        let second = try InvalidationLog.line(InvalidationEvent(seq: 2, purge: PurgeRequest(tenant: "acme", keys: ["/a"]), publishedAt: ""))
+        let first = try InvalidationLog.line(
+            InvalidationEvent(seq: 1, purge: PurgeRequest(tenant: "acme", all: true), publishedAt: ""))
+        let second = try InvalidationLog.line(
+            InvalidationEvent(seq: 2, purge: PurgeRequest(tenant: "acme", keys: ["/a"]), publishedAt: ""))
         try Data((first + "\n" + second + "\n" + #"{"seq":3,"ten"#).utf8).write(to: URL(fileURLWithPath: path))
         let log = try InvalidationLog(stateDirectory: directory, retention: 100, clock: ManualCacheClock())
         #expect(log.head == 2, "the unacknowledged half line is not an event")
@@ -28,9 +31,12 @@ struct OriginStateFilesTests {
 
     @Test func aCorruptLineInsideTheLogStopsTheOriginNamingTheLine() throws {
         let directory = try temporaryDirectory("te-log-corrupt")
-        let good = try InvalidationLog.line(InvalidationEvent(seq: 1, purge: PurgeRequest(tenant: "acme", all: true), publishedAt: ""))
+        let good = try InvalidationLog.line(
+            InvalidationEvent(seq: 1, purge: PurgeRequest(tenant: "acme", all: true), publishedAt: ""))
         try Data((good + "\n{\"seq\":true}\n").utf8).write(to: URL(fileURLWithPath: directory + "/invalidations.jsonl"))
-        #expect(throws: EdgeError.self) { try InvalidationLog(stateDirectory: directory, retention: 100, clock: ManualCacheClock()) }
+        #expect(throws: EdgeError.self) {
+            try InvalidationLog(stateDirectory: directory, retention: 100, clock: ManualCacheClock())
+        }
     }
 
     @Test func theErasureLedgerRoundTripsAndAnUnreadableOneIsRefused() throws {

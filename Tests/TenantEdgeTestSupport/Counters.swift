@@ -4,7 +4,12 @@ import Synchronization
 package final class VersionCounter: Sendable {
     private let value = Mutex(0)
     package init() {}
-    package func next() -> Int { value.withLock { $0 += 1; return $0 } }
+    package func next() -> Int {
+        value.withLock {
+            $0 += 1
+            return $0
+        }
+    }
 }
 
 /// A one-way switch set by one task and read by another.

@@ -26,8 +26,10 @@ package final class EdgeHarness: Sendable {
     package let directory: URL
 
     /// `logs`: when given, the node logs at `trace` into it (tests that grep logs for secrets).
-    package static func start(configure: (inout EdgeConfig) -> Void = { _ in }, masterKey: [UInt8]? = nil, nodeID: String = "test-a",
-                      logs: LogCapture? = nil, script: @escaping TestUpstream.Script) async throws -> EdgeHarness {
+    package static func start(
+        configure: (inout EdgeConfig) -> Void = { _ in }, masterKey: [UInt8]? = nil, nodeID: String = "test-a",
+        logs: LogCapture? = nil, script: @escaping TestUpstream.Script
+    ) async throws -> EdgeHarness {
         let upstream = try await TestUpstream(script: script)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("te-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -56,22 +58,30 @@ package final class EdgeHarness: Sendable {
         ]
         configure(&config)
         let problems = config.validate()
-        guard problems.isEmpty else { throw EdgeError(.invalidConfig, problems.map(\.description).joined(separator: "; ")) }
+        guard problems.isEmpty else {
+            throw EdgeError(.invalidConfig, problems.map(\.description).joined(separator: "; "))
+        }
 
         let clock = ManualCacheClock(Date().timeIntervalSince1970)
         var logger = logs.map { capture in Logger(label: "test") { _ in capture.handler() } } ?? Logger(label: "test")
         logger.logLevel = logs == nil ? .critical : .trace
-        let node = try await EdgeNode.start(config: config, group: MultiThreadedEventLoopGroup.singleton, logger: logger, clock: clock)
+        let node = try await EdgeNode.start(
+            config: config, group: MultiThreadedEventLoopGroup.singleton, logger: logger, clock: clock)
         Task { try? await node.run() }  // its services, until `shutdown` drains them
         var clientConfiguration = HTTPClient.Configuration()
         clientConfiguration.redirectConfiguration = .disallow  // redirects are what some tests look at
-        clientConfiguration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 256)
+        clientConfiguration.connectionPool = .init(
+            idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 256)
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
         return EdgeHarness(upstream: upstream, node: node, clock: clock, client: client, directory: directory)
     }
 
     private init(upstream: TestUpstream, node: EdgeNode, clock: ManualCacheClock, client: HTTPClient, directory: URL) {
-        self.upstream = upstream; self.node = node; self.clock = clock; self.client = client; self.directory = directory
+        self.upstream = upstream
+        self.node = node
+        self.clock = clock
+        self.client = client
+        self.directory = directory
     }
 
     package struct Response: Sendable {
@@ -81,8 +91,10 @@ package final class EdgeHarness: Sendable {
         package var cacheStatus: String { headers.first(name: "cache-status") ?? "" }
     }
 
-    package func request(_ method: HTTPMethod = .GET, host: String = "api.acme.test", _ path: String, headers: [(String, String)] = [],
-                 body: String? = nil, admin: Bool = false) async throws -> Response {
+    package func request(
+        _ method: HTTPMethod = .GET, host: String = "api.acme.test", _ path: String, headers: [(String, String)] = [],
+        body: String? = nil, admin: Bool = false
+    ) async throws -> Response {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(admin ? node.adminPort : node.trafficPort)\(path)")
         request.method = method
         request.headers.add(name: "Host", value: host)
@@ -93,13 +105,18 @@ package final class EdgeHarness: Sendable {
         return Response(status: Int(response.status.code), headers: response.headers, body: String(buffer: bytes))
     }
 
-    package func get(_ path: String, host: String = "api.acme.test", headers: [(String, String)] = []) async throws -> Response {
+    package func get(_ path: String, host: String = "api.acme.test", headers: [(String, String)] = []) async throws
+        -> Response
+    {
         try await request(.GET, host: host, path, headers: headers)
     }
 
-    package func admin(_ method: HTTPMethod, _ path: String, token: String? = EdgeHarness.adminToken, body: String? = nil) async throws -> Response {
-        try await request(method, host: "127.0.0.1", path, headers: token.map { [("Authorization", "Bearer \($0)")] } ?? [],
-                          body: body, admin: true)
+    package func admin(
+        _ method: HTTPMethod, _ path: String, token: String? = EdgeHarness.adminToken, body: String? = nil
+    ) async throws -> Response {
+        try await request(
+            method, host: "127.0.0.1", path, headers: token.map { [("Authorization", "Bearer \($0)")] } ?? [],
+            body: body, admin: true)
     }
 
     package var runtime: EdgeRuntime { node.runtime }
@@ -113,8 +130,10 @@ package final class EdgeHarness: Sendable {
 }
 
 /// Runs `body` against a fresh harness and always shuts it down.
-package func withEdge(configure: (inout EdgeConfig) -> Void = { _ in }, script: @escaping TestUpstream.Script,
-              _ body: (EdgeHarness) async throws -> Void) async throws {
+package func withEdge(
+    configure: (inout EdgeConfig) -> Void = { _ in }, script: @escaping TestUpstream.Script,
+    _ body: (EdgeHarness) async throws -> Void
+) async throws {
     let harness = try await EdgeHarness.start(configure: configure, script: script)
     do {
         try await body(harness)
@@ -141,8 +160,10 @@ package final class LogCapture: Sendable {
             get { metadata[key] }
             set { metadata[key] = newValue }
         }
-        func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
-                 function: String, line: UInt) {
+        func log(
+            level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
+            function: String, line: UInt
+        ) {
             let all = self.metadata.merging(metadata ?? [:]) { $1 }
             capture.lines.withLock { $0.append("\(level) \(message) \(all)") }
         }

@@ -7,5 +7,7 @@ package final class Locked<Value: Sendable>: Sendable {
     package var value: Value { mutex.withLock { $0 } }
     package func update(_ body: @Sendable (inout Value) -> Void) { mutex.withLock { body(&$0) } }
     /// Changes the value and returns what `body` says, in one step.
-    package func modify<Result: Sendable>(_ body: @Sendable (inout Value) -> Result) -> Result { mutex.withLock { body(&$0) } }
+    package func modify<Result: Sendable>(_ body: @Sendable (inout Value) -> Result) -> Result {
+        mutex.withLock { body(&$0) }
+    }
 }

@@ -31,8 +31,10 @@ package enum TestEnvironment {
 /// follower's next poll); throws when it has not held within `seconds`. With `clocks`, background
 /// work waiting on that clock (a backoff, a watch interval) is let through by moving a clock
 /// `step` seconds whenever something sleeps on it: time passes by the clock, not by sleeping.
-package func waitUntil(seconds: Int = 2, advancing clocks: ManualCacheClock..., step: Double = 0.5,
-                       _ condition: () async throws -> Bool) async throws {
+package func waitUntil(
+    seconds: Int = 2, advancing clocks: ManualCacheClock..., step: Double = 0.5,
+    _ condition: () async throws -> Bool
+) async throws {
     for _ in 0..<(seconds * 100) {
         if try await condition() { return }
         for clock in clocks where clock.sleeperCount > 0 { clock.advance(by: step) }

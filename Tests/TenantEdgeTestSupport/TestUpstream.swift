@@ -90,7 +90,10 @@ package final class TestUpstream: Sendable {
         let log: RequestLog
         var head: HTTPRequestHead?
 
-        init(script: @escaping Script, log: RequestLog) { self.script = script; self.log = log }
+        init(script: @escaping Script, log: RequestLog) {
+            self.script = script
+            self.log = log
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
@@ -104,10 +107,16 @@ package final class TestUpstream: Sendable {
                 let write = {
                     var headers = HTTPHeaders(reply.headers)
                     headers.replaceOrAdd(name: "content-length", value: String(reply.body.utf8.count))
-                    context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version,
-                        status: HTTPResponseStatus(statusCode: reply.status), headers: headers))), promise: nil)
+                    context.write(
+                        self.wrapOutboundOut(
+                            .head(
+                                HTTPResponseHead(
+                                    version: head.version,
+                                    status: HTTPResponseStatus(statusCode: reply.status), headers: headers))),
+                        promise: nil)
                     if head.method != .HEAD {
-                        context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: reply.body)))), promise: nil)
+                        context.write(
+                            self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: reply.body)))), promise: nil)
                     }
                     context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
                 }

@@ -125,7 +125,8 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
             let length = head.headers.first(name: "content-length").flatMap(Int.init)
             let expectsContinue = head.headers.first(name: "expect")?.lowercased() == "100-continue"
             if let length, length > maxBodyBytes, length <= drainLimit, !expectsContinue, size <= maxHeaderBytes,
-               responder.screen(head) == nil {
+                responder.screen(head) == nil
+            {
                 // Somewhat too large: read and dropped, then refused, as clients that cannot take an
                 // early answer expect (the whole request still has `header_timeout_ms`).
                 current = Pending(request: request, rejection: .jsonError(.payloadTooLarge, code: "payload_too_large"))
@@ -182,7 +183,9 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
 
     /// The answer for a head that is refused before its body is read, or nil.
     private func refusal(of head: HTTPRequestHead, size: Int) -> EdgeResponse? {
-        if size > maxHeaderBytes { return .jsonError(.requestHeaderFieldsTooLarge, code: "request_header_fields_too_large") }
+        if size > maxHeaderBytes {
+            return .jsonError(.requestHeaderFieldsTooLarge, code: "request_header_fields_too_large")
+        }
         if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBodyBytes {
             return .jsonError(.payloadTooLarge, code: "payload_too_large")
         }
@@ -213,8 +216,9 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
                 case .success(let response):
                     self.write(response, for: pending.request, forceClose: false, context: context)
                 case .failure:
-                    self.write(EdgeResponse.jsonError(.internalServerError, code: "internal_error"),
-                               for: pending.request, forceClose: false, context: context)
+                    self.write(
+                        EdgeResponse.jsonError(.internalServerError, code: "internal_error"),
+                        for: pending.request, forceClose: false, context: context)
                 }
             }
         }
@@ -226,7 +230,9 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
         context.read()
     }
 
-    private func write(_ response: EdgeResponse, for request: EdgeRequest, forceClose: Bool, context: ChannelHandlerContext) {
+    private func write(
+        _ response: EdgeResponse, for request: EdgeRequest, forceClose: Bool, context: ChannelHandlerContext
+    ) {
         guard !closed else { return }
         let lastOfDiscarded = discarding && queue.isEmpty
         let keepAlive = request.head.isKeepAlive && !forceClose && !(quiescing && queue.isEmpty) && !lastOfDiscarded
@@ -235,8 +241,9 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
         let length = response.sendBody ? (response.body?.readableBytes ?? 0) : response.announcedLength
         let connection: String? = !keepAlive ? "close" : (request.head.version.minor == 0 ? "keep-alive" : nil)
         var head = context.channel.allocator.buffer(capacity: 256 + (response.rawHeaders?.readableBytes ?? 0))
-        HTTPResponseHeadWriter.write(version: request.head.version, status: response.status, headers: headers,
-                                     rawHeaders: response.rawHeaders, contentLength: length, connection: connection, into: &head)
+        HTTPResponseHeadWriter.write(
+            version: request.head.version, status: response.status, headers: headers,
+            rawHeaders: response.rawHeaders, contentLength: length, connection: connection, into: &head)
         let body = response.sendBody ? response.body.flatMap { $0.readableBytes > 0 ? $0 : nil } : nil
         busy = false
         if keepAlive {
@@ -290,7 +297,9 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
         lingering = true
         deadline.stop()
         closingTask?.cancel()
-        closingTask = context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerTime) { context.close(promise: nil) }
+        closingTask = context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerTime) {
+            context.close(promise: nil)
+        }
         timerKind = .linger
         context.read()
     }
@@ -401,7 +410,9 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
             context.close(promise: nil)
             return
         }
-        write(status: .requestTimeout, code: "request_timeout", detail: "the request did not arrive in time", context: context)
+        write(
+            status: .requestTimeout, code: "request_timeout", detail: "the request did not arrive in time",
+            context: context)
     }
 
     /// A JSON error the handler writes itself, closing the connection after it.
@@ -411,10 +422,13 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
         responder.decorate(&headers)
         let body = response.body ?? ByteBuffer()
         var head = context.channel.allocator.buffer(capacity: 256)
-        HTTPResponseHeadWriter.write(version: .http1_1, status: status, headers: headers, rawHeaders: nil,
-                                     contentLength: body.readableBytes, connection: "close", into: &head)
+        HTTPResponseHeadWriter.write(
+            version: .http1_1, status: status, headers: headers, rawHeaders: nil,
+            contentLength: body.readableBytes, connection: "close", into: &head)
         context.write(wrapOutboundOut(.byteBuffer(head)), promise: nil)
         watchClosingWrite(context: context)
-        context.writeAndFlush(wrapOutboundOut(.byteBuffer(body))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(body))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
     }
 }

@@ -22,8 +22,9 @@ package final class AuditLog: Sendable {
     package init(stateDirectory: String, clock: any CacheClock, logger: Logger) throws(EdgeError) {
         path = stateDirectory + "/audit.jsonl"
         do {
-            try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(
+                atPath: stateDirectory, withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700])
         } catch { throw EdgeError(.io, "state_dir: cannot create \(stateDirectory)") }
         let existing = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         let last = existing.split(separator: "\n").last.map(String.init)
@@ -42,8 +43,12 @@ package final class AuditLog: Sendable {
         chain.withLock { chain in
             let line = chain.append(event: event, actor: actor, tenant: tenant, details: details, at: now) + "\n"
             writer.async { [descriptor, logger] in
-                let written = line.utf8CString.withUnsafeBufferPointer { write(descriptor, $0.baseAddress, $0.count - 1) }
-                if written != line.utf8.count { logger.error("audit log write failed", metadata: ["path": "\(self.path)"]) }
+                let written = line.utf8CString.withUnsafeBufferPointer {
+                    write(descriptor, $0.baseAddress, $0.count - 1)
+                }
+                if written != line.utf8.count {
+                    logger.error("audit log write failed", metadata: ["path": "\(self.path)"])
+                }
             }
         }
     }

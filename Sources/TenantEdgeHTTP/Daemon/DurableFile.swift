@@ -2,7 +2,7 @@ import Foundation
 import TenantEdgeCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Durable replacement of a whole file, for state a daemon must find again after a crash or a power

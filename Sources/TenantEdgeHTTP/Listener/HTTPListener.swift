@@ -15,9 +15,10 @@ package final class HTTPListener: Sendable {
     package var port: Int { channel.localAddress?.port ?? 0 }
 
     /// `tls`: serve HTTPS with this context (the origin); nil for plain HTTP (the node's listeners).
-    package static func bind(address: HostPort, group: any EventLoopGroup, responder: any HTTPResponder, limits: EdgeConfig.Limits,
-                     tls: NIOSSLContext? = nil) async throws -> HTTPListener
-    {
+    package static func bind(
+        address: HostPort, group: any EventLoopGroup, responder: any HTTPResponder, limits: EdgeConfig.Limits,
+        tls: NIOSSLContext? = nil
+    ) async throws -> HTTPListener {
         let quiesce = ServerQuiescingHelper(group: group)
         let budget = ConnectionBudget(limit: limits.maxConnections)
         let channel = try await ServerBootstrap(group: group)
@@ -38,7 +39,8 @@ package final class HTTPListener: Sendable {
                     let pipeline = channel.pipeline.syncOperations
                     if let tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls)) }
                     try pipeline.addHandler(InboundBytesNotifier())
-                    // No HTTPResponseEncoder: HTTPConnectionHandler writes response heads itself (HTTPResponseHeadWriter).
+                    // No HTTPResponseEncoder: HTTPConnectionHandler writes response heads itself
+                    // (HTTPResponseHeadWriter).
                     try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
                     try pipeline.addHandler(HTTPConnectionHandler(responder: responder, limits: limits))
                 }

@@ -18,7 +18,8 @@ package enum HTTPResponseHeadWriter {
         buffer.writeString(status.reasonPhrase)
         buffer.writeStaticString("\r\n")
         if var raw = rawHeaders { buffer.writeBuffer(&raw) }
-        for (name, value) in headers where !name.caseInsensitiveEquals("content-length") && !name.caseInsensitiveEquals("connection") {
+        for (name, value) in headers
+        where !name.caseInsensitiveEquals("content-length") && !name.caseInsensitiveEquals("connection") {
             buffer.writeString(name)
             buffer.writeStaticString(": ")
             buffer.writeString(value)

@@ -46,35 +46,44 @@ struct AdminResponder: HTTPResponder {
         case (.GET, "/healthz"):
             return .now(.json(.ok, "{\"status\":\"ok\"}"))
         case (.GET, "/readyz"):
-            return .now(isReady() ? .json(.ok, "{\"status\":\"ready\"}") : .jsonError(.serviceUnavailable, code: "not_ready"))
+            return .now(
+                isReady() ? .json(.ok, "{\"status\":\"ready\"}") : .jsonError(.serviceUnavailable, code: "not_ready"))
         case (.GET, "/metrics"):
             // Open when `monitoring` is on (an internal scrape); a token, when given or required,
             // limits the tenant series to the tenants it may see.
             let token = bearerToken(request)
             if !runtime.config.monitoring || tokenDigest(request) != nil,
-               let denied = authorize(request, scope: .read, tenant: nil) { return .now(denied) }
+                let denied = authorize(request, scope: .read, tenant: nil)
+            {
+                return .now(denied)
+            }
             let caches = runtime.table.tenants.compactMap { runtime.caches[$0.id] }
             runtime.metrics.setInvalidationLag(runtime.invalidationLag(now: runtime.clock.now()) ?? 0)
             runtime.metrics.updateGeo(runtime.geo, regions: runtime.table.regions)
-            return .later(runtime.sharedTierBytes(of: caches.map(\.tenant.id), on: eventLoop).map { l2Bytes in
-                var headers = HTTPHeaders()
-                headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
-                var body = runtime.metrics.render(caches: caches, redisIsUp: runtime.l2IsUp, redisBytes: l2Bytes)
-                if let token, !token.tenants.contains("*") { body = MetricsScope.filter(body, allowed: token.allows(tenant:)) }
-                return EdgeResponse(status: .ok, headers: headers, body: ByteBuffer(bytes: body))
-            })
+            return .later(
+                runtime.sharedTierBytes(of: caches.map(\.tenant.id), on: eventLoop).map { l2Bytes in
+                    var headers = HTTPHeaders()
+                    headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
+                    var body = runtime.metrics.render(caches: caches, redisIsUp: runtime.l2IsUp, redisBytes: l2Bytes)
+                    if let token, !token.tenants.contains("*") {
+                        body = MetricsScope.filter(body, allowed: token.allows(tenant:))
+                    }
+                    return EdgeResponse(status: .ok, headers: headers, body: ByteBuffer(bytes: body))
+                })
         case (.GET, "/_edge/stats"):
             if let denied = authorize(request, scope: .read, tenant: nil) { return .now(denied) }
             let token = bearerToken(request)
             let visible = runtime.table.tenants.map(\.id).filter { token?.allows(tenant: $0) ?? false }
-            return .later(runtime.sharedTierBytes(of: visible, on: eventLoop).map { l2Bytes in
-                .json(.ok, statsJSON(visibleTo: token, l2Bytes: l2Bytes))
-            })
+            return .later(
+                runtime.sharedTierBytes(of: visible, on: eventLoop).map { l2Bytes in
+                    .json(.ok, statsJSON(visibleTo: token, l2Bytes: l2Bytes))
+                })
         case (.GET, "/_edge/route"):
             if let denied = authorize(request, scope: .read, tenant: nil) { return .now(denied) }
             return .now(route(request))
-        case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/_edge/stats"), (_, "/_edge/purge"), (_, "/_edge/config"),
-             (_, "/_edge/route"):
+        case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/_edge/stats"), (_, "/_edge/purge"),
+            (_, "/_edge/config"),
+            (_, "/_edge/route"):
             return .now(.jsonError(.methodNotAllowed, code: "method_not_allowed"))
         default:
             return .now(.jsonError(.notFound, code: "not_found"))
@@ -91,18 +100,23 @@ struct AdminResponder: HTTPResponder {
         }
         if let denied = authorize(request, scope: .purge, tenant: purge.tenant) { return .now(denied) }
         guard let cache = runtime.caches[purge.tenant] else {
-            return .now(.jsonError(.notFound, code: "unknown_tenant", detail: "no tenant '\(purge.tenant)' on this node"))
+            return .now(
+                .jsonError(.notFound, code: "unknown_tenant", detail: "no tenant '\(purge.tenant)' on this node"))
         }
         let (logger, audit) = (runtime.logger, runtime.audit)
         let actor = tokenDigest(request).map { "admin:" + Hex.encode($0.prefix(6)) } ?? "admin"
-        return .later(runtime.purge(purge, cache: cache, on: eventLoop).map { purged in
-            logger.info("purge", metadata: ["tenant": "\(purge.tenant)", "purged": "\(purged)"])
-            audit.record("purge", actor: actor, tenant: purge.tenant, details: [
-                "keys": String(purge.keys.count), "tags": String(purge.tags.count), "prefixes": String(purge.prefixes.count),
-                "all": String(purge.all), "purged": String(purged),
-            ])
-            return .json(.ok, "{\"purged\":\(purged)}")
-        })
+        return .later(
+            runtime.purge(purge, cache: cache, on: eventLoop).map { purged in
+                logger.info("purge", metadata: ["tenant": "\(purge.tenant)", "purged": "\(purged)"])
+                audit.record(
+                    "purge", actor: actor, tenant: purge.tenant,
+                    details: [
+                        "keys": String(purge.keys.count), "tags": String(purge.tags.count),
+                        "prefixes": String(purge.prefixes.count),
+                        "all": String(purge.all), "purged": String(purged),
+                    ])
+                return .json(.ok, "{\"purged\":\(purged)}")
+            })
     }
 
     /// `PUT /_edge/config`: a signed bundle from the origin. Verifying, persisting (fsync) and
@@ -114,14 +128,16 @@ struct AdminResponder: HTTPResponder {
         let signature = request.head.headers.first(name: "edge-signature")
         let actor = tokenDigest(request).map { "admin:" + Hex.encode($0.prefix(6)) } ?? "admin"
         let bundles = self.bundles
-        return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
-            do throws(ConfigBundleGate.Rejection) {
-                let version = try bundles.apply(body: body, signatureHeader: signature, actor: actor)
-                return .json(.ok, "{\"version\":\(version)}")
-            } catch {
-                return .jsonError(HTTPResponseStatus(statusCode: error.status), code: error.code, detail: error.reason)
-            }
-        }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
+        return .later(
+            NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
+                do throws(ConfigBundleGate.Rejection) {
+                    let version = try bundles.apply(body: body, signatureHeader: signature, actor: actor)
+                    return .json(.ok, "{\"version\":\(version)}")
+                } catch {
+                    return .jsonError(
+                        HTTPResponseStatus(statusCode: error.status), code: error.code, detail: error.reason)
+                }
+            }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
     }
 
     /// `GET /_edge/route?ip=A&tenant=T`: the region this node would send that client to, and why.
@@ -130,9 +146,12 @@ struct AdminResponder: HTTPResponder {
         let query = QueryString.parse(QueryString.split(target: request.head.uri).query)
         let table = runtime.table
         let token = bearerToken(request)
-        guard let ip = query["ip"], !ip.isEmpty, let tenantID = query["tenant"], token?.allows(tenant: tenantID) == true,
-              let tenant = table.tenants.first(where: { $0.id == tenantID }) else {
-            return .jsonError(.badRequest, code: "bad_request", detail: "give ip= and the tenant= of a tenant on this node")
+        guard let ip = query["ip"], !ip.isEmpty, let tenantID = query["tenant"],
+            token?.allows(tenant: tenantID) == true,
+            let tenant = table.tenants.first(where: { $0.id == tenantID })
+        else {
+            return .jsonError(
+                .badRequest, code: "bad_request", detail: "give ip= and the tenant= of a tenant on this node")
         }
         let location: RegionRouter.Location?
         do {
@@ -140,12 +159,17 @@ struct AdminResponder: HTTPResponder {
         } catch {
             return .jsonError(.badRequest, code: "bad_request", detail: "ip: not an IPv4 or IPv6 address")
         }
-        let decision = RegionRouter.choose(location: location, tenant: tenant, regions: table.regions,
-                                           healthy: runtime.geo.healthy(table.regions), home: runtime.config.node.region)
-        func number(_ value: Double?) -> String { value.map { String(format: "%.4f", $0) } ?? "null" }
-        return .json(.ok, "{\"ip\":\(JSONText.quote(ip)),\"country\":\(location?.country.map(JSONText.quote) ?? "null"),"
-            + "\"lat\":\(number(location?.latitude)),\"lon\":\(number(location?.longitude)),\"region\":\(JSONText.quote(decision.region)),"
-            + "\"distance_km\":\(decision.distanceKm.map { String(Int($0.rounded())) } ?? "null"),\"reason\":\(JSONText.quote(decision.reason))}")
+        let decision = RegionRouter.choose(
+            location: location, tenant: tenant, regions: table.regions,
+            healthy: runtime.geo.healthy(table.regions), home: runtime.config.node.region)
+        func number(_ value: Double?) -> JSONValue { value.map { .number(($0 * 10_000).rounded() / 10_000) } ?? .null }
+        let answer = JSONValue.object([
+            "ip": .string(ip), "country": location?.country.map { .string($0) } ?? .null,
+            "lat": number(location?.latitude), "lon": number(location?.longitude), "region": .string(decision.region),
+            "distance_km": decision.distanceKm.map { .integer(Int(max(0, min($0, 1e9)).rounded())) } ?? .null,
+            "reason": .string(decision.reason),
+        ])
+        return .json(.ok, (try? answer.canonicalText) ?? "{}")
     }
 
     private func bearerToken(_ request: EdgeRequest) -> AdminTokens.Token? {
@@ -170,66 +194,99 @@ struct AdminResponder: HTTPResponder {
             return nil
         case .unauthenticated:
             runtime.securityEvent("auth_failed", tenant: known, detail: "missing or unknown admin token")
-            var response = EdgeResponse.jsonError(.unauthorized, code: "unauthorized", detail: "a valid bearer token is required")
+            var response = EdgeResponse.jsonError(
+                .unauthorized, code: "unauthorized", detail: "a valid bearer token is required")
             response.headers.add(name: "www-authenticate", value: "Bearer")
             return response
         case .forbidden:
             // One reason whether or not the tenant exists here, so a scoped token cannot probe for tenants.
-            let reason = tenant == nil ? "token lacks the '\(scope.rawValue)' scope" : "token is not allowed for this call's tenant"
+            let reason =
+                tenant == nil
+                ? "token lacks the '\(scope.rawValue)' scope" : "token is not allowed for this call's tenant"
             runtime.securityEvent("auth_failed", tenant: known, detail: reason)
             return .jsonError(.forbidden, code: "forbidden", detail: reason)
         }
     }
 
     /// Totals over every tenant's L2: shown only to a token for all tenants.
-    private func redisStats(visibleTo token: AdminTokens.Token?) -> String {
-        guard let up = runtime.l2IsUp else { return "" }
-        guard token?.tenants.contains("*") == true else { return ",\"redis\":{\"up\":\(up)}" }
-        func total(_ counter: (TierCounters) -> Int) -> Int { runtime.allL2Tiers.reduce(0) { $0 + counter($1.counters) } }
-        return ",\"redis\":{\"up\":\(up),\"tiers\":\(runtime.allL2Tiers.count),"
-            + "\"hits\":\(total { $0.hits.load(ordering: .relaxed) }),\"misses\":\(total { $0.misses.load(ordering: .relaxed) }),"
-            + "\"writes\":\(total { $0.writes.load(ordering: .relaxed) }),\"errors\":\(total { $0.errors.load(ordering: .relaxed) }),"
-            + "\"bytes_read\":\(total { $0.bytesRead.load(ordering: .relaxed) }),\"bytes_written\":\(total { $0.bytesWritten.load(ordering: .relaxed) }),"
-            + "\"fenced_writes\":\(total { $0.fencedWrites.load(ordering: .relaxed) }),"
-            + "\"quota_refused_writes\":\(total { $0.quotaRefusedWrites.load(ordering: .relaxed) }),\"calls\":\(total { $0.calls.load(ordering: .relaxed) }),"
-            + "\"wait_ms_total\":\(total { $0.waitNanoseconds.load(ordering: .relaxed) } / 1_000_000)}"
+    private func redisStats(visibleTo token: AdminTokens.Token?) -> JSONValue? {
+        guard let up = runtime.l2IsUp else { return nil }
+        guard token?.tenants.contains("*") == true else { return .object(["up": .bool(up)]) }
+        let tiers = runtime.allL2Tiers
+        func total(_ counter: (TierCounters) -> Int) -> Int { tiers.reduce(0) { $0 + counter($1.counters) } }
+        return .object([
+            "up": .bool(up), "tiers": .integer(tiers.count),
+            "hits": .integer(total { $0.hits.load(ordering: .relaxed) }),
+            "misses": .integer(total { $0.misses.load(ordering: .relaxed) }),
+            "writes": .integer(total { $0.writes.load(ordering: .relaxed) }),
+            "errors": .integer(total { $0.errors.load(ordering: .relaxed) }),
+            "bytes_read": .integer(total { $0.bytesRead.load(ordering: .relaxed) }),
+            "bytes_written": .integer(total { $0.bytesWritten.load(ordering: .relaxed) }),
+            "fenced_writes": .integer(total { $0.fencedWrites.load(ordering: .relaxed) }),
+            "quota_refused_writes": .integer(total { $0.quotaRefusedWrites.load(ordering: .relaxed) }),
+            "calls": .integer(total { $0.calls.load(ordering: .relaxed) }),
+            "wait_ms_total": .integer(total { $0.waitNanoseconds.load(ordering: .relaxed) } / 1_000_000),
+        ])
     }
 
     /// `"geo"`: the database, the decision cache, failed lookups and reloads, and which regions may be chosen.
-    private func geoStats() -> String {
+    private func geoStats() -> JSONValue {
         let geo = runtime.geo
         let regions = runtime.table.regions
         let healthy = geo.healthy(regions)
-        return "\"geo\":{\"database\":\(geo.hasDatabase),\"decisions_cached\":\(geo.cachedDecisions),"
-            + "\"cache_hits\":\(geo.cacheHits.load(ordering: .relaxed)),\"lookups\":\(geo.cacheMisses.load(ordering: .relaxed)),"
-            + "\"lookup_errors\":\(geo.lookupErrors.load(ordering: .relaxed)),\"reloads\":\(geo.reloads.load(ordering: .relaxed)),"
-            + "\"reload_failures\":\(geo.reloadFailures.load(ordering: .relaxed)),\"regions\":{"
-            + regions.map { "\(JSONText.quote($0.name)):\(healthy.contains($0.name) ? "\"up\"" : "\"down\"")" }.joined(separator: ",") + "}}"
+        return .object([
+            "database": .bool(geo.hasDatabase), "decisions_cached": .integer(geo.cachedDecisions),
+            "cache_hits": .integer(geo.cacheHits.load(ordering: .relaxed)),
+            "lookups": .integer(geo.cacheMisses.load(ordering: .relaxed)),
+            "lookup_errors": .integer(geo.lookupErrors.load(ordering: .relaxed)),
+            "reloads": .integer(geo.reloads.load(ordering: .relaxed)),
+            "reload_failures": .integer(geo.reloadFailures.load(ordering: .relaxed)),
+            "regions": .object(
+                Dictionary(regions.map { ($0.name, .string(healthy.contains($0.name) ? "up" : "down")) }) { first, _ in
+                    first
+                }),
+        ])
     }
 
     /// Per-tenant figures, limited to the tenants the token may see. `l2Bytes`: live bytes in Redis
     /// per tenant, for tenants with an L2 whose Redis answered.
     func statsJSON(visibleTo token: AdminTokens.Token?, l2Bytes: [String: Int]) -> String {
-        var tenants: [String] = []
+        var tenants: [String: JSONValue] = [:]
         for tenant in runtime.table.tenants where token?.allows(tenant: tenant.id) ?? false {
             guard let cache = runtime.caches[tenant.id] else { continue }
             let occupancy = cache.occupancy()
             let counters = cache.counters
-            tenants.append("\(JSONText.quote(tenant.id)):{\"hits\":\(counters.hits.load(ordering: .relaxed)),"
-                + "\"misses\":\(counters.misses.load(ordering: .relaxed)),\"stale\":\(counters.stale.load(ordering: .relaxed)),"
-                + "\"bypasses\":\(counters.bypasses.load(ordering: .relaxed)),\"errors\":\(counters.errors.load(ordering: .relaxed)),"
-                + "\"bytes\":\(occupancy.bytes),\"entries\":\(occupancy.entries),\"evictions\":\(occupancy.evictions),"
-                + "\"quota_bytes\":\(occupancy.quota),\"encrypted\":\(cache.cipher.encrypts),"
-                + "\"key_version\":\(cache.cipher.keyVersion),\"entries_by_key_version\":{"
-                + cache.entriesByKeyVersion().sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",") + "}"
-                + (l2Bytes[tenant.id].map { ",\"redis_bytes\":\($0)" } ?? "") + "}")
+            var figures: [String: JSONValue] = [
+                "hits": .integer(counters.hits.load(ordering: .relaxed)),
+                "misses": .integer(counters.misses.load(ordering: .relaxed)),
+                "stale": .integer(counters.stale.load(ordering: .relaxed)),
+                "bypasses": .integer(counters.bypasses.load(ordering: .relaxed)),
+                "errors": .integer(counters.errors.load(ordering: .relaxed)),
+                "bytes": .integer(occupancy.bytes), "entries": .integer(occupancy.entries),
+                "evictions": .integer(occupancy.evictions), "quota_bytes": .integer(occupancy.quota),
+                "encrypted": .bool(cache.cipher.encrypts), "key_version": .integer(Int(cache.cipher.keyVersion)),
+                "entries_by_key_version": .object(
+                    Dictionary(
+                        uniqueKeysWithValues: cache.entriesByKeyVersion().map { ("\($0.key)", .integer($0.value)) })),
+            ]
+            if let bytes = l2Bytes[tenant.id] { figures["redis_bytes"] = .integer(bytes) }
+            tenants[tenant.id] = .object(figures)
         }
-        let uptime = Int(runtime.clock.now() - runtime.startedAt)
-        return "{\"node\":{\"id\":\(JSONText.quote(runtime.config.node.id)),\"region\":\(JSONText.quote(runtime.config.node.region)),"
-            + "\"uptime_s\":\(uptime)},\"config_version\":\(runtime.table.version),\"tiers\":{\"memory\":{\"up\":true}\(redisStats(visibleTo: token))},"
-            + "\"invalidation\":{\"cursor\":\(runtime.invalidationCursor.load(ordering: .relaxed)),"
-            + "\"lag_seconds\":\(Int(runtime.invalidationLag(now: runtime.clock.now()) ?? 0))},"
-            + "\"security_events\":\(runtime.securityEventCount.load(ordering: .relaxed)),\(geoStats()),"
-            + "\"tenants\":{\(tenants.joined(separator: ","))}}"
+        var tiers: [String: JSONValue] = ["memory": .object(["up": .bool(true)])]
+        tiers["redis"] = redisStats(visibleTo: token)
+        let stats = JSONValue.object([
+            "node": .object([
+                "id": .string(runtime.config.node.id), "region": .string(runtime.config.node.region),
+                "uptime_s": .integer(Int(max(0, min(runtime.clock.now() - runtime.startedAt, 1e15)))),
+            ]),
+            "config_version": .integer(runtime.table.version), "tiers": .object(tiers),
+            "invalidation": .object([
+                "cursor": .integer(runtime.invalidationCursor.load(ordering: .relaxed)),
+                "lag_seconds": .integer(Int(max(0, min(runtime.invalidationLag(now: runtime.clock.now()) ?? 0, 1e15)))),
+            ]),
+            "security_events": .integer(runtime.securityEventCount.load(ordering: .relaxed)), "geo": geoStats(),
+            "tenants": .object(tenants),
+        ])
+        return (try? stats.canonicalText) ?? "{}"
     }
 }

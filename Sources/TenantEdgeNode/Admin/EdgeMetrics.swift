@@ -11,7 +11,9 @@ final class EdgeMetrics: Sendable {
     static let securityKinds = ["decrypt_failed", "auth_failed"]
     static let invalidationKinds = ["key", "tag", "prefix", "all"]
 
-    static var requestsTotal: MetricNameDescriptor { describe("edge_requests_total", "Tenant requests by cache outcome") }
+    static var requestsTotal: MetricNameDescriptor {
+        describe("edge_requests_total", "Tenant requests by cache outcome")
+    }
 
     static func describe(_ name: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
@@ -37,36 +39,54 @@ final class EdgeMetrics: Sendable {
         unknownTenantRequests = registry.makeCounter(
             descriptor: Self.requestsTotal, labels: [("tenant", "_unknown"), ("cache_status", "bypass")])
         duration = registry.makeDurationHistogram(
-            descriptor: Self.describe("edge_request_duration_seconds", "Time from a complete request to its response, tenant traffic"), labels: [],
-            buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10].map {
-                Duration.nanoseconds(Int64($0 * 1e9))
-            })
+            descriptor: Self.describe(
+                "edge_request_duration_seconds", "Time from a complete request to its response, tenant traffic"),
+            labels: [],
+            buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+                .map {
+                    Duration.nanoseconds(Int64($0 * 1e9))
+                })
         var security: [String: Counter] = [:]
         for kind in Self.securityKinds {
-            security[kind] = registry.makeCounter(descriptor: Self.describe("edge_security_events_total", "Security events: decrypt_failed, auth_failed"), labels: [("kind", kind)])
+            security[kind] = registry.makeCounter(
+                descriptor: Self.describe("edge_security_events_total", "Security events: decrypt_failed, auth_failed"),
+                labels: [("kind", kind)])
         }
         securityEvents = security
         var applied: [String: Counter] = [:]
         for kind in Self.invalidationKinds {
-            applied[kind] = registry.makeCounter(descriptor: Self.describe("edge_invalidations_applied_total", "Purge selectors applied, by kind"), labels: [("kind", kind)])
+            applied[kind] = registry.makeCounter(
+                descriptor: Self.describe("edge_invalidations_applied_total", "Purge selectors applied, by kind"),
+                labels: [("kind", kind)])
         }
         invalidations = applied
-        invalidationLag = registry.makeGauge(descriptor: Self.describe("edge_invalidation_lag_seconds", "Seconds since the invalidation feed was last heard (0 standalone)"))
+        invalidationLag = registry.makeGauge(
+            descriptor: Self.describe(
+                "edge_invalidation_lag_seconds", "Seconds since the invalidation feed was last heard (0 standalone)"))
         invalidationLag.set(to: 0)
-        configVersion = registry.makeGauge(descriptor: Self.describe("edge_config_version", "Version of the applied config bundle (0 standalone)"))
+        configVersion = registry.makeGauge(
+            descriptor: Self.describe("edge_config_version", "Version of the applied config bundle (0 standalone)"))
         configVersion.set(to: 0)
-        registry.makeGauge(descriptor: Self.describe("edge_tier_up", "1 when the cache tier is usable"), labels: [("tier", "memory")]).set(to: 1)
-        redisUp = hasRedis
-            ? registry.makeGauge(descriptor: Self.describe("edge_tier_up", "1 when the cache tier is usable"), labels: [("tier", "redis")])
+        registry.makeGauge(
+            descriptor: Self.describe("edge_tier_up", "1 when the cache tier is usable"), labels: [("tier", "memory")]
+        ).set(to: 1)
+        redisUp =
+            hasRedis
+            ? registry.makeGauge(
+                descriptor: Self.describe("edge_tier_up", "1 when the cache tier is usable"),
+                labels: [("tier", "redis")])
             : nil
     }
 
-    private static func requestCounters(_ registry: PrometheusCollectorRegistry, _ tenants: [String]) -> [String: [String: Counter]] {
+    private static func requestCounters(_ registry: PrometheusCollectorRegistry, _ tenants: [String]) -> [String:
+        [String: Counter]]
+    {
         var requests: [String: [String: Counter]] = [:]
         for tenant in tenants {
             var byStatus: [String: Counter] = [:]
             for status in statusLabels {
-                byStatus[status] = registry.makeCounter(descriptor: requestsTotal, labels: [("tenant", tenant), ("cache_status", status)])
+                byStatus[status] = registry.makeCounter(
+                    descriptor: requestsTotal, labels: [("tenant", tenant), ("cache_status", status)])
             }
             requests[tenant] = byStatus
         }
@@ -84,7 +104,11 @@ final class EdgeMetrics: Sendable {
     func setInvalidationLag(_ seconds: Double) { invalidationLag.set(to: seconds) }
 
     func recordRequest(tenant: String?, status: String, elapsedNanoseconds: Int64) {
-        if let tenant { requests.withLock { $0[tenant]?[status] }?.increment() } else { unknownTenantRequests.increment() }
+        if let tenant {
+            requests.withLock { $0[tenant]?[status] }?.increment()
+        } else {
+            unknownTenantRequests.increment()
+        }
         duration.recordNanoseconds(elapsedNanoseconds)
     }
 
@@ -99,11 +123,27 @@ final class EdgeMetrics: Sendable {
     /// decisions answered from the cache or computed, and each region's state for the node.
     func updateGeo(_ geo: GeoRouting, regions: [RegionConfig]) {
         let totals = [
-            ("edge_geoip_lookup_errors_total", "GeoIP lookups that failed (broken record); the client got the fallback region", [(String, String)](), geo.lookupErrors.load(ordering: .relaxed)),
-            ("edge_geoip_reloads_total", "GeoIP database reloads, by result", [("result", "ok")], geo.reloads.load(ordering: .relaxed)),
-            ("edge_geoip_reloads_total", "GeoIP database reloads, by result", [("result", "failed")], geo.reloadFailures.load(ordering: .relaxed)),
-            ("edge_geo_decisions_total", "Region decisions, by source", [("source", "cache")], geo.cacheHits.load(ordering: .relaxed)),
-            ("edge_geo_decisions_total", "Region decisions, by source", [("source", "lookup")], geo.cacheMisses.load(ordering: .relaxed)),
+            (
+                "edge_geoip_lookup_errors_total",
+                "GeoIP lookups that failed (broken record); the client got the fallback region", [(String, String)](),
+                geo.lookupErrors.load(ordering: .relaxed)
+            ),
+            (
+                "edge_geoip_reloads_total", "GeoIP database reloads, by result", [("result", "ok")],
+                geo.reloads.load(ordering: .relaxed)
+            ),
+            (
+                "edge_geoip_reloads_total", "GeoIP database reloads, by result", [("result", "failed")],
+                geo.reloadFailures.load(ordering: .relaxed)
+            ),
+            (
+                "edge_geo_decisions_total", "Region decisions, by source", [("source", "cache")],
+                geo.cacheHits.load(ordering: .relaxed)
+            ),
+            (
+                "edge_geo_decisions_total", "Region decisions, by source", [("source", "lookup")],
+                geo.cacheMisses.load(ordering: .relaxed)
+            ),
         ]
         for (name, help, labels, total) in totals {
             let key = name + labels.map { "|\($0.1)" }.joined()
@@ -116,27 +156,39 @@ final class EdgeMetrics: Sendable {
         }
         let healthy = geo.healthy(regions)
         for region in regions {
-            registry.makeGauge(descriptor: Self.describe("edge_region_up", "1 when the region may be chosen for clients (not marked down, probes answer)"),
-                               labels: [("region", region.name)]).set(to: healthy.contains(region.name) ? 1 : 0)
+            registry.makeGauge(
+                descriptor: Self.describe(
+                    "edge_region_up", "1 when the region may be chosen for clients (not marked down, probes answer)"),
+                labels: [("region", region.name)]
+            ).set(to: healthy.contains(region.name) ? 1 : 0)
         }
     }
 
     func render(caches: [TenantCache], redisIsUp: Bool? = nil, redisBytes: [String: Int] = [:]) -> [UInt8] {
         if let redisIsUp { redisUp?.set(to: redisIsUp ? 1 : 0) }
         for (tenant, bytes) in redisBytes {
-            registry.makeGauge(descriptor: Self.describe("edge_cache_bytes", "Bytes held per tenant and tier"), labels: [("tenant", tenant), ("tier", "redis")])
-                .set(to: Double(bytes))
+            registry.makeGauge(
+                descriptor: Self.describe("edge_cache_bytes", "Bytes held per tenant and tier"),
+                labels: [("tenant", tenant), ("tier", "redis")]
+            )
+            .set(to: Double(bytes))
         }
         for cache in caches {
             let occupancy = cache.occupancy()
-            registry.makeGauge(descriptor: Self.describe("edge_cache_bytes", "Bytes held per tenant and tier"), labels: [("tenant", cache.tenant.id), ("tier", "memory")])
-                .set(to: Double(occupancy.bytes))
+            registry.makeGauge(
+                descriptor: Self.describe("edge_cache_bytes", "Bytes held per tenant and tier"),
+                labels: [("tenant", cache.tenant.id), ("tier", "memory")]
+            )
+            .set(to: Double(occupancy.bytes))
             let delta = evictionsReported.withLock { reported -> Int in
                 let delta = occupancy.evictions - (reported[cache.tenant.id] ?? 0)
                 reported[cache.tenant.id] = occupancy.evictions
                 return delta
             }
-            let counter = registry.makeCounter(descriptor: Self.describe("edge_cache_evictions_total", "Entries evicted to keep a tenant within its quota"), labels: [("tenant", cache.tenant.id)])
+            let counter = registry.makeCounter(
+                descriptor: Self.describe(
+                    "edge_cache_evictions_total", "Entries evicted to keep a tenant within its quota"),
+                labels: [("tenant", cache.tenant.id)])
             if delta > 0 { counter.increment(by: Int64(delta)) }
         }
         var buffer: [UInt8] = []

@@ -7,8 +7,9 @@ enum MetricsScope {
         out.reserveCapacity(exposition.count)
         for line in exposition.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
             if let start = line.firstRange(of: marker)?.upperBound,
-               let end = line[start...].firstIndex(of: UInt8(ascii: "\"")),
-               !allowed(String(decoding: line[start..<end], as: UTF8.self)) {
+                let end = line[start...].firstIndex(of: UInt8(ascii: "\"")),
+                !allowed(String(decoding: line[start..<end], as: UTF8.self))
+            {
                 continue
             }
             out.append(contentsOf: line)

@@ -63,8 +63,9 @@ package final class ErasureConfirmations: Service, Sendable {
             case .confirmed:
                 action = nil
             case .giveUp(let tenant, let attempts):
-                logger.warning("the origin did not take the erasure confirmation",
-                               metadata: ["tenant": "\(tenant)", "attempts": "\(attempts)"])
+                logger.warning(
+                    "the origin did not take the erasure confirmation",
+                    metadata: ["tenant": "\(tenant)", "attempts": "\(attempts)"])
                 action = nil
             }
         }

@@ -35,7 +35,8 @@ package final class InvalidationFeed: Service, Sendable {
         cursorPath = runtime.config.stateDir + "/feed.cursor"
         // A cursor that is no sequence number (a torn or edited file) starts over from 0: the origin
         // then answers what it has, or `410` and a purge of everything, never a stuck feed.
-        let saved = FileManager.default.contents(atPath: cursorPath).flatMap { Int(String(decoding: $0, as: UTF8.self)) }
+        let saved =
+            FileManager.default.contents(atPath: cursorPath).flatMap { Int(String(decoding: $0, as: UTF8.self)) }
             .flatMap { (0...FeedAnswer.largestSequence).contains($0) ? $0 : nil } ?? 0
         savedCursor = saved
         status = Mutex((saved, 0))
@@ -60,8 +61,10 @@ package final class InvalidationFeed: Service, Sendable {
     }
 
     /// Does what `action` says and reports the outcome to `follower`, returning its next action.
-    private func perform(_ action: FeedFollower.Action, with follower: inout FeedFollower,
-                         transfers: CurlTransferQueue) async -> FeedFollower.Action {
+    private func perform(
+        _ action: FeedFollower.Action, with follower: inout FeedFollower,
+        transfers: CurlTransferQueue
+    ) async -> FeedFollower.Action {
         switch action {
         case .pullBundle:
             return follower.bundlePulled(answered: await pullBundle(transfers))
@@ -81,15 +84,18 @@ package final class InvalidationFeed: Service, Sendable {
             for event in events { await apply(event) }
             return persisted(cursor, &follower)
         case .purgeEverything(let cursor, let expired):
-            runtime.logger.warning("invalidation cursor expired at the origin; purging every tenant",
-                                   metadata: ["cursor": "\(expired)", "head": "\(cursor)"])
+            runtime.logger.warning(
+                "invalidation cursor expired at the origin; purging every tenant",
+                metadata: ["cursor": "\(expired)", "head": "\(cursor)"])
             for tenant in runtime.table.tenants {
-                await apply(InvalidationEvent(seq: cursor, purge: PurgeRequest(tenant: tenant.id, all: true), publishedAt: ""))
+                await apply(
+                    InvalidationEvent(seq: cursor, purge: PurgeRequest(tenant: tenant.id, all: true), publishedAt: ""))
             }
             return persisted(cursor, &follower)
         case .backOff(let seconds, let report, let reason):
             if let report {
-                runtime.logger.warning("invalidation feed failed; retrying", metadata: ["error": "\(reason)", "failures": "\(report)"])
+                runtime.logger.warning(
+                    "invalidation feed failed; retrying", metadata: ["error": "\(reason)", "failures": "\(report)"])
             }
             status.withLock { $0.failures = follower.failures }
             try? await runtime.clock.sleep(seconds: seconds * Double.random(in: 0.5...1.0))
@@ -111,16 +117,18 @@ package final class InvalidationFeed: Service, Sendable {
     /// True when the origin answered (whatever it answered), false to try again on the next round.
     private func pullBundle(_ transfers: CurlTransferQueue) async -> Bool {
         let url = "\(origin.url)/v1/config/bundle?region=\(runtime.config.node.region)"
-        guard let response = try? await transfers.request(
-            "GET", url, caFile: origin.caFile, headers: ["Authorization: Bearer \(token)"], timeoutMs: 5000,
-            maxBodyBytes: EdgeConfig.Limits.maxBundleBytes)
+        guard
+            let response = try? await transfers.request(
+                "GET", url, caFile: origin.caFile, headers: ["Authorization: Bearer \(token)"], timeoutMs: 5000,
+                maxBodyBytes: EdgeConfig.Limits.maxBundleBytes)
         else { return false }
         guard response.status == 200 else { return true }  // 404: nothing published yet
         do {
-            let version = try bundles.apply(body: response.body, signatureHeader: response.headers["edge-signature"],
-                                            actor: "origin:pull")
+            let version = try bundles.apply(
+                body: response.body, signatureHeader: response.headers["edge-signature"],
+                actor: "origin:pull")
             runtime.logger.info("pulled config bundle", metadata: ["version": "\(version)"])
-        } catch where error.status == 409 {
+        } catch  where error.status == 409 {
             // Already running it (or newer).
         } catch {
             runtime.logger.warning("pulled bundle refused", metadata: ["reason": "\(error.reason)"])
@@ -132,10 +140,14 @@ package final class InvalidationFeed: Service, Sendable {
     private func apply(_ event: InvalidationEvent) async {
         guard let cache = runtime.caches[event.purge.tenant] else { return }  // not a tenant of this node
         let removed = (try? await runtime.purge(event.purge, cache: cache, on: runtime.eventLoop).get()) ?? 0
-        runtime.audit.record("purge", actor: "origin:feed", tenant: event.purge.tenant, details: [
-            "seq": String(event.seq), "keys": String(event.purge.keys.count), "tags": String(event.purge.tags.count),
-            "prefixes": String(event.purge.prefixes.count), "all": String(event.purge.all), "purged": String(removed),
-        ])
+        runtime.audit.record(
+            "purge", actor: "origin:feed", tenant: event.purge.tenant,
+            details: [
+                "seq": String(event.seq), "keys": String(event.purge.keys.count),
+                "tags": String(event.purge.tags.count),
+                "prefixes": String(event.purge.prefixes.count), "all": String(event.purge.all),
+                "purged": String(removed),
+            ])
     }
 
     private func heard() { runtime.invalidationHeardMs.store(Int(runtime.clock.now() * 1000), ordering: .relaxed) }

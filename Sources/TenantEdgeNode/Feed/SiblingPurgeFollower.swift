@@ -26,10 +26,14 @@ final class SiblingPurgeFollower: Sendable {
     private let connector = NIOThreadPool(numberOfThreads: 1)
     private let logger: Logger
     /// The live subscription, the last fence seen per tenant, and whether the follower stopped.
-    private let state = Mutex<(connection: RedisAsyncConnection?, fences: [String: Int], stopped: Bool)>((nil, [:], false))
+    private let state = Mutex<(connection: RedisAsyncConnection?, fences: [String: Int], stopped: Bool)>(
+        (nil, [:], false))
 
-    init(endpoint: RedisEndpoint, tenants: [String], nodeID: String, timeoutMs: Int, eventLoop: any EventLoop, logger: Logger,
-         apply: @escaping Apply, resync: @escaping Resync) {
+    init(
+        endpoint: RedisEndpoint, tenants: [String], nodeID: String, timeoutMs: Int, eventLoop: any EventLoop,
+        logger: Logger,
+        apply: @escaping Apply, resync: @escaping Resync
+    ) {
         self.endpoint = endpoint
         self.tenants = tenants
         self.nodeID = nodeID
@@ -102,14 +106,17 @@ final class SiblingPurgeFollower: Sendable {
         }
         _ = replaced
         for tenant in moved {
-            logger.info("purges may have been missed while the subscription was down; L1 dropped", metadata: ["tenant": "\(tenant)"])
+            logger.info(
+                "purges may have been missed while the subscription was down; L1 dropped",
+                metadata: ["tenant": "\(tenant)"])
             resync(tenant)
         }
     }
 
     private func received(channel: String, payload: [UInt8]) {
         guard let tenant = PurgeNotice.tenant(ofChannel: channel, database: endpoint.database),
-              let notice = PurgeNotice(payload: payload) else { return }
+            let notice = PurgeNotice(payload: payload)
+        else { return }
         state.withLock { $0.fences[tenant] = max($0.fences[tenant] ?? 0, notice.fence) }
         if notice.node != nodeID { apply(tenant, notice) }
     }

@@ -28,8 +28,9 @@ final class GeoMaintenance: Service, Sendable {
 
     /// Made when the service runs and shut down when it ends, so no client outlives the node.
     private static func makeProber(group: any EventLoopGroup) -> HTTPClient {
-        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow,
-                                                     timeout: .init(connect: Self.probeTimeout, read: Self.probeTimeout))
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: Self.probeTimeout, read: Self.probeTimeout))
         configuration.connectionPool = .init(idleTimeout: .seconds(1), concurrentHTTP1ConnectionsPerHostSoftLimit: 1)
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.httpVersion = .http1Only
@@ -81,7 +82,9 @@ final class GeoMaintenance: Service, Sendable {
 
     /// Whether `url` answers `GET` with a 2xx within the probe timeout.
     private func probe(_ url: String, with prober: HTTPClient) async -> Bool {
-        guard let request = try? HTTPClient.Request(url: url, method: .GET, headers: ["connection": "close"]) else { return false }
+        guard let request = try? HTTPClient.Request(url: url, method: .GET, headers: ["connection": "close"]) else {
+            return false
+        }
         do {
             let response = try await prober.execute(request: request, deadline: .now() + Self.probeTimeout).get()
             return (200..<300).contains(Int(response.status.code))

@@ -52,7 +52,9 @@ public final class GeoRouting: Sendable {
         if let path = config.geoip.database, !path.isEmpty {
             self.path = path
             let identity = FileIdentity(path: path)
-            do { database = Mutex(try GeoIPDatabase(path: path)) } catch { throw EdgeError(.invalidConfig, "geoip.database: \(error.message)") }
+            do { database = Mutex(try GeoIPDatabase(path: path)) } catch {
+                throw EdgeError(.invalidConfig, "geoip.database: \(error.message)")
+            }
             seenFile = Mutex(identity)
         } else {
             path = nil
@@ -83,7 +85,8 @@ public final class GeoRouting: Sendable {
     /// `locate` for an address already known to be one (the socket peer, or a hop the trusted
     /// proxies' walk parsed).
     private func lookUp(_ address: IPAddress) -> RegionRouter.Location? {
-        guard let current = database.withLock({ $0 }) else { return nil }  // our own reference: a reload cannot close it under us
+        // our own reference: a reload cannot close it under us
+        guard let current = database.withLock({ $0 }) else { return nil }
         do {
             return try current.lookup(address)
         } catch {
@@ -94,7 +97,8 @@ public final class GeoRouting: Sendable {
 
     /// The region for a client of `tenant` at `address`, from the cache when it was decided before.
     /// `regions` is asked only on a cache miss.
-    public func decide(address: IPAddress, tenant: TenantConfig, regions: () -> [RegionConfig]) -> RegionRouter.Decision {
+    public func decide(address: IPAddress, tenant: TenantConfig, regions: () -> [RegionConfig]) -> RegionRouter.Decision
+    {
         let key = DecisionKey(tenant: tenant.id, address: address)
         let (cached, generation) = decisions.withLock { table in (table.cache.value(for: key), table.generation) }
         if let cached {
@@ -104,7 +108,8 @@ public final class GeoRouting: Sendable {
         cacheMisses.add(1, ordering: .relaxed)
         let location = lookUp(address)
         let known = regions()
-        let decision = RegionRouter.choose(location: location, tenant: tenant, regions: known, healthy: healthy(known), home: home)
+        let decision = RegionRouter.choose(
+            location: location, tenant: tenant, regions: known, healthy: healthy(known), home: home)
         decisions.withLock { table in
             if table.generation == generation { table.cache.insert(decision, for: key) }
         }
@@ -142,7 +147,9 @@ public final class GeoRouting: Sendable {
     func reload(force: Bool) -> Bool {
         guard let path else { return false }
         guard let identity = FileIdentity(path: path) else {
-            if force { logger.error("GeoIP database missing; the previous one stays in use", metadata: ["path": "\(path)"]) }
+            if force {
+                logger.error("GeoIP database missing; the previous one stays in use", metadata: ["path": "\(path)"])
+            }
             return false
         }
         let changed = seenFile.withLock { seen in
@@ -163,8 +170,9 @@ public final class GeoRouting: Sendable {
             return true
         } catch {
             reloadFailures.add(1, ordering: .relaxed)
-            logger.error("GeoIP database not reloaded; the previous one stays in use",
-                         metadata: ["path": "\(path)", "reason": "\(error.message)"])
+            logger.error(
+                "GeoIP database not reloaded; the previous one stays in use",
+                metadata: ["path": "\(path)", "reason": "\(error.message)"])
             return false
         }
     }
@@ -196,8 +204,12 @@ extension IPAddress {
             self.init(ipv4: UInt32(bigEndian: v4.address.sin_addr.s_addr))
         case .v6(let v6):
             var address = v6.address.sin6_addr
-            let halves = withUnsafeBytes(of: &address) { ($0.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
-                                                            $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) }
+            let halves = withUnsafeBytes(of: &address) {
+                (
+                    $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
+                    $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+                )
+            }
             self.init(ipv6High: UInt64(bigEndian: halves.0), low: UInt64(bigEndian: halves.1))
         case .unixDomainSocket:
             return nil

@@ -35,7 +35,9 @@ final class RedisTier: Sendable {
     /// - Parameters:
     ///   - endpoint: the Redis to use, with the credentials of this tier (a tenant's ACL user under `schema`).
     ///   - connections: async connections, each with its own poll-loop thread, used round-robin.
-    init(endpoint: RedisEndpoint, nodeID: String, connections: Int, timeoutMs: Int, clock: any CacheClock, logger: Logger) {
+    init(
+        endpoint: RedisEndpoint, nodeID: String, connections: Int, timeoutMs: Int, clock: any CacheClock, logger: Logger
+    ) {
         self.endpoint = endpoint
         self.nodeID = nodeID
         self.timeoutMs = timeoutMs
@@ -88,8 +90,9 @@ final class RedisTier: Sendable {
         if !ok {
             let seen = counters.rolledBackGenerations.add(1, ordering: .relaxed).newValue
             if seen == 1 || seen % 1000 == 0 {  // every read would log otherwise
-                logger.warning("L2 generation went backwards; not used, and raised above the highest seen",
-                               metadata: ["tenant": "\(tenant)", "reads_refused": "\(seen)"])
+                logger.warning(
+                    "L2 generation went backwards; not used, and raised above the highest seen",
+                    metadata: ["tenant": "\(tenant)", "reads_refused": "\(seen)"])
             }
         }
         return ok
@@ -101,9 +104,12 @@ final class RedisTier: Sendable {
     /// Moves a tenant's generation above `floor` in Redis (`SharedTierScripts.raiseGeneration`).
     private func raiseGeneration(tenant: String, above floor: UInt64, on eventLoop: any EventLoop) {
         guard floor < 1 << 53, raising.withLock({ $0.insert(tenant).inserted }) else { return }
-        let arguments = SharedTierScripts.call(SharedTierScripts.raiseGeneration, tenant: tenant, [
-            Array(PurgeNotice.channel(tenant: tenant, database: endpoint.database).utf8), Array(nodeID.utf8), Array(String(floor).utf8),
-        ])
+        let arguments = SharedTierScripts.call(
+            SharedTierScripts.raiseGeneration, tenant: tenant,
+            [
+                Array(PurgeNotice.channel(tenant: tenant, database: endpoint.database).utf8), Array(nodeID.utf8),
+                Array(String(floor).utf8),
+            ])
         evaluateCount(arguments, what: "generation raise", on: eventLoop).whenComplete { _ in
             self.raising.withLock { _ = $0.remove(tenant) }
         }
@@ -124,7 +130,8 @@ final class RedisTier: Sendable {
                 // A value Redis holds that makes no sense (a generation of "-1") is this tenant's
                 // miss, not a failure of the tier that would open the breaker for every tenant.
                 guard case .string(let fence) = items[1], case .string(let generationText) = items[2],
-                      let generation = Self.generation(generationText) else { return nil }
+                    let generation = Self.generation(generationText)
+                else { return nil }
                 let token = Token(fence: fence, generation: generation)
                 if case .string(let bytes) = items[0] { return Read(value: bytes, token: token) }
                 return Read(value: nil, token: token)
@@ -159,7 +166,8 @@ final class RedisTier: Sendable {
                 throw EdgeError(.redisFailure, "MGET of the purge fence and generation failed")
             }
             guard let fence = text(items[0]), let generationText = text(items[1]),
-                  let generation = Self.generation(generationText) else { return nil }
+                let generation = Self.generation(generationText)
+            else { return nil }
             return Token(fence: fence, generation: generation)
         }.map { result in
             guard let token = result ?? nil, self.admitted(token, tenant: tenant, on: eventLoop) else { return nil }
@@ -170,12 +178,18 @@ final class RedisTier: Sendable {
     /// Stores a value with a Redis TTL and indexes it under `indexes` (tag and prefix digests),
     /// unless a purge ran since `fence` was read; failures are counted and otherwise ignored.
     /// `quotaBytes`: the tenant's L2 quota (0: none); a write that would pass it is refused by Redis.
-    func set(tenant: String, digest: KeyDigest, value: [UInt8], ttlSeconds: Int, fence: [UInt8], keyVersion: UInt32,
-             quotaBytes: Int = 0, indexes: [KeyDigest], on eventLoop: any EventLoop) {
+    func set(
+        tenant: String, digest: KeyDigest, value: [UInt8], ttlSeconds: Int, fence: [UInt8], keyVersion: UInt32,
+        quotaBytes: Int = 0, indexes: [KeyDigest], on eventLoop: any EventLoop
+    ) {
         guard ttlSeconds > 0, !isUntrusted(tenant) else { return }
-        let arguments = SharedTierScripts.call(SharedTierScripts.set, tenant: tenant,
-            [Array(digest.base64URL.utf8), value, Array(String(ttlSeconds).utf8), fence, Array(String(keyVersion).utf8),
-             Array(String(max(0, quotaBytes)).utf8)] + indexes.map { Array($0.base64URL.utf8) })
+        let arguments = SharedTierScripts.call(
+            SharedTierScripts.set, tenant: tenant,
+            [
+                Array(digest.base64URL.utf8), value, Array(String(ttlSeconds).utf8), fence,
+                Array(String(keyVersion).utf8),
+                Array(String(max(0, quotaBytes)).utf8),
+            ] + indexes.map { Array($0.base64URL.utf8) })
         _ = run(arguments, on: eventLoop) { reply -> Int in
             switch reply {
             case .integer(let outcome): return outcome
@@ -196,53 +210,69 @@ final class RedisTier: Sendable {
 
     /// Deletes the entries of these digests; how many Redis removed, or nil when Redis was unavailable.
     func delete(tenant: String, digests: [KeyDigest], on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
-        evaluateCount(SharedTierScripts.purgeCall(SharedTierScripts.delete, tenant: tenant, database: endpoint.database, node: nodeID, digests: digests),
-                      what: "delete", on: eventLoop)
+        evaluateCount(
+            SharedTierScripts.purgeCall(
+                SharedTierScripts.delete, tenant: tenant, database: endpoint.database, node: nodeID, digests: digests),
+            what: "delete", on: eventLoop)
     }
 
     /// Deletes the entries indexed under these tag or prefix digests (O(entries removed), no scan);
     /// how many, or nil when Redis was unavailable.
     func purge(tenant: String, indexes: [KeyDigest], on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
-        evaluateCount(SharedTierScripts.purgeCall(SharedTierScripts.purgeIndexes, tenant: tenant, database: endpoint.database, node: nodeID, digests: indexes),
-                      what: "index purge", on: eventLoop)
+        evaluateCount(
+            SharedTierScripts.purgeCall(
+                SharedTierScripts.purgeIndexes, tenant: tenant, database: endpoint.database, node: nodeID,
+                digests: indexes),
+            what: "index purge", on: eventLoop)
     }
 
     /// Makes every stored entry of the tenant unreachable at once (O(1)); they expire on their own.
     /// False when Redis was unavailable.
     func dropGeneration(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
-        evaluateCount(SharedTierScripts.purgeCall(SharedTierScripts.dropGeneration, tenant: tenant, database: endpoint.database, node: nodeID, digests: []),
-                      what: "generation drop", on: eventLoop)
-            .map { $0 != nil }
+        evaluateCount(
+            SharedTierScripts.purgeCall(
+                SharedTierScripts.dropGeneration, tenant: tenant, database: endpoint.database, node: nodeID, digests: []
+            ),
+            what: "generation drop", on: eventLoop
+        )
+        .map { $0 != nil }
     }
 
     /// Deletes the tenant's entries sealed under a retired key version, batch by batch (only that
     /// tenant's list for that version is read); true when none is left.
     func sweep(tenant: String, keyVersion: UInt32, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
-        let arguments = SharedTierScripts.call(SharedTierScripts.sweepVersion, tenant: tenant, [Array(String(keyVersion).utf8)])
+        let arguments = SharedTierScripts.call(
+            SharedTierScripts.sweepVersion, tenant: tenant, [Array(String(keyVersion).utf8)])
         return evaluateCount(arguments, what: "retirement sweep", on: eventLoop).flatMap { left in
             guard let left else { return eventLoop.makeSucceededFuture(false) }
-            return left == 0 ? eventLoop.makeSucceededFuture(true) : self.sweep(tenant: tenant, keyVersion: keyVersion, on: eventLoop)
+            return left == 0
+                ? eventLoop.makeSucceededFuture(true)
+                : self.sweep(tenant: tenant, keyVersion: keyVersion, on: eventLoop)
         }
     }
 
     /// Deletes every key of the tenant in this Redis (erasure), batch by batch; true when none is
     /// left, false when Redis stopped answering first (the caller tries again).
     func erase(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
-        evaluateCount(SharedTierScripts.call(SharedTierScripts.erase, tenant: tenant), what: "erasure", on: eventLoop).flatMap { left in
-            guard let left else { return eventLoop.makeSucceededFuture(false) }
-            guard left == 0 else { return self.erase(tenant: tenant, on: eventLoop) }
-            // The tenant's generation is gone with it; if it comes back, it counts from 0 again.
-            self.generationFloor.withLock { $0[tenant] = nil }
-            return eventLoop.makeSucceededFuture(true)
-        }
+        evaluateCount(SharedTierScripts.call(SharedTierScripts.erase, tenant: tenant), what: "erasure", on: eventLoop)
+            .flatMap { left in
+                guard let left else { return eventLoop.makeSucceededFuture(false) }
+                guard left == 0 else { return self.erase(tenant: tenant, on: eventLoop) }
+                // The tenant's generation is gone with it; if it comes back, it counts from 0 again.
+                self.generationFloor.withLock { $0[tenant] = nil }
+                return eventLoop.makeSucceededFuture(true)
+            }
     }
 
     /// Bytes of the tenant's entries live in Redis (from the ledger), or nil when Redis was unavailable.
     func liveBytes(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
-        evaluateCount(SharedTierScripts.call(SharedTierScripts.liveBytes, tenant: tenant), what: "byte ledger", on: eventLoop)
+        evaluateCount(
+            SharedTierScripts.call(SharedTierScripts.liveBytes, tenant: tenant), what: "byte ledger", on: eventLoop)
     }
 
-    private func evaluateCount(_ arguments: [[UInt8]], what: String, on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
+    private func evaluateCount(_ arguments: [[UInt8]], what: String, on eventLoop: any EventLoop) -> EventLoopFuture<
+        Int?
+    > {
         run(arguments, on: eventLoop) { reply -> Int in
             switch reply {
             case .integer(let count): return count
@@ -259,7 +289,8 @@ final class RedisTier: Sendable {
     /// in the background, so no purge is lost to an outage.
     func markUntrusted(_ tenant: String, on eventLoop: any EventLoop) {
         guard pending.withLock({ $0.purgeFailed(tenant: tenant) }) else { return }
-        logger.warning("purge did not reach Redis; tenant's L2 untrusted until it does", metadata: ["tenant": "\(tenant)"])
+        logger.warning(
+            "purge did not reach Redis; tenant's L2 untrusted until it does", metadata: ["tenant": "\(tenant)"])
     }
 
     func isUntrusted(_ tenant: String) -> Bool { pending.withLock { $0.isUntrusted(tenant) } }
@@ -282,8 +313,10 @@ final class RedisTier: Sendable {
     /// Sends one command and answers `interpret(reply)`, or nil (unavailable) when the breaker is
     /// open, the connection fails, Redis answers something `interpret` rejects, or `timeout_ms`
     /// passes first. Our scripts go as `EVALSHA`, and again as `EVAL` after a `NOSCRIPT` answer.
-    private func run<T: Sendable>(_ arguments: [[UInt8]], on eventLoop: any EventLoop,
-                                  _ interpret: @escaping @Sendable (RedisConnection.Reply) throws -> T) -> EventLoopFuture<T?> {
+    private func run<T: Sendable>(
+        _ arguments: [[UInt8]], on eventLoop: any EventLoop,
+        _ interpret: @escaping @Sendable (RedisConnection.Reply) throws -> T
+    ) -> EventLoopFuture<T?> {
         let now = clock.now()
         guard breaker.withLock({ $0.beforeCall(now: now) }) == .attempt else {
             return eventLoop.makeSucceededFuture(nil)
@@ -312,7 +345,8 @@ final class RedisTier: Sendable {
             case .success(let connection):
                 Self.send(arguments, on: connection) { reply in
                     timer.cancel()
-                    self.counters.waitNanoseconds.add(Int((NIODeadline.now() - submitted).nanoseconds), ordering: .relaxed)
+                    self.counters.waitNanoseconds.add(
+                        Int((NIODeadline.now() - submitted).nanoseconds), ordering: .relaxed)
                     switch reply {
                     case .failure(let error):
                         self.connections.discard(connection)
@@ -326,10 +360,13 @@ final class RedisTier: Sendable {
         return promise.futureResult
     }
 
-    private static func send(_ arguments: [[UInt8]], on connection: RedisAsyncConnection,
-                             completion: @escaping RedisAsyncConnection.Completion) {
+    private static func send(
+        _ arguments: [[UInt8]], on connection: RedisAsyncConnection,
+        completion: @escaping RedisAsyncConnection.Completion
+    ) {
         guard arguments.count > 1, arguments[0] == Array("EVAL".utf8),
-              let sha = SharedTierScripts.shas[String(decoding: arguments[1], as: UTF8.self)] else {
+            let sha = SharedTierScripts.shas[String(decoding: arguments[1], as: UTF8.self)]
+        else {
             return connection.submit(arguments, completion: completion)
         }
         var bySHA = arguments
@@ -348,7 +385,9 @@ final class RedisTier: Sendable {
 /// True for the first caller only: settles a call exactly once between its reply and its timer.
 private final class Once: Sendable {
     private let done = Atomic<Bool>(false)
-    func claim() -> Bool { done.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged }
+    func claim() -> Bool {
+        done.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+    }
 }
 
 /// Per-tier counters for stats and metrics.

@@ -30,7 +30,11 @@ final class SharedTierConnections: Sendable {
 
     /// The next connection round-robin, made first if needed.
     func connection(on eventLoop: any EventLoop) -> EventLoopFuture<RedisAsyncConnection> {
-        enum Step { case use(RedisAsyncConnection), wait(EventLoopFuture<RedisAsyncConnection>), connect(Int, EventLoopFuture<RedisAsyncConnection>) }
+        enum Step {
+            case use(RedisAsyncConnection)
+            case wait(EventLoopFuture<RedisAsyncConnection>)
+            case connect(Int, EventLoopFuture<RedisAsyncConnection>)
+        }
         let step = slots.withLock { slots -> Step in
             let index = nextSlot.add(1, ordering: .relaxed).oldValue % slots.count
             switch slots[index] {
@@ -38,7 +42,9 @@ final class SharedTierConnections: Sendable {
             case .connecting(let pending): return .wait(pending)
             case .empty:
                 let (endpoint, timeoutMs) = (self.endpoint, self.timeoutMs)
-                let pending = connector.runIfActive(eventLoop: eventLoop) { try RedisAsyncConnection.open(endpoint, timeoutMs: timeoutMs) }
+                let pending = connector.runIfActive(eventLoop: eventLoop) {
+                    try RedisAsyncConnection.open(endpoint, timeoutMs: timeoutMs)
+                }
                 slots[index] = .connecting(pending)
                 return .connect(index, pending)
             }
@@ -51,7 +57,11 @@ final class SharedTierConnections: Sendable {
             pending.whenComplete { result in
                 self.slots.withLock { slots in
                     guard case .connecting(let current) = slots[index], current === pending else { return }
-                    if case .success(let connection) = result { slots[index] = .ready(connection) } else { slots[index] = .empty }
+                    if case .success(let connection) = result {
+                        slots[index] = .ready(connection)
+                    } else {
+                        slots[index] = .empty
+                    }
                 }
             }
             return pending

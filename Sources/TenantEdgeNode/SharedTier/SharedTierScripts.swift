@@ -104,7 +104,8 @@ enum SharedTierScripts {
     /// Purge scripts take `ARGV[2]` the tenant's purge channel, `ARGV[3]` this node's id and
     /// `ARGV[4…]` digests, and publish a `PurgeNotice` in the same atomic step.
     private static func publish(_ kind: String) -> String {
-        "redis.call('PUBLISH', ARGV[2], fence .. ' ' .. ARGV[3] .. ' \(kind)' .. (#ARGV > 3 and (' ' .. table.concat(ARGV, ' ', 4)) or ''))\n"
+        "redis.call('PUBLISH', ARGV[2], fence .. ' ' .. ARGV[3] .. ' \(kind)'"
+            + " .. (#ARGV > 3 and (' ' .. table.concat(ARGV, ' ', 4)) or ''))\n"
     }
 
     /// Deletes the entries of these digests; returns how many existed.
@@ -197,24 +198,38 @@ enum SharedTierScripts {
         local flat = redis.call('HGETALL', ledger)
         local total = 0
         for i = 1, #flat, 2 do
-          if tonumber(flat[i]) < minute then redis.call('HDEL', ledger, flat[i]) else total = total + tonumber(flat[i + 1]) end
+          if tonumber(flat[i]) < minute then
+            redis.call('HDEL', ledger, flat[i])
+          else
+            total = total + tonumber(flat[i + 1])
+          end
         end
         return total
         """
 
     /// Script SHA-1s, computed once: calls send `EVALSHA` (40 bytes instead of the script, and no
     /// hashing of the body in Redis), falling back to `EVAL` when Redis does not know the script yet.
-    static let shas: [String: [UInt8]] = Dictionary(uniqueKeysWithValues:
-        [get, set, delete, purgeIndexes, dropGeneration, raiseGeneration, liveBytes, erase, sweepVersion].map { ($0, Array(OpenSSL.sha1Hex($0).utf8)) })
+    static let shas: [String: [UInt8]] = Dictionary(
+        uniqueKeysWithValues: [
+            get, set, delete, purgeIndexes, dropGeneration, raiseGeneration, liveBytes, erase, sweepVersion,
+        ].map { ($0, Array(OpenSSL.sha1Hex($0).utf8)) })
 
     /// A purge script's call: the tenant's channel and the node id before the digests.
-    static func purgeCall(_ script: String, tenant: String, database: Int, node: String, digests: [KeyDigest]) -> [[UInt8]] {
-        call(script, tenant: tenant, [Array(PurgeNotice.channel(tenant: tenant, database: database).utf8), Array(node.utf8)] + digests.map { Array($0.base64URL.utf8) })
+    static func purgeCall(_ script: String, tenant: String, database: Int, node: String, digests: [KeyDigest])
+        -> [[UInt8]]
+    {
+        call(
+            script, tenant: tenant,
+            [Array(PurgeNotice.channel(tenant: tenant, database: database).utf8), Array(node.utf8)]
+                + digests.map { Array($0.base64URL.utf8) })
     }
 
     /// `EVAL script 3 te:<t>:gen te:<t>:fence te:<t>:keys te:<t>:g` followed by `extra`.
     static func call(_ script: String, tenant: String, _ extra: [[UInt8]] = []) -> [[UInt8]] {
-        [Array("EVAL".utf8), Array(script.utf8), Array("3".utf8), Array("te:\(tenant):gen".utf8), Array("te:\(tenant):fence".utf8),
-         Array("te:\(tenant):keys".utf8), Array("te:\(tenant):g".utf8)] + extra
+        [
+            Array("EVAL".utf8), Array(script.utf8), Array("3".utf8), Array("te:\(tenant):gen".utf8),
+            Array("te:\(tenant):fence".utf8),
+            Array("te:\(tenant):keys".utf8), Array("te:\(tenant):g".utf8),
+        ] + extra
     }
 }

@@ -48,8 +48,10 @@ final class ConfigBundleGate: Sendable {
             return version
         } catch {
             if error.status == 409 && actor == "origin:pull" { throw error }  // a pull of what already runs: not news
-            runtime.audit.record("config_rejected", actor: actor, tenant: nil, details: ["reason": error.reason, "code": error.code])
-            runtime.logger.warning("config bundle rejected", metadata: ["code": "\(error.code)", "reason": "\(error.reason)"])
+            runtime.audit.record(
+                "config_rejected", actor: actor, tenant: nil, details: ["reason": error.reason, "code": error.code])
+            runtime.logger.warning(
+                "config bundle rejected", metadata: ["code": "\(error.code)", "reason": "\(error.reason)"])
             throw error
         }
     }
@@ -73,23 +75,30 @@ final class ConfigBundleGate: Sendable {
 
     private func applyChecked(body: [UInt8], signatureHeader: String?, persist: Bool) throws(Rejection) -> Int {
         guard let publicKey else {
-            throw Rejection(status: 403, code: "config_push_disabled", reason: "security.config_public_key is not set on this node")
+            throw Rejection(
+                status: 403, code: "config_push_disabled", reason: "security.config_public_key is not set on this node")
         }
         guard let header = signatureHeader?.trimmingCharacters(in: .whitespaces), header.hasPrefix("ed25519="),
-              let signature = Data(base64Encoded: String(header.dropFirst("ed25519=".count))) else {
-            throw Rejection(status: 401, code: "bad_signature", reason: "Edge-Signature must be ed25519=<base64 signature>")
+            let signature = Data(base64Encoded: String(header.dropFirst("ed25519=".count)))
+        else {
+            throw Rejection(
+                status: 401, code: "bad_signature", reason: "Edge-Signature must be ed25519=<base64 signature>")
         }
         guard publicKey.verify(signature: Array(signature), message: body) else {
-            throw Rejection(status: 401, code: "bad_signature", reason: "the signature does not verify against the pinned key")
+            throw Rejection(
+                status: 401, code: "bad_signature", reason: "the signature does not verify against the pinned key")
         }
         return try applying.withLock { _ throws(Rejection) -> Int in
-            let bundle: ConfigBundle, config: EdgeConfig
+            let bundle: ConfigBundle
+            let config: EdgeConfig
             do throws(EdgeError) { (bundle, config) = try ConfigBundle.read(body, base: runtime.config) } catch {
                 throw Rejection(status: 400, code: "invalid_bundle", reason: error.message)
             }
             let running = runtime.table.version
             guard bundle.version > running else {
-                throw Rejection(status: 409, code: "stale_version", reason: "version \(bundle.version) is not above the running \(running)")
+                throw Rejection(
+                    status: 409, code: "stale_version",
+                    reason: "version \(bundle.version) is not above the running \(running)")
             }
             let prepared: TenantTable
             do throws(EdgeError) { prepared = try runtime.prepare(config, version: bundle.version) } catch {

@@ -24,8 +24,10 @@ final class TenantTable: Sendable {
     /// One per distinct tier: applies siblings' purges to this node's L1.
     let purgeFollowers: [SiblingPurgeFollower]
 
-    private init(version: Int, tenants: [TenantConfig], regions: [RegionConfig], caches: [String: TenantCache],
-                 l2Tiers: [String: RedisTier], allL2Tiers: [RedisTier], purgeFollowers: [SiblingPurgeFollower]) {
+    private init(
+        version: Int, tenants: [TenantConfig], regions: [RegionConfig], caches: [String: TenantCache],
+        l2Tiers: [String: RedisTier], allL2Tiers: [RedisTier], purgeFollowers: [SiblingPurgeFollower]
+    ) {
         self.version = version
         self.tenants = tenants
         self.regions = regions
@@ -42,12 +44,16 @@ final class TenantTable: Sendable {
 
     /// Builds the table for `config.tenants`. Throws before anything is started when a tenant's key
     /// or Redis settings cannot be made.
-    static func build(config sealedConfig: EdgeConfig, version: Int, masterKey: [UInt8]?, kek: [UInt8]?, previous: TenantTable?,
-                      eventLoop: any EventLoop, clock: any CacheClock, logger: Logger) throws(EdgeError) -> TenantTable {
+    static func build(
+        config sealedConfig: EdgeConfig, version: Int, masterKey: [UInt8]?, kek: [UInt8]?, previous: TenantTable?,
+        eventLoop: any EventLoop, clock: any CacheClock, logger: Logger
+    ) throws(EdgeError) -> TenantTable {
         let config = try openSealedCredentials(sealedConfig, kek: kek)
-        let standalone = try StandaloneKeyring(masterKey: masterKey, tenants: config.tenants.filter { $0.wrappedKeys.isEmpty },
-                                               encryption: config.security.encryption)
-        let keyring: any TenantKeyring = config.security.encryption
+        let standalone = try StandaloneKeyring(
+            masterKey: masterKey, tenants: config.tenants.filter { $0.wrappedKeys.isEmpty },
+            encryption: config.security.encryption)
+        let keyring: any TenantKeyring =
+            config.security.encryption
             ? try EnvelopeKeyring(kek: kek, tenants: config.tenants, standalone: standalone)
             : standalone
         let quotas = config.effectiveQuotas()
@@ -66,14 +72,19 @@ final class TenantTable: Sendable {
                     caches[tenant.id] = fresh
                 }
             } else {
-                throw EdgeError(.invalidConfig, "tenants: '\(tenant.id)' has no key: its bundle must carry keys, or set security.master_key_file")
+                throw EdgeError(
+                    .invalidConfig,
+                    "tenants: '\(tenant.id)' has no key: its bundle must carry keys, or set security.master_key_file")
             }
         }
-        let (l2Tiers, allL2Tiers) = try makeL2Tiers(config: config, masterKey: masterKey, reusing: previous?.allL2Tiers ?? [],
-                                                    clock: clock, logger: logger)
-        let followers = followSiblingPurges(tiers: l2Tiers, caches: caches, config: config, eventLoop: eventLoop, logger: logger)
-        return TenantTable(version: version, tenants: config.tenants, regions: config.regions, caches: caches,
-                           l2Tiers: l2Tiers, allL2Tiers: allL2Tiers, purgeFollowers: followers)
+        let (l2Tiers, allL2Tiers) = try makeL2Tiers(
+            config: config, masterKey: masterKey, reusing: previous?.allL2Tiers ?? [],
+            clock: clock, logger: logger)
+        let followers = followSiblingPurges(
+            tiers: l2Tiers, caches: caches, config: config, eventLoop: eventLoop, logger: logger)
+        return TenantTable(
+            version: version, tenants: config.tenants, regions: config.regions, caches: caches,
+            l2Tiers: l2Tiers, allL2Tiers: allL2Tiers, purgeFollowers: followers)
     }
 
     /// Opens the Redis URLs a bundle carries sealed under the region KEK; a URL that does not open
@@ -84,8 +95,10 @@ final class TenantTable: Sendable {
             guard let sealed = config.tenants[index].sealedRedisURL else { continue }
             let id = config.tenants[index].id
             guard let kek, let plain = KeyWrap.open(sealed, kek: kek, aad: KeyWrap.redisURLAAD(tenant: id)),
-                  let url = String(validating: plain, as: UTF8.self), RedisEndpoint(parsing: url) != nil else {
-                throw EdgeError(.invalidConfig, "tenants: '\(id)'.redis_url_sealed does not open under security.kek_file")
+                let url = String(validating: plain, as: UTF8.self), RedisEndpoint(parsing: url) != nil
+            else {
+                throw EdgeError(
+                    .invalidConfig, "tenants: '\(id)'.redis_url_sealed does not open under security.kek_file")
             }
             config.tenants[index].redisURL = url
             config.tenants[index].sealedRedisURL = nil
@@ -98,16 +111,20 @@ final class TenantTable: Sendable {
         cachesByHost[host] ?? cachesByHost[TenantDirectory.normalize(host: host)]
     }
 
-    private static func makeL2Tiers(config: EdgeConfig, masterKey: [UInt8]?, reusing previous: [RedisTier], clock: any CacheClock,
-                                    logger: Logger) throws(EdgeError) -> ([String: RedisTier], [RedisTier]) {
+    private static func makeL2Tiers(
+        config: EdgeConfig, masterKey: [UInt8]?, reusing previous: [RedisTier], clock: any CacheClock,
+        logger: Logger
+    ) throws(EdgeError) -> ([String: RedisTier], [RedisTier]) {
         guard let redis = config.cache.redis, let shared = RedisEndpoint(parsing: redis.url) else { return ([:], []) }
         var byTenant: [String: RedisTier] = [:]
         var all: [RedisTier] = []
         func tier(_ endpoint: RedisEndpoint, connections: Int) -> RedisTier {
             if let existing = all.first(where: { $0.endpoint == endpoint }) { return existing }
-            let made = previous.first(where: { $0.endpoint == endpoint })
-                ?? RedisTier(endpoint: endpoint, nodeID: config.node.id, connections: connections, timeoutMs: redis.timeoutMs,
-                             clock: clock, logger: logger)
+            let made =
+                previous.first(where: { $0.endpoint == endpoint })
+                ?? RedisTier(
+                    endpoint: endpoint, nodeID: config.node.id, connections: connections, timeoutMs: redis.timeoutMs,
+                    clock: clock, logger: logger)
             all.append(made)
             return made
         }
@@ -118,12 +135,15 @@ final class TenantTable: Sendable {
                 byTenant[tenant.id] = tier(shared, connections: redis.poolSize)
             case .database:
                 guard let url = tenant.redisURL, let own = RedisEndpoint(parsing: url) else {
-                    throw EdgeError(.invalidConfig, "tenants: '\(tenant.id)'.redis_url is required under the database strategy")
+                    throw EdgeError(
+                        .invalidConfig, "tenants: '\(tenant.id)'.redis_url is required under the database strategy")
                 }
                 byTenant[tenant.id] = tier(own, connections: smallPool)
             case .schema:
                 guard let masterKey else {
-                    throw EdgeError(.invalidConfig, "security.master_key_file: the schema strategy derives Redis ACL passwords from it")
+                    throw EdgeError(
+                        .invalidConfig,
+                        "security.master_key_file: the schema strategy derives Redis ACL passwords from it")
                 }
                 var own = shared
                 own.user = RedisACL.user(for: tenant.id)
@@ -134,18 +154,21 @@ final class TenantTable: Sendable {
         return (byTenant, all)
     }
 
-    private static func followSiblingPurges(tiers: [String: RedisTier], caches: [String: TenantCache], config: EdgeConfig,
-                                            eventLoop: any EventLoop, logger: Logger) -> [SiblingPurgeFollower] {
+    private static func followSiblingPurges(
+        tiers: [String: RedisTier], caches: [String: TenantCache], config: EdgeConfig,
+        eventLoop: any EventLoop, logger: Logger
+    ) -> [SiblingPurgeFollower] {
         var tenantsByTier: [ObjectIdentifier: (RedisTier, [String])] = [:]
         for tenant in config.tenants {
             guard let tier = tiers[tenant.id] else { continue }
             tenantsByTier[ObjectIdentifier(tier), default: (tier, [])].1.append(tenant.id)
         }
         return tenantsByTier.values.map { tier, tenants in
-            SiblingPurgeFollower(endpoint: tier.endpoint, tenants: tenants, nodeID: config.node.id,
-                                 timeoutMs: config.cache.redis?.timeoutMs ?? 500, eventLoop: eventLoop, logger: logger,
-                                 apply: { tenant, notice in _ = caches[tenant]?.purge(notice) },
-                                 resync: { tenant in _ = caches[tenant]?.purge(keys: [], tags: [], prefixes: [], all: true) })
+            SiblingPurgeFollower(
+                endpoint: tier.endpoint, tenants: tenants, nodeID: config.node.id,
+                timeoutMs: config.cache.redis?.timeoutMs ?? 500, eventLoop: eventLoop, logger: logger,
+                apply: { tenant, notice in _ = caches[tenant]?.purge(notice) },
+                resync: { tenant in _ = caches[tenant]?.purge(keys: [], tags: [], prefixes: [], all: true) })
         }
     }
 }

@@ -20,7 +20,10 @@ extension TenantTrafficResponder {
     func admit(_ request: EdgeRequest) -> Admission {
         let limits = runtime.config.limits
         guard request.head.uri.utf8.count <= limits.maxTargetBytes else {
-            return .refused(.jsonError(.uriTooLong, code: "uri_too_long", detail: "the request target is longer than limits.max_target_bytes"))
+            return .refused(
+                .jsonError(
+                    .uriTooLong, code: "uri_too_long",
+                    detail: "the request target is longer than limits.max_target_bytes"))
         }
         let accepted: RequestTarget.Accepted
         switch RequestTarget.accept(method: request.head.method.rawValue, rawTarget: request.head.uri) {
@@ -37,14 +40,17 @@ extension TenantTrafficResponder {
         }
         var given: String? = nil
         for (name, value) in request.head.headers where name.caseInsensitiveEquals("host") {
-            guard given == nil else { return .refused(.jsonError(.badRequest, code: "bad_request", detail: "more than one Host header")) }
+            guard given == nil else {
+                return .refused(.jsonError(.badRequest, code: "bad_request", detail: "more than one Host header"))
+            }
             given = value
         }
         if let given, !HostName.isValid(given) {
             return .refused(.jsonError(.badRequest, code: "bad_request", detail: "Host is not a valid host[:port]"))
         }
         if given == nil, accepted.authority == nil, request.head.version.minor >= 1 {
-            return .refused(.jsonError(.badRequest, code: "bad_request", detail: "an HTTP/1.1 request needs a Host header"))
+            return .refused(
+                .jsonError(.badRequest, code: "bad_request", detail: "an HTTP/1.1 request needs a Host header"))
         }
         // RFC 9112 3.2.2: with an absolute-form target, its authority is the host.
         guard let host = accepted.authority ?? given, let cache = runtime.cache(forHost: host) else {
@@ -53,18 +59,22 @@ extension TenantTrafficResponder {
         var target = accepted.target
         if cache.tenant.normalizePath, !RequestTarget.isNormal(target) {
             guard let normalized = RequestTarget.normalize(target) else {
-                return .refused(.jsonError(.badRequest, code: "bad_request", detail: "the request target has a broken %-encoding"))
+                return .refused(
+                    .jsonError(.badRequest, code: "bad_request", detail: "the request target has a broken %-encoding"))
             }
             target = normalized
         }
         if cache.upstreamHasBasePath, !RequestTarget.staysUnderBasePath(target) {
-            return .refused(.jsonError(.badRequest, code: "bad_request", detail: "the request target leaves the tenant's upstream path"))
+            return .refused(
+                .jsonError(
+                    .badRequest, code: "bad_request", detail: "the request target leaves the tenant's upstream path"))
         }
         // The request carries the tenant's canonical `Host` from here on, so a `Vary: Host` variant
         // and a waiter's comparison see what the upstream is sent, never a client's alias, port or
         // case. It is copied only when something changes, which a hit in normal form never needs.
         let canonical = cache.canonicalHost
-        guard target != request.head.uri || given != canonical || request.head.headers.contains(name: "connection") else {
+        guard target != request.head.uri || given != canonical || request.head.headers.contains(name: "connection")
+        else {
             return .admitted(request, cache, clientHost: host)
         }
         var admitted = request

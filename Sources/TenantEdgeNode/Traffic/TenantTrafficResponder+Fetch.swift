@@ -27,11 +27,15 @@ extension TenantTrafficResponder {
                 let headers = request.head.headers
                 // A waiter gets the leader's answer only if it was meant for anyone (shareable), is
                 // the variant this waiter would have been given, and may answer a cookie request.
-                let sameVariant = outcome.vary.allSatisfy { headers[$0.name].joined(separator: ", ") == ($0.value ?? "") }
+                let sameVariant = outcome.vary.allSatisfy {
+                    headers[$0.name].joined(separator: ", ") == ($0.value ?? "")
+                }
                 let cookieAllowed = outcome.servesCookieRequests || !headers.contains(name: "cookie")
                 if outcome.shareable && sameVariant && cookieAllowed {
                     var shared = outcome
-                    if case .miss(let stored, _) = outcome.cacheStatus { shared.cacheStatus = .collapsed(stored: stored) }
+                    if case .miss(let stored, _) = outcome.cacheStatus {
+                        shared.cacheStatus = .collapsed(stored: stored)
+                    }
                     return eventLoop.makeSucceededFuture(shared)
                 }
                 return leaderFetch(request, cache: cache, stale: stale, on: eventLoop)
@@ -40,7 +44,8 @@ extension TenantTrafficResponder {
     }
 
     /// `stale-while-revalidate`: one background refresh per key, no client waiting on it.
-    func refreshInBackground(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry, on eventLoop: any EventLoop) {
+    func refreshInBackground(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry, on eventLoop: any EventLoop)
+    {
         let key = CollapseKey(tenant: cache.tenant.id, target: request.head.uri)
         guard runtime.collapser.withLock({ $0.leadIfIdle(key) }) else { return }
         let runtime = self.runtime
@@ -52,40 +57,51 @@ extension TenantTrafficResponder {
     /// Fetches from the upstream (conditionally when a stale entry has validators), stores what
     /// RFC 9111 allows, and falls back to a stale copy within `stale-if-error`. `token` is the
     /// tenant's L2 fence and generation read before the fetch (nil: no L2 write).
-    func upstreamFetch(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, token: RedisTier.Token?,
-                       on eventLoop: any EventLoop)
+    func upstreamFetch(
+        _ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, token: RedisTier.Token?,
+        on eventLoop: any EventLoop
+    )
         -> EventLoopFuture<FetchOutcome>
     {
         let staleRecord = stale.flatMap { openRecord($0, cache: cache) }
         var headers = forwardHeaders(request, tenant: cache.tenant, forStorage: true)
         if let staleRecord, stale?.entry.lifetime.hasValidator == true {
             if let etag = staleRecord.headers.first("etag") { headers.replaceOrAdd(name: "if-none-match", value: etag) }
-            if let modified = staleRecord.headers.first("last-modified") { headers.replaceOrAdd(name: "if-modified-since", value: modified) }
+            if let modified = staleRecord.headers.first("last-modified") {
+                headers.replaceOrAdd(name: "if-modified-since", value: modified)
+            }
         }
         guard let upstream = UpstreamURL(parsing: cache.tenant.upstream) else {
             return eventLoop.makeFailedFuture(EdgeError(.upstreamUnavailable, "tenant upstream URL is invalid"))
         }
         let requestFields = request.head.headers.fields
-        return runtime.upstream.fetch(upstream: upstream, method: .GET, target: request.head.uri, headers: headers, body: nil, on: eventLoop)
-            .flatMapWithEventLoop { response, _ in
-                eventLoop.makeCompletedFuture {
-                    try handleUpstream(response, requestFields: requestFields, target: request.head.uri, cache: cache,
-                                       stale: stale, staleRecord: staleRecord, token: token, on: eventLoop)
-                }
+        return runtime.upstream.fetch(
+            upstream: upstream, method: .GET, target: request.head.uri, headers: headers, body: nil, on: eventLoop
+        )
+        .flatMapWithEventLoop { response, _ in
+            eventLoop.makeCompletedFuture {
+                try handleUpstream(
+                    response, requestFields: requestFields, target: request.head.uri, cache: cache,
+                    stale: stale, staleRecord: staleRecord, token: token, on: eventLoop)
             }
-            .flatMapError { error in
-                let now = runtime.clock.now()
-                if let stale, let staleRecord, stale.entry.servableOnError(at: now) {
-                    return eventLoop.makeSucceededFuture(staleOutcome(staleRecord, stale: stale, now: now, fwdStatus: 0,
-                                                                      requestFields: requestFields))
-                }
-                return eventLoop.makeSucceededFuture(errorOutcome(error, tenant: cache.tenant.id))
+        }
+        .flatMapError { error in
+            let now = runtime.clock.now()
+            if let stale, let staleRecord, stale.entry.servableOnError(at: now) {
+                return eventLoop.makeSucceededFuture(
+                    staleOutcome(
+                        staleRecord, stale: stale, now: now, fwdStatus: 0,
+                        requestFields: requestFields))
             }
+            return eventLoop.makeSucceededFuture(errorOutcome(error, tenant: cache.tenant.id))
+        }
     }
 
-    private func handleUpstream(_ response: UpstreamResponse, requestFields: [HeaderField], target: String, cache: TenantCache,
-                                stale: StaleEntry?, staleRecord: ResponseRecord?, token: RedisTier.Token?,
-                                on eventLoop: any EventLoop) throws -> FetchOutcome {
+    private func handleUpstream(
+        _ response: UpstreamResponse, requestFields: [HeaderField], target: String, cache: TenantCache,
+        stale: StaleEntry?, staleRecord: ResponseRecord?, token: RedisTier.Token?,
+        on eventLoop: any EventLoop
+    ) throws -> FetchOutcome {
         let generation = token?.generation ?? 0
         let now = runtime.clock.now()
         let ttl = Double(cache.tenant.defaultTTLSeconds ?? runtime.config.cache.defaultTTLSeconds)
@@ -93,55 +109,68 @@ extension TenantTrafficResponder {
         if response.status == 304, let stale, let staleRecord {
             // Refresh the stored headers from the 304 (RFC 9111 4.3.4) and keep the stored body.
             var merged = staleRecord.headers
-            for field in response.headers where !["content-length", "content-encoding", "transfer-encoding"].contains(field.name.lowercased()) {
+            for field in response.headers
+            where !["content-length", "content-encoding", "transfer-encoding"].contains(field.name.lowercased()) {
                 merged.replace(field.name, with: field.value)
             }
             let tags = StoredHeaders.prepare(&merged)
             let record = ResponseRecord(status: staleRecord.status, headers: merged, body: staleRecord.body)
             var stored = false
             var servesCookieRequests = false
-            if case .store(let lifetime) = StoragePolicy.decide(requestHeaders: requestFields, status: record.status,
-                                                                responseHeaders: merged, responseTime: now, defaultTTL: ttl,
-                                                                sharesCookieRequests: sharesCookies) {
+            if case .store(let lifetime) = StoragePolicy.decide(
+                requestHeaders: requestFields, status: record.status,
+                responseHeaders: merged, responseTime: now, defaultTTL: ttl,
+                sharesCookieRequests: sharesCookies)
+            {
                 servesCookieRequests = lifetime.explicitlyPublic || sharesCookies
-                let entry = try cache.refresh(storageKey: stale.storageKey, record: record, lifetime: lifetime, tags: tags,
-                                              responseTime: now, generation: generation)
-                writeToSharedTier(entry, storageKey: stale.storageKey, varyNames: StoragePolicy.varyNames(from: merged), target: target,
-                                  cache: cache, token: token, on: eventLoop)
+                let entry = try cache.refresh(
+                    storageKey: stale.storageKey, record: record, lifetime: lifetime, tags: tags,
+                    responseTime: now, generation: generation)
+                writeToSharedTier(
+                    entry, storageKey: stale.storageKey, varyNames: StoragePolicy.varyNames(from: merged),
+                    target: target,
+                    cache: cache, token: token, on: eventLoop)
                 stored = true
             }
             // Shareable only when what the 304 made is storable: a 304 that adds `Set-Cookie` or
             // `private` answers the leader alone.
-            return FetchOutcome(status: record.status, headers: merged, body: ByteBuffer(bytes: record.body),
-                                cacheStatus: .revalidated(fwdStatus: 304, stored: stored), age: 0, shareable: stored,
-                                vary: varyValues(merged, requestFields), servesCookieRequests: servesCookieRequests)
+            return FetchOutcome(
+                status: record.status, headers: merged, body: ByteBuffer(bytes: record.body),
+                cacheStatus: .revalidated(fwdStatus: 304, stored: stored), age: 0, shareable: stored,
+                vary: varyValues(merged, requestFields), servesCookieRequests: servesCookieRequests)
         }
         if response.status >= 500, let stale, let staleRecord, stale.entry.servableOnError(at: now) {
-            return staleOutcome(staleRecord, stale: stale, now: now, fwdStatus: response.status, requestFields: requestFields)
+            return staleOutcome(
+                staleRecord, stale: stale, now: now, fwdStatus: response.status, requestFields: requestFields)
         }
         let upstreamAge = response.headers.first("age").flatMap { CacheControl.deltaSeconds($0.trimmingSpaces()) }
         var headers = response.headers
         let tags = StoredHeaders.prepare(&headers)
-        let decision = StoragePolicy.decide(requestHeaders: requestFields, status: response.status,
-                                            responseHeaders: headers, responseTime: now, defaultTTL: ttl,
-                                            sharesCookieRequests: sharesCookies)
+        let decision = StoragePolicy.decide(
+            requestHeaders: requestFields, status: response.status,
+            responseHeaders: headers, responseTime: now, defaultTTL: ttl,
+            sharesCookieRequests: sharesCookies)
         var stored = false
         var detail: String? = nil
         switch decision {
         case .store(let lifetime):
-            let record = ResponseRecord(status: response.status, headers: headers, body: Array(response.body.readableBytesView))
+            let record = ResponseRecord(
+                status: response.status, headers: headers, body: Array(response.body.readableBytesView))
             let varyNames = StoragePolicy.varyNames(from: headers)
-            let result = try cache.store(target: target, requestHeaders: requestFields, record: record,
-                                         varyNames: varyNames, tags: tags, lifetime: lifetime, responseTime: now, generation: generation)
-            writeToSharedTier(result.entry, storageKey: result.storageKey, varyNames: varyNames, target: target, cache: cache,
-                              token: token, on: eventLoop)
+            let result = try cache.store(
+                target: target, requestHeaders: requestFields, record: record,
+                varyNames: varyNames, tags: tags, lifetime: lifetime, responseTime: now, generation: generation)
+            writeToSharedTier(
+                result.entry, storageKey: result.storageKey, varyNames: varyNames, target: target, cache: cache,
+                token: token, on: eventLoop)
             stored = result.inL1 || runtime.l2(for: cache.tenant.id) != nil
             if !stored { detail = "too-large" }
         case .doNotStore(let reason):
             detail = reason
             if stale != nil { cache.remove(storageKey: stale!.storageKey) }
         }
-        let status: CacheStatus = stale != nil
+        let status: CacheStatus =
+            stale != nil
             ? .revalidated(fwdStatus: response.status, stored: stored) : .miss(stored: stored, detail: detail)
         let shareable: Bool
         var servesCookieRequests = false
@@ -151,51 +180,64 @@ extension TenantTrafficResponder {
         } else {
             shareable = false
         }
-        return FetchOutcome(status: response.status, headers: headers, body: response.body, cacheStatus: status, age: upstreamAge,
-                            shareable: shareable, vary: varyValues(headers, requestFields),
-                            servesCookieRequests: servesCookieRequests)
+        return FetchOutcome(
+            status: response.status, headers: headers, body: response.body, cacheStatus: status, age: upstreamAge,
+            shareable: shareable, vary: varyValues(headers, requestFields),
+            servesCookieRequests: servesCookieRequests)
     }
 
     /// A stale copy served within `stale-if-error`: it carries its own variant, so only waiters
     /// whose request selects the same variant take it.
-    private func staleOutcome(_ record: ResponseRecord, stale: StaleEntry, now: Double, fwdStatus: Int,
-                              requestFields: [HeaderField]) -> FetchOutcome {
+    private func staleOutcome(
+        _ record: ResponseRecord, stale: StaleEntry, now: Double, fwdStatus: Int,
+        requestFields: [HeaderField]
+    ) -> FetchOutcome {
         let ttl = Int.saturating((stale.entry.lifetime.freshness - stale.entry.age(at: now)).rounded(.down))
-        return FetchOutcome(status: record.status, headers: record.headers, body: ByteBuffer(bytes: record.body),
-                            cacheStatus: .staleIfError(ttl: ttl, fwdStatus: fwdStatus), age: Int.saturating(stale.entry.age(at: now)),
-                            shareable: true, vary: varyValues(record.headers, requestFields),
-                            servesCookieRequests: stale.entry.lifetime.explicitlyPublic)
+        return FetchOutcome(
+            status: record.status, headers: record.headers, body: ByteBuffer(bytes: record.body),
+            cacheStatus: .staleIfError(ttl: ttl, fwdStatus: fwdStatus), age: Int.saturating(stale.entry.age(at: now)),
+            shareable: true, vary: varyValues(record.headers, requestFields),
+            servesCookieRequests: stale.entry.lifetime.explicitlyPublic)
     }
 
     /// A failed upstream call: the client gets a fixed reason (the upstream's address and the
     /// transport error stay in the node's log, never in a response).
     func errorOutcome(_ error: any Error, tenant: String) -> FetchOutcome {
         let edgeError = error as? EdgeError ?? EdgeError(.upstreamUnavailable, "upstream request failed")
-        runtime.throttledWarning("upstream_failed:\(tenant)", "upstream request failed",
-                                 metadata: ["tenant": "\(tenant)", "error": "\(edgeError.message)"])
+        runtime.throttledWarning(
+            "upstream_failed:\(tenant)", "upstream request failed",
+            metadata: ["tenant": "\(tenant)", "error": "\(edgeError.message)"])
         let response: EdgeResponse
         switch edgeError.code {
         case .upstreamTimeout:
-            response = .jsonError(.gatewayTimeout, code: "upstream_timeout", detail: "the upstream did not answer in time")
+            response = .jsonError(
+                .gatewayTimeout, code: "upstream_timeout", detail: "the upstream did not answer in time")
         case .badRequest:
             response = .jsonError(.badRequest, code: "bad_request", detail: "the request cannot be sent upstream")
         default:
-            response = .jsonError(.badGateway, code: "upstream_unavailable", detail: "the upstream could not be reached")
+            response = .jsonError(
+                .badGateway, code: "upstream_unavailable", detail: "the upstream could not be reached")
         }
-        return FetchOutcome(status: Int(response.status.code), headers: response.headers.fields, body: response.body ?? ByteBuffer(),
-                            cacheStatus: .miss(stored: false, detail: "upstream-error"), age: nil, shareable: true, vary: [])
+        return FetchOutcome(
+            status: Int(response.status.code), headers: response.headers.fields, body: response.body ?? ByteBuffer(),
+            cacheStatus: .miss(stored: false, detail: "upstream-error"), age: nil, shareable: true, vary: [])
     }
 
     private func openRecord(_ stale: StaleEntry, cache: TenantCache) -> ResponseRecord? {
-        guard let plaintext = try? cache.cipher.open(stale.entry.sealed, aad: cache.aad(stale.storageKey, for: stale.entry)),
-              let record = ResponseRecord(decoding: plaintext) else {
+        guard
+            let plaintext = try? cache.cipher.open(
+                stale.entry.sealed, aad: cache.aad(stale.storageKey, for: stale.entry)),
+            let record = ResponseRecord(decoding: plaintext)
+        else {
             decryptFailed(cache, storageKey: stale.storageKey, detail: "stale entry failed to open; fetched anew")
             return nil
         }
         return record
     }
 
-    private func varyValues(_ responseHeaders: [HeaderField], _ requestHeaders: [HeaderField]) -> [(name: String, value: String?)] {
+    private func varyValues(_ responseHeaders: [HeaderField], _ requestHeaders: [HeaderField]) -> [(
+        name: String, value: String?
+    )] {
         StoragePolicy.varyNames(from: responseHeaders).map { ($0, requestHeaders.combined($0)) }
     }
 
@@ -221,23 +263,30 @@ extension TenantTrafficResponder {
         -> EventLoopFuture<TrafficAnswer>
     {
         guard let upstream = UpstreamURL(parsing: cache.tenant.upstream) else {
-            return eventLoop.makeSucceededFuture(TrafficAnswer(response: .jsonError(.badGateway, code: "upstream_unavailable"), status: status))
+            return eventLoop.makeSucceededFuture(
+                TrafficAnswer(response: .jsonError(.badGateway, code: "upstream_unavailable"), status: status))
         }
         let headers = forwardHeaders(request, tenant: cache.tenant, forStorage: false)
-        return runtime.upstream.fetch(upstream: upstream, method: request.head.method, target: request.head.uri,
-                                      headers: headers, body: request.body, on: eventLoop)
-            .map { response in
-                var fields = response.headers
-                let upstreamAge = fields.first("age").flatMap { CacheControl.deltaSeconds($0.trimmingSpaces()) }
-                _ = StoredHeaders.prepare(&fields)
-                let outcome = FetchOutcome(status: response.status, headers: fields, body: response.body, cacheStatus: status,
-                                           age: upstreamAge, shareable: false, vary: [])
-                return TrafficAnswer(response: makeResponse(outcome, request: request), status: status)
-            }
-            .flatMapError { error in
-                eventLoop.makeSucceededFuture(TrafficAnswer(response: makeResponse(errorOutcome(error, tenant: cache.tenant.id),
-                                                                                  request: request), status: status))
-            }
+        return runtime.upstream.fetch(
+            upstream: upstream, method: request.head.method, target: request.head.uri,
+            headers: headers, body: request.body, on: eventLoop
+        )
+        .map { response in
+            var fields = response.headers
+            let upstreamAge = fields.first("age").flatMap { CacheControl.deltaSeconds($0.trimmingSpaces()) }
+            _ = StoredHeaders.prepare(&fields)
+            let outcome = FetchOutcome(
+                status: response.status, headers: fields, body: response.body, cacheStatus: status,
+                age: upstreamAge, shareable: false, vary: [])
+            return TrafficAnswer(response: makeResponse(outcome, request: request), status: status)
+        }
+        .flatMapError { error in
+            eventLoop.makeSucceededFuture(
+                TrafficAnswer(
+                    response: makeResponse(
+                        errorOutcome(error, tenant: cache.tenant.id),
+                        request: request), status: status))
+        }
     }
 
     /// The request headers sent upstream: hop-by-hop removed, forwarding headers set by the node

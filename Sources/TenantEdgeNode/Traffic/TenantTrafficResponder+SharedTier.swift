@@ -33,16 +33,22 @@ extension TenantTrafficResponder {
             }
             switch L2EntryCodec.decodeValue(value) {
             case .entry(let entry):
-                if let outcome = sharedTierOutcome(entry, storageKey: primary, varyNames: [], request: request, cache: cache,
-                                                   generation: read.token.generation) {
+                if let outcome = sharedTierOutcome(
+                    entry, storageKey: primary, varyNames: [], request: request, cache: cache,
+                    generation: read.token.generation)
+                {
                     return eventLoop.makeSucceededFuture(outcome)
                 }
             case .varyMarker(let names):
-                let variant = cache.variantDigest(target: target, varyNames: names, requestHeaders: request.head.headers.fields)
+                let variant = cache.variantDigest(
+                    target: target, varyNames: names, requestHeaders: request.head.headers.fields)
                 return l2.get(tenant: tenant, digest: variant, on: eventLoop).flatMap { variantRead in
-                    if let variantRead, let value = variantRead.value, case .entry(let entry) = L2EntryCodec.decodeValue(value),
-                       let outcome = sharedTierOutcome(entry, storageKey: variant, varyNames: names, request: request, cache: cache,
-                                                       generation: variantRead.token.generation) {
+                    if let variantRead, let value = variantRead.value,
+                        case .entry(let entry) = L2EntryCodec.decodeValue(value),
+                        let outcome = sharedTierOutcome(
+                            entry, storageKey: variant, varyNames: names, request: request, cache: cache,
+                            generation: variantRead.token.generation)
+                    {
                         return eventLoop.makeSucceededFuture(outcome)
                     }
                     return upstreamFetch(request, cache: cache, stale: nil, token: read.token, on: eventLoop)
@@ -58,48 +64,61 @@ extension TenantTrafficResponder {
 
     /// An L2 entry that is fresh and opens under this tenant's key and binding becomes an L1 entry
     /// and the answer. One that does not open is a `decrypt_failed` security event and a miss.
-    private func sharedTierOutcome(_ entry: CacheEntry, storageKey: KeyDigest, varyNames: [String], request: EdgeRequest,
-                                   cache: TenantCache, generation: UInt64) -> FetchOutcome? {
+    private func sharedTierOutcome(
+        _ entry: CacheEntry, storageKey: KeyDigest, varyNames: [String], request: EdgeRequest,
+        cache: TenantCache, generation: UInt64
+    ) -> FetchOutcome? {
         let now = runtime.clock.now()
         let target = request.head.uri
         guard entry.generation == generation else {
             // Bound to another generation than the key it sits under: copied there, e.g. to undo a purge.
-            runtime.securityEvent("decrypt_failed", tenant: cache.tenant.id, detail: "L2 value names another generation; fetched anew")
+            runtime.securityEvent(
+                "decrypt_failed", tenant: cache.tenant.id, detail: "L2 value names another generation; fetched anew")
             return nil
         }
         guard case .fresh(let remaining) = entry.freshness(at: now) else { return nil }
-        guard StoragePolicy.mayServe(entry.lifetime, requestHasCookie: request.head.headers.contains(name: "cookie"),
-                                     tenantSharesCookies: cache.tenant.shareCookieRequests) else { return nil }
-        if let limit = runtime.stalenessLimit(now: now), entry.age(at: now) > limit { return nil }  // feed silent: fetch anew
+        guard
+            StoragePolicy.mayServe(
+                entry.lifetime, requestHasCookie: request.head.headers.contains(name: "cookie"),
+                tenantSharesCookies: cache.tenant.shareCookieRequests)
+        else { return nil }
+        // feed silent: fetch anew
+        if let limit = runtime.stalenessLimit(now: now), entry.age(at: now) > limit { return nil }
         if let version = TenantPartition.keyVersion(of: entry.sealed), !cache.cipher.holdsKey(version: version) {
             // Older than the current key: retired, unreadable by design, dropped quietly where met.
             // Newer: a sibling already has the next bundle; a miss here until this node has it too.
             if version < cache.cipher.keyVersion {
-                _ = runtime.l2(for: cache.tenant.id)?.delete(tenant: cache.tenant.id, digests: [storageKey], on: runtime.eventLoop)
+                _ = runtime.l2(for: cache.tenant.id)?.delete(
+                    tenant: cache.tenant.id, digests: [storageKey], on: runtime.eventLoop)
             }
             return nil
         }
         guard let plaintext = try? cache.cipher.open(entry.sealed, aad: cache.aad(storageKey, for: entry)),
-              let record = ResponseRecord(decoding: plaintext) else {
-            runtime.securityEvent("decrypt_failed", tenant: cache.tenant.id, detail: "L2 value failed to open; fetched anew")
+            let record = ResponseRecord(decoding: plaintext)
+        else {
+            runtime.securityEvent(
+                "decrypt_failed", tenant: cache.tenant.id, detail: "L2 value failed to open; fetched anew")
             return nil
         }
         cache.promote(entry, target: target, storageKey: storageKey, varyNames: varyNames)
         // The variant travels with the answer, so a collapsed waiter with other `Vary` values
         // fetches its own instead of taking this one.
         let requestFields = request.head.headers.fields
-        return FetchOutcome(status: record.status, headers: record.headers, body: ByteBuffer(bytes: record.body),
-                            cacheStatus: .sharedHit(ttl: Int.saturating(remaining.rounded(.up))),
-                            age: Int.saturating(entry.age(at: now)), shareable: true,
-                            vary: varyNames.map { ($0, requestFields.combined($0)) },
-                            servesCookieRequests: entry.lifetime.explicitlyPublic || cache.tenant.shareCookieRequests)
+        return FetchOutcome(
+            status: record.status, headers: record.headers, body: ByteBuffer(bytes: record.body),
+            cacheStatus: .sharedHit(ttl: Int.saturating(remaining.rounded(.up))),
+            age: Int.saturating(entry.age(at: now)), shareable: true,
+            vary: varyNames.map { ($0, requestFields.combined($0)) },
+            servesCookieRequests: entry.lifetime.explicitlyPublic || cache.tenant.shareCookieRequests)
     }
 
     /// Writes what L1 stored to L2 as well, with a Redis TTL of the entry's remaining keep time,
     /// indexed by its tags and path prefixes (and, for a variant, its primary digest). Without a
     /// token (Redis did not answer the read) nothing is written.
-    func writeToSharedTier(_ entry: CacheEntry, storageKey: KeyDigest, varyNames: [String], target: String, cache: TenantCache,
-                           token: RedisTier.Token?, on eventLoop: any EventLoop) {
+    func writeToSharedTier(
+        _ entry: CacheEntry, storageKey: KeyDigest, varyNames: [String], target: String, cache: TenantCache,
+        token: RedisTier.Token?, on eventLoop: any EventLoop
+    ) {
         guard let l2 = runtime.l2(for: cache.tenant.id), let token else { return }
         let fence = token.fence
         let quota = cache.tenant.quotaBytesL2 ?? runtime.config.cache.redis?.tenantQuotaBytes ?? 0
@@ -108,11 +127,16 @@ extension TenantTrafficResponder {
         var indexes = entry.tagDigests + TenantCache.prefixes(of: target).map(cache.prefixDigest)
         if !varyNames.isEmpty {
             indexes.append(primary)
-            l2.set(tenant: cache.tenant.id, digest: primary, value: L2EntryCodec.encodeVaryMarker(varyNames), ttlSeconds: ttl,
-                   fence: fence, keyVersion: cache.cipher.keyVersion, quotaBytes: quota, indexes: [], on: eventLoop)
+            l2.set(
+                tenant: cache.tenant.id, digest: primary, value: L2EntryCodec.encodeVaryMarker(varyNames),
+                ttlSeconds: ttl,
+                fence: fence, keyVersion: cache.cipher.keyVersion, quotaBytes: quota, indexes: [], on: eventLoop)
         }
-        l2.set(tenant: cache.tenant.id, digest: storageKey, value: L2EntryCodec.encode(entry), ttlSeconds: ttl, fence: fence,
-               keyVersion: TenantPartition.keyVersion(of: entry.sealed) ?? cache.cipher.keyVersion, quotaBytes: quota, indexes: indexes,
-               on: eventLoop)
+        l2.set(
+            tenant: cache.tenant.id, digest: storageKey, value: L2EntryCodec.encode(entry), ttlSeconds: ttl,
+            fence: fence,
+            keyVersion: TenantPartition.keyVersion(of: entry.sealed) ?? cache.cipher.keyVersion, quotaBytes: quota,
+            indexes: indexes,
+            on: eventLoop)
     }
 }

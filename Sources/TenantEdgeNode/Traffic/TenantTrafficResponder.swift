@@ -39,28 +39,36 @@ struct TenantTrafficResponder: HTTPResponder {
         case .admitted(let admitted, let tenantCache, let clientHost):
             (request, cache, host) = (admitted, tenantCache, clientHost)
         case .refused(var response):
-            response.headers.add(name: "cache-status", value: CacheStatus.bypass(detail: "refused")
-                .headerValue(cacheName: runtime.config.node.id))
-            runtime.metrics.recordRequest(tenant: nil, status: "bypass", elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
+            response.headers.add(
+                name: "cache-status",
+                value: CacheStatus.bypass(detail: "refused")
+                    .headerValue(cacheName: runtime.config.node.id))
+            runtime.metrics.recordRequest(
+                tenant: nil, status: "bypass", elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
             return .now(response)
         case .noTenant(let target):
             if original.head.method == .GET || original.head.method == .HEAD, target == "/healthz" {
                 return .now(regionHealth())  // the probe of a sibling region's node, at the region's own hostname
             }
             var response = EdgeResponse.jsonError(.misdirectedRequest, code: "unknown_tenant")
-            response.headers.add(name: "cache-status", value: CacheStatus.bypass(detail: "unknown-tenant")
-                .headerValue(cacheName: runtime.config.node.id))
-            runtime.metrics.recordRequest(tenant: nil, status: "bypass", elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
+            response.headers.add(
+                name: "cache-status",
+                value: CacheStatus.bypass(detail: "unknown-tenant")
+                    .headerValue(cacheName: runtime.config.node.id))
+            runtime.metrics.recordRequest(
+                tenant: nil, status: "bypass", elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
             return .now(response)
         }
         var hint: String? = nil  // the preferred region, sent back in `hint` mode
         var preferred: String? = nil
         if cache.tenant.geoMode != .off, let address = runtime.geo.clientAddress(of: request) {
-            let decision = runtime.geo.decide(address: address, tenant: cache.tenant, regions: { runtime.table.regions })
+            let decision = runtime.geo.decide(
+                address: address, tenant: cache.tenant, regions: { runtime.table.regions })
             preferred = decision.region
             if cache.tenant.geoMode == .hint { hint = decision.region }
             if cache.tenant.geoMode == .redirect, decision.region != runtime.config.node.region,
-               let redirect = redirect(request, host: host, to: decision.region) {
+                let redirect = redirect(request, host: host, to: decision.region)
+            {
                 return .now(finish(redirect, cache: cache, started: started, hint: decision.region))
             }
         }
@@ -85,10 +93,11 @@ struct TenantTrafficResponder: HTTPResponder {
     /// request is served here. The answer depends on the client's address, so no cache may keep it.
     private func redirect(_ request: EdgeRequest, host: String, to region: String) -> TrafficAnswer? {
         guard request.head.method == .GET || request.head.method == .HEAD,
-              let target = runtime.table.regions.first(where: { $0.name == region }), !target.publicURL.isEmpty
+            let target = runtime.table.regions.first(where: { $0.name == region }), !target.publicURL.isEmpty
         else { return nil }
         let location = target.redirectLocation(host: TenantDirectory.normalize(host: host), target: request.head.uri)
-        var response = EdgeResponse.json(.temporaryRedirect, "{\"region\":\(JSONText.quote(region)),\"location\":\(JSONText.quote(location))}")
+        var response = EdgeResponse.json(
+            .temporaryRedirect, "{\"region\":\(JSONText.quote(region)),\"location\":\(JSONText.quote(location))}")
         response.headers.add(name: "location", value: location)
         response.headers.add(name: "cache-control", value: "private, no-store")
         if request.head.method == .HEAD {
@@ -101,15 +110,22 @@ struct TenantTrafficResponder: HTTPResponder {
     /// `GET /healthz` at a hostname that is no tenant's: whether this node serves, for the other
     /// regions' probes (`RegionConfig.healthURL`). Tenant paths are never shadowed.
     private func regionHealth() -> EdgeResponse {
-        .json(.ok, "{\"status\":\"ok\",\"region\":\(JSONText.quote(runtime.config.node.region)),\"node\":\(JSONText.quote(runtime.config.node.id))}")
+        let answer = JSONValue.object([
+            "status": .string("ok"), "region": .string(runtime.config.node.region),
+            "node": .string(runtime.config.node.id),
+        ])
+        return .json(.ok, (try? answer.canonicalText) ?? "{}")
     }
 
     /// Labels the response and records it in the tenant's counters and the metrics.
-    private func finish(_ answer: TrafficAnswer, cache: TenantCache, started: NIODeadline, hint: String? = nil) -> EdgeResponse {
+    private func finish(_ answer: TrafficAnswer, cache: TenantCache, started: NIODeadline, hint: String? = nil)
+        -> EdgeResponse
+    {
         var response = answer.response
         response.headers.add(name: "cache-status", value: answer.status.headerValue(cacheName: runtime.config.node.id))
         if let hint { response.headers.add(name: "x-edge-preferred-region", value: hint) }
-        let label = response.status.code >= 500 && answer.status.metricLabel != "stale" ? "error" : answer.status.metricLabel
+        let label =
+            response.status.code >= 500 && answer.status.metricLabel != "stale" ? "error" : answer.status.metricLabel
         switch label {
         case "hit": cache.counters.increment(.hit)
         case "stale": cache.counters.increment(.stale)
@@ -117,7 +133,8 @@ struct TenantTrafficResponder: HTTPResponder {
         case "error": cache.counters.increment(.error)
         default: cache.counters.increment(.miss)
         }
-        runtime.metrics.recordRequest(tenant: cache.tenant.id, status: label, elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
+        runtime.metrics.recordRequest(
+            tenant: cache.tenant.id, status: label, elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
         return response
     }
 
@@ -128,28 +145,37 @@ struct TenantTrafficResponder: HTTPResponder {
         case pending(EventLoopFuture<TrafficAnswer>)
     }
 
-    private func serveCacheable(_ request: EdgeRequest, cache: TenantCache, on eventLoop: any EventLoop) -> CacheableAnswer {
+    private func serveCacheable(_ request: EdgeRequest, cache: TenantCache, on eventLoop: any EventLoop)
+        -> CacheableAnswer
+    {
         let target = request.head.uri
         let now = runtime.clock.now()
         var stale: StaleEntry? = nil
         let hasCookie = request.head.headers.contains(name: "cookie")
         if let (storageKey, entry) = cache.lookup(target: target, requestHeaders: request.head.headers.fields),
-           StoragePolicy.mayServe(entry.lifetime, requestHasCookie: hasCookie, tenantSharesCookies: cache.tenant.shareCookieRequests) {
+            StoragePolicy.mayServe(
+                entry.lifetime, requestHasCookie: hasCookie, tenantSharesCookies: cache.tenant.shareCookieRequests)
+        {
             var freshness = entry.freshness(at: now)
             if let limit = runtime.stalenessLimit(now: now), entry.age(at: now) > limit, freshness != .expired {
                 freshness = .stale(servableOnError: false)  // the feed is silent: revalidate before serving
             }
             switch freshness {
             case .fresh(let remaining):
-                if let hit = respondFromEntry(entry, storageKey: storageKey, cache: cache, request: request, now: now,
-                                              status: .hit(ttl: Int.saturating(remaining.rounded(.up)))) {
+                if let hit = respondFromEntry(
+                    entry, storageKey: storageKey, cache: cache, request: request, now: now,
+                    status: .hit(ttl: Int.saturating(remaining.rounded(.up))))
+                {
                     return .ready(hit)
                 }
             case .staleWhileRevalidate:
                 let ttl = Int.saturating((entry.lifetime.freshness - entry.age(at: now)).rounded(.down))
-                if let hit = respondFromEntry(entry, storageKey: storageKey, cache: cache, request: request, now: now,
-                                              status: .staleWhileRevalidate(ttl: ttl)) {
-                    refreshInBackground(request, cache: cache, stale: StaleEntry(storageKey: storageKey, entry: entry), on: eventLoop)
+                if let hit = respondFromEntry(
+                    entry, storageKey: storageKey, cache: cache, request: request, now: now,
+                    status: .staleWhileRevalidate(ttl: ttl))
+                {
+                    refreshInBackground(
+                        request, cache: cache, stale: StaleEntry(storageKey: storageKey, entry: entry), on: eventLoop)
                     return .ready(hit)
                 }
             case .stale:
@@ -158,16 +184,19 @@ struct TenantTrafficResponder: HTTPResponder {
                 cache.remove(storageKey: storageKey)
             }
         }
-        return .pending(collapsedFetch(request, cache: cache, stale: stale, on: eventLoop).map { outcome in
-            TrafficAnswer(response: makeResponse(outcome, request: request), status: outcome.cacheStatus)
-        })
+        return .pending(
+            collapsedFetch(request, cache: cache, stale: stale, on: eventLoop).map { outcome in
+                TrafficAnswer(response: makeResponse(outcome, request: request), status: outcome.cacheStatus)
+            })
     }
 
     /// The hit path: opens a stored entry straight into the response buffer and sends its header
     /// block and body as slices of it. Nil when it fails to open: the entry is dropped, a
     /// `decrypt_failed` security event is recorded, and the request continues as a miss.
-    private func respondFromEntry(_ entry: CacheEntry, storageKey: KeyDigest, cache: TenantCache, request: EdgeRequest,
-                                  now: Double, status: CacheStatus) -> TrafficAnswer? {
+    private func respondFromEntry(
+        _ entry: CacheEntry, storageKey: KeyDigest, cache: TenantCache, request: EdgeRequest,
+        now: Double, status: CacheStatus
+    ) -> TrafficAnswer? {
         guard let count = cache.cipher.plaintextCount(ofSealed: entry.sealed) else {
             decryptFailed(cache, storageKey: storageKey)
             return nil
@@ -182,22 +211,27 @@ struct TenantTrafficResponder: HTTPResponder {
             return nil
         }
         guard let layout = buffer.withUnsafeReadableBytes({ ResponseRecord.layout($0) }),
-              let rawHeaders = buffer.getSlice(at: layout.headerBlock.lowerBound, length: layout.headerBlock.count),
-              let body = buffer.getSlice(at: layout.bodyOffset, length: buffer.readableBytes - layout.bodyOffset)
+            let rawHeaders = buffer.getSlice(at: layout.headerBlock.lowerBound, length: layout.headerBlock.count),
+            let body = buffer.getSlice(at: layout.bodyOffset, length: buffer.readableBytes - layout.bodyOffset)
         else {
             decryptFailed(cache, storageKey: storageKey)
             return nil
         }
-        if runtime.config.cache.resealOnRead, let version = TenantPartition.keyVersion(of: entry.sealed), version < cache.cipher.keyVersion {
-            cache.reseal(entry, storageKey: storageKey, plaintext: Array(buffer.readableBytesView))  // rare: once per old entry
+        if runtime.config.cache.resealOnRead, let version = TenantPartition.keyVersion(of: entry.sealed),
+            version < cache.cipher.keyVersion
+        {
+            // rare: once per old entry
+            cache.reseal(entry, storageKey: storageKey, plaintext: Array(buffer.readableBytesView))
         }
         var headers = HTTPHeaders()
         headers.add(name: "age", value: String(Int.saturating(entry.age(at: now))))
-        var response = EdgeResponse(status: HTTPResponseStatus(statusCode: layout.status), headers: headers, body: body,
-                                    rawHeaders: rawHeaders)
+        var response = EdgeResponse(
+            status: HTTPResponseStatus(statusCode: layout.status), headers: headers, body: body,
+            rawHeaders: rawHeaders)
         if layout.status == 200, let condition = request.head.headers.first(name: "if-none-match"),
-           let etag = buffer.withUnsafeReadableBytes({ ResponseRecord.decodeHead($0) })?.headers.first("etag"),
-           Self.etagMatches(condition, etag) {
+            let etag = buffer.withUnsafeReadableBytes({ ResponseRecord.decodeHead($0) })?.headers.first("etag"),
+            Self.etagMatches(condition, etag)
+        {
             response.status = .notModified
             response.sendBody = false
         } else if request.head.method == .HEAD {
@@ -208,12 +242,16 @@ struct TenantTrafficResponder: HTTPResponder {
     }
 
     /// The one place an entry that does not open is handled: dropped, and a security event.
-    func decryptFailed(_ cache: TenantCache, storageKey: KeyDigest, detail: String = "stored entry failed to open; served as a miss") {
+    func decryptFailed(
+        _ cache: TenantCache, storageKey: KeyDigest, detail: String = "stored entry failed to open; served as a miss"
+    ) {
         let sealed = cache.lookupSealed(storageKey: storageKey)
         cache.remove(storageKey: storageKey)
         // Sealed under a key version this node no longer holds (retired, or swapped out a moment
         // ago): expected during a rotation, not an attack. Anything else is a security event.
-        if let sealed, let version = TenantPartition.keyVersion(of: sealed), !cache.cipher.holdsKey(version: version) { return }
+        if let sealed, let version = TenantPartition.keyVersion(of: sealed), !cache.cipher.holdsKey(version: version) {
+            return
+        }
         runtime.securityEvent("decrypt_failed", tenant: cache.tenant.id, detail: detail)
     }
 
@@ -222,13 +260,15 @@ struct TenantTrafficResponder: HTTPResponder {
     func makeResponse(_ outcome: FetchOutcome, request: EdgeRequest) -> EdgeResponse {
         var headers = HTTPHeaders(fields: outcome.headers)
         if let age = outcome.age { headers.add(name: "age", value: String(max(age, 0))) }
-        var response = EdgeResponse(status: HTTPResponseStatus(statusCode: outcome.status), headers: headers, body: outcome.body)
+        var response = EdgeResponse(
+            status: HTTPResponseStatus(statusCode: outcome.status), headers: headers, body: outcome.body)
         if request.head.method == .HEAD {
             response.sendBody = false
             response.announcedLength = outcome.body.readableBytes
         }
         if outcome.status == 200, let condition = request.head.headers.first(name: "if-none-match"),
-           let etag = outcome.headers.first("etag"), Self.etagMatches(condition, etag) {
+            let etag = outcome.headers.first("etag"), Self.etagMatches(condition, etag)
+        {
             response.status = .notModified
             response.sendBody = false
             response.announcedLength = nil

@@ -21,11 +21,13 @@ final class UpstreamClient: Sendable {
     init(group: any EventLoopGroup, limits: EdgeConfig.Limits) {
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
-            timeout: .init(connect: .milliseconds(Int64(limits.upstreamConnectTimeoutMs)),
-                           read: .milliseconds(Int64(limits.upstreamReadTimeoutMs))),
+            timeout: .init(
+                connect: .milliseconds(Int64(limits.upstreamConnectTimeoutMs)),
+                read: .milliseconds(Int64(limits.upstreamReadTimeoutMs))),
             decompression: .disabled)
-        configuration.connectionPool = .init(idleTimeout: .seconds(60),
-                                             concurrentHTTP1ConnectionsPerHostSoftLimit: limits.upstreamPoolSize)
+        configuration.connectionPool = .init(
+            idleTimeout: .seconds(60),
+            concurrentHTTP1ConnectionsPerHostSoftLimit: limits.upstreamPoolSize)
         configuration.httpVersion = .http1Only
         client = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: configuration)
         self.limits = limits
@@ -35,13 +37,16 @@ final class UpstreamClient: Sendable {
     /// `target` must be origin-form (the traffic responder's admission made it so); the URL is the
     /// upstream's own scheme, host and port with the target after its base path, and a URL that
     /// would resolve to any other host or port is refused before anything is sent.
-    func fetch(upstream: UpstreamURL, method: HTTPMethod, target: String, headers: HTTPHeaders, body: ByteBuffer?,
-               on eventLoop: any EventLoop) -> EventLoopFuture<UpstreamResponse> {
+    func fetch(
+        upstream: UpstreamURL, method: HTTPMethod, target: String, headers: HTTPHeaders, body: ByteBuffer?,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<UpstreamResponse> {
         let request: HTTPClient.Request
         do {
             guard target.hasPrefix("/") else { throw EdgeError(.badRequest, "not origin-form") }
-            request = try HTTPClient.Request(url: upstream.base + target, method: method, headers: headers,
-                                             body: body.map { .byteBuffer($0) })
+            request = try HTTPClient.Request(
+                url: upstream.base + target, method: method, headers: headers,
+                body: body.map { .byteBuffer($0) })
             let host = request.host.hasPrefix("[") ? String(request.host.dropFirst().dropLast()) : request.host
             guard host.lowercased() == upstream.host.lowercased(), request.port == upstream.port else {
                 throw EdgeError(.badRequest, "target would change the upstream host")
@@ -50,15 +55,19 @@ final class UpstreamClient: Sendable {
             return eventLoop.makeFailedFuture(EdgeError(.badRequest, "request target cannot be sent upstream"))
         }
         let delegate = ResponseAccumulator(request: request, maxBodySize: limits.maxResponseBodyBytes)
-        let deadline = NIODeadline.now() + .milliseconds(Int64(limits.upstreamConnectTimeoutMs + limits.upstreamReadTimeoutMs))
-        return client.execute(request: request, delegate: delegate, eventLoop: .delegateAndChannel(on: eventLoop), deadline: deadline)
-            .futureResult
-            .map { response in
-                UpstreamResponse(status: Int(response.status.code),
-                                 headers: response.headers.map { HeaderField($0.name, $0.value) },
-                                 body: response.body ?? ByteBuffer())
-            }
-            .flatMapErrorThrowing { error in throw Self.classify(error) }
+        let deadline =
+            NIODeadline.now() + .milliseconds(Int64(limits.upstreamConnectTimeoutMs + limits.upstreamReadTimeoutMs))
+        return client.execute(
+            request: request, delegate: delegate, eventLoop: .delegateAndChannel(on: eventLoop), deadline: deadline
+        )
+        .futureResult
+        .map { response in
+            UpstreamResponse(
+                status: Int(response.status.code),
+                headers: response.headers.map { HeaderField($0.name, $0.value) },
+                body: response.body ?? ByteBuffer())
+        }
+        .flatMapErrorThrowing { error in throw Self.classify(error) }
     }
 
     func shutdown() async throws { try await client.shutdown() }

@@ -10,66 +10,83 @@ extension OriginResponder {
     func tenants(_ request: EdgeRequest, id: String, on eventLoop: any EventLoop) -> ResponderResult {
         guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
         guard EdgeConfig.isIdentifier(id) else {
-            return .now(.jsonError(.badRequest, code: "bad_request", detail: "tenant id must be 1-63 of a-z, 0-9, - or _"))
+            return .now(
+                .jsonError(.badRequest, code: "bad_request", detail: "tenant id must be 1-63 of a-z, 0-9, - or _"))
         }
-        let (registry, log, erasures, audit, actor) = (self.registry, self.log, self.erasures, self.audit, self.actor(request))
+        let (registry, log, erasures, audit, actor) = (
+            self.registry, self.log, self.erasures, self.audit, self.actor(request)
+        )
         let body = request.body.map { Array($0.readableBytesView) } ?? []
         let method = request.head.method
-        return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
-            do throws(EdgeError) {
-                if method == .PUT {
-                    try registry.put(id: id, json: body)
-                    audit.record("tenant_put", actor: actor, tenant: id)
-                    return .json(.ok, #"{"tenant":\#(JSONText.quote(id))}"#)
+        return .later(
+            NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
+                do throws(EdgeError) {
+                    if method == .PUT {
+                        try registry.put(id: id, json: body)
+                        audit.record("tenant_put", actor: actor, tenant: id)
+                        return .json(.ok, #"{"tenant":\#(JSONText.quote(id))}"#)
+                    }
+                    guard try registry.remove(id: id) else { return .jsonError(.notFound, code: "unknown_tenant") }
+                    // Erasure: every node drops the tenant's data now; the next bundle drops the tenant and
+                    // its keys, and each node confirms when its copy is gone.
+                    let event = try log.append(PurgeRequest(tenant: id, all: true))
+                    try erasures.requested(tenant: id, by: actor)
+                    audit.record("tenant_erased", actor: actor, tenant: id, details: ["seq": String(event.seq)])
+                    return .json(.ok, #"{"erased":\#(JSONText.quote(id)),"seq":\#(event.seq)}"#)
+                } catch {
+                    return .jsonError(
+                        error.code == .badRequest ? .badRequest : .internalServerError, code: error.code.description,
+                        detail: error.message)
                 }
-                guard try registry.remove(id: id) else { return .jsonError(.notFound, code: "unknown_tenant") }
-                // Erasure: every node drops the tenant's data now; the next bundle drops the tenant and
-                // its keys, and each node confirms when its copy is gone.
-                let event = try log.append(PurgeRequest(tenant: id, all: true))
-                try erasures.requested(tenant: id, by: actor)
-                audit.record("tenant_erased", actor: actor, tenant: id, details: ["seq": String(event.seq)])
-                return .json(.ok, #"{"erased":\#(JSONText.quote(id)),"seq":\#(event.seq)}"#)
-            } catch {
-                return .jsonError(error.code == .badRequest ? .badRequest : .internalServerError, code: error.code.description, detail: error.message)
-            }
-        }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
+            }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
     }
 
     /// `POST /v1/tenants/<id>/keys/rotate`: a new key version, current for writes after the next publish.
     func rotateKey(_ request: EdgeRequest, id: String, on eventLoop: any EventLoop) -> ResponderResult {
         guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
         let (registry, audit, actor) = (self.registry, self.audit, self.actor(request))
-        return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
-            do throws(EdgeError) {
-                let version = try registry.rotateKey(id: id)
-                audit.record("key_rotated", actor: actor, tenant: id, details: ["version": String(version)])
-                return .json(.ok, #"{"tenant":\#(JSONText.quote(id)),"key_version":\#(version)}"#)
-            } catch {
-                return .jsonError(error.code == .unknownTenant ? .notFound : .internalServerError, code: error.code.description, detail: error.message)
-            }
-        }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
+        return .later(
+            NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
+                do throws(EdgeError) {
+                    let version = try registry.rotateKey(id: id)
+                    audit.record("key_rotated", actor: actor, tenant: id, details: ["version": String(version)])
+                    return .json(.ok, #"{"tenant":\#(JSONText.quote(id)),"key_version":\#(version)}"#)
+                } catch {
+                    return .jsonError(
+                        error.code == .unknownTenant ? .notFound : .internalServerError, code: error.code.description,
+                        detail: error.message)
+                }
+            }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
     }
 
     /// `DELETE /v1/tenants/<id>/keys/<V>`: retires a key version (crypto-shredding after the next publish).
-    func retireKey(_ request: EdgeRequest, id: String, version: UInt32?, on eventLoop: any EventLoop) -> ResponderResult {
+    func retireKey(_ request: EdgeRequest, id: String, version: UInt32?, on eventLoop: any EventLoop) -> ResponderResult
+    {
         guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
-        guard let version else { return .now(.jsonError(.badRequest, code: "bad_request", detail: "the key version must be a number")) }
+        guard let version else {
+            return .now(.jsonError(.badRequest, code: "bad_request", detail: "the key version must be a number"))
+        }
         let (registry, audit, actor) = (self.registry, self.audit, self.actor(request))
-        return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
-            do throws(EdgeError) {
-                try registry.retireKey(id: id, version: version)
-                audit.record("key_retired", actor: actor, tenant: id, details: ["version": String(version)])
-                return .json(.ok, #"{"tenant":\#(JSONText.quote(id)),"retired":\#(version)}"#)
-            } catch {
-                let status: HTTPResponseStatus = error.code == .unknownTenant ? .notFound : error.code == .badRequest ? .conflict : .internalServerError
-                return .jsonError(status, code: error.code.description, detail: error.message)
-            }
-        }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
+        return .later(
+            NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
+                do throws(EdgeError) {
+                    try registry.retireKey(id: id, version: version)
+                    audit.record("key_retired", actor: actor, tenant: id, details: ["version": String(version)])
+                    return .json(.ok, #"{"tenant":\#(JSONText.quote(id)),"retired":\#(version)}"#)
+                } catch {
+                    let status: HTTPResponseStatus =
+                        error.code == .unknownTenant
+                        ? .notFound : error.code == .badRequest ? .conflict : .internalServerError
+                    return .jsonError(status, code: error.code.description, detail: error.message)
+                }
+            }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
     }
 
     func publishConfig(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
-        let (registry, pusher, regions, audit, actor) = (self.registry, self.pusher, config.regions, self.audit, self.actor(request))
+        let (registry, pusher, regions, audit, actor) = (
+            self.registry, self.pusher, config.regions, self.audit, self.actor(request)
+        )
         let promise = eventLoop.makePromise(of: EdgeResponse.self)
         promise.completeWithTask {
             var published: (version: Int, bundles: [String: (signature: String, body: [UInt8])]) = (0, [:])
@@ -83,8 +100,11 @@ extension OriginResponder {
                 pushed = [:]
                 for region in regions {
                     guard let bundle = published.bundles[region.region.name] else { continue }
-                    pushed.merge(await pusher.push(version: published.version, signature: bundle.signature, body: bundle.body,
-                                                   to: region.nodes)) { $1 }
+                    pushed.merge(
+                        await pusher.push(
+                            version: published.version, signature: bundle.signature, body: bundle.body,
+                            to: region.nodes)
+                    ) { $1 }
                 }
                 let ahead = pushed.values.compactMap { $0.hasPrefix("ahead: ") ? Int($0.dropFirst(7)) : nil }.max()
                 guard round == 0, let ahead else { break }
@@ -94,7 +114,8 @@ extension OriginResponder {
                 audit.record("config_version_raised", actor: actor, tenant: nil, details: ["above": String(ahead)])
             }
             audit.record("config_published", actor: actor, tenant: nil, details: ["version": String(published.version)])
-            let outcomes = pushed.keys.sorted().map { "\(JSONText.quote($0)):\(JSONText.quote(pushed[$0]!))" }.joined(separator: ",")
+            let outcomes = pushed.keys.sorted().map { "\(JSONText.quote($0)):\(JSONText.quote(pushed[$0]!))" }.joined(
+                separator: ",")
             return .json(.ok, #"{"version":\#(published.version),"pushed":{\#(outcomes)}}"#)
         }
         return .later(promise.futureResult)
@@ -107,22 +128,28 @@ extension OriginResponder {
         guard let token = nodeToken(request) else { return .now(unauthorized(request, "a node token is required")) }
         let body = request.body.map { Array($0.readableBytesView) } ?? []
         guard body.count <= 1024, let node = JSONValue.parse(body)?.objectValue?["node"]?.stringValue,
-              EdgeConfig.isIdentifier(node) else {
+            EdgeConfig.isIdentifier(node)
+        else {
             return .now(.jsonError(.badRequest, code: "bad_request", detail: "body must be {\"node\":\"<node id>\"}"))
         }
         guard let bound = token.node, bound == node else {
-            return .now(.jsonError(.forbidden, code: "forbidden", detail: "only a token bound to that node may confirm its erasure"))
+            return .now(
+                .jsonError(
+                    .forbidden, code: "forbidden", detail: "only a token bound to that node may confirm its erasure"))
         }
         let (erasures, audit) = (self.erasures, self.audit)
-        return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
-            do throws(EdgeError) {
-                guard try erasures.confirmed(tenant: tenant, node: node) else { return .jsonError(.notFound, code: "no_erasure") }
-                audit.record("erasure_confirmed", actor: "node:\(node)", tenant: tenant)
-                return .json(.ok, #"{"confirmed":true}"#)
-            } catch {
-                return .jsonError(.internalServerError, code: error.code.description, detail: error.message)
-            }
-        }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
+        return .later(
+            NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
+                do throws(EdgeError) {
+                    guard try erasures.confirmed(tenant: tenant, node: node) else {
+                        return .jsonError(.notFound, code: "no_erasure")
+                    }
+                    audit.record("erasure_confirmed", actor: "node:\(node)", tenant: tenant)
+                    return .json(.ok, #"{"confirmed":true}"#)
+                } catch {
+                    return .jsonError(.internalServerError, code: error.code.description, detail: error.message)
+                }
+            }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
     }
 
     func pullBundle(_ request: EdgeRequest, region: String?) -> EdgeResponse {

@@ -41,12 +41,15 @@ struct OriginResponder: HTTPResponder {
             return publish(request, on: eventLoop)
         case (.GET, "/v1/invalidations"):
             guard nodeRegion(request) != nil else { return .now(unauthorized(request, "a node token is required")) }
-            guard let after = Int(query["after"] ?? "0"), after >= 0, let wait = Int(query["wait"] ?? "0"), wait >= 0 else {
-                return .now(.jsonError(.badRequest, code: "bad_request", detail: "after and wait must be whole numbers"))
+            guard let after = Int(query["after"] ?? "0"), after >= 0, let wait = Int(query["wait"] ?? "0"), wait >= 0
+            else {
+                return .now(
+                    .jsonError(.badRequest, code: "bad_request", detail: "after and wait must be whole numbers"))
             }
             return .later(feed(after: after, wait: min(wait, Self.maxWaitSeconds), on: eventLoop))
         case (.POST, _) where path.hasPrefix("/v1/tenants/") && path.hasSuffix("/keys/rotate"):
-            return rotateKey(request, id: String(path.dropFirst("/v1/tenants/".count).dropLast("/keys/rotate".count)), on: eventLoop)
+            return rotateKey(
+                request, id: String(path.dropFirst("/v1/tenants/".count).dropLast("/keys/rotate".count)), on: eventLoop)
         case (.DELETE, _) where path.hasPrefix("/v1/tenants/") && path.contains("/keys/"):
             let parts = path.dropFirst("/v1/tenants/".count).components(separatedBy: "/keys/")
             return retireKey(request, id: parts[0], version: parts.count == 2 ? UInt32(parts[1]) : nil, on: eventLoop)
@@ -58,19 +61,25 @@ struct OriginResponder: HTTPResponder {
             return confirmErasure(request, tenant: String(path.dropFirst("/v1/erasures/".count)), on: eventLoop)
         case (.GET, _) where path.hasPrefix("/v1/erasures/"):
             guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
-            return .now(erasures.json(tenant: String(path.dropFirst("/v1/erasures/".count))).map { .json(.ok, $0) }
-                ?? .jsonError(.notFound, code: "no_erasure"))
+            return .now(
+                erasures.json(tenant: String(path.dropFirst("/v1/erasures/".count))).map { .json(.ok, $0) }
+                    ?? .jsonError(.notFound, code: "no_erasure"))
         case (.GET, "/v1/report/compliance"):
             guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
             let (registry, log, erasures, audit) = (self.registry, self.log, self.erasures, self.audit)
-            return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
-                do throws(EdgeError) {
-                    return EdgeResponse.json(.ok, try ComplianceReport.json(registry: registry, log: log, erasures: erasures,
-                                                                            audit: audit, now: Date().timeIntervalSince1970))
-                } catch {
-                    return EdgeResponse.jsonError(.internalServerError, code: "encode_failed", detail: error.message)
-                }
-            })
+            return .later(
+                NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
+                    do throws(EdgeError) {
+                        return EdgeResponse.json(
+                            .ok,
+                            try ComplianceReport.json(
+                                registry: registry, log: log, erasures: erasures,
+                                audit: audit, now: Date().timeIntervalSince1970))
+                    } catch {
+                        return EdgeResponse.jsonError(
+                            .internalServerError, code: "encode_failed", detail: error.message)
+                    }
+                })
         case (.GET, "/v1/config/bundle"):
             return .now(pullBundle(request, region: query["region"]))
         case (_, "/healthz"), (_, "/v1/invalidations"), (_, "/v1/config/publish"), (_, "/v1/config/bundle"):
@@ -105,10 +114,14 @@ struct OriginResponder: HTTPResponder {
 
     private func publish(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         // Authenticated before the body is parsed; the refusal never echoes the body's tenant.
-        guard mayPublish(request, tenant: nil) else { return .now(unauthorized(request, "a publisher token is required")) }
+        guard mayPublish(request, tenant: nil) else {
+            return .now(unauthorized(request, "a publisher token is required"))
+        }
         guard (request.body?.readableBytes ?? 0) <= PurgeRequest.Limits.bodyBytes else {
-            return .now(.jsonError(.payloadTooLarge, code: "payload_too_large",
-                                   detail: "a purge is at most \(PurgeRequest.Limits.bodyBytes) bytes"))
+            return .now(
+                .jsonError(
+                    .payloadTooLarge, code: "payload_too_large",
+                    detail: "a purge is at most \(PurgeRequest.Limits.bodyBytes) bytes"))
         }
         let body = request.body.map { Array($0.readableBytesView) } ?? []
         let purge: PurgeRequest
@@ -119,14 +132,17 @@ struct OriginResponder: HTTPResponder {
             return .now(unauthorized(request, "this token may not publish for that tenant"))
         }
         let log = self.log
-        return .later(NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
-            do {
-                let event = try log.append(purge)
-                return .json(.ok, #"{"seq":\#(event.seq)}"#)
-            } catch {
-                return .jsonError(.serviceUnavailable, code: "log_unavailable", detail: "the invalidation could not be made durable")
-            }
-        })
+        return .later(
+            NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
+                do {
+                    let event = try log.append(purge)
+                    return .json(.ok, #"{"seq":\#(event.seq)}"#)
+                } catch {
+                    return .jsonError(
+                        .serviceUnavailable, code: "log_unavailable",
+                        detail: "the invalidation could not be made durable")
+                }
+            })
     }
 
     // MARK: tokens
@@ -141,11 +157,14 @@ struct OriginResponder: HTTPResponder {
     func isAdminRequest(_ request: EdgeRequest) -> Bool { digest(request).map(isAdmin) ?? false }
 
     /// Who asked, for the audit log: a short prefix of the token's SHA-256, never the token.
-    func actor(_ request: EdgeRequest) -> String { digest(request).map { "admin:" + Hex.encode($0.prefix(6)) } ?? "anonymous" }
+    func actor(_ request: EdgeRequest) -> String {
+        digest(request).map { "admin:" + Hex.encode($0.prefix(6)) } ?? "anonymous"
+    }
 
     private func isAdmin(_ digest: [UInt8]) -> Bool {
         var found = false
-        for admin in config.tokens.admin where AdminTokens.constantTimeEquals(admin, digest) { found = true }  // no early exit
+        // no early exit
+        for admin in config.tokens.admin where AdminTokens.constantTimeEquals(admin, digest) { found = true }
         return found
     }
 
@@ -167,7 +186,9 @@ struct OriginResponder: HTTPResponder {
     func nodeToken(_ request: EdgeRequest) -> (region: String, node: String?)? {
         guard let digest = digest(request) else { return nil }
         var found: (region: String, node: String?)? = nil
-        for node in config.tokens.nodes where AdminTokens.constantTimeEquals(node.sha256, digest) { found = (node.region, node.node) }
+        for node in config.tokens.nodes where AdminTokens.constantTimeEquals(node.sha256, digest) {
+            found = (node.region, node.node)
+        }
         return found
     }
 

@@ -25,7 +25,8 @@ final class InvalidationLog: Sendable {
     init(stateDirectory: String, retention: Int, clock: any CacheClock) throws(EdgeError) {
         path = stateDirectory + "/invalidations.jsonl"
         self.clock = clock
-        do { try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true) } catch {
+        do { try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true) } catch
+        {
             throw EdgeError(.io, "state_dir: cannot create \(stateDirectory)")
         }
         var window = InvalidationWindow(retention: retention)
@@ -33,17 +34,23 @@ final class InvalidationLog: Sendable {
         if var data = FileManager.default.contents(atPath: path) {
             // A last line without its newline was cut by a crash during its append: it was never
             // acknowledged (that waits for the fsync), so it is dropped and the file cut back.
-            let complete = (data.lastIndex(of: UInt8(ascii: "\n")).map { data.distance(from: data.startIndex, to: $0) + 1 }) ?? 0
+            let complete =
+                (data.lastIndex(of: UInt8(ascii: "\n")).map { data.distance(from: data.startIndex, to: $0) + 1 }) ?? 0
             if complete < data.count {
-                guard truncate(path, off_t(complete)) == 0 else { throw EdgeError(.io, "\(path): cannot cut off a torn last line") }
+                guard truncate(path, off_t(complete)) == 0 else {
+                    throw EdgeError(.io, "\(path): cannot cut off a torn last line")
+                }
                 data = data.prefix(complete)
             }
             for (index, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() {
                 guard let json = JSONValue.parse(Array(line)), let event = try? InvalidationEvent(json: json),
-                      event.seq == window.head + 1 || window.head == 0 else {
+                    event.seq == window.head + 1 || window.head == 0
+                else {
                     throw EdgeError(.io, "\(path):\(index + 1): not an invalidation event following the previous one")
                 }
-                if window.head == 0 && event.seq > 1 { window = InvalidationWindow(retention: retention, startingAfter: event.seq - 1) }
+                if window.head == 0 && event.seq > 1 {
+                    window = InvalidationWindow(retention: retention, startingAfter: event.seq - 1)
+                }
                 window.append(event, encodedBytes: line.count + 16)
                 lines += 1
             }
@@ -59,8 +66,10 @@ final class InvalidationLog: Sendable {
 
     /// Makes a purge durable and visible; its event. Blocks on fsync: call it off the event loops.
     func append(_ purge: PurgeRequest) throws(EdgeError) -> InvalidationEvent {
-        let (event, waiters) = try state.withLock { state throws(EdgeError) -> (InvalidationEvent, [EventLoopPromise<Void>]) in
-            let event = InvalidationEvent(seq: state.window.head + 1, purge: purge, publishedAt: AuditChain.timestamp(clock.now()))
+        let (event, waiters) = try state.withLock {
+            state throws(EdgeError) -> (InvalidationEvent, [EventLoopPromise<Void>]) in
+            let event = InvalidationEvent(
+                seq: state.window.head + 1, purge: purge, publishedAt: AuditChain.timestamp(clock.now()))
             let line = Array(try Self.line(event).utf8) + [UInt8(ascii: "\n")]
             let before = lseek(state.descriptor, 0, SEEK_END)
             let written = line.withUnsafeBytes { write(state.descriptor, $0.baseAddress, $0.count) }
@@ -83,7 +92,10 @@ final class InvalidationLog: Sendable {
     /// The newest retained event of each tenant (compliance report).
     func lastEvents() -> [String: InvalidationEvent] {
         state.withLock { state in
-            guard case .events(let events, _) = state.window.read(after: state.window.oldest - 1, limit: state.window.retention) else { return [:] }
+            guard
+                case .events(let events, _) = state.window.read(
+                    after: state.window.oldest - 1, limit: state.window.retention)
+            else { return [:] }
             var last: [String: InvalidationEvent] = [:]
             for event in events { last[event.purge.tenant] = event }
             return last
@@ -127,7 +139,9 @@ final class InvalidationLog: Sendable {
 
     /// Rewrites the file with the retained window only (write, fsync, rename).
     private func compact(_ state: inout State) throws(EdgeError) {
-        guard case .events(let kept, _) = state.window.read(after: state.window.oldest - 1, limit: state.window.retention) else { return }
+        guard
+            case .events(let kept, _) = state.window.read(after: state.window.oldest - 1, limit: state.window.retention)
+        else { return }
         var text = ""
         for event in kept { text += try Self.line(event) + "\n" }
         try DurableFile.write(Array(text.utf8), to: path)

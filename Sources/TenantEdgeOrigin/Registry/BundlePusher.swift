@@ -37,7 +37,9 @@ struct BundlePusher: Sendable {
     }
 
     private func push(version: Int, signature: String, body: [UInt8], to node: OriginConfig.Node) async -> String {
-        guard let tokenData = FileManager.default.contents(atPath: node.adminTokenFile) else { return "error: cannot read admin_token_file" }
+        guard let tokenData = FileManager.default.contents(atPath: node.adminTokenFile) else {
+            return "error: cannot read admin_token_file"
+        }
         let token = String(decoding: tokenData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         var outcome = "error: not attempted"
         for attempt in 0..<Self.attempts {

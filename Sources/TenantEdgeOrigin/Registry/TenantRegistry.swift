@@ -46,7 +46,8 @@ final class TenantRegistry: Sendable {
             var wrapped: [String: [UInt8]] = [:]
             for (region, text) in try container.decode([String: String].self, forKey: .wrapped) {
                 guard let bytes = Data(base64Encoded: text) else {
-                    throw DecodingError.dataCorruptedError(forKey: .wrapped, in: container, debugDescription: "not base64")
+                    throw DecodingError.dataCorruptedError(
+                        forKey: .wrapped, in: container, debugDescription: "not base64")
                 }
                 wrapped[region] = Array(bytes)
             }
@@ -87,15 +88,22 @@ final class TenantRegistry: Sendable {
         regions = config.regions.map(\.region)
         self.clock = clock
         if let path = config.signingKeyFile {
-            guard let pem = FileManager.default.contents(atPath: path) else { throw EdgeError(.invalidConfig, "signing_key_file: cannot read \(path)") }
+            guard let pem = FileManager.default.contents(atPath: path) else {
+                throw EdgeError(.invalidConfig, "signing_key_file: cannot read \(path)")
+            }
             signingKey = try Ed25519Key(pem: Array(pem), name: "signing_key_file")
-            guard signingKey?.canSign == true else { throw EdgeError(.invalidConfig, "signing_key_file: a public key cannot sign bundles") }
+            guard signingKey?.canSign == true else {
+                throw EdgeError(.invalidConfig, "signing_key_file: a public key cannot sign bundles")
+            }
         } else {
             signingKey = nil
         }
         var keks: [String: [UInt8]] = [:]
         for region in config.regions {
-            if let path = region.kekFile { keks[region.region.name] = try StandaloneKeyring.readKeyFile(path, key: "regions.\(region.region.name).kek_file") }
+            if let path = region.kekFile {
+                keks[region.region.name] = try StandaloneKeyring.readKeyFile(
+                    path, key: "regions.\(region.region.name).kek_file")
+            }
         }
         self.keks = keks
         var state = State(tenants: config.tenants, version: 0, keys: [:])
@@ -113,23 +121,33 @@ final class TenantRegistry: Sendable {
     }
 
     /// Gives a tenant its first data key and its naming key, if it has none yet.
-    private static func ensureKeys(_ state: inout State, tenant: String, keks: [String: [UInt8]], at now: Double) throws(EdgeError) {
-        if state.keys[tenant] == nil { state.keys[tenant] = [try makeKey(tenant: tenant, version: 1, keks: keks, at: now)] }
+    private static func ensureKeys(_ state: inout State, tenant: String, keks: [String: [UInt8]], at now: Double)
+        throws(EdgeError)
+    {
+        if state.keys[tenant] == nil {
+            state.keys[tenant] = [try makeKey(tenant: tenant, version: 1, keks: keks, at: now)]
+        }
         if state.naming[tenant] == nil {
             var key = try OpenSSL.randomBytes(32)
             defer { KeyWrap.wipe(&key) }
             var wrapped: [String: [UInt8]] = [:]
-            for (region, kek) in keks { wrapped[region] = try KeyWrap.seal(key, kek: kek, aad: KeyWrap.namingAAD(tenant: tenant)) }
+            for (region, kek) in keks {
+                wrapped[region] = try KeyWrap.seal(key, kek: kek, aad: KeyWrap.namingAAD(tenant: tenant))
+            }
             state.naming[tenant] = wrapped
         }
     }
 
     /// A new random data key, sealed for every region with a KEK; the plain bytes are wiped.
-    private static func makeKey(tenant: String, version: UInt32, keks: [String: [UInt8]], at now: Double) throws(EdgeError) -> StoredKey {
+    private static func makeKey(tenant: String, version: UInt32, keks: [String: [UInt8]], at now: Double)
+        throws(EdgeError) -> StoredKey
+    {
         var key = try OpenSSL.randomBytes(32)
         defer { KeyWrap.wipe(&key) }
         var wrapped: [String: [UInt8]] = [:]
-        for (region, kek) in keks { wrapped[region] = try KeyWrap.seal(key, kek: kek, aad: KeyWrap.aad(tenant: tenant, version: version)) }
+        for (region, kek) in keks {
+            wrapped[region] = try KeyWrap.seal(key, kek: kek, aad: KeyWrap.aad(tenant: tenant, version: version))
+        }
         return StoredKey(version: version, createdAt: AuditChain.timestamp(now), wrapped: wrapped)
     }
 
@@ -138,8 +156,12 @@ final class TenantRegistry: Sendable {
     func retireKey(id: String, version: UInt32) throws(EdgeError) {
         try update { state throws(EdgeError) in
             guard let keys = state.keys[id] else { throw EdgeError(.unknownTenant, "no tenant '\(id)'") }
-            guard keys.contains(where: { $0.version == version }) else { throw EdgeError(.unknownTenant, "'\(id)' has no key version \(version)") }
-            guard keys.count > 1 else { throw EdgeError(.badRequest, "version \(version) is the only key of '\(id)': rotate first") }
+            guard keys.contains(where: { $0.version == version }) else {
+                throw EdgeError(.unknownTenant, "'\(id)' has no key version \(version)")
+            }
+            guard keys.count > 1 else {
+                throw EdgeError(.badRequest, "version \(version) is the only key of '\(id)': rotate first")
+            }
             state.keys[id] = keys.filter { $0.version != version }
         }
     }
@@ -147,7 +169,9 @@ final class TenantRegistry: Sendable {
     /// Adds the next key version of a tenant (rotation): it becomes current for new writes. The new version.
     func rotateKey(id: String) throws(EdgeError) -> UInt32 {
         try state.withLock { state throws(EdgeError) -> UInt32 in
-            guard state.tenants.contains(where: { $0.id == id }) else { throw EdgeError(.unknownTenant, "no tenant '\(id)'") }
+            guard state.tenants.contains(where: { $0.id == id }) else {
+                throw EdgeError(.unknownTenant, "no tenant '\(id)'")
+            }
             let (next, overflow) = (state.keys[id]?.map(\.version).max() ?? 0).addingReportingOverflow(1)
             guard !overflow else { throw EdgeError(.badRequest, "'\(id)' has used every key version") }
             state.keys[id, default: []].append(try Self.makeKey(tenant: id, version: next, keks: keks, at: clock.now()))
@@ -160,7 +184,9 @@ final class TenantRegistry: Sendable {
 
     /// Per tenant, for the compliance report: its settings, its key versions with their creation
     /// times, and whether every region with a KEK holds its key (no key material).
-    func keyReport() -> [(tenant: TenantConfig, keys: [(version: UInt32, createdAt: String)], sealedForAllRegions: Bool)] {
+    func keyReport() -> [(
+        tenant: TenantConfig, keys: [(version: UInt32, createdAt: String)], sealedForAllRegions: Bool
+    )] {
         let regions = Set(keks.keys)
         return state.withLock { state in
             state.tenants.map { tenant in
@@ -181,7 +207,11 @@ final class TenantRegistry: Sendable {
         let tenant = try Self.tenant(from: object, id: id)
         let (keks, now) = (self.keks, clock.now())
         try update { state throws(EdgeError) in
-            if let index = state.tenants.firstIndex(where: { $0.id == id }) { state.tenants[index] = tenant } else { state.tenants.append(tenant) }
+            if let index = state.tenants.firstIndex(where: { $0.id == id }) {
+                state.tenants[index] = tenant
+            } else {
+                state.tenants.append(tenant)
+            }
             try Self.ensureKeys(&state, tenant: id, keks: keks, at: now)
         }
     }
@@ -201,7 +231,9 @@ final class TenantRegistry: Sendable {
     /// Builds, signs and stores the next bundle of every region; the new version and each region's
     /// signed bundle (signature header value, body).
     func publish() throws(EdgeError) -> (version: Int, bundles: [String: (signature: String, body: [UInt8])]) {
-        guard let signingKey else { throw EdgeError(.invalidConfig, "signing_key_file: not set; the origin cannot sign bundles") }
+        guard let signingKey else {
+            throw EdgeError(.invalidConfig, "signing_key_file: not set; the origin cannot sign bundles")
+        }
         return try state.withLock { state throws(EdgeError) in
             let (version, overflow) = state.version.addingReportingOverflow(1)
             guard !overflow, version <= 1 << 53 else { throw EdgeError(.io, "the bundle version cannot count higher") }
@@ -213,7 +245,8 @@ final class TenantRegistry: Sendable {
                 if let kek = keks[region.name] {
                     for tenant in state.tenants {
                         guard let url = tenant.redisURL else { continue }
-                        let sealed = try KeyWrap.seal(Array(url.utf8), kek: kek, aad: KeyWrap.redisURLAAD(tenant: tenant.id))
+                        let sealed = try KeyWrap.seal(
+                            Array(url.utf8), kek: kek, aad: KeyWrap.redisURLAAD(tenant: tenant.id))
                         sealedURLs[tenant.id] = Data(sealed).base64EncodedString()
                     }
                 }
@@ -225,7 +258,10 @@ final class TenantRegistry: Sendable {
                     }
                     let keys = (state.keys[tenant.id] ?? []).compactMap { key in
                         key.wrapped[region.name].map { wrapped -> JSONValue in
-                            .object(["version": .integer(Int(key.version)), "wrapped": .string(Data(wrapped).base64EncodedString())])
+                            .object([
+                                "version": .integer(Int(key.version)),
+                                "wrapped": .string(Data(wrapped).base64EncodedString()),
+                            ])
                         }
                     }
                     if !keys.isEmpty { object["keys"] = .array(keys) }
@@ -245,7 +281,8 @@ final class TenantRegistry: Sendable {
                 let body = Array(encoded.utf8)
                 let signature = "ed25519=" + Data(try signingKey.sign(body)).base64EncodedString()
                 try FileManager.default.createDirectoryIfNeeded(directory + "/bundles")
-                try DurableFile.write(Array((signature + "\n").utf8) + body, to: "\(directory)/bundles/\(region.name).signed")
+                try DurableFile.write(
+                    Array((signature + "\n").utf8) + body, to: "\(directory)/bundles/\(region.name).signed")
                 bundles[region.name] = (signature, body)
             }
             state.version = version
@@ -257,14 +294,17 @@ final class TenantRegistry: Sendable {
     /// The latest signed bundle of a region, as stored.
     func bundle(region: String) -> (signature: String, body: [UInt8])? {
         guard let data = FileManager.default.contents(atPath: "\(directory)/bundles/\(region).signed"),
-              let newline = data.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+            let newline = data.firstIndex(of: UInt8(ascii: "\n"))
+        else { return nil }
         return (String(decoding: data[..<newline], as: UTF8.self), Array(data[(newline + 1)...]))
     }
 
     /// Makes the next publish carry a version above `version` (a node runs a version this origin
     /// no longer remembers).
     func raiseVersion(toAtLeast version: Int) throws(EdgeError) {
-        guard (0...(1 << 53)).contains(version) else { throw EdgeError(.badRequest, "version \(version) is out of range") }
+        guard (0...(1 << 53)).contains(version) else {
+            throw EdgeError(.badRequest, "version \(version) is out of range")
+        }
         try update { state throws(EdgeError) in state.version = max(state.version, version) }
     }
 
@@ -298,14 +338,16 @@ final class TenantRegistry: Sendable {
             version: state.version, tenants: state.tenants.map { .object(json($0)) }, keys: state.keys,
             namingKeys: state.naming.mapValues { $0.mapValues { Data($0).base64EncodedString() } })
         // Nothing is written unless it encoded: an empty registry must never replace the real one.
-        try DurableFile.write(try StableJSON.encode(file, what: "\(directory)/registry.json: the registry"),
-                              to: directory + "/registry.json")
+        try DurableFile.write(
+            try StableJSON.encode(file, what: "\(directory)/registry.json: the registry"),
+            to: directory + "/registry.json")
     }
 
     /// A tenant as in bundles and the registry file (the node file's field names).
     static func json(_ tenant: TenantConfig) -> [String: JSONValue] {
         var object: [String: JSONValue] = [
-            "id": .string(tenant.id), "hosts": .array(tenant.hosts.map { .string($0) }), "upstream": .string(tenant.upstream),
+            "id": .string(tenant.id), "hosts": .array(tenant.hosts.map { .string($0) }),
+            "upstream": .string(tenant.upstream),
             "residency": .array(tenant.residency.map { .string($0) }), "geo_mode": .string(tenant.geoMode.rawValue),
         ]
         if let quota = tenant.quotaBytes { object["quota_bytes"] = .integer(quota) }
@@ -332,13 +374,15 @@ final class TenantRegistry: Sendable {
         guard var fields = object.objectValue else { throw EdgeError(.badRequest, "tenant: must be a JSON object") }
         if let id {
             if let given = fields["id"], given != .string(id) {
-                throw EdgeError(.badRequest, "tenant.id: '\(given.stringValue ?? "?")' does not match the path's '\(id)'")
+                throw EdgeError(
+                    .badRequest, "tenant.id: '\(given.stringValue ?? "?")' does not match the path's '\(id)'")
             }
             fields["id"] = .string(id)
         }
         // JSON is YAML: the node file's reader checks the tenant, naming every problem.
         guard let text = try? JSONValue.object(["tenants": .array([.object(fields)])]).canonicalText,
-              let root = try? Yams.compose(yaml: text) else {
+            let root = try? Yams.compose(yaml: text)
+        else {
             throw EdgeError(.badRequest, "tenant: not valid JSON")
         }
         var reader = ConfigReader()
@@ -346,7 +390,8 @@ final class TenantRegistry: Sendable {
         if let top = reader.mapping(root, "config", allowed: ["tenants"]) { reader.readTenants(top, &config) }
         config.node = .init(id: "origin", region: "origin")
         config.security.masterKeyFile = "unused"
-        let problems = reader.problems + (reader.problems.isEmpty ? config.validate().filter { $0.key.hasPrefix("tenants") } : [])
+        let problems =
+            reader.problems + (reader.problems.isEmpty ? config.validate().filter { $0.key.hasPrefix("tenants") } : [])
         guard problems.isEmpty, let tenant = config.tenants.first else {
             throw EdgeError(.badRequest, problems.map(\.description).joined(separator: "\n"))
         }
@@ -356,6 +401,8 @@ final class TenantRegistry: Sendable {
 
 extension FileManager {
     func createDirectoryIfNeeded(_ path: String) throws(EdgeError) {
-        do { try createDirectory(atPath: path, withIntermediateDirectories: true) } catch { throw EdgeError(.io, "cannot create \(path)") }
+        do { try createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw EdgeError(.io, "cannot create \(path)")
+        }
     }
 }
