@@ -32,7 +32,7 @@ public final class EdgeNode: Sendable {
     public var trafficPort: Int { traffic.port }
     public var adminPort: Int { admin.port }
     /// The last invalidation applied from the origin's feed (0 standalone).
-    public var invalidationCursor: Int { runtime.invalidationCursor.load(ordering: .relaxed) }
+    public var invalidationCursor: Int { runtime.feedStatus.cursor.load(ordering: .relaxed) }
 
     /// `signals` start a graceful shutdown (the daemon passes SIGTERM and SIGINT; tests none);
     /// `extraServices` run in the same group (the daemon's SIGHUP watcher).
@@ -123,7 +123,8 @@ public final class EdgeNode: Sendable {
         self.stopped = runtime.eventLoop.makePromise(of: Void.self)
         // Graceful shutdown runs in reverse: listeners first, the runtime last.
         var list: [any Service] = [
-            RuntimeShutdown(runtime: runtime), PendingPurgeRetries(runtime: runtime), geoMaintenance,
+            RuntimeShutdown(runtime: runtime), runtime.retirements, PendingPurgeRetries(runtime: runtime),
+            geoMaintenance,
         ]
         if let erasures { list.append(erasures) }
         if let feed { list.append(feed) }

@@ -82,7 +82,7 @@ struct IsolationTests {
             let after = try await edge.get("/t")
             #expect(after.body == "v2")
             #expect(after.cacheStatus.contains("fwd=miss"))
-            #expect(edge.runtime.securityEventCount.load(ordering: .relaxed) == 1)
+            #expect(edge.runtime.events.count.load(ordering: .relaxed) == 1)
             let metrics = try await edge.admin(.GET, "/metrics")
             #expect(metrics.body.contains(#"edge_security_events_total{kind="decrypt_failed"} 1"#))
         }
@@ -105,7 +105,7 @@ struct IsolationTests {
             let response = try await edge.get("/same", host: "api.globex.test")
             #expect(response.body == "api.globex.test|/same", "globex never sees acme's body")
             #expect(response.cacheStatus.contains("fwd=miss"))
-            #expect(edge.runtime.securityEventCount.load(ordering: .relaxed) == 1)
+            #expect(edge.runtime.events.count.load(ordering: .relaxed) == 1)
         }
     }
 

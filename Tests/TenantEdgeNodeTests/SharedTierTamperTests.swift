@@ -11,7 +11,7 @@ import Testing
 /// treats it as a miss and a `decrypt_failed` event, never as a fresh hit.
 @Suite("Tampered L2 values", .serialized)
 struct SharedTierTamperTests {
-    static func securityEvents(_ edge: EdgeHarness) -> Int { edge.runtime.securityEventCount.load(ordering: .relaxed) }
+    static func securityEvents(_ edge: EdgeHarness) -> Int { edge.runtime.events.count.load(ordering: .relaxed) }
 
     /// Node `a` fetches `target`; its L2 key and value once Redis holds them.
     static func stored(_ target: String, by a: EdgeHarness, in redis: RedisConnection) async throws -> (

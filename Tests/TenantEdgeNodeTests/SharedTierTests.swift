@@ -146,7 +146,7 @@ struct SharedTierTests {
             let response = try await b.get("/moved", host: "api.globex.test")
             #expect(response.body == "api.globex.test|/moved", "globex never sees acme's body")
             #expect(response.cacheStatus.contains("fwd=miss"))
-            #expect(b.runtime.securityEventCount.load(ordering: .relaxed) == 1)
+            #expect(b.runtime.events.count.load(ordering: .relaxed) == 1)
         }
     }
 
@@ -253,13 +253,15 @@ struct SharedTierTests {
             configure: { $0.cache.redis = .init(url: "redis://127.0.0.1:\(port)/0", poolSize: 2, timeoutMs: 50) },
             script: Self.body
         ) { edge in
+            // Each call is settled by its own timer: a request that waited on Redis would never end.
             for n in 0..<10 {
-                let started = ContinuousClock.now
                 let response = try await edge.get("/silent/\(n)")
                 #expect(response.status == 200)
-                // a stall would be seconds; the suite runs in parallel on 2 cores
-                #expect(ContinuousClock.now - started < .milliseconds(1500), "request \(n) waited on a silent Redis")
             }
+            let tiers = edge.runtime.allL2Tiers
+            let calls = tiers.reduce(0) { $0 + $1.counters.calls.load(ordering: .relaxed) }
+            let errors = tiers.reduce(0) { $0 + $1.counters.errors.load(ordering: .relaxed) }
+            #expect(calls > 0 && errors == calls, "every call Redis was sent ended by the timeout, none by an answer")
         }
         try await silent.close()
     }

@@ -184,7 +184,7 @@ struct RotationUnderLoadTests {
             #expect(
                 node.runtime.caches["newco"]?.entriesByKeyVersion().keys.allSatisfy { $0 == 4 } == true,
                 "no entry under a retired key")
-            #expect(node.runtime.securityEventCount.load(ordering: .relaxed) == 0)
+            #expect(node.runtime.events.count.load(ordering: .relaxed) == 0)
         }
         for node in nodes { await node.shutdown() }
         await origin.stop()

@@ -59,7 +59,7 @@ struct HostileFeedTests {
             let audit = try String(contentsOfFile: edge.directory.path + "/audit.jsonl", encoding: .utf8)
             let lines = audit.split(separator: "\n").filter { $0.contains("auth_failed") }
             #expect(lines.count == 10, "one window's worth, not 500")
-            #expect(edge.runtime.securityEventCount.load(ordering: .relaxed) == 500, "every one is counted")
+            #expect(edge.runtime.events.count.load(ordering: .relaxed) == 500, "every one is counted")
             edge.clock.advance(by: 61)
             _ = try await edge.admin(.GET, "/_edge/stats", token: "wrong-again")
             edge.runtime.audit.flush()

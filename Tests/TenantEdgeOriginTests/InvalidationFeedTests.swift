@@ -26,12 +26,15 @@ struct InvalidationFeedTests {
             }, nodeID: id, script: script)
     }
 
-    static func cursor(_ edge: EdgeHarness) -> Int { edge.runtime.invalidationCursor.load(ordering: .relaxed) }
+    static func cursor(_ edge: EdgeHarness) -> Int { edge.runtime.feedStatus.cursor.load(ordering: .relaxed) }
 
-    @Test func aPurgePublishedAtTheOriginIsAMissOnTwoNodesWithinOneSecond() async throws {
+    /// The long poll is woken by the publish: with polls that wait 60 s, the event arrives well
+    /// before any poll ends (its latency is measured in `make bench`, not here).
+    @Test func aPurgePublishedAtTheOriginIsAMissOnTwoNodesWithoutWaitingForThePollToEnd() async throws {
         let origin = try await OriginHarness.start()
-        let a = try await Self.node(origin, state: try temporaryDirectory("te-feed-a"), id: "node-a")
-        let b = try await Self.node(origin, state: try temporaryDirectory("te-feed-b"), id: "node-b")
+        let longPolls: (inout EdgeConfig) -> Void = { $0.origin?.pollWaitSeconds = 60 }
+        let a = try await Self.node(origin, state: try temporaryDirectory("te-feed-a"), id: "node-a", adjust: longPolls)
+        let b = try await Self.node(origin, state: try temporaryDirectory("te-feed-b"), id: "node-b", adjust: longPolls)
         for edge in [a, b] {
             _ = try await edge.get("/v1/item?id=7")
             #expect(try await edge.get("/v1/item?id=7").cacheStatus.contains("; hit"))
@@ -42,9 +45,8 @@ struct InvalidationFeedTests {
         try await waitUntil(seconds: 10, advancing: a.clock, b.clock) { Self.cursor(a) == 1 && Self.cursor(b) == 1 }
         let published = try await origin.publish(#"{"tenant":"acme","keys":["/v1/item?id=7"]}"#)
         #expect(published.status == 200 && published.body == #"{"seq":2}"#)
-        let started = ContinuousClock.now
-        try await waitUntil(seconds: 10, advancing: a.clock, b.clock) { Self.cursor(a) == 2 && Self.cursor(b) == 2 }
-        #expect(ContinuousClock.now - started < .seconds(1), "applied on both nodes within a second")
+        try await waitUntil(seconds: 20, advancing: a.clock, b.clock) { Self.cursor(a) == 2 && Self.cursor(b) == 2 }
+        #expect(a.node.feed?.failures == 0 && b.node.feed?.failures == 0, "woken by the publish, not by a retry")
         #expect(try await a.get("/v1/item?id=7").cacheStatus.contains("fwd=miss"))
         #expect(try await b.get("/v1/item?id=7").cacheStatus.contains("fwd=miss"))
         let stats = try await a.admin(.GET, "/_edge/stats").body

@@ -189,7 +189,7 @@ struct EnvelopeKeyTests {
         #expect(try await right.admin(.GET, "/_edge/stats").body.contains(#""entries_by_key_version":{"2":1}"#))
         #expect(try await right.get("/x", host: "api.newco.test").cacheStatus.contains("fwd=miss"))
         #expect(try await right.get("/y", host: "api.newco.test").cacheStatus.contains("; hit"))
-        #expect(right.runtime.securityEventCount.load(ordering: .relaxed) == 0, "retirement is not a decrypt failure")
+        #expect(right.runtime.events.count.load(ordering: .relaxed) == 0, "retirement is not a decrypt failure")
         await right.shutdown()
         await wrong.shutdown()
         await origin.stop()

@@ -8,6 +8,14 @@ import Foundation
 /// For the connection-level tests (pipelining, malformed requests) that an HTTP client would refuse to send.
 package enum RawHTTP {
     package static func exchange(port: Int, _ text: String, timeout: Double = 3) throws -> String {
+        try converse(port: port, text, timeout: timeout).text
+    }
+
+    /// What the server sent, and whether it closed the connection itself (end of stream or a reset)
+    /// rather than the test giving up at `timeout`: the node's own timers closed it, whenever that was.
+    package static func converse(port: Int, _ text: String, timeout: Double = 3) throws -> (
+        text: String, closedByServer: Bool
+    ) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
         defer { close(fd) }
@@ -28,13 +36,20 @@ package enum RawHTTP {
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         let deadline = Date().addingTimeInterval(timeout)
+        var closed = false
         while Date() < deadline {
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count == 0 { break }
+            if count == 0 {
+                closed = true
+                break
+            }
             if count > 0 { received.append(contentsOf: buffer[0..<count]) }
-            if count < 0, errno != EAGAIN, errno != EWOULDBLOCK, errno != EINTR { break }  // reset: the server is done
+            if count < 0, errno != EAGAIN, errno != EWOULDBLOCK, errno != EINTR {  // reset: the server is done
+                closed = true
+                break
+            }
         }
-        return String(decoding: received, as: UTF8.self)
+        return (String(decoding: received, as: UTF8.self), closed)
     }
 
     /// Whether the server still accepts a connection on `port`.

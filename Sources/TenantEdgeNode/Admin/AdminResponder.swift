@@ -58,7 +58,7 @@ struct AdminResponder: HTTPResponder {
                 return .now(denied)
             }
             let caches = runtime.table.tenants.compactMap { runtime.caches[$0.id] }
-            runtime.metrics.setInvalidationLag(runtime.invalidationLag(now: runtime.clock.now()) ?? 0)
+            runtime.metrics.setInvalidationLag(runtime.feedStatus.lag(now: runtime.clock.now()) ?? 0)
             runtime.metrics.updateGeo(runtime.geo, regions: runtime.table.regions)
             return .later(
                 runtime.sharedTierBytes(of: caches.map(\.tenant.id), on: eventLoop).map { l2Bytes in
@@ -193,7 +193,7 @@ struct AdminResponder: HTTPResponder {
         case .allowed:
             return nil
         case .unauthenticated:
-            runtime.securityEvent("auth_failed", tenant: known, detail: "missing or unknown admin token")
+            runtime.events.record("auth_failed", tenant: known, detail: "missing or unknown admin token")
             var response = EdgeResponse.jsonError(
                 .unauthorized, code: "unauthorized", detail: "a valid bearer token is required")
             response.headers.add(name: "www-authenticate", value: "Bearer")
@@ -203,7 +203,7 @@ struct AdminResponder: HTTPResponder {
             let reason =
                 tenant == nil
                 ? "token lacks the '\(scope.rawValue)' scope" : "token is not allowed for this call's tenant"
-            runtime.securityEvent("auth_failed", tenant: known, detail: reason)
+            runtime.events.record("auth_failed", tenant: known, detail: reason)
             return .jsonError(.forbidden, code: "forbidden", detail: reason)
         }
     }
@@ -281,10 +281,10 @@ struct AdminResponder: HTTPResponder {
             ]),
             "config_version": .integer(runtime.table.version), "tiers": .object(tiers),
             "invalidation": .object([
-                "cursor": .integer(runtime.invalidationCursor.load(ordering: .relaxed)),
-                "lag_seconds": .integer(Int(max(0, min(runtime.invalidationLag(now: runtime.clock.now()) ?? 0, 1e15)))),
+                "cursor": .integer(runtime.feedStatus.cursor.load(ordering: .relaxed)),
+                "lag_seconds": .integer(Int(max(0, min(runtime.feedStatus.lag(now: runtime.clock.now()) ?? 0, 1e15)))),
             ]),
-            "security_events": .integer(runtime.securityEventCount.load(ordering: .relaxed)), "geo": geoStats(),
+            "security_events": .integer(runtime.events.count.load(ordering: .relaxed)), "geo": geoStats(),
             "tenants": .object(tenants),
         ])
         return (try? stats.canonicalText) ?? "{}"

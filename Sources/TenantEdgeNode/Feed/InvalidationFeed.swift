@@ -40,7 +40,7 @@ package final class InvalidationFeed: Service, Sendable {
             .flatMap { (0...FeedAnswer.largestSequence).contains($0) ? $0 : nil } ?? 0
         savedCursor = saved
         status = Mutex((saved, 0))
-        runtime.invalidationCursor.store(saved, ordering: .relaxed)
+        runtime.feedStatus.cursor.store(saved, ordering: .relaxed)
         heard()  // start-up counts as heard: the lag counts from here
     }
 
@@ -109,7 +109,7 @@ package final class InvalidationFeed: Service, Sendable {
         } catch {
             return follower.persistFailed(reason: error.message)
         }
-        runtime.invalidationCursor.store(cursor, ordering: .relaxed)
+        runtime.feedStatus.cursor.store(cursor, ordering: .relaxed)
         return follower.applied()
     }
 
@@ -150,5 +150,5 @@ package final class InvalidationFeed: Service, Sendable {
             ])
     }
 
-    private func heard() { runtime.invalidationHeardMs.store(Int(runtime.clock.now() * 1000), ordering: .relaxed) }
+    private func heard() { runtime.feedStatus.heard(at: runtime.clock.now()) }
 }

@@ -17,7 +17,7 @@ extension TenantTrafficResponder {
         case refused(EdgeResponse)
     }
 
-    func admit(_ request: EdgeRequest) -> Admission {
+    func admit(_ request: EdgeRequest, in table: TenantTable) -> Admission {
         let limits = runtime.config.limits
         guard request.head.uri.utf8.count <= limits.maxTargetBytes else {
             return .refused(
@@ -53,7 +53,7 @@ extension TenantTrafficResponder {
                 .jsonError(.badRequest, code: "bad_request", detail: "an HTTP/1.1 request needs a Host header"))
         }
         // RFC 9112 3.2.2: with an absolute-form target, its authority is the host.
-        guard let host = accepted.authority ?? given, let cache = runtime.cache(forHost: host) else {
+        guard let host = accepted.authority ?? given, let cache = table.cache(forHost: host) else {
             return .noTenant(target: accepted.target)
         }
         var target = accepted.target

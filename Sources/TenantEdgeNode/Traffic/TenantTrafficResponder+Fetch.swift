@@ -7,16 +7,19 @@ import TenantEdgeHTTP
 extension TenantTrafficResponder {
     /// Joins or leads the one fetch for this target. Waiters reuse the leader's answer when it was
     /// shareable and varies on nothing they differ in; otherwise they fetch for themselves.
-    func collapsedFetch(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, on eventLoop: any EventLoop)
+    func collapsedFetch(
+        _ request: EdgeRequest, context: RequestContext, stale: StaleEntry?, on eventLoop: any EventLoop
+    )
         -> EventLoopFuture<FetchOutcome>
     {
+        let cache = context.cache
         let key = CollapseKey(tenant: cache.tenant.id, target: request.head.uri)
         let promise = eventLoop.makePromise(of: FetchOutcome.self)
         let action = runtime.collapser.withLock { $0.join(key, waiter: promise) }
         switch action {
         case .lead:
             let runtime = self.runtime
-            leaderFetch(request, cache: cache, stale: stale, on: eventLoop).whenComplete { result in
+            leaderFetch(request, context: context, stale: stale, on: eventLoop).whenComplete { result in
                 let waiters = runtime.collapser.withLock { $0.finish(key) }
                 promise.completeWith(result)
                 for waiter in waiters { waiter.completeWith(result) }
@@ -38,18 +41,20 @@ extension TenantTrafficResponder {
                     }
                     return eventLoop.makeSucceededFuture(shared)
                 }
-                return leaderFetch(request, cache: cache, stale: stale, on: eventLoop)
+                return leaderFetch(request, context: context, stale: stale, on: eventLoop)
             }
         }
     }
 
     /// `stale-while-revalidate`: one background refresh per key, no client waiting on it.
-    func refreshInBackground(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry, on eventLoop: any EventLoop)
-    {
+    func refreshInBackground(
+        _ request: EdgeRequest, context: RequestContext, stale: StaleEntry, on eventLoop: any EventLoop
+    ) {
+        let cache = context.cache
         let key = CollapseKey(tenant: cache.tenant.id, target: request.head.uri)
         guard runtime.collapser.withLock({ $0.leadIfIdle(key) }) else { return }
         let runtime = self.runtime
-        leaderFetch(request, cache: cache, stale: stale, on: eventLoop).whenComplete { result in
+        leaderFetch(request, context: context, stale: stale, on: eventLoop).whenComplete { result in
             for waiter in runtime.collapser.withLock({ $0.finish(key) }) { waiter.completeWith(result) }
         }
     }
@@ -58,11 +63,12 @@ extension TenantTrafficResponder {
     /// RFC 9111 allows, and falls back to a stale copy within `stale-if-error`. `token` is the
     /// tenant's L2 fence and generation read before the fetch (nil: no L2 write).
     func upstreamFetch(
-        _ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, token: RedisTier.Token?,
+        _ request: EdgeRequest, context: RequestContext, stale: StaleEntry?, token: RedisTier.Token?,
         on eventLoop: any EventLoop
     )
         -> EventLoopFuture<FetchOutcome>
     {
+        let cache = context.cache
         let staleRecord = stale.flatMap { openRecord($0, cache: cache) }
         var headers = forwardHeaders(request, tenant: cache.tenant, forStorage: true)
         if let staleRecord, stale?.entry.lifetime.hasValidator == true {
@@ -81,32 +87,46 @@ extension TenantTrafficResponder {
         .flatMapWithEventLoop { response, _ in
             eventLoop.makeCompletedFuture {
                 try handleUpstream(
-                    response, requestFields: requestFields, target: request.head.uri, cache: cache,
+                    response, requestFields: requestFields, target: request.head.uri, context: context,
                     stale: stale, staleRecord: staleRecord, token: token, on: eventLoop)
             }
         }
         .flatMapError { error in
             let now = runtime.clock.now()
-            if let stale, let staleRecord, stale.entry.servableOnError(at: now) {
+            let servable = staleRecord == nil ? nil : stale?.entry.servableOnError(at: now)
+            let decision = CacheDecision.afterFetch(status: nil, staleServableOnError: servable) {
+                .doNotStore(reason: "upstream-error")
+            }
+            if case .serveStale(let fwdStatus) = decision, let stale, let staleRecord {
                 return eventLoop.makeSucceededFuture(
                     staleOutcome(
-                        staleRecord, stale: stale, now: now, fwdStatus: 0,
-                        requestFields: requestFields))
+                        staleRecord, stale: stale, now: now, fwdStatus: fwdStatus, requestFields: requestFields))
             }
             return eventLoop.makeSucceededFuture(errorOutcome(error, tenant: cache.tenant.id))
         }
     }
 
     private func handleUpstream(
-        _ response: UpstreamResponse, requestFields: [HeaderField], target: String, cache: TenantCache,
+        _ response: UpstreamResponse, requestFields: [HeaderField], target: String, context: RequestContext,
         stale: StaleEntry?, staleRecord: ResponseRecord?, token: RedisTier.Token?,
         on eventLoop: any EventLoop
     ) throws -> FetchOutcome {
+        let cache = context.cache
         let generation = token?.generation ?? 0
         let now = runtime.clock.now()
         let ttl = Double(cache.tenant.defaultTTLSeconds ?? runtime.config.cache.defaultTTLSeconds)
         let sharesCookies = cache.tenant.shareCookieRequests
-        if response.status == 304, let stale, let staleRecord {
+        var headers = response.headers
+        let tags = StoredHeaders.prepare(&headers)
+        let decision = CacheDecision.afterFetch(
+            status: response.status,
+            staleServableOnError: staleRecord == nil ? nil : stale?.entry.servableOnError(at: now)
+        ) {
+            StoragePolicy.decide(
+                requestHeaders: requestFields, status: response.status, responseHeaders: headers, responseTime: now,
+                defaultTTL: ttl, sharesCookieRequests: sharesCookies)
+        }
+        if case .refreshed = decision, let stale, let staleRecord {
             // Refresh the stored headers from the 304 (RFC 9111 4.3.4) and keep the stored body.
             var merged = staleRecord.headers
             for field in response.headers
@@ -129,7 +149,7 @@ extension TenantTrafficResponder {
                 writeToSharedTier(
                     entry, storageKey: stale.storageKey, varyNames: StoragePolicy.varyNames(from: merged),
                     target: target,
-                    cache: cache, token: token, on: eventLoop)
+                    context: context, token: token, on: eventLoop)
                 stored = true
             }
             // Shareable only when what the 304 made is storable: a 304 that adds `Set-Cookie` or
@@ -139,21 +159,16 @@ extension TenantTrafficResponder {
                 cacheStatus: .revalidated(fwdStatus: 304, stored: stored), age: 0, shareable: stored,
                 vary: varyValues(merged, requestFields), servesCookieRequests: servesCookieRequests)
         }
-        if response.status >= 500, let stale, let staleRecord, stale.entry.servableOnError(at: now) {
-            return staleOutcome(
-                staleRecord, stale: stale, now: now, fwdStatus: response.status, requestFields: requestFields)
+        if case .serveStale(let fwdStatus) = decision, let stale, let staleRecord {
+            return staleOutcome(staleRecord, stale: stale, now: now, fwdStatus: fwdStatus, requestFields: requestFields)
         }
         let upstreamAge = response.headers.first("age").flatMap { CacheControl.deltaSeconds($0.trimmingSpaces()) }
-        var headers = response.headers
-        let tags = StoredHeaders.prepare(&headers)
-        let decision = StoragePolicy.decide(
-            requestHeaders: requestFields, status: response.status,
-            responseHeaders: headers, responseTime: now, defaultTTL: ttl,
-            sharesCookieRequests: sharesCookies)
         var stored = false
         var detail: String? = nil
+        var storedLifetime: StoragePolicy.Lifetime? = nil
         switch decision {
         case .store(let lifetime):
+            storedLifetime = lifetime
             let record = ResponseRecord(
                 status: response.status, headers: headers, body: Array(response.body.readableBytesView))
             let varyNames = StoragePolicy.varyNames(from: headers)
@@ -161,25 +176,23 @@ extension TenantTrafficResponder {
                 target: target, requestHeaders: requestFields, record: record,
                 varyNames: varyNames, tags: tags, lifetime: lifetime, responseTime: now, generation: generation)
             writeToSharedTier(
-                result.entry, storageKey: result.storageKey, varyNames: varyNames, target: target, cache: cache,
+                result.entry, storageKey: result.storageKey, varyNames: varyNames, target: target, context: context,
                 token: token, on: eventLoop)
-            stored = result.inL1 || runtime.l2(for: cache.tenant.id) != nil
+            stored = result.inL1 || context.l2 != nil
             if !stored { detail = "too-large" }
-        case .doNotStore(let reason):
+        case .pass(let reason):
             detail = reason
-            if stale != nil { cache.remove(storageKey: stale!.storageKey) }
+            if let stale { cache.remove(storageKey: stale.storageKey) }
+        case .refreshed, .serveStale, .fail:
+            // A 304 or an error whose stale entry could not be opened: passed on as it is.
+            detail = "revalidation-failed"
+            if let stale { cache.remove(storageKey: stale.storageKey) }
         }
         let status: CacheStatus =
             stale != nil
             ? .revalidated(fwdStatus: response.status, stored: stored) : .miss(stored: stored, detail: detail)
-        let shareable: Bool
-        var servesCookieRequests = false
-        if case .store(let lifetime) = decision {
-            shareable = true
-            servesCookieRequests = lifetime.explicitlyPublic || sharesCookies
-        } else {
-            shareable = false
-        }
+        let shareable = storedLifetime != nil
+        let servesCookieRequests = storedLifetime.map { $0.explicitlyPublic || sharesCookies } ?? false
         return FetchOutcome(
             status: response.status, headers: headers, body: response.body, cacheStatus: status, age: upstreamAge,
             shareable: shareable, vary: varyValues(headers, requestFields),
@@ -204,7 +217,7 @@ extension TenantTrafficResponder {
     /// transport error stay in the node's log, never in a response).
     func errorOutcome(_ error: any Error, tenant: String) -> FetchOutcome {
         let edgeError = error as? EdgeError ?? EdgeError(.upstreamUnavailable, "upstream request failed")
-        runtime.throttledWarning(
+        runtime.events.throttledWarning(
             "upstream_failed:\(tenant)", "upstream request failed",
             metadata: ["tenant": "\(tenant)", "error": "\(edgeError.message)"])
         let response: EdgeResponse

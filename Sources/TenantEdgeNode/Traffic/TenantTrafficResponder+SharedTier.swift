@@ -13,28 +13,29 @@ extension TenantTrafficResponder {
     /// Fetches for a miss: L2 first (when the tenant has one and nothing stale is held), then the
     /// upstream. The purge fence read with L2 goes with the fetch, so its write to L2 is refused if a
     /// purge ran meanwhile; a revalidation reads the fence alone.
-    func leaderFetch(_ request: EdgeRequest, cache: TenantCache, stale: StaleEntry?, on eventLoop: any EventLoop)
+    func leaderFetch(_ request: EdgeRequest, context: RequestContext, stale: StaleEntry?, on eventLoop: any EventLoop)
         -> EventLoopFuture<FetchOutcome>
     {
-        guard let l2 = runtime.l2(for: cache.tenant.id) else {
-            return upstreamFetch(request, cache: cache, stale: stale, token: nil, on: eventLoop)
+        let cache = context.cache
+        guard let l2 = context.l2 else {
+            return upstreamFetch(request, context: context, stale: stale, token: nil, on: eventLoop)
         }
         let tenant = cache.tenant.id
         if stale != nil {
             return l2.token(tenant: tenant, on: eventLoop).flatMap { token in
-                upstreamFetch(request, cache: cache, stale: stale, token: token, on: eventLoop)
+                upstreamFetch(request, context: context, stale: stale, token: token, on: eventLoop)
             }
         }
         let target = request.head.uri
         let primary = cache.primaryDigest(target: target)
         return l2.get(tenant: tenant, digest: primary, on: eventLoop).flatMap { read -> EventLoopFuture<FetchOutcome> in
             guard let read, let value = read.value else {
-                return upstreamFetch(request, cache: cache, stale: nil, token: read?.token, on: eventLoop)
+                return upstreamFetch(request, context: context, stale: nil, token: read?.token, on: eventLoop)
             }
             switch L2EntryCodec.decodeValue(value) {
             case .entry(let entry):
                 if let outcome = sharedTierOutcome(
-                    entry, storageKey: primary, varyNames: [], request: request, cache: cache,
+                    entry, storageKey: primary, varyNames: [], request: request, context: context,
                     generation: read.token.generation)
                 {
                     return eventLoop.makeSucceededFuture(outcome)
@@ -46,19 +47,19 @@ extension TenantTrafficResponder {
                     if let variantRead, let value = variantRead.value,
                         case .entry(let entry) = L2EntryCodec.decodeValue(value),
                         let outcome = sharedTierOutcome(
-                            entry, storageKey: variant, varyNames: names, request: request, cache: cache,
+                            entry, storageKey: variant, varyNames: names, request: request, context: context,
                             generation: variantRead.token.generation)
                     {
                         return eventLoop.makeSucceededFuture(outcome)
                     }
-                    return upstreamFetch(request, cache: cache, stale: nil, token: read.token, on: eventLoop)
+                    return upstreamFetch(request, context: context, stale: nil, token: read.token, on: eventLoop)
                 }
             case .outdated:
                 break  // written before values were authenticated: fetched anew and overwritten
             case .malformed:
-                runtime.securityEvent("decrypt_failed", tenant: tenant, detail: "L2 value is malformed; fetched anew")
+                runtime.events.record("decrypt_failed", tenant: tenant, detail: "L2 value is malformed; fetched anew")
             }
-            return upstreamFetch(request, cache: cache, stale: nil, token: read.token, on: eventLoop)
+            return upstreamFetch(request, context: context, stale: nil, token: read.token, on: eventLoop)
         }
     }
 
@@ -66,13 +67,14 @@ extension TenantTrafficResponder {
     /// and the answer. One that does not open is a `decrypt_failed` security event and a miss.
     private func sharedTierOutcome(
         _ entry: CacheEntry, storageKey: KeyDigest, varyNames: [String], request: EdgeRequest,
-        cache: TenantCache, generation: UInt64
+        context: RequestContext, generation: UInt64
     ) -> FetchOutcome? {
+        let cache = context.cache
         let now = runtime.clock.now()
         let target = request.head.uri
         guard entry.generation == generation else {
             // Bound to another generation than the key it sits under: copied there, e.g. to undo a purge.
-            runtime.securityEvent(
+            runtime.events.record(
                 "decrypt_failed", tenant: cache.tenant.id, detail: "L2 value names another generation; fetched anew")
             return nil
         }
@@ -83,12 +85,12 @@ extension TenantTrafficResponder {
                 tenantSharesCookies: cache.tenant.shareCookieRequests)
         else { return nil }
         // feed silent: fetch anew
-        if let limit = runtime.stalenessLimit(now: now), entry.age(at: now) > limit { return nil }
+        if let limit = runtime.feedStatus.stalenessLimit(now: now), entry.age(at: now) > limit { return nil }
         if let version = TenantPartition.keyVersion(of: entry.sealed), !cache.cipher.holdsKey(version: version) {
             // Older than the current key: retired, unreadable by design, dropped quietly where met.
             // Newer: a sibling already has the next bundle; a miss here until this node has it too.
             if version < cache.cipher.keyVersion {
-                _ = runtime.l2(for: cache.tenant.id)?.delete(
+                _ = context.l2?.delete(
                     tenant: cache.tenant.id, digests: [storageKey], on: runtime.eventLoop)
             }
             return nil
@@ -96,7 +98,7 @@ extension TenantTrafficResponder {
         guard let plaintext = try? cache.cipher.open(entry.sealed, aad: cache.aad(storageKey, for: entry)),
             let record = ResponseRecord(decoding: plaintext)
         else {
-            runtime.securityEvent(
+            runtime.events.record(
                 "decrypt_failed", tenant: cache.tenant.id, detail: "L2 value failed to open; fetched anew")
             return nil
         }
@@ -116,10 +118,11 @@ extension TenantTrafficResponder {
     /// indexed by its tags and path prefixes (and, for a variant, its primary digest). Without a
     /// token (Redis did not answer the read) nothing is written.
     func writeToSharedTier(
-        _ entry: CacheEntry, storageKey: KeyDigest, varyNames: [String], target: String, cache: TenantCache,
+        _ entry: CacheEntry, storageKey: KeyDigest, varyNames: [String], target: String, context: RequestContext,
         token: RedisTier.Token?, on eventLoop: any EventLoop
     ) {
-        guard let l2 = runtime.l2(for: cache.tenant.id), let token else { return }
+        let cache = context.cache
+        guard let l2 = context.l2, let token else { return }
         let fence = token.fence
         let quota = cache.tenant.quotaBytesL2 ?? runtime.config.cache.redis?.tenantQuotaBytes ?? 0
         let ttl = Int.saturating((entry.lifetime.keep - entry.lifetime.initialAge).rounded(.up))

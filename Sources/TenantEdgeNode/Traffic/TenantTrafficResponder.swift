@@ -32,10 +32,11 @@ struct TenantTrafficResponder: HTTPResponder {
 
     func respond(to original: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         let started = NIODeadline.now()
+        let table = runtime.table  // the one snapshot this request uses, whatever is swapped meanwhile
         let request: EdgeRequest
         let cache: TenantCache
         let host: String
-        switch admit(original) {
+        switch admit(original, in: table) {
         case .admitted(let admitted, let tenantCache, let clientHost):
             (request, cache, host) = (admitted, tenantCache, clientHost)
         case .refused(var response):
@@ -59,27 +60,28 @@ struct TenantTrafficResponder: HTTPResponder {
                 tenant: nil, status: "bypass", elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
             return .now(response)
         }
+        let context = RequestContext(table: table, cache: cache, started: started)
         var hint: String? = nil  // the preferred region, sent back in `hint` mode
         var preferred: String? = nil
         if cache.tenant.geoMode != .off, let address = runtime.geo.clientAddress(of: request) {
             let decision = runtime.geo.decide(
-                address: address, tenant: cache.tenant, regions: { runtime.table.regions })
+                address: address, tenant: cache.tenant, regions: { table.regions })
             preferred = decision.region
             if cache.tenant.geoMode == .hint { hint = decision.region }
             if cache.tenant.geoMode == .redirect, decision.region != runtime.config.node.region,
-                let redirect = redirect(request, host: host, to: decision.region)
+                let redirect = redirect(request, host: host, to: decision.region, regions: table.regions)
             {
                 return .now(finish(redirect, cache: cache, started: started, hint: decision.region))
             }
         }
         let pending: EventLoopFuture<TrafficAnswer>
         if !runtime.mayStore(cache.tenant) {
-            runtime.residencyBypassed(cache.tenant.id, clientRegion: preferred)
+            runtime.events.residencyBypassed(cache.tenant.id, clientRegion: preferred)
             pending = passThrough(request, cache: cache, status: .bypass(detail: "residency"), on: eventLoop)
         } else if !StoragePolicy.isCacheableMethod(request.head.method.rawValue) {
             pending = forwardUncacheable(request, cache: cache, on: eventLoop)
         } else {
-            switch serveCacheable(request, cache: cache, on: eventLoop) {
+            switch serveCacheable(request, context: context, on: eventLoop) {
             case .ready(let answer): return .now(finish(answer, cache: cache, started: started, hint: hint))
             case .pending(let future): pending = future
             }
@@ -91,9 +93,11 @@ struct TenantTrafficResponder: HTTPResponder {
     /// the path and query kept, for GET and HEAD only (a redirected POST would be replayed by the
     /// client elsewhere; it is served here, without storing when residency says so). Nil when the
     /// request is served here. The answer depends on the client's address, so no cache may keep it.
-    private func redirect(_ request: EdgeRequest, host: String, to region: String) -> TrafficAnswer? {
+    private func redirect(_ request: EdgeRequest, host: String, to region: String, regions: [RegionConfig])
+        -> TrafficAnswer?
+    {
         guard request.head.method == .GET || request.head.method == .HEAD,
-            let target = runtime.table.regions.first(where: { $0.name == region }), !target.publicURL.isEmpty
+            let target = regions.first(where: { $0.name == region }), !target.publicURL.isEmpty
         else { return nil }
         let location = target.redirectLocation(host: TenantDirectory.normalize(host: host), target: request.head.uri)
         var response = EdgeResponse.json(
@@ -145,47 +149,49 @@ struct TenantTrafficResponder: HTTPResponder {
         case pending(EventLoopFuture<TrafficAnswer>)
     }
 
-    private func serveCacheable(_ request: EdgeRequest, cache: TenantCache, on eventLoop: any EventLoop)
+    private func serveCacheable(_ request: EdgeRequest, context: RequestContext, on eventLoop: any EventLoop)
         -> CacheableAnswer
     {
+        let cache = context.cache
         let target = request.head.uri
         let now = runtime.clock.now()
         var stale: StaleEntry? = nil
         let hasCookie = request.head.headers.contains(name: "cookie")
-        if let (storageKey, entry) = cache.lookup(target: target, requestHeaders: request.head.headers.fields),
-            StoragePolicy.mayServe(
-                entry.lifetime, requestHasCookie: hasCookie, tenantSharesCookies: cache.tenant.shareCookieRequests)
-        {
-            var freshness = entry.freshness(at: now)
-            if let limit = runtime.stalenessLimit(now: now), entry.age(at: now) > limit, freshness != .expired {
-                freshness = .stale(servableOnError: false)  // the feed is silent: revalidate before serving
-            }
-            switch freshness {
-            case .fresh(let remaining):
+        let stored = cache.lookup(target: target, requestHeaders: request.head.headers.fields)
+        let decision = CacheDecision.beforeFetch(
+            entry: stored?.1, now: now, stalenessLimit: runtime.feedStatus.stalenessLimit(now: now),
+            mayServe: stored.map {
+                StoragePolicy.mayServe(
+                    $0.1.lifetime, requestHasCookie: hasCookie, tenantSharesCookies: cache.tenant.shareCookieRequests)
+            } ?? false)
+        if let (storageKey, entry) = stored {
+            switch decision {
+            case .serve(let ttl):
                 if let hit = respondFromEntry(
-                    entry, storageKey: storageKey, cache: cache, request: request, now: now,
-                    status: .hit(ttl: Int.saturating(remaining.rounded(.up))))
+                    entry, storageKey: storageKey, cache: cache, request: request, now: now, status: .hit(ttl: ttl))
                 {
                     return .ready(hit)
                 }
-            case .staleWhileRevalidate:
-                let ttl = Int.saturating((entry.lifetime.freshness - entry.age(at: now)).rounded(.down))
+            case .serveStaleAndRefresh(let ttl):
                 if let hit = respondFromEntry(
                     entry, storageKey: storageKey, cache: cache, request: request, now: now,
                     status: .staleWhileRevalidate(ttl: ttl))
                 {
                     refreshInBackground(
-                        request, cache: cache, stale: StaleEntry(storageKey: storageKey, entry: entry), on: eventLoop)
+                        request, context: context, stale: StaleEntry(storageKey: storageKey, entry: entry),
+                        on: eventLoop)
                     return .ready(hit)
                 }
-            case .stale:
+            case .revalidate:
                 stale = StaleEntry(storageKey: storageKey, entry: entry)
-            case .expired:
+            case .dropAndFetch:
                 cache.remove(storageKey: storageKey)
+            case .fetch:
+                break
             }
         }
         return .pending(
-            collapsedFetch(request, cache: cache, stale: stale, on: eventLoop).map { outcome in
+            collapsedFetch(request, context: context, stale: stale, on: eventLoop).map { outcome in
                 TrafficAnswer(response: makeResponse(outcome, request: request), status: outcome.cacheStatus)
             })
     }
@@ -252,7 +258,7 @@ struct TenantTrafficResponder: HTTPResponder {
         if let sealed, let version = TenantPartition.keyVersion(of: sealed), !cache.cipher.holdsKey(version: version) {
             return
         }
-        runtime.securityEvent("decrypt_failed", tenant: cache.tenant.id, detail: detail)
+        runtime.events.record("decrypt_failed", tenant: cache.tenant.id, detail: detail)
     }
 
     /// Builds the client's response from an outcome: stored headers, `Age`, `Content-Length`

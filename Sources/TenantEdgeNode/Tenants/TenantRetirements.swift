@@ -1,0 +1,112 @@
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import TenantEdgeCore
+import TenantEdgeHTTP
+
+/// What a tenant table swap leaves to do in the background, as a `Service`: erase from L2 the
+/// tenants that left (or whose residency now excludes this region), retrying each until Redis has
+/// none of their keys, on the injected clock; then stop the purge followers and Redis tiers the new
+/// table no longer uses. A tier is shut only after the erasures that need it are done (a removed
+/// `database` or `schema` tenant's own Redis), so every erasure can finish and be confirmed.
+final class TenantRetirements: Service, Sendable {
+    /// A tenant's data to remove from L2 (its L1 is emptied at the swap itself).
+    struct Erasure: Sendable {
+        var tenant: String
+        var tier: RedisTier?
+        /// The tenant left the tenant set: confirm the erasure to the origin once done.
+        var confirm: Bool
+    }
+
+    /// One swap's leftovers.
+    struct Job: Sendable {
+        var erasures: [Erasure]
+        var followers: [SiblingPurgeFollower]
+        var tiers: [RedisTier]
+        /// Seconds to let in-flight calls on the old tiers finish first.
+        var grace: Double
+    }
+
+    private let region: String
+    private let eventLoop: any EventLoop
+    private let clock: any CacheClock
+    private let audit: AuditLog
+    private let logger: Logger
+    private let jobs: AsyncStream<Job>
+    private let jobInput: AsyncStream<Job>.Continuation
+    /// Tiers handed over and not yet shut: shut at the latest when the service stops.
+    private let unshut = Mutex<[ObjectIdentifier: RedisTier]>([:])
+    /// Called with a tenant's id once all its data is gone from this node (L1 and L2).
+    private let erasureObserver = Mutex<(@Sendable (String) -> Void)?>(nil)
+
+    init(region: String, eventLoop: any EventLoop, clock: any CacheClock, audit: AuditLog, logger: Logger) {
+        self.region = region
+        self.eventLoop = eventLoop
+        self.clock = clock
+        self.audit = audit
+        self.logger = logger
+        (jobs, jobInput) = AsyncStream.makeStream(of: Job.self)
+    }
+
+    func observeErasures(_ observer: @escaping @Sendable (String) -> Void) {
+        erasureObserver.withLock { $0 = observer }
+    }
+
+    /// Queues a swap's leftovers; callable from any thread.
+    func submit(_ job: Job) {
+        unshut.withLock { tiers in for tier in job.tiers { tiers[ObjectIdentifier(tier)] = tier } }
+        jobInput.yield(job)
+    }
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { [self] in
+            // Each swap's leftovers on their own: one's grace period never holds up another's erasures.
+            await withTaskGroup(of: Void.self) { group in
+                for await job in jobs { group.addTask { await self.perform(job) } }
+            }
+        }
+        jobInput.finish()
+        for tier in unshut.withLock({ $0.values }) { await tier.shutdown() }
+    }
+
+    private func perform(_ job: Job) async {
+        for follower in job.followers { await follower.stop() }
+        await withTaskGroup(of: Void.self) { group in
+            for erasure in job.erasures { group.addTask { await self.erase(erasure) } }
+            if job.grace > 0 { group.addTask { [clock] in try? await clock.sleep(seconds: job.grace) } }
+            await group.waitForAll()
+        }
+        for tier in job.tiers {
+            unshut.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(tier)) }
+            await tier.shutdown()
+        }
+    }
+
+    /// Every key of the tenant in L2 goes (its generation dropped first, so nothing of it is read
+    /// meanwhile), retried with backoff until Redis answers; then it is logged and audited, and a
+    /// tenant that left is confirmed through the observer.
+    private func erase(_ erasure: Erasure) async {
+        if let tier = erasure.tier {
+            var attempt = 0
+            while !Task.isCancelled {
+                _ = try? await tier.dropGeneration(tenant: erasure.tenant, on: eventLoop).get()
+                if (try? await tier.erase(tenant: erasure.tenant, on: eventLoop).get()) == true { break }
+                attempt += 1
+                do { try await clock.sleep(seconds: min(5, 0.2 * Double(1 << min(attempt, 5)))) } catch { return }
+            }
+            if Task.isCancelled { return }
+        }
+        guard erasure.confirm else {
+            logger.info(
+                "tenant data dropped: residency excludes this region", metadata: ["tenant": "\(erasure.tenant)"])
+            audit.record("residency_dropped", actor: "node", tenant: erasure.tenant, details: ["region": region])
+            return
+        }
+        logger.info("tenant erased from this node", metadata: ["tenant": "\(erasure.tenant)"])
+        audit.record(
+            "tenant_erased", actor: "node", tenant: erasure.tenant,
+            details: ["tiers": erasure.tier == nil ? "memory" : "memory,redis"])
+        erasureObserver.withLock { $0 }?(erasure.tenant)
+    }
+}
