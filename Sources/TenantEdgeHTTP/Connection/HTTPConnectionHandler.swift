@@ -30,49 +30,22 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
     package typealias OutboundIn = IOData
     package typealias OutboundOut = IOData
 
-    private struct Pending {
-        var request: EdgeRequest
-        /// An answer the handler gives itself (limits, a refused head), instead of the responder's.
-        var rejection: EdgeResponse?
-    }
-
     /// `header`: a request is on its way; `idle`: waiting between requests; `write`: the peer stopped
     /// taking a response.
     private enum TimerKind { case header, idle, write, linger }
 
     private let responder: any HTTPResponder
-    private let maxHeaderBytes: Int
-    private let maxBodyBytes: Int
-    private let maxQueued: Int
     private let headerTimeout: TimeAmount
     private let idleTimeout: TimeAmount
 
     // State, touched only on the channel's event loop.
-    private var current: Pending?
-    private var queue: [Pending] = []
-    private var busy = false
-    private var quiescing = false
-    private var closed = false
-    /// Nothing more is read from this connection: a burst overflowed the queue, or a request was
-    /// refused at its head. What is queued is answered, then the connection closes.
-    private var discarding = false
-    private var readSuppressed = false
+    /// The protocol's rules: what is accepted, queued, refused, read; whether a response keeps the connection.
+    private var machine: HTTPConnectionStateMachine
     /// What the connection waits for, and until when.
     private var timerKind: TimerKind?
     private let deadline = MovingDeadline()
     /// The close of a connection whose last response is leaving, or that lingers after a refusal.
     private var closingTask: Scheduled<Void>?
-    /// Bytes of a request arrived since the last complete one (a head may be half there).
-    private var partialRequest = false
-    /// Body bytes dropped of a request that will be refused once it has arrived.
-    private var drained = 0
-    /// Most body bytes read and dropped before a too-large request is refused: beyond this (or an
-    /// announced length beyond it) the refusal goes out at once.
-    private var drainLimit: Int { maxBodyBytes <= Int.max / 4 ? 4 * maxBodyBytes : Int.max }
-    /// The last response went out after a refused upload: what the client still sends of it is read
-    /// and dropped for a moment (nginx's lingering close), so the client reads the refusal instead
-    /// of a reset; the connection closes when that request's end arrives or the moment is over.
-    private var lingering = false
     /// Bytes waiting to be written when the write timer was armed: a peer that took some since is
     /// slow, not stalled, and gets another period (nginx's `send_timeout` is between two writes too).
     private var bufferedAtArm = 0
@@ -83,9 +56,10 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
 
     package init(responder: any HTTPResponder, limits: EdgeConfig.Limits) {
         self.responder = responder
-        self.maxHeaderBytes = limits.maxHeaderBytes
-        self.maxBodyBytes = limits.maxRequestBodyBytes
-        self.maxQueued = limits.maxPipelinedRequests
+        self.machine = HTTPConnectionStateMachine(
+            limits: .init(
+                maxHeaderBytes: limits.maxHeaderBytes, maxBodyBytes: limits.maxRequestBodyBytes,
+                maxQueued: limits.maxPipelinedRequests))
         self.headerTimeout = .milliseconds(Int64(limits.headerTimeoutMs))
         self.idleTimeout = .seconds(Int64(limits.idleTimeoutSeconds))
     }
@@ -100,107 +74,37 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
     }
 
     package func read(context: ChannelHandlerContext) {
-        if lingering {
-            context.read()  // dropped as it comes, never buffered
-            return
-        }
-        if queue.count >= maxQueued || !context.channel.isWritable || discarding {
-            readSuppressed = true
-            return
-        }
-        context.read()
+        if machine.readRequested(writable: context.channel.isWritable) { context.read() }
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if lingering {
-            if case .end = unwrapInboundIn(data) { context.close(promise: nil) }
-            return
-        }
-        if discarding || closed { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
-            var size = head.uri.utf8.count + 16
-            for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 4 }
-            let request = EdgeRequest(head: head, body: nil, peer: context.channel.remoteAddress)
-            let length = head.headers.first(name: "content-length").flatMap(Int.init)
-            let expectsContinue = head.headers.first(name: "expect")?.lowercased() == "100-continue"
-            if let length, length > maxBodyBytes, length <= drainLimit, !expectsContinue, size <= maxHeaderBytes,
-                responder.screen(head) == nil
+            switch machine.receivedHead(
+                head, peer: context.channel.remoteAddress, screen: { self.responder.screen($0) })
             {
-                // Somewhat too large: read and dropped, then refused, as clients that cannot take an
-                // early answer expect (the whole request still has `header_timeout_ms`).
-                current = Pending(request: request, rejection: .jsonError(.payloadTooLarge, code: "payload_too_large"))
-                drained = 0
-                return
-            }
-            if let refusal = refusal(of: head, size: size) {
-                // Answered now, body unread: a refused upload costs the client, not this node.
-                discarding = true  // before the answer is written, so the write lingers
-                enqueue(Pending(request: request, rejection: refusal), context: context)
-                return
-            }
-            if expectsContinue, head.version.minor >= 1, !busy, queue.isEmpty {
+            case .none:
+                break
+            case .sendContinue(let version):
                 var interim = context.channel.allocator.buffer(capacity: 32)
-                HTTPResponseHeadWriter.writeContinue(version: head.version, into: &interim)
+                HTTPResponseHeadWriter.writeContinue(version: version, into: &interim)
                 context.writeAndFlush(wrapOutboundOut(.byteBuffer(interim)), promise: nil)
+            case .serve:
+                serveNext(context: context)
             }
-            current = Pending(request: request, rejection: nil)
         case .body(var chunk):
-            guard var pending = current else { return }
-            if pending.rejection != nil {
-                drained += chunk.readableBytes
-                if drained > drainLimit {  // more than announced, or no end in sight: answer now
-                    current = nil
-                    discarding = true
-                    enqueue(pending, context: context)
-                }
-                return
-            }
-            if (pending.request.body?.readableBytes ?? 0) + chunk.readableBytes > maxBodyBytes {
-                pending.request.body = nil
-                pending.rejection = .jsonError(.payloadTooLarge, code: "payload_too_large")
-                drained = chunk.readableBytes
-                current = pending
-            } else if pending.request.body == nil {
-                pending.request.body = chunk
-                current = pending
-            } else {
-                current = nil  // one reference to the body while it grows, so it is not copied
-                pending.request.body!.writeBuffer(&chunk)
-                current = pending
-            }
+            if machine.receivedBody(&chunk) == .serve { serveNext(context: context) }
         case .end:
-            guard let pending = current else { return }
-            current = nil
-            partialRequest = false
-            if queue.count >= 4 * maxQueued {
-                discarding = true  // reads were stopped; what one read decoded beyond this is dropped
-                return
+            switch machine.receivedEnd() {
+            case .none: break
+            case .serve: serveNext(context: context)
+            case .close: context.close(promise: nil)
             }
-            enqueue(pending, context: context)
         }
-    }
-
-    /// The answer for a head that is refused before its body is read, or nil.
-    private func refusal(of head: HTTPRequestHead, size: Int) -> EdgeResponse? {
-        if size > maxHeaderBytes {
-            return .jsonError(.requestHeaderFieldsTooLarge, code: "request_header_fields_too_large")
-        }
-        if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > maxBodyBytes {
-            return .jsonError(.payloadTooLarge, code: "payload_too_large")
-        }
-        return responder.screen(head)
-    }
-
-    private func enqueue(_ pending: Pending, context: ChannelHandlerContext) {
-        queue.append(pending)
-        serveNext(context: context)
     }
 
     private func serveNext(context: ChannelHandlerContext) {
-        guard !busy, !closed, !queue.isEmpty, context.channel.isWritable else { return }
-        let pending = queue.removeFirst()
-        busy = true
+        guard let pending = machine.nextToServe(writable: context.channel.isWritable) else { return }
         cancelTimer()
         resumeReading(context: context)
         if let rejection = pending.rejection {
@@ -225,17 +129,15 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
     }
 
     private func resumeReading(context: ChannelHandlerContext) {
-        guard readSuppressed, queue.count < maxQueued, context.channel.isWritable, !discarding else { return }
-        readSuppressed = false
-        context.read()
+        if machine.mayResumeReading(writable: context.channel.isWritable) { context.read() }
     }
 
     private func write(
         _ response: EdgeResponse, for request: EdgeRequest, forceClose: Bool, context: ChannelHandlerContext
     ) {
-        guard !closed else { return }
-        let lastOfDiscarded = discarding && queue.isEmpty
-        let keepAlive = request.head.isKeepAlive && !forceClose && !(quiescing && queue.isEmpty) && !lastOfDiscarded
+        guard !machine.closed else { return }
+        let disposition = machine.responseReady(keepAliveRequested: request.head.isKeepAlive, forceClose: forceClose)
+        let keepAlive = disposition.keepAlive
         var headers = response.headers
         responder.decorate(&headers)
         let length = response.sendBody ? (response.body?.readableBytes ?? 0) : response.announcedLength
@@ -245,28 +147,26 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
             version: request.head.version, status: response.status, headers: headers,
             rawHeaders: response.rawHeaders, contentLength: length, connection: connection, into: &head)
         let body = response.sendBody ? response.body.flatMap { $0.readableBytes > 0 ? $0 : nil } : nil
-        busy = false
         if keepAlive {
             context.write(wrapOutboundOut(.byteBuffer(head)), promise: nil)
             if let body { context.write(wrapOutboundOut(.byteBuffer(body)), promise: nil) }
             context.flush()
             serveNext(context: context)
-            if !busy {
+            if !machine.busy {
                 if !context.channel.isWritable {
                     arm(.write, context: context)  // the response is still leaving: not idle yet
                 } else {
-                    arm(current == nil && !partialRequest ? .idle : .header, context: context)
+                    arm(waitingForRequest ? .idle : .header, context: context)
                 }
             }
             return
         }
-        closed = true
         cancelTimer()
         let written = context.eventLoop.makePromise(of: Void.self)
         context.write(wrapOutboundOut(.byteBuffer(head)), promise: body == nil ? written : nil)
         if let body { context.write(wrapOutboundOut(.byteBuffer(body)), promise: written) }
         context.flush()
-        let linger = discarding && forceClose
+        let linger = disposition.linger
         watchClosingWrite(context: context)
         written.futureResult.assumeIsolated().whenComplete { _ in
             guard linger else { return context.close(promise: nil) }
@@ -282,7 +182,7 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
         closingTask?.cancel()
         closingTask = context.eventLoop.assumeIsolated().scheduleTask(in: idleTimeout) { [self] in
             closingTask = nil
-            guard !lingering, context.channel.isActive else { return }
+            guard !machine.lingering, context.channel.isActive else { return }
             let left = Self.buffered(context)
             if left > 0, before - left >= min(Self.minimumProgress, before) {
                 watchClosingWrite(context: context)  // slow, but reading
@@ -294,7 +194,7 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
 
     /// Drops what still arrives after a refused upload, for `lingerTime` at most.
     private func linger(context: ChannelHandlerContext) {
-        lingering = true
+        machine.startLingering()
         deadline.stop()
         closingTask?.cancel()
         closingTask = context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerTime) {
@@ -306,55 +206,47 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
 
     package func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            if timerKind == .write { arm(current == nil && !partialRequest ? .idle : .header, context: context) }
+            if timerKind == .write { arm(waitingForRequest ? .idle : .header, context: context) }
             serveNext(context: context)
             resumeReading(context: context)
-        } else if !busy {
+        } else if !machine.busy {
             arm(.write, context: context)
         }
         context.fireChannelWritabilityChanged()
     }
 
     package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if lingering, let event = event as? ChannelEvent, event == .inputClosed {
+        if machine.lingering, let event = event as? ChannelEvent, event == .inputClosed {
             context.close(promise: nil)  // the client finished: nothing left to drop
             return
         }
         if event is InboundBytesNotifier.BytesArrived {
-            partialRequest = true
+            machine.bytesArrived()
             // The first byte after an idle wait starts the request's clock; later bytes never
             // restart it, so a request trickled a byte at a time still ends at the deadline.
-            if !busy, timerKind == .idle { arm(.header, context: context) }
+            if !machine.busy, timerKind == .idle { arm(.header, context: context) }
             return
         }
         if event is ChannelShouldQuiesceEvent {
-            quiescing = true
-            if !busy && queue.isEmpty && current == nil {
-                closed = true
-                context.close(promise: nil)
-            }
+            if machine.quiesce() { context.close(promise: nil) }
             return
         }
         context.fireUserInboundEventTriggered(event)
     }
 
     package func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if lingering { return }  // what a refused client still sends may not parse; it is dropped anyway
-        guard !closed else { return }
-        if error is HTTPParserError, !busy {
-            closed = true
-            cancelTimer()
+        if machine.lingering { return }  // what a refused client still sends may not parse; it is dropped anyway
+        guard !machine.closed else { return }
+        cancelTimer()
+        if machine.parseFailed(), error is HTTPParserError {
             write(status: .badRequest, code: "bad_request", detail: "malformed HTTP request", context: context)
             return
         }
-        closed = true
-        cancelTimer()
         context.close(promise: nil)
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
-        closed = true
-        queue.removeAll()
+        machine.channelInactive()
         cancelTimer()
         deadline.stop()
         closingTask?.cancel()
@@ -365,17 +257,20 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
     // MARK: timeouts
 
     private func arm(_ kind: TimerKind, context: ChannelHandlerContext) {
-        guard !closed, !lingering else { return }
+        guard !machine.closed, !machine.lingering else { return }
         timerKind = kind
         if kind == .write { bufferedAtArm = Self.buffered(context) }
         if deadline.expired == nil {
             deadline.expired = { [self] in  // once per connection; `channelInactive` lets it go
-                guard !closed, !lingering, let kind = timerKind else { return }
+                guard !machine.closed, !machine.lingering, let kind = timerKind else { return }
                 timedOut(kind, context: context)
             }
         }
         deadline.move(after: kind == .header ? headerTimeout : idleTimeout, on: context.eventLoop)
     }
+
+    /// No request on its way: the connection waits for the next one (idle), not for the rest of one.
+    private var waitingForRequest: Bool { machine.current == nil && !machine.partialRequest }
 
     /// Nothing to wait for (a response is being made).
     private func cancelTimer() {
@@ -389,7 +284,7 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
 
     /// An idle or stalled connection closes quietly; one in the middle of a request is told `408` first.
     private func timedOut(_ kind: TimerKind, context: ChannelHandlerContext) {
-        guard !closed, kind == .write || !busy else { return }
+        guard !machine.closed, kind == .write || !machine.busy else { return }
         if kind == .idle, Self.buffered(context) > 0 {
             arm(.write, context: context)  // not idle: the last response is still leaving, slowly
             return
@@ -397,7 +292,7 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
         if kind == .write {
             let left = Self.buffered(context)
             if left == 0 {  // all written meanwhile: the connection is merely idle now
-                arm(current == nil && !partialRequest ? .idle : .header, context: context)
+                arm(waitingForRequest ? .idle : .header, context: context)
                 return
             }
             if bufferedAtArm - left >= min(Self.minimumProgress, bufferedAtArm) {
@@ -405,8 +300,8 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
                 return
             }
         }
-        closed = true
-        guard kind == .header, current != nil || partialRequest else {
+        machine.markClosed()
+        guard kind == .header, !waitingForRequest else {
             context.close(promise: nil)
             return
         }
