@@ -67,7 +67,7 @@ struct ConnectionTests {
     @Test func drainFinishesInFlightRequestsAndRefusesNewConnections() async throws {
         let edge = try await EdgeHarness.start(script: Self.script)
         let inFlight = Task { try await edge.get("/slow/drain") }
-        try await Task.sleep(for: .milliseconds(100))
+        try await waitUntil { edge.upstream.count("/slow/drain") == 1 }  // in flight: the upstream has it
         let port = edge.node.trafficPort
         await edge.node.drain()
         let response = try await inFlight.value

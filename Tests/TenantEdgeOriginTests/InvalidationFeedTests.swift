@@ -76,7 +76,7 @@ struct InvalidationFeedTests {
         // The feed is cut (origin stopped) and resumed: the event published after it arrives too.
         let port = origin.server.port
         await origin.stop()
-        try await Task.sleep(for: .milliseconds(300))
+        try await waitUntil(seconds: 10) { (node.node.feed?.failures ?? 0) > 0 }  // the node saw the cut
         origin = try await OriginHarness.start(stateDir: originState, port: port)
         try await origin.publish(#"{"tenant":"acme","keys":["/d"]}"#)
         try await waitUntil(seconds: 10, advancing: node.clock) { Self.cursor(node) == 5 }
