@@ -123,8 +123,8 @@ public final class EdgeNode: Sendable {
         self.stopped = runtime.eventLoop.makePromise(of: Void.self)
         // Graceful shutdown runs in reverse: listeners first, the runtime last.
         var list: [any Service] = [
-            RuntimeShutdown(runtime: runtime), runtime.retirements, PendingPurgeRetries(runtime: runtime),
-            geoMaintenance,
+            RuntimeShutdown(runtime: runtime), runtime.siblingFollowers, runtime.retirements,
+            PendingPurgeRetries(runtime: runtime), geoMaintenance,
         ]
         if let erasures { list.append(erasures) }
         if let feed { list.append(feed) }

@@ -45,6 +45,8 @@ package final class EdgeRuntime: Sendable {
     let feedStatus: FeedStatus
     /// What a tenant table swap leaves to do: L2 erasures, followers and tiers to stop.
     let retirements: TenantRetirements
+    /// Runs each table's sibling purge followers from when the table is built.
+    let siblingFollowers = SiblingFollowers()
 
     init(
         config: EdgeConfig, group: any EventLoopGroup, registry: PrometheusCollectorRegistry, logger: Logger,
@@ -81,6 +83,7 @@ package final class EdgeRuntime: Sendable {
         feedStatus = FeedStatus(maxLagSeconds: config.origin?.maxInvalidationLagSeconds)
         retirements = TenantRetirements(
             region: config.node.region, eventLoop: eventLoop, clock: clock, audit: audit, logger: logger)
+        siblingFollowers.start(table.purgeFollowers)
     }
 
     /// The tenant set in force now.
@@ -99,9 +102,12 @@ package final class EdgeRuntime: Sendable {
     /// Builds the tenant set of `config` (a bundle's tenants and regions over the node file),
     /// reusing what has not changed. Throws, having started nothing, when it cannot be built.
     func prepare(_ config: EdgeConfig, version: Int) throws(EdgeError) -> TenantTable {
-        try TenantTable.build(
+        let prepared = try TenantTable.build(
             config: config, version: version, masterKey: masterKey, kek: kek, previous: table,
             eventLoop: eventLoop, clock: clock, logger: logger)
+        // Following from now: the new table hears siblings' purges before it is swapped in.
+        siblingFollowers.start(prepared.purgeFollowers)
+        return prepared
     }
 
     /// Swaps a prepared tenant set in. Tenants that are gone stop being served at once; their L1 is

@@ -12,6 +12,10 @@ import TenantEdgeNative
 /// Pub/sub delivers at most once, so a connection that drops may lose notices. After every
 /// (re)subscription the follower reads each tenant's purge fence; a tenant whose fence moved while
 /// the subscription was down has its whole L1 dropped: coarser than the lost purge, never staler.
+///
+/// `run` follows until `stop` (or cancellation): it subscribes on a thread pool of its own (hiredis
+/// blocks while it connects), waits while the subscription lives, and after a failure or a lost
+/// connection tries again after half a second on the injected clock. `SiblingFollowers` runs it.
 final class SiblingPurgeFollower: Sendable {
     typealias Apply = @Sendable (_ tenant: String, _ notice: PurgeNotice) -> Void
     typealias Resync = @Sendable (_ tenant: String) -> Void
@@ -22,15 +26,19 @@ final class SiblingPurgeFollower: Sendable {
     private let timeoutMs: Int
     private let apply: Apply
     private let resync: Resync
-    private let eventLoop: any EventLoop
+    private let clock: any CacheClock
     private let connector = NIOThreadPool(numberOfThreads: 1)
     private let logger: Logger
     /// The live subscription, the last fence seen per tenant, and whether the follower stopped.
     private let state = Mutex<(connection: RedisAsyncConnection?, fences: [String: Int], stopped: Bool)>(
         (nil, [:], false))
+    /// Wakes `run` when the subscription is lost or the follower stops.
+    private let wakeUps: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+    static let retryInterval = 0.5
 
     init(
-        endpoint: RedisEndpoint, tenants: [String], nodeID: String, timeoutMs: Int, eventLoop: any EventLoop,
+        endpoint: RedisEndpoint, tenants: [String], nodeID: String, timeoutMs: Int, clock: any CacheClock,
         logger: Logger,
         apply: @escaping Apply, resync: @escaping Resync
     ) {
@@ -38,41 +46,53 @@ final class SiblingPurgeFollower: Sendable {
         self.tenants = tenants
         self.nodeID = nodeID
         self.timeoutMs = max(timeoutMs, 500)
-        self.eventLoop = eventLoop
+        self.clock = clock
         self.logger = logger
         self.apply = apply
         self.resync = resync
+        (wakeUps, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         connector.start()
-        connect()
     }
 
+    private var stopped: Bool { state.withLock { $0.stopped } }
+
+    /// Subscribes, and subscribes again whenever the subscription is lost, until `stop`.
+    func run() async {
+        await withTaskCancellationHandler {
+            var wakes = wakeUps.makeAsyncIterator()
+            while !stopped {
+                do {
+                    try await connector.runIfActive { [self] in try subscribe() }
+                    _ = await wakes.next()  // until the connection is lost, or the follower stops
+                } catch {
+                    logger.debug("purge subscription failed; retrying", metadata: ["error": "\(error)"])
+                    state.withLock { $0.connection = nil }
+                }
+                if stopped { break }
+                do { try await clock.sleep(seconds: Self.retryInterval) } catch { break }
+            }
+        } onCancel: {
+            state.withLock { $0.stopped = true }
+            wake.yield()
+        }
+        await release()
+    }
+
+    /// Ends `run`: the subscription is dropped and the connector's thread stops.
     func stop() async {
+        state.withLock { $0.stopped = true }
+        wake.yield()
+        await release()
+    }
+
+    private func release() async {
         // Released outside the lock: a connection's last release may run its callbacks right here.
         let connection = state.withLock { state in
-            state.stopped = true
             defer { state.connection = nil }
             return state.connection
         }
         _ = connection
         try? await connector.shutdownGracefully()
-    }
-
-    private func connect() {
-        connector.submit { [self] _ in
-            guard !state.withLock({ $0.stopped }) else { return }
-            do {
-                try subscribe()
-            } catch {
-                logger.debug("purge subscription failed; retrying", metadata: ["error": "\(error)"])
-                state.withLock { $0.connection = nil }
-                retry()
-            }
-        }
-    }
-
-    private func retry() {
-        guard !state.withLock({ $0.stopped }) else { return }
-        eventLoop.scheduleTask(in: .milliseconds(500)) { self.connect() }
     }
 
     /// On the connector thread: subscribe, wait for every confirmation, then compare fences.
@@ -88,7 +108,7 @@ final class SiblingPurgeFollower: Sendable {
                     state.connection = nil
                     return true
                 }
-                if wasCurrent { retry() }
+                if wasCurrent { wake.yield() }
             })
         // Fences read after the subscription is live: a purge after this point arrives as a notice.
         let reader = try RedisConnection.open(endpoint, timeoutMs: timeoutMs)

@@ -81,7 +81,7 @@ final class TenantTable: Sendable {
             config: config, masterKey: masterKey, reusing: previous?.allL2Tiers ?? [],
             clock: clock, logger: logger)
         let followers = followSiblingPurges(
-            tiers: l2Tiers, caches: caches, config: config, eventLoop: eventLoop, logger: logger)
+            tiers: l2Tiers, caches: caches, config: config, clock: clock, logger: logger)
         return TenantTable(
             version: version, tenants: config.tenants, regions: config.regions, caches: caches,
             l2Tiers: l2Tiers, allL2Tiers: allL2Tiers, purgeFollowers: followers)
@@ -156,7 +156,7 @@ final class TenantTable: Sendable {
 
     private static func followSiblingPurges(
         tiers: [String: RedisTier], caches: [String: TenantCache], config: EdgeConfig,
-        eventLoop: any EventLoop, logger: Logger
+        clock: any CacheClock, logger: Logger
     ) -> [SiblingPurgeFollower] {
         var tenantsByTier: [ObjectIdentifier: (RedisTier, [String])] = [:]
         for tenant in config.tenants {
@@ -166,7 +166,7 @@ final class TenantTable: Sendable {
         return tenantsByTier.values.map { tier, tenants in
             SiblingPurgeFollower(
                 endpoint: tier.endpoint, tenants: tenants, nodeID: config.node.id,
-                timeoutMs: config.cache.redis?.timeoutMs ?? 500, eventLoop: eventLoop, logger: logger,
+                timeoutMs: config.cache.redis?.timeoutMs ?? 500, clock: clock, logger: logger,
                 apply: { tenant, notice in _ = caches[tenant]?.purge(notice) },
                 resync: { tenant in _ = caches[tenant]?.purge(keys: [], tags: [], prefixes: [], all: true) })
         }
