@@ -48,7 +48,7 @@ public final class OriginServer: Sendable {
                 address: address, group: group,
                 responder: OriginResponder(
                     config: config, log: log, registry: registry,
-                    pusher: BundlePusher(client: client),
+                    pusher: BundlePusher(client: client, clock: clock),
                     erasures: erasures, audit: audit),
                 limits: limits, tls: tls)
         } catch {

@@ -11,6 +11,8 @@ import TenantEdgeCore
 /// when it next pulls it (at start and on every feed reconnect).
 struct BundlePusher: Sendable {
     let client: HTTPClient
+    /// The backoff between attempts waits on it.
+    let clock: any CacheClock
     static let attempts = 3
 
     /// Each node's outcome: "ok", or the reason of the last failure.
@@ -43,7 +45,7 @@ struct BundlePusher: Sendable {
         let token = String(decoding: tokenData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         var outcome = "error: not attempted"
         for attempt in 0..<Self.attempts {
-            if attempt > 0 { try? await Task.sleep(for: .milliseconds(200 << (attempt - 1))) }
+            if attempt > 0 { try? await clock.sleep(seconds: 0.2 * Double(1 << (attempt - 1))) }
             var request = HTTPClientRequest(url: node.adminURL + "/_edge/config")
             request.method = .PUT
             request.headers.add(name: "Authorization", value: "Bearer \(token)")
