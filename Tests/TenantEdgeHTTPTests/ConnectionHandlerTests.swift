@@ -125,6 +125,41 @@ struct ConnectionHandlerTests {
         _ = try? channel.finish()
     }
 
+    /// A peer that takes nothing of what is written is served no further: nothing new is answered
+    /// and reads stop while the channel is not writable; once it is again, the rest comes in order.
+    @Test func aPeerThatStopsReadingIsServedNoFurtherUntilItReadsAgain() throws {
+        let responder = ScriptedResponder()
+        let channel = try Self.channel(responder)
+        channel.isWritable = false
+        try channel.writeInbound(
+            ByteBuffer(string: "GET /now-1 HTTP/1.1\r\nHost: a\r\n\r\nGET /now-2 HTTP/1.1\r\nHost: a\r\n\r\n"))
+        #expect(try Self.written(channel).isEmpty, "not writable: nothing is served")
+        channel.read()
+        let reads = ReadCounter()
+        try channel.pipeline.syncOperations.addHandler(reads, position: .first)
+        channel.read()
+        #expect(reads.count == 0, "the read was held back while the peer takes nothing")
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.run()
+        let text = try Self.written(channel)
+        let first = try #require(text.range(of: "/now-1"))
+        let second = try #require(text.range(of: "/now-2"))
+        #expect(first.lowerBound < second.lowerBound)
+        #expect(reads.count >= 1, "reads resume once the peer takes what was written")
+        _ = try? channel.finish()
+    }
+
+    /// Counts the `read` calls that reach the channel.
+    final class ReadCounter: ChannelOutboundHandler, @unchecked Sendable {  // used on the embedded loop only
+        typealias OutboundIn = NIOAny
+        var count = 0
+        func read(context: ChannelHandlerContext) {
+            count += 1
+            context.read()
+        }
+    }
+
     @Test func quiescingAnswersWhatIsQueuedThenCloses() throws {
         let responder = ScriptedResponder()
         let channel = try Self.channel(responder)

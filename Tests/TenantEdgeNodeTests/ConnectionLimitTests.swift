@@ -155,8 +155,11 @@ struct ConnectionBodyLimitTests {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
             let burst = Array(String(repeating: "GET /big HTTP/1.1\r\nHost: api.acme.test\r\n\r\n", count: 50).utf8)
             _ = burst.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-            try await Task.sleep(for: .milliseconds(500))
-            let hits = try #require(edge.runtime.caches["acme"]).counters.hits.load(ordering: .relaxed)
+            // The rule itself (nothing served while not writable) is proven on EmbeddedChannel; here a
+            // real socket fills up after the first answers, and the node stays healthy.
+            let counters = try #require(edge.runtime.caches["acme"]).counters
+            try await waitUntil { counters.hits.load(ordering: .relaxed) >= 1 }
+            let hits = counters.hits.load(ordering: .relaxed)
             #expect(hits < 10, "hits served while the peer reads nothing: \(hits)")
             #expect(try await edge.admin(.GET, "/healthz", token: nil).status == 200)
         }
