@@ -2,8 +2,8 @@ import Foundation
 
 /// Any JSON document as a typed value: for the bodies whose every field is checked by hand (a
 /// purge, a feed answer, an audit line), so no `[String: Any]` and no bridging guesses are needed
-/// (a `1` is never read as `true`, a `1.0` never as a sequence number). Integers within ±2^63 stay
-/// exact; other numbers are `Double`.
+/// (a `1` is never read as `true`, nor `true` as `1`). Integers within ±2^63 stay exact; a number
+/// Foundation reads as a whole one (`1.0`, `1e3`) counts as an integer; other numbers are `Double`.
 public enum JSONValue: Codable, Equatable, Sendable {
     case null
     case bool(Bool)

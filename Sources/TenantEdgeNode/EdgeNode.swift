@@ -26,6 +26,8 @@ public final class EdgeNode: Sendable {
     /// Watches the GeoIP database file and probes the other regions.
     let geoMaintenance: GeoMaintenance
     private let services: ServiceGroup
+    /// `run` was called (once only: a group runs once).
+    private let started = Atomic<Bool>(false)
     private let stopped: EventLoopPromise<Void>
 
     /// The bound tenant-traffic port (the config may ask for 0 in tests).
@@ -62,6 +64,7 @@ public final class EdgeNode: Sendable {
         guard let trafficAddress = HostPort(parsing: config.listen.http),
             let adminAddress = HostPort(parsing: config.listen.admin)
         else {
+            await runtime.shutdown()
             throw EdgeError(.invalidConfig, "listen: addresses must be HOST:PORT")
         }
         let readiness = ReadinessFlag()
@@ -138,6 +141,8 @@ public final class EdgeNode: Sendable {
 
     /// Runs the node's services until a graceful shutdown has stopped all of them.
     public func run() async throws {
+        guard started.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        else { return }
         defer { stopped.succeed() }
         try await services.run()
     }
@@ -150,6 +155,8 @@ public final class EdgeNode: Sendable {
     /// SIGTERM. Returns once `run` has ended.
     public func drain() async {
         await services.triggerGracefulShutdown()
+        // Never run: the group runs now, sees the shutdown asked for, and stops every service in order.
+        try? await run()
         try? await stopped.futureResult.get()
     }
 }

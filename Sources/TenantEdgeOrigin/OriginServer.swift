@@ -26,7 +26,7 @@ public final class OriginServer: Sendable {
         let tls: NIOSSLContext
         tls = try ServerTLS.context(certFile: config.certFile, keyFile: config.keyFile, key: "tls")
         let log = try InvalidationLog(
-            stateDirectory: config.stateDir, retention: config.logRetentionEvents, clock: clock)
+            stateDirectory: config.stateDir, retention: config.logRetentionEvents, clock: clock, logger: logger)
         let registry = try TenantRegistry(config: config, clock: clock)
         let erasures = try ErasureLedger(stateDirectory: config.stateDir, clock: clock)
         let audit = try AuditLog(stateDirectory: config.stateDir, clock: clock, logger: logger)

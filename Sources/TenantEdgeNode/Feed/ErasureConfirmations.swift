@@ -34,7 +34,7 @@ package final class ErasureConfirmations: Service, Sendable {
     package func run() async throws {
         let transfers = try CurlTransferQueue(label: "erasure-confirmations")
         await cancelWhenGracefulShutdown { [self] in
-            await withTaskGroup(of: Void.self) { group in
+            await withDiscardingTaskGroup { group in
                 for await tenant in erased {
                     let first = machine.withLock { $0.erased(tenant: tenant) }
                     group.addTask { await self.follow(first, transfers: transfers) }

@@ -17,7 +17,7 @@ final class SiblingFollowers: Service, Sendable {
 
     func run() async throws {
         await cancelWhenGracefulShutdown { [started] in
-            await withTaskGroup(of: Void.self) { group in
+            await withDiscardingTaskGroup { group in
                 for await follower in started { group.addTask { await follower.run() } }
             }
         }

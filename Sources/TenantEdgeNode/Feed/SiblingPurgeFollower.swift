@@ -98,6 +98,13 @@ final class SiblingPurgeFollower: Sendable {
     /// On the connector thread: subscribe, wait for every confirmation, then compare fences.
     private func subscribe() throws(EdgeError) {
         let connection = try RedisAsyncConnection.open(endpoint, timeoutMs: timeoutMs)
+        // Current before it subscribes, so a loss at any moment from here wakes `run`; the one it
+        // replaces is released outside the lock (its last release may run callbacks).
+        let previous = state.withLock { state in
+            defer { state.connection = connection }
+            return state.connection
+        }
+        _ = previous
         // Weak: the subscription's callbacks live inside the connection they refer to.
         try connection.subscribeConfirmed(
             tenants.map { PurgeNotice.channel(tenant: $0, database: endpoint.database) }, timeoutMs: timeoutMs,
@@ -114,17 +121,14 @@ final class SiblingPurgeFollower: Sendable {
         let reader = try RedisConnection.open(endpoint, timeoutMs: timeoutMs)
         let replies = try reader.pipeline(tenants.map { [Array("GET".utf8), Array("te:\($0):fence".utf8)] })
         var moved: [String] = []
-        let replaced = state.withLock { state in
+        state.withLock { state in
             for (tenant, reply) in zip(tenants, replies) {
                 var fence = 0
                 if case .string(let bytes) = reply { fence = Int(String(decoding: bytes, as: UTF8.self)) ?? 0 }
                 if let known = state.fences[tenant], known < fence { moved.append(tenant) }
                 state.fences[tenant] = max(state.fences[tenant] ?? 0, fence)
             }
-            defer { state.connection = connection }
-            return state.connection
         }
-        _ = replaced
         for tenant in moved {
             logger.info(
                 "purges may have been missed while the subscription was down; L1 dropped",

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import Synchronization
 import TenantEdgeCore
@@ -22,7 +23,13 @@ final class InvalidationLog: Sendable {
         var waiters: [(after: Int, promise: EventLoopPromise<Void>)] = []
     }
 
-    init(stateDirectory: String, retention: Int, clock: any CacheClock) throws(EdgeError) {
+    private let logger: Logger
+
+    init(
+        stateDirectory: String, retention: Int, clock: any CacheClock,
+        logger: Logger = Logger(label: "tenantedge.origin")
+    ) throws(EdgeError) {
+        self.logger = logger
         path = stateDirectory + "/invalidations.jsonl"
         self.clock = clock
         do { try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true) } catch
@@ -60,7 +67,7 @@ final class InvalidationLog: Sendable {
         state = Mutex(State(window: window, descriptor: descriptor, linesInFile: lines))
     }
 
-    deinit { state.withLock { close($0.descriptor) } }
+    deinit { state.withLock { if $0.descriptor >= 0 { close($0.descriptor) } } }
 
     var head: Int { state.withLock { $0.window.head } }
 
@@ -71,6 +78,8 @@ final class InvalidationLog: Sendable {
             let event = InvalidationEvent(
                 seq: state.window.head + 1, purge: purge, publishedAt: AuditChain.timestamp(clock.now()))
             let line = Array(try Self.line(event).utf8) + [UInt8(ascii: "\n")]
+            if state.descriptor < 0 { state.descriptor = open(path, O_WRONLY | O_APPEND | O_CLOEXEC, 0o600) }
+            guard state.descriptor >= 0 else { throw EdgeError(.io, "cannot open \(path)") }
             let before = lseek(state.descriptor, 0, SEEK_END)
             let written = line.withUnsafeBytes { write(state.descriptor, $0.baseAddress, $0.count) }
             guard written == line.count, fsync(state.descriptor) == 0 else {
@@ -80,9 +89,16 @@ final class InvalidationLog: Sendable {
             }
             state.window.append(event, encodedBytes: line.count + 16)  // + the feed answer's framing
             state.linesInFile += 1
-            if state.linesInFile >= 2 * state.window.retention { try compact(&state) }
             let ready = state.waiters.filter { $0.after < event.seq }.map(\.promise)
             state.waiters.removeAll { $0.after < event.seq }
+            // The event is durable: a compaction that fails is retried on a later append, never
+            // reported as a failed publish (which the publisher would repeat).
+            if state.linesInFile >= 2 * state.window.retention {
+                do throws(EdgeError) { try compact(&state) } catch {
+                    logger.warning(
+                        "invalidation log compaction failed; kept as it is", metadata: ["error": "\(error.message)"])
+                }
+            }
             return (event, ready)
         }
         for waiter in waiters { waiter.succeed() }
@@ -145,9 +161,10 @@ final class InvalidationLog: Sendable {
         var text = ""
         for event in kept { text += try Self.line(event) + "\n" }
         try DurableFile.write(Array(text.utf8), to: path)
-        close(state.descriptor)
-        state.descriptor = open(path, O_WRONLY | O_APPEND | O_CLOEXEC, 0o600)
-        guard state.descriptor >= 0 else { throw EdgeError(.io, "cannot reopen \(path)") }
+        let reopened = open(path, O_WRONLY | O_APPEND | O_CLOEXEC, 0o600)
+        close(state.descriptor)  // its file was replaced: nothing more may go to it
+        state.descriptor = reopened  // -1 when it failed: the next append opens the file again
+        guard reopened >= 0 else { throw EdgeError(.io, "cannot reopen \(path)") }
         state.linesInFile = kept.count
     }
 

@@ -58,8 +58,16 @@ final class TenantRegistry: Sendable {
             state.version = file.version
             state.tenants = try file.tenants.map { item throws(EdgeError) in try Self.tenant(from: item, id: nil) }
             state.keys = file.keys ?? [:]
-            state.naming = (file.namingKeys ?? [:]).mapValues { byRegion in
-                byRegion.compactMapValues { Data(base64Encoded: $0).map(Array.init) }
+            for (tenant, byRegion) in file.namingKeys ?? [:] {
+                // A naming key that does not read is an error, never replaced: a new one would rename
+                // every entry the nodes hold.
+                for (region, text) in byRegion {
+                    guard let key = Data(base64Encoded: text) else {
+                        throw EdgeError(
+                            .io, "\(directory)/registry.json: naming key of '\(tenant)' for \(region) is not base64")
+                    }
+                    state.naming[tenant, default: [:]][region] = Array(key)
+                }
             }
         }
         for tenant in state.tenants { try Self.ensureKeys(&state, tenant: tenant.id, keks: keks, at: clock.now()) }
