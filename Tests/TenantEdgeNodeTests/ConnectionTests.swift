@@ -64,6 +64,17 @@ struct ConnectionTests {
         }
     }
 
+    /// A node whose services never ran (a start-up that failed after the listeners were bound)
+    /// still drains: its group runs once to stop every service in order, and the listeners close.
+    @Test func aNodeDrainedBeforeItsServicesRanStopsInOrder() async throws {
+        let edge = try await EdgeHarness.start(running: false, script: Self.script)
+        let port = edge.node.trafficPort
+        #expect(try await edge.get("/fast").status == 200, "the listeners serve before the services run")
+        await edge.node.drain()
+        #expect(!RawHTTP.accepts(port: port), "the traffic listener is closed")
+        await edge.shutdown()
+    }
+
     @Test func drainFinishesInFlightRequestsAndRefusesNewConnections() async throws {
         let edge = try await EdgeHarness.start(script: Self.script)
         let inFlight = Task { try await edge.get("/slow/drain") }

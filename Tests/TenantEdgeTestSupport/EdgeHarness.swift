@@ -28,7 +28,7 @@ package final class EdgeHarness: Sendable {
     /// `logs`: when given, the node logs at `trace` into it (tests that grep logs for secrets).
     package static func start(
         configure: (inout EdgeConfig) -> Void = { _ in }, masterKey: [UInt8]? = nil, nodeID: String = "test-a",
-        logs: LogCapture? = nil, script: @escaping TestUpstream.Script
+        logs: LogCapture? = nil, running: Bool = true, script: @escaping TestUpstream.Script
     ) async throws -> EdgeHarness {
         let upstream = try await TestUpstream(script: script)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("te-\(UUID().uuidString)")
@@ -67,7 +67,7 @@ package final class EdgeHarness: Sendable {
         logger.logLevel = logs == nil ? .critical : .trace
         let node = try await EdgeNode.start(
             config: config, group: MultiThreadedEventLoopGroup.singleton, logger: logger, clock: clock)
-        Task { try? await node.run() }  // its services, until `shutdown` drains them
+        if running { Task { try? await node.run() } }  // its services, until `shutdown` drains them
         var clientConfiguration = HTTPClient.Configuration()
         clientConfiguration.redirectConfiguration = .disallow  // redirects are what some tests look at
         clientConfiguration.connectionPool = .init(
