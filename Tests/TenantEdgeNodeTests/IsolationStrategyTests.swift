@@ -28,19 +28,29 @@ struct IsolationStrategyTests {
         }.sorted()
     }
 
-    @Test func databaseStrategyPutsTheTenantInItsOwnDatabaseAndRowInTheShared() async throws {
-        let shared = try Self.admin(database: 5)
-        let own = try Self.admin(database: 6)
+    /// A node whose acme uses the `database` strategy (its own database `own`), the other tenants
+    /// the shared one; both databases emptied first.
+    static func withDatabaseTenant(
+        shared sharedDatabase: Int, own ownDatabase: Int,
+        _ body: (EdgeHarness, RedisConnection, RedisConnection) async throws -> Void
+    ) async throws {
+        let shared = try Self.admin(database: sharedDatabase)
+        let own = try Self.admin(database: ownDatabase)
         _ = try shared.command("FLUSHDB")
         _ = try own.command("FLUSHDB")
-        let port = ProcessInfo.processInfo.environment["TE_TEST_REDIS_PORT"]!
+        let port = try TestEnvironment.require("TE_TEST_REDIS_PORT")
         try await withEdge(
             configure: { config in
-                config.cache.redis = .init(url: "redis://127.0.0.1:\(port)/5", poolSize: 2, timeoutMs: 200)
+                config.cache.redis = .init(
+                    url: "redis://127.0.0.1:\(port)/\(sharedDatabase)", poolSize: 2, timeoutMs: 200)
                 config.tenants[0].isolation = .database
-                config.tenants[0].redisURL = "redis://127.0.0.1:\(port)/6"
+                config.tenants[0].redisURL = "redis://127.0.0.1:\(port)/\(ownDatabase)"
             }, script: SharedTierTests.body
-        ) { edge in
+        ) { edge in try await body(edge, shared, own) }
+    }
+
+    @Test func databaseStrategyPutsTheTenantInItsOwnDatabaseAndRowInTheShared() async throws {
+        try await Self.withDatabaseTenant(shared: 5, own: 6) { edge, shared, own in
             _ = try await edge.get("/d")
             _ = try await edge.get("/d", host: "api.globex.test")
             try await waitUntil { (try? Self.keys(own).count) == 1 && (try? Self.keys(shared).count) == 1 }
@@ -52,18 +62,7 @@ struct IsolationStrategyTests {
     /// A `database` tenant removed from the tenant set: its own Redis stays up until its keys are
     /// gone, then the erasure is confirmed; the shared database keeps the other tenants' entries.
     @Test func aRemovedDatabaseTenantIsErasedFromItsOwnDatabaseAndConfirmed() async throws {
-        let shared = try Self.admin(database: 19)
-        let own = try Self.admin(database: 20)
-        _ = try shared.command("FLUSHDB")
-        _ = try own.command("FLUSHDB")
-        let port = try TestEnvironment.require("TE_TEST_REDIS_PORT")
-        try await withEdge(
-            configure: { config in
-                config.cache.redis = .init(url: "redis://127.0.0.1:\(port)/19", poolSize: 2, timeoutMs: 200)
-                config.tenants[0].isolation = .database
-                config.tenants[0].redisURL = "redis://127.0.0.1:\(port)/20"
-            }, script: SharedTierTests.body
-        ) { edge in
+        try await Self.withDatabaseTenant(shared: 19, own: 20) { edge, shared, own in
             let confirmed = Locked<[String]>([])
             edge.runtime.observeErasures { tenant in confirmed.update { $0.append(tenant) } }
             for index in 0..<5 { _ = try await edge.get("/e/\(index)") }

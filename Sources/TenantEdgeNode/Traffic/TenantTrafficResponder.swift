@@ -39,26 +39,14 @@ struct TenantTrafficResponder: HTTPResponder {
         switch admit(original, in: table) {
         case .admitted(let admitted, let tenantCache, let clientHost):
             (request, cache, host) = (admitted, tenantCache, clientHost)
-        case .refused(var response):
-            response.headers.add(
-                name: "cache-status",
-                value: CacheStatus.bypass(detail: "refused")
-                    .headerValue(cacheName: runtime.config.node.id))
-            runtime.metrics.recordRequest(
-                tenant: nil, status: "bypass", elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
-            return .now(response)
+        case .refused(let response):
+            return .now(bypassed(response, detail: "refused", started: started))
         case .noTenant(let target):
             if original.head.method == .GET || original.head.method == .HEAD, target == "/healthz" {
                 return .now(regionHealth())  // the probe of a sibling region's node, at the region's own hostname
             }
-            var response = EdgeResponse.jsonError(.misdirectedRequest, code: "unknown_tenant")
-            response.headers.add(
-                name: "cache-status",
-                value: CacheStatus.bypass(detail: "unknown-tenant")
-                    .headerValue(cacheName: runtime.config.node.id))
-            runtime.metrics.recordRequest(
-                tenant: nil, status: "bypass", elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
-            return .now(response)
+            let response = EdgeResponse.jsonError(.misdirectedRequest, code: "unknown_tenant")
+            return .now(bypassed(response, detail: "unknown-tenant", started: started))
         }
         let context = RequestContext(table: table, cache: cache, started: started)
         var hint: String? = nil  // the preferred region, sent back in `hint` mode
@@ -87,6 +75,17 @@ struct TenantTrafficResponder: HTTPResponder {
             }
         }
         return .later(pending.map { [hint] in finish($0, cache: cache, started: started, hint: hint) })
+    }
+
+    /// An answer given before any tenant is known: labelled a bypass and counted for no tenant.
+    private func bypassed(_ original: EdgeResponse, detail: String, started: NIODeadline) -> EdgeResponse {
+        var response = original
+        response.headers.add(
+            name: "cache-status",
+            value: CacheStatus.bypass(detail: detail).headerValue(cacheName: runtime.config.node.id))
+        runtime.metrics.recordRequest(
+            tenant: nil, status: "bypass", elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
+        return response
     }
 
     /// `geo_mode: redirect`: a `307` to the chosen region's `public_url` with
