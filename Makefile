@@ -3,17 +3,20 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 APT_PACKAGES := pkg-config libhiredis-dev libssl-dev libmaxminddb-dev libcurl4-openssl-dev \
-                redis-server nginx varnish wrk mmdb-bin openssl python3 curl
+                redis-server nginx varnish wrk valgrind mmdb-bin openssl python3 curl
 RUN_DIR := $(CURDIR)/.test-run
 SWIFT ?= swift
 
-.PHONY: help deps build release secrets run lint format test fuzz bench bench-deps bench-geo clean
+.PHONY: help deps build release secrets run lint format test fuzz bench bench-deps bench-geo bench-smoke \
+        bench-instructions clean
 
 help:
 	@echo "make run    install what is missing, build, start the demo (upstream + edge node) and show miss/hit/purge"
 	@echo "make test   install what is missing, lint, start redis-server and a TLS server, run the whole suite, stop them"
 	@echo "make format swift-format the sources in place (.swift-format); make lint checks them"
 	@echo "make bench  edge-node against nginx proxy_cache and Varnish on loopback with wrk, then the rest (bench/)"
+	@echo "make bench-smoke  every benchmarked system for a few seconds (answers, hits, allocations per hit)"
+	@echo "make bench-instructions  instructions and allocations per L1 hit by function, under callgrind"
 	@echo "make bench-geo  only the Geo-IP part: lookups/s against mmdblookup, hit-path cost against nginx geoip2"
 	@echo "make fuzz   every parser of outside bytes under libFuzzer, FUZZ_SECONDS each (FUZZ_MERGE=1 keeps new inputs)"
 
@@ -62,6 +65,7 @@ test: deps lint
 	Tests/support/cli-checks.sh $$($(SWIFT) build --show-bin-path)/edge-node && \
 	$$($(SWIFT) build --show-bin-path)/edge-fuzz replay Tests/fuzz-corpus && \
 	$(SWIFT) test --skip-build
+	$(MAKE) bench-smoke
 
 # libFuzzer on each parser that reads outside bytes (Sources/edge-fuzz); a separate build folder,
 # since the whole graph is built with coverage instrumentation.
@@ -75,10 +79,25 @@ fuzz: deps
 bench-deps:
 	@dpkg -s libnginx-mod-http-geoip2 >/dev/null 2>&1 || { export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -q && apt-get install -y -q --no-install-recommends libnginx-mod-http-geoip2; }
+	@python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib 2>/dev/null \
+	  || python3 -m pip install -q --break-system-packages matplotlib
 
 bench: release secrets bench-deps
 	$(SWIFT) build -c release --product edge-bench
 	@bench/run.sh
+
+# Allocations per L1 hit the release build may make (measured 5: NIO's request head, its header
+# array and target string, and two inside OpenSSL's HMAC re-initialisation).
+HIT_ALLOCATION_BUDGET ?= 6
+
+bench-smoke: deps secrets
+	$(SWIFT) build -c release --product edge-node
+	@SMOKE=1 bench/run.sh
+	@MAX_ALLOCATIONS=$(HIT_ALLOCATION_BUDGET) TOP=10 bench/instructions.sh 300
+
+bench-instructions: deps secrets
+	$(SWIFT) build -c release --product edge-node
+	@bench/instructions.sh
 
 bench-geo: release secrets bench-deps
 	$(SWIFT) build -c release --product edge-bench

@@ -7,38 +7,90 @@ from collections import defaultdict
 path, rounds, duration, keys = sys.argv[1:5]
 pipeline_path = sys.argv[5] if len(sys.argv) > 5 else None
 
-def ms(text):
-    if text.endswith("us"): return float(text[:-2]) / 1000
-    if text.endswith("ms"): return float(text[:-2])
-    if text.endswith("s"): return float(text[:-1]) * 1000
-    return float("nan")
+import json
+import os
 
 rows = defaultdict(list)
 notes = []
 for line in open(path):
-    size, label, rps, p50, p99, errors = (line.rstrip("\n").split("\t") + [""])[:6]
-    rows[(int(size), label)].append((float(rps), ms(p50), ms(p99)))
+    size, label, rps, p50, p99, p999, share, errors = (line.rstrip("\n").split("\t") + [""] * 8)[:8]
+    us = lambda text: float(text) if text else float("nan")
+    rows[(int(size), label)].append(
+        {"rps": float(rps or 0), "p50_ms": us(p50) / 1000, "p99_ms": us(p99) / 1000, "p999_ms": us(p999) / 1000,
+         "hit_share": None if share in ("", "-") else float(share)})
     if errors.strip():
         notes.append(f"{label} {size} B: {errors.strip()}")
 
+def median(size, label, field="rps"):
+    values = [v[field] for v in rows.get((size, label), [])]
+    return statistics.median(values) if values else float("nan")
+
+summary = {"rounds": int(rounds), "duration": duration, "keys": int(keys), "sizes": {}}
 print(f"# Hit path: wrk -t2 -c64 -d{duration}, {keys} keys, {rounds} interleaved rounds, medians\n")
+print("Servers take turns within each round (A B C … A B C …), so drift on a shared machine hits all alike.")
+print("Spread is the lowest and highest round; hits is the share of wrk's requests the node counted as hits.\n")
 for size in sorted({s for s, _ in rows}):
-    reference = statistics.median(r[0] for r in rows[(size, "nginx proxy_cache")])
+    nginx = median(size, "nginx proxy_cache")
+    varnish = median(size, "varnish")
     print(f"## {size} B bodies\n")
-    print("| server | req/s | p50 ms | p99 ms | vs nginx proxy_cache |")
-    print("|---|---|---|---|---|")
+    print("| server | req/s | spread | p50 ms | p99 ms | p99.9 ms | hits | vs nginx | vs Varnish |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    servers = {}
     for (s, label), values in rows.items():
         if s != size: continue
-        rps = statistics.median(v[0] for v in values)
-        print(f"| {label} | {rps:,.0f} | {statistics.median(v[1] for v in values):.2f} | "
-              f"{statistics.median(v[2] for v in values):.2f} | {rps / reference:.2f} |")
-    enc = statistics.median(v[0] for v in rows[(size, "edge-node (encrypted)")])
-    plain = statistics.median(v[0] for v in rows[(size, "edge-node (plain)")])
-    print(f"\nencryption on / off: {enc / plain:.2f}")
-    if rows.get((size, "edge-node (L2 only)")):
-        l2 = statistics.median(v[0] for v in rows[(size, "edge-node (L2 only)")])
-        print(f"L2 hit / L1 hit: {l2 / enc:.2f}")
+        rps = median(size, label)
+        low, high = min(v["rps"] for v in values), max(v["rps"] for v in values)
+        shares = [v["hit_share"] for v in values if v["hit_share"] is not None]
+        hits = f"{statistics.median(shares):.1%}" if shares else "–"
+        servers[label] = {"rps": rps, "rps_min": low, "rps_max": high,
+                          "p50_ms": median(size, label, "p50_ms"), "p99_ms": median(size, label, "p99_ms"),
+                          "p999_ms": median(size, label, "p999_ms"), "hit_share": statistics.median(shares) if shares else None,
+                          "vs_nginx": rps / nginx, "vs_varnish": rps / varnish}
+        print(f"| {label} | {rps:,.0f} | {low:,.0f}–{high:,.0f} | {servers[label]['p50_ms']:.2f} | "
+              f"{servers[label]['p99_ms']:.2f} | {servers[label]['p999_ms']:.2f} | {hits} | "
+              f"{rps / nginx:.2f} | {rps / varnish:.2f} |")
+    ratios = {}
+    enc, plain = median(size, "edge-node (encrypted)"), median(size, "edge-node (plain)")
+    ratios["encryption_on_vs_off"] = enc / plain
+    ratios["l1_encrypted_vs_nginx"] = enc / nginx
+    ratios["l1_encrypted_vs_varnish"] = enc / varnish
+    if (size, "edge-node (L2 only)") in rows:
+        ratios["l2_vs_l1"] = median(size, "edge-node (L2 only)") / enc
     print()
+    for name, value in ratios.items():
+        print(f"- {name.replace('_', ' ')}: {value:.2f}")
+    print()
+    summary["sizes"][str(size)] = {"servers": servers, "ratios": ratios}
+
+output = os.environ.get("REPORT_DIR")
+if output:
+    with open(os.path.join(output, "latest.json"), "w") as f:
+        json.dump(summary, f, indent=2, default=lambda x: None)
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        sizes = sorted(summary["sizes"])
+        fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4.5), squeeze=False)
+        for axis, size in zip(axes[0], sizes):
+            servers = summary["sizes"][size]["servers"]
+            labels = list(servers)
+            values = [servers[l]["rps"] for l in labels]
+            errors = [[servers[l]["rps"] - servers[l]["rps_min"] for l in labels],
+                      [servers[l]["rps_max"] - servers[l]["rps"] for l in labels]]
+            bars = axis.bar(range(len(labels)), values, yerr=errors, capsize=4,
+                            color=["#2b6cb0" if l.startswith("edge") else "#a0aec0" for l in labels])
+            for bar, label in zip(bars, labels):
+                axis.annotate(f"{servers[label]['vs_nginx']:.2f}× nginx", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                              ha="center", va="bottom", fontsize=8)
+            axis.set_xticks(range(len(labels)), [l.replace(" ", "\n", 1) for l in labels], fontsize=8)
+            axis.set_title(f"L1/L2 hits, {size} B bodies (median of {rounds} rounds)")
+            axis.set_ylabel("requests/s")
+        fig.tight_layout()
+        fig.savefig(os.path.join(output, "latest.png"), dpi=110)
+    except ImportError:
+        print("(matplotlib is not installed: no chart; `make bench-deps` installs it)\n")
+
 if pipeline_path:
     pipe = defaultdict(list)
     for line in open(pipeline_path):

@@ -26,6 +26,17 @@ public enum CacheStatus: Sendable, Equatable {
         }
     }
 
+    /// The counter a response with this status adds to (`metricLabel` as a `TenantCounters.Kind`).
+    public var counterKind: TenantCounters.Kind {
+        switch self {
+        case .hit, .sharedHit: .hit
+        case .staleWhileRevalidate, .staleIfError: .stale
+        case .miss, .collapsed: .miss
+        case .revalidated: .revalidated
+        case .bypass, .uncacheableMethod: .bypass
+        }
+    }
+
     public func headerValue(cacheName: String) -> String {
         switch self {
         case .hit(let ttl): "\(cacheName); hit; ttl=\(ttl)"

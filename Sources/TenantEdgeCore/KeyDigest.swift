@@ -33,6 +33,14 @@ public struct KeyDigest: Hashable, Sendable {
         Self.appendWord(w3, to: &out)
     }
 
+    /// The 32 bytes, as `append(to:)` lays them out.
+    public func write(to out: inout RawByteWriter) {
+        out.write(littleEndian: w0)
+        out.write(littleEndian: w1)
+        out.write(littleEndian: w2)
+        out.write(littleEndian: w3)
+    }
+
     private static func appendWord(_ word: UInt64, to out: inout [UInt8]) {
         withUnsafeBytes(of: word.littleEndian) { out.append(contentsOf: $0) }
     }

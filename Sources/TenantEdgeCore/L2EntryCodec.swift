@@ -58,23 +58,33 @@ public enum L2EntryCodec {
         fixedHeaderBytes + min(entry.tagDigests.count, Int(UInt16.max)) * 32
     }
 
-    /// Appends the header to `out`: the hit path builds the associated data in one buffer with it.
+    /// Appends the header to `out`.
     public static func appendHeader(of entry: CacheEntry, to out: inout [UInt8]) {
-        func append(_ value: UInt64) { withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) } }
-        out.append(formatByte)
-        append(entry.generation)
+        let start = out.count
+        let count = headerBytes(of: entry)
+        out.append(contentsOf: repeatElement(0, count: count))
+        out.withUnsafeMutableBytes { bytes in
+            var writer = RawByteWriter(UnsafeMutableRawBufferPointer(rebasing: bytes[start..<(start + count)]))
+            writeHeader(of: entry, to: &writer)
+        }
+    }
+
+    /// Writes the header (`headerBytes(of:)` bytes): the hit path builds the associated data on the stack with it.
+    public static func writeHeader(of entry: CacheEntry, to out: inout RawByteWriter) {
+        out.write(formatByte)
+        out.write(bigEndian: entry.generation)
         let life = entry.lifetime
-        append(entry.responseTime.bitPattern)
-        append(life.freshness.bitPattern)
-        append(life.initialAge.bitPattern)
-        append(life.staleWhileRevalidate.bitPattern)
-        append(life.staleIfError.bitPattern)
-        append(life.keep.bitPattern)
-        out.append((life.hasValidator ? 1 : 0) | (life.explicitlyPublic ? 2 : 0))
+        out.write(bigEndian: entry.responseTime.bitPattern)
+        out.write(bigEndian: life.freshness.bitPattern)
+        out.write(bigEndian: life.initialAge.bitPattern)
+        out.write(bigEndian: life.staleWhileRevalidate.bitPattern)
+        out.write(bigEndian: life.staleIfError.bitPattern)
+        out.write(bigEndian: life.keep.bitPattern)
+        out.write((life.hasValidator ? 1 : 0) | (life.explicitlyPublic ? 2 : 0))
         let tagCount = min(entry.tagDigests.count, Int(UInt16.max))
-        out.append(UInt8(truncatingIfNeeded: tagCount >> 8))
-        out.append(UInt8(truncatingIfNeeded: tagCount))
-        for tag in entry.tagDigests.prefix(tagCount) { tag.append(to: &out) }
+        out.write(UInt8(truncatingIfNeeded: tagCount >> 8))
+        out.write(UInt8(truncatingIfNeeded: tagCount))
+        for tag in entry.tagDigests.prefix(tagCount) { tag.write(to: &out) }
     }
 
     public static func encode(_ entry: CacheEntry) -> [UInt8] { header(of: entry) + entry.sealed }

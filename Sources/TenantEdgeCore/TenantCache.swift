@@ -5,7 +5,8 @@ import Synchronization
 public final class TenantCache: Sendable {
     public let tenant: TenantConfig
     public let cipher: any TenantCipher
-    public let counters = TenantCounters()
+    /// Kept with the partition, so a cache rebuilt over the same entries (a key rotation) keeps counting.
+    public var counters: TenantCounters { storage.counters }
     /// The tenant's upstream has a base path (`https://shared/tenant-a`), so targets are checked
     /// to stay under it (`RequestTarget.staysUnderBasePath`). Worked out once, not per request.
     public let upstreamHasBasePath: Bool
@@ -18,6 +19,7 @@ public final class TenantCache: Sendable {
     /// The partition, by reference, so a new key set can take over the entries of the old one.
     private final class PartitionStorage: Sendable {
         let partition: Mutex<TenantPartition>  // protects every entry and index of this tenant
+        let counters = TenantCounters()
         init(quotaBytes: Int) { partition = Mutex(TenantPartition(quotaBytes: quotaBytes)) }
     }
 
@@ -47,7 +49,7 @@ public final class TenantCache: Sendable {
 
     // MARK: digests (domain-separated so a tag can never collide with a key or prefix)
 
-    public func primaryDigest(target: String) -> KeyDigest { cipher.digest("k\u{0}" + target) }
+    public func primaryDigest(target: String) -> KeyDigest { cipher.digest(domain: UInt8(ascii: "k"), target) }
 
     public func variantDigest(target: String, varyNames: [String], requestHeaders: [HeaderField]) -> KeyDigest {
         var text = "v\u{0}" + target
@@ -55,8 +57,8 @@ public final class TenantCache: Sendable {
         return cipher.digest(text)
     }
 
-    public func tagDigest(_ tag: String) -> KeyDigest { cipher.digest("t\u{0}" + tag) }
-    public func prefixDigest(_ prefix: String) -> KeyDigest { cipher.digest("p\u{0}" + prefix) }
+    public func tagDigest(_ tag: String) -> KeyDigest { cipher.digest(domain: UInt8(ascii: "t"), tag) }
+    public func prefixDigest(_ prefix: String) -> KeyDigest { cipher.digest(domain: UInt8(ascii: "p"), prefix) }
 
     /// Most segment-boundary prefixes indexed for one target. A path of 16 KB of slashes would
     /// otherwise cost 32,000 digests; deeper prefixes are not indexed (a prefix purge reaches 32
@@ -183,11 +185,22 @@ public final class TenantCache: Sendable {
     }
 
     /// Opens an entry into `output` under its binding. On failure the caller drops the entry,
-    /// records a `decrypt_failed` security event and treats the request as a miss.
+    /// records a `decrypt_failed` security event and treats the request as a miss. The associated
+    /// data is built on the stack (`aad(_:for:)` lays out the same bytes).
     public func open(_ entry: CacheEntry, storageKey: KeyDigest, into output: UnsafeMutableRawBufferPointer)
         throws(EdgeError) -> Int
     {
-        try cipher.open(entry.sealed, aad: aad(storageKey, for: entry), into: output)
+        let count = aadPrefix.count + 32 + L2EntryCodec.headerBytes(of: entry)
+        let result = withUnsafeTemporaryAllocation(byteCount: count, alignment: 8) { buffer in
+            var aad = RawByteWriter(buffer)
+            aad.write(aadPrefix)
+            storageKey.write(to: &aad)
+            L2EntryCodec.writeHeader(of: entry, to: &aad)
+            return Result { () throws(EdgeError) -> Int in
+                try cipher.open(entry.sealed, aad: UnsafeRawBufferPointer(buffer), into: output)
+            }
+        }
+        return try result.get()
     }
 
     /// Rewrites the sealed bytes of the entry stored for `target` (no Vary). Only for tests that prove
@@ -261,25 +274,32 @@ public final class TenantCache: Sendable {
     }
 }
 
-/// Per-tenant request counters, atomics so the hit path never takes a lock for them.
+/// Per-tenant request counters by outcome, kept per worker lane (`LaneCounters`) so the hit path
+/// writes only its own event loop's memory; `/metrics` and `/_edge/stats` sum them when read.
 public final class TenantCounters: Sendable {
-    public let hits = Atomic<Int>(0)
-    public let misses = Atomic<Int>(0)
-    public let stale = Atomic<Int>(0)
-    public let bypasses = Atomic<Int>(0)
-    public let errors = Atomic<Int>(0)
+    /// The outcomes counted, in the order of `edge_requests_total`'s `cache_status` label values.
+    public enum Kind: Int, Sendable, CaseIterable {
+        case hit, stale, miss, revalidated, bypass, error
+
+        /// The `cache_status` label value.
+        public var label: String {
+            switch self {
+            case .hit: "hit"
+            case .stale: "stale"
+            case .miss: "miss"
+            case .revalidated: "revalidated"
+            case .bypass: "bypass"
+            case .error: "error"
+            }
+        }
+    }
+
+    private let counts = LaneCounters(count: Kind.allCases.count)
 
     public init() {}
 
-    public enum Kind: Sendable { case hit, miss, stale, bypass, error }
+    @inline(__always)
+    public func increment(_ kind: Kind) { counts.add(kind.rawValue) }
 
-    public func increment(_ kind: Kind) {
-        switch kind {
-        case .hit: hits.add(1, ordering: .relaxed)
-        case .miss: misses.add(1, ordering: .relaxed)
-        case .stale: stale.add(1, ordering: .relaxed)
-        case .bypass: bypasses.add(1, ordering: .relaxed)
-        case .error: errors.add(1, ordering: .relaxed)
-        }
-    }
+    public func total(_ kind: Kind) -> Int { counts.total(kind.rawValue) }
 }

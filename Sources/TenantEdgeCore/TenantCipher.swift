@@ -9,20 +9,38 @@ public protocol TenantCipher: Sendable {
     var encrypts: Bool { get }
     /// Keyed digest of a cache key, tag or prefix.
     func digest(_ text: String) -> KeyDigest
+    /// `digest` of the domain byte, a NUL, then `text` (`"k\u{0}" + target`, say), without building
+    /// that string: the hit path digests every target this way.
+    func digest(domain: UInt8, _ text: String) -> KeyDigest
     /// Seals `plaintext`, binding it to `aad`. The result carries its key version.
     func seal(_ plaintext: [UInt8], aad: [UInt8]) throws(EdgeError) -> [UInt8]
     /// Plaintext length of a sealed value, or nil when it is malformed.
     func plaintextCount(ofSealed sealed: [UInt8]) -> Int?
     /// Opens `sealed` into `output` (at least `plaintextCount` bytes); returns the bytes written.
     /// Throws `.decryptFailed` for a value that was changed, moved, or sealed under another key.
-    func open(_ sealed: [UInt8], aad: [UInt8], into output: UnsafeMutableRawBufferPointer) throws(EdgeError) -> Int
+    func open(_ sealed: [UInt8], aad: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer)
+        throws(EdgeError) -> Int
     /// Whether values sealed under `version` can still be opened (false once a version is retired).
     func holdsKey(version: UInt32) -> Bool
 }
 
 extension TenantCipher {
+    public func digest(domain: UInt8, _ text: String) -> KeyDigest {
+        digest(String(UnicodeScalar(domain)) + "\u{0}" + text)
+    }
+
     /// Ciphers with a single key (or none) hold every version they are asked about.
     public func holdsKey(version: UInt32) -> Bool { true }
+
+    /// Opens with the associated data in an array; for tests and the cold paths.
+    public func open(_ sealed: [UInt8], aad: [UInt8], into output: UnsafeMutableRawBufferPointer) throws(EdgeError)
+        -> Int
+    {
+        let result = aad.withUnsafeBytes { aad in
+            Result { () throws(EdgeError) -> Int in try open(sealed, aad: aad, into: output) }
+        }
+        return try result.get()
+    }
 
     /// Opens into a new array; for tests and the cold paths. The hit path opens into its response buffer.
     public func open(_ sealed: [UInt8], aad: [UInt8]) throws(EdgeError) -> [UInt8] {

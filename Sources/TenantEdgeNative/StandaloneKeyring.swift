@@ -67,10 +67,11 @@ public final class PlaintextTenantCipher: TenantCipher {
     public init(digestKey: [UInt8]) throws(EdgeError) { digester = try HMACSHA256(key: digestKey) }
 
     public func digest(_ text: String) -> KeyDigest { digester.mac(text) }
+    public func digest(domain: UInt8, _ text: String) -> KeyDigest { digester.mac(domain: domain, text) }
     public func seal(_ plaintext: [UInt8], aad: [UInt8]) throws(EdgeError) -> [UInt8] { plaintext }
     public func plaintextCount(ofSealed sealed: [UInt8]) -> Int? { sealed.count }
-    public func open(_ sealed: [UInt8], aad: [UInt8], into output: UnsafeMutableRawBufferPointer) throws(EdgeError)
-        -> Int
+    public func open(_ sealed: [UInt8], aad: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer)
+        throws(EdgeError) -> Int
     {
         guard output.count >= sealed.count else { throw EdgeError(.decryptFailed, "output buffer too small") }
         sealed.withUnsafeBytes { output.copyMemory(from: $0) }

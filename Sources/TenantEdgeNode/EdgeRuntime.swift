@@ -87,7 +87,23 @@ package final class EdgeRuntime: Sendable {
     }
 
     /// The tenant set in force now.
-    var table: TenantTable { current.withLock { $0 } }
+    /// The current table. Each event loop keeps the one it last read with the swap count it was read
+    /// at, so a request reads one counter (shared, but written only by a swap) instead of taking a
+    /// lock both cores contend for; a swap bumps the count after installing, and the next request
+    /// on each loop takes the lock once to pick up the new table.
+    var table: TenantTable {
+        let swaps = tableSwaps.load(ordering: .acquiring)
+        let cached = laneTables.withValue(make: { (swaps: -1, table: Optional<TenantTable>.none) }) { lane in
+            if lane.swaps != swaps || lane.table == nil { lane = (swaps, current.withLock { $0 }) }
+            return lane.table
+        }
+        return (cached ?? nil) ?? current.withLock { $0 }
+    }
+    /// Table swaps so far; `table` compares it with what each lane cached.
+    private let tableSwaps = Atomic<Int>(0)
+    private let laneTables = LaneLocal<(swaps: Int, table: TenantTable?)>()
+    /// Each event loop's buffer that hits open their entry into (`TenantTrafficResponder`).
+    let laneBuffers = LaneLocal<ByteBuffer>()
     package var caches: [String: TenantCache] { table.caches }
     func cache(forHost host: String) -> TenantCache? { table.cache(forHost: host) }
     func l2(for tenant: String) -> RedisTier? { table.l2Tiers[tenant] }
@@ -117,6 +133,7 @@ package final class EdgeRuntime: Sendable {
             defer { current = next }
             return current
         }
+        tableSwaps.add(1, ordering: .releasing)
         let version = next.version
         // Key versions the new set no longer lists: their entries go now (they could not be opened anyway).
         for cache in next.caches.values where previous.caches[cache.tenant.id] !== cache {

@@ -29,7 +29,10 @@ final class FakeCipher: TenantCipher {
 
     func plaintextCount(ofSealed sealed: [UInt8]) -> Int? { sealed.count >= 8 ? sealed.count - 8 : nil }
 
-    func open(_ sealed: [UInt8], aad: [UInt8], into output: UnsafeMutableRawBufferPointer) throws(EdgeError) -> Int {
+    func open(_ sealed: [UInt8], aad rawAAD: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer)
+        throws(EdgeError) -> Int
+    {
+        let aad = Array(rawAAD)
         guard let count = plaintextCount(ofSealed: sealed) else { throw EdgeError(.decryptFailed, "short") }
         let plaintext = sealed[..<count].map { $0 ^ UInt8(truncatingIfNeeded: seed) }
         let check = withUnsafeBytes(of: fnv(aad + plaintext, salt: 9)) { Array($0) }

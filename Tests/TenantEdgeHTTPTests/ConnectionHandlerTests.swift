@@ -15,7 +15,7 @@ struct ConnectionHandlerTests {
     /// Answers `/now…` at once and `/later…` when the test completes its promise; the body is the target.
     final class ScriptedResponder: HTTPResponder, Sendable {
         let pending = Mutex<[String: EventLoopPromise<EdgeResponse>]>([:])  // held `/later` answers by target
-        func decorate(_ headers: inout HTTPHeaders) {}
+        var fixedHeaders: FixedHeaderLines { .none }
         func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
             let response = EdgeResponse(status: .ok, headers: HTTPHeaders(), body: ByteBuffer(string: request.head.uri))
             guard request.head.uri.hasPrefix("/later") else { return .now(response) }

@@ -29,6 +29,10 @@ package struct EdgeResponse: Sendable {
     package var sendBody = true
     /// Content-Length to announce when `sendBody` is false (HEAD); nil means none.
     package var announcedLength: Int? = nil
+    /// `Age`, written after the stored block: with `cacheStatus`, all a hit adds to its stored head.
+    package var age: Int? = nil
+    /// `Cache-Status`, written from its parts so a hit builds no string for it.
+    package var cacheStatus: CacheStatusField? = nil
 
     package init(
         status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer?, rawHeaders: ByteBuffer? = nil,
@@ -66,11 +70,23 @@ package enum ResponderResult {
     case later(EventLoopFuture<EdgeResponse>)
 }
 
+/// A response's `Cache-Status` (RFC 9211) and the cache name it is given under.
+package struct CacheStatusField: Sendable {
+    package var status: CacheStatus
+    package var cacheName: String
+
+    package init(_ status: CacheStatus, cacheName: String) {
+        self.status = status
+        self.cacheName = cacheName
+    }
+}
+
 /// Turns a request into a response. Implementations answer on `eventLoop` and never block it.
 package protocol HTTPResponder: Sendable {
     func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult
-    /// Headers added to every response, including errors the handler produces itself.
-    func decorate(_ headers: inout HTTPHeaders)
+    /// Header fields on every response, including errors the handler produces itself; a field of the
+    /// same name in a response's own headers is left out.
+    var fixedHeaders: FixedHeaderLines { get }
     /// An answer for a request head that must not have its body read (a call that needs a token
     /// and has none), given before the body arrives; nil lets the request through.
     func screen(_ head: HTTPRequestHead) -> EdgeResponse?

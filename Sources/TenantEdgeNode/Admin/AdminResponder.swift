@@ -13,9 +13,7 @@ struct AdminResponder: HTTPResponder {
     let bundles: ConfigBundleGate
     let isReady: @Sendable () -> Bool
 
-    func decorate(_ headers: inout HTTPHeaders) {
-        headers.replaceOrAdd(name: "cache-control", value: "no-store")
-    }
+    let fixedHeaders = FixedHeaderLines([("cache-control", "no-store")])
 
     /// The calls with a body (purge, config) are refused at their head without a token for them, so
     /// a stranger's upload is never read, let alone parsed.
@@ -257,11 +255,11 @@ struct AdminResponder: HTTPResponder {
             let occupancy = cache.occupancy()
             let counters = cache.counters
             var figures: [String: JSONValue] = [
-                "hits": .integer(counters.hits.load(ordering: .relaxed)),
-                "misses": .integer(counters.misses.load(ordering: .relaxed)),
-                "stale": .integer(counters.stale.load(ordering: .relaxed)),
-                "bypasses": .integer(counters.bypasses.load(ordering: .relaxed)),
-                "errors": .integer(counters.errors.load(ordering: .relaxed)),
+                "hits": .integer(counters.total(.hit)),
+                "misses": .integer(counters.total(.miss) + counters.total(.revalidated)),
+                "stale": .integer(counters.total(.stale)),
+                "bypasses": .integer(counters.total(.bypass)),
+                "errors": .integer(counters.total(.error)),
                 "bytes": .integer(occupancy.bytes), "entries": .integer(occupancy.entries),
                 "evictions": .integer(occupancy.evictions), "quota_bytes": .integer(occupancy.quota),
                 "encrypted": .bool(cache.cipher.encrypts), "key_version": .integer(Int(cache.cipher.keyVersion)),

@@ -3,11 +3,12 @@ import Prometheus
 import Synchronization
 import TenantEdgeCore
 
-/// The node's Prometheus metrics (`GET /metrics` on the admin listener). Counters on the hit path are created up
-/// front per tenant and cache status so recording is a dictionary read and an atomic add; gauges
-/// that mirror cache occupancy are brought up to date when `/metrics` is scraped.
+/// The node's Prometheus metrics (`GET /metrics` on the admin listener). Nothing on the hit path
+/// touches the registry: requests are counted per tenant and worker lane (`TenantCounters`) and
+/// timed in a per-lane histogram, and a scrape adds what was counted since the last one to the
+/// registry's counters and renders the histogram. Gauges that mirror cache occupancy are brought up
+/// to date at the scrape too.
 final class EdgeMetrics: Sendable {
-    static let statusLabels = ["hit", "stale", "miss", "revalidated", "bypass", "error"]
     static let securityKinds = ["decrypt_failed", "auth_failed"]
     static let invalidationKinds = ["key", "tag", "prefix", "all"]
 
@@ -20,12 +21,16 @@ final class EdgeMetrics: Sendable {
     }
 
     let registry: PrometheusCollectorRegistry
-    /// Per tenant and cache status; tenants added by a bundle get theirs in `registerTenants`.
-    private let requests: Mutex<[String: [String: Counter]]>
+    /// Per tenant: the counters last exported and what they read then, so a scrape adds the difference.
+    private let requestsReported = Mutex<[String: (counters: ObjectIdentifier, totals: [Int])]>([:])
     private let configVersion: Gauge
     private let invalidationLag: Gauge
     private let unknownTenantRequests: Counter
-    let duration: DurationHistogram
+    /// Time from a complete request to its response, tenant traffic; rendered by `render`.
+    let duration = LaneHistogram(boundsNanoseconds: durationBoundsSeconds.map { Int64($0 * 1e9) })
+    static let durationBoundsSeconds = [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+    ]
     private let securityEvents: [String: Counter]
     private let invalidations: [String: Counter]
     private let evictionsReported = Mutex<[String: Int]>([:])  // last eviction totals exported per tenant
@@ -35,17 +40,9 @@ final class EdgeMetrics: Sendable {
 
     init(registry: PrometheusCollectorRegistry, tenants: [String], hasRedis: Bool = false) {
         self.registry = registry
-        requests = Mutex(Self.requestCounters(registry, tenants))
+        for tenant in tenants { _ = Self.requestCounters(registry, tenant: tenant) }
         unknownTenantRequests = registry.makeCounter(
             descriptor: Self.requestsTotal, labels: [("tenant", "_unknown"), ("cache_status", "bypass")])
-        duration = registry.makeDurationHistogram(
-            descriptor: Self.describe(
-                "edge_request_duration_seconds", "Time from a complete request to its response, tenant traffic"),
-            labels: [],
-            buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
-                .map {
-                    Duration.nanoseconds(Int64($0 * 1e9))
-                })
         var security: [String: Counter] = [:]
         for kind in Self.securityKinds {
             security[kind] = registry.makeCounter(
@@ -78,38 +75,29 @@ final class EdgeMetrics: Sendable {
             : nil
     }
 
-    private static func requestCounters(_ registry: PrometheusCollectorRegistry, _ tenants: [String]) -> [String:
-        [String: Counter]]
-    {
-        var requests: [String: [String: Counter]] = [:]
-        for tenant in tenants {
-            var byStatus: [String: Counter] = [:]
-            for status in statusLabels {
-                byStatus[status] = registry.makeCounter(
-                    descriptor: requestsTotal, labels: [("tenant", tenant), ("cache_status", status)])
-            }
-            requests[tenant] = byStatus
+    /// `edge_requests_total` of one tenant, by outcome (the registry hands out the same counters again).
+    private static func requestCounters(_ registry: PrometheusCollectorRegistry, tenant: String) -> [Counter] {
+        TenantCounters.Kind.allCases.map {
+            registry.makeCounter(descriptor: requestsTotal, labels: [("tenant", tenant), ("cache_status", $0.label)])
         }
-        return requests
     }
 
-    /// Counters for tenants a bundle added (existing ones are kept).
+    /// Counters for tenants a bundle added, so they show at 0 before their first request.
     func registerTenants(_ tenants: [String]) {
-        let missing = requests.withLock { counters in tenants.filter { counters[$0] == nil } }
-        let made = Self.requestCounters(registry, missing)
-        requests.withLock { $0.merge(made) { old, _ in old } }
+        for tenant in tenants { _ = Self.requestCounters(registry, tenant: tenant) }
     }
 
     func setConfigVersion(_ version: Int) { configVersion.set(to: Double(version)) }
     func setInvalidationLag(_ seconds: Double) { invalidationLag.set(to: seconds) }
 
-    func recordRequest(tenant: String?, status: String, elapsedNanoseconds: Int64) {
-        if let tenant {
-            requests.withLock { $0[tenant]?[status] }?.increment()
-        } else {
-            unknownTenantRequests.increment()
-        }
-        duration.recordNanoseconds(elapsedNanoseconds)
+    /// Times a tenant request (the tenant's `TenantCounters` counted its outcome).
+    @inline(__always)
+    func recordRequest(elapsedNanoseconds: Int64) { duration.record(nanoseconds: elapsedNanoseconds) }
+
+    /// A request answered before any tenant was known.
+    func recordUnknownTenantRequest(elapsedNanoseconds: Int64) {
+        unknownTenantRequests.increment()
+        duration.record(nanoseconds: elapsedNanoseconds)
     }
 
     func recordSecurityEvent(_ kind: String) { securityEvents[kind]?.increment() }
@@ -191,8 +179,45 @@ final class EdgeMetrics: Sendable {
                 labels: [("tenant", cache.tenant.id)])
             if delta > 0 { counter.increment(by: Int64(delta)) }
         }
+        exportRequests(caches)
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
+        buffer.append(contentsOf: Self.histogramText(duration.snapshot(), name: "edge_request_duration_seconds").utf8)
         return buffer
+    }
+
+    /// Adds what each tenant's lane counters counted since the last scrape to `edge_requests_total`.
+    /// A tenant whose cache was rebuilt (new counters) starts again from zero.
+    private func exportRequests(_ caches: [TenantCache]) {
+        for cache in caches {
+            let counters = cache.counters
+            let totals = TenantCounters.Kind.allCases.map(counters.total)
+            let previous = requestsReported.withLock { reported -> [Int] in
+                defer { reported[cache.tenant.id] = (ObjectIdentifier(counters), totals) }
+                guard let last = reported[cache.tenant.id], last.counters == ObjectIdentifier(counters) else {
+                    return Array(repeating: 0, count: totals.count)
+                }
+                return last.totals
+            }
+            for (counter, (now, before)) in zip(
+                Self.requestCounters(registry, tenant: cache.tenant.id), zip(totals, previous))
+            where now > before {
+                counter.increment(by: Int64(now - before))
+            }
+        }
+    }
+
+    /// A histogram in the Prometheus text format, from a lane histogram's snapshot.
+    static func histogramText(_ snapshot: LaneHistogram.Snapshot, name: String) -> String {
+        var text = "# HELP \(name) Time from a complete request to its response, tenant traffic\n"
+        text += "# TYPE \(name) histogram\n"
+        let bounds = durationBoundsSeconds
+        for (index, count) in snapshot.cumulative.enumerated() {
+            let bound = index < bounds.count ? "\(bounds[index])" : "+Inf"
+            text += "\(name)_bucket{le=\"\(bound)\"} \(count)\n"
+        }
+        text += "\(name)_sum \(Double(snapshot.sumNanoseconds) / 1e9)\n"
+        text += "\(name)_count \(snapshot.count)\n"
+        return text
     }
 }

@@ -25,9 +25,15 @@ struct FetchOutcome: Sendable {
 /// RFC 9111, and label every response with `Cache-Status` and `X-Edge-Region`.
 struct TenantTrafficResponder: HTTPResponder {
     let runtime: EdgeRuntime
+    /// `x-edge-region` on every answer, in wire form once.
+    let fixedHeaders: FixedHeaderLines
+    /// The node's id: the cache name in `Cache-Status`.
+    let cacheName: String
 
-    func decorate(_ headers: inout HTTPHeaders) {
-        headers.replaceOrAdd(name: "x-edge-region", value: runtime.config.node.region)
+    init(runtime: EdgeRuntime) {
+        self.runtime = runtime
+        fixedHeaders = FixedHeaderLines([("x-edge-region", runtime.config.node.region)])
+        cacheName = runtime.config.node.id
     }
 
     func respond(to original: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
@@ -80,11 +86,8 @@ struct TenantTrafficResponder: HTTPResponder {
     /// An answer given before any tenant is known: labelled a bypass and counted for no tenant.
     private func bypassed(_ original: EdgeResponse, detail: String, started: NIODeadline) -> EdgeResponse {
         var response = original
-        response.headers.add(
-            name: "cache-status",
-            value: CacheStatus.bypass(detail: detail).headerValue(cacheName: runtime.config.node.id))
-        runtime.metrics.recordRequest(
-            tenant: nil, status: "bypass", elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
+        response.cacheStatus = CacheStatusField(.bypass(detail: detail), cacheName: cacheName)
+        runtime.metrics.recordUnknownTenantRequest(elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
         return response
     }
 
@@ -125,19 +128,11 @@ struct TenantTrafficResponder: HTTPResponder {
         -> EdgeResponse
     {
         var response = answer.response
-        response.headers.add(name: "cache-status", value: answer.status.headerValue(cacheName: runtime.config.node.id))
+        response.cacheStatus = CacheStatusField(answer.status, cacheName: cacheName)
         if let hint { response.headers.add(name: "x-edge-preferred-region", value: hint) }
-        let label =
-            response.status.code >= 500 && answer.status.metricLabel != "stale" ? "error" : answer.status.metricLabel
-        switch label {
-        case "hit": cache.counters.increment(.hit)
-        case "stale": cache.counters.increment(.stale)
-        case "bypass": cache.counters.increment(.bypass)
-        case "error": cache.counters.increment(.error)
-        default: cache.counters.increment(.miss)
-        }
-        runtime.metrics.recordRequest(
-            tenant: cache.tenant.id, status: label, elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
+        let outcome = answer.status.counterKind
+        cache.counters.increment(response.status.code >= 500 && outcome != .stale ? .error : outcome)
+        runtime.metrics.recordRequest(elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
         return response
     }
 
@@ -206,12 +201,7 @@ struct TenantTrafficResponder: HTTPResponder {
             decryptFailed(cache, storageKey: storageKey)
             return nil
         }
-        var buffer = ByteBufferAllocator().buffer(capacity: count)
-        do {
-            try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { output in
-                try cache.open(entry, storageKey: storageKey, into: output)
-            }
-        } catch {
+        guard var buffer = openIntoLaneBuffer(entry, storageKey: storageKey, count: count, cache: cache) else {
             decryptFailed(cache, storageKey: storageKey)
             return nil
         }
@@ -228,11 +218,10 @@ struct TenantTrafficResponder: HTTPResponder {
             // rare: once per old entry
             cache.reseal(entry, storageKey: storageKey, plaintext: Array(buffer.readableBytesView))
         }
-        var headers = HTTPHeaders()
-        headers.add(name: "age", value: String(Int.saturating(entry.age(at: now))))
         var response = EdgeResponse(
-            status: HTTPResponseStatus(statusCode: layout.status), headers: headers, body: body,
+            status: HTTPResponseStatus(statusCode: layout.status), headers: HTTPHeaders(), body: body,
             rawHeaders: rawHeaders)
+        response.age = Int.saturating(entry.age(at: now))
         if layout.status == 200, let condition = request.head.headers.first(name: "if-none-match"),
             let etag = buffer.withUnsafeReadableBytes({ ResponseRecord.decodeHead($0) })?.headers.first("etag"),
             Self.etagMatches(condition, etag)
@@ -245,6 +234,40 @@ struct TenantTrafficResponder: HTTPResponder {
         }
         return TrafficAnswer(response: response, status: status)
     }
+
+    /// Opens an entry into this event loop's reusable buffer: a hit allocates none while the last
+    /// response made from it is gone (a small body is copied behind its head, so it is). Buffers are
+    /// values: when an earlier response still holds slices of it, `clear()` gives this one new
+    /// storage and nothing is overwritten. Threads without a lane, and large entries, get a new one.
+    private func openIntoLaneBuffer(_ entry: CacheEntry, storageKey: KeyDigest, count: Int, cache: TenantCache)
+        -> ByteBuffer?
+    {
+        func open(into buffer: inout ByteBuffer) -> Bool {
+            do {
+                try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { output in
+                    try cache.open(entry, storageKey: storageKey, into: output)
+                }
+                return true
+            } catch {
+                return false
+            }
+        }
+        if count <= Self.laneBufferBytes,
+            let opened = runtime.laneBuffers.withValue(
+                make: { ByteBufferAllocator().buffer(capacity: Self.laneBufferBytes) },
+                { buffer -> ByteBuffer? in
+                    buffer.clear()
+                    return open(into: &buffer) ? buffer : nil
+                })
+        {
+            return opened
+        }
+        var buffer = ByteBufferAllocator().buffer(capacity: count)
+        return open(into: &buffer) ? buffer : nil
+    }
+
+    /// Entries up to this size open into the event loop's reusable buffer.
+    static let laneBufferBytes = 64 * 1024
 
     /// The one place an entry that does not open is handled: dropped, and a security event.
     func decryptFailed(
@@ -263,10 +286,10 @@ struct TenantTrafficResponder: HTTPResponder {
     /// Builds the client's response from an outcome: stored headers, `Age`, `Content-Length`
     /// handling for HEAD, and a `304` for a matching `If-None-Match`.
     func makeResponse(_ outcome: FetchOutcome, request: EdgeRequest) -> EdgeResponse {
-        var headers = HTTPHeaders(fields: outcome.headers)
-        if let age = outcome.age { headers.add(name: "age", value: String(max(age, 0))) }
         var response = EdgeResponse(
-            status: HTTPResponseStatus(statusCode: outcome.status), headers: headers, body: outcome.body)
+            status: HTTPResponseStatus(statusCode: outcome.status), headers: HTTPHeaders(fields: outcome.headers),
+            body: outcome.body)
+        response.age = outcome.age
         if request.head.method == .HEAD {
             response.sendBody = false
             response.announcedLength = outcome.body.readableBytes

@@ -26,9 +26,7 @@ struct OriginResponder: HTTPResponder {
     /// Longest long poll the origin holds.
     static let maxWaitSeconds = 60
 
-    func decorate(_ headers: inout HTTPHeaders) {
-        headers.replaceOrAdd(name: "cache-control", value: "no-store")
-    }
+    let fixedHeaders = FixedHeaderLines([("cache-control", "no-store")])
 
     func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         let (rawPath, rawQuery) = QueryString.split(target: request.head.uri)
