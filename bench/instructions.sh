@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 HITS=${1:-${HITS:-2000}}; SIZE=${2:-${SIZE:-1024}}; ENCRYPTION=${3:-${ENCRYPTION:-true}}; KEYS=${KEYS:-100}
 TOP=${TOP:-30}
 dir=$(mktemp -d /tmp/te-instr.XXXXXX); chmod 755 "$dir"
-bin=$(swift build -c release --show-bin-path)/edge-node
+bin=${EDGE_NODE:-$(swift build -c release --show-bin-path)/edge-node}
 secrets=$(pwd)/edge-config/secrets
 pids=()
 cleanup() {

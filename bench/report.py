@@ -63,8 +63,9 @@ for size in sorted({s for s, _ in rows}):
     summary["sizes"][str(size)] = {"servers": servers, "ratios": ratios}
 
 output = os.environ.get("REPORT_DIR")
+name = os.environ.get("REPORT_NAME", "latest")
 if output:
-    with open(os.path.join(output, "latest.json"), "w") as f:
+    with open(os.path.join(output, f"{name}.json"), "w") as f:
         json.dump(summary, f, indent=2, default=lambda x: None)
     try:
         import matplotlib
@@ -87,7 +88,7 @@ if output:
             axis.set_title(f"L1/L2 hits, {size} B bodies (median of {rounds} rounds)")
             axis.set_ylabel("requests/s")
         fig.tight_layout()
-        fig.savefig(os.path.join(output, "latest.png"), dpi=110)
+        fig.savefig(os.path.join(output, f"{name}.png"), dpi=110)
     except ImportError:
         print("(matplotlib is not installed: no chart; `make bench-deps` installs it)\n")
 

@@ -82,6 +82,12 @@ if [ -n "$SMOKE" ]; then
   python3 bench/smoke-check.py "$results"  # not exec: the EXIT trap stops the servers
   exit
 fi
+if [ -n "${HIT_ONLY:-}" ]; then  # `make bench-hit`: the hit-path table alone, in bench/results/hit.*
+  mkdir -p bench/results
+  REPORT_DIR=bench/results REPORT_NAME=hit python3 bench/report.py "$results" "$ROUNDS" "$DURATION" "$KEYS" \
+    | tee bench/results/hit.md
+  exit
+fi
 # Pipelined batches of 1,000 GETs (1 KiB values): TenantEdge's hiredis adapter against redis-benchmark.
 pipeline="$dir/pipeline.tsv"; : > "$pipeline"
 for round in $(seq 1 "$ROUNDS"); do
