@@ -7,11 +7,13 @@
 # client outside valgrind) and off again. Kernel time (writev, epoll) is not counted.
 # It also counts calls into the allocator per hit; with MAX_ALLOCATIONS set it fails when a hit
 # allocates more often than that (`make bench-smoke` keeps the hit path lean with it).
+# TIER=l2 counts L2 hits instead: a real redis-server, and an L1 quota smaller than any entry, so
+# every hit is read from Redis (the node's threads only; Redis's own work is not counted).
 # Usage: bench/instructions.sh [HITS] [SIZE] [ENCRYPTION true|false]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HITS=${1:-${HITS:-2000}}; SIZE=${2:-${SIZE:-1024}}; ENCRYPTION=${3:-${ENCRYPTION:-true}}; KEYS=${KEYS:-100}
-TOP=${TOP:-30}
+TOP=${TOP:-30}; TIER=${TIER:-l1}
 dir=$(mktemp -d /tmp/te-instr.XXXXXX); chmod 755 "$dir"
 bin=${EDGE_NODE:-$(swift build -c release --show-bin-path)/edge-node}
 secrets=$(pwd)/edge-config/secrets
@@ -28,6 +30,15 @@ level=$([ "$ENCRYPTION" = true ] && echo strict || echo standard)
 sed -e "s#@NAME@#instr#g; s#@PORT@#$port#; s#@ADMIN@#$admin#; s#@ENCRYPTION@#$ENCRYPTION#g; s#@LEVEL@#$level#" \
   -e "s#@DIR@#$dir#; s#@SECRETS@#$secrets#g; s#127.0.0.1:18080#127.0.0.1:$upstream_port#g" \
   bench/edge-bench.yaml.template > "$dir/edge.yaml"
+marker=hit
+if [ "$TIER" = l2 ]; then
+  redis_port=$(free_port); marker=detail=l2
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" > "$dir/redis.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break; sleep 0.1; done
+  sed -i -e "s#^cache: .*#cache: { memory_bytes: 536870912, default_ttl_s: 3600, redis: { url: \"redis://127.0.0.1:$redis_port/0\", pool_size: 2, timeout_ms: 500 } }#" \
+    -e 's#\(upstream: "http://127.0.0.1:[0-9]*"\) }#\1, quota_bytes: 1024 }#' "$dir/edge.yaml"
+fi
 # Valgrind 3.19 cannot read the DWARF 5 that Swift 6.3 writes: count on a copy without debug
 # information (function names come from the symbol table, which stays).
 objcopy --strip-debug "$bin" "$dir/edge-node"
@@ -35,16 +46,16 @@ cc -shared -fPIC -O2 -o "$dir/sigsuspend-copy.so" bench/valgrind/sigsuspend-copy
 LD_PRELOAD="$dir/sigsuspend-copy.so" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$dir/callgrind.out" \
   "$dir/edge-node" run --config "$dir/edge.yaml" > "$dir/edge.log" 2>&1 & node=$!; pids+=($node)
 for _ in $(seq 1 600); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-python3 bench/warm.py "$port" "$KEYS" "$SIZE" api.acme.test cache-status hit
-python3 - "$port" "$KEYS" "$SIZE" "$HITS" "$node" <<'EOF'
+python3 bench/warm.py "$port" "$KEYS" "$SIZE" api.acme.test cache-status "$marker"
+python3 - "$port" "$KEYS" "$SIZE" "$HITS" "$node" "$marker" <<'EOF'
 import http.client, subprocess, sys
-port, keys, size, hits, node = (int(a) if i < 4 else a for i, a in enumerate(sys.argv[1:]))
+port, keys, size, hits, node, marker = (int(a) if i < 4 else a for i, a in enumerate(sys.argv[1:]))
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 def get(n):
     conn.request("GET", f"/v1/blob/{n}?size={size}", headers={"Host": "api.acme.test"})
     response = conn.getresponse()
     response.read()
-    if "hit" not in (response.getheader("cache-status") or ""):
+    if marker not in (response.getheader("cache-status") or ""):
         sys.exit(f"instructions: key {n} was not a hit: {response.getheader('cache-status')}")
 get(0)  # the connection is open and warm before counting starts
 subprocess.run(["callgrind_control", "-i", "on", node], check=True, capture_output=True)
@@ -73,7 +84,7 @@ allocations=$(awk '
     }
     END { print total + 0 }' "$out")
 per_hit_allocations=$(awk -v a="$allocations" -v h="$HITS" 'BEGIN { printf "%.2f", a / h }')
-echo "# Instructions per L1 hit (callgrind, release edge-node, $SIZE B bodies, encryption $ENCRYPTION)"
+echo "# Instructions per ${TIER^^} hit (callgrind, release edge-node, $SIZE B bodies, encryption $ENCRYPTION)"
 echo
 echo "$HITS hits over one keep-alive connection: $total instructions, $((total / HITS)) per hit;" \
   "$allocations allocations, $per_hit_allocations per hit"

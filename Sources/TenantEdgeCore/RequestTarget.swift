@@ -23,6 +23,9 @@ public enum RequestTarget {
     public struct Accepted: Equatable, Sendable {
         public var target: String
         public var authority: String?
+        /// Whether `target` is already what `normalize` would make of it (`isNormal`), found in the
+        /// same pass that checked its bytes, so a hit reads its target once.
+        public var isNormal: Bool
     }
 
     /// Checks and reduces a client's target. `normalize`: the tenant's `normalize_path`; it needs the
@@ -30,8 +33,10 @@ public enum RequestTarget {
     public static func accept(method: String, rawTarget: String) -> Result<Accepted, Refusal> {
         if method == "CONNECT" { return .failure(.methodNotAllowed) }
         // The common case, origin-form with only allowed bytes: the same string back, nothing copied.
-        if rawTarget.utf8.first == UInt8(ascii: "/"), rawTarget.utf8.allSatisfy(isTargetByte) {
-            return .success(Accepted(target: rawTarget, authority: nil))
+        if rawTarget.utf8.first == UInt8(ascii: "/"),
+            let scan = rawTarget.utf8.withContiguousStorageIfAvailable(scanOriginForm), scan.allowed
+        {
+            return .success(Accepted(target: rawTarget, authority: nil, isNormal: scan.normal))
         }
         var target = Substring(rawTarget)
         var authority: String? = nil
@@ -55,7 +60,40 @@ public enum RequestTarget {
         guard target.utf8.allSatisfy(isTargetByte) else {
             return .failure(.badTarget("the request target holds a byte that is not allowed"))
         }
-        return .success(Accepted(target: String(target), authority: authority))
+        let accepted = String(target)
+        return .success(Accepted(target: accepted, authority: authority, isNormal: isNormal(accepted)))
+    }
+
+    /// One pass over an origin-form target: whether every byte is allowed (`isTargetByte`) and
+    /// whether it is in normal form (`isNormal`).
+    private static func scanOriginForm(_ bytes: UnsafeBufferPointer<UInt8>) -> (allowed: Bool, normal: Bool) {
+        var normal = true
+        var inPath = true
+        var previous: UInt8 = 0
+        var beforePrevious: UInt8 = 0
+        for byte in bytes {
+            guard isTargetByte(byte) else { return (false, false) }
+            guard inPath else { continue }
+            if byte == UInt8(ascii: "?") {
+                inPath = false
+                continue
+            }
+            if byte == UInt8(ascii: "%") { normal = false }
+            if byte == UInt8(ascii: "/") {
+                if previous == UInt8(ascii: "/") { normal = false }
+                if previous == UInt8(ascii: "."),
+                    beforePrevious == UInt8(ascii: "/") || beforePrevious == UInt8(ascii: ".")
+                {
+                    normal = false
+                }
+            }
+            beforePrevious = previous
+            previous = byte
+        }
+        let endsInDotSegment =
+            previous == UInt8(ascii: ".")
+            && (beforePrevious == UInt8(ascii: "/") || beforePrevious == UInt8(ascii: "."))
+        return (true, normal && !endsInDotSegment)
     }
 
     /// Visible ASCII but `#` and backslash.
@@ -210,11 +248,10 @@ public enum HostName {
         } else {
             hostEnd = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.count
             let name = bytes[..<hostEnd]
-            guard !name.isEmpty, name.count <= 254, name.first != UInt8(ascii: "."),
-                name.allSatisfy({ isNameByte($0) })
-            else { return false }
+            guard !name.isEmpty, name.count <= 254, name.first != UInt8(ascii: ".") else { return false }
             var previous: UInt8 = 0
             for byte in name {
+                guard isNameByte(byte) else { return false }
                 if byte == UInt8(ascii: "."), previous == UInt8(ascii: ".") { return false }  // empty label
                 previous = byte
             }

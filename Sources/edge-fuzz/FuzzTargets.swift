@@ -106,7 +106,8 @@ enum FuzzTargets {
         _ = RequestTarget.staysUnderBasePath(raw)
         guard case .success(let accepted) = RequestTarget.accept(method: "GET", rawTarget: raw) else { return }
         precondition(accepted.target.hasPrefix("/"))
-        if RequestTarget.isNormal(accepted.target) {
+        precondition(accepted.isNormal == RequestTarget.isNormal(accepted.target))
+        if accepted.isNormal {
             precondition(RequestTarget.normalize(accepted.target) == accepted.target)
         }
         guard let normal = RequestTarget.normalize(accepted.target) else { return }

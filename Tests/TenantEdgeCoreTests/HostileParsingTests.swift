@@ -136,6 +136,12 @@ struct HostileParsingTests {
         ])
     func quickCheck(_ target: String) {
         if RequestTarget.isNormal(target) { #expect(RequestTarget.normalize(target) == target) }
+        // `accept` finds the same answer in the pass that checks the target's bytes.
+        guard case .success(let accepted) = RequestTarget.accept(method: "GET", rawTarget: target) else {
+            Issue.record("refused \(target)")
+            return
+        }
+        #expect(accepted.isNormal == RequestTarget.isNormal(target), "\(target)")
     }
 
     @Test func brokenPercentEncodingIsRefused() {
@@ -152,10 +158,13 @@ struct HostileParsingTests {
         }
         #expect(
             RequestTarget.accept(method: "GET", rawTarget: "HTTP://Api.Acme.test:8080/x?y")
-                == .success(.init(target: "/x?y", authority: "Api.Acme.test:8080")))
+                == .success(.init(target: "/x?y", authority: "Api.Acme.test:8080", isNormal: true)))
         #expect(
             RequestTarget.accept(method: "GET", rawTarget: "http://api.acme.test?y")
-                == .success(.init(target: "/?y", authority: "api.acme.test")))
+                == .success(.init(target: "/?y", authority: "api.acme.test", isNormal: true)))
+        #expect(
+            RequestTarget.accept(method: "GET", rawTarget: "http://api.acme.test//a/../b")
+                == .success(.init(target: "//a/../b", authority: "api.acme.test", isNormal: false)))
     }
 
     @Test(

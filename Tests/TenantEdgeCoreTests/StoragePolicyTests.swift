@@ -166,6 +166,20 @@ struct HeaderParsingTests {
         #expect(control.staleIfError == 5)
     }
 
+    @Test func headerNamesCompareUpToASCIICaseOnly() {
+        #expect("Content-Length".caseInsensitiveEquals("content-length"))
+        #expect("HOST".caseInsensitiveEquals("host"))
+        #expect(!"host".caseInsensitiveEquals("hosts"))
+        #expect(!"hos".caseInsensitiveEquals("host"))
+        #expect(!"Hest".caseInsensitiveEquals("host"))
+        #expect(!"[".caseInsensitiveEquals("{"))  // 0x5B and 0x7B differ by the case bit but are no letters
+        #expect(!"É".caseInsensitiveEquals("é"))  // ASCII only, as HTTP field names are
+        #expect("".caseInsensitiveEquals(""))
+        let long = String(repeating: "X-Custom-", count: 20)
+        #expect(long.caseInsensitiveEquals(long.lowercased()))
+        #expect(!long.caseInsensitiveEquals(long.lowercased().dropLast() + "!"))
+    }
+
     @Test func httpDatesRoundTripAndAcceptObsoleteForms() {
         let imf = "Sun, 06 Nov 1994 08:49:37 GMT"
         #expect(HTTPDate.parse(imf) == 784_111_777)

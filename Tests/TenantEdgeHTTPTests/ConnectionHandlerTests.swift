@@ -203,7 +203,9 @@ struct ConnectionDeadlineTests {
             $0.headerTimeoutMs = 1000
             $0.idleTimeoutSeconds = 5
         }
-        try half.pipeline.syncOperations.addHandler(InboundBytesNotifier(), position: .first)
+        try half.pipeline.syncOperations.addHandler(
+            InboundBytesNotifier(notifying: half.pipeline.syncOperations.handler(type: HTTPConnectionHandler.self)),
+            position: .first)
         try half.writeInbound(ByteBuffer(string: "GET /now HTTP/1.1\r\nHost: a"))
         half.embeddedEventLoop.advanceTime(by: .milliseconds(999))
         #expect(try ConnectionHandlerTests.written(half).isEmpty)
@@ -214,7 +216,9 @@ struct ConnectionDeadlineTests {
             $0.headerTimeoutMs = 1000
             $0.idleTimeoutSeconds = 5
         }
-        try idle.pipeline.syncOperations.addHandler(InboundBytesNotifier(), position: .first)
+        try idle.pipeline.syncOperations.addHandler(
+            InboundBytesNotifier(notifying: idle.pipeline.syncOperations.handler(type: HTTPConnectionHandler.self)),
+            position: .first)
         try idle.writeInbound(ByteBuffer(string: "GET /now HTTP/1.1\r\nHost: a\r\n\r\n"))
         #expect(try ConnectionHandlerTests.written(idle).hasPrefix("HTTP/1.1 200"))
         idle.embeddedEventLoop.advanceTime(by: .seconds(4))

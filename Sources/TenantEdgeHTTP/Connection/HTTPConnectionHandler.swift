@@ -49,6 +49,9 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
     /// Where responses are written, kept between them so a keep-alive connection's answers do not
     /// allocate one each.
     private var responseBuffer = ByteBuffer()
+    /// This handler's context from `handlerAdded` to `handlerRemoved`, for `bytesArrived`, which
+    /// `InboundBytesNotifier` calls from its own place in the pipeline.
+    private var context: ChannelHandlerContext?
     /// The close of a connection whose last response is leaving, or that lingers after a refusal.
     private var closingTask: Scheduled<Void>?
     /// Bytes waiting to be written when the write timer was armed: a peer that took some since is
@@ -80,7 +83,21 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
     }
 
     package func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         if context.channel.isActive { arm(.header, context: context) }
+    }
+
+    package func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// Called by `InboundBytesNotifier` before each read's bytes reach the decoder.
+    package func bytesArrived() {
+        guard let context else { return }
+        machine.bytesArrived()
+        // The first byte after an idle wait starts the request's clock; later bytes never
+        // restart it, so a request trickled a byte at a time still ends at the deadline.
+        if !machine.busy, timerKind == .idle { arm(.header, context: context) }
     }
 
     package func read(context: ChannelHandlerContext) {
@@ -239,13 +256,6 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
     package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if machine.lingering, let event = event as? ChannelEvent, event == .inputClosed {
             context.close(promise: nil)  // the client finished: nothing left to drop
-            return
-        }
-        if event is InboundBytesNotifier.BytesArrived {
-            machine.bytesArrived()
-            // The first byte after an idle wait starts the request's clock; later bytes never
-            // restart it, so a request trickled a byte at a time still ends at the deadline.
-            if !machine.busy, timerKind == .idle { arm(.header, context: context) }
             return
         }
         if event is ChannelShouldQuiesceEvent {

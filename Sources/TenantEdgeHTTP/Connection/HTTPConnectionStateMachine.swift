@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import TenantEdgeCore
 
 /// The rules of one HTTP/1.1 connection, as a state machine: which requests are accepted, queued,
 /// refused at their head or read and dropped, when reads stop (back-pressure), what is served
@@ -94,11 +95,21 @@ struct HTTPConnectionStateMachine {
         _ head: HTTPRequestHead, peer: SocketAddress?, screen: (HTTPRequestHead) -> EdgeResponse?
     ) -> HeadAction {
         if lingering || discarding || closed { return .none }
+        // One pass for the head's size and the two fields the connection acts on (the first of each).
         var size = head.uri.utf8.count + 16
-        for (name, value) in head.headers { size += name.utf8.count + value.utf8.count + 4 }
+        var contentLength: String? = nil
+        var expect: String? = nil
+        for (name, value) in head.headers {
+            size += name.utf8.count + value.utf8.count + 4
+            if contentLength == nil, name.utf8.count == 14, name.caseInsensitiveEquals("content-length") {
+                contentLength = value
+            } else if expect == nil, name.utf8.count == 6, name.caseInsensitiveEquals("expect") {
+                expect = value
+            }
+        }
         let request = EdgeRequest(head: head, body: nil, peer: peer)
-        let length = head.headers.first(name: "content-length").flatMap { Int($0) }
-        let expectsContinue = head.headers.first(name: "expect")?.lowercased() == "100-continue"
+        let length = contentLength.flatMap { Int($0) }
+        let expectsContinue = expect?.caseInsensitiveEquals("100-continue") ?? false
         if let length, length > limits.maxBodyBytes, length <= drainLimit, !expectsContinue,
             size <= limits.maxHeaderBytes, screen(head) == nil
         {

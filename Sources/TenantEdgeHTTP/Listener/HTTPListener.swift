@@ -38,11 +38,12 @@ package final class HTTPListener: Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if let tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls)) }
-                    try pipeline.addHandler(InboundBytesNotifier())
+                    let connection = HTTPConnectionHandler(responder: responder, limits: limits)
+                    try pipeline.addHandler(InboundBytesNotifier(notifying: connection))
                     // No HTTPResponseEncoder: HTTPConnectionHandler writes response heads itself
                     // (HTTPResponseHeadWriter).
                     try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-                    try pipeline.addHandler(HTTPConnectionHandler(responder: responder, limits: limits))
+                    try pipeline.addHandler(connection)
                 }
             }
             .bind(host: address.host, port: address.port)

@@ -39,11 +39,19 @@ extension TenantTrafficResponder {
             return .refused(.jsonError(.methodNotAllowed, code: "method_not_allowed", detail: "TRACE is not served"))
         }
         var given: String? = nil
-        for (name, value) in request.head.headers where name.caseInsensitiveEquals("host") {
-            guard given == nil else {
-                return .refused(.jsonError(.badRequest, code: "bad_request", detail: "more than one Host header"))
+        var namesConnection = false
+        for (name, value) in request.head.headers {
+            switch name.utf8.count {  // most names are ruled out by their length alone
+            case 4 where name.caseInsensitiveEquals("host"):
+                guard given == nil else {
+                    return .refused(.jsonError(.badRequest, code: "bad_request", detail: "more than one Host header"))
+                }
+                given = value
+            case 10 where name.caseInsensitiveEquals("connection"):
+                namesConnection = true
+            default:
+                break
             }
-            given = value
         }
         if let given, !HostName.isValid(given) {
             return .refused(.jsonError(.badRequest, code: "bad_request", detail: "Host is not a valid host[:port]"))
@@ -57,7 +65,7 @@ extension TenantTrafficResponder {
             return .noTenant(target: accepted.target)
         }
         var target = accepted.target
-        if cache.tenant.normalizePath, !RequestTarget.isNormal(target) {
+        if cache.tenant.normalizePath, !accepted.isNormal {
             guard let normalized = RequestTarget.normalize(target) else {
                 return .refused(
                     .jsonError(.badRequest, code: "bad_request", detail: "the request target has a broken %-encoding"))
@@ -73,8 +81,7 @@ extension TenantTrafficResponder {
         // and a waiter's comparison see what the upstream is sent, never a client's alias, port or
         // case. It is copied only when something changes, which a hit in normal form never needs.
         let canonical = cache.canonicalHost
-        guard target != request.head.uri || given != canonical || request.head.headers.contains(name: "connection")
-        else {
+        guard target != request.head.uri || given != canonical || namesConnection else {
             return .admitted(request, cache, clientHost: host)
         }
         var admitted = request
