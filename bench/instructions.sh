@@ -9,11 +9,14 @@
 # allocates more often than that (`make bench-smoke` keeps the hit path lean with it).
 # TIER=l2 counts L2 hits instead: a real redis-server, and an L1 quota smaller than any entry, so
 # every hit is read from Redis (the node's threads only; Redis's own work is not counted).
+# GEO=hint counts L1 hits of a tenant with `geo_mode: hint`, each from one of 100 client addresses
+# told in X-Forwarded-For by a trusted proxy (the decision cache warm), on MaxMind's test City
+# database from ../shared/geoip (GEO_DB= names another).
 # Usage: bench/instructions.sh [HITS] [SIZE] [ENCRYPTION true|false]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HITS=${1:-${HITS:-2000}}; SIZE=${2:-${SIZE:-1024}}; ENCRYPTION=${3:-${ENCRYPTION:-true}}; KEYS=${KEYS:-100}
-TOP=${TOP:-30}; TIER=${TIER:-l1}
+TOP=${TOP:-30}; TIER=${TIER:-l1}; GEO=${GEO:-off}
 dir=$(mktemp -d /tmp/te-instr.XXXXXX); chmod 755 "$dir"
 bin=${EDGE_NODE:-$(swift build -c release --show-bin-path)/edge-node}
 secrets=$(pwd)/edge-config/secrets
@@ -39,6 +42,18 @@ if [ "$TIER" = l2 ]; then
   sed -i -e "s#^cache: .*#cache: { memory_bytes: 536870912, default_ttl_s: 3600, redis: { url: \"redis://127.0.0.1:$redis_port/0\", pool_size: 2, timeout_ms: 500 } }#" \
     -e 's#\(upstream: "http://127.0.0.1:[0-9]*"\) }#\1, quota_bytes: 1024 }#' "$dir/edge.yaml"
 fi
+if [ "$GEO" = hint ]; then
+  geo_db=${GEO_DB:-$(pwd)/../shared/geoip/GeoIP2-City-Test.mmdb}
+  [ -f "$geo_db" ] || { echo "instructions: GEO=hint needs a City database (GEO_DB=)" >&2; exit 1; }
+  cat >> "$dir/edge.yaml" <<GEOCONFIG
+geoip: { database: "$geo_db", trusted_proxies: ["127.0.0.1"], probe_interval_s: 0 }
+regions:
+  - { name: eu-west, lat: 53.35, lon: -6.26, public_url: "https://eu-west.edge.test" }
+  - { name: us-east, lat: 38.9, lon: -77.0, public_url: "https://us-east.edge.test" }
+  - { name: ap-northeast, lat: 35.68, lon: 139.69, public_url: "https://ap-northeast.edge.test" }
+GEOCONFIG
+  sed -i -e 's#\(hosts: \[api.acme.test\], upstream: "[^"]*"\)#\1, geo_mode: hint#' "$dir/edge.yaml"
+fi
 # Valgrind 3.19 cannot read the DWARF 5 that Swift 6.3 writes: count on a copy without debug
 # information (function names come from the symbol table, which stays).
 objcopy --strip-debug "$bin" "$dir/edge-node"
@@ -47,20 +62,27 @@ LD_PRELOAD="$dir/sigsuspend-copy.so" valgrind --tool=callgrind --instr-atstart=n
   "$dir/edge-node" run --config "$dir/edge.yaml" > "$dir/edge.log" 2>&1 & node=$!; pids+=($node)
 for _ in $(seq 1 600); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 python3 bench/warm.py "$port" "$KEYS" "$SIZE" api.acme.test cache-status "$marker"
-python3 - "$port" "$KEYS" "$SIZE" "$HITS" "$node" "$marker" <<'EOF'
+python3 - "$port" "$KEYS" "$SIZE" "$HITS" "$node" "$marker" "$GEO" <<'EOF'
 import http.client, subprocess, sys
-port, keys, size, hits, node, marker = (int(a) if i < 4 else a for i, a in enumerate(sys.argv[1:]))
+port, keys, size, hits, node, marker, geo = (int(a) if i < 4 else a for i, a in enumerate(sys.argv[1:]))
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-def get(n):
-    conn.request("GET", f"/v1/blob/{n}?size={size}", headers={"Host": "api.acme.test"})
+clients = [f"81.2.69.{n}" if n % 2 else f"216.160.83.{n}" for n in range(100)]
+def get(n, client=0):
+    headers = {"Host": "api.acme.test"}
+    if geo == "hint":
+        headers["X-Forwarded-For"] = clients[client % len(clients)]
+    conn.request("GET", f"/v1/blob/{n}?size={size}", headers=headers)
     response = conn.getresponse()
     response.read()
     if marker not in (response.getheader("cache-status") or ""):
         sys.exit(f"instructions: key {n} was not a hit: {response.getheader('cache-status')}")
-get(0)  # the connection is open and warm before counting starts
+    if geo == "hint" and not response.getheader("x-edge-preferred-region"):
+        sys.exit(f"instructions: key {n} was answered without a region hint")
+for n in range(max(keys, len(clients))):  # the connection open, every client's decision made, before counting
+    get(n % keys, n)
 subprocess.run(["callgrind_control", "-i", "on", node], check=True, capture_output=True)
 for i in range(hits):
-    get(i % keys)
+    get(i % keys, i)
 subprocess.run(["callgrind_control", "-i", "off", node], check=True, capture_output=True)
 subprocess.run(["callgrind_control", "-d", node], check=True, capture_output=True)
 EOF
@@ -84,7 +106,7 @@ allocations=$(awk '
     }
     END { print total + 0 }' "$out")
 per_hit_allocations=$(awk -v a="$allocations" -v h="$HITS" 'BEGIN { printf "%.2f", a / h }')
-echo "# Instructions per ${TIER^^} hit (callgrind, release edge-node, $SIZE B bodies, encryption $ENCRYPTION)"
+echo "# Instructions per ${TIER^^} hit (callgrind, release edge-node, $SIZE B bodies, encryption $ENCRYPTION, geo $GEO)"
 echo
 echo "$HITS hits over one keep-alive connection: $total instructions, $((total / HITS)) per hit;" \
   "$allocations allocations, $per_hit_allocations per hit"

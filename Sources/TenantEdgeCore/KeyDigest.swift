@@ -47,17 +47,36 @@ public struct KeyDigest: Hashable, Sendable {
 
     /// Unpadded base64url, as in the namespaced storage key (`EntryBinding.storageKey`).
     public var base64URL: String {
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
-        let input = bytes
-        var out: [UInt8] = []
-        var index = 0
-        while index < input.count {
-            let chunk = input[index..<min(index + 3, input.count)]
-            var value = 0
-            for (offset, byte) in chunk.enumerated() { value |= Int(byte) << (16 - 8 * offset) }
-            for position in 0..<(chunk.count + 1) { out.append(alphabet[(value >> (18 - 6 * position)) & 0x3F]) }
-            index += 3
+        // 32 bytes are ten groups of three and two left over: 43 characters, written in place.
+        let words = (w0.littleEndian, w1.littleEndian, w2.littleEndian, w3.littleEndian)
+        return withUnsafeBytes(of: words) { input in
+            String(unsafeUninitializedCapacity: 43) { out in
+                var written = 0
+                var index = 0
+                while index < 32 {
+                    let count = Swift.min(3, 32 - index)
+                    var value = 0
+                    for offset in 0..<count { value |= Int(input[index + offset]) << (16 - 8 * offset) }
+                    for position in 0...count {
+                        out[written] = Self.base64URLCharacter(UInt8(truncatingIfNeeded: value >> (18 - 6 * position)))
+                        written += 1
+                    }
+                    index += 3
+                }
+                return written
+            }
         }
-        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// The base64url character for the low six bits of `sextet`.
+    private static func base64URLCharacter(_ sextet: UInt8) -> UInt8 {
+        let value = sextet & 0x3F
+        switch value {
+        case 0..<26: return UInt8(ascii: "A") + value
+        case 26..<52: return UInt8(ascii: "a") + (value - 26)
+        case 52..<62: return UInt8(ascii: "0") + (value - 52)
+        case 62: return UInt8(ascii: "-")
+        default: return UInt8(ascii: "_")
+        }
     }
 }

@@ -29,7 +29,8 @@ public enum QueryString {
     /// The path and the query of a request target (`/a?b=1` → `/a`, `b=1`); the query is empty when
     /// there is none.
     public static func split(target: String) -> (path: Substring, query: Substring) {
-        guard let mark = target.firstIndex(of: "?") else { return (Substring(target), "") }
-        return (target[..<mark], target[target.index(after: mark)...])
+        // Searched as a byte: a `Character` search pays for grapheme breaking on every byte.
+        guard let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (Substring(target), "") }
+        return (target[..<mark], target[target.utf8.index(after: mark)...])
     }
 }

@@ -10,7 +10,8 @@ public enum RedisACL {
         [
             "ACL", "SETUSER", user(for: tenant), "reset", "on", ">\(password)", "resetkeys", "~te:\(tenant):*",
             "resetchannels", "&te:\(tenant):*", "-@all",
-            "+get", "+set", "+del", "+exists", "+incr", "+ttl", "+expire", "+eval", "+evalsha", "+ping", "+sadd",
+            "+get", "+mget", "+set", "+del", "+exists", "+incr", "+ttl", "+expire", "+eval", "+evalsha", "+ping",
+            "+sadd",
             "+srem", "+smembers", "+unlink",
             "+strlen", "+time", "+hincrby", "+hgetall", "+hdel", "+publish", "+subscribe",
             "+zadd", "+zrange", "+zrem", "+zcard", "+zremrangebyscore",

@@ -15,6 +15,10 @@ public final class TenantCache: Sendable {
     /// `te:<tenant>:http:`, the start of every entry's associated data (`EntryBinding`).
     private let aadPrefix: [UInt8]
     private let storage: PartitionStorage
+    /// Directory → digests of its prefixes, per lane (`prefixDigests(of:)`); a new key set starts empty.
+    let prefixDigestMemo = LaneLocal<PrefixDigestMemo>()
+    /// The last target whose primary digest this lane computed, with the digest.
+    let lastPrimaryDigest = LaneLocal<(target: String, digest: KeyDigest?)>()
 
     /// The partition, by reference, so a new key set can take over the entries of the old one.
     private final class PartitionStorage: Sendable {
@@ -45,47 +49,6 @@ public final class TenantCache: Sendable {
     /// Whether this cache names entries as `other` does (same naming key), so entries carry over.
     public func sameNames(as other: TenantCache) -> Bool {
         primaryDigest(target: "\u{0}probe") == other.primaryDigest(target: "\u{0}probe")
-    }
-
-    // MARK: digests (domain-separated so a tag can never collide with a key or prefix)
-
-    public func primaryDigest(target: String) -> KeyDigest { cipher.digest(domain: UInt8(ascii: "k"), target) }
-
-    public func variantDigest(target: String, varyNames: [String], requestHeaders: [HeaderField]) -> KeyDigest {
-        var text = "v\u{0}" + target
-        for name in varyNames { text += "\u{0}\(name)=\(requestHeaders.combined(name) ?? "")" }
-        return cipher.digest(text)
-    }
-
-    public func tagDigest(_ tag: String) -> KeyDigest { cipher.digest(domain: UInt8(ascii: "t"), tag) }
-    public func prefixDigest(_ prefix: String) -> KeyDigest { cipher.digest(domain: UInt8(ascii: "p"), prefix) }
-
-    /// Most segment-boundary prefixes indexed for one target. A path of 16 KB of slashes would
-    /// otherwise cost 32,000 digests; deeper prefixes are not indexed (a prefix purge reaches 32
-    /// segments deep; the whole path and target always are).
-    public static let maxIndexedSegments = 32
-
-    /// The prefixes a target is indexed under: every path-segment boundary (`/`, `/v1`, `/v1/`, …)
-    /// up to `maxIndexedSegments` deep, the whole path and the whole target. A prefix purge matches
-    /// on these boundaries only, which is what lets the index hold digests instead of URLs
-    /// (docs/caching.md, "Purging").
-    public static func prefixes(of target: String) -> [String] {
-        let path = String(QueryString.split(target: target).path)
-        var result: [String] = []
-        var current = ""
-        var segments = 0
-        for character in path {
-            if character == "/" && !current.isEmpty { result.append(current) }
-            current.append(character)
-            if character == "/" {
-                segments += 1
-                if segments > maxIndexedSegments { break }
-                result.append(current)
-            }
-        }
-        if result.last != path { result.append(path) }
-        if target != path { result.append(target) }
-        return result
     }
 
     // MARK: lookup and store
@@ -129,7 +92,7 @@ public final class TenantCache: Sendable {
         let entry = try seal(
             record, storageKey: storageKey, lifetime: lifetime, tags: tags, responseTime: responseTime,
             generation: generation)
-        let prefixDigests = Self.prefixes(of: target).map(prefixDigest)
+        let prefixDigests = prefixDigests(of: target)
         let inserted = storage.partition.withLock {
             $0.insert(
                 entry, primary: primary, storageKey: storageKey, varyNames: varyNames, prefixDigests: prefixDigests)
@@ -139,9 +102,12 @@ public final class TenantCache: Sendable {
 
     /// Puts an entry found in L2 (already sealed, bound to `storageKey`) into L1.
     @discardableResult
-    public func promote(_ entry: CacheEntry, target: String, storageKey: KeyDigest, varyNames: [String]) -> Bool {
-        let primary = primaryDigest(target: target)
-        let prefixDigests = Self.prefixes(of: target).map(prefixDigest)
+    /// `primary`: the target's primary digest when the caller has it already.
+    public func promote(
+        _ entry: CacheEntry, target: String, storageKey: KeyDigest, varyNames: [String], primary: KeyDigest? = nil
+    ) -> Bool {
+        let primary = primary ?? primaryDigest(target: target)
+        let prefixDigests = prefixDigests(of: target)
         return storage.partition.withLock {
             $0.insert(
                 entry, primary: primary, storageKey: storageKey, varyNames: varyNames, prefixDigests: prefixDigests)

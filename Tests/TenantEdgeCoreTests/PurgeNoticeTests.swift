@@ -12,6 +12,9 @@ struct PurgeNoticeTests {
         #expect(PurgeNotice(payload: notice.payload) == notice)
         #expect(PurgeNotice(payload: Array("7 n a".utf8)) == PurgeNotice(fence: 7, node: "n", kind: .all, digests: []))
         #expect(KeyDigest(base64URL: digests[1].base64URL) == digests[1])
+        // Known answers (Python's base64.urlsafe_b64encode without padding), in the byte order of `bytes`.
+        #expect(digests[0].base64URL == "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8")
+        #expect(digests[1].base64URL == "__________________________________________8")
         for bad in ["", "x n k", "1 n z", "1 n k not-a-digest", "1 n k \(digests[0].base64URL)AA", "1"] {
             #expect(PurgeNotice(payload: Array(bad.utf8)) == nil, "refused: \(bad)")
         }

@@ -1,3 +1,4 @@
+import Dispatch
 import Testing
 
 @testable import TenantEdgeCore
@@ -103,6 +104,31 @@ struct TenantCacheTests {
                 "/", "/v1", "/v1/", "/v1/a", "/v1/a/", "/v1/a/b", "/v1/a/b?x=1",
             ])
         #expect(TenantCache.prefixes(of: "/") == ["/"])
+        #expect(TenantCache.prefixes(of: "/v1/") == ["/", "/v1", "/v1/"])
+        #expect(TenantCache.prefixes(of: "/?q") == ["/", "/?q"])
+    }
+
+    @Test func rememberedPrefixDigestsAreTheDigestsOfThePrefixes() {
+        let cache = Self.cache("acme", seed: 5)
+        let other = Self.cache("globex", seed: 6)
+        let long = "/" + String(repeating: "d", count: TenantCache.memoizedDirectoryBytes + 10)
+        let deep = String(repeating: "/a", count: TenantCache.maxIndexedSegments + 3) + "/x"
+        // More directories than the memo holds, one too long and one too deep to remember, a path
+        // that is its own directory, a bare `/`, each asked twice.
+        let targets =
+            (0..<TenantCache.memoizedDigestCount).map { "/v1/d\($0)/item?x=\($0)" } + [
+                long + "/x", deep, "/v1/", "/v1/?q", "/", "/?q", "/a//b",
+            ]
+        let (onLane, otherOnLane) = DispatchQueue(label: "prefix-memo").sync { () -> ([[KeyDigest]], [KeyDigest]) in
+            WorkerLane.claim()
+            let digests = (targets + targets).map(cache.prefixDigests(of:))
+            return (digests, other.prefixDigests(of: targets[0]))
+        }
+        let expected = (targets + targets).map { TenantCache.prefixes(of: $0).map(cache.prefixDigest) }
+        #expect(onLane == expected)
+        #expect(cache.prefixDigests(of: targets[0]) == expected[0], "without a lane: computed")
+        #expect(otherOnLane == TenantCache.prefixes(of: targets[0]).map(other.prefixDigest), "memos are per tenant")
+        #expect(otherOnLane != expected[0])
     }
 
     @Test func storesSealedAndFindsByTargetAndVariant() throws {

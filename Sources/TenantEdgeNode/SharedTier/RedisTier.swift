@@ -29,7 +29,9 @@ final class RedisTier: Sendable {
     private let breaker = Mutex(CircuitBreaker())  // protects the breaker's state
     private let pending = Mutex(PendingPurges())  // tenants with a purge not yet applied in Redis
     private let clock: any CacheClock
-    private let logger: Logger
+    let logger: Logger
+    /// Redis answered `NOPERM` to a plain read (`RedisTier+PlainRead`): reads use the script.
+    let plainReadsRefused = Atomic<Bool>(false)
     let counters = TierCounters()
 
     /// - Parameters:
@@ -74,7 +76,7 @@ final class RedisTier: Sendable {
     /// The highest generation this node has read per tenant. Generations only grow (a purge of
     /// everything increments one); a lower one read later means someone set it back in Redis to
     /// bring a purged generation's entries back, and that tenant's L2 is not used while it lasts.
-    private let generationFloor = Mutex<[String: UInt64]>([:])
+    let generationFloor = Mutex<[String: UInt64]>([:])
 
     /// Whether `token` may be used: its generation is not below one already seen (and becomes the
     /// floor); a roll-back is a `decrypt_failed`-class security event for the caller to record.
@@ -116,13 +118,30 @@ final class RedisTier: Sendable {
     }
 
     /// The stored value for a tenant's digest and the fence, or nil (Redis unavailable, too slow,
-    /// or the tenant's L2 untrusted because a purge could not reach Redis yet).
+    /// or the tenant's L2 untrusted because a purge could not reach Redis yet). Read with one plain
+    /// `MGET` at the generation this node last saw (`plainRead`), and through the `get` script only
+    /// when that generation moved or the plain read is not allowed.
     func get(tenant: String, digest: KeyDigest, on eventLoop: any EventLoop) -> EventLoopFuture<Read?> {
         guard !isUntrusted(tenant) else {
             // Traffic for the tenant tries the pending drops too (a round at a time), so it recovers
             // as soon as Redis is back rather than on the next timer.
             return eventLoop.makeFutureWithTask { await self.retryPendingPurges(on: eventLoop) }.map { _ in nil }
         }
+        if let plain = plainRead(tenant: tenant, digest: digest, on: eventLoop) {
+            return plain.flatMap { outcome in
+                switch outcome {
+                case .read(let read):
+                    return eventLoop.makeSucceededFuture(self.finishRead(read, tenant: tenant, on: eventLoop))
+                case .unavailable: return eventLoop.makeSucceededFuture(nil)
+                case .askScript: return self.scriptGet(tenant: tenant, digest: digest, on: eventLoop)
+                }
+            }
+        }
+        return scriptGet(tenant: tenant, digest: digest, on: eventLoop)
+    }
+
+    /// `get` through the script, which resolves the generation in Redis.
+    private func scriptGet(tenant: String, digest: KeyDigest, on eventLoop: any EventLoop) -> EventLoopFuture<Read?> {
         let arguments = SharedTierScripts.call(SharedTierScripts.get, tenant: tenant, [Array(digest.base64URL.utf8)])
         return run(arguments, on: eventLoop) { reply -> Read? in
             switch reply {
@@ -139,15 +158,21 @@ final class RedisTier: Sendable {
             default: throw EdgeError(.redisFailure, "GET: unexpected reply")
             }
         }.map { result in
-            guard let read = result ?? nil, self.admitted(read.token, tenant: tenant, on: eventLoop) else { return nil }
-            if let value = read.value {
-                self.counters.hits.add(1, ordering: .relaxed)
-                self.counters.bytesRead.add(value.count, ordering: .relaxed)
-            } else {
-                self.counters.misses.add(1, ordering: .relaxed)
-            }
-            return read
+            guard let read = result ?? nil else { return nil }
+            return self.finishRead(read, tenant: tenant, on: eventLoop)
         }
+    }
+
+    /// A read whose generation is not below the highest seen, counted; nil otherwise.
+    func finishRead(_ read: Read, tenant: String, on eventLoop: any EventLoop) -> Read? {
+        guard admitted(read.token, tenant: tenant, on: eventLoop) else { return nil }
+        if let value = read.value {
+            counters.hits.add(1, ordering: .relaxed)
+            counters.bytesRead.add(value.count, ordering: .relaxed)
+        } else {
+            counters.misses.add(1, ordering: .relaxed)
+        }
+        return read
     }
 
     /// The tenant's token alone, for a fetch that did not read L2 first (a revalidation).
@@ -155,17 +180,10 @@ final class RedisTier: Sendable {
         guard !isUntrusted(tenant) else { return eventLoop.makeSucceededFuture(nil) }
         let arguments = [Array("MGET".utf8), Array("te:\(tenant):fence".utf8), Array("te:\(tenant):gen".utf8)]
         return run(arguments, on: eventLoop) { reply -> Token? in
-            func text(_ item: RedisConnection.Reply) -> [UInt8]? {
-                switch item {
-                case .string(let bytes): return bytes
-                case .null: return Array("0".utf8)
-                default: return nil
-                }
-            }
             guard case .array(let items) = reply, items.count == 2 else {
                 throw EdgeError(.redisFailure, "MGET of the purge fence and generation failed")
             }
-            guard let fence = text(items[0]), let generationText = text(items[1]),
+            guard let fence = Self.textOrZero(items[0]), let generationText = Self.textOrZero(items[1]),
                 let generation = Self.generation(generationText)
             else { return nil }
             return Token(fence: fence, generation: generation)
@@ -313,7 +331,7 @@ final class RedisTier: Sendable {
     /// Sends one command and answers `interpret(reply)`, or nil (unavailable) when the breaker is
     /// open, the connection fails, Redis answers something `interpret` rejects, or `timeout_ms`
     /// passes first. Our scripts go as `EVALSHA`, and again as `EVAL` after a `NOSCRIPT` answer.
-    private func run<T: Sendable>(
+    func run<T: Sendable>(
         _ arguments: [[UInt8]], on eventLoop: any EventLoop,
         _ interpret: @escaping @Sendable (RedisConnection.Reply) throws -> T
     ) -> EventLoopFuture<T?> {

@@ -35,7 +35,7 @@ extension TenantTrafficResponder {
             switch L2EntryCodec.decodeValue(value) {
             case .entry(let entry):
                 if let outcome = sharedTierOutcome(
-                    entry, storageKey: primary, varyNames: [], request: request, context: context,
+                    entry, storageKey: primary, primary: primary, varyNames: [], request: request, context: context,
                     generation: read.token.generation)
                 {
                     return eventLoop.makeSucceededFuture(outcome)
@@ -47,8 +47,8 @@ extension TenantTrafficResponder {
                     if let variantRead, let value = variantRead.value,
                         case .entry(let entry) = L2EntryCodec.decodeValue(value),
                         let outcome = sharedTierOutcome(
-                            entry, storageKey: variant, varyNames: names, request: request, context: context,
-                            generation: variantRead.token.generation)
+                            entry, storageKey: variant, primary: primary, varyNames: names, request: request,
+                            context: context, generation: variantRead.token.generation)
                     {
                         return eventLoop.makeSucceededFuture(outcome)
                     }
@@ -66,7 +66,7 @@ extension TenantTrafficResponder {
     /// An L2 entry that is fresh and opens under this tenant's key and binding becomes an L1 entry
     /// and the answer. One that does not open is a `decrypt_failed` security event and a miss.
     private func sharedTierOutcome(
-        _ entry: CacheEntry, storageKey: KeyDigest, varyNames: [String], request: EdgeRequest,
+        _ entry: CacheEntry, storageKey: KeyDigest, primary: KeyDigest, varyNames: [String], request: EdgeRequest,
         context: RequestContext, generation: UInt64
     ) -> FetchOutcome? {
         let cache = context.cache
@@ -102,7 +102,7 @@ extension TenantTrafficResponder {
                 "decrypt_failed", tenant: cache.tenant.id, detail: "L2 value failed to open; fetched anew")
             return nil
         }
-        cache.promote(entry, target: target, storageKey: storageKey, varyNames: varyNames)
+        cache.promote(entry, target: target, storageKey: storageKey, varyNames: varyNames, primary: primary)
         // The variant travels with the answer, so a collapsed waiter with other `Vary` values
         // fetches its own instead of taking this one.
         let requestFields = request.head.headers.fields
@@ -127,7 +127,7 @@ extension TenantTrafficResponder {
         let quota = cache.tenant.quotaBytesL2 ?? runtime.config.cache.redis?.tenantQuotaBytes ?? 0
         let ttl = Int.saturating((entry.lifetime.keep - entry.lifetime.initialAge).rounded(.up))
         let primary = cache.primaryDigest(target: target)
-        var indexes = entry.tagDigests + TenantCache.prefixes(of: target).map(cache.prefixDigest)
+        var indexes = entry.tagDigests + cache.prefixDigests(of: target)
         if !varyNames.isEmpty {
             indexes.append(primary)
             l2.set(

@@ -201,7 +201,7 @@ struct TenantTrafficResponder: HTTPResponder {
             decryptFailed(cache, storageKey: storageKey)
             return nil
         }
-        guard var buffer = openIntoLaneBuffer(entry, storageKey: storageKey, count: count, cache: cache) else {
+        guard let buffer = openIntoLaneBuffer(entry, storageKey: storageKey, count: count, cache: cache) else {
             decryptFailed(cache, storageKey: storageKey)
             return nil
         }

@@ -1,0 +1,82 @@
+import Foundation
+import TenantEdgeNative
+import TenantEdgeTestSupport
+import Testing
+
+@testable import TenantEdgeCore
+@testable import TenantEdgeNode
+
+/// L2 reads without a script (`RedisTier+PlainRead`), on a redis-server of the test's own, so its
+/// command statistics count only these two nodes.
+@Suite("L2 reads as one plain MGET", .serialized)
+struct SharedTierPlainReadTests {
+    /// Calls of `command` since the last `CONFIG RESETSTAT` (0 when Redis has not run it).
+    static func calls(_ command: String, in redis: RedisConnection) throws -> Int {
+        guard case .string(let info) = try redis.command("INFO", "commandstats") else { return -1 }
+        let text = String(decoding: info, as: UTF8.self)
+        guard let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("cmdstat_\(command):") }),
+            let field = line.split(separator: ",").first?.split(separator: "=").last
+        else { return 0 }
+        return Int(field) ?? -1
+    }
+
+    /// Two nodes on a Redis of this test's own.
+    static func withTwoNodes(_ body: (EdgeHarness, EdgeHarness, RedisConnection) async throws -> Void) async throws {
+        let server = try RedisProcess()
+        try await SharedTierTests.withTwoNodes(database: 0, url: "redis://127.0.0.1:\(server.port)/0", body)
+        withExtendedLifetime(server) {}
+    }
+
+    /// `a` fetches `target` and waits until Redis holds it at `generation`.
+    static func storeThroughA(
+        _ target: String, _ a: EdgeHarness, _ redis: RedisConnection, generation: Int = 0
+    ) async throws {
+        _ = try await a.get(target)
+        let key = SharedTierTests.storedKey(a, tenant: "acme", target: target, generation: generation)
+        try await waitUntil { (try? redis.command("EXISTS", key)) == .integer(1) }
+    }
+
+    @Test func aKnownGenerationIsReadWithoutAScriptAndAMovedOneThroughIt() async throws {
+        try await Self.withTwoNodes { a, b, redis in
+            for target in ["/v1/first", "/v1/second", "/v1/purged"] { try await Self.storeThroughA(target, a, redis) }
+            #expect(try await b.get("/v1/first").cacheStatus.hasSuffix("detail=l2"))  // b learns generation 0
+            _ = try redis.command("CONFIG", "RESETSTAT")
+            let second = try await b.get("/v1/second")
+            #expect(second.cacheStatus.hasSuffix("detail=l2"))
+            #expect(second.body == "api.acme.test|/v1/second")
+            #expect(try Self.calls("mget", in: redis) == 1)
+            #expect(try Self.calls("evalsha", in: redis) == 0, "no script on the read")
+
+            // A purge of everything moves the generation while b still guesses 0, and the purged
+            // entry is still in Redis at generation 0: the guess is noticed, and it is a miss.
+            #expect(try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","all":true}"#).status == 200)
+            let purged = try await b.get("/v1/purged")
+            #expect(purged.cacheStatus.contains("fwd=miss"), "the purged entry was not served: \(purged.cacheStatus)")
+            #expect(purged.body == "api.acme.test|/v1/purged")
+
+            // b now knows generation 1, and reads it plainly again.
+            try await Self.storeThroughA("/v1/after", a, redis, generation: 1)
+            _ = try redis.command("CONFIG", "RESETSTAT")
+            let after = try await b.get("/v1/after")
+            #expect(after.cacheStatus.hasSuffix("detail=l2"), "\(after.cacheStatus)")
+            #expect(try Self.calls("mget", in: redis) == 1)
+            #expect(try Self.calls("evalsha", in: redis) == 0)
+        }
+    }
+
+    @Test func aRedisThatRefusesMGETIsReadThroughTheScript() async throws {
+        try await Self.withTwoNodes { a, b, redis in
+            try await Self.storeThroughA("/v1/first", a, redis)
+            try await Self.storeThroughA("/v1/second", a, redis)
+            #expect(try await b.get("/v1/first").cacheStatus.hasSuffix("detail=l2"))
+            // An ACL from before the plain read: every command but MGET.
+            #expect(try redis.command("ACL", "SETUSER", "default", "-mget") == .status("OK"))
+            let second = try await b.get("/v1/second")
+            #expect(second.cacheStatus.hasSuffix("detail=l2"), "read through the script: \(second.cacheStatus)")
+            let tier = try #require(b.runtime.l2(for: "acme"))
+            let refused = tier.plainReadsRefused.load(ordering: .relaxed)
+            #expect(refused)
+            #expect(tier.isUp, "a refused MGET does not count against the tier")
+        }
+    }
+}
