@@ -47,6 +47,17 @@ extension String {
         }
     }
 
+    /// Byte-for-byte equality of the two strings' UTF-8. `==` compares canonical equivalence
+    /// (`é` as one scalar or two), which is wrong wherever the bytes themselves are keyed or digested.
+    public func hasSameUTF8(as other: String) -> Bool {
+        guard utf8.count == other.utf8.count else { return false }
+        let inPlace = utf8.withContiguousStorageIfAvailable { lhs in
+            other.utf8.withContiguousStorageIfAvailable { rhs in lhs.elementsEqual(rhs) }
+        }
+        if let inPlace, let result = inPlace { return result }
+        return utf8.elementsEqual(other.utf8)
+    }
+
     /// Two byte runs of equal length, equal up to ASCII case.
     private static func asciiCaseInsensitiveEqual(_ lhs: UnsafeBufferPointer<UInt8>, _ rhs: UnsafeBufferPointer<UInt8>)
         -> Bool

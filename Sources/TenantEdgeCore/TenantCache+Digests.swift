@@ -7,7 +7,8 @@ extension TenantCache {
     /// store or promotion); each lane remembers the last one, so it costs one HMAC.
     public func primaryDigest(target: String) -> KeyDigest {
         let remembered = lastPrimaryDigest.withValue(make: { (target: "", digest: nil) }) { last -> KeyDigest in
-            if let digest = last.digest, last.target == target { return digest }
+            // Bytes, not `==`: two canonically equivalent strings are equal but digest differently.
+            if let digest = last.digest, last.target.hasSameUTF8(as: target) { return digest }
             let digest = cipher.digest(domain: UInt8(ascii: "k"), target)
             last = (target, digest)
             return digest
@@ -65,7 +66,7 @@ extension TenantCache {
         let bytes = path.utf8
         guard let lastSlash = bytes.lastIndex(of: UInt8(ascii: "/")),
             bytes.distance(from: bytes.startIndex, to: lastSlash) < Self.memoizedDirectoryBytes,
-            bytes[...lastSlash].count(where: { $0 == UInt8(ascii: "/") }) <= Self.maxIndexedSegments
+            Self.isMemoizable(bytes[...lastSlash])
         else { return Self.prefixes(of: target).map(prefixDigest) }
         let directory = String(path[...lastSlash])
         let shared =
@@ -84,6 +85,19 @@ extension TenantCache {
         if bytes.count != directory.utf8.count { result.append(prefixDigest(String(path))) }
         if target.utf8.count != bytes.count { result.append(prefixDigest(target)) }
         return result
+    }
+
+    /// A directory whose prefixes are all indexed (no deeper than `maxIndexedSegments`) and that
+    /// is ASCII: the memo is a `String` dictionary, which compares by canonical equivalence, and
+    /// only for ASCII is that the same as comparing the bytes the digest is made of (traffic
+    /// targets are ASCII; this keeps the memo right for anything else).
+    static func isMemoizable(_ directory: Substring.UTF8View.SubSequence) -> Bool {
+        var slashes = 0
+        for byte in directory {
+            if byte >= 0x80 { return false }
+            if byte == UInt8(ascii: "/") { slashes += 1 }
+        }
+        return slashes <= maxIndexedSegments
     }
 
     /// Per lane: directory → the digests of its prefixes, and how many digests are held.

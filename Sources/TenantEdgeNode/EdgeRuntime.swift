@@ -26,6 +26,8 @@ package final class EdgeRuntime: Sendable {
     /// The region KEK (`security.kek_file`): opens the tenant keys in bundles. Held in memory only.
     private let kek: [UInt8]?
     let eventLoop: any EventLoop
+    /// Every event loop, so a table swap can reach each lane's copy of the table.
+    private let group: any EventLoopGroup
     let clock: any CacheClock
     let upstream: UpstreamClient
     let metrics: EdgeMetrics
@@ -66,6 +68,7 @@ package final class EdgeRuntime: Sendable {
             kek = nil
         }
         eventLoop = group.next()
+        self.group = group
         self.adminTokens = try AdminTokensReader.load(path: config.security.adminTokensFile)
         self.audit = try AuditLog(stateDirectory: config.stateDir, clock: clock, logger: logger)
         geo = try GeoRouting(config: config, logger: logger)
@@ -170,6 +173,10 @@ package final class EdgeRuntime: Sendable {
             .init(
                 erasures: erasures, followers: previous.purgeFollowers,
                 tiers: previous.allL2Tiers.filter { old in !next.allL2Tiers.contains { $0 === old } }, grace: 1))
+        // Each lane keeps the table it last read until its next request; an idle event loop would
+        // keep the old one, with retired keys' contexts and removed tenants' tiers, alive. Each
+        // loop picks up the new table now instead.
+        for loop in group.makeIterator() { loop.execute { [self] in _ = self.table } }
     }
 
     /// Called with a tenant's id once all its data is gone from this node (L1 and L2).

@@ -180,6 +180,16 @@ struct HeaderParsingTests {
         #expect(!long.caseInsensitiveEquals(long.lowercased().dropLast() + "!"))
     }
 
+    @Test func sameUTF8IsByteEqualityNotCanonicalEquivalence() {
+        let composed = "/caf\u{E9}"
+        let decomposed = "/cafe\u{301}"
+        #expect(composed == decomposed, "Swift's == says these are one string")
+        #expect(!composed.hasSameUTF8(as: decomposed))
+        #expect(composed.hasSameUTF8(as: "/caf\u{E9}"))
+        #expect(!"/a".hasSameUTF8(as: "/ab"))
+        #expect("".hasSameUTF8(as: ""))
+    }
+
     @Test func httpDatesRoundTripAndAcceptObsoleteForms() {
         let imf = "Sun, 06 Nov 1994 08:49:37 GMT"
         #expect(HTTPDate.parse(imf) == 784_111_777)

@@ -131,6 +131,25 @@ struct TenantCacheTests {
         #expect(otherOnLane != expected[0])
     }
 
+    @Test func memosKeepCanonicallyEquivalentButDifferentBytesApart() {
+        let cache = Self.cache("acme", seed: 7)
+        let composed = "/caf\u{E9}/x"
+        let decomposed = "/cafe\u{301}/x"
+        let (prefixes, primaries) = DispatchQueue(label: "memo-bytes").sync {
+            () -> ([[KeyDigest]], [KeyDigest]) in
+            WorkerLane.claim()
+            return (
+                [cache.prefixDigests(of: composed), cache.prefixDigests(of: decomposed)],
+                [cache.primaryDigest(target: composed), cache.primaryDigest(target: decomposed)]
+            )
+        }
+        #expect(prefixes[0] == TenantCache.prefixes(of: composed).map(cache.prefixDigest))
+        #expect(prefixes[1] == TenantCache.prefixes(of: decomposed).map(cache.prefixDigest))
+        #expect(prefixes[0] != prefixes[1])
+        #expect(primaries[0] != primaries[1])
+        #expect(primaries[1] == cache.cipher.digest(domain: UInt8(ascii: "k"), decomposed))
+    }
+
     @Test func storesSealedAndFindsByTargetAndVariant() throws {
         let cache = Self.cache("acme", seed: 3)
         let record = ResponseRecord(status: 200, headers: [HeaderField("Vary", "Accept")], body: Array("json".utf8))
@@ -262,6 +281,7 @@ struct ResponseRecordTests {
         var headers = [
             HeaderField("Age", "3"), HeaderField("Content-Length", "5"), HeaderField("Connection", "x-private"),
             HeaderField("X-Private", "1"), HeaderField("Surrogate-Key", "a b"), HeaderField("ETag", "\"e\""),
+            HeaderField("X-Edge-Region", "spoofed"),
         ]
         #expect(StoredHeaders.prepare(&headers) == ["a", "b"])
         #expect(headers == [HeaderField("ETag", "\"e\"")])

@@ -22,7 +22,9 @@ final class EdgeMetrics: Sendable {
 
     let registry: PrometheusCollectorRegistry
     /// Per tenant: the counters last exported and what they read then, so a scrape adds the difference.
-    private let requestsReported = Mutex<[String: (counters: ObjectIdentifier, totals: [Int])]>([:])
+    /// Per tenant: the counters last reported (held, so a rebuilt cache's new counters can never
+    /// take the old one's address and be mistaken for it) and the totals reported from them.
+    private let requestsReported = Mutex<[String: (counters: TenantCounters, totals: [Int])]>([:])
     private let configVersion: Gauge
     private let invalidationLag: Gauge
     private let unknownTenantRequests: Counter
@@ -191,18 +193,19 @@ final class EdgeMetrics: Sendable {
     private func exportRequests(_ caches: [TenantCache]) {
         for cache in caches {
             let counters = cache.counters
-            let totals = TenantCounters.Kind.allCases.map(counters.total)
-            let previous = requestsReported.withLock { reported -> [Int] in
-                defer { reported[cache.tenant.id] = (ObjectIdentifier(counters), totals) }
-                guard let last = reported[cache.tenant.id], last.counters == ObjectIdentifier(counters) else {
-                    return Array(repeating: 0, count: totals.count)
-                }
-                return last.totals
+            // Read and recorded under the lock, never below what was reported: two scrapes at once
+            // must not both add the same requests.
+            let added = requestsReported.withLock { reported -> [Int] in
+                let totals = TenantCounters.Kind.allCases.map(counters.total)
+                var before = Array(repeating: 0, count: totals.count)
+                if let last = reported[cache.tenant.id], last.counters === counters { before = last.totals }
+                let now = zip(totals, before).map { Swift.max($0, $1) }
+                reported[cache.tenant.id] = (counters, now)
+                return zip(now, before).map { $0 - $1 }
             }
-            for (counter, (now, before)) in zip(
-                Self.requestCounters(registry, tenant: cache.tenant.id), zip(totals, previous))
-            where now > before {
-                counter.increment(by: Int64(now - before))
+            for (counter, delta) in zip(Self.requestCounters(registry, tenant: cache.tenant.id), added) where delta > 0
+            {
+                counter.increment(by: Int64(delta))
             }
         }
     }

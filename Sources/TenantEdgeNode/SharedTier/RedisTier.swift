@@ -24,14 +24,15 @@ final class RedisTier: Sendable {
     let endpoint: RedisEndpoint
     /// This node's id, carried by the purge notices it publishes (so it skips its own).
     let nodeID: String
-    private let timeoutMs: Int
+    let timeoutMs: Int
     private let connections: SharedTierConnections
     private let breaker = Mutex(CircuitBreaker())  // protects the breaker's state
     private let pending = Mutex(PendingPurges())  // tenants with a purge not yet applied in Redis
-    private let clock: any CacheClock
+    let clock: any CacheClock
     let logger: Logger
-    /// Redis answered `NOPERM` to a plain read (`RedisTier+PlainRead`): reads use the script.
-    let plainReadsRefused = Atomic<Bool>(false)
+    /// Until when (seconds on `clock`) reads go through the script because Redis answered `NOPERM`
+    /// to a plain `MGET` (`RedisTier+Reads`); 0: plain reads are allowed.
+    let plainReadsRetryAt = Atomic<Int>(0)
     let counters = TierCounters()
 
     /// - Parameters:
@@ -80,7 +81,7 @@ final class RedisTier: Sendable {
 
     /// Whether `token` may be used: its generation is not below one already seen (and becomes the
     /// floor); a roll-back is a `decrypt_failed`-class security event for the caller to record.
-    private func admitted(_ token: Token, tenant: String, on eventLoop: any EventLoop) -> Bool {
+    func admitted(_ token: Token, tenant: String, on eventLoop: any EventLoop) -> Bool {
         let floor = generationFloor.withLock { floors -> UInt64? in
             let floor = floors[tenant, default: 0]
             guard token.generation >= floor else { return floor }
@@ -114,82 +115,6 @@ final class RedisTier: Sendable {
             ])
         evaluateCount(arguments, what: "generation raise", on: eventLoop).whenComplete { _ in
             self.raising.withLock { _ = $0.remove(tenant) }
-        }
-    }
-
-    /// The stored value for a tenant's digest and the fence, or nil (Redis unavailable, too slow,
-    /// or the tenant's L2 untrusted because a purge could not reach Redis yet). Read with one plain
-    /// `MGET` at the generation this node last saw (`plainRead`), and through the `get` script only
-    /// when that generation moved or the plain read is not allowed.
-    func get(tenant: String, digest: KeyDigest, on eventLoop: any EventLoop) -> EventLoopFuture<Read?> {
-        guard !isUntrusted(tenant) else {
-            // Traffic for the tenant tries the pending drops too (a round at a time), so it recovers
-            // as soon as Redis is back rather than on the next timer.
-            return eventLoop.makeFutureWithTask { await self.retryPendingPurges(on: eventLoop) }.map { _ in nil }
-        }
-        if let plain = plainRead(tenant: tenant, digest: digest, on: eventLoop) {
-            return plain.flatMap { outcome in
-                switch outcome {
-                case .read(let read):
-                    return eventLoop.makeSucceededFuture(self.finishRead(read, tenant: tenant, on: eventLoop))
-                case .unavailable: return eventLoop.makeSucceededFuture(nil)
-                case .askScript: return self.scriptGet(tenant: tenant, digest: digest, on: eventLoop)
-                }
-            }
-        }
-        return scriptGet(tenant: tenant, digest: digest, on: eventLoop)
-    }
-
-    /// `get` through the script, which resolves the generation in Redis.
-    private func scriptGet(tenant: String, digest: KeyDigest, on eventLoop: any EventLoop) -> EventLoopFuture<Read?> {
-        let arguments = SharedTierScripts.call(SharedTierScripts.get, tenant: tenant, [Array(digest.base64URL.utf8)])
-        return run(arguments, on: eventLoop) { reply -> Read? in
-            switch reply {
-            case .array(let items) where items.count == 3:
-                // A value Redis holds that makes no sense (a generation of "-1") is this tenant's
-                // miss, not a failure of the tier that would open the breaker for every tenant.
-                guard case .string(let fence) = items[1], case .string(let generationText) = items[2],
-                    let generation = Self.generation(generationText)
-                else { return nil }
-                let token = Token(fence: fence, generation: generation)
-                if case .string(let bytes) = items[0] { return Read(value: bytes, token: token) }
-                return Read(value: nil, token: token)
-            case .error(let message): throw EdgeError(.redisFailure, "GET: \(message)")
-            default: throw EdgeError(.redisFailure, "GET: unexpected reply")
-            }
-        }.map { result in
-            guard let read = result ?? nil else { return nil }
-            return self.finishRead(read, tenant: tenant, on: eventLoop)
-        }
-    }
-
-    /// A read whose generation is not below the highest seen, counted; nil otherwise.
-    func finishRead(_ read: Read, tenant: String, on eventLoop: any EventLoop) -> Read? {
-        guard admitted(read.token, tenant: tenant, on: eventLoop) else { return nil }
-        if let value = read.value {
-            counters.hits.add(1, ordering: .relaxed)
-            counters.bytesRead.add(value.count, ordering: .relaxed)
-        } else {
-            counters.misses.add(1, ordering: .relaxed)
-        }
-        return read
-    }
-
-    /// The tenant's token alone, for a fetch that did not read L2 first (a revalidation).
-    func token(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<Token?> {
-        guard !isUntrusted(tenant) else { return eventLoop.makeSucceededFuture(nil) }
-        let arguments = [Array("MGET".utf8), Array("te:\(tenant):fence".utf8), Array("te:\(tenant):gen".utf8)]
-        return run(arguments, on: eventLoop) { reply -> Token? in
-            guard case .array(let items) = reply, items.count == 2 else {
-                throw EdgeError(.redisFailure, "MGET of the purge fence and generation failed")
-            }
-            guard let fence = Self.textOrZero(items[0]), let generationText = Self.textOrZero(items[1]),
-                let generation = Self.generation(generationText)
-            else { return nil }
-            return Token(fence: fence, generation: generation)
-        }.map { result in
-            guard let token = result ?? nil, self.admitted(token, tenant: tenant, on: eventLoop) else { return nil }
-            return token
         }
     }
 
@@ -330,9 +255,10 @@ final class RedisTier: Sendable {
 
     /// Sends one command and answers `interpret(reply)`, or nil (unavailable) when the breaker is
     /// open, the connection fails, Redis answers something `interpret` rejects, or `timeout_ms`
-    /// passes first. Our scripts go as `EVALSHA`, and again as `EVAL` after a `NOSCRIPT` answer.
+    /// (or what is left of it, `timeoutMs`, for a second call of one request) passes first. Our
+    /// scripts go as `EVALSHA`, and again as `EVAL` after a `NOSCRIPT` answer.
     func run<T: Sendable>(
-        _ arguments: [[UInt8]], on eventLoop: any EventLoop,
+        _ arguments: [[UInt8]], timeoutMs: Int? = nil, on eventLoop: any EventLoop,
         _ interpret: @escaping @Sendable (RedisConnection.Reply) throws -> T
     ) -> EventLoopFuture<T?> {
         let now = clock.now()
@@ -350,7 +276,7 @@ final class RedisTier: Sendable {
             self.breaker.withLock { error == nil ? $0.succeeded() : $0.failed(now: self.clock.now()) }
             promise.succeed(value)
         }
-        let timer = eventLoop.scheduleTask(in: .milliseconds(Int64(timeoutMs))) {
+        let timer = eventLoop.scheduleTask(in: .milliseconds(Int64(timeoutMs ?? self.timeoutMs))) {
             settle(nil, EdgeError(.redisFailure, "no answer within timeout_ms"))
         }
         let submitted = NIODeadline.now()

@@ -238,7 +238,8 @@ struct TenantTrafficResponder: HTTPResponder {
     /// Opens an entry into this event loop's reusable buffer: a hit allocates none while the last
     /// response made from it is gone (a small body is copied behind its head, so it is). Buffers are
     /// values: when an earlier response still holds slices of it, `clear()` gives this one new
-    /// storage and nothing is overwritten. Threads without a lane, and large entries, get a new one.
+    /// storage and nothing is overwritten. Threads without a lane, and large entries, get a new one
+    /// of their size.
     private func openIntoLaneBuffer(_ entry: CacheEntry, storageKey: KeyDigest, count: Int, cache: TenantCache)
         -> ByteBuffer?
     {
@@ -266,8 +267,12 @@ struct TenantTrafficResponder: HTTPResponder {
         return open(into: &buffer) ? buffer : nil
     }
 
-    /// Entries up to this size open into the event loop's reusable buffer.
-    static let laneBufferBytes = 64 * 1024
+    /// Entries up to this size open into the event loop's reusable buffer: a body the connection
+    /// copies behind its head (`HTTPConnectionHandler.coalescedBodyBytes`, 4 KiB) and a header
+    /// block. A larger body leaves as a slice of the buffer it was opened into, which stays pinned
+    /// until written; from a shared 64 KiB buffer, a client reading slowly made every queued 4.1 KiB
+    /// answer pin 64 KiB, so large entries get a buffer of their own size.
+    static let laneBufferBytes = 8 * 1024
 
     /// The one place an entry that does not open is handled: dropped, and a security event.
     func decryptFailed(
