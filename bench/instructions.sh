@@ -11,7 +11,9 @@
 # every hit is read from Redis (the node's threads only; Redis's own work is not counted).
 # GEO=hint counts L1 hits of a tenant with `geo_mode: hint`, each from one of 100 client addresses
 # told in X-Forwarded-For by a trusted proxy (the decision cache warm), on MaxMind's test City
-# database from ../shared/geoip (GEO_DB= names another).
+# database from ../shared/geoip (GEO_DB= names another). GEO=xff sends the same X-Forwarded-For
+# to the same node with `geo_mode: off`: the baseline that tells what the hint itself costs from
+# what parsing one more request header costs.
 # Usage: bench/instructions.sh [HITS] [SIZE] [ENCRYPTION true|false]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +44,7 @@ if [ "$TIER" = l2 ]; then
   sed -i -e "s#^cache: .*#cache: { memory_bytes: 536870912, default_ttl_s: 3600, redis: { url: \"redis://127.0.0.1:$redis_port/0\", pool_size: 2, timeout_ms: 500 } }#" \
     -e 's#\(upstream: "http://127.0.0.1:[0-9]*"\) }#\1, quota_bytes: 1024 }#' "$dir/edge.yaml"
 fi
-if [ "$GEO" = hint ]; then
+if [ "$GEO" = hint ] || [ "$GEO" = xff ]; then
   geo_db=${GEO_DB:-$(pwd)/../shared/geoip/GeoIP2-City-Test.mmdb}
   [ -f "$geo_db" ] || { echo "instructions: GEO=hint needs a City database (GEO_DB=)" >&2; exit 1; }
   cat >> "$dir/edge.yaml" <<GEOCONFIG
@@ -52,7 +54,7 @@ regions:
   - { name: us-east, lat: 38.9, lon: -77.0, public_url: "https://us-east.edge.test" }
   - { name: ap-northeast, lat: 35.68, lon: 139.69, public_url: "https://ap-northeast.edge.test" }
 GEOCONFIG
-  sed -i -e 's#\(hosts: \[api.acme.test\], upstream: "[^"]*"\)#\1, geo_mode: hint#' "$dir/edge.yaml"
+  [ "$GEO" = xff ] || sed -i -e 's#\(hosts: \[api.acme.test\], upstream: "[^"]*"\)#\1, geo_mode: hint#' "$dir/edge.yaml"
 fi
 # Valgrind 3.19 cannot read the DWARF 5 that Swift 6.3 writes: count on a copy without debug
 # information (function names come from the symbol table, which stays).
@@ -69,7 +71,7 @@ conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 clients = [f"81.2.69.{n}" if n % 2 else f"216.160.83.{n}" for n in range(100)]
 def get(n, client=0):
     headers = {"Host": "api.acme.test"}
-    if geo == "hint":
+    if geo in ("hint", "xff"):
         headers["X-Forwarded-For"] = clients[client % len(clients)]
     conn.request("GET", f"/v1/blob/{n}?size={size}", headers=headers)
     response = conn.getresponse()

@@ -56,6 +56,8 @@ for size in sorted({s for s, _ in rows}):
     ratios["l1_encrypted_vs_varnish"] = enc / varnish
     if (size, "edge-node (L2 only)") in rows:
         ratios["l2_vs_l1"] = median(size, "edge-node (L2 only)") / enc
+    if (size, "edge-node (scraped)") in rows:  # the same node, /metrics and /_edge/stats read every second
+        ratios["monitoring_on_vs_off"] = median(size, "edge-node (scraped)") / enc
     print()
     for name, value in ratios.items():
         print(f"- {name.replace('_', ' ')}: {value:.2f}")

@@ -26,7 +26,8 @@ trap cleanup EXIT
 python3 bench/upstream/sample_upstream.py 18080 > "$dir/upstream.log" 2>&1 & pids+=($!)
 redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" > "$dir/redis.log" 2>&1 & pids+=($!)
-for spec in "on:8181:9191:true:strict" "off:8182:9192:false:standard" "l2:8185:9195:true:strict"; do
+for spec in "on:8181:9191:true:strict" "off:8182:9192:false:standard" "l2:8185:9195:true:strict" \
+  "watched:8186:9196:true:strict"; do
   IFS=: read -r name port admin enc level <<< "$spec"
   sed -e "s#@NAME@#$name#g; s#@PORT@#$port#; s#@ADMIN@#$admin#; s#@ENCRYPTION@#$enc#g; s#@LEVEL@#$level#; s#@DIR@#$dir#; s#@SECRETS@#$secrets#g" \
     bench/edge-bench.yaml.template > "$dir/edge-$name.yaml"
@@ -41,14 +42,15 @@ mkdir -p "$dir/nginx-tmp" "$dir/nginx-cache"
 sed -e "s#@DIR@#$dir#g; s#@PORT@#8183#" bench/nginx.conf.template > "$dir/nginx.conf"
 nginx -c "$dir/nginx.conf"
 varnishd -n "$dir/varnish" -a 127.0.0.1:8184 -f "$(pwd)/bench/varnish.vcl" -s malloc,512m -P "$dir/varnish.pid" >/dev/null
-for port in 18080 8181 8182 8183 8184 8185 "$redis_port"; do
+for port in 18080 8181 8182 8183 8184 8185 8186 9196 "$redis_port"; do
   for _ in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
 
 # label:port:hit header:hit value:admin port (the edge node's hits are counted on its /metrics)
 servers=("edge-node (encrypted):8181:cache-status:hit:9191" "edge-node (plain):8182:cache-status:hit:9192"
          "edge-node (L2 only):8185:cache-status:detail=l2:9195"
-         "nginx proxy_cache:8183:x-cache:HIT:-" "varnish:8184:x-cache:HIT:-")
+         "nginx proxy_cache:8183:x-cache:HIT:-" "varnish:8184:x-cache:HIT:-"
+         "edge-node (scraped):8186:cache-status:hit:9196")
 hits() {  # the node's hit counter for tenant acme
   curl -s "http://127.0.0.1:$1/metrics" | awk '/^edge_requests_total\{tenant="acme",cache_status="hit"\}/ {print $2}'
 }
@@ -62,7 +64,16 @@ for size in $SIZES; do
     for server in "${servers[@]}"; do
       IFS=: read -r label port header hit admin <<< "$server"
       before=$([ "$admin" = - ] || hits "$admin")
+      scraper=
+      if [ "$port" = 8186 ]; then  # watched as an operator would: /metrics and /_edge/stats every second
+        (while :; do
+          curl -s -o /dev/null "http://127.0.0.1:$admin/metrics"
+          curl -s -o /dev/null -H "Authorization: Bearer $(cat "$secrets/admin.token")" "http://127.0.0.1:$admin/_edge/stats"
+          sleep 1
+        done) & scraper=$!
+      fi
       out=$(KEYS=$KEYS SIZE=$size HOST=api.acme.test wrk -t2 -c64 -d"$DURATION" -s bench/keys.lua "http://127.0.0.1:$port")
+      [ -z "$scraper" ] || { kill "$scraper"; wait "$scraper" 2>/dev/null || true; }
       rps=$(awk '/Requests\/sec/ {print $2}' <<< "$out")
       requests=$(awk '/requests in/ {print $1}' <<< "$out")
       p50=$(awk '$1=="p50_us" {print $2}' <<< "$out"); p99=$(awk '$1=="p99_us" {print $2}' <<< "$out")

@@ -20,7 +20,7 @@ extension EdgeConfig {
 
         check(
             Self.isIdentifier(node.id), "node.id", "must be 1-63 of a-z, 0-9, '-', '_' starting with a letter or digit")
-        check(!node.region.isEmpty, "node.region", "must not be empty")
+        check(Self.isRegionName(node.region), "node.region", Self.regionNameRule)
         let http = HostPort(parsing: listen.http)
         let admin = HostPort(parsing: listen.admin)
         check(http != nil, "listen.http", "must be HOST:PORT with a port from 0 to 65535, got '\(listen.http)'")
@@ -103,7 +103,7 @@ extension EdgeConfig {
         var regionNames = Set<String>()
         for (index, region) in regions.enumerated() {
             let key = "regions[\(index)]"
-            check(!region.name.isEmpty, "\(key).name", "must not be empty")
+            check(Self.isRegionName(region.name), "\(key).name", Self.regionNameRule)
             check(regionNames.insert(region.name).inserted, "\(key).name", "'\(region.name)' appears twice")
             check((-90...90).contains(region.lat), "\(key).lat", "must be from -90 to 90")
             check((-180...180).contains(region.lon), "\(key).lon", "must be from -180 to 180")
@@ -201,6 +201,18 @@ extension EdgeConfig {
     public static let largestByteCount = 1 << 50
     /// Longest TTL or lag a config may give (10 years).
     public static let longestTTLSeconds = 315_360_000
+
+    static let regionNameRule = "must be 1 to 63 letters, digits, '.', '-' or '_'"
+
+    /// A region's name is sent in `X-Edge-Region` and `X-Edge-Preferred-Region` as it is, so it
+    /// must be a header-safe token.
+    public static func isRegionName(_ value: String) -> Bool {
+        (1...63).contains(value.utf8.count)
+            && value.utf8.allSatisfy { byte in
+                (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x30 && byte <= 0x39)
+                    || byte == 0x2D || byte == 0x5F || byte == 0x2E
+            }
+    }
 
     public static func isIdentifier(_ value: String) -> Bool {
         guard (1...63).contains(value.utf8.count), let first = value.utf8.first else { return false }

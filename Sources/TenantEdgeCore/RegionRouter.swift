@@ -51,7 +51,15 @@ public enum RegionRouter {
         location: Location?, tenant: TenantConfig, regions: [RegionConfig], healthy: Set<String>?,
         home: String
     ) -> Decision {
-        let permitted = regions.filter { tenant.residency.isEmpty || tenant.residency.contains($0.name) }
+        choose(location: location, residency: tenant.residency, regions: regions, healthy: healthy, home: home)
+    }
+
+    /// `choose` for a residency profile: all of a tenant that the decision depends on.
+    public static func choose(
+        location: Location?, residency: [String], regions: [RegionConfig], healthy: Set<String>?,
+        home: String
+    ) -> Decision {
+        let permitted = regions.filter { residency.isEmpty || residency.contains($0.name) }
         let candidates = permitted.filter { !$0.down && (healthy?.contains($0.name) ?? true) }
         let pool = candidates.isEmpty ? permitted : candidates  // all unhealthy: still never outside residency
         guard !pool.isEmpty else { return Decision(region: home, distanceKm: nil, reason: "no-allowed-region") }

@@ -14,11 +14,25 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     public init?(_ text: Substring) { self.init(String(text)) }
 
     public init?(_ text: String) {
-        guard text.utf8.count <= 45 else { return nil }
-        let isV6 = text.utf8.contains(UInt8(ascii: ":"))
+        var text = text
+        guard let parsed = text.withUTF8({ IPAddress(utf8: UnsafeRawBufferPointer($0)) }) else { return nil }
+        self = parsed
+    }
+
+    /// Parses an address in text given as bytes (a hop of `X-Forwarded-For`, read in place):
+    /// copied with a terminating NUL into a stack buffer for `inet_pton`, so nothing is allocated.
+    public init?(utf8 text: UnsafeRawBufferPointer) {
+        // INET6_ADDRSTRLEN - 1; a NUL would end the text early for inet_pton, so it is refused
+        guard text.count <= 45, !text.contains(0) else { return nil }
+        let isV6 = text.contains(UInt8(ascii: ":"))
         var bytes: (UInt64, UInt64) = (0, 0)
-        let parsed = text.withCString { cText in
-            withUnsafeMutableBytes(of: &bytes) { inet_pton(isV6 ? AF_INET6 : AF_INET, cText, $0.baseAddress) == 1 }
+        let parsed = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 48) { cText in
+            let raw = UnsafeMutableRawBufferPointer(cText)
+            raw.copyMemory(from: text)
+            raw[text.count] = 0
+            return withUnsafeMutableBytes(of: &bytes) {
+                inet_pton(isV6 ? AF_INET6 : AF_INET, cText.baseAddress, $0.baseAddress) == 1
+            }
         }
         guard parsed else { return nil }
         let first = UInt64(bigEndian: bytes.0)
@@ -123,37 +137,16 @@ public struct TrustedProxies: Sendable {
     func isTrusted(_ address: IPAddress) -> Bool { networks.contains { $0.contains(address) } }
 
     /// The client's address: the peer's unless the peer is trusted, then the right-most untrusted
-    /// hop of `forwardedFor` (the header's values, in order). A hop that is not an address stops
-    /// the walk at the last trusted one; when every hop is trusted, the left-most is the client.
+    /// hop of `forwardedFor` (the header's values, in order); see `ForwardedForWalk`.
     public func clientAddress(peer: IPAddress, forwardedFor: [String]) -> IPAddress {
-        guard !networks.isEmpty, isTrusted(peer) else { return peer }
-        var current = peer
-        for value in forwardedFor.reversed() {
-            for hop in value.split(separator: ",").reversed() {
-                guard let address = IPAddress(Self.bareAddress(hop)) else { return current }
-                current = address
-                if !isTrusted(address) { return current }
-            }
-        }
-        return current
+        var walk = ForwardedForWalk(proxies: self, peer: peer)
+        for value in forwardedFor.reversed() where !walk.isFinished { walk.step(value) }
+        return walk.client
     }
 
     /// `clientAddress` on text, for tests and tools; a peer that is not an address is returned as is.
     public func clientAddress(peer: String, forwardedFor: [String]) -> String {
         guard let address = IPAddress(peer) else { return peer }
         return clientAddress(peer: address, forwardedFor: forwardedFor).description
-    }
-
-    /// A hop as proxies write it, without spaces, brackets or port: `[2001:db8::1]:443`, `1.2.3.4:80`.
-    static func bareAddress(_ hop: Substring) -> Substring {
-        var text = hop.drop { $0 == " " || $0 == "\t" }
-        while let last = text.last, last == " " || last == "\t" { text = text.dropLast() }
-        if text.first == "[", let close = text.firstIndex(of: "]") {
-            return text[text.index(after: text.startIndex)..<close]
-        }
-        var colons = 0
-        for byte in text.utf8 where byte == UInt8(ascii: ":") { colons += 1 }
-        if colons == 1, let colon = text.firstIndex(of: ":") { return text[..<colon] }  // IPv4 with a port
-        return text
     }
 }

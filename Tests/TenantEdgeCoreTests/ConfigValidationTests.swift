@@ -25,6 +25,9 @@ struct ConfigValidationTests {
             c.tenants.append(TenantConfig(id: "b", hosts: ["API.acme.test"], upstream: "http://h"))
         case "tenants": c.tenants[0].quotaBytes = c.cache.memoryBytes + 1
         case "cache.redis.url": c.cache.redis = .init(url: "http://x")
+        case "node.region": c.node.region = "eu-west\r\nset-cookie: a=b"  // sent in X-Edge-Region as it is
+        case "regions[0].name":
+            c.regions = [RegionConfig(name: "us east", lat: 0, lon: 0, publicURL: "https://us.edge.test")]
         default: Issue.record("no mistake for \(key)")
         }
     }
@@ -33,7 +36,7 @@ struct ConfigValidationTests {
         "each mistake is reported once, naming its key",
         arguments: [
             "security.encryption", "security.master_key_file", "listen.admin", "listen.http", "tenants[0].upstream",
-            "tenants[0].id", "tenants[1].hosts[0]", "tenants", "cache.redis.url",
+            "tenants[0].id", "tenants[1].hosts[0]", "tenants", "cache.redis.url", "node.region", "regions[0].name",
         ])
     func reportsTheKey(_ key: String) {
         var config = Self.base()

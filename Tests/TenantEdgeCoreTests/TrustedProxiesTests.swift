@@ -66,6 +66,24 @@ struct TrustedProxiesTests {
         #expect(Self.proxies.clientAddress(peer: "10.0.0.1", forwardedFor: ["81.2.69.160:5555"]) == "81.2.69.160")
     }
 
+    @Test func hostileHopsStopTheWalkWithoutReadingPastThem() {
+        let peer = "10.0.0.1"
+        #expect(Self.proxies.clientAddress(peer: peer, forwardedFor: ["81.2.69.160,,"]) == "81.2.69.160")
+        #expect(Self.proxies.clientAddress(peer: peer, forwardedFor: [",,,"]) == peer, "only empty hops")
+        #expect(Self.proxies.clientAddress(peer: peer, forwardedFor: [""]) == peer)
+        #expect(Self.proxies.clientAddress(peer: peer, forwardedFor: ["81.2.69.160, ,10.0.0.2"]) == "10.0.0.2")
+        #expect(Self.proxies.clientAddress(peer: peer, forwardedFor: [String(repeating: "1", count: 100_000)]) == peer)
+        #expect(Self.proxies.clientAddress(peer: peer, forwardedFor: ["[2001:db8::1", "[]", "[::1"]) == peer)
+        #expect(
+            Self.proxies.clientAddress(peer: peer, forwardedFor: ["81.2.69.160\u{0}, 10.0.0.2"]) == "10.0.0.2",
+            "a NUL does not cut a hop short into an address")
+        #expect(Self.proxies.clientAddress(peer: peer, forwardedFor: ["\t 81.2.69.160 \t"]) == "81.2.69.160")
+        #expect(
+            Self.proxies.clientAddress(peer: peer, forwardedFor: ["1.1.1.1", "10.0.0.9, 192.168.1.7", ""]) == "1.1.1.1",
+            "the walk goes on through earlier header lines while the hops are trusted")
+        #expect(IPAddress(utf8: UnsafeRawBufferPointer(start: nil, count: 0)) == nil)
+    }
+
     @Test func badEntriesAreNamedAndNoProxiesTrustNobody() throws {
         #expect(throws: EdgeError.self) { try TrustedProxies(["10.0.0.0/8", "ten"]) }
         do {

@@ -33,6 +33,9 @@ package struct EdgeResponse: Sendable {
     package var age: Int? = nil
     /// `Cache-Status`, written from its parts so a hit builds no string for it.
     package var cacheStatus: CacheStatusField? = nil
+    /// `X-Edge-Preferred-Region` (`geo_mode: hint`), written after `Cache-Status`: a region name from
+    /// the bundle (a validated token), so a hinted hit still builds no `HTTPHeaders`.
+    package var preferredRegion: String? = nil
 
     package init(
         status: HTTPResponseStatus, headers: HTTPHeaders, body: ByteBuffer?, rawHeaders: ByteBuffer? = nil,

@@ -42,6 +42,11 @@ package enum HTTPResponseHeadWriter {
             writeCacheStatus(field, into: &buffer)
             buffer.writeStaticString("\r\n")
         }
+        if let region = response.preferredRegion {
+            buffer.writeStaticString("x-edge-preferred-region: ")
+            buffer.writeString(region)
+            buffer.writeStaticString("\r\n")
+        }
         var fixedBytes = fixed.bytes
         buffer.writeBuffer(&fixedBytes)
         if let contentLength {

@@ -234,8 +234,8 @@ struct AdminResponder: HTTPResponder {
         let healthy = geo.healthy(regions)
         return .object([
             "database": .bool(geo.hasDatabase), "decisions_cached": .integer(geo.cachedDecisions),
-            "cache_hits": .integer(geo.cacheHits.load(ordering: .relaxed)),
-            "lookups": .integer(geo.cacheMisses.load(ordering: .relaxed)),
+            "cache_hits": .integer(geo.cacheHits),
+            "lookups": .integer(geo.cacheMisses),
             "lookup_errors": .integer(geo.lookupErrors.load(ordering: .relaxed)),
             "reloads": .integer(geo.reloads.load(ordering: .relaxed)),
             "reload_failures": .integer(geo.reloadFailures.load(ordering: .relaxed)),

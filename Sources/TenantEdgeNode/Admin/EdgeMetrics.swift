@@ -128,11 +128,11 @@ final class EdgeMetrics: Sendable {
             ),
             (
                 "edge_geo_decisions_total", "Region decisions, by source", [("source", "cache")],
-                geo.cacheHits.load(ordering: .relaxed)
+                geo.cacheHits
             ),
             (
                 "edge_geo_decisions_total", "Region decisions, by source", [("source", "lookup")],
-                geo.cacheMisses.load(ordering: .relaxed)
+                geo.cacheMisses
             ),
         ]
         for (name, help, labels, total) in totals {

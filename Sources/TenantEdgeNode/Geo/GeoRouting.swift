@@ -14,17 +14,7 @@ import TenantEdgeNative
 /// swaps it in; a lookup holds its own reference, so lookups in flight finish on the old one,
 /// which is closed when the last of them lets go. A file that does not open keeps the old one.
 public final class GeoRouting: Sendable {
-    public struct DecisionKey: Hashable, Sendable {
-        var tenant: String
-        var address: IPAddress
-    }
-
-    /// The decision cache and the generation it belongs to: a decision computed under an older
-    /// generation (before a bundle, a health change or a reload) is not stored.
-    private struct DecisionTable: Sendable {
-        var cache: RecentlyUsedCache<DecisionKey, RegionRouter.Decision>
-        var generation = 0
-    }
+    private enum DecisionCounter: Int { case hits, misses, entries }
 
     let home: String
     let trustedProxies: TrustedProxies
@@ -33,14 +23,21 @@ public final class GeoRouting: Sendable {
     private let database: Mutex<GeoIPDatabase?>
     /// The file last opened or refused, so a watcher tries each new file once.
     private let seenFile: Mutex<FileIdentity?>
-    private let decisions: Mutex<DecisionTable>
+    /// One decision table per event loop; threads without a lane share `sharedDecisions`.
+    private let laneDecisions = LaneLocal<GeoDecisionTable>()
+    private let sharedDecisions: Mutex<GeoDecisionTable>
+    private let decisionCapacity: Int
+    /// Moves when every cached decision must go; each table catches up on its next use.
+    private let decisionGeneration = Atomic<Int>(0)
+    /// Hits, misses and the entries held, per lane, summed when read.
+    private let decisionCounters = LaneCounters(count: 3)
     private let health = Mutex(RegionHealth())
     private let logger: Logger
 
     /// Lookups that failed (a broken record): the client gets the fallback region.
     package let lookupErrors = Atomic<Int>(0)
-    let cacheHits = Atomic<Int>(0)
-    let cacheMisses = Atomic<Int>(0)
+    var cacheHits: Int { decisionCounters.total(DecisionCounter.hits.rawValue) }
+    var cacheMisses: Int { decisionCounters.total(DecisionCounter.misses.rawValue) }
     let reloads = Atomic<Int>(0)
     let reloadFailures = Atomic<Int>(0)
 
@@ -48,7 +45,8 @@ public final class GeoRouting: Sendable {
         home = config.node.region
         trustedProxies = try TrustedProxies(config.geoip.trustedProxies)
         self.logger = logger
-        decisions = Mutex(DecisionTable(cache: RecentlyUsedCache(capacity: config.geoip.decisionCacheEntries)))
+        decisionCapacity = config.geoip.decisionCacheEntries
+        sharedDecisions = Mutex(GeoDecisionTable(capacity: config.geoip.decisionCacheEntries))
         if let path = config.geoip.database, !path.isEmpty {
             self.path = path
             let identity = FileIdentity(path: path)
@@ -67,11 +65,23 @@ public final class GeoRouting: Sendable {
 
     /// The client's address for `request`: the peer, or the right-most untrusted hop of
     /// `X-Forwarded-For` when the peer is a trusted proxy.
-    /// Read from the socket address and the header bytes, never through text we format.
+    /// Read from the socket address and the header bytes in place, never through text we format.
     func clientAddress(of request: EdgeRequest) -> IPAddress? {
         guard let socket = request.peer, let peer = IPAddress(socket) else { return nil }
-        guard !trustedProxies.isEmpty else { return peer }
-        return trustedProxies.clientAddress(peer: peer, forwardedFor: request.head.headers["x-forwarded-for"])
+        var walk = ForwardedForWalk(proxies: trustedProxies, peer: peer)
+        guard !walk.isFinished else { return walk.client }  // an untrusted peer: the header is not read
+        // Forward over the headers (NIO's fast path), keeping the last line; several lines
+        // (rare) are walked last first from a list.
+        var last: String? = nil
+        var earlier: [String] = []
+        for (name, value) in request.head.headers where name.caseInsensitiveEquals("x-forwarded-for") {
+            if let previous = last { earlier.append(previous) }
+            last = value
+        }
+        guard let last else { return walk.client }
+        walk.step(last)
+        for value in earlier.reversed() where !walk.isFinished { walk.step(value) }
+        return walk.client
     }
 
     /// The location of `address`; nil when the database has none (or there is no database).
@@ -95,36 +105,61 @@ public final class GeoRouting: Sendable {
         }
     }
 
-    /// The region for a client of `tenant` at `address`, from the cache when it was decided before.
-    /// `regions` is asked only on a cache miss.
+    /// The region for a client of `tenant` at `address`, from this event loop's table when it was
+    /// decided before for the same residency. `regions` is asked only on a miss.
     public func decide(address: IPAddress, tenant: TenantConfig, regions: () -> [RegionConfig]) -> RegionRouter.Decision
     {
-        let key = DecisionKey(tenant: tenant.id, address: address)
-        let (cached, generation) = decisions.withLock { table in (table.cache.value(for: key), table.generation) }
-        if let cached {
-            cacheHits.add(1, ordering: .relaxed)
-            return cached
+        decide(address: address, residency: tenant.residency, regions: regions)
+    }
+
+    /// `decide` for a residency profile: the hit path passes only the tenant's `residency`, not a
+    /// copy of its whole config.
+    func decide(address: IPAddress, residency: [String], regions: () -> [RegionConfig]) -> RegionRouter.Decision {
+        let generation = decisionGeneration.load(ordering: .acquiring)
+        let (found, dropped) = withDecisions { table in
+            let dropped = table.enter(generation: generation)
+            return (table.lookup(address, residency: residency), dropped)
         }
-        cacheMisses.add(1, ordering: .relaxed)
-        let location = lookUp(address)
+        if dropped != 0 { decisionCounters.add(DecisionCounter.entries.rawValue, dropped) }
+        let location: RegionRouter.Location?
+        switch found {
+        case .decided(let decision):
+            decisionCounters.add(DecisionCounter.hits.rawValue)
+            return decision
+        case .located(let known): location = known
+        case .unknown: location = lookUp(address)
+        }
+        decisionCounters.add(DecisionCounter.misses.rawValue)
         let known = regions()
         let decision = RegionRouter.choose(
-            location: location, tenant: tenant, regions: known, healthy: healthy(known), home: home)
-        decisions.withLock { table in
-            if table.generation == generation { table.cache.insert(decision, for: key) }
+            location: location, residency: residency, regions: known, healthy: healthy(known), home: home)
+        let added = withDecisions { table in
+            // decided under an older generation (health or bundle moved meanwhile): not kept
+            guard table.generation == generation, decisionGeneration.load(ordering: .acquiring) == generation else {
+                return 0
+            }
+            return table.record(decision, for: address, residency: residency, location: location)
         }
+        if added != 0 { decisionCounters.add(DecisionCounter.entries.rawValue, added) }
         return decision
     }
 
-    /// Drops every cached decision: the regions, a tenant's residency, health or the database changed.
-    func forgetDecisions() {
-        decisions.withLock { table in
-            table.cache.removeAll()
-            table.generation &+= 1
+    /// Runs `body` on this event loop's decision table, or on the shared one off the event loops.
+    private func withDecisions<Result>(_ body: (inout GeoDecisionTable) -> Result) -> Result {
+        let capacity = decisionCapacity
+        if let result = laneDecisions.withValue(make: { GeoDecisionTable(capacity: capacity) }, body) {
+            return result
         }
+        return sharedDecisions.withLock { body(&$0) }
     }
 
-    var cachedDecisions: Int { decisions.withLock { $0.cache.count } }
+    /// Drops every cached decision: the regions, a tenant's residency, health or the database changed.
+    /// Each table empties itself on its next use.
+    func forgetDecisions() { decisionGeneration.add(1, ordering: .releasing) }
+
+    /// Decisions held over every event loop (tables emptied by a generation change count until
+    /// their next use).
+    var cachedDecisions: Int { max(0, decisionCounters.total(DecisionCounter.entries.rawValue)) }
 
     func healthy(_ regions: [RegionConfig]) -> Set<String> { health.withLock { $0.healthy(regions, home: home) } }
 

@@ -59,7 +59,7 @@ struct TenantTrafficResponder: HTTPResponder {
         var preferred: String? = nil
         if cache.tenant.geoMode != .off, let address = runtime.geo.clientAddress(of: request) {
             let decision = runtime.geo.decide(
-                address: address, tenant: cache.tenant, regions: { table.regions })
+                address: address, residency: cache.tenant.residency, regions: { table.regions })
             preferred = decision.region
             if cache.tenant.geoMode == .hint { hint = decision.region }
             if cache.tenant.geoMode == .redirect, decision.region != runtime.config.node.region,
@@ -129,7 +129,7 @@ struct TenantTrafficResponder: HTTPResponder {
     {
         var response = answer.response
         response.cacheStatus = CacheStatusField(answer.status, cacheName: cacheName)
-        if let hint { response.headers.add(name: "x-edge-preferred-region", value: hint) }
+        if let hint { response.preferredRegion = hint }
         let outcome = answer.status.counterKind
         cache.counters.increment(response.status.code >= 500 && outcome != .stale ? .error : outcome)
         runtime.metrics.recordRequest(elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
