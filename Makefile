@@ -11,7 +11,7 @@ SWIFT ?= swift
 RELEASE_BUILD := $(SWIFT) build -c release -Xswiftc -enforce-exclusivity=unchecked
 
 .PHONY: help deps build release secrets run lint format test fuzz bench bench-deps bench-geo bench-smoke \
-        bench-hit bench-instructions clean
+        bench-hit bench-instructions bench-memory clean
 
 help:
 	@echo "make run    install what is missing, build, start the demo (upstream + edge node) and show miss/hit/purge"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench-smoke  every benchmarked system for a few seconds (answers, hits, allocations per hit)"
 	@echo "make bench-instructions  instructions and allocations per L1 hit by function, under callgrind"
 	@echo "make bench-geo  only the Geo-IP part: lookups/s against mmdblookup, hit-path cost against nginx geoip2"
+	@echo "make bench-memory  memory per entry against Redis and Varnish over 1M entries; hit latency 1k -> 1M entries"
 	@echo "make fuzz   every parser of outside bytes under libFuzzer, FUZZ_SECONDS each (FUZZ_MERGE=1 keeps new inputs)"
 
 # Debian packages and the one PyPI package the tests use (mmdb-writer makes the test GeoIP database).
@@ -94,7 +95,7 @@ bench: release secrets bench-deps
 # array and target string, and two inside OpenSSL's HMAC re-initialisation).
 HIT_ALLOCATION_BUDGET ?= 6
 
-# The hit-path table alone (5 systems, both sizes, ROUNDS interleaved rounds): bench/results/hit.*
+# The hit-path table alone (6 systems, both sizes, ROUNDS interleaved rounds): bench/results/hit.*
 bench-hit: release secrets bench-deps
 	@HIT_ONLY=1 bench/run.sh
 
@@ -110,6 +111,11 @@ bench-instructions: deps secrets
 bench-geo: release secrets bench-deps
 	$(RELEASE_BUILD) --product edge-bench
 	@bench/geo.sh
+
+# Memory per entry (edge-node, Redis, Varnish) over 1,000,000 entries, and hit latency from 1,000
+# to 1,000,000 entries: bench/results/memory.*
+bench-memory: release secrets bench-deps
+	@bench/memory.sh
 
 clean:
 	rm -rf .build .build-fuzz .fuzz .test-run .demo .bench

@@ -127,3 +127,5 @@ REPORT_DIR=bench/results python3 bench/report.py "$results" "$ROUNDS" "$DURATION
   | tee -a bench/results/latest.md
 # Geo-IP: lookups per second against mmdblookup, and the hit path's added cost against nginx geoip2.
 bench/geo.sh | tee -a bench/results/latest.md
+# Memory per entry and flatness over 1,000,000 entries (also in bench/results/memory.md).
+bench/memory.sh | tee -a bench/results/latest.md

@@ -20,7 +20,7 @@ public struct TenantPartition {
 
     struct Variants {
         var varyNames: [String]
-        var storageKeys: Set<KeyDigest>
+        var storageKeys: DigestSet
         var prefixDigests: [KeyDigest]
     }
 
@@ -43,8 +43,8 @@ public struct TenantPartition {
     private var newest = -1
     private var oldest = -1
     private var variantsByPrimary: [KeyDigest: Variants] = [:]
-    private var primariesByPrefix: [KeyDigest: Set<KeyDigest>] = [:]
-    private var storageKeysByTag: [KeyDigest: Set<KeyDigest>] = [:]
+    private var primariesByPrefix: [KeyDigest: DigestSet] = [:]
+    private var storageKeysByTag: [KeyDigest: DigestSet] = [:]
 
     public init(quotaBytes: Int) { self.quotaBytes = quotaBytes }
 
@@ -136,11 +136,12 @@ public struct TenantPartition {
         usedBytes += charge
 
         if variantsByPrimary[primary] == nil {
-            variantsByPrimary[primary] = Variants(varyNames: varyNames, storageKeys: [], prefixDigests: prefixDigests)
-            for prefix in prefixDigests { primariesByPrefix[prefix, default: []].insert(primary) }
+            variantsByPrimary[primary] = Variants(
+                varyNames: varyNames, storageKeys: DigestSet(), prefixDigests: prefixDigests)
+            for prefix in prefixDigests { primariesByPrefix[prefix, default: DigestSet()].insert(primary) }
         }
         variantsByPrimary[primary]!.storageKeys.insert(storageKey)
-        for tag in entry.tagDigests { storageKeysByTag[tag, default: []].insert(storageKey) }
+        for tag in entry.tagDigests { storageKeysByTag[tag, default: DigestSet()].insert(storageKey) }
         return true
     }
 
@@ -194,19 +195,19 @@ public struct TenantPartition {
     @discardableResult
     public mutating func removeAll(primary: KeyDigest) -> Int {
         guard let variants = variantsByPrimary[primary] else { return 0 }
-        return variants.storageKeys.reduce(0) { $0 + (remove(storageKey: $1) ? 1 : 0) }
+        return variants.storageKeys.members.reduce(0) { $0 + (remove(storageKey: $1) ? 1 : 0) }
     }
 
     /// Purges every entry tagged `tag`.
     public mutating func removeAll(tag: KeyDigest) -> Int {
         guard let keys = storageKeysByTag[tag] else { return 0 }
-        return keys.reduce(0) { $0 + (remove(storageKey: $1) ? 1 : 0) }
+        return keys.members.reduce(0) { $0 + (remove(storageKey: $1) ? 1 : 0) }
     }
 
     /// Purges every cache key under a prefix digest.
     public mutating func removeAll(prefix: KeyDigest) -> Int {
         guard let primaries = primariesByPrefix[prefix] else { return 0 }
-        return primaries.reduce(0) { $0 + removeAll(primary: $1) }
+        return primaries.members.reduce(0) { $0 + removeAll(primary: $1) }
     }
 
     /// Drops the whole partition; returns how many entries went.
