@@ -7,7 +7,16 @@ local mode = os.getenv("MODE") or "fill"
 local start = tonumber(os.getenv("START") or "0")
 local limit = tonumber(os.getenv("LIMIT") or "1000")
 local counter = 0
-math.randomseed(os.time())
+-- Each thread its own seed (setup runs once per thread before it starts), or both wrk threads
+-- would ask the same sequence of keys.
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("seed", os.time() * 16 + threads)
+end
+init = function(args)
+  math.randomseed(seed or os.time())
+end
 request = function()
   local n
   if mode == "fill" then

@@ -5,9 +5,11 @@
 # in Python would make filling a million entries take minutes). The node runs encrypted with Redis
 # as L2, so the same entries land in both tiers; Varnish is filled with the same objects.
 # - edge-node: RSS growth from the 1,000-entry point (one per tenant, every tenant's pools warm) to
-#   the full store, per entry, less the entry's sealed bytes (from /_edge/stats: charged bytes minus
-#   the 160-byte index allowance each entry is charged);
-# - Redis: `used_memory` growth per entry as the node's L2 stores it;
+#   the full store, per entry, less the entry's sealed bytes (from /_edge/stats: each entry is
+#   charged its sealed bytes, a 160-byte allowance and 48 per prefix digest; /m/N has four: /, /m,
+#   /m/ and /m/N);
+# - Redis: `used_memory` growth per entry as the node's L2 stores it, less the value (the sealed
+#   bytes and L2EntryCodec's 60-byte header);
 # - Varnish: RSS growth of its worker process per object, and `SMA.s0.g_bytes` (its storage's own
 #   count) per object, each less the 1,024 body bytes.
 # Flatness: wrk -t2 -c64 on random keys among the first 1,000, then among all, on the same node.
@@ -70,7 +72,9 @@ lines = [
 lines += [f'  - {{ id: t{n}, hosts: [t{n}.mem.test], upstream: "http://127.0.0.1:{up}" }}' for n in range(int(tenants))]
 open(path, "w").write("\n".join(lines) + "\n")
 PY
-"$bindir/edge-node" run --config "$dir/edge.yaml" > "$dir/edge.log" 2>&1 & node_pid=$!; pids+=($node_pid)
+# NODE_ENV: environment for the node only (e.g. GLIBC_TUNABLES=glibc.malloc.hugetlb=1).
+env ${NODE_ENV:-} "$bindir/edge-node" run --config "$dir/edge.yaml" > "$dir/edge.log" 2>&1 & node_pid=$!
+pids+=($node_pid)
 varnishd -n "$dir/varnish" -a "127.0.0.1:$varnish" -b "127.0.0.1:$up" -s malloc,4g -P "$dir/varnish.pid" > /dev/null
 for port in "$up" "$redis_port" "$node" "$admin" "$varnish"; do wait_port "$port"; done
 token=$(cat "$secrets/admin.token")
@@ -99,8 +103,16 @@ print(sum(t["entries"] for t in l1), sum(t["bytes"] for t in l1))'
 redis_used() { redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
 varnish_child() { pgrep -P "$(cat "$dir/varnish.pid")" | head -1; }
 varnish_stat() { varnishstat -n "$dir/varnish" -1 -f "$1" | awk '{print $2}'; }
-run_hits() {  # limit -> "rps p50 p99 p999"
+hit_total() {  # hits counted by the node over every tenant
+  curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$admin/metrics" \
+    | awk '/^edge_requests_total\{/ && /cache_status="hit"/ {sum += $2} END {printf "%d", sum}'
+}
+run_hits() {  # limit -> "rps p50 p99 p999"; fails unless the node counted (nearly) every answer a hit
+  local before; before=$(hit_total)
   out=$(TENANTS=$TENANTS MODE=random LIMIT=$1 wrk -t2 -c64 -d"$DURATION" -s bench/fill.lua "http://127.0.0.1:$node")
+  local requests; requests=$(awk '/requests in/ {print $1}' <<< "$out")
+  awk -v a="$before" -v b="$(hit_total)" -v n="$requests" 'BEGIN { exit !(n > 0 && (b - a) / n >= 0.99) }' \
+    || { echo "memory: only $(( $(hit_total) - before )) of $requests answers were hits" >&2; exit 1; }
   echo "$(awk '/Requests\/sec/ {print $2}' <<< "$out") $(awk '$1 ~ /^p(50|99|999)_us$/ {printf "%s ", $2}' <<< "$out")"
 }
 
@@ -110,12 +122,15 @@ sleep 1
 read -r entries_small bytes_small <<< "$(node_stats)"
 rss_small=$(rss_kib "$node_pid"); redis_small=$(redis_used)
 vrss_small=$(rss_kib "$(varnish_child)"); vbytes_small=$(varnish_stat SMA.s0.g_bytes)
+vobjects_small=$(varnish_stat MAIN.n_object)
 flat_small=$(run_hits "$TENANTS")
 started=$(date +%s)
 fill "$node" "$TENANTS" "$total"
 fill_seconds=$(( $(date +%s) - started ))
 fill "$varnish" "$TENANTS" "$total"
-sleep 2
+# L2 writes leave after the answer: wait until Redis holds still before reading it.
+previous=-1; keys=$(redis-cli -p "$redis_port" dbsize)
+while [ "$keys" != "$previous" ]; do sleep 1; previous=$keys; keys=$(redis-cli -p "$redis_port" dbsize); done
 read -r entries_full bytes_full <<< "$(node_stats)"
 rss_full=$(rss_kib "$node_pid"); redis_full=$(redis_used)
 vrss_full=$(rss_kib "$(varnish_child)"); vbytes_full=$(varnish_stat SMA.s0.g_bytes)
@@ -125,22 +140,25 @@ flat_full=$(run_hits "$total")
 mkdir -p bench/results
 python3 - "$TENANTS" "$PER_TENANT" "$fill_seconds" "$entries_small" "$bytes_small" "$entries_full" "$bytes_full" \
   "$rss_small" "$rss_full" "$redis_small" "$redis_full" "$vrss_small" "$vrss_full" "$vbytes_small" "$vbytes_full" \
-  "$vobjects" "$flat_small" "$flat_full" <<'PY' | tee bench/results/memory.md
+  "$vobjects" "$vobjects_small" "$flat_small" "$flat_full" <<'PY' | tee bench/results/memory.md
 import json, sys
 a = sys.argv[1:]
 tenants, per, fill_s = int(a[0]), int(a[1]), int(a[2])
-e0, b0, e1, b1, rss0, rss1, r0, r1, v0, v1, vb0, vb1, vobjects = (int(x) for x in a[3:16])
-small, full = [float(x) for x in a[16].split()], [float(x) for x in a[17].split()]
+e0, b0, e1, b1, rss0, rss1, r0, r1, v0, v1, vb0, vb1, vobjects, v_objects0 = (int(x) for x in a[3:17])
+small, full = [float(x) for x in a[17].split()], [float(x) for x in a[18].split()]
 added = e1 - e0
-sealed = (b1 - b0 - 160 * added) / added  # charged bytes = sealed + 160 per entry (no tags here)
+# charged = sealed + 160 + 48 per prefix digest (four for /m/N; no tags here): CacheEntry.chargedBytes
+# and TenantPartition.insert
+sealed = (b1 - b0) / added - 160 - 48 * 4
+l2_value = sealed + 60  # L2EntryCodec.fixedHeaderBytes before the sealed bytes
 node_growth = (rss1 - rss0) * 1024 / added
 redis_growth = (r1 - r0) / added
-objects = vobjects - e0
+objects = vobjects - v_objects0
 varnish_rss = (v1 - v0) * 1024 / objects
 varnish_sma = (vb1 - vb0) / objects
 rows = [
     ("edge-node L1 (RSS)", node_growth, node_growth - sealed, f"sealed {sealed:,.0f} B"),
-    ("Redis `used_memory` (the node's L2)", redis_growth, redis_growth - sealed, f"sealed {sealed:,.0f} B"),
+    ("Redis `used_memory` (the node's L2)", redis_growth, redis_growth - l2_value, f"value {l2_value:,.0f} B"),
     ("Varnish worker RSS", varnish_rss, varnish_rss - 1024, "body 1,024 B"),
     ("Varnish `SMA.s0.g_bytes`", varnish_sma, varnish_sma - 1024, "body 1,024 B"),
 ]

@@ -90,7 +90,9 @@ public struct OriginConfig: Sendable, Equatable {
         check(logRetentionEvents >= 1, "log_retention_events", "must be 1 or more")
         var names = Set<String>()
         for (index, region) in regions.enumerated() {
-            check(!region.region.name.isEmpty, "regions[\(index)].name", "must not be empty")
+            // sent in every bundle, where each node checks it the same way
+            check(
+                EdgeConfig.isRegionName(region.region.name), "regions[\(index)].name", EdgeConfig.regionNameRule)
             check(
                 names.insert(region.region.name).inserted, "regions[\(index)].name",
                 "'\(region.region.name)' appears twice")

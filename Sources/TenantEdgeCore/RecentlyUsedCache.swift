@@ -9,9 +9,11 @@ public struct RecentlyUsedCache<Key: Hashable & Sendable, Value: Sendable>: Send
     private var older: [Key: Value] = [:]
 
     /// - Parameter capacity: the most entries held; at least 2.
-    public init(capacity: Int) {
+    /// - Parameter reserving: whether to reserve room for `capacity / 2` at once (a table made per
+    ///   event loop, or one that may stay unused, grows as it fills instead).
+    public init(capacity: Int, reserving: Bool = true) {
         self.capacity = max(2, capacity)
-        recent.reserveCapacity(self.capacity / 2)
+        if reserving { recent.reserveCapacity(self.capacity / 2) }
     }
 
     public var count: Int { recent.count + older.count }

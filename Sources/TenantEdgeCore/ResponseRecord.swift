@@ -92,12 +92,13 @@ public struct ResponseRecord: Sendable, Equatable {
 /// Which upstream headers are stored and shown to clients.
 public enum StoredHeaders {
     /// Removes hop-by-hop headers, `Surrogate-Key` (returned as tags) and the headers the cache
-    /// writes itself per response (`Age`, `Content-Length`, the listener's `X-Edge-Region`), so an
-    /// upstream cannot make a stored answer carry a second, contradicting copy. Returns the tags.
+    /// writes itself per response (`Age`, `Content-Length`, `X-Edge-Region`,
+    /// `X-Edge-Preferred-Region`), so an upstream cannot make a stored answer carry a second,
+    /// contradicting copy. Returns the tags.
     public static func prepare(_ headers: inout [HeaderField]) -> [String] {
         HopByHop.strip(&headers)
         let tags = StoragePolicy.tags(from: headers)
-        let recomputed = ["surrogate-key", "age", "content-length", "x-edge-region"]
+        let recomputed = ["surrogate-key", "age", "content-length", "x-edge-region", "x-edge-preferred-region"]
         headers.removeAll { field in recomputed.contains { field.name.caseInsensitiveEquals($0) } }
         return tags
     }

@@ -89,7 +89,16 @@ public struct TenantPartition {
     }
 
     /// Finds the entry for a primary key, marking it most recently used.
+    /// A response without `Vary` is stored under its primary digest, and a primary's variants are
+    /// either all without `Vary` (one, under the primary) or all with it (under variant digests;
+    /// `insert` drops the others when the upstream changes its `Vary`), so the slot index answers
+    /// the common case alone: one hash lookup, not two, which shows when a million entries no
+    /// longer fit the CPU's caches.
     public mutating func lookup(primary: KeyDigest) -> Lookup {
+        if let slot = slotByKey[primary] {
+            touch(slot)
+            return .found(slots[slot].entry)
+        }
         guard let variants = variantsByPrimary[primary] else { return .miss }
         if !variants.varyNames.isEmpty { return .needsVariant(varyNames: variants.varyNames) }
         return entry(storageKey: primary).map(Lookup.found) ?? .miss
@@ -111,6 +120,9 @@ public struct TenantPartition {
         // The prefix index lives outside the entry but is this tenant's memory: charged with it.
         let charge = entry.chargedBytes + prefixDigests.count * 48
         guard charge <= quotaBytes else { return false }
+        // A response that varies is never stored under its primary digest: `lookup` serves what
+        // it finds there to any request (an L2 directory that says otherwise is refused here).
+        guard varyNames.isEmpty || storageKey != primary else { return false }
         remove(storageKey: storageKey)
         if let existing = variantsByPrimary[primary], existing.varyNames != varyNames {
             removeAll(primary: primary)  // the upstream changed its Vary: older variants no longer apply

@@ -28,6 +28,8 @@ package final class EdgeRuntime: Sendable {
     let eventLoop: any EventLoop
     /// Every event loop, so a table swap can reach each lane's copy of the table.
     private let group: any EventLoopGroup
+    /// Set when the node stops: the event loops may be gone, so nothing is scheduled on them.
+    private let stopping = Atomic<Bool>(false)
     let clock: any CacheClock
     let upstream: UpstreamClient
     let metrics: EdgeMetrics
@@ -176,6 +178,7 @@ package final class EdgeRuntime: Sendable {
         // Each lane keeps the table it last read until its next request; an idle event loop would
         // keep the old one, with retired keys' contexts and removed tenants' tiers, alive. Each
         // loop picks up the new table now instead.
+        guard !stopping.load(ordering: .acquiring) else { return }
         for loop in group.makeIterator() { loop.execute { [self] in _ = self.table } }
     }
 
@@ -213,6 +216,7 @@ package final class EdgeRuntime: Sendable {
     }
 
     func shutdown() async {
+        stopping.store(true, ordering: .releasing)
         try? await upstream.shutdown()
         let table = self.table
         for follower in table.purgeFollowers { await follower.stop() }

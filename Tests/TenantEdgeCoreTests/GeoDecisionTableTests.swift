@@ -42,17 +42,24 @@ struct GeoDecisionTableTests {
         }
     }
 
-    @Test func aNewGenerationEmptiesTheTable() {
+    @Test func aLaterEpochEmptiesTheTableAndAnEarlierOneLeavesIt() {
+        typealias Epoch = GeoDecisionTable.Epoch
         var table = GeoDecisionTable(capacity: 16)
-        for n in 0..<5 {
-            _ = table.record(Self.decision("r"), for: IPAddress(ipv4: UInt32(n)), residency: [], location: nil)
+        let first = Epoch(tableVersion: 3, resets: 0)
+        #expect(table.enter(first) == 0 && table.epoch == first)
+        for n: UInt32 in 0..<5 {
+            _ = table.record(Self.decision("r"), for: IPAddress(ipv4: n), residency: [], location: nil)
         }
-        #expect(table.enter(generation: 0) == 0 && table.count == 5)
-        #expect(table.enter(generation: 1) == -5 && table.count == 0 && table.generation == 1)
+        #expect(table.enter(first) == 0 && table.count == 5)
+        // a request that began before the bundle: the table stays, and the caller sees it is not its epoch
+        #expect(table.enter(Epoch(tableVersion: 2, resets: 7)) == 0 && table.count == 5 && table.epoch == first)
+        let reset = Epoch(tableVersion: 3, resets: 1)
+        #expect(table.enter(reset) == -5 && table.count == 0 && table.epoch == reset)
         guard case .unknown = table.lookup(IPAddress(ipv4: 1), residency: []) else {
-            Issue.record("a decision survived the generation change")
+            Issue.record("a decision survived the reset")
             return
         }
+        #expect(Epoch(tableVersion: 4, resets: 0) > reset, "a newer bundle is later whatever the resets")
     }
 
     @Test func profilesPerAddressAndEntriesAreBounded() {

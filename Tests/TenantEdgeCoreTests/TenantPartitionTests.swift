@@ -86,6 +86,40 @@ struct TenantPartitionTests {
             return
         }
     }
+
+    @Test func aVaryingResponseIsNeverStoredUnderItsPrimary() {
+        // `lookup` answers from the primary's own slot without asking for the variant: a varying
+        // response there would be served to every client, whatever its headers.
+        var partition = TenantPartition(quotaBytes: 1 << 20)
+        let stored = partition.insert(
+            Self.entry(bytes: 10), primary: Self.key(1), storageKey: Self.key(1), varyNames: ["cookie"],
+            prefixDigests: [])
+        #expect(!stored)
+        guard case .miss = partition.lookup(primary: Self.key(1)) else {
+            Issue.record("a varying response was stored under its primary")
+            return
+        }
+        // The upstream drops its Vary: the plain entry replaces the variants and is found directly.
+        partition.insert(
+            Self.entry(bytes: 10), primary: Self.key(2), storageKey: Self.key(21), varyNames: ["accept"],
+            prefixDigests: [])
+        partition.insert(
+            Self.entry(bytes: 20), primary: Self.key(2), storageKey: Self.key(2), varyNames: [], prefixDigests: [])
+        guard case .found(let entry) = partition.lookup(primary: Self.key(2)) else {
+            Issue.record("the plain entry was not found")
+            return
+        }
+        let oldVariant = partition.entry(storageKey: Self.key(21))
+        #expect(entry.sealed.count == 20 && oldVariant == nil && partition.count == 1)
+        // and back: the variants replace the plain entry, which is no longer served directly
+        partition.insert(
+            Self.entry(bytes: 30), primary: Self.key(2), storageKey: Self.key(22), varyNames: ["accept"],
+            prefixDigests: [])
+        guard case .needsVariant = partition.lookup(primary: Self.key(2)) else {
+            Issue.record("the plain entry outlived the upstream's new Vary")
+            return
+        }
+    }
 }
 
 @Suite("Tenant cache over a cipher")
@@ -281,7 +315,7 @@ struct ResponseRecordTests {
         var headers = [
             HeaderField("Age", "3"), HeaderField("Content-Length", "5"), HeaderField("Connection", "x-private"),
             HeaderField("X-Private", "1"), HeaderField("Surrogate-Key", "a b"), HeaderField("ETag", "\"e\""),
-            HeaderField("X-Edge-Region", "spoofed"),
+            HeaderField("X-Edge-Region", "spoofed"), HeaderField("X-Edge-Preferred-Region", "spoofed"),
         ]
         #expect(StoredHeaders.prepare(&headers) == ["a", "b"])
         #expect(headers == [HeaderField("ETag", "\"e\"")])

@@ -172,6 +172,18 @@ struct OriginHostileTests {
 
 @Suite("Origin config: pushes never in clear beyond loopback")
 struct OriginPushURLTests {
+    @Test func regionNamesFollowTheNodesRuleSoNoBundleIsRefusedEverywhere() {
+        var config = OriginConfig()
+        config.certFile = "c"
+        config.keyFile = "k"
+        config.regions = ["eu-west", "EU West", "us\r\nx-evil: 1"].map {
+            .init(region: RegionConfig(name: $0, lat: 0, lon: 0, publicURL: "https://eu.test"), nodes: [])
+        }
+        let keys = config.validate().map(\.key)
+        #expect(!keys.contains("regions[0].name"))
+        #expect(keys.contains("regions[1].name") && keys.contains("regions[2].name"))
+    }
+
     @Test func adminURLsMustBeHTTPSOutsideLoopback() {
         var config = OriginConfig()
         config.certFile = "c"

@@ -27,8 +27,9 @@ public final class GeoRouting: Sendable {
     private let laneDecisions = LaneLocal<GeoDecisionTable>()
     private let sharedDecisions: Mutex<GeoDecisionTable>
     private let decisionCapacity: Int
-    /// Moves when every cached decision must go; each table catches up on its next use.
-    private let decisionGeneration = Atomic<Int>(0)
+    /// Moves when every cached decision must go (with the table version, the epoch); each table
+    /// catches up on its next use.
+    private let decisionResets = Atomic<Int>(0)
     /// Hits, misses and the entries held, per lane, summed when read.
     private let decisionCounters = LaneCounters(count: 3)
     private let health = Mutex(RegionHealth())
@@ -46,7 +47,7 @@ public final class GeoRouting: Sendable {
         trustedProxies = try TrustedProxies(config.geoip.trustedProxies)
         self.logger = logger
         decisionCapacity = config.geoip.decisionCacheEntries
-        sharedDecisions = Mutex(GeoDecisionTable(capacity: config.geoip.decisionCacheEntries))
+        sharedDecisions = Mutex(GeoDecisionTable(capacity: config.geoip.decisionCacheEntries))  // grows as used
         if let path = config.geoip.database, !path.isEmpty {
             self.path = path
             let identity = FileIdentity(path: path)
@@ -109,15 +110,19 @@ public final class GeoRouting: Sendable {
     /// decided before for the same residency. `regions` is asked only on a miss.
     public func decide(address: IPAddress, tenant: TenantConfig, regions: () -> [RegionConfig]) -> RegionRouter.Decision
     {
-        decide(address: address, residency: tenant.residency, regions: regions)
+        decide(address: address, residency: tenant.residency, tableVersion: 0, regions: regions)
     }
 
     /// `decide` for a residency profile: the hit path passes only the tenant's `residency`, not a
-    /// copy of its whole config.
-    func decide(address: IPAddress, residency: [String], regions: () -> [RegionConfig]) -> RegionRouter.Decision {
-        let generation = decisionGeneration.load(ordering: .acquiring)
-        let (found, dropped) = withDecisions { table in
-            let dropped = table.enter(generation: generation)
+    /// copy of its whole config, and the version of the table snapshot `regions` comes from.
+    func decide(address: IPAddress, residency: [String], tableVersion: Int, regions: () -> [RegionConfig])
+        -> RegionRouter.Decision
+    {
+        let epoch = GeoDecisionTable.Epoch(
+            tableVersion: tableVersion, resets: decisionResets.load(ordering: .acquiring))
+        let (found, dropped) = withDecisions { table -> (GeoDecisionTable.Lookup, Int) in
+            let dropped = table.enter(epoch)
+            guard table.epoch == epoch else { return (.unknown, dropped) }  // a request older than the table
             return (table.lookup(address, residency: residency), dropped)
         }
         if dropped != 0 { decisionCounters.add(DecisionCounter.entries.rawValue, dropped) }
@@ -126,18 +131,19 @@ public final class GeoRouting: Sendable {
         case .decided(let decision):
             decisionCounters.add(DecisionCounter.hits.rawValue)
             return decision
-        case .located(let known): location = known
-        case .unknown: location = lookUp(address)
+        case .located(let known):
+            decisionCounters.add(DecisionCounter.hits.rawValue)  // the location came from the table, not the file
+            location = known
+        case .unknown:
+            decisionCounters.add(DecisionCounter.misses.rawValue)
+            location = lookUp(address)
         }
-        decisionCounters.add(DecisionCounter.misses.rawValue)
         let known = regions()
         let decision = RegionRouter.choose(
             location: location, residency: residency, regions: known, healthy: healthy(known), home: home)
         let added = withDecisions { table in
-            // decided under an older generation (health or bundle moved meanwhile): not kept
-            guard table.generation == generation, decisionGeneration.load(ordering: .acquiring) == generation else {
-                return 0
-            }
+            // decided under an older epoch (health, a reload or a bundle moved meanwhile): not kept
+            guard table.epoch == epoch, decisionResets.load(ordering: .acquiring) == epoch.resets else { return 0 }
             return table.record(decision, for: address, residency: residency, location: location)
         }
         if added != 0 { decisionCounters.add(DecisionCounter.entries.rawValue, added) }
@@ -155,7 +161,7 @@ public final class GeoRouting: Sendable {
 
     /// Drops every cached decision: the regions, a tenant's residency, health or the database changed.
     /// Each table empties itself on its next use.
-    func forgetDecisions() { decisionGeneration.add(1, ordering: .releasing) }
+    func forgetDecisions() { decisionResets.add(1, ordering: .releasing) }
 
     /// Decisions held over every event loop (tables emptied by a generation change count until
     /// their next use).

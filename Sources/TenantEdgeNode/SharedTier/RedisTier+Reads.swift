@@ -180,9 +180,12 @@ extension RedisTier {
         }
     }
 
-    /// Milliseconds of `timeout_ms` left since `started`; nil when none is.
+    /// Milliseconds of `timeout_ms` left since `started` for the script that follows a plain read;
+    /// nil (the read is a miss) when less than a quarter is: a call given a sliver of the timeout
+    /// would time out for our own reason, and a timeout counts against the breaker every tenant
+    /// of this Redis shares.
     private func timeLeft(since started: NIODeadline) -> Int? {
         let left = timeoutMs - Int((NIODeadline.now() - started).nanoseconds / 1_000_000)
-        return left > 0 ? left : nil
+        return left >= max(1, timeoutMs / 4) ? left : nil
     }
 }

@@ -59,7 +59,8 @@ struct TenantTrafficResponder: HTTPResponder {
         var preferred: String? = nil
         if cache.tenant.geoMode != .off, let address = runtime.geo.clientAddress(of: request) {
             let decision = runtime.geo.decide(
-                address: address, residency: cache.tenant.residency, regions: { table.regions })
+                address: address, residency: cache.tenant.residency, tableVersion: table.version,
+                regions: { table.regions })
             preferred = decision.region
             if cache.tenant.geoMode == .hint { hint = decision.region }
             if cache.tenant.geoMode == .redirect, decision.region != runtime.config.node.region,
