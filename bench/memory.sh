@@ -115,6 +115,14 @@ run_hits() {  # limit -> "rps p50 p99 p999"; fails unless the node counted (near
     || { echo "memory: only $(( $(hit_total) - before )) of $requests answers were hits" >&2; exit 1; }
   echo "$(awk '/Requests\/sec/ {print $2}' <<< "$out") $(awk '$1 ~ /^p(50|99|999)_us$/ {printf "%s ", $2}' <<< "$out")"
 }
+varnish_hits() {  # limit -> the same for Varnish, its hits counted by MAIN.cache_hit
+  local before; before=$(varnish_stat MAIN.cache_hit)
+  out=$(TENANTS=$TENANTS MODE=random LIMIT=$1 wrk -t2 -c64 -d"$DURATION" -s bench/fill.lua "http://127.0.0.1:$varnish")
+  local requests; requests=$(awk '/requests in/ {print $1}' <<< "$out")
+  awk -v a="$before" -v b="$(varnish_stat MAIN.cache_hit)" -v n="$requests" \
+    'BEGIN { exit !(n > 0 && (b - a) / n >= 0.99) }' || { echo "memory: Varnish answered misses" >&2; exit 1; }
+  echo "$(awk '/Requests\/sec/ {print $2}' <<< "$out") $(awk '$1 ~ /^p(50|99|999)_us$/ {printf "%s ", $2}' <<< "$out")"
+}
 
 # The 1,000-entry point: one entry per tenant, so every tenant's partition and pools exist.
 fill "$node" 0 "$TENANTS"; fill "$varnish" 0 "$TENANTS"
@@ -123,7 +131,7 @@ read -r entries_small bytes_small <<< "$(node_stats)"
 rss_small=$(rss_kib "$node_pid"); redis_small=$(redis_used)
 vrss_small=$(rss_kib "$(varnish_child)"); vbytes_small=$(varnish_stat SMA.s0.g_bytes)
 vobjects_small=$(varnish_stat MAIN.n_object)
-flat_small=$(run_hits "$TENANTS")
+flat_small=$(run_hits "$TENANTS"); varnish_small=$(varnish_hits "$TENANTS")
 started=$(date +%s)
 fill "$node" "$TENANTS" "$total"
 fill_seconds=$(( $(date +%s) - started ))
@@ -135,17 +143,18 @@ read -r entries_full bytes_full <<< "$(node_stats)"
 rss_full=$(rss_kib "$node_pid"); redis_full=$(redis_used)
 vrss_full=$(rss_kib "$(varnish_child)"); vbytes_full=$(varnish_stat SMA.s0.g_bytes)
 vobjects=$(varnish_stat MAIN.n_object)
-flat_full=$(run_hits "$total")
+flat_full=$(run_hits "$total"); varnish_full=$(varnish_hits "$total")
 
 mkdir -p bench/results
 python3 - "$TENANTS" "$PER_TENANT" "$fill_seconds" "$entries_small" "$bytes_small" "$entries_full" "$bytes_full" \
   "$rss_small" "$rss_full" "$redis_small" "$redis_full" "$vrss_small" "$vrss_full" "$vbytes_small" "$vbytes_full" \
-  "$vobjects" "$vobjects_small" "$flat_small" "$flat_full" <<'PY' | tee bench/results/memory.md
+  "$vobjects" "$vobjects_small" "$flat_small" "$flat_full" "$varnish_small" "$varnish_full" <<'PY' | tee bench/results/memory.md
 import json, sys
 a = sys.argv[1:]
 tenants, per, fill_s = int(a[0]), int(a[1]), int(a[2])
 e0, b0, e1, b1, rss0, rss1, r0, r1, v0, v1, vb0, vb1, vobjects, v_objects0 = (int(x) for x in a[3:17])
 small, full = [float(x) for x in a[17].split()], [float(x) for x in a[18].split()]
+vsmall, vfull = [float(x) for x in a[19].split()], [float(x) for x in a[20].split()]
 added = e1 - e0
 # charged = sealed + 160 + 48 per prefix digest (four for /m/N; no tags here): CacheEntry.chargedBytes
 # and TenantPartition.insert
@@ -170,18 +179,22 @@ print("|---|---:|---:|---|")
 for name, per_entry, overhead, data in rows:
     print(f"| {name} | {per_entry:,.0f} | {overhead:,.0f} | {data} |")
 print("\n## Hit latency from 1,000 to all entries (wrk -t2 -c64, random keys over 1,000 tenants)\n")
-print("| stored entries | req/s | p50 ms | p99 ms | p99.9 ms |")
-print("|---:|---:|---:|---:|---:|")
-for count, (rps, p50, p99, p999) in ((e0, small), (e1, full)):
-    print(f"| {count:,} | {rps:,.0f} | {p50 / 1000:.2f} | {p99 / 1000:.2f} | {p999 / 1000:.2f} |")
+print("| system | stored entries | req/s | p50 ms | p99 ms | p99.9 ms |")
+print("|---|---:|---:|---:|---:|---:|")
+for system, count, (rps, p50, p99, p999) in (
+    ("edge-node", e0, small), ("edge-node", e1, full), ("Varnish", v_objects0, vsmall), ("Varnish", vobjects, vfull)
+):
+    print(f"| {system} | {count:,} | {rps:,.0f} | {p50 / 1000:.2f} | {p99 / 1000:.2f} | {p999 / 1000:.2f} |")
 ratio = full[0] / small[0]
-print(f"\n- req/s at {e1:,} over at {e0:,}: {ratio:.2f}; p99 {full[2] / small[2]:.2f}×")
+varnish_ratio = vfull[0] / vsmall[0]
+print(f"\n- edge-node req/s at {e1:,} over at {e0:,}: {ratio:.2f}; p99 {full[2] / small[2]:.2f}×")
+print(f"- Varnish the same: {varnish_ratio:.2f}; p99 {vfull[2] / vsmall[2]:.2f}×")
 json.dump({
     "tenants": tenants, "per_tenant": per, "entries": e1, "fill_seconds": fill_s,
     "per_entry": {name: {"bytes": round(v), "overhead": round(o)} for name, v, o, _ in rows},
     "sealed_bytes": round(sealed),
     "flatness": {"small": {"entries": e0, "rps": small[0], "p50_us": small[1], "p99_us": small[2], "p999_us": small[3]},
                  "full": {"entries": e1, "rps": full[0], "p50_us": full[1], "p99_us": full[2], "p999_us": full[3]},
-                 "rps_ratio": ratio},
+                 "rps_ratio": ratio, "varnish_rps_ratio": varnish_ratio},
 }, open("bench/results/memory.json", "w"), indent=2)
 PY

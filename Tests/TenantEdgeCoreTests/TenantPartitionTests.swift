@@ -87,6 +87,40 @@ struct TenantPartitionTests {
         }
     }
 
+    @Test func plainEntriesLeaveNoIndexBehindWhenPurgedEvictedOrReplaced() {
+        // room for three entries of 10 bytes, each with one tag and two prefixes
+        var partition = TenantPartition(quotaBytes: 3 * (10 + 160 + 48 + 2 * 48))
+        let (directory, tag) = (Self.key(900), Self.key(901))
+        for n in 0..<5 {  // two evicted on the way
+            partition.insert(
+                Self.entry(bytes: 10, tags: [tag]), primary: Self.key(n), storageKey: Self.key(n), varyNames: [],
+                prefixDigests: [directory, Self.key(100 + n)])
+        }
+        #expect(partition.count == 3 && partition.evictions == 2)
+        #expect(partition.removeAll(prefix: Self.key(100)) == 0, "an evicted entry's own prefix is gone")
+        #expect(partition.removeAll(prefix: Self.key(104)) == 1)
+        #expect(partition.removeAll(tag: tag) == 2 && partition.count == 0 && partition.usedBytes == 0)
+        #expect(partition.removeAll(prefix: directory) == 0, "the directory's index emptied with its entries")
+        // a plain entry replaced by itself keeps one index membership, not two
+        for _ in 0..<3 {
+            partition.insert(
+                Self.entry(bytes: 10), primary: Self.key(7), storageKey: Self.key(7), varyNames: [],
+                prefixDigests: [directory])
+        }
+        #expect(partition.count == 1 && partition.removeAll(prefix: directory) == 1 && partition.count == 0)
+        // purge by key takes a plain entry and, after the upstream began to vary, its variants
+        partition.insert(
+            Self.entry(bytes: 10), primary: Self.key(8), storageKey: Self.key(8), varyNames: [], prefixDigests: [])
+        #expect(partition.removeAll(primary: Self.key(8)) == 1)
+        partition.insert(
+            Self.entry(bytes: 10), primary: Self.key(8), storageKey: Self.key(8), varyNames: [], prefixDigests: [])
+        partition.insert(
+            Self.entry(bytes: 10), primary: Self.key(8), storageKey: Self.key(81), varyNames: ["accept"],
+            prefixDigests: [directory])
+        #expect(partition.count == 1, "the plain entry went when the upstream began to vary")
+        #expect(partition.removeAll(prefix: directory) == 1 && partition.count == 0 && partition.usedBytes == 0)
+    }
+
     @Test func aVaryingResponseIsNeverStoredUnderItsPrimary() {
         // `lookup` answers from the primary's own slot without asking for the variant: a varying
         // response there would be served to every client, whatever its headers.
