@@ -8,7 +8,8 @@ import TenantEdgeNative
 
 /// Geo-IP on the node: the client's address (the peer, or what a trusted
 /// proxy says), its location in the MaxMind database, and the region chosen for it, kept per
-/// address and tenant so that a repeat client costs one hash lookup.
+/// event loop by address and residency profile (`GeoDecisionTable`), so that a repeat client costs
+/// one hash lookup.
 ///
 /// The database can be replaced on disk while the node runs: `reload` opens the new file and
 /// swaps it in; a lookup holds its own reference, so lookups in flight finish on the old one,
@@ -163,8 +164,7 @@ public final class GeoRouting: Sendable {
     /// Each table empties itself on its next use.
     func forgetDecisions() { decisionResets.add(1, ordering: .releasing) }
 
-    /// Decisions held over every event loop (tables emptied by a generation change count until
-    /// their next use).
+    /// Decisions held over every event loop (a table a new epoch retired counts until its next use).
     var cachedDecisions: Int { max(0, decisionCounters.total(DecisionCounter.entries.rawValue)) }
 
     func healthy(_ regions: [RegionConfig]) -> Set<String> { health.withLock { $0.healthy(regions, home: home) } }
