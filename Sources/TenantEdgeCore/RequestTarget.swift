@@ -65,35 +65,50 @@ public enum RequestTarget {
     }
 
     /// One pass over an origin-form target: whether every byte is allowed (`isTargetByte`) and
-    /// whether it is in normal form (`isNormal`).
+    /// whether it is in normal form (`NormalFormScan`, the rule `isNormal` applies).
     private static func scanOriginForm(_ bytes: UnsafeBufferPointer<UInt8>) -> (allowed: Bool, normal: Bool) {
-        var normal = true
-        var inPath = true
-        var previous: UInt8 = 0
-        var beforePrevious: UInt8 = 0
+        var scan = NormalFormScan()
         for byte in bytes {
             guard isTargetByte(byte) else { return (false, false) }
-            guard inPath else { continue }
+            scan.read(byte)
+        }
+        return (true, scan.isNormal)
+    }
+
+    /// The normal-form rule read one byte at a time, so that `isNormal` and the accepting scan
+    /// apply one rule: in the path (before `?`), no `%`, no `//`, no `/./` or `../`, and no
+    /// ending in `/.` or `/..`.
+    struct NormalFormScan {
+        private var previous: UInt8 = 0
+        private var beforePrevious: UInt8 = 0
+        private var inPath = true
+        private var broken = false
+
+        mutating func read(_ byte: UInt8) {
+            guard inPath, !broken else { return }
             if byte == UInt8(ascii: "?") {
                 inPath = false
-                continue
+                return
             }
-            if byte == UInt8(ascii: "%") { normal = false }
+            if byte == UInt8(ascii: "%") { broken = true }
             if byte == UInt8(ascii: "/") {
-                if previous == UInt8(ascii: "/") { normal = false }
+                if previous == UInt8(ascii: "/") { broken = true }  // `//`
                 if previous == UInt8(ascii: "."),
                     beforePrevious == UInt8(ascii: "/") || beforePrevious == UInt8(ascii: ".")
                 {
-                    normal = false
+                    broken = true  // `/./` or `../`
                 }
             }
             beforePrevious = previous
             previous = byte
         }
-        let endsInDotSegment =
-            previous == UInt8(ascii: ".")
-            && (beforePrevious == UInt8(ascii: "/") || beforePrevious == UInt8(ascii: "."))
-        return (true, normal && !endsInDotSegment)
+
+        var isNormal: Bool {
+            let endsInDotSegment =
+                previous == UInt8(ascii: ".")
+                && (beforePrevious == UInt8(ascii: "/") || beforePrevious == UInt8(ascii: "."))
+            return !broken && !endsInDotSegment
+        }
     }
 
     /// Visible ASCII but `#` and backslash.
@@ -104,26 +119,9 @@ public enum RequestTarget {
     /// Whether `normalize` would leave the target as it is: no `%` in the path, no `//`, no dot
     /// segment. Checked first, so a target already in normal form costs one pass and no copy.
     public static func isNormal(_ target: String) -> Bool {
-        var previous: UInt8 = 0
-        var beforePrevious: UInt8 = 0
-        for byte in target.utf8 {
-            if byte == UInt8(ascii: "?") { break }
-            if byte == UInt8(ascii: "%") { return false }
-            if byte == UInt8(ascii: "/") {
-                if previous == UInt8(ascii: "/") { return false }  // `//`
-                if previous == UInt8(ascii: "."),
-                    beforePrevious == UInt8(ascii: "/") || beforePrevious == UInt8(ascii: ".")
-                {
-                    return false  // `/./` or `../`
-                }
-            }
-            beforePrevious = previous
-            previous = byte
-        }
-        // A path ending in `/.` or `/..`.
-        return
-            !(previous == UInt8(ascii: ".")
-            && (beforePrevious == UInt8(ascii: "/") || beforePrevious == UInt8(ascii: ".")))
+        var scan = NormalFormScan()
+        for byte in target.utf8 { scan.read(byte) }
+        return scan.isNormal
     }
 
     /// Whether a target appended to an upstream's base path stays under it on any common upstream:

@@ -21,9 +21,9 @@ final class EdgeMetrics: Sendable {
     }
 
     let registry: PrometheusCollectorRegistry
-    /// Per tenant: the counters last exported and what they read then, so a scrape adds the difference.
-    /// Per tenant: the counters last reported (held, so a rebuilt cache's new counters can never
-    /// take the old one's address and be mistaken for it) and the totals reported from them.
+    /// Per tenant, so a scrape adds the difference: the counters last reported (held, so a rebuilt
+    /// cache's new counters can never take the old one's address and be mistaken for it) and the
+    /// totals reported from them.
     private let requestsReported = Mutex<[String: (counters: TenantCounters, totals: [Int])]>([:])
     private let configVersion: Gauge
     private let invalidationLag: Gauge
