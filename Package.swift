@@ -142,7 +142,12 @@ let package = Package(
         // Fuzzing only (`make fuzz`; `make test` replays the corpus): every parser of outside bytes.
         .executableTarget(
             name: "edge-fuzz",
-            dependencies: ["TenantEdgeCore", "TenantEdgeConfig"],
+            dependencies: [
+                "TenantEdgeCore", "TenantEdgeConfig", "TenantEdgeHTTP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
 

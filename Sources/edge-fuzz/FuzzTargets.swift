@@ -12,6 +12,7 @@ enum FuzzTargets {
     static let all: [String: Target] = [
         "query": query, "cache-control": cacheControl, "http-date": httpDate, "purge": purge, "feed": feed,
         "bundle": bundle, "l2-codec": l2Codec, "request-target": requestTarget,
+        "http-request": RequestDecoderDifferential.check,
     ]
 
     static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

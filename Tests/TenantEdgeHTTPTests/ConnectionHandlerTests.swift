@@ -36,7 +36,7 @@ struct ConnectionHandlerTests {
         configure(&limits)
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandler(
-            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+            ByteToMessageHandler(StrictRequestDecoder(maxHeadBytes: limits.maxHeaderBytes + HTTPListener.headSlack)))
         try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(responder: responder, limits: limits))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel

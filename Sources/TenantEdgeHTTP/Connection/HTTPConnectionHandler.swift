@@ -3,7 +3,7 @@ import NIOExtras
 import NIOHTTP1
 import TenantEdgeCore
 
-/// One HTTP/1.1 connection on the lean pipeline (NIO's `HTTPRequestDecoder` + this); the notes measured
+/// One HTTP/1.1 connection on the lean pipeline (`StrictRequestDecoder` + this); the notes measured
 /// a lean pipeline at 13 % over NIO's default one. Response heads are written by
 /// `HTTPResponseHeadWriter`, so a hit's stored header block goes out as it is. Because the pipeline
 /// has no `HTTPServerPipelineHandler`, this handler does that handler's work itself:
@@ -15,7 +15,8 @@ import TenantEdgeCore
 /// - `Connection: close` / HTTP/1.0 without keep-alive close after the response;
 /// - `Expect: 100-continue` is answered before the body is read, only to HTTP/1.1 clients and only
 ///   when nothing is ahead of it (an interim answer never overtakes an earlier final one);
-/// - a decode error is answered `400` and the connection closed;
+/// - a request the decoder refuses is answered with the refusal's status (`400`, `414`, `431`,
+///   `501`, `505`) and the connection closed;
 /// - a body over the body limit is read and dropped up to four times the limit, then refused
 ///   (`413`), since many clients cannot take an answer before they finished sending; a head over the
 ///   header limit (`431`), an announced body beyond that, or a head the responder refuses before its
@@ -269,8 +270,10 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
         if machine.lingering { return }  // what a refused client still sends may not parse; it is dropped anyway
         guard !machine.closed else { return }
         cancelTimer()
-        if machine.parseFailed(), error is HTTPParserError {
-            write(status: .badRequest, code: "bad_request", detail: "malformed HTTP request", context: context)
+        if machine.parseFailed(), let refusal = error as? RequestRefusal {
+            write(
+                status: HTTPResponseStatus(statusCode: refusal.status), code: refusal.code, detail: refusal.detail,
+                context: context)
             return
         }
         context.close(promise: nil)

@@ -11,6 +11,10 @@ package final class HTTPListener: Sendable {
     package let channel: any Channel
     private let quiesce: ServerQuiescingHelper
 
+    /// Raw head bytes allowed beyond `limits.max_header_bytes` (which the connection checks against
+    /// the head's counted size): the request line's and each line's punctuation and whitespace.
+    static let headSlack = 1024
+
     /// The port actually bound (useful when the config asks for port 0).
     package var port: Int { channel.localAddress?.port ?? 0 }
 
@@ -42,7 +46,8 @@ package final class HTTPListener: Sendable {
                     try pipeline.addHandler(InboundBytesNotifier(notifying: connection))
                     // No HTTPResponseEncoder: HTTPConnectionHandler writes response heads itself
                     // (HTTPResponseHeadWriter).
-                    try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+                    let decoder = StrictRequestDecoder(maxHeadBytes: limits.maxHeaderBytes + Self.headSlack)
+                    try pipeline.addHandler(ByteToMessageHandler(decoder))
                     try pipeline.addHandler(connection)
                 }
             }

@@ -1,0 +1,154 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import TenantEdgeHTTP
+
+/// The strict request decoder against NIO's (`HTTPRequestDecoder`, llhttp) on the same bytes, read
+/// in two pieces split where the input's first byte says. What ours produced before it refused or
+/// the bytes ran out must be what NIO produced, part by part: the same method, target, version and
+/// header fields in order, the same body bytes, the same trailers. Ours may refuse what NIO takes,
+/// never the other way round. NIO stops reading at an upgrade request (`Connection: upgrade` with
+/// `Upgrade`), which ours serves as a plain request, so the comparison ends at such a head. It
+/// also ends after a request that `isKeepAlive` on ours' head (the rule the connection handler and
+/// ours apply) says closes the connection: nothing behind it is served or read. llhttp's own
+/// keep-alive rule, which decides whether NIO reads on, differs for repeated `Connection` fields.
+enum RequestDecoderDifferential {
+    enum Part: Equatable, CustomStringConvertible {
+        case head(method: String, target: String, version: [Int], fields: [[String]])
+        case body([UInt8])
+        case end(trailers: [[String]]?)
+
+        var description: String {
+            switch self {
+            case .head(let method, let target, let version, let fields):
+                "head \(method) \(target.debugDescription) \(version) \(fields)"
+            case .body(let bytes): "body \(bytes.count) bytes"
+            case .end(let trailers): "end \(trailers.map { "\($0)" } ?? "")"
+            }
+        }
+    }
+
+    struct Decoded {
+        var parts: [Part] = []
+        var refused = false
+        /// The heads (by index in `parts`) whose `isKeepAlive` is false.
+        var closingHeads: Set<Int> = []
+
+        /// Whether the request that ends at `parts[index]` closes the connection.
+        func closesConnection(endAt index: Int) -> Bool {
+            guard let head = parts[..<index].lastIndex(where: { if case .head = $0 { true } else { false } }) else {
+                return false
+            }
+            return closingHeads.contains(head)
+        }
+    }
+
+    static let check: FuzzTargets.Target = { input in
+        guard let first = input.first else { return }
+        let bytes = Array(input.dropFirst())
+        let split = bytes.isEmpty ? 0 : Int(first) % (bytes.count + 1)
+        let ours = decode(bytes, split: split) {
+            ByteToMessageHandler(StrictRequestDecoder(maxHeadBytes: 17 * 1024))
+        }
+        let nio = decode(bytes, split: split) {
+            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
+        }
+        compare(ours: ours, nio: nio, input: bytes)
+    }
+
+    static func compare(ours: Decoded, nio: Decoded, input: [UInt8]) {
+        for (index, part) in ours.parts.enumerated() {
+            let theirs = index < nio.parts.count ? nio.parts[index] : nil
+            if part == theirs {
+                if isUpgradeHead(part) { return }
+                if case .end = part, ours.closesConnection(endAt: index) { return }
+                continue
+            }
+            if index == ours.parts.count - 1, case .body(let mine) = part {
+                let longer: [UInt8]? = if case .body(let bytes) = theirs { bytes } else { nil }
+                // Ours stopped inside a body NIO read further: its bytes must be the start of NIO's.
+                if let longer, longer.starts(with: mine), mine.count < longer.count { return }
+                // The handler serves a request only at its end, so body bytes of one that never ended
+                // are never used; NIO withholds a read's body bytes when that read fails further on.
+                // Ours refused, or waits for bytes any completion of which is an input of its own.
+                if nio.refused, longer.map({ $0.starts(with: mine) || mine.starts(with: $0) }) ?? true { return }
+            }
+            fail("part \(index): ours \(part), NIO \(theirs.map { "\($0)" } ?? "nothing")", input)
+        }
+        if !ours.refused, nio.parts.count > ours.parts.count {
+            fail("NIO read \(nio.parts[ours.parts.count]) that ours did not, and ours did not refuse", input)
+        }
+        // NIO refusing while ours still waits is no disagreement: ours has accepted nothing NIO did not
+        // read (the loop above), and any completion of the bytes it waits on is an input of its own.
+    }
+
+    static func fail(_ message: String, _ input: [UInt8]) -> Never {
+        preconditionFailure(
+            "http-request: \(message); input \(String(decoding: input, as: UTF8.self).debugDescription)")
+    }
+
+    static func isUpgradeHead(_ part: Part) -> Bool {
+        guard case .head(_, _, _, let fields) = part else { return false }
+        return isUpgrade(fields)
+    }
+
+    /// llhttp's rule: an `Upgrade` field and `upgrade` among the `Connection` tokens.
+    static func isUpgrade(_ fields: [[String]]) -> Bool {
+        let hasUpgrade = fields.contains { $0[0].lowercased() == "upgrade" }
+        let connection = fields.filter { $0[0].lowercased() == "connection" }.map { $0[1].lowercased() }
+        return hasUpgrade && connection.contains { $0.contains("upgrade") }
+    }
+
+    /// Names and values as RFC 9110 5.5 defines a field value: without its trailing whitespace, which
+    /// NIO's decoder keeps and ours drops (neither keeps the leading whitespace).
+    static func fieldPairs(_ headers: HTTPHeaders) -> [[String]] {
+        headers.map { field in
+            var value = Substring(field.value)
+            while let last = value.last, last == " " || last == "\t" { value = value.dropLast() }
+            return [field.name, String(value)]
+        }
+    }
+
+    static func decode<Decoder: ByteToMessageDecoder>(
+        _ bytes: [UInt8], split: Int, handler: () -> ByteToMessageHandler<Decoder>
+    ) -> Decoded where Decoder.InboundOut == HTTPServerRequestPart {
+        let channel = EmbeddedChannel()
+        var decoded = Decoded()
+        do {
+            try channel.pipeline.syncOperations.addHandler(handler())
+        } catch {
+            preconditionFailure("http-request: the decoder could not be added: \(error)")
+        }
+        for piece in [bytes[..<split], bytes[split...]] where !piece.isEmpty {
+            do {
+                try channel.writeInbound(ByteBuffer(bytes: piece))
+            } catch {
+                decoded.refused = true
+                break
+            }
+        }
+        while let part = try? channel.readInbound(as: HTTPServerRequestPart.self) {
+            switch part {
+            case .head(let head):
+                decoded.parts.append(
+                    .head(
+                        method: head.method.rawValue, target: head.uri,
+                        version: [head.version.major, head.version.minor],
+                        fields: fieldPairs(head.headers)))
+                if !head.isKeepAlive { decoded.closingHeads.insert(decoded.parts.count - 1) }
+            case .body(let buffer):
+                let bytes = Array(buffer.readableBytesView)
+                if bytes.isEmpty { continue }
+                if case .body(let earlier) = decoded.parts.last {
+                    decoded.parts[decoded.parts.count - 1] = .body(earlier + bytes)
+                } else {
+                    decoded.parts.append(.body(bytes))
+                }
+            case .end(let trailers):
+                decoded.parts.append(.end(trailers: trailers.map(fieldPairs)))
+            }
+        }
+        _ = try? channel.finish(acceptAlreadyClosed: true)
+        return decoded
+    }
+}

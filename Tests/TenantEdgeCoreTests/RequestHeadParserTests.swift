@@ -1,0 +1,234 @@
+import Testing
+
+@testable import TenantEdgeCore
+
+/// The strict request parser's rules, each by an input that breaks exactly one of them.
+@Suite("Strict request head parser (RFC 9112)")
+struct RequestHeadParserTests {
+    struct Parsed: Equatable {
+        var layout: RequestHeadLayout
+        var target: String
+        var fields: [[String]]
+        var consumed: Int
+    }
+
+    /// Scans (in `pieces` reads of about equal size) and parses `text`.
+    static func parse(_ text: String, pieces: Int = 1, maxHeadBytes: Int = 4096) -> Result<Parsed, RequestRefusal>? {
+        let bytes = Array(text.utf8)
+        var scanner = RequestHeadScanner(maxHeadBytes: maxHeadBytes)
+        let step = max(1, bytes.count / max(pieces, 1))
+        var available = 0
+        while true {
+            available = min(bytes.count, available + step)
+            let found = Array(bytes[0..<available]).withUnsafeBytes { scanner.scan($0) }
+            switch found {
+            case .refused(let refusal): return .failure(refusal)
+            case .incomplete where available == bytes.count: return nil
+            case .incomplete: continue
+            case .complete(let start, let end, let lines):
+                var fields: [[String]] = []
+                return bytes.withUnsafeBytes { raw in
+                    RequestHeadParser.parse(raw, start: start, end: end, lines: lines) { name, value in
+                        fields.append([String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)])
+                    }.map { layout in
+                        let target = String(
+                            decoding: UnsafeRawBufferPointer(rebasing: raw[layout.target]), as: UTF8.self)
+                        return Parsed(layout: layout, target: target, fields: fields, consumed: end)
+                    }
+                }
+            }
+        }
+    }
+
+    static func refusal(_ text: String, maxHeadBytes: Int = 4096) -> RequestRefusal.Reason? {
+        guard case .failure(let refusal) = parse(text, maxHeadBytes: maxHeadBytes) else { return nil }
+        return refusal.reason
+    }
+
+    @Test func aPlainRequestReadsAsItWasSent() throws {
+        let text =
+            "\r\nGET /v1/blob/1?size=1024 HTTP/1.1\r\nHost: api.acme.test\r\nX-Empty:\r\nX-Pad: \t a b \t\r\n\r\nNEXT"
+        let parsed = try #require(try Self.parse(text)?.get())
+        #expect(parsed.layout.method == .get)
+        #expect(parsed.target == "/v1/blob/1?size=1024")
+        #expect(parsed.layout.minorVersion == 1)
+        #expect(parsed.layout.framing == .none)
+        #expect(parsed.fields == [["Host", "api.acme.test"], ["X-Empty", ""], ["X-Pad", "a b"]])
+        #expect(parsed.consumed == text.utf8.count - 4, "the next request's bytes are left")
+    }
+
+    @Test func readsInPiecesGiveTheSameHead() throws {
+        let text = "POST /p HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0012\r\nX-A: 1\r\n\r\n"
+        let whole = try #require(try Self.parse(text)?.get())
+        #expect(whole.layout.framing == .length(12))
+        for pieces in [2, 3, 7, text.utf8.count] {
+            #expect(try Self.parse(text, pieces: pieces)?.get() == whole, "\(pieces) reads")
+        }
+        #expect(Self.parse("GET / HTTP/1.1\r\nHost: a\r\n\r") == nil, "incomplete is not refused")
+    }
+
+    @Test func framingAndVersions() throws {
+        let chunked = try #require(
+            try Self.parse("PUT /c HTTP/1.1\r\nHost: a\r\ntransfer-encoding: Chunked\r\n\r\n")?.get())
+        #expect(chunked.layout.framing == .chunked)
+        let old = try #require(try Self.parse("GET /o HTTP/1.0\r\n\r\n")?.get())
+        #expect(old.layout.minorVersion == 0, "HTTP/1.0 needs no Host")
+        let star = try #require(try Self.parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")?.get())
+        #expect(star.target == "*")
+        let absolute = try #require(try Self.parse("GET http://a.test/x?q HTTP/1.1\r\nHost: a.test\r\n\r\n")?.get())
+        #expect(absolute.target == "http://a.test/x?q")
+        for target in ["HTTPS://[::1]:8443?q", "http://a.test:80"] {
+            #expect(try Self.parse("GET \(target) HTTP/1.1\r\nHost: a.test\r\n\r\n")?.get().target == target)
+        }
+    }
+
+    @Test(arguments: [
+        ("GET / HTTP/1.1\nHost: a\n\n", RequestRefusal.Reason.bareLineFeed),
+        ("GET / HTTP/1.1\r\nHost: a\n\r\n", .bareLineFeed),
+        ("\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", .bareLineFeed),
+        ("GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n", .bareCarriageReturn),
+        ("GET / HTTP/1.1\r\nHost: a\r\n\rX\r\n\r\n", .bareCarriageReturn),
+        ("GET  / HTTP/1.1\r\nHost: a\r\n\r\n", .malformedRequestLine),
+        ("GET / HTTP/1.1 \r\nHost: a\r\n\r\n", .malformedRequestLine),
+        ("GET /\u{7F} HTTP/1.1\r\nHost: a\r\n\r\n", .malformedRequestLine),
+        ("GET /\u{E9} HTTP/1.1\r\nHost: a\r\n\r\n", .malformedRequestLine),
+        ("GARBAGE\r\n\r\n", .malformedRequestLine),
+        ("GET / HTTP/1.1x\r\nHost: a\r\n\r\n", .malformedRequestLine),
+        ("GET / HTTP/2.0\r\nHost: a\r\n\r\n", .unsupportedVersion),
+        ("GET / HTTP/1.2\r\nHost: a\r\n\r\n", .unsupportedVersion),
+        ("get / HTTP/1.1\r\nHost: a\r\n\r\n", .unknownMethod),
+        ("PURGE / HTTP/1.1\r\nHost: a\r\n\r\n", .unknownMethod),
+        ("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", .connectNotServed),
+        ("GET abc HTTP/1.1\r\nHost: a\r\n\r\n", .invalidTarget),
+        ("GET @127.0.0.1:9/x HTTP/1.1\r\nHost: a\r\n\r\n", .invalidTarget),
+        ("GET * HTTP/1.1\r\nHost: a\r\n\r\n", .invalidTarget),
+        ("GET http:// HTTP/1.1\r\nHost: a\r\n\r\n", .invalidTarget),
+        ("GET http://u@a.test/ HTTP/1.1\r\nHost: a\r\n\r\n", .invalidTarget),
+        ("GET http://a.test{/ HTTP/1.1\r\nHost: a\r\n\r\n", .invalidTarget),
+        ("GET http://a.test#f HTTP/1.1\r\nHost: a\r\n\r\n", .invalidTarget),
+        ("GET ftp://a.test/ HTTP/1.1\r\nHost: a\r\n\r\n", .invalidTarget),
+        ("GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", .obsoleteLineFolding),
+        ("GET / HTTP/1.1\r\n\tHost: a\r\n\r\n", .obsoleteLineFolding),
+        ("GET / HTTP/1.1\r\nHost : a\r\n\r\n", .invalidFieldName),
+        ("GET / HTTP/1.1\r\nHost: a\r\n: b\r\n\r\n", .invalidFieldName),
+        ("GET / HTTP/1.1\r\nHost: a\r\nNo colon\r\n\r\n", .invalidFieldName),
+        ("GET / HTTP/1.1\r\nHo(st: a\r\n\r\n", .invalidFieldName),
+        ("GET / HTTP/1.1\r\nHost: a\r\nX: a\u{0}b\r\n\r\n", .invalidFieldValue),
+        ("GET / HTTP/1.1\r\nHost: a\r\nX: a\u{1}b\r\n\r\n", .invalidFieldValue),
+        ("GET / HTTP/1.1\r\nHost: a\r\nX: a\u{7F}\r\n\r\n", .invalidFieldValue),
+        ("GET / HTTP/1.1\r\nX: 1\r\n\r\n", .missingHost),
+        ("GET http://a/ HTTP/1.1\r\n\r\n", .missingHost),
+        ("GET / HTTP/1.1\r\nHost: a\r\nhOsT: b\r\n\r\n", .duplicateHost),
+        ("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", .duplicateHost),
+        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", .duplicateContentLength),
+        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", .invalidContentLength),
+        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", .invalidContentLength),
+        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", .invalidContentLength),
+        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", .invalidContentLength),
+        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1234567890123456789\r\n\r\n", .invalidContentLength),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            .lengthWithTransferEncoding
+        ),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+            .lengthWithTransferEncoding
+        ),
+        ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", .unsupportedTransferCoding),
+        (
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            .unsupportedTransferCoding
+        ),
+        ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", .unsupportedTransferCoding),
+        ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", .transferEncodingInHTTP10),
+    ])
+    func eachRuleRefuses(_ text: String, _ reason: RequestRefusal.Reason) {
+        #expect(Self.refusal(text) == reason)
+    }
+
+    @Test func sizeAndCountLimits() {
+        let many = (0...RequestHeadParser.maxFields).map { "X-\($0): v\r\n" }.joined()
+        #expect(Self.refusal("GET / HTTP/1.1\r\nHost: a\r\n\(many)\r\n", maxHeadBytes: 1 << 20) == .tooManyFields)
+        let big = String(repeating: "b", count: 5000)
+        #expect(Self.refusal("GET / HTTP/1.1\r\nHost: a\r\nX: \(big)\r\n\r\n") == .headTooLarge)
+        #expect(Self.refusal("GET /\(big) HTTP/1.1\r\nHost: a\r\n\r\n") == .targetTooLong)
+        #expect(Self.refusal(String(repeating: "\r\n", count: 3000)) == .headTooLarge, "empty lines are bounded")
+    }
+
+    @Test func refusalsAnswerWithTheirStatus() {
+        #expect(RequestRefusal(.unknownMethod).status == 501)
+        #expect(RequestRefusal(.connectNotServed).status == 405)
+        #expect(RequestRefusal(.unsupportedVersion).status == 505)
+        #expect(RequestRefusal(.headTooLarge).code == "request_header_fields_too_large")
+        #expect(RequestRefusal(.targetTooLong).status == 414)
+        #expect(RequestRefusal(.obsoleteLineFolding).status == 400)
+        for reason in RequestRefusal.Reason.allCases { #expect(!RequestRefusal(reason).detail.isEmpty) }
+    }
+}
+
+@Suite("Chunked request bodies (RFC 9112 7.1)")
+struct ChunkedBodyReaderTests {
+    enum Outcome: Equatable {
+        case body(String, trailerLines: Int, left: String)
+        case refused(RequestRefusal.Reason)
+        case incomplete(String)
+    }
+
+    /// Runs the reader over `text` as one read and collects the body.
+    static func read(_ text: String) -> Outcome {
+        var bytes = Array(text.utf8)[...]
+        var reader = ChunkedBodyReader(maxTrailerBytes: 1024)
+        var body: [UInt8] = []
+        while true {
+            let step = Array(bytes).withUnsafeBytes { reader.next($0) }
+            switch step {
+            case .failure(let refusal): return .refused(refusal.reason)
+            case .success(.needMore): return .incomplete(String(decoding: body, as: UTF8.self))
+            case .success(.data(let count)):
+                body += bytes.prefix(count)
+                bytes = bytes.dropFirst(count)
+            case .success(.framing(let count)):
+                bytes = bytes.dropFirst(count)
+            case .success(.end(let end, let lines)):
+                return .body(
+                    String(decoding: body, as: UTF8.self), trailerLines: lines,
+                    left: String(decoding: bytes.dropFirst(end), as: UTF8.self))
+            }
+        }
+    }
+
+    @Test func chunksExtensionsAndTrailers() {
+        #expect(Self.read("5\r\nhello\r\n0\r\n\r\nNEXT") == .body("hello", trailerLines: 0, left: "NEXT"))
+        #expect(
+            Self.read("3;a=b;c\r\nabc\r\nA\r\n0123456789\r\n000\r\nX-T: 1\r\n\r\n")
+                == .body("abc0123456789", trailerLines: 1, left: ""))
+        #expect(Self.read("5\r\nhel") == .incomplete("hel"))
+        #expect(Self.read("5\r\nhello\r") == .incomplete("hello"))
+    }
+
+    @Test(arguments: [
+        "5 \r\nhello\r\n0\r\n\r\n", "G\r\n", "\r\nhello\r\n", "5\nhello\r\n0\r\n\r\n", "5\r\nhelloXX0\r\n\r\n",
+        "5\r\nhello\r\n0\r\nX: a\nb\r\n\r\n", "1000000000000000\r\n", "5;\r\nhello\r\n", "5;a=\"b\"\r\nhello\r\n",
+        "5;a b\r\nhello\r\n", "-5\r\n", "0x5\r\nhello\r\n",
+    ])
+    func malformedFramingIsRefused(_ text: String) {
+        guard case .refused = Self.read(text) else {
+            Issue.record("\(text.debugDescription) was not refused: \(Self.read(text))")
+            return
+        }
+    }
+
+    @Test func fieldsThatFrameARequestAreRefusedInTrailers() {
+        func trailers(_ text: String) -> Result<Int, RequestRefusal> {
+            Array(text.utf8).withUnsafeBytes { RequestHeadParser.parseTrailerFields($0, end: $0.count) { _, _ in } }
+        }
+        for field in ["Content-Length: 5", "transfer-encoding: chunked", "HOST: b"] {
+            #expect(trailers("X-T: 1\r\n\(field)\r\n\r\n") == .failure(.init(.framingFieldInTrailers)), "\(field)")
+        }
+        #expect(trailers("X-T: 1\r\nX-Host: b\r\n\r\n") == .success(2))
+    }
+
+    @Test func aSizeLineWithoutEndIsBounded() {
+        #expect(Self.read("5" + String(repeating: ";a", count: 600)) == .refused(.malformedChunk))
+    }
+}
