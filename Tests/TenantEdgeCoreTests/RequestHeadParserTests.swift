@@ -230,5 +230,9 @@ struct ChunkedBodyReaderTests {
 
     @Test func aSizeLineWithoutEndIsBounded() {
         #expect(Self.read("5" + String(repeating: ";a", count: 600)) == .refused(.malformedChunk))
+        let padded = "1;" + String(repeating: "a", count: 1000) + "\r\nX\r\n"
+        #expect(
+            Self.read(String(repeating: padded, count: 4) + "0\r\n\r\n") == .body("XXXX", trailerLines: 0, left: ""))
+        #expect(Self.read(String(repeating: padded, count: 5)) == .refused(.malformedChunk), "extensions are bounded")
     }
 }

@@ -66,6 +66,21 @@ struct ConnectionHandlerTests {
         _ = try? channel.finish()
     }
 
+    /// A front proxy may tunnel what follows an upgrade request; this server grants no upgrade, so it
+    /// answers the request, closes, and serves nothing sent behind it.
+    @Test func anUpgradeRequestIsAnsweredAndTheConnectionClosed() throws {
+        let channel = try Self.channel(ScriptedResponder())
+        try channel.writeInbound(
+            ByteBuffer(
+                string: "GET /now-1 HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+                    + "GET /now-smuggled HTTP/1.1\r\nHost: a\r\n\r\n"))
+        channel.embeddedEventLoop.run()
+        let text = try Self.written(channel)
+        #expect(text.contains("/now-1") && text.lowercased().contains("connection: close"))
+        #expect(!text.contains("/now-smuggled"))
+        _ = try? channel.finish()
+    }
+
     @Test func continueGoesOnlyToHTTP11WithNothingAhead() throws {
         let responder = ScriptedResponder()
         let channel = try Self.channel(responder)

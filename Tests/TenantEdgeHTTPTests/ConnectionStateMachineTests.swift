@@ -184,5 +184,8 @@ struct ConnectionStateMachineTests {
         _ = busy.request("/a")
         _ = busy.nextToServe(writable: true)
         #expect(!busy.parseFailed(), "a response is being made: just close")
+        let queued = Driver()
+        #expect(queued.request("/a") == .serve)
+        #expect(!queued.parseFailed(), "an answer waits to be made: a 400 must not overtake it")
     }
 }

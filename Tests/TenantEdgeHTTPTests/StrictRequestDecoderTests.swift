@@ -69,7 +69,10 @@ struct StrictRequestDecoderTests {
     }
 
     @Test func nothingBehindARequestThatClosesTheConnectionIsRead() throws {
-        for first in ["GET /a HTTP/1.0\r\n\r\n", "GET /a HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"] {
+        for first in [
+            "GET /a HTTP/1.0\r\n\r\n", "GET /a HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            "GET /a HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\n\r\n",
+        ] {
             let channel = try Self.decoder()
             try channel.writeInbound(ByteBuffer(string: first + "GET /b HTTP/1.1\r\nHost: a\r\n\r\n"))
             try channel.writeInbound(ByteBuffer(string: "GET /c HTTP/1.1\r\nHost: a\r\n\r\n"))

@@ -27,11 +27,15 @@ package struct ChunkedBodyReader: Sendable {
     package static let maxSizeLineBytes = 1024
     /// 15 hexadecimal digits cannot overflow an `Int`.
     static let maxSizeDigits = 15
+    /// Chunk extensions of one body, in bytes: the body limit counts data only, so a client could
+    /// otherwise send a kilobyte of framing per byte of body.
+    package static let maxExtensionBytes = 4096
 
     private var state = State.size
     private var trailerScanner: RequestHeadScanner
     /// Where the search for the size line's LF resumes.
     private var sizeLineScanned = 0
+    private var extensionBytes = 0
 
     /// `maxTrailerBytes` bounds the trailer section as `limits.max_header_bytes` bounds a head.
     package init(maxTrailerBytes: Int) {
@@ -93,6 +97,8 @@ package struct ChunkedBodyReader: Sendable {
             digits += 1
         }
         guard digits > 0, Self.isExtensionList(bytes, from: digits, to: lineEnd) else { return refused }
+        extensionBytes += lineEnd - digits
+        guard extensionBytes <= Self.maxExtensionBytes else { return refused }
         state = size == 0 ? .trailers : .data(remaining: size)
         return .success(.framing(lineFeed + 1))
     }

@@ -164,7 +164,8 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
         _ response: EdgeResponse, for request: EdgeRequest, forceClose: Bool, context: ChannelHandlerContext
     ) {
         guard !machine.closed else { return }
-        let disposition = machine.responseReady(keepAliveRequested: request.head.isKeepAlive, forceClose: forceClose)
+        let disposition = machine.responseReady(
+            keepAliveRequested: request.head.keepsConnection, forceClose: forceClose)
         let keepAlive = disposition.keepAlive
         let length = response.sendBody ? (response.body?.readableBytes ?? 0) : response.announcedLength
         let connection: String? = !keepAlive ? "close" : (request.head.version.minor == 0 ? "keep-alive" : nil)

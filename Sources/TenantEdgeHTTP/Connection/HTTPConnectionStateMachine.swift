@@ -212,10 +212,11 @@ struct HTTPConnectionStateMachine {
         return true
     }
 
-    /// A malformed request: true when it is answered `400` (nothing is being served), false when
-    /// the connection just closes.
+    /// A malformed request: true when it is answered `400` (nothing is being served or waits to
+    /// be), false when the connection just closes, since an answer written ahead of a queued one
+    /// would be taken by the client as that request's.
     mutating func parseFailed() -> Bool {
-        let answer = !busy
+        let answer = !busy && queue.isEmpty
         closed = true
         return answer
     }

@@ -17,14 +17,15 @@ package struct StrictRequestDecoder: ByteToMessageDecoder {
         case body(remaining: Int)
         case chunked(ChunkedBodyReader)
         /// After a request that does not keep the connection: the handler closes once it is
-        /// answered, so nothing a client sent behind it is read, as llhttp refuses it.
+        /// answered, so nothing a client sent behind it is read (llhttp refuses it, or, after an
+        /// upgrade request, stops reading).
         case discarding
     }
 
     private var state = State.head
     private var scanner: RequestHeadScanner
     private let maxHeadBytes: Int
-    /// Whether the request being read keeps the connection (NIO's rule, which the handler applies).
+    /// Whether the request being read keeps the connection (`keepsConnection`, as the handler).
     private var keepAlive = true
 
     /// `maxHeadBytes` bounds a head's raw bytes and a trailer section; the connection's state
@@ -101,7 +102,7 @@ package struct StrictRequestDecoder: ByteToMessageDecoder {
             }
             let (head, framing) = try parsed.get()
             buffer.moveReaderIndex(forwardBy: end)
-            keepAlive = head.isKeepAlive
+            keepAlive = head.keepsConnection
             context.fireChannelRead(wrapInboundOut(.head(head)))
             switch framing {
             case .none, .length(0):

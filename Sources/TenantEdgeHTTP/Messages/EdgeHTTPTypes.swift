@@ -3,6 +3,15 @@ import NIOCore
 import NIOHTTP1
 import TenantEdgeCore
 
+extension HTTPRequestHead {
+    /// Whether the connection stays open after this request is answered: NIO's `isKeepAlive`, and
+    /// never after a request with an `Upgrade` field, which this server does not grant. A front proxy
+    /// that makes the connection a tunnel once it forwards such a request would pass whatever the
+    /// client sends behind it unseen (request smuggling through an upgrade), so nothing behind it is
+    /// read and the connection closes after its answer.
+    package var keepsConnection: Bool { isKeepAlive && !headers.contains(name: "upgrade") }
+}
+
 /// One complete request as the connection handler hands it to a responder.
 package struct EdgeRequest: Sendable {
     package var head: HTTPRequestHead
