@@ -11,7 +11,7 @@ SWIFT ?= swift
 RELEASE_BUILD := $(SWIFT) build -c release -Xswiftc -enforce-exclusivity=unchecked
 
 .PHONY: help deps build release secrets run lint format test fuzz bench bench-deps bench-geo bench-smoke \
-        bench-hit bench-instructions bench-memory clean
+        bench-hit bench-instructions bench-memory bench-purge clean
 
 help:
 	@echo "make run    install what is missing, build, start the demo (upstream + edge node) and show miss/hit/purge"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench-instructions  instructions and allocations per L1 hit by function, under callgrind"
 	@echo "make bench-geo  only the Geo-IP part: lookups/s against mmdblookup, hit-path cost against nginx geoip2"
 	@echo "make bench-memory  memory per entry against Redis and Varnish over 1M entries; hit latency 1k -> 1M entries"
+	@echo "make bench-purge  purge by tag of 100,000 entries (L1 and L2) against Varnish's ban of the same tag"
 	@echo "make fuzz   every parser of outside bytes under libFuzzer, FUZZ_SECONDS each (FUZZ_MERGE=1 keeps new inputs)"
 
 # Debian packages and the one PyPI package the tests use (mmdb-writer makes the test GeoIP database).
@@ -111,6 +112,10 @@ bench-instructions: deps secrets
 bench-geo: release secrets bench-deps
 	$(RELEASE_BUILD) --product edge-bench
 	@bench/geo.sh
+
+# Purge by tag of 100,000 entries (L1 and L2) against Varnish's ban of the same tag: bench/results/purge.*
+bench-purge: release secrets bench-deps
+	@bench/purge.sh
 
 # Memory per entry (edge-node, Redis, Varnish) over 1,000,000 entries, and hit latency from 1,000
 # to 1,000,000 entries: bench/results/memory.*

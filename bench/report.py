@@ -64,6 +64,35 @@ for size in sorted({s for s, _ in rows}):
     print()
     summary["sizes"][str(size)] = {"servers": servers, "ratios": ratios}
 
+# Open loop: paced requests at a share of nginx's closed-loop peak (run.sh, paced.lua).
+open_rows = defaultdict(list)
+open_path = os.environ.get("OPEN_LOOP_TSV")
+if open_path and os.path.exists(open_path):
+    for line in open(open_path):
+        share, rate, label, rps, p50, p99, p999, hits = (line.rstrip("\n").split("\t") + [""] * 8)[:8]
+        if not rps:
+            continue
+        us = lambda text: float(text) / 1000 if text else float("nan")
+        open_rows[(int(share), int(rate), label)].append(
+            {"rps": float(rps), "p50_ms": us(p50), "p99_ms": us(p99), "p999_ms": us(p999),
+             "hit_share": None if hits in ("", "-") else float(hits)})
+if open_rows:
+    print(f"## Open loop: 1024 B bodies, requests paced at a share of nginx's closed-loop peak\n")
+    print("wrk -t2 -c256 with `paced.lua` (a fixed schedule per thread, to the millisecond); medians over rounds.")
+    print("Achieved below the rate asked means the system fell behind and was sent bursts to catch up.\n")
+    print("| share of nginx peak | rate asked | server | achieved req/s | p50 ms | p99 ms | p99.9 ms | hits |")
+    print("|---|---|---|---|---|---|---|---|")
+    summary["open_loop"] = []
+    for (share, rate, label), values in sorted(open_rows.items(), key=lambda item: (item[0][0], item[0][2])):
+        row = {field: statistics.median(v[field] for v in values) for field in ("rps", "p50_ms", "p99_ms", "p999_ms")}
+        shares = [v["hit_share"] for v in values if v["hit_share"] is not None]
+        row["hit_share"] = statistics.median(shares) if shares else None
+        summary["open_loop"].append({"share": share, "rate": rate, "server": label, **row})
+        hits = f"{row['hit_share']:.1%}" if shares else "–"
+        print(f"| {share} % | {rate:,} | {label} | {row['rps']:,.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
+              f"{row['p999_ms']:.2f} | {hits} |")
+    print()
+
 output = os.environ.get("REPORT_DIR")
 name = os.environ.get("REPORT_NAME", "latest")
 if output:

@@ -90,8 +90,8 @@ public final class TenantCache: Sendable {
             varyNames.isEmpty
             ? primary : variantDigest(target: target, varyNames: varyNames, requestHeaders: requestHeaders)
         let entry = try seal(
-            record, storageKey: storageKey, lifetime: lifetime, tags: tags, responseTime: responseTime,
-            generation: generation)
+            record, storageKey: storageKey, lifetime: lifetime, tagDigests: tags.map(tagDigest),
+            responseTime: responseTime, generation: generation)
         let prefixDigests = prefixDigests(of: target)
         let inserted = storage.partition.withLock {
             $0.insert(
@@ -114,27 +114,28 @@ public final class TenantCache: Sendable {
         }
     }
 
-    /// Re-seals a revalidated response over its old entry (a `304` refresh).
+    /// Re-seals a revalidated response over its old entry (a `304` refresh). `tags` are the tags the
+    /// 304 named, or nil when it named none: `previous`'s are kept then, since a 304 updates only the
+    /// fields it carries (RFC 9111 4.3.4) and the stored record keeps no `Surrogate-Key` of its own.
     @discardableResult
     public func refresh(
         storageKey: KeyDigest, record: ResponseRecord, lifetime: StoragePolicy.Lifetime,
-        tags: [String], responseTime: Double, generation: UInt64 = 0
+        tags: [String]?, previous: CacheEntry, responseTime: Double, generation: UInt64 = 0
     ) throws(EdgeError) -> CacheEntry {
         let entry = try seal(
-            record, storageKey: storageKey, lifetime: lifetime, tags: tags, responseTime: responseTime,
-            generation: generation)
+            record, storageKey: storageKey, lifetime: lifetime, tagDigests: tags?.map(tagDigest) ?? previous.tagDigests,
+            responseTime: responseTime, generation: generation)
         _ = storage.partition.withLock { $0.refresh(storageKey: storageKey, with: entry) }
         return entry
     }
 
     /// The metadata is fixed first, then the record is sealed bound to it.
     private func seal(
-        _ record: ResponseRecord, storageKey: KeyDigest, lifetime: StoragePolicy.Lifetime, tags: [String],
+        _ record: ResponseRecord, storageKey: KeyDigest, lifetime: StoragePolicy.Lifetime, tagDigests: [KeyDigest],
         responseTime: Double, generation: UInt64
     ) throws(EdgeError) -> CacheEntry {
         var entry = CacheEntry(
-            sealed: [], responseTime: responseTime, lifetime: lifetime, tagDigests: tags.map(tagDigest),
-            generation: generation)
+            sealed: [], responseTime: responseTime, lifetime: lifetime, tagDigests: tagDigests, generation: generation)
         entry.sealed = try cipher.seal(record.encoded(), aad: aad(storageKey, for: entry))
         return entry
     }

@@ -178,9 +178,20 @@ public struct TenantPartition {
         return true
     }
 
-    /// Replaces the entry of an existing variant in place (a 304 refresh), keeping its indexes.
+    /// Replaces the entry of an existing variant in place (a 304 refresh), keeping its indexes; its
+    /// tags are re-indexed when the refreshed entry has other ones. False when the variant is gone.
     public mutating func refresh(storageKey: KeyDigest, with entry: CacheEntry) -> Bool {
-        guard let slot = slotByKey[storageKey], slots[slot].entry.tagDigests == entry.tagDigests else { return false }
+        guard let slot = slotByKey[storageKey] else { return false }
+        let previousTags = slots[slot].entry.tagDigests
+        if previousTags != entry.tagDigests {  // the 304 named other tags: a purge by either must find it right
+            for tag in previousTags where !entry.tagDigests.contains(tag) {
+                storageKeysByTag[tag]?.remove(storageKey)
+                if storageKeysByTag[tag]?.isEmpty == true { storageKeysByTag[tag] = nil }
+            }
+            for tag in entry.tagDigests where !previousTags.contains(tag) {
+                storageKeysByTag[tag, default: DigestSet()].insert(storageKey)
+            }
+        }
         let charge = slots[slot].charge - slots[slot].entry.chargedBytes + entry.chargedBytes
         usedBytes += charge - slots[slot].charge
         slots[slot].charge = charge

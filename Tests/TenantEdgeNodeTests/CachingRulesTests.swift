@@ -100,6 +100,36 @@ struct CachingRulesTests {
         }
     }
 
+    /// A 304 usually carries only its validators: the stored tags stay (or follow the tags the 304
+    /// names), and the entry is fresh again. Before, a tagged entry refreshed by a 304 without
+    /// `Surrogate-Key` was never stored again and every request after went to the upstream.
+    @Test func a304KeepsTheStoredTagsOrTakesTheOnesItNames() async throws {
+        try await withEdge(script: { request in
+            let renamed = request.uri.hasPrefix("/renamed")
+            if request.header("if-none-match") == "\"v1\"" {
+                let tags: [(String, String)] = renamed ? [("Surrogate-Key", "new-tag")] : []
+                return Self.reply([("ETag", "\"v1\""), ("Cache-Control", "max-age=60")] + tags, status: 304)
+            }
+            return Self.reply(
+                [("ETag", "\"v1\""), ("Cache-Control", "max-age=60"), ("Surrogate-Key", "old-tag")], body: "tagged")
+        }) { edge in
+            for path in ["/kept", "/renamed"] { _ = try await edge.get(path) }
+            edge.clock.advance(by: 61)
+            for path in ["/kept", "/renamed"] {
+                #expect(try await edge.get(path).cacheStatus.hasSuffix("fwd-status=304; stored"))
+            }
+            #expect(try await edge.get("/kept").cacheStatus.contains("hit"), "fresh again after the 304")
+            #expect(try await edge.get("/renamed").cacheStatus.contains("hit"))
+            #expect(edge.upstream.count("/kept") == 2)
+            let old = try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","tags":["old-tag"]}"#)
+            #expect(old.body == #"{"purged":1}"#, "only /kept still carries the tag it was stored with")
+            #expect(try await edge.get("/kept").cacheStatus.contains("fwd=miss"))
+            let new = try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","tags":["new-tag"]}"#)
+            #expect(new.body == #"{"purged":1}"#)
+            #expect(try await edge.get("/renamed").cacheStatus.contains("fwd=miss"))
+        }
+    }
+
     @Test func lastModifiedIsUsedForRevalidation() async throws {
         let modified = "Sun, 06 Nov 1994 08:49:37 GMT"
         try await withEdge(script: { request in
