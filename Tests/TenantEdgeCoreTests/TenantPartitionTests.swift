@@ -67,6 +67,27 @@ struct TenantPartitionTests {
         #expect(partition.usedBytes == 0)
     }
 
+    /// A 304 that names other tags re-indexes the entry: a purge by a tag it lost misses it, one by
+    /// a tag it gained finds it, and the one it kept still does.
+    @Test func aRefreshWithOtherTagsReindexesThem() {
+        var partition = TenantPartition(quotaBytes: 1 << 20)
+        let (kept, lost, gained) = (Self.key(100), Self.key(101), Self.key(102))
+        partition.insert(
+            Self.entry(bytes: 10, tags: [kept, lost]), primary: Self.key(1), storageKey: Self.key(1), varyNames: [],
+            prefixDigests: [])
+        let refreshed = partition.refresh(storageKey: Self.key(1), with: Self.entry(bytes: 12, tags: [kept, gained]))
+        #expect(refreshed)
+        // Each purge on a copy of its own (the partition is a value).
+        var (byLost, byGained, byKept) = (partition, partition, partition)
+        #expect(byLost.removeAll(tag: lost) == 0 && byLost.count == 1)
+        #expect(byGained.removeAll(tag: gained) == 1 && byGained.usedBytes == 0)
+        #expect(byGained.removeAll(tag: kept) == 0, "the kept tag's index went with the entry")
+        #expect(byKept.removeAll(tag: kept) == 1 && byKept.removeAll(tag: gained) == 0)
+        partition = byKept
+        let goneRefreshed = partition.refresh(storageKey: Self.key(1), with: Self.entry(bytes: 12))
+        #expect(!goneRefreshed, "a gone entry is not refreshed")
+    }
+
     @Test func varyVariantsShareAPrimaryAndArePurgedTogether() {
         var partition = TenantPartition(quotaBytes: 1 << 20)
         partition.insert(

@@ -54,7 +54,8 @@ package struct ChunkedBodyReader: Sendable {
             return .success(.data(count))
         case .dataEnd:
             guard bytes.count >= 2 else {
-                return bytes.first.map { $0 == ASCII.cr } ?? true ? .success(.needMore) : refused
+                if let first = bytes.first, first != ASCII.cr { return refused }
+                return .success(.needMore)  // the CR, or nothing yet
             }
             guard bytes[0] == ASCII.cr, bytes[1] == ASCII.lf else { return refused }
             state = .size

@@ -70,17 +70,12 @@ package enum RequestHeadParser {
             field(name, value)
             return nil
         }
-        let count: Int
-        switch fields {
-        case .failure(let refusal): return .failure(refusal)
-        case .success(let value): count = value
-        }
+        if case .failure(let refusal) = fields { return .failure(refusal) }
         if framing.chunked, framing.length != nil { return .failure(.init(.lengthWithTransferEncoding)) }
         if framing.chunked, minor == 0 { return .failure(.init(.transferEncodingInHTTP10)) }
         if minor == 1, hosts == 0 { return .failure(.init(.missingHost)) }
         let body: BodyFraming = framing.chunked ? .chunked : framing.length.map { .length($0) } ?? .none
-        return .success(
-            RequestHeadLayout(method: method, target: target, minorVersion: minor, framing: body, fieldCount: count))
+        return .success(RequestHeadLayout(method: method, target: target, minorVersion: minor, framing: body))
     }
 
     /// Field lines from `index` to the empty line that ends at `end` (a head's or a trailer

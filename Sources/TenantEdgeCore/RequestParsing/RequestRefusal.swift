@@ -2,7 +2,7 @@
 /// JSON code the connection answers with and a detail for the operator. The detail names the rule,
 /// never the request's own bytes, so nothing a client sent is echoed or logged.
 package struct RequestRefusal: Error, Equatable, Sendable {
-    package enum Reason: String, Sendable, CaseIterable {
+    package enum Reason: Sendable, CaseIterable {
         case malformedRequestLine, unknownMethod, connectNotServed, invalidTarget, unsupportedVersion
         case bareLineFeed, bareCarriageReturn, obsoleteLineFolding, invalidFieldName, invalidFieldValue
         case headTooLarge, targetTooLong, tooManyFields, missingHost, duplicateHost

@@ -212,7 +212,7 @@ struct HTTPConnectionStateMachine {
         return true
     }
 
-    /// A malformed request: true when it is answered `400` (nothing is being served or waits to
+    /// A refused request: true when it is answered with the refusal's status (nothing is being served or waits to
     /// be), false when the connection just closes, since an answer written ahead of a queued one
     /// would be taken by the client as that request's.
     mutating func parseFailed() -> Bool {

@@ -123,7 +123,7 @@ package struct StrictRequestDecoder: ByteToMessageDecoder {
         var fields: [(String, String)] = []
         fields.reserveCapacity(max(lines - 1, 0))
         let parsed = RequestHeadParser.parse(bytes, start: start, end: end, lines: lines) { name, value in
-            fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            append(name, value, to: &fields)
         }
         return parsed.map { layout in
             let uri = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[layout.target]), as: UTF8.self)
@@ -139,25 +139,16 @@ package struct StrictRequestDecoder: ByteToMessageDecoder {
         var fields: [(String, String)] = []
         fields.reserveCapacity(lines)
         let parsed = RequestHeadParser.parseTrailerFields(bytes, end: end) { name, value in
-            fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+            append(name, value, to: &fields)
         }
         if case .failure(let refusal) = parsed { throw refusal }
         return HTTPHeaders(fields)
     }
-}
 
-extension HTTPMethod {
-    init(_ method: RequestMethod) {
-        switch method {
-        case .get: self = .GET
-        case .head: self = .HEAD
-        case .post: self = .POST
-        case .put: self = .PUT
-        case .delete: self = .DELETE
-        case .options: self = .OPTIONS
-        case .patch: self = .PATCH
-        case .trace: self = .TRACE
-        case .connect: self = .CONNECT
-        }
+    /// One field as NIO's `HTTPHeaders` holds it.
+    private static func append(
+        _ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, to fields: inout [(String, String)]
+    ) {
+        fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
     }
 }

@@ -143,9 +143,10 @@ extension TenantTrafficResponder {
                 sharesCookieRequests: sharesCookies)
             {
                 servesCookieRequests = lifetime.explicitlyPublic || sharesCookies
-                let named = response.headers.contains("surrogate-key")
+                let carriesSurrogateKey = response.headers.contains("surrogate-key")
                 let entry = try cache.refresh(
-                    storageKey: stale.storageKey, record: record, lifetime: lifetime, tags: named ? tags : nil,
+                    storageKey: stale.storageKey, record: record, lifetime: lifetime,
+                    tags: carriesSurrogateKey ? tags : nil,
                     previous: stale.entry, responseTime: now, generation: generation)
                 writeToSharedTier(
                     entry, storageKey: stale.storageKey, varyNames: StoragePolicy.varyNames(from: merged),
