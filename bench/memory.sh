@@ -28,29 +28,11 @@ cleanup() {
   sleep 0.5; rm -rf "$dir"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 300); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; exit 1; }
+source bench/lib.sh
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 up=$(free_port); node=$(free_port); admin=$(free_port); redis_port=$(free_port); varnish=$(free_port)
 
-body=$(head -c 1024 /dev/zero | tr '\0' 'x')
-mkdir -p "$dir/up-tmp"
-cat > "$dir/up.conf" <<UPSTREAM
-worker_processes 1;
-pid $dir/up.pid;
-error_log $dir/up-error.log warn;
-events { worker_connections 16384; }
-http {
-  access_log off; keepalive_requests 10000000; keepalive_timeout 600s;
-  client_body_temp_path $dir/up-tmp; proxy_temp_path $dir/up-tmp; fastcgi_temp_path $dir/up-tmp;
-  uwsgi_temp_path $dir/up-tmp; scgi_temp_path $dir/up-tmp;
-  server {
-    listen 127.0.0.1:$up;
-    location / { default_type text/plain; add_header Cache-Control "max-age=86400"; return 200 "$body"; }
-  }
-}
-UPSTREAM
-nginx -c "$dir/up.conf"
+start_fixed_upstream "$dir" "$up"
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" > "$dir/redis.log" 2>&1 &
 pids+=($!)
 python3 - "$dir/edge.yaml" "$TENANTS" "$up" "$node" "$admin" "$redis_port" "$dir" "$secrets" <<'PY'

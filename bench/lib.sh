@@ -1,0 +1,28 @@
+# Shared by bench/memory.sh and bench/purge.sh (sourced): ports, and the upstream that answers at once.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 300); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; exit 1; }
+
+# start_fixed_upstream DIR PORT [HEADER_LINES]: an nginx that answers every path at once with 1 KiB,
+# `Cache-Control: max-age=86400` and any further `add_header` lines given (the sample upstream in
+# Python would make filling hundreds of thousands of entries take minutes). Its pid is in DIR/up.pid.
+start_fixed_upstream() {
+  local dir=$1 port=$2 extra=${3:-}
+  local body; body=$(head -c 1024 /dev/zero | tr '\0' 'x')
+  mkdir -p "$dir/up-tmp"
+  cat > "$dir/up.conf" <<UPSTREAM
+worker_processes 1;
+pid $dir/up.pid;
+error_log $dir/up-error.log warn;
+events { worker_connections 16384; }
+http {
+  access_log off; keepalive_requests 10000000; keepalive_timeout 600s;
+  client_body_temp_path $dir/up-tmp; proxy_temp_path $dir/up-tmp; fastcgi_temp_path $dir/up-tmp;
+  uwsgi_temp_path $dir/up-tmp; scgi_temp_path $dir/up-tmp;
+  server {
+    listen 127.0.0.1:$port;
+    location / { default_type text/plain; add_header Cache-Control "max-age=86400"; $extra return 200 "$body"; }
+  }
+}
+UPSTREAM
+  nginx -c "$dir/up.conf"
+}
