@@ -232,6 +232,13 @@ public enum HostName {
         return text.withUTF8(isValid(bytes:))
     }
 
+    /// The same rule over bytes in place: the request parser checks an absolute-form authority with it.
+    package static func isValid(bytes: UnsafeRawBufferPointer) -> Bool {
+        isValid(
+            bytes: UnsafeBufferPointer(
+                start: bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), count: bytes.count))
+    }
+
     private static func isValid(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard !bytes.isEmpty, bytes.count <= 261 else { return false }
         var hostEnd = bytes.count

@@ -107,6 +107,8 @@ struct RequestHeadParserTests {
         ("GET http://a.test{/ HTTP/1.1\r\nHost: a\r\n\r\n", .invalidTarget),
         ("GET http://a.test#f HTTP/1.1\r\nHost: a\r\n\r\n", .invalidTarget),
         ("GET ftp://a.test/ HTTP/1.1\r\nHost: a\r\n\r\n", .invalidTarget),
+        ("GET http://a.test:99999/ HTTP/1.1\r\nHost: a\r\n\r\n", .invalidTarget),
+        ("GET http://a..test/ HTTP/1.1\r\nHost: a\r\n\r\n", .invalidTarget),
         ("GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", .obsoleteLineFolding),
         ("GET / HTTP/1.1\r\n\tHost: a\r\n\r\n", .obsoleteLineFolding),
         ("GET / HTTP/1.1\r\nHost : a\r\n\r\n", .invalidFieldName),

@@ -151,7 +151,7 @@ package enum RequestHeadParser {
     }
 
     /// origin-form (`/…`), absolute-form, or `*` for OPTIONS (RFC 9112 3.2). absolute-form only
-    /// as `http://` or `https://` and an authority of host characters and a port (no userinfo,
+    /// as `http://` or `https://` and an authority that is a valid `Host` (`HostName`: no userinfo,
     /// which RFC 9110 4.2.4 calls an error, no fragment), since two readers of a looser authority
     /// may route one request to two hosts.
     static func isAcceptedTarget(_ target: UnsafeRawBufferPointer, method: RequestMethod) -> Bool {
@@ -161,16 +161,10 @@ package enum RequestHeadParser {
         let authority =
             startsLowercased(target, "http://") ? 7 : startsLowercased(target, "https://") ? 8 : target.count
         var index = authority
-        while index < target.count, isAuthorityByte(target[index]) { index += 1 }
-        guard index > authority else { return false }
-        return index == target.count || target[index] == UInt8(ascii: "/") || target[index] == UInt8(ascii: "?")
-    }
-
-    /// Letters, digits, `-`, `.`, `_`, `~` (a host name's), `:` (the port's), `[` and `]` (an IPv6 literal's).
-    @inline(__always) static func isAuthorityByte(_ byte: UInt8) -> Bool {
-        isLetter(byte) || isDigit(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".")
-            || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "~") || byte == UInt8(ascii: ":")
-            || byte == UInt8(ascii: "[") || byte == UInt8(ascii: "]")
+        while index < target.count, target[index] != UInt8(ascii: "/"), target[index] != UInt8(ascii: "?") {
+            index += 1
+        }
+        return index > authority && HostName.isValid(bytes: UnsafeRawBufferPointer(rebasing: target[authority..<index]))
     }
 
     @inline(__always) static func isDigit(_ byte: UInt8) -> Bool { byte &- UInt8(ascii: "0") < 10 }
