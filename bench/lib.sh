@@ -1,4 +1,18 @@
-# Shared by bench/memory.sh and bench/purge.sh (sourced): ports, and the upstream that answers at once.
+# Shared by bench/memory.sh and bench/purge.sh (sourced): a work folder cleaned up on exit, ports,
+# and the upstream that answers at once.
+
+# bench_dir NAME: sets `dir` to a new folder under /tmp and `pids` to the processes to stop; on exit
+# those, the upstream's and Varnish's pid files in it, and the folder itself go.
+bench_dir() {
+  dir=$(mktemp -d "/tmp/$1.XXXXXX"); chmod 755 "$dir"
+  pids=()
+  trap bench_cleanup EXIT
+}
+bench_cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for f in up.pid varnish.pid; do [ -f "$dir/$f" ] && kill "$(cat "$dir/$f")" 2>/dev/null || true; done
+  sleep 0.5; rm -rf "$dir"
+}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 300); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; exit 1; }
 

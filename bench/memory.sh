@@ -20,15 +20,8 @@ TENANTS=${TENANTS:-1000}; PER_TENANT=${PER_TENANT:-1000}; DURATION=${DURATION:-1
 total=$((TENANTS * PER_TENANT))
 bindir=$(swift build -c release --show-bin-path)
 secrets=$(pwd)/edge-config/secrets
-dir=$(mktemp -d /tmp/te-mem.XXXXXX); chmod 755 "$dir"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for f in up.pid varnish.pid; do [ -f "$dir/$f" ] && kill "$(cat "$dir/$f")" 2>/dev/null || true; done
-  sleep 0.5; rm -rf "$dir"
-}
-trap cleanup EXIT
 source bench/lib.sh
+bench_dir te-mem
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 up=$(free_port); node=$(free_port); admin=$(free_port); redis_port=$(free_port); varnish=$(free_port)
 

@@ -12,15 +12,8 @@ cd "$(dirname "$0")/.."
 ENTRIES=${ENTRIES:-100000}
 bindir=$(swift build -c release --show-bin-path)
 secrets=$(pwd)/edge-config/secrets
-dir=$(mktemp -d /tmp/te-purge.XXXXXX); chmod 755 "$dir"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for f in up.pid varnish.pid; do [ -f "$dir/$f" ] && kill "$(cat "$dir/$f")" 2>/dev/null || true; done
-  sleep 0.5; rm -rf "$dir"
-}
-trap cleanup EXIT
 source bench/lib.sh
+bench_dir te-purge
 now_ms() { date +%s%3N; }
 up=$(free_port); node=$(free_port); admin=$(free_port); redis_port=$(free_port); varnish=$(free_port)
 

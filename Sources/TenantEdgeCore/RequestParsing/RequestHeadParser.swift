@@ -2,7 +2,7 @@
 /// from the bytes and builds nothing itself: each field goes to the caller as two byte ranges. It
 /// refuses rather than repairs, since every leniency is a way for two parsers on one path to read
 /// one request differently (request smuggling): only `method SP target SP HTTP/1.x` with single
-/// spaces; CRLF line ends only (`RequestHeadScanner` has refused bare LF and bare CR); no obs-fold;
+/// spaces; CRLF line ends only (`RequestHeadScanner` refused a bare LF, this a CR inside a line); no obs-fold;
 /// names that are tokens with the colon right after them; values without NUL or other control
 /// bytes; `Content-Length` as one decimal number, once, never beside `Transfer-Encoding`;
 /// `Transfer-Encoding: chunked` only, once, and never in HTTP/1.0; exactly one `Host` in HTTP/1.1
