@@ -41,7 +41,7 @@ if [ "$TIER" = l2 ]; then
   redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" > "$dir/redis.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break; sleep 0.1; done
-  sed -i -e "s#^cache: .*#cache: { memory_bytes: 536870912, default_ttl_s: 3600, redis: { url: \"redis://127.0.0.1:$redis_port/0\", pool_size: 2, timeout_ms: 500 } }#" \
+  sed -i -e "s#^cache: .*#cache: { memory_bytes: 536870912, default_ttl_s: 3600, redis: { url: \"redis://127.0.0.1:$redis_port/0\", pool_size: 1, timeout_ms: 500 } }#" \
     -e 's#\(upstream: "http://127.0.0.1:[0-9]*"\) }#\1, quota_bytes: 1024 }#' "$dir/edge.yaml"
 fi
 if [ "$GEO" = hint ] || [ "$GEO" = xff ]; then

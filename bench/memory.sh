@@ -36,7 +36,7 @@ lines = [
     f'listen: {{ http: "127.0.0.1:{node}", admin: "127.0.0.1:{admin}" }}',
     f"state_dir: {state}/state",
     "cache: { memory_bytes: 4294967296, default_ttl_s: 86400, redis: "
-    f'{{ url: "redis://127.0.0.1:{redis}/0", pool_size: 2, timeout_ms: 500 }} }}',
+    f'{{ url: "redis://127.0.0.1:{redis}/0", pool_size: 1, timeout_ms: 500 }} }}',
     "security:",
     "  isolation_level: strict",
     "  encryption: true",

@@ -24,7 +24,7 @@ cat > "$dir/edge.yaml" <<CONFIG
 node: { id: bench-purge, region: eu-west }
 listen: { http: "127.0.0.1:$node", admin: "127.0.0.1:$admin" }
 state_dir: $dir/state
-cache: { memory_bytes: 1073741824, default_ttl_s: 86400, redis: { url: "redis://127.0.0.1:$redis_port/0", pool_size: 2, timeout_ms: 500 } }
+cache: { memory_bytes: 1073741824, default_ttl_s: 86400, redis: { url: "redis://127.0.0.1:$redis_port/0", pool_size: 1, timeout_ms: 500 } }
 security:
   isolation_level: strict
   encryption: true

@@ -33,15 +33,15 @@ public struct EdgeConfig: Sendable, Equatable {
 
     public struct Redis: Sendable, Equatable {
         public var url: String
-        /// Async hiredis connections, each with a poll-loop thread of its own (default 2: one per
-        /// core measured best on 2 cores; a connection pipelines every call in flight on it).
-        public var poolSize: Int = 2
+        /// Connections per event loop that calls the tier (default 1: a connection pipelines every
+        /// call in flight on it, and 2 measured no better on 2 cores).
+        public var poolSize: Int = 1
         public var timeoutMs: Int = 50
         /// Live L2 bytes each tenant may hold (`tenants[].quota_bytes_l2` overrides). Default 256 MiB;
         /// writes past it are refused, so one tenant, or a client busting its cache with query
         /// strings, cannot fill the region's Redis and evict the others.
         public var tenantQuotaBytes: Int = 268_435_456
-        public init(url: String, poolSize: Int = 2, timeoutMs: Int = 50) {
+        public init(url: String, poolSize: Int = 1, timeoutMs: Int = 50) {
             self.url = url
             self.poolSize = poolSize
             self.timeoutMs = timeoutMs

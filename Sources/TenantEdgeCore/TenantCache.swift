@@ -24,7 +24,12 @@ public final class TenantCache: Sendable {
     private final class PartitionStorage: Sendable {
         let partition: Mutex<TenantPartition>  // protects every entry and index of this tenant
         let counters = TenantCounters()
-        init(quotaBytes: Int) { partition = Mutex(TenantPartition(quotaBytes: quotaBytes)) }
+        /// The partition's quota, readable without its lock.
+        let quotaBytes: Int
+        init(quotaBytes: Int) {
+            partition = Mutex(TenantPartition(quotaBytes: quotaBytes))
+            self.quotaBytes = quotaBytes
+        }
     }
 
     public convenience init(tenant: TenantConfig, cipher: any TenantCipher, quotaBytes: Int) {
@@ -100,12 +105,15 @@ public final class TenantCache: Sendable {
         return Stored(storageKey: storageKey, entry: entry, inL1: inserted)
     }
 
-    /// Puts an entry found in L2 (already sealed, bound to `storageKey`) into L1.
+    /// Puts an entry found in L2 (already sealed, bound to `storageKey`) into L1, as it is (no
+    /// re-seal). `primary`: the target's primary digest when the caller has it already. An entry
+    /// larger than the whole quota is refused before its index digests are made: with an L1 too
+    /// small for it, every L2 hit of it would otherwise pay three HMACs for nothing.
     @discardableResult
-    /// `primary`: the target's primary digest when the caller has it already.
     public func promote(
         _ entry: CacheEntry, target: String, storageKey: KeyDigest, varyNames: [String], primary: KeyDigest? = nil
     ) -> Bool {
+        guard entry.chargedBytes <= storage.quotaBytes else { return false }
         let primary = primary ?? primaryDigest(target: target)
         let prefixDigests = prefixDigests(of: target)
         return storage.partition.withLock {

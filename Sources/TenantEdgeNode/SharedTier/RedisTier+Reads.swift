@@ -20,20 +20,36 @@ extension RedisTier {
     /// The stored value for a tenant's digest and the fence, or nil (Redis unavailable, too slow,
     /// or the tenant's L2 untrusted because a purge could not reach Redis yet).
     func get(tenant: String, digest: KeyDigest, on eventLoop: any EventLoop) -> EventLoopFuture<Read?> {
+        let promise = eventLoop.makePromise(of: Read?.self)
+        get(tenant: tenant, digest: digest, on: eventLoop) { promise.succeed($0) }
+        return promise.futureResult
+    }
+
+    /// `get` with a completion instead of a future (the L2 hit path makes none of its own):
+    /// `completion` runs once, on `eventLoop` (at once when no call is made).
+    func get(
+        tenant: String, digest: KeyDigest, on eventLoop: any EventLoop,
+        completion: @escaping @Sendable (Read?) -> Void
+    ) {
         guard !isUntrusted(tenant) else {
             // Traffic for the tenant tries the pending drops too (a round at a time), so it recovers
             // as soon as Redis is back rather than on the next timer.
-            return eventLoop.makeFutureWithTask { await self.retryPendingPurges(on: eventLoop) }.map { _ in nil }
+            eventLoop.makeFutureWithTask { await self.retryPendingPurges(on: eventLoop) }.whenComplete { _ in
+                completion(nil)
+            }
+            return
         }
         guard !plainReadsRefused, let guessed = generationFloor.withLock({ $0[tenant] }) else {
-            return scriptGet(tenant: tenant, digest: digest, on: eventLoop)
+            return scriptGet(tenant: tenant, digest: digest, on: eventLoop).whenComplete {
+                completion((try? $0.get()) ?? nil)
+            }
         }
         let started = NIODeadline.now()
         let arguments = [
             Self.mget, Array("te:\(tenant):g\(guessed):\(digest.base64URL)".utf8), Array("te:\(tenant):fence".utf8),
             Array("te:\(tenant):gen".utf8),
         ]
-        return run(arguments, on: eventLoop) { reply -> PlainRead<Read> in
+        call(arguments, on: eventLoop) { reply -> PlainRead<Read> in
             guard case .array(let items) = reply, items.count == 3 else { return try self.refusedOrFailed(reply) }
             // Missing fence and generation read as "0", as the scripts read them.
             guard let token = Self.token(fence: items[1], generation: items[2]) else { return .nonsense }
@@ -43,14 +59,15 @@ extension RedisTier {
             case .null: return .answer(Read(value: nil, token: token))
             default: return .nonsense
             }
-        }.flatMap { outcome -> EventLoopFuture<Read?> in
+        } completion: { outcome in
             switch outcome {
-            case .answer(let read):
-                return eventLoop.makeSucceededFuture(self.finishRead(read, tenant: tenant, on: eventLoop))
-            case .nonsense, nil: return eventLoop.makeSucceededFuture(nil)
+            case .answer(let read): completion(self.finishRead(read, tenant: tenant, on: eventLoop))
+            case .nonsense, nil: completion(nil)
             case .askScript:
-                guard let left = self.timeLeft(since: started) else { return eventLoop.makeSucceededFuture(nil) }
-                return self.scriptGet(tenant: tenant, digest: digest, timeoutMs: left, on: eventLoop)
+                guard let left = self.timeLeft(since: started) else { return completion(nil) }
+                self.scriptGet(tenant: tenant, digest: digest, timeoutMs: left, on: eventLoop).whenComplete {
+                    completion((try? $0.get()) ?? nil)
+                }
             }
         }
     }

@@ -7,9 +7,10 @@ import TenantEdgeNative
 
 /// The region's shared tier (L2) on Redis through hiredis.
 ///
-/// Design: hiredis async connections on poll-loop threads of their own (`SharedTierConnections`),
-/// chosen over a pool of blocking connections because it measured about 3x the calls per second
-/// (`edge-bench redis-engines`, docs/decisions.md); no event loop ever blocks on Redis. Every call
+/// Design: connections on the event loops themselves, with hiredis's reply parser
+/// (`SharedTierConnections`): a call is written, pipelined behind whatever else is in flight, and
+/// answered on the loop that made it, so an L2 hit crosses no thread and no loop ever blocks on
+/// Redis (docs/decisions.md, 53). Every call
 /// is bounded by `timeout_ms` by a timer on the event loop that answers "unavailable" if Redis has
 /// not, so no request waits on Redis longer than that, even when calls queue. A `CircuitBreaker`
 /// stops calling a Redis that keeps failing and probes it with backoff. Redis failures never fail a
@@ -37,16 +38,20 @@ final class RedisTier: Sendable {
 
     /// - Parameters:
     ///   - endpoint: the Redis to use, with the credentials of this tier (a tenant's ACL user under `schema`).
-    ///   - connections: async connections, each with its own poll-loop thread, used round-robin.
+    ///   - connectionsPerLoop: connections on each event loop that calls the tier, used round-robin.
+    ///   - maxReplyBytes: the largest reply a connection takes before it closes (a value is bounded
+    ///     by `limits.max_response_body_bytes` and its head).
     init(
-        endpoint: RedisEndpoint, nodeID: String, connections: Int, timeoutMs: Int, clock: any CacheClock, logger: Logger
+        endpoint: RedisEndpoint, nodeID: String, connectionsPerLoop: Int, timeoutMs: Int, maxReplyBytes: Int,
+        clock: any CacheClock, logger: Logger
     ) {
         self.endpoint = endpoint
         self.nodeID = nodeID
         self.timeoutMs = timeoutMs
         self.clock = clock
         self.logger = logger
-        self.connections = SharedTierConnections(endpoint: endpoint, count: connections, timeoutMs: timeoutMs)
+        self.connections = SharedTierConnections(
+            endpoint: endpoint, perLoop: connectionsPerLoop, timeoutMs: timeoutMs, maxReplyBytes: maxReplyBytes)
     }
 
     var isUp: Bool { breaker.withLock { $0.isUp } }
@@ -261,11 +266,21 @@ final class RedisTier: Sendable {
         _ arguments: [[UInt8]], timeoutMs: Int? = nil, on eventLoop: any EventLoop,
         _ interpret: @escaping @Sendable (RedisConnection.Reply) throws -> T
     ) -> EventLoopFuture<T?> {
-        let now = clock.now()
-        guard breaker.withLock({ $0.beforeCall(now: now) }) == .attempt else {
-            return eventLoop.makeSucceededFuture(nil)
-        }
         let promise = eventLoop.makePromise(of: T?.self)
+        call(arguments, timeoutMs: timeoutMs, on: eventLoop, interpret) { promise.succeed($0) }
+        return promise.futureResult
+    }
+
+    /// `run` without a future: `completion` runs exactly once, on `eventLoop` when the call was made
+    /// there. The read path uses it, since each future an L2 hit makes and drops costs it about a
+    /// thousand instructions of allocation and generic metadata lookups.
+    func call<T: Sendable>(
+        _ arguments: [[UInt8]], timeoutMs: Int? = nil, on eventLoop: any EventLoop,
+        _ interpret: @escaping @Sendable (RedisConnection.Reply) throws -> T,
+        completion: @escaping @Sendable (T?) -> Void
+    ) {
+        let now = clock.now()
+        guard breaker.withLock({ $0.beforeCall(now: now) }) == .attempt else { return completion(nil) }
         let once = Once()
         let settle: @Sendable (T?, (any Error)?) -> Void = { value, error in
             guard once.claim() else { return }
@@ -274,14 +289,15 @@ final class RedisTier: Sendable {
                 self.logger.debug("redis call failed", metadata: ["error": "\(error)"])
             }
             self.breaker.withLock { error == nil ? $0.succeeded() : $0.failed(now: self.clock.now()) }
-            promise.succeed(value)
+            completion(value)
         }
         let timer = eventLoop.scheduleTask(in: .milliseconds(Int64(timeoutMs ?? self.timeoutMs))) {
             settle(nil, EdgeError(.redisFailure, "no answer within timeout_ms"))
+            self.connections.closeStalled(on: eventLoop)
         }
         let submitted = NIODeadline.now()
         counters.calls.add(1, ordering: .relaxed)
-        connections.connection(on: eventLoop).whenComplete { result in
+        connections.withConnection(on: eventLoop) { result in
             switch result {
             case .failure(let error):
                 timer.cancel()
@@ -292,21 +308,17 @@ final class RedisTier: Sendable {
                     self.counters.waitNanoseconds.add(
                         Int((NIODeadline.now() - submitted).nanoseconds), ordering: .relaxed)
                     switch reply {
-                    case .failure(let error):
-                        self.connections.discard(connection)
-                        settle(nil, error)
+                    case .failure(let error): settle(nil, error)
                     case .success(let reply):
                         do { settle(try interpret(reply), nil) } catch { settle(nil, error) }
                     }
                 }
             }
         }
-        return promise.futureResult
     }
 
     private static func send(
-        _ arguments: [[UInt8]], on connection: RedisAsyncConnection,
-        completion: @escaping RedisAsyncConnection.Completion
+        _ arguments: [[UInt8]], on connection: RedisLoopConnection, completion: @escaping RedisCommand.Completion
     ) {
         guard arguments.count > 1, arguments[0] == Array("EVAL".utf8),
             let sha = SharedTierScripts.shas[String(decoding: arguments[1], as: UTF8.self)]

@@ -4,81 +4,119 @@ import Synchronization
 import TenantEdgeCore
 import TenantEdgeNative
 
-/// The Redis tier's connections: `count` hiredis async connections, each with a poll-loop thread
-/// of its own, used round-robin. Connecting blocks (name lookup, `AUTH`, `SELECT`), so it runs on a
-/// one-thread pool and never on an event loop; calls that find their connection being made wait for
-/// it within their own deadline. A connection that fails is dropped and made again on next use.
+/// The Redis tier's connections: `perLoop` connections on each event loop that calls the tier
+/// (`RedisLoopConnection`), used round-robin, each made on first use and made again after it
+/// failed. An event loop that is a worker lane finds its connections without a lock; any other
+/// caller (a background task, a test's loop) finds them in a locked table by event loop.
+///
+/// Replaced hiredis async connections on poll-loop threads of their own: each call crossed to that
+/// thread and back (a pipe write, an eventfd wake, a promise completed from another thread), which
+/// on 2 cores was most of an L2 hit's cost (docs/decisions.md, 53).
 final class SharedTierConnections: Sendable {
-    private enum Slot: Sendable {
-        case empty
-        case connecting(EventLoopFuture<RedisAsyncConnection>)
-        case ready(RedisAsyncConnection)
-    }
-
     private let endpoint: RedisEndpoint
     private let timeoutMs: Int
-    private let slots: Mutex<[Slot]>
-    private let nextSlot = Atomic<Int>(0)
-    private let connector = NIOThreadPool(numberOfThreads: 1)
+    private let perLoop: Int
+    private let maxReplyBytes: Int
+    private let laneSlots = LaneLocal<LoopSlots>()
+    private let otherSlots = Mutex<[ObjectIdentifier: LoopSlots]>([:])
 
-    init(endpoint: RedisEndpoint, count: Int, timeoutMs: Int) {
+    init(endpoint: RedisEndpoint, perLoop: Int, timeoutMs: Int, maxReplyBytes: Int) {
         self.endpoint = endpoint
         self.timeoutMs = timeoutMs
-        slots = Mutex(Array(repeating: .empty, count: max(1, count)))
-        connector.start()
+        self.perLoop = max(1, perLoop)
+        self.maxReplyBytes = maxReplyBytes
     }
 
-    /// The next connection round-robin, made first if needed.
-    func connection(on eventLoop: any EventLoop) -> EventLoopFuture<RedisAsyncConnection> {
-        enum Step {
-            case use(RedisAsyncConnection)
-            case wait(EventLoopFuture<RedisAsyncConnection>)
-            case connect(Int, EventLoopFuture<RedisAsyncConnection>)
+    /// Calls `body` on `eventLoop` with one of its connections, made first if needed (within
+    /// `timeout_ms`), or with the error that kept it from being made.
+    func withConnection(
+        on eventLoop: any EventLoop, _ body: @escaping @Sendable (Result<RedisLoopConnection, any Error>) -> Void
+    ) {
+        if eventLoop.inEventLoop, let slots = laneSlots.withValue(make: { makeSlots(eventLoop) }, { $0 }) {
+            return slots.next(body)
         }
-        let step = slots.withLock { slots -> Step in
-            let index = nextSlot.add(1, ordering: .relaxed).oldValue % slots.count
-            switch slots[index] {
-            case .ready(let connection): return .use(connection)
-            case .connecting(let pending): return .wait(pending)
-            case .empty:
-                let (endpoint, timeoutMs) = (self.endpoint, self.timeoutMs)
-                let pending = connector.runIfActive(eventLoop: eventLoop) {
-                    try RedisAsyncConnection.open(endpoint, timeoutMs: timeoutMs)
-                }
-                slots[index] = .connecting(pending)
-                return .connect(index, pending)
-            }
+        let slots = otherSlots.withLock { table in
+            if let slots = table[ObjectIdentifier(eventLoop)] { return slots }
+            let made = makeSlots(eventLoop)
+            table[ObjectIdentifier(eventLoop)] = made
+            return made
         }
-        switch step {
-        case .use(let connection): return eventLoop.makeSucceededFuture(connection)
-        case .wait(let pending): return pending.hop(to: eventLoop)
-        case .connect(let index, let pending):
-            // Registered outside the lock: a future that already failed runs this callback at once.
-            pending.whenComplete { result in
-                self.slots.withLock { slots in
-                    guard case .connecting(let current) = slots[index], current === pending else { return }
-                    if case .success(let connection) = result {
-                        slots[index] = .ready(connection)
-                    } else {
-                        slots[index] = .empty
-                    }
-                }
-            }
-            return pending
-        }
+        if eventLoop.inEventLoop { return slots.next(body) }
+        eventLoop.execute { slots.next(body) }
     }
 
-    /// Drops a connection that failed, so the next call through its slot makes a new one.
-    func discard(_ connection: RedisAsyncConnection) {
-        slots.withLock { slots in
-            for index in slots.indices {
-                if case .ready(let held) = slots[index], held === connection { slots[index] = .empty }
-            }
+    /// Closes `eventLoop`'s connections that have commands waiting and have heard nothing from
+    /// Redis for `timeout_ms` (a call on them just timed out): the next call reconnects.
+    func closeStalled(on eventLoop: any EventLoop) {
+        eventLoop.assertInEventLoop()
+        let slots =
+            laneSlots.withValue(make: { nil }, { $0 }) ?? otherSlots.withLock { $0[ObjectIdentifier(eventLoop)] }
+        guard let slots, slots.eventLoop === eventLoop else { return }
+        slots.closeStalled(after: .milliseconds(Int64(timeoutMs)))
+    }
+
+    private func makeSlots(_ eventLoop: any EventLoop) -> LoopSlots {
+        let (endpoint, timeoutMs, maxReplyBytes) = (self.endpoint, self.timeoutMs, self.maxReplyBytes)
+        return LoopSlots(eventLoop: eventLoop, count: perLoop) {
+            RedisLoopConnection.open(endpoint, timeoutMs: timeoutMs, maxReplyBytes: maxReplyBytes, on: eventLoop)
         }
     }
 
     func shutdown() async {
-        try? await connector.shutdownGracefully()
-        slots.withLock { slots in slots = slots.map { _ in .empty } }
+        let all = laneSlots.madeValues + otherSlots.withLock { Array($0.values) }
+        for slots in all { try? await slots.eventLoop.submit { slots.closeAll() }.get() }
+    }
+}
+
+/// One event loop's connections and the round-robin over them; touched only on that loop.
+private final class LoopSlots: @unchecked Sendable {
+    private enum Slot {
+        case empty
+        case connecting(EventLoopFuture<RedisLoopConnection>)
+        case ready(RedisLoopConnection)
+    }
+
+    let eventLoop: any EventLoop
+    private var slots: [Slot]
+    private var nextIndex = 0
+    private let open: () -> EventLoopFuture<RedisLoopConnection>
+
+    init(eventLoop: any EventLoop, count: Int, open: @escaping () -> EventLoopFuture<RedisLoopConnection>) {
+        self.eventLoop = eventLoop
+        self.slots = Array(repeating: .empty, count: count)
+        self.open = open
+    }
+
+    func next(_ body: @escaping @Sendable (Result<RedisLoopConnection, any Error>) -> Void) {
+        eventLoop.assertInEventLoop()
+        let index = nextIndex % slots.count
+        nextIndex &+= 1
+        switch slots[index] {
+        case .ready(let connection) where connection.isUsable:
+            body(.success(connection))
+        case .connecting(let pending):
+            pending.whenComplete(body)
+        case .ready, .empty:
+            let pending = open()
+            slots[index] = .connecting(pending)
+            pending.whenComplete { [self] result in
+                guard case .connecting(let current) = slots[index], current === pending else { return }
+                if case .success(let connection) = result {
+                    slots[index] = .ready(connection)
+                } else {
+                    slots[index] = .empty
+                }
+            }
+            pending.whenComplete(body)
+        }
+    }
+
+    func closeStalled(after timeout: TimeAmount) {
+        for case .ready(let connection) in slots { connection.closeIfStalled(after: timeout) }
+    }
+
+    func closeAll() {
+        for case .ready(let connection) in slots { connection.close() }
+        slots = slots.map { _ in .empty }
     }
 }

@@ -118,17 +118,19 @@ final class TenantTable: Sendable {
         guard let redis = config.cache.redis, let shared = RedisEndpoint(parsing: redis.url) else { return ([:], []) }
         var byTenant: [String: RedisTier] = [:]
         var all: [RedisTier] = []
+        // A value is a stored response (its body bounded by the limit) and its head; 1 MiB of room.
+        let maxReplyBytes = config.limits.maxResponseBodyBytes + (1 << 20)
         func tier(_ endpoint: RedisEndpoint, connections: Int) -> RedisTier {
             if let existing = all.first(where: { $0.endpoint == endpoint }) { return existing }
             let made =
                 previous.first(where: { $0.endpoint == endpoint })
                 ?? RedisTier(
-                    endpoint: endpoint, nodeID: config.node.id, connections: connections, timeoutMs: redis.timeoutMs,
-                    clock: clock, logger: logger)
+                    endpoint: endpoint, nodeID: config.node.id, connectionsPerLoop: connections,
+                    timeoutMs: redis.timeoutMs, maxReplyBytes: maxReplyBytes, clock: clock, logger: logger)
             all.append(made)
             return made
         }
-        let smallPool = max(1, min(redis.poolSize, 2))
+        let smallPool = 1  // per event loop: a `database` or `schema` tenant's own Redis
         for tenant in config.tenants {
             switch config.isolation(of: tenant) {
             case .row, .hybrid:

@@ -28,39 +28,43 @@ extension TenantTrafficResponder {
         }
         let target = request.head.uri
         let primary = cache.primaryDigest(target: target)
-        return l2.get(tenant: tenant, digest: primary, on: eventLoop).flatMap { read -> EventLoopFuture<FetchOutcome> in
-            guard let read, let value = read.value else {
-                return upstreamFetch(request, context: context, stale: nil, token: read?.token, on: eventLoop)
-            }
+        // One promise for the whole L2 read (no future per step): a hit makes no other.
+        let promise = eventLoop.makePromise(of: FetchOutcome.self)
+        let fetch: @Sendable (RedisTier.Token?) -> Void = { token in
+            promise.completeWith(upstreamFetch(request, context: context, stale: nil, token: token, on: eventLoop))
+        }
+        l2.get(tenant: tenant, digest: primary, on: eventLoop) { read in
+            guard let read, let value = read.value else { return fetch(read?.token) }
             switch L2EntryCodec.decodeValue(value) {
             case .entry(let entry):
                 if let outcome = sharedTierOutcome(
                     entry, storageKey: primary, primary: primary, varyNames: [], request: request, context: context,
                     generation: read.token.generation)
                 {
-                    return eventLoop.makeSucceededFuture(outcome)
+                    return promise.succeed(outcome)
                 }
             case .varyMarker(let names):
                 let variant = cache.variantDigest(
                     target: target, varyNames: names, requestHeaders: request.head.headers.fields)
-                return l2.get(tenant: tenant, digest: variant, on: eventLoop).flatMap { variantRead in
+                return l2.get(tenant: tenant, digest: variant, on: eventLoop) { variantRead in
                     if let variantRead, let value = variantRead.value,
                         case .entry(let entry) = L2EntryCodec.decodeValue(value),
                         let outcome = sharedTierOutcome(
                             entry, storageKey: variant, primary: primary, varyNames: names, request: request,
                             context: context, generation: variantRead.token.generation)
                     {
-                        return eventLoop.makeSucceededFuture(outcome)
+                        return promise.succeed(outcome)
                     }
-                    return upstreamFetch(request, context: context, stale: nil, token: read.token, on: eventLoop)
+                    fetch(read.token)
                 }
             case .outdated:
                 break  // written before values were authenticated: fetched anew and overwritten
             case .malformed:
                 runtime.events.record("decrypt_failed", tenant: tenant, detail: "L2 value is malformed; fetched anew")
             }
-            return upstreamFetch(request, context: context, stale: nil, token: read.token, on: eventLoop)
+            fetch(read.token)
         }
+        return promise.futureResult
     }
 
     /// An L2 entry that is fresh and opens under this tenant's key and binding becomes an L1 entry
