@@ -73,7 +73,7 @@ public struct ConfigReader {
             }
         }
         string(top, "state_dir", nil) { config.stateDir = Self.resolve($0, baseDirectory) }
-        readCache(top, &config)
+        readCache(top, &config, baseDirectory)
         readSecurity(top, &config, baseDirectory)
         if let origin = mapping(
             top["origin"], "origin", allowed: ["url", "ca_file", "token_file", "poll_wait_s", "max_invalidation_lag_s"])
@@ -107,7 +107,7 @@ public struct ConfigReader {
         return config
     }
 
-    private mutating func readCache(_ top: [String: Node], _ config: inout EdgeConfig) {
+    private mutating func readCache(_ top: [String: Node], _ config: inout EdgeConfig, _ base: String?) {
         guard
             let cache = mapping(
                 top["cache"], "cache",
@@ -121,10 +121,25 @@ public struct ConfigReader {
         integer(cache, "default_ttl_s", "cache") { config.cache.defaultTTLSeconds = $0 }
         enumeration(cache, "isolation_strategy", "cache") { config.cache.isolationStrategy = $0 }
         if let redis = mapping(
-            cache["redis"], "cache.redis", allowed: ["url", "pool_size", "timeout_ms", "tenant_quota_bytes"])
+            cache["redis"], "cache.redis",
+            allowed: ["url", "sentinel", "pool_size", "timeout_ms", "tenant_quota_bytes"])
         {
             var section = EdgeConfig.Redis(url: "")
             string(redis, "url", "cache.redis") { section.url = $0 }
+            if let sentinel = mapping(
+                redis["sentinel"], "cache.redis.sentinel",
+                allowed: ["addresses", "master", "password_file", "sentinel_password_file", "database"])
+            {
+                var read = RedisSentinelConfig(addresses: [], master: "")
+                strings(sentinel, "addresses", "cache.redis.sentinel") { read.addresses = $0 }
+                string(sentinel, "master", "cache.redis.sentinel") { read.master = $0 }
+                string(sentinel, "password_file", "cache.redis.sentinel") { read.passwordFile = Self.resolve($0, base) }
+                string(sentinel, "sentinel_password_file", "cache.redis.sentinel") {
+                    read.sentinelPasswordFile = Self.resolve($0, base)
+                }
+                integer(sentinel, "database", "cache.redis.sentinel") { read.database = $0 }
+                section.sentinel = read
+            }
             integer(redis, "tenant_quota_bytes", "cache.redis") { section.tenantQuotaBytes = $0 }
             integer(redis, "pool_size", "cache.redis") { section.poolSize = $0 }
             integer(redis, "timeout_ms", "cache.redis") { section.timeoutMs = $0 }

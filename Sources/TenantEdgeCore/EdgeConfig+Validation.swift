@@ -41,9 +41,26 @@ extension EdgeConfig {
             (0...Self.longestTTLSeconds).contains(cache.defaultTTLSeconds), "cache.default_ttl_s",
             "must be from 0 to \(Self.longestTTLSeconds)")
         if let redis = cache.redis {
-            check(
-                RedisEndpoint(parsing: redis.url) != nil, "cache.redis.url",
-                "must be redis://[user:password@]host[:port][/db]")
+            if let sentinel = redis.sentinel {
+                check(redis.url.isEmpty, "cache.redis.url", "is not used with cache.redis.sentinel: set one of them")
+                check(
+                    (1...RedisSentinelConfig.maxAddresses).contains(sentinel.addresses.count),
+                    "cache.redis.sentinel.addresses", "must list 1 to \(RedisSentinelConfig.maxAddresses) sentinels")
+                for address in sentinel.addresses where !HostName.isValid(address) || !address.contains(":") {
+                    problems.append(
+                        ConfigProblem("cache.redis.sentinel.addresses", "'\(address.prefix(80))' is not host:port"))
+                }
+                check(
+                    RedisSentinelConfig.isValidMaster(sentinel.master), "cache.redis.sentinel.master",
+                    "must be 1 to 64 letters, digits, '.', '-' or '_'")
+                check(
+                    (0..<65_536).contains(sentinel.database), "cache.redis.sentinel.database",
+                    "must be from 0 to 65535")
+            } else {
+                check(
+                    RedisEndpoint(parsing: redis.url) != nil, "cache.redis.url",
+                    "must be redis://[user:password@]host[:port][/db]")
+            }
             check((1...1024).contains(redis.poolSize), "cache.redis.pool_size", "must be from 1 to 1024")
             check((1...60_000).contains(redis.timeoutMs), "cache.redis.timeout_ms", "must be from 1 to 60000")
             check(

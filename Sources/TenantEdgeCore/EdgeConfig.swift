@@ -32,7 +32,10 @@ public struct EdgeConfig: Sendable, Equatable {
     public enum IsolationLevel: String, Sendable, CaseIterable { case strict, standard }
 
     public struct Redis: Sendable, Equatable {
+        /// The Redis to use; empty when `sentinel` names it instead.
         public var url: String
+        /// The primary found through Redis Sentinel instead of a fixed `url`.
+        public var sentinel: RedisSentinelConfig? = nil
         /// Connections per event loop that calls the tier (default 1: a connection pipelines every
         /// call in flight on it, and 2 measured no better on 2 cores).
         public var poolSize: Int = 1

@@ -11,6 +11,7 @@ public enum RedisACL {
             "ACL", "SETUSER", user(for: tenant), "reset", "on", ">\(password)", "resetkeys", "~te:\(tenant):*",
             "resetchannels", "&te:\(tenant):*", "-@all",
             "+get", "+mget", "+set", "+del", "+exists", "+incr", "+ttl", "+expire", "+eval", "+evalsha", "+ping",
+            "+role",
             "+sadd",
             "+srem", "+smembers", "+unlink",
             "+strlen", "+time", "+hincrby", "+hgetall", "+hdel", "+publish", "+subscribe",

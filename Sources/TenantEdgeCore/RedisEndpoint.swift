@@ -7,6 +7,14 @@ public struct RedisEndpoint: Sendable, Equatable, CustomStringConvertible {
     public var user: String?
     public var password: String?
 
+    public init(host: String, port: Int, database: Int = 0, user: String? = nil, password: String? = nil) {
+        self.host = host
+        self.port = port
+        self.database = database
+        self.user = user
+        self.password = password
+    }
+
     public init?(parsing text: String) {
         guard text.hasPrefix("redis://") else { return nil }
         var rest = Substring(text.dropFirst(8))

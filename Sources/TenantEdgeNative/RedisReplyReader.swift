@@ -5,15 +5,21 @@ import TenantEdgeCore
 /// loop moves: the shared tier's connections live on the node's event loops, and only the parsing
 /// of RESP is hiredis's. Owns its reader and frees it in `deinit`; used by one thread at a time.
 ///
-/// A reply is parsed only once all of it has arrived, so hiredis holds an unfinished one in its
-/// buffer: `maxBufferedBytes` bounds that buffer, and a Redis (or anything posing as one) that
-/// sends more than any answer of ours can be gets an error instead of the node's memory.
+/// What a hostile Redis (or anything posing as one) can make it hold is bounded: `feed` refuses
+/// bytes past `maxBufferedBytes` unparsed, and an array header announcing more than
+/// `maxArrayElements` elements is an error instead of a `calloc` of its size (hiredis 0.14 has no
+/// such limit). The caller bounds what a reply holds once parsed (`RedisCommandHandler` counts the
+/// bytes fed since the last complete reply), since hiredis parses an array's elements as they come.
 public final class RedisReplyReader {
+    /// More elements than any reply the node asks for has (`MGET` of three keys, `ROLE`, a script's
+    /// answer): an array header above it fails the reader.
+    public static let maxArrayElements = 1024
+
     private let reader: UnsafeMutablePointer<redisReader>
     private let maxBufferedBytes: Int
 
     public init(maxBufferedBytes: Int) throws(EdgeError) {
-        guard let reader = redisReaderCreate() else {
+        guard let functions = boundedReplyFunctions, let reader = redisReaderCreateWithFunctions(functions) else {
             throw EdgeError(.redisFailure, "cannot allocate a Redis reply reader")
         }
         self.reader = reader
@@ -50,3 +56,25 @@ public final class RedisReplyReader {
         return RedisConnection.convert(raw.assumingMemoryBound(to: redisReply.self))
     }
 }
+
+/// hiredis's own reply constructors (static in hiredis, reached through a default reader's table).
+nonisolated(unsafe) private let defaultReplyFunctions: redisReplyObjectFunctions? = {
+    guard let reader = redisReaderCreate() else { return nil }
+    defer { redisReaderFree(reader) }
+    return reader.pointee.fn.pointee
+}()
+
+/// The same constructors, but an array of more than `maxArrayElements` is refused (NULL: hiredis
+/// then reports out of memory, which fails the reader) before hiredis allocates room for it.
+nonisolated(unsafe) private let boundedReplyFunctions: UnsafeMutablePointer<redisReplyObjectFunctions>? = {
+    guard var functions = defaultReplyFunctions else { return nil }
+    functions.createArray = { task, elements in
+        guard elements >= 0, Int(elements) <= RedisReplyReader.maxArrayElements,
+            let create = defaultReplyFunctions?.createArray
+        else { return nil }
+        return create(task, elements)
+    }
+    let table = UnsafeMutablePointer<redisReplyObjectFunctions>.allocate(capacity: 1)
+    table.initialize(to: functions)
+    return table
+}()

@@ -131,6 +131,7 @@ public final class EdgeNode: Sendable {
             RuntimeShutdown(runtime: runtime), runtime.siblingFollowers, runtime.retirements,
             PendingPurgeRetries(runtime: runtime), geoMaintenance,
         ]
+        if let sentinel = runtime.sentinel { list.append(sentinel) }
         if let erasures { list.append(erasures) }
         if let feed { list.append(feed) }
         list += extraServices

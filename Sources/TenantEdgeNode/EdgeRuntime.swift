@@ -51,6 +51,8 @@ package final class EdgeRuntime: Sendable {
     let retirements: TenantRetirements
     /// Runs each table's sibling purge followers from when the table is built.
     let siblingFollowers = SiblingFollowers()
+    /// Follows Redis Sentinel for the shared tier's primary (`cache.redis.sentinel`); nil otherwise.
+    let sentinel: SentinelWatcher?
 
     init(
         config: EdgeConfig, group: any EventLoopGroup, registry: PrometheusCollectorRegistry, logger: Logger,
@@ -74,10 +76,17 @@ package final class EdgeRuntime: Sendable {
         self.adminTokens = try AdminTokensReader.load(path: config.security.adminTokensFile)
         self.audit = try AuditLog(stateDirectory: config.stateDir, clock: clock, logger: logger)
         geo = try GeoRouting(config: config, logger: logger)
+        if let redis = config.cache.redis, let sentinelConfig = redis.sentinel {
+            sentinel = try SentinelWatcher(
+                config: sentinelConfig, address: RedisPrimaryAddress(followingSentinel: ()), timeoutMs: redis.timeoutMs,
+                eventLoop: eventLoop, clock: clock, logger: logger)
+        } else {
+            sentinel = nil
+        }
         current = Mutex(
             try TenantTable.build(
-                config: config, version: 0, masterKey: masterKey, kek: kek, previous: nil, eventLoop: eventLoop,
-                clock: clock, logger: logger))
+                config: config, version: 0, masterKey: masterKey, kek: kek, previous: nil,
+                sentinelPrimary: sentinel?.address, eventLoop: eventLoop, clock: clock, logger: logger))
         self.upstream = UpstreamClient(group: group, limits: config.limits)
         self.metrics = EdgeMetrics(
             registry: registry, tenants: config.tenants.map(\.id), hasRedis: config.cache.redis != nil)
@@ -89,6 +98,13 @@ package final class EdgeRuntime: Sendable {
         retirements = TenantRetirements(
             region: config.node.region, eventLoop: eventLoop, clock: clock, audit: audit, logger: logger)
         siblingFollowers.start(table.purgeFollowers)
+        if let sentinel {
+            sentinel.whenSwitched { [unowned self] in
+                for (tenant, tier) in table.l2Tiers where tier.address === sentinel.address {
+                    tier.markUntrusted(tenant, because: "the L2 primary switched", on: eventLoop)
+                }
+            }
+        }
     }
 
     /// The tenant set in force now.
@@ -125,7 +141,7 @@ package final class EdgeRuntime: Sendable {
     func prepare(_ config: EdgeConfig, version: Int) throws(EdgeError) -> TenantTable {
         let prepared = try TenantTable.build(
             config: config, version: version, masterKey: masterKey, kek: kek, previous: table,
-            eventLoop: eventLoop, clock: clock, logger: logger)
+            sentinelPrimary: sentinel?.address, eventLoop: eventLoop, clock: clock, logger: logger)
         // Following from now: the new table hears siblings' purges before it is swapped in.
         siblingFollowers.start(prepared.purgeFollowers)
         return prepared

@@ -34,10 +34,20 @@ struct RedisCommandHandlerTests {
         }
     }
 
-    static func channel(maxReplyBytes: Int = 1 << 20, maxInFlight: Int = 100) throws -> EmbeddedChannel {
-        let reader = try RedisReplyReader(maxBufferedBytes: maxReplyBytes)
+    static func handler(maxReplyBytes: Int = 1 << 20, maxInFlight: Int = 100, maxWaitingBytes: Int = 1 << 20) throws
+        -> RedisCommandHandler
+    {
+        RedisCommandHandler(
+            reader: try RedisReplyReader(maxBufferedBytes: maxReplyBytes), maxInFlight: maxInFlight,
+            maxReplyBytes: maxReplyBytes, maxWaitingBytes: maxWaitingBytes)
+    }
+
+    static func channel(maxReplyBytes: Int = 1 << 20, maxInFlight: Int = 100, maxWaitingBytes: Int = 1 << 20) throws
+        -> EmbeddedChannel
+    {
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(RedisCommandHandler(reader: reader, maxInFlight: maxInFlight))
+        try channel.pipeline.syncOperations.addHandler(
+            handler(maxReplyBytes: maxReplyBytes, maxInFlight: maxInFlight, maxWaitingBytes: maxWaitingBytes))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 6379)).wait()
         return channel
     }
@@ -125,14 +135,66 @@ struct RedisCommandHandlerTests {
     }
 
     @Test func aStalledConnectionIsToldFromASlowOne() throws {
-        let reader = try RedisReplyReader(maxBufferedBytes: 1024)
-        let handler = RedisCommandHandler(reader: reader, maxInFlight: 10)
+        let handler = try Self.handler()
         let channel = EmbeddedChannel(handler: handler)
-        let start = NIODeadline.now()
-        #expect(!handler.isStalled(after: .milliseconds(50), now: start + .seconds(1)), "nothing waits")
+        let wait = TimeAmount.milliseconds(50)
+        #expect(!handler.isStalled(after: wait, now: NIODeadline.now() + .seconds(1)), "nothing waits")
         Self.send(channel, ["GET", "a"], { _ in })
-        #expect(handler.isStalled(after: .milliseconds(50), now: .now() + .seconds(1)))
-        #expect(!handler.isStalled(after: .milliseconds(50), now: .now()))
+        #expect(handler.isStalled(after: wait, now: NIODeadline.now() + .seconds(1)))
+        #expect(!handler.isStalled(after: wait, now: NIODeadline.now()))
+    }
+
+    @Test func anArrayWhoseElementsTogetherPassTheBoundFailsToo() throws {
+        // Each element is small and parsed as it comes: the bound counts all of the reply's bytes.
+        let channel = try Self.channel(maxReplyBytes: 4096)
+        let replies = Replies()
+        Self.send(channel, ["MGET", "a"], replies.record("many"))
+        try channel.writeInbound(ByteBuffer(string: "*1000\r\n"))
+        for _ in 0..<5 {
+            guard channel.isActive else { break }
+            try channel.writeInbound(ByteBuffer(string: "$1000\r\n" + String(repeating: "y", count: 1000) + "\r\n"))
+        }
+        #expect(replies.seen == ["many failed"])
+        #expect(!channel.isActive)
+    }
+
+    @Test func anArrayHeaderAnnouncingMillionsOfElementsIsRefusedBeforeItIsAllocated() throws {
+        let channel = try Self.channel()
+        let replies = Replies()
+        Self.send(channel, ["MGET", "a"], replies.record("huge"))
+        try channel.writeInbound(ByteBuffer(string: "*2147483000\r\n"))
+        #expect(replies.seen == ["huge failed"])
+        #expect(!channel.isActive)
+    }
+
+    @Test func commandsPastTheWaitingBytesFailAloneAndTheOthersGoOn() throws {
+        let channel = try Self.channel(maxWaitingBytes: 300)
+        let replies = Replies()
+        Self.send(channel, ["SET", "a", String(repeating: "v", count: 200)], replies.record("first"))
+        Self.send(channel, ["SET", "b", String(repeating: "v", count: 200)], replies.record("second"))
+        #expect(replies.seen == ["second failed"], "its bytes would pass what may wait")
+        try channel.writeInbound(ByteBuffer(string: "+OK\r\n"))
+        #expect(replies.seen == ["second failed", "first answered"])
+        Self.send(channel, ["SET", "c", String(repeating: "v", count: 200)], replies.record("third"))
+        try channel.writeInbound(ByteBuffer(string: "+OK\r\n"))
+        #expect(replies.seen.last == "third answered", "the first's bytes were given back with its reply")
+    }
+
+    @Test func aSubscribedConnectionPassesMessagesOnAndStillRefusesGarbage() throws {
+        let handler = try Self.handler()
+        let channel = EmbeddedChannel(handler: handler)
+        var pushed: [RedisConnection.Reply] = []
+        handler.onPush = { pushed.append($0) }
+        let replies = Replies()
+        Self.send(channel, ["SUBSCRIBE", "+switch-master"], replies.record("subscribe"))
+        try channel.writeInbound(
+            ByteBuffer(
+                string: "*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n"
+                    + "*3\r\n$7\r\nmessage\r\n$14\r\n+switch-master\r\n$5\r\nm a 1\r\n"))
+        #expect(replies.seen == ["subscribe answered"])
+        #expect(pushed.count == 1)
+        try channel.writeInbound(ByteBuffer(string: "not resp\r\n"))
+        #expect(!channel.isActive)
     }
 
     // MARK: against redis-server

@@ -9,18 +9,30 @@ import Foundation
 package final class RedisProcess: @unchecked Sendable {  // used from one test task
     package let port: Int
     private var process: Process?
+    /// Arguments after the defaults (`--replicaof 127.0.0.1 6379`, say); with `sentinelConfig`, the
+    /// process is a sentinel run from that file instead (`redis-server <file> --sentinel`).
+    private let extraArguments: [String]
+    private let sentinelConfig: String?
 
-    package init(port: Int? = nil) throws {
+    package init(port: Int? = nil, arguments: [String] = [], sentinelConfig: String? = nil) throws {
         self.port = try port ?? RedisProcess.freePort()
+        extraArguments = arguments
+        self.sentinelConfig = sentinelConfig
         try start()
     }
 
     package func start() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
-        process.arguments = [
-            "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning",
-        ]
+        if let sentinelConfig {
+            process.arguments = [sentinelConfig, "--sentinel", "--port", String(port)] + extraArguments
+        } else {
+            process.arguments =
+                [
+                    "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel",
+                    "warning",
+                ] + extraArguments
+        }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

@@ -20,7 +20,8 @@ final class SiblingPurgeFollower: Sendable {
     typealias Apply = @Sendable (_ tenant: String, _ notice: PurgeNotice) -> Void
     typealias Resync = @Sendable (_ tenant: String) -> Void
 
-    private let endpoint: RedisEndpoint
+    /// The Redis to subscribe on now (the primary may move under Sentinel); nil while unknown.
+    private let endpoint: @Sendable () -> RedisEndpoint?
     private let tenants: [String]
     private let nodeID: String
     private let timeoutMs: Int
@@ -38,7 +39,8 @@ final class SiblingPurgeFollower: Sendable {
     static let retryInterval = 0.5
 
     init(
-        endpoint: RedisEndpoint, tenants: [String], nodeID: String, timeoutMs: Int, clock: any CacheClock,
+        endpoint: @escaping @Sendable () -> RedisEndpoint?, tenants: [String], nodeID: String, timeoutMs: Int,
+        clock: any CacheClock,
         logger: Logger,
         apply: @escaping Apply, resync: @escaping Resync
     ) {
@@ -97,6 +99,7 @@ final class SiblingPurgeFollower: Sendable {
 
     /// On the connector thread: subscribe, wait for every confirmation, then compare fences.
     private func subscribe() throws(EdgeError) {
+        guard let endpoint = endpoint() else { throw EdgeError(.redisFailure, "the L2 primary is not known yet") }
         let connection = try RedisAsyncConnection.open(endpoint, timeoutMs: timeoutMs)
         // Current before it subscribes, so a loss at any moment from here wakes `run`; the one it
         // replaces is released outside the lock (its last release may run callbacks).
@@ -108,7 +111,9 @@ final class SiblingPurgeFollower: Sendable {
         // Weak: the subscription's callbacks live inside the connection they refer to.
         try connection.subscribeConfirmed(
             tenants.map { PurgeNotice.channel(tenant: $0, database: endpoint.database) }, timeoutMs: timeoutMs,
-            onMessage: { [self] channel, payload in received(channel: channel, payload: payload) },
+            onMessage: { [self] channel, payload in
+                received(channel: channel, payload: payload, database: endpoint.database)
+            },
             onLost: { [self, weak connection] in
                 let wasCurrent = state.withLock { state -> Bool in
                     guard let connection, state.connection === connection else { return false }
@@ -137,8 +142,8 @@ final class SiblingPurgeFollower: Sendable {
         }
     }
 
-    private func received(channel: String, payload: [UInt8]) {
-        guard let tenant = PurgeNotice.tenant(ofChannel: channel, database: endpoint.database),
+    private func received(channel: String, payload: [UInt8], database: Int) {
+        guard let tenant = PurgeNotice.tenant(ofChannel: channel, database: database),
             let notice = PurgeNotice(payload: payload)
         else { return }
         state.withLock { $0.fences[tenant] = max($0.fences[tenant] ?? 0, notice.fence) }

@@ -14,9 +14,11 @@ struct RedisCommand {
 /// replies, parsed by hiredis's reader, complete the commands in the order they were written (Redis
 /// answers a connection's commands in order, so every command in flight is pipelined).
 ///
-/// A reply nobody asked for, bytes that are not RESP, a reply past the reader's bound, or more than
-/// `maxInFlight` commands waiting fail every waiting command and close the channel: the stream can
-/// no longer be matched to its commands, and the tier reconnects on its next call.
+/// A reply nobody asked for, bytes that are not RESP, or a reply of more than `maxReplyBytes` (all
+/// its bytes counted, an array's elements too) fail every waiting command and close the channel:
+/// the stream can no longer be matched to its commands, and the tier reconnects on its next call.
+/// A command beyond `maxInFlight` waiting commands or `maxWaitingBytes` of them fails alone, at once
+/// (what a slow Redis makes the node hold is bounded; L2 calls are best effort).
 final class RedisCommandHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = RedisCommand
@@ -24,15 +26,26 @@ final class RedisCommandHandler: ChannelDuplexHandler {
 
     private let reader: RedisReplyReader
     private let maxInFlight: Int
-    private var waiting = CircularBuffer<RedisCommand.Completion>(initialCapacity: 16)
+    private let maxReplyBytes: Int
+    private let maxWaitingBytes: Int
+    /// Commands written and not yet answered, in order, with their encoded size.
+    private var waiting = CircularBuffer<(completion: RedisCommand.Completion, bytes: Int)>(initialCapacity: 16)
+    private var waitingBytes = 0
+    /// Bytes read since the last complete reply: what the reply being read holds, parsed or not.
+    private var replyBytes = 0
     /// Set once the channel is unusable; later commands fail at once with it.
     private var failure: EdgeError?
     /// When bytes last arrived while commands waited, for `isStalled`.
     private(set) var lastProgress = NIODeadline.now()
+    /// Takes replies no command waits for, once the connection subscribed (pub/sub messages); nil:
+    /// such a reply is a broken stream.
+    var onPush: ((RedisConnection.Reply) -> Void)?
 
-    init(reader: RedisReplyReader, maxInFlight: Int) {
+    init(reader: RedisReplyReader, maxInFlight: Int, maxReplyBytes: Int, maxWaitingBytes: Int) {
         self.reader = reader
         self.maxInFlight = maxInFlight
+        self.maxReplyBytes = maxReplyBytes
+        self.maxWaitingBytes = maxWaitingBytes
     }
 
     var inFlight: Int { waiting.count }
@@ -49,15 +62,17 @@ final class RedisCommandHandler: ChannelDuplexHandler {
             promise?.fail(failure)
             return command.completion(.failure(failure))
         }
-        guard waiting.count < maxInFlight else {
-            let busy = EdgeError(.redisFailure, "more than \(maxInFlight) Redis calls in flight on one connection")
+        let size = Self.encodedSize(command.arguments)
+        guard waiting.count < maxInFlight, size <= maxWaitingBytes &- waitingBytes else {
+            let busy = EdgeError(.redisFailure, "the Redis connection has too many calls in flight")
             promise?.fail(busy)
             return command.completion(.failure(busy))
         }
-        var buffer = context.channel.allocator.buffer(capacity: Self.encodedSize(command.arguments))
+        var buffer = context.channel.allocator.buffer(capacity: size)
         Self.encode(command.arguments, into: &buffer)
         if waiting.isEmpty { lastProgress = .now() }
-        waiting.append(command.completion)
+        waiting.append((command.completion, size))
+        waitingBytes &+= size
         context.write(wrapOutboundOut(buffer), promise: promise)
     }
 
@@ -66,12 +81,21 @@ final class RedisCommandHandler: ChannelDuplexHandler {
         guard failure == nil else { return }
         lastProgress = .now()
         do throws(EdgeError) {
+            replyBytes &+= buffer.readableBytes
+            guard replyBytes <= maxReplyBytes else {
+                throw EdgeError(.redisFailure, "Redis sent a reply larger than \(maxReplyBytes) bytes")
+            }
             try buffer.withUnsafeReadableBytes { bytes throws(EdgeError) in try reader.feed(bytes) }
             while let reply = try reader.next() {
-                guard let completion = waiting.popFirst() else {
+                replyBytes = reader.bufferedBytes  // what is left belongs to the next reply
+                if let (completion, bytes) = waiting.popFirst() {
+                    waitingBytes &-= bytes
+                    completion(.success(reply))
+                } else if let onPush {
+                    onPush(reply)
+                } else {
                     throw EdgeError(.redisFailure, "Redis sent a reply no command asked for")
                 }
-                completion(.success(reply))
             }
         } catch {
             failAll(error)
@@ -91,7 +115,8 @@ final class RedisCommandHandler: ChannelDuplexHandler {
 
     private func failAll(_ error: EdgeError) {
         if failure == nil { failure = error }
-        while let completion = waiting.popFirst() { completion(.failure(error)) }
+        waitingBytes = 0
+        while let (completion, _) = waiting.popFirst() { completion(.failure(error)) }
     }
 
     // MARK: RESP

@@ -11,12 +11,15 @@ import TenantEdgeNative
 /// called on `eventLoop`, and is (`SharedTierConnections` only hands it out there).
 final class RedisLoopConnection: @unchecked Sendable {
     let eventLoop: any EventLoop
+    /// The primary's epoch (`RedisPrimaryAddress`) this connection was made at.
+    let epoch: Int
     private let channel: any Channel
     private let handler: RedisCommandHandler
     private var flushScheduled = false
 
-    private init(channel: any Channel, handler: RedisCommandHandler) {
+    private init(channel: any Channel, handler: RedisCommandHandler, epoch: Int) {
         self.eventLoop = channel.eventLoop
+        self.epoch = epoch
         self.channel = channel
         self.handler = handler
     }
@@ -47,15 +50,48 @@ final class RedisLoopConnection: @unchecked Sendable {
 
     func close() { channel.close(promise: nil) }
 
+    /// Completes when the connection has closed, for whatever reason.
+    var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
+
+    /// `SUBSCRIBE channel`: `onMessage` gets each message's payload on the event loop; the returned
+    /// future succeeds once Redis confirmed. Use the connection for nothing else afterwards.
+    func subscribe(_ name: String, onMessage: @escaping ([UInt8]) -> Void) -> EventLoopFuture<Void> {
+        eventLoop.assertInEventLoop()
+        handler.onPush = { reply in
+            guard case .array(let items) = reply, items.count == 3, case .string(let kind) = items[0],
+                kind.elementsEqual("message".utf8), case .string(let payload) = items[2]
+            else { return }
+            onMessage(payload)
+        }
+        let promise = eventLoop.makePromise(of: Void.self)
+        submit([Array("SUBSCRIBE".utf8), Array(name.utf8)]) { reply in
+            if case .success(.array(let items)) = reply, case .string(let kind)? = items.first,
+                kind.elementsEqual("subscribe".utf8)
+            {
+                promise.succeed()
+            } else {
+                promise.fail(EdgeError(.redisFailure, "SUBSCRIBE \(name) was not confirmed"))
+            }
+        }
+        return promise.futureResult
+    }
+
     /// Connects on `eventLoop`, authenticates (`AUTH [user] password`), selects the endpoint's
     /// database and waits for a `PING`, all within `timeoutMs`. Errors name the endpoint with its
     /// password masked, never a reply that could echo it.
+    /// - Parameters:
+    ///   - checkRole: also ask `ROLE` and refuse a Redis that is not a primary (Sentinel mode: an old
+    ///     primary that came back as a replica must never take the tier's writes).
+    ///   - epoch: the primary's epoch the endpoint was read at.
     static func open(
-        _ endpoint: RedisEndpoint, timeoutMs: Int, maxReplyBytes: Int, on eventLoop: any EventLoop
+        _ endpoint: RedisEndpoint, timeoutMs: Int, maxReplyBytes: Int, checkRole: Bool = false, epoch: Int = 0,
+        on eventLoop: any EventLoop
     ) -> EventLoopFuture<RedisLoopConnection> {
         guard eventLoop.inEventLoop else {
             return eventLoop.flatSubmit {
-                open(endpoint, timeoutMs: timeoutMs, maxReplyBytes: maxReplyBytes, on: eventLoop)
+                open(
+                    endpoint, timeoutMs: timeoutMs, maxReplyBytes: maxReplyBytes, checkRole: checkRole, epoch: epoch,
+                    on: eventLoop)
             }
         }
         guard let bootstrap = ClientBootstrap(validatingGroup: eventLoop) else {
@@ -65,7 +101,13 @@ final class RedisLoopConnection: @unchecked Sendable {
         do { reader = try RedisReplyReader(maxBufferedBytes: maxReplyBytes) } catch {
             return eventLoop.makeFailedFuture(error)
         }
-        let handler = NIOLoopBound(RedisCommandHandler(reader: reader, maxInFlight: maxInFlight), eventLoop: eventLoop)
+        // Commands waiting for replies hold their encoded bytes until answered: room for two of
+        // the largest value (a write) and never less than 32 MiB.
+        let handler = NIOLoopBound(
+            RedisCommandHandler(
+                reader: reader, maxInFlight: maxInFlight, maxReplyBytes: maxReplyBytes,
+                maxWaitingBytes: max(32 << 20, 2 * maxReplyBytes)),
+            eventLoop: eventLoop)
         let connected = bootstrap.connectTimeout(.milliseconds(Int64(timeoutMs)))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -75,8 +117,8 @@ final class RedisLoopConnection: @unchecked Sendable {
             .flatMapErrorThrowing { _ in throw EdgeError(.redisFailure, "cannot connect to Redis at \(endpoint)") }
         let deadline = NIODeadline.now() + .milliseconds(Int64(timeoutMs))
         return connected.flatMap { channel in
-            let connection = RedisLoopConnection(channel: channel, handler: handler.value)
-            let answered = connection.handshake(endpoint)
+            let connection = RedisLoopConnection(channel: channel, handler: handler.value, epoch: epoch)
+            let answered = connection.handshake(endpoint, checkRole: checkRole)
             let timer = eventLoop.scheduleTask(deadline: deadline) {
                 connection.close()  // fails the handshake's commands, so `answered` fails
             }
@@ -90,13 +132,13 @@ final class RedisLoopConnection: @unchecked Sendable {
     /// The most commands one connection holds unanswered; beyond it calls fail at once.
     static let maxInFlight = 16_384
 
-    private func handshake(_ endpoint: RedisEndpoint) -> EventLoopFuture<RedisLoopConnection> {
+    private func handshake(_ endpoint: RedisEndpoint, checkRole: Bool) -> EventLoopFuture<RedisLoopConnection> {
         var commands: [[String]] = []
         if let password = endpoint.password {
             commands.append(["AUTH"] + (endpoint.user.map { [$0] } ?? []) + [password])
         }
         if endpoint.database != 0 { commands.append(["SELECT", String(endpoint.database)]) }
-        commands.append(["PING"])
+        commands.append(checkRole ? ["ROLE"] : ["PING"])
         let promise = eventLoop.makePromise(of: RedisLoopConnection.self)
         var left = commands.count
         for command in commands {
@@ -108,6 +150,8 @@ final class RedisLoopConnection: @unchecked Sendable {
                     promise.fail(EdgeError(.redisFailure, "Redis at \(endpoint) refused the credentials"))
                 case .success(.error(let message)):
                     promise.fail(EdgeError(.redisFailure, "Redis at \(endpoint): \(command[0]) failed: \(message)"))
+                case .success(let answer) where command[0] == "ROLE" && !Self.isPrimary(answer):
+                    promise.fail(EdgeError(.redisFailure, "Redis at \(endpoint) is not a primary (ROLE)"))
                 case .success:
                     left -= 1
                     if left == 0 { promise.succeed(self) }
@@ -115,5 +159,10 @@ final class RedisLoopConnection: @unchecked Sendable {
             }
         }
         return promise.futureResult
+    }
+
+    private static func isPrimary(_ role: RedisConnection.Reply) -> Bool {
+        guard case .array(let items) = role, case .string(let first)? = items.first else { return false }
+        return SentinelAnswer.isPrimaryRole(first)
     }
 }

@@ -22,7 +22,10 @@ import TenantEdgeNative
 /// delete the members of their index sets; an `all` purge increments the generation, so every node
 /// stops seeing the tenant's entries at once (O(1)) and Redis expires them itself.
 final class RedisTier: Sendable {
+    /// Credentials and database; with Sentinel its host and port are placeholders (`address` has them).
     let endpoint: RedisEndpoint
+    /// Where the primary is now: fixed, or followed through Sentinel.
+    let address: RedisPrimaryAddress
     /// This node's id, carried by the purge notices it publishes (so it skips its own).
     let nodeID: String
     let timeoutMs: Int
@@ -42,19 +45,30 @@ final class RedisTier: Sendable {
     ///   - maxReplyBytes: the largest reply a connection takes before it closes (a value is bounded
     ///     by `limits.max_response_body_bytes` and its head).
     init(
-        endpoint: RedisEndpoint, nodeID: String, connectionsPerLoop: Int, timeoutMs: Int, maxReplyBytes: Int,
-        clock: any CacheClock, logger: Logger
+        endpoint: RedisEndpoint, address: RedisPrimaryAddress? = nil, nodeID: String, connectionsPerLoop: Int,
+        timeoutMs: Int, maxReplyBytes: Int, clock: any CacheClock, logger: Logger
     ) {
         self.endpoint = endpoint
+        let address = address ?? RedisPrimaryAddress(fixed: endpoint)
+        self.address = address
         self.nodeID = nodeID
         self.timeoutMs = timeoutMs
         self.clock = clock
         self.logger = logger
         self.connections = SharedTierConnections(
-            endpoint: endpoint, perLoop: connectionsPerLoop, timeoutMs: timeoutMs, maxReplyBytes: maxReplyBytes)
+            endpoint: endpoint, address: address, perLoop: connectionsPerLoop, timeoutMs: timeoutMs,
+            maxReplyBytes: maxReplyBytes)
     }
 
     var isUp: Bool { breaker.withLock { $0.isUp } }
+
+    /// The endpoint to connect to now (the current primary's address); nil while none is known.
+    var currentEndpoint: RedisEndpoint? {
+        guard let (primary, _) = address.current() else { return nil }
+        var current = endpoint
+        (current.host, current.port) = (primary.host, primary.port)
+        return current
+    }
 
     func shutdown() async { await connections.shutdown() }
 
@@ -235,10 +249,12 @@ final class RedisTier: Sendable {
     /// Records that a purge for `tenant` did not reach Redis. Until a generation drop for it
     /// succeeds, this node neither reads nor writes the tenant's L2 entries, and it retries the drop
     /// in the background, so no purge is lost to an outage.
-    func markUntrusted(_ tenant: String, on eventLoop: any EventLoop) {
+    func markUntrusted(
+        _ tenant: String, because reason: String = "purge did not reach Redis", on eventLoop: any EventLoop
+    ) {
         guard pending.withLock({ $0.purgeFailed(tenant: tenant) }) else { return }
         logger.warning(
-            "purge did not reach Redis; tenant's L2 untrusted until it does", metadata: ["tenant": "\(tenant)"])
+            "\(reason); tenant's L2 untrusted until its generation is dropped", metadata: ["tenant": "\(tenant)"])
     }
 
     func isUntrusted(_ tenant: String) -> Bool { pending.withLock { $0.isUntrusted(tenant) } }
@@ -303,8 +319,14 @@ final class RedisTier: Sendable {
                 timer.cancel()
                 settle(nil, error)
             case .success(let connection):
-                Self.send(arguments, on: connection) { reply in
+                Self.send(arguments, on: connection, wanted: { !once.isClaimed }) { reply in
                     timer.cancel()
+                    if case .success(.error(let message)) = reply, message.hasPrefix("READONLY") {
+                        // A primary that became a replica: this connection is done, and the
+                        // sentinels are asked where the primary went.
+                        connection.close()
+                        self.address.suspect()
+                    }
                     self.counters.waitNanoseconds.add(
                         Int((NIODeadline.now() - submitted).nanoseconds), ordering: .relaxed)
                     switch reply {
@@ -317,8 +339,11 @@ final class RedisTier: Sendable {
         }
     }
 
+    /// `wanted`: whether the caller still waits; a script Redis no longer has is sent again in full
+    /// only then (after a Redis restart, every timed-out call would otherwise run a second time).
     private static func send(
-        _ arguments: [[UInt8]], on connection: RedisLoopConnection, completion: @escaping RedisCommand.Completion
+        _ arguments: [[UInt8]], on connection: RedisLoopConnection, wanted: @escaping () -> Bool,
+        completion: @escaping RedisCommand.Completion
     ) {
         guard arguments.count > 1, arguments[0] == Array("EVAL".utf8),
             let sha = SharedTierScripts.shas[String(decoding: arguments[1], as: UTF8.self)]
@@ -329,7 +354,7 @@ final class RedisTier: Sendable {
         bySHA[0] = Array("EVALSHA".utf8)
         bySHA[1] = sha
         connection.submit(bySHA) { reply in
-            if case .success(.error(let message)) = reply, message.hasPrefix("NOSCRIPT") {
+            if case .success(.error(let message)) = reply, message.hasPrefix("NOSCRIPT"), wanted() {
                 connection.submit(arguments, completion: completion)
             } else {
                 completion(reply)
@@ -341,6 +366,7 @@ final class RedisTier: Sendable {
 /// True for the first caller only: settles a call exactly once between its reply and its timer.
 private final class Once: Sendable {
     private let done = Atomic<Bool>(false)
+    var isClaimed: Bool { done.load(ordering: .acquiring) }
     func claim() -> Bool {
         done.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
     }

@@ -14,14 +14,22 @@ import TenantEdgeNative
 /// on 2 cores was most of an L2 hit's cost (docs/decisions.md, 53).
 final class SharedTierConnections: Sendable {
     private let endpoint: RedisEndpoint
+    private let address: RedisPrimaryAddress
     private let timeoutMs: Int
     private let perLoop: Int
     private let maxReplyBytes: Int
     private let laneSlots = LaneLocal<LoopSlots>()
     private let otherSlots = Mutex<[ObjectIdentifier: LoopSlots]>([:])
+    /// Every `LoopSlots` made, lane or not, for `closeStalled` and `shutdown`.
+    private let made = Mutex<[LoopSlots]>([])
+    /// Set by `shutdown`: later calls fail at once and connect nothing.
+    private let isShut = Atomic<Bool>(false)
 
-    init(endpoint: RedisEndpoint, perLoop: Int, timeoutMs: Int, maxReplyBytes: Int) {
+    /// - Parameters:
+    ///   - endpoint: credentials and database; its host and port are `address`'s at each connect.
+    init(endpoint: RedisEndpoint, address: RedisPrimaryAddress, perLoop: Int, timeoutMs: Int, maxReplyBytes: Int) {
         self.endpoint = endpoint
+        self.address = address
         self.timeoutMs = timeoutMs
         self.perLoop = max(1, perLoop)
         self.maxReplyBytes = maxReplyBytes
@@ -32,6 +40,9 @@ final class SharedTierConnections: Sendable {
     func withConnection(
         on eventLoop: any EventLoop, _ body: @escaping @Sendable (Result<RedisLoopConnection, any Error>) -> Void
     ) {
+        guard !isShut.load(ordering: .acquiring) else {
+            return body(.failure(EdgeError(.redisFailure, "the Redis tier was shut down")))
+        }
         if eventLoop.inEventLoop, let slots = laneSlots.withValue(make: { makeSlots(eventLoop) }, { $0 }) {
             return slots.next(body)
         }
@@ -46,25 +57,41 @@ final class SharedTierConnections: Sendable {
     }
 
     /// Closes `eventLoop`'s connections that have commands waiting and have heard nothing from
-    /// Redis for `timeout_ms` (a call on them just timed out): the next call reconnects.
+    /// Redis for twice `timeout_ms` (a call on them just timed out): the next call reconnects. Twice,
+    /// so a Redis that pauses a little longer than a timeout (a fork) keeps its connections.
     func closeStalled(on eventLoop: any EventLoop) {
         eventLoop.assertInEventLoop()
-        let slots =
-            laneSlots.withValue(make: { nil }, { $0 }) ?? otherSlots.withLock { $0[ObjectIdentifier(eventLoop)] }
-        guard let slots, slots.eventLoop === eventLoop else { return }
-        slots.closeStalled(after: .milliseconds(Int64(timeoutMs)))
+        for slots in made.withLock({ $0 }) where slots.eventLoop === eventLoop {
+            slots.closeStalled(after: .milliseconds(2 * Int64(timeoutMs)))
+        }
     }
 
     private func makeSlots(_ eventLoop: any EventLoop) -> LoopSlots {
-        let (endpoint, timeoutMs, maxReplyBytes) = (self.endpoint, self.timeoutMs, self.maxReplyBytes)
-        return LoopSlots(eventLoop: eventLoop, count: perLoop) {
-            RedisLoopConnection.open(endpoint, timeoutMs: timeoutMs, maxReplyBytes: maxReplyBytes, on: eventLoop)
+        let slots = newSlots(eventLoop)
+        made.withLock { $0.append(slots) }
+        return slots
+    }
+
+    private func newSlots(_ eventLoop: any EventLoop) -> LoopSlots {
+        let (template, address, timeoutMs, maxReplyBytes) = (endpoint, self.address, self.timeoutMs, maxReplyBytes)
+        return LoopSlots(eventLoop: eventLoop, count: perLoop, epoch: { address.epoch }) {
+            guard let (primary, epoch) = address.current() else {
+                address.suspect()
+                return eventLoop.makeFailedFuture(EdgeError(.redisFailure, "no sentinel has named the primary yet"))
+            }
+            var endpoint = template
+            (endpoint.host, endpoint.port) = (primary.host, primary.port)
+            let opened = RedisLoopConnection.open(
+                endpoint, timeoutMs: timeoutMs, maxReplyBytes: maxReplyBytes, checkRole: address.followsSentinel,
+                epoch: epoch, on: eventLoop)
+            opened.whenFailure { _ in address.suspect() }
+            return opened
         }
     }
 
     func shutdown() async {
-        let all = laneSlots.madeValues + otherSlots.withLock { Array($0.values) }
-        for slots in all { try? await slots.eventLoop.submit { slots.closeAll() }.get() }
+        isShut.store(true, ordering: .releasing)
+        for slots in made.withLock({ $0 }) { try? await slots.eventLoop.submit { slots.closeAll() }.get() }
     }
 }
 
@@ -80,10 +107,16 @@ private final class LoopSlots: @unchecked Sendable {
     private var slots: [Slot]
     private var nextIndex = 0
     private let open: () -> EventLoopFuture<RedisLoopConnection>
+    /// The primary's epoch now: a connection made at another is closed at its next use.
+    private let epoch: () -> Int
 
-    init(eventLoop: any EventLoop, count: Int, open: @escaping () -> EventLoopFuture<RedisLoopConnection>) {
+    init(
+        eventLoop: any EventLoop, count: Int, epoch: @escaping () -> Int,
+        open: @escaping () -> EventLoopFuture<RedisLoopConnection>
+    ) {
         self.eventLoop = eventLoop
         self.slots = Array(repeating: .empty, count: count)
+        self.epoch = epoch
         self.open = open
     }
 
@@ -92,15 +125,19 @@ private final class LoopSlots: @unchecked Sendable {
         let index = nextIndex % slots.count
         nextIndex &+= 1
         switch slots[index] {
-        case .ready(let connection) where connection.isUsable:
+        case .ready(let connection) where connection.isUsable && connection.epoch == epoch():
             body(.success(connection))
         case .connecting(let pending):
             pending.whenComplete(body)
         case .ready, .empty:
+            if case .ready(let stale) = slots[index] { stale.close() }  // failed, or the primary moved
             let pending = open()
             slots[index] = .connecting(pending)
             pending.whenComplete { [self] result in
-                guard case .connecting(let current) = slots[index], current === pending else { return }
+                guard case .connecting(let current) = slots[index], current === pending else {
+                    if case .success(let connection) = result { connection.close() }  // closed meanwhile
+                    return
+                }
                 if case .success(let connection) = result {
                     slots[index] = .ready(connection)
                 } else {
@@ -115,6 +152,7 @@ private final class LoopSlots: @unchecked Sendable {
         for case .ready(let connection) in slots { connection.closeIfStalled(after: timeout) }
     }
 
+    /// Closes every connection, ready or being made (those close as they complete).
     func closeAll() {
         for case .ready(let connection) in slots { connection.close() }
         slots = slots.map { _ in .empty }

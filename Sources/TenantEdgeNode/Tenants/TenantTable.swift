@@ -44,9 +44,10 @@ final class TenantTable: Sendable {
 
     /// Builds the table for `config.tenants`. Throws before anything is started when a tenant's key
     /// or Redis settings cannot be made.
+    /// `sentinelPrimary`: where Sentinel says the shared Redis primary is, when `cache.redis.sentinel` is set.
     static func build(
         config sealedConfig: EdgeConfig, version: Int, masterKey: [UInt8]?, kek: [UInt8]?, previous: TenantTable?,
-        eventLoop: any EventLoop, clock: any CacheClock, logger: Logger
+        sentinelPrimary: RedisPrimaryAddress? = nil, eventLoop: any EventLoop, clock: any CacheClock, logger: Logger
     ) throws(EdgeError) -> TenantTable {
         let config = try openSealedCredentials(sealedConfig, kek: kek)
         let standalone = try StandaloneKeyring(
@@ -78,7 +79,7 @@ final class TenantTable: Sendable {
             }
         }
         let (l2Tiers, allL2Tiers) = try makeL2Tiers(
-            config: config, masterKey: masterKey, reusing: previous?.allL2Tiers ?? [],
+            config: config, masterKey: masterKey, reusing: previous?.allL2Tiers ?? [], sentinelPrimary: sentinelPrimary,
             clock: clock, logger: logger)
         let followers = followSiblingPurges(
             tiers: l2Tiers, caches: caches, config: config, clock: clock, logger: logger)
@@ -112,20 +113,26 @@ final class TenantTable: Sendable {
     }
 
     private static func makeL2Tiers(
-        config: EdgeConfig, masterKey: [UInt8]?, reusing previous: [RedisTier], clock: any CacheClock,
-        logger: Logger
+        config: EdgeConfig, masterKey: [UInt8]?, reusing previous: [RedisTier], sentinelPrimary: RedisPrimaryAddress?,
+        clock: any CacheClock, logger: Logger
     ) throws(EdgeError) -> ([String: RedisTier], [RedisTier]) {
-        guard let redis = config.cache.redis, let shared = RedisEndpoint(parsing: redis.url) else { return ([:], []) }
+        guard let redis = config.cache.redis, let shared = try sharedEndpoint(redis) else { return ([:], []) }
+        // The shared endpoint's address comes from Sentinel when it is configured; a tenant's own
+        // URL (`database` strategy) is always fixed.
+        let sharedAddress = redis.sentinel == nil ? nil : sentinelPrimary
         var byTenant: [String: RedisTier] = [:]
         var all: [RedisTier] = []
         // A value is a stored response (its body bounded by the limit) and its head; 1 MiB of room.
         let maxReplyBytes = config.limits.maxResponseBodyBytes + (1 << 20)
-        func tier(_ endpoint: RedisEndpoint, connections: Int) -> RedisTier {
-            if let existing = all.first(where: { $0.endpoint == endpoint }) { return existing }
+        func tier(_ endpoint: RedisEndpoint, address: RedisPrimaryAddress?, connections: Int) -> RedisTier {
+            func same(_ tier: RedisTier) -> Bool {
+                tier.endpoint == endpoint && (address == nil ? !tier.address.followsSentinel : tier.address === address)
+            }
+            if let existing = all.first(where: same) { return existing }
             let made =
-                previous.first(where: { $0.endpoint == endpoint })
+                previous.first(where: same)
                 ?? RedisTier(
-                    endpoint: endpoint, nodeID: config.node.id, connectionsPerLoop: connections,
+                    endpoint: endpoint, address: address, nodeID: config.node.id, connectionsPerLoop: connections,
                     timeoutMs: redis.timeoutMs, maxReplyBytes: maxReplyBytes, clock: clock, logger: logger)
             all.append(made)
             return made
@@ -134,13 +141,13 @@ final class TenantTable: Sendable {
         for tenant in config.tenants {
             switch config.isolation(of: tenant) {
             case .row, .hybrid:
-                byTenant[tenant.id] = tier(shared, connections: redis.poolSize)
+                byTenant[tenant.id] = tier(shared, address: sharedAddress, connections: redis.poolSize)
             case .database:
                 guard let url = tenant.redisURL, let own = RedisEndpoint(parsing: url) else {
                     throw EdgeError(
                         .invalidConfig, "tenants: '\(tenant.id)'.redis_url is required under the database strategy")
                 }
-                byTenant[tenant.id] = tier(own, connections: smallPool)
+                byTenant[tenant.id] = tier(own, address: nil, connections: smallPool)
             case .schema:
                 guard let masterKey else {
                     throw EdgeError(
@@ -150,10 +157,21 @@ final class TenantTable: Sendable {
                 var own = shared
                 own.user = RedisACL.user(for: tenant.id)
                 own.password = try StandaloneKeyring.redisACLPassword(masterKey: masterKey, tenant: tenant.id)
-                byTenant[tenant.id] = tier(own, connections: smallPool)
+                byTenant[tenant.id] = tier(own, address: sharedAddress, connections: smallPool)
             }
         }
         return (byTenant, all)
+    }
+
+    /// The shared tier's endpoint: `cache.redis.url`, or with Sentinel the credentials and database
+    /// alone (the address is the watcher's; host and port here are placeholders never dialled).
+    private static func sharedEndpoint(_ redis: EdgeConfig.Redis) throws(EdgeError) -> RedisEndpoint? {
+        guard let sentinel = redis.sentinel else { return RedisEndpoint(parsing: redis.url) }
+        let password = try sentinel.passwordFile.map { path throws(EdgeError) in
+            try PasswordFile.read(path, key: "cache.redis.sentinel.password_file")
+        }
+        return RedisEndpoint(
+            host: "sentinel:\(sentinel.master)", port: 0, database: sentinel.database, password: password)
     }
 
     private static func followSiblingPurges(
@@ -167,7 +185,7 @@ final class TenantTable: Sendable {
         }
         return tenantsByTier.values.map { tier, tenants in
             SiblingPurgeFollower(
-                endpoint: tier.endpoint, tenants: tenants, nodeID: config.node.id,
+                endpoint: { tier.currentEndpoint }, tenants: tenants, nodeID: config.node.id,
                 timeoutMs: config.cache.redis?.timeoutMs ?? 500, clock: clock, logger: logger,
                 apply: { tenant, notice in _ = caches[tenant]?.purge(notice) },
                 resync: { tenant in _ = caches[tenant]?.purge(keys: [], tags: [], prefixes: [], all: true) })

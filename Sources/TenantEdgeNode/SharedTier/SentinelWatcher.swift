@@ -1,0 +1,171 @@
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import TenantEdgeCore
+import TenantEdgeNative
+
+/// Follows Redis Sentinel for the shared tier's primary (`cache.redis.sentinel`), as the Sentinel
+/// client guidelines describe: ask the sentinels in turn for the master's address
+/// (`SENTINEL get-master-addr-by-name`) and take the first answer, hold a subscription to
+/// `+switch-master` on one of them so a failover is learned the moment it is decided, and ask again
+/// whenever a connection to the primary fails or a write meets `READONLY` (`RedisPrimaryAddress`
+/// fires its suspicion), and every `recheckSeconds` in any case. Connections check `ROLE` when
+/// they are made, so an answer that is already out of date costs a failed connect, never a write to
+/// a replica. While no primary answers, the tier is a miss: calls fail fast and the breaker opens.
+///
+/// Everything runs on one event loop with `RedisLoopConnection`s: no thread, nothing blocks.
+final class SentinelWatcher: Service, Sendable {
+    /// Seconds between rounds when nothing is suspected (on the injected clock).
+    static let recheckSeconds = 5.0
+    /// The least time between two rounds, however often connections fail: a Redis that is down
+    /// fires a suspicion per call, and the sentinels must not be asked at that rate.
+    static let leastGap = TimeAmount.milliseconds(200)
+
+    let address: RedisPrimaryAddress
+    private let master: String
+    private let sentinels: [RedisEndpoint]
+    private let timeoutMs: Int
+    private let eventLoop: any EventLoop
+    private let clock: any CacheClock
+    private let logger: Logger
+    /// The live `+switch-master` subscription, if any.
+    private let subscription = Mutex<RedisLoopConnection?>(nil)
+    /// Called after the primary moved from one address to another (not on the first answer).
+    private let onSwitch = Mutex<(@Sendable () -> Void)?>(nil)
+
+    /// Sets what runs after each switch: the runtime makes every tenant of this primary drop its
+    /// generation on the new one, since writes the old primary took and never passed on to its
+    /// replica (a purge among them) are lost with it.
+    func whenSwitched(_ body: @escaping @Sendable () -> Void) { onSwitch.withLock { $0 = body } }
+
+    init(
+        config: RedisSentinelConfig, address: RedisPrimaryAddress, timeoutMs: Int, eventLoop: any EventLoop,
+        clock: any CacheClock, logger: Logger
+    ) throws(EdgeError) {
+        let password = try config.sentinelPasswordFile.map { path throws(EdgeError) in
+            try PasswordFile.read(path, key: "cache.redis.sentinel.sentinel_password_file")
+        }
+        sentinels = try config.addresses.map { text throws(EdgeError) in
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+                (1...65_535).contains(port)
+            else {
+                throw EdgeError(.invalidConfig, "cache.redis.sentinel.addresses: '\(text.prefix(80))' is not host:port")
+            }
+            let host = text[..<colon].trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            return RedisEndpoint(host: host, port: port, password: password)
+        }
+        master = config.master
+        self.address = address
+        self.timeoutMs = max(timeoutMs, 500)
+        self.eventLoop = eventLoop
+        self.clock = clock
+        self.logger = logger
+    }
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { [self] in
+            while !Task.isCancelled {
+                await round()
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { await self.address.suspicion.wait() }
+                    group.addTask { try? await self.clock.sleep(seconds: Self.recheckSeconds) }
+                    await group.next()
+                    group.cancelAll()
+                }
+                try? await eventLoop.scheduleTask(in: Self.leastGap) {}.futureResult.get()
+            }
+        }
+        let held = subscription.withLock { held in
+            defer { held = nil }
+            return held
+        }
+        held?.close()
+    }
+
+    /// Asks for the primary, and subscribes to switches when no subscription lives.
+    func round() async {
+        if let primary = await resolve() { moved(to: primary) }
+        if subscription.withLock({ $0 == nil }) { await subscribe() }
+    }
+
+    /// Records an answer; logs and runs `onSwitch` when it moved an address already known.
+    private func moved(to primary: SentinelAnswer.Primary) {
+        let known = address.current() != nil
+        guard address.update(primary) else { return }
+        logger.notice(
+            known ? "L2 primary switched (Sentinel)" : "L2 primary (from Sentinel)",
+            metadata: ["master": "\(master)", "primary": "\(primary)"])
+        if known { onSwitch.withLock { $0 }?() }
+    }
+
+    /// The first sentinel's answer, in the configured order; nil when none answered with an address.
+    private func resolve() async -> SentinelAnswer.Primary? {
+        let command = [Array("SENTINEL".utf8), Array("get-master-addr-by-name".utf8), Array(master.utf8)]
+        for sentinel in sentinels {
+            guard let connection = try? await open(sentinel) else { continue }
+            defer { connection.close() }
+            let reply = try? await eventLoop.flatSubmit { [eventLoop] () -> EventLoopFuture<RedisConnection.Reply> in
+                let promise = eventLoop.makePromise(of: RedisConnection.Reply.self)
+                connection.submit(command) { promise.completeWith($0.mapError { $0 as any Error }) }
+                return promise.futureResult
+            }.get()
+            guard case .array(let items)? = reply, items.count == 2, case .string(let host) = items[0],
+                case .string(let port) = items[1], let primary = SentinelAnswer.primary(host: host, port: port)
+            else {
+                logger.debug("a sentinel did not name the primary", metadata: ["sentinel": "\(sentinel)"])
+                continue
+            }
+            return primary
+        }
+        logger.warning("no sentinel named the L2 primary", metadata: ["master": "\(master)"])
+        return nil
+    }
+
+    /// Subscribes to `+switch-master` on the first sentinel that takes it; a switch of our master
+    /// moves the address at once. A lost subscription fires the suspicion, so the next round
+    /// subscribes again (and asks, since a switch may have been missed meanwhile).
+    private func subscribe() async {
+        for sentinel in sentinels {
+            guard let connection = try? await open(sentinel) else { continue }
+            let (address, master) = (self.address, self.master)
+            let confirmed = try? await eventLoop.flatSubmit {
+                connection.closeFuture.whenComplete { _ in address.suspicion.fire() }
+                return connection.subscribe("+switch-master") { [self] payload in
+                    if let primary = SentinelAnswer.switched(payload: payload, master: master) { moved(to: primary) }
+                }
+            }.get()
+            guard confirmed != nil else {
+                connection.close()
+                continue
+            }
+            subscription.withLock { $0 = connection }
+            connection.closeFuture.whenComplete { [self] _ in
+                subscription.withLock { if $0 === connection { $0 = nil } }
+            }
+            return
+        }
+    }
+
+    private func open(_ sentinel: RedisEndpoint) async throws -> RedisLoopConnection {
+        try await RedisLoopConnection.open(sentinel, timeoutMs: timeoutMs, maxReplyBytes: 1 << 16, on: eventLoop).get()
+    }
+}
+
+/// A password kept in a file of its own (Redis `AUTH`): its first line, which must be 1 to 512
+/// printable bytes. Errors name the config key, never the content.
+enum PasswordFile {
+    static func read(_ path: String, key: String) throws(EdgeError) -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw EdgeError(.invalidConfig, "\(key): cannot read \(path)")
+        }
+        let line = data.prefix { $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: "\r") }
+        guard (1...512).contains(line.count), line.allSatisfy({ $0 > 0x20 && $0 < 0x7F }),
+            let text = String(data: line, encoding: .ascii)
+        else {
+            throw EdgeError(.invalidConfig, "\(key): \(path) must hold a password of 1 to 512 printable characters")
+        }
+        return text
+    }
+}
