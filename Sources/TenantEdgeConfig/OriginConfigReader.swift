@@ -16,8 +16,8 @@ public enum OriginConfigReader {
             let top = reader.mapping(
                 root, "config",
                 allowed: [
-                    "listen", "tls", "state_dir", "signing_key_file", "log_retention_events", "tokens", "tokens_file",
-                    "regions", "tenants",
+                    "listen", "tls", "state_dir", "storage", "signing_key_file", "log_retention_events", "tokens",
+                    "tokens_file", "regions", "tenants",
                 ])
         else {
             throw EdgeError(.invalidConfig, reader.problems.first?.description ?? "config: is not a YAML mapping")
@@ -30,6 +30,25 @@ public enum OriginConfigReader {
         }
         reader.string(top, "state_dir", nil) { config.stateDir = ConfigReader.resolve($0, base) }
         reader.string(top, "signing_key_file", nil) { config.signingKeyFile = ConfigReader.resolve($0, base) }
+        if let storage = reader.mapping(top["storage"], "storage", allowed: ["postgres"]),
+            let postgres = reader.mapping(
+                storage["postgres"], "storage.postgres", allowed: ["url", "pool_size", "tls", "ca_file"])
+        {
+            var section = OriginStorage.Postgres(url: "")
+            reader.string(postgres, "url", "storage.postgres") { section.url = $0 }
+            reader.integer(postgres, "pool_size", "storage.postgres") { section.poolSize = $0 }
+            var tls: String? = nil
+            reader.string(postgres, "tls", "storage.postgres") { tls = $0 }
+            if let tls {
+                if let mode = OriginStorage.TLSMode(rawValue: tls) {
+                    section.tls = mode
+                } else {
+                    reader.problems.append(ConfigProblem("storage.postgres.tls", "must be disable, require or verify"))
+                }
+            }
+            reader.string(postgres, "ca_file", "storage.postgres") { section.caFile = ConfigReader.resolve($0, base) }
+            config.storage = .postgres(section)
+        }
         reader.integer(top, "log_retention_events", nil) { config.logRetentionEvents = $0 }
         readTokens(top, &config, &reader)
         // `tokens_file`: the same `tokens` mapping kept in a file of its own (generated with the secrets).

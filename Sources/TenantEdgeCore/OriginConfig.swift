@@ -12,6 +12,9 @@ public struct OriginConfig: Sendable, Equatable {
     public var stateDir: String = "./origin-state"
     /// Ed25519 private key (PEM) that signs config bundles.
     public var signingKeyFile: String? = nil
+    /// Where the registry, keys, erasure ledger, bundles and log live: SQLite in `state_dir` by
+    /// default, or PostgreSQL (`storage.postgres`) for several replicas.
+    public var storage: OriginStorage = .embedded
     /// Events kept for feeds; a cursor older than the window gets `410`. Default 100,000.
     public var logRetentionEvents: Int = 100_000
     public var tokens = Tokens()
@@ -88,6 +91,12 @@ public struct OriginConfig: Sendable, Equatable {
         check(!keyFile.isEmpty, "tls.key_file", "is required: the origin speaks HTTPS only")
         check(!stateDir.isEmpty, "state_dir", "must not be empty")
         check(logRetentionEvents >= 1, "log_retention_events", "must be 1 or more")
+        if case .postgres(let postgres) = storage {
+            check(
+                PostgresEndpoint(parsing: postgres.url) != nil, "storage.postgres.url",
+                "must be postgres://user[:password]@host[:port]/database")
+            check((1...256).contains(postgres.poolSize), "storage.postgres.pool_size", "must be from 1 to 256")
+        }
         var names = Set<String>()
         for (index, region) in regions.enumerated() {
             // sent in every bundle, where each node checks it the same way

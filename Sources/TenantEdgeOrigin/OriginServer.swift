@@ -25,11 +25,23 @@ public final class OriginServer: Sendable {
         }
         let tls: NIOSSLContext
         tls = try ServerTLS.context(certFile: config.certFile, keyFile: config.keyFile, key: "tls")
-        let log = try InvalidationLog(
-            stateDirectory: config.stateDir, retention: config.logRetentionEvents, clock: clock, logger: logger)
-        let registry = try TenantRegistry(config: config, clock: clock)
-        let erasures = try ErasureLedger(stateDirectory: config.stateDir, clock: clock)
-        let audit = try AuditLog(stateDirectory: config.stateDir, clock: clock, logger: logger)
+        let store = try await Self.openStore(config, logger: logger)
+        let log: InvalidationLog
+        let registry: TenantRegistry
+        let erasures: ErasureLedger
+        let audit: AuditLog
+        do {
+            try await FileStateImport.importIfPresent(
+                from: config.stateDir, into: store, regions: config.regions.map(\.region.name), logger: logger)
+            log = try await InvalidationLog.open(
+                store: store, retention: config.logRetentionEvents, clock: clock, logger: logger)
+            registry = try await TenantRegistry.open(config: config, store: store, clock: clock)
+            erasures = try await ErasureLedger.open(store: store, clock: clock)
+            audit = try AuditLog(stateDirectory: config.stateDir, clock: clock, logger: logger)
+        } catch {
+            await store.close()
+            throw error
+        }
         // Pushes fail fast on a node that is down (it pulls the bundle when it is back).
         var pushConfiguration = HTTPClient.Configuration(timeout: .init(connect: .seconds(2), read: .seconds(10)))
         pushConfiguration.connectionPool.retryConnectionEstablishment = false
@@ -53,19 +65,33 @@ public final class OriginServer: Sendable {
                 limits: limits, tls: tls)
         } catch {
             try? await client.shutdown()
+            await store.close()
             throw EdgeError(.io, "listen: cannot bind \(config.listen)", cause: error)
         }
         logger.info(
             "edge origin ready", metadata: ["https": "\(address.host):\(listener.port)", "head": "\(log.head)"])
-        return OriginServer(listener: listener, log: log, client: client)
+        return OriginServer(listener: listener, log: log, client: client, store: store)
+    }
+
+    /// The configured store: SQLite in `state_dir`, or PostgreSQL (`storage.postgres`).
+    static func openStore(_ config: OriginConfig, logger: Logger) async throws(EdgeError) -> any OriginStore {
+        switch config.storage {
+        case .embedded:
+            return try await SQLiteOriginStore.open(
+                directory: config.stateDir, retention: config.logRetentionEvents, logger: logger)
+        case .postgres(let settings):
+            return try await PostgresOriginStore.open(settings, retention: config.logRetentionEvents, logger: logger)
+        }
     }
 
     private let client: HTTPClient
+    private let store: any OriginStore
 
-    private init(listener: HTTPListener, log: InvalidationLog, client: HTTPClient) {
+    private init(listener: HTTPListener, log: InvalidationLog, client: HTTPClient, store: any OriginStore) {
         self.listener = listener
         self.log = log
         self.client = client
+        self.store = store
     }
 
     /// Runs until one of `signals` (or `stop` from inside the process), then stops: one
@@ -87,5 +113,6 @@ public final class OriginServer: Sendable {
         log.releaseWaiters()
         try? await listener.drain()
         try? await client.shutdown()
+        await store.close()
     }
 }

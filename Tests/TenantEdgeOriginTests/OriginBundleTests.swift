@@ -152,7 +152,11 @@ struct EnvelopeKeyTests {
             ((object["tenants"] as? [[String: Any]])?.first?["keys"] as? [[String: Any]])?.first?["wrapped"] as? String)
         let key = try #require(
             KeyWrap.open(Array(Data(base64Encoded: wrapped)!), kek: kek, aad: KeyWrap.aad(tenant: "newco", version: 1)))
-        let registry = try String(contentsOfFile: originState + "/registry.json", encoding: .utf8)
+        // The origin's store (SQLite, with its write-ahead log): read as bytes, searched as text.
+        let registry = try ["", "-wal"].compactMap { suffix in
+            FileManager.default.contents(atPath: originState + "/origin.sqlite" + suffix)
+        }.map { String(decoding: $0, as: UTF8.self) }.joined()
+        #expect(registry.contains("newco"), "the store holds the registry")
         let persisted = try String(contentsOfFile: right.directory.path + "/bundle.signed", encoding: .utf8)
         right.runtime.audit.flush()
         let audit = try String(contentsOfFile: right.directory.path + "/audit.jsonl", encoding: .utf8)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the real servers the test suite needs and writes their addresses to $RUN/env:
 #   redis-server (Debian package) on a free loopback port,
+#   PostgreSQL (Debian package) as the postgres user, with a password and TLS, on a free loopback port,
 #   a CA and a server certificate made now, a second unrelated CA, and an HTTPS server using them,
 #   the small test MMDB generated with mmdb-writer.
 # `test-env.sh start RUN` / `test-env.sh stop RUN`. Nothing is left running after stop.
@@ -38,6 +39,23 @@ start)
   python3 "$here/https_server.py" "$https_port" "$run/tls/server.pem" "$run/tls/server.key" "$run/www" >"$run/https.log" 2>&1 &
   echo $! > "$run/https.pid"
   wait_port "$https_port" https-server
+  # PostgreSQL (Debian's server): a cluster of the run's own, made with initdb as the postgres user
+  # (the server refuses to run as root) in a folder that user can reach, on a free loopback port,
+  # password authentication, TLS with the run's own certificate.
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  pg_data=$(mktemp -d /tmp/te-pg.XXXXXX); echo "$pg_data" > "$run/pg.dir"
+  pg_port=$(free_port); pg_password=$(openssl rand -hex 16)
+  as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$pg_data"
+  echo "$pg_password" > "$pg_data.pw"; [ "$(id -u)" = 0 ] && chown postgres "$pg_data.pw"
+  as_postgres "$pg_bin/initdb" -D "$pg_data/db" -U te --pwfile="$pg_data.pw" -A scram-sha-256 >"$run/pg-initdb.log" 2>&1
+  rm -f "$pg_data.pw"
+  cp "$run/tls/server.pem" "$pg_data/server.pem"; cp "$run/tls/server.key" "$pg_data/server.key"
+  chmod 600 "$pg_data/server.key"; [ "$(id -u)" = 0 ] && chown postgres "$pg_data/server.pem" "$pg_data/server.key"
+  as_postgres "$pg_bin/pg_ctl" -D "$pg_data/db" -l "$pg_data/server.log" -w \
+    -o "-p $pg_port -k $pg_data -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file=$pg_data/server.pem -c ssl_key_file=$pg_data/server.key" \
+    start >"$run/pg-start.log" 2>&1
+  wait_port "$pg_port" postgresql
   # GeoIP: the project's own small database.
   python3 "$here/make_test_mmdb.py" "$run/test-city.mmdb"
   python3 "$here/make_test_mmdb.py" "$run/test-city-swapped.mmdb" --swapped
@@ -47,6 +65,7 @@ start)
   done
   cat > "$run/env" <<ENV
 export TE_TEST_REDIS_PORT=$redis_port
+export TE_TEST_POSTGRES_URL=postgres://te:$pg_password@127.0.0.1:$pg_port/postgres
 export TE_TEST_HTTPS_URL=https://127.0.0.1:$https_port/hello.txt
 export TE_TEST_CA_FILE=$run/tls/ca.pem
 export TE_TEST_OTHER_CA_FILE=$run/tls/other-ca.pem
@@ -56,9 +75,15 @@ export TE_TEST_MMDB=$run/test-city.mmdb
 export TE_TEST_MMDB_SWAPPED=$run/test-city-swapped.mmdb
 export TE_SHARED_GEOIP=$shared_geoip
 ENV
-  echo "test-env: redis on $redis_port, https on $https_port, mmdb generated${shared_geoip:+, shared GeoIP at $shared_geoip}"
+  echo "test-env: redis on $redis_port, postgresql on $pg_port, https on $https_port, mmdb generated${shared_geoip:+, shared GeoIP at $shared_geoip}"
   ;;
 stop)
+  if [ -f "$run/pg.dir" ]; then
+    pg_data=$(cat "$run/pg.dir"); pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$pg_bin/pg_ctl" -D "$pg_data/db" -m fast -w stop >/dev/null 2>&1 || true
+    else "$pg_bin/pg_ctl" -D "$pg_data/db" -m fast -w stop >/dev/null 2>&1 || true; fi
+    rm -rf "$pg_data"
+  fi
   [ -f "$run/https.pid" ] && kill "$(cat "$run/https.pid")" 2>/dev/null || true
   [ -f "$run/redis.pid" ] && kill "$(cat "$run/redis.pid")" 2>/dev/null || true
   ;;

@@ -19,18 +19,20 @@ extension OriginResponder {
         let body = request.body.map { Array($0.readableBytesView) } ?? []
         let method = request.head.method
         return .later(
-            NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
+            eventLoop.makeFutureWithTask { () -> EdgeResponse in
                 do throws(EdgeError) {
                     if method == .PUT {
-                        try registry.put(id: id, json: body)
+                        try await registry.put(id: id, json: body)
                         audit.record("tenant_put", actor: actor, tenant: id)
                         return .json(.ok, #"{"tenant":\#(JSONText.quote(id))}"#)
                     }
-                    guard try registry.remove(id: id) else { return .jsonError(.notFound, code: "unknown_tenant") }
                     // Erasure: every node drops the tenant's data now; the next bundle drops the tenant and
-                    // its keys, and each node confirms when its copy is gone.
-                    let event = try log.append(PurgeRequest(tenant: id, all: true))
-                    try erasures.requested(tenant: id, by: actor)
+                    // its keys, and each node confirms when its copy is gone. Registry, ledger and the
+                    // purge change in one write.
+                    guard let event = try await registry.remove(id: id, erasureBy: actor, ledger: erasures) else {
+                        return .jsonError(.notFound, code: "unknown_tenant")
+                    }
+                    try? await log.catchUp()  // the purge is durable; long polls learn of it now
                     audit.record("tenant_erased", actor: actor, tenant: id, details: ["seq": String(event.seq)])
                     return .json(.ok, #"{"erased":\#(JSONText.quote(id)),"seq":\#(event.seq)}"#)
                 } catch {
@@ -38,7 +40,7 @@ extension OriginResponder {
                         error.code == .badRequest ? .badRequest : .internalServerError, code: error.code.description,
                         detail: error.message)
                 }
-            }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
+            })
     }
 
     /// `POST /v1/tenants/<id>/keys/rotate`: a new key version, current for writes after the next publish.
@@ -46,9 +48,9 @@ extension OriginResponder {
         guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
         let (registry, audit, actor) = (self.registry, self.audit, self.actor(request))
         return .later(
-            NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
+            eventLoop.makeFutureWithTask { () -> EdgeResponse in
                 do throws(EdgeError) {
-                    let version = try registry.rotateKey(id: id)
+                    let version = try await registry.rotateKey(id: id)
                     audit.record("key_rotated", actor: actor, tenant: id, details: ["version": String(version)])
                     return .json(.ok, #"{"tenant":\#(JSONText.quote(id)),"key_version":\#(version)}"#)
                 } catch {
@@ -56,7 +58,7 @@ extension OriginResponder {
                         error.code == .unknownTenant ? .notFound : .internalServerError, code: error.code.description,
                         detail: error.message)
                 }
-            }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
+            })
     }
 
     /// `DELETE /v1/tenants/<id>/keys/<V>`: retires a key version (crypto-shredding after the next publish).
@@ -68,9 +70,9 @@ extension OriginResponder {
         }
         let (registry, audit, actor) = (self.registry, self.audit, self.actor(request))
         return .later(
-            NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
+            eventLoop.makeFutureWithTask { () -> EdgeResponse in
                 do throws(EdgeError) {
-                    try registry.retireKey(id: id, version: version)
+                    try await registry.retireKey(id: id, version: version)
                     audit.record("key_retired", actor: actor, tenant: id, details: ["version": String(version)])
                     return .json(.ok, #"{"tenant":\#(JSONText.quote(id)),"retired":\#(version)}"#)
                 } catch {
@@ -79,7 +81,7 @@ extension OriginResponder {
                         ? .notFound : error.code == .badRequest ? .conflict : .internalServerError
                     return .jsonError(status, code: error.code.description, detail: error.message)
                 }
-            }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
+            })
     }
 
     func publishConfig(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
@@ -94,7 +96,7 @@ extension OriginResponder {
             // At most twice: when a node runs a newer version than this origin (its state went back),
             // the version is raised above the newest seen and the bundle published again.
             for round in 0..<2 {
-                do throws(EdgeError) { published = try registry.publish() } catch {
+                do throws(EdgeError) { published = try await registry.publish() } catch {
                     return .jsonError(.internalServerError, code: error.code.description, detail: error.message)
                 }
                 pushed = [:]
@@ -108,7 +110,7 @@ extension OriginResponder {
                 }
                 let ahead = pushed.values.compactMap { $0.hasPrefix("ahead: ") ? Int($0.dropFirst(7)) : nil }.max()
                 guard round == 0, let ahead else { break }
-                do throws(EdgeError) { try registry.raiseVersion(toAtLeast: ahead) } catch {
+                do throws(EdgeError) { try await registry.raiseVersion(toAtLeast: ahead) } catch {
                     return .jsonError(.internalServerError, code: error.code.description, detail: error.message)
                 }
                 audit.record("config_version_raised", actor: actor, tenant: nil, details: ["above": String(ahead)])
@@ -139,9 +141,9 @@ extension OriginResponder {
         }
         let (erasures, audit) = (self.erasures, self.audit)
         return .later(
-            NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
+            eventLoop.makeFutureWithTask { () -> EdgeResponse in
                 do throws(EdgeError) {
-                    guard try erasures.confirmed(tenant: tenant, node: node) else {
+                    guard try await erasures.confirmed(tenant: tenant, node: node) else {
                         return .jsonError(.notFound, code: "no_erasure")
                     }
                     audit.record("erasure_confirmed", actor: "node:\(node)", tenant: tenant)
@@ -149,7 +151,7 @@ extension OriginResponder {
                 } catch {
                     return .jsonError(.internalServerError, code: error.code.description, detail: error.message)
                 }
-            }.flatMapErrorThrowing { _ in .jsonError(.serviceUnavailable, code: "shutting_down") })
+            })
     }
 
     func pullBundle(_ request: EdgeRequest, region: String?) -> EdgeResponse {

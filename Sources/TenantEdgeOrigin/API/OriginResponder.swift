@@ -131,9 +131,9 @@ struct OriginResponder: HTTPResponder {
         }
         let log = self.log
         return .later(
-            NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { () -> EdgeResponse in
+            eventLoop.makeFutureWithTask { () -> EdgeResponse in
                 do {
-                    let event = try log.append(purge)
+                    let event = try await log.append(purge)
                     return .json(.ok, #"{"seq":\#(event.seq)}"#)
                 } catch {
                     return .jsonError(

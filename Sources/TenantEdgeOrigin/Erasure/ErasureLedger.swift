@@ -4,39 +4,60 @@ import TenantEdgeCore
 import TenantEdgeHTTP
 
 /// Which tenants were erased, by whom and when, and when each node confirmed it had deleted the
-/// tenant's data (GDPR article 17 evidence). `<state_dir>/erasures.json`, written durably.
+/// tenant's data (GDPR article 17 evidence). The store's `erasures` document; each change re-reads
+/// it in its write transaction, so replicas sharing a store never overwrite each other's records.
+/// Reads come from the copy in memory, refreshed by every change made here and by `reload`.
 final class ErasureLedger: Sendable {
     typealias Record = ErasureRecord
 
-    private let path: String
+    private let store: any OriginStore
     private let clock: any CacheClock
     private let records: Mutex<[String: Record]>  // tenant → its erasure
 
-    init(stateDirectory: String, clock: any CacheClock) throws(EdgeError) {
-        path = stateDirectory + "/erasures.json"
-        self.clock = clock
-        var loaded: [String: Record] = [:]
-        if let data = FileManager.default.contents(atPath: path) {
-            loaded = try StableJSON.decode([String: Record].self, from: Array(data), what: path)
-        }
-        records = Mutex(loaded)
+    static func open(store: any OriginStore, clock: any CacheClock) async throws(EdgeError) -> ErasureLedger {
+        let ledger = ErasureLedger(store: store, clock: clock)
+        try await ledger.reload()
+        return ledger
     }
 
-    func requested(tenant: String, by actor: String) throws(EdgeError) {
-        let now = AuditChain.timestamp(clock.now())
-        try change { $0[tenant] = Record(requestedAt: now, requestedBy: actor, confirmed: [:]) }
+    private init(store: any OriginStore, clock: any CacheClock) {
+        self.store = store
+        self.clock = clock
+        records = Mutex([:])
     }
+
+    /// Takes the stored ledger as it is now.
+    func reload() async throws(EdgeError) {
+        let stored = try await store.documents([StoreDocument.erasures])
+        let loaded = try Self.decode(stored[StoreDocument.erasures])
+        records.withLock { $0 = loaded }
+    }
+
+    /// Records that `tenant`'s erasure was asked for, as part of the write that removes it
+    /// (`TenantRegistry.remove`): the ledger document with the request added.
+    static func requesting(
+        _ tenant: String, by actor: String, at time: String, in stored: String?
+    ) throws(EdgeError) -> (document: String, records: [String: Record]) {
+        var records = try decode(stored)
+        records[tenant] = Record(requestedAt: time, requestedBy: actor, confirmed: [:])
+        return (try encode(records), records)
+    }
+
+    /// Takes the records a write committed.
+    func committed(_ next: [String: Record]) { records.withLock { $0 = next } }
 
     /// Records a node's confirmation; false when no erasure of that tenant was asked for.
-    func confirmed(tenant: String, node: String) throws(EdgeError) -> Bool {
+    func confirmed(tenant: String, node: String) async throws(EdgeError) -> Bool {
         let now = AuditChain.timestamp(clock.now())
-        var known = false
-        try change { records in
-            guard records[tenant] != nil else { return }
-            known = true
+        let (outcome, _) = try await store.write(reading: [StoreDocument.erasures], publishedAt: now) {
+            stored throws(EdgeError) -> (StoreWrite, (known: Bool, records: [String: Record])) in
+            var records = try Self.decode(stored[StoreDocument.erasures])
+            guard records[tenant] != nil else { return (StoreWrite(), (false, records)) }
             if records[tenant]?.confirmed[node] == nil { records[tenant]?.confirmed[node] = now }
+            return (StoreWrite(documents: [StoreDocument.erasures: try Self.encode(records)]), (true, records))
         }
-        return known
+        committed(outcome.records)
+        return outcome.known
     }
 
     /// Every erasure record, by tenant, for the compliance report.
@@ -59,13 +80,13 @@ final class ErasureLedger: Sendable {
         return (try? StableJSON.encode(record, what: "the erasure record")).map { String(decoding: $0, as: UTF8.self) }
     }
 
-    private func change(_ body: (inout [String: Record]) -> Void) throws(EdgeError) {
-        try records.withLock { records throws(EdgeError) in
-            var next = records
-            body(&next)
-            // Nothing is written unless it encoded: the evidence is replaced only by a whole ledger.
-            try DurableFile.write(try StableJSON.encode(next, what: "\(path): the erasure ledger"), to: path)
-            records = next
-        }
+    static func decode(_ document: String?) throws(EdgeError) -> [String: Record] {
+        guard let document else { return [:] }
+        return try StableJSON.decode([String: Record].self, from: Array(document.utf8), what: "the erasure ledger")
+    }
+
+    /// Nothing is stored unless it encoded: the evidence is replaced only by a whole ledger.
+    static func encode(_ records: [String: Record]) throws(EdgeError) -> String {
+        String(decoding: try StableJSON.encode(records, what: "the erasure ledger"), as: UTF8.self)
     }
 }

@@ -5,104 +5,76 @@ import Synchronization
 import TenantEdgeCore
 import TenantEdgeHTTP
 
-/// The origin's durable invalidation log: `<state_dir>/invalidations.jsonl`, one event a line.
-/// `append` writes and fsyncs the line before the event is visible or acknowledged, so a `{"seq":N}`
-/// answer survives a crash, and a restart continues from the same sequence. The file is compacted
-/// to the retained window when it grows to twice the window.
+/// The invalidation log as the feeds read it: the window of recent events in memory, filled from
+/// the store (`OriginStore`), which holds them durably and gives out their numbers. `append` returns
+/// once the event is committed, so a `{"seq":N}` answer survives a crash. Events written by any
+/// writer (another call here, a tenant removal, another replica on the same PostgreSQL) enter the
+/// window through `catchUp`, in order, since it reads what follows the window's head from the store.
 ///
 /// Long polls wait here: `wait(after:)` completes as soon as an event after the cursor exists.
 final class InvalidationLog: Sendable {
-    let path: String
+    private let store: any OriginStore
     private let state: Mutex<State>
     private let clock: any CacheClock
 
     private struct State {
         var window: InvalidationWindow
-        var descriptor: Int32
-        var linesInFile: Int
         var waiters: [(after: Int, promise: EventLoopPromise<Void>)] = []
     }
 
     private let logger: Logger
 
-    init(
-        stateDirectory: String, retention: Int, clock: any CacheClock,
+    /// Loads the retained window from `store`.
+    static func open(
+        store: any OriginStore, retention: Int, clock: any CacheClock,
         logger: Logger = Logger(label: "tenantedge.origin")
-    ) throws(EdgeError) {
-        self.logger = logger
-        path = stateDirectory + "/invalidations.jsonl"
-        self.clock = clock
-        do { try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true) } catch
-        {
-            throw EdgeError(.io, "state_dir: cannot create \(stateDirectory)")
-        }
-        var window = InvalidationWindow(retention: retention)
-        var lines = 0
-        if var data = FileManager.default.contents(atPath: path) {
-            // A last line without its newline was cut by a crash during its append: it was never
-            // acknowledged (that waits for the fsync), so it is dropped and the file cut back.
-            let complete =
-                (data.lastIndex(of: UInt8(ascii: "\n")).map { data.distance(from: data.startIndex, to: $0) + 1 }) ?? 0
-            if complete < data.count {
-                guard truncate(path, off_t(complete)) == 0 else {
-                    throw EdgeError(.io, "\(path): cannot cut off a torn last line")
-                }
-                data = data.prefix(complete)
-            }
-            for (index, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() {
-                guard let json = JSONValue.parse(Array(line)), let event = try? InvalidationEvent(json: json),
-                    event.seq == window.head + 1 || window.head == 0
-                else {
-                    throw EdgeError(.io, "\(path):\(index + 1): not an invalidation event following the previous one")
-                }
-                if window.head == 0 && event.seq > 1 {
-                    window = InvalidationWindow(retention: retention, startingAfter: event.seq - 1)
-                }
-                window.append(event, encodedBytes: line.count + 16)
-                lines += 1
-            }
-        }
-        let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw EdgeError(.io, "state_dir: cannot open \(path)") }
-        state = Mutex(State(window: window, descriptor: descriptor, linesInFile: lines))
+    ) async throws(EdgeError) -> InvalidationLog {
+        let head = try await store.head()
+        let log = InvalidationLog(
+            store: store, window: InvalidationWindow(retention: retention, startingAfter: max(0, head - retention)),
+            clock: clock, logger: logger)
+        try await log.catchUp()
+        return log
     }
 
-    deinit { state.withLock { if $0.descriptor >= 0 { close($0.descriptor) } } }
+    private init(store: any OriginStore, window: InvalidationWindow, clock: any CacheClock, logger: Logger) {
+        self.store = store
+        self.clock = clock
+        self.logger = logger
+        state = Mutex(State(window: window))
+    }
 
     var head: Int { state.withLock { $0.window.head } }
 
-    /// Makes a purge durable and visible; its event. Blocks on fsync: call it off the event loops.
-    func append(_ purge: PurgeRequest) throws(EdgeError) -> InvalidationEvent {
-        let (event, waiters) = try state.withLock {
-            state throws(EdgeError) -> (InvalidationEvent, [EventLoopPromise<Void>]) in
-            let event = InvalidationEvent(
-                seq: state.window.head + 1, purge: purge, publishedAt: AuditChain.timestamp(clock.now()))
-            let line = Array(try Self.line(event).utf8) + [UInt8(ascii: "\n")]
-            if state.descriptor < 0 { state.descriptor = open(path, O_WRONLY | O_APPEND | O_CLOEXEC, 0o600) }
-            guard state.descriptor >= 0 else { throw EdgeError(.io, "cannot open \(path)") }
-            let before = lseek(state.descriptor, 0, SEEK_END)
-            let written = line.withUnsafeBytes { write(state.descriptor, $0.baseAddress, $0.count) }
-            guard written == line.count, fsync(state.descriptor) == 0 else {
-                // Nothing half-written stays behind for the next append to follow.
-                if before >= 0 { _ = ftruncate(state.descriptor, before) }
-                throw EdgeError(.io, "cannot append to \(path)")
-            }
-            state.window.append(event, encodedBytes: line.count + 16)  // + the feed answer's framing
-            state.linesInFile += 1
-            let ready = state.waiters.filter { $0.after < event.seq }.map(\.promise)
-            state.waiters.removeAll { $0.after < event.seq }
-            // The event is durable: a compaction that fails is retried on a later append, never
-            // reported as a failed publish (which the publisher would repeat).
-            if state.linesInFile >= 2 * state.window.retention {
-                do throws(EdgeError) { try compact(&state) } catch {
-                    logger.warning(
-                        "invalidation log compaction failed; kept as it is", metadata: ["error": "\(error.message)"])
-                }
-            }
-            return (event, ready)
+    /// Makes a purge durable and visible; its event.
+    func append(_ purge: PurgeRequest) async throws(EdgeError) -> InvalidationEvent {
+        let (_, events) = try await store.write(reading: [], publishedAt: AuditChain.timestamp(clock.now())) {
+            _ throws(EdgeError) in (StoreWrite(purges: [purge]), ())
         }
-        for waiter in waiters { waiter.succeed() }
+        guard let event = events.first else { throw EdgeError(.io, "the store appended no event") }
+        try? await catchUp()  // durable already: a failed read here is caught up by the next one
         return event
+    }
+
+    /// Takes every committed event after the window's head into the window, in order, and wakes the
+    /// long polls they answer.
+    func catchUp() async throws(EdgeError) {
+        while true {
+            let after = head
+            let events = try await store.events(after: after, limit: 1000)
+            let ready = state.withLock { state -> [EventLoopPromise<Void>] in
+                for event in events where event.seq == state.window.head + 1 {
+                    let bytes = ((try? event.json.canonicalText)?.utf8.count ?? 0) + 16  // + the answer's framing
+                    state.window.append(event, encodedBytes: bytes)
+                }
+                let head = state.window.head
+                let ready = state.waiters.filter { $0.after < head }.map(\.promise)
+                state.waiters.removeAll { $0.after < head }
+                return ready
+            }
+            for waiter in ready { waiter.succeed() }
+            if events.count < 1000 { return }
+        }
     }
 
     /// The newest retained event of each tenant (compliance report).
@@ -151,25 +123,5 @@ final class InvalidationLog: Sendable {
             return state.waiters.map(\.promise)
         }
         for waiter in waiters { waiter.succeed() }
-    }
-
-    /// Rewrites the file with the retained window only (write, fsync, rename).
-    private func compact(_ state: inout State) throws(EdgeError) {
-        guard
-            case .events(let kept, _) = state.window.read(after: state.window.oldest - 1, limit: state.window.retention)
-        else { return }
-        var text = ""
-        for event in kept { text += try Self.line(event) + "\n" }
-        try DurableFile.write(Array(text.utf8), to: path)
-        let reopened = open(path, O_WRONLY | O_APPEND | O_CLOEXEC, 0o600)
-        close(state.descriptor)  // its file was replaced: nothing more may go to it
-        state.descriptor = reopened  // -1 when it failed: the next append opens the file again
-        guard reopened >= 0 else { throw EdgeError(.io, "cannot reopen \(path)") }
-        state.linesInFile = kept.count
-    }
-
-    /// The event as one JSON line; an event that does not encode is never written or acknowledged.
-    static func line(_ event: InvalidationEvent) throws(EdgeError) -> String {
-        try event.json.canonicalText
     }
 }

@@ -8,20 +8,25 @@ import Yams
 
 /// The origin's tenant registry and the signed bundles built from it, one per region.
 /// Each tenant's data keys are generated here and kept only sealed, once per region KEK; a bundle
-/// for a region carries that region's sealed form. Persisted in `<state_dir>/registry.json`
-/// (tenants, sealed keys and the last bundle version) and
-/// `<state_dir>/bundles/<region>.signed` (the signature line, then the exact body), each written
-/// durably, so a restarted origin serves the same bundles and keeps counting versions.
+/// for a region carries that region's sealed form. Kept in the store (`OriginStore`): the
+/// `registry` document (tenants, sealed keys, naming keys, the last bundle version) and one
+/// `bundle/<region>` document per region (the signature line, then the exact body). Every change
+/// re-reads the registry inside its write transaction, so replicas sharing a store never lose each
+/// other's changes; reads come from the copy in memory, which each change here refreshes.
 final class TenantRegistry: Sendable {
-    private let directory: String
+    private let store: any OriginStore
     private let regions: [RegionConfig]
     private let signingKey: Ed25519Key?
     private let clock: any CacheClock
     /// Region name → its KEK (`regions[].kek_file`), in memory only.
     private let keks: [String: [UInt8]]
+    /// The tenants of the config file: the registry's first content, before anything is stored.
+    private let initialTenants: [TenantConfig]
     private let state: Mutex<State>
+    /// Each region's latest signed bundle, as stored.
+    private let bundles: Mutex<[String: (signature: String, body: [UInt8])]>
 
-    private struct State {
+    struct State: Sendable {
         var tenants: [TenantConfig]
         var version: Int
         var keys: [String: [StoredKey]]
@@ -29,10 +34,12 @@ final class TenantRegistry: Sendable {
         var naming: [String: [String: [UInt8]]] = [:]
     }
 
-    init(config: OriginConfig, clock: any CacheClock) throws(EdgeError) {
-        directory = config.stateDir
-        regions = config.regions.map(\.region)
-        self.clock = clock
+    /// Reads the stored registry (or starts one from the config's tenants), gives every tenant that
+    /// has none its keys (stored at once), and loads the regions' bundles.
+    static func open(config: OriginConfig, store: any OriginStore, clock: any CacheClock) async throws(EdgeError)
+        -> TenantRegistry
+    {
+        let signingKey: Ed25519Key?
         if let path = config.signingKeyFile {
             guard let pem = FileManager.default.contents(atPath: path) else {
                 throw EdgeError(.invalidConfig, "signing_key_file: cannot read \(path)")
@@ -51,27 +58,65 @@ final class TenantRegistry: Sendable {
                     path, key: "regions.\(region.region.name).kek_file")
             }
         }
+        let registry = TenantRegistry(
+            store: store, regions: config.regions.map(\.region), signingKey: signingKey, clock: clock, keks: keks,
+            initialTenants: config.tenants)
+        try await registry.update { _ throws(EdgeError) in }  // keys for tenants without them, stored
+        try await registry.reloadBundles()
+        return registry
+    }
+
+    private init(
+        store: any OriginStore, regions: [RegionConfig], signingKey: Ed25519Key?, clock: any CacheClock,
+        keks: [String: [UInt8]], initialTenants: [TenantConfig]
+    ) {
+        self.store = store
+        self.regions = regions
+        self.signingKey = signingKey
+        self.clock = clock
         self.keks = keks
-        var state = State(tenants: config.tenants, version: 0, keys: [:])
-        if let data = FileManager.default.contents(atPath: directory + "/registry.json") {
-            let file = try StableJSON.decode(RegistryFile.self, from: Array(data), what: "\(directory)/registry.json")
-            state.version = file.version
-            state.tenants = try file.tenants.map { item throws(EdgeError) in try Self.tenant(from: item, id: nil) }
-            state.keys = file.keys ?? [:]
-            for (tenant, byRegion) in file.namingKeys ?? [:] {
-                // A naming key that does not read is an error, never replaced: a new one would rename
-                // every entry the nodes hold.
-                for (region, text) in byRegion {
-                    guard let key = Data(base64Encoded: text) else {
-                        throw EdgeError(
-                            .io, "\(directory)/registry.json: naming key of '\(tenant)' for \(region) is not base64")
-                    }
-                    state.naming[tenant, default: [:]][region] = Array(key)
+        self.initialTenants = initialTenants
+        state = Mutex(State(tenants: initialTenants, version: 0, keys: [:]))
+        bundles = Mutex([:])
+    }
+
+    /// Takes the stored registry and bundles as they are now.
+    func reload() async throws(EdgeError) {
+        let stored = try await store.documents([StoreDocument.registry])
+        let loaded = try Self.decode(stored[StoreDocument.registry], initialTenants: initialTenants)
+        state.withLock { $0 = loaded }
+        try await reloadBundles()
+    }
+
+    private func reloadBundles() async throws(EdgeError) {
+        let stored = try await store.documents(regions.map { StoreDocument.bundle(region: $0.name) })
+        var loaded: [String: (signature: String, body: [UInt8])] = [:]
+        for region in regions {
+            guard let text = stored[StoreDocument.bundle(region: region.name)] else { continue }
+            let bytes = Array(text.utf8)
+            guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) else { continue }
+            loaded[region.name] = (String(decoding: bytes[..<newline], as: UTF8.self), Array(bytes[(newline + 1)...]))
+        }
+        bundles.withLock { $0 = loaded }
+    }
+
+    /// The registry as stored, or a new one of the config's tenants when nothing is stored yet.
+    private static func decode(_ document: String?, initialTenants: [TenantConfig]) throws(EdgeError) -> State {
+        guard let document else { return State(tenants: initialTenants, version: 0, keys: [:]) }
+        let file = try StableJSON.decode(RegistryFile.self, from: Array(document.utf8), what: "the stored registry")
+        var state = State(tenants: [], version: file.version, keys: file.keys ?? [:])
+        state.tenants = try file.tenants.map { item throws(EdgeError) in try Self.tenant(from: item, id: nil) }
+        for (tenant, byRegion) in file.namingKeys ?? [:] {
+            // A naming key that does not read is an error, never replaced: a new one would rename
+            // every entry the nodes hold.
+            for (region, text) in byRegion {
+                guard let key = Data(base64Encoded: text) else {
+                    throw EdgeError(.io, "the stored registry: naming key of '\(tenant)' for \(region) is not base64")
                 }
+                state.naming[tenant, default: [:]][region] = Array(key)
             }
         }
-        for tenant in state.tenants { try Self.ensureKeys(&state, tenant: tenant.id, keks: keks, at: clock.now()) }
-        self.state = Mutex(state)
+        return state
     }
 
     /// Gives a tenant its first data key and its naming key, if it has none yet.
@@ -107,8 +152,8 @@ final class TenantRegistry: Sendable {
 
     /// Removes a key version (crypto-shredding): after the next publish no node can open entries
     /// sealed under it. The only remaining version cannot be retired.
-    func retireKey(id: String, version: UInt32) throws(EdgeError) {
-        try update { state throws(EdgeError) in
+    func retireKey(id: String, version: UInt32) async throws(EdgeError) {
+        try await update { state throws(EdgeError) in
             guard let keys = state.keys[id] else { throw EdgeError(.unknownTenant, "no tenant '\(id)'") }
             guard keys.contains(where: { $0.version == version }) else {
                 throw EdgeError(.unknownTenant, "'\(id)' has no key version \(version)")
@@ -121,15 +166,15 @@ final class TenantRegistry: Sendable {
     }
 
     /// Adds the next key version of a tenant (rotation): it becomes current for new writes. The new version.
-    func rotateKey(id: String) throws(EdgeError) -> UInt32 {
-        try state.withLock { state throws(EdgeError) -> UInt32 in
+    func rotateKey(id: String) async throws(EdgeError) -> UInt32 {
+        let (keks, now) = (self.keks, clock.now())
+        return try await update { state throws(EdgeError) -> UInt32 in
             guard state.tenants.contains(where: { $0.id == id }) else {
                 throw EdgeError(.unknownTenant, "no tenant '\(id)'")
             }
             let (next, overflow) = (state.keys[id]?.map(\.version).max() ?? 0).addingReportingOverflow(1)
             guard !overflow else { throw EdgeError(.badRequest, "'\(id)' has used every key version") }
-            state.keys[id, default: []].append(try Self.makeKey(tenant: id, version: next, keks: keks, at: clock.now()))
-            try Self.save(state, to: directory)
+            state.keys[id, default: []].append(try Self.makeKey(tenant: id, version: next, keks: keks, at: now))
             return next
         }
     }
@@ -156,39 +201,57 @@ final class TenantRegistry: Sendable {
 
     /// Adds or replaces a tenant from its JSON (the fields of a node file's tenant); the id comes
     /// from the path and must match the body's when it has one.
-    func put(id: String, json: [UInt8]) throws(EdgeError) {
+    func put(id: String, json: [UInt8]) async throws(EdgeError) {
         guard let object = JSONValue.parse(json) else { throw EdgeError(.badRequest, "tenant: not valid JSON") }
         let tenant = try Self.tenant(from: object, id: id)
-        let (keks, now) = (self.keks, clock.now())
-        try update { state throws(EdgeError) in
+        try await update { state throws(EdgeError) in
             if let index = state.tenants.firstIndex(where: { $0.id == id }) {
                 state.tenants[index] = tenant
             } else {
                 state.tenants.append(tenant)
             }
-            try Self.ensureKeys(&state, tenant: id, keks: keks, at: now)
         }
     }
 
-    /// Removes a tenant; false when there was none.
-    func remove(id: String) throws(EdgeError) -> Bool {
-        var removed = false
-        try update { state throws(EdgeError) in
-            removed = state.tenants.contains { $0.id == id }
+    /// Removes a tenant and, in the same write, records its erasure request in the ledger and
+    /// appends a purge of everything it had: all three happen or none. The purge's event, or nil
+    /// when there was no such tenant (nothing is written then).
+    func remove(id: String, erasureBy actor: String, ledger: ErasureLedger) async throws(EdgeError)
+        -> InvalidationEvent?
+    {
+        let now = AuditChain.timestamp(clock.now())
+        let initialTenants = self.initialTenants
+        let (outcome, events) = try await store.write(
+            reading: [StoreDocument.registry, StoreDocument.erasures], publishedAt: now
+        ) { stored throws(EdgeError) -> (StoreWrite, (State, [String: ErasureLedger.Record])?) in
+            var state = try Self.decode(stored[StoreDocument.registry], initialTenants: initialTenants)
+            guard state.tenants.contains(where: { $0.id == id }) else { return (StoreWrite(), nil) }
             state.tenants.removeAll { $0.id == id }
             state.keys[id] = nil  // its keys are gone with it: crypto-shredding at the origin
             state.naming[id] = nil
+            let erasures = try ErasureLedger.requesting(id, by: actor, at: now, in: stored[StoreDocument.erasures])
+            let write = StoreWrite(
+                documents: [StoreDocument.registry: try Self.encode(state), StoreDocument.erasures: erasures.document],
+                purges: [PurgeRequest(tenant: id, all: true)])
+            return (write, (state, erasures.records))
         }
-        return removed
+        guard let (state, records) = outcome else { return nil }
+        self.state.withLock { $0 = state }
+        ledger.committed(records)
+        return events.first
     }
 
     /// Builds, signs and stores the next bundle of every region; the new version and each region's
     /// signed bundle (signature header value, body).
-    func publish() throws(EdgeError) -> (version: Int, bundles: [String: (signature: String, body: [UInt8])]) {
+    func publish() async throws(EdgeError) -> (version: Int, bundles: [String: (signature: String, body: [UInt8])]) {
         guard let signingKey else {
             throw EdgeError(.invalidConfig, "signing_key_file: not set; the origin cannot sign bundles")
         }
-        return try state.withLock { state throws(EdgeError) in
+        let (regions, keks, initialTenants, now) = (self.regions, self.keks, self.initialTenants, clock.now())
+        typealias Published = (version: Int, bundles: [String: (signature: String, body: [UInt8])], state: State)
+        let (published, _) = try await store.write(reading: [StoreDocument.registry], publishedAt: "") {
+            stored throws(EdgeError) -> (StoreWrite, Published) in
+            var state = try Self.decode(stored[StoreDocument.registry], initialTenants: initialTenants)
             let (version, overflow) = state.version.addingReportingOverflow(1)
             guard !overflow, version <= 1 << 53 else { throw EdgeError(.io, "the bundle version cannot count higher") }
             var bundles: [String: (String, [UInt8])] = [:]
@@ -225,7 +288,7 @@ final class TenantRegistry: Sendable {
                     return .object(object)
                 }
                 let bundle = JSONValue.object([
-                    "version": .integer(version), "issued_at": .string(AuditChain.timestamp(clock.now())),
+                    "version": .integer(version), "issued_at": .string(AuditChain.timestamp(now)),
                     "regions": .array(regions.map(Self.json)), "tenants": .array(tenants),
                 ])
                 let encoded: String
@@ -234,41 +297,49 @@ final class TenantRegistry: Sendable {
                 }
                 let body = Array(encoded.utf8)
                 let signature = "ed25519=" + Data(try signingKey.sign(body)).base64EncodedString()
-                try FileManager.default.createDirectoryIfNeeded(directory + "/bundles")
-                try DurableFile.write(
-                    Array((signature + "\n").utf8) + body, to: "\(directory)/bundles/\(region.name).signed")
                 bundles[region.name] = (signature, body)
             }
             state.version = version
-            try Self.save(state, to: directory)
-            return (version, bundles)
+            var documents = [StoreDocument.registry: try Self.encode(state)]
+            for (region, bundle) in bundles {
+                documents[StoreDocument.bundle(region: region)] = bundle.0 + "\n" + Self.encodedBody(bundle.1)
+            }
+            return (StoreWrite(documents: documents), (version, bundles.mapValues { ($0.0, $0.1) }, state))
         }
+        state.withLock { $0 = published.state }
+        bundles.withLock { stored in for (region, bundle) in published.bundles { stored[region] = bundle } }
+        return (published.version, published.bundles)
     }
 
+    /// A bundle body is canonical JSON, hence UTF-8 text, which is how documents are stored.
+    private static func encodedBody(_ body: [UInt8]) -> String { String(decoding: body, as: UTF8.self) }
+
     /// The latest signed bundle of a region, as stored.
-    func bundle(region: String) -> (signature: String, body: [UInt8])? {
-        guard let data = FileManager.default.contents(atPath: "\(directory)/bundles/\(region).signed"),
-            let newline = data.firstIndex(of: UInt8(ascii: "\n"))
-        else { return nil }
-        return (String(decoding: data[..<newline], as: UTF8.self), Array(data[(newline + 1)...]))
-    }
+    func bundle(region: String) -> (signature: String, body: [UInt8])? { bundles.withLock { $0[region] } }
 
     /// Makes the next publish carry a version above `version` (a node runs a version this origin
     /// no longer remembers).
-    func raiseVersion(toAtLeast version: Int) throws(EdgeError) {
+    func raiseVersion(toAtLeast version: Int) async throws(EdgeError) {
         guard (0...(1 << 53)).contains(version) else {
             throw EdgeError(.badRequest, "version \(version) is out of range")
         }
-        try update { state throws(EdgeError) in state.version = max(state.version, version) }
+        try await update { state throws(EdgeError) in state.version = max(state.version, version) }
     }
 
-    /// Applies a change and keeps it only if the whole registry is still what every node accepts
-    /// (no host of two tenants, every tenant valid): a registry nodes refuse would stop every later
-    /// bundle, erasures and key retirements included.
-    private func update(_ change: (inout State) throws(EdgeError) -> Void) throws(EdgeError) {
-        try state.withLock { state throws(EdgeError) in
-            var next = state
-            try change(&next)
+    /// Applies a change to the registry as stored now and keeps it only if the whole registry is
+    /// still what every node accepts (no host of two tenants, every tenant valid): a registry nodes
+    /// refuse would stop every later bundle, erasures and key retirements included. Tenants without
+    /// keys get theirs in the same write.
+    @discardableResult
+    private func update<Value: Sendable>(_ change: @escaping @Sendable (inout State) throws(EdgeError) -> Value)
+        async throws(EdgeError) -> Value
+    {
+        let (keks, initialTenants, now) = (self.keks, self.initialTenants, clock.now())
+        let (outcome, _) = try await store.write(reading: [StoreDocument.registry], publishedAt: "") {
+            stored throws(EdgeError) -> (StoreWrite, (Value, State)) in
+            var next = try Self.decode(stored[StoreDocument.registry], initialTenants: initialTenants)
+            let value = try change(&next)
+            for tenant in next.tenants { try Self.ensureKeys(&next, tenant: tenant.id, keks: keks, at: now) }
             // Checked as any node would, less what depends on the node's own file: no memory budget
             // to fit, but a Redis present, so a `database` tenant without its `redis_url` is refused.
             var whole = EdgeConfig()
@@ -281,20 +352,19 @@ final class TenantRegistry: Sendable {
             guard problems.isEmpty else {
                 throw EdgeError(.badRequest, problems.map(\.description).joined(separator: "\n"))
             }
-            try Self.save(next, to: directory)
-            state = next
+            return (StoreWrite(documents: [StoreDocument.registry: try Self.encode(next)]), (value, next))
         }
+        state.withLock { $0 = outcome.1 }
+        return outcome.0
     }
 
-    private static func save(_ state: State, to directory: String) throws(EdgeError) {
-        try FileManager.default.createDirectoryIfNeeded(directory)
+    /// The registry document. Nothing is stored unless it encoded: an empty registry must never
+    /// replace the real one.
+    private static func encode(_ state: State) throws(EdgeError) -> String {
         let file = RegistryFile(
             version: state.version, tenants: state.tenants.map { .object(json($0)) }, keys: state.keys,
             namingKeys: state.naming.mapValues { $0.mapValues { Data($0).base64EncodedString() } })
-        // Nothing is written unless it encoded: an empty registry must never replace the real one.
-        try DurableFile.write(
-            try StableJSON.encode(file, what: "\(directory)/registry.json: the registry"),
-            to: directory + "/registry.json")
+        return String(decoding: try StableJSON.encode(file, what: "the registry"), as: UTF8.self)
     }
 }
 

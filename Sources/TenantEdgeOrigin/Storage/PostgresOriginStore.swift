@@ -1,0 +1,256 @@
+import Logging
+import NIOCore
+import NIOSSL
+import PostgresNIO
+import TenantEdgeCore
+
+/// The shared store (`storage.postgres`): PostgreSQL through postgres-nio, which several origin
+/// replicas use at once. Every write transaction first locks the one row of `te_log_counter`
+/// (`SELECT … FOR UPDATE`), so writers from every replica take turns: sequence numbers are given
+/// out inside the transaction that inserts the events, commit in the order they were given, and no
+/// reader can see number N+1 before N. A commit that appended events also notifies `te_events`
+/// (delivered at commit) for replicas that hold long polls. The schema is migrated at start under
+/// an advisory lock, so two replicas starting together do not both migrate.
+///
+/// The client's connection pool runs in a task of its own until `close`.
+final class PostgresOriginStore: OriginStore {
+    private let client: PostgresClient
+    private let pool: Task<Void, Never>
+    private let retention: Int
+    private let logger: Logger
+    let endpoint: PostgresEndpoint
+
+    /// Advisory lock key of the migrations ("te" in ASCII, then 1).
+    static let migrationLock: Int64 = 0x7465_0001
+
+    static func open(
+        _ settings: OriginStorage.Postgres, retention: Int, logger: Logger
+    ) async throws(EdgeError) -> PostgresOriginStore {
+        guard let endpoint = PostgresEndpoint(parsing: settings.url) else {
+            throw EdgeError(.invalidConfig, "storage.postgres.url: must be postgres://user[:password]@host[:port]/database")
+        }
+        let tls: PostgresClient.Configuration.TLS
+        switch settings.tls {
+        case .disable: tls = .disable
+        case .require:
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .none
+            tls = .require(configuration)
+        case .verify:
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            if let caFile = settings.caFile { configuration.trustRoots = .file(caFile) }
+            tls = .require(configuration)
+        }
+        var configuration = PostgresClient.Configuration(
+            host: endpoint.host, port: endpoint.port, username: endpoint.user, password: endpoint.password,
+            database: endpoint.database, tls: tls)
+        configuration.options.maximumConnections = settings.poolSize
+        configuration.options.connectTimeout = .seconds(5)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let store = PostgresOriginStore(client: client, retention: retention, endpoint: endpoint, logger: logger)
+        do {
+            try await store.migrate()
+        } catch {
+            await store.close()
+            throw error
+        }
+        return store
+    }
+
+    private init(client: PostgresClient, retention: Int, endpoint: PostgresEndpoint, logger: Logger) {
+        self.client = client
+        self.retention = retention
+        self.endpoint = endpoint
+        self.logger = logger
+        pool = Task { await client.run() }
+    }
+
+    private func migrate() async throws(EdgeError) {
+        let endpoint = self.endpoint
+        try await guarded("migrate") { [client, logger] in
+            try await client.withTransaction(logger: logger) { connection in
+                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
+                try await connection.query(
+                    "CREATE TABLE IF NOT EXISTS te_schema (version INTEGER NOT NULL)", logger: logger)
+                var found = 0
+                for try await version in try await connection.query("SELECT version FROM te_schema", logger: logger)
+                    .decode(Int.self)
+                {
+                    found = max(found, version)
+                }
+                guard found <= StoreSchema.version else {
+                    throw EdgeError(
+                        .invalidConfig,
+                        "\(endpoint): schema version \(found) is newer than this origin's \(StoreSchema.version);"
+                            + " run a newer origin")
+                }
+                for version in (found + 1)..<(StoreSchema.version + 1) {
+                    for statement in StoreSchema.migration(to: version, dialect: .postgres) {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    }
+                    try await connection.query("DELETE FROM te_schema", logger: logger)
+                    try await connection.query("INSERT INTO te_schema (version) VALUES (\(version))", logger: logger)
+                }
+            }
+        }
+    }
+
+    func write<Value: Sendable>(
+        reading names: [String], publishedAt: String,
+        _ change: @Sendable ([String: String]) throws(EdgeError) -> (StoreWrite, Value)
+    ) async throws(EdgeError) -> (value: Value, events: [InvalidationEvent]) {
+        let retention = self.retention
+        return try await guarded("write") { [client, logger] in
+            try await client.withTransaction(logger: logger) { connection in
+                // The writers' turn: every write of every replica locks this row first.
+                var head = 0
+                for try await value in try await connection.query(
+                    "SELECT head FROM te_log_counter WHERE id = 1 FOR UPDATE", logger: logger
+                ).decode(Int.self) {
+                    head = value
+                }
+                let current = try await Self.documents(names, on: connection, logger: logger)
+                let (write, value) = try change(current)
+                for (name, body) in write.documents.sorted(by: { $0.key < $1.key }) {
+                    try await connection.query(
+                        """
+                        INSERT INTO te_documents (name, body) VALUES (\(name), \(body))
+                        ON CONFLICT (name) DO UPDATE SET body = EXCLUDED.body
+                        """, logger: logger)
+                }
+                var events: [InvalidationEvent] = []
+                for purge in write.purges {
+                    head += 1
+                    let event = InvalidationEvent(seq: head, purge: purge, publishedAt: publishedAt)
+                    let text = try event.json.canonicalText
+                    try await connection.query(
+                        "INSERT INTO te_events (seq, body) VALUES (\(head), \(text))", logger: logger)
+                    events.append(event)
+                }
+                if !events.isEmpty {
+                    try await connection.query("UPDATE te_log_counter SET head = \(head) WHERE id = 1", logger: logger)
+                    try await connection.query("DELETE FROM te_events WHERE seq <= \(head - retention)", logger: logger)
+                    try await connection.query("SELECT pg_notify('te_events', \(String(head)))", logger: logger)
+                }
+                if !write.documents.isEmpty {
+                    try await connection.query("SELECT pg_notify('te_documents', '')", logger: logger)
+                }
+                return (value, events)
+            }
+        }
+    }
+
+    func documents(_ names: [String]) async throws(EdgeError) -> [String: String] {
+        try await guarded("read") { [client, logger] in
+            try await client.withConnection { connection in
+                try await Self.documents(names, on: connection, logger: logger)
+            }
+        }
+    }
+
+    func events(after seq: Int, limit: Int) async throws(EdgeError) -> [InvalidationEvent] {
+        let endpoint = self.endpoint
+        return try await guarded("read") { [client, logger] in
+            var found: [InvalidationEvent] = []
+            for try await (number, body) in try await client.query(
+                "SELECT seq, body FROM te_events WHERE seq > \(seq) ORDER BY seq LIMIT \(limit)", logger: logger
+            ).decode((Int, String).self) {
+                found.append(try StoredEvent.decode(seq: number, body: body, in: "\(endpoint)"))
+            }
+            return found
+        }
+    }
+
+    func head() async throws(EdgeError) -> Int {
+        try await guarded("read") { [client, logger] in
+            var head = 0
+            for try await value in try await client.query(
+                "SELECT head FROM te_log_counter WHERE id = 1", logger: logger
+            ).decode(Int.self) {
+                head = value
+            }
+            return head
+        }
+    }
+
+    func importState(documents: [String: String], events: [InvalidationEvent]) async throws(EdgeError) {
+        let endpoint = self.endpoint
+        try await guarded("import") { [client, logger] in
+            try await client.withTransaction(logger: logger) { connection in
+                var head = 0
+                for try await value in try await connection.query(
+                    "SELECT head FROM te_log_counter WHERE id = 1 FOR UPDATE", logger: logger
+                ).decode(Int.self) {
+                    head = value
+                }
+                var held = 0
+                for try await count in try await connection.query(
+                    "SELECT count(*)::BIGINT FROM te_documents", logger: logger
+                ).decode(Int.self) {
+                    held = count
+                }
+                guard head == 0, held == 0 else { throw EdgeError(.io, "\(endpoint) already holds state; nothing imported") }
+                for (name, body) in documents {
+                    try await connection.query(
+                        "INSERT INTO te_documents (name, body) VALUES (\(name), \(body))", logger: logger)
+                }
+                for event in events {
+                    let text = try event.json.canonicalText
+                    try await connection.query(
+                        "INSERT INTO te_events (seq, body) VALUES (\(event.seq), \(text))", logger: logger)
+                }
+                if let last = events.last {
+                    try await connection.query("UPDATE te_log_counter SET head = \(last.seq) WHERE id = 1", logger: logger)
+                }
+            }
+        }
+    }
+
+    func close() async {
+        pool.cancel()
+        _ = await pool.value
+    }
+
+    private static func documents(
+        _ names: [String], on connection: PostgresConnection, logger: Logger
+    ) async throws -> [String: String] {
+        guard !names.isEmpty else { return [:] }
+        var found: [String: String] = [:]
+        for try await (name, body) in try await connection.query(
+            "SELECT name, body FROM te_documents WHERE name = ANY(\(names))", logger: logger
+        ).decode((String, String).self) {
+            found[name] = body
+        }
+        return found
+    }
+
+    /// Runs `body`, turning what PostgreSQL or the pool throws into an error that names the store and
+    /// the SQLSTATE (never a query's values, which may be tenant data or keys).
+    private func guarded<T: Sendable>(_ what: String, _ body: @Sendable () async throws -> T) async throws(EdgeError)
+        -> T
+    {
+        do {
+            return try await body()
+        } catch {
+            throw Self.described(error, what: what, endpoint: endpoint)
+        }
+    }
+
+    /// Our own errors pass as they are (also from inside a transaction, which postgres-nio wraps);
+    /// PostgreSQL's are named by SQLSTATE.
+    private static func described(_ error: any Error, what: String, endpoint: PostgresEndpoint) -> EdgeError {
+        switch error {
+        case let error as EdgeError: return error
+        case let error as PostgresTransactionError:
+            if let inner = error.closureError ?? error.beginError ?? error.commitError {
+                return described(inner, what: what, endpoint: endpoint)
+            }
+            return EdgeError(.io, "\(endpoint): \(what) failed (transaction)")
+        case let error as PSQLError:
+            let state = error.serverInfo?[.sqlState] ?? error.code.description
+            return EdgeError(.io, "\(endpoint): \(what) failed (\(state))")
+        default:
+            return EdgeError(.io, "\(endpoint): \(what) failed (\(type(of: error)))")
+        }
+    }
+}
