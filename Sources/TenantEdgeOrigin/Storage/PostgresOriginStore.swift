@@ -27,7 +27,8 @@ final class PostgresOriginStore: OriginStore {
         _ settings: OriginStorage.Postgres, retention: Int, logger: Logger
     ) async throws(EdgeError) -> PostgresOriginStore {
         guard let endpoint = PostgresEndpoint(parsing: settings.url) else {
-            throw EdgeError(.invalidConfig, "storage.postgres.url: must be postgres://user[:password]@host[:port]/database")
+            throw EdgeError(
+                .invalidConfig, "storage.postgres.url: must be postgres://user[:password]@host[:port]/database")
         }
         let tls: PostgresClient.Configuration.TLS
         switch settings.tls {
@@ -189,7 +190,9 @@ final class PostgresOriginStore: OriginStore {
                 ).decode(Int.self) {
                     held = count
                 }
-                guard head == 0, held == 0 else { throw EdgeError(.io, "\(endpoint) already holds state; nothing imported") }
+                guard head == 0, held == 0 else {
+                    throw EdgeError(.io, "\(endpoint) already holds state; nothing imported")
+                }
                 for (name, body) in documents {
                     try await connection.query(
                         "INSERT INTO te_documents (name, body) VALUES (\(name), \(body))", logger: logger)
@@ -200,7 +203,8 @@ final class PostgresOriginStore: OriginStore {
                         "INSERT INTO te_events (seq, body) VALUES (\(event.seq), \(text))", logger: logger)
                 }
                 if let last = events.last {
-                    try await connection.query("UPDATE te_log_counter SET head = \(last.seq) WHERE id = 1", logger: logger)
+                    try await connection.query(
+                        "UPDATE te_log_counter SET head = \(last.seq) WHERE id = 1", logger: logger)
                 }
             }
         }

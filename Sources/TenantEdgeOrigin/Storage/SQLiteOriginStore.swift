@@ -108,7 +108,9 @@ actor SQLiteOriginStore: OriginStore {
         }
     }
 
-    func head() async throws(EdgeError) -> Int { try await inTurn { () async throws(EdgeError) in try await readHead() } }
+    func head() async throws(EdgeError) -> Int {
+        try await inTurn { () async throws(EdgeError) in try await readHead() }
+    }
 
     func importState(documents: [String: String], events: [InvalidationEvent]) async throws(EdgeError) {
         try await transaction { () async throws(EdgeError) in
