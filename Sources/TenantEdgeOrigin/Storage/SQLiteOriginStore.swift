@@ -74,7 +74,8 @@ actor SQLiteOriginStore: OriginStore {
             let (write, value) = try change(current)
             for (name, body) in write.documents.sorted(by: { $0.key < $1.key }) {
                 try await run(
-                    "INSERT INTO te_documents (name, body) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET body = excluded.body",
+                    "INSERT INTO te_documents (name, body) VALUES (?, ?)"
+                        + " ON CONFLICT(name) DO UPDATE SET body = excluded.body",
                     [.text(name), .text(body)])
             }
             var events: [InvalidationEvent] = []
