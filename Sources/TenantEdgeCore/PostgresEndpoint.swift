@@ -48,7 +48,8 @@ public struct PostgresEndpoint: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        "postgres://\(user)\(password == nil ? "" : ":***")@\(host.contains(":") ? "[\(host)]" : host):\(port)/\(database)"
+        let shownHost = host.contains(":") ? "[\(host)]" : host
+        return "postgres://\(user)\(password == nil ? "" : ":***")@\(shownHost):\(port)/\(database)"
     }
 }
 

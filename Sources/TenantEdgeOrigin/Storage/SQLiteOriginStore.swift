@@ -53,8 +53,8 @@ actor SQLiteOriginStore: OriginStore {
         guard found <= StoreSchema.version else {
             throw EdgeError(
                 .invalidConfig,
-                "\(path): schema version \(found) is newer than this origin's \(StoreSchema.version); run a newer origin"
-            )
+                "\(path): schema version \(found) is newer than this origin's \(StoreSchema.version);"
+                    + " run a newer origin")
         }
         for version in (found + 1)..<(StoreSchema.version + 1) {
             try await transaction { () async throws(EdgeError) in
