@@ -46,7 +46,7 @@ extension EdgeConfig {
                 check(
                     (1...RedisSentinelConfig.maxAddresses).contains(sentinel.addresses.count),
                     "cache.redis.sentinel.addresses", "must list 1 to \(RedisSentinelConfig.maxAddresses) sentinels")
-                for address in sentinel.addresses where !HostName.isValid(address) || !address.contains(":") {
+                for address in sentinel.addresses where !RedisSentinelConfig.isValidAddress(address) {
                     problems.append(
                         ConfigProblem("cache.redis.sentinel.addresses", "'\(address.prefix(80))' is not host:port"))
                 }

@@ -26,6 +26,14 @@ public struct RedisSentinelConfig: Sendable, Equatable {
     /// The most sentinels a node asks: a deployment has three or five.
     public static let maxAddresses = 16
 
+    /// A sentinel's address: `host:port` or `[ipv6]:port`, the port from 1 to 65,535.
+    public static func isValidAddress(_ text: String) -> Bool {
+        guard HostName.isValid(text), let colon = text.lastIndex(of: ":"), !text.hasSuffix("]"),
+            let port = Int(text[text.index(after: colon)...])
+        else { return false }
+        return (1...65_535).contains(port)
+    }
+
     /// A master name as the sentinels accept it: 1–64 letters, digits, `.`, `-`, `_`. The name is
     /// sent in a command and compared with what a sentinel publishes, so nothing else is allowed.
     public static func isValidMaster(_ name: String) -> Bool {

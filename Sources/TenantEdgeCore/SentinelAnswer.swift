@@ -3,7 +3,7 @@
 /// 1 to 65,535 are taken, never arbitrary bytes.
 public enum SentinelAnswer {
     /// A primary's address as a sentinel gave it.
-    public struct Primary: Sendable, Equatable, CustomStringConvertible {
+    public struct Primary: Sendable, Hashable, CustomStringConvertible {
         public var host: String
         public var port: Int
         public init(host: String, port: Int) {

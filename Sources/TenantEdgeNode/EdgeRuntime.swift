@@ -99,10 +99,18 @@ package final class EdgeRuntime: Sendable {
             region: config.node.region, eventLoop: eventLoop, clock: clock, audit: audit, logger: logger)
         siblingFollowers.start(table.purgeFollowers)
         if let sentinel {
-            sentinel.whenSwitched { [unowned self] in
+            // After a failover, writes the old primary took and never passed on are lost, purges
+            // and fences among them: each tenant on it drops its L2 generation on the new primary
+            // and its L1, and the purge followers subscribe anew there (the old primary may live on,
+            // cut off, and keep a subscription that hears nothing).
+            sentinel.whenSwitched { [weak self] in
+                guard let self else { return }
+                let table = self.table
                 for (tenant, tier) in table.l2Tiers where tier.address === sentinel.address {
                     tier.markUntrusted(tenant, because: "the L2 primary switched", on: eventLoop)
+                    _ = table.caches[tenant]?.purge(keys: [], tags: [], prefixes: [], all: true)
                 }
+                for follower in table.purgeFollowers { follower.resubscribe() }
             }
         }
     }

@@ -1,4 +1,7 @@
 import Foundation
+import Logging
+import NIOCore
+import NIOPosix
 import TenantEdgeNative
 import TenantEdgeTestSupport
 import Testing
@@ -194,5 +197,77 @@ struct SentinelFailoverTests {
         #expect(
             SentinelAnswer.switched(payload: Array("edge-l2 127.0.0.1 6379 127.0.0.1".utf8), master: "edge-l2") == nil)
         #expect(SentinelAnswer.switched(payload: Array(repeating: 0x20, count: 5000), master: "edge-l2") == nil)
+    }
+
+    // MARK: sentinels that lie or stall (small servers of the test's own that speak just enough RESP)
+
+    /// Answers `PING`, `SUBSCRIBE` and `SENTINEL get-master-addr-by-name` with `primary` (host and
+    /// port), or never answers the last when `primary` is nil.
+    final class FakeSentinel: ChannelInboundHandler, @unchecked Sendable {  // one per connection, on its loop
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        let primary: (String, Int)?
+        init(primary: (String, Int)?) { self.primary = primary }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let text = String(buffer: unwrapInboundIn(data))
+            var reply = ""
+            if text.contains("PING") { reply = "+PONG\r\n" }
+            if text.contains("SUBSCRIBE") { reply = "*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n" }
+            if text.contains("get-master-addr-by-name") {
+                guard let (host, port) = primary else { return }  // stalls
+                reply = "*2\r\n$\(host.utf8.count)\r\n\(host)\r\n$\(String(port).utf8.count)\r\n\(port)\r\n"
+            }
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: reply)), promise: nil)
+        }
+
+        static func start(primary: (String, Int)?) async throws -> (any Channel, String) {
+            let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(FakeSentinel(primary: primary))
+                    }
+                }
+                .bind(host: "127.0.0.1", port: 0).get()
+            return (channel, "127.0.0.1:\(channel.localAddress?.port ?? 0)")
+        }
+    }
+
+    static func watcher(_ addresses: [String]) throws -> SentinelWatcher {
+        try SentinelWatcher(
+            config: RedisSentinelConfig(addresses: addresses, master: master),
+            address: RedisPrimaryAddress(followingSentinel: ()), timeoutMs: 300,
+            eventLoop: MultiThreadedEventLoopGroup.singleton.next(), clock: ManualCacheClock(),
+            logger: Logger(label: "t"))
+    }
+
+    @Test func oneLyingSentinelCannotMoveTheTier() async throws {
+        var servers: [any Channel] = []
+        var addresses: [String] = []
+        for primary in [("127.0.0.1", 7001), ("127.0.0.1", 7001), ("10.9.9.9", 6379)] {
+            let (channel, address) = try await FakeSentinel.start(primary: primary)
+            servers.append(channel)
+            addresses.append(address)
+        }
+        let watcher = try Self.watcher(addresses)
+        await watcher.round()
+        #expect(watcher.address.current()?.primary == SentinelAnswer.Primary(host: "127.0.0.1", port: 7001))
+        // Only the liar left saying anything, beside one that agrees: 1 of 3 is no majority.
+        let lone = try Self.watcher([addresses[2], "127.0.0.1:1"])
+        await lone.round()
+        #expect(lone.address.current() == nil, "one sentinel of two is no majority")
+        for server in servers { try await server.close() }
+    }
+
+    @Test func aSentinelThatStallsAfterConnectingCostsARoundItsTimeoutNotTheWatcher() async throws {
+        let (stalling, address) = try await FakeSentinel.start(primary: nil)
+        let (honest, other) = try await FakeSentinel.start(primary: ("127.0.0.1", 7001))
+        let watcher = try Self.watcher([address, other])
+        let started = ContinuousClock.now
+        await watcher.round()
+        #expect(ContinuousClock.now - started < .seconds(3), "bounded by the timeout, not by the sentinel")
+        #expect(watcher.address.current() == nil, "one answer of two sentinels is no majority")
+        try await stalling.close()
+        try await honest.close()
     }
 }

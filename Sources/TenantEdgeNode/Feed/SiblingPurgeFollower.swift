@@ -80,6 +80,18 @@ final class SiblingPurgeFollower: Sendable {
         await release()
     }
 
+    /// Drops the subscription so `run` makes a new one (on the primary as it is now) and compares
+    /// fences again: after a failover, the old primary may live on, cut off, hearing nothing.
+    func resubscribe() {
+        let dropped = state.withLock { state in
+            defer { state.connection = nil }
+            return state.connection
+        }
+        guard dropped != nil else { return }
+        wake.yield()
+        _ = dropped  // released here, outside the lock (its last release may run its callbacks)
+    }
+
     /// Ends `run`: the subscription is dropped and the connector's thread stops.
     func stop() async {
         state.withLock { $0.stopped = true }

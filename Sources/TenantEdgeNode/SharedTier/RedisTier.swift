@@ -321,7 +321,9 @@ final class RedisTier: Sendable {
             case .success(let connection):
                 Self.send(arguments, on: connection, wanted: { !once.isClaimed }) { reply in
                     timer.cancel()
-                    if case .success(.error(let message)) = reply, message.hasPrefix("READONLY") {
+                    if self.address.followsSentinel, case .success(.error(let message)) = reply,
+                        message.hasPrefix("READONLY")
+                    {
                         // A primary that became a replica: this connection is done, and the
                         // sentinels are asked where the primary went.
                         connection.close()

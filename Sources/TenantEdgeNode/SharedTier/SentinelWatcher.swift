@@ -6,10 +6,12 @@ import Synchronization
 import TenantEdgeCore
 import TenantEdgeNative
 
-/// Follows Redis Sentinel for the shared tier's primary (`cache.redis.sentinel`), as the Sentinel
-/// client guidelines describe: ask the sentinels in turn for the master's address
-/// (`SENTINEL get-master-addr-by-name`) and take the first answer, hold a subscription to
-/// `+switch-master` on one of them so a failover is learned the moment it is decided, and ask again
+/// Follows Redis Sentinel for the shared tier's primary (`cache.redis.sentinel`): ask every
+/// sentinel for the master's address (`SENTINEL get-master-addr-by-name`) and follow the address a
+/// majority of them name (the client guidelines take the first answer; a majority keeps one lying
+/// or stale sentinel from moving the tier, which would also hand it the primary's password), hold a
+/// subscription to `+switch-master` on one of them so a failover starts a round the moment it is
+/// decided, and ask again
 /// whenever a connection to the primary fails or a write meets `READONLY` (`RedisPrimaryAddress`
 /// fires its suspicion), and every `recheckSeconds` in any case. Connections check `ROLE` when
 /// they are made, so an answer that is already out of date costs a failed connect, never a write to
@@ -21,7 +23,7 @@ final class SentinelWatcher: Service, Sendable {
     static let recheckSeconds = 5.0
     /// The least time between two rounds, however often connections fail: a Redis that is down
     /// fires a suspicion per call, and the sentinels must not be asked at that rate.
-    static let leastGap = TimeAmount.milliseconds(200)
+    static let leastGapMilliseconds = 200
 
     let address: RedisPrimaryAddress
     private let master: String
@@ -74,7 +76,7 @@ final class SentinelWatcher: Service, Sendable {
                     await group.next()
                     group.cancelAll()
                 }
-                try? await eventLoop.scheduleTask(in: Self.leastGap) {}.futureResult.get()
+                try? await Task.sleep(for: .milliseconds(Self.leastGapMilliseconds))
             }
         }
         let held = subscription.withLock { held in
@@ -84,58 +86,90 @@ final class SentinelWatcher: Service, Sendable {
         held?.close()
     }
 
-    /// Asks for the primary, and subscribes to switches when no subscription lives.
+    /// Asks every sentinel, follows what most of them say, and subscribes to switches when no
+    /// subscription lives. Each step is bounded by `timeout_ms`, so a sentinel that stalls after
+    /// it connected costs a round that much, never the watcher.
     func round() async {
         if let primary = await resolve() { moved(to: primary) }
         if subscription.withLock({ $0 == nil }) { await subscribe() }
     }
 
-    /// Records an answer; logs and runs `onSwitch` when it moved an address already known.
+    /// Moves the address. On a switch, `onSwitch` runs first (every tenant of this primary is
+    /// untrusted before any call can reach the new one), then the new address is published.
     private func moved(to primary: SentinelAnswer.Primary) {
-        let known = address.current() != nil
-        guard address.update(primary) else { return }
+        let previous = address.current()?.primary
+        guard previous != primary else { return }
+        if previous != nil { onSwitch.withLock { $0 }?() }
+        address.update(primary)
         logger.notice(
-            known ? "L2 primary switched (Sentinel)" : "L2 primary (from Sentinel)",
+            previous == nil ? "L2 primary (from Sentinel)" : "L2 primary switched (Sentinel)",
             metadata: ["master": "\(master)", "primary": "\(primary)"])
-        if known { onSwitch.withLock { $0 }?() }
     }
 
-    /// The first sentinel's answer, in the configured order; nil when none answered with an address.
+    /// The address a strict majority of the configured sentinels name (one lying or stale sentinel
+    /// cannot move the tier, nor flip it back and forth); nil when no address has a majority.
     private func resolve() async -> SentinelAnswer.Primary? {
         let command = [Array("SENTINEL".utf8), Array("get-master-addr-by-name".utf8), Array(master.utf8)]
+        var votes: [SentinelAnswer.Primary: Int] = [:]
         for sentinel in sentinels {
             guard let connection = try? await open(sentinel) else { continue }
-            defer { connection.close() }
-            let reply = try? await eventLoop.flatSubmit { [eventLoop] () -> EventLoopFuture<RedisConnection.Reply> in
-                let promise = eventLoop.makePromise(of: RedisConnection.Reply.self)
-                connection.submit(command) { promise.completeWith($0.mapError { $0 as any Error }) }
-                return promise.futureResult
-            }.get()
+            let reply = await ask(connection, command)
+            connection.close()
             guard case .array(let items)? = reply, items.count == 2, case .string(let host) = items[0],
                 case .string(let port) = items[1], let primary = SentinelAnswer.primary(host: host, port: port)
             else {
                 logger.debug("a sentinel did not name the primary", metadata: ["sentinel": "\(sentinel)"])
                 continue
             }
-            return primary
+            votes[primary, default: 0] += 1
         }
-        logger.warning("no sentinel named the L2 primary", metadata: ["master": "\(master)"])
-        return nil
+        guard let (primary, count) = votes.max(by: { $0.value < $1.value }), count > sentinels.count / 2 else {
+            logger.warning(
+                "no majority of the sentinels named the L2 primary",
+                metadata: ["master": "\(master)", "answers": "\(votes.values.reduce(0, +))"])
+            return nil
+        }
+        return primary
     }
 
-    /// Subscribes to `+switch-master` on the first sentinel that takes it; a switch of our master
-    /// moves the address at once. A lost subscription fires the suspicion, so the next round
-    /// subscribes again (and asks, since a switch may have been missed meanwhile).
+    /// One command's reply within `timeout_ms` (the connection is closed when it passes, which
+    /// fails the command), or nil; a cancelled task closes it at once.
+    private func ask(_ connection: RedisLoopConnection, _ command: [[UInt8]]) async -> RedisConnection.Reply? {
+        let timeoutMs = Int64(self.timeoutMs)
+        return await withTaskCancellationHandler {
+            try? await eventLoop.flatSubmit { [eventLoop] () -> EventLoopFuture<RedisConnection.Reply> in
+                let promise = eventLoop.makePromise(of: RedisConnection.Reply.self)
+                let deadline = eventLoop.scheduleTask(in: .milliseconds(timeoutMs)) { connection.close() }
+                connection.submit(command) { reply in
+                    deadline.cancel()
+                    promise.completeWith(reply.mapError { $0 as any Error })
+                }
+                return promise.futureResult
+            }.get()
+        } onCancel: {
+            connection.close()
+        }
+    }
+
+    /// Subscribes to `+switch-master` on the first sentinel that confirms within `timeout_ms`. A
+    /// message about our master starts a round at once (a majority decides, not the one sentinel
+    /// subscribed to). A lost subscription fires the suspicion, so the next round subscribes again.
     private func subscribe() async {
+        let timeoutMs = Int64(self.timeoutMs)
         for sentinel in sentinels {
             guard let connection = try? await open(sentinel) else { continue }
             let (address, master) = (self.address, self.master)
-            let confirmed = try? await eventLoop.flatSubmit {
-                connection.closeFuture.whenComplete { _ in address.suspicion.fire() }
-                return connection.subscribe("+switch-master") { [self] payload in
-                    if let primary = SentinelAnswer.switched(payload: payload, master: master) { moved(to: primary) }
-                }
-            }.get()
+            let confirmed = await withTaskCancellationHandler {
+                try? await eventLoop.flatSubmit { [eventLoop] in
+                    connection.closeFuture.whenComplete { _ in address.suspicion.fire() }
+                    let deadline = eventLoop.scheduleTask(in: .milliseconds(timeoutMs)) { connection.close() }
+                    return connection.subscribe("+switch-master") { payload in
+                        if SentinelAnswer.switched(payload: payload, master: master) != nil { address.suspicion.fire() }
+                    }.always { _ in deadline.cancel() }
+                }.get()
+            } onCancel: {
+                connection.close()
+            }
             guard confirmed != nil else {
                 connection.close()
                 continue
@@ -161,10 +195,12 @@ enum PasswordFile {
             throw EdgeError(.invalidConfig, "\(key): cannot read \(path)")
         }
         let line = data.prefix { $0 != UInt8(ascii: "\n") && $0 != UInt8(ascii: "\r") }
-        guard (1...512).contains(line.count), line.allSatisfy({ $0 > 0x20 && $0 < 0x7F }),
-            let text = String(data: line, encoding: .ascii)
+        guard (1...512).contains(line.count), line.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }),
+            line.first != 0x20, line.last != 0x20, let text = String(data: line, encoding: .ascii)
         else {
-            throw EdgeError(.invalidConfig, "\(key): \(path) must hold a password of 1 to 512 printable characters")
+            throw EdgeError(
+                .invalidConfig,
+                "\(key): \(path) must hold a password of 1 to 512 printable characters, no space at either end")
         }
         return text
     }

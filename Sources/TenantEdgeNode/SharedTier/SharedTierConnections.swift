@@ -128,7 +128,7 @@ private final class LoopSlots: @unchecked Sendable {
         case .ready(let connection) where connection.isUsable && connection.epoch == epoch():
             body(.success(connection))
         case .connecting(let pending):
-            pending.whenComplete(body)
+            deliver(pending, to: body)
         case .ready, .empty:
             if case .ready(let stale) = slots[index] { stale.close() }  // failed, or the primary moved
             let pending = open()
@@ -144,7 +144,23 @@ private final class LoopSlots: @unchecked Sendable {
                     slots[index] = .empty
                 }
             }
-            pending.whenComplete(body)
+            deliver(pending, to: body)
+        }
+    }
+
+    /// Hands over a connection once made, unless the primary moved while it was being made: a
+    /// connection to the old primary (which may still say `master` for a moment) must take no call.
+    private func deliver(
+        _ pending: EventLoopFuture<RedisLoopConnection>,
+        to body: @escaping @Sendable (Result<RedisLoopConnection, any Error>) -> Void
+    ) {
+        let epoch = self.epoch
+        pending.whenComplete { result in
+            if case .success(let connection) = result, connection.epoch != epoch() {
+                connection.close()
+                return body(.failure(EdgeError(.redisFailure, "the L2 primary moved while connecting")))
+            }
+            body(result)
         }
     }
 
