@@ -76,10 +76,12 @@ public struct ConfigReader {
         readCache(top, &config, baseDirectory)
         readSecurity(top, &config, baseDirectory)
         if let origin = mapping(
-            top["origin"], "origin", allowed: ["url", "ca_file", "token_file", "poll_wait_s", "max_invalidation_lag_s"])
+            top["origin"], "origin",
+            allowed: ["url", "urls", "ca_file", "token_file", "poll_wait_s", "max_invalidation_lag_s"])
         {
             var section = EdgeConfig.Origin(url: "")
             string(origin, "url", "origin") { section.url = $0 }
+            strings(origin, "urls", "origin") { section.urls = $0 }
             string(origin, "ca_file", "origin") { section.caFile = Self.resolve($0, baseDirectory) }
             string(origin, "token_file", "origin") { section.tokenFile = Self.resolve($0, baseDirectory) }
             integer(origin, "poll_wait_s", "origin") { section.pollWaitSeconds = $0 }

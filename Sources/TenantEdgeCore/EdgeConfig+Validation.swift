@@ -81,7 +81,15 @@ extension EdgeConfig {
                     "is required in standalone mode with encryption on: tenant keys are derived from it"))
         }
         if let origin {
-            check(origin.url.hasPrefix("https://"), "origin.url", "must start with https://")
+            if origin.urls.isEmpty {
+                check(origin.url.hasPrefix("https://"), "origin.url", "must start with https://")
+            } else {
+                check(origin.url.isEmpty, "origin.url", "is not used with origin.urls: set one of them")
+                check((1...16).contains(origin.urls.count), "origin.urls", "must list 1 to 16 origin replicas")
+                for (index, url) in origin.urls.enumerated() where !url.hasPrefix("https://") {
+                    problems.append(ConfigProblem("origin.urls[\(index)]", "must start with https://"))
+                }
+            }
             check((1...60).contains(origin.pollWaitSeconds), "origin.poll_wait_s", "must be from 1 to 60")
             check(
                 (1...Self.longestTTLSeconds).contains(origin.maxInvalidationLagSeconds),

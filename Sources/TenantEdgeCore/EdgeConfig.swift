@@ -78,11 +78,16 @@ public struct EdgeConfig: Sendable, Equatable {
 
     public struct Origin: Sendable, Equatable {
         public var url: String
+        /// Origin replicas to fail over between (`origin.urls`), in order of preference; when set,
+        /// `url` is unused.
+        public var urls: [String] = []
         public var caFile: String? = nil
         public var tokenFile: String? = nil
         public var pollWaitSeconds: Int = 25
         public var maxInvalidationLagSeconds: Int = 300
         public init(url: String) { self.url = url }
+        /// The replicas to use, in order: `urls`, or `url` alone.
+        public var replicas: [String] { urls.isEmpty ? [url] : urls }
     }
 
     public struct GeoIP: Sendable, Equatable {

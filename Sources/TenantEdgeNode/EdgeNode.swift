@@ -53,11 +53,14 @@ public final class EdgeNode: Sendable {
         do {
             bundles = try ConfigBundleGate(runtime: runtime)
             try bundles.loadPersisted()
+            // One choice of replica for the feed, bundle pulls and erasure confirmations alike.
+            let replicas = config.origin.map { OriginReplicas($0.replicas) }
             feed = try config.origin.map { origin throws(EdgeError) in
-                try InvalidationFeed(runtime: runtime, origin: origin, bundles: bundles)
+                try InvalidationFeed(runtime: runtime, origin: origin, replicas: replicas!, bundles: bundles)
             }
             erasures = try config.origin.map { origin throws(EdgeError) in
-                try ErasureConfirmations(origin: origin, node: config.node.id, clock: clock, logger: logger)
+                try ErasureConfirmations(
+                    origin: origin, replicas: replicas!, node: config.node.id, clock: clock, logger: logger)
             }
         } catch {
             await runtime.shutdown()

@@ -68,9 +68,11 @@ public final class OriginServer: Sendable {
             await store.close()
             throw EdgeError(.io, "listen: cannot bind \(config.listen)", cause: error)
         }
+        let follower = StoreFollower(
+            store: store, log: log, registry: registry, ledger: erasures, clock: clock, logger: logger)
         logger.info(
             "edge origin ready", metadata: ["https": "\(address.host):\(listener.port)", "head": "\(log.head)"])
-        return OriginServer(listener: listener, log: log, client: client, store: store)
+        return OriginServer(listener: listener, log: log, client: client, store: store, follower: follower)
     }
 
     /// The configured store: SQLite in `state_dir`, or PostgreSQL (`storage.postgres`).
@@ -86,12 +88,18 @@ public final class OriginServer: Sendable {
 
     private let client: HTTPClient
     private let store: any OriginStore
+    /// Follows what other replicas write to a shared store; nil for the embedded one.
+    private let follower: StoreFollower?
 
-    private init(listener: HTTPListener, log: InvalidationLog, client: HTTPClient, store: any OriginStore) {
+    private init(
+        listener: HTTPListener, log: InvalidationLog, client: HTTPClient, store: any OriginStore,
+        follower: StoreFollower?
+    ) {
         self.listener = listener
         self.log = log
         self.client = client
         self.store = store
+        self.follower = follower
     }
 
     /// Runs until one of `signals` (or `stop` from inside the process), then stops: one
@@ -113,6 +121,7 @@ public final class OriginServer: Sendable {
         log.releaseWaiters()
         try? await listener.drain()
         try? await client.shutdown()
+        await follower?.stop()
         await store.close()
     }
 }

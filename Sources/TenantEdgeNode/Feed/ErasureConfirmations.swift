@@ -11,6 +11,7 @@ import TenantEdgeNative
 /// clock, give up with one warning. Erasures arrive through `confirm(_:)` from the runtime.
 package final class ErasureConfirmations: Service, Sendable {
     private let origin: EdgeConfig.Origin
+    private let replicas: OriginReplicas
     private let token: String  // never logged
     private let node: String
     private let clock: any CacheClock
@@ -19,8 +20,11 @@ package final class ErasureConfirmations: Service, Sendable {
     private let erasedInput: AsyncStream<String>.Continuation
     private let machine = Mutex(ErasureConfirmer())  // shared by the tenants' tasks
 
-    init(origin: EdgeConfig.Origin, node: String, clock: any CacheClock, logger: Logger) throws(EdgeError) {
+    init(
+        origin: EdgeConfig.Origin, replicas: OriginReplicas, node: String, clock: any CacheClock, logger: Logger
+    ) throws(EdgeError) {
         self.origin = origin
+        self.replicas = replicas
         self.token = try NodeToken.read(origin)
         self.node = node
         self.clock = clock
@@ -52,10 +56,12 @@ package final class ErasureConfirmations: Service, Sendable {
             switch current {
             case .send(let tenant):
                 let body = Array(#"{"node":\#(JSONText.quote(node))}"#.utf8)
+                let replica = replicas.current
                 let status = try? await transfers.request(
-                    "POST", "\(origin.url)/v1/erasures/\(tenant)", body: body, caFile: origin.caFile,
+                    "POST", "\(replica)/v1/erasures/\(tenant)", body: body, caFile: origin.caFile,
                     headers: ["Authorization: Bearer \(token)", "Content-Type: application/json"]
                 ).status
+                if OriginReplicas.isReplicaFailure(status) { replicas.failed(replica) }
                 action = machine.withLock { $0.answered(tenant: tenant, status: status) }
             case .retry(let tenant, let seconds):
                 do { try await clock.sleep(seconds: seconds) } catch { return }

@@ -21,13 +21,17 @@ package final class InvalidationFeed: Service, Sendable {
 
     private let runtime: EdgeRuntime
     private let origin: EdgeConfig.Origin
+    private let replicas: OriginReplicas
     private let bundles: ConfigBundleGate
     private let token: String  // never logged
     let cursorPath: String
     private let status: Mutex<(cursor: Int, failures: Int)>
     private let savedCursor: Int
 
-    init(runtime: EdgeRuntime, origin: EdgeConfig.Origin, bundles: ConfigBundleGate) throws(EdgeError) {
+    init(
+        runtime: EdgeRuntime, origin: EdgeConfig.Origin, replicas: OriginReplicas, bundles: ConfigBundleGate
+    ) throws(EdgeError) {
+        self.replicas = replicas
         self.runtime = runtime
         self.origin = origin
         self.bundles = bundles
@@ -69,15 +73,18 @@ package final class InvalidationFeed: Service, Sendable {
         case .pullBundle:
             return follower.bundlePulled(answered: await pullBundle(transfers))
         case .poll(let after):
-            let url = "\(origin.url)/v1/invalidations?after=\(after)&wait=\(origin.pollWaitSeconds)"
+            let replica = replicas.current
+            let url = "\(replica)/v1/invalidations?after=\(after)&wait=\(origin.pollWaitSeconds)"
             do {
                 let response = try await transfers.request(
                     "GET", url, caFile: origin.caFile, headers: ["Authorization: Bearer \(token)"],
                     timeoutMs: (origin.pollWaitSeconds + 5) * 1000, maxBodyBytes: Self.maxAnswerBytes)
+                if OriginReplicas.isReplicaFailure(response.status) { failedOver(from: replica) }
                 let next = follower.received(status: response.status, body: response.body, after: after)
                 if case .backOff = next {} else { heard() }
                 return next
             } catch {
+                failedOver(from: replica)
                 return follower.failed(reason: error.message)
             }
         case .apply(let events, let cursor):
@@ -103,6 +110,14 @@ package final class InvalidationFeed: Service, Sendable {
         }
     }
 
+    /// Moves every origin call on to the next replica, and says so.
+    private func failedOver(from replica: String) {
+        guard replicas.failed(replica) else { return }
+        runtime.logger.warning(
+            "origin replica failed; following the next one",
+            metadata: ["from": "\(replica)", "to": "\(replicas.current)"])
+    }
+
     private func persisted(_ cursor: Int, _ follower: inout FeedFollower) -> FeedFollower.Action {
         do {
             try DurableFile.write(Array(String(cursor).utf8), to: cursorPath)
@@ -116,12 +131,20 @@ package final class InvalidationFeed: Service, Sendable {
     /// Pulls this region's latest bundle and applies it if newer (a `409` means it already runs it).
     /// True when the origin answered (whatever it answered), false to try again on the next round.
     private func pullBundle(_ transfers: CurlTransferQueue) async -> Bool {
-        let url = "\(origin.url)/v1/config/bundle?region=\(runtime.config.node.region)"
+        let replica = replicas.current
+        let url = "\(replica)/v1/config/bundle?region=\(runtime.config.node.region)"
         guard
             let response = try? await transfers.request(
                 "GET", url, caFile: origin.caFile, headers: ["Authorization: Bearer \(token)"], timeoutMs: 5000,
                 maxBodyBytes: EdgeConfig.Limits.maxBundleBytes)
-        else { return false }
+        else {
+            failedOver(from: replica)
+            return false
+        }
+        if OriginReplicas.isReplicaFailure(response.status) {
+            failedOver(from: replica)
+            return false
+        }
         guard response.status == 200 else { return true }  // 404: nothing published yet
         do {
             let version = try bundles.apply(

@@ -31,7 +31,21 @@ protocol OriginStore: Sendable {
     /// empty store, in one transaction; refuses a store that holds anything.
     func importState(documents: [String: String], events: [InvalidationEvent]) async throws(EdgeError)
 
+    /// What other writers commit, for a replica's copies (`StoreFollower`); nil when no other
+    /// writer can exist (the embedded store is one process's).
+    func changes() -> AsyncStream<StoreChange>?
+
     func close() async
+}
+
+/// A change another writer committed.
+enum StoreChange: Sendable {
+    /// New events.
+    case events
+    /// Changed documents (registry, ledger, bundles).
+    case documents
+    /// Anything may have changed (notifications were not heard for a while): read everything again.
+    case resync
 }
 
 /// What a write stores: whole documents (each replaces the stored one) and purges to append.

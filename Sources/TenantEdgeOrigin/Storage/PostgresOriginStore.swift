@@ -8,9 +8,10 @@ import TenantEdgeCore
 /// replicas use at once. Every write transaction first locks the one row of `te_log_counter`
 /// (`SELECT … FOR UPDATE`), so writers from every replica take turns: sequence numbers are given
 /// out inside the transaction that inserts the events, commit in the order they were given, and no
-/// reader can see number N+1 before N. A commit that appended events also notifies `te_events`
-/// (delivered at commit) for replicas that hold long polls. The schema is migrated at start under
-/// an advisory lock, so two replicas starting together do not both migrate.
+/// reader can see number N+1 before N. A commit also notifies `te_changes` (delivered at commit),
+/// which the other replicas listen to (`changes()`), so their long polls wake within milliseconds.
+/// The schema is migrated at start under an advisory lock, so two replicas starting together do not
+/// both migrate.
 ///
 /// The client's connection pool runs in a task of its own until `close`.
 final class PostgresOriginStore: OriginStore {
@@ -131,10 +132,11 @@ final class PostgresOriginStore: OriginStore {
                 if !events.isEmpty {
                     try await connection.query("UPDATE te_log_counter SET head = \(head) WHERE id = 1", logger: logger)
                     try await connection.query("DELETE FROM te_events WHERE seq <= \(head - retention)", logger: logger)
-                    try await connection.query("SELECT pg_notify('te_events', \(String(head)))", logger: logger)
+                    try await connection.query(
+                        "SELECT pg_notify('te_changes', \("events:" + String(head)))", logger: logger)
                 }
                 if !write.documents.isEmpty {
-                    try await connection.query("SELECT pg_notify('te_documents', '')", logger: logger)
+                    try await connection.query("SELECT pg_notify('te_changes', 'documents')", logger: logger)
                 }
                 return (value, events)
             }
@@ -207,6 +209,34 @@ final class PostgresOriginStore: OriginStore {
                         "UPDATE te_log_counter SET head = \(last.seq) WHERE id = 1", logger: logger)
                 }
             }
+        }
+    }
+
+    /// What other writers commit, as PostgreSQL notifies it (`te_changes`, sent at commit): a
+    /// connection of its own listens, and after each (re)connection `.resync` says "read it all
+    /// again", since what was committed while nobody listened was never notified.
+    func changes() -> AsyncStream<StoreChange>? {
+        let (client, logger) = (self.client, self.logger)
+        return AsyncStream(bufferingPolicy: .bufferingNewest(64)) { continuation in
+            let task = Task {
+                while !Task.isCancelled {
+                    do {
+                        try await client.withConnection { connection in
+                            try await connection.listen(on: "te_changes") { notifications in
+                                continuation.yield(.resync)
+                                for try await notification in notifications {
+                                    continuation.yield(notification.payload == "documents" ? .documents : .events)
+                                }
+                            }
+                        }
+                    } catch {
+                        logger.debug("the store's change notifications stopped; listening again")
+                    }
+                    try? await Task.sleep(for: .milliseconds(500))
+                }
+                continuation.finish()
+            }
+            continuation.onTermination = { _ in task.cancel() }
         }
     }
 

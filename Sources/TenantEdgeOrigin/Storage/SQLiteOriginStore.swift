@@ -134,6 +134,9 @@ actor SQLiteOriginStore: OriginStore {
         }
     }
 
+    /// One process writes the file: there is nothing to follow.
+    nonisolated func changes() -> AsyncStream<StoreChange>? { nil }
+
     func close() async { try? await connection.close() }
 
     // MARK: helpers
