@@ -40,3 +40,26 @@ http {
 UPSTREAM
   nginx -c "$dir/up.conf"
 }
+
+# start_postgres DIR: a PostgreSQL cluster of the bench's own (Debian's server, run as the postgres
+# user, which it requires; its data in a folder that user can reach), trust authentication on a
+# free loopback port. Sets `pg_url` (database `bench`) and `pg_data`; stop_postgres stops it.
+start_postgres() {
+  local bin; bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -n "$bin" ] || { echo "bench: PostgreSQL is not installed (make deps)" >&2; exit 1; }
+  pg_data=$(mktemp -d /tmp/te-bench-pg.XXXXXX); local port; port=$(free_port)
+  as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$pg_data"
+  as_postgres "$bin/initdb" -D "$pg_data/db" -U te -A trust >"$pg_data.log" 2>&1
+  as_postgres "$bin/pg_ctl" -D "$pg_data/db" -l "$pg_data/db/server.log" -w \
+    -o "-p $port -k $pg_data -c listen_addresses=127.0.0.1" start >>"$pg_data.log" 2>&1
+  as_postgres "$bin/createdb" -h 127.0.0.1 -p "$port" -U te bench
+  pg_url="postgres://te@127.0.0.1:$port/bench"
+}
+stop_postgres() {
+  [ -n "${pg_data:-}" ] || return 0
+  local bin; bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$bin/pg_ctl" -D "$pg_data/db" -m fast -w stop >/dev/null 2>&1 || true
+  else "$bin/pg_ctl" -D "$pg_data/db" -m fast -w stop >/dev/null 2>&1 || true; fi
+  rm -rf "$pg_data" "$pg_data.log"
+}

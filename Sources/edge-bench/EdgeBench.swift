@@ -21,7 +21,7 @@ enum EdgeBench {
                 """
                 usage: edge-bench redis-pipeline PORT [KEYS] [ROUNDS] [SIZE]
                        edge-bench redis-engines PORT [SECONDS] [CONCURRENCY] [ROUNDS]
-                       edge-bench feed-propagation CERT KEY CA [EVENTS]
+                       edge-bench feed-propagation CERT KEY CA [EVENTS] [POSTGRES_URL]
                        edge-bench erasure CERT KEY CA REDIS_PORT [ENTRIES]
                        edge-bench geo-lookups MMDB [SECONDS] [WORKING_SET]
 

@@ -9,60 +9,105 @@ import TenantEdgeNative
 import TenantEdgeNode
 import TenantEdgeOrigin
 
-/// `edge-bench feed-propagation CERT KEY CA [EVENTS]`: a real origin (HTTPS) and two edge nodes
-/// following its feed, in one process on loopback. Publishes EVENTS purges one at a time and
-/// times each from the publish request until each node has applied it (publish includes the
-/// origin's fsync; applying includes the node's purge and its cursor fsync). Then publishes EVENTS
-/// more from 8 concurrent publishers and times until both nodes reach the head: events applied per
-/// second at saturation. Prints a Markdown section.
+/// `edge-bench feed-propagation CERT KEY CA [EVENTS] [POSTGRES_URL]`: a real origin (HTTPS) and
+/// two edge nodes following its feed, in one process on loopback. Publishes EVENTS purges one at a
+/// time and times each from the publish request until each node has applied it (publish includes
+/// the store's commit; applying includes the node's purge and its cursor fsync). Then publishes
+/// EVENTS more from 8 concurrent publishers and times until both nodes reach the head: events
+/// applied per second at saturation. With POSTGRES_URL, the same again with two origin replicas on
+/// that database: publishes go to replica A while the nodes follow replica B, so every event crosses
+/// PostgreSQL's notification. Prints a Markdown section.
 enum FeedPropagationBench {
+    struct Setup: Sendable {
+        let cert: String, key: String, ca: String, events: Int, work: String
+        let group: any EventLoopGroup
+        let logger: Logger
+    }
+
     static func run(_ arguments: [String]) async throws {
         guard arguments.count >= 5 else { EdgeBench.usage() }
-        let (cert, key, ca) = (arguments[2], arguments[3], arguments[4])
-        let events = arguments.count > 5 ? Int(arguments[5]) ?? 1000 : 1000
         var logger = Logger(label: "bench")
         logger.logLevel = .error
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("te-feed-bench-\(UUID().uuidString)")
             .path
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: work) }
-
-        var originConfig = OriginConfig()
-        originConfig.listen = "127.0.0.1:0"
-        (originConfig.certFile, originConfig.keyFile) = (cert, key)
-        originConfig.stateDir = work + "/origin"
-        originConfig.regions = [
-            .init(region: RegionConfig(name: "eu-west", lat: 53.3, lon: -6.3, publicURL: "https://eu-west.test"))
-        ]
-        originConfig.tokens.publishers = [(OpenSSL.sha256(Array("pub".utf8)), ["*"])]
-        originConfig.tokens.nodes = [(OpenSSL.sha256(Array("node".utf8)), "eu-west", nil)]
-        let origin = try await OriginServer.start(config: originConfig, group: group, logger: logger)
-        let originURL = "https://127.0.0.1:\(origin.port)"
-
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let setup = Setup(
+            cert: arguments[2], key: arguments[3], ca: arguments[4],
+            events: arguments.count > 5 ? Int(arguments[5]) ?? 1000 : 1000, work: work, group: group, logger: logger)
         try Data("node".utf8).write(to: URL(fileURLWithPath: work + "/node.token"))
         try Data(try OpenSSL.randomBytes(32)).write(to: URL(fileURLWithPath: work + "/master.key"))
+
+        print("## Invalidation propagation: origin → 2 nodes over HTTPS long-poll, loopback\n")
+        print(
+            "\(setup.events) purges published one at a time, timed from the publish request to applied on each "
+                + "node; then \(setup.events) from 8 concurrent publishers until both nodes reach the head.\n")
+        print(
+            "| origin store | publish → applied p50 ms | p99 ms | max ms | publish answered p50 ms | p99 ms "
+                + "| saturation: published/s | applied/s |")
+        print("|---|---|---|---|---|---|---|---|")
+        let embedded = try await measure(setup, label: "embedded (SQLite), 1 origin", storage: .embedded, replicas: 1)
+        if arguments.count > 6 {
+            var postgres = OriginStorage.Postgres(url: arguments[6])
+            postgres.tls = .disable
+            _ = try await measure(
+                setup, label: "PostgreSQL, 2 replicas (publish to A, nodes on B)", storage: .postgres(postgres),
+                replicas: 2)
+        }
+        print()
+        try await fanOut(originURL: embedded.url, ca: setup.ca, group: group, publish: embedded.publish)
+        await embedded.stop()
+        try? await group.shutdownGracefully()
+    }
+
+    /// What `measure` leaves running for the fan-out: the first origin and a publisher to it.
+    struct Running: Sendable {
+        let url: String
+        let publish: @Sendable (Int) async throws -> Int
+        let stop: @Sendable () async -> Void
+    }
+
+    static func measure(_ setup: Setup, label: String, storage: OriginStorage, replicas: Int) async throws -> Running {
+        var origins: [OriginServer] = []
+        for index in 0..<replicas {
+            var originConfig = OriginConfig()
+            originConfig.listen = "127.0.0.1:0"
+            (originConfig.certFile, originConfig.keyFile) = (setup.cert, setup.key)
+            originConfig.stateDir = setup.work + "/origin-\(label.prefix(3))-\(index)"
+            originConfig.storage = storage
+            originConfig.regions = [
+                .init(region: RegionConfig(name: "eu-west", lat: 53.3, lon: -6.3, publicURL: "https://eu-west.test"))
+            ]
+            originConfig.tokens.publishers = [(OpenSSL.sha256(Array("pub".utf8)), ["*"])]
+            originConfig.tokens.nodes = [(OpenSSL.sha256(Array("node".utf8)), "eu-west", nil)]
+            origins.append(try await OriginServer.start(config: originConfig, group: setup.group, logger: setup.logger))
+        }
+        let publishURL = "https://127.0.0.1:\(origins[0].port)"
+        let followURL = "https://127.0.0.1:\(origins[origins.count - 1].port)"
+
         var nodes: [EdgeNode] = []
         for name in ["a", "b"] {
             var config = EdgeConfig()
             config.node = .init(id: "bench-\(name)", region: "eu-west")
             config.listen = .init(http: "127.0.0.1:0", admin: "127.0.0.1:0")
-            config.stateDir = work + "/node-\(name)"
-            config.security.masterKeyFile = work + "/master.key"
+            config.stateDir = setup.work + "/node-\(name)-\(label.prefix(3))"
+            config.security.masterKeyFile = setup.work + "/master.key"
             config.tenants = [TenantConfig(id: "acme", hosts: ["api.acme.test"], upstream: "http://127.0.0.1:1")]
-            var follow = EdgeConfig.Origin(url: originURL)
-            (follow.caFile, follow.tokenFile) = (ca, work + "/node.token")
+            var follow = EdgeConfig.Origin(url: followURL)
+            (follow.caFile, follow.tokenFile) = (setup.ca, setup.work + "/node.token")
             config.origin = follow
-            let node = try await EdgeNode.start(config: config, group: group, logger: logger)
+            let node = try await EdgeNode.start(config: config, group: setup.group, logger: setup.logger)
             Task { try? await node.run() }
             nodes.append(node)
         }
 
         var tls = TLSConfiguration.makeClientConfiguration()
-        tls.trustRoots = .file(ca)
-        let client = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: .init(tlsConfiguration: tls))
+        tls.trustRoots = .file(setup.ca)
+        let client = HTTPClient(
+            eventLoopGroupProvider: .shared(setup.group), configuration: .init(tlsConfiguration: tls))
         @Sendable func publish(_ index: Int) async throws -> Int {
-            var request = HTTPClientRequest(url: originURL + "/v1/invalidations")
+            var request = HTTPClientRequest(url: publishURL + "/v1/invalidations")
             request.method = .POST
             request.headers.add(name: "Authorization", value: "Bearer pub")
             request.body = .bytes(ByteBuffer(string: #"{"tenant":"acme","keys":["/item/\#(index)"]}"#))
@@ -73,11 +118,14 @@ enum FeedPropagationBench {
             }
             return seq
         }
+        // The nodes' feeds connected before anything is timed.
+        let first = try await publish(-1)
+        while nodes.contains(where: { $0.invalidationCursor < first }) { try await Task.sleep(for: .milliseconds(5)) }
 
         // One at a time: latency from publish to applied, per node.
         var latencies: [Double] = []
         var publishTimes: [Double] = []
-        for index in 0..<events {
+        for index in 0..<setup.events {
             let started = ContinuousClock.now
             let seq = try await publish(index)
             publishTimes.append(milliseconds(ContinuousClock.now - started))
@@ -91,6 +139,7 @@ enum FeedPropagationBench {
             }
         }
         // Saturation: 8 publishers at once, until both nodes reach the head.
+        let events = setup.events
         let started = ContinuousClock.now
         let head = try await withThrowingTaskGroup(of: Int.self) { tasks in
             for worker in 0..<8 {
@@ -113,35 +162,22 @@ enum FeedPropagationBench {
         func percentile(_ values: [Double], _ p: Double) -> Double {
             values[min(values.count - 1, Int(Double(values.count) * p))]
         }
-        print("## Invalidation propagation: origin → 2 nodes over HTTPS long-poll, loopback\n")
-        print(
-            "\(events) purges published one at a time; time from the publish request to applied on each node "
-                + "(\(latencies.count) samples):\n"
-        )
-        print("| | p50 ms | p99 ms | max ms |")
-        print("|---|---|---|---|")
         print(
             String(
-                format: "| publish → applied | %.2f | %.2f | %.2f |", percentile(latencies, 0.5),
-                percentile(latencies, 0.99), latencies.last ?? 0))
-        print(
-            String(
-                format: "| publish answered (durable at the origin) | %.2f | %.2f | %.2f |",
-                percentile(publishTimes, 0.5),
-                percentile(publishTimes, 0.99), publishTimes.last ?? 0))
-        print(
-            String(
-                format:
-                    "\nSaturation (8 concurrent publishers, %d events): published at %.0f events/s, "
-                    + "applied on both nodes at %.0f events/s.\n",
-                events, Double(events) / seconds(published), Double(events) / seconds(applied)))
-
-        try await fanOut(originURL: originURL, ca: ca, group: group, publish: publish)
+                format: "| %@ | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f |", label, percentile(latencies, 0.5),
+                percentile(latencies, 0.99), latencies.last ?? 0, percentile(publishTimes, 0.5),
+                percentile(publishTimes, 0.99), Double(events) / seconds(published),
+                Double(events) / seconds(applied)))
 
         for node in nodes { await node.drain() }
-        await origin.stop()
-        try? await client.shutdown()
-        try? await group.shutdownGracefully()
+        let stop: @Sendable () async -> Void = { [origins] in
+            for origin in origins { await origin.stop() }
+            try? await client.shutdown()
+        }
+        if replicas > 1 {
+            await stop()
+        }
+        return Running(url: publishURL, publish: publish, stop: stop)
     }
 
     /// Fan-out: 1,000 feed clients (each its own TLS connection, as 1,000 nodes would hold) long-poll

@@ -160,6 +160,17 @@ struct OriginStoreContractTests {
             return
         }
         #expect(events.map(\.seq) == [26])
+        // A larger retention than the store kept: the window starts where the store's events do.
+        let wider = try await InvalidationLog.open(store: reopened, retention: 100, clock: ManualCacheClock())
+        guard case .events(let kept, let head) = wider.read(after: 16, limit: 100) else {
+            Issue.record("the events the store holds must be readable")
+            return
+        }
+        #expect(kept.map(\.seq) == Array(17...26) && head == 26)
+        guard case .expired = wider.read(after: 10, limit: 100) else {
+            Issue.record("a cursor before what the store holds must be expired")
+            return
+        }
         await reopened.close()
     }
 
@@ -206,8 +217,8 @@ struct OriginStoreContractTests {
         let store = try await fixture.open()
         try await FileStateImport.importIfPresent(from: directory, into: store, regions: [], logger: Self.logger)
         #expect(try await store.head() == 2, "the unacknowledged half line is not an event")
-        #expect(FileManager.default.fileExists(atPath: directory + "/invalidations.jsonl.imported"))
-        #expect(!FileManager.default.fileExists(atPath: directory + "/invalidations.jsonl"))
+        #expect(!FileManager.default.fileExists(atPath: directory + "/invalidations.jsonl"), "removed once imported")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/erasures.json"))
         let ledger = try await ErasureLedger.open(store: store, clock: ManualCacheClock())
         #expect(ledger.all().map(\.tenant) == ["newco"])
         #expect(try await ledger.confirmed(tenant: "newco", node: "node-a"))

@@ -90,6 +90,16 @@ struct OriginResponder: HTTPResponder {
     /// Answers what follows `after` at once when there is any, else when something is published or
     /// `wait` seconds pass.
     private func feed(after: Int, wait: Int, on eventLoop: any EventLoop) -> EventLoopFuture<EdgeResponse> {
+        let log = self.log
+        // A cursor above this replica's window may come from another replica that is ahead (a node
+        // that failed over): the window catches up with the store before the cursor is judged.
+        let current: EventLoopFuture<Void> =
+            after > log.head
+            ? eventLoop.makeFutureWithTask { try? await log.catchUp() } : eventLoop.makeSucceededFuture(())
+        return current.flatMap { self.answerFeed(after: after, wait: wait, on: eventLoop) }
+    }
+
+    private func answerFeed(after: Int, wait: Int, on eventLoop: any EventLoop) -> EventLoopFuture<EdgeResponse> {
         let waited: EventLoopFuture<Void>
         if wait > 0, case .events(let events, _) = log.read(after: after, limit: 1), events.isEmpty {
             waited = log.wait(after: after, seconds: wait, on: eventLoop)

@@ -29,8 +29,7 @@ final class ErasureLedger: Sendable {
     /// Takes the stored ledger as it is now.
     func reload() async throws(EdgeError) {
         let stored = try await store.documents([StoreDocument.erasures])
-        let loaded = try Self.decode(stored[StoreDocument.erasures])
-        records.withLock { $0 = loaded }
+        committed(try Self.decode(stored[StoreDocument.erasures]))
     }
 
     /// Records that `tenant`'s erasure was asked for, as part of the write that removes it
@@ -43,8 +42,21 @@ final class ErasureLedger: Sendable {
         return (try encode(records), records)
     }
 
-    /// Takes the records a write committed.
-    func committed(_ next: [String: Record]) { records.withLock { $0 = next } }
+    /// Takes the records a write committed, merged with the copy: writes finish in any order, and
+    /// records only grow (a request, then confirmations), so a later one is never lost to an earlier.
+    func committed(_ next: [String: Record]) {
+        records.withLock { current in
+            for (tenant, record) in next {
+                guard let held = current[tenant], held.requestedAt >= record.requestedAt else {
+                    current[tenant] = record
+                    continue
+                }
+                if held.requestedAt == record.requestedAt {
+                    current[tenant]?.confirmed.merge(record.confirmed) { first, _ in first }
+                }
+            }
+        }
+    }
 
     /// Records a node's confirmation; false when no erasure of that tenant was asked for.
     func confirmed(tenant: String, node: String) async throws(EdgeError) -> Bool {

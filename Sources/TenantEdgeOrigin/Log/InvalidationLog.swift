@@ -30,8 +30,11 @@ final class InvalidationLog: Sendable {
         logger: Logger = Logger(label: "tenantedge.origin")
     ) async throws(EdgeError) -> InvalidationLog {
         let head = try await store.head()
+        // The window starts where the store's events do: it may hold fewer than `retention` (a
+        // larger retention than when they were trimmed, an import of a compacted log).
+        let first = try await store.events(after: max(0, head - retention), limit: 1).first?.seq ?? (head + 1)
         let log = InvalidationLog(
-            store: store, window: InvalidationWindow(retention: retention, startingAfter: max(0, head - retention)),
+            store: store, window: InvalidationWindow(retention: retention, startingAfter: first - 1),
             clock: clock, logger: logger)
         try await log.catchUp()
         return log
@@ -58,22 +61,32 @@ final class InvalidationLog: Sendable {
 
     /// Takes every committed event after the window's head into the window, in order, and wakes the
     /// long polls they answer.
+    /// When the store no longer holds the events that follow the window (this replica fell behind
+    /// by more than the store keeps), the window starts again after the gap: a cursor inside it is
+    /// told it expired, as it would be anywhere.
     func catchUp() async throws(EdgeError) {
         while true {
             let after = head
             let events = try await store.events(after: after, limit: 1000)
-            let ready = state.withLock { state -> [EventLoopPromise<Void>] in
+            let (added, ready) = state.withLock { state -> (Int, [EventLoopPromise<Void>]) in
+                if let first = events.first, first.seq > state.window.head + 1 {
+                    state.window = InvalidationWindow(
+                        retention: state.window.retention, startingAfter: first.seq - 1,
+                        byteBudget: state.window.byteBudget)
+                }
+                var added = 0
                 for event in events where event.seq == state.window.head + 1 {
                     let bytes = ((try? event.json.canonicalText)?.utf8.count ?? 0) + 16  // + the answer's framing
                     state.window.append(event, encodedBytes: bytes)
+                    added += 1
                 }
                 let head = state.window.head
                 let ready = state.waiters.filter { $0.after < head }.map(\.promise)
                 state.waiters.removeAll { $0.after < head }
-                return ready
+                return (added, ready)
             }
             for waiter in ready { waiter.succeed() }
-            if events.count < 1000 { return }
+            if events.count < 1000 || added == 0 { return }
         }
     }
 

@@ -53,9 +53,11 @@ extension TenantRegistry {
         var tenants: [JSONValue]
         var keys: [String: [StoredKey]]?
         var namingKeys: [String: [String: String]]?
+        /// Counts every stored change, so a copy in memory never goes back to an older one.
+        var revision: Int?
 
         enum CodingKeys: String, CodingKey {
-            case version, tenants, keys
+            case version, tenants, keys, revision
             case namingKeys = "naming_keys"
         }
     }

@@ -32,6 +32,14 @@ final class TenantRegistry: Sendable {
         var keys: [String: [StoredKey]]
         /// Each tenant's naming key (digests; never rotates), sealed per region.
         var naming: [String: [String: [UInt8]]] = [:]
+        /// The stored change this is (`RegistryFile.revision`).
+        var revision = 0
+    }
+
+    /// Takes `next` unless the copy already holds a later change: writes finish in any order, and a
+    /// copy must not go back to a registry an erasure or rotation already replaced.
+    private func keep(_ next: State) {
+        state.withLock { if next.revision >= $0.revision { $0 = next } }
     }
 
     /// Reads the stored registry (or starts one from the config's tenants), gives every tenant that
@@ -84,7 +92,7 @@ final class TenantRegistry: Sendable {
     func reload() async throws(EdgeError) {
         let stored = try await store.documents([StoreDocument.registry])
         let loaded = try Self.decode(stored[StoreDocument.registry], initialTenants: initialTenants)
-        state.withLock { $0 = loaded }
+        keep(loaded)
         try await reloadBundles()
     }
 
@@ -105,6 +113,7 @@ final class TenantRegistry: Sendable {
         guard let document else { return State(tenants: initialTenants, version: 0, keys: [:]) }
         let file = try StableJSON.decode(RegistryFile.self, from: Array(document.utf8), what: "the stored registry")
         var state = State(tenants: [], version: file.version, keys: file.keys ?? [:])
+        state.revision = file.revision ?? 0
         state.tenants = try file.tenants.map { item throws(EdgeError) in try Self.tenant(from: item, id: nil) }
         for (tenant, byRegion) in file.namingKeys ?? [:] {
             // A naming key that does not read is an error, never replaced: a new one would rename
@@ -231,12 +240,14 @@ final class TenantRegistry: Sendable {
             state.naming[id] = nil
             let erasures = try ErasureLedger.requesting(id, by: actor, at: now, in: stored[StoreDocument.erasures])
             let write = StoreWrite(
-                documents: [StoreDocument.registry: try Self.encode(state), StoreDocument.erasures: erasures.document],
+                documents: [
+                    StoreDocument.registry: try Self.encode(&state), StoreDocument.erasures: erasures.document,
+                ],
                 purges: [PurgeRequest(tenant: id, all: true)])
             return (write, (state, erasures.records))
         }
         guard let (state, records) = outcome else { return nil }
-        self.state.withLock { $0 = state }
+        keep(state)
         ledger.committed(records)
         return events.first
     }
@@ -300,13 +311,13 @@ final class TenantRegistry: Sendable {
                 bundles[region.name] = (signature, body)
             }
             state.version = version
-            var documents = [StoreDocument.registry: try Self.encode(state)]
+            var documents = [StoreDocument.registry: try Self.encode(&state)]
             for (region, bundle) in bundles {
                 documents[StoreDocument.bundle(region: region)] = bundle.0 + "\n" + Self.encodedBody(bundle.1)
             }
             return (StoreWrite(documents: documents), (version, bundles.mapValues { ($0.0, $0.1) }, state))
         }
-        state.withLock { $0 = published.state }
+        keep(published.state)
         bundles.withLock { stored in for (region, bundle) in published.bundles { stored[region] = bundle } }
         return (published.version, published.bundles)
     }
@@ -352,18 +363,21 @@ final class TenantRegistry: Sendable {
             guard problems.isEmpty else {
                 throw EdgeError(.badRequest, problems.map(\.description).joined(separator: "\n"))
             }
-            return (StoreWrite(documents: [StoreDocument.registry: try Self.encode(next)]), (value, next))
+            return (StoreWrite(documents: [StoreDocument.registry: try Self.encode(&next)]), (value, next))
         }
-        state.withLock { $0 = outcome.1 }
+        keep(outcome.1)
         return outcome.0
     }
 
     /// The registry document. Nothing is stored unless it encoded: an empty registry must never
     /// replace the real one.
-    private static func encode(_ state: State) throws(EdgeError) -> String {
+    /// Every write stores the next revision (`encode` is called once per write, on the state read in it).
+    private static func encode(_ state: inout State) throws(EdgeError) -> String {
+        state.revision += 1
         let file = RegistryFile(
             version: state.version, tenants: state.tenants.map { .object(json($0)) }, keys: state.keys,
-            namingKeys: state.naming.mapValues { $0.mapValues { Data($0).base64EncodedString() } })
+            namingKeys: state.naming.mapValues { $0.mapValues { Data($0).base64EncodedString() } },
+            revision: state.revision)
         return String(decoding: try StableJSON.encode(file, what: "the registry"), as: UTF8.self)
     }
 }

@@ -4,8 +4,9 @@ import TenantEdgeCore
 
 /// State an origin before the store kept in files of `state_dir` (`invalidations.jsonl`,
 /// `registry.json`, `erasures.json`, `bundles/<region>.signed`) is loaded into an empty store once,
-/// in one transaction, and the files are renamed `*.imported`, so an upgrade loses nothing and a
-/// second start does not import again. A file that does not read stops the start, naming it.
+/// in one transaction, and the files are removed, so an upgrade loses nothing and a second start
+/// does not import again. A file that does not read stops the start, naming it, before anything
+/// is stored.
 enum FileStateImport {
     static func importIfPresent(
         from directory: String, into store: any OriginStore, regions: [String], logger: Logger
@@ -49,10 +50,22 @@ enum FileStateImport {
                 "state files left as they are: the store already holds state", metadata: ["files": "\(files)"])
             return
         }
+        // Checked before anything is stored: a document that does not read stops the start now,
+        // naming its file, instead of being imported and failing on every start after.
+        if let registry = documents[StoreDocument.registry] {
+            _ = try StableJSON.decode(
+                TenantRegistry.RegistryFile.self, from: Array(registry.utf8), what: "\(directory)/registry.json")
+        }
+        if let erasures = documents[StoreDocument.erasures] {
+            _ = try StableJSON.decode(
+                [String: ErasureRecord].self, from: Array(erasures.utf8), what: "\(directory)/erasures.json")
+        }
         try await store.importState(documents: documents, events: events)
+        // Removed, not kept beside the store: the old registry holds sealed keys of tenants that
+        // may be erased later, and crypto-shredding means no copy of them stays anywhere.
         for file in files {
-            do { try FileManager.default.moveItem(atPath: file, toPath: file + ".imported") } catch {
-                throw EdgeError(.io, "\(file): imported, but it could not be renamed to \(file).imported")
+            do { try FileManager.default.removeItem(atPath: file) } catch {
+                throw EdgeError(.io, "\(file): imported, but it could not be removed")
             }
         }
         logger.notice(

@@ -48,8 +48,11 @@ final class PostgresOriginStore: OriginStore {
             database: endpoint.database, tls: tls)
         configuration.options.maximumConnections = settings.poolSize
         configuration.options.connectTimeout = .seconds(5)
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        let store = PostgresOriginStore(client: client, retention: retention, endpoint: endpoint, logger: logger)
+        // postgres-nio logs the rows it receives at trace level: registry documents must not reach a log.
+        var quieter = logger
+        if quieter.logLevel < .debug { quieter.logLevel = .debug }
+        let client = PostgresClient(configuration: configuration, backgroundLogger: quieter)
+        let store = PostgresOriginStore(client: client, retention: retention, endpoint: endpoint, logger: quieter)
         do {
             try await store.migrate()
         } catch {
@@ -104,12 +107,20 @@ final class PostgresOriginStore: OriginStore {
         let retention = self.retention
         return try await guarded("write") { [client, logger] in
             try await client.withTransaction(logger: logger) { connection in
+                // READ COMMITTED whatever the server's default (a writer that waited for the lock
+                // then reads the head the previous one committed), and a stalled writer elsewhere
+                // makes this one fail in time rather than wait for ever.
+                try await connection.query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", logger: logger)
+                try await connection.query("SET LOCAL lock_timeout = '10s'", logger: logger)
                 // The writers' turn: every write of every replica locks this row first.
-                var head = 0
+                var locked: Int?
                 for try await value in try await connection.query(
                     "SELECT head FROM te_log_counter WHERE id = 1 FOR UPDATE", logger: logger
                 ).decode(Int.self) {
-                    head = value
+                    locked = value
+                }
+                guard var head = locked, head >= 0 else {
+                    throw EdgeError(.io, "the store's log counter is missing or negative")
                 }
                 let current = try await Self.documents(names, on: connection, logger: logger)
                 let (write, value) = try change(current)

@@ -22,6 +22,10 @@ actor SQLiteOriginStore: OriginStore {
         } catch {
             throw EdgeError(.io, "state_dir: cannot create \(directory)")
         }
+        // Readable by the origin's user alone (the registry holds tenants' Redis URLs): SQLite gives
+        // its journal files the database file's mode.
+        let made = Glibc.open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        if made >= 0 { Glibc.close(made) }
         let connection: SQLiteConnection
         do {
             connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
@@ -48,6 +52,9 @@ actor SQLiteOriginStore: OriginStore {
     private func prepare() async throws(EdgeError) {
         try await run("PRAGMA journal_mode=WAL")
         try await run("PRAGMA synchronous=FULL")
+        // Old versions of the registry (sealed keys of erased tenants among them) are overwritten,
+        // not left in free pages.
+        try await run("PRAGMA secure_delete=ON")
         try await run("CREATE TABLE IF NOT EXISTS te_schema (version INTEGER NOT NULL)")
         let found = try await rows("SELECT version FROM te_schema").first?.column("version")?.integer ?? 0
         guard found <= StoreSchema.version else {
@@ -137,7 +144,12 @@ actor SQLiteOriginStore: OriginStore {
     /// One process writes the file: there is nothing to follow.
     nonisolated func changes() -> AsyncStream<StoreChange>? { nil }
 
-    func close() async { try? await connection.close() }
+    /// Waits for the operation in progress (the actor is reentrant: a close must not cut a transaction).
+    func close() async {
+        await turn.acquire()
+        try? await connection.close()
+        await turn.release()
+    }
 
     // MARK: helpers
 
