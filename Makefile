@@ -11,7 +11,7 @@ SWIFT ?= swift
 RELEASE_BUILD := $(SWIFT) build -c release -Xswiftc -enforce-exclusivity=unchecked
 
 .PHONY: help deps build release secrets run lint format test fuzz bench bench-deps bench-geo bench-smoke \
-        bench-hit bench-instructions bench-memory bench-purge clean
+        bench-hit bench-instructions bench-memory bench-purge bench-failover clean
 
 help:
 	@echo "make run    install what is missing, build, start the demo (upstream + edge node) and show miss/hit/purge"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench-hit  only the hit-path table (L1/L2 hits against nginx and Varnish), bench/results/hit.*"
 	@echo "make bench-smoke  every benchmarked system for a few seconds (answers, hits, allocations per hit)"
 	@echo "make bench-instructions  instructions and allocations per L1 hit by function, under callgrind"
+	@echo "make bench-failover    Redis primary and origin replica killed: time until the node is whole again"
 	@echo "make bench-geo  only the Geo-IP part: lookups/s against mmdblookup, hit-path cost against nginx geoip2"
 	@echo "make bench-memory  memory per entry against Redis and Varnish over 1M entries; hit latency 1k -> 1M entries"
 	@echo "make bench-purge  purge by tag of 100,000 entries (L1 and L2) against Varnish's ban of the same tag"
@@ -99,6 +100,9 @@ HIT_ALLOCATION_BUDGET ?= 6
 # The hit-path table alone (6 systems, both sizes, ROUNDS interleaved rounds): bench/results/hit.*
 bench-hit: release secrets bench-deps
 	@HIT_ONLY=1 bench/run.sh
+
+bench-failover: release secrets bench-deps
+	@bench/failover.sh
 
 bench-smoke: deps secrets
 	$(RELEASE_BUILD) --product edge-node

@@ -152,8 +152,15 @@ REPORT_DIR=bench/results python3 bench/report.py "$results" "$ROUNDS" "$DURATION
   && openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout origin.key -out origin.csr 2>/dev/null \
   && printf 'subjectAltName=IP:127.0.0.1\n' > ext.cnf \
   && openssl x509 -req -in origin.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile ext.cnf -out origin.pem 2>/dev/null)
-"$bindir/edge-bench" feed-propagation "$dir/origin.pem" "$dir/origin.key" "$dir/ca.pem" "${FEED_EVENTS:-1000}" 2>/dev/null \
-  | tee -a bench/results/latest.md
+# With a PostgreSQL of the bench's own, the same again with two origin replicas on it (issue 14).
+source bench/lib.sh
+start_postgres
+trap 'stop_postgres; cleanup' EXIT
+"$bindir/edge-bench" feed-propagation "$dir/origin.pem" "$dir/origin.key" "$dir/ca.pem" "${FEED_EVENTS:-1000}" \
+  "$pg_url" 2>/dev/null | tee -a bench/results/latest.md
+stop_postgres; pg_data=
+# Losing a machine: a Redis primary under Sentinel, an origin replica (also in bench/results/failover.md).
+bench/failover.sh | tee -a bench/results/latest.md
 # Erasure of a tenant with ERASE_ENTRIES entries in L1 and L2 (same Redis, database 13).
 "$bindir/edge-bench" erasure "$dir/origin.pem" "$dir/origin.key" "$dir/ca.pem" "$redis_port" "${ERASE_ENTRIES:-100000}" 2>/dev/null \
   | tee -a bench/results/latest.md

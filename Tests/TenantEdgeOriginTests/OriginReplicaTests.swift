@@ -154,4 +154,82 @@ struct OriginReplicaTests {
         await two.shutdown()
         try await client.shutdown()
     }
+
+    /// Runs the test run's `pg-restart.sh` (`stop` or `start`) for the restartable cluster.
+    static func restartablePostgres(_ command: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [try TestEnvironment.require("TE_TEST_POSTGRES_RESTART"), command]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // Reaped here with waitpid: Foundation's own bookkeeping did not notice this child's exit
+        // once the server it started lived on (`isRunning` stayed true beside a defunct process).
+        var exit: Int32?
+        for _ in 0..<600 where exit == nil {
+            if !process.isRunning {
+                exit = process.terminationStatus  // Foundation saw it end
+            } else {
+                var status: Int32 = 0
+                if waitpid(process.processIdentifier, &status, WNOHANG) == process.processIdentifier {
+                    exit = (status >> 8) & 0xFF
+                } else {
+                    usleep(50_000)
+                }
+            }
+        }
+        try #require(exit == 0, "pg-restart.sh \(command) failed")
+    }
+
+    @Test func publishesDuringAPostgreSQLOutageAreRefusedAndNothingAcknowledgedIsLost() async throws {
+        let database = try await OriginStoreContractTests.freshPostgresDatabase(
+            on: "TE_TEST_POSTGRES_RESTARTABLE_URL")
+        var storage = OriginStorage.Postgres(url: database)
+        storage.tls = .disable
+        let origin = try await OriginHarness.start { $0.storage = .postgres(storage) }
+        let acknowledged = Locked<[Int: String]>([:])  // seq → the key it purged
+        let statuses = Locked<[Int]>([])
+        let stop = Locked(false)
+        let publisher = Task {
+            var index = 0
+            while !stop.value {
+                index += 1
+                let key = "/outage/\(index)"
+                if let answer = try? await origin.publish(#"{"tenant":"acme","keys":["\#(key)"]}"#) {
+                    statuses.update { $0.append(answer.status) }
+                    if answer.status == 200, let seq = Int(answer.body.filter(\.isNumber)) {
+                        acknowledged.update { $0[seq] = key }
+                    }
+                }
+                try? await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        do {
+            try await waitUntil(seconds: 10) { acknowledged.value.count >= 5 }
+            try Self.restartablePostgres("stop")
+            try await waitUntil(seconds: 10) { statuses.value.contains(503) }
+            try Self.restartablePostgres("start")
+            let before = acknowledged.value.count
+            try await waitUntil(seconds: 30) { acknowledged.value.count >= before + 5 }
+            stop.update { $0 = true }
+            await publisher.value
+            #expect(Set(statuses.value).isSubset(of: [200, 503]), "refused with 503, never anything else")
+            #expect(statuses.value.contains(503))
+            // Every acknowledged event is in the log, under its number, and the numbers have no gap.
+            let feed = try await origin.call(.GET, "/v1/invalidations?after=0", token: OriginHarness.nodeToken)
+            let events = try #require(JSONValue.parse(Array(feed.body.utf8))?.objectValue?["events"]?.arrayValue)
+            let logged = try events.map { try InvalidationEvent(json: $0) }
+            #expect(logged.map(\.seq) == Array(1...logged.count), "gap-free")
+            for (seq, key) in acknowledged.value {
+                #expect(logged.first { $0.seq == seq }?.purge.keys == [key], "acknowledged seq \(seq) kept")
+            }
+        } catch {
+            stop.update { $0 = true }
+            try? Self.restartablePostgres("start")
+            await origin.stop()
+            throw error
+        }
+        await origin.stop()
+    }
 }

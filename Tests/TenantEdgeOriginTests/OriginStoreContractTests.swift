@@ -44,8 +44,8 @@ struct OriginStoreContractTests {
     }
 
     /// A new database on the suite's PostgreSQL; its URL.
-    static func freshPostgresDatabase() async throws -> String {
-        let admin = try #require(PostgresEndpoint(parsing: try TestEnvironment.require("TE_TEST_POSTGRES_URL")))
+    static func freshPostgresDatabase(on cluster: String = "TE_TEST_POSTGRES_URL") async throws -> String {
+        let admin = try #require(PostgresEndpoint(parsing: try TestEnvironment.require(cluster)))
         let name = "te_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased())"
         let client = PostgresClient(
             configuration: .init(

@@ -56,6 +56,26 @@ start)
     -o "-p $pg_port -k $pg_data -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file=$pg_data/server.pem -c ssl_key_file=$pg_data/server.key" \
     start >"$run/pg-start.log" 2>&1
   wait_port "$pg_port" postgresql
+  # A second cluster that tests may stop and start (`$run/pg-restart.sh stop|start`), so a restart
+  # never disturbs the suites using the first one. Trust authentication, no TLS: its tests are about
+  # the outage.
+  pg2_data=$(mktemp -d /tmp/te-pg2.XXXXXX); echo "$pg2_data" > "$run/pg2.dir"; pg2_port=$(free_port)
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$pg2_data"
+  as_postgres "$pg_bin/initdb" -D "$pg2_data/db" -U te -A trust >>"$run/pg-initdb.log" 2>&1
+  cat > "$run/pg-restart.sh" <<CTL
+#!/usr/bin/env bash
+# stop|start the restartable PostgreSQL of this test run. A test process may hand its children
+# SIGCHLD ignored, which no shell can undo and which keeps pg_ctl waiting: env restores it.
+if [ "\$(id -u)" = 0 ]; then run() { env --default-signal=CHLD runuser -u postgres -- "\$@" </dev/null; }
+else run() { env --default-signal=CHLD "\$@" </dev/null; }; fi
+case "\$1" in
+  stop) run "$pg_bin/pg_ctl" -D "$pg2_data/db" -m immediate -w stop ;;
+  start) run "$pg_bin/pg_ctl" -D "$pg2_data/db" -l "$pg2_data/server.log" -w \
+           -o "-p $pg2_port -k $pg2_data -c listen_addresses=127.0.0.1" start ;;
+esac
+CTL
+  chmod +x "$run/pg-restart.sh"; "$run/pg-restart.sh" start >"$run/pg2-start.log" 2>&1
+  wait_port "$pg2_port" postgresql-restartable
   # GeoIP: the project's own small database.
   python3 "$here/make_test_mmdb.py" "$run/test-city.mmdb"
   python3 "$here/make_test_mmdb.py" "$run/test-city-swapped.mmdb" --swapped
@@ -66,6 +86,8 @@ start)
   cat > "$run/env" <<ENV
 export TE_TEST_REDIS_PORT=$redis_port
 export TE_TEST_POSTGRES_URL=postgres://te:$pg_password@127.0.0.1:$pg_port/postgres
+export TE_TEST_POSTGRES_RESTARTABLE_URL=postgres://te@127.0.0.1:$pg2_port/postgres
+export TE_TEST_POSTGRES_RESTART=$run/pg-restart.sh
 export TE_TEST_HTTPS_URL=https://127.0.0.1:$https_port/hello.txt
 export TE_TEST_CA_FILE=$run/tls/ca.pem
 export TE_TEST_OTHER_CA_FILE=$run/tls/other-ca.pem
@@ -83,6 +105,10 @@ stop)
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$pg_bin/pg_ctl" -D "$pg_data/db" -m fast -w stop >/dev/null 2>&1 || true
     else "$pg_bin/pg_ctl" -D "$pg_data/db" -m fast -w stop >/dev/null 2>&1 || true; fi
     rm -rf "$pg_data"
+  fi
+  if [ -f "$run/pg2.dir" ]; then
+    [ -x "$run/pg-restart.sh" ] && "$run/pg-restart.sh" stop >/dev/null 2>&1 || true
+    rm -rf "$(cat "$run/pg2.dir")"
   fi
   [ -f "$run/https.pid" ] && kill "$(cat "$run/https.pid")" 2>/dev/null || true
   [ -f "$run/redis.pid" ] && kill "$(cat "$run/redis.pid")" 2>/dev/null || true

@@ -15,7 +15,7 @@ protocol OriginStore: Sendable {
     /// stamped `publishedAt`, all committed together, or nothing is when `change` or the commit throws.
     func write<Value: Sendable>(
         reading names: [String], publishedAt: String,
-        _ change: @Sendable ([String: String]) throws(EdgeError) -> (StoreWrite, Value)
+        _ change: @escaping @Sendable ([String: String]) throws(EdgeError) -> (StoreWrite, Value)
     ) async throws(EdgeError) -> (value: Value, events: [InvalidationEvent])
 
     /// The documents of `names` as committed now.

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOSSL
 import PostgresNIO
+import Synchronization
 import TenantEdgeCore
 
 /// The shared store (`storage.postgres`): PostgreSQL through postgres-nio, which several origin
@@ -102,7 +103,7 @@ final class PostgresOriginStore: OriginStore {
 
     func write<Value: Sendable>(
         reading names: [String], publishedAt: String,
-        _ change: @Sendable ([String: String]) throws(EdgeError) -> (StoreWrite, Value)
+        _ change: @escaping @Sendable ([String: String]) throws(EdgeError) -> (StoreWrite, Value)
     ) async throws(EdgeError) -> (value: Value, events: [InvalidationEvent]) {
         let retention = self.retention
         return try await guarded("write") { [client, logger] in
@@ -111,7 +112,7 @@ final class PostgresOriginStore: OriginStore {
                 // then reads the head the previous one committed), and a stalled writer elsewhere
                 // makes this one fail in time rather than wait for ever.
                 try await connection.query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", logger: logger)
-                try await connection.query("SET LOCAL lock_timeout = '10s'", logger: logger)
+                try await connection.query("SET LOCAL lock_timeout = '4s'", logger: logger)
                 // The writers' turn: every write of every replica locks this row first.
                 var locked: Int?
                 for try await value in try await connection.query(
@@ -271,15 +272,36 @@ final class PostgresOriginStore: OriginStore {
 
     /// Runs `body`, turning what PostgreSQL or the pool throws into an error that names the store and
     /// the SQLSTATE (never a query's values, which may be tenant data or keys).
-    private func guarded<T: Sendable>(_ what: String, _ body: @Sendable () async throws -> T) async throws(EdgeError)
-        -> T
+    ///
+    /// Every operation ends within `operationSeconds`: while PostgreSQL is down, the pool waits for a
+    /// connection without end, and a publish must be refused (`503`) rather than hang. A write cut
+    /// off after its commit was sent may still have committed; it is reported as failed, and the
+    /// publisher's retry appends the purge again, which purges are idempotent enough to allow.
+    private func guarded<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T)
+        async throws(EdgeError) -> T
     {
+        let endpoint = self.endpoint
         do {
-            return try await body()
+            // Not a task group: a group waits for its children, and a pool lease that never ends
+            // would keep it waiting; the work is cancelled and left to finish on its own instead.
+            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                let answer = FirstAnswer(continuation)
+                let work = Task {
+                    do { _ = answer.give(.success(try await body())) } catch { _ = answer.give(.failure(error)) }
+                }
+                Task {
+                    try? await Task.sleep(for: .seconds(Self.operationSeconds))
+                    let late = EdgeError(.io, "\(endpoint): \(what) did not finish within \(Self.operationSeconds) s")
+                    if answer.give(.failure(late)) { work.cancel() }
+                }
+            }
         } catch {
             throw Self.described(error, what: what, endpoint: endpoint)
         }
     }
+
+    /// The longest any store operation may take (a write waits at most `lock_timeout` for its turn).
+    static let operationSeconds = 5
 
     /// Our own errors pass as they are (also from inside a transaction, which postgres-nio wraps);
     /// PostgreSQL's are named by SQLSTATE.
@@ -297,5 +319,21 @@ final class PostgresOriginStore: OriginStore {
         default:
             return EdgeError(.io, "\(endpoint): \(what) failed (\(type(of: error)))")
         }
+    }
+}
+
+/// Resumes a continuation with the first result given, and ignores the rest (work against a deadline).
+private final class FirstAnswer<T: Sendable>: Sendable {
+    private let continuation: CheckedContinuation<T, any Error>
+    private let answered = Atomic<Bool>(false)
+
+    init(_ continuation: CheckedContinuation<T, any Error>) { self.continuation = continuation }
+
+    /// True for the result that resumed the continuation.
+    func give(_ result: Result<T, any Error>) -> Bool {
+        guard answered.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        else { return false }
+        continuation.resume(with: result)
+        return true
     }
 }

@@ -74,7 +74,7 @@ actor SQLiteOriginStore: OriginStore {
 
     func write<Value: Sendable>(
         reading names: [String], publishedAt: String,
-        _ change: @Sendable ([String: String]) throws(EdgeError) -> (StoreWrite, Value)
+        _ change: @escaping @Sendable ([String: String]) throws(EdgeError) -> (StoreWrite, Value)
     ) async throws(EdgeError) -> (value: Value, events: [InvalidationEvent]) {
         try await transaction { () async throws(EdgeError) -> (value: Value, events: [InvalidationEvent]) in
             let current = try await readDocuments(names)
