@@ -149,9 +149,17 @@ PY
 results="$dir/results.tsv"; : > "$results"
 # Each round runs in this shell (not a subshell), so every process it starts is in `pids` and stopped
 # at exit; each round's client prints its row into the results.
+# A round's processes are stopped before the next starts, so no round runs beside another's leftovers.
+end_round() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pids=()
+}
 for round in $(seq 1 "$ROUNDS"); do
-  sentinel_round "$round" >> "$results"
-  origin_round "$round" >> "$results"
+  sentinel_round "$round" >> "$results" || printf 'sentinel\t-\t-\t-\n' >> "$results"
+  end_round
+  origin_round "$round" >> "$results" || printf 'origin\t-\n' >> "$results"
+  end_round
 done
 mkdir -p bench/results
 python3 - "$results" "$DOWN_AFTER_MS" <<'PY' | tee bench/results/failover.md

@@ -41,20 +41,25 @@ UPSTREAM
   nginx -c "$dir/up.conf"
 }
 
-# start_postgres DIR: a PostgreSQL cluster of the bench's own (Debian's server, run as the postgres
-# user, which it requires; its data in a folder that user can reach), trust authentication on a
+# start_postgres: a PostgreSQL cluster of the bench's own (Debian's server, run as the postgres
+# user, which it requires; its data in a folder that user can reach), password authentication on a
 # free loopback port. Sets `pg_url` (database `bench`) and `pg_data`; stop_postgres stops it.
 start_postgres() {
   local bin; bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
   [ -n "$bin" ] || { echo "bench: PostgreSQL is not installed (make deps)" >&2; exit 1; }
-  pg_data=$(mktemp -d /tmp/te-bench-pg.XXXXXX); local port; port=$(free_port)
+  pg_data=$(mktemp -d /tmp/te-bench-pg.XXXXXX); local port password; port=$(free_port)
+  password=$(openssl rand -hex 16)
   as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
   [ "$(id -u)" = 0 ] && chown postgres:postgres "$pg_data"
-  as_postgres "$bin/initdb" -D "$pg_data/db" -U te -A trust >"$pg_data.log" 2>&1
+  (umask 077; echo "$password" > "$pg_data/pw"); [ "$(id -u)" = 0 ] && chown postgres "$pg_data/pw"
+  as_postgres "$bin/initdb" -D "$pg_data/db" -U te --pwfile="$pg_data/pw" -A scram-sha-256 >"$pg_data.log" 2>&1
+  rm -f "$pg_data/pw"
   as_postgres "$bin/pg_ctl" -D "$pg_data/db" -l "$pg_data/db/server.log" -w \
-    -o "-p $port -k $pg_data -c listen_addresses=127.0.0.1" start >>"$pg_data.log" 2>&1
-  as_postgres "$bin/createdb" -h 127.0.0.1 -p "$port" -U te bench
-  pg_url="postgres://te@127.0.0.1:$port/bench"
+    -o "-p $port -k $pg_data -c listen_addresses=127.0.0.1" start >>"$pg_data.log" 2>&1 \
+    || { stop_postgres; echo "bench: PostgreSQL did not start" >&2; exit 1; }
+  PGPASSWORD=$password as_postgres "$bin/createdb" -h 127.0.0.1 -p "$port" -U te bench \
+    || { stop_postgres; echo "bench: createdb failed" >&2; exit 1; }
+  pg_url="postgres://te:$password@127.0.0.1:$port/bench"
 }
 stop_postgres() {
   [ -n "${pg_data:-}" ] || return 0

@@ -95,7 +95,8 @@ public struct OriginConfig: Sendable, Equatable {
             check(
                 PostgresEndpoint(parsing: postgres.url) != nil, "storage.postgres.url",
                 "must be postgres://user[:password]@host[:port]/database")
-            check((1...256).contains(postgres.poolSize), "storage.postgres.pool_size", "must be from 1 to 256")
+            // One connection listens for the other replicas' commits for as long as the origin runs.
+            check((2...256).contains(postgres.poolSize), "storage.postgres.pool_size", "must be from 2 to 256")
         }
         var names = Set<String>()
         for (index, region) in regions.enumerated() {

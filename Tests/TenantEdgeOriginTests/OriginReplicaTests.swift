@@ -209,6 +209,11 @@ struct OriginReplicaTests {
             try await waitUntil(seconds: 10) { acknowledged.value.count >= 5 }
             try Self.restartablePostgres("stop")
             try await waitUntil(seconds: 10) { statuses.value.contains(503) }
+            // A replica that cannot read the log does not answer feeds from its memory: its nodes
+            // would take "nothing new" for the truth and never fall back to bounded staleness.
+            try await waitUntil(seconds: 10) {
+                try await origin.call(.GET, "/v1/invalidations?after=0", token: OriginHarness.nodeToken).status == 503
+            }
             try Self.restartablePostgres("start")
             let before = acknowledged.value.count
             try await waitUntil(seconds: 30) { acknowledged.value.count >= before + 5 }
@@ -220,6 +225,7 @@ struct OriginReplicaTests {
             let feed = try await origin.call(.GET, "/v1/invalidations?after=0", token: OriginHarness.nodeToken)
             let events = try #require(JSONValue.parse(Array(feed.body.utf8))?.objectValue?["events"]?.arrayValue)
             let logged = try events.map { try InvalidationEvent(json: $0) }
+            try #require(!logged.isEmpty)
             #expect(logged.map(\.seq) == Array(1...logged.count), "gap-free")
             for (seq, key) in acknowledged.value {
                 #expect(logged.first { $0.seq == seq }?.purge.keys == [key], "acknowledged seq \(seq) kept")

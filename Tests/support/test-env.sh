@@ -47,7 +47,7 @@ start)
   pg_port=$(free_port); pg_password=$(openssl rand -hex 16)
   as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
   [ "$(id -u)" = 0 ] && chown postgres:postgres "$pg_data"
-  echo "$pg_password" > "$pg_data.pw"; [ "$(id -u)" = 0 ] && chown postgres "$pg_data.pw"
+  (umask 077; echo "$pg_password" > "$pg_data.pw"); [ "$(id -u)" = 0 ] && chown postgres "$pg_data.pw"
   as_postgres "$pg_bin/initdb" -D "$pg_data/db" -U te --pwfile="$pg_data.pw" -A scram-sha-256 >"$run/pg-initdb.log" 2>&1
   rm -f "$pg_data.pw"
   cp "$run/tls/server.pem" "$pg_data/server.pem"; cp "$run/tls/server.key" "$pg_data/server.key"
@@ -57,11 +57,14 @@ start)
     start >"$run/pg-start.log" 2>&1
   wait_port "$pg_port" postgresql
   # A second cluster that tests may stop and start (`$run/pg-restart.sh stop|start`), so a restart
-  # never disturbs the suites using the first one. Trust authentication, no TLS: its tests are about
-  # the outage.
+  # never disturbs the suites using the first one. Password authentication, no TLS: its tests are
+  # about the outage.
   pg2_data=$(mktemp -d /tmp/te-pg2.XXXXXX); echo "$pg2_data" > "$run/pg2.dir"; pg2_port=$(free_port)
   [ "$(id -u)" = 0 ] && chown postgres:postgres "$pg2_data"
-  as_postgres "$pg_bin/initdb" -D "$pg2_data/db" -U te -A trust >>"$run/pg-initdb.log" 2>&1
+  (umask 077; echo "$pg_password" > "$pg2_data.pw"); [ "$(id -u)" = 0 ] && chown postgres "$pg2_data.pw"
+  as_postgres "$pg_bin/initdb" -D "$pg2_data/db" -U te --pwfile="$pg2_data.pw" -A scram-sha-256 \
+    >>"$run/pg-initdb.log" 2>&1
+  rm -f "$pg2_data.pw"
   cat > "$run/pg-restart.sh" <<CTL
 #!/usr/bin/env bash
 # stop|start the restartable PostgreSQL of this test run. A test process may hand its children
@@ -83,10 +86,11 @@ CTL
   for candidate in "$here/../../../shared/geoip" "$here/../../../../shared/geoip"; do
     if [ -f "$candidate/GeoIP2-City-Test.mmdb" ]; then shared_geoip=$(cd "$candidate" && pwd); break; fi
   done
+  touch "$run/env"; chmod 600 "$run/env"  # it holds the database password
   cat > "$run/env" <<ENV
 export TE_TEST_REDIS_PORT=$redis_port
 export TE_TEST_POSTGRES_URL=postgres://te:$pg_password@127.0.0.1:$pg_port/postgres
-export TE_TEST_POSTGRES_RESTARTABLE_URL=postgres://te@127.0.0.1:$pg2_port/postgres
+export TE_TEST_POSTGRES_RESTARTABLE_URL=postgres://te:$pg_password@127.0.0.1:$pg2_port/postgres
 export TE_TEST_POSTGRES_RESTART=$run/pg-restart.sh
 export TE_TEST_HTTPS_URL=https://127.0.0.1:$https_port/hello.txt
 export TE_TEST_CA_FILE=$run/tls/ca.pem

@@ -61,7 +61,7 @@ package final class ErasureConfirmations: Service, Sendable {
                     "POST", "\(replica)/v1/erasures/\(tenant)", body: body, caFile: origin.caFile,
                     headers: ["Authorization: Bearer \(token)", "Content-Type: application/json"]
                 ).status
-                if OriginReplicas.isReplicaFailure(status) { replicas.failed(replica) }
+                if OriginReplicas.isReplicaFailure(status, accepted: [200, 404]) { replicas.failed(replica) }
                 action = machine.withLock { $0.answered(tenant: tenant, status: status) }
             case .retry(let tenant, let seconds):
                 do { try await clock.sleep(seconds: seconds) } catch { return }

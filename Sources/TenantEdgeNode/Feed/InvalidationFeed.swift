@@ -79,7 +79,8 @@ package final class InvalidationFeed: Service, Sendable {
                 let response = try await transfers.request(
                     "GET", url, caFile: origin.caFile, headers: ["Authorization: Bearer \(token)"],
                     timeoutMs: (origin.pollWaitSeconds + 5) * 1000, maxBodyBytes: Self.maxAnswerBytes)
-                if OriginReplicas.isReplicaFailure(response.status) { failedOver(from: replica) }
+                // 200 and 410 are the feed's answers; anything else moves the node on.
+                if OriginReplicas.isReplicaFailure(response.status, accepted: [200, 410]) { failedOver(from: replica) }
                 let next = follower.received(status: response.status, body: response.body, after: after)
                 if case .backOff = next {} else { heard() }
                 return next
@@ -141,7 +142,7 @@ package final class InvalidationFeed: Service, Sendable {
             failedOver(from: replica)
             return false
         }
-        if OriginReplicas.isReplicaFailure(response.status) {
+        if OriginReplicas.isReplicaFailure(response.status, accepted: [200, 404]) {
             failedOver(from: replica)
             return false
         }

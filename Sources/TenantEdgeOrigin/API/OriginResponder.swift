@@ -28,6 +28,12 @@ struct OriginResponder: HTTPResponder {
 
     let fixedHeaders = FixedHeaderLines([("cache-control", "no-store")])
 
+    /// Whether other replicas write the same store (PostgreSQL): this one's copy may then fall behind.
+    var sharedStore: Bool {
+        if case .postgres = config.storage { return true }
+        return false
+    }
+
     func respond(to request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         let (rawPath, rawQuery) = QueryString.split(target: request.head.uri)
         let path = String(rawPath)
@@ -90,14 +96,27 @@ struct OriginResponder: HTTPResponder {
     /// Answers what follows `after` at once when there is any, else when something is published or
     /// `wait` seconds pass.
     private func feed(after: Int, wait: Int, on eventLoop: any EventLoop) -> EventLoopFuture<EdgeResponse> {
-        let log = self.log
+        let (log, shared) = (self.log, self.sharedStore)
         // A cursor above this replica's window may come from another replica that is ahead (a node
-        // that failed over): the window catches up with the store before the cursor is judged.
-        let current: EventLoopFuture<Void> =
+        // that failed over): the window catches up with the store before the cursor is judged. When
+        // it cannot, or a shared store has not been read for a while, the answer is `503`: the node
+        // moves to another replica rather than hear `410` or "nothing new" from a copy cut off.
+        let current: EventLoopFuture<Bool> =
             after > log.head
-            ? eventLoop.makeFutureWithTask { try? await log.catchUp() } : eventLoop.makeSucceededFuture(())
-        return current.flatMap { self.answerFeed(after: after, wait: wait, on: eventLoop) }
+            ? eventLoop.makeFutureWithTask { (try? await log.catchUp()) != nil } : eventLoop.makeSucceededFuture(true)
+        return current.flatMap { caughtUp in
+            guard caughtUp, !shared || log.isCurrent(within: Self.currencyMilliseconds) else {
+                return eventLoop.makeSucceededFuture(
+                    .jsonError(.serviceUnavailable, code: "log_unavailable", detail: "this replica cannot read the log")
+                )
+            }
+            return self.answerFeed(after: after, wait: wait, on: eventLoop)
+        }
     }
+
+    /// How long a replica of a shared store may go without reading it before its feed answers `503`
+    /// (it re-reads every second).
+    static let currencyMilliseconds = 3000
 
     private func answerFeed(after: Int, wait: Int, on eventLoop: any EventLoop) -> EventLoopFuture<EdgeResponse> {
         let waited: EventLoopFuture<Void>

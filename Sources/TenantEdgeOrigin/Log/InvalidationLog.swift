@@ -64,10 +64,28 @@ final class InvalidationLog: Sendable {
     /// When the store no longer holds the events that follow the window (this replica fell behind
     /// by more than the store keeps), the window starts again after the gap: a cursor inside it is
     /// told it expired, as it would be anywhere.
+    ///
+    /// A store whose head went back (PostgreSQL promoted a standby that missed the last commits, a
+    /// restore) makes the window start again at the store's events: nodes whose cursor is above the
+    /// new head are told it expired and purge everything, and new events are followed again. (Their
+    /// numbers reuse the lost ones: a node that saw a lost event and polls only once the head passed
+    /// it again cannot tell, which is why docs/operations.md asks for synchronous replication.)
     func catchUp() async throws(EdgeError) {
+        let storeHead = try await store.head()
+        if storeHead < head {
+            let first = try await store.events(after: 0, limit: 1).first?.seq ?? (storeHead + 1)
+            state.withLock { state in
+                state.window = InvalidationWindow(
+                    retention: state.window.retention,
+                    startingAfter: max(first - 1, storeHead - state.window.retention),
+                    byteBudget: state.window.byteBudget)
+            }
+            logger.warning(
+                "the store's log head went back; the window starts again there", metadata: ["head": "\(storeHead)"])
+        }
         while true {
             let after = head
-            let events = try await store.events(after: after, limit: 1000)
+            let events = try await store.events(after: after, limit: Self.catchUpPage)
             let (added, ready) = state.withLock { state -> (Int, [EventLoopPromise<Void>]) in
                 if let first = events.first, first.seq > state.window.head + 1 {
                     state.window = InvalidationWindow(
@@ -86,8 +104,30 @@ final class InvalidationLog: Sendable {
                 return (added, ready)
             }
             for waiter in ready { waiter.succeed() }
-            if events.count < 1000 || added == 0 { return }
+            if events.count < Self.catchUpPage || added == 0 {
+                caughtUpAt.store(Self.monotonicMilliseconds(), ordering: .relaxed)
+                return
+            }
         }
+    }
+
+    /// Events read from the store at a time (up to 256 KiB each: a page stays within a store call's deadline).
+    static let catchUpPage = 100
+
+    /// When the window last matched the store (monotonic milliseconds).
+    private let caughtUpAt = Atomic<Int>(0)
+
+    /// Whether the window matched the store within `milliseconds`: a replica cut off from a shared
+    /// store answers feeds with `503` past that, so its nodes move to another replica instead of
+    /// being told, from memory, that nothing happened.
+    func isCurrent(within milliseconds: Int) -> Bool {
+        Self.monotonicMilliseconds() - caughtUpAt.load(ordering: .relaxed) <= milliseconds
+    }
+
+    static func monotonicMilliseconds() -> Int {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return now.tv_sec * 1000 + now.tv_nsec / 1_000_000
     }
 
     /// The newest retained event of each tenant (compliance report).

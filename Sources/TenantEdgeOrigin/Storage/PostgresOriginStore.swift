@@ -73,7 +73,7 @@ final class PostgresOriginStore: OriginStore {
 
     private func migrate() async throws(EdgeError) {
         let endpoint = self.endpoint
-        try await guarded("migrate") { [client, logger] in
+        try await guarded("migrate", deadline: false) { [client, logger] in
             try await client.withTransaction(logger: logger) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
                 try await connection.query(
@@ -190,7 +190,7 @@ final class PostgresOriginStore: OriginStore {
 
     func importState(documents: [String: String], events: [InvalidationEvent]) async throws(EdgeError) {
         let endpoint = self.endpoint
-        try await guarded("import") { [client, logger] in
+        try await guarded("import", deadline: false) { [client, logger] in
             try await client.withTransaction(logger: logger) { connection in
                 var head = 0
                 for try await value in try await connection.query(
@@ -277,10 +277,15 @@ final class PostgresOriginStore: OriginStore {
     /// connection without end, and a publish must be refused (`503`) rather than hang. A write cut
     /// off after its commit was sent may still have committed; it is reported as failed, and the
     /// publisher's retry appends the purge again, which purges are idempotent enough to allow.
-    private func guarded<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T)
-        async throws(EdgeError) -> T
-    {
+    /// `deadline: false` for the start-up work (migrations, an import of a large file log), which
+    /// takes what it takes.
+    private func guarded<T: Sendable>(
+        _ what: String, deadline: Bool = true, _ body: @escaping @Sendable () async throws -> T
+    ) async throws(EdgeError) -> T {
         let endpoint = self.endpoint
+        guard deadline else {
+            do { return try await body() } catch { throw Self.described(error, what: what, endpoint: endpoint) }
+        }
         do {
             // Not a task group: a group waits for its children, and a pool lease that never ends
             // would keep it waiting; the work is cancelled and left to finish on its own instead.
@@ -289,11 +294,12 @@ final class PostgresOriginStore: OriginStore {
                 let work = Task {
                     do { _ = answer.give(.success(try await body())) } catch { _ = answer.give(.failure(error)) }
                 }
-                Task {
+                let timer = Task {
                     try? await Task.sleep(for: .seconds(Self.operationSeconds))
                     let late = EdgeError(.io, "\(endpoint): \(what) did not finish within \(Self.operationSeconds) s")
                     if answer.give(.failure(late)) { work.cancel() }
                 }
+                answer.whenGiven { timer.cancel() }
             }
         } catch {
             throw Self.described(error, what: what, endpoint: endpoint)
@@ -325,15 +331,30 @@ final class PostgresOriginStore: OriginStore {
 /// Resumes a continuation with the first result given, and ignores the rest (work against a deadline).
 private final class FirstAnswer<T: Sendable>: Sendable {
     private let continuation: CheckedContinuation<T, any Error>
-    private let answered = Atomic<Bool>(false)
+    private let state = Mutex<(answered: Bool, then: (@Sendable () -> Void)?)>((false, nil))
 
     init(_ continuation: CheckedContinuation<T, any Error>) { self.continuation = continuation }
 
     /// True for the result that resumed the continuation.
     func give(_ result: Result<T, any Error>) -> Bool {
-        guard answered.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
-        else { return false }
+        let then = state.withLock { state -> (@Sendable () -> Void)?? in
+            guard !state.answered else { return .none }
+            state.answered = true
+            return .some(state.then)
+        }
+        guard case .some(let follow) = then else { return false }
         continuation.resume(with: result)
+        follow?()
         return true
+    }
+
+    /// Runs `body` once answered (at once if already): the timer is cancelled when the work wins.
+    func whenGiven(_ body: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state -> Bool in
+            if state.answered { return true }
+            state.then = body
+            return false
+        }
+        if now { body() }
     }
 }
