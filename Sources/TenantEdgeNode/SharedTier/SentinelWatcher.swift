@@ -71,7 +71,7 @@ final class SentinelWatcher: Service, Sendable {
             while !Task.isCancelled {
                 await round()
                 await withTaskGroup(of: Void.self) { group in
-                    group.addTask { await self.address.suspicion.wait() }
+                    group.addTask { await self.address.suspicion.untilFired() }
                     group.addTask { try? await self.clock.sleep(seconds: Self.recheckSeconds) }
                     await group.next()
                     group.cancelAll()

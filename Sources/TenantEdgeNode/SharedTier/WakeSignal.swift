@@ -1,7 +1,7 @@
 import Synchronization
 
 /// A wake-up that is never lost: `fire` from any thread either resumes the one task waiting in
-/// `wait` or is remembered for the next `wait`. Several fires before a wait count as one.
+/// `untilFired` or is remembered for the next `untilFired`. Several fires before a wait count as one.
 final class WakeSignal: Sendable {
     private let state = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
 
@@ -18,7 +18,7 @@ final class WakeSignal: Sendable {
     }
 
     /// Returns once fired (at once when a fire is pending), or when the task is cancelled.
-    func wait() async {
+    func untilFired() async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let resumeNow = state.withLock { state -> Bool in
