@@ -49,6 +49,47 @@ struct SharedTierTests {
         "te:\(tenant):g\(generation):\(edge.runtime.caches[tenant]!.primaryDigest(target: target).base64URL)"
     }
 
+    /// An L2 hit leaves as an L1 hit does (the stored header block as it is): the upstream's fields
+    /// reach the client, and a matching `If-None-Match` is a `304` with no body.
+    @Test func anL2HitCarriesTheStoredFieldsAndAnswersAConditionalRequest() async throws {
+        let tagged: TestUpstream.Script = { request in
+            TestUpstream.Reply(
+                headers: [("Cache-Control", "max-age=300"), ("ETag", "\"v7\""), ("X-Upstream-Field", "kept")],
+                body: "body of \(request.uri)")
+        }
+        let url = try Self.redisURL(database: 5)
+        let masterKey = try OpenSSL.randomBytes(32)
+        let configure: (inout EdgeConfig) -> Void = { $0.cache.redis = .init(url: url, poolSize: 1, timeoutMs: 200) }
+        let a = try await EdgeHarness.start(
+            configure: configure, masterKey: masterKey, nodeID: "node-a", script: tagged)
+        let b = try await EdgeHarness.start(
+            configure: configure, masterKey: masterKey, nodeID: "node-b", script: tagged)
+        do {
+            let redis = try RedisConnection.open(try #require(RedisEndpoint(parsing: url)), timeoutMs: 1000)
+            _ = try await a.get("/etag/1")
+            _ = try await a.get("/etag/2")
+            for target in ["/etag/1", "/etag/2"] {
+                let key = Self.storedKey(a, tenant: "acme", target: target)
+                try await waitUntil { (try? redis.command("EXISTS", key)) == .integer(1) }
+            }
+            let plain = try await b.get("/etag/1")
+            #expect(plain.cacheStatus.hasSuffix("detail=l2"))
+            #expect(plain.status == 200 && plain.body == "body of /etag/1")
+            #expect(plain.headers.first(name: "x-upstream-field") == "kept")
+            #expect(plain.headers.first(name: "etag") == "\"v7\"")
+            let conditional = try await b.get("/etag/2", headers: [("If-None-Match", "W/\"v7\"")])
+            #expect(conditional.cacheStatus.hasSuffix("detail=l2"), "\(conditional.cacheStatus)")
+            #expect(conditional.status == 304 && conditional.body.isEmpty)
+            #expect(b.upstream.requests().isEmpty, "both from L2")
+        } catch {
+            await a.shutdown()
+            await b.shutdown()
+            throw error
+        }
+        await a.shutdown()
+        await b.shutdown()
+    }
+
     @Test func aMissOnOneNodeIsAnL2HitOnItsSibling() async throws {
         try await Self.withTwoNodes(database: 1) { a, b, redis in
             let first = try await a.get("/v1/shared?x=1")

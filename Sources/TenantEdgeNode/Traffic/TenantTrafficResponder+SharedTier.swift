@@ -99,23 +99,45 @@ extension TenantTrafficResponder {
             }
             return nil
         }
-        guard let plaintext = try? cache.cipher.open(entry.sealed, aad: cache.aad(storageKey, for: entry)),
-            let record = ResponseRecord(decoding: plaintext)
+        // Opened straight into the buffer the answer leaves from, and sent as an L1 hit is: the
+        // stored header block as it is, no header decoded unless the request is conditional.
+        guard let opened = Self.openForAnswer(entry, storageKey: storageKey, cache: cache),
+            let layout = opened.withUnsafeReadableBytes({ ResponseRecord.layout($0) }),
+            let rawHeaders = opened.getSlice(at: layout.headerBlock.lowerBound, length: layout.headerBlock.count),
+            let body = opened.getSlice(at: layout.bodyOffset, length: opened.readableBytes - layout.bodyOffset)
         else {
             runtime.events.record(
                 "decrypt_failed", tenant: cache.tenant.id, detail: "L2 value failed to open; fetched anew")
             return nil
         }
+        let etag =
+            request.head.headers.contains(name: "if-none-match")
+            ? opened.withUnsafeReadableBytes({ ResponseRecord.decodeHead($0) })?.headers.first("etag") : nil
         cache.promote(entry, target: target, storageKey: storageKey, varyNames: varyNames, primary: primary)
         // The variant travels with the answer, so a collapsed waiter with other `Vary` values
         // fetches its own instead of taking this one.
         let requestFields = request.head.headers.fields
         return FetchOutcome(
-            status: record.status, headers: record.headers, body: ByteBuffer(bytes: record.body),
+            status: layout.status, headers: [], body: body,
             cacheStatus: .sharedHit(ttl: Int.saturating(remaining.rounded(.up))),
             age: Int.saturating(entry.age(at: now)), shareable: true,
             vary: varyNames.map { ($0, requestFields.combined($0)) },
-            servesCookieRequests: entry.lifetime.explicitlyPublic || cache.tenant.shareCookieRequests)
+            servesCookieRequests: entry.lifetime.explicitlyPublic || cache.tenant.shareCookieRequests,
+            rawHeaders: rawHeaders, etag: etag)
+    }
+
+    /// A buffer of its own (the answer may go to collapsed waiters too) holding the entry's record.
+    private static func openForAnswer(_ entry: CacheEntry, storageKey: KeyDigest, cache: TenantCache) -> ByteBuffer? {
+        guard let count = cache.cipher.plaintextCount(ofSealed: entry.sealed) else { return nil }
+        var buffer = ByteBufferAllocator().buffer(capacity: count)
+        do {
+            try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { output throws(EdgeError) in
+                try cache.open(entry, storageKey: storageKey, into: output)
+            }
+        } catch {
+            return nil
+        }
+        return buffer
     }
 
     /// Writes what L1 stored to L2 as well, with a Redis TTL of the entry's remaining keep time,

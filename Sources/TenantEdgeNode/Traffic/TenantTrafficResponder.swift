@@ -18,6 +18,11 @@ struct FetchOutcome: Sendable {
     /// May be handed to a waiter whose request carries `Cookie` (explicitly public, or the tenant
     /// shares answers to cookie requests).
     var servesCookieRequests: Bool = true
+    /// The stored header block in wire form, for an answer opened from a stored entry (an L2 hit):
+    /// it goes out as it is, as an L1 hit's does, and `headers` is then empty.
+    var rawHeaders: ByteBuffer? = nil
+    /// The stored `ETag`, when `rawHeaders` is used and the request that opened it was conditional.
+    var etag: String? = nil
 }
 
 /// The tenant traffic listener's logic: resolve the tenant, answer hits from
@@ -293,15 +298,16 @@ struct TenantTrafficResponder: HTTPResponder {
     /// handling for HEAD, and a `304` for a matching `If-None-Match`.
     func makeResponse(_ outcome: FetchOutcome, request: EdgeRequest) -> EdgeResponse {
         var response = EdgeResponse(
-            status: HTTPResponseStatus(statusCode: outcome.status), headers: HTTPHeaders(fields: outcome.headers),
-            body: outcome.body)
+            status: HTTPResponseStatus(statusCode: outcome.status),
+            headers: outcome.rawHeaders == nil ? HTTPHeaders(fields: outcome.headers) : HTTPHeaders(),
+            body: outcome.body, rawHeaders: outcome.rawHeaders)
         response.age = outcome.age
         if request.head.method == .HEAD {
             response.sendBody = false
             response.announcedLength = outcome.body.readableBytes
         }
         if outcome.status == 200, let condition = request.head.headers.first(name: "if-none-match"),
-            let etag = outcome.headers.first("etag"), Self.etagMatches(condition, etag)
+            let etag = outcome.etag ?? outcome.headers.first("etag"), Self.etagMatches(condition, etag)
         {
             response.status = .notModified
             response.sendBody = false
