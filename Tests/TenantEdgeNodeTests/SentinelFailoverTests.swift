@@ -107,13 +107,8 @@ struct SentinelFailoverTests {
     @Test func theNodesFollowAFailoverWithNo5xxAndAPurgeDuringItHolds() async throws {
         let cluster = try Cluster()
         try await cluster.waitUntilReady()
-        let masterKey = try OpenSSL.randomBytes(32)  // one region: the same tenant keys on both nodes
-        let a = try await EdgeHarness.start(
-            configure: Self.configure(cluster), masterKey: masterKey, nodeID: "node-a", script: SharedTierTests.body)
-        let b = try await EdgeHarness.start(
-            configure: Self.configure(cluster), masterKey: masterKey, nodeID: "node-b", script: SharedTierTests.body)
         defer { withExtendedLifetime(cluster) {} }
-        do {
+        try await EdgeHarness.withTwoNodes(configure: Self.configure(cluster), script: SharedTierTests.body) { a, b in
             try await waitUntil { Self.tierPort(a) == cluster.primary.port && Self.tierPort(b) == cluster.primary.port }
             let primary = try RedisConnection(host: "127.0.0.1", port: cluster.primary.port, timeoutMs: 1000)
             #expect(try await a.get("/v1/purged").cacheStatus.contains("fwd=miss"))
@@ -173,13 +168,7 @@ struct SentinelFailoverTests {
                 throw EdgeError(.redisFailure, "no ROLE")
             }
             #expect(String(decoding: kind, as: UTF8.self) == "master")
-        } catch {
-            await a.shutdown()
-            await b.shutdown()
-            throw error
         }
-        await a.shutdown()
-        await b.shutdown()
     }
 
     @Test func aSentinelAnswerThatIsNotAnAddressIsNotFollowed() {

@@ -28,21 +28,11 @@ struct SharedTierTests {
         _ body: (EdgeHarness, EdgeHarness, RedisConnection) async throws -> Void
     ) async throws {
         let url = try url ?? redisURL(database: database)
-        let masterKey = try OpenSSL.randomBytes(32)
-        let configure: (inout EdgeConfig) -> Void = { $0.cache.redis = .init(url: url, poolSize: 4, timeoutMs: 200) }
-        let a = try await EdgeHarness.start(
-            configure: configure, masterKey: masterKey, nodeID: "node-a", script: Self.body)
-        let b = try await EdgeHarness.start(
-            configure: configure, masterKey: masterKey, nodeID: "node-b", script: Self.body)
         let endpoint = try #require(RedisEndpoint(parsing: url))
         let redis = try RedisConnection.open(endpoint, timeoutMs: 1000)
-        do { try await body(a, b, redis) } catch {
-            await a.shutdown()
-            await b.shutdown()
-            throw error
-        }
-        await a.shutdown()
-        await b.shutdown()
+        try await EdgeHarness.withTwoNodes(
+            configure: { $0.cache.redis = .init(url: url, poolSize: 4, timeoutMs: 200) }, script: Self.body
+        ) { a, b in try await body(a, b, redis) }
     }
 
     static func storedKey(_ edge: EdgeHarness, tenant: String, target: String, generation: Int = 0) -> String {
@@ -58,13 +48,9 @@ struct SharedTierTests {
                 body: "body of \(request.uri)")
         }
         let url = try Self.redisURL(database: 5)
-        let masterKey = try OpenSSL.randomBytes(32)
-        let configure: (inout EdgeConfig) -> Void = { $0.cache.redis = .init(url: url, poolSize: 1, timeoutMs: 200) }
-        let a = try await EdgeHarness.start(
-            configure: configure, masterKey: masterKey, nodeID: "node-a", script: tagged)
-        let b = try await EdgeHarness.start(
-            configure: configure, masterKey: masterKey, nodeID: "node-b", script: tagged)
-        do {
+        try await EdgeHarness.withTwoNodes(
+            configure: { $0.cache.redis = .init(url: url, poolSize: 1, timeoutMs: 200) }, script: tagged
+        ) { a, b in
             let redis = try RedisConnection.open(try #require(RedisEndpoint(parsing: url)), timeoutMs: 1000)
             _ = try await a.get("/etag/1")
             _ = try await a.get("/etag/2")
@@ -81,13 +67,7 @@ struct SharedTierTests {
             #expect(conditional.cacheStatus.hasSuffix("detail=l2"), "\(conditional.cacheStatus)")
             #expect(conditional.status == 304 && conditional.body.isEmpty)
             #expect(b.upstream.requests().isEmpty, "both from L2")
-        } catch {
-            await a.shutdown()
-            await b.shutdown()
-            throw error
         }
-        await a.shutdown()
-        await b.shutdown()
     }
 
     @Test func aMissOnOneNodeIsAnL2HitOnItsSibling() async throws {

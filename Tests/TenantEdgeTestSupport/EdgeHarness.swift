@@ -169,3 +169,27 @@ package final class LogCapture: Sendable {
         }
     }
 }
+
+extension EdgeHarness {
+    /// Two nodes of one region (the same tenant keys), `node-a` and `node-b`, configured alike; both
+    /// are shut down when `body` ends, whether it returned or threw.
+    package static func withTwoNodes(
+        configure: @escaping (inout EdgeConfig) -> Void, script: @escaping TestUpstream.Script,
+        _ body: (EdgeHarness, EdgeHarness) async throws -> Void
+    ) async throws {
+        let masterKey = try OpenSSL.randomBytes(32)
+        let a = try await start(configure: configure, masterKey: masterKey, nodeID: "node-a", script: script)
+        let b: EdgeHarness
+        do { b = try await start(configure: configure, masterKey: masterKey, nodeID: "node-b", script: script) } catch {
+            await a.shutdown()
+            throw error
+        }
+        do { try await body(a, b) } catch {
+            await a.shutdown()
+            await b.shutdown()
+            throw error
+        }
+        await a.shutdown()
+        await b.shutdown()
+    }
+}
