@@ -29,7 +29,9 @@ public struct PostgresEndpoint: Sendable, Equatable, CustomStringConvertible {
         guard !user.isEmpty, Self.isName(user), Self.isName(database), HostName.isValid(authority) else { return nil }
         if let colon = authority.lastIndex(of: ":"), !authority.hasSuffix("]") {
             host = String(authority[..<colon])
-            guard let parsed = Int(authority[authority.index(after: colon)...]) else { return nil }
+            guard let parsed = Int(authority[authority.index(after: colon)...]), (1...65_535).contains(parsed) else {
+                return nil
+            }
             port = parsed
         } else {
             host = String(authority)

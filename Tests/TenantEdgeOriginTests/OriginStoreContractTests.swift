@@ -260,4 +260,20 @@ struct OriginStoreContractTests {
         #expect(refused?.message.contains("erasure ledger") == true)
         await store.close()
     }
+
+    @Test func aPostgresURLIsReadStrictlyAndItsPasswordNeverPrinted() throws {
+        let url = try #require(PostgresEndpoint(parsing: "postgres://edge:s3cret@db.internal:6543/edge_origin"))
+        #expect(url.host == "db.internal" && url.port == 6543 && url.user == "edge" && url.database == "edge_origin")
+        #expect(url.description == "postgres://edge:***@db.internal:6543/edge_origin")
+        #expect(PostgresEndpoint(parsing: "postgresql://edge@[::1]/db")?.host == "::1")
+        for bad in [
+            "", "mysql://edge@h/db", "postgres://h/db", "postgres://@h/db", "postgres://edge@h", "postgres://edge@h/",
+            "postgres://edge@h:0/db", "postgres://edge@h:65536/db", "postgres://edge@h:-1/db",
+            "postgres://edge@h/db?sslmode=disable", "postgres://edge@h/d b", "postgres://ed ge@h/db",
+            "postgres://edge@h/" + String(repeating: "d", count: 64),
+            "postgres://edge@" + String(repeating: "h", count: 4000) + "/db",
+        ] {
+            #expect(PostgresEndpoint(parsing: bad) == nil, "\(bad.prefix(60))")
+        }
+    }
 }
