@@ -26,7 +26,7 @@ struct GeoTrafficTests {
             config.geoip.trustedProxies = trustLoopback ? ["127.0.0.0/8", "::1"] : []
             config.geoip.probeIntervalSeconds = 0
             config.tenants[0].geoMode = acmeMode
-            if let redisURL { config.cache.redis = .init(url: redisURL, poolSize: 2, timeoutMs: 200) }
+            if let redisURL { config.cache.redis = .init(url: redisURL, poolSize: 2, timeoutMs: 1000) }
         }
     }
 

@@ -13,6 +13,7 @@ struct IsolationStrategyTests {
         let port = try #require(
             Int(ProcessInfo.processInfo.environment["TE_TEST_REDIS_PORT"] ?? ""),
             "TE_TEST_REDIS_PORT is not set: run the suite with `make test`")
+        try TestEnvironment.claim(redisDatabase: database)
         let redis = try RedisConnection(host: "127.0.0.1", port: port, timeoutMs: 1000)
         _ = try redis.command("SELECT", String(database))
         return redis
@@ -42,7 +43,7 @@ struct IsolationStrategyTests {
         try await withEdge(
             configure: { config in
                 config.cache.redis = .init(
-                    url: "redis://127.0.0.1:\(port)/\(sharedDatabase)", poolSize: 2, timeoutMs: 200)
+                    url: "redis://127.0.0.1:\(port)/\(sharedDatabase)", poolSize: 2, timeoutMs: 1000)
                 config.tenants[0].isolation = .database
                 config.tenants[0].redisURL = "redis://127.0.0.1:\(port)/\(ownDatabase)"
             }, script: SharedTierTests.body
@@ -50,10 +51,10 @@ struct IsolationStrategyTests {
     }
 
     @Test func databaseStrategyPutsTheTenantInItsOwnDatabaseAndRowInTheShared() async throws {
-        try await Self.withDatabaseTenant(shared: 5, own: 6) { edge, shared, own in
+        try await Self.withDatabaseTenant(shared: 21, own: 22) { edge, shared, own in
             _ = try await edge.get("/d")
             _ = try await edge.get("/d", host: "api.globex.test")
-            try await waitUntil { (try? Self.keys(own).count) == 1 && (try? Self.keys(shared).count) == 1 }
+            try await waitUntil(seconds: 5) { (try? Self.keys(own).count) == 1 && (try? Self.keys(shared).count) == 1 }
             #expect(try Self.keys(own).allSatisfy { $0.hasPrefix("te:acme:g0:") })
             #expect(try Self.keys(shared).allSatisfy { $0.hasPrefix("te:globex:g0:") })
         }
@@ -67,7 +68,7 @@ struct IsolationStrategyTests {
             edge.runtime.observeErasures { tenant in confirmed.update { $0.append(tenant) } }
             for index in 0..<5 { _ = try await edge.get("/e/\(index)") }
             _ = try await edge.get("/e", host: "api.globex.test")
-            try await waitUntil { (try? Self.keys(own).count) == 5 && (try? Self.keys(shared).count) == 1 }
+            try await waitUntil(seconds: 5) { (try? Self.keys(own).count) == 5 && (try? Self.keys(shared).count) == 1 }
             var next = edge.runtime.config
             next.tenants.removeAll { $0.id == "acme" }
             edge.runtime.activate(try edge.runtime.prepare(next, version: 2))
@@ -90,7 +91,7 @@ struct IsolationStrategyTests {
                     == .status("OK"))
         }
         let configure: (inout EdgeConfig) -> Void = { config in
-            config.cache.redis = .init(url: "redis://127.0.0.1:\(port)/0", poolSize: 2, timeoutMs: 200)
+            config.cache.redis = .init(url: "redis://127.0.0.1:\(port)/0", poolSize: 2, timeoutMs: 1000)
             config.cache.isolationStrategy = .schema
         }
         let a = try await EdgeHarness.start(

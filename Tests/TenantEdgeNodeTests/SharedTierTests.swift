@@ -20,18 +20,20 @@ struct SharedTierTests {
             headers: [("Cache-Control", "max-age=300")] + tags, body: "\(request.header("host") ?? "?")|\(request.uri)")
     }
 
-    static func redisURL(database: Int) throws -> String { try TestEnvironment.redisURL(database: database) }
+    static func redisURL(database: Int, file: String = #fileID) throws -> String {
+        try TestEnvironment.redisURL(database: database, file: file)
+    }
 
     /// Two nodes sharing one Redis: the suite's (in `database`), or `url` when a test brings its own.
     static func withTwoNodes(
-        database: Int, url: String? = nil,
+        database: Int, url: String? = nil, file: String = #fileID,
         _ body: (EdgeHarness, EdgeHarness, RedisConnection) async throws -> Void
     ) async throws {
-        let url = try url ?? redisURL(database: database)
+        let url = try url ?? redisURL(database: database, file: file)
         let endpoint = try #require(RedisEndpoint(parsing: url))
         let redis = try RedisConnection.open(endpoint, timeoutMs: 1000)
         try await EdgeHarness.withTwoNodes(
-            configure: { $0.cache.redis = .init(url: url, poolSize: 4, timeoutMs: 200) }, script: Self.body
+            configure: { $0.cache.redis = .init(url: url, poolSize: 4, timeoutMs: 1000) }, script: Self.body
         ) { a, b in try await body(a, b, redis) }
     }
 
@@ -49,7 +51,7 @@ struct SharedTierTests {
         }
         let url = try Self.redisURL(database: 5)
         try await EdgeHarness.withTwoNodes(
-            configure: { $0.cache.redis = .init(url: url, poolSize: 1, timeoutMs: 200) }, script: tagged
+            configure: { $0.cache.redis = .init(url: url, poolSize: 1, timeoutMs: 1000) }, script: tagged
         ) { a, b in
             let redis = try RedisConnection.open(try #require(RedisEndpoint(parsing: url)), timeoutMs: 1000)
             _ = try await a.get("/etag/1")
@@ -116,7 +118,7 @@ struct SharedTierTests {
                 headers: [("Cache-Control", "max-age=300"), ("Vary", "Accept-Language")],
                 body: "lang=\(request.header("accept-language") ?? "-")")
         }
-        let configure: (inout EdgeConfig) -> Void = { $0.cache.redis = .init(url: url, poolSize: 2, timeoutMs: 200) }
+        let configure: (inout EdgeConfig) -> Void = { $0.cache.redis = .init(url: url, poolSize: 2, timeoutMs: 1000) }
         let a = try await EdgeHarness.start(
             configure: configure, masterKey: masterKey, nodeID: "node-a", script: script)
         let b = try await EdgeHarness.start(

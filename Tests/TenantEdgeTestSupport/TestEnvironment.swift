@@ -18,12 +18,27 @@ package enum TestEnvironment {
     }
 
     /// The suite's redis-server, database `database` emptied first: each test owns its database.
-    package static func redisURL(database: Int) throws -> String {
+    /// Suites run in parallel, so a database used from two test files is refused (`claim`).
+    package static func redisURL(database: Int, file: String = #fileID) throws -> String {
+        try claim(redisDatabase: database, file: file)
         guard let port = Int(try require("TE_TEST_REDIS_PORT")) else { throw Unmet("TE_TEST_REDIS_PORT is not a port") }
         let redis = try RedisConnection(host: "127.0.0.1", port: port, timeoutMs: 1000)
         _ = try redis.command("SELECT", String(database))
         _ = try redis.command("FLUSHDB")
         return "redis://127.0.0.1:\(port)/\(database)"
+    }
+
+    /// Which test file uses each database of the suite's redis-server.
+    private static let redisDatabaseOwners = Locked<[Int: String]>([:])
+
+    /// Fails when `database` of the suite's redis-server is already used by another test file: two
+    /// suites running at once in one database empty and count each other's keys.
+    package static func claim(redisDatabase database: Int, file: String = #fileID) throws {
+        let owner = redisDatabaseOwners.modify { owners in
+            if owners[database] == nil { owners[database] = file }
+            return owners[database] ?? file
+        }
+        guard owner == file else { throw Unmet("Redis database \(database) is used by both \(owner) and \(file)") }
     }
 }
 
