@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 APT_PACKAGES := pkg-config libhiredis-dev libssl-dev libmaxminddb-dev libcurl4-openssl-dev \
-                redis-server postgresql nginx varnish wrk valgrind mmdb-bin openssl python3 curl
+                redis-server postgresql prometheus chromium nginx varnish wrk valgrind mmdb-bin openssl python3 curl
 RUN_DIR := $(CURDIR)/.test-run
 SWIFT ?= swift
 # Release builds check exclusivity statically only: the runtime's per-access bookkeeping was 17 % of

@@ -250,7 +250,8 @@ public final class TenantCache: Sendable {
 }
 
 /// Per-tenant request counters by outcome, kept per worker lane (`LaneCounters`) so the hit path
-/// writes only its own event loop's memory; `/metrics` and `/_edge/stats` sum them when read.
+/// writes only its own event loop's memory; `/metrics` and `/_edge/stats` sum them when read. Also
+/// the tenant's request and upstream durations and its upstream errors, the same way.
 public final class TenantCounters: Sendable {
     /// The outcomes counted, in the order of `edge_requests_total`'s `cache_status` label values.
     public enum Kind: Int, Sendable, CaseIterable {
@@ -269,7 +270,32 @@ public final class TenantCounters: Sendable {
         }
     }
 
-    private let counts = LaneCounters(count: Kind.allCases.count)
+    /// Why an upstream fetch failed, the `reason` label of `edge_upstream_errors_total`.
+    public enum UpstreamError: Int, Sendable, CaseIterable {
+        case connect, timeout, status5xx, invalidResponse
+
+        public var label: String {
+            switch self {
+            case .connect: "connect"
+            case .timeout: "timeout"
+            case .status5xx: "status_5xx"
+            case .invalidResponse: "invalid_response"
+            }
+        }
+    }
+
+    /// Histogram bucket bounds (seconds) for request and upstream durations.
+    public static let durationBoundsSeconds = [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+    ]
+    private static let sharedTierHitIndex = Kind.allCases.count
+    private static let firstUpstreamErrorIndex = sharedTierHitIndex + 1
+
+    private let counts = LaneCounters(count: Kind.allCases.count + 1 + UpstreamError.allCases.count)
+    /// Time from a complete request to its response.
+    public let duration = LaneHistogram(boundsNanoseconds: durationBoundsSeconds.map { Int64($0 * 1e9) })
+    /// Time from sending a request upstream to its complete answer (or failure).
+    public let upstreamDuration = LaneHistogram(boundsNanoseconds: durationBoundsSeconds.map { Int64($0 * 1e9) })
 
     public init() {}
 
@@ -277,4 +303,11 @@ public final class TenantCounters: Sendable {
     public func increment(_ kind: Kind) { counts.add(kind.rawValue) }
 
     public func total(_ kind: Kind) -> Int { counts.total(kind.rawValue) }
+
+    /// A hit answered from the shared tier (also counted as `.hit`).
+    public func incrementSharedTierHit() { counts.add(Self.sharedTierHitIndex) }
+    public var sharedTierHits: Int { counts.total(Self.sharedTierHitIndex) }
+
+    public func increment(_ error: UpstreamError) { counts.add(Self.firstUpstreamErrorIndex + error.rawValue) }
+    public func total(_ error: UpstreamError) -> Int { counts.total(Self.firstUpstreamErrorIndex + error.rawValue) }
 }

@@ -132,7 +132,7 @@ public final class EdgeNode: Sendable {
         // Graceful shutdown runs in reverse: listeners first, the runtime last.
         var list: [any Service] = [
             RuntimeShutdown(runtime: runtime), runtime.siblingFollowers, runtime.retirements,
-            PendingPurgeRetries(runtime: runtime), geoMaintenance,
+            PendingPurgeRetries(runtime: runtime), geoMaintenance, SecurityEventFlush(events: runtime.events),
         ]
         if let sentinel = runtime.sentinel { list.append(sentinel) }
         if let erasures { list.append(erasures) }

@@ -88,12 +88,10 @@ package final class EdgeRuntime: Sendable {
                 config: config, version: 0, masterKey: masterKey, kek: kek, previous: nil,
                 sentinelPrimary: sentinel?.address, eventLoop: eventLoop, clock: clock, logger: logger))
         self.upstream = UpstreamClient(group: group, limits: config.limits)
-        self.metrics = EdgeMetrics(
-            registry: registry, tenants: config.tenants.map(\.id), hasRedis: config.cache.redis != nil)
+        self.metrics = EdgeMetrics(registry: registry, tenants: config.tenants.map(\.id))
         self.startedAt = clock.now()
         events = SecurityEvents(
-            nodeID: config.node.id, region: config.node.region, metrics: metrics, audit: audit, clock: clock,
-            logger: logger)
+            nodeID: config.node.id, metrics: metrics, audit: audit, clock: clock, logger: logger)
         feedStatus = FeedStatus(maxLagSeconds: config.origin?.maxInvalidationLagSeconds)
         retirements = TenantRetirements(
             region: config.node.region, eventLoop: eventLoop, clock: clock, audit: audit, logger: logger)
@@ -163,7 +161,6 @@ package final class EdgeRuntime: Sendable {
             return current
         }
         tableSwaps.add(1, ordering: .releasing)
-        let version = next.version
         // Key versions the new set no longer lists: their entries go now (they could not be opened anyway).
         for cache in next.caches.values where previous.caches[cache.tenant.id] !== cache {
             let dropped = cache.dropRetiredEntries()
@@ -181,7 +178,6 @@ package final class EdgeRuntime: Sendable {
         }
         geo.forgetDecisions()  // residency and regions may have changed
         metrics.registerTenants(next.tenants.map(\.id))
-        metrics.setConfigVersion(version)
         // Data this node may no longer hold: tenants that left, and tenants whose residency now
         // excludes this region (they stay served, bypassing both tiers, but nothing of theirs is
         // kept). L1 goes now; L2 in the background (`TenantRetirements`).

@@ -10,6 +10,17 @@ public final class LaneHistogram: Sendable {
         public var cumulative: [Int]
         public var sumNanoseconds: Int
         public var count: Int
+
+        /// Several histograms with the same bounds as one (`buckets`: bounds + 1, for none given).
+        public static func sum(_ snapshots: [Snapshot], buckets: Int) -> Snapshot {
+            var total = Snapshot(cumulative: Array(repeating: 0, count: buckets), sumNanoseconds: 0, count: 0)
+            for snapshot in snapshots where snapshot.cumulative.count == buckets {
+                for index in 0..<buckets { total.cumulative[index] &+= snapshot.cumulative[index] }
+                total.sumNanoseconds &+= snapshot.sumNanoseconds
+                total.count &+= snapshot.count
+            }
+            return total
+        }
     }
 
     /// At most `LaneCounters.maxCount - 3` bounds.

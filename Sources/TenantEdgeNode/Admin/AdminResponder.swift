@@ -55,14 +55,11 @@ struct AdminResponder: HTTPResponder {
             {
                 return .now(denied)
             }
-            let caches = runtime.table.tenants.compactMap { runtime.caches[$0.id] }
-            runtime.metrics.setInvalidationLag(runtime.feedStatus.lag(now: runtime.clock.now()) ?? 0)
-            runtime.metrics.updateGeo(runtime.geo, regions: runtime.table.regions)
             return .later(
-                runtime.sharedTierBytes(of: caches.map(\.tenant.id), on: eventLoop).map { l2Bytes in
+                runtime.sharedTierBytes(of: runtime.table.tenants.map(\.id), on: eventLoop).map { l2Bytes in
                     var headers = HTTPHeaders()
                     headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
-                    var body = runtime.metrics.render(caches: caches, redisIsUp: runtime.l2IsUp, redisBytes: l2Bytes)
+                    var body = runtime.metrics.render(runtime: runtime, l2Bytes: l2Bytes)
                     if let token, !token.tenants.contains("*") {
                         body = MetricsScope.filter(body, allowed: token.allows(tenant:))
                     }
@@ -191,7 +188,9 @@ struct AdminResponder: HTTPResponder {
         case .allowed:
             return nil
         case .unauthenticated:
-            runtime.events.record("auth_failed", tenant: known, detail: "missing or unknown admin token")
+            runtime.events.record(
+                "auth_failed", tenant: known, source: Self.source(of: request), detail: "missing or unknown admin token"
+            )
             var response = EdgeResponse.jsonError(
                 .unauthorized, code: "unauthorized", detail: "a valid bearer token is required")
             response.headers.add(name: "www-authenticate", value: "Bearer")
@@ -201,10 +200,13 @@ struct AdminResponder: HTTPResponder {
             let reason =
                 tenant == nil
                 ? "token lacks the '\(scope.rawValue)' scope" : "token is not allowed for this call's tenant"
-            runtime.events.record("auth_failed", tenant: known, detail: reason)
+            runtime.events.record("auth_failed", tenant: known, source: Self.source(of: request), detail: reason)
             return .jsonError(.forbidden, code: "forbidden", detail: reason)
         }
     }
+
+    /// Where an admin request came from, for security events: the peer's address.
+    static func source(of request: EdgeRequest) -> String { request.peer?.ipAddress ?? "-" }
 
     /// Totals over every tenant's L2: shown only to a token for all tenants.
     private func redisStats(visibleTo token: AdminTokens.Token?) -> JSONValue? {
@@ -223,7 +225,8 @@ struct AdminResponder: HTTPResponder {
             "fenced_writes": .integer(total { $0.fencedWrites.load(ordering: .relaxed) }),
             "quota_refused_writes": .integer(total { $0.quotaRefusedWrites.load(ordering: .relaxed) }),
             "calls": .integer(total { $0.calls.load(ordering: .relaxed) }),
-            "wait_ms_total": .integer(total { $0.waitNanoseconds.load(ordering: .relaxed) } / 1_000_000),
+            "wait_ms_total": .integer(total { $0.callDuration.snapshot().sumNanoseconds } / 1_000_000),
+            "connection_waits": .integer(tiers.reduce(0) { $0 + $1.connectionWaits }),
         ])
     }
 

@@ -1,30 +1,37 @@
 import Logging
+import ServiceLifecycle
 import Synchronization
 import TenantEdgeCore
 import TenantEdgeHTTP
 
-/// The node's security events and the warnings any client can provoke, each counted every time but
-/// written (log and audit) at most a few lines a minute per kind (`SecurityEventThrottle`), the
-/// next written line saying how many were left out: a flood cannot fill the disk or bury the rest.
+/// The node's security events and the warnings any client can provoke. Every event is counted in
+/// metrics; the audit log and the log get one line when a burst (kind, tenant, source) starts and
+/// one with its count when its window closes (`SecurityEventWindow`), so a flood of 10,000 wrong
+/// tokens costs a few lines, never 10,000, and the hash chain stays whole.
 final class SecurityEvents: Sendable {
+    /// Every kind the node records, for metrics (all present at 0) and the bound on lines.
+    static let kinds = [
+        "auth_failed", "decrypt_failed", "bad_signature", "stale_config_version", "residency_bypass",
+        "unknown_tenant", "forwarded_for_untrusted",
+    ]
+    static let windowSeconds = 60.0
+    static let maxBursts = 32
+    /// Audit and log lines a window may hold at most, whatever arrives (docs/operations.md).
+    static let maxLinesPerWindow = SecurityEventWindow.maxLinesPerWindow(maxBursts: maxBursts, kinds: kinds.count)
+
     private let nodeID: String
-    private let region: String
     private let metrics: EdgeMetrics
     private let audit: AuditLog
-    private let clock: any CacheClock
+    let clock: any CacheClock
     private let logger: Logger
-    /// How many audit and log lines security events may write.
-    private let securityLines = Mutex(SecurityEventThrottle())
+    private let window = Mutex(SecurityEventWindow(windowSeconds: windowSeconds, maxBursts: maxBursts))
     /// The same bound for warnings (an upstream that fails under a flood).
     private let warningLines = Mutex(SecurityEventThrottle())
-    /// When each tenant's last `residency_bypass` was audited (seconds, the clock's).
-    private let residencyAudited = Mutex<[String: Double]>([:])
     /// Every security event since start, written or not.
     let count = Atomic<Int>(0)
 
-    init(nodeID: String, region: String, metrics: EdgeMetrics, audit: AuditLog, clock: any CacheClock, logger: Logger) {
+    init(nodeID: String, metrics: EdgeMetrics, audit: AuditLog, clock: any CacheClock, logger: Logger) {
         self.nodeID = nodeID
-        self.region = region
         self.metrics = metrics
         self.audit = audit
         self.clock = clock
@@ -40,38 +47,67 @@ final class SecurityEvents: Sendable {
         logger.warning(message, metadata: all)
     }
 
-    /// A security event: counted in metrics every time; logged and audited with the tenant id only
-    /// (never key material or bodies). Throttled per kind and tenant (tenant ids come from the
-    /// config, so the set is bounded): one tenant's flood never hides another's events.
-    func record(_ kind: String, tenant: String, detail: String) {
+    /// A security event. `tenant` is a tenant of the config or `-` (never a string from a request);
+    /// `source` is where it came from (a client's address, `redis`, `memory`, an actor): it goes in
+    /// the audit line, so it never holds key material, a token or a body. `detail` is the reason,
+    /// kept from a burst's first event.
+    func record(_ kind: String, tenant: String, source: String, detail: String) {
         metrics.recordSecurityEvent(kind)
         count.add(1, ordering: .relaxed)
         let now = clock.now()
-        let key = kind + ":" + tenant
-        guard case .write(let suppressed) = securityLines.withLock({ $0.admit(kind: key, now: now) }) else { return }
-        var details = ["detail": detail]
-        if suppressed > 0 { details["suppressed_before"] = String(suppressed) }
-        audit.record(kind, actor: "node:\(nodeID)", tenant: tenant == "-" ? nil : tenant, details: details)
-        logger.warning(
-            "security event",
-            metadata: [
-                "kind": "\(kind)", "tenant": "\(tenant)", "detail": "\(detail)", "suppressed_before": "\(suppressed)",
-            ])
+        let lines = window.withLock {
+            $0.record(kind: kind, tenant: tenant, source: String(source.prefix(64)), detail: detail, now: now)
+        }
+        write(lines)
     }
 
-    /// A request of a tenant whose residency excludes this region was served without storing:
-    /// audited as `residency_bypass`, at most once a minute per tenant (the log records that it
-    /// happens, not every request).
-    func residencyBypassed(_ tenant: String, clientRegion: String?) {
-        let now = clock.now()
-        let due = residencyAudited.withLock { audited in
-            guard now - (audited[tenant] ?? -.infinity) >= 60 else { return false }
-            audited[tenant] = now
-            return true
+    /// Closes the window when due (the flush service, every few seconds).
+    func flush() { write(window.withLock { $0.closeIfDue(now: clock.now()) }) }
+
+    /// Closes the window now (shutdown), so no count is lost.
+    func close() { write(window.withLock { $0.close() }) }
+
+    /// The latest bursts for the dashboard, newest first.
+    var recent: [SecurityEventWindow.Burst] { window.withLock { $0.recent } }
+
+    private func write(_ lines: [SecurityEventWindow.Line]) {
+        for line in lines {
+            let (burst, phase) =
+                switch line {
+                case .started(let burst): (burst, "started")
+                case .closed(let burst): (burst, "closed")
+                }
+            var details = [
+                "source": burst.key.source, "detail": burst.detail, "burst": phase, "count": String(burst.count),
+            ]
+            if phase == "closed" {
+                details["first"] = AuditChain.timestamp(burst.first)
+                details["last"] = AuditChain.timestamp(burst.last)
+            }
+            let tenant = burst.key.tenant
+            audit.record(
+                burst.key.kind, actor: "node:\(nodeID)", tenant: tenant == "-" || tenant == "*" ? nil : tenant,
+                details: details)
+            logger.warning(
+                "security event",
+                metadata: [
+                    "kind": "\(burst.key.kind)", "tenant": "\(tenant)", "source": "\(burst.key.source)",
+                    "detail": "\(burst.detail)", "burst": "\(phase)", "count": "\(burst.count)",
+                ])
         }
-        guard due else { return }
-        var details = ["region": region]
-        if let clientRegion { details["preferred_region"] = clientRegion }
-        audit.record("residency_bypass", actor: "node:\(nodeID)", tenant: tenant, details: details)
+    }
+}
+
+/// Closes security-event windows on the node's clock, so a burst's count is written when its window
+/// ends even if no other event arrives; closes the last one at shutdown.
+struct SecurityEventFlush: Service {
+    static let interval = 5.0
+    let events: SecurityEvents
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { [events] in
+            while (try? await events.clock.sleep(seconds: Self.interval)) != nil { events.flush() }
+        }
+        events.close()
     }
 }

@@ -101,6 +101,7 @@ package final class InvalidationFeed: Service, Sendable {
             }
             return persisted(cursor, &follower)
         case .backOff(let seconds, let report, let reason):
+            runtime.feedStatus.failed()
             if let report {
                 runtime.logger.warning(
                     "invalidation feed failed; retrying", metadata: ["error": "\(reason)", "failures": "\(report)"])

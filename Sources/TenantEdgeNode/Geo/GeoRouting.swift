@@ -86,6 +86,14 @@ public final class GeoRouting: Sendable {
         return walk.client
     }
 
+    /// Whether `request` carries `X-Forwarded-For` from a peer that is not a trusted proxy: the
+    /// header is ignored, and the attempt is a security event.
+    func forwardedForIsUntrusted(_ request: EdgeRequest) -> Bool {
+        guard let socket = request.peer, let peer = IPAddress(socket) else { return false }
+        return ForwardedForWalk(proxies: trustedProxies, peer: peer).isFinished
+            && request.head.headers.contains(name: "x-forwarded-for")
+    }
+
     /// The location of `address`; nil when the database has none (or there is no database).
     /// Throws `.badRequest` when `address` is not an IP address; a broken record is counted in
     /// `lookupErrors` and gives nil, so the caller falls back.

@@ -62,6 +62,9 @@ final class RedisTier: Sendable {
 
     var isUp: Bool { breaker.withLock { $0.isUp } }
 
+    /// Calls that waited for a connection to be made (`edge_l2_connection_waits_total`).
+    var connectionWaits: Int { connections.connectionWaits.load(ordering: .relaxed) }
+
     /// The endpoint to connect to now (the current primary's address); nil while none is known.
     var currentEndpoint: RedisEndpoint? {
         guard let (primary, _) = address.current() else { return nil }
@@ -329,8 +332,7 @@ final class RedisTier: Sendable {
                         connection.close()
                         self.address.suspect()
                     }
-                    self.counters.waitNanoseconds.add(
-                        Int((NIODeadline.now() - submitted).nanoseconds), ordering: .relaxed)
+                    self.counters.callDuration.record(nanoseconds: (NIODeadline.now() - submitted).nanoseconds)
                     switch reply {
                     case .failure(let error): settle(nil, error)
                     case .success(let reply):

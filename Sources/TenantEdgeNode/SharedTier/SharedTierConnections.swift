@@ -24,6 +24,8 @@ final class SharedTierConnections: Sendable {
     private let made = Mutex<[LoopSlots]>([])
     /// Set by `shutdown`: later calls fail at once and connect nothing.
     private let isShut = Atomic<Bool>(false)
+    /// Calls that waited for a connection to be made (none was ready on their event loop).
+    let connectionWaits = Atomic<Int>(0)
 
     /// - Parameters:
     ///   - endpoint: credentials and database; its host and port are `address`'s at each connect.
@@ -74,7 +76,10 @@ final class SharedTierConnections: Sendable {
 
     private func newSlots(_ eventLoop: any EventLoop) -> LoopSlots {
         let (template, address, timeoutMs, maxReplyBytes) = (endpoint, self.address, self.timeoutMs, maxReplyBytes)
-        return LoopSlots(eventLoop: eventLoop, count: perLoop, epoch: { address.epoch }) {
+        return LoopSlots(
+            eventLoop: eventLoop, count: perLoop, epoch: { address.epoch },
+            waited: { [weak self] in self?.connectionWaits.add(1, ordering: .relaxed) }
+        ) {
             guard let (primary, epoch) = address.current() else {
                 address.suspect()
                 return eventLoop.makeFailedFuture(EdgeError(.redisFailure, "no sentinel has named the primary yet"))
@@ -109,14 +114,17 @@ private final class LoopSlots: @unchecked Sendable {
     private let open: () -> EventLoopFuture<RedisLoopConnection>
     /// The primary's epoch now: a connection made at another is closed at its next use.
     private let epoch: () -> Int
+    /// Called when a call has to wait for a connection being made.
+    private let waited: () -> Void
 
     init(
-        eventLoop: any EventLoop, count: Int, epoch: @escaping () -> Int,
+        eventLoop: any EventLoop, count: Int, epoch: @escaping () -> Int, waited: @escaping () -> Void,
         open: @escaping () -> EventLoopFuture<RedisLoopConnection>
     ) {
         self.eventLoop = eventLoop
         self.slots = Array(repeating: .empty, count: count)
         self.epoch = epoch
+        self.waited = waited
         self.open = open
     }
 
@@ -128,8 +136,10 @@ private final class LoopSlots: @unchecked Sendable {
         case .ready(let connection) where connection.isUsable && connection.epoch == epoch():
             body(.success(connection))
         case .connecting(let pending):
+            waited()
             deliver(pending, to: body)
         case .ready, .empty:
+            waited()
             if case .ready(let stale) = slots[index] { stale.close() }  // failed, or the primary moved
             let pending = open()
             slots[index] = .connecting(pending)

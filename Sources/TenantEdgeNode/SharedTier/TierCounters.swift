@@ -1,4 +1,5 @@
 import Synchronization
+import TenantEdgeCore
 
 /// Per-tier counters for stats and metrics.
 final class TierCounters: Sendable {
@@ -14,7 +15,8 @@ final class TierCounters: Sendable {
     let quotaRefusedWrites = Atomic<Int>(0)
     /// Reads whose generation was below one already seen (set back in Redis): not used.
     let rolledBackGenerations = Atomic<Int>(0)
-    /// Calls made, and the nanoseconds from submit to reply in total (queueing included).
+    /// Calls made, and the time from submit to reply of those answered (waiting for a connection included).
     let calls = Atomic<Int>(0)
-    let waitNanoseconds = Atomic<Int>(0)
+    let callDuration = LaneHistogram(
+        boundsNanoseconds: TenantCounters.durationBoundsSeconds.map { Int64($0 * 1e9) })
 }

@@ -43,16 +43,33 @@ final class ConfigBundleGate: Sendable {
     func apply(body: [UInt8], signatureHeader: String?, actor: String) throws(Rejection) -> Int {
         do {
             let version = try applyChecked(body: body, signatureHeader: signatureHeader, persist: true)
+            runtime.metrics.recordBundle(result: "applied")
             runtime.audit.record("config_applied", actor: actor, tenant: nil, details: ["version": String(version)])
             runtime.logger.info("config bundle applied", metadata: ["version": "\(version)"])
             return version
         } catch {
             if error.status == 409 && actor == "origin:pull" { throw error }  // a pull of what already runs: not news
+            runtime.metrics.recordBundle(result: Self.metricResult(of: error.code))
+            // A bad signature or a replayed older bundle is someone else's doing, not a config mistake.
+            if error.code == "bad_signature" || error.code == "stale_version" {
+                runtime.events.record(
+                    error.code == "bad_signature" ? "bad_signature" : "stale_config_version", tenant: "-",
+                    source: actor, detail: error.reason)
+            }
             runtime.audit.record(
                 "config_rejected", actor: actor, tenant: nil, details: ["reason": error.reason, "code": error.code])
             runtime.logger.warning(
                 "config bundle rejected", metadata: ["code": "\(error.code)", "reason": "\(error.reason)"])
             throw error
+        }
+    }
+
+    /// The `result` label of `edge_config_bundles_total` for a rejection's code.
+    static func metricResult(of code: String) -> String {
+        switch code {
+        case "bad_signature": "bad_signature"
+        case "stale_version": "stale_version"
+        default: "invalid"
         }
     }
 

@@ -82,7 +82,8 @@ extension TenantTrafficResponder {
         }
         let requestFields = request.head.headers.fields
         return runtime.upstream.fetch(
-            upstream: upstream, method: .GET, target: request.head.uri, headers: headers, body: nil, on: eventLoop
+            upstream: upstream, method: .GET, target: request.head.uri, headers: headers, body: nil,
+            counters: cache.counters, on: eventLoop
         )
         .flatMapWithEventLoop { response, _ in
             eventLoop.makeCompletedFuture {
@@ -284,7 +285,7 @@ extension TenantTrafficResponder {
         let headers = forwardHeaders(request, tenant: cache.tenant, forStorage: false)
         return runtime.upstream.fetch(
             upstream: upstream, method: request.head.method, target: request.head.uri,
-            headers: headers, body: request.body, on: eventLoop
+            headers: headers, body: request.body, counters: cache.counters, on: eventLoop
         )
         .map { response in
             var fields = response.headers

@@ -60,7 +60,8 @@ extension TenantTrafficResponder {
             case .outdated:
                 break  // written before values were authenticated: fetched anew and overwritten
             case .malformed:
-                runtime.events.record("decrypt_failed", tenant: tenant, detail: "L2 value is malformed; fetched anew")
+                runtime.events.record(
+                    "decrypt_failed", tenant: tenant, source: "redis", detail: "L2 value is malformed; fetched anew")
             }
             fetch(read.token)
         }
@@ -79,7 +80,8 @@ extension TenantTrafficResponder {
         guard entry.generation == generation else {
             // Bound to another generation than the key it sits under: copied there, e.g. to undo a purge.
             runtime.events.record(
-                "decrypt_failed", tenant: cache.tenant.id, detail: "L2 value names another generation; fetched anew")
+                "decrypt_failed", tenant: cache.tenant.id, source: "redis",
+                detail: "L2 value names another generation; fetched anew")
             return nil
         }
         guard case .fresh(let remaining) = entry.freshness(at: now) else { return nil }
@@ -107,7 +109,8 @@ extension TenantTrafficResponder {
             let body = opened.getSlice(at: layout.bodyOffset, length: opened.readableBytes - layout.bodyOffset)
         else {
             runtime.events.record(
-                "decrypt_failed", tenant: cache.tenant.id, detail: "L2 value failed to open; fetched anew")
+                "decrypt_failed", tenant: cache.tenant.id, source: "redis",
+                detail: "L2 value failed to open; fetched anew")
             return nil
         }
         let etag =

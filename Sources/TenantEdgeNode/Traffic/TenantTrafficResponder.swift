@@ -57,16 +57,22 @@ struct TenantTrafficResponder: HTTPResponder {
                 return .now(regionHealth())  // the probe of a sibling region's node, at the region's own hostname
             }
             let response = EdgeResponse.jsonError(.misdirectedRequest, code: "unknown_tenant")
+            runtime.events.record(
+                "unknown_tenant", tenant: "-", source: original.peer?.ipAddress ?? "-",
+                detail: "a Host that is no tenant's")  // the Host itself is the client's text: not recorded
             return .now(bypassed(response, detail: "unknown-tenant", started: started))
         }
         let context = RequestContext(table: table, cache: cache, started: started)
         var hint: String? = nil  // the preferred region, sent back in `hint` mode
-        var preferred: String? = nil
         if cache.tenant.geoMode != .off, let address = runtime.geo.clientAddress(of: request) {
+            if runtime.geo.forwardedForIsUntrusted(request) {
+                runtime.events.record(
+                    "forwarded_for_untrusted", tenant: cache.tenant.id, source: address.description,
+                    detail: "X-Forwarded-For from a peer that is no trusted proxy; the peer's address was used")
+            }
             let decision = runtime.geo.decide(
                 address: address, residency: cache.tenant.residency, tableVersion: table.version,
                 regions: { table.regions })
-            preferred = decision.region
             if cache.tenant.geoMode == .hint { hint = decision.region }
             if cache.tenant.geoMode == .redirect, decision.region != runtime.config.node.region,
                 let redirect = redirect(request, host: host, to: decision.region, regions: table.regions)
@@ -76,7 +82,9 @@ struct TenantTrafficResponder: HTTPResponder {
         }
         let pending: EventLoopFuture<TrafficAnswer>
         if !runtime.mayStore(cache.tenant) {
-            runtime.events.residencyBypassed(cache.tenant.id, clientRegion: preferred)
+            runtime.events.record(
+                "residency_bypass", tenant: cache.tenant.id, source: "-",
+                detail: "served without storing: the tenant's residency excludes \(runtime.config.node.region)")
             pending = passThrough(request, cache: cache, status: .bypass(detail: "residency"), on: eventLoop)
         } else if !StoragePolicy.isCacheableMethod(request.head.method.rawValue) {
             pending = forwardUncacheable(request, cache: cache, on: eventLoop)
@@ -138,7 +146,8 @@ struct TenantTrafficResponder: HTTPResponder {
         if let hint { response.preferredRegion = hint }
         let outcome = answer.status.counterKind
         cache.counters.increment(response.status.code >= 500 && outcome != .stale ? .error : outcome)
-        runtime.metrics.recordRequest(elapsedNanoseconds: (NIODeadline.now() - started).nanoseconds)
+        if case .sharedHit = answer.status { cache.counters.incrementSharedTierHit() }
+        cache.counters.duration.record(nanoseconds: (NIODeadline.now() - started).nanoseconds)
         return response
     }
 
@@ -291,7 +300,7 @@ struct TenantTrafficResponder: HTTPResponder {
         if let sealed, let version = TenantPartition.keyVersion(of: sealed), !cache.cipher.holdsKey(version: version) {
             return
         }
-        runtime.events.record("decrypt_failed", tenant: cache.tenant.id, detail: detail)
+        runtime.events.record("decrypt_failed", tenant: cache.tenant.id, source: "memory", detail: detail)
     }
 
     /// Builds the client's response from an outcome: stored headers, `Age`, `Content-Length`

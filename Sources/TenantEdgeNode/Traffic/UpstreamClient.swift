@@ -39,7 +39,7 @@ final class UpstreamClient: Sendable {
     /// would resolve to any other host or port is refused before anything is sent.
     func fetch(
         upstream: UpstreamURL, method: HTTPMethod, target: String, headers: HTTPHeaders, body: ByteBuffer?,
-        on eventLoop: any EventLoop
+        counters: TenantCounters, on eventLoop: any EventLoop
     ) -> EventLoopFuture<UpstreamResponse> {
         let request: HTTPClient.Request
         do {
@@ -57,17 +57,36 @@ final class UpstreamClient: Sendable {
         let delegate = ResponseAccumulator(request: request, maxBodySize: limits.maxResponseBodyBytes)
         let deadline =
             NIODeadline.now() + .milliseconds(Int64(limits.upstreamConnectTimeoutMs + limits.upstreamReadTimeoutMs))
+        let sent = NIODeadline.now()
         return client.execute(
             request: request, delegate: delegate, eventLoop: .delegateAndChannel(on: eventLoop), deadline: deadline
         )
         .futureResult
         .map { response in
-            UpstreamResponse(
+            counters.upstreamDuration.record(nanoseconds: (NIODeadline.now() - sent).nanoseconds)
+            if response.status.code >= 500 { counters.increment(.status5xx) }
+            return UpstreamResponse(
                 status: Int(response.status.code),
                 headers: response.headers.map { HeaderField($0.name, $0.value) },
                 body: response.body ?? ByteBuffer())
         }
-        .flatMapErrorThrowing { error in throw Self.classify(error) }
+        .flatMapErrorThrowing { error in
+            counters.upstreamDuration.record(nanoseconds: (NIODeadline.now() - sent).nanoseconds)
+            counters.increment(Self.reason(error))
+            throw Self.classify(error)
+        }
+    }
+
+    /// The `reason` label of `edge_upstream_errors_total` for a failed fetch: timed out, refused or
+    /// unreachable, or an answer that broke the protocol or the size limit.
+    static func reason(_ error: any Error) -> TenantCounters.UpstreamError {
+        if error is ResponseAccumulator.ResponseTooBigError || error is HTTPParserError { return .invalidResponse }
+        guard let error = error as? HTTPClientError else { return .connect }  // refused, unreachable, TLS
+        switch error {
+        case .readTimeout, .deadlineExceeded, .connectTimeout, .writeTimeout: return .timeout
+        case .remoteConnectionClosed, .bodyLengthMismatch: return .invalidResponse
+        default: return .connect
+        }
     }
 
     func shutdown() async throws { try await client.shutdown() }
