@@ -87,6 +87,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
+            // The operator's dashboard, in the binary (issue 15).
+            resources: [.embedInCode("Admin/Dashboard/node-dashboard.html")],
             swiftSettings: strict
         ),
 
@@ -107,6 +109,8 @@ let package = Package(
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
+            // The fleet dashboard, in the binary (issue 15).
+            resources: [.embedInCode("API/fleet-dashboard.html")],
             swiftSettings: strict
         ),
 

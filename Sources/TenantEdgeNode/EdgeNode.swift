@@ -133,6 +133,7 @@ public final class EdgeNode: Sendable {
         var list: [any Service] = [
             RuntimeShutdown(runtime: runtime), runtime.siblingFollowers, runtime.retirements,
             PendingPurgeRetries(runtime: runtime), geoMaintenance, SecurityEventFlush(events: runtime.events),
+            RegionBeacon(runtime: runtime),
         ]
         if let sentinel = runtime.sentinel { list.append(sentinel) }
         if let erasures { list.append(erasures) }

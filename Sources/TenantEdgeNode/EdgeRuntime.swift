@@ -33,6 +33,8 @@ package final class EdgeRuntime: Sendable {
     let clock: any CacheClock
     let upstream: UpstreamClient
     let metrics: EdgeMetrics
+    /// The region's other nodes and purge acknowledgements, for the dashboard.
+    let regionPeers = RegionPeers()
     let adminTokens: AdminTokens
     /// `<state_dir>/audit.jsonl`: the tamper-evident audit log.
     package let audit: AuditLog

@@ -139,7 +139,7 @@ struct HostileInputTests {
             #expect(edge.upstream.count("/b") == 1, "one fetch for every spelling of /b")
             #expect(edge.upstream.requests().count == 1)
             let purged = try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/a/../b"]}"#)
-            #expect(purged.body == #"{"purged":1}"#)
+            #expect(purged.body.hasPrefix(#"{"purged":1,"id":"#))
             #expect(try await edge.get("//b").cacheStatus.contains("fwd=miss"))
             let broken = try RawHTTP.exchange(
                 port: edge.node.trafficPort, "GET /%zz HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n")

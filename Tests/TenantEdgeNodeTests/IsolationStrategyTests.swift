@@ -24,7 +24,8 @@ struct IsolationStrategyTests {
         let names = items.compactMap { if case .string(let b) = $0 { String(decoding: b, as: UTF8.self) } else { nil } }
         return names.filter {  // entries only
             !$0.contains(":idx:") && !$0.hasSuffix(":bytes") && !$0.hasSuffix(":keys") && !$0.hasSuffix(":quota")
-                && !$0.hasSuffix(":quota:minutes") && !$0.hasSuffix(":fence")
+                && !$0.hasSuffix(":quota:minutes") && !$0.hasSuffix(":fence") && !$0.hasSuffix(":nodes")
+                && !$0.hasSuffix(":acks")
                 && $0.range(of: #":v\d+$"#, options: .regularExpression) == nil
         }.sorted()
     }
@@ -75,6 +76,8 @@ struct IsolationStrategyTests {
             try await waitUntil(seconds: 5) { confirmed.value == ["acme"] }
             let left = try Self.keys(own)
             #expect(left.isEmpty, "nothing of the removed tenant is left in its own database: \(left)")
+            guard case .array(let all) = try own.command("KEYS", "te:acme:*") else { return }
+            #expect(all == [.string(Array("te:acme:fence".utf8))], "only the fence, which expires: \(all)")
             #expect(try Self.keys(shared).count == 1, "the other tenants keep their entries")
             #expect(try await edge.get("/e", host: "api.globex.test").cacheStatus.contains("hit"))
         }

@@ -15,7 +15,8 @@ struct MetricsExpositionTests {
         "edge_upstream_duration_seconds": ["tenant", "le"], "edge_upstream_errors_total": ["tenant", "reason"],
         "edge_l2_call_duration_seconds": ["le"], "edge_l2_errors_total": [], "edge_l2_connection_waits_total": [],
         "edge_security_events_total": ["kind"], "edge_invalidations_applied_total": ["kind"],
-        "edge_invalidation_lag_seconds": [], "edge_feed_cursor": [], "edge_feed_reconnects_total": [],
+        "edge_invalidation_lag_seconds": [], "edge_invalidation_lag_bound_seconds": [], "edge_feed_cursor": [],
+        "edge_feed_reconnects_total": [],
         "edge_config_version": [], "edge_config_bundles_total": ["result"], "edge_tier_up": ["tier"],
         "edge_geo_decisions_total": ["source"], "edge_geoip_lookup_errors_total": [],
         "edge_geoip_reloads_total": ["result"], "edge_secret_file_readable": ["file"],
@@ -55,9 +56,44 @@ struct MetricsExpositionTests {
             #expect(text.contains(#"edge_security_events_total{kind="unknown_tenant"} 1"#))
             #expect(text.contains(#"edge_config_bundles_total{result="invalid"} 1"#))
             #expect(text.contains(#"edge_upstream_duration_seconds_count{tenant="acme"} "#))
+            try Self.checkRulesAndBoard(against: text)
             let l2Hits = try await b.admin(.GET, "/metrics", token: EdgeHarness.adminToken).body
             #expect(l2Hits.contains(#"edge_l2_hits_total{tenant="acme"} 1"#), "b answered /m/1 from Redis")
         }
+    }
+
+    /// The repository's root, from this file's path.
+    static var repository: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+    }
+
+    /// `deploy/prometheus` rules pass `promtool check rules` and their unit tests; the rules and the
+    /// Grafana board name only metrics this node exports (`scripts/check-grafana-metrics.py`).
+    static func checkRulesAndBoard(against exposition: String) throws {
+        let rules = repository.appendingPathComponent("deploy/prometheus/tenantedge-alerts.yml").path
+        let tests = repository.appendingPathComponent("deploy/prometheus/tenantedge-alerts.test.yml").path
+        let board = repository.appendingPathComponent("deploy/grafana/tenantedge-fleet.json").path
+        let checked = try Promtool.run(["check", "rules", rules])
+        #expect(checked.status == 0, "promtool check rules: \(checked.output)")
+        let tested = try Promtool.run(["test", "rules", tests])
+        #expect(tested.status == 0 && tested.output.contains("SUCCESS"), "promtool test rules: \(tested.output)")
+        let scrape = FileManager.default.temporaryDirectory.appendingPathComponent("te-scrape-\(UUID().uuidString)")
+        try Data(exposition.utf8).write(to: scrape)
+        defer { try? FileManager.default.removeItem(at: scrape) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", repository.appendingPathComponent("scripts/check-grafana-metrics.py").path, board, rules,
+            scrape.path,
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "check-grafana-metrics: \(printed)")
     }
 
     /// The families, their label names, the label values, and promtool's verdict.

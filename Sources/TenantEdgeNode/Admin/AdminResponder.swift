@@ -73,12 +73,18 @@ struct AdminResponder: HTTPResponder {
                 runtime.sharedTierBytes(of: visible, on: eventLoop).map { l2Bytes in
                     .json(.ok, statsJSON(visibleTo: token, l2Bytes: l2Bytes))
                 })
+        case (.GET, "/_edge/dashboard"):
+            return .now(dashboard())
+        case (.GET, "/_edge/dashboard/data"):
+            return dashboardData(request, on: eventLoop)
+        case (.GET, _) where path.hasPrefix("/_edge/purges/"):
+            return purgeStatus(request, id: path.dropFirst("/_edge/purges/".count), on: eventLoop)
         case (.GET, "/_edge/route"):
             if let denied = authorize(request, scope: .read, tenant: nil) { return .now(denied) }
             return .now(route(request))
         case (_, "/healthz"), (_, "/readyz"), (_, "/metrics"), (_, "/_edge/stats"), (_, "/_edge/purge"),
             (_, "/_edge/config"),
-            (_, "/_edge/route"):
+            (_, "/_edge/route"), (_, "/_edge/dashboard"), (_, "/_edge/dashboard/data"):
             return .now(.jsonError(.methodNotAllowed, code: "method_not_allowed"))
         default:
             return .now(.jsonError(.notFound, code: "not_found"))
@@ -98,10 +104,13 @@ struct AdminResponder: HTTPResponder {
             return .now(
                 .jsonError(.notFound, code: "unknown_tenant", detail: "no tenant '\(purge.tenant)' on this node"))
         }
-        let (logger, audit) = (runtime.logger, runtime.audit)
+        let (logger, audit, runtime) = (runtime.logger, runtime.audit, runtime)
         let actor = tokenDigest(request).map { "admin:" + Hex.encode($0.prefix(6)) } ?? "admin"
         return .later(
-            runtime.purge(purge, cache: cache, on: eventLoop).map { purged in
+            runtime.purge(purge, cache: cache, on: eventLoop).flatMap { purged in
+                runtime.regionPeers.purged(tenant: purge.tenant, removed: purged, runtime: runtime, on: eventLoop)
+                    .map { (purged, $0) }
+            }.map { purged, id in
                 logger.info("purge", metadata: ["tenant": "\(purge.tenant)", "purged": "\(purged)"])
                 audit.record(
                     "purge", actor: actor, tenant: purge.tenant,
@@ -110,7 +119,8 @@ struct AdminResponder: HTTPResponder {
                         "prefixes": String(purge.prefixes.count),
                         "all": String(purge.all), "purged": String(purged),
                     ])
-                return .json(.ok, "{\"purged\":\(purged)}")
+                // `id`: what `/_edge/purges/<id>` reports each node's result under.
+                return .json(.ok, "{\"purged\":\(purged),\"id\":\(JSONText.quote(id.description))}")
             })
     }
 
@@ -167,7 +177,7 @@ struct AdminResponder: HTTPResponder {
         return .json(.ok, (try? answer.canonicalText) ?? "{}")
     }
 
-    private func bearerToken(_ request: EdgeRequest) -> AdminTokens.Token? {
+    func bearerToken(_ request: EdgeRequest) -> AdminTokens.Token? {
         guard let digest = tokenDigest(request) else { return nil }
         return runtime.adminTokens.match(digest: digest)
     }
@@ -182,7 +192,7 @@ struct AdminResponder: HTTPResponder {
     /// Nil when allowed; otherwise the 401/403 response. Failures count as `auth_failed` events,
     /// which name a tenant only when it is one this node serves (never a string from the request),
     /// and are throttled in the audit log (`EdgeRuntime.securityEvent`).
-    private func authorize(_ request: EdgeRequest, scope: AdminTokens.Scope, tenant: String?) -> EdgeResponse? {
+    func authorize(_ request: EdgeRequest, scope: AdminTokens.Scope, tenant: String?) -> EdgeResponse? {
         let known = tenant.flatMap { id in runtime.caches[id] != nil ? id : nil } ?? "-"
         switch runtime.adminTokens.authorize(digest: tokenDigest(request), scope: scope, tenant: tenant) {
         case .allowed:

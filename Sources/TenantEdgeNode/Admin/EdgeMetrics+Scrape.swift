@@ -103,11 +103,9 @@ extension EdgeMetrics {
         set(
             "edge_invalidation_lag_seconds", "Seconds since the invalidation feed was last heard (0 standalone)",
             to: feed.lag(now: now) ?? 0)
-        if let bound = feed.lagBound {
-            set(
-                "edge_invalidation_lag_bound_seconds", "origin.max_invalidation_lag_s: past it, bounded staleness",
-                to: bound)
-        }
+        set(
+            "edge_invalidation_lag_bound_seconds",
+            "origin.max_invalidation_lag_s: past it, bounded staleness (0 standalone)", to: feed.lagBound ?? 0)
         set(
             "edge_feed_cursor", "Sequence number of the last invalidation applied (0 standalone)",
             to: Double(feed.cursor.load(ordering: .relaxed)))

@@ -82,7 +82,7 @@ final class TenantTable: Sendable {
             config: config, masterKey: masterKey, reusing: previous?.allL2Tiers ?? [], sentinelPrimary: sentinelPrimary,
             clock: clock, logger: logger)
         let followers = followSiblingPurges(
-            tiers: l2Tiers, caches: caches, config: config, clock: clock, logger: logger)
+            tiers: l2Tiers, caches: caches, config: config, eventLoop: eventLoop, clock: clock, logger: logger)
         return TenantTable(
             version: version, tenants: config.tenants, regions: config.regions, caches: caches,
             l2Tiers: l2Tiers, allL2Tiers: allL2Tiers, purgeFollowers: followers)
@@ -175,9 +175,10 @@ final class TenantTable: Sendable {
     }
 
     private static func followSiblingPurges(
-        tiers: [String: RedisTier], caches: [String: TenantCache], config: EdgeConfig,
+        tiers: [String: RedisTier], caches: [String: TenantCache], config: EdgeConfig, eventLoop: any EventLoop,
         clock: any CacheClock, logger: Logger
     ) -> [SiblingPurgeFollower] {
+        let node = config.node.id
         var tenantsByTier: [ObjectIdentifier: (RedisTier, [String])] = [:]
         for tenant in config.tenants {
             guard let tier = tiers[tenant.id] else { continue }
@@ -187,7 +188,12 @@ final class TenantTable: Sendable {
             SiblingPurgeFollower(
                 endpoint: { tier.currentEndpoint }, tenants: tenants, nodeID: config.node.id,
                 timeoutMs: config.cache.redis?.timeoutMs ?? 500, clock: clock, logger: logger,
-                apply: { tenant, notice in _ = caches[tenant]?.purge(notice) },
+                apply: { tenant, notice in
+                    let removed = caches[tenant]?.purge(notice) ?? 0
+                    // For the dashboard's purge results: this node has applied the tenant's purges up to here.
+                    let acknowledgement = PurgeAcknowledgement(fence: notice.fence, at: clock.now(), removed: removed)
+                    tier.acknowledge(tenant: tenant, node: node, acknowledgement, on: eventLoop)
+                },
                 resync: { tenant in _ = caches[tenant]?.purge(keys: [], tags: [], prefixes: [], all: true) })
         }
     }

@@ -1,0 +1,105 @@
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import TenantEdgeCore
+
+/// The node's view of its region for the dashboard: its own status, its siblings' beacons from the
+/// region's Redis, and which nodes have applied a purge. Without Redis a node knows only itself.
+final class RegionPeers: Sendable {
+    /// Purges this node was asked for through its admin API, by id: when it applied them and what
+    /// it removed (the last 256).
+    private let ownPurges = Mutex<[(id: String, acknowledgement: PurgeAcknowledgement)]>([])
+
+    /// The tier and tenant beacons are kept under: the first tenant by id with an L2 whose residency
+    /// allows this region (nothing is written under a tenant that may keep nothing here), the same on
+    /// every node of the region, since they share the bundle.
+    func anchor(_ runtime: EdgeRuntime) -> (tier: RedisTier, tenant: String)? {
+        for tenant in runtime.table.tenants.sorted(by: { $0.id < $1.id }) where runtime.mayStore(tenant) {
+            if let tier = runtime.l2(for: tenant.id) { return (tier, tenant.id) }
+        }
+        return nil
+    }
+
+    /// This node's status now.
+    func beacon(_ runtime: EdgeRuntime) -> NodeBeacon {
+        let now = runtime.clock.now()
+        let feed = runtime.feedStatus
+        let redis = runtime.l2IsUp.map { $0 ? "up" : "down" } ?? "none"
+        let originFeed = feed.follows ? (feed.isUp ? "up" : "down") : "standalone"
+        var keyVersions: [String: [UInt32]] = [:]
+        for tenant in runtime.table.tenants {
+            let held = tenant.wrappedKeys.map(\.version)
+            keyVersions[tenant.id] = held.isEmpty ? runtime.caches[tenant.id].map { [$0.cipher.keyVersion] } : held
+        }
+        return NodeBeacon(
+            id: runtime.config.node.id, region: runtime.config.node.region, at: now,
+            cursor: feed.cursor.load(ordering: .relaxed), lagSeconds: feed.lag(now: now),
+            configVersion: runtime.table.version,
+            tiers: ["redis": redis, "origin_feed": originFeed, "geoip": runtime.geo.hasDatabase ? "loaded" : "none"],
+            keyVersions: keyVersions)
+    }
+
+    func publishBeacon(_ runtime: EdgeRuntime) {
+        guard let (tier, tenant) = anchor(runtime) else { return }
+        tier.publish(beacon(runtime), anchor: tenant, on: runtime.eventLoop)
+    }
+
+    /// This node first, then the siblings whose beacons Redis holds.
+    func nodes(_ runtime: EdgeRuntime, on eventLoop: any EventLoop) -> EventLoopFuture<[NodeBeacon]> {
+        let own = beacon(runtime)
+        guard let (tier, tenant) = anchor(runtime) else { return eventLoop.makeSucceededFuture([own]) }
+        return tier.beacons(anchor: tenant, now: own.at, on: eventLoop).map { beacons in
+            [own] + (beacons ?? []).filter { $0.id != own.id && $0.region == own.region }.sorted { $0.id < $1.id }
+        }
+    }
+
+    /// After a purge through the admin API: its id (the tenant's fence after it, or 0 without
+    /// L2), with this node's acknowledgement recorded here and in Redis.
+    func purged(tenant: String, removed: Int, runtime: EdgeRuntime, on eventLoop: any EventLoop)
+        -> EventLoopFuture<PurgeID>
+    {
+        let node = runtime.config.node.id
+        let fence: EventLoopFuture<Int?> =
+            runtime.l2(for: tenant)?.purgeFence(tenant: tenant, on: eventLoop) ?? eventLoop.makeSucceededFuture(0)
+        return fence.map { [self] fence in
+            let id = PurgeID(tenant: tenant, fence: fence ?? 0)
+            let acknowledgement = PurgeAcknowledgement(fence: id.fence, at: runtime.clock.now(), removed: removed)
+            self.ownPurges.withLock { purges in
+                purges.append((id.description, acknowledgement))
+                if purges.count > 256 { purges.removeFirst(purges.count - 256) }
+            }
+            runtime.l2(for: tenant)?.acknowledge(tenant: tenant, node: node, acknowledgement, on: eventLoop)
+            return id
+        }
+    }
+
+    /// Which nodes have applied the purge `id`: this node when it ran it here, and every sibling
+    /// whose acknowledgement in Redis reached its fence (a purge without L2 reaches no sibling).
+    func acknowledgements(of id: PurgeID, runtime: EdgeRuntime, on eventLoop: any EventLoop)
+        -> EventLoopFuture<[String: PurgeAcknowledgement]>
+    {
+        let node = runtime.config.node.id
+        var result: [String: PurgeAcknowledgement] = [:]
+        if let own = ownPurges.withLock({ $0.last { $0.id == id.description } }) { result[node] = own.acknowledgement }
+        guard id.fence > 0, let tier = runtime.l2(for: id.tenant) else { return eventLoop.makeSucceededFuture(result) }
+        return tier.acknowledgements(tenant: id.tenant, on: eventLoop).map { acks in
+            for (peer, ack) in acks ?? [:] where peer != node && ack.fence >= id.fence { result[peer] = ack }
+            return result
+        }
+    }
+}
+
+/// Writes this node's beacon to the region's Redis every 2 s on the node's clock.
+struct RegionBeacon: Service {
+    static let interval = 2.0
+    let runtime: EdgeRuntime
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { [runtime] in
+            runtime.regionPeers.publishBeacon(runtime)
+            while (try? await runtime.clock.sleep(seconds: Self.interval)) != nil {
+                runtime.regionPeers.publishBeacon(runtime)
+            }
+        }
+    }
+}

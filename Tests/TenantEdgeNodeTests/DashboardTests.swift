@@ -1,0 +1,97 @@
+import Foundation
+import TenantEdgeCore
+import TenantEdgeHTTP
+import TenantEdgeNative
+import TenantEdgeTestSupport
+import Testing
+
+@testable import TenantEdgeNode
+
+/// The node's dashboard endpoints: the page and its headers, the data it polls limited to the
+/// token's tenants, and purge results per node through the region's Redis.
+@Suite("Dashboard", .serialized)
+struct DashboardTests {
+    static func json(_ text: String) throws -> [String: JSONValue] {
+        try #require(JSONValue.parse(Array(text.utf8))?.objectValue, "not a JSON object: \(text)")
+    }
+
+    @Test func thePageIsSelfContainedAndItsPolicyAllowsOnlyItsOwnScript() async throws {
+        try await withEdge(script: SharedTierTests.body) { edge in
+            let page = try await edge.admin(.GET, "/_edge/dashboard", token: nil)
+            #expect(page.status == 200 && page.headers.first(name: "content-type") == "text/html; charset=utf-8")
+            let policy = try #require(page.headers.first(name: "content-security-policy"))
+            #expect(policy.contains("default-src 'none'") && policy.contains("frame-ancestors 'none'"))
+            #expect(!policy.contains("unsafe-inline") && !policy.contains("*"))
+            let scripts = DashboardPage.blocks(of: "script", in: page.body)
+            #expect(!scripts.isEmpty)
+            for script in scripts { #expect(policy.contains(DashboardPage.hashSource(script))) }
+            #expect(!page.body.contains("src=\"http") && !page.body.contains("href=\"http"), "no outside asset")
+            #expect(!page.body.contains("localStorage.setItem"), "the token stays in sessionStorage")
+            #expect(try await edge.admin(.POST, "/_edge/dashboard", token: nil).status == 405)
+        }
+    }
+
+    @Test func dataNeedsAReadTokenAndShowsOnlyItsTenants() async throws {
+        try await withEdge(script: SharedTierTests.body) { edge in
+            _ = try await edge.get("/a")
+            _ = try await edge.get("/a")
+            _ = try await edge.get("/g", host: "api.globex.test")
+            _ = try await edge.admin(.GET, "/_edge/stats", token: "wrong")  // an auth_failed with no tenant
+            #expect(try await edge.admin(.GET, "/_edge/dashboard/data", token: nil).status == 401)
+            #expect(
+                try await edge.admin(.GET, "/_edge/dashboard/data", token: EdgeHarness.acmePurgeToken).status == 403)
+            let all = try Self.json(try await edge.admin(.GET, "/_edge/dashboard/data").body)
+            #expect(Set(all["tenants"]?.objectValue?.keys ?? [:].keys) == ["acme", "globex"])
+            let acme = try #require(all["tenants"]?.objectValue?["acme"]?.objectValue)
+            #expect(acme["requests"]?.objectValue?["hit"] == .integer(1))
+            #expect(acme["requests"]?.objectValue?["miss"] == .integer(1))
+            #expect(acme["latency"]?.objectValue?["cumulative"]?.arrayValue?.last == .integer(2))
+            let nodes = try #require(all["nodes"]?.arrayValue)
+            #expect(
+                nodes.first?.objectValue?["self"] == .bool(true) && nodes.first?.objectValue?["id"] == .string("test-a")
+            )
+            #expect(all["events"]?.arrayValue?.contains { $0.objectValue?["kind"] == .string("auth_failed") } == true)
+            let scoped = try Self.json(
+                try await edge.admin(.GET, "/_edge/dashboard/data", token: EdgeHarness.acmeReadToken).body)
+            #expect(Array(scoped["tenants"]?.objectValue?.keys ?? [:].keys) == ["acme"])
+            #expect(scoped["events"]?.arrayValue == [], "events of no tenant are for tokens of every tenant")
+            let versions = scoped["nodes"]?.arrayValue?.first?.objectValue?["key_versions"]?.objectValue
+            #expect(versions.map { Array($0.keys) } == ["acme"])
+            #expect(scoped["token"]?.objectValue?["scopes"] == .array([.string("config"), .string("read")]))
+        }
+    }
+
+    @Test func aPurgeFromOneNodeIsAcknowledgedByEveryNodeOfTheRegion() async throws {
+        try await SharedTierTests.withTwoNodes(database: 24) { a, b, _ in
+            _ = try await a.get("/p")
+            _ = try await b.get("/p")
+            let answer = try Self.json(
+                try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/p"]}"#).body)
+            let id = try #require(answer["id"]?.stringValue)
+            #expect(id.hasPrefix("acme:") && id != "acme:0")
+            var nodes: [String: JSONValue] = [:]
+            try await waitUntil(seconds: 5) {
+                let status = try await a.admin(.GET, "/_edge/purges/\(id)", token: EdgeHarness.acmePurgeToken)
+                nodes = try Self.json(status.body)["nodes"]?.objectValue ?? [:]
+                return nodes.count == 2
+            }
+            #expect(Set(nodes.keys) == ["node-a", "node-b"])
+            #expect(nodes["node-a"]?.objectValue?["purged"] == .integer(2), "a's L1 and L2 copies")
+            #expect(try await b.get("/p").cacheStatus.contains("fwd=miss"), "b dropped its L1 copy")
+            // Both nodes show up on either node's dashboard.
+            try await waitUntil(seconds: 5) {
+                let data = try Self.json(try await b.admin(.GET, "/_edge/dashboard/data").body)
+                return data["nodes"]?.arrayValue?.compactMap { $0.objectValue?["id"]?.stringValue } == [
+                    "node-b", "node-a",
+                ]
+            }
+            for bad in [
+                "globex:\(id.dropFirst(5))", "acme", "acme:-1", "acme:x", ":1", String(repeating: "a", count: 300),
+            ] {
+                let refused = try await a.admin(.GET, "/_edge/purges/\(bad)", token: EdgeHarness.acmePurgeToken)
+                #expect(refused.status == 404, "\(bad): \(refused.status)")
+            }
+            #expect(try await a.admin(.GET, "/_edge/purges/\(id)", token: nil).status == 401)
+        }
+    }
+}
