@@ -31,15 +31,18 @@ struct AdminAPITests {
             for path in ["/v1/a?x=1", "/v1/b", "/v2/c", "/v1/d/e"] { _ = try await edge.get(path) }
             _ = try await edge.get("/v1/b", host: "api.globex.test")
             #expect(
-                try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/v1/a?x=1"]}"#).body.hasPrefix(#"{"purged":1,"id":"#))
+                try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/v1/a?x=1"]}"#).body
+                    .hasPrefix(#"{"purged":1,"id":"#))
             #expect(
-                try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","prefixes":["/v1/"]}"#).body.hasPrefix(#"{"purged":2,"id":"#))
+                try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","prefixes":["/v1/"]}"#).body
+                    .hasPrefix(#"{"purged":2,"id":"#))
             #expect(try await edge.get("/v2/c").cacheStatus.contains("hit"))
             #expect(
                 try await edge.get("/v1/b", host: "api.globex.test").cacheStatus.contains("hit"),
                 "other tenant untouched")
             #expect(
-                try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","all":true}"#).body.hasPrefix(#"{"purged":1,"id":"#))
+                try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","all":true}"#).body.hasPrefix(
+                    #"{"purged":1,"id":"#))
         }
     }
 

@@ -71,7 +71,8 @@ struct GeoTrafficTests {
             #expect(Self.entries(try await Self.stats(edge), "acme") == 0)
             let redis = try RedisConnection.open(RedisEndpoint(parsing: redisURL)!, timeoutMs: 1000)
             #expect(
-                try redis.command("KEYS", "*acme*") == .array([]), "nothing of the EU-only tenant in this region's Redis")
+                try redis.command("KEYS", "*acme*") == .array([]),
+                "nothing of the EU-only tenant in this region's Redis")
             // globex (no residency) is stored as usual in the same run: the bypass is acme's alone.
             _ = try await edge.get("/g", host: "api.globex.test")
             #expect(try await edge.get("/g", host: "api.globex.test").cacheStatus.hasPrefix("test-a; hit"))
