@@ -16,8 +16,9 @@ package struct DashboardPage: Sendable {
         let scripts = Self.blocks(of: "script", in: text).map(Self.hashSource)
         let styles = Self.blocks(of: "style", in: text).map(Self.hashSource)
         policy =
-            "default-src 'none'; script-src \(scripts.joined(separator: " ")); style-src \(styles.joined(separator: " "));"
-            + " connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+            "default-src 'none'; script-src \(scripts.joined(separator: " "));"
+            + " style-src \(styles.joined(separator: " ")); connect-src 'self'; img-src 'self' data:;"
+            + " base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     }
 
     package func response() -> EdgeResponse {
