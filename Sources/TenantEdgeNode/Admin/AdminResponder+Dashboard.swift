@@ -101,7 +101,8 @@ extension AdminResponder {
             ]),
             "key_version": .integer(Int(cache.cipher.keyVersion)),
             "entries_by_key_version": .object(
-                Dictionary(uniqueKeysWithValues: cache.entriesByKeyVersion().map { ("\($0.key)", .integer($0.value)) })),
+                Dictionary(
+                    uniqueKeysWithValues: cache.entriesByKeyVersion().map { ("\($0.key)", .integer($0.value)) })),
         ])
     }
 
