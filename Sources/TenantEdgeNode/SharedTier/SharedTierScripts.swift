@@ -174,8 +174,9 @@ enum SharedTierScripts {
 
     /// Erasure, in batches of 1,000: deletes the tenant's live keys (every generation) and, once none
     /// are left, its generation, key list, purge acknowledgements and any node beacons kept under it.
-    /// Returns how many keys are left to delete. The fence is moved, never deleted: a deleted fence reads as `0` again, and a fetch that read `0` before the
-    /// erasure would pass the write check and bring the tenant's data back. It expires after three
+    /// Returns how many keys are left to delete. The fence is moved, never deleted: a deleted fence
+    /// reads as `0` again, and a fetch that read `0` before the erasure would pass the write check and
+    /// bring the tenant's data back. It expires after three
     /// hours, longer than any fetch can take (`limits.upstream_*_timeout_ms` are at most an hour each).
     static let erase = """
         local batch = redis.call('ZRANGE', KEYS[3], 0, 999)
