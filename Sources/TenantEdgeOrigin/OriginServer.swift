@@ -61,7 +61,7 @@ public final class OriginServer: Sendable {
                 responder: OriginResponder(
                     config: config, log: log, registry: registry,
                     pusher: BundlePusher(client: client, clock: clock),
-                    erasures: erasures, audit: audit),
+                    erasures: erasures, audit: audit, fleet: FleetStatus(regions: config.regions), clock: clock),
                 limits: limits, tls: tls)
         } catch {
             try? await client.shutdown()

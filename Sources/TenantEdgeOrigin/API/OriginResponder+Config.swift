@@ -86,8 +86,8 @@ extension OriginResponder {
 
     func publishConfig(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         guard isAdminRequest(request) else { return .now(unauthorized(request, "an admin token is required")) }
-        let (registry, pusher, regions, audit, actor) = (
-            self.registry, self.pusher, config.regions, self.audit, self.actor(request)
+        let (registry, pusher, regions, audit, actor, fleet, clock) = (
+            self.registry, self.pusher, config.regions, self.audit, self.actor(request), self.fleet, self.clock
         )
         let promise = eventLoop.makePromise(of: EdgeResponse.self)
         promise.completeWithTask {
@@ -116,6 +116,9 @@ extension OriginResponder {
                 audit.record("config_version_raised", actor: actor, tenant: nil, details: ["above": String(ahead)])
             }
             audit.record("config_published", actor: actor, tenant: nil, details: ["version": String(published.version)])
+            fleet.published(
+                version: published.version, at: clock.now(), outcomes: pushed,
+                expected: regions.filter { published.bundles[$0.region.name] != nil }.flatMap { $0.nodes.map(\.id) })
             let outcomes = pushed.keys.sorted().map { "\(JSONText.quote($0)):\(JSONText.quote(pushed[$0]!))" }.joined(
                 separator: ",")
             return .json(.ok, #"{"version":\#(published.version),"pushed":{\#(outcomes)}}"#)
@@ -161,6 +164,9 @@ extension OriginResponder {
         }
         guard let bundle = registry.bundle(region: region) else {
             return .jsonError(.notFound, code: "no_bundle", detail: "nothing published for '\(region)' yet")
+        }
+        if let poller = fleetKey(request) {
+            fleet.pulled(node: poller.node, region: region, version: registry.publishedVersion)
         }
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "application/json")

@@ -17,6 +17,9 @@ struct OriginResponder: HTTPResponder {
     let erasures: ErasureLedger
     /// The origin's own audit log (`<state_dir>/audit.jsonl`): registry, key and erasure events, with who asked.
     let audit: AuditLog
+    /// What this replica has seen of the nodes, for the fleet dashboard.
+    let fleet: FleetStatus
+    let clock: any CacheClock
     /// Most events one feed answer carries; the node asks again at once for the rest.
     static let batchLimit = 1000
     /// Most bytes of events one feed answer carries (past its first event): a quarter of what a node
@@ -44,12 +47,15 @@ struct OriginResponder: HTTPResponder {
         case (.POST, "/v1/invalidations"):
             return publish(request, on: eventLoop)
         case (.GET, "/v1/invalidations"):
-            guard nodeRegion(request) != nil else { return .now(unauthorized(request, "a node token is required")) }
+            guard let poller = fleetKey(request) else {
+                return .now(unauthorized(request, "a node token is required"))
+            }
             guard let after = Int(query["after"] ?? "0"), after >= 0, let wait = Int(query["wait"] ?? "0"), wait >= 0
             else {
                 return .now(
                     .jsonError(.badRequest, code: "bad_request", detail: "after and wait must be whole numbers"))
             }
+            fleet.polled(node: poller.node, region: poller.region, after: after, at: clock.now())
             return .later(feed(after: after, wait: min(wait, Self.maxWaitSeconds), on: eventLoop))
         case (.POST, _) where path.hasPrefix("/v1/tenants/") && path.hasSuffix("/keys/rotate"):
             return rotateKey(
@@ -84,9 +90,14 @@ struct OriginResponder: HTTPResponder {
                             .internalServerError, code: "encode_failed", detail: error.message)
                     }
                 })
+        case (.GET, "/v1/dashboard"):
+            return .now(Self.dashboardPage.response())
+        case (.GET, "/v1/dashboard/data"):
+            return .now(dashboardData(request))
         case (.GET, "/v1/config/bundle"):
             return .now(pullBundle(request, region: query["region"]))
-        case (_, "/healthz"), (_, "/v1/invalidations"), (_, "/v1/config/publish"), (_, "/v1/config/bundle"):
+        case (_, "/healthz"), (_, "/v1/invalidations"), (_, "/v1/config/publish"), (_, "/v1/config/bundle"),
+            (_, "/v1/dashboard"), (_, "/v1/dashboard/data"):
             return .now(.jsonError(.methodNotAllowed, code: "method_not_allowed"))
         default:
             return .now(.jsonError(.notFound, code: "not_found"))
@@ -173,6 +184,8 @@ struct OriginResponder: HTTPResponder {
     }
 
     // MARK: tokens
+
+    func tokenDigest(_ request: EdgeRequest) -> [UInt8]? { digest(request) }
 
     private func digest(_ request: EdgeRequest) -> [UInt8]? {
         guard let value = request.head.headers.first(name: "authorization") else { return nil }

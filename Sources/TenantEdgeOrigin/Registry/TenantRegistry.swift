@@ -38,6 +38,9 @@ final class TenantRegistry: Sendable {
 
     /// Takes `next` unless the copy already holds a later change: writes finish in any order, and a
     /// copy must not go back to a registry an erasure or rotation already replaced.
+    /// The version of the last bundle published (0 before the first).
+    var publishedVersion: Int { state.withLock { $0.version } }
+
     func keep(_ next: State) {
         state.withLock { if next.revision >= $0.revision { $0 = next } }
     }
