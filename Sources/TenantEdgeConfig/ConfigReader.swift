@@ -219,7 +219,8 @@ public struct ConfigReader {
                         [
                             "id", "hosts", "upstream", "residency", "geo_mode", "quota_bytes", "default_ttl_s",
                             "isolation", "redis_url",
-                            "normalize_path", "share_cookie_requests", "quota_bytes_l2",
+                            "normalize_path", "share_cookie_requests", "quota_bytes_l2", "server_timing",
+                            "access_log_sample",
                         ] + (inBundle ? ["keys", "naming_key", "redis_url_sealed"] : [])))
             else { continue }
             var value = TenantConfig(id: "", hosts: [], upstream: "")
@@ -238,6 +239,8 @@ public struct ConfigReader {
             boolean(tenant, "normalize_path", path) { value.normalizePath = $0 }
             integer(tenant, "quota_bytes_l2", path) { value.quotaBytesL2 = $0 }
             boolean(tenant, "share_cookie_requests", path) { value.shareCookieRequests = $0 }
+            boolean(tenant, "server_timing", path) { value.serverTiming = $0 }
+            number(tenant, "access_log_sample", path) { value.accessLogSample = $0 }
             if inBundle {
                 value.wrappedKeys = readWrappedKeys(tenant["keys"], "\(path).keys")
                 var sealedURL: String? = nil

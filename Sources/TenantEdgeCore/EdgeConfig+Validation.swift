@@ -184,6 +184,9 @@ extension EdgeConfig {
                 }
                 quotaSum = Int.saturatingSum(quotaSum, max(quota, 0))
             }
+            if !(0...1).contains(tenant.accessLogSample) {
+                problems.append(ConfigProblem("\(key).access_log_sample", "must be from 0 to 1"))
+            }
             if let quota = tenant.quotaBytesL2, !(1...Self.largestByteCount).contains(quota) {
                 problems.append(ConfigProblem("\(key).quota_bytes_l2", "must be from 1 to \(Self.largestByteCount)"))
             }

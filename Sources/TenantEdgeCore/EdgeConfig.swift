@@ -244,6 +244,11 @@ public struct TenantConfig: Sendable, Equatable {
     /// Store and share answers to requests that carry `Cookie` even when the response is not
     /// explicitly public. Default off: a cookie usually selects a user.
     public var shareCookieRequests: Bool = false
+    /// Add `Server-Timing` (`edge;dur=`, `l2;dur=`, `upstream;dur=`) to this tenant's responses.
+    /// Default off: it tells clients how the node answered.
+    public var serverTiming: Bool = false
+    /// The share of this tenant's requests written to the access log, 0 to 1. Default 0 (off).
+    public var accessLogSample: Double = 0
 
     /// The host the upstream is always sent (`Host`, `X-Forwarded-Host`): the tenant's first host,
     /// normalised. The cache key does not hold the client's `Host`, so the upstream must never see it.

@@ -35,6 +35,10 @@ package final class EdgeRuntime: Sendable {
     let metrics: EdgeMetrics
     /// The region's other nodes and purge acknowledgements, for the dashboard.
     let regionPeers = RegionPeers()
+    /// Request ids and trace ids for what goes upstream.
+    let requestIDs = RequestIDs()
+    /// Sampled per-tenant access log lines.
+    let accessLog: AccessLog
     let adminTokens: AdminTokens
     /// `<state_dir>/audit.jsonl`: the tamper-evident audit log.
     package let audit: AuditLog
@@ -92,6 +96,7 @@ package final class EdgeRuntime: Sendable {
         self.upstream = UpstreamClient(group: group, limits: config.limits)
         self.metrics = EdgeMetrics(registry: registry, tenants: config.tenants.map(\.id))
         self.startedAt = clock.now()
+        self.accessLog = AccessLog(logger: logger, requestIDs: requestIDs)
         events = SecurityEvents(
             nodeID: config.node.id, metrics: metrics, audit: audit, clock: clock, logger: logger)
         feedStatus = FeedStatus(maxLagSeconds: config.origin?.maxInvalidationLagSeconds)

@@ -8,6 +8,8 @@ struct RequestContext: Sendable {
     let table: TenantTable
     let cache: TenantCache
     let started: NIODeadline
+    /// Timings and the request id, for tenants with `server_timing` or an access log; nil otherwise.
+    let trace: RequestTrace?
 
     var tenant: TenantConfig { cache.tenant }
     /// The tenant's L2 tier in this request's table; nil without L2.

@@ -70,7 +70,9 @@ extension TenantTrafficResponder {
     {
         let cache = context.cache
         let staleRecord = stale.flatMap { openRecord($0, cache: cache) }
-        var headers = forwardHeaders(request, tenant: cache.tenant, forStorage: true)
+        let forwarded = forwardHeaders(request, tenant: cache.tenant, forStorage: true)
+        var headers = forwarded.0
+        let correlation = forwarded.1
         if let staleRecord, stale?.entry.lifetime.hasValidator == true {
             if let etag = staleRecord.headers.first("etag") { headers.replaceOrAdd(name: "if-none-match", value: etag) }
             if let modified = staleRecord.headers.first("last-modified") {
@@ -83,7 +85,7 @@ extension TenantTrafficResponder {
         let requestFields = request.head.headers.fields
         return runtime.upstream.fetch(
             upstream: upstream, method: .GET, target: request.head.uri, headers: headers, body: nil,
-            counters: cache.counters, on: eventLoop
+            counters: cache.counters, trace: context.trace, requestID: correlation.requestID, on: eventLoop
         )
         .flatMapWithEventLoop { response, _ in
             eventLoop.makeCompletedFuture {
@@ -103,7 +105,8 @@ extension TenantTrafficResponder {
                     staleOutcome(
                         staleRecord, stale: stale, now: now, fwdStatus: fwdStatus, requestFields: requestFields))
             }
-            return eventLoop.makeSucceededFuture(errorOutcome(error, tenant: cache.tenant.id))
+            return eventLoop.makeSucceededFuture(
+                errorOutcome(error, tenant: cache.tenant.id, requestID: correlation.requestID))
         }
     }
 
@@ -218,11 +221,11 @@ extension TenantTrafficResponder {
 
     /// A failed upstream call: the client gets a fixed reason (the upstream's address and the
     /// transport error stay in the node's log, never in a response).
-    func errorOutcome(_ error: any Error, tenant: String) -> FetchOutcome {
+    func errorOutcome(_ error: any Error, tenant: String, requestID: String) -> FetchOutcome {
         let edgeError = error as? EdgeError ?? EdgeError(.upstreamUnavailable, "upstream request failed")
         runtime.events.throttledWarning(
             "upstream_failed:\(tenant)", "upstream request failed",
-            metadata: ["tenant": "\(tenant)", "error": "\(edgeError.message)"])
+            metadata: ["tenant": "\(tenant)", "error": "\(edgeError.message)", "request_id": "\(requestID)"])
         let response: EdgeResponse
         switch edgeError.code {
         case .upstreamTimeout:
@@ -261,11 +264,12 @@ extension TenantTrafficResponder {
 
     /// Methods other than GET/HEAD go straight to the upstream; when they are unsafe and succeed
     /// they invalidate the stored responses for their target (RFC 9111 4.4). `OPTIONS` never does.
-    func forwardUncacheable(_ request: EdgeRequest, cache: TenantCache, on eventLoop: any EventLoop)
+    func forwardUncacheable(_ request: EdgeRequest, context: RequestContext, on eventLoop: any EventLoop)
         -> EventLoopFuture<TrafficAnswer>
     {
+        let cache = context.cache
         let invalidates = !StoragePolicy.isSafeMethod(request.head.method.rawValue)
-        return passThrough(request, cache: cache, status: .uncacheableMethod, on: eventLoop).flatMap { answer in
+        return passThrough(request, context: context, status: .uncacheableMethod, on: eventLoop).flatMap { answer in
             guard invalidates, (200..<400).contains(Int(answer.response.status.code)) else {
                 return eventLoop.makeSucceededFuture(answer)
             }
@@ -275,17 +279,19 @@ extension TenantTrafficResponder {
     }
 
     /// Forwards a request as it is and stores nothing.
-    func passThrough(_ request: EdgeRequest, cache: TenantCache, status: CacheStatus, on eventLoop: any EventLoop)
+    func passThrough(_ request: EdgeRequest, context: RequestContext, status: CacheStatus, on eventLoop: any EventLoop)
         -> EventLoopFuture<TrafficAnswer>
     {
+        let cache = context.cache
         guard let upstream = UpstreamURL(parsing: cache.tenant.upstream) else {
             return eventLoop.makeSucceededFuture(
                 TrafficAnswer(response: .jsonError(.badGateway, code: "upstream_unavailable"), status: status))
         }
-        let headers = forwardHeaders(request, tenant: cache.tenant, forStorage: false)
+        let (headers, correlation) = forwardHeaders(request, tenant: cache.tenant, forStorage: false)
         return runtime.upstream.fetch(
             upstream: upstream, method: request.head.method, target: request.head.uri,
-            headers: headers, body: request.body, counters: cache.counters, on: eventLoop
+            headers: headers, body: request.body, counters: cache.counters, trace: context.trace,
+            requestID: correlation.requestID, on: eventLoop
         )
         .map { response in
             var fields = response.headers
@@ -300,16 +306,23 @@ extension TenantTrafficResponder {
             eventLoop.makeSucceededFuture(
                 TrafficAnswer(
                     response: makeResponse(
-                        errorOutcome(error, tenant: cache.tenant.id),
+                        errorOutcome(error, tenant: cache.tenant.id, requestID: correlation.requestID),
                         request: request), status: status))
         }
     }
 
     /// The request headers sent upstream: hop-by-hop removed, forwarding headers set by the node
-    /// (`ForwardingHeaders`), and for fetches meant for storage the client's own conditionals and
-    /// ranges removed, since the cache needs the full representation.
-    func forwardHeaders(_ request: EdgeRequest, tenant: TenantConfig, forStorage: Bool) -> HTTPHeaders {
+    /// (`ForwardingHeaders`), for fetches meant for storage the client's own conditionals and
+    /// ranges removed, since the cache needs the full representation, and the request id and trace
+    /// context the node vouches for (`UpstreamCorrelation`) in place of the client's.
+    func forwardHeaders(_ request: EdgeRequest, tenant: TenantConfig, forStorage: Bool)
+        -> (HTTPHeaders, UpstreamCorrelation)
+    {
         var fields = request.head.headers.fields
+        let correlation = UpstreamCorrelation(
+            requestID: fields.first("x-request-id")?[...], traceparent: fields.first("traceparent")?[...],
+            tracestate: fields.first("tracestate")?[...], ids: runtime.requestIDs)
+        for name in ["x-request-id", "traceparent", "tracestate"] { fields.remove(name) }
         HopByHop.strip(&fields)
         if forStorage {
             for name in ["if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range", "range"] {
@@ -320,6 +333,9 @@ extension TenantTrafficResponder {
         let peer = request.peerAddress
         let trusted = peer.map { runtime.geo.trustedProxies.isTrusted($0) } ?? false
         ForwardingHeaders.apply(to: &fields, peer: peer, peerIsTrusted: trusted, canonicalHost: tenant.canonicalHost)
-        return HTTPHeaders(fields: fields)
+        fields.append(HeaderField("x-request-id", correlation.requestID))
+        fields.append(HeaderField("traceparent", correlation.traceparent.header))
+        if let state = correlation.tracestate { fields.append(HeaderField("tracestate", state)) }
+        return (HTTPHeaders(fields: fields), correlation)
     }
 }

@@ -33,7 +33,10 @@ extension TenantTrafficResponder {
         let fetch: @Sendable (RedisTier.Token?) -> Void = { token in
             promise.completeWith(upstreamFetch(request, context: context, stale: nil, token: token, on: eventLoop))
         }
+        let trace = context.trace
+        let asked = trace == nil ? nil : NIODeadline.now()  // timed only for `Server-Timing`
         l2.get(tenant: tenant, digest: primary, on: eventLoop) { read in
+            if let trace, let asked { trace.recordL2(nanoseconds: (NIODeadline.now() - asked).nanoseconds) }
             guard let read, let value = read.value else { return fetch(read?.token) }
             switch L2EntryCodec.decodeValue(value) {
             case .entry(let entry):
@@ -46,7 +49,11 @@ extension TenantTrafficResponder {
             case .varyMarker(let names):
                 let variant = cache.variantDigest(
                     target: target, varyNames: names, requestHeaders: request.head.headers.fields)
+                let askedAgain = trace == nil ? nil : NIODeadline.now()
                 return l2.get(tenant: tenant, digest: variant, on: eventLoop) { variantRead in
+                    if let trace, let askedAgain {
+                        trace.recordL2(nanoseconds: (NIODeadline.now() - askedAgain).nanoseconds)
+                    }
                     if let variantRead, let value = variantRead.value,
                         case .entry(let entry) = L2EntryCodec.decodeValue(value),
                         let outcome = sharedTierOutcome(

@@ -62,7 +62,10 @@ struct TenantTrafficResponder: HTTPResponder {
                 detail: "a Host that is no tenant's")  // the Host itself is the client's text: not recorded
             return .now(bypassed(response, detail: "unknown-tenant", started: started))
         }
-        let context = RequestContext(table: table, cache: cache, started: started)
+        // Timings and the request id kept only for tenants that show or log them.
+        let tenant = cache.tenant
+        let trace = tenant.serverTiming || tenant.accessLogSample > 0 ? RequestTrace() : nil
+        let context = RequestContext(table: table, cache: cache, started: started, trace: trace)
         var hint: String? = nil  // the preferred region, sent back in `hint` mode
         if cache.tenant.geoMode != .off, let address = runtime.geo.clientAddress(of: request) {
             if runtime.geo.forwardedForIsUntrusted(request) {
@@ -77,7 +80,7 @@ struct TenantTrafficResponder: HTTPResponder {
             if cache.tenant.geoMode == .redirect, decision.region != runtime.config.node.region,
                 let redirect = redirect(request, host: host, to: decision.region, regions: table.regions)
             {
-                return .now(finish(redirect, cache: cache, started: started, hint: decision.region))
+                return .now(finish(redirect, context: context, request: request, hint: decision.region))
             }
         }
         let pending: EventLoopFuture<TrafficAnswer>
@@ -85,16 +88,16 @@ struct TenantTrafficResponder: HTTPResponder {
             runtime.events.record(
                 "residency_bypass", tenant: cache.tenant.id, source: "-",
                 detail: "served without storing: the tenant's residency excludes \(runtime.config.node.region)")
-            pending = passThrough(request, cache: cache, status: .bypass(detail: "residency"), on: eventLoop)
+            pending = passThrough(request, context: context, status: .bypass(detail: "residency"), on: eventLoop)
         } else if !StoragePolicy.isCacheableMethod(request.head.method.rawValue) {
-            pending = forwardUncacheable(request, cache: cache, on: eventLoop)
+            pending = forwardUncacheable(request, context: context, on: eventLoop)
         } else {
             switch serveCacheable(request, context: context, on: eventLoop) {
-            case .ready(let answer): return .now(finish(answer, cache: cache, started: started, hint: hint))
+            case .ready(let answer): return .now(finish(answer, context: context, request: request, hint: hint))
             case .pending(let future): pending = future
             }
         }
-        return .later(pending.map { [hint] in finish($0, cache: cache, started: started, hint: hint) })
+        return .later(pending.map { [hint] in finish($0, context: context, request: request, hint: hint) })
     }
 
     /// An answer given before any tenant is known: labelled a bypass and counted for no tenant.
@@ -138,16 +141,27 @@ struct TenantTrafficResponder: HTTPResponder {
     }
 
     /// Labels the response and records it in the tenant's counters and the metrics.
-    private func finish(_ answer: TrafficAnswer, cache: TenantCache, started: NIODeadline, hint: String? = nil)
+    /// `Server-Timing` and the access log line, for tenants with them on, come from `context.trace`.
+    private func finish(_ answer: TrafficAnswer, context: RequestContext, request: EdgeRequest, hint: String? = nil)
         -> EdgeResponse
     {
+        let cache = context.cache
         var response = answer.response
         response.cacheStatus = CacheStatusField(answer.status, cacheName: cacheName)
         if let hint { response.preferredRegion = hint }
         let outcome = answer.status.counterKind
         cache.counters.increment(response.status.code >= 500 && outcome != .stale ? .error : outcome)
         if case .sharedHit = answer.status { cache.counters.incrementSharedTierHit() }
-        cache.counters.duration.record(nanoseconds: (NIODeadline.now() - started).nanoseconds)
+        let elapsed = (NIODeadline.now() - context.started).nanoseconds
+        cache.counters.duration.record(nanoseconds: elapsed)
+        if let trace = context.trace {
+            if cache.tenant.serverTiming {
+                response.headers.replaceOrAdd(
+                    name: "server-timing", value: trace.serverTiming(totalNanoseconds: elapsed))
+            }
+            runtime.accessLog.write(
+                request: request, response: response, tenant: cache.tenant, trace: trace, elapsedNanoseconds: elapsed)
+        }
         return response
     }
 

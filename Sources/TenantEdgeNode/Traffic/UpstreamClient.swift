@@ -39,7 +39,7 @@ final class UpstreamClient: Sendable {
     /// would resolve to any other host or port is refused before anything is sent.
     func fetch(
         upstream: UpstreamURL, method: HTTPMethod, target: String, headers: HTTPHeaders, body: ByteBuffer?,
-        counters: TenantCounters, on eventLoop: any EventLoop
+        counters: TenantCounters, trace: RequestTrace? = nil, requestID: String, on eventLoop: any EventLoop
     ) -> EventLoopFuture<UpstreamResponse> {
         let request: HTTPClient.Request
         do {
@@ -63,7 +63,9 @@ final class UpstreamClient: Sendable {
         )
         .futureResult
         .map { response in
-            counters.upstreamDuration.record(nanoseconds: (NIODeadline.now() - sent).nanoseconds)
+            let elapsed = (NIODeadline.now() - sent).nanoseconds
+            counters.upstreamDuration.record(nanoseconds: elapsed)
+            trace?.recordUpstream(nanoseconds: elapsed, requestID: requestID)
             if response.status.code >= 500 { counters.increment(.status5xx) }
             return UpstreamResponse(
                 status: Int(response.status.code),
@@ -71,7 +73,9 @@ final class UpstreamClient: Sendable {
                 body: response.body ?? ByteBuffer())
         }
         .flatMapErrorThrowing { error in
-            counters.upstreamDuration.record(nanoseconds: (NIODeadline.now() - sent).nanoseconds)
+            let elapsed = (NIODeadline.now() - sent).nanoseconds
+            counters.upstreamDuration.record(nanoseconds: elapsed)
+            trace?.recordUpstream(nanoseconds: elapsed, requestID: requestID)
             counters.increment(Self.reason(error))
             throw Self.classify(error)
         }

@@ -76,6 +76,8 @@ extension TenantRegistry {
         if !tenant.normalizePath { object["normalize_path"] = .bool(false) }
         if let quota = tenant.quotaBytesL2 { object["quota_bytes_l2"] = .integer(quota) }
         if tenant.shareCookieRequests { object["share_cookie_requests"] = .bool(true) }
+        if tenant.serverTiming { object["server_timing"] = .bool(true) }
+        if tenant.accessLogSample > 0 { object["access_log_sample"] = .number(tenant.accessLogSample) }
         return object
     }
 
