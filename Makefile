@@ -27,7 +27,8 @@ help:
 	@echo "make bench-purge  purge by tag of 100,000 entries (L1 and L2) against Varnish's ban of the same tag"
 	@echo "make fuzz   every parser of outside bytes under libFuzzer, FUZZ_SECONDS each (FUZZ_MERGE=1 keeps new inputs)"
 
-# Debian packages and the one PyPI package the tests use (mmdb-writer makes the test GeoIP database).
+# Debian packages and the PyPI packages the tests use: mmdb-writer makes the test GeoIP database,
+# Playwright drives Debian's chromium through the dashboards (no browser download).
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -37,6 +38,8 @@ deps:
 	fi
 	@python3 -c 'import mmdb_writer' 2>/dev/null || python3 -m pip install -q mmdb-writer 2>/dev/null \
 	  || python3 -m pip install -q --break-system-packages mmdb-writer
+	@python3 -c 'import playwright' 2>/dev/null || python3 -m pip install -q playwright 2>/dev/null \
+	  || python3 -m pip install -q --break-system-packages playwright
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not on PATH (expected /opt/swift/usr/bin)"; exit 1; }
 
 build: deps
