@@ -102,6 +102,15 @@ package extension ConfigReader {
         apply(values)
     }
 
+    /// `logging: {format: text|json, level: …}`, in the node's and the origin's file alike.
+    mutating func readLogging(_ top: [String: Node], _ apply: (LogSettings) -> Void) {
+        guard let fields = mapping(top["logging"], "logging", allowed: ["format", "level"]) else { return }
+        var settings = LogSettings()
+        enumeration(fields, "format", "logging") { settings.format = $0 }
+        enumeration(fields, "level", "logging") { settings.level = $0 }
+        apply(settings)
+    }
+
     mutating func enumeration<Value: RawRepresentable & CaseIterable>(
         _ fields: [String: Node], _ name: String, _ parent: String?, _ apply: (Value) -> Void
     ) where Value.RawValue == String {

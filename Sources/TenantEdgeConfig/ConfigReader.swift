@@ -52,7 +52,7 @@ public struct ConfigReader {
                 root, "config",
                 allowed: [
                     "node", "listen", "state_dir", "cache", "security", "origin", "geoip", "monitoring", "limits",
-                    "regions", "tenants",
+                    "regions", "tenants", "logging",
                 ])
         else { return config }
 
@@ -102,6 +102,7 @@ public struct ConfigReader {
             integer(geoip, "decision_cache_entries", "geoip") { config.geoip.decisionCacheEntries = $0 }
         }
         boolean(top, "monitoring", nil) { config.monitoring = $0 }
+        readLogging(top) { config.logging = $0 }
         readLimits(top, &config)
         readRegions(top, &config)
         readTenants(top, &config)

@@ -17,12 +17,13 @@ public enum OriginConfigReader {
                 root, "config",
                 allowed: [
                     "listen", "tls", "state_dir", "storage", "signing_key_file", "log_retention_events", "tokens",
-                    "tokens_file", "regions", "tenants",
+                    "tokens_file", "regions", "tenants", "logging",
                 ])
         else {
             throw EdgeError(.invalidConfig, reader.problems.first?.description ?? "config: is not a YAML mapping")
         }
         reader.string(top, "listen", nil) { config.listen = $0 }
+        reader.readLogging(top) { config.logging = $0 }
         if let tls = reader.mapping(top["tls"], "tls", allowed: ["cert_file", "key_file", "node_ca_file"]) {
             reader.string(tls, "cert_file", "tls") { config.certFile = ConfigReader.resolve($0, base) }
             reader.string(tls, "key_file", "tls") { config.keyFile = ConfigReader.resolve($0, base) }

@@ -156,6 +156,8 @@ public struct EdgeConfig: Sendable, Equatable {
     public var origin: Origin? = nil
     public var geoip = GeoIP()
     public var monitoring: Bool = true
+    /// `logging.format` (`text` or `json`) and `logging.level`.
+    public var logging = LogSettings()
     public var limits = Limits()
     public var regions: [RegionConfig] = []
     public var tenants: [TenantConfig] = []

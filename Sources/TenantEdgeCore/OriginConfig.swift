@@ -2,6 +2,8 @@
 public struct OriginConfig: Sendable, Equatable {
     /// HTTPS listener, `HOST:PORT`.
     public var listen: String = "127.0.0.1:8443"
+    /// `logging.format` (`text` or `json`) and `logging.level`.
+    public var logging = LogSettings()
     /// Server certificate chain and key (PEM). The origin speaks HTTPS only.
     public var certFile: String = ""
     public var keyFile: String = ""

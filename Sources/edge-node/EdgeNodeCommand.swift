@@ -57,8 +57,6 @@ struct EdgeNodeCommand: AsyncParsableCommand {
         @OptionGroup var options: Options
 
         func run() async throws {
-            DaemonLogging.bootstrap()
-            let logger = Logger(label: "tenantedge.node")
             let config: EdgeConfig
             do {
                 config = try ConfigReader.load(path: try options.path())
@@ -67,22 +65,28 @@ struct EdgeNodeCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data((error.message + "\n").utf8))
                 throw ExitCode(2)
             }
+            DaemonLogging.bootstrap(config.logging)  // the config says how: read first, errors above go plain
+            let logger = Logger(label: "tenantedge.node")
             let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-            let node: EdgeNode
-            do {
-                let hangUps = HangUpReloads(logger: logger)
-                node = try await EdgeNode.start(
-                    config: config, group: group, logger: logger, signals: [.sigterm, .sigint],
-                    extraServices: [hangUps])
-                hangUps.node.set(node)
-            } catch let error as EdgeError {
+            do { try await Self.serve(config, group: group, logger: logger) } catch let error as EdgeError {
                 FileHandle.standardError.write(Data((error.message + "\n").utf8))
                 try? await group.shutdownGracefully()
                 throw ExitCode(1)
             }
-            try await node.run()
             try? await group.shutdownGracefully()
             logger.info("stopped")
+        }
+
+        /// Starts and runs the node until it has drained. The node and everything it holds (the
+        /// listeners' quiescing helpers complete promises on the loops when they go) are released
+        /// when this returns, before the caller shuts the event loops down.
+        static func serve(_ config: EdgeConfig, group: MultiThreadedEventLoopGroup, logger: Logger) async throws {
+            let hangUps = HangUpReloads(logger: logger)
+            let node = try await EdgeNode.start(
+                config: config, group: group, logger: logger, signals: [.sigterm, .sigint], extraServices: [hangUps])
+            hangUps.node.set(node)
+            defer { hangUps.node.clear() }
+            try await node.run()
         }
     }
 }
@@ -110,5 +114,7 @@ final class HangUpReloads: Service, Sendable {
         private let slot = Mutex<EdgeNode?>(nil)
         var value: EdgeNode? { slot.withLock { $0 } }
         func set(_ node: EdgeNode) { slot.withLock { $0 = node } }
+        /// Drops the node (it holds this service: a cycle until cleared).
+        func clear() { slot.withLock { $0 = nil } }
     }
 }

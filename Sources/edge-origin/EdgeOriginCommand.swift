@@ -21,13 +21,17 @@ struct EdgeOriginCommand: AsyncParsableCommand {
         var config: String
 
         func run() async throws {
-            DaemonLogging.bootstrap()
+            let settings: OriginConfig
+            do { settings = try OriginConfigReader.load(path: config) } catch {
+                FileHandle.standardError.write(Data((error.message + "\n").utf8))
+                throw ExitCode(2)
+            }
+            DaemonLogging.bootstrap(settings.logging)
             let logger = Logger(label: "tenantedge.origin")
             let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
             let origin: OriginServer
             do {
-                origin = try await OriginServer.start(
-                    config: try OriginConfigReader.load(path: config), group: group, logger: logger)
+                origin = try await OriginServer.start(config: settings, group: group, logger: logger)
             } catch let error as EdgeError {
                 FileHandle.standardError.write(Data((error.message + "\n").utf8))
                 try? await group.shutdownGracefully()

@@ -36,6 +36,27 @@ struct ConfigReaderTests {
         #expect(config.security.encryption, "encryption defaults to on")
     }
 
+    @Test func readsLoggingAndTheTenantsObservabilitySettings() {
+        let (config, problems) = Self.read(
+            Self.valid
+                + "\n    server_timing: true\n    access_log_sample: 0.25\nlogging: { format: json, level: debug }")
+        #expect(problems.isEmpty, "\(problems)")
+        #expect(config.logging.format == .json && config.logging.level == .debug)
+        #expect(config.tenants.first?.serverTiming == true && config.tenants.first?.accessLogSample == 0.25)
+        let defaults = Self.read(Self.valid).0
+        #expect(defaults.logging == LogSettings() && defaults.tenants.first?.accessLogSample == 0)
+        for (yaml, key) in [
+            ("logging: { format: xml }", "logging.format"), ("logging: { level: loud }", "logging.level"),
+            ("logging: { colour: red }", "logging.colour"), ("logging: json", "logging"),
+        ] {
+            #expect(Self.read(Self.valid + "\n" + yaml).1.first?.key == key, "\(yaml)")
+        }
+        for sample in ["1.5", "-0.1", ".nan", "yes"] {
+            let problems = Self.read(Self.valid + "\n    access_log_sample: \(sample)").1
+            #expect(problems.first?.key == "tenants[0].access_log_sample", "\(sample): \(problems)")
+        }
+    }
+
     @Test func readsTheGeoKeysAndRegionFlags() {
         let (config, problems) = Self.read(
             Self.valid + """

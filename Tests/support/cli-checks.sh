@@ -2,6 +2,8 @@
 # Checks the edge-node binary itself: check-config accepts the demo config and refuses bad ones with
 # exit code 2 and one line naming the key. Prints "N passed, 0 failed"; exits non-zero on a failure.
 set -uo pipefail
+# NIO crashes (instead of printing) when something schedules on an event loop already shut down.
+export SWIFTNIO_STRICT=1
 bin=$1
 edgectl=$(dirname "$1")/edgectl
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
@@ -50,6 +52,26 @@ if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; rc=99; else wait "$pid"; rc=
 if [ "$code" = 421 ] && [ "$ready" = 200 ] && [ "$rc" = 0 ] && grep -q "stopped" "$work/run.log"; then passed=$((passed+1))
 else failed=$((failed+1)); echo "cli-check FAILED: run/SIGTERM: unknown host $code, readyz $ready, exit $rc"; cat "$work/run.log"; fi
 
+# logging.format json: every line the daemon writes is one JSON object, the ready line among them;
+# the wrong token's security event is a line with its fields, never the token.
+sed 's#state_dir: ./state#state_dir: ./state-json#' "$work/run.yaml" > "$work/json.yaml"
+echo 'logging: { format: json }' >> "$work/json.yaml"
+"$bin" run --config "$work/json.yaml" > "$work/json.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do grep -q '"message":"edge node ready"' "$work/json.log" && break; sleep 0.1; done
+admin=$(python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    o = json.loads(l)
+    if o.get("message") == "edge node ready": print(o["admin"])' "$work/json.log" 2>/dev/null)
+curl -s -o /dev/null -H 'Authorization: Bearer wrong-token-json' "http://$admin/_edge/stats"
+sleep 0.3; kill -TERM "$pid"; wait "$pid"
+if python3 -c 'import json,sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+assert lines and all({"ts", "level", "label", "message"} <= set(o) for o in lines)
+assert any(o["message"] == "security event" and o.get("kind") == "auth_failed" for o in lines)' "$work/json.log" \
+   && ! grep -q 'wrong-token-json' "$work/json.log"; then passed=$((passed+1))
+else failed=$((failed+1)); echo "cli-check FAILED: json logging"; cat "$work/json.log"; fi
+
 # edgectl redis acl: one ACL SETUSER line per schema tenant, limited to its own keys.
 cat > "$work/acl.yaml" <<YAML
 $base
@@ -65,12 +87,12 @@ else failed=$((failed+1)); echo "cli-check FAILED: edgectl redis acl: exit $rc: 
 # an edited line makes `edgectl audit verify` fail naming that line. The token never appears.
 audit="$work/state/audit.jsonl"
 out=$("$edgectl" audit verify "$audit" 2>&1); rc=$?
-if [ "$denied" = 401 ] && [ "$rc" = 0 ] && [[ "$out" == *"1 entries, chain verified"* ]] && grep -q '"event":"auth_failed"' "$audit" \
+if [ "$denied" = 401 ] && [ "$rc" = 0 ] && [[ "$out" == *"2 entries, chain verified"* ]] && grep -q '"event":"auth_failed"' "$audit" \
    && ! grep -q 'wrong-token-cli' "$audit" "$work/run.log"; then passed=$((passed+1))
 else failed=$((failed+1)); echo "cli-check FAILED: audit verify: admin $denied, exit $rc: $out"; cat "$audit"; fi
 sed -i 's/"auth_failed"/"auth_passed"/' "$audit"
 out=$("$edgectl" audit verify "$audit" 2>&1); rc=$?
-if [ "$rc" = 1 ] && [[ "$out" == *"audit.jsonl:1: chain broken: hash does not match the line" ]]; then passed=$((passed+1))
+if [ "$rc" = 1 ] && [[ "$out" == *"audit.jsonl:2: chain broken: hash does not match the line" ]]; then passed=$((passed+1))
 else failed=$((failed+1)); echo "cli-check FAILED: audit verify of an edited log: exit $rc: $out"; fi
 
 # edgectl keygen: a signing key pair and a KEK per region, secrets with mode 0600, never overwritten.
