@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 // The package reads as the architecture: C shims, a pure core, native adapters (one file per
 // C library), what both daemons share over HTTP, the config readers, the node, the origin, and
 // thin executables. See README.md, "Targets".
@@ -28,6 +28,10 @@ let package = Package(
         // The origin's state: SQLite embedded (the default), PostgreSQL for replicas (issue 14).
         .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // Spans of the miss path exported over OTLP/HTTP when `tracing.otlp_endpoint` is set (issue 15);
+        // the gRPC exporter is left out (its trait off), so gRPC is resolved but never built.
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         // C shims: module map + typed wrappers for what Swift cannot call, nothing else.
@@ -86,6 +90,8 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel"),
             ],
             // The operator's dashboard, in the binary (issue 15).
             resources: [.embedInCode("Admin/Dashboard/node-dashboard.html")],

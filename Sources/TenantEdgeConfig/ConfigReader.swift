@@ -52,7 +52,7 @@ public struct ConfigReader {
                 root, "config",
                 allowed: [
                     "node", "listen", "state_dir", "cache", "security", "origin", "geoip", "monitoring", "limits",
-                    "regions", "tenants", "logging",
+                    "regions", "tenants", "logging", "tracing",
                 ])
         else { return config }
 
@@ -103,6 +103,12 @@ public struct ConfigReader {
         }
         boolean(top, "monitoring", nil) { config.monitoring = $0 }
         readLogging(top) { config.logging = $0 }
+        if let tracing = mapping(top["tracing"], "tracing", allowed: ["otlp_endpoint", "service_name", "sample_ratio"])
+        {
+            string(tracing, "otlp_endpoint", "tracing") { config.tracing.otlpEndpoint = $0 }
+            string(tracing, "service_name", "tracing") { config.tracing.serviceName = $0 }
+            number(tracing, "sample_ratio", "tracing") { config.tracing.sampleRatio = $0 }
+        }
         readLimits(top, &config)
         readRegions(top, &config)
         readTenants(top, &config)

@@ -1,3 +1,5 @@
+import Foundation
+
 /// One thing wrong with a configuration: the dotted key it is at and why, in one line.
 public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
     public var key: String
@@ -17,6 +19,14 @@ extension EdgeConfig {
         func check(_ ok: Bool, _ key: String, _ reason: @autoclosure () -> String) {
             if !ok { problems.append(ConfigProblem(key, reason())) }
         }
+        if let endpoint = tracing.otlpEndpoint {
+            let parsed = URLComponents(string: endpoint)
+            check(
+                parsed?.host?.isEmpty == false && ["http", "https"].contains(parsed?.scheme ?? ""),
+                "tracing.otlp_endpoint", "must be an http:// or https:// URL")
+        }
+        check((0...1).contains(tracing.sampleRatio), "tracing.sample_ratio", "must be from 0 to 1")
+        check((1...128).contains(tracing.serviceName.count), "tracing.service_name", "must be 1 to 128 characters")
 
         check(
             Self.isIdentifier(node.id), "node.id", "must be 1-63 of a-z, 0-9, '-', '_' starting with a letter or digit")

@@ -158,6 +158,8 @@ public struct EdgeConfig: Sendable, Equatable {
     public var monitoring: Bool = true
     /// `logging.format` (`text` or `json`) and `logging.level`.
     public var logging = LogSettings()
+    /// `tracing.otlp_endpoint`, `tracing.service_name`, `tracing.sample_ratio`.
+    public var tracing = TracingSettings()
     public var limits = Limits()
     public var regions: [RegionConfig] = []
     public var tenants: [TenantConfig] = []

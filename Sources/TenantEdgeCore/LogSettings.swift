@@ -16,3 +16,15 @@ public struct LogSettings: Sendable, Equatable {
 
     public init() {}
 }
+
+/// `tracing` in the node's config: spans of the miss path (the L2 read and the upstream fetch),
+/// exported over OTLP/HTTP when `otlp_endpoint` is set. Off by default; a hit never makes a span.
+public struct TracingSettings: Sendable, Equatable {
+    /// The collector's base URL (`http://collector:4318`); spans go to `<endpoint>/v1/traces`.
+    public var otlpEndpoint: String? = nil
+    public var serviceName: String = "tenantedge-node"
+    /// Share of traces kept when the client sent none (a client's sampled flag is followed).
+    public var sampleRatio: Double = 1
+
+    public init() {}
+}

@@ -130,7 +130,8 @@ public final class EdgeNode: Sendable {
         self.geoMaintenance = geoMaintenance
         self.stopped = runtime.eventLoop.makePromise(of: Void.self)
         // Graceful shutdown runs in reverse: listeners first, the runtime last.
-        var list: [any Service] = [
+        var list: [any Service] = runtime.tracingExporter.map { [$0] } ?? []  // stops last: spans flushed
+        list += [
             RuntimeShutdown(runtime: runtime), runtime.siblingFollowers, runtime.retirements,
             PendingPurgeRetries(runtime: runtime), geoMaintenance, SecurityEventFlush(events: runtime.events),
             RegionBeacon(runtime: runtime),

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import Prometheus
+import ServiceLifecycle
 import Synchronization
 import TenantEdgeConfig
 import TenantEdgeCore
@@ -39,6 +40,9 @@ package final class EdgeRuntime: Sendable {
     let requestIDs = RequestIDs()
     /// Sampled per-tenant access log lines.
     let accessLog: AccessLog
+    /// Spans of the miss path and the service exporting them; nil without `tracing.otlp_endpoint`.
+    let tracing: MissTracing?
+    let tracingExporter: (any Service)?
     let adminTokens: AdminTokens
     /// `<state_dir>/audit.jsonl`: the tamper-evident audit log.
     package let audit: AuditLog
@@ -97,6 +101,12 @@ package final class EdgeRuntime: Sendable {
         self.metrics = EdgeMetrics(registry: registry, tenants: config.tenants.map(\.id))
         self.startedAt = clock.now()
         self.accessLog = AccessLog(logger: logger, requestIDs: requestIDs)
+        do {
+            let made = try MissTracing.make(config.tracing, logger: logger)
+            (tracing, tracingExporter) = (made?.0, made?.1)
+        } catch {
+            throw EdgeError(.invalidConfig, "tracing: the OTLP exporter cannot be set up: \(error)")
+        }
         events = SecurityEvents(
             nodeID: config.node.id, metrics: metrics, audit: audit, clock: clock, logger: logger)
         feedStatus = FeedStatus(maxLagSeconds: config.origin?.maxInvalidationLagSeconds)

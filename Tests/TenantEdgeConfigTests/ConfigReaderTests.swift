@@ -51,6 +51,21 @@ struct ConfigReaderTests {
         ] {
             #expect(Self.read(Self.valid + "\n" + yaml).1.first?.key == key, "\(yaml)")
         }
+        let traced = Self.read(
+            Self.valid
+                + "\ntracing: { otlp_endpoint: \"http://collector:4318\", service_name: edge-eu, sample_ratio: 0.1 }")
+        #expect(traced.1.isEmpty && traced.0.tracing.otlpEndpoint == "http://collector:4318")
+        #expect(traced.0.tracing.serviceName == "edge-eu" && traced.0.tracing.sampleRatio == 0.1)
+        #expect(Self.read(Self.valid).0.tracing.otlpEndpoint == nil, "off by default")
+        for (yaml, key) in [
+            ("tracing: { otlp_endpoint: \"ftp://x\" }", "tracing.otlp_endpoint"),
+            ("tracing: { otlp_endpoint: \"http://\" }", "tracing.otlp_endpoint"),
+            ("tracing: { sample_ratio: 2 }", "tracing.sample_ratio"),
+            ("tracing: { service_name: \"\" }", "tracing.service_name"),
+            ("tracing: { exporter: zipkin }", "tracing.exporter"),
+        ] {
+            #expect(Self.read(Self.valid + "\n" + yaml).1.first?.key == key, "\(yaml)")
+        }
         for sample in ["1.5", "-0.1", ".nan", "yes"] {
             let problems = Self.read(Self.valid + "\n    access_log_sample: \(sample)").1
             #expect(problems.first?.key == "tenants[0].access_log_sample", "\(sample): \(problems)")

@@ -48,7 +48,7 @@ struct MetricsExpositionTests {
             for node in [a, b] {
                 let scraped = try await node.admin(.GET, "/metrics", token: EdgeHarness.adminToken)
                 #expect(scraped.status == 200)
-                try Self.check(scraped.body, node: node.runtime.config.node.id)
+                try await Self.check(scraped.body, node: node.runtime.config.node.id)
             }
             let text = try await a.admin(.GET, "/metrics", token: EdgeHarness.adminToken).body
             #expect(text.contains(#"edge_l2_hits_total{tenant="acme"} "#))
@@ -56,7 +56,7 @@ struct MetricsExpositionTests {
             #expect(text.contains(#"edge_security_events_total{kind="unknown_tenant"} 1"#))
             #expect(text.contains(#"edge_config_bundles_total{result="invalid"} 1"#))
             #expect(text.contains(#"edge_upstream_duration_seconds_count{tenant="acme"} "#))
-            try Self.checkRulesAndBoard(against: text)
+            try await Self.checkRulesAndBoard(against: text)
             let l2Hits = try await b.admin(.GET, "/metrics", token: EdgeHarness.adminToken).body
             #expect(l2Hits.contains(#"edge_l2_hits_total{tenant="acme"} 1"#), "b answered /m/1 from Redis")
         }
@@ -70,34 +70,28 @@ struct MetricsExpositionTests {
 
     /// `deploy/prometheus` rules pass `promtool check rules` and their unit tests; the rules and the
     /// Grafana board name only metrics this node exports (`scripts/check-grafana-metrics.py`).
-    static func checkRulesAndBoard(against exposition: String) throws {
+    static func checkRulesAndBoard(against exposition: String) async throws {
         let rules = repository.appendingPathComponent("deploy/prometheus/tenantedge-alerts.yml").path
         let tests = repository.appendingPathComponent("deploy/prometheus/tenantedge-alerts.test.yml").path
         let board = repository.appendingPathComponent("deploy/grafana/tenantedge-fleet.json").path
-        let checked = try Promtool.run(["check", "rules", rules])
+        let checked = try await Promtool.run(["check", "rules", rules])
         #expect(checked.status == 0, "promtool check rules: \(checked.output)")
-        let tested = try Promtool.run(["test", "rules", tests])
+        let tested = try await Promtool.run(["test", "rules", tests])
         #expect(tested.status == 0 && tested.output.contains("SUCCESS"), "promtool test rules: \(tested.output)")
         let scrape = FileManager.default.temporaryDirectory.appendingPathComponent("te-scrape-\(UUID().uuidString)")
         try Data(exposition.utf8).write(to: scrape)
         defer { try? FileManager.default.removeItem(at: scrape) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3", repository.appendingPathComponent("scripts/check-grafana-metrics.py").path, board, rules,
-            scrape.path,
-        ]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "check-grafana-metrics: \(printed)")
+        let checker = try await ChildProcess.run(
+            "/usr/bin/env",
+            [
+                "python3", repository.appendingPathComponent("scripts/check-grafana-metrics.py").path, board, rules,
+                scrape.path,
+            ])
+        #expect(checker.status == 0, "check-grafana-metrics: \(checker.output)")
     }
 
     /// The families, their label names, the label values, and promtool's verdict.
-    static func check(_ text: String, node: String) throws {
+    static func check(_ text: String, node: String) async throws {
         var seen: [String: Set<String>] = [:]
         for line in text.split(separator: "\n") where !line.hasPrefix("#") {
             let name = String(line.prefix { $0 != "{" && $0 != " " })
@@ -124,7 +118,7 @@ struct MetricsExpositionTests {
             if let found = seen[family] { #expect(found == labels, "\(node): \(family) labels \(found)") }
         }
         #expect(!text.contains("evil"), "no request text in any label or name")
-        let verdict = try Promtool.run(["check", "metrics"], input: text)
+        let verdict = try await Promtool.run(["check", "metrics"], input: text)
         #expect(verdict.status == 0 && verdict.output.isEmpty, "\(node): promtool: \(verdict.output)")
     }
 }

@@ -156,7 +156,7 @@ struct OriginReplicaTests {
     }
 
     /// Runs the test run's `pg-restart.sh` (`stop` or `start`) for the restartable cluster.
-    static func restartablePostgres(_ command: String) throws {
+    static func restartablePostgres(_ command: String) async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = [try TestEnvironment.require("TE_TEST_POSTGRES_RESTART"), command]
@@ -175,7 +175,7 @@ struct OriginReplicaTests {
                 if waitpid(process.processIdentifier, &status, WNOHANG) == process.processIdentifier {
                     exit = (status >> 8) & 0xFF
                 } else {
-                    usleep(50_000)
+                    try await Task.sleep(for: .milliseconds(50))  // never a blocked thread of the test pool
                 }
             }
         }
@@ -207,14 +207,14 @@ struct OriginReplicaTests {
         }
         do {
             try await waitUntil(seconds: 10) { acknowledged.value.count >= 5 }
-            try Self.restartablePostgres("stop")
+            try await Self.restartablePostgres("stop")
             try await waitUntil(seconds: 10) { statuses.value.contains(503) }
             // A replica that cannot read the log does not answer feeds from its memory: its nodes
             // would take "nothing new" for the truth and never fall back to bounded staleness.
             try await waitUntil(seconds: 10) {
                 try await origin.call(.GET, "/v1/invalidations?after=0", token: OriginHarness.nodeToken).status == 503
             }
-            try Self.restartablePostgres("start")
+            try await Self.restartablePostgres("start")
             let before = acknowledged.value.count
             try await waitUntil(seconds: 30) { acknowledged.value.count >= before + 5 }
             stop.update { $0 = true }
@@ -232,7 +232,7 @@ struct OriginReplicaTests {
             }
         } catch {
             stop.update { $0 = true }
-            try? Self.restartablePostgres("start")
+            try? await Self.restartablePostgres("start")
             await origin.stop()
             throw error
         }

@@ -94,6 +94,8 @@ struct OriginStoreContractTests {
                 var gaps: [Int] = []
                 while cursor < writes {
                     let batch = try await first.events(after: cursor, limit: 50)
+                    // Polls as a feed does, not in a tight loop that keeps a pooled connection busy.
+                    if batch.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
                     for event in batch {
                         if event.seq != cursor + 1 { gaps.append(event.seq) }
                         cursor = event.seq

@@ -11,6 +11,7 @@ package final class TestUpstream: Sendable {
         package var method: String
         package var uri: String
         package var headers: HTTPHeaders
+        package var body: [UInt8] = []
         package func header(_ name: String) -> String? { headers.first(name: name) }
     }
 
@@ -46,7 +47,7 @@ package final class TestUpstream: Sendable {
         package let open = Mutex<[any Channel]>([])  // connections to close when refusing starts
     }
 
-    init(script: @escaping Script) async throws {
+    package init(script: @escaping Script) async throws {
         let log = RequestLog()
         self.log = log
         let refusing = Refusing()
@@ -89,6 +90,7 @@ package final class TestUpstream: Sendable {
         let script: Script
         let log: RequestLog
         var head: HTTPRequestHead?
+        var body: [UInt8] = []
 
         init(script: @escaping Script, log: RequestLog) {
             self.script = script
@@ -97,11 +99,13 @@ package final class TestUpstream: Sendable {
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
-            case .head(let head): self.head = head
-            case .body: break
+            case .head(let head):
+                self.head = head
+                body = []
+            case .body(let part): body += part.readableBytesView
             case .end:
                 guard let head else { return }
-                let request = Request(method: head.method.rawValue, uri: head.uri, headers: head.headers)
+                let request = Request(method: head.method.rawValue, uri: head.uri, headers: head.headers, body: body)
                 log.entries.withLock { $0.append(request) }
                 let reply = script(request)
                 let write = {

@@ -83,10 +83,12 @@ extension TenantTrafficResponder {
             return eventLoop.makeFailedFuture(EdgeError(.upstreamUnavailable, "tenant upstream URL is invalid"))
         }
         let requestFields = request.head.headers.fields
+        let span = tracedFetch(request, tenant: cache.tenant.id, headers: &headers)
         return runtime.upstream.fetch(
             upstream: upstream, method: .GET, target: request.head.uri, headers: headers, body: nil,
             counters: cache.counters, trace: context.trace, requestID: correlation.requestID, on: eventLoop
         )
+        .always { span?.finish($0) }
         .flatMapWithEventLoop { response, _ in
             eventLoop.makeCompletedFuture {
                 try handleUpstream(
@@ -287,12 +289,16 @@ extension TenantTrafficResponder {
             return eventLoop.makeSucceededFuture(
                 TrafficAnswer(response: .jsonError(.badGateway, code: "upstream_unavailable"), status: status))
         }
-        let (headers, correlation) = forwardHeaders(request, tenant: cache.tenant, forStorage: false)
+        let forwarded = forwardHeaders(request, tenant: cache.tenant, forStorage: false)
+        var headers = forwarded.0
+        let correlation = forwarded.1
+        let span = tracedFetch(request, tenant: cache.tenant.id, headers: &headers)
         return runtime.upstream.fetch(
             upstream: upstream, method: request.head.method, target: request.head.uri,
             headers: headers, body: request.body, counters: cache.counters, trace: context.trace,
             requestID: correlation.requestID, on: eventLoop
         )
+        .always { span?.finish($0) }
         .map { response in
             var fields = response.headers
             let upstreamAge = fields.first("age").flatMap { CacheControl.deltaSeconds($0.trimmingSpaces()) }
@@ -309,6 +315,15 @@ extension TenantTrafficResponder {
                         errorOutcome(error, tenant: cache.tenant.id, requestID: correlation.requestID),
                         request: request), status: status))
         }
+    }
+
+    /// With tracing on, a span for this upstream fetch, whose context goes upstream in `traceparent`.
+    func tracedFetch(_ request: EdgeRequest, tenant: String, headers: inout HTTPHeaders) -> UpstreamSpan? {
+        guard let tracing = runtime.tracing else { return nil }
+        let span = tracing.start("upstream fetch", clientHeaders: request.head.headers, kind: .client, tenant: tenant)
+        span.attributes["http.request.method"] = request.head.method.rawValue
+        tracing.inject(span, into: &headers)
+        return UpstreamSpan(span: span)
     }
 
     /// The request headers sent upstream: hop-by-hop removed, forwarding headers set by the node

@@ -35,8 +35,10 @@ extension TenantTrafficResponder {
         }
         let trace = context.trace
         let asked = trace == nil ? nil : NIODeadline.now()  // timed only for `Server-Timing`
+        let span = runtime.tracing?.start("l2 get", clientHeaders: request.head.headers, kind: .client, tenant: tenant)
         l2.get(tenant: tenant, digest: primary, on: eventLoop) { read in
             if let trace, let asked { trace.recordL2(nanoseconds: (NIODeadline.now() - asked).nanoseconds) }
+            if let span { MissTracing.endL2(span, answered: read != nil, found: read?.value != nil) }
             guard let read, let value = read.value else { return fetch(read?.token) }
             switch L2EntryCodec.decodeValue(value) {
             case .entry(let entry):
