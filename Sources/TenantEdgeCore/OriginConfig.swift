@@ -109,8 +109,16 @@ public struct OriginConfig: Sendable, Equatable {
                 names.insert(region.region.name).inserted, "regions[\(index)].name",
                 "'\(region.region.name)' appears twice")
         }
+        var nodeIDs: Set<String> = []
         for (regionIndex, region) in regions.enumerated() {
             for (index, node) in region.nodes.enumerated() {
+                // Node ids name a node across the fleet (pushes, erasure confirmations, dashboards).
+                check(
+                    EdgeConfig.isIdentifier(node.id), "regions[\(regionIndex)].nodes[\(index)].id",
+                    "must be 1-63 of a-z, 0-9, '-', '_' starting with a letter or digit")
+                check(
+                    nodeIDs.insert(node.id).inserted, "regions[\(regionIndex)].nodes[\(index)].id",
+                    "'\(node.id)' appears twice")
                 // A push carries the region's bundle and the node's admin token: never in clear
                 // beyond this machine.
                 let https =

@@ -4,8 +4,10 @@
 /// attempt of each burst is on record at once.
 ///
 /// Sources come from outside (a client's address), so the distinct bursts of a window are bounded
-/// (`maxBursts`): past that, events go to one overflow burst per kind, source `"*"`, tenant `"*"`.
-/// Kinds are the code's own constants and tenants come from config, never from a request.
+/// per kind (`maxBursts`): past that, events of that kind go to one overflow burst, source `"*"`,
+/// tenant `"*"`. Per kind, so a flood of one kind (scanners asking for unknown hosts) never takes
+/// the room of another (a wrong admin token keeps its source). Kinds are the code's own constants
+/// and tenants come from config, never from a request.
 public struct SecurityEventWindow: Sendable {
     public struct Key: Hashable, Sendable {
         public var kind: String
@@ -41,9 +43,11 @@ public struct SecurityEventWindow: Sendable {
     public let timelineLength: Int
     private var windowStart: Double?
     private var open: [Key: Burst] = [:]
+    /// Open bursts per kind, overflow included.
+    private var openPerKind: [String: Int] = [:]
     private var timeline: [Burst] = []
 
-    public init(windowSeconds: Double = 60, maxBursts: Int = 32, timelineLength: Int = 100) {
+    public init(windowSeconds: Double = 60, maxBursts: Int = 8, timelineLength: Int = 100) {
         self.windowSeconds = max(1, windowSeconds)
         self.maxBursts = max(1, maxBursts)
         self.timelineLength = max(1, timelineLength)
@@ -51,14 +55,16 @@ public struct SecurityEventWindow: Sendable {
 
     /// Lines written per window at most, whatever arrives: a start and a close line per burst, for
     /// `maxBursts` bursts and one overflow burst per kind.
-    public static func maxLinesPerWindow(maxBursts: Int, kinds: Int) -> Int { 2 * (maxBursts + kinds) }
+    public static func maxLinesPerWindow(maxBursts: Int, kinds: Int) -> Int { 2 * kinds * (maxBursts + 1) }
 
     /// Counts one event; returns the lines to write now (a closed window's summaries first).
     public mutating func record(kind: String, tenant: String, source: String, detail: String, now: Double) -> [Line] {
         var lines = closeIfDue(now: now)
         if windowStart == nil { windowStart = now }
         var key = Key(kind: kind, tenant: tenant, source: source)
-        if open[key] == nil && open.count >= maxBursts { key = Key(kind: kind, tenant: "*", source: "*") }
+        if open[key] == nil && openPerKind[kind, default: 0] >= maxBursts {
+            key = Key(kind: kind, tenant: "*", source: "*")
+        }
         if var burst = open[key] {
             burst.count = burst.count.addingReportingOverflow(1).overflow ? Int.max : burst.count + 1
             burst.last = max(burst.last, now)
@@ -66,6 +72,7 @@ public struct SecurityEventWindow: Sendable {
         } else {
             let burst = Burst(key: key, first: now, last: now, count: 1, detail: detail)
             open[key] = burst
+            openPerKind[kind, default: 0] += 1
             lines.append(.started(burst))
         }
         return lines
@@ -86,6 +93,7 @@ public struct SecurityEventWindow: Sendable {
         timeline.append(contentsOf: bursts)
         if timeline.count > timelineLength { timeline.removeFirst(timeline.count - timelineLength) }
         open = [:]
+        openPerKind = [:]
         windowStart = nil
         return bursts.filter { $0.count > 1 }.map { .closed($0) }
     }

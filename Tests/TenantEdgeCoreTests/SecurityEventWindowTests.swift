@@ -53,7 +53,21 @@ struct SecurityEventWindowTests {
         let overflow = closed.compactMap { line -> SecurityEventWindow.Burst? in
             if case .closed(let burst) = line, burst.key.source == "*" { burst } else { nil }
         }
-        #expect(overflow.map(\.count).reduce(0, +) == 1_000_000 - 8, "every event past the bound is counted")
+        #expect(overflow.map(\.count).reduce(0, +) == 1_000_000 - 16, "every event past the bound is counted")
+    }
+
+    /// A flood of one kind keeps no other kind from its own bursts.
+    @Test func oneKindsFloodLeavesOtherKindsTheirSources() {
+        var window = SecurityEventWindow(windowSeconds: 60, maxBursts: 4)
+        for index in 0..<10_000 {
+            _ = window.record(kind: "unknown_tenant", tenant: "-", source: "s\(index)", detail: "", now: 1)
+        }
+        let lines = window.record(kind: "auth_failed", tenant: "-", source: "10.9.9.9", detail: "", now: 2)
+        guard case .started(let burst) = lines.first else {
+            Issue.record("auth_failed starts its own burst: \(lines)")
+            return
+        }
+        #expect(burst.key.source == "10.9.9.9")
     }
 
     @Test func aClockThatWentBackClosesTheWindow() {

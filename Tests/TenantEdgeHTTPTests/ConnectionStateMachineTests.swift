@@ -13,7 +13,7 @@ struct ConnectionStateMachineTests {
     ) -> HTTPRequestHead {
         HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers))
     }
-    static let noScreen: @Sendable (HTTPRequestHead) -> EdgeResponse? = { _ in nil }
+    static let noScreen: @Sendable (EdgeRequest) -> EdgeResponse? = { _ in nil }
 
     /// The machine behind a reference, so its mutating inputs can be called inside `#expect`.
     final class Driver {
@@ -29,7 +29,7 @@ struct ConnectionStateMachineTests {
             return machine.receivedEnd()
         }
         func receivedHead(
-            _ head: HTTPRequestHead, peer: SocketAddress?, screen: (HTTPRequestHead) -> EdgeResponse?
+            _ head: HTTPRequestHead, peer: SocketAddress?, screen: (EdgeRequest) -> EdgeResponse?
         ) -> HTTPConnectionStateMachine.HeadAction { machine.receivedHead(head, peer: peer, screen: screen) }
         func receivedBody(_ chunk: inout ByteBuffer) -> HTTPConnectionStateMachine.PartAction {
             machine.receivedBody(&chunk)
@@ -107,8 +107,26 @@ struct ConnectionStateMachineTests {
                 == HTTPConnectionStateMachine.HeadAction.none, "an earlier answer is still owed")
     }
 
+    /// The screen may record a security event: it is asked once per head, and sees the peer.
+    @Test func theScreenIsAskedOnceAndSeesThePeer() throws {
+        final class Asked: @unchecked Sendable {  // touched by the one test thread only
+            var peers: [SocketAddress?] = []
+        }
+        let asked = Asked()
+        let peer = try SocketAddress(ipAddress: "10.1.2.3", port: 4567)
+        for length in ["300", "10"] {  // over the body limit but drained, and within it
+            asked.peers = []
+            let machine = Driver()
+            _ = machine.receivedHead(Self.head("/x", [("Content-Length", length)]), peer: peer) { request in
+                asked.peers.append(request.peer)
+                return .jsonError(.unauthorized, code: "unauthorized")
+            }
+            #expect(asked.peers == [peer], "Content-Length \(length)")
+        }
+    }
+
     @Test func headsOverTheLimitsOrScreenedAreRefusedAtOnce() {
-        let cases: [([(String, String)], @Sendable (HTTPRequestHead) -> EdgeResponse?, HTTPResponseStatus)] = [
+        let cases: [([(String, String)], @Sendable (EdgeRequest) -> EdgeResponse?, HTTPResponseStatus)] = [
             ([("X-Big", String(repeating: "x", count: 2000))], Self.noScreen, .requestHeaderFieldsTooLarge),
             ([("Content-Length", "1000")], Self.noScreen, .payloadTooLarge),  // beyond four times the limit
             ([], { _ in .jsonError(.unauthorized, code: "unauthorized") }, .unauthorized),

@@ -94,4 +94,40 @@ struct DashboardTests {
             #expect(try await a.admin(.GET, "/_edge/purges/\(id)", token: nil).status == 401)
         }
     }
+
+    /// Whatever is in the region's hash (2,000 forged fields, garbage, a beacon under another node's
+    /// field, one from the future), the dashboard answers with the real nodes, the shared
+    /// connection keeps serving L2 hits, and the next beacon write prunes what is stale.
+    @Test func hostileRegionRecordsAreBoundedAndLeftOut() async throws {
+        try await SharedTierTests.withTwoNodes(database: 27) { a, b, redis in
+            for index in 0..<2_000 {
+                _ = try redis.command("HSET", "te:_region:nodes", "forged-\(index)", "not json \(index)")
+            }
+            let forged =
+                #"{"id":"node-x","region":"eu-west","at":1,"cursor":0,"config_version":0,"tiers":{},"key_versions":{}}"#
+            _ = try redis.command("HSET", "te:_region:nodes", "node-b-shadow", forged)
+            let future = forged.replacingOccurrences(of: #""at":1"#, with: #""at":99999999999"#)
+                .replacingOccurrences(of: "node-x", with: "node-y")
+            _ = try redis.command("HSET", "te:_region:nodes", "node-y", future)
+            _ = try await a.get("/h")
+            var ids: [String] = []
+            try await waitUntil(seconds: 5, advancing: a.clock, b.clock) {
+                let data = try Self.json(try await a.admin(.GET, "/_edge/dashboard/data").body)
+                ids = data["nodes"]?.arrayValue?.compactMap { $0.objectValue?["id"]?.stringValue } ?? []
+                return ids == ["node-a", "node-b"]
+            }
+            #expect(ids == ["node-a", "node-b"], "forged, future and garbage beacons are left out")
+            var fromL2 = try await b.get("/h")
+            for _ in 0..<20 where !fromL2.cacheStatus.contains("detail=l2") {
+                try await Task.sleep(for: .milliseconds(50))
+                fromL2 = try await b.get("/h")
+            }
+            #expect(fromL2.cacheStatus.contains("detail=l2"), "the shared connection still serves L2")
+            guard case .integer(let left) = try redis.command("HLEN", "te:_region:nodes") else {
+                Issue.record("HLEN answered")
+                return
+            }
+            #expect(left <= 4, "the next beacon write dropped the stale and unreadable fields: \(left) left")
+        }
+    }
 }

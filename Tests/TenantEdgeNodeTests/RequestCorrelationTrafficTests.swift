@@ -70,11 +70,12 @@ struct RequestCorrelationTrafficTests {
             let hitTiming = try #require(hit.headers.first(name: "server-timing"))
             #expect(hitTiming.hasPrefix("edge;dur=") && !hitTiming.contains("upstream"), "\(hitTiming)")
             #expect(try await edge.get("/t", host: "api.globex.test").headers.first(name: "server-timing") == nil)
-            _ = try await edge.get("/t", headers: [("Cookie", "secret=1")])
+            _ = try await edge.get("/t?token=hunter2&b=1", headers: [("Cookie", "secret=1")])
             let lines = logs.text.split(separator: "\n").filter { $0.contains(#""log": access"#) }
             #expect(lines.count == 3, "acme's three requests, not globex's: \(lines)")
             #expect(lines.first?.contains("access-1") == true && lines.first?.contains(#""tenant": acme"#) == true)
             #expect(!logs.text.contains("secret=1"), "no header value in the access log")
+            #expect(!logs.text.contains("hunter2") && logs.text.contains(#""query_params": 2"#), "no query value")
         } catch {
             await edge.shutdown()
             throw error

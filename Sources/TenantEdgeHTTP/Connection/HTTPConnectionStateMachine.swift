@@ -89,10 +89,11 @@ struct HTTPConnectionStateMachine {
 
     mutating func bytesArrived() { partialRequest = true }
 
-    /// A request head. `screen` is the responder's refusal at the head (asked only when the limits
-    /// let the head through), `peer` the socket peer.
+    /// A request head. `screen` is the responder's refusal at the head (asked once, and only when
+    /// the head is within the header limit: a refusal may be counted as a security event), `peer`
+    /// the socket peer.
     mutating func receivedHead(
-        _ head: HTTPRequestHead, peer: SocketAddress?, screen: (HTTPRequestHead) -> EdgeResponse?
+        _ head: HTTPRequestHead, peer: SocketAddress?, screen: (EdgeRequest) -> EdgeResponse?
     ) -> HeadAction {
         if lingering || discarding || closed { return .none }
         // One pass for the head's size and the two fields the connection acts on (the first of each).
@@ -110,8 +111,9 @@ struct HTTPConnectionStateMachine {
         let request = EdgeRequest(head: head, body: nil, peer: peer)
         let length = contentLength.flatMap { Int($0) }
         let expectsContinue = expect?.caseInsensitiveEquals("100-continue") ?? false
+        let screened = size <= limits.maxHeaderBytes ? screen(request) : nil
         if let length, length > limits.maxBodyBytes, length <= drainLimit, !expectsContinue,
-            size <= limits.maxHeaderBytes, screen(head) == nil
+            size <= limits.maxHeaderBytes, screened == nil
         {
             // Somewhat too large: read and dropped, then refused, as clients that cannot take an
             // early answer expect (the whole request still has the header timeout).
@@ -119,7 +121,7 @@ struct HTTPConnectionStateMachine {
             drained = 0
             return .none
         }
-        if let refusal = refusal(of: head, size: size, length: length, screen: screen) {
+        if let refusal = refusal(size: size, length: length, screened: screened) {
             // Answered now, body unread: a refused upload costs the client, not this node.
             discarding = true
             queue.append(Pending(request: request, rejection: refusal))
@@ -132,14 +134,12 @@ struct HTTPConnectionStateMachine {
         return .none
     }
 
-    private func refusal(
-        of head: HTTPRequestHead, size: Int, length: Int?, screen: (HTTPRequestHead) -> EdgeResponse?
-    ) -> EdgeResponse? {
+    private func refusal(size: Int, length: Int?, screened: EdgeResponse?) -> EdgeResponse? {
         if size > limits.maxHeaderBytes {
             return .jsonError(.requestHeaderFieldsTooLarge, code: "request_header_fields_too_large")
         }
         if let length, length > limits.maxBodyBytes { return .jsonError(.payloadTooLarge, code: "payload_too_large") }
-        return screen(head)
+        return screened
     }
 
     /// A piece of the current request's body.

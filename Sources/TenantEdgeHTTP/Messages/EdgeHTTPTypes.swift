@@ -101,11 +101,11 @@ package protocol HTTPResponder: Sendable {
     var fixedHeaders: FixedHeaderLines { get }
     /// An answer for a request head that must not have its body read (a call that needs a token
     /// and has none), given before the body arrives; nil lets the request through.
-    func screen(_ head: HTTPRequestHead) -> EdgeResponse?
+    func screen(_ request: EdgeRequest) -> EdgeResponse?
 }
 
 package extension HTTPResponder {
-    func screen(_ head: HTTPRequestHead) -> EdgeResponse? { nil }
+    func screen(_ request: EdgeRequest) -> EdgeResponse? { nil }
 }
 
 package enum JSONText {

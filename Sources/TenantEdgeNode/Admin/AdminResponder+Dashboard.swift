@@ -19,6 +19,7 @@ extension AdminResponder {
         if let denied = authorize(request, scope: .read, tenant: nil) { return .now(denied) }
         let token = bearerToken(request)
         let visible = runtime.table.tenants.map(\.id).filter { token?.allows(tenant: $0) ?? false }
+        let visibleSet = Set(visible)
         let everything = token?.tenants.contains("*") == true
         let runtime = self.runtime
         let l2Bytes = runtime.sharedTierBytes(of: visible, on: eventLoop)
@@ -48,7 +49,7 @@ extension AdminResponder {
                     "tenants": .object(tenants),
                     "nodes": .array(
                         nodes.map {
-                            Self.nodeFigures($0, self: runtime.config.node.id, now: runtime.clock.now(), visible)
+                            Self.nodeFigures($0, self: runtime.config.node.id, now: runtime.clock.now(), visibleSet)
                         }),
                     "events": .array(events.map(Self.eventFigures)),
                 ])
@@ -107,7 +108,7 @@ extension AdminResponder {
     }
 
     /// A node's row; its key versions only for tenants the token may see.
-    private static func nodeFigures(_ beacon: NodeBeacon, self id: String, now: Double, _ visible: [String])
+    private static func nodeFigures(_ beacon: NodeBeacon, self id: String, now: Double, _ visible: Set<String>)
         -> JSONValue
     {
         let lag = beacon.lagSeconds.map { JSONValue.number(min($0, 1e12)) } ?? .null

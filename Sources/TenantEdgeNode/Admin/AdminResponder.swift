@@ -17,9 +17,9 @@ struct AdminResponder: HTTPResponder {
 
     /// The calls with a body (purge, config) are refused at their head without a token for them, so
     /// a stranger's upload is never read, let alone parsed.
-    func screen(_ head: HTTPRequestHead) -> EdgeResponse? {
+    func screen(_ request: EdgeRequest) -> EdgeResponse? {
+        let head = request.head
         let path = QueryString.split(target: head.uri).path
-        let request = EdgeRequest(head: head, body: nil, peer: nil)
         switch (head.method, path) {
         case (.POST, "/_edge/purge"): return authorize(request, scope: .purge, tenant: nil)
         case (.PUT, "/_edge/config"): return authorize(request, scope: .config, tenant: "*")

@@ -8,6 +8,10 @@ import TenantEdgeCore
 /// before the next restart fails on it).
 extension EdgeMetrics {
     func render(runtime: EdgeRuntime, l2Bytes: [String: Int]) -> [UInt8] {
+        scraping.withLock { _ in renderAlone(runtime: runtime, l2Bytes: l2Bytes) }
+    }
+
+    private func renderAlone(runtime: EdgeRuntime, l2Bytes: [String: Int]) -> [UInt8] {
         let table = runtime.table
         let caches = table.tenants.compactMap { runtime.caches[$0.id] }
         updateTenants(caches, runtime: runtime, l2Bytes: l2Bytes)

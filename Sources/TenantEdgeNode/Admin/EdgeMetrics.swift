@@ -30,6 +30,9 @@ final class EdgeMetrics: Sendable {
     /// Per tenant, the `TenantCounters` last reported (held, so a rebuilt cache's new counters can
     /// never take the old one's address and be mistaken for it): new counters start from 0.
     let reportedCounters = Mutex<[String: TenantCounters]>([:])
+    /// One scrape at a time: two at once (Prometheus in pairs) across a tenant-set swap would each
+    /// take the other's counters for new ones and add the same requests twice.
+    let scraping = Mutex(())
     /// Requests answered before any tenant was known (`tenant="_unknown"`).
     let unknownTenantDuration = LaneHistogram(
         boundsNanoseconds: TenantCounters.durationBoundsSeconds.map { Int64($0 * 1e9) })
@@ -88,12 +91,14 @@ final class EdgeMetrics: Sendable {
     }
 
     /// Adds `total - last reported` to the counter `name{labels}` (made on first use). A total
-    /// below the last reported (a rebuilt source) is taken as the new base.
+    /// below the last reported means its source started again (a rebuilt cache, a removed Redis
+    /// tier): all of it is new, and it is the new base. Scrapes run one at a time (`render`).
     func advance(_ name: String, _ help: String, labels: [(String, String)], to total: Int) {
         let key = name + labels.map { "|\($0.0)=\($0.1)" }.joined()
         let delta = reported.withLock { reported -> Int in
-            defer { reported[key] = max(total, reported[key] ?? 0) }
-            return total - (reported[key] ?? 0)
+            let last = reported[key] ?? 0
+            reported[key] = total
+            return total >= last ? total - last : total
         }
         let counter = registry.makeCounter(descriptor: Self.describe(name, help), labels: labels)
         if delta > 0 { counter.increment(by: Int64(delta)) }

@@ -15,7 +15,8 @@ final class SecurityEvents: Sendable {
         "unknown_tenant", "forwarded_for_untrusted",
     ]
     static let windowSeconds = 60.0
-    static let maxBursts = 32
+    /// Distinct bursts (tenant and source) per kind and window before the rest share one.
+    static let maxBursts = 8
     /// Audit and log lines a window may hold at most, whatever arrives (docs/operations.md).
     static let maxLinesPerWindow = SecurityEventWindow.maxLinesPerWindow(maxBursts: maxBursts, kinds: kinds.count)
 
@@ -56,7 +57,9 @@ final class SecurityEvents: Sendable {
         count.add(1, ordering: .relaxed)
         let now = clock.now()
         let lines = window.withLock {
-            $0.record(kind: kind, tenant: tenant, source: String(source.prefix(64)), detail: detail, now: now)
+            $0.record(
+                kind: kind, tenant: tenant, source: String(decoding: source.utf8.prefix(64), as: UTF8.self),
+                detail: detail, now: now)
         }
         write(lines)
     }

@@ -10,12 +10,13 @@ final class RegionPeers: Sendable {
     /// it removed (the last 256).
     private let ownPurges = Mutex<[(id: String, acknowledgement: PurgeAcknowledgement)]>([])
 
-    /// The tier and tenant beacons are kept under: the first tenant by id with an L2 whose residency
-    /// allows this region (nothing is written under a tenant that may keep nothing here), the same on
-    /// every node of the region, since they share the bundle.
-    func anchor(_ runtime: EdgeRuntime) -> (tier: RedisTier, tenant: String)? {
-        for tenant in runtime.table.tenants.sorted(by: { $0.id < $1.id }) where runtime.mayStore(tenant) {
-            if let tier = runtime.l2(for: tenant.id) { return (tier, tenant.id) }
+    /// The tier beacons are kept on: the region's shared endpoint, as used by any tenant of the
+    /// `row` or `hybrid` strategy (with the node's own credentials). Without one (every tenant in its
+    /// own database or ACL user) there is no beacon: the dashboard shows this node alone.
+    func beaconTier(_ runtime: EdgeRuntime) -> RedisTier? {
+        for tenant in runtime.table.tenants.sorted(by: { $0.id < $1.id }) {
+            let isolation = runtime.config.isolation(of: tenant)
+            if isolation == .row || isolation == .hybrid, let tier = runtime.l2(for: tenant.id) { return tier }
         }
         return nil
     }
@@ -40,15 +41,14 @@ final class RegionPeers: Sendable {
     }
 
     func publishBeacon(_ runtime: EdgeRuntime) {
-        guard let (tier, tenant) = anchor(runtime) else { return }
-        tier.publish(beacon(runtime), anchor: tenant, on: runtime.eventLoop)
+        beaconTier(runtime)?.publish(beacon(runtime), on: runtime.eventLoop)
     }
 
     /// This node first, then the siblings whose beacons Redis holds.
     func nodes(_ runtime: EdgeRuntime, on eventLoop: any EventLoop) -> EventLoopFuture<[NodeBeacon]> {
         let own = beacon(runtime)
-        guard let (tier, tenant) = anchor(runtime) else { return eventLoop.makeSucceededFuture([own]) }
-        return tier.beacons(anchor: tenant, now: own.at, on: eventLoop).map { beacons in
+        guard let tier = beaconTier(runtime) else { return eventLoop.makeSucceededFuture([own]) }
+        return tier.beacons(now: own.at, on: eventLoop).map { beacons in
             [own] + (beacons ?? []).filter { $0.id != own.id && $0.region == own.region }.sorted { $0.id < $1.id }
         }
     }

@@ -23,6 +23,9 @@ final class ConfigBundleGate: Sendable {
         var status: Int
         var code: String
         var reason: String
+        /// A bundle older than the one running: a replay, unlike a push of the version already
+        /// running (an origin's retry after a slow answer, or a pull that came first).
+        var older = false
     }
 
     init(runtime: EdgeRuntime) throws(EdgeError) {
@@ -48,7 +51,9 @@ final class ConfigBundleGate: Sendable {
             runtime.logger.info("config bundle applied", metadata: ["version": "\(version)"])
             return version
         } catch {
-            if error.status == 409 && actor == "origin:pull" { throw error }  // a pull of what already runs: not news
+            // The version already running pushed again, or any version a pull found (a replica may lag
+            // behind a push): not news, not a rejection.
+            if error.code == "stale_version" && (!error.older || actor == "origin:pull") { throw error }
             runtime.metrics.recordBundle(result: Self.metricResult(of: error.code))
             // A bad signature or a replayed older bundle is someone else's doing, not a config mistake.
             if error.code == "bad_signature" || error.code == "stale_version" {
@@ -115,7 +120,8 @@ final class ConfigBundleGate: Sendable {
             guard bundle.version > running else {
                 throw Rejection(
                     status: 409, code: "stale_version",
-                    reason: "version \(bundle.version) is not above the running \(running)")
+                    reason: "version \(bundle.version) is not above the running \(running)",
+                    older: bundle.version < running)
             }
             let prepared: TenantTable
             do throws(EdgeError) { prepared = try runtime.prepare(config, version: bundle.version) } catch {

@@ -57,7 +57,8 @@ struct MissTracing: Sendable {
     private struct HeaderExtractor: Extractor {
         func extract(key: String, from carrier: HTTPHeaders) -> String? {
             // Only a valid W3C traceparent is continued; anything else starts a new trace.
-            guard let value = carrier.first(name: key) else { return nil }
+            let values = carrier[key]
+            guard values.count == 1, let value = values.first else { return nil }  // several: none valid
             if key == "traceparent" { return RequestCorrelation.TraceParent(value[...]) != nil ? value : nil }
             if key == "tracestate" { return RequestCorrelation.isValidTraceState(value[...]) ? value : nil }
             return nil

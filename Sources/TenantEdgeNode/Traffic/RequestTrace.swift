@@ -27,16 +27,13 @@ struct UpstreamCorrelation: Sendable {
     }
 }
 
-/// Request ids and trace and span ids. Request ids are a random per-process prefix and a counter:
-/// unique across nodes and restarts, one atomic add each.
+/// Request ids and trace and span ids, all random: a counter would tell one tenant's upstream how
+/// many fetches the node made for every other tenant in between.
 final class RequestIDs: Sendable {
-    private let prefix: String
-    private let counter = Atomic<UInt64>(0)
-
-    init() { prefix = Self.hex(UInt64.random(in: 1...UInt64.max), digits: 16) }
-
+    /// 32 hex digits.
     func nextRequestID() -> String {
-        prefix + "-" + String(counter.add(1, ordering: .relaxed).newValue, radix: 16)
+        Self.hex(UInt64.random(in: 0...UInt64.max), digits: 16)
+            + Self.hex(UInt64.random(in: 0...UInt64.max), digits: 16)
     }
 
     /// 16 hex digits, never all zeros.

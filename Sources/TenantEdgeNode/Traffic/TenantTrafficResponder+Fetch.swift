@@ -334,9 +334,13 @@ extension TenantTrafficResponder {
         -> (HTTPHeaders, UpstreamCorrelation)
     {
         var fields = request.head.headers.fields
+        // Several `traceparent` lines make none valid (W3C); several `tracestate` lines are one list.
+        let parents = fields.filter { $0.name.caseInsensitiveEquals("traceparent") }
+        let states = fields.filter { $0.name.caseInsensitiveEquals("tracestate") }.map(\.value)
         let correlation = UpstreamCorrelation(
-            requestID: fields.first("x-request-id")?[...], traceparent: fields.first("traceparent")?[...],
-            tracestate: fields.first("tracestate")?[...], ids: runtime.requestIDs)
+            requestID: fields.first("x-request-id")?[...],
+            traceparent: parents.count == 1 ? parents[0].value[...] : nil,
+            tracestate: states.isEmpty ? nil : states.joined(separator: ",")[...], ids: runtime.requestIDs)
         for name in ["x-request-id", "traceparent", "tracestate"] { fields.remove(name) }
         HopByHop.strip(&fields)
         if forStorage {

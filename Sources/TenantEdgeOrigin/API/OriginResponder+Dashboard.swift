@@ -50,7 +50,7 @@ extension OriginResponder {
                     ])
                 }),
             "erasures": .array(
-                erasures.all().map { record in
+                erasures.all().sorted { $0.requestedAt > $1.requestedAt }.prefix(Self.erasuresShown).map { record in
                     .object([
                         "tenant": .string(record.tenant ?? ""),
                         "at": Self.epoch(record.requestedAt).map { .number($0) } ?? .null,
@@ -66,6 +66,9 @@ extension OriginResponder {
         ])
         return .json(.ok, (try? answer.canonicalText) ?? "{}")
     }
+
+    /// The latest erasures the page lists (the compliance report has them all).
+    static let erasuresShown = 50
 
     /// Seconds since the epoch of an RFC 3339 time the ledger wrote.
     static func epoch(_ text: String) -> Double? {

@@ -234,9 +234,8 @@ struct OriginResponder: HTTPResponder {
 
     /// Calls with a body need some token of this origin before the body is read; which token may do
     /// what is decided after, per call.
-    func screen(_ head: HTTPRequestHead) -> EdgeResponse? {
-        guard head.method != .GET, head.method != .HEAD else { return nil }
-        let request = EdgeRequest(head: head, body: nil, peer: nil)
+    func screen(_ request: EdgeRequest) -> EdgeResponse? {
+        guard request.head.method != .GET, request.head.method != .HEAD else { return nil }
         if isAdminRequest(request) || mayPublish(request, tenant: nil) || nodeRegion(request) != nil { return nil }
         return unauthorized(request, "a token of this origin is required")
     }

@@ -59,7 +59,7 @@ final class FleetStatus: Sendable {
     /// without an answer (no admin URL: they pull) are `pending` until they pull it.
     func published(version: Int, at now: Double, outcomes: [String: String], expected: [String]) {
         state.withLock { state in
-            var nodes: [String: String] = Dictionary(uniqueKeysWithValues: expected.map { ($0, "pending") })
+            var nodes = Dictionary(expected.map { ($0, "pending") }, uniquingKeysWith: { first, _ in first })
             for (node, outcome) in outcomes {
                 let applied = outcome == "ok"
                 nodes[node] = applied ? "applied" : "failed"
