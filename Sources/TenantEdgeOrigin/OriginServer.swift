@@ -104,9 +104,11 @@ public final class OriginServer: Sendable {
 
     /// Runs until one of `signals` (or `stop` from inside the process), then stops: one
     /// `ServiceGroup`, as the node's, which owns the signals and the drain.
-    public func run(signals: [UnixSignal], logger: Logger) async throws {
+    /// `stopping`: told when a graceful stop begins (systemd's `STOPPING=1`).
+    public func run(signals: [UnixSignal], logger: Logger, stopping: @escaping @Sendable () -> Void = {}) async throws {
         let drain = ClosureService { [self] in
             try? await gracefulShutdown()
+            stopping()
             await stop()
         }
         let group = ServiceGroup(

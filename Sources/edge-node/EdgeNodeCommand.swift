@@ -81,11 +81,14 @@ struct EdgeNodeCommand: AsyncParsableCommand {
         /// listeners' quiescing helpers complete promises on the loops when they go) are released
         /// when this returns, before the caller shuts the event loops down.
         static func serve(_ config: EdgeConfig, group: MultiThreadedEventLoopGroup, logger: Logger) async throws {
-            let hangUps = HangUpReloads(logger: logger)
+            let systemd = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
+            let hangUps = HangUpReloads(logger: logger, systemd: systemd)
             let node = try await EdgeNode.start(
-                config: config, group: group, logger: logger, signals: [.sigterm, .sigint], extraServices: [hangUps])
+                config: config, group: group, logger: logger, signals: [.sigterm, .sigint],
+                extraServices: [hangUps, StopNotice(systemd: systemd)])
             hangUps.node.set(node)
             defer { hangUps.node.clear() }
+            systemd.ready(status: "serving")  // both listeners are bound
             try await node.run()
         }
     }
@@ -96,15 +99,21 @@ struct EdgeNodeCommand: AsyncParsableCommand {
 final class HangUpReloads: Service, Sendable {
     let node = NodeSlot()
     private let logger: Logger
+    private let systemd: SystemdNotifier
 
-    init(logger: Logger) { self.logger = logger }
+    init(logger: Logger, systemd: SystemdNotifier) {
+        self.logger = logger
+        self.systemd = systemd
+    }
 
     func run() async throws {
         let hangUps = await UnixSignalsSequence(trapping: .sighup)
-        await cancelWhenGracefulShutdown { [node, logger] in
+        await cancelWhenGracefulShutdown { [node, logger, systemd] in
             for await _ in hangUps {
+                systemd.reloading()
                 let reloaded = node.value?.reloadGeoIP() ?? false
                 logger.info("SIGHUP: GeoIP database reopened", metadata: ["reloaded": "\(reloaded)"])
+                systemd.ready(status: "serving")
             }
         }
     }
@@ -116,5 +125,16 @@ final class HangUpReloads: Service, Sendable {
         func set(_ node: EdgeNode) { slot.withLock { $0 = node } }
         /// Drops the node (it holds this service: a cycle until cleared).
         func clear() { slot.withLock { $0 = nil } }
+    }
+}
+
+/// Tells systemd a graceful stop began (`STOPPING=1`) as soon as SIGTERM arrives, so it waits for
+/// the drain rather than counting it as a hang.
+struct StopNotice: Service {
+    let systemd: SystemdNotifier
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        systemd.stopping()
     }
 }

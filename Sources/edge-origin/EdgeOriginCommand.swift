@@ -29,17 +29,22 @@ struct EdgeOriginCommand: AsyncParsableCommand {
             DaemonLogging.bootstrap(settings.logging)
             let logger = Logger(label: "tenantedge.origin")
             let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
-            let origin: OriginServer
-            do {
-                origin = try await OriginServer.start(config: settings, group: group, logger: logger)
-            } catch let error as EdgeError {
+            do { try await Self.serve(settings, group: group, logger: logger) } catch let error as EdgeError {
                 FileHandle.standardError.write(Data((error.message + "\n").utf8))
                 try? await group.shutdownGracefully()
                 throw ExitCode(2)
             }
-            try await origin.run(signals: [.sigterm, .sigint], logger: logger)
             try? await group.shutdownGracefully()
             logger.info("stopped")
+        }
+
+        /// Starts and runs the origin until it has drained; it is released when this returns, before
+        /// the caller stops the event loops (its listener completes promises on them as it goes).
+        static func serve(_ settings: OriginConfig, group: MultiThreadedEventLoopGroup, logger: Logger) async throws {
+            let origin = try await OriginServer.start(config: settings, group: group, logger: logger)
+            let systemd = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
+            systemd.ready(status: "serving")  // the HTTPS listener is bound
+            try await origin.run(signals: [.sigterm, .sigint], logger: logger, stopping: { systemd.stopping() })
         }
     }
 }

@@ -52,6 +52,14 @@ if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; rc=99; else wait "$pid"; rc=
 if [ "$code" = 421 ] && [ "$ready" = 200 ] && [ "$rc" = 0 ] && grep -q "stopped" "$work/run.log"; then passed=$((passed+1))
 else failed=$((failed+1)); echo "cli-check FAILED: run/SIGTERM: unknown host $code, readyz $ready, exit $rc"; cat "$work/run.log"; fi
 
+# systemd Type=notify: READY=1 once the listeners answer, RELOADING=1/READY=1 around SIGHUP,
+# STOPPING=1 on SIGTERM (a datagram to NOTIFY_SOCKET; no libsystemd).
+sed 's#state_dir: ./state#state_dir: ./state-notify#' "$work/run.yaml" > "$work/notify.yaml"
+out=$(python3 "$(dirname "$0")/notify-check.py" --bin "$bin" --config "$work/notify.yaml" \
+  --port-pattern 'admin=127\.0\.0\.1:([0-9]+)' --probe 'http://127.0.0.1:{port}/readyz' --hup 2>&1); rc=$?
+if [ "$rc" = 0 ]; then passed=$((passed+1)); [ -n "${CLI_VERBOSE:-}" ] && echo "$out"
+else failed=$((failed+1)); echo "cli-check FAILED: edge-node under NOTIFY_SOCKET: $out"; fi
+
 # logging.format json: every line the daemon writes is one JSON object, the ready line among them;
 # the wrong token's security event is a line with its fields, never the token.
 sed 's#state_dir: ./state#state_dir: ./state-json#' "$work/run.yaml" > "$work/json.yaml"
@@ -192,6 +200,11 @@ if [ "$prc" = 0 ] && [ "$purge" = '{"seq":1}' ] && [[ "$put" == '{"tenant":"newc
    && [ "$frc" = 1 ] && [[ "$forbidden" == "origin answered 403"* ]] && ! grep -q "token-cli" "$work/origin.log" \
    && [[ "$report" == *"newco   NO         v1 (0d)"* ]] && [[ "$report" == *"audit chain: verifies (2 entries)"* ]]; then passed=$((passed+1))
 else failed=$((failed+1)); echo "cli-check FAILED: edge-origin with edgectl: purge $prc $purge / put $put / publish $publish / wrong CA $drc $denied / publisher publishing $frc $forbidden / report $report"; cat "$work/origin.log"; fi
+sed "s#127.0.0.1:$oport#127.0.0.1:0#; s#./origin-state#./origin-notify#" "$work/origin.yaml" > "$work/origin-notify.yaml"
+out=$(python3 "$(dirname "$0")/notify-check.py" --bin "$origin_bin" --config "$work/origin-notify.yaml" \
+  --port-pattern 'https=127\.0\.0\.1:([0-9]+)' --probe 'https://127.0.0.1:{port}/healthz' --ca "$TE_TEST_CA_FILE" 2>&1); rc=$?
+if [ "$rc" = 0 ]; then passed=$((passed+1)); [ -n "${CLI_VERBOSE:-}" ] && echo "$out"
+else failed=$((failed+1)); echo "cli-check FAILED: edge-origin under NOTIFY_SOCKET: $out"; fi
 printf 'listen: "127.0.0.1:1"\nbogus: 1\n' > "$work/bad-origin.yaml"
 out=$("$origin_bin" run --config "$work/bad-origin.yaml" 2>&1); rc=$?
 if [ "$rc" = 2 ] && [ "$(printf '%s\n' "$out" | grep -c .)" = 1 ] && [[ "$out" == "bogus: is not a known key" ]]; then passed=$((passed+1))
