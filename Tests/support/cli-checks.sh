@@ -52,6 +52,23 @@ if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; rc=99; else wait "$pid"; rc=
 if [ "$code" = 421 ] && [ "$ready" = 200 ] && [ "$rc" = 0 ] && grep -q "stopped" "$work/run.log"; then passed=$((passed+1))
 else failed=$((failed+1)); echo "cli-check FAILED: run/SIGTERM: unknown host $code, readyz $ready, exit $rc"; cat "$work/run.log"; fi
 
+# The example configs pass check-config as shipped, with demo secrets made for a copy of them.
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cp -r "$repo/edge-config" "$work/examples"; rm -rf "$work/examples/secrets"
+"$repo/scripts/make-demo-secrets.sh" "$work/examples/secrets" > /dev/null
+for file in demo.yaml; do
+  out=$("$bin" check-config --config "$work/examples/$file" 2>&1); rc=$?
+  if [ "$rc" = 0 ] && [[ "$out" == "config ok: "* ]]; then passed=$((passed+1))
+  else failed=$((failed+1)); echo "cli-check FAILED: edge-config/$file: exit $rc: $out"; fi
+done
+out=$("$(dirname "$1")/edge-origin" check-config --config "$work/examples/demo-origin.yaml" 2>&1); rc=$?
+if [ "$rc" = 0 ] && [[ "$out" == "config ok: origin"* ]]; then passed=$((passed+1))
+else failed=$((failed+1)); echo "cli-check FAILED: edge-config/demo-origin.yaml: exit $rc: $out"; fi
+rm "$work/examples/secrets/origin-signing.key"
+out=$("$(dirname "$1")/edge-origin" check-config --config "$work/examples/demo-origin.yaml" 2>&1); rc=$?
+if [ "$rc" = 2 ] && [[ "$out" == "signing_key_file: cannot read "* ]]; then passed=$((passed+1))
+else failed=$((failed+1)); echo "cli-check FAILED: edge-origin check-config without its signing key: exit $rc: $out"; fi
+
 # systemd Type=notify: READY=1 once the listeners answer, RELOADING=1/READY=1 around SIGHUP,
 # STOPPING=1 on SIGTERM (a datagram to NOTIFY_SOCKET; no libsystemd).
 sed 's#state_dir: ./state#state_dir: ./state-notify#' "$work/run.yaml" > "$work/notify.yaml"
