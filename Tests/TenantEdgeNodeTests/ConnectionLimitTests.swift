@@ -28,7 +28,7 @@ struct ConnectionLimitTests {
 
     @Test func aHalfSentHeadIsTimedOutWith408() async throws {
         try await withEdge(configure: Self.small, script: Self.ok) { edge in
-            let answer = try RawHTTP.converse(
+            let answer = try await RawHTTP.converse(
                 port: edge.node.trafficPort, "GET /x HTTP/1.1\r\nHost: api.acme", timeout: 5)
             #expect(answer.text.hasPrefix("HTTP/1.1 408"))
             #expect(answer.closedByServer, "closed by the node, not by the test's own timeout")
@@ -37,7 +37,7 @@ struct ConnectionLimitTests {
 
     @Test func anIdleKeepAliveIsClosed() async throws {
         try await withEdge(configure: Self.small, script: Self.ok) { edge in
-            let answer = try RawHTTP.converse(
+            let answer = try await RawHTTP.converse(
                 port: edge.node.trafficPort, "GET /x HTTP/1.1\r\nHost: api.acme.test\r\n\r\n", timeout: 6)
             #expect(answer.text.hasPrefix("HTTP/1.1 200"))
             #expect(answer.closedByServer, "the idle connection was closed after idle_timeout_s")
@@ -56,12 +56,12 @@ struct ConnectionLimitTests {
             let held = (0..<3).compactMap { _ in Self.connect(edge.node.trafficPort) }
             #expect(held.count == 3)
             try await Task.sleep(for: .milliseconds(100))
-            let extra = try RawHTTP.exchange(
+            let extra = try await RawHTTP.exchange(
                 port: edge.node.trafficPort, "GET /x HTTP/1.1\r\nHost: api.acme.test\r\n\r\n", timeout: 2)
             #expect(extra.isEmpty, "the fourth connection got no answer")
             for descriptor in held { close(descriptor) }
             try await Task.sleep(for: .milliseconds(200))
-            let after = try RawHTTP.exchange(
+            let after = try await RawHTTP.exchange(
                 port: edge.node.trafficPort,
                 "GET /x HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n")
             #expect(after.hasPrefix("HTTP/1.1 200"), "places are given back when connections close")
@@ -71,7 +71,7 @@ struct ConnectionLimitTests {
     @Test func aPipelinedBurstIsBoundedAndTheNodeSurvives() async throws {
         try await withEdge(configure: Self.small, script: Self.ok) { edge in
             let burst = String(repeating: "GET /p HTTP/1.1\r\nHost: api.acme.test\r\n\r\n", count: 200)
-            let answer = try RawHTTP.exchange(port: edge.node.trafficPort, burst, timeout: 3)
+            let answer = try await RawHTTP.exchange(port: edge.node.trafficPort, burst, timeout: 3)
             let answered = answer.components(separatedBy: "HTTP/1.1 200").count - 1
             #expect(answered >= 1)
             #expect(answered <= 8 + 1, "at most four queues' worth of one read, then the connection closes")
@@ -82,7 +82,7 @@ struct ConnectionLimitTests {
 
     @Test func noInterim100ForHTTP10() async throws {
         try await withEdge(configure: Self.small, script: Self.ok) { edge in
-            let answer = try RawHTTP.exchange(
+            let answer = try await RawHTTP.exchange(
                 port: edge.node.trafficPort,
                 "POST /c HTTP/1.0\r\nHost: api.acme.test\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx")
             #expect(!answer.contains("100 Continue"))
@@ -117,13 +117,13 @@ struct ConnectionBodyLimitTests {
             script: ConnectionLimitTests.ok
         ) { edge in
             // Content-Length far over the limit and no body sent: answered at once, not after a body.
-            let huge = try RawHTTP.converse(
+            let huge = try await RawHTTP.converse(
                 port: edge.node.trafficPort,
                 "POST /u HTTP/1.1\r\nHost: api.acme.test\r\nContent-Length: 999999999999\r\n\r\n", timeout: 5)
             #expect(huge.text.hasPrefix("HTTP/1.1 413"), "not a 408: answered at the head, the body never came")
             #expect(huge.closedByServer, "closed after the two-second linger")
             // A body that keeps coming a little at a time still ends at the request deadline.
-            let slow = try RawHTTP.exchange(
+            let slow = try await RawHTTP.exchange(
                 port: edge.node.trafficPort,
                 "POST /u HTTP/1.1\r\nHost: api.acme.test\r\nContent-Length: 10\r\n\r\nab", timeout: 5)
             #expect(slow.hasPrefix("HTTP/1.1 408"))
@@ -133,7 +133,7 @@ struct ConnectionBodyLimitTests {
 
     @Test func aTokenlessPurgeIsRefusedBeforeItsBody() async throws {
         try await withEdge(configure: ConnectionLimitTests.small, script: ConnectionLimitTests.ok) { edge in
-            let answer = try RawHTTP.converse(
+            let answer = try await RawHTTP.converse(
                 port: edge.node.adminPort,
                 "POST /_edge/purge HTTP/1.1\r\nHost: x\r\nContent-Length: 8000000\r\n\r\n{", timeout: 5)
             #expect(

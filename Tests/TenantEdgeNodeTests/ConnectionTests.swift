@@ -20,7 +20,7 @@ struct ConnectionTests {
                 "GET /slow/1 HTTP/1.1\r\nHost: api.acme.test\r\n\r\n"
                 + "GET /fast HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n"
             let port = edge.node.trafficPort
-            let reply = try await Task.detached { try RawHTTP.exchange(port: port, text) }.value
+            let reply = try await Task.detached { try await RawHTTP.exchange(port: port, text) }.value
             let slow = try #require(reply.range(of: "body:/slow/1"))
             let fast = try #require(reply.range(of: "body:/fast"))
             #expect(slow.lowerBound < fast.lowerBound)
@@ -31,7 +31,7 @@ struct ConnectionTests {
     @Test func malformedRequestGetsA400AndTheConnectionCloses() async throws {
         try await withEdge(script: Self.script) { edge in
             let port = edge.node.trafficPort
-            let reply = try await Task.detached { try RawHTTP.exchange(port: port, "GARBAGE\r\n\r\n") }.value
+            let reply = try await Task.detached { try await RawHTTP.exchange(port: port, "GARBAGE\r\n\r\n") }.value
             #expect(reply.hasPrefix("HTTP/1.1 400"))
             #expect(reply.contains("\"error\":\"bad_request\""))
             #expect(reply.lowercased().contains("connection: close"))
@@ -57,7 +57,7 @@ struct ConnectionTests {
         try await withEdge(script: Self.script) { edge in
             let port = edge.node.trafficPort
             let reply = try await Task.detached {
-                try RawHTTP.exchange(port: port, "GET /x HTTP/1.0\r\nHost: api.acme.test\r\n\r\n", timeout: 5)
+                try await RawHTTP.exchange(port: port, "GET /x HTTP/1.0\r\nHost: api.acme.test\r\n\r\n", timeout: 5)
             }.value
             #expect(reply.hasPrefix("HTTP/1.0 200"))
             #expect(reply.hasSuffix("body:/x"), "the server closed the connection after one response")

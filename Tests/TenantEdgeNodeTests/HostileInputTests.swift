@@ -62,13 +62,13 @@ struct HostileInputTests {
     @Test func hostMustBeOneValidHostAndTheUpstreamSeesTheCanonicalOne() async throws {
         try await withEdge(script: { _ in Self.reply([("Cache-Control", "max-age=60")]) }) { edge in
             let port = edge.node.trafficPort
-            let twoHosts = try RawHTTP.exchange(
+            let twoHosts = try await RawHTTP.exchange(
                 port: port, "GET /x HTTP/1.1\r\nHost: api.acme.test\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
             #expect(twoHosts.hasPrefix("HTTP/1.1 400"))
-            let userinfo = try RawHTTP.exchange(
+            let userinfo = try await RawHTTP.exchange(
                 port: port, "GET /x HTTP/1.1\r\nHost: api.acme.test:1@evil.example\r\nConnection: close\r\n\r\n")
             #expect(userinfo.hasPrefix("HTTP/1.1 400"))
-            let noHost = try RawHTTP.exchange(port: port, "GET /x HTTP/1.1\r\nConnection: close\r\n\r\n")
+            let noHost = try await RawHTTP.exchange(port: port, "GET /x HTTP/1.1\r\nConnection: close\r\n\r\n")
             #expect(noHost.hasPrefix("HTTP/1.1 400"))
             let dotted = try await edge.get("/y", host: "API.acme.test.:8080")
             #expect(dotted.status == 200)
@@ -116,16 +116,16 @@ struct HostileInputTests {
     @Test func onlyOriginFormTargetsReachTheUpstream() async throws {
         try await withEdge(script: { _ in Self.reply([("Cache-Control", "max-age=60")]) }) { edge in
             let port = edge.node.trafficPort
-            let authority = try RawHTTP.exchange(
+            let authority = try await RawHTTP.exchange(
                 port: port, "GET @127.0.0.1:9/x HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n")
             #expect(authority.hasPrefix("HTTP/1.1 400"))
-            let connect = try RawHTTP.exchange(
+            let connect = try await RawHTTP.exchange(
                 port: port, "CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n")
             #expect(connect.hasPrefix("HTTP/1.1 405") || connect.hasPrefix("HTTP/1.1 400"))
-            let trace = try RawHTTP.exchange(
+            let trace = try await RawHTTP.exchange(
                 port: port, "TRACE /t HTTP/1.1\r\nHost: api.acme.test\r\nCookie: s=1\r\nConnection: close\r\n\r\n")
             #expect(trace.hasPrefix("HTTP/1.1 405"))
-            let absolute = try RawHTTP.exchange(
+            let absolute = try await RawHTTP.exchange(
                 port: port, "GET http://api.acme.test/abs?q=1 HTTP/1.1\r\nHost: x.test\r\nConnection: close\r\n\r\n")
             #expect(absolute.hasPrefix("HTTP/1.1 200"))
             #expect(edge.upstream.count("/abs?q=1") == 1)
@@ -141,7 +141,7 @@ struct HostileInputTests {
             let purged = try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/a/../b"]}"#)
             #expect(purged.body.hasPrefix(#"{"purged":1,"id":"#))
             #expect(try await edge.get("//b").cacheStatus.contains("fwd=miss"))
-            let broken = try RawHTTP.exchange(
+            let broken = try await RawHTTP.exchange(
                 port: edge.node.trafficPort, "GET /%zz HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n")
             #expect(broken.hasPrefix("HTTP/1.1 400"))
         }
@@ -165,7 +165,7 @@ struct HostileInputTests {
             }, script: { _ in Self.reply([("Cache-Control", "max-age=60")]) }
         ) { edge in
             for target in ["/../tenant-b/private", "/..%2Ftenant-b/private", "/x/..;/..;/tenant-b"] {
-                let answer = try RawHTTP.exchange(
+                let answer = try await RawHTTP.exchange(
                     port: edge.node.trafficPort,
                     "GET \(target) HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n")
                 #expect(answer.hasPrefix("HTTP/1.1 400"), "\(target)")
@@ -242,7 +242,7 @@ struct HostileInputTests {
     @Test func longTargetsAndDeepPathsAreBounded() async throws {
         try await withEdge(script: { _ in Self.reply([("Cache-Control", "max-age=60")]) }) { edge in
             let port = edge.node.trafficPort
-            let long = try RawHTTP.exchange(
+            let long = try await RawHTTP.exchange(
                 port: port, "GET /\(String(repeating: "a", count: 9000)) HTTP/1.1\r\nHost: api.acme.test\r\n\r\n")
             #expect(long.hasPrefix("HTTP/1.1 414"))
             let deep = "/" + Array(repeating: "s", count: 3000).joined(separator: "/")

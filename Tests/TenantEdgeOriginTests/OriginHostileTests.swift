@@ -162,7 +162,7 @@ struct OriginHostileTests {
             persisted.contains("redis_url_sealed") && !persisted.contains("s3cret-pass"),
             "never in clear on the node's disk")
         // Plain HTTP to the TLS admin listener gets nothing useful.
-        let plain = try RawHTTP.exchange(
+        let plain = try await RawHTTP.exchange(
             port: node.node.adminPort, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         #expect(!plain.hasPrefix("HTTP/1.1 200"))
         await origin.stop()

@@ -78,14 +78,27 @@ struct OriginStoreContractTests {
         // Two stores on one database: for PostgreSQL two replicas, for SQLite two connections to one file.
         let first = try await fixture.open()
         let second = kind == .postgres ? try await fixture.open() : first
-        // Writes queue on one row lock and each must finish within the store's 5 s deadline, queueing
-        // included: 80 leave room for a machine busy with the rest of the suite (200 did not, once).
-        let writes = 80
+        // 200 writes, 16 in flight at a time over both stores (more than both pools' connections, so
+        // they contend for the row lock): each must finish within the store's 5 s deadline, queueing
+        // included, and 200 queued at once on a machine busy with the whole suite (or under a
+        // sanitizer) did not.
+        let writes = 200
+        let inFlight = 16
         let seen = try await withThrowingTaskGroup(of: [Int].self) { group in
-            for index in 0..<writes {
+            let writers = Locked(0)  // the next write to start
+            for _ in 0..<inFlight {
                 group.addTask {
-                    let store = index % 2 == 0 ? first : second
-                    return [try await Self.write(store, PurgeRequest(tenant: "acme", keys: ["/k/\(index)"])).seq]
+                    var numbers: [Int] = []
+                    while true {
+                        let index = writers.modify { next -> Int in
+                            defer { next += 1 }
+                            return next
+                        }
+                        guard index < writes else { return numbers }
+                        let store = index % 2 == 0 ? first : second
+                        numbers.append(
+                            try await Self.write(store, PurgeRequest(tenant: "acme", keys: ["/k/\(index)"])).seq)
+                    }
                 }
             }
             // A poller reading as writers commit: every batch continues exactly where the last ended.

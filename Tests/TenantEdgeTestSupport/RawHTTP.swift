@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 
 #if canImport(Glibc)
     import Glibc
@@ -6,14 +7,32 @@ import Foundation
 
 /// Sends raw bytes over a plain TCP socket and reads until the server closes or `timeout` passes.
 /// For the connection-level tests (pipelining, malformed requests) that an HTTP client would refuse to send.
+///
+/// The socket calls block (up to `timeout` when the server keeps the connection open), so they run
+/// on threads of their own: blocking one of the test pool's two threads for seconds starved other
+/// tests' tasks (a store's deadline fired in an unrelated suite).
 package enum RawHTTP {
-    package static func exchange(port: Int, _ text: String, timeout: Double = 3) throws -> String {
-        try converse(port: port, text, timeout: timeout).text
+    /// Threads for the blocking exchanges: tests that hold several connections at once get them.
+    private static let threads: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 16)
+        pool.start()
+        return pool
+    }()
+
+    package static func exchange(port: Int, _ text: String, timeout: Double = 3) async throws -> String {
+        try await converse(port: port, text, timeout: timeout).text
     }
 
     /// What the server sent, and whether it closed the connection itself (end of stream or a reset)
     /// rather than the test giving up at `timeout`: the node's own timers closed it, whenever that was.
-    package static func converse(port: Int, _ text: String, timeout: Double = 3) throws -> (
+    package static func converse(port: Int, _ text: String, timeout: Double = 3) async throws -> (
+        text: String, closedByServer: Bool
+    ) {
+        try await threads.runIfActive { try blockingConverse(port: port, text, timeout: timeout) }
+    }
+
+    /// `converse` on the calling thread, for a caller that is not async (a process's start-up wait).
+    package static func blockingConverse(port: Int, _ text: String, timeout: Double = 3) throws -> (
         text: String, closedByServer: Bool
     ) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -53,5 +72,5 @@ package enum RawHTTP {
     }
 
     /// Whether the server still accepts a connection on `port`.
-    package static func accepts(port: Int) -> Bool { (try? exchange(port: port, "", timeout: 0.2)) != nil }
+    package static func accepts(port: Int) -> Bool { (try? blockingConverse(port: port, "", timeout: 0.2)) != nil }
 }

@@ -38,7 +38,9 @@ package final class RedisProcess: @unchecked Sendable {  // used from one test t
         try process.run()
         self.process = process
         for _ in 0..<100 {
-            if (try? RawHTTP.exchange(port: port, "PING\r\n", timeout: 0.2))?.contains("PONG") == true { return }
+            if (try? RawHTTP.blockingConverse(port: port, "PING\r\n", timeout: 0.2))?.text.contains("PONG") == true {
+                return
+            }
             usleep(50_000)
         }
         throw POSIXError(.ETIMEDOUT)

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOExtras
 import NIOHTTP1
@@ -9,7 +10,10 @@ import TenantEdgeCore
 /// quiescing helper.
 package final class HTTPListener: Sendable {
     package let channel: any Channel
-    private let quiesce: ServerQuiescingHelper
+    /// Released on the server channel's loop once drained: the helper fails a promise of that loop
+    /// when it goes, and going anywhere else after the loops stopped scheduled work on a dead loop
+    /// (SwiftNIO prints it today and will make it a crash).
+    private let quiesce: NIOLockedValueBox<ServerQuiescingHelper?>
 
     /// Raw head bytes allowed beyond `limits.max_header_bytes` (which the connection checks against
     /// the head's counted size): the request line's and each line's punctuation and whitespace.
@@ -23,9 +27,11 @@ package final class HTTPListener: Sendable {
         address: HostPort, group: any EventLoopGroup, responder: any HTTPResponder, limits: EdgeConfig.Limits,
         tls: NIOSSLContext? = nil
     ) async throws -> HTTPListener {
-        let quiesce = ServerQuiescingHelper(group: group)
+        // The accepting channel and the helper's promise on one loop, so both end on it.
+        let acceptor = group.next()
+        let quiesce = ServerQuiescingHelper(group: acceptor)
         let budget = ConnectionBudget(limit: limits.maxConnections)
-        let channel = try await ServerBootstrap(group: group)
+        let channel = try await ServerBootstrap(group: acceptor, childGroup: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelInitializer { channel in
@@ -33,7 +39,7 @@ package final class HTTPListener: Sendable {
                     try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
                 }
             }
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 guard budget.admit(channel) else {
@@ -58,14 +64,21 @@ package final class HTTPListener: Sendable {
 
     private init(channel: any Channel, quiesce: ServerQuiescingHelper) {
         self.channel = channel
-        self.quiesce = quiesce
+        self.quiesce = NIOLockedValueBox(quiesce)
     }
 
     /// Stops accepting, lets open connections finish their in-flight response, and completes when
     /// all have closed.
     package func drain() async throws {
         let promise = channel.eventLoop.makePromise(of: Void.self)
-        quiesce.initiateShutdown(promise: promise)
+        // No reference to the helper outlives this call but the box's.
+        let started = quiesce.withLockedValue { helper -> Bool in
+            helper?.initiateShutdown(promise: promise)
+            return helper != nil
+        }
+        guard started else { return promise.succeed() }
         try await promise.futureResult.get()
+        // The last reference goes on the helper's own loop (the box holds the only other one).
+        try? await channel.eventLoop.submit { [quiesce] in quiesce.withLockedValue { $0 = nil } }.get()
     }
 }

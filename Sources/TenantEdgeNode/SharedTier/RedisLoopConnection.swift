@@ -109,7 +109,7 @@ final class RedisLoopConnection: @unchecked Sendable {
                 maxWaitingBytes: max(32 << 20, 2 * maxReplyBytes)),
             eventLoop: eventLoop)
         let connected = bootstrap.connectTimeout(.milliseconds(Int64(timeoutMs)))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler.value) }
             }
