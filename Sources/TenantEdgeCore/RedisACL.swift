@@ -15,7 +15,8 @@ public enum RedisACL {
             "+sadd",
             "+srem", "+smembers", "+unlink",
             "+strlen", "+time", "+hincrby", "+hgetall", "+hdel", "+publish", "+subscribe",
-            "+zadd", "+zrange", "+zrem", "+zcard", "+zremrangebyscore",
+            "+zadd", "+zrange", "+zrem", "+zcard", "+zremrangebyscore", "+zrangebyscore", "+persist",
+            "+hget", "+hset", "+hlen", "+hexists",
         ]
     }
 

@@ -17,6 +17,22 @@ public enum NodePreflight {
         do { _ = try AdminTokensReader.load(path: config.security.adminTokensFile) } catch {
             problems.append(error.message)
         }
+        if let path = config.security.kekFile, !path.isEmpty {
+            do { _ = try StandaloneKeyring.readKeyFile(path, key: "security.kek_file") } catch {
+                problems.append(error.message)
+            }
+        }
+        // The other files the node reads at start: readable now, so check-config finds what run would.
+        let files: [(String, String?)] = [
+            ("security.config_public_key", config.security.configPublicKey),
+            ("listen.admin_tls.cert_file", config.listen.adminCertFile),
+            ("listen.admin_tls.key_file", config.listen.adminKeyFile),
+            ("origin.token_file", config.origin?.tokenFile), ("origin.ca_file", config.origin?.caFile),
+        ]
+        for case (let key, let path?) in files where !path.isEmpty && !FileManager.default.isReadableFile(atPath: path)
+        {
+            problems.append("\(key): cannot read \(path)")
+        }
         if let path = config.geoip.database, !path.isEmpty {
             do { _ = try GeoIPDatabase(path: path) } catch { problems.append("geoip.database: \(error.message)") }
         }

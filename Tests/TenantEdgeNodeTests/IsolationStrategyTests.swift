@@ -131,6 +131,20 @@ struct IsolationStrategyTests {
                 Issue.record("acme's Redis user wrote a key of globex")
                 return
             }
+            // Everything the node does as the tenant's user is allowed it: purges by key and tag (their
+            // scripts move and keep fences), the acknowledgement b writes, a write and a read after.
+            _ = try admin.command("ACL", "LOG", "RESET")
+            let purge = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/schema"]}"#)
+            #expect(purge.status == 200)
+            _ = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","tags":["t1"]}"#)
+            _ = try await a.get("/schema/2")
+            _ = try await b.get("/schema/2")
+            try await Task.sleep(for: .milliseconds(300))
+            guard case .array(let denied) = try admin.command("ACL", "LOG") else {
+                Issue.record("ACL LOG answered")
+                return
+            }
+            #expect(denied.isEmpty, "Redis refused the tenant's user nothing: \(denied)")
         } catch {
             await a.shutdown()
             await b.shutdown()
