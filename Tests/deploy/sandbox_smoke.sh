@@ -11,7 +11,7 @@
 #
 # Usage: Tests/deploy/sandbox_smoke.sh BIN_DIR     (BIN_DIR holds edge-node, edge-origin, edgectl)
 # Needs: cc, redis-server, python3, curl, openssl, systemd-analyze; strace is optional. Loopback
-# ports BASE_PORT..BASE_PORT+99 (default 38000). Ends with "N passed, N failed".
+# ports BASE_PORT..BASE_PORT+99 (default 21300). Ends with "N passed, N failed".
 # Started as root it drops to UID/GID 10001 (chowning its temporary files); otherwise it runs as
 # the calling user.
 set -uo pipefail
@@ -20,7 +20,7 @@ bin_dir="${1:?usage: sandbox_smoke.sh BIN_DIR}"
 bin_dir="$(cd "$bin_dir" && pwd)"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-base="${BASE_PORT:-38000}"
+base="${BASE_PORT:-21300}"  # below the ephemeral range (32768-), where outgoing connections take their ports
 http=$((base + 80)) admin=$((base + 90)) origin_port=$((base + 43)) upstream=$((base + 81)) redis=$((base + 79))
 
 for tool in cc redis-server python3 curl openssl systemd-analyze; do
