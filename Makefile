@@ -87,12 +87,16 @@ test: deps lint
 # checking is off: the Swift runtime's process-lifetime allocations read as leaks. ThreadSanitizer
 # is not here yet: swift-otel 1.6.0 does not compile under -sanitize=thread with Swift 6.3.1
 # ("sending 'logger' risks causing data races" in OTelBatchLogRecordProcessor, only with TSan).
+# Left out under the sanitizer: the browser, and three tests bound to wall-clock deadlines that the
+# sanitizer's 2-3x slowdown on 2 cores passes (a 5 s store deadline with 16 writers, Redis killed
+# and back within 3 s, purge acknowledgements within 5 s); they run unsanitized in make test.
+SANITIZE_SKIP := DashboardBrowserTests|concurrentWriters|redisKilledMidLoad|IsolationPropertyTests
 sanitize: deps
 	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build/asan
 	@trap 'Tests/support/test-env.sh stop $(RUN_DIR)' EXIT; \
 	Tests/support/test-env.sh start $(RUN_DIR) && source $(RUN_DIR)/env && \
 	ASAN_OPTIONS=detect_leaks=0 $$($(SWIFT) build --scratch-path .build/asan --show-bin-path)/TenantEdgePackageTests.xctest \
-	  --testing-library swift-testing --skip DashboardBrowserTests
+	  --testing-library swift-testing --skip '$(SANITIZE_SKIP)'
 
 # The isolation property test for SOAK_OPS operations (a printed seed replays a failure:
 # TE_PROPERTY_SEED=N make soak).
