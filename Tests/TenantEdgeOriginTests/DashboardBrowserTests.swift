@@ -62,40 +62,16 @@ struct DashboardBrowserTests {
     }
 
     @Test func theFleetDashboardShowsEveryNodeAndThePublish() async throws {
-        let secrets = try OriginSecrets("te-browser-fleet")
-        let originState = try temporaryDirectory("te-browser-origin")
-        let bootstrap = try await OriginHarness.start(stateDir: originState)
-        let port = bootstrap.server.port
-        var nodes: [EdgeHarness] = []
-        for id in ["node-a", "node-b"] {
-            let state = try temporaryDirectory("te-browser-\(id)")
-            nodes.append(
-                try await EdgeHarness.start(
-                    configure: { config in
-                        config.stateDir = state
-                        config.security.configPublicKey = secrets.publicKey
-                        config.security.kekFile = secrets.regionKEK
-                        bootstrap.follow(&config, directory: state, pollWait: 1)
-                    }, nodeID: id, script: { _ in .init(body: "x") }))
-        }
-        await bootstrap.stop()
         let admin = "browser-fleet-admin"
-        let origin: OriginHarness
-        do {
-            origin = try await OriginHarness.start(
-                secrets: secrets, pushingTo: nodes, stateDir: originState, port: port, adminToken: admin)
-        } catch {
-            for node in nodes { await node.shutdown() }
-            throw error
-        }
-        let clocks = nodes.map(\.clock)
-        let ticking = Task {  // the feeds back off on the nodes' clocks after the origin's restart
-            while !Task.isCancelled {
-                for clock in clocks where clock.sleeperCount > 0 { clock.advance(by: 0.5) }
-                try? await Task.sleep(for: .milliseconds(20))
+        try await OriginHarness.withFleet(adminToken: admin) { origin, nodes in
+            let clocks = nodes.map(\.clock)
+            let ticking = Task {  // the feeds back off on the nodes' clocks after the origin's restart
+                while !Task.isCancelled {
+                    for clock in clocks where clock.sleeperCount > 0 { clock.advance(by: 0.5) }
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
             }
-        }
-        do {
+            defer { ticking.cancel() }
             let tenant = #"{"hosts":["api.newco.test"],"upstream":"http://127.0.0.1:1","residency":["eu-west"]}"#
             #expect(try await origin.call(.PUT, "/v1/tenants/newco", token: admin, body: tenant).status == 200)
             #expect(try await origin.call(.POST, "/v1/config/publish", token: admin).status == 200)
@@ -106,11 +82,6 @@ struct DashboardBrowserTests {
             ])
             #expect(result.status == 0, "\(result.output)")
             print(result.output)
-        } catch {
-            Issue.record(error)
         }
-        ticking.cancel()
-        await origin.stop()
-        for node in nodes { await node.shutdown() }
     }
 }

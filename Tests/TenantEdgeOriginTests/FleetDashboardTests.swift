@@ -19,40 +19,9 @@ struct FleetDashboardTests {
     }
 
     @Test func theFleetShowsEachNodesPollCursorAndPublishes() async throws {
-        let secrets = try OriginSecrets("te-fleet")
-        let originState = try temporaryDirectory("te-fleet-origin")
-        // The origin first (nodes follow its URL), then the nodes, then an origin that pushes to them
-        // on the same port and state.
-        let bootstrap = try await OriginHarness.start(stateDir: originState)
-        let port = bootstrap.server.port
-        var nodes: [EdgeHarness] = []
-        for id in ["node-a", "node-b"] {
-            let state = try temporaryDirectory("te-fleet-\(id)")
-            nodes.append(
-                try await EdgeHarness.start(
-                    configure: { config in
-                        config.stateDir = state
-                        config.security.configPublicKey = secrets.publicKey
-                        config.security.kekFile = secrets.regionKEK
-                        bootstrap.follow(&config, directory: state, pollWait: 1)
-                    }, nodeID: id, script: { _ in .init(body: "x") }))
+        try await OriginHarness.withFleet(adminToken: Self.adminToken) { origin, nodes in
+            try await Self.check(origin, clocks: nodes.map(\.clock))
         }
-        await bootstrap.stop()
-        let origin: OriginHarness
-        do {
-            origin = try await OriginHarness.start(
-                secrets: secrets, pushingTo: nodes, stateDir: originState, port: port, adminToken: Self.adminToken)
-        } catch {
-            for node in nodes { await node.shutdown() }
-            throw error
-        }
-        do { try await Self.check(origin, clocks: nodes.map(\.clock)) } catch {
-            await origin.stop()
-            for node in nodes { await node.shutdown() }
-            throw error
-        }
-        await origin.stop()
-        for node in nodes { await node.shutdown() }
     }
 
     /// `clocks`: the nodes' clocks, moved on while a feed backs off (the origin was down a moment).

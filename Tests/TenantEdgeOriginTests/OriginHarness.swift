@@ -137,6 +137,55 @@ extension OriginHarness {
     }
 }
 
+extension OriginHarness {
+    /// An origin pushing to two nodes (`node-a`, `node-b` of eu-west) that follow it (poll wait 1 s),
+    /// all stopped however `body` ends. The origin starts once first so the nodes know its URL, then
+    /// again on the same port and state knowing their admin ports; the nodes' feeds back off across
+    /// that restart on their clocks, which `body` moves on.
+    static func withFleet(
+        adminToken: String, _ body: (OriginHarness, [EdgeHarness]) async throws -> Void
+    ) async throws {
+        let secrets = try OriginSecrets("te-fleet")
+        let originState = try temporaryDirectory("te-fleet-origin")
+        let bootstrap = try await OriginHarness.start(stateDir: originState)
+        let port = bootstrap.server.port
+        var nodes: [EdgeHarness] = []
+        do {
+            for id in ["node-a", "node-b"] {
+                let state = try temporaryDirectory("te-fleet-\(id)")
+                nodes.append(
+                    try await EdgeHarness.start(
+                        configure: { config in
+                            config.stateDir = state
+                            config.security.configPublicKey = secrets.publicKey
+                            config.security.kekFile = secrets.regionKEK
+                            bootstrap.follow(&config, directory: state, pollWait: 1)
+                        }, nodeID: id, script: { _ in .init(body: "x") }))
+            }
+        } catch {
+            await bootstrap.stop()
+            for node in nodes { await node.shutdown() }
+            throw error
+        }
+        await bootstrap.stop()
+        let origin: OriginHarness
+        do {
+            origin = try await OriginHarness.start(
+                secrets: secrets, pushingTo: nodes, stateDir: originState, port: port, adminToken: adminToken)
+        } catch {
+            for node in nodes { await node.shutdown() }
+            throw error
+        }
+        do { try await body(origin, nodes) } catch {
+            await origin.stop()
+            for node in nodes { await node.shutdown() }
+            throw error
+        }
+        await origin.stop()
+        for node in nodes { await node.shutdown() }
+    }
+}
+
 /// The secrets an origin and its nodes share in a test, made fresh in a temporary directory:
 /// `signing.key`/`signing.pub` (Ed25519), `node-admin.token` (the nodes' admin token, for pushes)
 /// and `eu-west.kek` (the region KEK).
