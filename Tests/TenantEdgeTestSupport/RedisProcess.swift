@@ -27,10 +27,13 @@ package final class RedisProcess: @unchecked Sendable {  // used from one test t
         if let sentinelConfig {
             process.arguments = [sentinelConfig, "--sentinel", "--port", String(port)] + extraArguments
         } else {
+            // A directory of its own: a replica's full sync writes an RDB file there (into the
+            // repository's root before, from the Sentinel tests).
+            let directory = try temporaryDirectory("te-redis")
             process.arguments =
                 [
                     "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel",
-                    "warning",
+                    "warning", "--dir", directory,
                 ] + extraArguments
         }
         process.standardOutput = FileHandle.nullDevice
