@@ -87,10 +87,12 @@ test: deps lint
 # checking is off: the Swift runtime's process-lifetime allocations read as leaks. ThreadSanitizer
 # is not here yet: swift-otel 1.6.0 does not compile under -sanitize=thread with Swift 6.3.1
 # ("sending 'logger' risks causing data races" in OTelBatchLogRecordProcessor, only with TSan).
-# Left out under the sanitizer: the browser, and three tests bound to wall-clock deadlines that the
+# Left out under the sanitizer: the browser, and tests bound to wall-clock deadlines that the
 # sanitizer's 2-3x slowdown on 2 cores passes (a 5 s store deadline with 16 writers, Redis killed
-# and back within 3 s, purge acknowledgements within 5 s); they run unsanitized in make test.
-SANITIZE_SKIP := DashboardBrowserTests|concurrentWriters|redisKilledMidLoad|IsolationPropertyTests
+# and back within 3 s, purge acknowledgements within 5 s, a Sentinel failover followed within 2 s);
+# they run unsanitized in make test. Not in .ci/run yet: another such test failed under it in a
+# fresh-clone run, so the deadlines must first follow the injected clock.
+SANITIZE_SKIP := DashboardBrowserTests|concurrentWriters|redisKilledMidLoad|IsolationPropertyTests|SentinelFailover
 sanitize: deps
 	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build/asan
 	@trap 'Tests/support/test-env.sh stop $(RUN_DIR)' EXIT; \
