@@ -19,7 +19,7 @@ enum GeoLookupBench {
         let path = arguments[2]
         let seconds = arguments.count > 3 ? Double(arguments[3]) ?? 2 : 2
         let workingSet = arguments.count > 4 ? Int(arguments[4]) ?? 10_000 : 10_000
-        var generator = SplitMix(seed: 0x7e17_edce)
+        var generator = SeededGenerator(seed: 0x7e17_edce)  // every run looks up the same addresses
         let values = (0..<1_000_000).map { _ in UInt32(truncatingIfNeeded: generator.next()) }
         let texts = values.map { "\($0 >> 24).\(($0 >> 16) & 0xff).\(($0 >> 8) & 0xff).\($0 & 0xff)" }
         let addresses = values.map { IPAddress(ipv4: $0) }
@@ -74,18 +74,5 @@ enum GeoLookupBench {
             let done = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             if done >= seconds { return String(format: "%.0f", Double(calls) / done) }
         }
-    }
-}
-
-/// A small seeded generator, so every run looks up the same addresses.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

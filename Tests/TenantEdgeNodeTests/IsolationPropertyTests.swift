@@ -17,18 +17,6 @@ struct IsolationPropertyTests {
     static let paths = (0..<6).map { "/p/\($0)" } + (0..<4).map { "/v/\($0)" }
     static let languages = ["en", "fr"]
 
-    /// A small seeded generator (SplitMix64): the same seed gives the same schedule.
-    struct Schedule: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// What the upstream gave out: per tenant, path and variant, the last version fetched.
     final class Versions: Sendable {
         private let fetched = Locked<[String: Int]>([:])
@@ -75,7 +63,7 @@ struct IsolationPropertyTests {
                 config.tenants = Self.tenants.map { TenantConfig(id: $0, hosts: ["\($0).test"], upstream: upstream) }
             }, script: Self.upstream(versions)
         ) { a, b in
-            var schedule = Schedule(state: seed)
+            var schedule = SeededGenerator(seed: seed)  // SplitMix64: the printed seed replays
             /// Per key, the version a response must exceed: the last version fetched when a purge
             /// covering the key was acknowledged by both nodes.
             var floor: [String: Int] = [:]
@@ -145,7 +133,7 @@ struct IsolationPropertyTests {
     }
 
     /// A purge of one kind for `tenant`, and which paths it covers.
-    static func purge(tenant: String, using schedule: inout Schedule) -> (String, (String) -> Bool) {
+    static func purge(tenant: String, using schedule: inout SeededGenerator) -> (String, (String) -> Bool) {
         switch Int.random(in: 0..<4, using: &schedule) {
         case 0:
             let path = paths.randomElement(using: &schedule)!
