@@ -13,17 +13,42 @@ import os
 rows = defaultdict(list)
 notes = []
 for line in open(path):
-    size, label, rps, p50, p99, p999, share, errors = (line.rstrip("\n").split("\t") + [""] * 8)[:8]
+    fields = (line.rstrip("\n").split("\t") + [""] * 11)[:11]
+    size, label, rps, p50, p99, p999, share, errors, cpu_user, cpu_system, cpu_wrk = fields
     us = lambda text: float(text) if text else float("nan")
     rows[(int(size), label)].append(
         {"rps": float(rps or 0), "p50_ms": us(p50) / 1000, "p99_ms": us(p99) / 1000, "p999_ms": us(p999) / 1000,
-         "hit_share": None if share in ("", "-") else float(share)})
+         "hit_share": None if share in ("", "-") else float(share),
+         "cpu_user_us": us(cpu_user), "cpu_system_us": us(cpu_system), "cpu_wrk_us": us(cpu_wrk)})
     if errors.strip():
         notes.append(f"{label} {size} B: {errors.strip()}")
 
 def median(size, label, field="rps"):
     values = [v[field] for v in rows.get((size, label), [])]
     return statistics.median(values) if values else float("nan")
+
+def cpu_table(size, servers):
+    """CPU per request, from /proc and wrk's own times (run.sh). wrk shares the two cores, so a system's
+    req/s is about 2 cores / (its CPU per request + wrk's); the ceiling line works out what the edge
+    node would reach against nginx with no user-space time at all (only its kernel time and wrk's)."""
+    if not any(v["cpu_user_us"] == v["cpu_user_us"] for values in rows.values() for v in values):
+        return None  # rows from before CPU was measured
+    print(f"CPU per request, {size} B (µs, medians over rounds): the server's own processes, and wrk driving it\n")
+    print("| server | user | kernel | server total | wrk | all |")
+    print("|---|---|---|---|---|---|")
+    for label in servers:
+        user, system, load = (median(size, label, f) for f in ("cpu_user_us", "cpu_system_us", "cpu_wrk_us"))
+        servers[label].update({"cpu_user_us": user, "cpu_system_us": system, "cpu_wrk_us": load})
+        print(f"| {label} | {user:.2f} | {system:.2f} | {user + system:.2f} | {load:.2f} | {user + system + load:.2f} |")
+    edge, nginx = servers.get("edge-node (encrypted)"), servers.get("nginx proxy_cache")
+    if not edge or not nginx:
+        return None
+    all_nginx = nginx["cpu_user_us"] + nginx["cpu_system_us"] + nginx["cpu_wrk_us"]
+    ceiling = all_nginx / (edge["cpu_system_us"] + edge["cpu_wrk_us"])
+    print(f"\n- ceiling vs nginx with no user-space time at all: {ceiling:.2f} "
+          f"(nginx's {all_nginx:.2f} µs over the node's kernel {edge['cpu_system_us']:.2f} + wrk "
+          f"{edge['cpu_wrk_us']:.2f} µs)\n")
+    return {"ceiling_vs_nginx_without_user_time": ceiling}
 
 summary = {"rounds": int(rounds), "duration": duration, "keys": int(keys), "sizes": {}}
 print(f"# Hit path: wrk -t2 -c64 -d{duration}, {keys} keys, {rounds} interleaved rounds, medians\n")
@@ -62,6 +87,9 @@ for size in sorted({s for s, _ in rows}):
     for name, value in ratios.items():
         print(f"- {name.replace('_', ' ')}: {value:.2f}")
     print()
+    cpu = cpu_table(size, servers)
+    if cpu:
+        ratios.update(cpu)
     summary["sizes"][str(size)] = {"servers": servers, "ratios": ratios}
 
 # Open loop: paced requests at a share of nginx's closed-loop peak (run.sh, paced.lua).

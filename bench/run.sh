@@ -26,6 +26,7 @@ trap cleanup EXIT
 python3 bench/upstream/sample_upstream.py 18080 > "$dir/upstream.log" 2>&1 & pids+=($!)
 redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" > "$dir/redis.log" 2>&1 & pids+=($!)
+declare -A node_pid  # port -> the edge node serving it, for CPU per request
 for spec in "on:8181:9191:true:strict" "off:8182:9192:false:standard" "l2:8185:9195:true:strict" \
   "watched:8186:9196:true:strict"; do
   IFS=: read -r name port admin enc level <<< "$spec"
@@ -37,6 +38,7 @@ for spec in "on:8181:9191:true:strict" "off:8182:9192:false:standard" "l2:8185:9
       -e 's#upstream: "http://127.0.0.1:18080" }#upstream: "http://127.0.0.1:18080", quota_bytes: 1024 }#' "$dir/edge-$name.yaml"
   fi
   "$bin" run --config "$dir/edge-$name.yaml" > "$dir/edge-$name.log" 2>&1 & pids+=($!)
+  node_pid[$port]=$!
 done
 mkdir -p "$dir/nginx-tmp" "$dir/nginx-cache"
 sed -e "s#@DIR@#$dir#g; s#@PORT@#8183#" bench/nginx.conf.template > "$dir/nginx.conf"
@@ -51,6 +53,26 @@ servers=("edge-node (encrypted):8181:cache-status:hit:9191" "edge-node (plain):8
          "edge-node (L2 only):8185:cache-status:detail=l2:9195"
          "nginx proxy_cache:8183:x-cache:HIT:-" "varnish:8184:x-cache:HIT:-"
          "edge-node (scraped):8186:cache-status:hit:9196")
+# CPU per request: what each system's own processes spent (user and kernel, from /proc) and what wrk
+# spent driving it, over the requests wrk counted. On two shared cores these say where the ceiling
+# is: a server can never answer faster than wrk can ask.
+server_pids() {
+  case "$1" in
+    8183) pgrep -P "$(cat "$dir/nginx.pid")" | tr '\n' ' ' ;;  # nginx's workers (and cache manager)
+    8184) local manager; manager=$(cat "$dir/varnish.pid"); echo "$manager $(pgrep -P "$manager" | tr '\n' ' ')" ;;
+    *) echo "${node_pid[$1]}" ;;
+  esac
+}
+cpu_ticks() {  # user and system clock ticks of processes (all their threads), summed
+  local user=0 system=0 u s pid
+  for pid in "$@"; do
+    # fields after "pid (comm) ": utime is the 12th, stime the 13th
+    read -r u s < <(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12, $13}' || echo "0 0")
+    user=$((user + ${u:-0})); system=$((system + ${s:-0}))
+  done
+  echo "$user $system"
+}
+ticks_per_second=$(getconf CLK_TCK)
 hits() {  # the node's hit counter for tenant acme
   curl -s "http://127.0.0.1:$1/metrics" | awk '/^edge_requests_total\{tenant="acme",cache_status="hit"\}/ {print $2}'
 }
@@ -72,7 +94,13 @@ for size in $SIZES; do
           sleep 1
         done) & scraper=$!
       fi
-      out=$(KEYS=$KEYS SIZE=$size HOST=api.acme.test wrk -t2 -c64 -d"$DURATION" -s bench/keys.lua "http://127.0.0.1:$port")
+      serving=$(server_pids "$port")
+      read -r user_before system_before < <(cpu_ticks $serving)
+      TIMEFORMAT='%3U %3S'
+      { time KEYS=$KEYS SIZE=$size HOST=api.acme.test wrk -t2 -c64 -d"$DURATION" -s bench/keys.lua \
+          "http://127.0.0.1:$port" > "$dir/wrk.out"; } 2> "$dir/wrk.time"
+      out=$(cat "$dir/wrk.out")
+      read -r user_after system_after < <(cpu_ticks $serving)
       [ -z "$scraper" ] || { kill "$scraper"; wait "$scraper" 2>/dev/null || true; }
       rps=$(awk '/Requests\/sec/ {print $2}' <<< "$out")
       requests=$(awk '/requests in/ {print $1}' <<< "$out")
@@ -83,8 +111,13 @@ for size in $SIZES; do
       share=-
       [ "$admin" = - ] || share=$(awk -v a="$before" -v b="$(hits "$admin")" -v n="$requests" \
         'BEGIN { printf "%.3f", (n > 0 ? (b - a) / n : 0) }')
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$label" "$rps" "$p50" "$p99" "$p999" "$share" "$errors" \
-        >> "$results"
+      # microseconds of CPU per request: the server's user and kernel time, and wrk's (both)
+      cpu=$(awk -v n="$requests" -v hz="$ticks_per_second" -v u=$((user_after - user_before)) \
+        -v s=$((system_after - system_before)) -v w="$(cat "$dir/wrk.time")" 'BEGIN {
+          split(w, t, " "); if (n <= 0) { print "\t\t"; exit }
+          printf "%.3f\t%.3f\t%.3f", u / hz / n * 1e6, s / hz / n * 1e6, (t[1] + t[2]) / n * 1e6 }')
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$label" "$rps" "$p50" "$p99" "$p999" "$share" "$errors" \
+        "$cpu" >> "$results"
     done
   done
 done

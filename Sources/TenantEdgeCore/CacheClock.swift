@@ -17,10 +17,13 @@ extension CacheClock {
     }
 }
 
-/// The real clock.
+/// The real clock: one `SteadyWallClock` for the whole process, so every part agrees on the time.
 public struct SystemCacheClock: CacheClock {
+    private static let shared = SteadyWallClock()
     public init() {}
-    public func now() -> Double { Date().timeIntervalSince1970 }
+    public func now() -> Double { Self.shared.now() }
+    /// Seconds the system clock stands behind this one after a backward step it did not follow.
+    public var wallBehind: Double { Self.shared.wallBehind }
 }
 
 /// A clock that only moves when told to; for tests of TTLs, staleness and backoffs. A sleeper

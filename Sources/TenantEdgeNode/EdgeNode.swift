@@ -52,7 +52,7 @@ public final class EdgeNode: Sendable {
         let erasures: ErasureConfirmations?
         do {
             bundles = try ConfigBundleGate(runtime: runtime)
-            try bundles.loadPersisted()
+            try bundles.loadPersisted(canPull: config.origin != nil)
             // One choice of replica for the feed, bundle pulls and erasure confirmations alike.
             let replicas = config.origin.map { OriginReplicas($0.replicas) }
             feed = try config.origin.map { origin throws(EdgeError) in
@@ -90,7 +90,9 @@ public final class EdgeNode: Sendable {
             }
             admin = try await HTTPListener.bind(
                 address: adminAddress, group: group,
-                responder: AdminResponder(runtime: runtime, bundles: bundles, isReady: { readiness.value }),
+                responder: AdminResponder(
+                    runtime: runtime, bundles: bundles,
+                    isReady: { readiness.value && !runtime.awaitingBundle.load(ordering: .acquiring) }),
                 limits: config.limits.forAdmin, tls: adminTLS)
         } catch let error as EdgeError {
             try? await traffic.channel.close()

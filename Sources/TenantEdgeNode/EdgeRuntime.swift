@@ -145,6 +145,9 @@ package final class EdgeRuntime: Sendable {
     }
     /// Table swaps so far; `table` compares it with what each lane cached.
     private let tableSwaps = Atomic<Int>(0)
+    /// Set when the persisted bundle was not trusted at start and the node waits for the origin's:
+    /// no tenant is served (`503 config_pending`) and readiness is false until a bundle applies.
+    let awaitingBundle = Atomic<Bool>(false)
     private let laneTables = LaneLocal<(swaps: Int, table: TenantTable?)>()
     /// Each event loop's buffer that hits open their entry into (`TenantTrafficResponder`).
     let laneBuffers = LaneLocal<ByteBuffer>()

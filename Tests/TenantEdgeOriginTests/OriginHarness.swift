@@ -141,9 +141,12 @@ extension OriginHarness {
     /// An origin pushing to two nodes (`node-a`, `node-b` of eu-west) that follow it (poll wait 1 s),
     /// all stopped however `body` ends. The origin starts once first so the nodes know its URL, then
     /// again on the same port and state knowing their admin ports; the nodes' feeds back off across
-    /// that restart on their clocks, which `body` moves on.
+    /// that restart on their clocks, which `body` moves on. `configure` adds to the nodes' settings;
+    /// `script` is their upstreams' answer.
     static func withFleet(
-        adminToken: String, _ body: (OriginHarness, [EdgeHarness]) async throws -> Void
+        adminToken: String, configure: @escaping (inout EdgeConfig) -> Void = { _ in },
+        script: @escaping TestUpstream.Script = { _ in .init(body: "x") },
+        _ body: (OriginHarness, [EdgeHarness]) async throws -> Void
     ) async throws {
         let secrets = try OriginSecrets("te-fleet")
         let originState = try temporaryDirectory("te-fleet-origin")
@@ -160,7 +163,8 @@ extension OriginHarness {
                             config.security.configPublicKey = secrets.publicKey
                             config.security.kekFile = secrets.regionKEK
                             bootstrap.follow(&config, directory: state, pollWait: 1)
-                        }, nodeID: id, script: { _ in .init(body: "x") }))
+                            configure(&config)
+                        }, nodeID: id, script: script))
             }
         } catch {
             await bootstrap.stop()

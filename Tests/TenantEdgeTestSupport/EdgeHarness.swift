@@ -26,9 +26,11 @@ package final class EdgeHarness: Sendable {
     package let directory: URL
 
     /// `logs`: when given, the node logs at `trace` into it (tests that grep logs for secrets).
+    /// `nodeClock`: the clock the node runs on, made from the harness's manual clock (default: that clock).
     package static func start(
         configure: (inout EdgeConfig) -> Void = { _ in }, masterKey: [UInt8]? = nil, nodeID: String = "test-a",
-        logs: LogCapture? = nil, running: Bool = true, script: @escaping TestUpstream.Script
+        logs: LogCapture? = nil, running: Bool = true,
+        nodeClock: ((ManualCacheClock) -> any CacheClock)? = nil, script: @escaping TestUpstream.Script
     ) async throws -> EdgeHarness {
         let upstream = try await TestUpstream(script: script)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("te-\(UUID().uuidString)")
@@ -66,7 +68,8 @@ package final class EdgeHarness: Sendable {
         var logger = logs.map { capture in Logger(label: "test") { _ in capture.handler() } } ?? Logger(label: "test")
         logger.logLevel = logs == nil ? .critical : .trace
         let node = try await EdgeNode.start(
-            config: config, group: MultiThreadedEventLoopGroup.singleton, logger: logger, clock: clock)
+            config: config, group: MultiThreadedEventLoopGroup.singleton, logger: logger,
+            clock: nodeClock?(clock) ?? clock)
         if running { Task { try? await node.run() } }  // its services, until `shutdown` drains them
         var clientConfiguration = HTTPClient.Configuration()
         clientConfiguration.redirectConfiguration = .disallow  // redirects are what some tests look at

@@ -20,13 +20,33 @@ package final class TestUpstream: Sendable {
         package var headers: [(String, String)] = []
         package var body: String = ""
         package var delayMs: Int = 0
+        /// How the answer breaks on the wire, if it does (`Content-Length` still announces `body`).
+        package var fault: WireFault? = nil
 
-        package init(status: Int = 200, headers: [(String, String)] = [], body: String = "", delayMs: Int = 0) {
+        package init(
+            status: Int = 200, headers: [(String, String)] = [], body: String = "", delayMs: Int = 0,
+            fault: WireFault? = nil
+        ) {
             self.status = status
             self.headers = headers
             self.body = body
             self.delayMs = delayMs
+            self.fault = fault
         }
+    }
+
+    /// An upstream misbehaving below HTTP: what a crashed, overloaded or hostile upstream sends.
+    package enum WireFault: Sendable {
+        /// The head and the first `bodyBytes` bytes of the body, then the connection is closed.
+        case truncated(bodyBytes: Int)
+        /// The head and the first `bodyBytes` bytes, then a TCP reset (`SO_LINGER` 0).
+        case reset(bodyBytes: Int)
+        /// The whole body, then `extra` more bytes than `Content-Length` announced, in the same write.
+        case overlong(extra: String)
+        /// The body one byte at a time, `intervalMs` apart.
+        case dribble(intervalMs: Int)
+        /// The head, then nothing: the connection stays open and silent.
+        case hangAfterHead
     }
 
     package typealias Script = @Sendable (Request) -> Reply
@@ -59,7 +79,12 @@ package final class TestUpstream: Sendable {
                 if refusing.flag.withLock({ $0 }) { return channel.close() }
                 refusing.open.withLock { $0.append(channel) }
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    // configureHTTPServerPipeline's handlers, with the encoder named: a broken answer
+                    // (`WireFault`) is written from its context, below it, as raw bytes.
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(HTTPResponseEncoder(), name: Handler.encoderName)
+                    try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+                    try sync.addHandler(HTTPServerPipelineHandler())
                     try channel.pipeline.syncOperations.addHandler(Handler(script: script, log: log))
                 }
             }
@@ -85,6 +110,7 @@ package final class TestUpstream: Sendable {
     }
 
     private final class Handler: ChannelInboundHandler {
+        static let encoderName = "test-upstream-response-encoder"
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = HTTPServerResponsePart
         let script: Script
@@ -108,6 +134,10 @@ package final class TestUpstream: Sendable {
                 let request = Request(method: head.method.rawValue, uri: head.uri, headers: head.headers, body: body)
                 log.entries.withLock { $0.append(request) }
                 let reply = script(request)
+                if let fault = reply.fault {
+                    Self.misbehave(fault, reply: reply, version: head.version, context: context)
+                    return
+                }
                 let write = {
                     var headers = HTTPHeaders(reply.headers)
                     headers.replaceOrAdd(name: "content-length", value: String(reply.body.utf8.count))
@@ -129,6 +159,45 @@ package final class TestUpstream: Sendable {
                 } else {
                     write()
                 }
+            }
+        }
+
+        /// Writes `reply` broken as `fault` says, bypassing the encoder's framing where it must.
+        private static func misbehave(
+            _ fault: WireFault, reply: Reply, version: HTTPVersion, context: ChannelHandlerContext
+        ) {
+            let body = Array(reply.body.utf8)
+            var head = "HTTP/1.1 \(reply.status) X\r\ncontent-length: \(body.count)\r\n"
+            for (name, value) in reply.headers { head += "\(name): \(value)\r\n" }
+            head += "\r\n"
+            // Raw bytes, written below the HTTP encoder, which would frame what a broken upstream sends.
+            let channel = context.channel
+            guard let raw = try? context.pipeline.syncOperations.context(name: encoderName) else { return }
+            func send(_ bytes: [UInt8]) -> EventLoopFuture<Void> {
+                raw.writeAndFlush(NIOAny(ByteBuffer(bytes: bytes)))
+            }
+            switch fault {
+            case .truncated(let count):
+                send(Array(head.utf8) + body.prefix(count)).whenComplete { _ in channel.close(promise: nil) }
+            case .reset(let count):
+                send(Array(head.utf8) + body.prefix(count)).whenComplete { _ in
+                    let reset = (channel as? any SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0))
+                    (reset ?? channel.eventLoop.makeSucceededVoidFuture()).whenComplete { _ in
+                        channel.close(promise: nil)
+                    }
+                }
+            case .overlong(let extra):
+                _ = send(Array(head.utf8) + body + Array(extra.utf8))
+            case .dribble(let interval):
+                _ = send(Array(head.utf8))
+                for (index, byte) in body.enumerated() {
+                    channel.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(interval * (index + 1)))) {
+                        guard channel.isActive else { return }
+                        _ = send([byte])
+                    }
+                }
+            case .hangAfterHead:
+                _ = send(Array(head.utf8))
             }
         }
     }

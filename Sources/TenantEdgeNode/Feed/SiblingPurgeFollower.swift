@@ -68,7 +68,14 @@ final class SiblingPurgeFollower: Sendable {
                     _ = await wakes.next()  // until the connection is lost, or the follower stops
                 } catch {
                     logger.debug("purge subscription failed; retrying", metadata: ["error": "\(error)"])
-                    state.withLock { $0.connection = nil }
+                    // Taken out and released outside the lock: its last release runs its callbacks,
+                    // and `onLost` takes the lock (a subscription that timed out while Redis stalled
+                    // trapped on a recursive lock here; IsolationUnderChangeTests found it).
+                    let failed = state.withLock { state in
+                        defer { state.connection = nil }
+                        return state.connection
+                    }
+                    _ = failed
                 }
                 if stopped { break }
                 do { try await clock.sleep(seconds: Self.retryInterval) } catch { break }

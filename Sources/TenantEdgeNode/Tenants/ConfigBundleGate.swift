@@ -5,6 +5,10 @@ import TenantEdgeCore
 import TenantEdgeHTTP
 import TenantEdgeNative
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The node's side of config pushes: `PUT /_edge/config` and the bundle
 /// persisted in `<state_dir>/bundle.signed`.
 ///
@@ -46,6 +50,7 @@ final class ConfigBundleGate: Sendable {
     func apply(body: [UInt8], signatureHeader: String?, actor: String) throws(Rejection) -> Int {
         do {
             let version = try applyChecked(body: body, signatureHeader: signatureHeader, persist: true)
+            runtime.awaitingBundle.store(false, ordering: .releasing)
             runtime.metrics.recordBundle(result: "applied")
             runtime.audit.record("config_applied", actor: actor, tenant: nil, details: ["version": String(version)])
             runtime.logger.info("config bundle applied", metadata: ["version": "\(version)"])
@@ -78,21 +83,49 @@ final class ConfigBundleGate: Sendable {
         }
     }
 
-    /// At start: applies the persisted bundle, verified again, if there is one. A persisted bundle
-    /// that no longer verifies or parses stops start-up with the reason (it was written whole, so
-    /// that means it was changed on disk).
-    func loadPersisted() throws(EdgeError) {
+    /// At start: applies the persisted bundle, verified again, if there is one. One that no longer
+    /// verifies or parses (a torn write, a disk fault, an edit) is never trusted. With an origin to
+    /// pull from (`canPull`), it is moved aside to `bundle.signed.untrusted` and the node starts
+    /// serving no tenant at all (`503 config_pending`, readiness false) until the origin's current
+    /// bundle is pulled and applied: the node file's tenants may include ones the lost bundle had
+    /// removed, so they are not a safe fallback. Without an origin, start-up stops with the reason.
+    func loadPersisted(canPull: Bool) throws(EdgeError) {
         guard let data = FileManager.default.contents(atPath: path) else { return }
         let bytes = Array(data)
-        guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) else {
-            throw EdgeError(.invalidConfig, "\(path): not a signed bundle; move it away to start from the node file")
+        let reason: String
+        if let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
+            let header = String(decoding: bytes[..<newline], as: UTF8.self)
+            do {
+                _ = try applyChecked(body: Array(bytes[(newline + 1)...]), signatureHeader: header, persist: false)
+                return
+            } catch {
+                reason = error.reason
+            }
+        } else {
+            reason = "not a signed bundle"
         }
-        let header = String(decoding: bytes[..<newline], as: UTF8.self)
-        do {
-            _ = try applyChecked(body: Array(bytes[(newline + 1)...]), signatureHeader: header, persist: false)
-        } catch {
-            throw EdgeError(.invalidConfig, "\(path): \(error.reason); move it away to start from the node file")
+        guard canPull else {
+            throw EdgeError(.invalidConfig, "\(path): \(reason); move it away to start from the node file")
         }
+        try holdForOrigin(reason: reason)
+    }
+
+    /// Moves the untrusted bundle aside and empties the tenant set until the origin's bundle applies.
+    private func holdForOrigin(reason: String) throws(EdgeError) {
+        let aside = path + ".untrusted"
+        _ = unlink(aside)
+        guard rename(path, aside) == 0 else {
+            throw EdgeError(.io, "\(path): \(reason), and it cannot be moved aside to \(aside)")
+        }
+        var empty = runtime.config
+        empty.tenants = []
+        runtime.activate(try runtime.prepare(empty, version: 0))
+        runtime.awaitingBundle.store(true, ordering: .releasing)
+        runtime.audit.record(
+            "persisted_bundle_untrusted", actor: "node", tenant: nil, details: ["reason": reason, "moved_to": aside])
+        runtime.logger.error(
+            "persisted config bundle not trusted; serving no tenant until the origin's bundle is pulled",
+            metadata: ["reason": "\(reason)", "moved_to": "\(aside)"])
     }
 
     private func applyChecked(body: [UInt8], signatureHeader: String?, persist: Bool) throws(Rejection) -> Int {

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import TenantEdgeCore
 import TenantEdgeHTTP
 
@@ -55,6 +56,11 @@ struct TenantTrafficResponder: HTTPResponder {
         case .noTenant(let target):
             if original.head.method == .GET || original.head.method == .HEAD, target == "/healthz" {
                 return .now(regionHealth())  // the probe of a sibling region's node, at the region's own hostname
+            }
+            if runtime.awaitingBundle.load(ordering: .relaxed) {  // no tenant is known until the origin's bundle
+                var pending = EdgeResponse.jsonError(.serviceUnavailable, code: "config_pending")
+                pending.headers.add(name: "retry-after", value: "5")
+                return .now(bypassed(pending, detail: "config-pending", started: started))
             }
             let response = EdgeResponse.jsonError(.misdirectedRequest, code: "unknown_tenant")
             runtime.events.record(
