@@ -184,7 +184,9 @@ struct RotationUnderLoadTests {
             #expect(
                 node.runtime.caches["newco"]?.entriesByKeyVersion().keys.allSatisfy { $0 == 4 } == true,
                 "no entry under a retired key")
-            #expect(node.runtime.events.count.load(ordering: .relaxed) == 0)
+            #expect(
+                node.runtime.events.count.load(ordering: .relaxed) == 0,
+                "security events: \(node.runtime.events.recent.map { "\($0.key) \($0.detail)" })")
         }
         for node in nodes { await node.shutdown() }
         await origin.stop()

@@ -7,7 +7,8 @@ import Testing
 
 /// A node whose state files were torn (half a bundle, a cursor cut to nothing) is started again next
 /// to a real origin: the bundle is never trusted, the node serves no tenant until it has the origin's
-/// own, and the cursor starts over so every event is applied again (purges are idempotent).
+/// own (at least as new as the version it had persisted), a restart meanwhile holds again, and the
+/// cursor starts over so every event is applied again (purges are idempotent).
 @Suite("Torn state files on a node that follows an origin", .serialized)
 struct TornStateTests {
     static let admin = "torn-admin-token"
@@ -40,33 +41,51 @@ struct TornStateTests {
                 if !reachable { config.origin?.url = "https://127.0.0.1:9" }  // nothing listens there
             }
 
-            // The origin out of reach: the half bundle is set aside, and no tenant is served, not even
-            // the node file's own (the lost bundle may have removed them).
-            let held = try await EdgeHarness.start(
-                configure: { configure(&$0, reachable: false) }, nodeID: "node-c", script: Self.script)
-            do {
-                let pending = try await held.get("/x", host: "api.bundled.test")
-                #expect(pending.status == 503 && pending.body.contains("config_pending"))
-                #expect(pending.headers.first(name: "retry-after") == "5")
-                #expect(try await held.get("/x", host: "api.acme.test").status == 503)
-                #expect(try await held.admin(.GET, "/readyz").status == 503)
-                #expect(!FileManager.default.fileExists(atPath: torn + "/bundle.signed"))
-                let aside = try Data(contentsOf: URL(fileURLWithPath: torn + "/bundle.signed.untrusted"))
-                #expect(aside == bundle.prefix(bundle.count / 2), "the torn file is kept for the operator, unchanged")
-                held.runtime.audit.flush()
-                let audit = try String(contentsOfFile: torn + "/audit.jsonl", encoding: .utf8)
-                #expect(audit.contains(#""event":"persisted_bundle_untrusted""#))
-            } catch {
-                await held.shutdown()
-                throw error
-            }
-            await held.shutdown()
+            // The bundle this node last persisted was version 3 (its own record, kept beside the bundle):
+            // while holding, an older bundle (a replay, a lagging replica) must not take its place.
+            try Data("3".utf8).write(to: URL(fileURLWithPath: torn + "/bundle.signed.version"))
 
-            // The origin back in reach: its bundle is pulled, verified and served; the cursor that was
-            // cut to nothing starts over and catches up with the origin's head.
+            // The origin out of reach: the half bundle is not trusted and no tenant is served, not even
+            // the node file's own (the lost bundle may have removed them); a restart holds again.
+            for start in 1...2 {
+                let held = try await EdgeHarness.start(
+                    configure: { configure(&$0, reachable: false) }, nodeID: "node-c", script: Self.script)
+                do {
+                    let pending = try await held.get("/x", host: "api.bundled.test")
+                    #expect(pending.status == 503 && pending.body.contains("config_pending"), "start \(start)")
+                    #expect(pending.headers.first(name: "retry-after") == "5")
+                    #expect(try await held.get("/x", host: "api.acme.test").status == 503, "start \(start)")
+                    #expect(try await held.get("/healthz", host: "nobody.test").status == 503, "no ok to other regions")
+                    #expect(try await held.admin(.GET, "/readyz").status == 503)
+                    #expect(try await held.admin(.GET, "/_edge/stats").body.contains(#""config_pending":true"#))
+                    let purge = try await held.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","all":true}"#)
+                    #expect(purge.status == 503)
+                    let kept = try Data(contentsOf: URL(fileURLWithPath: torn + "/bundle.signed"))
+                    #expect(kept == bundle.prefix(bundle.count / 2), "the torn file stays until replaced")
+                    held.runtime.audit.flush()
+                    let audit = try String(contentsOfFile: torn + "/audit.jsonl", encoding: .utf8)
+                    #expect(audit.contains(#""event":"persisted_bundle_untrusted""#))
+                } catch {
+                    await held.shutdown()
+                    throw error
+                }
+                await held.shutdown()
+            }
+
+            // The origin back in reach, its bundle at version 1: below the floor, refused; the node
+            // keeps holding and pulling. Two more publishes take the origin to version 3: applied.
             let recovered = try await EdgeHarness.start(
                 configure: { configure(&$0, reachable: true) }, nodeID: "node-c", script: Self.script)
             do {
+                try await waitUntil(seconds: 10, advancing: recovered.clock) {
+                    recovered.runtime.audit.flush()
+                    let audit = try String(contentsOfFile: torn + "/audit.jsonl", encoding: .utf8)
+                    return audit.contains(#""event":"config_rejected""#) && audit.contains("below 3")
+                }
+                #expect(try await recovered.get("/x", host: "api.bundled.test").status == 503, "v1 is below the floor")
+                for _ in 0..<2 {
+                    #expect(try await origin.call(.POST, "/v1/config/publish", token: Self.admin).status == 200)
+                }
                 try await waitUntil(seconds: 15, advancing: recovered.clock) {
                     try await recovered.get("/x", host: "api.bundled.test").status == 200
                 }

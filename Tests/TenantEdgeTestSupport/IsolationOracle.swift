@@ -54,22 +54,33 @@ package final class IsolationOracle: Sendable {
         }
     }
 
-    /// What is wrong with a `200` body given to `tenant` for `path` in `language`, or nil.
+    /// What is wrong with a `200` body given to `tenant` for `path` in `language`, or nil. The body
+    /// must be exactly what the upstream writes for that tenant, path and variant, with a version.
     package func problem(body: String, tenant: String, path: String, language: String) -> String? {
         let variant = path.hasPrefix("/v/") ? language : "-"
-        let purgedAt = floors.value[Self.key(tenant: tenant, path: path, variant: variant)] ?? 0
-        let fields = Dictionary(
-            body.split(separator: ";").compactMap { pair -> (String, String)? in
-                let parts = pair.split(separator: "=", maxSplits: 1)
-                return parts.count == 2 ? (String(parts[0]), String(parts[1])) : nil
-            }, uniquingKeysWith: { first, _ in first })
-        if fields["tenant"] != tenant { return "served \(fields["tenant"] ?? "?")'s body to \(tenant)" }
-        if fields["path"] != path { return "served \(fields["path"] ?? "?") for \(path)" }
-        if fields["variant"] != variant { return "served variant \(fields["variant"] ?? "?") for \(variant)" }
-        if let version = fields["version"].flatMap(Int.init), version <= purgedAt {
+        let expected = "tenant=\(tenant);path=\(path);variant=\(variant);version="
+        guard body.hasPrefix(expected), let version = Int(body.dropFirst(expected.count)), version > 0 else {
+            return "served \"\(body.prefix(120))\" for \(expected)…"
+        }
+        let purgedAt = floor(tenant: tenant, path: path, variant: variant)
+        if version <= purgedAt {
             return "served version \(version), purged when version \(purgedAt) was the last fetched"
         }
         return nil
+    }
+
+    /// What is wrong with a `304` to a conditional request: its ETag names a version a purge covered.
+    package func problem(notModifiedETag etag: String?, tenant: String, path: String, language: String) -> String? {
+        let variant = path.hasPrefix("/v/") ? language : "-"
+        guard let etag, let version = Int(etag.trimmingCharacters(in: CharacterSet(charactersIn: "\"W/"))) else {
+            return "a 304 without the stored ETag"
+        }
+        let purgedAt = floor(tenant: tenant, path: path, variant: variant)
+        return version <= purgedAt ? "confirmed version \(version) with a 304 after a purge at \(purgedAt)" : nil
+    }
+
+    private func floor(tenant: String, path: String, variant: String) -> Int {
+        floors.value[Self.key(tenant: tenant, path: path, variant: variant)] ?? 0
     }
 
     /// A purge of one kind for `tenant` (admin API body), and which paths it covers.
@@ -94,26 +105,30 @@ package final class IsolationOracle: Sendable {
         }
     }
 
-    /// Request headers for a GET of the schedule: a language, sometimes a cookie, sometimes a condition.
-    package static func headers(tenant: String, roll: Int, using schedule: inout SeededGenerator) -> (
+    /// Request headers for a GET of the schedule: a language, and for one request in twenty a cookie,
+    /// for another one in twenty a condition (an ETag of an early version).
+    package static func headers(tenant: String, using schedule: inout SeededGenerator) -> (
         language: String, headers: [(String, String)]
     ) {
         let language = languages.randomElement(using: &schedule)!
         var headers = [("Accept-Language", language)]
-        if roll % 20 < 5 { headers.append(("Cookie", "session=\(tenant)")) }
-        if roll % 20 >= 5 && roll % 20 < 10 {
-            headers.append(("If-None-Match", "\"\(Int.random(in: 1...3, using: &schedule))\""))
-        }
+        let mix = Int.random(in: 0..<20, using: &schedule)
+        if mix == 0 { headers.append(("Cookie", "session=\(tenant)")) }
+        if mix == 1 { headers.append(("If-None-Match", "\"\(Int.random(in: 1...3, using: &schedule))\"")) }
         return (language, headers)
     }
 
     /// The documented propagation window, made exact: the next operation starts once both nodes of
-    /// the region acknowledged the purge (`/_edge/purges/<id>` on the node that took it).
-    package static func waitForBothNodes(acknowledging answer: String, on node: EdgeHarness) async throws {
+    /// the region acknowledged the purge (`/_edge/purges/<id>` on the node that took it). `clocks`
+    /// are moved on while anything sleeps on them: a sibling subscription lost in a Redis stall is
+    /// made again after a retry interval on the node's clock.
+    package static func waitForBothNodes(
+        acknowledging answer: String, on node: EdgeHarness, advancing clocks: ManualCacheClock...
+    ) async throws {
         guard let id = JSONValue.parse(Array(answer.utf8))?.objectValue?["id"]?.stringValue else {
             throw TestEnvironment.Unmet("a purge answer without an id: \(answer)")
         }
-        try await waitUntil(seconds: 5) {
+        try await waitUntil(seconds: 10, advancing: clocks) {
             let status = try await node.admin(.GET, "/_edge/purges/\(id)")
             return JSONValue.parse(Array(status.body.utf8))?.objectValue?["nodes"]?.objectValue?.count == 2
         }

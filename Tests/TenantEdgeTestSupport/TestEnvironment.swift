@@ -50,6 +50,14 @@ package func waitUntil(
     seconds: Int = 2, advancing clocks: ManualCacheClock..., step: Double = 0.5,
     _ condition: () async throws -> Bool
 ) async throws {
+    try await waitUntil(seconds: seconds, advancing: clocks, step: step, condition)
+}
+
+/// `waitUntil` with the clocks to move on as a list.
+package func waitUntil(
+    seconds: Int = 2, advancing clocks: [ManualCacheClock], step: Double = 0.5,
+    _ condition: () async throws -> Bool
+) async throws {
     for _ in 0..<(seconds * 100) {
         if try await condition() { return }
         for clock in clocks where clock.sleeperCount > 0 { clock.advance(by: step) }

@@ -246,6 +246,63 @@ out=$("$origin_bin" run --config "$work/bad-origin.yaml" 2>&1); rc=$?
 if [ "$rc" = 2 ] && [ "$(printf '%s\n' "$out" | grep -c .)" = 1 ] && [[ "$out" == "bogus: is not a known key" ]]; then passed=$((passed+1))
 else failed=$((failed+1)); echo "cli-check FAILED: edge-origin with a bad config: exit $rc: $out"; fi
 
+# Issue 17: the origin killed with kill -9 while a publisher publishes, three times: after each
+# restart every purge it acknowledged (200 with its seq) is in the feed under that seq, once, and the
+# seqs have no gap. Then its disk fills (a file-size limit, with SIGXFSZ ignored, so writes fail as
+# on a full disk): publishes are refused with an error, the origin keeps running, and after a restart
+# without the limit nothing acknowledged is lost and publishing works again.
+printf 'node-token-cli' > "$work/node.token"
+kport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$work/origin-kill.yaml" <<YAML
+listen: "127.0.0.1:$kport"
+tls: { cert_file: "$TE_TEST_SERVER_CERT", key_file: "$TE_TEST_SERVER_KEY" }
+state_dir: ./origin-kill-state
+signing_key_file: ./push/origin-signing.key
+tokens:
+  publishers: [{sha256: "$(hash "$work/pub.token")", tenants: ["*"]}]
+  nodes: [{sha256: "$(hash "$work/node.token")", region: eu-west}]
+regions: [{name: eu-west, lat: 53.3, lon: -6.3, public_url: "https://eu-west.test"}]
+YAML
+start_kill_origin() {  # $1: a prefix run before the origin (a ulimit), in the same shell
+  : > "$work/origin-kill.log"
+  bash -c "$1 exec \"$origin_bin\" run --config \"$work/origin-kill.yaml\"" > "$work/origin-kill.log" 2>&1 &
+  kpid=$!
+  for _ in $(seq 1 200); do grep -q "edge origin ready" "$work/origin-kill.log" && break; kill -0 "$kpid" 2>/dev/null || break; sleep 0.05; done
+}
+publish_purges() { python3 "$(dirname "$0")/origin-publisher.py" "https://127.0.0.1:$kport" "$TE_TEST_CA_FILE" pub-token-cli "$@"; }
+: > "$work/kill-acks"; killed=""
+for round in 1 2 3; do
+  start_kill_origin ""
+  kill -0 "$kpid" 2>/dev/null || { killed="round $round: did not start: $(tail -2 "$work/origin-kill.log")"; break; }
+  publish_purges "r$round" 400 "$work/kill-acks" &
+  publisher=$!
+  sleep "0.$((RANDOM % 5 + 2))"
+  kill -9 "$kpid"; wait "$kpid" 2>/dev/null; wait "$publisher" 2>/dev/null
+done
+start_kill_origin ""
+feed=$(python3 "$(dirname "$0")/origin-feed-check.py" "https://127.0.0.1:$kport" "$TE_TEST_CA_FILE" node-token-cli "$work/kill-acks" 2>&1) \
+  || killed="${killed:-after the kills: $feed}"
+acked_kills=$(grep -c . "$work/kill-acks")
+[ "$acked_kills" -gt 0 ] || killed="${killed:-no purge was acknowledged before the kills}"
+kill -TERM "$kpid"; wait "$kpid" 2>/dev/null
+# The disk "fills": no state file may grow past its size now plus 4 KiB.
+largest=$(find "$work/origin-kill-state" -type f -printf '%s\n' | sort -n | tail -1)
+start_kill_origin "trap '' XFSZ; ulimit -f $(( (largest + 4096) / 1024 + 1 ));"
+: > "$work/kill-acks.refused"
+publish_purges full 300 "$work/kill-acks"
+alive=$(kill -0 "$kpid" 2>/dev/null && echo yes || echo no)
+refused=$(awk '$1 >= 500 {n += $2} END {print n + 0}' "$work/kill-acks.refused")
+kill -TERM "$kpid"; wait "$kpid" 2>/dev/null
+start_kill_origin ""
+feed_full=$(python3 "$(dirname "$0")/origin-feed-check.py" "https://127.0.0.1:$kport" "$TE_TEST_CA_FILE" node-token-cli "$work/kill-acks" 2>&1) \
+  || killed="${killed:-after the disk filled: $feed_full}"
+: > "$work/after-acks"; publish_purges after 3 "$work/after-acks"
+kill -TERM "$kpid"; wait "$kpid" 2>/dev/null
+[ "$alive" = yes ] && [ "$refused" -gt 0 ] || killed="${killed:-disk full: origin alive $alive, $refused publishes refused}"
+[ "$(grep -c . "$work/after-acks")" = 3 ] || killed="${killed:-publishing after the disk was freed: $(cat "$work/after-acks.refused")}"
+[ -n "${CLI_VERBOSE:-}" ] && echo "origin kill -9: $acked_kills acknowledged across 3 kills; disk full: $refused refused; $feed_full"
+if [ -z "$killed" ]; then passed=$((passed+1)); else failed=$((failed+1)); echo "cli-check FAILED: origin kill -9 and disk full: $killed"; tail -5 "$work/origin-kill.log"; fi
+
 # Geo-IP: a bad trusted proxy and a corrupt database are one line naming the key; a running node
 # reloads its database on SIGHUP and keeps serving.
 expect "bad trusted proxy" 2 "geoip.trusted_proxies[1]: must be an address or CIDR, got 'ten'" <<< "$base

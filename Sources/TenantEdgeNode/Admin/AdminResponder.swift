@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 import TenantEdgeCore
 import TenantEdgeHTTP
 import TenantEdgeNative
@@ -94,6 +95,9 @@ struct AdminResponder: HTTPResponder {
     private func purge(_ request: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         // Authenticated before the body is read: nothing a stranger sends is parsed or logged.
         if let denied = authorize(request, scope: .purge, tenant: nil) { return .now(denied) }
+        if runtime.awaitingBundle.load(ordering: .relaxed) {  // its tenants are not known yet (decision 63)
+            return .now(.jsonError(.serviceUnavailable, code: "config_pending"))
+        }
         let body = request.body.map { Array($0.readableBytesView) } ?? []
         let purge: PurgeRequest
         do { purge = try PurgeRequest(json: body) } catch {
@@ -291,6 +295,7 @@ struct AdminResponder: HTTPResponder {
                 "uptime_s": .integer(Int(max(0, min(runtime.clock.now() - runtime.startedAt, 1e15)))),
             ]),
             "config_version": .integer(runtime.table.version), "tiers": .object(tiers),
+            "config_pending": .bool(runtime.awaitingBundle.load(ordering: .relaxed)),
             "invalidation": .object([
                 "cursor": .integer(runtime.feedStatus.cursor.load(ordering: .relaxed)),
                 "lag_seconds": .integer(Int(max(0, min(runtime.feedStatus.lag(now: runtime.clock.now()) ?? 0, 1e15)))),

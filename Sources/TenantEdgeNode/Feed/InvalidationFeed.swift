@@ -73,6 +73,11 @@ package final class InvalidationFeed: Service, Sendable {
         case .pullBundle:
             return follower.bundlePulled(answered: await pullBundle(transfers))
         case .poll(let after):
+            // Holding for a bundle (decision 63): events for tenants the node cannot see yet would be
+            // skipped while the cursor moved past them. Pull again instead, after a backoff.
+            if runtime.awaitingBundle.load(ordering: .acquiring) {
+                return follower.failed(reason: "waiting for the origin's config bundle")
+            }
             let replica = replicas.current
             let url = "\(replica)/v1/invalidations?after=\(after)&wait=\(origin.pollWaitSeconds)"
             do {
@@ -147,7 +152,8 @@ package final class InvalidationFeed: Service, Sendable {
             failedOver(from: replica)
             return false
         }
-        guard response.status == 200 else { return true }  // 404: nothing published yet
+        // 404: nothing published yet. While holding, anything short of a bundle applied is pulled again.
+        guard response.status == 200 else { return !runtime.awaitingBundle.load(ordering: .acquiring) }
         do {
             let version = try bundles.apply(
                 body: response.body, signatureHeader: response.headers["edge-signature"],
@@ -158,7 +164,7 @@ package final class InvalidationFeed: Service, Sendable {
         } catch {
             runtime.logger.warning("pulled bundle refused", metadata: ["reason": "\(error.reason)"])
         }
-        return true
+        return !runtime.awaitingBundle.load(ordering: .acquiring)
     }
 
     /// Applies one event to L1 and L2 and waits for it.

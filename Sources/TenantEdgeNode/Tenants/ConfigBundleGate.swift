@@ -5,10 +5,6 @@ import TenantEdgeCore
 import TenantEdgeHTTP
 import TenantEdgeNative
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// The node's side of config pushes: `PUT /_edge/config` and the bundle
 /// persisted in `<state_dir>/bundle.signed`.
 ///
@@ -58,7 +54,9 @@ final class ConfigBundleGate: Sendable {
         } catch {
             // The version already running pushed again, or any version a pull found (a replica may lag
             // behind a push): not news, not a rejection.
-            if error.code == "stale_version" && (!error.older || actor == "origin:pull") { throw error }
+            // Except while holding, when an older bundle is exactly what must be seen (decision 63).
+            let holding = runtime.awaitingBundle.load(ordering: .relaxed)
+            if error.code == "stale_version" && (!error.older || actor == "origin:pull") && !holding { throw error }
             runtime.metrics.recordBundle(result: Self.metricResult(of: error.code))
             // A bad signature or a replayed older bundle is someone else's doing, not a config mistake.
             if error.code == "bad_signature" || error.code == "stale_version" {
@@ -83,52 +81,58 @@ final class ConfigBundleGate: Sendable {
         }
     }
 
-    /// At start: applies the persisted bundle, verified again, if there is one. One that no longer
-    /// verifies or parses (a torn write, a disk fault, an edit) is never trusted. With an origin to
-    /// pull from (`canPull`), it is moved aside to `bundle.signed.untrusted` and the node starts
-    /// serving no tenant at all (`503 config_pending`, readiness false) until the origin's current
-    /// bundle is pulled and applied: the node file's tenants may include ones the lost bundle had
-    /// removed, so they are not a safe fallback. Without an origin, start-up stops with the reason.
+    /// At start: applies the persisted bundle, verified again, if there is one. One whose signature
+    /// no longer verifies (a torn write, a disk fault, an edit) is never trusted. With an origin to
+    /// pull from, the node then holds (decision 63): it serves no tenant (`503 config_pending`,
+    /// readiness false) until the origin's bundle is pulled or pushed and applied. The node file's
+    /// tenants are no fallback: the lost bundle may have removed some of them. The torn file stays
+    /// where it is until a verified bundle replaces it, so a restart while holding holds again. A
+    /// bundle that verifies but cannot be applied (a wrong KEK, say) is an environment fault, not a
+    /// torn file: start-up stops with the reason, as it does for any fault without an origin.
     func loadPersisted(canPull: Bool) throws(EdgeError) {
         guard let data = FileManager.default.contents(atPath: path) else { return }
         let bytes = Array(data)
-        let reason: String
-        if let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) {
-            let header = String(decoding: bytes[..<newline], as: UTF8.self)
-            do {
-                _ = try applyChecked(body: Array(bytes[(newline + 1)...]), signatureHeader: header, persist: false)
-                return
-            } catch {
-                reason = error.reason
+        let newline = bytes.firstIndex(of: UInt8(ascii: "\n"))
+        let header = newline.map { String(decoding: bytes[..<$0], as: UTF8.self) }
+        let body = newline.map { Array(bytes[($0 + 1)...]) } ?? []
+        do {
+            try verify(body: body, signatureHeader: header)
+        } catch {
+            guard canPull, publicKey != nil else {
+                throw EdgeError(.invalidConfig, "\(path): \(error.reason); move it away to start from the node file")
             }
-        } else {
-            reason = "not a signed bundle"
+            hold(reason: error.reason)
+            return
         }
-        guard canPull else {
-            throw EdgeError(.invalidConfig, "\(path): \(reason); move it away to start from the node file")
+        do {
+            _ = try applyChecked(body: body, signatureHeader: header, persist: false)
+        } catch {
+            throw EdgeError(.invalidConfig, "\(path): \(error.reason); move it away to start from the node file")
         }
-        try holdForOrigin(reason: reason)
     }
 
-    /// Moves the untrusted bundle aside and empties the tenant set until the origin's bundle applies.
-    private func holdForOrigin(reason: String) throws(EdgeError) {
-        let aside = path + ".untrusted"
-        _ = unlink(aside)
-        guard rename(path, aside) == 0 else {
-            throw EdgeError(.io, "\(path): \(reason), and it cannot be moved aside to \(aside)")
-        }
-        var empty = runtime.config
-        empty.tenants = []
-        runtime.activate(try runtime.prepare(empty, version: 0))
+    /// The version a bundle must reach while holding: the last one this node persisted, from its own
+    /// small file, so a replayed or lagging older bundle cannot take the torn one's place.
+    private let holdingFloor = Atomic<Int>(0)
+
+    private var versionPath: String { path + ".version" }
+
+    private func hold(reason: String) {
+        let floor =
+            FileManager.default.contents(atPath: versionPath)
+            .flatMap { Int(String(decoding: $0, as: UTF8.self)) }.map { max(0, $0) } ?? 0
+        holdingFloor.store(floor, ordering: .relaxed)
         runtime.awaitingBundle.store(true, ordering: .releasing)
         runtime.audit.record(
-            "persisted_bundle_untrusted", actor: "node", tenant: nil, details: ["reason": reason, "moved_to": aside])
+            "persisted_bundle_untrusted", actor: "node", tenant: nil,
+            details: ["reason": reason, "least_version": String(floor)])
         runtime.logger.error(
-            "persisted config bundle not trusted; serving no tenant until the origin's bundle is pulled",
-            metadata: ["reason": "\(reason)", "moved_to": "\(aside)"])
+            "persisted config bundle not trusted; serving no tenant until the origin's bundle is applied",
+            metadata: ["reason": "\(reason)", "least_version": "\(floor)"])
     }
 
-    private func applyChecked(body: [UInt8], signatureHeader: String?, persist: Bool) throws(Rejection) -> Int {
+    /// The signature over the exact body bytes, against the pinned key, before anything parses them.
+    private func verify(body: [UInt8], signatureHeader: String?) throws(Rejection) {
         guard let publicKey else {
             throw Rejection(
                 status: 403, code: "config_push_disabled", reason: "security.config_public_key is not set on this node")
@@ -143,6 +147,11 @@ final class ConfigBundleGate: Sendable {
             throw Rejection(
                 status: 401, code: "bad_signature", reason: "the signature does not verify against the pinned key")
         }
+    }
+
+    private func applyChecked(body: [UInt8], signatureHeader: String?, persist: Bool) throws(Rejection) -> Int {
+        try verify(body: body, signatureHeader: signatureHeader)
+        let header = signatureHeader?.trimmingCharacters(in: .whitespaces) ?? ""
         return try applying.withLock { _ throws(Rejection) -> Int in
             let bundle: ConfigBundle
             let config: EdgeConfig
@@ -150,11 +159,22 @@ final class ConfigBundleGate: Sendable {
                 throw Rejection(status: 400, code: "invalid_bundle", reason: error.message)
             }
             let running = runtime.table.version
-            guard bundle.version > running else {
-                throw Rejection(
-                    status: 409, code: "stale_version",
-                    reason: "version \(bundle.version) is not above the running \(running)",
-                    older: bundle.version < running)
+            if runtime.awaitingBundle.load(ordering: .acquiring) {
+                // Holding: the running table is the node file's; the floor is the torn bundle's version.
+                let floor = holdingFloor.load(ordering: .relaxed)
+                guard bundle.version >= floor else {
+                    throw Rejection(
+                        status: 409, code: "stale_version",
+                        reason: "version \(bundle.version) is below \(floor), the last this node persisted",
+                        older: true)
+                }
+            } else {
+                guard bundle.version > running else {
+                    throw Rejection(
+                        status: 409, code: "stale_version",
+                        reason: "version \(bundle.version) is not above the running \(running)",
+                        older: bundle.version < running)
+                }
             }
             let prepared: TenantTable
             do throws(EdgeError) { prepared = try runtime.prepare(config, version: bundle.version) } catch {
@@ -164,6 +184,13 @@ final class ConfigBundleGate: Sendable {
                 do throws(EdgeError) { try DurableFile.write(Array((header + "\n").utf8) + body, to: path) } catch {
                     runtime.discard(prepared)
                     throw Rejection(status: 500, code: "persist_failed", reason: error.message)
+                }
+                // The floor a later torn bundle holds at (`hold`); written after the bundle, so a crash
+                // between the two leaves a floor one version low, never one too high.
+                do throws(EdgeError) {
+                    try DurableFile.write(Array(String(bundle.version).utf8), to: versionPath)
+                } catch {
+                    runtime.logger.warning("cannot record the bundle version", metadata: ["reason": "\(error.message)"])
                 }
             }
             runtime.activate(prepared)

@@ -44,6 +44,12 @@ struct TenantTrafficResponder: HTTPResponder {
 
     func respond(to original: EdgeRequest, on eventLoop: any EventLoop) -> ResponderResult {
         let started = NIODeadline.now()
+        if runtime.awaitingBundle.load(ordering: .relaxed) {
+            // Holding for the origin's bundle (decision 63): no tenant, and no "ok" to sibling regions' probes.
+            var pending = EdgeResponse.jsonError(.serviceUnavailable, code: "config_pending")
+            pending.headers.add(name: "retry-after", value: "5")
+            return .now(bypassed(pending, detail: "config-pending", started: started))
+        }
         let table = runtime.table  // the one snapshot this request uses, whatever is swapped meanwhile
         let request: EdgeRequest
         let cache: TenantCache
@@ -56,11 +62,6 @@ struct TenantTrafficResponder: HTTPResponder {
         case .noTenant(let target):
             if original.head.method == .GET || original.head.method == .HEAD, target == "/healthz" {
                 return .now(regionHealth())  // the probe of a sibling region's node, at the region's own hostname
-            }
-            if runtime.awaitingBundle.load(ordering: .relaxed) {  // no tenant is known until the origin's bundle
-                var pending = EdgeResponse.jsonError(.serviceUnavailable, code: "config_pending")
-                pending.headers.add(name: "retry-after", value: "5")
-                return .now(bypassed(pending, detail: "config-pending", started: started))
             }
             let response = EdgeResponse.jsonError(.misdirectedRequest, code: "unknown_tenant")
             runtime.events.record(
