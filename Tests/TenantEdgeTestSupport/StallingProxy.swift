@@ -21,12 +21,18 @@ package final class StallingProxy: Sendable {
         case link(oneWayMs: Int, lossPercent: Double)
         /// Nothing passes either way until the mode changes; then everything held passes.
         case partitioned
+        /// `bytes` more bytes of answer pass (across all connections); the connection whose answer
+        /// crosses that is cut there (closed both ways), and so is every answer after, until the mode
+        /// changes: an origin or a network dying mid-answer.
+        case cutAfter(bytes: Int)
     }
 
     /// What one chunk does.
     fileprivate enum Plan {
         case send(passing: Int, afterMs: Int)
         case hold
+        /// Send the first `passing` bytes, then close the connection.
+        case cut(passing: Int)
     }
 
     private struct State {
@@ -62,7 +68,7 @@ package final class StallingProxy: Sendable {
         let releases = state.withLock { state -> [@Sendable () -> Void] in
             state.mode = mode
             switch mode {
-            case .freezeAfter(let bytes):
+            case .freezeAfter(let bytes), .cutAfter(let bytes):
                 state.allowance = bytes
                 return []
             case .partitioned:
@@ -97,6 +103,11 @@ package final class StallingProxy: Sendable {
             case .partitioned:
                 state.releases.append(release)
                 return .hold
+            case .cutAfter:
+                guard answer else { return held ? .hold : .send(passing: count, afterMs: 0) }
+                let passing = min(count, state.allowance)
+                state.allowance -= passing
+                return passing < count ? .cut(passing: passing) : .send(passing: count, afterMs: 0)
             }
         }
     }
@@ -131,6 +142,10 @@ package final class StallingProxy: Sendable {
             switch plan {
             case .hold:
                 held.append(chunk)
+            case .cut(let passing):
+                let front = chunk.readSlice(length: passing) ?? ByteBuffer()
+                let out = self.out
+                out.writeAndFlush(front).whenComplete { _ in out.close(promise: nil) }
             case .send(let passing, let afterMs):
                 if passing < chunk.readableBytes {
                     let front = chunk.readSlice(length: passing) ?? ByteBuffer()

@@ -303,6 +303,51 @@ kill -TERM "$kpid"; wait "$kpid" 2>/dev/null
 [ -n "${CLI_VERBOSE:-}" ] && echo "origin kill -9: $acked_kills acknowledged across 3 kills; disk full: $refused refused; $feed_full"
 if [ -z "$killed" ]; then passed=$((passed+1)); else failed=$((failed+1)); echo "cli-check FAILED: origin kill -9 and disk full: $killed"; tail -5 "$work/origin-kill.log"; fi
 
+# Issue 17: a node following the origin, killed with kill -9 under traffic while purges are
+# published: it restarts at a cursor no older than the last one it reported (the cursor is durable
+# before it moves), catches up with the origin's head, and serves; no 5xx from the node before the kill.
+start_kill_origin ""
+follow_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 "$(dirname "$0")/../../bench/upstream/sample_upstream.py" "$follow_port" > "$work/follow-upstream.log" 2>&1 &
+fupid=$!
+cat > "$work/follow.yaml" <<YAML
+node: { id: cli-follow, region: eu-west }
+listen: { http: "127.0.0.1:0", admin: "127.0.0.1:0" }
+state_dir: ./follow-state
+security: { master_key_file: ./master.key, admin_tokens_file: ./tokens.yaml }
+origin: { url: "https://127.0.0.1:$kport", ca_file: "$TE_TEST_CA_FILE", token_file: ./node.token, poll_wait_s: 2 }
+tenants:
+  - { id: acme, hosts: [api.acme.test], upstream: "http://127.0.0.1:$follow_port" }
+YAML
+node_cursor() { curl -s -H "Authorization: Bearer $token" "http://$admin/_edge/stats" | grep -o '"invalidation":{"cursor":[0-9]*' | grep -o '[0-9]*$'; }
+head_seq() { sort -n "$work/follow-acks" "$work/kill-acks" | tail -1 | cut -d' ' -f1; }
+: > "$work/follow-acks"; followed=""
+start_node "$work/follow.yaml" "$work/follow.log"
+[ -n "$admin" ] || followed="did not start: $(tail -2 "$work/follow.log")"
+if [ -z "$followed" ]; then
+  python3 "$(dirname "$0")/node-traffic.py" "$http" api.acme.test 100000 > "$work/traffic.out" &
+  traffic=$!
+  publish_purges follow 1500 "$work/follow-acks" &
+  publisher=$!
+  sleep 1.5
+  before=$(node_cursor)
+  kill -9 "$pid"; wait "$pid" 2>/dev/null; wait "$traffic" 2>/dev/null; wait "$publisher" 2>/dev/null
+  start_node "$work/follow.yaml" "$work/follow.log"
+  restarted=$(node_cursor)
+  for _ in $(seq 1 100); do [ "$(node_cursor)" = "$(head_seq)" ] && break; sleep 0.1; done
+  caught=$(node_cursor)
+  served=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: api.acme.test' "http://$http/v1/items/1")
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null
+  [ "${restarted:-0}" -ge "${before:-0}" ] && [ "${before:-0}" -gt 0 ] \
+    || followed="cursor ${before:-none} before the kill, ${restarted:-none} after the restart"
+  [ "$caught" = "$(head_seq)" ] || followed="${followed:-cursor $caught, origin head $(head_seq)}"
+  [ "$served" = 200 ] || followed="${followed:-served $served after the restart}"
+  grep -q "5xx 0," "$work/traffic.out" || followed="${followed:-traffic before the kill: $(cat "$work/traffic.out")}"
+fi
+kill -TERM "$kpid" "$fupid" 2>/dev/null; wait "$kpid" 2>/dev/null
+[ -n "${CLI_VERBOSE:-}" ] && echo "node kill -9 under traffic: cursor ${before:-?} before, ${restarted:-?} at restart, ${caught:-?} caught up; $(cat "$work/traffic.out" 2>/dev/null)"
+if [ -z "$followed" ]; then passed=$((passed+1)); else failed=$((failed+1)); echo "cli-check FAILED: node kill -9 under traffic: $followed"; tail -5 "$work/follow.log"; fi
+
 # Geo-IP: a bad trusted proxy and a corrupt database are one line naming the key; a running node
 # reloads its database on SIGHUP and keeps serving.
 expect "bad trusted proxy" 2 "geoip.trusted_proxies[1]: must be an address or CIDR, got 'ten'" <<< "$base
