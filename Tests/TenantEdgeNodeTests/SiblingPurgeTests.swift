@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import TenantEdgeNative
 import TenantEdgeTestSupport
 import Testing
@@ -59,6 +60,43 @@ struct SiblingPurgeTests {
 }
 
 extension SiblingPurgeTests {
+    /// A follower made for a new tenant table starts from the fences its predecessor knew: purges made
+    /// before it subscribed (between the swap and its subscription) are covered: `known` when the
+    /// fence moved past a known one (the caller drops L1), not `known` when none was known; a tenant
+    /// whose fence did not move is left alone. Found by `IsolationUnderChangeTests`: a purge right
+    /// after a bundle push was never acknowledged by the sibling, whose new subscription came too late.
+    @Test func aNewFollowerCoversThePurgesMadeBeforeItSubscribed() async throws {
+        let own = try RedisProcess()
+        let url = "redis://127.0.0.1:\(own.port)/0"
+        try await SharedTierTests.withTwoNodes(database: 0, url: url) { a, b, redis in
+            for body in [#"{"tenant":"acme","keys":["/x"]}"#, #"{"tenant":"acme","all":true}"#] {
+                #expect(try await a.admin(.POST, "/_edge/purge", body: body).status == 200)
+            }
+            #expect(try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"globex","all":true}"#).status == 200)
+            func fence(_ tenant: String) throws -> Int {
+                guard case .string(let bytes) = try redis.command("GET", "te:\(tenant):fence") else { return 0 }
+                return Int(String(decoding: bytes, as: UTF8.self)) ?? 0
+            }
+            let (acme, globex) = (try fence("acme"), try fence("globex"))
+            #expect(acme > 1 && globex > 0, "the purges moved the fences")
+            let covered = Locked<[String: String]>([:])
+            let follower = SiblingPurgeFollower(
+                endpoint: { RedisEndpoint(parsing: url) }, tenants: ["acme", "globex", "initech"], nodeID: "node-x",
+                timeoutMs: 500, clock: b.clock, logger: Logger(label: "test"),
+                knownFences: ["acme": 1, "initech": 0, "elsewhere": 9],
+                apply: { _, _ in },
+                resync: { tenant, fence, known in covered.update { $0[tenant] = "\(fence) \(known)" } })
+            let following = Task { await follower.run() }
+            try await waitUntil(seconds: 5) { covered.value.count == 2 }
+            #expect(covered.value == ["acme": "\(acme) true", "globex": "\(globex) false"])
+            #expect(
+                follower.knownFences == ["acme": acme, "globex": globex, "initech": 0],
+                "only its own tenants, caught up")
+            await follower.stop()
+            following.cancel()
+        }
+    }
+
     static func isL1Hit(_ edge: EdgeHarness, _ path: String, host: String) async throws -> Bool {
         let status = try await edge.get(path, host: host).cacheStatus
         return status.contains("; hit") && !status.contains("detail=l2")

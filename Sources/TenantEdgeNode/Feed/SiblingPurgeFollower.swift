@@ -12,13 +12,19 @@ import TenantEdgeNative
 /// Pub/sub delivers at most once, so a connection that drops may lose notices. After every
 /// (re)subscription the follower reads each tenant's purge fence; a tenant whose fence moved while
 /// the subscription was down has its whole L1 dropped: coarser than the lost purge, never staler.
+/// A follower made for a new tenant table starts from the fences its predecessor knew, so purges made
+/// between the table swap and its subscription are caught the same way; a tenant with no fence known
+/// is dropped too unless its L1 is empty. Either way the node then acknowledges the fence it read, so
+/// the purge status shows it covered the purges it never heard of.
 ///
 /// `run` follows until `stop` (or cancellation): it subscribes on a thread pool of its own (hiredis
 /// blocks while it connects), waits while the subscription lives, and after a failure or a lost
 /// connection tries again after half a second on the injected clock. `SiblingFollowers` runs it.
 final class SiblingPurgeFollower: Sendable {
     typealias Apply = @Sendable (_ tenant: String, _ notice: PurgeNotice) -> Void
-    typealias Resync = @Sendable (_ tenant: String) -> Void
+    /// Covers every purge of `tenant` up to `fence` that may have been missed: `mayHaveMissed` when the
+    /// fence moved past the one known, or when none was known (the caller drops L1 unless it is empty).
+    typealias Resync = @Sendable (_ tenant: String, _ fence: Int, _ known: Bool) -> Void
 
     /// The Redis to subscribe on now (the primary may move under Sentinel); nil while unknown.
     private let endpoint: @Sendable () -> RedisEndpoint?
@@ -41,7 +47,7 @@ final class SiblingPurgeFollower: Sendable {
     init(
         endpoint: @escaping @Sendable () -> RedisEndpoint?, tenants: [String], nodeID: String, timeoutMs: Int,
         clock: any CacheClock,
-        logger: Logger,
+        logger: Logger, knownFences: [String: Int] = [:],
         apply: @escaping Apply, resync: @escaping Resync
     ) {
         self.endpoint = endpoint
@@ -53,8 +59,12 @@ final class SiblingPurgeFollower: Sendable {
         self.apply = apply
         self.resync = resync
         (wakeUps, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        state.withLock { $0.fences = knownFences.filter { tenants.contains($0.key) } }
         connector.start()
     }
+
+    /// The last fence seen per tenant: handed to the follower of the next tenant table.
+    var knownFences: [String: Int] { state.withLock { $0.fences } }
 
     private var stopped: Bool { state.withLock { $0.stopped } }
 
@@ -144,21 +154,27 @@ final class SiblingPurgeFollower: Sendable {
         // Fences read after the subscription is live: a purge after this point arrives as a notice.
         let reader = try RedisConnection.open(endpoint, timeoutMs: timeoutMs)
         let replies = try reader.pipeline(tenants.map { [Array("GET".utf8), Array("te:\($0):fence".utf8)] })
-        var moved: [String] = []
+        var moved: [(tenant: String, fence: Int)] = []
+        var unknown: [(tenant: String, fence: Int)] = []
         state.withLock { state in
             for (tenant, reply) in zip(tenants, replies) {
                 var fence = 0
                 if case .string(let bytes) = reply { fence = Int(String(decoding: bytes, as: UTF8.self)) ?? 0 }
-                if let known = state.fences[tenant], known < fence { moved.append(tenant) }
+                if let known = state.fences[tenant] {
+                    if known < fence { moved.append((tenant, fence)) }
+                } else if fence > 0 {
+                    unknown.append((tenant, fence))
+                }
                 state.fences[tenant] = max(state.fences[tenant] ?? 0, fence)
             }
         }
-        for tenant in moved {
+        for (tenant, fence) in moved {
             logger.info(
                 "purges may have been missed while the subscription was down; L1 dropped",
                 metadata: ["tenant": "\(tenant)"])
-            resync(tenant)
+            resync(tenant, fence, true)
         }
+        for (tenant, fence) in unknown { resync(tenant, fence, false) }
     }
 
     private func received(channel: String, payload: [UInt8], database: Int) {

@@ -81,8 +81,13 @@ final class TenantTable: Sendable {
         let (l2Tiers, allL2Tiers) = try makeL2Tiers(
             config: config, masterKey: masterKey, reusing: previous?.allL2Tiers ?? [], sentinelPrimary: sentinelPrimary,
             clock: clock, logger: logger)
+        // The fences the current followers know, so the new ones catch purges made during the swap.
+        let knownFences = (previous?.purgeFollowers ?? []).reduce(into: [String: Int]()) { fences, follower in
+            fences.merge(follower.knownFences) { max($0, $1) }
+        }
         let followers = followSiblingPurges(
-            tiers: l2Tiers, caches: caches, config: config, eventLoop: eventLoop, clock: clock, logger: logger)
+            tiers: l2Tiers, caches: caches, config: config, eventLoop: eventLoop, clock: clock, logger: logger,
+            knownFences: knownFences)
         return TenantTable(
             version: version, tenants: config.tenants, regions: config.regions, caches: caches,
             l2Tiers: l2Tiers, allL2Tiers: allL2Tiers, purgeFollowers: followers)
@@ -176,7 +181,7 @@ final class TenantTable: Sendable {
 
     private static func followSiblingPurges(
         tiers: [String: RedisTier], caches: [String: TenantCache], config: EdgeConfig, eventLoop: any EventLoop,
-        clock: any CacheClock, logger: Logger
+        clock: any CacheClock, logger: Logger, knownFences: [String: Int]
     ) -> [SiblingPurgeFollower] {
         let node = config.node.id
         var tenantsByTier: [ObjectIdentifier: (RedisTier, [String])] = [:]
@@ -188,13 +193,23 @@ final class TenantTable: Sendable {
             SiblingPurgeFollower(
                 endpoint: { tier.currentEndpoint }, tenants: tenants, nodeID: config.node.id,
                 timeoutMs: config.cache.redis?.timeoutMs ?? 500, clock: clock, logger: logger,
+                knownFences: knownFences,
                 apply: { tenant, notice in
                     let removed = caches[tenant]?.purge(notice) ?? 0
                     // For the dashboard's purge results: this node has applied the tenant's purges up to here.
                     let acknowledgement = PurgeAcknowledgement(fence: notice.fence, at: clock.now(), removed: removed)
                     tier.acknowledge(tenant: tenant, node: node, acknowledgement, on: eventLoop)
                 },
-                resync: { tenant in _ = caches[tenant]?.purge(keys: [], tags: [], prefixes: [], all: true) })
+                resync: { tenant, fence, known in
+                    // Purges up to `fence` may have been missed: L1 goes unless nothing was known and
+                    // nothing is held; then this node has applied them all, and says so.
+                    var removed = 0
+                    if let cache = caches[tenant], known || cache.occupancy().entries > 0 {
+                        removed = cache.purge(keys: [], tags: [], prefixes: [], all: true)
+                    }
+                    let acknowledgement = PurgeAcknowledgement(fence: fence, at: clock.now(), removed: removed)
+                    tier.acknowledge(tenant: tenant, node: node, acknowledgement, on: eventLoop)
+                })
         }
     }
 }
