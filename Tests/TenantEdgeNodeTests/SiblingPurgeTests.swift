@@ -62,9 +62,10 @@ struct SiblingPurgeTests {
 extension SiblingPurgeTests {
     /// A follower made for a new tenant table starts from the fences its predecessor knew: purges made
     /// before it subscribed (between the swap and its subscription) are covered: `known` when the
-    /// fence moved past a known one (the caller drops L1), not `known` when none was known; a tenant
-    /// whose fence did not move is left alone. Found by `IsolationUnderChangeTests`: a purge right
-    /// after a bundle push was never acknowledged by the sibling, whose new subscription came too late.
+    /// fence moved from a known one, forward or back (the caller drops L1), not `known` when none was
+    /// known; a tenant whose fence did not move is left alone. Found by `IsolationUnderChangeTests`: a
+    /// purge right after a bundle push was never acknowledged by the sibling, whose new subscription
+    /// came too late.
     @Test func aNewFollowerCoversThePurgesMadeBeforeItSubscribed() async throws {
         let own = try RedisProcess()
         let url = "redis://127.0.0.1:\(own.port)/0"
@@ -83,12 +84,13 @@ extension SiblingPurgeTests {
             let follower = SiblingPurgeFollower(
                 endpoint: { RedisEndpoint(parsing: url) }, tenants: ["acme", "globex", "initech"], nodeID: "node-x",
                 timeoutMs: 500, clock: b.clock, logger: Logger(label: "test"),
-                knownFences: ["acme": 1, "initech": 0, "elsewhere": 9],
+                knownFences: ["acme": 1, "initech": 4, "elsewhere": 9],
                 apply: { _, _ in },
                 resync: { tenant, fence, known in covered.update { $0[tenant] = "\(fence) \(known)" } })
             let following = Task { await follower.run() }
-            try await waitUntil(seconds: 5) { covered.value.count == 2 }
-            #expect(covered.value == ["acme": "\(acme) true", "globex": "\(globex) false"])
+            try await waitUntil(seconds: 5) { covered.value.count == 3 }
+            // initech's fence went back (no key: an erasure, a Redis restarted empty): a move too.
+            #expect(covered.value == ["acme": "\(acme) true", "globex": "\(globex) false", "initech": "0 true"])
             #expect(
                 follower.knownFences == ["acme": acme, "globex": globex, "initech": 0],
                 "only its own tenants, caught up")

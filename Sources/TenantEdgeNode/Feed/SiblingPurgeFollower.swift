@@ -22,8 +22,9 @@ import TenantEdgeNative
 /// connection tries again after half a second on the injected clock. `SiblingFollowers` runs it.
 final class SiblingPurgeFollower: Sendable {
     typealias Apply = @Sendable (_ tenant: String, _ notice: PurgeNotice) -> Void
-    /// Covers every purge of `tenant` up to `fence` that may have been missed: `mayHaveMissed` when the
-    /// fence moved past the one known, or when none was known (the caller drops L1 unless it is empty).
+    /// Covers every purge of `tenant` up to `fence` that may have been missed: `known` when the fence
+    /// moved from the one known (the caller drops L1), not when none was known (the caller drops L1
+    /// unless it is empty).
     typealias Resync = @Sendable (_ tenant: String, _ fence: Int, _ known: Bool) -> Void
 
     /// The Redis to subscribe on now (the primary may move under Sentinel); nil while unknown.
@@ -154,18 +155,32 @@ final class SiblingPurgeFollower: Sendable {
         // Fences read after the subscription is live: a purge after this point arrives as a notice.
         let reader = try RedisConnection.open(endpoint, timeoutMs: timeoutMs)
         let replies = try reader.pipeline(tenants.map { [Array("GET".utf8), Array("te:\($0):fence".utf8)] })
+        // A fence that is no number (an error reply: loading, no permission) would hide a move: retry.
+        var read: [(tenant: String, fence: Int)] = []
+        for (tenant, reply) in zip(tenants, replies) {
+            switch reply {
+            case .null: read.append((tenant, 0))
+            case .string(let bytes):
+                guard let fence = Int(String(decoding: bytes, as: UTF8.self)), fence >= 0 else {
+                    throw EdgeError(.redisFailure, "the purge fence of '\(tenant)' is not a number")
+                }
+                read.append((tenant, fence))
+            default: throw EdgeError(.redisFailure, "unexpected reply to the purge fence of '\(tenant)'")
+            }
+        }
         var moved: [(tenant: String, fence: Int)] = []
         var unknown: [(tenant: String, fence: Int)] = []
         state.withLock { state in
-            for (tenant, reply) in zip(tenants, replies) {
-                var fence = 0
-                if case .string(let bytes) = reply { fence = Int(String(decoding: bytes, as: UTF8.self)) ?? 0 }
+            for (tenant, fence) in read {
                 if let known = state.fences[tenant] {
-                    if known < fence { moved.append((tenant, fence)) }
+                    // Moved on, or back (a failover to a replica that was behind, a Redis restarted
+                    // empty, an erased tenant's keys gone): either way purges may have been missed.
+                    if known != fence { moved.append((tenant, fence)) }
                 } else if fence > 0 {
                     unknown.append((tenant, fence))
                 }
-                state.fences[tenant] = max(state.fences[tenant] ?? 0, fence)
+                // What this Redis says now: a fence that went back is followed, not kept at its old high.
+                state.fences[tenant] = fence
             }
         }
         for (tenant, fence) in moved {

@@ -81,9 +81,14 @@ final class TenantTable: Sendable {
         let (l2Tiers, allL2Tiers) = try makeL2Tiers(
             config: config, masterKey: masterKey, reusing: previous?.allL2Tiers ?? [], sentinelPrimary: sentinelPrimary,
             clock: clock, logger: logger)
-        // The fences the current followers know, so the new ones catch purges made during the swap.
-        let knownFences = (previous?.purgeFollowers ?? []).reduce(into: [String: Int]()) { fences, follower in
-            fences.merge(follower.knownFences) { max($0, $1) }
+        // The fences the current followers know, so the new ones catch purges made during the swap; only
+        // for tenants that stay on the same L2 tier (another Redis's fence is another count).
+        var knownFences: [String: Int] = [:]
+        for follower in previous?.purgeFollowers ?? [] {
+            for (tenant, fence) in follower.knownFences
+            where previous?.l2Tiers[tenant] != nil && previous?.l2Tiers[tenant] === l2Tiers[tenant] {
+                knownFences[tenant] = max(knownFences[tenant] ?? 0, fence)
+            }
         }
         let followers = followSiblingPurges(
             tiers: l2Tiers, caches: caches, config: config, eventLoop: eventLoop, clock: clock, logger: logger,
