@@ -82,6 +82,10 @@ public struct PurgeID: Sendable, Equatable, CustomStringConvertible {
     public var tenant: String
     public var fence: Int
 
+    /// The fence of a purge that did not reach Redis: no acknowledgement reaches it, since no sibling
+    /// heard of it (it reaches them later as a generation drop).
+    public static let notPropagated = Int.max
+
     public init(tenant: String, fence: Int) {
         self.tenant = tenant
         self.fence = fence

@@ -24,6 +24,10 @@ public final class TenantCache: Sendable {
     private final class PartitionStorage: Sendable {
         let partition: Mutex<TenantPartition>  // protects every entry and index of this tenant
         let counters = TenantCounters()
+        /// Purges applied to this partition, counted under its lock: a miss notes the count before it
+        /// fetches, and its answer is not put into L1 when a purge ran meanwhile (the answer may be
+        /// what the purge meant to remove; L2's write script refuses it by the fence the same way).
+        let purges = Atomic<UInt64>(0)
         /// The partition's quota, readable without its lock.
         let quotaBytes: Int
         init(quotaBytes: Int) {
@@ -83,12 +87,17 @@ public final class TenantCache: Sendable {
         public var inL1: Bool
     }
 
+    /// How many purges this tenant's L1 has seen; note it before a fetch, pass it to `store`/`promote`.
+    public var purgeCount: UInt64 { storage.purges.load(ordering: .acquiring) }
+
     /// Seals and stores a response in L1 (when it fits the tenant's quota at all). `generation`:
-    /// the tenant's L2 generation read before the fetch (0 without L2).
+    /// the tenant's L2 generation read before the fetch (0 without L2). `unpurgedSince`: the
+    /// `purgeCount` noted before the fetch; when a purge ran since, L1 keeps nothing (`inL1` false).
     @discardableResult
     public func store(
         target: String, requestHeaders: [HeaderField], record: ResponseRecord, varyNames: [String],
-        tags: [String], lifetime: StoragePolicy.Lifetime, responseTime: Double, generation: UInt64 = 0
+        tags: [String], lifetime: StoragePolicy.Lifetime, responseTime: Double, generation: UInt64 = 0,
+        unpurgedSince: UInt64? = nil
     ) throws(EdgeError) -> Stored {
         let primary = primaryDigest(target: target)
         let storageKey =
@@ -98,8 +107,9 @@ public final class TenantCache: Sendable {
             record, storageKey: storageKey, lifetime: lifetime, tagDigests: tags.map(tagDigest),
             responseTime: responseTime, generation: generation)
         let prefixDigests = prefixDigests(of: target)
-        let inserted = storage.partition.withLock {
-            $0.insert(
+        let inserted = storage.partition.withLock { [storage] partition in
+            if let unpurgedSince, storage.purges.load(ordering: .relaxed) != unpurgedSince { return false }
+            return partition.insert(
                 entry, primary: primary, storageKey: storageKey, varyNames: varyNames, prefixDigests: prefixDigests)
         }
         return Stored(storageKey: storageKey, entry: entry, inL1: inserted)
@@ -111,13 +121,15 @@ public final class TenantCache: Sendable {
     /// small for it, every L2 hit of it would otherwise pay three HMACs for nothing.
     @discardableResult
     public func promote(
-        _ entry: CacheEntry, target: String, storageKey: KeyDigest, varyNames: [String], primary: KeyDigest? = nil
+        _ entry: CacheEntry, target: String, storageKey: KeyDigest, varyNames: [String], primary: KeyDigest? = nil,
+        unpurgedSince: UInt64? = nil
     ) -> Bool {
         guard entry.chargedBytes <= storage.quotaBytes else { return false }
         let primary = primary ?? primaryDigest(target: target)
         let prefixDigests = prefixDigests(of: target)
-        return storage.partition.withLock {
-            $0.insert(
+        return storage.partition.withLock { [storage] partition in
+            if let unpurgedSince, storage.purges.load(ordering: .relaxed) != unpurgedSince { return false }
+            return partition.insert(
                 entry, primary: primary, storageKey: storageKey, varyNames: varyNames, prefixDigests: prefixDigests)
         }
     }
@@ -189,11 +201,17 @@ public final class TenantCache: Sendable {
 
     /// Purges by keys, tags and prefixes, or everything; returns how many entries went.
     public func purge(keys: [String], tags: [String], prefixes: [String], all: Bool) -> Int {
-        if all { return storage.partition.withLock { $0.removeAll() } }
+        if all {
+            return storage.partition.withLock { [storage] partition in
+                storage.purges.add(1, ordering: .releasing)
+                return partition.removeAll()
+            }
+        }
         let primaries = keys.map { primaryDigest(target: $0) }
         let tagDigests = tags.map(tagDigest)
         let prefixDigests = prefixes.map(prefixDigest)
-        return storage.partition.withLock { partition in
+        return storage.partition.withLock { [storage] partition in
+            storage.purges.add(1, ordering: .releasing)
             var removed = 0
             for primary in primaries { removed += partition.removeAll(primary: primary) }
             for tag in tagDigests { removed += partition.removeAll(tag: tag) }
@@ -204,7 +222,8 @@ public final class TenantCache: Sendable {
 
     /// Applies a sibling's purge (by digests, as published through Redis); returns entries removed.
     public func purge(_ notice: PurgeNotice) -> Int {
-        storage.partition.withLock { partition in
+        storage.partition.withLock { [storage] partition in
+            storage.purges.add(1, ordering: .releasing)
             switch notice.kind {
             case .all: return partition.removeAll()
             case .keys: return notice.digests.reduce(0) { $0 + partition.removeAll(primary: $1) }

@@ -244,6 +244,14 @@ package final class EdgeRuntime: Sendable {
         TenantInvalidator(metrics: metrics).purge(request, cache: cache, tier: l2(for: cache.tenant.id), on: eventLoop)
     }
 
+    /// `purge`, also telling whether it reached Redis (siblings hear of it only then).
+    func purgeReporting(_ request: PurgeRequest, cache: TenantCache, on eventLoop: any EventLoop)
+        -> EventLoopFuture<(removed: Int, reachedL2: Bool)>
+    {
+        TenantInvalidator(metrics: metrics).purgeReporting(
+            request, cache: cache, tier: l2(for: cache.tenant.id), on: eventLoop)
+    }
+
     /// Live L2 bytes per tenant, from each tenant's byte ledger in Redis; tenants without L2, or
     /// whose Redis did not answer in time, are left out.
     func sharedTierBytes(of tenants: [String], on eventLoop: any EventLoop) -> EventLoopFuture<[String: Int]> {

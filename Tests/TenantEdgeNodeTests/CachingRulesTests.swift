@@ -295,4 +295,29 @@ struct CachingRulesTests {
             #expect(edge.upstream.requests("/item").map(\.method) == ["GET", "POST", "GET"])
         }
     }
+
+    /// A purge that runs while a fetch is at the upstream: the fetch's answer goes to its client
+    /// (asked before the purge) but is not kept, since it may be what the purge meant to remove. The
+    /// race an attacker's review found: L1 had no check on insert, where L2's write script has the fence.
+    @Test func anAnswerFetchedAcrossAPurgeIsServedButNotKept() async throws {
+        let slow = Locked(true)
+        try await withEdge(script: { _ in
+            TestUpstream.Reply(
+                headers: [("Cache-Control", "max-age=60")], body: "v-\(UUID().uuidString.prefix(8))",
+                delayMs: slow.value ? 600 : 0)
+        }) { edge in
+            async let inFlight = edge.get("/race")
+            try await waitUntil(seconds: 5) { edge.upstream.count("/race") == 1 }  // the fetch is at the upstream
+            let purge = try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/race"]}"#)
+            #expect(purge.status == 200)
+            let first = try await inFlight
+            #expect(first.status == 200)
+            #expect(first.cacheStatus.contains("detail=purged-during-fetch"), "\(first.cacheStatus)")
+            slow.update { $0 = false }
+            let next = try await edge.get("/race")
+            #expect(next.cacheStatus.contains("fwd=miss"), "not kept across the purge: \(next.cacheStatus)")
+            #expect(next.body != first.body)
+            #expect(try await edge.get("/race").cacheStatus.contains("hit"), "an answer fetched after it is kept")
+        }
+    }
 }

@@ -152,4 +152,35 @@ struct SharedTierStallTests {
         }
         redis.kill()
     }
+
+    /// A purge made while Redis is stalled reaches no sibling until it is applied there as a generation
+    /// drop, so its status must not count a sibling whose earlier acknowledgement happens to be high:
+    /// its id carries `PurgeID.notPropagated`, and this node writes no such fence to Redis. (The purge
+    /// status once read the old fence after such a purge and counted every sibling as done.)
+    @Test func aPurgeThatDidNotReachRedisCountsNoSibling() async throws {
+        let redis = try RedisProcess()
+        let proxy = try await StallingProxy(to: redis.port)
+        let url = "redis://127.0.0.1:\(proxy.port)/0"
+        try await EdgeHarness.withTwoNodes(
+            configure: { $0.cache.redis = .init(url: url, poolSize: 1, timeoutMs: 200) }, script: Self.body
+        ) { a, b in
+            let first = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/one"]}"#)
+            let firstID = try #require(JSONValue.parse(Array(first.body.utf8))?.objectValue?["id"]?.stringValue)
+            try await waitUntil(seconds: 10, advancing: a.clock, b.clock) {
+                let status = try await a.admin(.GET, "/_edge/purges/\(firstID)")
+                return JSONValue.parse(Array(status.body.utf8))?.objectValue?["nodes"]?.objectValue?.count == 2
+            }
+            proxy.set(.freezeAfter(bytes: 0))
+            let stalled = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/two"]}"#)
+            #expect(stalled.status == 200, "the purge is applied here whatever Redis does")
+            let id = try #require(JSONValue.parse(Array(stalled.body.utf8))?.objectValue?["id"]?.stringValue)
+            #expect(id == "acme:\(PurgeID.notPropagated)")
+            let status = try await a.admin(.GET, "/_edge/purges/\(id)")
+            let nodes = JSONValue.parse(Array(status.body.utf8))?.objectValue?["nodes"]?.objectValue
+            #expect(nodes?.keys.sorted() == ["node-a"], "only this node: \(status.body)")
+            proxy.set(.pass)
+        }
+        await proxy.stop()
+        redis.kill()
+    }
 }

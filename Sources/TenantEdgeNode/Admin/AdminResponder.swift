@@ -111,9 +111,11 @@ struct AdminResponder: HTTPResponder {
         let (logger, audit, runtime) = (runtime.logger, runtime.audit, runtime)
         let actor = tokenDigest(request).map { "admin:" + Hex.encode($0.prefix(6)) } ?? "admin"
         return .later(
-            runtime.purge(purge, cache: cache, on: eventLoop).flatMap { purged in
-                runtime.regionPeers.purged(tenant: purge.tenant, removed: purged, runtime: runtime, on: eventLoop)
-                    .map { (purged, $0) }
+            runtime.purgeReporting(purge, cache: cache, on: eventLoop).flatMap { purged, reachedL2 in
+                runtime.regionPeers.purged(
+                    tenant: purge.tenant, removed: purged, reachedL2: reachedL2, runtime: runtime, on: eventLoop
+                )
+                .map { (purged, $0) }
             }.map { purged, id in
                 logger.info("purge", metadata: ["tenant": "\(purge.tenant)", "purged": "\(purged)"])
                 audit.record(

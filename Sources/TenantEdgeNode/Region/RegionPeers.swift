@@ -54,21 +54,28 @@ final class RegionPeers: Sendable {
     }
 
     /// After a purge through the admin API: its id (the tenant's fence after it, or 0 without
-    /// L2), with this node's acknowledgement recorded here and in Redis.
-    func purged(tenant: String, removed: Int, runtime: EdgeRuntime, on eventLoop: any EventLoop)
+    /// L2), with this node's acknowledgement recorded here and in Redis. A purge that did not reach
+    /// Redis (`reachedL2` false), or whose fence cannot be read, gets `PurgeID.notPropagated`: no
+    /// sibling has heard of it, so none may be counted, and no such fence is written as an acknowledgement
+    /// (it would count for every later purge).
+    func purged(tenant: String, removed: Int, reachedL2: Bool, runtime: EdgeRuntime, on eventLoop: any EventLoop)
         -> EventLoopFuture<PurgeID>
     {
         let node = runtime.config.node.id
         let fence: EventLoopFuture<Int?> =
-            runtime.l2(for: tenant)?.purgeFence(tenant: tenant, on: eventLoop) ?? eventLoop.makeSucceededFuture(0)
+            !reachedL2
+            ? eventLoop.makeSucceededFuture(nil)
+            : runtime.l2(for: tenant)?.purgeFence(tenant: tenant, on: eventLoop) ?? eventLoop.makeSucceededFuture(0)
         return fence.map { [self] fence in
-            let id = PurgeID(tenant: tenant, fence: fence ?? 0)
+            let id = PurgeID(tenant: tenant, fence: fence ?? PurgeID.notPropagated)
             let acknowledgement = PurgeAcknowledgement(fence: id.fence, at: runtime.clock.now(), removed: removed)
             self.ownPurges.withLock { purges in
                 purges.append((id.description, acknowledgement))
                 if purges.count > 256 { purges.removeFirst(purges.count - 256) }
             }
-            runtime.l2(for: tenant)?.acknowledge(tenant: tenant, node: node, acknowledgement, on: eventLoop)
+            if fence != nil {
+                runtime.l2(for: tenant)?.acknowledge(tenant: tenant, node: node, acknowledgement, on: eventLoop)
+            }
             return id
         }
     }

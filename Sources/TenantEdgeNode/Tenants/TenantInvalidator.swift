@@ -13,6 +13,14 @@ struct TenantInvalidator: Sendable {
     func purge(_ original: PurgeRequest, cache: TenantCache, tier: RedisTier?, on eventLoop: any EventLoop)
         -> EventLoopFuture<Int>
     {
+        purgeReporting(original, cache: cache, tier: tier, on: eventLoop).map(\.removed)
+    }
+
+    /// `purge`, also telling whether the purge reached Redis now (`reachedL2`; true without L2). When
+    /// it did not, siblings have not heard of it yet: it reaches them later as a generation drop.
+    func purgeReporting(
+        _ original: PurgeRequest, cache: TenantCache, tier: RedisTier?, on eventLoop: any EventLoop
+    ) -> EventLoopFuture<(removed: Int, reachedL2: Bool)> {
         // Keys and prefixes in the form the traffic path keys them, so purging `/a/../b` reaches `/b`.
         var request = original
         if cache.tenant.normalizePath {
@@ -28,11 +36,11 @@ struct TenantInvalidator: Sendable {
         metrics.recordInvalidation("prefix", count: request.prefixes.count)
         metrics.recordInvalidation("all", count: request.all ? 1 : 0)
         let tenant = cache.tenant.id
-        guard let l2 = tier else { return eventLoop.makeSucceededFuture(removed) }
+        guard let l2 = tier else { return eventLoop.makeSucceededFuture((removed, true)) }
         if request.all {
             return l2.dropGeneration(tenant: tenant, on: eventLoop).map { dropped in
                 if !dropped { l2.markUntrusted(tenant, on: eventLoop) }
-                return removed
+                return (removed, dropped)
             }
         }
         let primaries = request.keys.map { cache.primaryDigest(target: $0) }
@@ -45,9 +53,9 @@ struct TenantInvalidator: Sendable {
         return byKey.and(byIndex).map { deleted, indexed in
             guard let deleted, let indexed else {
                 l2.markUntrusted(tenant, on: eventLoop)  // applied later as a generation drop: coarser, never lost
-                return removed
+                return (removed, false)
             }
-            return removed + deleted + indexed
+            return (removed + deleted + indexed, true)
         }
     }
 }

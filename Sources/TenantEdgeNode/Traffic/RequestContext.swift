@@ -10,6 +10,9 @@ struct RequestContext: Sendable {
     let started: NIODeadline
     /// Timings and the request id, for tenants with `server_timing` or an access log; nil otherwise.
     let trace: RequestTrace?
+    /// The tenant's L1 purge count when the request was admitted: what it fetched is not put into
+    /// L1 if a purge ran meanwhile (the answer may predate the purge).
+    let purgeCount: UInt64
 
     var tenant: TenantConfig { cache.tenant }
     /// The tenant's L2 tier in this request's table; nil without L2.

@@ -182,12 +182,18 @@ extension TenantTrafficResponder {
             let varyNames = StoragePolicy.varyNames(from: headers)
             let result = try cache.store(
                 target: target, requestHeaders: requestFields, record: record,
-                varyNames: varyNames, tags: tags, lifetime: lifetime, responseTime: now, generation: generation)
+                varyNames: varyNames, tags: tags, lifetime: lifetime, responseTime: now, generation: generation,
+                unpurgedSince: context.purgeCount)
             writeToSharedTier(
                 result.entry, storageKey: result.storageKey, varyNames: varyNames, target: target, context: context,
                 token: token, on: eventLoop)
             stored = result.inL1 || context.l2 != nil
-            if !stored { detail = "too-large" }
+            if !result.inL1, cache.purgeCount != context.purgeCount {
+                stored = false
+                detail = "purged-during-fetch"
+            } else if !stored {
+                detail = "too-large"
+            }
         case .pass(let reason):
             detail = reason
             if let stale { cache.remove(storageKey: stale.storageKey) }

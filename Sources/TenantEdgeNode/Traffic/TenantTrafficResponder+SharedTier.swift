@@ -125,7 +125,9 @@ extension TenantTrafficResponder {
         let etag =
             request.head.headers.contains(name: "if-none-match")
             ? opened.withUnsafeReadableBytes({ ResponseRecord.decodeHead($0) })?.headers.first("etag") : nil
-        cache.promote(entry, target: target, storageKey: storageKey, varyNames: varyNames, primary: primary)
+        cache.promote(
+            entry, target: target, storageKey: storageKey, varyNames: varyNames, primary: primary,
+            unpurgedSince: context.purgeCount)
         // The variant travels with the answer, so a collapsed waiter with other `Vary` values
         // fetches its own instead of taking this one.
         let requestFields = request.head.headers.fields

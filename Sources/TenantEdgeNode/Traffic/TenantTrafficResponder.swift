@@ -72,7 +72,8 @@ struct TenantTrafficResponder: HTTPResponder {
         // Timings and the request id kept only for tenants that show or log them.
         let tenant = cache.tenant
         let trace = tenant.serverTiming || tenant.accessLogSample > 0 ? RequestTrace() : nil
-        let context = RequestContext(table: table, cache: cache, started: started, trace: trace)
+        let context = RequestContext(
+            table: table, cache: cache, started: started, trace: trace, purgeCount: cache.purgeCount)
         var hint: String? = nil  // the preferred region, sent back in `hint` mode
         if cache.tenant.geoMode != .off, let address = runtime.geo.clientAddress(of: request) {
             if runtime.geo.forwardedForIsUntrusted(request) {
