@@ -46,7 +46,6 @@ final class ConfigBundleGate: Sendable {
     func apply(body: [UInt8], signatureHeader: String?, actor: String) throws(Rejection) -> Int {
         do {
             let version = try applyChecked(body: body, signatureHeader: signatureHeader, persist: true)
-            runtime.awaitingBundle.store(false, ordering: .releasing)
             runtime.metrics.recordBundle(result: "applied")
             runtime.audit.record("config_applied", actor: actor, tenant: nil, details: ["version": String(version)])
             runtime.logger.info("config bundle applied", metadata: ["version": "\(version)"])
@@ -194,6 +193,8 @@ final class ConfigBundleGate: Sendable {
                 }
             }
             runtime.activate(prepared)
+            // Under the lock: a push and a pull racing while holding must not both pass the floor.
+            runtime.awaitingBundle.store(false, ordering: .releasing)
             return bundle.version
         }
     }
