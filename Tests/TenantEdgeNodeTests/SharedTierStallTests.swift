@@ -12,10 +12,8 @@ import Testing
 /// requester's own (late bytes never pass for the answer to a later call), and L2 hits must return.
 @Suite("Shared tier (L2) slowed and stalled", .serialized)
 struct SharedTierStallTests {
-    static let body: TestUpstream.Script = { request in
-        TestUpstream.Reply(
-            headers: [("Cache-Control", "max-age=300")], body: "\(request.header("host") ?? "?")|\(request.uri)")
-    }
+    /// Host and path in every body, so an answer shows whose it is.
+    static let body = IsolationTests.echo
 
     static let hosts = ["api.acme.test", "api.globex.test"]
 

@@ -99,6 +99,42 @@ extension SiblingPurgeTests {
         }
     }
 
+    /// One tenant's fence damaged in Redis (not a number, or a number past `Int`): that tenant counts as
+    /// moved (its L1 is dropped), and the follower still subscribes for the others, whose purges keep
+    /// arriving. Reading the damaged fence as a reason to retry would stop every tenant's purges.
+    @Test func aDamagedFenceDropsThatTenantAndTheOthersFollowOn() async throws {
+        let own = try RedisProcess()
+        let url = "redis://127.0.0.1:\(own.port)/0"
+        try await SharedTierTests.withTwoNodes(database: 0, url: url) { a, b, redis in
+            for value in ["garbage", "99999999999999999999999", "-4"] {
+                _ = try redis.command("SET", "te:acme:fence", value)
+                var globex = 0  // known, so only acme can show up as moved
+                if case .string(let bytes) = try redis.command("GET", "te:globex:fence") {
+                    globex = Int(String(decoding: bytes, as: UTF8.self)) ?? 0
+                }
+                let covered = Locked<[String: String]>([:])
+                let applied = Locked<[String]>([])
+                let follower = SiblingPurgeFollower(
+                    endpoint: { RedisEndpoint(parsing: url) }, tenants: ["acme", "globex"], nodeID: "node-x",
+                    timeoutMs: 500, clock: b.clock, logger: Logger(label: "test"),
+                    knownFences: ["acme": 3, "globex": globex],
+                    apply: { tenant, _ in applied.update { $0.append(tenant) } },
+                    resync: { tenant, fence, known in covered.update { $0[tenant] = "\(fence) \(known)" } })
+                let following = Task { await follower.run() }
+                try await waitUntil(seconds: 5) { covered.value["acme"] != nil }
+                #expect(covered.value == ["acme": "0 true"], "fence \(value): acme's L1 goes, nothing else")
+                // Subscribed for globex all the same: a purge there arrives as a notice.
+                try await waitUntil(seconds: 5) {
+                    _ = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"globex","keys":["/g"]}"#)
+                    try await Task.sleep(for: .milliseconds(50))
+                    return applied.value.contains("globex")
+                }
+                await follower.stop()
+                following.cancel()
+            }
+        }
+    }
+
     static func isL1Hit(_ edge: EdgeHarness, _ path: String, host: String) async throws -> Bool {
         let status = try await edge.get(path, host: host).cacheStatus
         return status.contains("; hit") && !status.contains("detail=l2")

@@ -155,15 +155,15 @@ final class SiblingPurgeFollower: Sendable {
         // Fences read after the subscription is live: a purge after this point arrives as a notice.
         let reader = try RedisConnection.open(endpoint, timeoutMs: timeoutMs)
         let replies = try reader.pipeline(tenants.map { [Array("GET".utf8), Array("te:\($0):fence".utf8)] })
-        // A fence that is no number (an error reply: loading, no permission) would hide a move: retry.
-        var read: [(tenant: String, fence: Int)] = []
+        // An error reply (loading, no permission) says nothing about any fence: retry the subscription.
+        // A value that is no number is one tenant's key damaged: that tenant counts as moved (its L1
+        // goes), and the others follow on; one bad key must not stop every tenant's purges.
+        var read: [(tenant: String, fence: Int?)] = []
         for (tenant, reply) in zip(tenants, replies) {
             switch reply {
             case .null: read.append((tenant, 0))
             case .string(let bytes):
-                guard let fence = Int(String(decoding: bytes, as: UTF8.self)), fence >= 0 else {
-                    throw EdgeError(.redisFailure, "the purge fence of '\(tenant)' is not a number")
-                }
+                let fence = Int(String(decoding: bytes, as: UTF8.self)).flatMap { $0 >= 0 ? $0 : nil }
                 read.append((tenant, fence))
             default: throw EdgeError(.redisFailure, "unexpected reply to the purge fence of '\(tenant)'")
             }
@@ -172,6 +172,11 @@ final class SiblingPurgeFollower: Sendable {
         var unknown: [(tenant: String, fence: Int)] = []
         state.withLock { state in
             for (tenant, fence) in read {
+                guard let fence else {
+                    moved.append((tenant, 0))
+                    state.fences[tenant] = nil
+                    continue
+                }
                 if let known = state.fences[tenant] {
                     // Moved on, or back (a failover to a replica that was behind, a Redis restarted
                     // empty, an erased tenant's keys gone): either way purges may have been missed.
