@@ -5,7 +5,10 @@
 ///
 /// The rules:
 /// - the bundle is pulled first (a push may have been missed while the node was down) and again
-///   after every outage, before the next poll;
+///   after every outage, before the next poll; a pull the origin does not answer with a bundle or
+///   `404` while its polls succeed (a token refused for this region, a failing bundle endpoint) is
+///   tried again after 1, 2, 4, 8, then every 16 polls, so it cannot add a round trip to every
+///   event's way to the node;
 /// - an answer is applied only whole, in sequence after the cursor (`FeedAnswer`), and the cursor
 ///   moves only once its events are applied and the new cursor is durable;
 /// - `410` purges every tenant and resumes from the origin's head;
@@ -35,7 +38,15 @@ public struct FeedFollower: Sendable {
     public private(set) var failures = 0
     private var backoff = FeedFollower.firstBackoff
     private var mustPullBundle = true
+    /// Polls still to run before the pull is tried again, and how many the next failed pull waits.
+    private var pollsBeforePull = 0
+    private var pollsAfterFailedPull = 1
+    /// Pulls in a row that got no usable answer; 0 once one did.
+    public private(set) var pullFailures = 0
     private var pendingCursor: Int?
+
+    /// The most polls between two tries of a failing pull.
+    public static let mostPollsBetweenPulls = 16
 
     public init(cursor: Int) {
         self.cursor = (0...FeedAnswer.largestSequence).contains(cursor) ? cursor : 0
@@ -46,7 +57,15 @@ public struct FeedFollower: Sendable {
 
     /// The bundle pull ended: `answered` when the origin answered at all (even `404` or a refusal).
     public mutating func bundlePulled(answered: Bool) -> Action {
-        if answered { mustPullBundle = false }
+        if answered {
+            mustPullBundle = false
+            pullFailures = 0
+            pollsAfterFailedPull = 1
+        } else {
+            pullFailures += 1
+            pollsBeforePull = pollsAfterFailedPull
+            pollsAfterFailedPull = min(pollsAfterFailedPull * 2, Self.mostPollsBetweenPulls)
+        }
         return .poll(after: cursor)
     }
 
@@ -58,6 +77,7 @@ public struct FeedFollower: Sendable {
         }
         if failures > 0 { mustPullBundle = true }
         failures = 0
+        if pollsBeforePull > 0 { pollsBeforePull -= 1 }
         backoff = Self.firstBackoff
         switch answer {
         case .events(let events, _):
@@ -86,6 +106,7 @@ public struct FeedFollower: Sendable {
     /// The poll or the bundle pull failed (no answer, an unreadable one, or a refused status).
     public mutating func failed(reason: String) -> Action {
         failures += 1
+        pollsBeforePull = 0  // no answer at all: an outage, after which the pull comes first again
         let wait = backoff
         backoff = min(backoff * 2, Self.longestBackoff)
         let report = failures == 1 || failures % 20 == 0 ? failures : nil
@@ -95,5 +116,5 @@ public struct FeedFollower: Sendable {
     /// The backoff has elapsed.
     public mutating func waited() -> Action { nextRound() }
 
-    private func nextRound() -> Action { mustPullBundle ? .pullBundle : .poll(after: cursor) }
+    private func nextRound() -> Action { mustPullBundle && pollsBeforePull == 0 ? .pullBundle : .poll(after: cursor) }
 }

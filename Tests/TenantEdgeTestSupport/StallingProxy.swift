@@ -47,6 +47,8 @@ package final class StallingProxy: Sendable {
     private let state = Mutex(State())  // protects the mode, allowance, held directions and loss draws
     private let server: any Channel
     package let port: Int
+    /// Connections accepted so far: a client that reuses its connection adds one.
+    package let connectionsAccepted = Atomic<Int>(0)
 
     package init(to targetPort: Int) async throws {
         let box = ProxyBox()
@@ -188,6 +190,7 @@ package final class StallingProxy: Sendable {
         func channelActive(context: ChannelHandlerContext) {
             let client = context.channel
             let proxy = box.proxy
+            proxy?.connectionsAccepted.add(1, ordering: .relaxed)
             let loop = context.eventLoop
             let this = NIOLoopBound(self, eventLoop: loop)
             ClientBootstrap(group: loop)

@@ -71,7 +71,14 @@ package final class InvalidationFeed: Service, Sendable {
     ) async -> FeedFollower.Action {
         switch action {
         case .pullBundle:
-            return follower.bundlePulled(answered: await pullBundle(transfers))
+            let refusal = await pullBundle(transfers)
+            let next = follower.bundlePulled(answered: refusal == nil)
+            if let refusal, follower.pullFailures == 1 || follower.pullFailures % 20 == 0 {
+                runtime.logger.warning(
+                    "config bundle pull failed; polling on and trying again later",
+                    metadata: ["reason": "\(refusal)", "failures": "\(follower.pullFailures)"])
+            }
+            return next
         case .poll(let after):
             // Holding for a bundle (decision 63): events for tenants the node cannot see yet would be
             // skipped while the cursor moved past them. Pull again instead, after a backoff.
@@ -136,24 +143,25 @@ package final class InvalidationFeed: Service, Sendable {
     }
 
     /// Pulls this region's latest bundle and applies it if newer (a `409` means it already runs it).
-    /// True when the origin answered (whatever it answered), false to try again on the next round.
-    private func pullBundle(_ transfers: CurlTransferQueue) async -> Bool {
+    /// Nil when the origin answered with a bundle or `404`; otherwise why, to try again later.
+    private func pullBundle(_ transfers: CurlTransferQueue) async -> String? {
         let replica = replicas.current
         let url = "\(replica)/v1/config/bundle?region=\(runtime.config.node.region)"
-        guard
-            let response = try? await transfers.request(
+        let response: CurlClient.Response
+        do {
+            response = try await transfers.request(
                 "GET", url, caFile: origin.caFile, headers: ["Authorization: Bearer \(token)"], timeoutMs: 5000,
                 maxBodyBytes: EdgeConfig.Limits.maxBundleBytes)
-        else {
+        } catch {
             failedOver(from: replica)
-            return false
+            return error.message
         }
         if OriginReplicas.isReplicaFailure(response.status, accepted: [200, 404]) {
             failedOver(from: replica)
-            return false
+            return "the origin answered \(response.status)"
         }
         // 404: nothing published yet. While holding, anything short of a bundle applied is pulled again.
-        guard response.status == 200 else { return !runtime.awaitingBundle.load(ordering: .acquiring) }
+        guard response.status == 200 else { return holdingReason }
         do {
             let version = try bundles.apply(
                 body: response.body, signatureHeader: response.headers["edge-signature"],
@@ -164,7 +172,12 @@ package final class InvalidationFeed: Service, Sendable {
         } catch {
             runtime.logger.warning("pulled bundle refused", metadata: ["reason": "\(error.reason)"])
         }
-        return !runtime.awaitingBundle.load(ordering: .acquiring)
+        return holdingReason
+    }
+
+    /// Why a pull that got an answer must still be tried again: the node holds for a bundle (decision 63).
+    private var holdingReason: String? {
+        runtime.awaitingBundle.load(ordering: .acquiring) ? "still waiting for a usable config bundle" : nil
     }
 
     /// Applies one event to L1 and L2 and waits for it.
