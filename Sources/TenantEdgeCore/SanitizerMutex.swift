@@ -1,6 +1,6 @@
 #if TSAN
 
-/// In the ThreadSanitizer build, this module's locks are ones the sanitizer sees (see
-/// `SanitizerVisibleMutex`); every other build uses `Synchronization.Mutex`.
-typealias Mutex = SanitizerVisibleMutex
+    /// In the ThreadSanitizer build, this module's locks are ones the sanitizer sees (see
+    /// `SanitizerVisibleMutex`); every other build uses `Synchronization.Mutex`.
+    typealias Mutex = SanitizerVisibleMutex
 #endif
