@@ -116,8 +116,9 @@ package final class EdgeRuntime: Sendable {
         if let sentinel {
             // After a failover, writes the old primary took and never passed on are lost, purges
             // and fences among them: each tenant on it drops its L2 generation on the new primary
-            // and its L1, and the purge followers subscribe anew there (the old primary may live on,
-            // cut off, and keep a subscription that hears nothing).
+            // and its L1. Once the new address is published, every purge follower (a prepared
+            // table's too) subscribes anew: the old primary may live on, cut off, and keep a
+            // subscription that hears nothing.
             sentinel.whenSwitched { [weak self] in
                 guard let self else { return }
                 let table = self.table
@@ -125,8 +126,8 @@ package final class EdgeRuntime: Sendable {
                     tier.markUntrusted(tenant, because: "the L2 primary switched", on: eventLoop)
                     _ = table.caches[tenant]?.purge(keys: [], tags: [], prefixes: [], all: true)
                 }
-                for follower in table.purgeFollowers { follower.resubscribe() }
             }
+            sentinel.afterSwitch { [siblingFollowers] in siblingFollowers.resubscribeAll() }
         }
     }
 
@@ -176,6 +177,14 @@ package final class EdgeRuntime: Sendable {
     /// Swaps a prepared tenant set in. Tenants that are gone stop being served at once; their L1 is
     /// emptied and their L2 generation dropped; tiers and followers no longer used are stopped.
     func activate(_ next: TenantTable) {
+        // A tenant back (or storing again) while this node still erases its earlier data from L2:
+        // until a generation drop of its own succeeds, it neither reads nor writes L2. Otherwise,
+        // under the same keys (a bundle without wrapped keys for this region), it read its erased
+        // entries back into L1 before the erasure reached them, and kept them after it was confirmed.
+        for tenant in next.tenants where mayStore(tenant) && retirements.isErasing(tenant.id) {
+            next.l2Tiers[tenant.id]?.markUntrusted(
+                tenant.id, because: "an erasure of this tenant's earlier data is still running", on: eventLoop)
+        }
         let previous = current.withLock { current in
             defer { current = next }
             return current

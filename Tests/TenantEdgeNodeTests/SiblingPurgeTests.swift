@@ -82,7 +82,8 @@ extension SiblingPurgeTests {
             #expect(acme > 1 && globex > 0, "the purges moved the fences")
             let covered = Locked<[String: String]>([:])
             let follower = SiblingPurgeFollower(
-                endpoint: { RedisEndpoint(parsing: url) }, tenants: ["acme", "globex", "initech"], nodeID: "node-x",
+                primary: { RedisEndpoint(parsing: url).map { ($0, 0) } }, tenants: ["acme", "globex", "initech"],
+                nodeID: "node-x",
                 timeoutMs: 500, clock: b.clock, logger: Logger(label: "test"),
                 knownFences: ["acme": 1, "initech": 4, "elsewhere": 9],
                 apply: { _, _ in },
@@ -115,7 +116,8 @@ extension SiblingPurgeTests {
                 let covered = Locked<[String: String]>([:])
                 let applied = Locked<[String]>([])
                 let follower = SiblingPurgeFollower(
-                    endpoint: { RedisEndpoint(parsing: url) }, tenants: ["acme", "globex"], nodeID: "node-x",
+                    primary: { RedisEndpoint(parsing: url).map { ($0, 0) } }, tenants: ["acme", "globex"],
+                    nodeID: "node-x",
                     timeoutMs: 500, clock: b.clock, logger: Logger(label: "test"),
                     knownFences: ["acme": 3, "globex": globex],
                     apply: { tenant, _ in applied.update { $0.append(tenant) } },

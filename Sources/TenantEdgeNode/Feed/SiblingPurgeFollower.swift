@@ -27,8 +27,10 @@ final class SiblingPurgeFollower: Sendable {
     /// unless it is empty).
     typealias Resync = @Sendable (_ tenant: String, _ fence: Int, _ known: Bool) -> Void
 
-    /// The Redis to subscribe on now (the primary may move under Sentinel); nil while unknown.
-    private let endpoint: @Sendable () -> RedisEndpoint?
+    /// The Redis to subscribe on now and the epoch of the primary's address it belongs to (it moves
+    /// with each Sentinel switch); nil while unknown.
+    typealias Primary = @Sendable () -> (endpoint: RedisEndpoint, epoch: Int)?
+    private let primary: Primary
     private let tenants: [String]
     private let nodeID: String
     private let timeoutMs: Int
@@ -46,12 +48,12 @@ final class SiblingPurgeFollower: Sendable {
     static let retryInterval = 0.5
 
     init(
-        endpoint: @escaping @Sendable () -> RedisEndpoint?, tenants: [String], nodeID: String, timeoutMs: Int,
+        primary: @escaping Primary, tenants: [String], nodeID: String, timeoutMs: Int,
         clock: any CacheClock,
         logger: Logger, knownFences: [String: Int] = [:],
         apply: @escaping Apply, resync: @escaping Resync
     ) {
-        self.endpoint = endpoint
+        self.primary = primary
         self.tenants = tenants
         self.nodeID = nodeID
         self.timeoutMs = max(timeoutMs, 500)
@@ -99,7 +101,9 @@ final class SiblingPurgeFollower: Sendable {
     }
 
     /// Drops the subscription so `run` makes a new one (on the primary as it is now) and compares
-    /// fences again: after a failover, the old primary may live on, cut off, hearing nothing.
+    /// fences again: after a failover, the old primary may live on, cut off, hearing nothing. Called
+    /// once the new address is published (`SiblingFollowers.resubscribeAll`); a subscription being
+    /// made meanwhile, with no connection to drop yet, is caught by its own epoch check.
     func resubscribe() {
         let dropped = state.withLock { state in
             defer { state.connection = nil }
@@ -129,7 +133,9 @@ final class SiblingPurgeFollower: Sendable {
 
     /// On the connector thread: subscribe, wait for every confirmation, then compare fences.
     private func subscribe() throws(EdgeError) {
-        guard let endpoint = endpoint() else { throw EdgeError(.redisFailure, "the L2 primary is not known yet") }
+        guard let (endpoint, epoch) = primary() else {
+            throw EdgeError(.redisFailure, "the L2 primary is not known yet")
+        }
         let connection = try RedisAsyncConnection.open(endpoint, timeoutMs: timeoutMs)
         // Current before it subscribes, so a loss at any moment from here wakes `run`; the one it
         // replaces is released outside the lock (its last release may run callbacks).
@@ -155,6 +161,12 @@ final class SiblingPurgeFollower: Sendable {
         // Fences read after the subscription is live: a purge after this point arrives as a notice.
         let reader = try RedisConnection.open(endpoint, timeoutMs: timeoutMs)
         let replies = try reader.pipeline(tenants.map { [Array("GET".utf8), Array("te:\($0):fence".utf8)] })
+        // The primary moved while this subscribed, before a switch could find this connection to drop:
+        // it may be the old primary, cut off and hearing nothing, whose fences must not count. `run`
+        // tries again on the new one (this once left a follower on the old primary for good).
+        guard primary()?.epoch == epoch else {
+            throw EdgeError(.redisFailure, "the L2 primary moved while the purge subscription was made")
+        }
         // An error reply (loading, no permission) says nothing about any fence: retry the subscription.
         // A value that is no number is one tenant's key damaged: that tenant counts as moved (its L1
         // goes), and the others follow on; one bad key must not stop every tenant's purges.

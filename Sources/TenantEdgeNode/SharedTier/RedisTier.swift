@@ -66,11 +66,14 @@ final class RedisTier: Sendable {
     var connectionWaits: Int { connections.connectionWaits.load(ordering: .relaxed) }
 
     /// The endpoint to connect to now (the current primary's address); nil while none is known.
-    var currentEndpoint: RedisEndpoint? {
-        guard let (primary, _) = address.current() else { return nil }
+    var currentEndpoint: RedisEndpoint? { currentPrimary?.endpoint }
+
+    /// The endpoint to connect to now and the address epoch it belongs to, read together.
+    var currentPrimary: (endpoint: RedisEndpoint, epoch: Int)? {
+        guard let (primary, epoch) = address.current() else { return nil }
         var current = endpoint
         (current.host, current.port) = (primary.host, primary.port)
-        return current
+        return (current, epoch)
     }
 
     func shutdown() async { await connections.shutdown() }
@@ -223,7 +226,8 @@ final class RedisTier: Sendable {
             .flatMap { left in
                 guard let left else { return eventLoop.makeSucceededFuture(false) }
                 guard left == 0 else { return self.erase(tenant: tenant, on: eventLoop) }
-                // The tenant's generation is gone with it; if it comes back, it counts from 0 again.
+                // The tenant's generation moved on and expires in three hours; if it comes back after
+                // that, it counts from 0 again, which this node must not read as a roll-back.
                 self.generationFloor.withLock { $0[tenant] = nil }
                 return eventLoop.makeSucceededFuture(true)
             }

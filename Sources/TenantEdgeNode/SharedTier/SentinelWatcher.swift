@@ -42,6 +42,12 @@ final class SentinelWatcher: Service, Sendable {
     /// replica (a purge among them) are lost with it.
     func whenSwitched(_ body: @escaping @Sendable () -> Void) { onSwitch.withLock { $0 = body } }
 
+    private let onSwitched = Mutex<(@Sendable () -> Void)?>(nil)
+
+    /// Sets what runs once a switch is published: the runtime moves every purge subscription, which
+    /// would otherwise find the old address again.
+    func afterSwitch(_ body: @escaping @Sendable () -> Void) { onSwitched.withLock { $0 = body } }
+
     init(
         config: RedisSentinelConfig, address: RedisPrimaryAddress, timeoutMs: Int, eventLoop: any EventLoop,
         clock: any CacheClock, logger: Logger
@@ -95,12 +101,14 @@ final class SentinelWatcher: Service, Sendable {
     }
 
     /// Moves the address. On a switch, `onSwitch` runs first (every tenant of this primary is
-    /// untrusted before any call can reach the new one), then the new address is published.
+    /// untrusted before any call can reach the new one), then the new address is published, then
+    /// `onSwitched` runs (subscriptions made again now reach the new primary).
     private func moved(to primary: SentinelAnswer.Primary) {
         let previous = address.current()?.primary
         guard previous != primary else { return }
         if previous != nil { onSwitch.withLock { $0 }?() }
         address.update(primary)
+        if previous != nil { onSwitched.withLock { $0 }?() }
         logger.notice(
             previous == nil ? "L2 primary (from Sentinel)" : "L2 primary switched (Sentinel)",
             metadata: ["master": "\(master)", "primary": "\(primary)"])

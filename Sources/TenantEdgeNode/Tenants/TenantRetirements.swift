@@ -43,6 +43,9 @@ final class TenantRetirements: Service, Sendable {
         (counts: [ObjectIdentifier: Int], idle: [ObjectIdentifier: [CheckedContinuation<Void, Never>]])
     >(
         ([:], [:]))
+    /// Tenants whose L2 erasure has not finished here, with how many erasures each: a tenant added
+    /// back meanwhile must not read L2 until a generation drop of its own (`EdgeRuntime.activate`).
+    private let erasingTenants = Mutex<[String: Int]>([:])
     /// Called with a tenant's id once all its data is gone from this node (L1 and L2).
     private let erasureObserver = Mutex<(@Sendable (String) -> Void)?>(nil)
 
@@ -65,8 +68,14 @@ final class TenantRetirements: Service, Sendable {
         erasing.withLock { state in
             for case let tier? in job.erasures.map(\.tier) { state.counts[ObjectIdentifier(tier), default: 0] += 1 }
         }
+        erasingTenants.withLock { counts in
+            for erasure in job.erasures where erasure.tier != nil { counts[erasure.tenant, default: 0] += 1 }
+        }
         jobInput.yield(job)
     }
+
+    /// Whether an L2 erasure of `tenant` is queued or running here.
+    func isErasing(_ tenant: String) -> Bool { erasingTenants.withLock { $0[tenant] != nil } }
 
     func run() async throws {
         await cancelWhenGracefulShutdown { [self] in
@@ -122,7 +131,13 @@ final class TenantRetirements: Service, Sendable {
     /// tenant that left is confirmed through the observer.
     private func erase(_ erasure: Erasure) async {
         if let tier = erasure.tier {
-            defer { finished(on: tier) }
+            defer {
+                finished(on: tier)
+                erasingTenants.withLock { counts in
+                    let left = (counts[erasure.tenant] ?? 1) - 1
+                    counts[erasure.tenant] = left > 0 ? left : nil
+                }
+            }
             var attempt = 0
             while !Task.isCancelled {
                 _ = try? await tier.dropGeneration(tenant: erasure.tenant, on: eventLoop).get()

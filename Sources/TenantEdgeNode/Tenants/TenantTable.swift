@@ -196,7 +196,7 @@ final class TenantTable: Sendable {
         }
         return tenantsByTier.values.map { tier, tenants in
             SiblingPurgeFollower(
-                endpoint: { tier.currentEndpoint }, tenants: tenants, nodeID: config.node.id,
+                primary: { tier.currentPrimary }, tenants: tenants, nodeID: config.node.id,
                 timeoutMs: config.cache.redis?.timeoutMs ?? 500, clock: clock, logger: logger,
                 knownFences: knownFences,
                 apply: { tenant, notice in

@@ -1,0 +1,66 @@
+import Logging
+import TenantEdgeNative
+import TenantEdgeTestSupport
+import Testing
+
+@testable import TenantEdgeCore
+@testable import TenantEdgeNode
+
+/// A tenant removed and added back while this node still erases its data from L2 (Redis was away
+/// when the erasure began), on a real redis-server behind the test's proxy.
+@Suite("A tenant added back during its erasure", .serialized)
+struct TenantReturnTests {
+    /// Added back under the same keys (no wrapped keys in the bundle: they derive from the node's
+    /// master key and the tenant id), the tenant used to read its erased entries from L2 into L1
+    /// before the erasure reached them, and kept them after the erasure was confirmed. Now it
+    /// neither reads nor writes L2 until a generation drop of its own.
+    @Test func erasedEntriesAreNeverReadBack() async throws {
+        let redis = try RedisProcess()
+        let proxy = try await StallingProxy(to: redis.port)
+        let fetches = Locked(0)
+        let edge = try await EdgeHarness.start(
+            configure: { config in
+                config.cache.redis = .init(url: "redis://127.0.0.1:\(proxy.port)/0", poolSize: 2, timeoutMs: 300)
+            },
+            script: { _ in
+                let count = fetches.modify { count in
+                    count += 1
+                    return count
+                }
+                return .init(headers: [("Cache-Control", "max-age=3600")], body: "v\(count)")
+            })
+        do {
+            let direct = try RedisConnection.open(RedisEndpoint(host: "127.0.0.1", port: redis.port), timeoutMs: 1000)
+            #expect(try await edge.get("/a").body == "v1")
+            try await waitUntil(seconds: 5) { (try? direct.command("EXISTS", "te:acme:keys")) == .integer(1) }
+            let erased = Locked<[String]>([])
+            edge.runtime.observeErasures { tenant in erased.update { $0.append(tenant) } }
+
+            // Removed while Redis is away: the erasure's first round fails and waits on the node's clock.
+            let original = edge.runtime.config
+            var without = original
+            without.tenants.removeAll { $0.id == "acme" }
+            proxy.set(.partitioned)
+            edge.runtime.activate(try edge.runtime.prepare(without, version: 2))
+            #expect(try await edge.get("/a").status == 421)
+            try await Task.sleep(for: .milliseconds(700))  // both calls of the first round past 300 ms
+
+            // Back, same keys, Redis reachable again, the erasure not yet retried.
+            edge.runtime.activate(try edge.runtime.prepare(original, version: 3))
+            proxy.set(.pass)
+            let back = try await edge.get("/a")
+            #expect(back.body == "v2", "fetched again, not the erased entry: \(back.body) \(back.cacheStatus)")
+            #expect(!back.cacheStatus.contains("detail=l2"))
+
+            try await waitUntil(seconds: 10, advancing: edge.clock) { erased.value == ["acme"] }
+            let after = try await edge.get("/a")
+            #expect(after.body != "v1", "the erased entry never comes back: \(after.cacheStatus)")
+        } catch {
+            await edge.shutdown()
+            await proxy.stop()
+            throw error
+        }
+        await edge.shutdown()
+        await proxy.stop()
+    }
+}
