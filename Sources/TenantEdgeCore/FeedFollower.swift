@@ -75,9 +75,13 @@ public struct FeedFollower: Sendable {
         do { answer = try FeedAnswer.parse(status: status, body: body, after: after) } catch {
             return failed(reason: error.message)
         }
-        if failures > 0 { mustPullBundle = true }
+        if failures > 0 {  // an outage ended: the pull comes next, whatever a failed one said to wait
+            mustPullBundle = true
+            pollsBeforePull = 0
+        } else if pollsBeforePull > 0 {
+            pollsBeforePull -= 1
+        }
         failures = 0
-        if pollsBeforePull > 0 { pollsBeforePull -= 1 }
         backoff = Self.firstBackoff
         switch answer {
         case .events(let events, _):

@@ -181,7 +181,10 @@ package final class EdgeRuntime: Sendable {
         // until a generation drop of its own succeeds, it neither reads nor writes L2. Otherwise,
         // under the same keys (a bundle without wrapped keys for this region), it read its erased
         // entries back into L1 before the erasure reached them, and kept them after it was confirmed.
+        // Only at its return: marking it again at each later push would empty its L2 each time.
+        let running = current.withLock { $0 }
         for tenant in next.tenants where mayStore(tenant) && retirements.isErasing(tenant.id) {
+            if let before = running.tenants.first(where: { $0.id == tenant.id }), mayStore(before) { continue }
             next.l2Tiers[tenant.id]?.markUntrusted(
                 tenant.id, because: "an erasure of this tenant's earlier data is still running", on: eventLoop)
         }
@@ -236,7 +239,7 @@ package final class EdgeRuntime: Sendable {
 
     /// Stops what a prepared tenant set started but the running one does not use (it was not applied).
     func discard(_ prepared: TenantTable) {
-        let running = table
+        let running = current.withLock { $0 }
         retirements.submit(
             .init(
                 erasures: [], followers: prepared.purgeFollowers,

@@ -59,15 +59,21 @@ struct FeedFollowerTests {
         #expect(pollsBetweenPulls == [1, 2, 4, 8, 16, 16, 16])
         #expect(follower.pullFailures == 8)
         #expect(follower.cursor == 1 + 2 + 4 + 8 + 16 * 3, "every event was applied meanwhile")
-        // An outage: the failing pull is tried first again, not after 16 more polls.
-        #expect(follower.failed(reason: "down") == .backOff(seconds: 0.2, report: 1, reason: "down"))
-        #expect(follower.waited() == .pullBundle)
-        #expect(follower.bundlePulled(answered: true) == .poll(after: follower.cursor))
-        #expect(follower.pullFailures == 0)
-        // Answered: a later refusal is tried again after one poll, not sixteen.
+        // An outage: the failing pull is tried first again, not after 16 more polls; and when it fails
+        // once more just before the origin answers a poll again, the outage's end still brings it next.
         let cursor = follower.cursor
         let empty = Self.answer(head: cursor, seqs: [])
+        #expect(follower.failed(reason: "down") == .backOff(seconds: 0.2, report: 1, reason: "down"))
+        #expect(follower.waited() == .pullBundle)
+        #expect(follower.bundlePulled(answered: false) == .poll(after: cursor))
         #expect(follower.received(status: 200, body: empty, after: cursor) == .pullBundle, "the outage ended here")
+        #expect(follower.bundlePulled(answered: true) == .poll(after: cursor))
+        #expect(follower.pullFailures == 0)
+        #expect(follower.received(status: 200, body: empty, after: cursor) == .poll(after: cursor))
+        // Answered: a later refusal (after the next outage) is tried again after one poll, not sixteen.
+        _ = follower.failed(reason: "down")
+        #expect(follower.waited() == .poll(after: cursor))
+        #expect(follower.received(status: 200, body: empty, after: cursor) == .pullBundle)
         _ = follower.bundlePulled(answered: false)
         #expect(follower.received(status: 200, body: empty, after: cursor) == .pullBundle)
     }

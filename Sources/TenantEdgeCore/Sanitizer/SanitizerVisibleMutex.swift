@@ -18,7 +18,13 @@
         package init(_ value: sending Value) {
             mutex = .allocate(capacity: 1)
             mutex.initialize(to: pthread_mutex_t())
-            precondition(pthread_mutex_init(mutex, nil) == 0, "pthread_mutex_init failed")
+            // Error-checking: locking it again on the same thread fails (and traps below) instead of
+            // hanging, as `Synchronization.Mutex` traps; a recursive lock is how a bug shows here.
+            var attributes = pthread_mutexattr_t()
+            pthread_mutexattr_init(&attributes)
+            pthread_mutexattr_settype(&attributes, Int32(PTHREAD_MUTEX_ERRORCHECK))
+            precondition(pthread_mutex_init(mutex, &attributes) == 0, "pthread_mutex_init failed")
+            pthread_mutexattr_destroy(&attributes)
             self.value = value
         }
 
@@ -28,7 +34,7 @@
         }
 
         package func withLock<Result, E: Error>(_ body: (inout Value) throws(E) -> Result) throws(E) -> Result {
-            pthread_mutex_lock(mutex)
+            precondition(pthread_mutex_lock(mutex) == 0, "a Mutex locked again on the thread that holds it")
             defer { pthread_mutex_unlock(mutex) }
             return try body(&value)
         }

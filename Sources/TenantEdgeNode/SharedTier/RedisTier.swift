@@ -226,8 +226,7 @@ final class RedisTier: Sendable {
             .flatMap { left in
                 guard let left else { return eventLoop.makeSucceededFuture(false) }
                 guard left == 0 else { return self.erase(tenant: tenant, on: eventLoop) }
-                // The tenant's generation moved on and expires in three hours; if it comes back after
-                // that, it counts from 0 again, which this node must not read as a roll-back.
+                // The tenant's generation is gone with it; if it comes back, it counts from 0 again.
                 self.generationFloor.withLock { $0[tenant] = nil }
                 return eventLoop.makeSucceededFuture(true)
             }

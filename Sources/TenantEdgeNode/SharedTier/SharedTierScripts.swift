@@ -173,12 +173,10 @@ enum SharedTierScripts {
         """
 
     /// Erasure, in batches of 1,000: deletes the tenant's live keys (every generation) and, once none
-    /// are left, its key list and purge acknowledgements.
+    /// are left, its generation, key list and purge acknowledgements.
     /// Returns how many keys are left to delete. The fence is moved, never deleted: a deleted fence
     /// reads as `0` again, and a fetch that read `0` before the erasure would pass the write check and
-    /// bring the tenant's data back. The generation is moved too: deleted, it went back to `0` under
-    /// siblings that had already read a higher one for the tenant added back meanwhile, which they
-    /// must read as a roll-back (a security event and a purge of everything). Both expire after three
+    /// bring the tenant's data back. It expires after three
     /// hours, longer than any fetch can take (`limits.upstream_*_timeout_ms` are at most an hour each).
     static let erase = """
         local batch = redis.call('ZRANGE', KEYS[3], 0, 999)
@@ -187,9 +185,7 @@ enum SharedTierScripts {
         local left = redis.call('ZCARD', KEYS[3])
         if left == 0 then
           local prefix = string.sub(KEYS[1], 1, -4)  -- 'te:<tenant>:' of 'te:<tenant>:gen'
-          redis.call('DEL', KEYS[3], prefix .. 'acks')
-          redis.call('INCR', KEYS[1])
-          redis.call('EXPIRE', KEYS[1], 10800)
+          redis.call('DEL', KEYS[1], KEYS[3], prefix .. 'acks')
           redis.call('INCR', KEYS[2])
           redis.call('EXPIRE', KEYS[2], 10800)
         end
