@@ -47,24 +47,37 @@ public struct KeyDigest: Hashable, Sendable {
 
     /// Unpadded base64url, as in the namespaced storage key (`EntryBinding.storageKey`).
     public var base64URL: String {
+        String(unsafeUninitializedCapacity: 43) { out in writeBase64URL(into: out) }
+    }
+
+    /// Appends the 43 characters of `base64URL` to `bytes`, making no `String` (a Redis key is
+    /// built as bytes on the L2 read path).
+    public func appendBase64URL(to bytes: inout [UInt8]) {
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: 43))
+        bytes.withUnsafeMutableBufferPointer { buffer in
+            _ = writeBase64URL(into: UnsafeMutableBufferPointer(rebasing: buffer[start...]))
+        }
+    }
+
+    /// Writes the 43 characters into `out` (at least 43 long); returns how many.
+    private func writeBase64URL(into out: UnsafeMutableBufferPointer<UInt8>) -> Int {
         // 32 bytes are ten groups of three and two left over: 43 characters, written in place.
         let words = (w0.littleEndian, w1.littleEndian, w2.littleEndian, w3.littleEndian)
         return withUnsafeBytes(of: words) { input in
-            String(unsafeUninitializedCapacity: 43) { out in
-                var written = 0
-                var index = 0
-                while index < 32 {
-                    let count = Swift.min(3, 32 - index)
-                    var value = 0
-                    for offset in 0..<count { value |= Int(input[index + offset]) << (16 - 8 * offset) }
-                    for position in 0...count {
-                        out[written] = Self.base64URLCharacter(UInt8(truncatingIfNeeded: value >> (18 - 6 * position)))
-                        written += 1
-                    }
-                    index += 3
+            var written = 0
+            var index = 0
+            while index < 32 {
+                let count = Swift.min(3, 32 - index)
+                var value = 0
+                for offset in 0..<count { value |= Int(input[index + offset]) << (16 - 8 * offset) }
+                for position in 0...count {
+                    out[written] = Self.base64URLCharacter(UInt8(truncatingIfNeeded: value >> (18 - 6 * position)))
+                    written += 1
                 }
-                return written
+                index += 3
             }
+            return written
         }
     }
 

@@ -36,6 +36,20 @@ struct SharedTierPlainReadTests {
         try await waitUntil { (try? redis.command("EXISTS", key)) == .integer(1) }
     }
 
+    /// The entry key built as bytes is the key the scripts write (`te:<tenant>:g<generation>:<digest>`).
+    @Test(arguments: [0, 7, 1234, UInt64.max])
+    func theEntryKeyIsBuiltAsTheScriptsBuildIt(generation: UInt64) {
+        for seed in 0..<20 {
+            let digest = KeyDigest(bytes: (0..<32).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ seed &* 11) })
+            #expect(
+                RedisTier.entryKey(tenant: "acme-\(seed)", generation: generation, digest: digest)
+                    == Array("te:acme-\(seed):g\(generation):\(digest.base64URL)".utf8))
+            var appended = Array("x".utf8)
+            digest.appendBase64URL(to: &appended)
+            #expect(appended == Array("x\(digest.base64URL)".utf8))
+        }
+    }
+
     @Test func aKnownGenerationIsReadWithoutAScriptAndAMovedOneThroughIt() async throws {
         try await Self.withTwoNodes { a, b, redis in
             for target in ["/v1/first", "/v1/second", "/v1/purged"] { try await Self.storeThroughA(target, a, redis) }

@@ -18,12 +18,13 @@ extension TenantTrafficResponder {
         let action = runtime.collapser.withLock { $0.join(key, waiter: promise) }
         switch action {
         case .lead:
+            // The leader completes the collapse's own promise (a future of its own would cost one more
+            // allocation and generic deinit per miss and L2 hit); waiters are answered when it is.
             let runtime = self.runtime
-            leaderFetch(request, context: context, stale: stale, on: eventLoop).whenComplete { result in
-                let waiters = runtime.collapser.withLock { $0.finish(key) }
-                promise.completeWith(result)
-                for waiter in waiters { waiter.completeWith(result) }
+            promise.futureResult.whenComplete { result in
+                for waiter in runtime.collapser.withLock({ $0.finish(key) }) { waiter.completeWith(result) }
             }
+            leaderFetch(request, context: context, stale: stale, completing: promise, on: eventLoop)
             return promise.futureResult
         case .wait:
             return promise.futureResult.hop(to: eventLoop).flatMap { outcome in

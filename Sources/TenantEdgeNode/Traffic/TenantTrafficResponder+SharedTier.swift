@@ -16,20 +16,31 @@ extension TenantTrafficResponder {
     func leaderFetch(_ request: EdgeRequest, context: RequestContext, stale: StaleEntry?, on eventLoop: any EventLoop)
         -> EventLoopFuture<FetchOutcome>
     {
+        let promise = eventLoop.makePromise(of: FetchOutcome.self)
+        leaderFetch(request, context: context, stale: stale, completing: promise, on: eventLoop)
+        return promise.futureResult
+    }
+
+    /// `leaderFetch` completing the caller's promise: the whole L2 read makes no future of its own,
+    /// so an L2 hit makes none but the caller's.
+    func leaderFetch(
+        _ request: EdgeRequest, context: RequestContext, stale: StaleEntry?,
+        completing promise: EventLoopPromise<FetchOutcome>, on eventLoop: any EventLoop
+    ) {
         let cache = context.cache
         guard let l2 = context.l2 else {
-            return upstreamFetch(request, context: context, stale: stale, token: nil, on: eventLoop)
+            return promise.completeWith(
+                upstreamFetch(request, context: context, stale: stale, token: nil, on: eventLoop))
         }
         let tenant = cache.tenant.id
         if stale != nil {
-            return l2.token(tenant: tenant, on: eventLoop).flatMap { token in
-                upstreamFetch(request, context: context, stale: stale, token: token, on: eventLoop)
-            }
+            return promise.completeWith(
+                l2.token(tenant: tenant, on: eventLoop).flatMap { token in
+                    upstreamFetch(request, context: context, stale: stale, token: token, on: eventLoop)
+                })
         }
         let target = request.head.uri
         let primary = cache.primaryDigest(target: target)
-        // One promise for the whole L2 read (no future per step): a hit makes no other.
-        let promise = eventLoop.makePromise(of: FetchOutcome.self)
         let fetch: @Sendable (RedisTier.Token?) -> Void = { token in
             promise.completeWith(upstreamFetch(request, context: context, stale: nil, token: token, on: eventLoop))
         }
@@ -74,7 +85,6 @@ extension TenantTrafficResponder {
             }
             fetch(read.token)
         }
-        return promise.futureResult
     }
 
     /// An L2 entry that is fresh and opens under this tenant's key and binding becomes an L1 entry
