@@ -113,6 +113,11 @@ package final class EdgeRuntime: Sendable {
         retirements = TenantRetirements(
             region: config.node.region, eventLoop: eventLoop, clock: clock, audit: audit, logger: logger)
         siblingFollowers.start(table.purgeFollowers)
+        retirements.checkServed { [weak self] tenant in
+            guard let self, let config = self.current.withLock({ $0 }).tenants.first(where: { $0.id == tenant })
+            else { return false }
+            return self.mayStore(config)
+        }
         if let sentinel {
             // After a failover, writes the old primary took and never passed on are lost, purges
             // and fences among them: each tenant on it drops its L2 generation on the new primary

@@ -53,6 +53,9 @@ struct TenantReturnTests {
             #expect(!back.cacheStatus.contains("detail=l2"))
 
             try await waitUntil(seconds: 10, advancing: edge.clock) { erased.value == ["acme"] }
+            // The erasure ended with the tenant back: its generation (moved by its own drop) stays, so
+            // no sibling that read it sees it go back to 0; only the earlier entries went.
+            #expect(try direct.command("GET", "te:acme:gen") != .null, "the returned tenant's generation stays")
             let after = try await edge.get("/a")
             #expect(after.body != "v1", "the erased entry never comes back: \(after.cacheStatus)")
         } catch {

@@ -221,11 +221,15 @@ final class RedisTier: Sendable {
 
     /// Deletes every key of the tenant in this Redis (erasure), batch by batch; true when none is
     /// left, false when Redis stopped answering first (the caller tries again).
-    func erase(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
-        evaluateCount(SharedTierScripts.call(SharedTierScripts.erase, tenant: tenant), what: "erasure", on: eventLoop)
+    /// `back`: the tenant is served again here; its generation and acknowledgements are kept.
+    func erase(tenant: String, back: Bool = false, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
+        let arguments = SharedTierScripts.call(
+            SharedTierScripts.erase, tenant: tenant, [Array((back ? "back" : "gone").utf8)])
+        return evaluateCount(arguments, what: "erasure", on: eventLoop)
             .flatMap { left in
                 guard let left else { return eventLoop.makeSucceededFuture(false) }
-                guard left == 0 else { return self.erase(tenant: tenant, on: eventLoop) }
+                guard left == 0 else { return self.erase(tenant: tenant, back: back, on: eventLoop) }
+                if back { return eventLoop.makeSucceededFuture(true) }  // its floor is the returned tenant's
                 // The tenant's generation is gone with it; if it comes back, it counts from 0 again.
                 self.generationFloor.withLock { $0[tenant] = nil }
                 return eventLoop.makeSucceededFuture(true)

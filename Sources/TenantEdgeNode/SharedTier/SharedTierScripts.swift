@@ -173,7 +173,10 @@ enum SharedTierScripts {
         """
 
     /// Erasure, in batches of 1,000: deletes the tenant's live keys (every generation) and, once none
-    /// are left, its generation, key list and purge acknowledgements.
+    /// are left, its generation, key list and purge acknowledgements. `ARGV[2]` = `back`: the tenant
+    /// is served again (it returned while this erasure retried), so its generation and acknowledgements
+    /// belong to it now and stay (deleted, its siblings read the generation going back as a roll-back,
+    /// and its purges lost the acknowledgements siblings had already written).
     /// Returns how many keys are left to delete. The fence is moved, never deleted: a deleted fence
     /// reads as `0` again, and a fetch that read `0` before the erasure would pass the write check and
     /// bring the tenant's data back. It expires after three
@@ -185,7 +188,11 @@ enum SharedTierScripts {
         local left = redis.call('ZCARD', KEYS[3])
         if left == 0 then
           local prefix = string.sub(KEYS[1], 1, -4)  -- 'te:<tenant>:' of 'te:<tenant>:gen'
-          redis.call('DEL', KEYS[1], KEYS[3], prefix .. 'acks')
+          if ARGV[2] == 'back' then
+            redis.call('DEL', KEYS[3])
+          else
+            redis.call('DEL', KEYS[1], KEYS[3], prefix .. 'acks')
+          end
           redis.call('INCR', KEYS[2])
           redis.call('EXPIRE', KEYS[2], 10800)
         end

@@ -46,6 +46,8 @@ final class TenantRetirements: Service, Sendable {
     /// Tenants whose L2 erasure has not finished here, with how many erasures each: a tenant added
     /// back meanwhile must not read L2 until a generation drop of its own (`EdgeRuntime.activate`).
     private let erasingTenants = Mutex<[String: Int]>([:])
+    /// Whether a tenant is served again (it returned while its erasure retried); set by the runtime.
+    private let isServed = Mutex<(@Sendable (String) -> Bool)?>(nil)
     /// Called with a tenant's id once all its data is gone from this node (L1 and L2).
     private let erasureObserver = Mutex<(@Sendable (String) -> Void)?>(nil)
 
@@ -61,6 +63,8 @@ final class TenantRetirements: Service, Sendable {
     func observeErasures(_ observer: @escaping @Sendable (String) -> Void) {
         erasureObserver.withLock { $0 = observer }
     }
+
+    func checkServed(with check: @escaping @Sendable (String) -> Bool) { isServed.withLock { $0 = check } }
 
     /// Queues a swap's leftovers; callable from any thread.
     func submit(_ job: Job) {
@@ -141,7 +145,8 @@ final class TenantRetirements: Service, Sendable {
             var attempt = 0
             while !Task.isCancelled {
                 _ = try? await tier.dropGeneration(tenant: erasure.tenant, on: eventLoop).get()
-                if (try? await tier.erase(tenant: erasure.tenant, on: eventLoop).get()) == true { break }
+                let back = isServed.withLock { $0 }?(erasure.tenant) ?? false
+                if (try? await tier.erase(tenant: erasure.tenant, back: back, on: eventLoop).get()) == true { break }
                 attempt += 1
                 do { try await clock.sleep(seconds: min(5, 0.2 * Double(1 << min(attempt, 5)))) } catch { break }
             }
