@@ -36,6 +36,8 @@ package final class EdgeRuntime: Sendable {
     let metrics: EdgeMetrics
     /// The region's other nodes and purge acknowledgements, for the dashboard.
     let regionPeers = RegionPeers()
+    /// Writes this node's purge acknowledgements until Redis holds them.
+    let acknowledger: PurgeAcknowledger
     /// Request ids and trace ids for what goes upstream.
     let requestIDs = RequestIDs()
     /// Sampled per-tenant access log lines.
@@ -83,6 +85,7 @@ package final class EdgeRuntime: Sendable {
         }
         eventLoop = group.next()
         self.group = group
+        acknowledger = PurgeAcknowledger(node: config.node.id)
         self.adminTokens = try AdminTokensReader.load(path: config.security.adminTokensFile)
         self.audit = try AuditLog(stateDirectory: config.stateDir, clock: clock, logger: logger)
         geo = try GeoRouting(config: config, logger: logger)
@@ -96,7 +99,8 @@ package final class EdgeRuntime: Sendable {
         current = Mutex(
             try TenantTable.build(
                 config: config, version: 0, masterKey: masterKey, kek: kek, previous: nil,
-                sentinelPrimary: sentinel?.address, eventLoop: eventLoop, clock: clock, logger: logger))
+                sentinelPrimary: sentinel?.address, acknowledger: acknowledger, eventLoop: eventLoop, clock: clock,
+                logger: logger))
         self.upstream = UpstreamClient(group: group, limits: config.limits)
         self.metrics = EdgeMetrics(registry: registry, tenants: config.tenants.map(\.id))
         self.startedAt = clock.now()
@@ -173,7 +177,8 @@ package final class EdgeRuntime: Sendable {
     func prepare(_ config: EdgeConfig, version: Int) throws(EdgeError) -> TenantTable {
         let prepared = try TenantTable.build(
             config: config, version: version, masterKey: masterKey, kek: kek, previous: table,
-            sentinelPrimary: sentinel?.address, eventLoop: eventLoop, clock: clock, logger: logger)
+            sentinelPrimary: sentinel?.address, acknowledger: acknowledger, eventLoop: eventLoop, clock: clock,
+            logger: logger)
         // Following from now: the new table hears siblings' purges before it is swapped in.
         siblingFollowers.start(prepared.purgeFollowers)
         return prepared
@@ -198,6 +203,8 @@ package final class EdgeRuntime: Sendable {
             return current
         }
         tableSwaps.add(1, ordering: .releasing)
+        acknowledger.keepOnly(
+            Set(next.l2Tiers.compactMap { tenant, tier in previous.l2Tiers[tenant] === tier ? tenant : nil }))
         // Key versions the new set no longer lists: their entries go now (they could not be opened anyway).
         for cache in next.caches.values where previous.caches[cache.tenant.id] !== cache {
             let dropped = cache.dropRetiredEntries()

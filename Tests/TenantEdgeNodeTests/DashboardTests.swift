@@ -95,6 +95,38 @@ struct DashboardTests {
         }
     }
 
+    /// An acknowledgement whose write failed is written again until Redis holds it: here the acks hash
+    /// is a string (every write gets `WRONGTYPE`) while a purge runs, and is repaired afterwards. Both
+    /// nodes' acknowledgements then arrive on the retry timer, and the purge shows as applied on both.
+    /// (Written once and forgotten, a failed one showed the sibling as never having applied the purge:
+    /// an AddressSanitizer run of `IsolationUnderChangeTests` waited 10 s for it.)
+    @Test func anAcknowledgementWhoseWriteFailedIsWrittenAgain() async throws {
+        try await SharedTierTests.withTwoNodes(database: 6) { a, b, redis in
+            _ = try redis.command("SET", "te:acme:acks", "not a hash")
+            let answer = try Self.json(
+                try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/p"]}"#).body)
+            let id = try #require(answer["id"]?.stringValue)
+            #expect(id.hasPrefix("acme:") && id != "acme:0")
+            // Each node applied it and holds its acknowledgement, unwritten, as the metric shows.
+            try await waitUntil(seconds: 5) {
+                a.runtime.acknowledger.waiting == 1 && b.runtime.acknowledger.waiting == 1
+            }
+            let scrape = try await b.admin(.GET, "/metrics").body
+            #expect(scrape.contains("\nedge_purge_acknowledgements_unwritten 1"))
+            #expect(scrape.contains("\nedge_sibling_purge_subscriptions_down 0"))
+            let before = try await a.admin(.GET, "/_edge/purges/\(id)")
+            #expect(try Self.json(before.body)["nodes"]?.objectValue?.keys.sorted() == ["node-a"], "\(before.body)")
+            _ = try redis.command("DEL", "te:acme:acks")
+            try await waitUntil(seconds: 10, advancing: a.clock, b.clock) {
+                let status = try await a.admin(.GET, "/_edge/purges/\(id)")
+                return try Self.json(status.body)["nodes"]?.objectValue?.count == 2
+            }
+            try await waitUntil(seconds: 5) {
+                a.runtime.acknowledger.waiting == 0 && b.runtime.acknowledger.waiting == 0
+            }
+        }
+    }
+
     /// Whatever is in the region's hash (2,000 forged fields, garbage, a beacon under another node's
     /// field, one from the future), the dashboard answers with the real nodes, the shared
     /// connection keeps serving L2 hits, and the next beacon write prunes what is stale.

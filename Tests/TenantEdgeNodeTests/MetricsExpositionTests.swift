@@ -14,6 +14,7 @@ struct MetricsExpositionTests {
         "edge_cache_quota_bytes": ["tenant", "tier"], "edge_cache_evictions_total": ["tenant"],
         "edge_upstream_duration_seconds": ["tenant", "le"], "edge_upstream_errors_total": ["tenant", "reason"],
         "edge_l2_call_duration_seconds": ["le"], "edge_l2_errors_total": [], "edge_l2_connection_waits_total": [],
+        "edge_purge_acknowledgements_unwritten": [], "edge_sibling_purge_subscriptions_down": [],
         "edge_security_events_total": ["kind"], "edge_invalidations_applied_total": ["kind"],
         "edge_invalidation_lag_seconds": [], "edge_invalidation_lag_bound_seconds": [], "edge_feed_cursor": [],
         "edge_feed_reconnects_total": [],

@@ -142,3 +142,54 @@ extension SiblingPurgeTests {
         return status.contains("; hit") && !status.contains("detail=l2")
     }
 }
+
+extension SiblingPurgeTests {
+    /// A follower that cannot subscribe (its Redis answers nothing) shows as down in
+    /// `edge_sibling_purge_subscriptions_down` for as long as it fails, with each attempt given longer;
+    /// once Redis answers it subscribes again, and a sibling's purge is heard and acknowledged.
+    @Test func aFollowerThatCannotSubscribeShowsDownUntilRedisAnswers() async throws {
+        let redis = try RedisProcess()
+        let proxy = try await StallingProxy(to: redis.port)
+        let url = "redis://127.0.0.1:\(proxy.port)/0"
+        let direct = try RedisConnection.open(
+            try #require(RedisEndpoint(parsing: "redis://127.0.0.1:\(redis.port)/0")), timeoutMs: 1000)
+        try await EdgeHarness.withTwoNodes(
+            configure: { $0.cache.redis = .init(url: url, poolSize: 1, timeoutMs: 200) }, script: SharedTierTests.body
+        ) { a, b in
+            func down(_ node: EdgeHarness) async throws -> Double? {
+                let scrape = try await node.admin(.GET, "/metrics").body
+                return scrape.split(separator: "\n").first { $0.hasPrefix("edge_sibling_purge_subscriptions_down ") }
+                    .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }
+            }
+            try await waitUntil(seconds: 5, advancing: b.clock) { try await down(b) == 0 }
+            proxy.set(.freezeAfter(bytes: 0))
+            #expect(try direct.command("CLIENT", "KILL", "TYPE", "pubsub") != .integer(0))
+            // Several attempts fail meanwhile (each waits its bound for a Redis that says nothing).
+            try await waitUntil(seconds: 5, advancing: b.clock) { try await down(b) == 1 }
+            try await Task.sleep(for: .milliseconds(1500))
+            for _ in 0..<4 { b.clock.advance(by: 1) }
+            #expect(try await down(b) == 1, "still down while Redis is frozen")
+            proxy.set(.pass)
+            try await waitUntil(seconds: 20, advancing: a.clock, b.clock) { try await down(b) == 0 }
+            let answer = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/p"]}"#)
+            let id = try #require(JSONValue.parse(Array(answer.body.utf8))?.objectValue?["id"]?.stringValue)
+            try await waitUntil(seconds: 10, advancing: a.clock, b.clock) {
+                let status = try await a.admin(.GET, "/_edge/purges/\(id)")
+                return JSONValue.parse(Array(status.body.utf8))?.objectValue?["nodes"]?.objectValue?.count == 2
+            }
+        }
+        await proxy.stop()
+        redis.kill()
+    }
+
+    /// Each failed attempt in a row doubles the bound of each step, up to `longestStepMs` (or
+    /// `timeout_ms` when that is longer); nothing overflows whatever the count.
+    @Test func theStepBoundGrowsWithFailuresAndStaysBounded() {
+        typealias Follower = SiblingPurgeFollower
+        #expect((0..<6).map { Follower.stepTimeoutMs(base: 500, failures: $0) } == [500, 1000, 2000, 4000, 8000, 8000])
+        #expect(Follower.stepTimeoutMs(base: 500, failures: Int.max) == Follower.longestStepMs)
+        #expect(Follower.stepTimeoutMs(base: 500, failures: -3) == 500)
+        #expect(Follower.stepTimeoutMs(base: 20000, failures: 5) == 20000)
+        #expect(Follower.stepTimeoutMs(base: Int.max, failures: 40) == Int.max)
+    }
+}

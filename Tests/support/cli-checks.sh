@@ -346,7 +346,7 @@ if [ -z "$followed" ]; then
 fi
 kill -TERM "$kpid" "$fupid" 2>/dev/null; wait "$kpid" 2>/dev/null
 [ -n "${CLI_VERBOSE:-}" ] && echo "node kill -9 under traffic: cursor ${before:-?} before, ${restarted:-?} at restart, ${caught:-?} caught up; $(cat "$work/traffic.out" 2>/dev/null)"
-if [ -z "$followed" ]; then passed=$((passed+1)); else failed=$((failed+1)); echo "cli-check FAILED: node kill -9 under traffic: $followed"; tail -5 "$work/follow.log"; fi
+if [ -z "$followed" ]; then passed=$((passed+1)); else failed=$((failed+1)); echo "cli-check FAILED: node kill -9 under traffic: $followed"; tail -5 "$work/follow.log"; echo "origin:"; tail -5 "$work/origin-kill.log"; fi
 
 # Geo-IP: a bad trusted proxy and a corrupt database are one line naming the key; a running node
 # reloads its database on SIGHUP and keeps serving.

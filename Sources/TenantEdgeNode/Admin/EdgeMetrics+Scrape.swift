@@ -101,6 +101,14 @@ extension EdgeMetrics {
         advance(
             "edge_l2_connection_waits_total", "Shared-tier calls that waited for a connection to be made", labels: [],
             to: tiers.reduce(0) { $0 + $1.connectionWaits })
+        set(
+            "edge_purge_acknowledgements_unwritten",
+            "Tenants whose latest purge acknowledgement Redis has not confirmed yet (written again every 2 s)",
+            to: Double(runtime.acknowledger.waiting))
+        set(
+            "edge_sibling_purge_subscriptions_down",
+            "Sibling purge subscriptions not live: while above 0, purges made on other nodes may not reach this one",
+            to: Double(runtime.table.purgeFollowers.filter { !$0.isSubscribed }.count))
     }
 
     private func updateFeed(_ feed: FeedStatus, now: Double) {

@@ -19,7 +19,11 @@ import TenantEdgeNative
 ///
 /// `run` follows until `stop` (or cancellation): it subscribes on a thread pool of its own (hiredis
 /// blocks while it connects), waits while the subscription lives, and after a failure or a lost
-/// connection tries again after half a second on the injected clock. `SiblingFollowers` runs it.
+/// connection tries again after half a second on the injected clock. Each failed attempt in a row
+/// doubles the time each step may take (up to `longestStepMs`): a Redis or a node too slow for
+/// `timeout_ms` (a loaded machine, a sanitizer build) once failed every attempt at the same bound, for
+/// good, and heard no sibling's purge. `isSubscribed` and the `edge_sibling_purge_subscriptions_down`
+/// gauge show it. `SiblingFollowers` runs it.
 final class SiblingPurgeFollower: Sendable {
     typealias Apply = @Sendable (_ tenant: String, _ notice: PurgeNotice) -> Void
     /// Covers every purge of `tenant` up to `fence` that may have been missed: `known` when the fence
@@ -42,10 +46,14 @@ final class SiblingPurgeFollower: Sendable {
     /// The live subscription, the last fence seen per tenant, and whether the follower stopped.
     private let state = Mutex<(connection: RedisAsyncConnection?, fences: [String: Int], stopped: Bool)>(
         (nil, [:], false))
+    /// Whether the subscription is confirmed and its fences were read; failed attempts since the last one.
+    private let progress = Mutex<(subscribed: Bool, failures: Int)>((false, 0))
     /// Wakes `run` when the subscription is lost or the follower stops.
     private let wakeUps: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
     static let retryInterval = 0.5
+    /// The most a step of a subscription attempt may take, however many attempts failed before it.
+    static let longestStepMs = 8000
 
     init(
         primary: @escaping Primary, tenants: [String], nodeID: String, timeoutMs: Int,
@@ -71,16 +79,38 @@ final class SiblingPurgeFollower: Sendable {
 
     private var stopped: Bool { state.withLock { $0.stopped } }
 
+    /// True while a confirmed subscription lives: this node hears its siblings' purges.
+    var isSubscribed: Bool { progress.withLock { $0.subscribed } && state.withLock { $0.connection != nil } }
+
+    /// The bound for each step of the next attempt: `timeout_ms` (at least 500 ms), doubled per
+    /// failed attempt in a row, at most `longestStepMs`.
+    static func stepTimeoutMs(base: Int, failures: Int) -> Int {
+        let base = max(base, 1)
+        let ceiling = max(base, longestStepMs)
+        var step = base
+        for _ in 0..<min(max(failures, 0), 16) where step < ceiling { step = min(step * 2, ceiling) }
+        return step
+    }
+
     /// Subscribes, and subscribes again whenever the subscription is lost, until `stop`.
     func run() async {
         await withTaskCancellationHandler {
             var wakes = wakeUps.makeAsyncIterator()
             while !stopped {
+                let failures = progress.withLock { $0.failures }
+                let stepMs = Self.stepTimeoutMs(base: timeoutMs, failures: failures)
                 do {
-                    try await connector.runIfActive { [self] in try subscribe() }
+                    try await connector.runIfActive { [self] in try subscribe(stepMs: stepMs) }
+                    progress.withLock { $0 = (true, 0) }
                     _ = await wakes.next()  // until the connection is lost, or the follower stops
+                    progress.withLock { $0.subscribed = false }
                 } catch {
-                    logger.debug("purge subscription failed; retrying", metadata: ["error": "\(error)"])
+                    progress.withLock { $0 = (false, failures + 1) }
+                    // Once is a blip; three in a row is worth an operator's look (then every twentieth).
+                    let level: Logger.Level = failures == 2 || (failures > 2 && failures % 20 == 2) ? .warning : .debug
+                    logger.log(
+                        level: level, "sibling purge subscription failed; retrying",
+                        metadata: ["error": "\(error)", "attempts": "\(failures + 1)", "step_timeout_ms": "\(stepMs)"])
                     // Taken out and released outside the lock: its last release runs its callbacks,
                     // and `onLost` takes the lock (a subscription that timed out while Redis stalled
                     // trapped on a recursive lock here; IsolationUnderChangeTests found it).
@@ -132,11 +162,11 @@ final class SiblingPurgeFollower: Sendable {
     }
 
     /// On the connector thread: subscribe, wait for every confirmation, then compare fences.
-    private func subscribe() throws(EdgeError) {
+    private func subscribe(stepMs: Int) throws(EdgeError) {
         guard let (endpoint, epoch) = primary() else {
             throw EdgeError(.redisFailure, "the L2 primary is not known yet")
         }
-        let connection = try RedisAsyncConnection.open(endpoint, timeoutMs: timeoutMs)
+        let connection = try RedisAsyncConnection.open(endpoint, timeoutMs: stepMs)
         // Current before it subscribes, so a loss at any moment from here wakes `run`; the one it
         // replaces is released outside the lock (its last release may run callbacks).
         let previous = state.withLock { state in
@@ -146,7 +176,7 @@ final class SiblingPurgeFollower: Sendable {
         _ = previous
         // Weak: the subscription's callbacks live inside the connection they refer to.
         try connection.subscribeConfirmed(
-            tenants.map { PurgeNotice.channel(tenant: $0, database: endpoint.database) }, timeoutMs: timeoutMs,
+            tenants.map { PurgeNotice.channel(tenant: $0, database: endpoint.database) }, timeoutMs: stepMs,
             onMessage: { [self] channel, payload in
                 received(channel: channel, payload: payload, database: endpoint.database)
             },
@@ -159,7 +189,7 @@ final class SiblingPurgeFollower: Sendable {
                 if wasCurrent { wake.yield() }
             })
         // Fences read after the subscription is live: a purge after this point arrives as a notice.
-        let reader = try RedisConnection.open(endpoint, timeoutMs: timeoutMs)
+        let reader = try RedisConnection.open(endpoint, timeoutMs: stepMs)
         let replies = try reader.pipeline(tenants.map { [Array("GET".utf8), Array("te:\($0):fence".utf8)] })
         // The primary moved while this subscribed, before a switch could find this connection to drop:
         // it may be the old primary, cut off and hearing nothing, whose fences must not count. `run`

@@ -33,8 +33,10 @@ extension RedisTier {
     }
 
     /// Records that `node` applied `tenant`'s purges up to `acknowledgement.fence`. Only ever raises
-    /// the node's fence: calls on different connections may arrive out of order.
+    /// the node's fence: calls on different connections may arrive out of order. True once Redis
+    /// holds it (or a higher one); `PurgeAcknowledger` writes it again until then.
     func acknowledge(tenant: String, node: String, _ acknowledgement: PurgeAcknowledgement, on eventLoop: any EventLoop)
+        -> EventLoopFuture<Bool>
     {
         write(
             Self.acknowledgeScript, key: "te:\(tenant):acks", field: node, value: Array(acknowledgement.encoded.utf8),
@@ -58,7 +60,7 @@ extension RedisTier {
     /// Writes this node's beacon.
     func publish(_ beacon: NodeBeacon, on eventLoop: any EventLoop) {
         guard let bytes = try? beacon.encoded() else { return }
-        write(
+        _ = write(
             Self.beaconScript, key: Self.beaconKey, field: beacon.id, value: bytes, rank: "", at: beacon.at,
             on: eventLoop)
     }
@@ -116,15 +118,19 @@ extension RedisTier {
         return out
         """
 
+    /// True when the script ran (an error reply, such as a key of another type, is a failure).
     private func write(
         _ script: String, key: String, field: String, value: [UInt8], rank: String, at: Double,
         on eventLoop: any EventLoop
-    ) {
+    ) -> EventLoopFuture<Bool> {
         let arguments = [
             Array("EVAL".utf8), Array(script.utf8), Array("1".utf8), Array(key.utf8), Array(field.utf8), value,
             Array(rank.utf8), Array(String(at).utf8), Array(String(Self.regionRecordSeconds).utf8),
         ]
-        _ = run(arguments, on: eventLoop) { _ in () }
+        return run(arguments, on: eventLoop) { reply -> Bool in
+            guard case .integer = reply else { throw EdgeError(.redisFailure, "a region record was not written") }
+            return true
+        }.map { $0 ?? false }
     }
 
     private func read(_ key: String, on eventLoop: any EventLoop) -> EventLoopFuture<[(key: String, value: [UInt8])]?> {

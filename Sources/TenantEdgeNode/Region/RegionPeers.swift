@@ -61,7 +61,6 @@ final class RegionPeers: Sendable {
     func purged(tenant: String, removed: Int, reachedL2: Bool, runtime: EdgeRuntime, on eventLoop: any EventLoop)
         -> EventLoopFuture<PurgeID>
     {
-        let node = runtime.config.node.id
         let fence: EventLoopFuture<Int?> =
             !reachedL2
             ? eventLoop.makeSucceededFuture(nil)
@@ -73,8 +72,8 @@ final class RegionPeers: Sendable {
                 purges.append((id.description, acknowledgement))
                 if purges.count > 256 { purges.removeFirst(purges.count - 256) }
             }
-            if fence != nil {
-                runtime.l2(for: tenant)?.acknowledge(tenant: tenant, node: node, acknowledgement, on: eventLoop)
+            if fence != nil, let tier = runtime.l2(for: tenant) {
+                runtime.acknowledger.acknowledge(tenant: tenant, acknowledgement, tier: tier, on: eventLoop)
             }
             return id
         }
@@ -86,17 +85,19 @@ final class RegionPeers: Sendable {
         -> EventLoopFuture<[String: PurgeAcknowledgement]>
     {
         let node = runtime.config.node.id
-        var result: [String: PurgeAcknowledgement] = [:]
-        if let own = ownPurges.withLock({ $0.last { $0.id == id.description } }) { result[node] = own.acknowledgement }
-        guard id.fence > 0, let tier = runtime.l2(for: id.tenant) else { return eventLoop.makeSucceededFuture(result) }
-        return tier.acknowledgements(tenant: id.tenant, on: eventLoop).map { acks in
+        var own: [String: PurgeAcknowledgement] = [:]
+        if let purge = ownPurges.withLock({ $0.last { $0.id == id.description } }) { own[node] = purge.acknowledgement }
+        guard id.fence > 0, let tier = runtime.l2(for: id.tenant) else { return eventLoop.makeSucceededFuture(own) }
+        return tier.acknowledgements(tenant: id.tenant, on: eventLoop).map { [own] acks in
+            var result = own
             for (peer, ack) in acks ?? [:] where peer != node && ack.fence >= id.fence { result[peer] = ack }
             return result
         }
     }
 }
 
-/// Writes this node's beacon to the region's Redis every 2 s on the node's clock.
+/// Writes this node's beacon to the region's Redis every 2 s on the node's clock, and with it the
+/// purge acknowledgements Redis has not confirmed yet (`PurgeAcknowledger`).
 struct RegionBeacon: Service {
     static let interval = 2.0
     let runtime: EdgeRuntime
@@ -106,6 +107,7 @@ struct RegionBeacon: Service {
             runtime.regionPeers.publishBeacon(runtime)
             while (try? await runtime.clock.sleep(seconds: Self.interval)) != nil {
                 runtime.regionPeers.publishBeacon(runtime)
+                runtime.acknowledger.retry(tierOf: { runtime.l2(for: $0) }, on: runtime.eventLoop)
             }
         }
     }

@@ -47,7 +47,8 @@ final class TenantTable: Sendable {
     /// `sentinelPrimary`: where Sentinel says the shared Redis primary is, when `cache.redis.sentinel` is set.
     static func build(
         config sealedConfig: EdgeConfig, version: Int, masterKey: [UInt8]?, kek: [UInt8]?, previous: TenantTable?,
-        sentinelPrimary: RedisPrimaryAddress? = nil, eventLoop: any EventLoop, clock: any CacheClock, logger: Logger
+        sentinelPrimary: RedisPrimaryAddress? = nil, acknowledger: PurgeAcknowledger, eventLoop: any EventLoop,
+        clock: any CacheClock, logger: Logger
     ) throws(EdgeError) -> TenantTable {
         let config = try openSealedCredentials(sealedConfig, kek: kek)
         let standalone = try StandaloneKeyring(
@@ -91,8 +92,8 @@ final class TenantTable: Sendable {
             }
         }
         let followers = followSiblingPurges(
-            tiers: l2Tiers, caches: caches, config: config, eventLoop: eventLoop, clock: clock, logger: logger,
-            knownFences: knownFences)
+            tiers: l2Tiers, caches: caches, config: config, acknowledger: acknowledger, eventLoop: eventLoop,
+            clock: clock, logger: logger, knownFences: knownFences)
         return TenantTable(
             version: version, tenants: config.tenants, regions: config.regions, caches: caches,
             l2Tiers: l2Tiers, allL2Tiers: allL2Tiers, purgeFollowers: followers)
@@ -185,10 +186,9 @@ final class TenantTable: Sendable {
     }
 
     private static func followSiblingPurges(
-        tiers: [String: RedisTier], caches: [String: TenantCache], config: EdgeConfig, eventLoop: any EventLoop,
-        clock: any CacheClock, logger: Logger, knownFences: [String: Int]
+        tiers: [String: RedisTier], caches: [String: TenantCache], config: EdgeConfig, acknowledger: PurgeAcknowledger,
+        eventLoop: any EventLoop, clock: any CacheClock, logger: Logger, knownFences: [String: Int]
     ) -> [SiblingPurgeFollower] {
-        let node = config.node.id
         var tenantsByTier: [ObjectIdentifier: (RedisTier, [String])] = [:]
         for tenant in config.tenants {
             guard let tier = tiers[tenant.id] else { continue }
@@ -203,7 +203,7 @@ final class TenantTable: Sendable {
                     let removed = caches[tenant]?.purge(notice) ?? 0
                     // For the dashboard's purge results: this node has applied the tenant's purges up to here.
                     let acknowledgement = PurgeAcknowledgement(fence: notice.fence, at: clock.now(), removed: removed)
-                    tier.acknowledge(tenant: tenant, node: node, acknowledgement, on: eventLoop)
+                    acknowledger.acknowledge(tenant: tenant, acknowledgement, tier: tier, on: eventLoop)
                 },
                 resync: { tenant, fence, known in
                     // Purges up to `fence` may have been missed: L1 goes unless nothing was known and
@@ -213,7 +213,7 @@ final class TenantTable: Sendable {
                         removed = cache.purge(keys: [], tags: [], prefixes: [], all: true)
                     }
                     let acknowledgement = PurgeAcknowledgement(fence: fence, at: clock.now(), removed: removed)
-                    tier.acknowledge(tenant: tenant, node: node, acknowledgement, on: eventLoop)
+                    acknowledger.acknowledge(tenant: tenant, acknowledgement, tier: tier, on: eventLoop)
                 })
         }
     }

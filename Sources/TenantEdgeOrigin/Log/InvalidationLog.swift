@@ -148,6 +148,11 @@ final class InvalidationLog: Sendable {
     }
 
     /// Completes when an event after `cursor` exists, or after `seconds`, whichever is first.
+    ///
+    /// An event may land between the caller's read and this call; the promise is then completed at
+    /// once. (It was dropped unfulfilled, which NIO's debug builds stop the process for as a leaked
+    /// promise: an origin died so under a node long-polling while purges were published every few
+    /// milliseconds, `cli-checks.sh`, "node kill -9 under traffic".)
     func wait(after cursor: Int, seconds: Int, on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         let promise = eventLoop.makePromise(of: Void.self)
         let ready = state.withLock { state -> Bool in
@@ -155,7 +160,10 @@ final class InvalidationLog: Sendable {
             state.waiters.append((cursor, promise))
             return false
         }
-        if ready { return eventLoop.makeSucceededFuture(()) }
+        if ready {
+            promise.succeed()
+            return promise.futureResult
+        }
         eventLoop.scheduleTask(in: .seconds(Int64(seconds))) {
             // Only a waiter still registered is completed here; `append` completes the others.
             let stillWaiting = self.state.withLock { state -> Bool in
