@@ -61,13 +61,18 @@ extension TenantCache {
     /// `memoizedDirectoryBytes` (a client inventing paths cannot grow it; a full memo is emptied).
     /// The whole path and target are digested every time. An HMAC costs about 5,500 instructions,
     /// and promoting `/v1/blob/1?size=1024` from L2 needed seven before.
-    public func prefixDigests(of target: String) -> [KeyDigest] {
+    public func prefixDigests(of target: String) -> [KeyDigest] { indexedPrefixes(of: target).digests }
+
+    /// `prefixDigests(of:)`, and how many of them, from the first, are the directory's (the prefixes
+    /// up to the path's last `/`, shared by every target in it: `TenantPartition` indexes those once
+    /// per directory). 0 when the directory is not remembered: then every digest is the entry's own.
+    public func indexedPrefixes(of target: String) -> (digests: [KeyDigest], directoryCount: Int) {
         let path = QueryString.split(target: target).path
         let bytes = path.utf8
         guard let lastSlash = bytes.lastIndex(of: UInt8(ascii: "/")),
             bytes.distance(from: bytes.startIndex, to: lastSlash) < Self.memoizedDirectoryBytes,
             Self.isMemoizable(bytes[...lastSlash])
-        else { return Self.prefixes(of: target).map(prefixDigest) }
+        else { return (Self.prefixes(of: target).map(prefixDigest), 0) }
         let directory = String(path[...lastSlash])
         let shared =
             prefixDigestMemo.withValue(make: { PrefixDigestMemo() }) { memo -> [KeyDigest] in
@@ -84,7 +89,7 @@ extension TenantCache {
         var result = shared
         if bytes.count != directory.utf8.count { result.append(prefixDigest(String(path))) }
         if target.utf8.count != bytes.count { result.append(prefixDigest(target)) }
-        return result
+        return (result, shared.count)
     }
 
     /// A directory whose prefixes are all indexed (no deeper than `maxIndexedSegments`) and that

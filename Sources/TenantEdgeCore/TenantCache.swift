@@ -106,11 +106,12 @@ public final class TenantCache: Sendable {
         let entry = try seal(
             record, storageKey: storageKey, lifetime: lifetime, tagDigests: tags.map(tagDigest),
             responseTime: responseTime, generation: generation)
-        let prefixDigests = prefixDigests(of: target)
+        let prefixes = indexedPrefixes(of: target)
         let inserted = storage.partition.withLock { [storage] partition in
             if let unpurgedSince, storage.purges.load(ordering: .relaxed) != unpurgedSince { return false }
             return partition.insert(
-                entry, primary: primary, storageKey: storageKey, varyNames: varyNames, prefixDigests: prefixDigests)
+                entry, primary: primary, storageKey: storageKey, varyNames: varyNames, prefixDigests: prefixes.digests,
+                directoryPrefixes: prefixes.directoryCount)
         }
         return Stored(storageKey: storageKey, entry: entry, inL1: inserted)
     }
@@ -126,11 +127,12 @@ public final class TenantCache: Sendable {
     ) -> Bool {
         guard entry.chargedBytes <= storage.quotaBytes else { return false }
         let primary = primary ?? primaryDigest(target: target)
-        let prefixDigests = prefixDigests(of: target)
+        let prefixes = indexedPrefixes(of: target)
         return storage.partition.withLock { [storage] partition in
             if let unpurgedSince, storage.purges.load(ordering: .relaxed) != unpurgedSince { return false }
             return partition.insert(
-                entry, primary: primary, storageKey: storageKey, varyNames: varyNames, prefixDigests: prefixDigests)
+                entry, primary: primary, storageKey: storageKey, varyNames: varyNames, prefixDigests: prefixes.digests,
+                directoryPrefixes: prefixes.directoryCount)
         }
     }
 

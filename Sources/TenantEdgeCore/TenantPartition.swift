@@ -5,10 +5,12 @@
 /// is O(1) apart from purges, which are O(entries removed).
 ///
 /// Keys: a *primary* digest names the cache key (the request target); a *storage* digest names one
-/// stored variant of it (equal to the primary unless the response had `Vary`). Prefix digests point
-/// at primaries, tag digests at storage digests. A *plain* entry (stored under its primary, no
-/// `Vary`) keeps its prefix digests in its slot and has no `Variants` record: most entries are
-/// plain, and the record cost about 180 bytes each (`make bench-memory`).
+/// stored variant of it (equal to the primary unless the response had `Vary`). A target's directory
+/// prefixes (`/`, `/v1`, `/v1/`) index it through its directory's group (`DirectoryGroups`, shared by
+/// every entry of the directory); its own prefixes (the whole path and target) point at primaries.
+/// Tag digests point at storage digests. A *plain* entry (stored under its primary, no `Vary`)
+/// keeps its own prefix digests in its slot and has no `Variants` record: most entries are plain,
+/// and the record cost about 180 bytes each (`make bench-memory`).
 public struct TenantPartition {
     struct Slot {
         var storageKey: KeyDigest
@@ -18,8 +20,12 @@ public struct TenantPartition {
         var charge: Int
         var newer: Int
         var older: Int
-        /// A plain entry's prefix digests, to unlink it from the prefix index; empty otherwise.
-        var prefixDigests: [KeyDigest]
+        /// A plain entry's own prefix digests (not its directory's), to unlink it from the prefix
+        /// index; none otherwise. The first is kept inline: most targets have one (the path).
+        var ownPrefix: KeyDigest?
+        var moreOwnPrefixes: [KeyDigest]
+
+        var ownPrefixes: [KeyDigest] { ownPrefix.map { [$0] + moreOwnPrefixes } ?? [] }
 
         var isPlain: Bool { storageKey == primary }
     }
@@ -28,6 +34,7 @@ public struct TenantPartition {
     struct Variants {
         var varyNames: [String]
         var storageKeys: DigestSet
+        /// The primary's own prefix digests (each variant is in its directory's group itself).
         var prefixDigests: [KeyDigest]
     }
 
@@ -52,10 +59,14 @@ public struct TenantPartition {
     private var variantsByPrimary: [KeyDigest: Variants] = [:]
     private var primariesByPrefix: [KeyDigest: DigestSet] = [:]
     private var storageKeysByTag: [KeyDigest: DigestSet] = [:]
+    private var directories = DirectoryGroups()
 
     public init(quotaBytes: Int) { self.quotaBytes = quotaBytes }
 
     public var count: Int { slotByKey.count }
+
+    /// Directories with entries, and own prefixes indexed: for tests of the index's upkeep.
+    var indexSizes: (directories: Int, ownPrefixes: Int) { (directories.count, primariesByPrefix.count) }
 
     /// Replaces an entry's sealed bytes (a re-seal under a newer key: same length, same metadata),
     /// only if it still holds `expected`; whether it did.
@@ -120,9 +131,12 @@ public struct TenantPartition {
 
     /// Stores an entry, evicting this tenant's least recently used entries until it fits its quota.
     /// Returns false, storing nothing, when the entry alone is larger than the quota.
+    /// `prefixDigests`: the target's prefix digests, its `directoryPrefixes` first (the boundaries up
+    /// to the path's last `/`, shallowest first, as `TenantCache.indexedPrefixes(of:)` gives them).
     @discardableResult
     public mutating func insert(
-        _ entry: CacheEntry, primary: KeyDigest, storageKey: KeyDigest, varyNames: [String], prefixDigests: [KeyDigest]
+        _ entry: CacheEntry, primary: KeyDigest, storageKey: KeyDigest, varyNames: [String], prefixDigests: [KeyDigest],
+        directoryPrefixes: Int = 0
     ) -> Bool {
         // The prefix index lives outside the entry but is this tenant's memory: charged with it.
         let charge = entry.chargedBytes + prefixDigests.count * 48
@@ -145,16 +159,19 @@ public struct TenantPartition {
             remove(storageKey: slots[oldest].storageKey)
             evictions += 1
         }
+        let index = freeSlots.popLast() ?? slots.count
+        let directoryCount = min(max(directoryPrefixes, 0), prefixDigests.count)
+        let joined =
+            directoryCount > 0
+            && directories.join(slot: index, directoryPrefixes: Array(prefixDigests[..<directoryCount]))
+        let own = joined ? Array(prefixDigests[directoryCount...]) : prefixDigests
         let slot = Slot(
             storageKey: storageKey, primary: primary, entry: entry, charge: charge, newer: -1, older: newest,
-            prefixDigests: plain ? prefixDigests : [])
-        let index: Int
-        if let free = freeSlots.popLast() {
-            slots[free] = slot
-            index = free
+            ownPrefix: plain ? own.first : nil, moreOwnPrefixes: plain ? Array(own.dropFirst()) : [])
+        if index < slots.count {
+            slots[index] = slot
         } else {
             slots.append(slot)
-            index = slots.count - 1
         }
         if newest >= 0 { slots[newest].newer = index }
         newest = index
@@ -163,13 +180,13 @@ public struct TenantPartition {
         usedBytes += charge
 
         if plain {
-            for prefix in prefixDigests { primariesByPrefix[prefix, default: DigestSet()].insert(primary) }
+            for prefix in own { primariesByPrefix[prefix, default: DigestSet()].insert(primary) }
         } else {
             var variants =
                 variantsByPrimary.removeValue(forKey: primary)
-                ?? Variants(varyNames: varyNames, storageKeys: DigestSet(), prefixDigests: prefixDigests)
+                ?? Variants(varyNames: varyNames, storageKeys: DigestSet(), prefixDigests: own)
             if variants.storageKeys.isEmpty {
-                for prefix in prefixDigests { primariesByPrefix[prefix, default: DigestSet()].insert(primary) }
+                for prefix in variants.prefixDigests { primariesByPrefix[prefix, default: DigestSet()].insert(primary) }
             }
             variants.storageKeys.insert(storageKey)
             variantsByPrimary[primary] = variants
@@ -218,14 +235,16 @@ public struct TenantPartition {
         usedBytes -= slot.charge
         slots[index].entry.sealed = []
         slots[index].entry.tagDigests = []
-        slots[index].prefixDigests = []
+        slots[index].ownPrefix = nil
+        slots[index].moreOwnPrefixes = []
+        directories.leave(slot: index)
         freeSlots.append(index)
         for tag in slot.entry.tagDigests {
             storageKeysByTag[tag]?.remove(storageKey)
             if storageKeysByTag[tag]?.isEmpty == true { storageKeysByTag[tag] = nil }
         }
         if slot.isPlain {
-            unlinkPrefixes(slot.prefixDigests, of: slot.primary)
+            unlinkPrefixes(slot.ownPrefixes, of: slot.primary)
         } else if var variants = variantsByPrimary.removeValue(forKey: slot.primary) {
             variants.storageKeys.remove(storageKey)
             if variants.storageKeys.isEmpty {
@@ -260,10 +279,13 @@ public struct TenantPartition {
         return keys.members.reduce(0) { $0 + (remove(storageKey: $1) ? 1 : 0) }
     }
 
-    /// Purges every cache key under a prefix digest.
+    /// Purges every cache key under a prefix digest: those whose own prefix it is, and every entry
+    /// of the directories under it.
     public mutating func removeAll(prefix: KeyDigest) -> Int {
-        guard let primaries = primariesByPrefix[prefix] else { return 0 }
-        return primaries.members.reduce(0) { $0 + removeAll(primary: $1) }
+        var removed = primariesByPrefix[prefix]?.members.reduce(0) { $0 + removeAll(primary: $1) } ?? 0
+        let inDirectories = directories.slots(under: prefix).map { slots[$0].storageKey }
+        for storageKey in inDirectories where remove(storageKey: storageKey) { removed += 1 }
+        return removed
     }
 
     /// Drops the whole partition; returns how many entries went.

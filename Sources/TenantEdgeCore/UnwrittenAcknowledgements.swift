@@ -1,71 +1,131 @@
-/// This node's purge acknowledgements that Redis has not yet confirmed, one per tenant, as a state
-/// machine. An acknowledgement is how the region learns that this node applied a tenant's purges up
-/// to a fence (the purge status and the dashboard read it); written once and forgotten, one lost to a
-/// timeout, an open breaker or a Redis restart showed the node as never having applied the purge,
-/// for good (an AddressSanitizer run of `IsolationUnderChangeTests` waited 10 s for it).
+/// This node's purge acknowledgements that Redis has not yet confirmed, as a state machine. An
+/// acknowledgement is how the region learns that this node applied a tenant's purges up to a fence
+/// (the purge status and the dashboard read it); written once and forgotten, one lost to a timeout,
+/// an open breaker or a Redis restart showed the node as never having applied the purge, for good
+/// (an AddressSanitizer run of `IsolationUnderChangeTests` waited 10 s for it).
 ///
-/// Acknowledgements only ever raise a node's fence, so only the highest one per tenant is kept: it
-/// covers every lower one. A write that succeeds clears the tenant unless a higher fence was applied
-/// meanwhile; the rest are written again on the retry timer, one write per tenant in flight.
-public struct UnwrittenAcknowledgements: Sendable {
-    /// At most this many tenants wait; past it the lowest fences go (their purges are the oldest, and
-    /// a later purge of the tenant writes a covering one). Bounded by the tenant count in practice.
-    public static let limit = 4096
+/// Fences are counted by each Redis (`Source`) on its own, so one acknowledgement waits per tenant
+/// and source, and it only ever goes to that source. The latest one applied replaces the one
+/// waiting, even when its fence is lower: a fence that went back (a Redis restarted empty, a
+/// failover to a replica that was behind) is the truth now, and writing the old higher one would
+/// claim purges this node never saw. (Redis keeps the highest fence written, so a lower one arriving
+/// late claims nothing more.) A claim too low only delays a status; a claim too high is never made.
+///
+/// One write per tenant and source is in flight; each carries the sequence number of what it
+/// wrote, so a write that ends after its acknowledgement was replaced neither clears the newer one
+/// nor ends the newer one's write.
+public struct UnwrittenAcknowledgements<Source: Equatable & Sendable>: Sendable {
+    /// At most this many acknowledgements wait; past it the oldest applied goes (a later purge of its
+    /// tenant writes a covering one). Bounded by tenants × tiers in practice.
+    public static var limit: Int { 4096 }
 
-    private var pending: [String: PurgeAcknowledgement] = [:]
-    /// Tenants with a write in flight: not sent again until it ends.
-    private var inFlight: Set<String> = []
+    public struct Write: Sendable {
+        public var tenant: String
+        public var source: Source
+        public var acknowledgement: PurgeAcknowledgement
+        public var sequence: UInt64
+    }
+
+    private struct Waiting {
+        var source: Source
+        var acknowledgement: PurgeAcknowledgement
+        var sequence: UInt64
+        var inFlight: UInt64?
+    }
+
+    private var waiting: [String: [Waiting]] = [:]
+    private var sequence: UInt64 = 0
 
     public init() {}
 
-    public var count: Int { pending.count }
-    public func pending(_ tenant: String) -> PurgeAcknowledgement? { pending[tenant] }
+    public var count: Int { waiting.values.reduce(0) { $0 + $1.count } }
 
-    /// The node applied `tenant`'s purges up to `acknowledgement.fence`: the acknowledgement to
-    /// write now, or nil when a write is in flight (the retry timer sends the newest after it) or a
-    /// higher one is already waiting.
-    public mutating func applied(tenant: String, _ acknowledgement: PurgeAcknowledgement) -> PurgeAcknowledgement? {
-        if let waiting = pending[tenant], waiting.fence > acknowledgement.fence { return nil }
-        if pending[tenant] == nil, pending.count >= Self.limit,
-            let lowest = pending.min(by: { $0.value.fence < $1.value.fence })
-        {
-            pending[lowest.key] = nil
-            inFlight.remove(lowest.key)
+    /// The acknowledgement waiting for `tenant` on `source`, if any.
+    public func pending(_ tenant: String, on source: Source) -> PurgeAcknowledgement? {
+        waiting[tenant]?.first { $0.source == source }?.acknowledgement
+    }
+
+    /// The node applied `tenant`'s purges up to `acknowledgement.fence`, as `source` counts them: the
+    /// write to make now, or nil while one to the same source is in flight (it is sent when that ends).
+    public mutating func applied(
+        tenant: String, _ acknowledgement: PurgeAcknowledgement, on source: Source
+    ) -> Write? {
+        sequence &+= 1
+        var entries = waiting[tenant] ?? []
+        if let index = entries.firstIndex(where: { $0.source == source }) {
+            entries[index].acknowledgement = acknowledgement
+            entries[index].sequence = sequence
+            waiting[tenant] = entries
+            return entries[index].inFlight == nil ? startWrite(tenant: tenant, source: source) : nil
         }
-        pending[tenant] = acknowledgement
-        return inFlight.insert(tenant).inserted ? acknowledgement : nil
+        if count >= Self.limit { dropOldest() }
+        entries.append(Waiting(source: source, acknowledgement: acknowledgement, sequence: sequence, inFlight: nil))
+        waiting[tenant] = entries
+        return startWrite(tenant: tenant, source: source)
     }
 
-    /// A write of `tenant`'s acknowledgement up to `fence` ended; `confirmed` when Redis stored it (or
-    /// already held a higher one). The tenant is clear unless a higher fence came meanwhile: that one
-    /// is returned, to write now. A failed write waits for the retry timer.
-    public mutating func writeEnded(tenant: String, fence: Int, confirmed: Bool) -> PurgeAcknowledgement? {
-        inFlight.remove(tenant)
-        guard confirmed, let waiting = pending[tenant] else { return nil }
-        guard waiting.fence > fence else {
-            pending[tenant] = nil
-            return nil
+    /// `write` ended; `confirmed` when Redis stored it (or held a higher fence). Clears what it wrote
+    /// unless a newer acknowledgement replaced it meanwhile: that one is returned, to write now. A
+    /// failed write waits for the retry timer.
+    public mutating func writeEnded(_ write: Write, confirmed: Bool) -> Write? {
+        guard var entries = waiting[write.tenant],
+            let index = entries.firstIndex(where: { $0.source == write.source }),
+            entries[index].inFlight == write.sequence
+        else { return nil }  // forgotten, or no longer this write's to end
+        entries[index].inFlight = nil
+        let replaced = entries[index].sequence != write.sequence
+        if confirmed && !replaced {
+            entries.remove(at: index)
         }
-        inFlight.insert(tenant)
-        return waiting
+        waiting[write.tenant] = entries.isEmpty ? nil : entries
+        return replaced ? startWrite(tenant: write.tenant, source: write.source) : nil
     }
 
-    /// The retry timer fired: the acknowledgements to write again, by tenant, none already in flight.
-    public mutating func retryDue() -> [(tenant: String, acknowledgement: PurgeAcknowledgement)] {
-        let due = pending.filter { !inFlight.contains($0.key) }.sorted { $0.key < $1.key }
-        for (tenant, _) in due { inFlight.insert(tenant) }
-        return due.map { ($0.key, $0.value) }
+    /// The retry timer fired: the writes to make again, none already in flight.
+    public mutating func retryDue() -> [Write] {
+        var due: [Write] = []
+        for tenant in waiting.keys.sorted() {
+            for entry in waiting[tenant] ?? [] where entry.inFlight == nil {
+                if let write = startWrite(tenant: tenant, source: entry.source) { due.append(write) }
+            }
+        }
+        return due
     }
 
-    /// Forgets one tenant's acknowledgement (its tenant has no L2 here any more).
-    public mutating func forget(_ tenant: String) {
-        pending[tenant] = nil
-        inFlight.remove(tenant)
+    /// Forgets `tenant`'s acknowledgement on `source` (the tenant is no longer on it).
+    public mutating func forget(_ tenant: String, on source: Source) {
+        guard var entries = waiting[tenant] else { return }
+        entries.removeAll { $0.source == source }
+        waiting[tenant] = entries.isEmpty ? nil : entries
     }
 
-    /// Forgets tenants no longer served here (a removed tenant's acknowledgements are erased with it).
-    public mutating func keepOnly(_ tenants: Set<String>) {
-        pending = pending.filter { tenants.contains($0.key) }
-        inFlight.formIntersection(tenants)
+    /// Keeps only what `keep` accepts (after a table swap: tenants still on the same source).
+    public mutating func keepOnly(_ keep: (String, Source) -> Bool) {
+        for (tenant, entries) in waiting {
+            let kept = entries.filter { keep(tenant, $0.source) }
+            waiting[tenant] = kept.isEmpty ? nil : kept
+        }
+    }
+
+    private mutating func startWrite(tenant: String, source: Source) -> Write? {
+        guard var entries = waiting[tenant], let index = entries.firstIndex(where: { $0.source == source }),
+            entries[index].inFlight == nil
+        else { return nil }
+        entries[index].inFlight = entries[index].sequence
+        waiting[tenant] = entries
+        let entry = entries[index]
+        return Write(tenant: tenant, source: source, acknowledgement: entry.acknowledgement, sequence: entry.sequence)
+    }
+
+    private mutating func dropOldest() {
+        var oldest: (tenant: String, index: Int, sequence: UInt64)?
+        for (tenant, entries) in waiting {
+            for (index, entry) in entries.enumerated() where entry.sequence < (oldest?.sequence ?? .max) {
+                oldest = (tenant, index, entry.sequence)
+            }
+        }
+        guard let oldest, var entries = waiting[oldest.tenant] else { return }
+        entries.remove(at: oldest.index)
+        waiting[oldest.tenant] = entries.isEmpty ? nil : entries
     }
 }

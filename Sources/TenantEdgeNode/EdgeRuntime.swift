@@ -203,8 +203,7 @@ package final class EdgeRuntime: Sendable {
             return current
         }
         tableSwaps.add(1, ordering: .releasing)
-        acknowledger.keepOnly(
-            Set(next.l2Tiers.compactMap { tenant, tier in previous.l2Tiers[tenant] === tier ? tenant : nil }))
+        acknowledger.keepOnly(tiers: next.l2Tiers)
         // Key versions the new set no longer lists: their entries go now (they could not be opened anyway).
         for cache in next.caches.values where previous.caches[cache.tenant.id] !== cache {
             let dropped = cache.dropRetiredEntries()

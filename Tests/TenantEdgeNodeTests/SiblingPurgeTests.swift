@@ -171,8 +171,14 @@ extension SiblingPurgeTests {
             #expect(try await down(b) == 1, "still down while Redis is frozen")
             proxy.set(.pass)
             try await waitUntil(seconds: 20, advancing: a.clock, b.clock) { try await down(b) == 0 }
+            // Both tiers' breakers opened while Redis was frozen: they close on the nodes' clocks.
+            try await waitUntil(seconds: 20, advancing: a.clock, b.clock) {
+                for node in [a, b] { _ = try await node.get("/p") }
+                return [a, b].allSatisfy { $0.runtime.allL2Tiers.allSatisfy(\.isUp) }
+            }
             let answer = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/p"]}"#)
             let id = try #require(JSONValue.parse(Array(answer.body.utf8))?.objectValue?["id"]?.stringValue)
+            #expect(id != "acme:\(PurgeID.notPropagated)", "the purge reached Redis")
             try await waitUntil(seconds: 10, advancing: a.clock, b.clock) {
                 let status = try await a.admin(.GET, "/_edge/purges/\(id)")
                 return JSONValue.parse(Array(status.body.utf8))?.objectValue?["nodes"]?.objectValue?.count == 2

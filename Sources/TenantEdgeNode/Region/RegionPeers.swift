@@ -61,10 +61,13 @@ final class RegionPeers: Sendable {
     func purged(tenant: String, removed: Int, reachedL2: Bool, runtime: EdgeRuntime, on eventLoop: any EventLoop)
         -> EventLoopFuture<PurgeID>
     {
+        // One tier for the fence and its acknowledgement: a table swap in between could give another
+        // Redis, which counts other fences.
+        let tier = runtime.l2(for: tenant)
         let fence: EventLoopFuture<Int?> =
             !reachedL2
             ? eventLoop.makeSucceededFuture(nil)
-            : runtime.l2(for: tenant)?.purgeFence(tenant: tenant, on: eventLoop) ?? eventLoop.makeSucceededFuture(0)
+            : tier?.purgeFence(tenant: tenant, on: eventLoop) ?? eventLoop.makeSucceededFuture(0)
         return fence.map { [self] fence in
             let id = PurgeID(tenant: tenant, fence: fence ?? PurgeID.notPropagated)
             let acknowledgement = PurgeAcknowledgement(fence: id.fence, at: runtime.clock.now(), removed: removed)
@@ -72,7 +75,7 @@ final class RegionPeers: Sendable {
                 purges.append((id.description, acknowledgement))
                 if purges.count > 256 { purges.removeFirst(purges.count - 256) }
             }
-            if fence != nil, let tier = runtime.l2(for: tenant) {
+            if fence != nil, let tier {
                 runtime.acknowledger.acknowledge(tenant: tenant, acknowledgement, tier: tier, on: eventLoop)
             }
             return id
