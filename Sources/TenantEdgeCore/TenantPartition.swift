@@ -12,22 +12,22 @@
 /// keeps its own prefix digests in its slot and has no `Variants` record: most entries are plain,
 /// and the record cost about 180 bytes each (`make bench-memory`).
 public struct TenantPartition {
+    /// 184 bytes: a plain entry's primary is its storage key, so only a variant's is kept (in
+    /// `primaryOfVariant`), and the recency links are 32-bit (slot numbers stay below 2³¹,
+    /// `SlotTable`). It was 224, the largest part of an entry's bookkeeping (`make bench-memory`).
     struct Slot {
         var storageKey: KeyDigest
-        var primary: KeyDigest
         var entry: CacheEntry
         /// Bytes charged to the quota: the entry's own plus its share of the prefix index.
         var charge: Int
-        var newer: Int
-        var older: Int
+        var newer: Int32
+        var older: Int32
         /// A plain entry's own prefix digests (not its directory's), to unlink it from the prefix
         /// index; none otherwise. The first is kept inline: most targets have one (the path).
         var ownPrefix: KeyDigest?
         var moreOwnPrefixes: [KeyDigest]
 
         var ownPrefixes: [KeyDigest] { ownPrefix.map { [$0] + moreOwnPrefixes } ?? [] }
-
-        var isPlain: Bool { storageKey == primary }
     }
 
     /// The stored variants of a primary whose entries are not plain.
@@ -53,7 +53,9 @@ public struct TenantPartition {
 
     private var slots: [Slot] = []
     private var freeSlots: [Int] = []
-    private var slotByKey: [KeyDigest: Int] = [:]
+    private var slotTable = SlotTable()
+    /// The primary of each stored variant (a slot whose storage key is not its primary).
+    private var primaryOfVariant: [KeyDigest: KeyDigest] = [:]
     private var newest = -1
     private var oldest = -1
     private var variantsByPrimary: [KeyDigest: Variants] = [:]
@@ -63,7 +65,22 @@ public struct TenantPartition {
 
     public init(quotaBytes: Int) { self.quotaBytes = quotaBytes }
 
-    public var count: Int { slotByKey.count }
+    public var count: Int { slotTable.count }
+
+    /// Runs `body` on the slot table taken out of `self`, so it can read the slots while it changes
+    /// (a closure reading `self.slots` during a mutation of `self.slotTable` is an overlapping access;
+    /// a copy of `slots` kept alive would make the next slot write copy the whole array).
+    private mutating func withSlotTable<Result>(_ body: (inout SlotTable, [Slot]) -> Result) -> Result {
+        var table = slotTable
+        slotTable = SlotTable()
+        defer { slotTable = table }
+        return body(&table, slots)
+    }
+
+    /// The slot holding `storageKey`, if any.
+    private func slot(of storageKey: KeyDigest) -> Int? {
+        slotTable.find(storageKey) { slots[$0].storageKey }
+    }
 
     /// Directories with entries, and own prefixes indexed: for tests of the index's upkeep.
     var indexSizes: (directories: Int, ownPrefixes: Int) { (directories.count, primariesByPrefix.count) }
@@ -71,19 +88,19 @@ public struct TenantPartition {
     /// Replaces an entry's sealed bytes (a re-seal under a newer key: same length, same metadata),
     /// only if it still holds `expected`; whether it did.
     public mutating func replaceSealed(storageKey: KeyDigest, expected: [UInt8], with sealed: [UInt8]) -> Bool {
-        guard let index = slotByKey[storageKey], slots[index].entry.sealed == expected, sealed.count == expected.count
+        guard let index = slot(of: storageKey), slots[index].entry.sealed == expected, sealed.count == expected.count
         else { return false }
         slots[index].entry.sealed = sealed
         return true
     }
 
     /// The entry stored under `storageKey`, leaving the LRU order alone.
-    public func peek(storageKey: KeyDigest) -> CacheEntry? { slotByKey[storageKey].map { slots[$0].entry } }
+    public func peek(storageKey: KeyDigest) -> CacheEntry? { slot(of: storageKey).map { slots[$0].entry } }
 
     /// How many entries are sealed under each key version (the first 4 bytes of a sealed value).
     public func entriesByKeyVersion() -> [UInt32: Int] {
         var counts: [UInt32: Int] = [:]
-        for index in slotByKey.values {
+        for index in slotTable.slots {
             guard let version = Self.keyVersion(of: slots[index].entry.sealed) else { continue }
             counts[version, default: 0] += 1
         }
@@ -92,9 +109,9 @@ public struct TenantPartition {
 
     /// Removes every entry sealed under a key version `keep` rejects (retired keys); how many.
     public mutating func removeAll(sealedUnderVersionNot keep: (UInt32) -> Bool) -> Int {
-        let doomed = slotByKey.compactMap { key, index -> KeyDigest? in
+        let doomed = slotTable.slots.compactMap { index -> KeyDigest? in
             guard let version = Self.keyVersion(of: slots[index].entry.sealed) else { return nil }
-            return keep(version) ? nil : key
+            return keep(version) ? nil : slots[index].storageKey
         }
         return doomed.reduce(0) { $0 + (remove(storageKey: $1) ? 1 : 0) }
     }
@@ -113,7 +130,7 @@ public struct TenantPartition {
     /// the common case alone: one hash lookup, not two, which shows when a million entries no
     /// longer fit the CPU's caches.
     public mutating func lookup(primary: KeyDigest) -> Lookup {
-        if let slot = slotByKey[primary] {
+        if let slot = slot(of: primary) {
             touch(slot)
             return .found(slots[slot].entry)
         }
@@ -124,7 +141,7 @@ public struct TenantPartition {
 
     /// Finds one stored variant, marking it most recently used.
     public mutating func entry(storageKey: KeyDigest) -> CacheEntry? {
-        guard let slot = slotByKey[storageKey] else { return nil }
+        guard let slot = slot(of: storageKey) else { return nil }
         touch(slot)
         return slots[slot].entry
     }
@@ -166,17 +183,18 @@ public struct TenantPartition {
             && directories.join(slot: index, directoryPrefixes: Array(prefixDigests[..<directoryCount]))
         let own = joined ? Array(prefixDigests[directoryCount...]) : prefixDigests
         let slot = Slot(
-            storageKey: storageKey, primary: primary, entry: entry, charge: charge, newer: -1, older: newest,
+            storageKey: storageKey, entry: entry, charge: charge, newer: -1, older: Int32(newest),
             ownPrefix: plain ? own.first : nil, moreOwnPrefixes: plain ? Array(own.dropFirst()) : [])
         if index < slots.count {
             slots[index] = slot
         } else {
             slots.append(slot)
         }
-        if newest >= 0 { slots[newest].newer = index }
+        if newest >= 0 { slots[newest].newer = Int32(index) }
         newest = index
         if oldest < 0 { oldest = index }
-        slotByKey[storageKey] = index
+        if !plain { primaryOfVariant[storageKey] = primary }
+        withSlotTable { table, slots in table.insert(storageKey, slot: index) { slots[$0].storageKey } }
         usedBytes += charge
 
         if plain {
@@ -198,7 +216,7 @@ public struct TenantPartition {
     /// Replaces the entry of an existing variant in place (a 304 refresh), keeping its indexes; its
     /// tags are re-indexed when the refreshed entry has other ones. False when the variant is gone.
     public mutating func refresh(storageKey: KeyDigest, with entry: CacheEntry) -> Bool {
-        guard let slot = slotByKey[storageKey] else { return false }
+        guard let slot = slot(of: storageKey) else { return false }
         let previousTags = slots[slot].entry.tagDigests
         if previousTags != entry.tagDigests {  // the 304 named other tags: a purge by either must find it right
             for tag in previousTags where !entry.tagDigests.contains(tag) {
@@ -220,7 +238,7 @@ public struct TenantPartition {
     /// Rewrites one entry in place without touching recency or indexes. Only for tests that prove
     /// tampered or moved values are refused.
     mutating func mutateEntry(storageKey: KeyDigest, _ body: (inout CacheEntry) -> Void) -> Bool {
-        guard let slot = slotByKey[storageKey] else { return false }
+        guard let slot = slot(of: storageKey) else { return false }
         body(&slots[slot].entry)
         return true
     }
@@ -229,8 +247,10 @@ public struct TenantPartition {
     /// once (a purged or erased entry does not wait in memory for its slot to be reused).
     @discardableResult
     public mutating func remove(storageKey: KeyDigest) -> Bool {
-        guard let index = slotByKey.removeValue(forKey: storageKey) else { return false }
+        guard let index = withSlotTable({ table, slots in table.remove(storageKey) { slots[$0].storageKey } })
+        else { return false }
         let slot = slots[index]
+        let primary = primaryOfVariant.removeValue(forKey: storageKey) ?? storageKey
         unlink(index)
         usedBytes -= slot.charge
         slots[index].entry.sealed = []
@@ -243,14 +263,14 @@ public struct TenantPartition {
             storageKeysByTag[tag]?.remove(storageKey)
             if storageKeysByTag[tag]?.isEmpty == true { storageKeysByTag[tag] = nil }
         }
-        if slot.isPlain {
-            unlinkPrefixes(slot.ownPrefixes, of: slot.primary)
-        } else if var variants = variantsByPrimary.removeValue(forKey: slot.primary) {
+        if primary == storageKey {
+            unlinkPrefixes(slot.ownPrefixes, of: primary)
+        } else if var variants = variantsByPrimary.removeValue(forKey: primary) {
             variants.storageKeys.remove(storageKey)
             if variants.storageKeys.isEmpty {
-                unlinkPrefixes(variants.prefixDigests, of: slot.primary)
+                unlinkPrefixes(variants.prefixDigests, of: primary)
             } else {
-                variantsByPrimary[slot.primary] = variants
+                variantsByPrimary[primary] = variants
             }
         }
         return true
@@ -298,17 +318,17 @@ public struct TenantPartition {
     private mutating func touch(_ index: Int) {
         guard newest != index else { return }
         unlink(index)
-        slots[index].older = newest
+        slots[index].older = Int32(newest)
         slots[index].newer = -1
-        if newest >= 0 { slots[newest].newer = index }
+        if newest >= 0 { slots[newest].newer = Int32(index) }
         newest = index
         if oldest < 0 { oldest = index }
     }
 
     private mutating func unlink(_ index: Int) {
-        let (newer, older) = (slots[index].newer, slots[index].older)
-        if newer >= 0 { slots[newer].older = older } else { newest = older }
-        if older >= 0 { slots[older].newer = newer } else { oldest = newer }
+        let (newer, older) = (Int(slots[index].newer), Int(slots[index].older))
+        if newer >= 0 { slots[newer].older = Int32(older) } else { newest = older }
+        if older >= 0 { slots[older].newer = Int32(newer) } else { oldest = newer }
         slots[index].newer = -1
         slots[index].older = -1
     }
