@@ -105,6 +105,30 @@ struct DirectoryGroupsTests {
         #expect(partition.indexSizes.directories == 0 && partition.indexSizes.ownPrefixes == 0)
     }
 
+    /// Directories the groups leave out (deeper than 32 segments, longer than the memo takes, not
+    /// ASCII, empty segments) are indexed per entry as before: purges by root, by a deep prefix and by
+    /// the path still find exactly their entries, and nothing of them stays behind.
+    @Test func hostileDirectoriesFallBackToTheirOwnIndex() {
+        let cache = TenantCacheTests.cache("acme", seed: 11)
+        var partition = TenantPartition(quotaBytes: 1 << 30)
+        let deep = String(repeating: "/a", count: TenantCache.maxIndexedSegments + 8) + "/x"
+        let long = "/" + String(repeating: "d", count: TenantCache.memoizedDirectoryBytes + 50) + "/x"
+        let targets = [deep, long, "/caf\u{E9}/x", "//x", "/short/x"]
+        for target in targets {
+            let indexed = cache.indexedPrefixes(of: target)
+            partition.insert(
+                TenantPartitionTests.entry(bytes: 10), primary: cache.primaryDigest(target: target),
+                storageKey: cache.primaryDigest(target: target), varyNames: [], prefixDigests: indexed.digests,
+                directoryPrefixes: indexed.directoryCount)
+        }
+        #expect(partition.count == targets.count)
+        #expect(partition.removeAll(prefix: cache.prefixDigest("/a/a/a/")) == 1, "the deep one")
+        #expect(partition.removeAll(prefix: cache.prefixDigest(long)) == 1, "the long one, by its path")
+        #expect(partition.removeAll(prefix: cache.prefixDigest("/")) == 3)
+        #expect(partition.count == 0)
+        #expect(partition.indexSizes.directories == 0 && partition.indexSizes.ownPrefixes == 0)
+    }
+
     /// Two directories whose last digests collide but whose prefixes differ: the second is indexed
     /// under its own prefixes instead, and each purge still finds exactly its entries.
     @Test func aCollidingDirectoryIsIndexedOnItsOwn() {
