@@ -5,11 +5,14 @@
 /// (an AddressSanitizer run of `IsolationUnderChangeTests` waited 10 s for it).
 ///
 /// Fences are counted by each Redis (`Source`) on its own, so one acknowledgement waits per tenant
-/// and source, and it only ever goes to that source. The latest one applied replaces the one
-/// waiting, even when its fence is lower: a fence that went back (a Redis restarted empty, a
-/// failover to a replica that was behind) is the truth now, and writing the old higher one would
-/// claim purges this node never saw. (Redis keeps the highest fence written, so a lower one arriving
-/// late claims nothing more.) A claim too low only delays a status; a claim too high is never made.
+/// and source, and it only ever goes to that source. A higher fence replaces the one waiting; a
+/// lower one replaces it only when the caller saw the fence go back (`fenceWentBack`: a Redis
+/// restarted empty, a failover to a replica that was behind), since that is the truth now and
+/// writing the old higher one would claim purges this node never saw. Otherwise a lower one is a
+/// late report: the old and the new tenant table's followers run side by side at a swap, and one
+/// follower's resync that read fence 14 once replaced the 15 another had just heard, so the node
+/// never showed as having applied purge 15 (`IsolationUnderChangeTests`). (Redis keeps the highest
+/// fence written, so a lower one arriving late claims nothing more.)
 ///
 /// One write per tenant and source is in flight; each carries the sequence number of what it
 /// wrote, so a write that ends after its acknowledgement was replaced neither clears the newer one
@@ -46,19 +49,22 @@ public struct UnwrittenAcknowledgements<Source: Equatable & Sendable>: Sendable 
     }
 
     /// The node applied `tenant`'s purges up to `acknowledgement.fence`, as `source` counts them: the
-    /// write to make now, or nil while one to the same source is in flight (it is sent when that ends).
+    /// write to make now, or nil while one to the same source is in flight (it is sent when that ends)
+    /// or when a higher one waits and the fence did not go back.
     public mutating func applied(
-        tenant: String, _ acknowledgement: PurgeAcknowledgement, on source: Source
+        tenant: String, _ acknowledgement: PurgeAcknowledgement, on source: Source, fenceWentBack: Bool = false
     ) -> Write? {
-        sequence &+= 1
-        var entries = waiting[tenant] ?? []
-        if let index = entries.firstIndex(where: { $0.source == source }) {
+        if var entries = waiting[tenant], let index = entries.firstIndex(where: { $0.source == source }) {
+            if acknowledgement.fence < entries[index].acknowledgement.fence && !fenceWentBack { return nil }
+            sequence &+= 1
             entries[index].acknowledgement = acknowledgement
             entries[index].sequence = sequence
             waiting[tenant] = entries
             return entries[index].inFlight == nil ? startWrite(tenant: tenant, source: source) : nil
         }
-        if count >= Self.limit { dropOldest() }
+        sequence &+= 1
+        if count >= Self.limit { dropOldest() }  // before reading the tenant's entries: it may take one
+        var entries = waiting[tenant] ?? []
         entries.append(Waiting(source: source, acknowledgement: acknowledgement, sequence: sequence, inFlight: nil))
         waiting[tenant] = entries
         return startWrite(tenant: tenant, source: source)

@@ -25,17 +25,37 @@ struct UnwrittenAcknowledgementsTests {
         #expect(ledger.count == 0 && ledger.retryDue().isEmpty)
     }
 
-    @Test func theLatestAppliedReplacesTheWaitingOneEvenWhenLower() throws {
+    @Test func aFenceThatWentBackReplacesTheWaitingOneEvenWhenLower() throws {
         var ledger = Ledger()
         let fortyWrite = ledger.applied(tenant: "acme", Self.ack(40), on: "A")
         let forty = try #require(fortyWrite)
         #expect(ledger.writeEnded(forty, confirmed: false) == nil)
         // Redis came back empty: the resync acknowledges fence 0; 40 must never be written to it.
-        let zeroWrite = ledger.applied(tenant: "acme", Self.ack(0), on: "A")
+        let zeroWrite = ledger.applied(tenant: "acme", Self.ack(0), on: "A", fenceWentBack: true)
         let zero = try #require(zeroWrite)
         #expect(zero.acknowledgement.fence == 0)
         #expect(ledger.retryDue().isEmpty, "0's write is in flight; 40 is gone")
         #expect(ledger.pending("acme", on: "A")?.fence == 0)
+    }
+
+    /// At a table swap the old and the new table's followers run side by side: one heard purges 14
+    /// and 15 while the other's resync, which had read fence 14, reported after them. The late 14
+    /// once replaced 15, and the node never showed as having applied purge 15.
+    @Test func aLateLowerAcknowledgementLeavesTheHigherOneWaiting() throws {
+        var ledger = Ledger()
+        let fourteenWrite = ledger.applied(tenant: "acme", Self.ack(14), on: "A")
+        let fourteen = try #require(fourteenWrite)
+        #expect(ledger.applied(tenant: "acme", Self.ack(15), on: "A") == nil, "15 waits for 14's write")
+        #expect(ledger.applied(tenant: "acme", Self.ack(14), on: "A") == nil, "the late 14 writes nothing")
+        #expect(ledger.pending("acme", on: "A")?.fence == 15, "and replaces nothing")
+        let fifteenWrite = ledger.writeEnded(fourteen, confirmed: true)
+        let fifteen = try #require(fifteenWrite, "15 goes out when 14's write ends")
+        #expect(fifteen.acknowledgement.fence == 15)
+        #expect(ledger.applied(tenant: "acme", Self.ack(13), on: "A") == nil, "nor while 15 is in flight")
+        #expect(ledger.writeEnded(fifteen, confirmed: true) == nil)
+        #expect(ledger.count == 0)
+        // Once 15 is confirmed, a late lower one is written (Redis keeps the higher): nothing is lost.
+        #expect(ledger.applied(tenant: "acme", Self.ack(14), on: "A")?.acknowledgement.fence == 14)
     }
 
     @Test func aWriteThatEndsAfterItWasReplacedNeitherClearsNorEndsTheNewerOne() throws {
@@ -74,5 +94,11 @@ struct UnwrittenAcknowledgementsTests {
         #expect(ledger.applied(tenant: "new", Self.ack(1), on: "A") != nil)
         #expect(ledger.count == Ledger.limit)
         #expect(ledger.pending("t0", on: "A") == nil && ledger.pending("new", on: "A") != nil)
+        // The oldest may be the same tenant's, on another Redis: it goes, and is not brought back.
+        var same = Ledger()
+        _ = same.applied(tenant: "acme", Self.ack(1), on: "A")
+        for index in 1..<Ledger.limit { _ = same.applied(tenant: "t\(index)", Self.ack(1), on: "A") }
+        #expect(same.applied(tenant: "acme", Self.ack(2), on: "B") != nil)
+        #expect(same.count == Ledger.limit && same.pending("acme", on: "A") == nil)
     }
 }

@@ -107,8 +107,9 @@ struct DashboardTests {
                 try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/p"]}"#).body)
             let id = try #require(answer["id"]?.stringValue)
             #expect(id.hasPrefix("acme:") && id != "acme:0")
-            // Each node applied it and holds its acknowledgement, unwritten, as the metric shows.
-            try await waitUntil(seconds: 5) {
+            // Each node applied it and holds its acknowledgement, unwritten, as the metric shows. The
+            // clocks move: a subscription that failed once under load retries on b's clock.
+            try await waitUntil(seconds: 10, advancing: a.clock, b.clock) {
                 a.runtime.acknowledger.waiting == 1 && b.runtime.acknowledger.waiting == 1
             }
             let scrape = try await b.admin(.GET, "/metrics").body

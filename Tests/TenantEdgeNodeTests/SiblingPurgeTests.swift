@@ -87,11 +87,11 @@ extension SiblingPurgeTests {
                 timeoutMs: 500, clock: b.clock, logger: Logger(label: "test"),
                 knownFences: ["acme": 1, "initech": 4, "elsewhere": 9],
                 apply: { _, _ in },
-                resync: { tenant, fence, known in covered.update { $0[tenant] = "\(fence) \(known)" } })
+                resync: { tenant, fence, change in covered.update { $0[tenant] = "\(fence) \(change)" } })
             let following = Task { await follower.run() }
             try await waitUntil(seconds: 5) { covered.value.count == 3 }
             // initech's fence went back (no key: an erasure, a Redis restarted empty): a move too.
-            #expect(covered.value == ["acme": "\(acme) true", "globex": "\(globex) false", "initech": "0 true"])
+            #expect(covered.value == ["acme": "\(acme) forward", "globex": "\(globex) unknown", "initech": "0 back"])
             #expect(
                 follower.knownFences == ["acme": acme, "globex": globex, "initech": 0],
                 "only its own tenants, caught up")
@@ -121,10 +121,10 @@ extension SiblingPurgeTests {
                     timeoutMs: 500, clock: b.clock, logger: Logger(label: "test"),
                     knownFences: ["acme": 3, "globex": globex],
                     apply: { tenant, _ in applied.update { $0.append(tenant) } },
-                    resync: { tenant, fence, known in covered.update { $0[tenant] = "\(fence) \(known)" } })
+                    resync: { tenant, fence, change in covered.update { $0[tenant] = "\(fence) \(change)" } })
                 let following = Task { await follower.run() }
                 try await waitUntil(seconds: 5) { covered.value["acme"] != nil }
-                #expect(covered.value == ["acme": "0 true"], "fence \(value): acme's L1 goes, nothing else")
+                #expect(covered.value == ["acme": "0 back"], "fence \(value): acme's L1 goes, nothing else")
                 // Subscribed for globex all the same: a purge there arrives as a notice.
                 try await waitUntil(seconds: 5) {
                     _ = try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"globex","keys":["/g"]}"#)

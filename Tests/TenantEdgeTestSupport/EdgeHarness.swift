@@ -67,6 +67,13 @@ package final class EdgeHarness: Sendable {
         let clock = ManualCacheClock(Date().timeIntervalSince1970)
         var logger = logs.map { capture in Logger(label: "test") { _ in capture.handler() } } ?? Logger(label: "test")
         logger.logLevel = logs == nil ? .critical : .trace
+        // `TE_TEST_NODE_LOG=debug` (any level) prints every node's log on stderr: to see why a test failed.
+        if logs == nil,
+            let level = ProcessInfo.processInfo.environment["TE_TEST_NODE_LOG"].flatMap({ Logger.Level(rawValue: $0) })
+        {
+            logger = Logger(label: "node \(nodeID)") { label in StreamLogHandler.standardError(label: label) }
+            logger.logLevel = level
+        }
         let node = try await EdgeNode.start(
             config: config, group: MultiThreadedEventLoopGroup.singleton, logger: logger,
             clock: nodeClock?(clock) ?? clock)

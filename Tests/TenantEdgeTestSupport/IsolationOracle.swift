@@ -139,9 +139,15 @@ package final class IsolationOracle: Sendable {
             throw TestEnvironment.Unmet("a purge answer without an id: \(answer)")
         }
         if PurgeID(Substring(id))?.fence == PurgeID.notPropagated { return false }
-        try await waitUntil(seconds: 10, advancing: clocks) {
-            let status = try await node.admin(.GET, "/_edge/purges/\(id)")
-            return JSONValue.parse(Array(status.body.utf8))?.objectValue?["nodes"]?.objectValue?.count == 2
+        var last = ""
+        do {
+            try await waitUntil(seconds: 10, advancing: clocks) {
+                let status = try await node.admin(.GET, "/_edge/purges/\(id)")
+                last = status.body
+                return JSONValue.parse(Array(status.body.utf8))?.objectValue?["nodes"]?.objectValue?.count == 2
+            }
+        } catch {
+            throw TestEnvironment.Unmet("\(error); the purge's status read: \(last)")
         }
         return true
     }

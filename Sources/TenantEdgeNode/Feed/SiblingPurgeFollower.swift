@@ -26,10 +26,10 @@ import TenantEdgeNative
 /// gauge show it. `SiblingFollowers` runs it.
 final class SiblingPurgeFollower: Sendable {
     typealias Apply = @Sendable (_ tenant: String, _ notice: PurgeNotice) -> Void
-    /// Covers every purge of `tenant` up to `fence` that may have been missed: `known` when the fence
-    /// moved from the one known (the caller drops L1), not when none was known (the caller drops L1
+    /// Covers every purge of `tenant` up to `fence` that may have been missed; `change` says how the
+    /// fence compares with the one known (moved: the caller drops L1; none known: the caller drops L1
     /// unless it is empty).
-    typealias Resync = @Sendable (_ tenant: String, _ fence: Int, _ known: Bool) -> Void
+    typealias Resync = @Sendable (_ tenant: String, _ fence: Int, _ change: PurgeFenceResync.Change) -> Void
 
     /// The Redis to subscribe on now and the epoch of the primary's address it belongs to (it moves
     /// with each Sentinel switch); nil while unknown.
@@ -44,8 +44,11 @@ final class SiblingPurgeFollower: Sendable {
     private let connector = NIOThreadPool(numberOfThreads: 1)
     private let logger: Logger
     /// The live subscription, the last fence seen per tenant, and whether the follower stopped.
-    private let state = Mutex<(connection: RedisAsyncConnection?, fences: [String: Int], stopped: Bool)>(
-        (nil, [:], false))
+    /// `heard`: the highest fence per tenant whose notice arrived since this attempt's fences were
+    /// about to be read (nil outside that stretch).
+    private let state = Mutex<
+        (connection: RedisAsyncConnection?, fences: [String: Int], stopped: Bool, heard: [String: Int]?)
+    >((nil, [:], false, nil))
     /// Whether the subscription is confirmed and its fences were read; failed attempts since the last one.
     private let progress = Mutex<(subscribed: Bool, failures: Int)>((false, 0))
     /// Wakes `run` when the subscription is lost or the follower stops.
@@ -169,9 +172,15 @@ final class SiblingPurgeFollower: Sendable {
         let connection = try RedisAsyncConnection.open(endpoint, timeoutMs: stepMs)
         // Current before it subscribes, so a loss at any moment from here wakes `run`; the one it
         // replaces is released outside the lock (its last release may run callbacks).
-        let previous = state.withLock { state in
-            defer { state.connection = connection }
-            return state.connection
+        // What was known is taken with it, and notices from here on are counted apart
+        // (`PurgeFenceResync`): a notice can arrive as soon as the first channel is confirmed, and one
+        // taken into `known` would hide purges missed before it (a helper's review).
+        let (previous, known) = state.withLock { state in
+            defer {
+                state.connection = connection
+                state.heard = [:]
+            }
+            return (state.connection, state.fences)
         }
         _ = previous
         // Weak: the subscription's callbacks live inside the connection they refer to.
@@ -188,7 +197,6 @@ final class SiblingPurgeFollower: Sendable {
                 }
                 if wasCurrent { wake.yield() }
             })
-        // Fences read after the subscription is live: a purge after this point arrives as a notice.
         let reader = try RedisConnection.open(endpoint, timeoutMs: stepMs)
         let replies = try reader.pipeline(tenants.map { [Array("GET".utf8), Array("te:\($0):fence".utf8)] })
         // The primary moved while this subscribed, before a switch could find this connection to drop:
@@ -210,40 +218,31 @@ final class SiblingPurgeFollower: Sendable {
             default: throw EdgeError(.redisFailure, "unexpected reply to the purge fence of '\(tenant)'")
             }
         }
-        var moved: [(tenant: String, fence: Int)] = []
-        var unknown: [(tenant: String, fence: Int)] = []
-        state.withLock { state in
-            for (tenant, fence) in read {
-                guard let fence else {
-                    moved.append((tenant, 0))
-                    state.fences[tenant] = nil
-                    continue
-                }
-                if let known = state.fences[tenant] {
-                    // Moved on, or back (a failover to a replica that was behind, a Redis restarted
-                    // empty, an erased tenant's keys gone): either way purges may have been missed.
-                    if known != fence { moved.append((tenant, fence)) }
-                } else if fence > 0 {
-                    unknown.append((tenant, fence))
-                }
-                // What this Redis says now: a fence that went back is followed, not kept at its old high.
-                state.fences[tenant] = fence
+        let resyncs = state.withLock { state in
+            let outcome = PurgeFenceResync.compare(known: known, read: read, heard: state.heard ?? [:])
+            state.heard = nil
+            for (tenant, fence) in outcome.fences { state.fences[tenant] = fence }
+            return outcome.resyncs
+        }
+        for resync in resyncs {
+            if resync.change != .unknown {
+                logger.info(
+                    "purges may have been missed while the subscription was down; L1 dropped",
+                    metadata: ["tenant": "\(resync.tenant)", "fence": "\(resync.fence)", "change": "\(resync.change)"])
             }
+            self.resync(resync.tenant, resync.fence, resync.change)
         }
-        for (tenant, fence) in moved {
-            logger.info(
-                "purges may have been missed while the subscription was down; L1 dropped",
-                metadata: ["tenant": "\(tenant)"])
-            resync(tenant, fence, true)
-        }
-        for (tenant, fence) in unknown { resync(tenant, fence, false) }
     }
 
     private func received(channel: String, payload: [UInt8], database: Int) {
         guard let tenant = PurgeNotice.tenant(ofChannel: channel, database: database),
             let notice = PurgeNotice(payload: payload)
         else { return }
-        state.withLock { $0.fences[tenant] = max($0.fences[tenant] ?? 0, notice.fence) }
+        state.withLock { state in
+            state.fences[tenant] = max(state.fences[tenant] ?? 0, notice.fence)
+            if let heard = state.heard?[tenant], heard >= notice.fence { return }
+            if state.heard != nil { state.heard?[tenant] = notice.fence }
+        }
         if notice.node != nodeID { apply(tenant, notice) }
     }
 }

@@ -23,11 +23,17 @@ final class PurgeAcknowledger: Sendable {
     /// Acknowledgements waiting for Redis, for `/metrics` and tests.
     var waiting: Int { unwritten.withLock { $0.count } }
 
-    /// This node applied `tenant`'s purges up to `acknowledgement.fence`, as `tier` counts them.
+    /// This node applied `tenant`'s purges up to `acknowledgement.fence`, as `tier` counts them;
+    /// `fenceWentBack` when a resync read the fence lower than the one known (only then may a lower
+    /// acknowledgement replace a higher one waiting).
     func acknowledge(
-        tenant: String, _ acknowledgement: PurgeAcknowledgement, tier: RedisTier, on eventLoop: any EventLoop
+        tenant: String, _ acknowledgement: PurgeAcknowledgement, tier: RedisTier, fenceWentBack: Bool = false,
+        on eventLoop: any EventLoop
     ) {
-        guard let write = unwritten.withLock({ $0.applied(tenant: tenant, acknowledgement, on: Tier(tier: tier)) })
+        guard
+            let write = unwritten.withLock({
+                $0.applied(tenant: tenant, acknowledgement, on: Tier(tier: tier), fenceWentBack: fenceWentBack)
+            })
         else { return }
         send(write, on: eventLoop)
     }

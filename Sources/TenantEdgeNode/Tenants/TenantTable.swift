@@ -205,15 +205,16 @@ final class TenantTable: Sendable {
                     let acknowledgement = PurgeAcknowledgement(fence: notice.fence, at: clock.now(), removed: removed)
                     acknowledger.acknowledge(tenant: tenant, acknowledgement, tier: tier, on: eventLoop)
                 },
-                resync: { tenant, fence, known in
+                resync: { tenant, fence, change in
                     // Purges up to `fence` may have been missed: L1 goes unless nothing was known and
                     // nothing is held; then this node has applied them all, and says so.
                     var removed = 0
-                    if let cache = caches[tenant], known || cache.occupancy().entries > 0 {
+                    if let cache = caches[tenant], change != .unknown || cache.occupancy().entries > 0 {
                         removed = cache.purge(keys: [], tags: [], prefixes: [], all: true)
                     }
                     let acknowledgement = PurgeAcknowledgement(fence: fence, at: clock.now(), removed: removed)
-                    acknowledger.acknowledge(tenant: tenant, acknowledgement, tier: tier, on: eventLoop)
+                    acknowledger.acknowledge(
+                        tenant: tenant, acknowledgement, tier: tier, fenceWentBack: change == .back, on: eventLoop)
                 })
         }
     }
