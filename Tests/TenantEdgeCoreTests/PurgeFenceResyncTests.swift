@@ -36,6 +36,14 @@ struct PurgeFenceResyncTests {
         #expect(outcome.fences == ["acme": 7, "globex": 9])
     }
 
+    /// A Redis that hands out the largest fence there is (damaged, or hostile): no arithmetic to
+    /// overflow, and the rule still only compares.
+    @Test func theLargestFenceIsComparedNotComputedWith() {
+        let outcome = Self.compare(known: ["acme": Int.max], read: [("acme", 3)], heard: ["acme": Int.max])
+        #expect(outcome.resyncs == [Resync(tenant: "acme", fence: Int.max, change: .back)])
+        #expect(outcome.fences["acme"] == Int.max)
+    }
+
     @Test func aFenceThatWentBackIsFollowedNotKeptAtItsOldHigh() {
         // A Redis restarted empty: fence 0 read where 20 was known, then purges 1 and 2 heard.
         let outcome = Self.compare(

@@ -240,8 +240,10 @@ final class SiblingPurgeFollower: Sendable {
         else { return }
         state.withLock { state in
             state.fences[tenant] = max(state.fences[tenant] ?? 0, notice.fence)
-            if let heard = state.heard?[tenant], heard >= notice.fence { return }
-            if state.heard != nil { state.heard?[tenant] = notice.fence }
+            if var heard = state.heard {
+                heard[tenant] = max(heard[tenant] ?? 0, notice.fence)
+                state.heard = heard
+            }
         }
         if notice.node != nodeID { apply(tenant, notice) }
     }
