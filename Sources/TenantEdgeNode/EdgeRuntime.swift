@@ -267,9 +267,9 @@ package final class EdgeRuntime: Sendable {
         TenantInvalidator(metrics: metrics).purge(request, cache: cache, tier: l2(for: cache.tenant.id), on: eventLoop)
     }
 
-    /// `purge`, also telling whether it reached Redis (siblings hear of it only then).
+    /// `purge`, also telling where it got in L2 (siblings hear of it only once Redis took it).
     func purgeReporting(_ request: PurgeRequest, cache: TenantCache, on eventLoop: any EventLoop)
-        -> EventLoopFuture<(removed: Int, reachedL2: Bool)>
+        -> EventLoopFuture<(removed: Int, reach: PurgeReach)>
     {
         TenantInvalidator(metrics: metrics).purgeReporting(
             request, cache: cache, tier: l2(for: cache.tenant.id), on: eventLoop)

@@ -66,4 +66,46 @@ struct TenantReturnTests {
         await edge.shutdown()
         await proxy.stop()
     }
+
+    /// The erasure's last step, decided `gone` while the tenant was away, may reach Redis after the
+    /// tenant came back (a call that timed out stays queued on its connection). Redis itself checks
+    /// the generation the erasure's drop made: once the returned tenant's own drop moved it, the
+    /// step touches nothing (the generation, its entries and acknowledgements stay) and the erasure
+    /// decides again.
+    @Test func aGoneStepArrivingAfterTheReturnLeavesTheTenantsGeneration() async throws {
+        let redis = try RedisProcess()
+        let edge = try await EdgeHarness.start(
+            configure: {
+                $0.cache.redis = .init(url: "redis://127.0.0.1:\(redis.port)/0", poolSize: 2, timeoutMs: 1000)
+            },
+            script: { _ in .init(headers: [("Cache-Control", "max-age=3600")], body: "v") })
+        do {
+            let direct = try RedisConnection.open(RedisEndpoint(host: "127.0.0.1", port: redis.port), timeoutMs: 1000)
+            let tier = try #require(edge.runtime.l2(for: "acme"))
+            #expect(try await edge.get("/a").body == "v")
+            try await waitUntil(seconds: 5) { (try? direct.command("EXISTS", "te:acme:keys")) == .integer(1) }
+            _ = try direct.command("HSET", "te:acme:acks", "test-b", "{}")
+
+            let erasures = try #require(try await tier.dropGeneration(tenant: "acme", on: edge.runtime.eventLoop).get()).count
+            let returned = try #require(try await tier.dropGeneration(tenant: "acme", on: edge.runtime.eventLoop).get()).count
+            #expect(returned == erasures + 1)
+            let late = try await tier.erase(
+                tenant: "acme", back: false, generation: erasures, on: edge.runtime.eventLoop
+            ).get()
+            #expect(!late, "a stale gone step reports that the erasure must decide again")
+            #expect(try direct.command("GET", "te:acme:gen") == .string(Array(String(returned).utf8)))
+            #expect(try direct.command("EXISTS", "te:acme:keys") == .integer(1), "nothing deleted")
+            #expect(try direct.command("HEXISTS", "te:acme:acks", "test-b") == .integer(1))
+
+            // Decided again with the generation as it is, the step runs.
+            #expect(
+                try await tier.erase(tenant: "acme", back: false, generation: returned, on: edge.runtime.eventLoop)
+                    .get())
+            #expect(try direct.command("EXISTS", "te:acme:gen", "te:acme:keys", "te:acme:acks") == .integer(0))
+        } catch {
+            await edge.shutdown()
+            throw error
+        }
+        await edge.shutdown()
+    }
 }

@@ -111,12 +111,9 @@ struct AdminResponder: HTTPResponder {
         let (logger, audit, runtime) = (runtime.logger, runtime.audit, runtime)
         let actor = tokenDigest(request).map { "admin:" + Hex.encode($0.prefix(6)) } ?? "admin"
         return .later(
-            runtime.purgeReporting(purge, cache: cache, on: eventLoop).flatMap { purged, reachedL2 in
-                runtime.regionPeers.purged(
-                    tenant: purge.tenant, removed: purged, reachedL2: reachedL2, runtime: runtime, on: eventLoop
-                )
-                .map { (purged, $0) }
-            }.map { purged, id in
+            runtime.purgeReporting(purge, cache: cache, on: eventLoop).map { purged, reach in
+                let id = runtime.regionPeers.purged(
+                    tenant: purge.tenant, removed: purged, reach: reach, runtime: runtime, on: eventLoop)
                 logger.info("purge", metadata: ["tenant": "\(purge.tenant)", "purged": "\(purged)"])
                 audit.record(
                     "purge", actor: actor, tenant: purge.tenant,

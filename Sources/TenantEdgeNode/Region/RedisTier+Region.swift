@@ -17,21 +17,6 @@ extension RedisTier {
     static let regionRecordsRead = 256
     static let beaconKey = "te:_region:nodes"
 
-    /// The tenant's purge fence now (0 before its first purge).
-    func purgeFence(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
-        run([Array("GET".utf8), Array("te:\(tenant):fence".utf8)], on: eventLoop) { reply -> Int in
-            switch reply {
-            case .null: return 0
-            case .string(let bytes):
-                guard let fence = Int(String(decoding: bytes, as: UTF8.self)), fence >= 0 else {
-                    throw EdgeError(.redisFailure, "purge fence is not a number")
-                }
-                return fence
-            default: throw EdgeError(.redisFailure, "unexpected reply to GET")
-            }
-        }
-    }
-
     /// Records that `node` applied `tenant`'s purges up to `acknowledgement.fence`. Only ever raises
     /// the node's fence: calls on different connections may arrive out of order. True once Redis
     /// holds it (or a higher one); `PurgeAcknowledger` writes it again until then.

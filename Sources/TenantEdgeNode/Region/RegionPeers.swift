@@ -53,33 +53,31 @@ final class RegionPeers: Sendable {
         }
     }
 
-    /// After a purge through the admin API: its id (the tenant's fence after it, or 0 without
-    /// L2), with this node's acknowledgement recorded here and in Redis. A purge that did not reach
-    /// Redis (`reachedL2` false), or whose fence cannot be read, gets `PurgeID.notPropagated`: no
-    /// sibling has heard of it, so none may be counted, and no such fence is written as an acknowledgement
-    /// (it would count for every later purge).
-    func purged(tenant: String, removed: Int, reachedL2: Bool, runtime: EdgeRuntime, on eventLoop: any EventLoop)
-        -> EventLoopFuture<PurgeID>
+    /// After a purge through the admin API: its id (the fence its own scripts made, or 0 without
+    /// L2), with this node's acknowledgement recorded here and in the Redis that made the fence. A
+    /// purge that did not reach Redis gets `PurgeID.notPropagated`: no sibling has heard of it, so
+    /// none may be counted, and no such fence is written as an acknowledgement (it would count for
+    /// every later purge). The id is never a fence read afterwards: that could count a sibling's
+    /// purge this node has not applied yet, or an erasure's fence move no sibling acknowledges.
+    func purged(tenant: String, removed: Int, reach: PurgeReach, runtime: EdgeRuntime, on eventLoop: any EventLoop)
+        -> PurgeID
     {
-        // One tier for the fence and its acknowledgement: a table swap in between could give another
-        // Redis, which counts other fences.
-        let tier = runtime.l2(for: tenant)
-        let fence: EventLoopFuture<Int?> =
-            !reachedL2
-            ? eventLoop.makeSucceededFuture(nil)
-            : tier?.purgeFence(tenant: tenant, on: eventLoop) ?? eventLoop.makeSucceededFuture(0)
-        return fence.map { [self] fence in
-            let id = PurgeID(tenant: tenant, fence: fence ?? PurgeID.notPropagated)
-            let acknowledgement = PurgeAcknowledgement(fence: id.fence, at: runtime.clock.now(), removed: removed)
-            self.ownPurges.withLock { purges in
-                purges.append((id.description, acknowledgement))
-                if purges.count > 256 { purges.removeFirst(purges.count - 256) }
-            }
-            if fence != nil, let tier {
-                runtime.acknowledger.acknowledge(tenant: tenant, acknowledgement, tier: tier, on: eventLoop)
-            }
-            return id
+        let fence: Int
+        switch reach {
+        case .noSharedTier: fence = 0
+        case .notReached: fence = PurgeID.notPropagated
+        case .reached(let made, _): fence = made
         }
+        let id = PurgeID(tenant: tenant, fence: fence)
+        let acknowledgement = PurgeAcknowledgement(fence: id.fence, at: runtime.clock.now(), removed: removed)
+        ownPurges.withLock { purges in
+            purges.append((id.description, acknowledgement))
+            if purges.count > 256 { purges.removeFirst(purges.count - 256) }
+        }
+        if case .reached(_, let tier) = reach {
+            runtime.acknowledger.acknowledge(tenant: tenant, acknowledgement, tier: tier, on: eventLoop)
+        }
+        return id
     }
 
     /// Which nodes have applied the purge `id`: this node when it ran it here, and every sibling

@@ -176,9 +176,13 @@ final class RedisTier: Sendable {
         }
     }
 
+    /// What a purge script answers: how many it removed (the new generation, for a drop) and the
+    /// fence it made, the purge's id.
+    typealias PurgeAnswer = (count: Int, fence: Int)
+
     /// Deletes the entries of these digests; how many Redis removed, or nil when Redis was unavailable.
-    func delete(tenant: String, digests: [KeyDigest], on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
-        evaluateCount(
+    func delete(tenant: String, digests: [KeyDigest], on eventLoop: any EventLoop) -> EventLoopFuture<PurgeAnswer?> {
+        evaluatePurge(
             SharedTierScripts.purgeCall(
                 SharedTierScripts.delete, tenant: tenant, database: endpoint.database, node: nodeID, digests: digests),
             what: "delete", on: eventLoop)
@@ -186,8 +190,8 @@ final class RedisTier: Sendable {
 
     /// Deletes the entries indexed under these tag or prefix digests (O(entries removed), no scan);
     /// how many, or nil when Redis was unavailable.
-    func purge(tenant: String, indexes: [KeyDigest], on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
-        evaluateCount(
+    func purge(tenant: String, indexes: [KeyDigest], on eventLoop: any EventLoop) -> EventLoopFuture<PurgeAnswer?> {
+        evaluatePurge(
             SharedTierScripts.purgeCall(
                 SharedTierScripts.purgeIndexes, tenant: tenant, database: endpoint.database, node: nodeID,
                 digests: indexes),
@@ -195,15 +199,13 @@ final class RedisTier: Sendable {
     }
 
     /// Makes every stored entry of the tenant unreachable at once (O(1)); they expire on their own.
-    /// False when Redis was unavailable.
-    func dropGeneration(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
-        evaluateCount(
+    /// Answers the generation it made (`count`) and its fence, or nil when Redis was unavailable.
+    func dropGeneration(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<PurgeAnswer?> {
+        evaluatePurge(
             SharedTierScripts.purgeCall(
                 SharedTierScripts.dropGeneration, tenant: tenant, database: endpoint.database, node: nodeID, digests: []
             ),
-            what: "generation drop", on: eventLoop
-        )
-        .map { $0 != nil }
+            what: "generation drop", on: eventLoop)
     }
 
     /// Deletes the tenant's entries sealed under a retired key version, batch by batch (only that
@@ -220,15 +222,20 @@ final class RedisTier: Sendable {
     }
 
     /// Deletes every key of the tenant in this Redis (erasure), batch by batch; true when none is
-    /// left, false when Redis stopped answering first (the caller tries again).
+    /// left, false when Redis stopped answering first or the generation moved from `generation`
+    /// (the caller drops it and decides `back` again).
     /// `back`: the tenant is served again here; its generation and acknowledgements are kept.
-    func erase(tenant: String, back: Bool = false, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
+    /// Otherwise `generation` is the one the erasure's own drop made, checked in Redis by each batch.
+    func erase(tenant: String, back: Bool, generation: Int, on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
         let arguments = SharedTierScripts.call(
-            SharedTierScripts.erase, tenant: tenant, [Array((back ? "back" : "gone").utf8)])
+            SharedTierScripts.erase, tenant: tenant,
+            [Array((back ? "back" : "gone").utf8), Array(String(generation).utf8)])
         return evaluateCount(arguments, what: "erasure", on: eventLoop)
             .flatMap { left in
-                guard let left else { return eventLoop.makeSucceededFuture(false) }
-                guard left == 0 else { return self.erase(tenant: tenant, back: back, on: eventLoop) }
+                guard let left, left >= 0 else { return eventLoop.makeSucceededFuture(false) }
+                guard left == 0 else {
+                    return self.erase(tenant: tenant, back: back, generation: generation, on: eventLoop)
+                }
                 if back { return eventLoop.makeSucceededFuture(true) }  // its floor is the returned tenant's
                 // The tenant's generation is gone with it; if it comes back, it counts from 0 again.
                 self.generationFloor.withLock { $0[tenant] = nil }
@@ -240,6 +247,22 @@ final class RedisTier: Sendable {
     func liveBytes(tenant: String, on eventLoop: any EventLoop) -> EventLoopFuture<Int?> {
         evaluateCount(
             SharedTierScripts.call(SharedTierScripts.liveBytes, tenant: tenant), what: "byte ledger", on: eventLoop)
+    }
+
+    private func evaluatePurge(_ arguments: [[UInt8]], what: String, on eventLoop: any EventLoop)
+        -> EventLoopFuture<PurgeAnswer?>
+    {
+        run(arguments, on: eventLoop) { reply -> PurgeAnswer in
+            switch reply {
+            case .array(let fields):
+                guard fields.count == 2, case .integer(let count) = fields[0], case .integer(let fence) = fields[1],
+                    fence > 0
+                else { throw EdgeError(.redisFailure, "\(what): unexpected reply") }
+                return (count, fence)
+            case .error(let message): throw EdgeError(.redisFailure, "\(what): \(message)")
+            default: throw EdgeError(.redisFailure, "\(what): unexpected reply")
+            }
+        }
     }
 
     private func evaluateCount(_ arguments: [[UInt8]], what: String, on eventLoop: any EventLoop) -> EventLoopFuture<
@@ -276,7 +299,7 @@ final class RedisTier: Sendable {
     func retryPendingPurges(on eventLoop: any EventLoop) async {
         guard case .dropGenerations(let tenants) = pending.withLock({ $0.retryDue() }) else { return }
         var dropped: Set<String> = []
-        for tenant in tenants where (try? await dropGeneration(tenant: tenant, on: eventLoop).get()) == true {
+        for tenant in tenants where (try? await dropGeneration(tenant: tenant, on: eventLoop).get()) != nil {
             dropped.insert(tenant)
         }
         pending.withLock { $0.roundFinished(dropped: dropped) }

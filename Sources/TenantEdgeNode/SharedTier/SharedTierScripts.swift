@@ -108,7 +108,8 @@ enum SharedTierScripts {
             + " .. (#ARGV > 3 and (' ' .. table.concat(ARGV, ' ', 4)) or ''))\n"
     }
 
-    /// Deletes the entries of these digests; returns how many existed.
+    /// Deletes the entries of these digests; returns how many existed and the fence this purge made
+    /// (a purge's id: a fence read afterwards could already count a sibling's purge or an erasure).
     static let delete = """
         local fence = redis.call('INCR', KEYS[2])
         redis.call('PERSIST', KEYS[2])  -- a fence moved by an erasure expires; one in use never may
@@ -118,10 +119,11 @@ enum SharedTierScripts {
           forget(key)
           n = n + redis.call('DEL', key)
         end
-        return n
+        return {n, fence}
         """
 
-    /// Deletes every entry listed in the index sets of these digests, and the sets.
+    /// Deletes every entry listed in the index sets of these digests, and the sets; returns how many
+    /// and the fence this purge made.
     static let purgeIndexes = """
         local fence = redis.call('INCR', KEYS[2])
         redis.call('PERSIST', KEYS[2])  -- a fence moved by an erasure expires; one in use never may
@@ -134,14 +136,15 @@ enum SharedTierScripts {
           end
           redis.call('DEL', idx)
         end
-        return n
+        return {n, fence}
         """
 
-    /// Makes every entry of the tenant unreachable at once (O(1)); they expire on their own.
+    /// Makes every entry of the tenant unreachable at once (O(1)); they expire on their own. Returns
+    /// the new generation and the fence this purge made.
     static let dropGeneration = """
         local fence = redis.call('INCR', KEYS[2])
         redis.call('PERSIST', KEYS[2])  -- a fence moved by an erasure expires; one in use never may
-        \(publish("a"))return redis.call('INCR', KEYS[1])
+        \(publish("a"))return {redis.call('INCR', KEYS[1]), fence}
         """
 
     /// A generation seen lower than before (Redis restarted empty, a replica that was behind took
@@ -176,12 +179,18 @@ enum SharedTierScripts {
     /// are left, its generation, key list and purge acknowledgements. `ARGV[2]` = `back`: the tenant
     /// is served again (it returned while this erasure retried), so its generation and acknowledgements
     /// belong to it now and stay (deleted, its siblings read the generation going back as a roll-back,
-    /// and its purges lost the acknowledgements siblings had already written).
+    /// and its purges lost the acknowledgements siblings had already written). `ARGV[2]` = `gone`
+    /// comes with `ARGV[3]`, the generation the erasure's own drop made: when the generation moved
+    /// since, someone dropped it again (the tenant came back while this call was on its way, or a
+    /// node still serving it purged everything), so nothing is touched and `-1` asks the caller to
+    /// decide again. Decided when the call left, `gone` could otherwise run in Redis after the tenant
+    /// returned (a call that timed out on our side stays queued on its connection).
     /// Returns how many keys are left to delete. The fence is moved, never deleted: a deleted fence
     /// reads as `0` again, and a fetch that read `0` before the erasure would pass the write check and
     /// bring the tenant's data back. It expires after three
     /// hours, longer than any fetch can take (`limits.upstream_*_timeout_ms` are at most an hour each).
     static let erase = """
+        if ARGV[2] ~= 'back' and (redis.call('GET', KEYS[1]) or '0') ~= ARGV[3] then return -1 end
         local batch = redis.call('ZRANGE', KEYS[3], 0, 999)
         for _, k in ipairs(batch) do redis.call('DEL', k) end
         if #batch > 0 then redis.call('ZREM', KEYS[3], unpack(batch)) end

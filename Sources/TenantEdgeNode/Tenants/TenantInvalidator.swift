@@ -13,14 +13,14 @@ struct TenantInvalidator: Sendable {
     func purge(_ original: PurgeRequest, cache: TenantCache, tier: RedisTier?, on eventLoop: any EventLoop)
         -> EventLoopFuture<Int>
     {
-        purgeReporting(original, cache: cache, tier: tier, on: eventLoop).map(\.removed)
+        purgeReporting(original, cache: cache, tier: tier, on: eventLoop).map { $0.removed }
     }
 
-    /// `purge`, also telling whether the purge reached Redis now (`reachedL2`; true without L2). When
-    /// it did not, siblings have not heard of it yet: it reaches them later as a generation drop.
+    /// `purge`, also telling where it got in L2 (`PurgeReach`): siblings hear of it only once Redis
+    /// took it; until then it reaches them later as a generation drop.
     func purgeReporting(
         _ original: PurgeRequest, cache: TenantCache, tier: RedisTier?, on eventLoop: any EventLoop
-    ) -> EventLoopFuture<(removed: Int, reachedL2: Bool)> {
+    ) -> EventLoopFuture<(removed: Int, reach: PurgeReach)> {
         // Keys and prefixes in the form the traffic path keys them, so purging `/a/../b` reaches `/b`.
         var request = original
         if cache.tenant.normalizePath {
@@ -36,11 +36,14 @@ struct TenantInvalidator: Sendable {
         metrics.recordInvalidation("prefix", count: request.prefixes.count)
         metrics.recordInvalidation("all", count: request.all ? 1 : 0)
         let tenant = cache.tenant.id
-        guard let l2 = tier else { return eventLoop.makeSucceededFuture((removed, true)) }
+        guard let l2 = tier else { return eventLoop.makeSucceededFuture((removed, .noSharedTier)) }
         if request.all {
             return l2.dropGeneration(tenant: tenant, on: eventLoop).map { dropped in
-                if !dropped { l2.markUntrusted(tenant, on: eventLoop) }
-                return (removed, dropped)
+                guard let dropped else {
+                    l2.markUntrusted(tenant, on: eventLoop)
+                    return (removed, .notReached)
+                }
+                return (removed, .reached(fence: dropped.fence, tier: l2))
             }
         }
         let primaries = request.keys.map { cache.primaryDigest(target: $0) }
@@ -49,13 +52,28 @@ struct TenantInvalidator: Sendable {
         let indexes = primaries + request.tags.map(cache.tagDigest) + request.prefixes.map(cache.prefixDigest)
         let byIndex =
             indexes.isEmpty
-            ? eventLoop.makeSucceededFuture(Optional(0)) : l2.purge(tenant: tenant, indexes: indexes, on: eventLoop)
+            ? eventLoop.makeSucceededFuture(Optional((count: 0, fence: 0)))
+            : l2.purge(tenant: tenant, indexes: indexes, on: eventLoop)
         return byKey.and(byIndex).map { deleted, indexed in
             guard let deleted, let indexed else {
                 l2.markUntrusted(tenant, on: eventLoop)  // applied later as a generation drop: coarser, never lost
-                return (removed, false)
+                return (removed, .notReached)
             }
-            return (removed + deleted + indexed, true)
+            // The purge's id: the higher fence its two scripts made (each published its own notice).
+            return (
+                removed + deleted.count + indexed.count, .reached(fence: max(deleted.fence, indexed.fence), tier: l2)
+            )
         }
     }
+}
+
+/// Where a purge got in L2; a purge's id for `/_edge/purges/<id>` comes from it.
+enum PurgeReach: Sendable {
+    /// The tenant has no L2: no sibling hears of the purge.
+    case noSharedTier
+    /// Redis did not take it now: siblings hear of it later, as a generation drop.
+    case notReached
+    /// Redis took it: `fence` is the highest its scripts made, on `tier` (a table swap since could
+    /// give the tenant another Redis, which counts other fences).
+    case reached(fence: Int, tier: RedisTier)
 }

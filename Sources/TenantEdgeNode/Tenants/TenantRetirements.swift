@@ -144,9 +144,15 @@ final class TenantRetirements: Service, Sendable {
             }
             var attempt = 0
             while !Task.isCancelled {
-                _ = try? await tier.dropGeneration(tenant: erasure.tenant, on: eventLoop).get()
-                let back = isServed.withLock { $0 }?(erasure.tenant) ?? false
-                if (try? await tier.erase(tenant: erasure.tenant, back: back, on: eventLoop).get()) == true { break }
+                // `gone` is checked in Redis against the generation this drop made: a return whose own
+                // drop reached Redis first makes the step a no-op, whenever the call itself arrives.
+                if let drop = try? await tier.dropGeneration(tenant: erasure.tenant, on: eventLoop).get() {
+                    let back = isServed.withLock { $0 }?(erasure.tenant) ?? false
+                    let erased = try? await tier.erase(
+                        tenant: erasure.tenant, back: back, generation: drop.count, on: eventLoop
+                    ).get()
+                    if erased == true { break }
+                }
                 attempt += 1
                 do { try await clock.sleep(seconds: min(5, 0.2 * Double(1 << min(attempt, 5)))) } catch { break }
             }
