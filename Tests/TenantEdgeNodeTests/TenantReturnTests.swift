@@ -86,8 +86,10 @@ struct TenantReturnTests {
             try await waitUntil(seconds: 5) { (try? direct.command("EXISTS", "te:acme:keys")) == .integer(1) }
             _ = try direct.command("HSET", "te:acme:acks", "test-b", "{}")
 
-            let erasures = try #require(try await tier.dropGeneration(tenant: "acme", on: edge.runtime.eventLoop).get()).count
-            let returned = try #require(try await tier.dropGeneration(tenant: "acme", on: edge.runtime.eventLoop).get()).count
+            let erasures = try #require(try await tier.dropGeneration(tenant: "acme", on: edge.runtime.eventLoop).get())
+                .count
+            let returned = try #require(try await tier.dropGeneration(tenant: "acme", on: edge.runtime.eventLoop).get())
+                .count
             #expect(returned == erasures + 1)
             let late = try await tier.erase(
                 tenant: "acme", back: false, generation: erasures, on: edge.runtime.eventLoop
