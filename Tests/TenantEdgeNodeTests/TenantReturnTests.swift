@@ -110,4 +110,36 @@ struct TenantReturnTests {
         }
         await edge.shutdown()
     }
+
+    /// A generation or fence `INCR` refuses (not a number, or at the 64-bit limit) starts again at 1:
+    /// before, every generation drop failed on it, so the erasure (which now runs its steps only
+    /// after a drop) never deleted the tenant's keys, and every purge of everything failed.
+    @Test(arguments: [("x", "9223372036854775807"), ("9223372036854775807", "not a fence")])
+    func aDamagedGenerationOrFenceStopsNeitherPurgesNorTheErasure(generation: String, fence: String) async throws {
+        let redis = try RedisProcess()
+        let edge = try await EdgeHarness.start(
+            configure: {
+                $0.cache.redis = .init(url: "redis://127.0.0.1:\(redis.port)/0", poolSize: 1, timeoutMs: 1000)
+            },
+            script: { _ in .init(headers: [("Cache-Control", "max-age=3600")], body: "v") })
+        do {
+            let direct = try RedisConnection.open(RedisEndpoint(host: "127.0.0.1", port: redis.port), timeoutMs: 1000)
+            let tier = try #require(edge.runtime.l2(for: "acme"))
+            _ = try await edge.get("/a")
+            try await waitUntil(seconds: 5) { (try? direct.command("EXISTS", "te:acme:keys")) == .integer(1) }
+            _ = try direct.command("SET", "te:acme:gen", generation)
+            _ = try direct.command("SET", "te:acme:fence", fence)
+
+            let drop = try #require(try await tier.dropGeneration(tenant: "acme", on: edge.runtime.eventLoop).get())
+            #expect(drop.fence == 1 && drop.count == 1, "each starts again at 1")
+            #expect(
+                try await tier.erase(tenant: "acme", back: false, generation: drop.count, on: edge.runtime.eventLoop)
+                    .get())
+            #expect(try direct.command("EXISTS", "te:acme:gen", "te:acme:keys") == .integer(0))
+        } catch {
+            await edge.shutdown()
+            throw error
+        }
+        await edge.shutdown()
+    }
 }

@@ -256,7 +256,7 @@ final class RedisTier: Sendable {
             switch reply {
             case .array(let fields):
                 guard fields.count == 2, case .integer(let count) = fields[0], case .integer(let fence) = fields[1],
-                    fence > 0
+                    fence > 0, count >= 0
                 else { throw EdgeError(.redisFailure, "\(what): unexpected reply") }
                 return (count, fence)
             case .error(let message): throw EdgeError(.redisFailure, "\(what): \(message)")

@@ -101,6 +101,23 @@ enum SharedTierScripts {
         return 1
         """
 
+    /// Bumps a counter (`fence` or generation) like `INCR`, except that a value `INCR` refuses (not an
+    /// integer, or at the 64-bit limit) starts again at 1 instead of failing the script: a damaged
+    /// key must not keep every purge and erasure of the tenant from running. A fence or generation
+    /// seen going back is a case the nodes handle already (a resync drops L1; a lower generation is
+    /// raised above the highest seen).
+    private static let bump = """
+        local function bump(key)
+          local n = redis.pcall('INCR', key)
+          if type(n) ~= 'number' then
+            redis.call('SET', key, 1)
+            n = 1
+          end
+          return n
+        end
+
+        """
+
     /// Purge scripts take `ARGV[2]` the tenant's purge channel, `ARGV[3]` this node's id and
     /// `ARGV[4…]` digests, and publish a `PurgeNotice` in the same atomic step.
     private static func publish(_ kind: String) -> String {
@@ -111,7 +128,7 @@ enum SharedTierScripts {
     /// Deletes the entries of these digests; returns how many existed and the fence this purge made
     /// (a purge's id: a fence read afterwards could already count a sibling's purge or an erasure).
     static let delete = """
-        local fence = redis.call('INCR', KEYS[2])
+        \(bump)local fence = bump(KEYS[2])
         redis.call('PERSIST', KEYS[2])  -- a fence moved by an erasure expires; one in use never may
         \(publish("k"))\(prelude)local n = 0
         for i = 4, #ARGV do
@@ -125,7 +142,7 @@ enum SharedTierScripts {
     /// Deletes every entry listed in the index sets of these digests, and the sets; returns how many
     /// and the fence this purge made.
     static let purgeIndexes = """
-        local fence = redis.call('INCR', KEYS[2])
+        \(bump)local fence = bump(KEYS[2])
         redis.call('PERSIST', KEYS[2])  -- a fence moved by an erasure expires; one in use never may
         \(publish("i"))\(prelude)local n = 0
         for i = 4, #ARGV do
@@ -142,9 +159,9 @@ enum SharedTierScripts {
     /// Makes every entry of the tenant unreachable at once (O(1)); they expire on their own. Returns
     /// the new generation and the fence this purge made.
     static let dropGeneration = """
-        local fence = redis.call('INCR', KEYS[2])
+        \(bump)local fence = bump(KEYS[2])
         redis.call('PERSIST', KEYS[2])  -- a fence moved by an erasure expires; one in use never may
-        \(publish("a"))return {redis.call('INCR', KEYS[1]), fence}
+        \(publish("a"))return {bump(KEYS[1]), fence}
         """
 
     /// A generation seen lower than before (Redis restarted empty, a replica that was behind took
@@ -152,10 +169,10 @@ enum SharedTierScripts {
     /// entries of the generations in between stay unreachable and the tenant's L2 works again. It
     /// is a purge of everything, published like one (`ARGV[2]` channel, `ARGV[3]` node id).
     static let raiseGeneration = """
-        local fence = redis.call('INCR', KEYS[2])
+        \(bump)local fence = bump(KEYS[2])
         redis.call('PERSIST', KEYS[2])
         redis.call('PUBLISH', ARGV[2], fence .. ' ' .. ARGV[3] .. ' a')
-        local g = tonumber(redis.call('GET', KEYS[1]) or '0')
+        local g = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
         if g <= tonumber(ARGV[4]) then redis.call('SET', KEYS[1], tonumber(ARGV[4]) + 1) end
         return g
         """
@@ -190,7 +207,7 @@ enum SharedTierScripts {
     /// bring the tenant's data back. It expires after three
     /// hours, longer than any fetch can take (`limits.upstream_*_timeout_ms` are at most an hour each).
     static let erase = """
-        if ARGV[2] ~= 'back' and (redis.call('GET', KEYS[1]) or '0') ~= ARGV[3] then return -1 end
+        \(bump)if ARGV[2] ~= 'back' and (redis.call('GET', KEYS[1]) or '0') ~= ARGV[3] then return -1 end
         local batch = redis.call('ZRANGE', KEYS[3], 0, 999)
         for _, k in ipairs(batch) do redis.call('DEL', k) end
         if #batch > 0 then redis.call('ZREM', KEYS[3], unpack(batch)) end
@@ -202,7 +219,7 @@ enum SharedTierScripts {
           else
             redis.call('DEL', KEYS[1], KEYS[3], prefix .. 'acks')
           end
-          redis.call('INCR', KEYS[2])
+          bump(KEYS[2])
           redis.call('EXPIRE', KEYS[2], 10800)
         end
         return left

@@ -60,9 +60,9 @@ struct TenantInvalidator: Sendable {
                 return (removed, .notReached)
             }
             // The purge's id: the higher fence its two scripts made (each published its own notice).
-            return (
-                removed + deleted.count + indexed.count, .reached(fence: max(deleted.fence, indexed.fence), tier: l2)
-            )
+            // Redis's counts are capped before they are added: no reply can overflow the sum.
+            let counted = removed + min(deleted.count, 1 << 40) + min(indexed.count, 1 << 40)
+            return (counted, .reached(fence: max(deleted.fence, indexed.fence), tier: l2))
         }
     }
 }
