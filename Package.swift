@@ -186,7 +186,7 @@ let package = Package(
         .testTarget(name: "TenantEdgeCoreTests", dependencies: ["TenantEdgeCore"], swiftSettings: strict),
         .testTarget(
             name: "TenantEdgeNativeTests",
-            dependencies: ["TenantEdgeNative", "TenantEdgeCore"],
+            dependencies: ["TenantEdgeNative", "TenantEdgeCore", "COpenSSL"],
             swiftSettings: strict
         ),
         .testTarget(
