@@ -2,8 +2,8 @@
 #define TE_COPENSSL_SHIM_H
 // libcrypto only: EVP ciphers (AES-256-GCM), MACs (HMAC-SHA256), KDFs (HKDF), signatures (Ed25519),
 // and SHA-256's state for the hit path's HMAC (below). SHA256_Init/Update/Final are deprecated in
-// OpenSSL 3.0 (they stay until 4.0) in favour of EVP_MD, whose context copy allocates.
-#define OPENSSL_SUPPRESS_DEPRECATED 1
+// OpenSSL 3.0 in favour of EVP_MD, whose context copy allocates; they bypass providers, so a FIPS
+// provider configured for OpenSSL would not cover the HMAC.
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/core_names.h>

@@ -3,7 +3,8 @@ import Synchronization
 import TenantEdgeCore
 
 /// Everything TenantEdge needs from libcrypto (OpenSSL 3): AES-256-GCM sealing with reused,
-/// pre-keyed contexts, HMAC-SHA256 from a keyed template, HKDF-SHA256, SHA-256 and random bytes.
+/// pre-keyed contexts, HMAC-SHA256 from precomputed SHA-256 states, HKDF-SHA256, SHA-256 and random
+/// bytes.
 /// Unsafe pointers stay inside this file; C failures become `EdgeError` in `check`.
 public enum OpenSSL {
     /// Cryptographically strong random bytes.
@@ -122,29 +123,33 @@ public final class HMACSHA256: @unchecked Sendable {
     private let states: UnsafeMutablePointer<SHA256_CTX>
 
     public init(key: [UInt8]) throws(EdgeError) {
-        // RFC 2104: a key longer than the block is hashed first; a shorter one is padded with zeros.
+        // RFC 2104: a key longer than the 64-byte block is hashed first; a shorter one is padded with zeros.
         var block = [UInt8](repeating: 0, count: 64)
+        defer { block.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) } }
         if key.count > 64 {
             var hashed = [UInt8](repeating: 0, count: 32)
+            defer { hashed.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) } }
             guard SHA256(key, key.count, &hashed) != nil else { throw OpenSSL.failure("SHA256") }
             block.replaceSubrange(0..<32, with: hashed)
-            OPENSSL_cleanse(&hashed, hashed.count)
         } else {
             block.replaceSubrange(0..<key.count, with: key)
         }
-        defer { OPENSSL_cleanse(&block, block.count) }
-        states = .allocate(capacity: 2)
         var inner = block.map { $0 ^ 0x36 }
         var outer = block.map { $0 ^ 0x5c }
         defer {
-            OPENSSL_cleanse(&inner, inner.count)
-            OPENSSL_cleanse(&outer, outer.count)
+            inner.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
+            outer.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
         }
-        guard te_sha256_pad_state(states, inner) == 1, te_sha256_pad_state(states + 1, outer) == 1 else {
-            OPENSSL_cleanse(states, 2 * MemoryLayout<SHA256_CTX>.stride)
-            states.deallocate()
+        precondition(inner.count == 64 && outer.count == 64, "te_sha256_pad_state reads 64 bytes")
+        // Made in a local first: `self.states` is set only once both are ready, so a failure here
+        // never reaches `deinit` (which would cleanse and free them a second time).
+        let made = UnsafeMutablePointer<SHA256_CTX>.allocate(capacity: 2)
+        guard te_sha256_pad_state(made, inner) == 1, te_sha256_pad_state(made + 1, outer) == 1 else {
+            OPENSSL_cleanse(made, 2 * MemoryLayout<SHA256_CTX>.stride)
+            made.deallocate()
             throw OpenSSL.failure("SHA256_Init")
         }
+        states = made
     }
 
     deinit {

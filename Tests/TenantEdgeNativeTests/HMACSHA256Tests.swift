@@ -49,6 +49,17 @@ import Testing
         #expect(Self.reference(key: key, message) == Self.mac(hmac, prefix: [], message))
     }
 
+    /// Keys at the block's edges (0, 1, 63, 64, 65 bytes; over 64 they are hashed first) and empty
+    /// or block-sized messages, each against OpenSSL's HMAC.
+    @Test(arguments: [0, 1, 32, 63, 64, 65, 128])
+    func matchesOpenSSLAtTheBlocksEdges(keyCount: Int) throws {
+        let key = (0..<keyCount).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }
+        let hmac = try HMACSHA256(key: key)
+        for message in [[], [0x61], [UInt8](repeating: 0x62, count: 55), [UInt8](repeating: 0x63, count: 64)] {
+            #expect(Self.mac(hmac, prefix: [], message) == Self.reference(key: key, message), "\(message.count)")
+        }
+    }
+
     /// Seeded keys of 0 to 200 bytes and messages of 0 to 300 bytes, split at every kind of point
     /// (nothing in the prefix, all of it, across the 64-byte block boundary), against OpenSSL's HMAC.
     @Test func matchesOpenSSLsHMACForAnyKeyMessageAndSplit() throws {

@@ -4,8 +4,9 @@ import Testing
 
 @testable import TenantEdgeNative
 
-/// The hit path's crypto on a worker lane (contexts kept per event loop and re-initialised per use)
-/// must give exactly what the shared path gives, every time, and the digest of a domain-prefixed
+/// The hit path's crypto on a worker lane (cipher contexts kept per event loop and re-initialised per
+/// use; HMAC states shared and only read) must give exactly what the shared path gives, every time,
+/// and the digest of a domain-prefixed
 /// target must be the one the concatenated string always had (entries already in Redis keep their names).
 @Suite struct LaneCryptoTests {
     /// Runs `body` on a thread that holds a worker lane.
@@ -16,7 +17,7 @@ import Testing
         }
     }
 
-    @Test func laneHMACMatchesRFC4231AndRestartsEachTime() throws {
+    @Test func laneHMACMatchesRFC4231EveryTime() throws {
         let hmac = try HMACSHA256(key: Array("Jefe".utf8))
         let digests = onLane { (0..<3).map { _ in hmac.mac("what do ya want for nothing?") } }
         for digest in digests {
