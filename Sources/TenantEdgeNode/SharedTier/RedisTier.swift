@@ -379,13 +379,13 @@ final class RedisTier: Sendable {
         _ arguments: [[UInt8]], on connection: RedisLoopConnection, wanted: @escaping () -> Bool,
         completion: @escaping RedisCommand.Completion
     ) {
-        guard arguments.count > 1, arguments[0] == Array("EVAL".utf8),
+        guard arguments.count > 1, arguments[0] == evalCommand,
             let sha = SharedTierScripts.shas[String(decoding: arguments[1], as: UTF8.self)]
         else {
             return connection.submit(arguments, completion: completion)
         }
         var bySHA = arguments
-        bySHA[0] = Array("EVALSHA".utf8)
+        bySHA[0] = evalSHACommand
         bySHA[1] = sha
         connection.submit(bySHA) { reply in
             if case .success(.error(let message)) = reply, message.hasPrefix("NOSCRIPT"), wanted() {
@@ -396,6 +396,11 @@ final class RedisTier: Sendable {
         }
     }
 }
+
+/// The command names `send` compares and writes, made once (an `Array("EVAL".utf8)` per call was
+/// an allocation on every L2 read).
+private let evalCommand = Array("EVAL".utf8)
+private let evalSHACommand = Array("EVALSHA".utf8)
 
 /// True for the first caller only: settles a call exactly once between its reply and its timer.
 private final class Once: Sendable {
