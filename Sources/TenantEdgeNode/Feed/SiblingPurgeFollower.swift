@@ -218,21 +218,19 @@ final class SiblingPurgeFollower: Sendable {
             default: throw EdgeError(.redisFailure, "unexpected reply to the purge fence of '\(tenant)'")
             }
         }
-        // Handed over in the same step as the comparison: a notice that arrives after it waits for the
-        // lock, so its acknowledgement always follows the resync's. Handed over after the lock, a
-        // resync whose fence went back (Redis restarted empty) could replace the acknowledgement of
-        // a first purge applied in between, and the status showed it only at the tenant's next purge.
         let resyncs = state.withLock { state in
             let outcome = PurgeFenceResync.compare(known: known, read: read, heard: state.heard ?? [:])
             state.heard = nil
             for (tenant, fence) in outcome.fences { state.fences[tenant] = fence }
-            for resync in outcome.resyncs { self.resync(resync.tenant, resync.fence, resync.change) }
             return outcome.resyncs
         }
-        for resync in resyncs where resync.change != .unknown {
-            logger.info(
-                "purges may have been missed while the subscription was down; L1 dropped",
-                metadata: ["tenant": "\(resync.tenant)", "fence": "\(resync.fence)", "change": "\(resync.change)"])
+        for resync in resyncs {
+            if resync.change != .unknown {
+                logger.info(
+                    "purges may have been missed while the subscription was down; L1 dropped",
+                    metadata: ["tenant": "\(resync.tenant)", "fence": "\(resync.fence)", "change": "\(resync.change)"])
+            }
+            self.resync(resync.tenant, resync.fence, resync.change)
         }
     }
 
