@@ -126,11 +126,13 @@ public final class RedisConnection {
         case REDIS_REPLY_STRING: return .string(bytes())
         case REDIS_REPLY_INTEGER: return .integer(Int(value.integer))
         case REDIS_REPLY_ARRAY:
-            // Sized once (a `compactMap` grew it 1, 2, 4: three allocations for an `MGET` of three);
-            // hiredis was refused any array above `maxArrayElements` before it allocated one.
+            // Sized once (a `compactMap` grew it 1, 2, 4: three allocations for an `MGET` of three).
+            // hiredis has parsed and holds every element by now (0 to `Int32.max` of them; the
+            // shared tier's reader refuses more than 1,024), so this costs no more than they do.
+            let count = max(0, value.elements)
             var items: [Reply] = []
-            items.reserveCapacity(value.elements)
-            for index in 0..<value.elements {
+            items.reserveCapacity(count)
+            for index in 0..<count {
                 if let element = value.element[index] { items.append(convert(element)) }
             }
             return .array(items)
