@@ -32,6 +32,8 @@ public final class EdgeNode: Sendable {
 
     /// The bound tenant-traffic port (the config may ask for 0 in tests).
     public var trafficPort: Int { traffic.port }
+    /// Traffic connections admitted and not yet closed.
+    package var trafficConnections: Int { traffic.openConnections }
     public var adminPort: Int { admin.port }
     /// The last invalidation applied from the origin's feed (0 standalone).
     public var invalidationCursor: Int { runtime.feedStatus.cursor.load(ordering: .relaxed) }

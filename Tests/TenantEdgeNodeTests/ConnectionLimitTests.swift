@@ -55,7 +55,9 @@ struct ConnectionLimitTests {
             // Closed exactly once, below: a second close could hit a descriptor NIO reused meanwhile.
             let held = (0..<3).compactMap { _ in Self.connect(edge.node.trafficPort) }
             #expect(held.count == 3)
-            try await Task.sleep(for: .milliseconds(100))
+            // Admitted on their event loops, not in accept order: a sleep was too short once under
+            // ThreadSanitizer (the fourth connection was set up before the third held one).
+            try await waitUntil(seconds: 10) { edge.node.trafficConnections == 3 }
             let extra = try await RawHTTP.exchange(
                 port: edge.node.trafficPort, "GET /x HTTP/1.1\r\nHost: api.acme.test\r\n\r\n", timeout: 2)
             #expect(extra.isEmpty, "the fourth connection got no answer")

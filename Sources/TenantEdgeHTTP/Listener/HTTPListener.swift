@@ -10,6 +10,7 @@ import TenantEdgeCore
 /// quiescing helper.
 package final class HTTPListener: Sendable {
     package let channel: any Channel
+    private let budget: ConnectionBudget
     /// Released on the server channel's loop once drained: the helper fails a promise of that loop
     /// when it goes, and going anywhere else after the loops stopped scheduled work on a dead loop
     /// (SwiftNIO prints it today and will make it a crash).
@@ -59,13 +60,18 @@ package final class HTTPListener: Sendable {
             }
             .bind(host: address.host, port: address.port)
             .get()
-        return HTTPListener(channel: channel, quiesce: quiesce)
+        return HTTPListener(channel: channel, quiesce: quiesce, budget: budget)
     }
 
-    private init(channel: any Channel, quiesce: ServerQuiescingHelper) {
+    private init(channel: any Channel, quiesce: ServerQuiescingHelper, budget: ConnectionBudget) {
         self.channel = channel
         self.quiesce = NIOLockedValueBox(quiesce)
+        self.budget = budget
     }
+
+    /// Connections admitted and not yet closed (`limits.max_connections` bounds them). A connection
+    /// counts once its child channel is set up on its event loop, not when the kernel accepted it.
+    package var openConnections: Int { budget.count }
 
     /// Stops accepting, lets open connections finish their in-flight response, and completes when
     /// all have closed.
