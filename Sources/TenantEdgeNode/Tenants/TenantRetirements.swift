@@ -144,8 +144,9 @@ final class TenantRetirements: Service, Sendable {
             }
             var attempt = 0
             while !Task.isCancelled {
-                // `gone` is checked in Redis against the generation this drop made: a return whose own
-                // drop reached Redis first makes the step a no-op, whenever the call itself arrives.
+                // `gone` is checked in Redis against the generation this drop made: a late step finds
+                // it moved once a returned tenant's own drop reached Redis first, and touches nothing
+                // (one arriving before that drop still runs: docs/reliability.md, "Left open").
                 if let drop = try? await tier.dropGeneration(tenant: erasure.tenant, on: eventLoop).get() {
                     let back = isServed.withLock { $0 }?(erasure.tenant) ?? false
                     let erased = try? await tier.erase(
