@@ -16,33 +16,34 @@ struct PurgeIDTests {
     @Test func aPurgesIDIsTheFenceItsOwnScriptsMade() async throws {
         let redis = try RedisProcess()
         let proxy = try await StallingProxy(to: redis.port)
-        let edge = try await EdgeHarness.start(
-            configure: {
-                $0.cache.redis = .init(url: "redis://127.0.0.1:\(proxy.port)/0", poolSize: 2, timeoutMs: 5000)
-            },
-            script: { _ in .init(headers: [("Cache-Control", "max-age=3600")], body: "v") })
         do {
-            let direct = try RedisConnection.open(RedisEndpoint(host: "127.0.0.1", port: redis.port), timeoutMs: 1000)
-            _ = try await edge.get("/p")
-            #expect(try direct.command("GET", "te:acme:fence") == .null, "no purge yet")
-            proxy.set(.delay(milliseconds: 400))
-            let purge = Task {
-                try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/p"]}"#).body
+            try await withEdge(
+                configure: {
+                    $0.cache.redis = .init(url: "redis://127.0.0.1:\(proxy.port)/0", poolSize: 2, timeoutMs: 5000)
+                },
+                script: { _ in .init(headers: [("Cache-Control", "max-age=3600")], body: "v") }
+            ) { edge in
+                let direct = try RedisConnection.open(
+                    RedisEndpoint(host: "127.0.0.1", port: redis.port), timeoutMs: 1000)
+                _ = try await edge.get("/p")
+                #expect(try direct.command("GET", "te:acme:fence") == .null, "no purge yet")
+                proxy.set(.delay(milliseconds: 400))
+                let purge = Task {
+                    try await edge.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","keys":["/p"]}"#).body
+                }
+                // A key purge runs two scripts (the key, then its variants' index): fence 2 once both ran.
+                try await waitUntil(seconds: 5) {
+                    (try? direct.command("GET", "te:acme:fence")) == .string(Array("2".utf8))
+                }
+                _ = try direct.command("INCR", "te:acme:fence")
+                let answer = try DashboardTests.json(try await purge.value)
+                #expect(answer["id"]?.stringValue == "acme:2", "\(answer)")
+                #expect(try direct.command("GET", "te:acme:fence") == .string(Array("3".utf8)))
             }
-            // A key purge runs two scripts (the key, then its variants' index): fence 2 once both ran.
-            try await waitUntil(seconds: 5) {
-                (try? direct.command("GET", "te:acme:fence")) == .string(Array("2".utf8))
-            }
-            _ = try direct.command("INCR", "te:acme:fence")
-            let answer = try DashboardTests.json(try await purge.value)
-            #expect(answer["id"]?.stringValue == "acme:2", "\(answer)")
-            #expect(try direct.command("GET", "te:acme:fence") == .string(Array("3".utf8)))
         } catch {
-            await edge.shutdown()
             await proxy.stop()
             throw error
         }
-        await edge.shutdown()
         await proxy.stop()
     }
 }

@@ -67,48 +67,48 @@ struct TenantReturnTests {
         await proxy.stop()
     }
 
+    /// A node on a redis-server of its own with `/a` stored in L2; `body` gets the node, its tier
+    /// for `acme` and a direct connection to that Redis.
+    private func withStoredEntry(
+        _ body: (EdgeHarness, RedisTier, RedisConnection) async throws -> Void
+    ) async throws {
+        let redis = try RedisProcess()
+        try await withEdge(
+            configure: {
+                $0.cache.redis = .init(url: "redis://127.0.0.1:\(redis.port)/0", poolSize: 2, timeoutMs: 1000)
+            },
+            script: { _ in .init(headers: [("Cache-Control", "max-age=3600")], body: "v") }
+        ) { edge in
+            let direct = try RedisConnection.open(RedisEndpoint(host: "127.0.0.1", port: redis.port), timeoutMs: 1000)
+            let tier = try #require(edge.runtime.l2(for: "acme"))
+            #expect(try await edge.get("/a").body == "v")
+            try await waitUntil(seconds: 5) { (try? direct.command("EXISTS", "te:acme:keys")) == .integer(1) }
+            try await body(edge, tier, direct)
+        }
+    }
+
     /// The erasure's last step, decided `gone` while the tenant was away, may reach Redis after the
     /// tenant came back (a call that timed out stays queued on its connection). Redis itself checks
     /// the generation the erasure's drop made: once the returned tenant's own drop moved it, the
     /// step touches nothing (the generation, its entries and acknowledgements stay) and the erasure
     /// decides again.
     @Test func aGoneStepArrivingAfterTheReturnLeavesTheTenantsGeneration() async throws {
-        let redis = try RedisProcess()
-        let edge = try await EdgeHarness.start(
-            configure: {
-                $0.cache.redis = .init(url: "redis://127.0.0.1:\(redis.port)/0", poolSize: 2, timeoutMs: 1000)
-            },
-            script: { _ in .init(headers: [("Cache-Control", "max-age=3600")], body: "v") })
-        do {
-            let direct = try RedisConnection.open(RedisEndpoint(host: "127.0.0.1", port: redis.port), timeoutMs: 1000)
-            let tier = try #require(edge.runtime.l2(for: "acme"))
-            #expect(try await edge.get("/a").body == "v")
-            try await waitUntil(seconds: 5) { (try? direct.command("EXISTS", "te:acme:keys")) == .integer(1) }
+        try await withStoredEntry { edge, tier, direct in
             _ = try direct.command("HSET", "te:acme:acks", "test-b", "{}")
-
-            let erasures = try #require(try await tier.dropGeneration(tenant: "acme", on: edge.runtime.eventLoop).get())
-                .count
-            let returned = try #require(try await tier.dropGeneration(tenant: "acme", on: edge.runtime.eventLoop).get())
-                .count
+            let loop = edge.runtime.eventLoop
+            let erasures = try #require(try await tier.dropGeneration(tenant: "acme", on: loop).get()).count
+            let returned = try #require(try await tier.dropGeneration(tenant: "acme", on: loop).get()).count
             #expect(returned == erasures + 1)
-            let late = try await tier.erase(
-                tenant: "acme", back: false, generation: erasures, on: edge.runtime.eventLoop
-            ).get()
+            let late = try await tier.erase(tenant: "acme", back: false, generation: erasures, on: loop).get()
             #expect(!late, "a stale gone step reports that the erasure must decide again")
             #expect(try direct.command("GET", "te:acme:gen") == .string(Array(String(returned).utf8)))
             #expect(try direct.command("EXISTS", "te:acme:keys") == .integer(1), "nothing deleted")
             #expect(try direct.command("HEXISTS", "te:acme:acks", "test-b") == .integer(1))
 
             // Decided again with the generation as it is, the step runs.
-            #expect(
-                try await tier.erase(tenant: "acme", back: false, generation: returned, on: edge.runtime.eventLoop)
-                    .get())
+            #expect(try await tier.erase(tenant: "acme", back: false, generation: returned, on: loop).get())
             #expect(try direct.command("EXISTS", "te:acme:gen", "te:acme:keys", "te:acme:acks") == .integer(0))
-        } catch {
-            await edge.shutdown()
-            throw error
         }
-        await edge.shutdown()
     }
 
     /// A generation or fence `INCR` refuses (not a number, or at the 64-bit limit) starts again at 1:
@@ -116,30 +116,14 @@ struct TenantReturnTests {
     /// after a drop) never deleted the tenant's keys, and every purge of everything failed.
     @Test(arguments: [("x", "9223372036854775807"), ("9223372036854775807", "not a fence")])
     func aDamagedGenerationOrFenceStopsNeitherPurgesNorTheErasure(generation: String, fence: String) async throws {
-        let redis = try RedisProcess()
-        let edge = try await EdgeHarness.start(
-            configure: {
-                $0.cache.redis = .init(url: "redis://127.0.0.1:\(redis.port)/0", poolSize: 1, timeoutMs: 1000)
-            },
-            script: { _ in .init(headers: [("Cache-Control", "max-age=3600")], body: "v") })
-        do {
-            let direct = try RedisConnection.open(RedisEndpoint(host: "127.0.0.1", port: redis.port), timeoutMs: 1000)
-            let tier = try #require(edge.runtime.l2(for: "acme"))
-            _ = try await edge.get("/a")
-            try await waitUntil(seconds: 5) { (try? direct.command("EXISTS", "te:acme:keys")) == .integer(1) }
+        try await withStoredEntry { edge, tier, direct in
             _ = try direct.command("SET", "te:acme:gen", generation)
             _ = try direct.command("SET", "te:acme:fence", fence)
-
-            let drop = try #require(try await tier.dropGeneration(tenant: "acme", on: edge.runtime.eventLoop).get())
+            let loop = edge.runtime.eventLoop
+            let drop = try #require(try await tier.dropGeneration(tenant: "acme", on: loop).get())
             #expect(drop.fence == 1 && drop.count == 1, "each starts again at 1")
-            #expect(
-                try await tier.erase(tenant: "acme", back: false, generation: drop.count, on: edge.runtime.eventLoop)
-                    .get())
+            #expect(try await tier.erase(tenant: "acme", back: false, generation: drop.count, on: loop).get())
             #expect(try direct.command("EXISTS", "te:acme:gen", "te:acme:keys") == .integer(0))
-        } catch {
-            await edge.shutdown()
-            throw error
         }
-        await edge.shutdown()
     }
 }
