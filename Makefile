@@ -123,14 +123,16 @@ sanitize-thread: deps
 	  --scratch-path .build/tsan
 	@$(call SANITIZE_RUN,.build/tsan,TSAN_OPTIONS="halt_on_error=0 history_size=2 suppressions=$(CURDIR)/Tests/support/tsan-suppressions.txt")
 
-# The isolation property tests for SOAK_OPS operations (the run under an origin, with rotations,
-# removals and Redis stalls, takes a quarter); a printed seed replays a failure: TE_PROPERTY_SEED=N make soak.
+# The isolation property tests for SOAK_OPS operations each: node-only, then under an origin with
+# rotations, removals and Redis stalls, split over SOAK_JOBS runs side by side (scripts/soak.sh);
+# a printed seed replays a failure: TE_PROPERTY_SEED=N make soak.
 SOAK_OPS ?= 1000000
+SOAK_JOBS ?= 2
 soak: deps
 	$(SWIFT) build --build-tests
 	@trap 'Tests/support/test-env.sh stop $(RUN_DIR)' EXIT; \
 	Tests/support/test-env.sh start $(RUN_DIR) && source $(RUN_DIR)/env && \
-	TE_PROPERTY_OPS=$(SOAK_OPS) $(SWIFT) test --skip-build --filter 'IsolationPropertyTests'
+	scripts/soak.sh $(SOAK_OPS) $(SOAK_JOBS)
 
 # libFuzzer on each parser that reads outside bytes (Sources/edge-fuzz); a separate build folder,
 # since the whole graph is built with coverage instrumentation.

@@ -12,7 +12,8 @@ import Testing
 /// and Redis stalled mid-reply for a stretch of operations. Every `200` must be the requester's own
 /// tenant, path and variant and newer than the last purge (or re-creation) that covered it; a
 /// removed tenant must get `421` from both nodes from the moment its publish was acknowledged.
-/// `TE_PROPERTY_SEED` replays a printed seed; a tenth of `TE_PROPERTY_OPS` sets the length (`make soak`).
+/// `TE_PROPERTY_SEED` replays a printed seed; a tenth of `TE_PROPERTY_OPS` sets the length in `make test`,
+/// `TE_CHANGE_OPS` the exact count (`make soak`, scripts/soak.sh).
 @Suite("Isolation under change: rotations, pushes, removals and tier faults", .serialized)
 struct IsolationUnderChangeTests {
     static let admin = "change-admin-token"
@@ -31,12 +32,26 @@ struct IsolationUnderChangeTests {
         var refusedForRemoved = 0
         var served5xx = 0
         var unpropagated = 0
+        /// Wall-clock seconds by kind of operation: where a long run spends its time.
+        var seconds: [String: Double] = [:]
+
+        mutating func add(since start: ContinuousClock.Instant, to kind: String) {
+            let (whole, attoseconds) = (ContinuousClock.now - start).components
+            seconds[kind, default: 0] += Double(whole) + Double(attoseconds) / 1e18
+        }
+
+        var timeSpent: String {
+            seconds.sorted { $0.key < $1.key }.map { "\($0.key) \(Int($0.value.rounded())) s" }
+                .joined(separator: ", ")
+        }
     }
 
     @Test func tenantsNeverMeetWhileKeysTenantsAndTiersChange() async throws {
         let environment = ProcessInfo.processInfo.environment
         let seed = environment["TE_PROPERTY_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 1...UInt64.max)
-        let operations = environment["TE_PROPERTY_OPS"].flatMap(Int.init).map { max(1, $0 / 10) } ?? 500
+        let operations =
+            environment["TE_CHANGE_OPS"].flatMap(Int.init)
+            ?? environment["TE_PROPERTY_OPS"].flatMap(Int.init).map { max(1, $0 / 10) } ?? 500
         let oracle = IsolationOracle()
         let redis = try RedisProcess()
         let proxy = try await StallingProxy(to: redis.port)
@@ -79,8 +94,16 @@ struct IsolationUnderChangeTests {
                 }
             }
             for operation in 0..<operations {
-                if operation == stalledUntil { try await recoverRedis() }
+                if operation == stalledUntil {
+                    let started = ContinuousClock.now
+                    try await recoverRedis()
+                    tally.add(since: started, to: "recovery from a stall")
+                }
+                let started = ContinuousClock.now
+                var kind = "GET"
+                defer { tally.add(since: started, to: kind) }
                 let stalled = operation < stalledUntil
+                if stalled { kind = "stalled GET" }
                 let node = nodes[Int.random(in: 0..<2, using: &schedule)]
                 let tenant = Self.tenants.randomElement(using: &schedule)!
                 let roll = Int.random(in: 0..<100, using: &schedule)
@@ -88,6 +111,7 @@ struct IsolationUnderChangeTests {
                 switch roll {
                 case 0..<5 where !removed.contains(tenant) && !stalled:
                     // Purge acknowledgements travel through Redis: not while it is stalled.
+                    kind = "purge"
                     let (body, covered) = IsolationOracle.purge(tenant: tenant, using: &schedule)
                     let answer = try await node.admin(.POST, "/_edge/purge", body: body)
                     guard answer.status == 200 else {
@@ -109,6 +133,7 @@ struct IsolationUnderChangeTests {
                     oracle.raiseFloor(tenant: tenant, where: covered)
                     tally.purges += 1
                 case 5..<7 where !removed.contains(tenant):
+                    kind = "rotation"
                     let rotated = try await origin.call(.POST, "/v1/tenants/\(tenant)/keys/rotate", token: Self.admin)
                     #expect(rotated.status == 200, "\(place): rotate \(tenant): \(rotated.body)")
                     let old = keyVersion[tenant, default: 1]
@@ -122,6 +147,7 @@ struct IsolationUnderChangeTests {
                     }
                     try await publish("rotating \(tenant)")
                 case 7..<9 where !removed.contains(tenant) && removed.count < 8:
+                    kind = "removal"
                     let erased = try await origin.call(.DELETE, "/v1/tenants/\(tenant)", token: Self.admin)
                     #expect(erased.status == 200, "\(place): remove \(tenant): \(erased.body)")
                     try await publish("removing \(tenant)")
@@ -129,12 +155,14 @@ struct IsolationUnderChangeTests {
                     keyVersion[tenant] = 1
                     tally.removals += 1
                 case 9..<11 where removed.contains(tenant):
+                    kind = "return"
                     try await put(tenant)
                     try await publish("adding \(tenant) again")
                     removed.remove(tenant)
                     oracle.raiseFloor(tenant: tenant, where: { _ in true })  // nothing from before its erasure
                     tally.returns += 1
                 case 11..<12 where !removed.contains(tenant):
+                    kind = "change"
                     try await put(tenant, quota: Int.random(in: 1...3, using: &schedule) << 20)
                     try await publish("changing \(tenant)")
                     tally.changes += 1
@@ -187,7 +215,7 @@ struct IsolationUnderChangeTests {
                     + "\(tally.purges) purges, \(tally.rotations) rotations (\(tally.retirements) retirements), "
                     + "\(tally.removals) removals, \(tally.returns) returns, \(tally.changes) changes, "
                     + "\(tally.stalls) Redis stalls, \(tally.refusedForRemoved) refusals of removed tenants, "
-                    + "\(tally.unpropagated) purges that did not reach Redis")
+                    + "\(tally.unpropagated) purges that did not reach Redis; time: \(tally.timeSpent)")
             #expect(tally.checked > operations / 3, "seed \(seed): \(tally.checked) answers checked")
             FaultReport.record(
                 "isolation property under an origin: rotations, removals, Redis stalls",
