@@ -7,7 +7,8 @@
 /// about 80 bytes an entry (40-byte buckets with growth slack) and a SipHash of 32 bytes per lookup;
 /// this costs 11–21 bytes and a few multiplications. Digests are keyed HMACs (`TenantCache`), so a
 /// client cannot choose them to make probes long; the hash still mixes all four words, so digests
-/// that differ in any word spread.
+/// that differ in any word spread. The partition keeps a second one for plain entries' own prefixes,
+/// read and written through the multimap calls (`slots(matching:keyOf:)`).
 struct SlotTable {
     /// 0: empty; otherwise the fingerprint in the high half and the slot number + 1 in the low half.
     private var buckets: [UInt64] = []
@@ -45,22 +46,60 @@ struct SlotTable {
     /// Removes `key`; its slot, or nil when it was not there.
     @discardableResult
     mutating func remove(_ key: KeyDigest, keyOf: (Int) -> KeyDigest) -> Int? {
+        guard let position = position(of: key, where: { keyOf($0) == key }) else { return nil }
+        let slot = Int(buckets[position] & 0xFFFF_FFFF) - 1
+        removeBucket(at: position, keyOf: keyOf)
+        return slot
+    }
+
+    // MARK: as a multimap
+
+    /// Every slot stored under `key`. A table whose keys repeat is still a valid table, since `insert`
+    /// never looks for its key: every slot stored under a key lies in the run from the key's home
+    /// bucket to the next empty one. (Repeats make that run long: the partition's own-prefix index
+    /// uses a key no other slot has, and reads and removes through these for that index's sake.)
+    func slots(matching key: KeyDigest, keyOf: (Int) -> KeyDigest) -> [Int] {
+        guard !buckets.isEmpty else { return [] }
+        let hash = Self.hash(key)
+        let mask = buckets.count - 1
+        var position = Int(truncatingIfNeeded: hash) & mask
+        var found: [Int] = []
+        while buckets[position] != 0 {
+            let slot = Int(buckets[position] & 0xFFFF_FFFF) - 1
+            if buckets[position] >> 32 == hash >> 32, keyOf(slot) == key { found.append(slot) }
+            position = (position + 1) & mask
+        }
+        return found
+    }
+
+    /// Removes the one bucket holding `slot` under `key` (a multimap's member); whether it was there.
+    @discardableResult
+    mutating func remove(_ key: KeyDigest, slot: Int, keyOf: (Int) -> KeyDigest) -> Bool {
+        guard let position = position(of: key, where: { $0 == slot }) else { return false }
+        removeBucket(at: position, keyOf: keyOf)
+        return true
+    }
+
+    /// The bucket of the first slot under `key`'s fingerprint that `matches` accepts.
+    private func position(of key: KeyDigest, where matches: (Int) -> Bool) -> Int? {
         guard !buckets.isEmpty else { return nil }
         let hash = Self.hash(key)
         let mask = buckets.count - 1
         var position = Int(truncatingIfNeeded: hash) & mask
-        var found: Int?
         while buckets[position] != 0 {
-            let slot = Int(buckets[position] & 0xFFFF_FFFF) - 1
-            if buckets[position] >> 32 == hash >> 32, keyOf(slot) == key {
-                found = slot
-                break
+            if buckets[position] >> 32 == hash >> 32, matches(Int(buckets[position] & 0xFFFF_FFFF) - 1) {
+                return position
             }
             position = (position + 1) & mask
         }
-        guard let found else { return nil }
-        // Backward shift: each later entry of the run moves into the hole when its home position is
-        // not cyclically between the hole and itself, so every probe still reaches it.
+        return nil
+    }
+
+    /// Empties `position` and shifts the rest of its run back: each later entry of the run moves
+    /// into the hole when its home position is not cyclically between the hole and itself, so every
+    /// probe still reaches it (no tombstones).
+    private mutating func removeBucket(at position: Int, keyOf: (Int) -> KeyDigest) {
+        let mask = buckets.count - 1
         var hole = position
         var next = (hole + 1) & mask
         while buckets[next] != 0 {
@@ -76,7 +115,6 @@ struct SlotTable {
         }
         buckets[hole] = 0
         count -= 1
-        return found
     }
 
     /// Every slot in the table, in no particular order.

@@ -7,7 +7,9 @@
 /// Keys: a *primary* digest names the cache key (the request target); a *storage* digest names one
 /// stored variant of it (equal to the primary unless the response had `Vary`). A target's directory
 /// prefixes (`/`, `/v1`, `/v1/`) index it through its directory's group (`DirectoryGroups`, shared by
-/// every entry of the directory); its own prefixes (the whole path and target) point at primaries.
+/// every entry of the directory); its own prefixes (the whole path and target) point at primaries,
+/// except a plain entry's most specific one (its whole target), which points at its slot
+/// (`slotsByOwnPrefix`).
 /// Tag digests point at storage digests. A *plain* entry (stored under its primary, no `Vary`)
 /// keeps its own prefix digests in its slot and has no `Variants` record: most entries are plain,
 /// and the record cost about 180 bytes each (`make bench-memory`).
@@ -22,12 +24,12 @@ public struct TenantPartition {
         var charge: Int
         var newer: Int32
         var older: Int32
-        /// A plain entry's own prefix digests (not its directory's), to unlink it from the prefix
-        /// index; none otherwise. The first is kept inline: most targets have one (the path).
+        /// A plain entry's own prefix digests (not its directory's); none otherwise. The most
+        /// specific (the whole target: no other plain entry has it) is the slot's key in
+        /// `slotsByOwnPrefix`; the others (the path, when the target has a query) are in
+        /// `primariesByPrefix`, which the query's siblings share.
         var ownPrefix: KeyDigest?
         var moreOwnPrefixes: [KeyDigest]
-
-        var ownPrefixes: [KeyDigest] { ownPrefix.map { [$0] + moreOwnPrefixes } ?? [] }
     }
 
     /// The stored variants of a primary whose entries are not plain.
@@ -60,6 +62,11 @@ public struct TenantPartition {
     private var oldest = -1
     private var variantsByPrimary: [KeyDigest: Variants] = [:]
     private var primariesByPrefix: [KeyDigest: DigestSet] = [:]
+    /// A plain entry's most specific own prefix → its slot. In `primariesByPrefix` each cost a
+    /// 72-byte bucket with growth slack, about 150 bytes per entry (`make bench-memory`); here 8 bytes
+    /// a bucket, the digest read from the slot. Keyed by the whole target, not the path: the path is
+    /// shared by every query of it, and a client could pile any number of `?n=…` under one key.
+    private var slotsByOwnPrefix = SlotTable()
     private var storageKeysByTag: [KeyDigest: DigestSet] = [:]
     private var directories = DirectoryGroups()
 
@@ -67,15 +74,21 @@ public struct TenantPartition {
 
     public var count: Int { slotTable.count }
 
-    /// Runs `body` on the slot table taken out of `self`, so it can read the slots while it changes
-    /// (a closure reading `self.slots` during a mutation of `self.slotTable` is an overlapping access;
-    /// a copy of `slots` kept alive would make the next slot write copy the whole array).
-    private mutating func withSlotTable<Result>(_ body: (inout SlotTable, [Slot]) -> Result) -> Result {
-        var table = slotTable
-        slotTable = SlotTable()
-        defer { slotTable = table }
+    /// Runs `body` on one of the slot tables taken out of `self`, so it can read the slots while it
+    /// changes (a closure reading `self.slots` during a mutation of `self.slotTable` is an overlapping
+    /// access; a copy of `slots` kept alive would make the next slot write copy the whole array).
+    private mutating func withTable<Result>(
+        _ which: WritableKeyPath<TenantPartition, SlotTable>, _ body: (inout SlotTable, [Slot]) -> Result
+    ) -> Result {
+        var table = self[keyPath: which]
+        self[keyPath: which] = SlotTable()
+        defer { self[keyPath: which] = table }
         return body(&table, slots)
     }
+
+    /// Stands in for a missing own prefix in `slotsByOwnPrefix`'s key reads (never met: every slot
+    /// there has one).
+    private static let noPrefix = KeyDigest(w0: 0, w1: 0, w2: 0, w3: 0)
 
     /// The slot holding `storageKey`, if any.
     private func slot(of storageKey: KeyDigest) -> Int? {
@@ -83,7 +96,9 @@ public struct TenantPartition {
     }
 
     /// Directories with entries, and own prefixes indexed: for tests of the index's upkeep.
-    var indexSizes: (directories: Int, ownPrefixes: Int) { (directories.count, primariesByPrefix.count) }
+    var indexSizes: (directories: Int, ownPrefixes: Int) {
+        (directories.count, primariesByPrefix.count + slotsByOwnPrefix.count)
+    }
 
     /// Replaces an entry's sealed bytes (a re-seal under a newer key: same length, same metadata),
     /// only if it still holds `expected`; whether it did.
@@ -184,7 +199,7 @@ public struct TenantPartition {
         let own = joined ? Array(prefixDigests[directoryCount...]) : prefixDigests
         let slot = Slot(
             storageKey: storageKey, entry: entry, charge: charge, newer: -1, older: Int32(newest),
-            ownPrefix: plain ? own.first : nil, moreOwnPrefixes: plain ? Array(own.dropFirst()) : [])
+            ownPrefix: plain ? own.last : nil, moreOwnPrefixes: plain ? Array(own.dropLast()) : [])
         if index < slots.count {
             slots[index] = slot
         } else {
@@ -194,11 +209,16 @@ public struct TenantPartition {
         newest = index
         if oldest < 0 { oldest = index }
         if !plain { primaryOfVariant[storageKey] = primary }
-        withSlotTable { table, slots in table.insert(storageKey, slot: index) { slots[$0].storageKey } }
+        withTable(\.slotTable) { table, slots in table.insert(storageKey, slot: index) { slots[$0].storageKey } }
         usedBytes += charge
 
         if plain {
-            for prefix in own { primariesByPrefix[prefix, default: DigestSet()].insert(primary) }
+            if let target = own.last {
+                withTable(\.slotsByOwnPrefix) { table, slots in
+                    table.insert(target, slot: index) { slots[$0].ownPrefix ?? Self.noPrefix }
+                }
+            }
+            for prefix in own.dropLast() { primariesByPrefix[prefix, default: DigestSet()].insert(primary) }
         } else {
             var variants =
                 variantsByPrimary.removeValue(forKey: primary)
@@ -247,12 +267,17 @@ public struct TenantPartition {
     /// once (a purged or erased entry does not wait in memory for its slot to be reused).
     @discardableResult
     public mutating func remove(storageKey: KeyDigest) -> Bool {
-        guard let index = withSlotTable({ table, slots in table.remove(storageKey) { slots[$0].storageKey } })
+        guard let index = withTable(\.slotTable, { table, slots in table.remove(storageKey) { slots[$0].storageKey } })
         else { return false }
         let slot = slots[index]
         let primary = primaryOfVariant.removeValue(forKey: storageKey) ?? storageKey
         unlink(index)
         usedBytes -= slot.charge
+        if primary == storageKey, let target = slot.ownPrefix {  // before the slot forgets its key
+            withTable(\.slotsByOwnPrefix) { table, slots in
+                table.remove(target, slot: index) { slots[$0].ownPrefix ?? Self.noPrefix }
+            }
+        }
         slots[index].entry.sealed = []
         slots[index].entry.tagDigests = []
         slots[index].ownPrefix = nil
@@ -264,7 +289,7 @@ public struct TenantPartition {
             if storageKeysByTag[tag]?.isEmpty == true { storageKeysByTag[tag] = nil }
         }
         if primary == storageKey {
-            unlinkPrefixes(slot.ownPrefixes, of: primary)
+            unlinkPrefixes(slot.moreOwnPrefixes, of: primary)
         } else if var variants = variantsByPrimary.removeValue(forKey: primary) {
             variants.storageKeys.remove(storageKey)
             if variants.storageKeys.isEmpty {
@@ -303,6 +328,10 @@ public struct TenantPartition {
     /// of the directories under it.
     public mutating func removeAll(prefix: KeyDigest) -> Int {
         var removed = primariesByPrefix[prefix]?.members.reduce(0) { $0 + removeAll(primary: $1) } ?? 0
+        let plainTargets = slotsByOwnPrefix.slots(matching: prefix) { slots[$0].ownPrefix ?? Self.noPrefix }
+        for storageKey in plainTargets.map({ slots[$0].storageKey }) where remove(storageKey: storageKey) {
+            removed += 1
+        }
         let inDirectories = directories.slots(under: prefix).map { slots[$0].storageKey }
         for storageKey in inDirectories where remove(storageKey: storageKey) { removed += 1 }
         return removed

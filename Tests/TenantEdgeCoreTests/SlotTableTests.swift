@@ -43,6 +43,47 @@ struct SlotTableTests {
         #expect(table.find(absent, keyOf: key) == nil && SlotTable().find(absent, keyOf: key) == nil)
     }
 
+    /// Used as a multimap (the partition's own-prefix index): keys drawn from a pool of eight, so
+    /// most repeat, against a model of key → slots. Removing by slot must take that slot's bucket
+    /// and no other under the same key, and shift the run back so the rest stay reachable.
+    @Test(arguments: [UInt64(11), 12])
+    func asAMultimapKeepsEverySlotOfAKeyThroughRemovals(seed: UInt64) {
+        var random = SeededGenerator(seed: seed)
+        let pool = (0..<8).map { KeyDigest(w0: $0, w1: .random(in: 0...UInt64.max, using: &random), w2: 1, w3: 2) }
+        var table = SlotTable()
+        var model: [KeyDigest: Set<Int>] = [:]
+        var keys: [KeyDigest] = []
+        func key(_ slot: Int) -> KeyDigest { keys[slot] }
+        for step in 0..<6_000 {
+            let members = model.flatMap { entry in entry.value.map { (entry.key, $0) } }
+            if members.isEmpty || Int.random(in: 0..<10, using: &random) < 6 {
+                let digest = pool.randomElement(using: &random)!
+                keys.append(digest)
+                table.insert(digest, slot: keys.count - 1, keyOf: key)
+                model[digest, default: []].insert(keys.count - 1)
+            } else {
+                let (digest, slot) = members.randomElement(using: &random)!
+                let removed = table.remove(digest, slot: slot, keyOf: key)
+                model[digest]?.remove(slot)
+                let removedAgain = table.remove(digest, slot: slot, keyOf: key)
+                #expect(removed && !removedAgain, "step \(step)")
+            }
+            #expect(table.count == model.values.reduce(0) { $0 + $1.count })
+            if step % 101 == 0 {
+                for digest in pool {
+                    #expect(
+                        Set(table.slots(matching: digest, keyOf: key)) == model[digest, default: []], "step \(step)")
+                }
+            }
+        }
+        let absent = KeyDigest(w0: 9, w1: 9, w2: 9, w3: 9)
+        #expect(
+            table.slots(matching: absent, keyOf: key).isEmpty && SlotTable().slots(matching: absent, keyOf: key).isEmpty
+        )
+        let removedAbsent = table.remove(pool[0], slot: keys.count + 5, keyOf: key)
+        #expect(!removedAbsent)
+    }
+
     /// The bookkeeping an entry carries stays what `make bench-memory` measured: a slot of at most
     /// 184 bytes (it was 224 with the primary in every slot and 64-bit links).
     @Test func aSlotStaysSmall() {
