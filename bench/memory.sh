@@ -75,6 +75,17 @@ items = tenants.values() if isinstance(tenants, dict) else tenants
 l1 = [t.get("l1", t) for t in items]
 print(sum(t["entries"] for t in l1), sum(t["bytes"] for t in l1))'
 }
+# glibc's own count for the node's heap, through gdb: "in use" (what is allocated) and "system"
+# (what malloc holds from the kernel), so RSS growth splits into live data and free space malloc
+# keeps (fragmentation). "0 0" without gdb or when attaching is not allowed.
+heap_stats() {  # pid -> "in_use system"
+  command -v gdb > /dev/null || { echo "0 0"; return; }
+  local before; before=$(wc -l < "$dir/edge.log")
+  gdb -p "$1" -batch -nx -ex 'call (void) malloc_stats()' > /dev/null 2>&1 || true
+  tail -n +"$((before + 1))" "$dir/edge.log" | awk '/^Total \(incl. mmap\)/ { total = 1 }
+    total && /^system bytes/ { system = $4 } total && /^in use bytes/ { used = $5 }
+    END { printf "%d %d\n", used, system }'
+}
 redis_used() { redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
 varnish_child() { pgrep -P "$(cat "$dir/varnish.pid")" | head -1; }
 varnish_stat() { varnishstat -n "$dir/varnish" -1 -f "$1" | awk '{print $2}'; }
@@ -103,7 +114,7 @@ varnish_hits() {  # limit -> the same for Varnish, its hits counted by MAIN.cach
 fill "$node" 0 "$TENANTS"; fill "$varnish" 0 "$TENANTS"
 sleep 1
 read -r entries_small bytes_small <<< "$(node_stats)"
-rss_small=$(rss_kib "$node_pid"); redis_small=$(redis_used)
+rss_small=$(rss_kib "$node_pid"); redis_small=$(redis_used); heap_small=$(heap_stats "$node_pid")
 vrss_small=$(rss_kib "$(varnish_child)"); vbytes_small=$(varnish_stat SMA.s0.g_bytes)
 vobjects_small=$(varnish_stat MAIN.n_object)
 flat_small=$(run_hits "$TENANTS"); varnish_small=$(varnish_hits "$TENANTS")
@@ -115,7 +126,7 @@ fill "$varnish" "$TENANTS" "$total"
 previous=-1; keys=$(redis-cli -p "$redis_port" dbsize)
 while [ "$keys" != "$previous" ]; do sleep 1; previous=$keys; keys=$(redis-cli -p "$redis_port" dbsize); done
 read -r entries_full bytes_full <<< "$(node_stats)"
-rss_full=$(rss_kib "$node_pid"); redis_full=$(redis_used)
+rss_full=$(rss_kib "$node_pid"); redis_full=$(redis_used); heap_full=$(heap_stats "$node_pid")
 vrss_full=$(rss_kib "$(varnish_child)"); vbytes_full=$(varnish_stat SMA.s0.g_bytes)
 vobjects=$(varnish_stat MAIN.n_object)
 flat_full=$(run_hits "$total"); varnish_full=$(varnish_hits "$total")
@@ -123,13 +134,15 @@ flat_full=$(run_hits "$total"); varnish_full=$(varnish_hits "$total")
 mkdir -p bench/results
 python3 - "$TENANTS" "$PER_TENANT" "$fill_seconds" "$entries_small" "$bytes_small" "$entries_full" "$bytes_full" \
   "$rss_small" "$rss_full" "$redis_small" "$redis_full" "$vrss_small" "$vrss_full" "$vbytes_small" "$vbytes_full" \
-  "$vobjects" "$vobjects_small" "$flat_small" "$flat_full" "$varnish_small" "$varnish_full" <<'PY' | tee bench/results/memory.md
+  "$vobjects" "$vobjects_small" "$flat_small" "$flat_full" "$varnish_small" "$varnish_full" "$heap_small" "$heap_full" \
+  <<'PY' | tee bench/results/memory.md
 import json, sys
 a = sys.argv[1:]
 tenants, per, fill_s = int(a[0]), int(a[1]), int(a[2])
 e0, b0, e1, b1, rss0, rss1, r0, r1, v0, v1, vb0, vb1, vobjects, v_objects0 = (int(x) for x in a[3:17])
 small, full = [float(x) for x in a[17].split()], [float(x) for x in a[18].split()]
 vsmall, vfull = [float(x) for x in a[19].split()], [float(x) for x in a[20].split()]
+(used0, held0), (used1, held1) = [int(x) for x in a[21].split()], [int(x) for x in a[22].split()]
 added = e1 - e0
 # charged = sealed + 160 + 48 per prefix digest (four for /m/N; no tags here): CacheEntry.chargedBytes
 # and TenantPartition.insert
@@ -142,6 +155,15 @@ varnish_rss = (v1 - v0) * 1024 / objects
 varnish_sma = (vb1 - vb0) / objects
 rows = [
     ("edge-node L1 (RSS)", node_growth, node_growth - sealed, f"sealed {sealed:,.0f} B"),
+]
+if held1 > 0:
+    heap_used = (used1 - used0) / added
+    heap_free = ((held1 - used1) - (held0 - used0)) / added
+    rows += [
+        ("edge-node heap in use (glibc `malloc_stats`)", heap_used, heap_used - sealed, f"sealed {sealed:,.0f} B"),
+        ("edge-node heap held free by malloc", heap_free, heap_free, "none"),
+    ]
+rows += [
     ("Redis `used_memory` (the node's L2)", redis_growth, redis_growth - l2_value, f"value {l2_value:,.0f} B"),
     ("Varnish worker RSS", varnish_rss, varnish_rss - 1024, "body 1,024 B"),
     ("Varnish `SMA.s0.g_bytes`", varnish_sma, varnish_sma - 1024, "body 1,024 B"),

@@ -31,7 +31,7 @@ struct SiblingPurgeSwitchTests {
                 onRead()
                 return (RedisEndpoint(host: primary.host, port: primary.port), epoch)
             }, tenants: ["acme"], nodeID: "node-x", timeoutMs: 500, clock: clock, logger: Logger(label: "test"),
-            apply: { _, _ in }, resync: { _, _, _ in })
+            apply: { _, _ in 0 }, drop: { _, _ in 0 }, acknowledge: { _, _, _, _ in })
     }
 
     /// The switch lands while the subscription is being made on the old primary: the switch finds no

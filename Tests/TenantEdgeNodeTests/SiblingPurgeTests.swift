@@ -86,8 +86,10 @@ extension SiblingPurgeTests {
                 nodeID: "node-x",
                 timeoutMs: 500, clock: b.clock, logger: Logger(label: "test"),
                 knownFences: ["acme": 1, "initech": 4, "elsewhere": 9],
-                apply: { _, _ in },
-                resync: { tenant, fence, change in covered.update { $0[tenant] = "\(fence) \(change)" } })
+                apply: { _, _ in 0 }, drop: { _, _ in 0 },
+                acknowledge: { tenant, fence, _, change in
+                    if let change { covered.update { $0[tenant] = "\(fence) \(change)" } }
+                })
             let following = Task { await follower.run() }
             try await waitUntil(seconds: 5) { covered.value.count == 3 }
             // initech's fence went back (no key: an erasure, a Redis restarted empty): a move too.
@@ -120,8 +122,14 @@ extension SiblingPurgeTests {
                     nodeID: "node-x",
                     timeoutMs: 500, clock: b.clock, logger: Logger(label: "test"),
                     knownFences: ["acme": 3, "globex": globex],
-                    apply: { tenant, _ in applied.update { $0.append(tenant) } },
-                    resync: { tenant, fence, change in covered.update { $0[tenant] = "\(fence) \(change)" } })
+                    apply: { tenant, _ in
+                        applied.update { $0.append(tenant) }
+                        return 0
+                    },
+                    drop: { _, _ in 0 },
+                    acknowledge: { tenant, fence, _, change in
+                        if let change { covered.update { $0[tenant] = "\(fence) \(change)" } }
+                    })
                 let following = Task { await follower.run() }
                 try await waitUntil(seconds: 5) { covered.value["acme"] != nil }
                 #expect(covered.value == ["acme": "0 back"], "fence \(value): acme's L1 goes, nothing else")
@@ -135,6 +143,42 @@ extension SiblingPurgeTests {
                 following.cancel()
             }
         }
+    }
+
+    /// A resync whose fence went back (a Redis restarted empty) hands its acknowledgement over in
+    /// one order with the notices': a sibling's purge heard while the resync drops L1 is counted in
+    /// it. Handed over after the follower's lock, the resync's lower `.back` acknowledgement replaced
+    /// the notice's, and the node did not show as having applied that purge until the next one
+    /// (a helper's review). Here the notice arrives while `drop` runs, every time.
+    @Test func aNoticeHeardWhileAResyncDropsL1IsNotUndoneByIt() async throws {
+        let redis = try RedisProcess()
+        let url = "redis://127.0.0.1:\(redis.port)/0"
+        let endpoint = try #require(RedisEndpoint(parsing: url))
+        let acknowledged = Locked<[String]>([])
+        let follower = SiblingPurgeFollower(
+            primary: { (endpoint, 0) }, tenants: ["acme"], nodeID: "node-x", timeoutMs: 500,
+            clock: ManualCacheClock(), logger: Logger(label: "test"),
+            knownFences: ["acme": 7],  // and no fence in this Redis: it went back
+            apply: { _, _ in 1 },
+            drop: { _, _ in
+                // A sibling purges meanwhile: its notice (fence 1) is applied and acknowledged now.
+                let notice = PurgeNotice(fence: 1, node: "node-y", kind: .all, digests: [])
+                _ = try? RedisConnection.open(endpoint, timeoutMs: 1000).command(
+                    [
+                        Array("PUBLISH".utf8), Array(PurgeNotice.channel(tenant: "acme", database: 0).utf8),
+                        notice.payload,
+                    ])
+                for _ in 0..<5000 where acknowledged.value.isEmpty { usleep(1000) }
+                return 3
+            },
+            acknowledge: { _, fence, removed, change in
+                acknowledged.update { $0.append("\(fence) \(change.map(\.rawValue) ?? "notice") removed \(removed)") }
+            })
+        let following = Task { await follower.run() }
+        try await waitUntil(seconds: 10) { acknowledged.value.count == 2 }
+        #expect(acknowledged.value == ["1 notice removed 1", "1 back removed 3"], "the last one counts the notice")
+        await follower.stop()
+        following.cancel()
     }
 
     static func isL1Hit(_ edge: EdgeHarness, _ path: String, host: String) async throws -> Bool {

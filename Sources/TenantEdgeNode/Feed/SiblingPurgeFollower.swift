@@ -25,11 +25,23 @@ import TenantEdgeNative
 /// good, and heard no sibling's purge. `isSubscribed` and the `edge_sibling_purge_subscriptions_down`
 /// gauge show it. `SiblingFollowers` runs it.
 final class SiblingPurgeFollower: Sendable {
-    typealias Apply = @Sendable (_ tenant: String, _ notice: PurgeNotice) -> Void
-    /// Covers every purge of `tenant` up to `fence` that may have been missed; `change` says how the
-    /// fence compares with the one known (moved: the caller drops L1; none known: the caller drops L1
-    /// unless it is empty).
-    typealias Resync = @Sendable (_ tenant: String, _ fence: Int, _ change: PurgeFenceResync.Change) -> Void
+    /// Applies a sibling's notice to `tenant`'s L1; how many entries went. Runs outside the lock.
+    typealias Apply = @Sendable (_ tenant: String, _ notice: PurgeNotice) -> Int
+    /// Drops `tenant`'s L1 when purges may have been missed; `change` says how the fence compares
+    /// with the one known (moved: the caller drops L1; none known: the caller drops L1 unless it is
+    /// empty); how many entries went. Runs outside the lock: after a Redis restarted empty every
+    /// tenant's L1 goes, and notices must not wait for that.
+    typealias Drop = @Sendable (_ tenant: String, _ change: PurgeFenceResync.Change) -> Int
+    /// This node has applied `tenant`'s purges up to `fence` (`removed` entries went): after a notice
+    /// (`change` nil) or a resync. The caller hands the acknowledgement over; it must not block.
+    /// Runs under the follower's lock, after the L1 work it reports, so every acknowledgement is
+    /// handed over in one order: a resync's `.back` one, which may replace a higher one, counts every
+    /// notice acknowledged before it. Handed over after the lock, it once replaced a notice's
+    /// acknowledged in between (the first purge after a Redis restarted empty, docs/reliability.md).
+    typealias Acknowledge =
+        @Sendable (
+            _ tenant: String, _ fence: Int, _ removed: Int, _ change: PurgeFenceResync.Change?
+        ) -> Void
 
     /// The Redis to subscribe on now and the epoch of the primary's address it belongs to (it moves
     /// with each Sentinel switch); nil while unknown.
@@ -39,16 +51,20 @@ final class SiblingPurgeFollower: Sendable {
     private let nodeID: String
     private let timeoutMs: Int
     private let apply: Apply
-    private let resync: Resync
+    private let drop: Drop
+    private let acknowledge: Acknowledge
     private let clock: any CacheClock
     private let connector = NIOThreadPool(numberOfThreads: 1)
     private let logger: Logger
     /// The live subscription, the last fence seen per tenant, and whether the follower stopped.
     /// `heard`: the highest fence per tenant whose notice arrived since this attempt's fences were
-    /// about to be read (nil outside that stretch).
+    /// about to be read; `acknowledged`: the same for notices acknowledged (both nil outside that stretch).
     private let state = Mutex<
-        (connection: RedisAsyncConnection?, fences: [String: Int], stopped: Bool, heard: [String: Int]?)
-    >((nil, [:], false, nil))
+        (
+            connection: RedisAsyncConnection?, fences: [String: Int], stopped: Bool, heard: [String: Int]?,
+            acknowledged: [String: Int]?
+        )
+    >((nil, [:], false, nil, nil))
     /// Whether the subscription is confirmed and its fences were read; failed attempts since the last one.
     private let progress = Mutex<(subscribed: Bool, failures: Int)>((false, 0))
     /// Wakes `run` when the subscription is lost or the follower stops.
@@ -62,7 +78,7 @@ final class SiblingPurgeFollower: Sendable {
         primary: @escaping Primary, tenants: [String], nodeID: String, timeoutMs: Int,
         clock: any CacheClock,
         logger: Logger, knownFences: [String: Int] = [:],
-        apply: @escaping Apply, resync: @escaping Resync
+        apply: @escaping Apply, drop: @escaping Drop, acknowledge: @escaping Acknowledge
     ) {
         self.primary = primary
         self.tenants = tenants
@@ -71,7 +87,8 @@ final class SiblingPurgeFollower: Sendable {
         self.clock = clock
         self.logger = logger
         self.apply = apply
-        self.resync = resync
+        self.drop = drop
+        self.acknowledge = acknowledge
         (wakeUps, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         state.withLock { $0.fences = knownFences.filter { tenants.contains($0.key) } }
         connector.start()
@@ -179,6 +196,7 @@ final class SiblingPurgeFollower: Sendable {
             defer {
                 state.connection = connection
                 state.heard = [:]
+                state.acknowledged = [:]
             }
             return (state.connection, state.fences)
         }
@@ -224,13 +242,18 @@ final class SiblingPurgeFollower: Sendable {
             for (tenant, fence) in outcome.fences { state.fences[tenant] = fence }
             return outcome.resyncs
         }
-        for resync in resyncs {
-            if resync.change != .unknown {
-                logger.info(
-                    "purges may have been missed while the subscription was down; L1 dropped",
-                    metadata: ["tenant": "\(resync.tenant)", "fence": "\(resync.fence)", "change": "\(resync.change)"])
+        let removed = resyncs.map { drop($0.tenant, $0.change) }
+        state.withLock { state in
+            defer { state.acknowledged = nil }
+            for (resync, removed) in zip(resyncs, removed) {
+                let fence = max(resync.fence, state.acknowledged?[resync.tenant] ?? 0)
+                acknowledge(resync.tenant, fence, removed, resync.change)
             }
-            self.resync(resync.tenant, resync.fence, resync.change)
+        }
+        for resync in resyncs where resync.change != .unknown {
+            logger.info(
+                "purges may have been missed while the subscription was down; L1 dropped",
+                metadata: ["tenant": "\(resync.tenant)", "fence": "\(resync.fence)", "change": "\(resync.change)"])
         }
     }
 
@@ -245,6 +268,14 @@ final class SiblingPurgeFollower: Sendable {
                 state.heard = heard
             }
         }
-        if notice.node != nodeID { apply(tenant, notice) }
+        guard notice.node != nodeID else { return }
+        let removed = apply(tenant, notice)
+        state.withLock { state in
+            if var acknowledged = state.acknowledged {
+                acknowledged[tenant] = max(acknowledged[tenant] ?? 0, notice.fence)
+                state.acknowledged = acknowledged
+            }
+            acknowledge(tenant, notice.fence, removed, nil)
+        }
     }
 }

@@ -199,19 +199,17 @@ final class TenantTable: Sendable {
                 primary: { tier.currentPrimary }, tenants: tenants, nodeID: config.node.id,
                 timeoutMs: config.cache.redis?.timeoutMs ?? 500, clock: clock, logger: logger,
                 knownFences: knownFences,
-                apply: { tenant, notice in
-                    let removed = caches[tenant]?.purge(notice) ?? 0
-                    // For the dashboard's purge results: this node has applied the tenant's purges up to here.
-                    let acknowledgement = PurgeAcknowledgement(fence: notice.fence, at: clock.now(), removed: removed)
-                    acknowledger.acknowledge(tenant: tenant, acknowledgement, tier: tier, on: eventLoop)
-                },
-                resync: { tenant, fence, change in
-                    // Purges up to `fence` may have been missed: L1 goes unless nothing was known and
-                    // nothing is held; then this node has applied them all, and says so.
-                    var removed = 0
-                    if let cache = caches[tenant], change != .unknown || cache.occupancy().entries > 0 {
-                        removed = cache.purge(keys: [], tags: [], prefixes: [], all: true)
+                apply: { tenant, notice in caches[tenant]?.purge(notice) ?? 0 },
+                drop: { tenant, change in
+                    // Purges up to the fence may have been missed: L1 goes unless nothing was known
+                    // and nothing is held; then this node has applied them all, and says so.
+                    guard let cache = caches[tenant], change != .unknown || cache.occupancy().entries > 0 else {
+                        return 0
                     }
+                    return cache.purge(keys: [], tags: [], prefixes: [], all: true)
+                },
+                acknowledge: { tenant, fence, removed, change in
+                    // For the dashboard's purge results: this node has applied the tenant's purges up to here.
                     let acknowledgement = PurgeAcknowledgement(fence: fence, at: clock.now(), removed: removed)
                     acknowledger.acknowledge(
                         tenant: tenant, acknowledgement, tier: tier, fenceWentBack: change == .back, on: eventLoop)
