@@ -204,8 +204,8 @@ final class SiblingPurgeFollower: Sendable {
         // Weak: the subscription's callbacks live inside the connection they refer to.
         try connection.subscribeConfirmed(
             tenants.map { PurgeNotice.channel(tenant: $0, database: endpoint.database) }, timeoutMs: stepMs,
-            onMessage: { [self] channel, payload in
-                received(channel: channel, payload: payload, database: endpoint.database)
+            onMessage: { [self, weak connection] channel, payload in
+                received(channel: channel, payload: payload, database: endpoint.database, on: connection)
             },
             onLost: { [self, weak connection] in
                 let wasCurrent = state.withLock { state -> Bool in
@@ -257,21 +257,26 @@ final class SiblingPurgeFollower: Sendable {
         }
     }
 
-    private func received(channel: String, payload: [UInt8], database: Int) {
+    /// A notice on `connection` (nil once it is gone). It counts in the resync's fence only when it
+    /// came on the current subscription and was heard within its stretch: a late one from a dropped
+    /// connection is in the fences `known` already, and raising a `.back` acknowledgement to it would
+    /// hand the old numbering to a Redis that restarted (a helper's review).
+    private func received(channel: String, payload: [UInt8], database: Int, on connection: RedisAsyncConnection?) {
         guard let tenant = PurgeNotice.tenant(ofChannel: channel, database: database),
             let notice = PurgeNotice(payload: payload)
         else { return }
-        state.withLock { state in
+        let inStretch = state.withLock { state in
             state.fences[tenant] = max(state.fences[tenant] ?? 0, notice.fence)
             if var heard = state.heard {
                 heard[tenant] = max(heard[tenant] ?? 0, notice.fence)
                 state.heard = heard
             }
+            return state.acknowledged != nil && connection != nil && state.connection === connection
         }
         guard notice.node != nodeID else { return }
         let removed = apply(tenant, notice)
         state.withLock { state in
-            if var acknowledged = state.acknowledged {
+            if inStretch, var acknowledged = state.acknowledged {
                 acknowledged[tenant] = max(acknowledged[tenant] ?? 0, notice.fence)
                 state.acknowledged = acknowledged
             }
