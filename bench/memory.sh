@@ -78,13 +78,13 @@ print(sum(t["entries"] for t in l1), sum(t["bytes"] for t in l1))'
 # glibc's own count for the node's heap, through gdb: "in use" (what is allocated) and "system"
 # (what malloc holds from the kernel), so RSS growth splits into live data and free space malloc
 # keeps (fragmentation). "0 0" without gdb or when attaching is not allowed.
-heap_stats() {  # pid -> "in_use system"
+heap_stats() {  # pid -> "in_use held"
   command -v gdb > /dev/null || { echo "0 0"; return; }
   local before; before=$(wc -l < "$dir/edge.log")
   gdb -p "$1" -batch -nx -ex 'call (void) malloc_stats()' > /dev/null 2>&1 || true
   tail -n +"$((before + 1))" "$dir/edge.log" | awk '/^Total \(incl. mmap\)/ { total = 1 }
-    total && /^system bytes/ { system = $4 } total && /^in use bytes/ { used = $5 }
-    END { printf "%d %d\n", used, system }'
+    total && /^system bytes/ { held = $4 } total && /^in use bytes/ { used = $5 }
+    END { printf "%d %d\n", used, held }'
 }
 redis_used() { redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
 varnish_child() { pgrep -P "$(cat "$dir/varnish.pid")" | head -1; }
