@@ -10,7 +10,11 @@
 # TE_PROPERTY_SEED=N replays it (the split then runs as one job: each job would get the same seed).
 # Logs: .build/soak/. Exits non-zero when any run failed.
 set -uo pipefail
-ops=$1; jobs=$2
+ops=${1:-}; jobs=${2:-}
+for value in "$ops" "$jobs"; do  # SOAK_OPS=0 or SOAK_JOBS=x would divide by zero or run nothing
+  [[ $value =~ ^[1-9][0-9]{0,8}$ ]] && continue
+  echo "soak: SOAK_OPS and SOAK_JOBS must be whole numbers from 1 (got '$ops' '$jobs')" >&2; exit 2
+done
 parts=${SOAK_PARTS:-node,change}
 [ -n "${TE_PROPERTY_SEED:-}" ] && jobs=1
 bin=$(swift build --show-bin-path)/TenantEdgePackageTests.xctest
