@@ -1,8 +1,9 @@
 /// One stored response in L1: the sealed record plus the clear metadata the cache rules need
 /// (times and lifetimes only; nothing that names the resource).
 public struct CacheEntry: Sendable {
-    /// `ResponseRecord` bytes sealed under the tenant key, bound to the entry's storage key.
-    public var sealed: [UInt8]
+    /// `ResponseRecord` bytes sealed under the tenant key, bound to the entry's storage key: an
+    /// array until the partition stores the entry in its slab.
+    public var sealedBytes: SealedBytes
     /// When the response (or its last 304 refresh) arrived, in clock seconds.
     public var responseTime: Double
     public var lifetime: StoragePolicy.Lifetime
@@ -16,16 +17,40 @@ public struct CacheEntry: Sendable {
         sealed: [UInt8], responseTime: Double, lifetime: StoragePolicy.Lifetime, tagDigests: [KeyDigest] = [],
         generation: UInt64 = 0
     ) {
-        self.sealed = sealed
+        self.sealedBytes = SealedBytes(sealed)
         self.responseTime = responseTime
         self.lifetime = lifetime
         self.tagDigests = tagDigests
         self.generation = generation
     }
 
+    /// The sealed bytes as an array: a copy when they are in a slab (cold paths and tests; the hit
+    /// path reads them in place through `sealedBytes.withBytes`).
+    public var sealed: [UInt8] {
+        get { sealedBytes.array }
+        set { sealedBytes = SealedBytes(newValue) }
+    }
+
+    public var sealedCount: Int { sealedBytes.count }
+
+    /// This entry with its sealed bytes in an array of its own, for holding past the hit path.
+    public var detached: CacheEntry {
+        var copy = self
+        copy.sealedBytes = SealedBytes(sealedBytes.array)
+        return copy
+    }
+
+    /// The key version the sealed value names in its first 4 bytes (big-endian); nil when shorter.
+    public var keyVersion: UInt32? {
+        sealedBytes.withBytes { bytes -> UInt32? in
+            guard bytes.count >= 4 else { return nil }
+            return UInt32(bytes[0]) << 24 | UInt32(bytes[1]) << 16 | UInt32(bytes[2]) << 8 | UInt32(bytes[3])
+        }
+    }
+
     /// Bytes charged to the tenant's quota: the sealed value plus a fixed allowance for index and
     /// bookkeeping, so a flood of tiny entries cannot exceed the quota through overhead.
-    public var chargedBytes: Int { sealed.count + 160 + tagDigests.count * 48 }
+    public var chargedBytes: Int { sealedCount + 160 + tagDigests.count * 48 }
 
     /// The entry's current age (RFC 9111 4.2.3).
     public func age(at now: Double) -> Double { lifetime.initialAge + max(0, now - responseTime) }

@@ -87,7 +87,12 @@ public enum L2EntryCodec {
         for tag in entry.tagDigests.prefix(tagCount) { tag.write(to: &out) }
     }
 
-    public static func encode(_ entry: CacheEntry) -> [UInt8] { header(of: entry) + entry.sealed }
+    public static func encode(_ entry: CacheEntry) -> [UInt8] {
+        var value = header(of: entry)
+        value.reserveCapacity(value.count + entry.sealedCount)
+        entry.sealedBytes.withBytes { value.append(contentsOf: $0) }
+        return value
+    }
 
     /// Nil for anything malformed; a value that decodes can still fail to open, which is checked by the caller.
     public static func decode(_ bytes: [UInt8]) -> CacheEntry? {

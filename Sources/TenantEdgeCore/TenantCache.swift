@@ -186,7 +186,9 @@ public final class TenantCache: Sendable {
             storageKey.write(to: &aad)
             L2EntryCodec.writeHeader(of: entry, to: &aad)
             return Result { () throws(EdgeError) -> Int in
-                try cipher.open(entry.sealed, aad: UnsafeRawBufferPointer(buffer), into: output)
+                try entry.sealedBytes.withBytes { sealed throws(EdgeError) -> Int in
+                    try cipher.open(sealedBytes: sealed, aad: UnsafeRawBufferPointer(buffer), into: output)
+                }
             }
         }
         return try result.get()

@@ -14,12 +14,15 @@ public protocol TenantCipher: Sendable {
     func digest(domain: UInt8, _ text: String) -> KeyDigest
     /// Seals `plaintext`, binding it to `aad`. The result carries its key version.
     func seal(_ plaintext: [UInt8], aad: [UInt8]) throws(EdgeError) -> [UInt8]
-    /// Plaintext length of a sealed value, or nil when it is malformed.
-    func plaintextCount(ofSealed sealed: [UInt8]) -> Int?
+    /// Plaintext length of a sealed value of `count` bytes, or nil when that is malformed.
+    func plaintextCount(ofSealedCount count: Int) -> Int?
     /// Opens `sealed` into `output` (at least `plaintextCount` bytes); returns the bytes written.
     /// Throws `.decryptFailed` for a value that was changed, moved, or sealed under another key.
-    func open(_ sealed: [UInt8], aad: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer)
-        throws(EdgeError) -> Int
+    /// Raw bytes: a stored entry is opened where it lies in its partition's slab.
+    func open(
+        sealedBytes sealed: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer
+    ) throws(EdgeError) -> Int
     /// Whether values sealed under `version` can still be opened (false once a version is retired).
     func holdsKey(version: UInt32) -> Bool
 }
@@ -31,6 +34,18 @@ extension TenantCipher {
 
     /// Ciphers with a single key (or none) hold every version they are asked about.
     public func holdsKey(version: UInt32) -> Bool { true }
+
+    public func plaintextCount(ofSealed sealed: [UInt8]) -> Int? { plaintextCount(ofSealedCount: sealed.count) }
+
+    /// Opens sealed bytes in an array.
+    public func open(_ sealed: [UInt8], aad: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer)
+        throws(EdgeError) -> Int
+    {
+        let result = sealed.withUnsafeBytes { bytes in
+            Result { () throws(EdgeError) -> Int in try open(sealedBytes: bytes, aad: aad, into: output) }
+        }
+        return try result.get()
+    }
 
     /// Opens with the associated data in an array; for tests and the cold paths.
     public func open(_ sealed: [UInt8], aad: [UInt8], into output: UnsafeMutableRawBufferPointer) throws(EdgeError)

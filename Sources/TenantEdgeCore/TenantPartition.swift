@@ -69,6 +69,8 @@ public struct TenantPartition {
     private var slotsByOwnPrefix = SlotTable()
     private var storageKeysByTag: [KeyDigest: DigestSet] = [:]
     private var directories = DirectoryGroups()
+    /// The entries' sealed bytes, in slabs rather than an array each (decision 70).
+    private var sealedSlabs = SealedSlabStore()
 
     public init(quotaBytes: Int) { self.quotaBytes = quotaBytes }
 
@@ -103,9 +105,12 @@ public struct TenantPartition {
     /// Replaces an entry's sealed bytes (a re-seal under a newer key: same length, same metadata),
     /// only if it still holds `expected`; whether it did.
     public mutating func replaceSealed(storageKey: KeyDigest, expected: [UInt8], with sealed: [UInt8]) -> Bool {
-        guard let index = slot(of: storageKey), slots[index].entry.sealed == expected, sealed.count == expected.count
+        guard let index = slot(of: storageKey), sealed.count == expected.count,
+            slots[index].entry.sealedBytes.withBytes({ $0.elementsEqual(expected) })
         else { return false }
-        slots[index].entry.sealed = sealed
+        var entry = slots[index].entry
+        entry.sealed = sealed
+        replaceEntry(at: index, with: entry)
         return true
     }
 
@@ -116,7 +121,7 @@ public struct TenantPartition {
     public func entriesByKeyVersion() -> [UInt32: Int] {
         var counts: [UInt32: Int] = [:]
         for index in slotTable.slots {
-            guard let version = Self.keyVersion(of: slots[index].entry.sealed) else { continue }
+            guard let version = slots[index].entry.keyVersion else { continue }
             counts[version, default: 0] += 1
         }
         return counts
@@ -125,7 +130,7 @@ public struct TenantPartition {
     /// Removes every entry sealed under a key version `keep` rejects (retired keys); how many.
     public mutating func removeAll(sealedUnderVersionNot keep: (UInt32) -> Bool) -> Int {
         let doomed = slotTable.slots.compactMap { index -> KeyDigest? in
-            guard let version = Self.keyVersion(of: slots[index].entry.sealed) else { return nil }
+            guard let version = slots[index].entry.keyVersion else { return nil }
             return keep(version) ? nil : slots[index].storageKey
         }
         return doomed.reduce(0) { $0 + (remove(storageKey: $1) ? 1 : 0) }
@@ -198,7 +203,7 @@ public struct TenantPartition {
             && directories.join(slot: index, directoryPrefixes: Array(prefixDigests[..<directoryCount]))
         let own = joined ? Array(prefixDigests[directoryCount...]) : prefixDigests
         let slot = Slot(
-            storageKey: storageKey, entry: entry, charge: charge, newer: -1, older: Int32(newest),
+            storageKey: storageKey, entry: placed(entry, slot: index), charge: charge, newer: -1, older: Int32(newest),
             ownPrefix: plain ? own.last : nil, moreOwnPrefixes: plain ? Array(own.dropLast()) : [])
         if index < slots.count {
             slots[index] = slot
@@ -250,7 +255,7 @@ public struct TenantPartition {
         let charge = slots[slot].charge - slots[slot].entry.chargedBytes + entry.chargedBytes
         usedBytes += charge - slots[slot].charge
         slots[slot].charge = charge
-        slots[slot].entry = entry
+        replaceEntry(at: slot, with: entry)
         touch(slot)
         return true
     }
@@ -259,7 +264,9 @@ public struct TenantPartition {
     /// tampered or moved values are refused.
     mutating func mutateEntry(storageKey: KeyDigest, _ body: (inout CacheEntry) -> Void) -> Bool {
         guard let slot = slot(of: storageKey) else { return false }
-        body(&slots[slot].entry)
+        var entry = slots[slot].entry
+        body(&entry)
+        replaceEntry(at: slot, with: entry)
         return true
     }
 
@@ -278,7 +285,8 @@ public struct TenantPartition {
                 table.remove(target, slot: index) { slots[$0].ownPrefix ?? Self.noPrefix }
             }
         }
-        slots[index].entry.sealed = []
+        slots[index].entry.sealedBytes = SealedBytes([])
+        release(slot.entry.sealedBytes)
         slots[index].entry.tagDigests = []
         slots[index].ownPrefix = nil
         slots[index].moreOwnPrefixes = []
@@ -342,6 +350,54 @@ public struct TenantPartition {
         let removed = count
         self = TenantPartition(quotaBytes: quotaBytes)
         return removed
+    }
+
+    /// `entry` with its sealed bytes copied into a slab as the record of slot `index`.
+    private mutating func placed(_ entry: CacheEntry, slot index: Int) -> CacheEntry {
+        var entry = entry
+        let (bytes, retired) = sealedSlabs.place(entry.sealedBytes, slot: index)
+        entry.sealedBytes = bytes
+        if let retired { compact(retired) }
+        return entry
+    }
+
+    /// Stores `entry` in the existing slot `index`, its bytes in a slab, and lets the old record go.
+    /// The slot lets go of its record before anything is placed: a compaction that placing or
+    /// releasing sets off must not move the record this slot is about to stop naming.
+    private mutating func replaceEntry(at index: Int, with entry: CacheEntry) {
+        let old = slots[index].entry.sealedBytes
+        slots[index].entry.sealedBytes = SealedBytes([])
+        release(old)
+        slots[index].entry = placed(entry, slot: index)
+    }
+
+    private mutating func release(_ bytes: SealedBytes) {
+        if let slab = sealedSlabs.release(bytes) { compact(slab) }
+    }
+
+    /// Copies the live records of a slab under half live into the slab being appended to; the old
+    /// slab goes with the last reader still holding an entry copied out of it.
+    private mutating func compact(_ slab: SealedSlab) {
+        for offset in slab.recordOffsets {
+            let index = Int(slab.record(at: offset).slot)
+            guard slots.indices.contains(index), slots[index].entry.sealedBytes.isRecord(offset, of: slab) else {
+                continue
+            }
+            let moving = slots[index].entry
+            slots[index].entry.sealedBytes = SealedBytes([])  // as in `replaceEntry`
+            _ = sealedSlabs.release(moving.sealedBytes)  // `slab` itself, being emptied now
+            slots[index].entry = placed(moving, slot: index)
+        }
+    }
+
+    /// The live bytes and capacity of the slabs stored entries name, for tests of compaction.
+    var slabSizes: (live: Int, allocated: Int) {
+        var seen: [ObjectIdentifier: (Int, Int)] = [:]
+        for index in slotTable.slots {
+            guard let slab = slots[index].entry.sealedBytes.slab else { continue }
+            seen[ObjectIdentifier(slab)] = (slab.liveBytes, slab.capacity)
+        }
+        return seen.values.reduce((0, 0)) { ($0.0 + $1.0, $0.1 + $1.1) }
     }
 
     private mutating func touch(_ index: Int) {

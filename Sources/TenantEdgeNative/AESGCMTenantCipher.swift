@@ -70,8 +70,8 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
 
     public func holdsKey(version: UInt32) -> Bool { versions[version] != nil }
 
-    public func plaintextCount(ofSealed sealed: [UInt8]) -> Int? {
-        sealed.count >= Self.headerCount + Self.tagCount ? sealed.count - Self.headerCount - Self.tagCount : nil
+    public func plaintextCount(ofSealedCount count: Int) -> Int? {
+        count >= Self.headerCount + Self.tagCount ? count - Self.headerCount - Self.tagCount : nil
     }
 
     public func seal(_ plaintext: [UInt8], aad: [UInt8]) throws(EdgeError) -> [UInt8] {
@@ -110,36 +110,38 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
         return out
     }
 
-    public func open(_ sealed: [UInt8], aad: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer)
-        throws(EdgeError) -> Int
-    {
-        guard let count = plaintextCount(ofSealed: sealed), output.count >= count else {
+    public func open(
+        sealedBytes sealed: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer
+    ) throws(EdgeError) -> Int {
+        // A record is never empty: a zero count would also leave `output` without an address.
+        guard let count = plaintextCount(ofSealedCount: sealed.count), count > 0, output.count >= count,
+            let input = sealed.baseAddress?.assumingMemoryBound(to: UInt8.self),
+            let target = output.baseAddress?.assumingMemoryBound(to: UInt8.self)
+        else {
             throw EdgeError(.decryptFailed, "sealed value is malformed")
         }
         let version = UInt32(sealed[0]) << 24 | UInt32(sealed[1]) << 16 | UInt32(sealed[2]) << 8 | UInt32(sealed[3])
         guard let keys = version == keyVersion ? current : versions[version] else {
             throw EdgeError(.decryptFailed, "entry sealed under key version \(version), which this node does not hold")
         }
-        let ok = try keys.withContext(encrypt: false) { context in
-            sealed.withUnsafeBufferPointer { input -> Bool in
-                let base = input.baseAddress!
-                let target = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                var length: Int32 = 0
-                guard EVP_DecryptInit_ex2(context, nil, nil, base + 4, nil) == 1 else { return false }
-                guard
-                    EVP_DecryptUpdate(
-                        context, nil, &length, aad.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(aad.count))
-                        == 1, EVP_DecryptUpdate(context, nil, &length, base, 4) == 1
-                else { return false }
-                guard EVP_DecryptUpdate(context, target, &length, base + Self.headerCount, Int32(count)) == 1 else {
-                    return false
-                }
-                let tag = UnsafeMutableRawPointer(mutating: base + Self.headerCount + count)
-                guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, Int32(Self.tagCount), tag) == 1 else {
-                    return false
-                }
-                return EVP_DecryptFinal_ex(context, target + Int(length), &length) == 1
+        let ok = try keys.withContext(encrypt: false) { context -> Bool in
+            let base = input
+            var length: Int32 = 0
+            guard EVP_DecryptInit_ex2(context, nil, nil, base + 4, nil) == 1 else { return false }
+            guard
+                EVP_DecryptUpdate(
+                    context, nil, &length, aad.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(aad.count))
+                    == 1, EVP_DecryptUpdate(context, nil, &length, base, 4) == 1
+            else { return false }
+            guard EVP_DecryptUpdate(context, target, &length, base + Self.headerCount, Int32(count)) == 1 else {
+                return false
             }
+            let tag = UnsafeMutableRawPointer(mutating: base + Self.headerCount + count)
+            guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, Int32(Self.tagCount), tag) == 1 else {
+                return false
+            }
+            return EVP_DecryptFinal_ex(context, target + Int(length), &length) == 1
         }
         guard ok else {
             ERR_clear_error()  // a failed tag check leaves an error on this thread's queue

@@ -69,12 +69,13 @@ public final class PlaintextTenantCipher: TenantCipher {
     public func digest(_ text: String) -> KeyDigest { digester.mac(text) }
     public func digest(domain: UInt8, _ text: String) -> KeyDigest { digester.mac(domain: domain, text) }
     public func seal(_ plaintext: [UInt8], aad: [UInt8]) throws(EdgeError) -> [UInt8] { plaintext }
-    public func plaintextCount(ofSealed sealed: [UInt8]) -> Int? { sealed.count }
-    public func open(_ sealed: [UInt8], aad: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer)
-        throws(EdgeError) -> Int
-    {
+    public func plaintextCount(ofSealedCount count: Int) -> Int? { count }
+    public func open(
+        sealedBytes sealed: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer
+    ) throws(EdgeError) -> Int {
         guard output.count >= sealed.count else { throw EdgeError(.decryptFailed, "output buffer too small") }
-        sealed.withUnsafeBytes { output.copyMemory(from: $0) }
+        output.copyMemory(from: sealed)
         return sealed.count
     }
 }

@@ -27,12 +27,14 @@ final class FakeCipher: TenantCipher {
         return plaintext.map { $0 ^ UInt8(truncatingIfNeeded: seed) } + withUnsafeBytes(of: check) { Array($0) }
     }
 
-    func plaintextCount(ofSealed sealed: [UInt8]) -> Int? { sealed.count >= 8 ? sealed.count - 8 : nil }
+    func plaintextCount(ofSealedCount count: Int) -> Int? { count >= 8 ? count - 8 : nil }
 
-    func open(_ sealed: [UInt8], aad rawAAD: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer)
-        throws(EdgeError) -> Int
-    {
+    func open(
+        sealedBytes rawSealed: UnsafeRawBufferPointer, aad rawAAD: UnsafeRawBufferPointer,
+        into output: UnsafeMutableRawBufferPointer
+    ) throws(EdgeError) -> Int {
         let aad = Array(rawAAD)
+        let sealed = Array(rawSealed)
         guard let count = plaintextCount(ofSealed: sealed) else { throw EdgeError(.decryptFailed, "short") }
         let plaintext = sealed[..<count].map { $0 ^ UInt8(truncatingIfNeeded: seed) }
         let check = withUnsafeBytes(of: fnv(aad + plaintext, salt: 9)) { Array($0) }

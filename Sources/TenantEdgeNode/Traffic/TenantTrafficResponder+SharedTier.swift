@@ -111,7 +111,7 @@ extension TenantTrafficResponder {
         else { return nil }
         // feed silent: fetch anew
         if let limit = runtime.feedStatus.stalenessLimit(now: now), entry.age(at: now) > limit { return nil }
-        if let version = TenantPartition.keyVersion(of: entry.sealed), !cache.cipher.holdsKey(version: version) {
+        if let version = entry.keyVersion, !cache.cipher.holdsKey(version: version) {
             // Older than the current key: retired, unreadable by design, dropped quietly where met.
             // Newer: a sibling already has the next bundle; a miss here until this node has it too.
             if version < cache.cipher.keyVersion {
@@ -152,7 +152,7 @@ extension TenantTrafficResponder {
 
     /// A buffer of its own (the answer may go to collapsed waiters too) holding the entry's record.
     private static func openForAnswer(_ entry: CacheEntry, storageKey: KeyDigest, cache: TenantCache) -> ByteBuffer? {
-        guard let count = cache.cipher.plaintextCount(ofSealed: entry.sealed) else { return nil }
+        guard let count = cache.cipher.plaintextCount(ofSealedCount: entry.sealedCount) else { return nil }
         var buffer = ByteBufferAllocator().buffer(capacity: count)
         do {
             try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { output throws(EdgeError) in
@@ -188,7 +188,7 @@ extension TenantTrafficResponder {
         l2.set(
             tenant: cache.tenant.id, digest: storageKey, value: L2EntryCodec.encode(entry), ttlSeconds: ttl,
             fence: fence,
-            keyVersion: TenantPartition.keyVersion(of: entry.sealed) ?? cache.cipher.keyVersion, quotaBytes: quota,
+            keyVersion: entry.keyVersion ?? cache.cipher.keyVersion, quotaBytes: quota,
             indexes: indexes,
             on: eventLoop)
     }

@@ -241,7 +241,7 @@ struct TenantTrafficResponder: HTTPResponder {
         _ entry: CacheEntry, storageKey: KeyDigest, cache: TenantCache, request: EdgeRequest,
         now: Double, status: CacheStatus
     ) -> TrafficAnswer? {
-        guard let count = cache.cipher.plaintextCount(ofSealed: entry.sealed) else {
+        guard let count = cache.cipher.plaintextCount(ofSealedCount: entry.sealedCount) else {
             decryptFailed(cache, storageKey: storageKey)
             return nil
         }
@@ -256,7 +256,7 @@ struct TenantTrafficResponder: HTTPResponder {
             decryptFailed(cache, storageKey: storageKey)
             return nil
         }
-        if runtime.config.cache.resealOnRead, let version = TenantPartition.keyVersion(of: entry.sealed),
+        if runtime.config.cache.resealOnRead, let version = entry.keyVersion,
             version < cache.cipher.keyVersion
         {
             // rare: once per old entry
@@ -376,4 +376,11 @@ struct TrafficAnswer: Sendable {
 struct StaleEntry: Sendable {
     var storageKey: KeyDigest
     var entry: CacheEntry
+
+    /// The entry's bytes are copied out of its slab: a revalidation can wait on the upstream for
+    /// seconds, and a slab (up to 64 KiB, outside the quota once emptied) should not wait with it.
+    init(storageKey: KeyDigest, entry: CacheEntry) {
+        self.storageKey = storageKey
+        self.entry = entry.detached
+    }
 }

@@ -1,0 +1,60 @@
+/// Where an entry's sealed bytes are: an array of their own (just sealed, or read from L2) or a
+/// record in its partition's slab (stored in L1; `SealedSlab`). Readers go through `withBytes`, so
+/// the hit path opens a stored entry where it lies, copying nothing. Only the partition names slab
+/// records: outside this module a value is made from an array.
+public struct SealedBytes: Sendable {
+    enum Storage {
+        case array([UInt8])
+        /// The record at `offset` of `slab` (its header; the bytes follow it), `count` bytes.
+        case slab(SealedSlab, offset: UInt32, count: UInt32)
+    }
+
+    var storage: Storage
+
+    public init(_ bytes: [UInt8]) { storage = .array(bytes) }
+
+    init(slab: SealedSlab, offset: UInt32, count: UInt32) { storage = .slab(slab, offset: offset, count: count) }
+
+    public var count: Int {
+        switch storage {
+        case .array(let bytes): bytes.count
+        case .slab(_, _, let count): Int(count)
+        }
+    }
+
+    public func withBytes<Result, Failure: Error>(
+        _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        switch storage {
+        case .array(let bytes):
+            let result = bytes.withUnsafeBytes { raw in Swift.Result { () throws(Failure) -> Result in try body(raw) } }
+            return try result.get()
+        case .slab(let slab, let offset, let count):
+            let start = slab.base + Int(offset) + SealedSlab.recordHeaderBytes
+            return try withExtendedLifetime(slab) { () throws(Failure) -> Result in
+                try body(UnsafeRawBufferPointer(start: start, count: Int(count)))
+            }
+        }
+    }
+
+    /// A copy in an array of its own (the cold paths: L2 writes, re-seals, tests).
+    public var array: [UInt8] {
+        switch storage {
+        case .array(let bytes): bytes
+        case .slab: withBytes { Array($0) }
+        }
+    }
+
+    /// The slab holding the bytes, if any.
+    var slab: SealedSlab? {
+        guard case .slab(let slab, _, _) = storage else { return nil }
+        return slab
+    }
+
+    /// Whether the bytes sit in `slab` at `offset`: the partition's test that a slab's record is
+    /// still the one its slot stores.
+    func isRecord(_ offset: Int, of slab: SealedSlab) -> Bool {
+        guard case .slab(let holder, let at, _) = storage else { return false }
+        return holder === slab && Int(at) == offset
+    }
+}
