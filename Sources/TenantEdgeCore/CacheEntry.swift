@@ -31,6 +31,7 @@ public struct CacheEntry: Sendable {
         set { sealedBytes = SealedBytes(newValue) }
     }
 
+    /// The sealed value's length, without copying it out of its slab.
     public var sealedCount: Int { sealedBytes.count }
 
     /// This entry with its sealed bytes in an array of its own, for holding past the hit path.

@@ -1,7 +1,8 @@
 /// Where an entry's sealed bytes are: an array of their own (just sealed, or read from L2) or a
 /// record in its partition's slab (stored in L1; `SealedSlab`). Readers go through `withBytes`, so
-/// the hit path opens a stored entry where it lies, copying nothing. Only the partition names slab
-/// records: outside this module a value is made from an array.
+/// the hit path opens a stored entry where it lies, copying nothing. Slab records are named only
+/// inside this module (by the partition's `SealedSlabStore`): outside it a value is made from an
+/// array, so no other code can point one at memory of its choosing.
 public struct SealedBytes: Sendable {
     enum Storage {
         case array([UInt8])
@@ -15,6 +16,7 @@ public struct SealedBytes: Sendable {
 
     init(slab: SealedSlab, offset: UInt32, count: UInt32) { storage = .slab(slab, offset: offset, count: count) }
 
+    /// The sealed value's length (a slab record's header is not counted).
     public var count: Int {
         switch storage {
         case .array(let bytes): bytes.count
@@ -22,6 +24,8 @@ public struct SealedBytes: Sendable {
         }
     }
 
+    /// Runs `body` on the bytes where they are. The pointer is valid only inside `body`: the slab
+    /// is kept alive for that long, and may be freed once the last entry naming it goes.
     public func withBytes<Result, Failure: Error>(
         _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
     ) throws(Failure) -> Result {

@@ -241,9 +241,10 @@ public final class TenantCache: Sendable {
         }
     }
 
-    /// The sealed bytes of a stored entry, without touching its recency.
-    public func lookupSealed(storageKey: KeyDigest) -> [UInt8]? {
-        storage.partition.withLock { $0.peek(storageKey: storageKey)?.sealed }
+    /// The key version a stored entry is sealed under, without touching its recency (nil when
+    /// nothing is stored or the value is too short to name one).
+    public func storedKeyVersion(storageKey: KeyDigest) -> UInt32? {
+        storage.partition.withLock { $0.peek(storageKey: storageKey)?.keyVersion }
     }
 
     /// Re-seals an entry read under an older key version with the current one (`reseal_on_read`);
@@ -252,7 +253,7 @@ public final class TenantCache: Sendable {
     public func reseal(_ entry: CacheEntry, storageKey: KeyDigest, plaintext: [UInt8]) -> Bool {
         guard let sealed = try? cipher.seal(plaintext, aad: aad(storageKey, for: entry)) else { return false }
         return storage.partition.withLock {
-            $0.replaceSealed(storageKey: storageKey, expected: entry.sealed, with: sealed)
+            $0.replaceSealed(storageKey: storageKey, expected: entry.sealedBytes, with: sealed)
         }
     }
 

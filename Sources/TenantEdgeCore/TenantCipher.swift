@@ -18,7 +18,8 @@ public protocol TenantCipher: Sendable {
     func plaintextCount(ofSealedCount count: Int) -> Int?
     /// Opens `sealed` into `output` (at least `plaintextCount` bytes); returns the bytes written.
     /// Throws `.decryptFailed` for a value that was changed, moved, or sealed under another key.
-    /// Raw bytes: a stored entry is opened where it lies in its partition's slab.
+    /// Raw bytes: a stored entry is opened where it lies in its partition's slab. A cipher may
+    /// refuse a value whose plaintext is empty (no `ResponseRecord` is).
     func open(
         sealedBytes sealed: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer,
         into output: UnsafeMutableRawBufferPointer
@@ -37,7 +38,8 @@ extension TenantCipher {
 
     public func plaintextCount(ofSealed sealed: [UInt8]) -> Int? { plaintextCount(ofSealedCount: sealed.count) }
 
-    /// Opens sealed bytes in an array.
+    /// Opens sealed bytes held in an array (values read from L2, tests), without each cipher
+    /// having to take both forms.
     public func open(_ sealed: [UInt8], aad: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer)
         throws(EdgeError) -> Int
     {

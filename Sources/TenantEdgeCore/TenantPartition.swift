@@ -14,9 +14,10 @@
 /// keeps its own prefix digests in its slot and has no `Variants` record: most entries are plain,
 /// and the record cost about 180 bytes each (`make bench-memory`).
 public struct TenantPartition {
-    /// 184 bytes: a plain entry's primary is its storage key, so only a variant's is kept (in
+    /// 192 bytes: a plain entry's primary is its storage key, so only a variant's is kept (in
     /// `primaryOfVariant`), and the recency links are 32-bit (slot numbers stay below 2³¹,
-    /// `SlotTable`). It was 224, the largest part of an entry's bookkeeping (`make bench-memory`).
+    /// `SlotTable`). It was 224, the largest part of an entry's bookkeeping (`make bench-memory`),
+    /// then 184 until naming a slab record took 8 bytes more than an array (decision 70).
     struct Slot {
         var storageKey: KeyDigest
         var entry: CacheEntry
@@ -104,9 +105,9 @@ public struct TenantPartition {
 
     /// Replaces an entry's sealed bytes (a re-seal under a newer key: same length, same metadata),
     /// only if it still holds `expected`; whether it did.
-    public mutating func replaceSealed(storageKey: KeyDigest, expected: [UInt8], with sealed: [UInt8]) -> Bool {
+    public mutating func replaceSealed(storageKey: KeyDigest, expected: SealedBytes, with sealed: [UInt8]) -> Bool {
         guard let index = slot(of: storageKey), sealed.count == expected.count,
-            slots[index].entry.sealedBytes.withBytes({ $0.elementsEqual(expected) })
+            slots[index].entry.sealedBytes.withBytes({ stored in expected.withBytes { stored.elementsEqual($0) } })
         else { return false }
         var entry = slots[index].entry
         entry.sealed = sealed
@@ -134,13 +135,6 @@ public struct TenantPartition {
             return keep(version) ? nil : slots[index].storageKey
         }
         return doomed.reduce(0) { $0 + (remove(storageKey: $1) ? 1 : 0) }
-    }
-
-    /// The key version a sealed value names in its first 4 bytes (big-endian).
-    public static func keyVersion(of sealed: [UInt8]) -> UInt32? {
-        guard sealed.count >= 4 else { return nil }
-        let high = UInt32(sealed[0]) << 24 | UInt32(sealed[1]) << 16
-        return high | UInt32(sealed[2]) << 8 | UInt32(sealed[3])
     }
 
     /// Finds the entry for a primary key, marking it most recently used.
@@ -260,8 +254,8 @@ public struct TenantPartition {
         return true
     }
 
-    /// Rewrites one entry in place without touching recency or indexes. Only for tests that prove
-    /// tampered or moved values are refused.
+    /// Rewrites one entry (its bytes in a new slab record) without touching recency or indexes.
+    /// Only for tests that prove tampered or moved values are refused.
     mutating func mutateEntry(storageKey: KeyDigest, _ body: (inout CacheEntry) -> Void) -> Bool {
         guard let slot = slot(of: storageKey) else { return false }
         var entry = slots[slot].entry
@@ -270,8 +264,10 @@ public struct TenantPartition {
         return true
     }
 
-    /// Removes one stored variant; returns whether it was there. The slot's bytes are released at
-    /// once (a purged or erased entry does not wait in memory for its slot to be reused).
+    /// Removes one stored variant; returns whether it was there. The slot's indexes and metadata
+    /// go at once; its sealed bytes stay, sealed and named by nothing, in their slab until that is
+    /// compacted or freed (they cannot be wiped in place: a reader that copied the entry out of the
+    /// lock may be opening them).
     @discardableResult
     public mutating func remove(storageKey: KeyDigest) -> Bool {
         guard let index = withTable(\.slotTable, { table, slots in table.remove(storageKey) { slots[$0].storageKey } })

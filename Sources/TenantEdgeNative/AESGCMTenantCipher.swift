@@ -126,18 +126,17 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
             throw EdgeError(.decryptFailed, "entry sealed under key version \(version), which this node does not hold")
         }
         let ok = try keys.withContext(encrypt: false) { context -> Bool in
-            let base = input
             var length: Int32 = 0
-            guard EVP_DecryptInit_ex2(context, nil, nil, base + 4, nil) == 1 else { return false }
+            guard EVP_DecryptInit_ex2(context, nil, nil, input + 4, nil) == 1 else { return false }
             guard
                 EVP_DecryptUpdate(
                     context, nil, &length, aad.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(aad.count))
-                    == 1, EVP_DecryptUpdate(context, nil, &length, base, 4) == 1
+                    == 1, EVP_DecryptUpdate(context, nil, &length, input, 4) == 1
             else { return false }
-            guard EVP_DecryptUpdate(context, target, &length, base + Self.headerCount, Int32(count)) == 1 else {
+            guard EVP_DecryptUpdate(context, target, &length, input + Self.headerCount, Int32(count)) == 1 else {
                 return false
             }
-            let tag = UnsafeMutableRawPointer(mutating: base + Self.headerCount + count)
+            let tag = UnsafeMutableRawPointer(mutating: input + Self.headerCount + count)
             guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, Int32(Self.tagCount), tag) == 1 else {
                 return false
             }

@@ -43,16 +43,17 @@ struct SealedSlabTests {
                     prefixDigests: [])
                 {
                     model[key] = sealed
-                } else {
-                    model[key] = nil  // larger than the quota: stored nothing, and the old one went
-                }
+                }  // refused only when larger than the whole quota (the old entry stays): not at these sizes
             case 6:  // a 304 refresh with bytes re-sealed
                 let sealed = Self.bytes(key: key, version: step, count: Int.random(in: 1...900, using: &random))
                 if partition.refresh(storageKey: Self.key(key), with: Self.entry(sealed)) { model[key] = sealed }
             case 7:
                 let expected = model[key]
                 let sealed = Self.bytes(key: key, version: step, count: expected?.count ?? 10)
-                if let expected, partition.replaceSealed(storageKey: Self.key(key), expected: expected, with: sealed) {
+                if let expected,
+                    partition.replaceSealed(
+                        storageKey: Self.key(key), expected: SealedBytes(expected), with: sealed)
+                {
                     model[key] = sealed
                 }
             default:
@@ -103,7 +104,7 @@ struct SealedSlabTests {
                 continue
             }
             #expect(moved.sealed == Self.bytes(key: key, version: 0, count: 1000))
-            if key < 3 { #expect(moved.sealedBytes.slab !== slab) }
+            if key == 0 { #expect(moved.sealedBytes.slab !== slab) }  // the first slab's one survivor moved
         }
         let sizes = partition.slabSizes
         #expect(sizes.allocated - sizes.live <= sizes.live + SealedSlab.largestBytes)
@@ -160,5 +161,14 @@ struct SealedSlabTests {
             return
         }
         #expect(second === first && secondOffset == UInt32(SealedSlab.recordBytes(3)))
+        // the next slab is twice the first: fill the first, and the record after it lands in 8 KiB
+        let fill = SealedSlab.smallestBytes - SealedSlab.recordBytes(3) - SealedSlab.recordBytes(5)
+        partition.insert(
+            Self.entry(Self.bytes(key: 3, version: 0, count: fill - SealedSlab.recordHeaderBytes)),
+            primary: Self.key(3), storageKey: Self.key(3), varyNames: [], prefixDigests: [])
+        partition.insert(
+            Self.entry([9]), primary: Self.key(4), storageKey: Self.key(4), varyNames: [], prefixDigests: [])
+        #expect(partition.peek(storageKey: Self.key(3))?.sealedBytes.slab === first)
+        #expect(partition.peek(storageKey: Self.key(4))?.sealedBytes.slab?.capacity == 2 * SealedSlab.smallestBytes)
     }
 }

@@ -175,7 +175,7 @@ struct RotationUnderLoadTests {
                     case .string(let value) = try redis.command([Array("GET".utf8), key]),
                     case .entry(let entry) = L2EntryCodec.decodeValue(value)
                 else { return nil }
-                return TenantPartition.keyVersion(of: entry.sealed)
+                return entry.keyVersion
             }
             return !versions.isEmpty && versions.allSatisfy { $0 == 4 }
         }

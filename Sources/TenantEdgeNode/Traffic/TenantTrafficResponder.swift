@@ -322,11 +322,11 @@ struct TenantTrafficResponder: HTTPResponder {
     func decryptFailed(
         _ cache: TenantCache, storageKey: KeyDigest, detail: String = "stored entry failed to open; served as a miss"
     ) {
-        let sealed = cache.lookupSealed(storageKey: storageKey)
+        let version = cache.storedKeyVersion(storageKey: storageKey)
         cache.remove(storageKey: storageKey)
         // Sealed under a key version this node no longer holds (retired, or swapped out a moment
         // ago): expected during a rotation, not an attack. Anything else is a security event.
-        if let sealed, let version = TenantPartition.keyVersion(of: sealed), !cache.cipher.holdsKey(version: version) {
+        if let version, !cache.cipher.holdsKey(version: version) {
             return
         }
         runtime.events.record("decrypt_failed", tenant: cache.tenant.id, source: "memory", detail: detail)
