@@ -37,11 +37,12 @@ public enum StoragePolicy {
         public var staleWhileRevalidate: Double
         /// Stale window served when the upstream fails; 0 when revalidation is mandatory.
         public var staleIfError: Double
-        /// A validator is present, so a stale copy can be refreshed by a conditional request.
-        public var hasValidator: Bool
         /// Seconds (of age) after which the entry is dropped: freshness plus the longest stale
         /// window, and at least `validatorGrace` past freshness when a validator makes keeping it useful.
+        /// (Before the two flags: a `Bool` between `Double`s padded every stored entry by 8 bytes.)
         public var keep: Double
+        /// A validator is present, so a stale copy can be refreshed by a conditional request.
+        public var hasValidator: Bool
         /// The response said it may be shared (`public` or `s-maxage`), so it may answer requests
         /// that carry a `Cookie`.
         public var explicitlyPublic: Bool = false

@@ -14,10 +14,10 @@
 /// keeps its own prefix digests in its slot and has no `Variants` record: most entries are plain,
 /// and the record cost about 180 bytes each (`make bench-memory`).
 public struct TenantPartition {
-    /// 192 bytes: a plain entry's primary is its storage key, so only a variant's is kept (in
-    /// `primaryOfVariant`), and the recency links are 32-bit (slot numbers stay below 2³¹,
-    /// `SlotTable`). It was 224, the largest part of an entry's bookkeeping (`make bench-memory`),
-    /// then 184 until naming a slab record took 8 bytes more than an array (decision 70).
+    /// 176 bytes: a plain entry's primary is its storage key, so only a variant's is kept (in
+    /// `primaryOfVariant`), the recency links are 32-bit (slot numbers stay below 2³¹,
+    /// `SlotTable`), and the own prefix is no optional. It was 224, the largest part of an entry's
+    /// bookkeeping (`make bench-memory`), then 184 and 192 (decision 70).
     struct Slot {
         var storageKey: KeyDigest
         var entry: CacheEntry
@@ -28,8 +28,8 @@ public struct TenantPartition {
         /// A plain entry's own prefix digests (not its directory's); none otherwise. The most
         /// specific (the whole target: no other plain entry has it) is the slot's key in
         /// `slotsByOwnPrefix`; the others (the path, when the target has a query) are in
-        /// `primariesByPrefix`, which the query's siblings share.
-        var ownPrefix: KeyDigest?
+        /// `primariesByPrefix`, which the query's siblings share. `noPrefix` when there is none.
+        var ownPrefix: KeyDigest
         var moreOwnPrefixes: [KeyDigest]
     }
 
@@ -89,9 +89,10 @@ public struct TenantPartition {
         return body(&table, slots)
     }
 
-    /// Stands in for a missing own prefix in `slotsByOwnPrefix`'s key reads (never met: every slot
-    /// there has one).
-    private static let noPrefix = KeyDigest(w0: 0, w1: 0, w2: 0, w3: 0)
+    /// A slot's `ownPrefix` when it has none (a variant, or a plain entry without prefixes). An
+    /// optional digest took 33 bytes and 7 of padding in every slot; a keyed HMAC is all zeros
+    /// with probability 2⁻²⁵⁶, and no slot in `slotsByOwnPrefix` has this one.
+    static let noPrefix = KeyDigest(w0: 0, w1: 0, w2: 0, w3: 0)
 
     /// The slot holding `storageKey`, if any.
     private func slot(of storageKey: KeyDigest) -> Int? {
@@ -198,7 +199,8 @@ public struct TenantPartition {
         let own = joined ? Array(prefixDigests[directoryCount...]) : prefixDigests
         let slot = Slot(
             storageKey: storageKey, entry: placed(entry, slot: index), charge: charge, newer: -1, older: Int32(newest),
-            ownPrefix: plain ? own.last : nil, moreOwnPrefixes: plain ? Array(own.dropLast()) : [])
+            ownPrefix: plain ? own.last ?? Self.noPrefix : Self.noPrefix,
+            moreOwnPrefixes: plain ? Array(own.dropLast()) : [])
         if index < slots.count {
             slots[index] = slot
         } else {
@@ -214,7 +216,7 @@ public struct TenantPartition {
         if plain {
             if let target = own.last {
                 withTable(\.slotsByOwnPrefix) { table, slots in
-                    table.insert(target, slot: index) { slots[$0].ownPrefix ?? Self.noPrefix }
+                    table.insert(target, slot: index) { slots[$0].ownPrefix }
                 }
             }
             for prefix in own.dropLast() { primariesByPrefix[prefix, default: DigestSet()].insert(primary) }
@@ -276,15 +278,15 @@ public struct TenantPartition {
         let primary = primaryOfVariant.removeValue(forKey: storageKey) ?? storageKey
         unlink(index)
         usedBytes -= slot.charge
-        if primary == storageKey, let target = slot.ownPrefix {  // before the slot forgets its key
+        if primary == storageKey, slot.ownPrefix != Self.noPrefix {  // before the slot forgets its key
             withTable(\.slotsByOwnPrefix) { table, slots in
-                table.remove(target, slot: index) { slots[$0].ownPrefix ?? Self.noPrefix }
+                table.remove(slot.ownPrefix, slot: index) { slots[$0].ownPrefix }
             }
         }
         slots[index].entry.sealedBytes = SealedBytes([])
         release(slot.entry.sealedBytes)
         slots[index].entry.tagDigests = []
-        slots[index].ownPrefix = nil
+        slots[index].ownPrefix = Self.noPrefix
         slots[index].moreOwnPrefixes = []
         directories.leave(slot: index)
         freeSlots.append(index)
@@ -332,7 +334,7 @@ public struct TenantPartition {
     /// of the directories under it.
     public mutating func removeAll(prefix: KeyDigest) -> Int {
         var removed = primariesByPrefix[prefix]?.members.reduce(0) { $0 + removeAll(primary: $1) } ?? 0
-        let plainTargets = slotsByOwnPrefix.slots(matching: prefix) { slots[$0].ownPrefix ?? Self.noPrefix }
+        let plainTargets = slotsByOwnPrefix.slots(matching: prefix) { slots[$0].ownPrefix }
         for storageKey in plainTargets.map({ slots[$0].storageKey }) where remove(storageKey: storageKey) {
             removed += 1
         }
