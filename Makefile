@@ -103,7 +103,7 @@ SANITIZE_SKIP := DashboardBrowserTests|concurrentWriters|redisKilledMidLoad|Sent
 SANITIZE_OPS ?= 2000
 SANITIZE_RUN = trap 'Tests/support/test-env.sh stop $(RUN_DIR)' EXIT; \
 	Tests/support/test-env.sh start $(RUN_DIR) && source $(RUN_DIR)/env && \
-	$(2) TE_PROPERTY_OPS=$(SANITIZE_OPS) $$($(SWIFT) build --scratch-path $(1) --show-bin-path)/TenantEdgePackageTests.xctest \
+	$(2) TE_SANITIZER=$(notdir $(1)) TE_PROPERTY_OPS=$(SANITIZE_OPS) $$($(SWIFT) build --scratch-path $(1) --show-bin-path)/TenantEdgePackageTests.xctest \
 	  --testing-library swift-testing --skip '$(SANITIZE_SKIP)'
 sanitize: sanitize-address sanitize-thread
 

@@ -24,7 +24,12 @@ struct OriginStoreContractTests {
 
     static let logger = Logger(label: "test")
 
-    static func fixture(_ kind: Kind, retention: Int = 1000) async throws -> Fixture {
+    /// `operationSeconds`: the PostgreSQL store's deadline per operation (its default unless a test
+    /// is about something else and queues writes on purpose).
+    static func fixture(
+        _ kind: Kind, retention: Int = 1000,
+        operationSeconds: Int = PostgresOriginStore.defaultOperationSeconds
+    ) async throws -> Fixture {
         let directory = try temporaryDirectory("te-store")
         switch kind {
         case .sqlite:
@@ -39,7 +44,10 @@ struct OriginStoreContractTests {
             configured.poolSize = 4
             let settings = configured
             return Fixture(
-                open: { try await PostgresOriginStore.open(settings, retention: retention, logger: logger) },
+                open: {
+                    try await PostgresOriginStore.open(
+                        settings, retention: retention, logger: logger, operationSeconds: operationSeconds)
+                },
                 directory: directory)
         }
     }
@@ -75,14 +83,16 @@ struct OriginStoreContractTests {
 
     @Test(arguments: Kind.allCases)
     func concurrentWritersGetGapFreeNumbersThatNoReaderSeesOutOfOrder(_ kind: Kind) async throws {
-        let fixture = try await Self.fixture(kind)
+        // This test is about order, not time: writes queue on purpose, so the deadline is 30 s. With
+        // the default 5 s, 200 queued at once on a machine busy with the whole suite missed it, and
+        // once each 16 and 10 (writes go one at a time through the row lock: each waits for those
+        // queued before it, and the suite's CPU-bound tests slowed each write to 115 ms).
+        let fixture = try await Self.fixture(kind, operationSeconds: 30)
         // Two stores on one database: for PostgreSQL two replicas, for SQLite two connections to one file.
         let first = try await fixture.open()
         let second = kind == .postgres ? try await fixture.open() : first
         // 200 writes, 10 in flight at a time over both stores (more than both pools' 8 connections, so
-        // they contend for the row lock): each must finish within the store's 5 s deadline, queueing
-        // included. 200 queued at once on a machine busy with the whole suite did not, nor, once, 16
-        // (writes go one at a time through the row lock: each waits for those queued before it).
+        // they contend for the leases and the row lock).
         let writes = 200
         let inFlight = 10
         let seen = try await withThrowingTaskGroup(of: [Int].self) { group in

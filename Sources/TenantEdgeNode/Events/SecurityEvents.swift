@@ -56,23 +56,26 @@ final class SecurityEvents: Sendable {
         metrics.recordSecurityEvent(kind)
         count.add(1, ordering: .relaxed)
         let now = clock.now()
-        let lines = window.withLock {
-            $0.record(
-                kind: kind, tenant: tenant, source: String(decoding: source.utf8.prefix(64), as: UTF8.self),
-                detail: detail, now: now)
-        }
-        write(lines)
+        let source = String(decoding: source.utf8.prefix(64), as: UTF8.self)
+        window.withLock { write($0.record(kind: kind, tenant: tenant, source: source, detail: detail, now: now)) }
     }
 
-    /// Closes the window when due (the flush service, every few seconds).
-    func flush() { write(window.withLock { $0.closeIfDue(now: clock.now()) }) }
+    /// Closes the window when due (the flush service, every few seconds). Lines are handed to the
+    /// audit log under the window's lock, so once any caller's flush returns, every line of the
+    /// windows closed so far is queued in order (`AuditLog.flush` then writes them): a caller never
+    /// finds the window closed by another whose lines are still on the way.
+    func flush() {
+        let now = clock.now()
+        window.withLock { write($0.closeIfDue(now: now)) }
+    }
 
     /// Closes the window now (shutdown), so no count is lost.
-    func close() { write(window.withLock { $0.close() }) }
+    func close() { window.withLock { write($0.close()) } }
 
     /// The latest bursts for the dashboard, newest first.
     var recent: [SecurityEventWindow.Burst] { window.withLock { $0.recent } }
 
+    /// Called with the window's lock held; the audit log only queues the line for its writer.
     private func write(_ lines: [SecurityEventWindow.Line]) {
         for line in lines {
             let (burst, phase) =

@@ -21,12 +21,15 @@ final class PostgresOriginStore: OriginStore {
     private let retention: Int
     private let logger: Logger
     let endpoint: PostgresEndpoint
+    /// The longest any operation may take; a write waits at most one second less for its turn.
+    let operationSeconds: Int
 
     /// Advisory lock key of the migrations ("te" in ASCII, then 1).
     static let migrationLock: Int64 = 0x7465_0001
 
     static func open(
-        _ settings: OriginStorage.Postgres, retention: Int, logger: Logger
+        _ settings: OriginStorage.Postgres, retention: Int, logger: Logger,
+        operationSeconds: Int = defaultOperationSeconds
     ) async throws(EdgeError) -> PostgresOriginStore {
         guard let endpoint = PostgresEndpoint(parsing: settings.url) else {
             throw EdgeError(
@@ -53,7 +56,9 @@ final class PostgresOriginStore: OriginStore {
         var quieter = logger
         if quieter.logLevel < .debug { quieter.logLevel = .debug }
         let client = PostgresClient(configuration: configuration, backgroundLogger: quieter)
-        let store = PostgresOriginStore(client: client, retention: retention, endpoint: endpoint, logger: quieter)
+        let store = PostgresOriginStore(
+            client: client, retention: retention, endpoint: endpoint, logger: quieter,
+            operationSeconds: max(2, operationSeconds))
         do {
             try await store.migrate()
         } catch {
@@ -63,7 +68,10 @@ final class PostgresOriginStore: OriginStore {
         return store
     }
 
-    private init(client: PostgresClient, retention: Int, endpoint: PostgresEndpoint, logger: Logger) {
+    private init(
+        client: PostgresClient, retention: Int, endpoint: PostgresEndpoint, logger: Logger, operationSeconds: Int
+    ) {
+        self.operationSeconds = operationSeconds
         self.client = client
         self.retention = retention
         self.endpoint = endpoint
@@ -106,13 +114,14 @@ final class PostgresOriginStore: OriginStore {
         _ change: @escaping @Sendable ([String: String]) throws(EdgeError) -> (StoreWrite, Value)
     ) async throws(EdgeError) -> (value: Value, events: [InvalidationEvent]) {
         let retention = self.retention
+        let lockWait = "SET LOCAL lock_timeout = '\(operationSeconds - 1)s'"
         return try await guarded("write") { [client, logger] in
             try await client.withTransaction(logger: logger) { connection in
                 // READ COMMITTED whatever the server's default (a writer that waited for the lock
                 // then reads the head the previous one committed), and a stalled writer elsewhere
                 // makes this one fail in time rather than wait for ever.
                 try await connection.query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", logger: logger)
-                try await connection.query("SET LOCAL lock_timeout = '4s'", logger: logger)
+                try await connection.query(PostgresQuery(unsafeSQL: lockWait), logger: logger)
                 // The writers' turn: every write of every replica locks this row first.
                 var locked: Int?
                 for try await value in try await connection.query(
@@ -283,6 +292,7 @@ final class PostgresOriginStore: OriginStore {
         _ what: String, deadline: Bool = true, _ body: @escaping @Sendable () async throws -> T
     ) async throws(EdgeError) -> T {
         let endpoint = self.endpoint
+        let seconds = operationSeconds
         guard deadline else {
             do { return try await body() } catch { throw Self.described(error, what: what, endpoint: endpoint) }
         }
@@ -295,8 +305,8 @@ final class PostgresOriginStore: OriginStore {
                     do { _ = answer.give(.success(try await body())) } catch { _ = answer.give(.failure(error)) }
                 }
                 let timer = Task {
-                    try? await Task.sleep(for: .seconds(Self.operationSeconds))
-                    let late = EdgeError(.io, "\(endpoint): \(what) did not finish within \(Self.operationSeconds) s")
+                    try? await Task.sleep(for: .seconds(seconds))
+                    let late = EdgeError(.io, "\(endpoint): \(what) did not finish within \(seconds) s")
                     if answer.give(.failure(late)) { work.cancel() }
                 }
                 answer.whenGiven { timer.cancel() }
@@ -306,8 +316,9 @@ final class PostgresOriginStore: OriginStore {
         }
     }
 
-    /// The longest any store operation may take (a write waits at most `lock_timeout` for its turn).
-    static let operationSeconds = 5
+    /// The longest a store operation may take unless told otherwise (a write waits at most
+    /// `lock_timeout`, one second less, for its turn).
+    static let defaultOperationSeconds = 5
 
     /// Our own errors pass as they are (also from inside a transaction, which postgres-nio wraps);
     /// PostgreSQL's are named by SQLSTATE.
