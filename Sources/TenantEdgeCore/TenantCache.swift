@@ -241,10 +241,11 @@ public final class TenantCache: Sendable {
         }
     }
 
-    /// The key version a stored entry is sealed under, without touching its recency (nil when
-    /// nothing is stored or the value is too short to name one).
-    public func storedKeyVersion(storageKey: KeyDigest) -> UInt32? {
-        storage.partition.withLock { $0.peek(storageKey: storageKey)?.keyVersion }
+    /// Drops `entry` (one that failed to open) unless a re-seal has replaced it meanwhile; whether it
+    /// was still there.
+    @discardableResult
+    public func remove(storageKey: KeyDigest, ifStillHolding entry: CacheEntry) -> Bool {
+        storage.partition.withLock { $0.remove(storageKey: storageKey, ifStillHolding: entry.sealedBytes) }
     }
 
     /// Re-seals an entry read under an older key version with the current one (`reseal_on_read`);

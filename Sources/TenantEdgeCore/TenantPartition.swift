@@ -116,6 +116,15 @@ public struct TenantPartition {
         return true
     }
 
+    /// Removes the entry under `storageKey` only if it still holds `expected` (an entry that failed
+    /// to open: a re-seal may have replaced it meanwhile with one that opens); whether it did.
+    public mutating func remove(storageKey: KeyDigest, ifStillHolding expected: SealedBytes) -> Bool {
+        guard let index = slot(of: storageKey), slots[index].entry.sealedCount == expected.count,
+            slots[index].entry.sealedBytes.withBytes({ stored in expected.withBytes { stored.elementsEqual($0) } })
+        else { return false }
+        return remove(storageKey: storageKey)
+    }
+
     /// The entry stored under `storageKey`, leaving the LRU order alone.
     public func peek(storageKey: KeyDigest) -> CacheEntry? { slot(of: storageKey).map { slots[$0].entry } }
 

@@ -88,6 +88,45 @@ struct IsolationTests {
         }
     }
 
+    /// A retirement can re-seal an entry under the new key and drop the old key between a hit's read
+    /// and its open (seen once under ThreadSanitizer, in ErasureTests). The failure is judged by the
+    /// entry the hit read: the entry stored since stays, and a key the node no longer holds is no
+    /// security event; bytes that fail under a key it holds still are one.
+    @Test func anEntryThatFailedToOpenIsJudgedByItselfNotByWhatIsStoredSince() async throws {
+        let version = VersionCounter()
+        try await withEdge(script: { _ in
+            TestUpstream.Reply(headers: [("Cache-Control", "max-age=300")], body: "v\(version.next())")
+        }) { edge in
+            #expect(try await edge.get("/t").body == "v1")
+            let cache = try #require(edge.runtime.caches["acme"])
+            let (storageKey, stored) = try #require(cache.lookup(target: "/t", requestHeaders: []))
+            let responder = TenantTrafficResponder(runtime: edge.runtime)
+
+            // Read under a key version retired since (the stored entry is another one now).
+            var retired = stored.detached
+            var bytes = retired.sealed
+            bytes[0] ^= 0x40
+            retired.sealed = bytes
+            #expect(retired.keyVersion.map(cache.cipher.holdsKey(version:)) == false)
+            responder.decryptFailed(cache, storageKey: storageKey, entry: retired)
+            #expect(edge.runtime.events.count.load(ordering: .relaxed) == 0, "a retired key is no attack")
+            #expect(try await edge.get("/t").body == "v1", "the entry stored since stays")
+
+            // Bytes that fail under a key the node holds: an event, and the stored entry still stays.
+            var tampered = stored.detached
+            bytes = tampered.sealed
+            bytes[bytes.count / 2] ^= 0x20
+            tampered.sealed = bytes
+            responder.decryptFailed(cache, storageKey: storageKey, entry: tampered)
+            #expect(edge.runtime.events.count.load(ordering: .relaxed) == 1)
+            #expect(try await edge.get("/t").body == "v1")
+
+            // The entry that failed is the one stored: it goes.
+            responder.decryptFailed(cache, storageKey: storageKey, entry: stored)
+            #expect(try await edge.get("/t").body == "v2")
+        }
+    }
+
     @Test func anEntryCopiedUnderAnotherTenantsKeyDoesNotOpen() async throws {
         try await withEdge(script: Self.echo) { edge in
             _ = try await edge.get("/same")

@@ -257,7 +257,9 @@ extension TenantTrafficResponder {
                 stale.entry.sealed, aad: cache.aad(stale.storageKey, for: stale.entry)),
             let record = ResponseRecord(decoding: plaintext)
         else {
-            decryptFailed(cache, storageKey: stale.storageKey, detail: "stale entry failed to open; fetched anew")
+            decryptFailed(
+                cache, storageKey: stale.storageKey, entry: stale.entry,
+                detail: "stale entry failed to open; fetched anew")
             return nil
         }
         return record

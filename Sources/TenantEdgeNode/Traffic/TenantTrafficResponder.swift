@@ -242,18 +242,18 @@ struct TenantTrafficResponder: HTTPResponder {
         now: Double, status: CacheStatus
     ) -> TrafficAnswer? {
         guard let count = cache.cipher.plaintextCount(ofSealedCount: entry.sealedCount) else {
-            decryptFailed(cache, storageKey: storageKey)
+            decryptFailed(cache, storageKey: storageKey, entry: entry)
             return nil
         }
         guard let buffer = openIntoLaneBuffer(entry, storageKey: storageKey, count: count, cache: cache) else {
-            decryptFailed(cache, storageKey: storageKey)
+            decryptFailed(cache, storageKey: storageKey, entry: entry)
             return nil
         }
         guard let layout = buffer.withUnsafeReadableBytes({ ResponseRecord.layout($0) }),
             let rawHeaders = buffer.getSlice(at: layout.headerBlock.lowerBound, length: layout.headerBlock.count),
             let body = buffer.getSlice(at: layout.bodyOffset, length: buffer.readableBytes - layout.bodyOffset)
         else {
-            decryptFailed(cache, storageKey: storageKey)
+            decryptFailed(cache, storageKey: storageKey, entry: entry)
             return nil
         }
         if runtime.config.cache.resealOnRead, let version = entry.keyVersion,
@@ -319,14 +319,17 @@ struct TenantTrafficResponder: HTTPResponder {
     static let laneBufferBytes = 8 * 1024
 
     /// The one place an entry that does not open is handled: dropped, and a security event.
+    /// Judged by the entry that failed, not by what is stored now: a retirement can re-seal the
+    /// entry under the new key and drop the old key between this hit's read and its open, and the
+    /// re-sealed entry (which opens) must neither be dropped nor make the old one look like an attack.
     func decryptFailed(
-        _ cache: TenantCache, storageKey: KeyDigest, detail: String = "stored entry failed to open; served as a miss"
+        _ cache: TenantCache, storageKey: KeyDigest, entry: CacheEntry,
+        detail: String = "stored entry failed to open; served as a miss"
     ) {
-        let version = cache.storedKeyVersion(storageKey: storageKey)
-        cache.remove(storageKey: storageKey)
+        cache.remove(storageKey: storageKey, ifStillHolding: entry)
         // Sealed under a key version this node no longer holds (retired, or swapped out a moment
         // ago): expected during a rotation, not an attack. Anything else is a security event.
-        if let version, !cache.cipher.holdsKey(version: version) {
+        if let version = entry.keyVersion, !cache.cipher.holdsKey(version: version) {
             return
         }
         runtime.events.record("decrypt_failed", tenant: cache.tenant.id, source: "memory", detail: detail)
