@@ -292,20 +292,20 @@ final class RedisTier: Sendable {
             self.breaker.withLock { error == nil ? $0.succeeded() : $0.failed(now: self.clock.now()) }
             completion(value)
         }
-        let timer = eventLoop.scheduleTask(in: .milliseconds(Int64(timeoutMs ?? self.timeoutMs))) {
+        let submitted = NIODeadline.now()
+        let deadline = submitted + .milliseconds(Int64(timeoutMs ?? self.timeoutMs))
+        counters.calls.add(1, ordering: .relaxed)
+        // The deadline runs from here, waiting for a connection included (`CallDeadlines`).
+        let expiry = SharedTierConnections.Expiry(deadline: deadline, once: once) {
             settle(nil, EdgeError(.redisFailure, "no answer within timeout_ms"))
             self.connections.closeStalled(on: eventLoop)
         }
-        let submitted = NIODeadline.now()
-        counters.calls.add(1, ordering: .relaxed)
-        connections.withConnection(on: eventLoop) { result in
+        connections.withConnection(on: eventLoop, expiry: expiry) { result in
             switch result {
             case .failure(let error):
-                timer.cancel()
                 settle(nil, error)
             case .success(let connection):
                 Self.send(arguments, on: connection, wanted: { !once.isClaimed }) { reply in
-                    timer.cancel()
                     if self.address.followsSentinel, case .success(.error(let message)) = reply,
                         message.hasPrefix("READONLY")
                     {
@@ -353,12 +353,3 @@ final class RedisTier: Sendable {
 /// an allocation on every L2 read).
 private let evalCommand = Array("EVAL".utf8)
 private let evalSHACommand = Array("EVALSHA".utf8)
-
-/// True for the first caller only: settles a call exactly once between its reply and its timer.
-private final class Once: Sendable {
-    private let done = Atomic<Bool>(false)
-    var isClaimed: Bool { done.load(ordering: .acquiring) }
-    func claim() -> Bool {
-        done.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
-    }
-}

@@ -37,16 +37,26 @@ final class SharedTierConnections: Sendable {
         self.maxReplyBytes = maxReplyBytes
     }
 
+    /// A call's deadline: `expire` runs on the call's event loop at `deadline` unless `once` was
+    /// claimed first (the call was answered or failed).
+    struct Expiry: Sendable {
+        let deadline: NIODeadline
+        let once: Once
+        let expire: @Sendable () -> Void
+    }
+
     /// Calls `body` on `eventLoop` with one of its connections, made first if needed (within
-    /// `timeout_ms`), or with the error that kept it from being made.
+    /// `timeout_ms`), or with the error that kept it from being made; `expiry` is kept in the
+    /// loop's `CallDeadlines` meanwhile.
     func withConnection(
-        on eventLoop: any EventLoop, _ body: @escaping @Sendable (Result<RedisLoopConnection, any Error>) -> Void
+        on eventLoop: any EventLoop, expiry: Expiry,
+        _ body: @escaping @Sendable (Result<RedisLoopConnection, any Error>) -> Void
     ) {
         guard !isShut.load(ordering: .acquiring) else {
             return body(.failure(EdgeError(.redisFailure, "the Redis tier was shut down")))
         }
         if eventLoop.inEventLoop, let slots = laneSlots.withValue(make: { makeSlots(eventLoop) }, { $0 }) {
-            return slots.next(body)
+            return slots.next(expiry, body)
         }
         let slots = otherSlots.withLock { table in
             if let slots = table[ObjectIdentifier(eventLoop)] { return slots }
@@ -54,8 +64,8 @@ final class SharedTierConnections: Sendable {
             table[ObjectIdentifier(eventLoop)] = made
             return made
         }
-        if eventLoop.inEventLoop { return slots.next(body) }
-        eventLoop.execute { slots.next(body) }
+        if eventLoop.inEventLoop { return slots.next(expiry, body) }
+        eventLoop.execute { slots.next(expiry, body) }
     }
 
     /// Closes `eventLoop`'s connections that have commands waiting and have heard nothing from
@@ -116,6 +126,7 @@ private final class LoopSlots: @unchecked Sendable {
     private let epoch: () -> Int
     /// Called when a call has to wait for a connection being made.
     private let waited: () -> Void
+    private let deadlines: CallDeadlines
 
     init(
         eventLoop: any EventLoop, count: Int, epoch: @escaping () -> Int, waited: @escaping () -> Void,
@@ -126,10 +137,15 @@ private final class LoopSlots: @unchecked Sendable {
         self.epoch = epoch
         self.waited = waited
         self.open = open
+        deadlines = CallDeadlines(eventLoop: eventLoop)
     }
 
-    func next(_ body: @escaping @Sendable (Result<RedisLoopConnection, any Error>) -> Void) {
+    func next(
+        _ expiry: SharedTierConnections.Expiry,
+        _ body: @escaping @Sendable (Result<RedisLoopConnection, any Error>) -> Void
+    ) {
         eventLoop.assertInEventLoop()
+        deadlines.add(expiry.deadline, once: expiry.once, expire: expiry.expire)
         let index = nextIndex % slots.count
         nextIndex &+= 1
         switch slots[index] {
