@@ -107,9 +107,9 @@ public struct TenantPartition {
     /// Replaces an entry's sealed bytes (a re-seal under a newer key: same length, same metadata),
     /// only if it still holds `expected`; whether it did.
     public mutating func replaceSealed(storageKey: KeyDigest, expected: SealedBytes, with sealed: [UInt8]) -> Bool {
-        guard let index = slot(of: storageKey), sealed.count == expected.count,
-            slots[index].entry.sealedBytes.withBytes({ stored in expected.withBytes { stored.elementsEqual($0) } })
-        else { return false }
+        guard let index = slot(of: storageKey), sealed.count == expected.count, slot(index, holds: expected) else {
+            return false
+        }
         var entry = slots[index].entry
         entry.sealed = sealed
         replaceEntry(at: index, with: entry)
@@ -119,10 +119,15 @@ public struct TenantPartition {
     /// Removes the entry under `storageKey` only if it still holds `expected` (an entry that failed
     /// to open: a re-seal may have replaced it meanwhile with one that opens); whether it did.
     public mutating func remove(storageKey: KeyDigest, ifStillHolding expected: SealedBytes) -> Bool {
-        guard let index = slot(of: storageKey), slots[index].entry.sealedCount == expected.count,
-            slots[index].entry.sealedBytes.withBytes({ stored in expected.withBytes { stored.elementsEqual($0) } })
-        else { return false }
+        guard let index = slot(of: storageKey), slot(index, holds: expected) else { return false }
         return remove(storageKey: storageKey)
+    }
+
+    /// Whether a slot's sealed bytes are `expected`'s, compared by content: a compaction may have
+    /// moved them since `expected` was read, and a re-seal changes them.
+    private func slot(_ index: Int, holds expected: SealedBytes) -> Bool {
+        slots[index].entry.sealedCount == expected.count
+            && slots[index].entry.sealedBytes.withBytes { stored in expected.withBytes { stored.elementsEqual($0) } }
     }
 
     /// The entry stored under `storageKey`, leaving the LRU order alone.

@@ -84,4 +84,44 @@ struct CallDeadlinesTests {
         loop.advanceTime(by: .milliseconds(20))
         #expect(retry.expired == 1)
     }
+
+    @Test func aSlowCallAtTheFrontDoesNotHoldEveryAnsweredCallBehindIt() {
+        let loop = EmbeddedEventLoop()
+        let deadlines = CallDeadlines(eventLoop: loop, now: { loop.now })
+        let slow = Call()
+        slow.add(to: deadlines, at: loop.now + .seconds(60))
+        var largest = 0
+        for _ in 0..<10_000 {
+            let call = Call()
+            call.add(to: deadlines, at: loop.now + .seconds(60))
+            #expect(call.once.claim())
+            largest = max(largest, deadlines.count)
+        }
+        #expect(largest < 200, "answered calls are swept: \(largest) kept at most")
+        loop.advanceTime(by: .seconds(60))
+        #expect(slow.expired == 1)
+    }
+
+    @Test func aStalledRedisExpiresEveryCallInFlightOnceAndClosesStalledConnectionsOncePerFiring() {
+        let loop = EmbeddedEventLoop()
+        let firings = Counter()
+        let deadlines = CallDeadlines(eventLoop: loop, now: { loop.now }, afterExpiring: { firings.value += 1 })
+        var calls: [Call] = []
+        for index in 0..<5_000 {
+            let call = Call()
+            // Ten calls a millisecond, none answered.
+            call.add(to: deadlines, at: loop.now + .milliseconds(50 + Int64(index / 10)))
+            calls.append(call)
+        }
+        loop.advanceTime(by: .milliseconds(50))
+        #expect(calls.prefix(10).allSatisfy { $0.expired == 1 } && calls[10].expired == 0)
+        #expect(firings.value == 1, "ten calls expired in one firing, stalled connections closed once")
+        loop.advanceTime(by: .milliseconds(500))
+        #expect(calls.allSatisfy { $0.expired == 1 })
+        #expect(firings.value == 500 && deadlines.count == 0)
+    }
+
+    final class Counter {
+        var value = 0
+    }
 }

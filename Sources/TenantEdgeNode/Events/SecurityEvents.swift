@@ -57,32 +57,34 @@ final class SecurityEvents: Sendable {
         count.add(1, ordering: .relaxed)
         let now = clock.now()
         let source = String(decoding: source.utf8.prefix(64), as: UTF8.self)
-        window.withLock { write($0.record(kind: kind, tenant: tenant, source: source, detail: detail, now: now)) }
+        log(
+            window.withLock {
+                auditLines($0.record(kind: kind, tenant: tenant, source: source, detail: detail, now: now))
+            })
     }
 
     /// Closes the window when due (the flush service, every few seconds). Lines are handed to the
     /// audit log under the window's lock, so once any caller's flush returns, every line of the
     /// windows closed so far is queued in order (`AuditLog.flush` then writes them): a caller never
-    /// finds the window closed by another whose lines are still on the way.
+    /// finds the window closed by another whose lines are still on the way. The log gets them after
+    /// the lock: a log handler writes to stderr as it goes, and a slow stderr must not hold every
+    /// event loop that records an event.
     func flush() {
         let now = clock.now()
-        window.withLock { write($0.closeIfDue(now: now)) }
+        log(window.withLock { auditLines($0.closeIfDue(now: now)) })
     }
 
     /// Closes the window now (shutdown), so no count is lost.
-    func close() { window.withLock { write($0.close()) } }
+    func close() { log(window.withLock { auditLines($0.close()) }) }
 
     /// The latest bursts for the dashboard, newest first.
     var recent: [SecurityEventWindow.Burst] { window.withLock { $0.recent } }
 
-    /// Called with the window's lock held; the audit log only queues the line for its writer.
-    private func write(_ lines: [SecurityEventWindow.Line]) {
+    /// Called with the window's lock held: the audit log only chains each line and queues it for its
+    /// writer. Returns the lines, for `log` once the lock is released.
+    private func auditLines(_ lines: [SecurityEventWindow.Line]) -> [SecurityEventWindow.Line] {
         for line in lines {
-            let (burst, phase) =
-                switch line {
-                case .started(let burst): (burst, "started")
-                case .closed(let burst): (burst, "closed")
-                }
+            let (burst, phase) = line.burstAndPhase
             var details = [
                 "source": burst.key.source, "detail": burst.detail, "burst": phase, "count": String(burst.count),
             ]
@@ -94,6 +96,14 @@ final class SecurityEvents: Sendable {
             audit.record(
                 burst.key.kind, actor: "node:\(nodeID)", tenant: tenant == "-" || tenant == "*" ? nil : tenant,
                 details: details)
+        }
+        return lines
+    }
+
+    private func log(_ lines: [SecurityEventWindow.Line]) {
+        for line in lines {
+            let (burst, phase) = line.burstAndPhase
+            let tenant = burst.key.tenant
             logger.warning(
                 "security event",
                 metadata: [
@@ -115,5 +125,14 @@ struct SecurityEventFlush: Service {
             while (try? await events.clock.sleep(seconds: Self.interval)) != nil { events.flush() }
         }
         events.close()
+    }
+}
+
+extension SecurityEventWindow.Line {
+    fileprivate var burstAndPhase: (SecurityEventWindow.Burst, String) {
+        switch self {
+        case .started(let burst): (burst, "started")
+        case .closed(let burst): (burst, "closed")
+        }
     }
 }

@@ -296,9 +296,9 @@ final class RedisTier: Sendable {
         let deadline = submitted + .milliseconds(Int64(timeoutMs ?? self.timeoutMs))
         counters.calls.add(1, ordering: .relaxed)
         // The deadline runs from here, waiting for a connection included (`CallDeadlines`).
+        // (The loop's connections that stalled are closed once per firing that expired any call.)
         let expiry = SharedTierConnections.Expiry(deadline: deadline, once: once) {
             settle(nil, EdgeError(.redisFailure, "no answer within timeout_ms"))
-            self.connections.closeStalled(on: eventLoop)
         }
         connections.withConnection(on: eventLoop, expiry: expiry) { result in
             switch result {

@@ -88,7 +88,8 @@ final class SharedTierConnections: Sendable {
         let (template, address, timeoutMs, maxReplyBytes) = (endpoint, self.address, self.timeoutMs, maxReplyBytes)
         return LoopSlots(
             eventLoop: eventLoop, count: perLoop, epoch: { address.epoch },
-            waited: { [weak self] in self?.connectionWaits.add(1, ordering: .relaxed) }
+            waited: { [weak self] in self?.connectionWaits.add(1, ordering: .relaxed) },
+            expired: { [weak self] in self?.closeStalled(on: eventLoop) }
         ) {
             guard let (primary, epoch) = address.current() else {
                 address.suspect()
@@ -128,16 +129,17 @@ private final class LoopSlots: @unchecked Sendable {
     private let waited: () -> Void
     private let deadlines: CallDeadlines
 
+    /// `expired`: after calls timed out (closes the loop's connections that stalled).
     init(
         eventLoop: any EventLoop, count: Int, epoch: @escaping () -> Int, waited: @escaping () -> Void,
-        open: @escaping () -> EventLoopFuture<RedisLoopConnection>
+        expired: @escaping () -> Void, open: @escaping () -> EventLoopFuture<RedisLoopConnection>
     ) {
         self.eventLoop = eventLoop
         self.slots = Array(repeating: .empty, count: count)
         self.epoch = epoch
         self.waited = waited
         self.open = open
-        deadlines = CallDeadlines(eventLoop: eventLoop)
+        deadlines = CallDeadlines(eventLoop: eventLoop, afterExpiring: expired)
     }
 
     func next(
