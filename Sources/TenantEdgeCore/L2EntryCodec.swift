@@ -122,8 +122,9 @@ public enum L2EntryCodec {
             freshness: doubles[1], initialAge: doubles[2], staleWhileRevalidate: doubles[3],
             staleIfError: doubles[4], hasValidator: flags & 1 == 1, keep: doubles[5],
             explicitlyPublic: flags & 2 == 2)
-        return CacheEntry(
-            sealed: Array(bytes[sealedStart...]), responseTime: doubles[0], lifetime: lifetime, tagDigests: tags,
-            generation: generation)
+        var entry = CacheEntry(
+            sealed: [], responseTime: doubles[0], lifetime: lifetime, tagDigests: tags, generation: generation)
+        entry.sealedBytes = SealedBytes(tailOf: bytes, from: sealedStart)  // opened where it was read
+        return entry
     }
 }

@@ -1,11 +1,14 @@
-/// Where an entry's sealed bytes are: an array of their own (just sealed, or read from L2) or a
-/// record in its partition's slab (stored in L1; `SealedSlab`). Readers go through `withBytes`, so
+/// Where an entry's sealed bytes are: an array of their own (just sealed), the tail of the value
+/// read from L2, or a record in its partition's slab (stored in L1; `SealedSlab`). Readers go through `withBytes`, so
 /// the hit path opens a stored entry where it lies, copying nothing. Slab records are named only
 /// inside this module (by the partition's `SealedSlabStore`): outside it a value is made from an
 /// array, so no other code can point one at memory of its choosing.
 public struct SealedBytes: Sendable {
     enum Storage {
         case array([UInt8])
+        /// `value`'s bytes from `start` on: an L2 value's sealed part, after its metadata header.
+        /// Copying it out cost an L2 hit a copy of the whole value (16 KiB for a 16 KiB body).
+        case tail(of: [UInt8], start: UInt32)
         /// The record at `offset` of `slab` (its header; the bytes follow it), `count` bytes.
         case slab(SealedSlab, offset: UInt32, count: UInt32)
     }
@@ -16,10 +19,21 @@ public struct SealedBytes: Sendable {
 
     init(slab: SealedSlab, offset: UInt32, count: UInt32) { storage = .slab(slab, offset: offset, count: count) }
 
+    /// `value`'s bytes from `start` on, where they are (a copy when `start` is out of range, which
+    /// the L2 codec never asks for: it checks the length first).
+    init(tailOf value: [UInt8], from start: Int) {
+        guard (0...value.count).contains(start), let at = UInt32(exactly: start) else {
+            storage = .array(Array(value[min(max(0, start), value.count)...]))
+            return
+        }
+        storage = .tail(of: value, start: at)
+    }
+
     /// The sealed value's length (a slab record's header is not counted).
     public var count: Int {
         switch storage {
         case .array(let bytes): bytes.count
+        case .tail(let value, let start): value.count - Int(start)
         case .slab(_, _, let count): Int(count)
         }
     }
@@ -33,6 +47,13 @@ public struct SealedBytes: Sendable {
         case .array(let bytes):
             let result = bytes.withUnsafeBytes { raw in Swift.Result { () throws(Failure) -> Result in try body(raw) } }
             return try result.get()
+        case .tail(let value, let start):
+            let result = value.withUnsafeBytes { raw in
+                Swift.Result { () throws(Failure) -> Result in
+                    try body(UnsafeRawBufferPointer(rebasing: raw[Int(start)...]))
+                }
+            }
+            return try result.get()
         case .slab(let slab, let offset, let count):
             let start = slab.base + Int(offset) + SealedSlab.recordHeaderBytes
             return try withExtendedLifetime(slab) { () throws(Failure) -> Result in
@@ -45,7 +66,7 @@ public struct SealedBytes: Sendable {
     public var array: [UInt8] {
         switch storage {
         case .array(let bytes): bytes
-        case .slab: withBytes { Array($0) }
+        case .tail, .slab: withBytes { Array($0) }
         }
     }
 

@@ -17,6 +17,11 @@ public final class RedisReplyReader {
 
     private let reader: UnsafeMutablePointer<redisReader>
     private let maxBufferedBytes: Int
+    /// The bulk strings of the reply being parsed, in the order hiredis made them: copied once, from
+    /// hiredis's read buffer into the arrays the reply hands out. hiredis's own constructor copied
+    /// each into a `malloc`ed string that the conversion copied again: two copies of every L2 value
+    /// (16 KiB each for a 16 KiB body), now one.
+    fileprivate var bulkStrings: [[UInt8]] = []
 
     public init(maxBufferedBytes: Int) throws(EdgeError) {
         guard let functions = boundedReplyFunctions, let reader = redisReaderCreateWithFunctions(functions) else {
@@ -24,6 +29,9 @@ public final class RedisReplyReader {
         }
         self.reader = reader
         self.maxBufferedBytes = maxBufferedBytes
+        // The constructors find this reader through each task's `privdata` (only while this reader
+        // parses, inside `next`, so it is alive).
+        reader.pointee.privdata = Unmanaged.passUnretained(self).toOpaque()
     }
 
     deinit { redisReaderFree(reader) }
@@ -49,11 +57,39 @@ public final class RedisReplyReader {
     public func next() throws(EdgeError) -> RedisConnection.Reply? {
         var raw: UnsafeMutableRawPointer? = nil
         guard redisReaderGetReply(reader, &raw) == REDIS_OK else {
+            bulkStrings.removeAll()
             throw EdgeError(.redisFailure, "Redis sent a malformed reply")
         }
-        guard let raw else { return nil }
-        defer { freeReplyObject(raw) }
-        return RedisConnection.convert(raw.assumingMemoryBound(to: redisReply.self))
+        guard let raw else { return nil }  // incomplete: its strings so far stay for the rest
+        defer {
+            freeReplyObject(raw)
+            bulkStrings.removeAll(keepingCapacity: true)
+        }
+        var taken = 0
+        return convert(raw.assumingMemoryBound(to: redisReply.self), taken: &taken)
+    }
+
+    /// `RedisConnection.convert`, with bulk strings taken from `bulkStrings` in the order hiredis
+    /// made them: depth first, an array's elements in order, as this walks them. (A reply with fewer
+    /// strings than it names cannot come from hiredis; it would read as empty strings, never trap.)
+    private func convert(_ reply: UnsafeMutablePointer<redisReply>, taken: inout Int) -> RedisConnection.Reply {
+        let value = reply.pointee
+        switch value.type {
+        case REDIS_REPLY_STRING:
+            guard taken < bulkStrings.count else { return .string([]) }
+            defer { taken += 1 }
+            return .string(bulkStrings[taken])
+        case REDIS_REPLY_ARRAY:
+            let count = max(0, value.elements)
+            var items: [RedisConnection.Reply] = []
+            items.reserveCapacity(count)
+            for index in 0..<count {
+                if let element = value.element[index] { items.append(convert(element, taken: &taken)) }
+            }
+            return .array(items)
+        default:
+            return RedisConnection.convert(reply)
+        }
     }
 }
 
@@ -68,6 +104,19 @@ nonisolated(unsafe) private let defaultReplyFunctions: redisReplyObjectFunctions
 /// then reports out of memory, which fails the reader) before hiredis allocates room for it.
 nonisolated(unsafe) private let boundedReplyFunctions: UnsafeMutablePointer<redisReplyObjectFunctions>? = {
     guard var functions = defaultReplyFunctions else { return nil }
+    functions.createString = { task, text, length in
+        guard let task, let create = defaultReplyFunctions?.createString else { return nil }
+        // Status and error lines are short: hiredis's own object. A bulk string is copied once into
+        // the reader's list; hiredis gets an empty one, linked into its parent as its constructor does.
+        guard task.pointee.type == REDIS_REPLY_STRING, let privdata = task.pointee.privdata else {
+            return create(task, text, length)
+        }
+        let reader = Unmanaged<RedisReplyReader>.fromOpaque(privdata).takeUnretainedValue()
+        let bytes = text.map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
+        reader.bulkStrings.append(bytes)
+        var empty: CChar = 0
+        return create(task, &empty, 0)
+    }
     functions.createArray = { task, elements in
         guard elements >= 0, Int(elements) <= RedisReplyReader.maxArrayElements,
             let create = defaultReplyFunctions?.createArray

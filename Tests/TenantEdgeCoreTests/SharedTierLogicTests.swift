@@ -47,6 +47,40 @@ struct SharedTierLogicTests {
         #expect(L2EntryCodec.decode(truncated) == nil)
     }
 
+    /// An L2 value's sealed part is opened where it was read (not copied out), and stays whole when
+    /// the entry is promoted into L1's slabs, copied out, or made from an offset out of range.
+    @Test func anL2ValuesSealedPartIsReadInPlaceAndPromotedWhole() throws {
+        let lifetime = StoragePolicy.Lifetime(
+            freshness: 60, initialAge: 0, staleWhileRevalidate: 0, staleIfError: 0, hasValidator: false, keep: 60)
+        let sealed = (0..<5000).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        let value = L2EntryCodec.encode(
+            CacheEntry(
+                sealed: sealed, responseTime: 1_700_000_000, lifetime: lifetime,
+                tagDigests: [KeyDigest(w0: 9, w1: 8, w2: 7, w3: 6)], generation: 3))
+        let decoded = try #require(L2EntryCodec.decode(value))
+        guard case .tail(let whole, let start) = decoded.sealedBytes.storage else {
+            Issue.record("the sealed part was copied out of the value")
+            return
+        }
+        #expect(whole.count == value.count && Int(start) == value.count - sealed.count)
+        #expect(decoded.sealedCount == sealed.count)
+        #expect(decoded.sealedBytes.withBytes { Array($0) } == sealed)
+        #expect(decoded.sealed == sealed && decoded.detached.sealed == sealed)
+
+        var partition = TenantPartition(quotaBytes: 1 << 20)
+        let key = KeyDigest(w0: 1, w1: 1, w2: 1, w3: 1)
+        let inserted = partition.insert(decoded, primary: key, storageKey: key, varyNames: [], prefixDigests: [])
+        #expect(inserted)
+        let found = partition.entry(storageKey: key)
+        let stored = try #require(found)
+        #expect(stored.sealedBytes.slab != nil, "promoted into the partition's slab")
+        #expect(stored.sealed == sealed)
+
+        #expect(SealedBytes(tailOf: value, from: value.count).count == 0)
+        #expect(SealedBytes(tailOf: value, from: value.count + 5).count == 0, "out of range: empty, no trap")
+        #expect(SealedBytes(tailOf: value, from: -1).array == value)
+    }
+
     @Test func varyMarkersAndEntriesAreToldApart() {
         guard
             case .varyMarker(let names) = L2EntryCodec.decodeValue(

@@ -83,6 +83,42 @@ struct RedisCommandHandlerTests {
         #expect(channel.isActive)
     }
 
+    /// Bulk strings are copied once, into a list the reader keeps in the order hiredis makes them,
+    /// and matched back to the reply by walking it: nested arrays, nils, integers, statuses and
+    /// empty strings must come back in their places, whatever the reads, one reply after another.
+    @Test func bulkStringsComeBackInTheirPlacesInNestedRepliesSplitAnywhere() throws {
+        let wire = Array(
+            ("*4\r\n$1\r\na\r\n*3\r\n$0\r\n\r\n$-1\r\n*2\r\n:7\r\n$2\r\nbc\r\n+OK\r\n$3\r\ndef\r\n"
+                + "$4\r\nlast\r\n-ERR no\r\n").utf8)
+        let expected: [RedisConnection.Reply] = [
+            .array([
+                .string(Array("a".utf8)),
+                .array([.string([]), .null, .array([.integer(7), .string(Array("bc".utf8))])]),
+                .status("OK"), .string(Array("def".utf8)),
+            ]),
+            .string(Array("last".utf8)), .error("ERR no"),
+        ]
+        for split in [1, 2, 3, 5, 7, 64] {
+            let reader = try RedisReplyReader(maxBufferedBytes: 1 << 20)
+            var replies: [RedisConnection.Reply] = []
+            var start = 0
+            while start < wire.count {
+                let end = min(wire.count, start + split)
+                try wire[start..<end].withUnsafeBytes { try reader.feed($0) }
+                while let reply = try reader.next() { replies.append(reply) }
+                start = end
+            }
+            #expect(replies == expected, "read \(split) bytes at a time")
+        }
+        // A reply that turns out malformed after some of its strings were read: an error (the
+        // connection is then closed, and its reader with it).
+        let reader = try RedisReplyReader(maxBufferedBytes: 1 << 20)
+        try Array("*2\r\n$2\r\nxy\r\n".utf8).withUnsafeBytes { try reader.feed($0) }
+        #expect(try reader.next() == nil)
+        try Array("?bad\r\n".utf8).withUnsafeBytes { try reader.feed($0) }
+        #expect(throws: EdgeError.self) { _ = try reader.next() }
+    }
+
     @Test func aReplyNoCommandAskedForClosesTheConnectionAndFailsWhatComesAfter() throws {
         let channel = try Self.channel()
         let replies = Replies()
