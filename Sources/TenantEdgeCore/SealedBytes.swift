@@ -19,11 +19,11 @@ public struct SealedBytes: Sendable {
 
     init(slab: SealedSlab, offset: UInt32, count: UInt32) { storage = .slab(slab, offset: offset, count: count) }
 
-    /// `value`'s bytes from `start` on, where they are (a copy when `start` is out of range, which
-    /// the L2 codec never asks for: it checks the length first).
+    /// `value`'s bytes from `start` on, where they are; none when `start` is out of range (which the
+    /// L2 codec never asks for: it checks the length first), so no header byte passes for sealed.
     init(tailOf value: [UInt8], from start: Int) {
         guard (0...value.count).contains(start), let at = UInt32(exactly: start) else {
-            storage = .array(Array(value[min(max(0, start), value.count)...]))
+            storage = .array([])
             return
         }
         storage = .tail(of: value, start: at)

@@ -63,20 +63,27 @@ public final class RedisReplyReader {
         guard let raw else { return nil }  // incomplete: its strings so far stay for the rest
         defer {
             freeReplyObject(raw)
-            bulkStrings.removeAll(keepingCapacity: true)
+            // A hostile Redis's reply of a million empty strings must not stay pinned in capacity.
+            bulkStrings.removeAll(keepingCapacity: bulkStrings.capacity <= 64)
         }
         var taken = 0
-        return convert(raw.assumingMemoryBound(to: redisReply.self), taken: &taken)
+        let reply = convert(raw.assumingMemoryBound(to: redisReply.self), taken: &taken)
+        // Every string made taken, none missing: hiredis makes them in the order this walks, so
+        // anything else is a reader out of step, never a value to hand to a caller.
+        guard let reply, taken == bulkStrings.count else {
+            throw EdgeError(.redisFailure, "the Redis reply reader lost track of a reply's strings")
+        }
+        return reply
     }
 
     /// `RedisConnection.convert`, with bulk strings taken from `bulkStrings` in the order hiredis
-    /// made them: depth first, an array's elements in order, as this walks them. (A reply with fewer
-    /// strings than it names cannot come from hiredis; it would read as empty strings, never trap.)
-    private func convert(_ reply: UnsafeMutablePointer<redisReply>, taken: inout Int) -> RedisConnection.Reply {
+    /// made them: depth first, an array's elements in order, as this walks them. Nil when a string
+    /// the reply names is not in the list.
+    private func convert(_ reply: UnsafeMutablePointer<redisReply>, taken: inout Int) -> RedisConnection.Reply? {
         let value = reply.pointee
         switch value.type {
         case REDIS_REPLY_STRING:
-            guard taken < bulkStrings.count else { return .string([]) }
+            guard taken < bulkStrings.count else { return nil }
             defer { taken += 1 }
             return .string(bulkStrings[taken])
         case REDIS_REPLY_ARRAY:
@@ -84,7 +91,9 @@ public final class RedisReplyReader {
             var items: [RedisConnection.Reply] = []
             items.reserveCapacity(count)
             for index in 0..<count {
-                if let element = value.element[index] { items.append(convert(element, taken: &taken)) }
+                guard let element = value.element[index] else { continue }
+                guard let item = convert(element, taken: &taken) else { return nil }
+                items.append(item)
             }
             return .array(items)
         default:
