@@ -10,12 +10,33 @@ public struct KeyDigest: Hashable, Sendable {
         self.w3 = w3
     }
 
-    /// Builds a digest from exactly 32 bytes.
+    /// Builds a digest from exactly 32 bytes. Contiguous bytes (an array or a slice of one: the tags
+    /// of an L2 value) are read as four words; an array of words per digest cost an L2 hit an
+    /// allocation and 500 instructions for each tag.
     public init(bytes: some Collection<UInt8>) {
         precondition(bytes.count == 32, "a KeyDigest is 32 bytes")
-        var words: [UInt64] = [0, 0, 0, 0]
-        for (index, byte) in bytes.enumerated() { words[index / 8] |= UInt64(byte) << (8 * UInt64(index % 8)) }
-        self.init(w0: words[0], w1: words[1], w2: words[2], w3: words[3])
+        if let digest = bytes.withContiguousStorageIfAvailable({ Self(littleEndianWords: UnsafeRawBufferPointer($0)) })
+        {
+            self = digest
+            return
+        }
+        var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+        for (index, byte) in bytes.enumerated() {
+            let shifted = UInt64(byte) << (8 * UInt64(index % 8))
+            switch index / 8 {
+            case 0: words.0 |= shifted
+            case 1: words.1 |= shifted
+            case 2: words.2 |= shifted
+            default: words.3 |= shifted
+            }
+        }
+        self.init(w0: words.0, w1: words.1, w2: words.2, w3: words.3)
+    }
+
+    /// 32 bytes as four little-endian words (`append(to:)`'s layout).
+    private init(littleEndianWords raw: UnsafeRawBufferPointer) {
+        func word(_ at: Int) -> UInt64 { UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+        self.init(w0: word(0), w1: word(8), w2: word(16), w3: word(24))
     }
 
     public var bytes: [UInt8] {

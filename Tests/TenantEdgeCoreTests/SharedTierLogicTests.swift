@@ -81,6 +81,56 @@ struct SharedTierLogicTests {
         #expect(SealedBytes(tailOf: value, from: -1).count == 0, "no header byte passes for sealed")
     }
 
+    /// The codec reads its six times into a tuple now: each of them, set to NaN, an infinity, a
+    /// negative or a value past its bound, still refuses the value.
+    @Test func everyTimeInAnL2HeaderIsBoundedWhereverItIsBad() throws {
+        let lifetime = StoragePolicy.Lifetime(
+            freshness: 60, initialAge: 2, staleWhileRevalidate: 5, staleIfError: 7, hasValidator: true, keep: 120)
+        let value = L2EntryCodec.encode(
+            CacheEntry(sealed: [1, 2, 3], responseTime: 1_700_000_000, lifetime: lifetime, generation: 5))
+        let decoded = try #require(L2EntryCodec.decode(value))
+        #expect(decoded.generation == 5 && decoded.responseTime == 1_700_000_000 && decoded.lifetime == lifetime)
+        for index in 0..<6 {
+            // (4 × the longest lifetime is a valid response time, so it is bad only for the others.)
+            let past = index == 0 ? 1e300 : 4 * StoragePolicy.longestLifetime
+            for bad in [Double.nan, .infinity, -.infinity, -1, past, 1e300] {
+                var changed = value
+                let bits = bad.bitPattern
+                for byte in 0..<8 { changed[9 + index * 8 + byte] = UInt8(truncatingIfNeeded: bits >> (56 - 8 * byte)) }
+                #expect(L2EntryCodec.decode(changed) == nil, "time \(index) as \(bad)")
+            }
+        }
+    }
+
+    /// Digests read from contiguous bytes (four words at once) and from any other collection agree.
+    @Test func aDigestIsTheSameFromAnyCollectionOfItsBytes() {
+        var generator = SeededGenerator(seed: 7)
+        for _ in 0..<100 {
+            let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let padded = [0xAA] + bytes + [0xBB]
+            let fromArray = KeyDigest(bytes: bytes)
+            #expect(fromArray.bytes == bytes)
+            #expect(KeyDigest(bytes: padded[1..<33]) == fromArray, "a slice at an offset")
+            #expect(KeyDigest(bytes: bytes.lazy.map { $0 }) == fromArray, "a collection with no contiguous storage")
+        }
+    }
+
+    /// Eight bytes at a time, then the rest: a difference at any position of any length is seen.
+    @Test func sameUTF8SeesADifferenceAnywhere() {
+        for length in 0...40 {
+            let text = String(repeating: "a", count: length)
+            #expect(text.hasSameUTF8(as: String(repeating: "a", count: length)))
+            #expect(!text.hasSameUTF8(as: text + "a"))
+            for position in 0..<length {
+                var bytes = Array(text.utf8)
+                bytes[position] = UInt8(ascii: "b")
+                #expect(
+                    !text.hasSameUTF8(as: String(decoding: bytes, as: UTF8.self)), "length \(length) at \(position)")
+            }
+        }
+        #expect(!"é".hasSameUTF8(as: "e\u{301}"), "canonically equal, different bytes")
+    }
+
     @Test func varyMarkersAndEntriesAreToldApart() {
         guard
             case .varyMarker(let names) = L2EntryCodec.decodeValue(
