@@ -15,6 +15,21 @@ struct IsolationTests {
             headers: [("Cache-Control", "max-age=300")], body: "\(request.header("host") ?? "?")|\(request.uri)")
     }
 
+    /// Answers `v1`, `v2`, … in turn, cacheable for 300 s: a body that shows which fetch it came from.
+    static func versioned() -> TestUpstream.Script {
+        let version = VersionCounter()
+        return { _ in TestUpstream.Reply(headers: [("Cache-Control", "max-age=300")], body: "v\(version.next())") }
+    }
+
+    /// A copy of `entry`, detached from its slab, with the sealed byte at `index` flipped by `mask`.
+    static func flipped(_ entry: CacheEntry, at index: (Int) -> Int, by mask: UInt8) -> CacheEntry {
+        var copy = entry.detached
+        var bytes = copy.sealed
+        bytes[index(bytes.count)] ^= mask
+        copy.sealed = bytes
+        return copy
+    }
+
     @Test func unknownHostGets421AndReachesNoUpstream() async throws {
         try await withEdge(script: Self.echo) { edge in
             let response = try await edge.get("/v1/a", host: "evil.test")
@@ -67,10 +82,7 @@ struct IsolationTests {
     }
 
     @Test func aFlippedByteGivesAMissAndASecurityEventNeverAWrongBody() async throws {
-        let version = VersionCounter()
-        try await withEdge(script: { _ in
-            TestUpstream.Reply(headers: [("Cache-Control", "max-age=300")], body: "v\(version.next())")
-        }) { edge in
+        try await withEdge(script: Self.versioned()) { edge in
             #expect(try await edge.get("/t").body == "v1")
             let cache = try #require(edge.runtime.caches["acme"])
             let rewritten = cache.rewriteSealed(target: "/t") { sealed in
@@ -93,30 +105,21 @@ struct IsolationTests {
     /// entry the hit read: the entry stored since stays, and a key the node no longer holds is no
     /// security event; bytes that fail under a key it holds still are one.
     @Test func anEntryThatFailedToOpenIsJudgedByItselfNotByWhatIsStoredSince() async throws {
-        let version = VersionCounter()
-        try await withEdge(script: { _ in
-            TestUpstream.Reply(headers: [("Cache-Control", "max-age=300")], body: "v\(version.next())")
-        }) { edge in
+        try await withEdge(script: Self.versioned()) { edge in
             #expect(try await edge.get("/t").body == "v1")
             let cache = try #require(edge.runtime.caches["acme"])
             let (storageKey, stored) = try #require(cache.lookup(target: "/t", requestHeaders: []))
             let responder = TenantTrafficResponder(runtime: edge.runtime)
 
             // Read under a key version retired since (the stored entry is another one now).
-            var retired = stored.detached
-            var bytes = retired.sealed
-            bytes[0] ^= 0x40
-            retired.sealed = bytes
+            let retired = Self.flipped(stored, at: { _ in 0 }, by: 0x40)
             #expect(retired.keyVersion.map(cache.cipher.holdsKey(version:)) == false)
             responder.decryptFailed(cache, storageKey: storageKey, entry: retired)
             #expect(edge.runtime.events.count.load(ordering: .relaxed) == 0, "a retired key is no attack")
             #expect(try await edge.get("/t").body == "v1", "the entry stored since stays")
 
             // Bytes that fail under a key the node holds: an event, and the stored entry still stays.
-            var tampered = stored.detached
-            bytes = tampered.sealed
-            bytes[bytes.count / 2] ^= 0x20
-            tampered.sealed = bytes
+            let tampered = Self.flipped(stored, at: { $0 / 2 }, by: 0x20)
             responder.decryptFailed(cache, storageKey: storageKey, entry: tampered)
             #expect(edge.runtime.events.count.load(ordering: .relaxed) == 1)
             #expect(try await edge.get("/t").body == "v1")
