@@ -12,7 +12,7 @@ SWIFT ?= swift
 RELEASE_BUILD := $(SWIFT) build -c release -Xswiftc -enforce-exclusivity=unchecked
 
 .PHONY: help deps build release secrets run lint format test sanitize sanitize-address sanitize-thread soak fuzz bench bench-deps bench-geo bench-smoke \
-        bench-hit bench-instructions bench-memory bench-purge bench-failover clean
+        bench-accept bench-hit bench-instructions bench-memory bench-purge bench-failover clean
 
 help:
 	@echo "make run    install what is missing, build, start the demo (upstream + edge node) and show miss/hit/purge"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench-hit  only the hit-path table (L1/L2 hits against nginx and Varnish), bench/results/hit.*"
 	@echo "make bench-smoke  every benchmarked system for a few seconds (answers, hits, allocations per hit)"
 	@echo "make bench-instructions  instructions and allocations per L1 hit by function, under callgrind"
+	@echo "make bench-accept  one accepting socket against one per event loop (reuse_port), keep-alive and churn"
 	@echo "make bench-failover    Redis primary and origin replica killed: time until the node is whole again"
 	@echo "make bench-geo  only the Geo-IP part: lookups/s against mmdblookup, hit-path cost against nginx geoip2"
 	@echo "make bench-memory  memory per entry against Redis and Varnish over 1M entries; hit latency 1k -> 1M entries"
@@ -163,6 +164,10 @@ bench-hit: release secrets bench-deps
 
 bench-failover: release secrets bench-deps
 	@bench/failover.sh
+
+# One accepting socket against one per event loop (listen.reuse_port), keep-alive and churn: bench/results/accept.md
+bench-accept: release secrets bench-deps
+	@bench/accept.sh
 
 bench-smoke: deps secrets
 	$(RELEASE_BUILD) --product edge-node

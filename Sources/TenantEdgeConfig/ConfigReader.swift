@@ -60,8 +60,9 @@ public struct ConfigReader {
             string(node, "id", "node") { config.node.id = $0 }
             string(node, "region", "node") { config.node.region = $0 }
         }
-        if let listen = mapping(top["listen"], "listen", allowed: ["http", "admin", "admin_tls"]) {
+        if let listen = mapping(top["listen"], "listen", allowed: ["http", "admin", "admin_tls", "reuse_port"]) {
             string(listen, "http", "listen") { config.listen.http = $0 }
+            boolean(listen, "reuse_port", "listen") { config.listen.reusePort = $0 }
             string(listen, "admin", "listen") { config.listen.admin = $0 }
             if let tls = mapping(listen["admin_tls"], "listen.admin_tls", allowed: ["cert_file", "key_file"]) {
                 string(tls, "cert_file", "listen.admin_tls") {

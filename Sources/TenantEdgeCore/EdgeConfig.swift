@@ -22,6 +22,9 @@ public struct EdgeConfig: Sendable, Equatable {
         /// none: plain HTTP, fit only for loopback, since bundles and the admin token cross it.
         public var adminCertFile: String? = nil
         public var adminKeyFile: String? = nil
+        /// Accept tenant traffic on one socket per event loop (`SO_REUSEPORT`, nginx's `reuseport`)
+        /// instead of one socket on one loop handing connections to the others. Default false.
+        public var reusePort = false
         public init(http: String = "127.0.0.1:8080", admin: String = "127.0.0.1:9090") {
             self.http = http
             self.admin = admin

@@ -34,6 +34,8 @@ public final class EdgeNode: Sendable {
     public var trafficPort: Int { traffic.port }
     /// Traffic connections admitted and not yet closed.
     package var trafficConnections: Int { traffic.openConnections }
+    /// Connections each traffic socket accepted: one socket, or one per event loop (`listen.reuse_port`).
+    package var trafficAcceptedPerSocket: [Int] { traffic.acceptedPerSocket }
     public var adminPort: Int { admin.port }
     /// The last invalidation applied from the origin's feed (0 standalone).
     public var invalidationCursor: Int { runtime.feedStatus.cursor.load(ordering: .relaxed) }
@@ -79,7 +81,8 @@ public final class EdgeNode: Sendable {
         do {
             traffic = try await HTTPListener.bind(
                 address: trafficAddress, group: group,
-                responder: TenantTrafficResponder(runtime: runtime), limits: config.limits)
+                responder: TenantTrafficResponder(runtime: runtime), limits: config.limits,
+                reusePort: config.listen.reusePort)
         } catch {
             await runtime.shutdown()
             throw EdgeError(.io, "listen.http: cannot bind \(config.listen.http)", cause: error)
@@ -97,11 +100,11 @@ public final class EdgeNode: Sendable {
                     isReady: { readiness.value && !runtime.awaitingBundle.load(ordering: .acquiring) }),
                 limits: config.limits.forAdmin, tls: adminTLS)
         } catch let error as EdgeError {
-            try? await traffic.channel.close()
+            await traffic.close()
             await runtime.shutdown()
             throw error
         } catch {
-            try? await traffic.channel.close()
+            await traffic.close()
             await runtime.shutdown()
             throw EdgeError(.io, "listen.admin: cannot bind \(config.listen.admin)", cause: error)
         }

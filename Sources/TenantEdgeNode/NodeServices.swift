@@ -21,7 +21,7 @@ struct ListenerDrain: Service {
             await group.next()
             group.cancelAll()
         }
-        for listener in listeners { try? await listener.channel.close() }
+        for listener in listeners { await listener.close() }
     }
 }
 

@@ -11,7 +11,7 @@ import TenantEdgeHTTP
 /// (`keepsConnection` on ours' head, the rule the connection handler and ours apply: nothing behind
 /// it is served or read); llhttp's rule for whether NIO reads on differs for repeated `Connection`
 /// fields, and NIO stops at an upgrade request. Ours is also checked against itself read in small
-/// pieces.
+/// pieces, and every head's `keepsConnection` against NIO's `isKeepAlive` (without an `Upgrade`).
 enum RequestDecoderDifferential {
     enum Part: Equatable, CustomStringConvertible {
         case head(method: String, target: String, version: [Int], fields: [[String]])
@@ -142,6 +142,13 @@ enum RequestDecoderDifferential {
                         version: [head.version.major, head.version.minor],
                         fields: fieldPairs(head.headers)))
                 if !head.keepsConnection { decoded.closingHeads.insert(decoded.parts.count - 1) }
+                // `keepsConnection` reads `Connection` in one pass of its own; NIO's rule is the reference
+                // for ours' heads (NIO's own carry llhttp's verdict, which differs for repeated fields).
+                if Decoder.self == StrictRequestDecoder.self,
+                    head.keepsConnection != (head.isKeepAlive && !head.headers.contains(name: "upgrade"))
+                {
+                    preconditionFailure("http-request: keepsConnection and isKeepAlive differ on \(head.headers)")
+                }
             case .body(let buffer):
                 let bytes = Array(buffer.readableBytesView)
                 if bytes.isEmpty { continue }

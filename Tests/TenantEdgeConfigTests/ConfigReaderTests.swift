@@ -36,6 +36,20 @@ struct ConfigReaderTests {
         #expect(config.security.encryption, "encryption defaults to on")
     }
 
+    @Test func readsReusePortAndRefusesAnythingButABoolean() {
+        #expect(!Self.read(Self.valid).0.listen.reusePort, "one accepting socket by default")
+        let listen = #"listen: { http: "127.0.0.1:8080", admin: "127.0.0.1:9090" }"#
+        let on = Self.read(
+            Self.valid.replacingOccurrences(of: listen, with: String(listen.dropLast()) + ", reuse_port: true }"))
+        #expect(on.1.isEmpty && on.0.listen.reusePort, "\(on.1)")
+        for value in ["yes please", "2", "\"\"", "[true]"] {
+            let bad = Self.read(
+                Self.valid.replacingOccurrences(
+                    of: listen, with: String(listen.dropLast()) + ", reuse_port: \(value) }"))
+            #expect(bad.1.first?.key == "listen.reuse_port", "\(value): \(bad.1)")
+        }
+    }
+
     @Test func readsLoggingAndTheTenantsObservabilitySettings() {
         let (config, problems) = Self.read(
             Self.valid

@@ -166,4 +166,35 @@ struct ConnectionBodyLimitTests {
             #expect(try await edge.admin(.GET, "/healthz", token: nil).status == 200)
         }
     }
+
+    /// A closing response (`Connection: close`) the peer stops taking is not left to hang: without
+    /// progress for `idle_timeout_s` (1 s here) the node closes the connection; one that reads is
+    /// given its answer whole before the close. The watch runs on the connection's own deadline.
+    @Test func aClosingResponseThePeerStopsTakingIsClosedAndOneItReadsArrivesWhole() async throws {
+        let big = String(repeating: "c", count: 4 << 20)
+        try await withEdge(
+            configure: ConnectionLimitTests.small,
+            script: { _ in .init(headers: [("Cache-Control", "max-age=60")], body: big) }
+        ) { edge in
+            _ = try await edge.get("/big")  // stored: the answers below are hits
+            let open = edge.node.trafficConnections  // the harness client's keep-alive connection
+            let stalled = try #require(ConnectionLimitTests.connect(edge.node.trafficPort))
+            defer { close(stalled) }
+            var small: Int32 = 4096
+            setsockopt(stalled, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+            let request = Array("GET /big HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n".utf8)
+            _ = request.withUnsafeBytes { send(stalled, $0.baseAddress, $0.count, 0) }
+            try await waitUntil { edge.node.trafficConnections == open + 1 }
+            try await waitUntil(seconds: 6) { edge.node.trafficConnections == open }  // closed by the node
+
+            let port = edge.node.trafficPort
+            let slow = try await Task.detached {
+                try await RawHTTP.converse(
+                    port: port, "GET /big HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n",
+                    timeout: 20)
+            }.value
+            #expect(slow.text.hasPrefix("HTTP/1.1 200") && slow.text.hasSuffix(big.suffix(16)))
+            #expect(slow.text.utf8.count > big.utf8.count, "the whole body arrived before the close")
+        }
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import NIOHTTP1
+import NIOPosix
 import TenantEdgeTestSupport
 import Testing
 
@@ -80,11 +81,39 @@ struct ConnectionTests {
         let inFlight = Task { try await edge.get("/slow/drain") }
         try await waitUntil { edge.upstream.count("/slow/drain") == 1 }  // in flight: the upstream has it
         let port = edge.node.trafficPort
+        #expect(edge.node.trafficAcceptedPerSocket.count == 1, "one accepting socket unless reuse_port")
         await edge.node.drain()
         let response = try await inFlight.value
         #expect(response.status == 200)
         #expect(response.body == "body:/slow/drain")
         #expect(!RawHTTP.accepts(port: port))
+        try? await edge.client.shutdown()
+        await edge.upstream.stop()
+    }
+
+    /// `listen.reuse_port`: one accepting socket per event loop on one port (0 here: the first socket
+    /// picks it, the others join it); the kernel spreads new connections over them, each is served,
+    /// and a drain stops them all.
+    @Test func reusePortAcceptsOnASocketPerLoopAndADrainStopsEveryOne() async throws {
+        let edge = try await EdgeHarness.start(configure: { $0.listen.reusePort = true }, script: Self.script)
+        let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator()).count
+        #expect(edge.node.trafficAcceptedPerSocket.count == loops)
+        let port = edge.node.trafficPort
+        let inFlight = Task { try await edge.get("/slow/reuse") }
+        try await waitUntil { edge.upstream.count("/slow/reuse") == 1 }
+        for n in 0..<64 {
+            let reply = try await Task.detached {
+                try await RawHTTP.exchange(
+                    port: port, "GET /r/\(n) HTTP/1.1\r\nHost: api.acme.test\r\nConnection: close\r\n\r\n")
+            }.value
+            #expect(reply.hasPrefix("HTTP/1.1 200") && reply.hasSuffix("body:/r/\(n)"), "\(reply)")
+        }
+        let perSocket = edge.node.trafficAcceptedPerSocket
+        #expect(perSocket.reduce(0, +) == 65, "64 exchanges and the client's one connection: \(perSocket)")
+        #expect(loops < 2 || perSocket.allSatisfy { $0 > 0 }, "65 connections all on one socket: \(perSocket)")
+        await edge.node.drain()
+        #expect(try await inFlight.value.body == "body:/slow/reuse", "the drain let the request in flight finish")
+        #expect(!RawHTTP.accepts(port: port), "no socket accepts after the drain")
         try? await edge.client.shutdown()
         await edge.upstream.stop()
     }

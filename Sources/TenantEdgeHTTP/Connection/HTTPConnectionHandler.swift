@@ -32,8 +32,8 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
     package typealias OutboundOut = IOData
 
     /// `header`: a request is on its way; `idle`: waiting between requests; `write`: the peer stopped
-    /// taking a response.
-    private enum TimerKind { case header, idle, write, linger }
+    /// taking a response; `closing`: the last response is leaving before the close.
+    private enum TimerKind { case header, idle, write, closing, linger }
 
     private let responder: any HTTPResponder
     /// The responder's fixed fields, read once per connection rather than per response.
@@ -53,9 +53,9 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
     /// This handler's context from `handlerAdded` to `handlerRemoved`, for `bytesArrived`, which
     /// `InboundBytesNotifier` calls from its own place in the pipeline.
     private var context: ChannelHandlerContext?
-    /// The close of a connection whose last response is leaving, or that lingers after a refusal.
+    /// The close of a connection that lingers after a refusal.
     private var closingTask: Scheduled<Void>?
-    /// Bytes waiting to be written when the write timer was armed: a peer that took some since is
+    /// Bytes waiting to be written when the write (or closing) timer was armed: a peer that took some since is
     /// slow, not stalled, and gets another period (nginx's `send_timeout` is between two writes too).
     private var bufferedAtArm = 0
     /// Bytes a peer must take per idle period to count as reading (a byte a minute does not).
@@ -215,21 +215,14 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
     }
 
     /// The last response of a closing connection must still leave: a peer that stops taking it is
-    /// closed after `idle_timeout_s` without progress, as a keep-alive one is.
+    /// closed after `idle_timeout_s` without progress, as a keep-alive one is. On the connection's
+    /// deadline, whose task is usually still pending from the request: a task scheduled per closing
+    /// connection, and its cancel, cost about 5,000 instructions (`make bench-instructions`, `CLOSE=1`).
     private func watchClosingWrite(context: ChannelHandlerContext) {
-        let before = Self.buffered(context)
-        deadline.stop()
-        closingTask?.cancel()
-        closingTask = context.eventLoop.assumeIsolated().scheduleTask(in: idleTimeout) { [self] in
-            closingTask = nil
-            guard !machine.lingering, context.channel.isActive else { return }
-            let left = Self.buffered(context)
-            if left > 0, before - left >= min(Self.minimumProgress, before) {
-                watchClosingWrite(context: context)  // slow, but reading
-            } else if left > 0 {
-                context.close(promise: nil)
-            }
-        }
+        bufferedAtArm = Self.buffered(context)
+        timerKind = .closing
+        setExpiry(context: context)
+        deadline.move(after: idleTimeout, on: context.eventLoop)
     }
 
     /// Drops what still arrives after a refused upload, for `lingerTime` at most.
@@ -295,13 +288,17 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
         guard !machine.closed, !machine.lingering else { return }
         timerKind = kind
         if kind == .write { bufferedAtArm = Self.buffered(context) }
-        if deadline.expired == nil {
-            deadline.expired = { [self] in  // once per connection; `channelInactive` lets it go
-                guard !machine.closed, !machine.lingering, let kind = timerKind else { return }
-                timedOut(kind, context: context)
-            }
-        }
+        setExpiry(context: context)
         deadline.move(after: kind == .header ? headerTimeout : idleTimeout, on: context.eventLoop)
+    }
+
+    /// What the deadline runs when it passes: set once per connection; `channelInactive` lets it go.
+    private func setExpiry(context: ChannelHandlerContext) {
+        guard deadline.expired == nil else { return }
+        deadline.expired = { [self] in
+            guard !machine.lingering, let kind = timerKind, kind == .closing || !machine.closed else { return }
+            timedOut(kind, context: context)
+        }
     }
 
     /// No request on its way: the connection waits for the next one (idle), not for the rest of one.
@@ -319,6 +316,16 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
 
     /// An idle or stalled connection closes quietly; one in the middle of a request is told `408` first.
     private func timedOut(_ kind: TimerKind, context: ChannelHandlerContext) {
+        if kind == .closing {
+            let left = Self.buffered(context)
+            guard left > 0, context.channel.isActive else { return }  // written: the close is on its way
+            if bufferedAtArm - left >= min(Self.minimumProgress, bufferedAtArm) {
+                watchClosingWrite(context: context)  // slow, but reading
+            } else {
+                context.close(promise: nil)
+            }
+            return
+        }
         guard !machine.closed, kind == .write || !machine.busy else { return }
         if kind == .idle, Self.buffered(context) > 0 {
             arm(.write, context: context)  // not idle: the last response is still leaving, slowly

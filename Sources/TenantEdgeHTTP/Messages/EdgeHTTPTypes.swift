@@ -9,7 +9,19 @@ extension HTTPRequestHead {
     /// that makes the connection a tunnel once it forwards such a request would pass whatever the
     /// client sends behind it unseen (request smuggling through an upgrade), so nothing behind it is
     /// read and the connection closes after its answer.
-    package var keepsConnection: Bool { isKeepAlive && !headers.contains(name: "upgrade") }
+    /// Read in one pass without allocating (`ConnectionOptions`, which follows `isKeepAlive`'s rule):
+    /// `isKeepAlive` cost about 5,700 instructions for a request with a `Connection` field.
+    package var keepsConnection: Bool {
+        var options = ConnectionOptions()
+        for (name, value) in headers {
+            switch name.utf8.count {  // most names are ruled out by their length alone
+            case 7 where name.caseInsensitiveEquals("upgrade"): return false
+            case 10 where name.caseInsensitiveEquals("connection"): options.read(value)
+            default: continue
+            }
+        }
+        return options.keepsConnection(minorVersion: Int(version.minor))
+    }
 }
 
 /// One complete request as the connection handler hands it to a responder.

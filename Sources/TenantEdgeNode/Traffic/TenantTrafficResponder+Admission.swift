@@ -39,7 +39,7 @@ extension TenantTrafficResponder {
             return .refused(.jsonError(.methodNotAllowed, code: "method_not_allowed", detail: "TRACE is not served"))
         }
         var given: String? = nil
-        var namesConnection = false
+        var connection = ConnectionOptions()
         for (name, value) in request.head.headers {
             switch name.utf8.count {  // most names are ruled out by their length alone
             case 4 where name.caseInsensitiveEquals("host"):
@@ -48,7 +48,7 @@ extension TenantTrafficResponder {
                 }
                 given = value
             case 10 where name.caseInsensitiveEquals("connection"):
-                namesConnection = true
+                connection.read(value)
             default:
                 break
             }
@@ -81,7 +81,7 @@ extension TenantTrafficResponder {
         // and a waiter's comparison see what the upstream is sent, never a client's alias, port or
         // case. It is copied only when something changes, which a hit in normal form never needs.
         let canonical = cache.canonicalHost
-        guard target != request.head.uri || given != canonical || namesConnection else {
+        guard target != request.head.uri || given != canonical || connection.namesOtherFields else {
             return .admitted(request, cache, clientHost: host)
         }
         var admitted = request
@@ -90,11 +90,13 @@ extension TenantTrafficResponder {
         // Headers the client names in `Connection` are hop-by-hop: never sent upstream, so they must
         // not select a stored variant either (`Connection: accept-language` would otherwise store
         // the default answer under the French key).
-        for value in request.head.headers["connection"] {
-            for token in value.split(separator: ",") {
-                let name = token.trimmingSpaces()
-                if !name.isEmpty, !name.caseInsensitiveEquals("close"), !name.caseInsensitiveEquals("keep-alive") {
-                    admitted.head.headers.remove(name: name)
+        if connection.namesOtherFields {
+            for value in request.head.headers["connection"] {
+                for token in value.split(separator: ",") {
+                    let name = token.trimmingSpaces()
+                    if !name.isEmpty, !name.caseInsensitiveEquals("close"), !name.caseInsensitiveEquals("keep-alive") {
+                        admitted.head.headers.remove(name: name)
+                    }
                 }
             }
         }
