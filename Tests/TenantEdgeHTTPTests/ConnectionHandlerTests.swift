@@ -189,6 +189,40 @@ struct ConnectionHandlerTests {
         #expect(text.components(separatedBy: "connection: close").count - 1 == 1, "only the last answer closes")
         #expect(!channel.isActive)
     }
+
+    /// Closes the channel inside every flush, as NIO does when a write fails there (a peer that
+    /// reset the connection right after sending its request). The flush goes on first, so the
+    /// writes' promises complete (`EmbeddedChannel` leaves unflushed ones pending at a close, where a
+    /// socket channel fails them).
+    final class CloseOnFlush: ChannelOutboundHandler, Sendable {
+        typealias OutboundIn = IOData
+        func flush(context: ChannelHandlerContext) {
+            context.flush()
+            context.close(promise: nil)
+        }
+    }
+
+    /// The channel went inactive inside the closing response's flush, before the closing watch was
+    /// set: the watch must not set the deadline's callback again, which would hold the handler (and
+    /// its context) for good, on every such connection (found by review).
+    @Test func aClosingWriteThatFailsInItsFlushLeavesNothingHoldingTheHandler() throws {
+        weak var released: HTTPConnectionHandler?
+        try {
+            let channel = EmbeddedChannel()
+            let handler = HTTPConnectionHandler(responder: ScriptedResponder(), limits: EdgeConfig.Limits())
+            released = handler
+            try channel.pipeline.syncOperations.addHandler(CloseOnFlush())
+            try channel.pipeline.syncOperations.addHandler(
+                ByteToMessageHandler(StrictRequestDecoder(maxHeadBytes: 4096)))
+            try channel.pipeline.syncOperations.addHandler(handler)
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+            try channel.writeInbound(ByteBuffer(string: "GET /now HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"))
+            #expect(!channel.isActive, "closed in the flush")
+            channel.embeddedEventLoop.advanceTime(by: .hours(1))
+            _ = try? channel.finish()
+        }()
+        #expect(released == nil, "the handler outlived its closed connection")
+    }
 }
 
 /// The deadline and the handler's timeouts on the embedded loop's own clock.

@@ -110,7 +110,7 @@ struct ConnectionTests {
         }
         let perSocket = edge.node.trafficAcceptedPerSocket
         #expect(perSocket.reduce(0, +) == 65, "64 exchanges and the client's one connection: \(perSocket)")
-        #expect(loops < 2 || perSocket.allSatisfy { $0 > 0 }, "65 connections all on one socket: \(perSocket)")
+        #expect(loops < 2 || perSocket.filter { $0 > 0 }.count >= 2, "65 connections all on one socket: \(perSocket)")
         await edge.node.drain()
         #expect(try await inFlight.value.body == "body:/slow/reuse", "the drain let the request in flight finish")
         #expect(!RawHTTP.accepts(port: port), "no socket accepts after the drain")

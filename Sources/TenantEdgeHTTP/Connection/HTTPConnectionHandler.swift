@@ -219,6 +219,10 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
     /// deadline, whose task is usually still pending from the request: a task scheduled per closing
     /// connection, and its cancel, cost about 5,000 instructions (`make bench-instructions`, `CLOSE=1`).
     private func watchClosingWrite(context: ChannelHandlerContext) {
+        // A write that failed in the flush just before closed the channel, and `channelInactive`
+        // has let go of the deadline's callback: setting it again would keep this handler (and its
+        // context) alive for good, through the callback, on every such connection.
+        guard context.channel.isActive else { return }
         bufferedAtArm = Self.buffered(context)
         timerKind = .closing
         setExpiry(context: context)
