@@ -31,6 +31,9 @@ sed -e "s#@DIR@#$dir#g; s#@PORT@#$nginx_port#; s#127.0.0.1:18080#127.0.0.1:$up#"
   > "$dir/nginx.conf"
 nginx -c "$dir/nginx.conf"
 for port in "$up" "$port_single" "$port_reuseport" "$nginx_port"; do wait_port "$port"; done
+# The config change must have reached the node: one listening socket per event loop on its port.
+sockets=$(ss -Hltn "sport = :$port_reuseport" | wc -l)
+[ "$sockets" -ge 2 ] || { echo "accept: the reuse_port node listens on $sockets socket(s), not one per loop" >&2; exit 1; }
 servers=("edge-node, one acceptor:$port_single:cache-status:hit" "edge-node, reuse_port:$port_reuseport:cache-status:hit"
   "nginx proxy_cache:$nginx_port:x-cache:HIT")
 for server in "${servers[@]}"; do

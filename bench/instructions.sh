@@ -14,13 +14,16 @@
 # database from ../shared/geoip (GEO_DB= names another). GEO=xff sends the same X-Forwarded-For
 # to the same node with `geo_mode: off`: the baseline that tells what the hint itself costs from
 # what parsing one more request header costs.
+# HEADERS=client sends the fields a browser or an API client library sends (User-Agent, Accept,
+# Accept-Language, Accept-Encoding, a request id, Connection: keep-alive) instead of only Host:
+# what a real request's head costs to read.
 # CLOSE=1 sends every hit on a new connection with `Connection: close`: what accepting, setting
 # up and closing a connection adds to a hit (the churn row of `make bench-accept`).
 # Usage: bench/instructions.sh [HITS] [SIZE] [ENCRYPTION true|false]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HITS=${1:-${HITS:-2000}}; SIZE=${2:-${SIZE:-1024}}; ENCRYPTION=${3:-${ENCRYPTION:-true}}; KEYS=${KEYS:-100}
-TOP=${TOP:-30}; TIER=${TIER:-l1}; GEO=${GEO:-off}; CLOSE=${CLOSE:-0}
+TOP=${TOP:-30}; TIER=${TIER:-l1}; GEO=${GEO:-off}; CLOSE=${CLOSE:-0}; HEADERS=${HEADERS:-host}
 dir=$(mktemp -d /tmp/te-instr.XXXXXX); chmod 755 "$dir"
 bin=${EDGE_NODE:-$(swift build -c release --show-bin-path)/edge-node}
 secrets=$(pwd)/edge-config/secrets
@@ -66,14 +69,22 @@ LD_PRELOAD="$dir/sigsuspend-copy.so" valgrind --tool=callgrind --instr-atstart=n
   "$dir/edge-node" run --config "$dir/edge.yaml" > "$dir/edge.log" 2>&1 & node=$!; pids+=($node)
 for _ in $(seq 1 600); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 python3 bench/warm.py "$port" "$KEYS" "$SIZE" api.acme.test cache-status "$marker"
-python3 - "$port" "$KEYS" "$SIZE" "$HITS" "$node" "$marker" "$GEO" "$CLOSE" <<'EOF'
+python3 - "$port" "$KEYS" "$SIZE" "$HITS" "$node" "$marker" "$GEO" "$CLOSE" "$HEADERS" <<'EOF'
 import http.client, subprocess, sys
-port, keys, size, hits, node, marker, geo, close = (int(a) if i < 4 else a for i, a in enumerate(sys.argv[1:]))
+port, keys, size, hits, node, marker, geo, close, fields = (
+    int(a) if i < 4 else a for i, a in enumerate(sys.argv[1:]))
+client_fields = {
+    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+    "Accept": "application/json, text/plain, */*", "Accept-Language": "en-US,en;q=0.9",
+    "Accept-Encoding": "gzip, deflate, br", "X-Request-Id": "4b0c2f8e-5d1a-4e7b-9a63-0f2d8c1e7a55",
+    "Connection": "keep-alive"}
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 clients = [f"81.2.69.{n}" if n % 2 else f"216.160.83.{n}" for n in range(100)]
 def get(n, client=0):
     global conn
     headers = {"Host": "api.acme.test"}
+    if fields == "client":
+        headers.update(client_fields)
     if close == "1":
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         headers["Connection"] = "close"
@@ -116,7 +127,7 @@ allocations=$(awk '
     }
     END { print total + 0 }' "$out")
 per_hit_allocations=$(awk -v a="$allocations" -v h="$HITS" 'BEGIN { printf "%.2f", a / h }')
-echo "# Instructions per ${TIER^^} hit (callgrind, release edge-node, $SIZE B bodies, encryption $ENCRYPTION, geo $GEO)"
+echo "# Instructions per ${TIER^^} hit (callgrind, release edge-node, $SIZE B bodies, encryption $ENCRYPTION, geo $GEO, request fields $HEADERS)"
 echo
 echo "$HITS hits over $([ "$CLOSE" = 1 ] && echo "a connection each" || echo "one keep-alive connection"): $total instructions, $((total / HITS)) per hit;" \
   "$allocations allocations, $per_hit_allocations per hit"

@@ -1,5 +1,6 @@
-/// What a request's `Connection` fields say, read in one pass over their bytes: whether they ask to
-/// close or keep the connection, and whether they name any other field (hop-by-hop, to be dropped).
+/// What a request's `Connection` fields say, read from their bytes without allocating (a value with
+/// bytes past ASCII aside): whether they ask to close or keep the connection, and whether they name
+/// any other field (hop-by-hop, to be dropped).
 ///
 /// NIO's `isKeepAlive` reads the same fields through `headers[canonicalForm:]`, which builds an
 /// array of lower-cased substrings: about 5,700 instructions a call for a request with a
@@ -57,10 +58,11 @@ public struct ConnectionOptions: Sendable, Equatable {
         var last = bytes.count
         while first < last, Self.isSpaceOrTab(bytes[first]) { first += 1 }
         while last > first, Self.isSpaceOrTab(bytes[last - 1]) { last -= 1 }
-        if first < last { token(UnsafeBufferPointer(rebasing: bytes[first..<last])) }
+        if first < last { classify(token: UnsafeBufferPointer(rebasing: bytes[first..<last])) }
     }
 
-    private mutating func token(_ token: UnsafeBufferPointer<UInt8>) {
+    /// A verdict, a second one (close), or another field named.
+    private mutating func classify(token: UnsafeBufferPointer<UInt8>) {
         let close = Self.nioEquals(token, Self.close)
         let keepAlive = !close && Self.nioEquals(token, Self.keepAlive)
         if close || keepAlive {

@@ -14,10 +14,10 @@
 /// keeps its own prefix digests in its slot and has no `Variants` record: most entries are plain,
 /// and the record cost about 180 bytes each (`make bench-memory`).
 public struct TenantPartition {
-    /// 176 bytes: a plain entry's primary is its storage key, so only a variant's is kept (in
+    /// 152 bytes: a plain entry's primary is its storage key, so only a variant's is kept (in
     /// `primaryOfVariant`), the recency links are 32-bit (slot numbers stay below 2³¹,
-    /// `SlotTable`), and the own prefix is no optional. It was 224, the largest part of an entry's
-    /// bookkeeping (`make bench-memory`), then 184 and 192 (decision 70).
+    /// `SlotTable`), and the own prefix is one word of its digest. It was 224, the largest part of
+    /// an entry's bookkeeping (`make bench-memory`), then 184, 192 and 176 (decisions 70 and 75).
     struct Slot {
         var storageKey: KeyDigest
         var entry: CacheEntry
@@ -28,8 +28,9 @@ public struct TenantPartition {
         /// A plain entry's own prefix digests (not its directory's); none otherwise. The most
         /// specific (the whole target: no other plain entry has it) is the slot's key in
         /// `slotsByOwnPrefix`; the others (the path, when the target has a query) are in
-        /// `primariesByPrefix`, which the query's siblings share. `noPrefix` when there is none.
-        var ownPrefix: KeyDigest
+        /// `primariesByPrefix`, which the query's siblings share. Only its first word
+        /// (`ownPrefixWord(_:)`), 0 when there is none.
+        var ownPrefix: UInt64
         var moreOwnPrefixes: [KeyDigest]
     }
 
@@ -89,10 +90,18 @@ public struct TenantPartition {
         return body(&table, slots)
     }
 
-    /// A slot's `ownPrefix` when it has none (a variant, or a plain entry without prefixes). An
-    /// optional digest took 33 bytes and 7 of padding in every slot; a keyed HMAC is all zeros
-    /// with probability 2⁻²⁵⁶, and no slot in `slotsByOwnPrefix` has this one.
-    static let noPrefix = KeyDigest(w0: 0, w1: 0, w2: 0, w3: 0)
+    /// A slot's `ownPrefix` when it has none (a variant, or a plain entry without prefixes).
+    static let noPrefix: UInt64 = 0
+
+    /// The word a slot keeps of its own prefix's digest, and that `slotsByOwnPrefix` is keyed by:
+    /// the first (a zero one as 1, so no digest reads as none). A whole digest took 32 bytes in
+    /// every slot. Two targets' digests sharing it (keyed HMACs: about one pair in 2⁶⁴, and nobody
+    /// without the tenant's key can choose one) only make a purge by one remove the other too:
+    /// a purge never misses what it names.
+    static func ownPrefixWord(_ digest: KeyDigest) -> UInt64 { digest.w0 == 0 ? 1 : digest.w0 }
+
+    /// `slotsByOwnPrefix`'s key for a slot's word.
+    private static func ownPrefixKey(_ word: UInt64) -> KeyDigest { KeyDigest(w0: word, w1: 0, w2: 0, w3: 0) }
 
     /// The slot holding `storageKey`, if any.
     private func slot(of storageKey: KeyDigest) -> Int? {
@@ -213,7 +222,7 @@ public struct TenantPartition {
         let own = joined ? Array(prefixDigests[directoryCount...]) : prefixDigests
         let slot = Slot(
             storageKey: storageKey, entry: placed(entry, slot: index), charge: charge, newer: -1, older: Int32(newest),
-            ownPrefix: plain ? own.last ?? Self.noPrefix : Self.noPrefix,
+            ownPrefix: plain ? own.last.map(Self.ownPrefixWord) ?? Self.noPrefix : Self.noPrefix,
             moreOwnPrefixes: plain ? Array(own.dropLast()) : [])
         if index < slots.count {
             slots[index] = slot
@@ -230,7 +239,9 @@ public struct TenantPartition {
         if plain {
             if let target = own.last {
                 withTable(\.slotsByOwnPrefix) { table, slots in
-                    table.insert(target, slot: index) { slots[$0].ownPrefix }
+                    table.insert(Self.ownPrefixKey(Self.ownPrefixWord(target)), slot: index) {
+                        Self.ownPrefixKey(slots[$0].ownPrefix)
+                    }
                 }
             }
             for prefix in own.dropLast() { primariesByPrefix[prefix, default: DigestSet()].insert(primary) }
@@ -294,7 +305,7 @@ public struct TenantPartition {
         usedBytes -= slot.charge
         if primary == storageKey, slot.ownPrefix != Self.noPrefix {  // before the slot forgets its key
             withTable(\.slotsByOwnPrefix) { table, slots in
-                table.remove(slot.ownPrefix, slot: index) { slots[$0].ownPrefix }
+                table.remove(Self.ownPrefixKey(slot.ownPrefix), slot: index) { Self.ownPrefixKey(slots[$0].ownPrefix) }
             }
         }
         slots[index].entry.sealedBytes = SealedBytes([])
@@ -348,7 +359,9 @@ public struct TenantPartition {
     /// of the directories under it.
     public mutating func removeAll(prefix: KeyDigest) -> Int {
         var removed = primariesByPrefix[prefix]?.members.reduce(0) { $0 + removeAll(primary: $1) } ?? 0
-        let plainTargets = slotsByOwnPrefix.slots(matching: prefix) { slots[$0].ownPrefix }
+        let plainTargets = slotsByOwnPrefix.slots(matching: Self.ownPrefixKey(Self.ownPrefixWord(prefix))) {
+            Self.ownPrefixKey(slots[$0].ownPrefix)
+        }
         for storageKey in plainTargets.map({ slots[$0].storageKey }) where remove(storageKey: storageKey) {
             removed += 1
         }

@@ -89,7 +89,7 @@ struct SlotTableTests {
     /// slab record took 8 bytes more, and the lifetime's flags after its `Double`s and the own
     /// prefix without an optional's byte took 16 off, decision 70).
     @Test func aSlotStaysSmall() {
-        #expect(MemoryLayout<TenantPartition.Slot>.stride <= 176)
+        #expect(MemoryLayout<TenantPartition.Slot>.stride <= 152)
         #expect(MemoryLayout<CacheEntry>.size <= 88)
         #expect(MemoryLayout<SealedBytes>.size <= 16)
     }

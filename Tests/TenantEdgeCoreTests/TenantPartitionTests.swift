@@ -32,6 +32,26 @@ struct TenantPartitionTests {
         #expect(partition.usedBytes <= partition.quotaBytes)
     }
 
+    /// A slot keeps one word of its own prefix's digest (decision 75): a purge by that prefix still
+    /// finds the entry when the word is 0 (kept as 1, not as "none"), and two prefixes sharing the
+    /// word make a purge by one take both, never neither.
+    @Test func anOwnPrefixKeptAsOneWordIsNeverMissedByItsPurge() {
+        var partition = TenantPartition(quotaBytes: 1 << 20)
+        let zero = KeyDigest(w0: 0, w1: 5, w2: 6, w3: 7)
+        let shared = (KeyDigest(w0: 42, w1: 1, w2: 0, w3: 0), KeyDigest(w0: 42, w1: 2, w2: 0, w3: 0))
+        for (n, prefix) in [(1, zero), (2, shared.0), (3, shared.1), (4, KeyDigest(w0: 43, w1: 1, w2: 0, w3: 0))] {
+            partition.insert(
+                Self.entry(bytes: 10), primary: Self.key(n), storageKey: Self.key(n), varyNames: [],
+                prefixDigests: [prefix])
+        }
+        #expect(partition.removeAll(prefix: zero) == 1)
+        #expect(partition.entry(storageKey: Self.key(1)) == nil)
+        #expect(partition.removeAll(prefix: shared.1) == 2, "the word is shared: both go")
+        #expect(partition.entry(storageKey: Self.key(2)) == nil && partition.entry(storageKey: Self.key(3)) == nil)
+        #expect(partition.entry(storageKey: Self.key(4)) != nil, "another word stays")
+        #expect(partition.indexSizes.ownPrefixes == 1)
+    }
+
     @Test func refusesAnEntryLargerThanTheWholeQuota() {
         var partition = TenantPartition(quotaBytes: 1000)
         partition.insert(

@@ -30,7 +30,6 @@ struct HTTPListenerTests {
         let listener = try await HTTPListener.bind(
             address: HostPort(parsing: "127.0.0.1:0")!, group: MultiThreadedEventLoopGroup.singleton, responder: Echo(),
             limits: EdgeConfig.Limits(), reusePort: reusePort)
-        defer { Task { await listener.close() } }
         var clients: [Int32] = []
         defer { for client in clients { close(client) } }
         for _ in 0..<8 { clients.append(try Self.connect(port: listener.port)) }
@@ -44,6 +43,7 @@ struct HTTPListenerTests {
             #expect(Self.noDelay(found) == true)
         }
         #expect(Self.noDelay(clients[0]) == false, "the check tells the two apart (a client socket has Nagle on)")
+        await listener.close()
     }
 
     static func connect(port: Int) throws -> Int32 {

@@ -79,5 +79,13 @@ struct HTTPResponseHeadWriterTests {
         )
         #expect(text.contains("; hit; ttl=9223372036854775807; detail=l2\r\nx-edge-preferred-region: r"))
         #expect(text.hasSuffix("content-length: 9223372036854775807\r\nconnection: keep-alive\r\n\r\n"))
+
+        let reason = String(repeating: "R", count: 5_000)
+        var other = EdgeResponse(status: .custom(code: 599, reasonPhrase: reason), headers: HTTPHeaders(), body: nil)
+        let bypass = CacheStatus.bypass(detail: String(repeating: "d", count: 5_000))
+        other.cacheStatus = CacheStatusField(bypass, cacheName: String(repeating: "n", count: 300))
+        let otherText = Self.head(other, contentLength: Int.max, into: start)
+        #expect(otherText.hasPrefix("earlierHTTP/1.1 599 " + reason + "\r\ncache-status: "))
+        #expect(otherText.contains(bypass.headerValue(cacheName: String(repeating: "n", count: 300)) + "\r\n"))
     }
 }

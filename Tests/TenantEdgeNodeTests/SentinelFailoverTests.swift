@@ -89,7 +89,10 @@ struct SentinelFailoverTests {
     static func configure(_ cluster: Cluster) -> (inout EdgeConfig) -> Void {
         let addresses = cluster.addresses
         return { config in
-            var redis = EdgeConfig.Redis(url: "", poolSize: 1, timeoutMs: 200)
+            // 1 s, not 200 ms: with the whole suite starting beside it, calls that took over 200 ms
+            // opened node b's breaker before its first read, which then went upstream instead of to
+            // L2 (CI on d7924cb). A killed primary refuses at once; no step here waits on a timeout.
+            var redis = EdgeConfig.Redis(url: "", poolSize: 1, timeoutMs: 1000)
             redis.sentinel = RedisSentinelConfig(addresses: addresses, master: master)
             config.cache.redis = redis
         }

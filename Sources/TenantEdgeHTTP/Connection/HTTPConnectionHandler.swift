@@ -33,20 +33,20 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
 
     /// `header`: a request is on its way; `idle`: waiting between requests; `write`: the peer stopped
     /// taking a response; `closing`: the last response is leaving before the close.
-    private enum TimerKind { case header, idle, write, closing, linger }
+    enum TimerKind { case header, idle, write, closing, linger }
 
     private let responder: any HTTPResponder
     /// The responder's fixed fields, read once per connection rather than per response.
     private let fixedHeaders: FixedHeaderLines
-    private let headerTimeout: TimeAmount
-    private let idleTimeout: TimeAmount
+    let headerTimeout: TimeAmount
+    let idleTimeout: TimeAmount
 
     // State, touched only on the channel's event loop.
     /// The protocol's rules: what is accepted, queued, refused, read; whether a response keeps the connection.
-    private var machine: HTTPConnectionStateMachine
+    var machine: HTTPConnectionStateMachine
     /// What the connection waits for, and until when.
-    private var timerKind: TimerKind?
-    private let deadline = MovingDeadline()
+    var timerKind: TimerKind?
+    let deadline = MovingDeadline()
     /// Where responses are written, kept between them so a keep-alive connection's answers do not
     /// allocate one each.
     private var responseBuffer = ByteBuffer()
@@ -54,18 +54,18 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
     /// `InboundBytesNotifier` calls from its own place in the pipeline.
     private var context: ChannelHandlerContext?
     /// The close of a connection that lingers after a refusal.
-    private var closingTask: Scheduled<Void>?
+    var closingTask: Scheduled<Void>?
     /// Bytes waiting to be written when the write (or closing) timer was armed: a peer that took some since is
     /// slow, not stalled, and gets another period (nginx's `send_timeout` is between two writes too).
-    private var bufferedAtArm = 0
+    var bufferedAtArm = 0
     /// Bytes a peer must take per idle period to count as reading (a byte a minute does not).
-    private static let minimumProgress = 4096
+    static let minimumProgress = 4096
     /// Bodies up to this size are copied behind their head and written with it.
     static let coalescedBodyBytes = 4 * 1024
     /// A response buffer larger than this is not kept for the next response of the connection.
     static let keptResponseBufferBytes = 16 * 1024
     /// How long a refused upload is read and dropped before the connection is closed.
-    private static let lingerTime: TimeAmount = .seconds(2)
+    static let lingerTime: TimeAmount = .seconds(2)
 
     package init(responder: any HTTPResponder, limits: EdgeConfig.Limits) {
         self.responder = responder
@@ -214,33 +214,6 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
         }
     }
 
-    /// The last response of a closing connection must still leave: a peer that stops taking it is
-    /// closed after `idle_timeout_s` without progress, as a keep-alive one is. On the connection's
-    /// deadline, whose task is usually still pending from the request: a task scheduled per closing
-    /// connection, and its cancel, cost about 5,000 instructions (`make bench-instructions`, `CLOSE=1`).
-    private func watchClosingWrite(context: ChannelHandlerContext) {
-        // A write that failed in the flush just before closed the channel, and `channelInactive`
-        // has let go of the deadline's callback: setting it again would keep this handler (and its
-        // context) alive for good, through the callback, on every such connection.
-        guard context.channel.isActive else { return }
-        bufferedAtArm = Self.buffered(context)
-        timerKind = .closing
-        setExpiry(context: context)
-        deadline.move(after: idleTimeout, on: context.eventLoop)
-    }
-
-    /// Drops what still arrives after a refused upload, for `lingerTime` at most.
-    private func linger(context: ChannelHandlerContext) {
-        machine.startLingering()
-        deadline.stop()
-        closingTask?.cancel()
-        closingTask = context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerTime) {
-            context.close(promise: nil)
-        }
-        timerKind = .linger
-        context.read()
-    }
-
     package func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             if timerKind == .write { arm(waitingForRequest ? .idle : .header, context: context) }
@@ -286,78 +259,8 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
         context.fireChannelInactive()
     }
 
-    // MARK: timeouts
-
-    private func arm(_ kind: TimerKind, context: ChannelHandlerContext) {
-        guard !machine.closed, !machine.lingering else { return }
-        timerKind = kind
-        if kind == .write { bufferedAtArm = Self.buffered(context) }
-        setExpiry(context: context)
-        deadline.move(after: kind == .header ? headerTimeout : idleTimeout, on: context.eventLoop)
-    }
-
-    /// What the deadline runs when it passes: set once per connection; `channelInactive` lets it go.
-    private func setExpiry(context: ChannelHandlerContext) {
-        guard deadline.expired == nil else { return }
-        deadline.expired = { [self] in
-            guard !machine.lingering, let kind = timerKind, kind == .closing || !machine.closed else { return }
-            timedOut(kind, context: context)
-        }
-    }
-
-    /// No request on its way: the connection waits for the next one (idle), not for the rest of one.
-    private var waitingForRequest: Bool { machine.current == nil && !machine.partialRequest }
-
-    /// Nothing to wait for (a response is being made).
-    private func cancelTimer() {
-        timerKind = nil
-        deadline.clear()
-    }
-
-    private static func buffered(_ context: ChannelHandlerContext) -> Int {
-        (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
-    }
-
-    /// An idle or stalled connection closes quietly; one in the middle of a request is told `408` first.
-    private func timedOut(_ kind: TimerKind, context: ChannelHandlerContext) {
-        if kind == .closing {
-            let left = Self.buffered(context)
-            guard left > 0, context.channel.isActive else { return }  // written: the close is on its way
-            if bufferedAtArm - left >= min(Self.minimumProgress, bufferedAtArm) {
-                watchClosingWrite(context: context)  // slow, but reading
-            } else {
-                context.close(promise: nil)
-            }
-            return
-        }
-        guard !machine.closed, kind == .write || !machine.busy else { return }
-        if kind == .idle, Self.buffered(context) > 0 {
-            arm(.write, context: context)  // not idle: the last response is still leaving, slowly
-            return
-        }
-        if kind == .write {
-            let left = Self.buffered(context)
-            if left == 0 {  // all written meanwhile: the connection is merely idle now
-                arm(waitingForRequest ? .idle : .header, context: context)
-                return
-            }
-            if bufferedAtArm - left >= min(Self.minimumProgress, bufferedAtArm) {
-                arm(.write, context: context)  // the peer is reading, slowly: another period
-                return
-            }
-        }
-        machine.markClosed()
-        guard kind == .header, !waitingForRequest else {
-            context.close(promise: nil)
-            return
-        }
-        write(
-            status: .requestTimeout, code: "request_timeout", detail: "the request did not arrive in time",
-            context: context)
-    }
-
     /// A JSON error the handler writes itself, closing the connection after it.
-    private func write(status: HTTPResponseStatus, code: String, detail: String, context: ChannelHandlerContext) {
+    func write(status: HTTPResponseStatus, code: String, detail: String, context: ChannelHandlerContext) {
         let response = EdgeResponse.jsonError(status, code: code, detail: detail)
         let body = response.body ?? ByteBuffer()
         var head = context.channel.allocator.buffer(capacity: 256)

@@ -161,7 +161,8 @@ package final class HTTPListener: Sendable {
     }
 }
 
-/// Connections one accepting socket took.
+/// Connections one accepting socket took: a class, since an `Atomic` cannot be copied into the
+/// listener's array of them.
 private final class AcceptedConnections: Sendable {
     let count = Atomic<Int>(0)
 }

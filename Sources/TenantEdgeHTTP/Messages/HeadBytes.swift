@@ -9,17 +9,20 @@ struct HeadBytes {
 
     init(_ room: UnsafeMutableRawBufferPointer) { self.room = room }
 
+    /// A literal piece (a field name, punctuation).
     @inline(__always)
     mutating func append(_ text: StaticString) {
         text.withUTF8Buffer { append(UnsafeRawBufferPointer($0)) }
     }
 
+    /// A string's UTF-8 (a value the response carries).
     @inline(__always)
     mutating func append(string: String) {
         var string = string
         string.withUTF8 { append(UnsafeRawBufferPointer($0)) }
     }
 
+    /// A buffer's readable bytes (a stored header block, the listener's fixed fields).
     @inline(__always)
     mutating func append(_ bytes: ByteBuffer) {
         bytes.withUnsafeReadableBytes { append($0) }
@@ -41,6 +44,7 @@ struct HeadBytes {
         }
     }
 
+    /// Raw bytes: every other piece comes through here, and the bound is checked here.
     @inline(__always)
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
         precondition(bytes.count <= room.count - count, "HeadBytes: a response head longer than its bound")

@@ -8,8 +8,8 @@ import Testing
 /// `keepsConnection` and `ConnectionOptions` read `Connection` in one pass; these hold them to the
 /// rules they replaced: NIO's `isKeepAlive` (with no `Upgrade`), and the admission's token loop that
 /// drops the fields a client names as hop-by-hop.
-@Suite("Connection field, read without allocating")
-struct ConnectionOptionsTests {
+@Suite("keepsConnection against NIO's isKeepAlive")
+struct KeepsConnectionTests {
     static func head(_ minor: Int, _ fields: [(String, String)]) -> HTTPRequestHead {
         HTTPRequestHead(
             version: HTTPVersion(major: 1, minor: minor), method: .GET, uri: "/", headers: HTTPHeaders(fields))
@@ -39,12 +39,6 @@ struct ConnectionOptionsTests {
         #expect(!Self.head(0, [("Connection", "keep-alive"), ("Connection", "keep-alive")]).keepsConnection)
         #expect(!Self.head(1, [("Connection", "keep-alive, close")]).keepsConnection)
         #expect(!Self.head(1, [("Upgrade", "websocket"), ("Connection", "upgrade")]).keepsConnection)
-        var options = ConnectionOptions()
-        options.read("keep-alive, ,close")
-        #expect(options.verdict == .close && !options.namesOtherFields)
-        options = ConnectionOptions()
-        options.read("\tX-Secret ,keep-alive")
-        #expect(options.verdict == .keepAlive && options.namesOtherFields)
         #expect(!Self.head(0, [("Connection", "keep-alive,\u{301}x")]).keepsConnection, "one token to NIO: no verdict")
     }
 
