@@ -34,8 +34,9 @@ struct SlotTable {
         }
     }
 
-    /// Stores `slot` under `key`, which must not be in the table already (the partition removes a
-    /// key before it stores it again). Slot numbers stay below 2³¹ (the partition's slots array).
+    /// Stores `slot` under `key`. As a map, `key` must not be in the table already (the partition
+    /// removes a key before it stores it again); as a multimap, it may (see below). Slot numbers stay
+    /// below 2³¹ (the partition's slots array).
     mutating func insert(_ key: KeyDigest, slot: Int, keyOf: (Int) -> KeyDigest) {
         precondition(slot >= 0 && slot < Int(Int32.max), "slot number out of range")
         if (count + 1) * 4 > buckets.count * 3 { grow(keyOf: keyOf) }
@@ -57,7 +58,8 @@ struct SlotTable {
     /// Every slot stored under `key`. A table whose keys repeat is still a valid table, since `insert`
     /// never looks for its key: every slot stored under a key lies in the run from the key's home
     /// bucket to the next empty one. (Repeats make that run long: the partition's own-prefix index
-    /// uses a key no other slot has, and reads and removes through these for that index's sake.)
+    /// is keyed by one word of a keyed digest, which two slots share about once in 2⁶⁴ pairs, and
+    /// reads and removes through these for that index's sake.)
     func slots(matching key: KeyDigest, keyOf: (Int) -> KeyDigest) -> [Int] {
         guard !buckets.isEmpty else { return [] }
         let hash = Self.hash(key)

@@ -232,7 +232,9 @@ public final class TenantCache: Sendable {
             case .all: return partition.removeAll()
             case .keys: return notice.digests.reduce(0) { $0 + partition.removeAll(primary: $1) }
             case .indexes:
-                // An index digest is a tag, a prefix or a primary; digests of different kinds never collide.
+                // An index digest is a tag, a prefix or a primary; digests of different kinds never
+                // collide, except that a plain entry's own prefix is matched on one word (decision 75),
+                // which another digest shares about once in 2⁶⁴: then one more entry goes, never fewer.
                 return notice.digests.reduce(0) {
                     $0 + partition.removeAll(tag: $1) + partition.removeAll(prefix: $1)
                         + partition.removeAll(primary: $1)

@@ -26,8 +26,8 @@ public struct TenantPartition {
         var newer: Int32
         var older: Int32
         /// A plain entry's own prefix digests (not its directory's); none otherwise. The most
-        /// specific (the whole target: no other plain entry has it) is the slot's key in
-        /// `slotsByOwnPrefix`; the others (the path, when the target has a query) are in
+        /// specific (the whole target: no other plain entry has it, though its word may be shared)
+        /// is the slot's key in `slotsByOwnPrefix`; the others (the path, when the target has a query) are in
         /// `primariesByPrefix`, which the query's siblings share. Only its first word
         /// (`ownPrefixWord(_:)`), 0 when there is none.
         var ownPrefix: UInt64
@@ -65,9 +65,10 @@ public struct TenantPartition {
     private var variantsByPrimary: [KeyDigest: Variants] = [:]
     private var primariesByPrefix: [KeyDigest: DigestSet] = [:]
     /// A plain entry's most specific own prefix → its slot. In `primariesByPrefix` each cost a
-    /// 72-byte bucket with growth slack, about 150 bytes per entry (`make bench-memory`); here 8 bytes
-    /// a bucket, the digest read from the slot. Keyed by the whole target, not the path: the path is
-    /// shared by every query of it, and a client could pile any number of `?n=…` under one key.
+    /// 72-byte bucket with growth slack, about 150 bytes per entry (`make bench-memory`); here 8
+    /// bytes a bucket, the key (one word of the digest, `ownPrefixWord(_:)`) read from the slot.
+    /// Keyed by the whole target, not the path: the path is shared by every query of it, and a
+    /// client could pile any number of `?n=…` under one key.
     private var slotsByOwnPrefix = SlotTable()
     private var storageKeysByTag: [KeyDigest: DigestSet] = [:]
     private var directories = DirectoryGroups()
