@@ -33,7 +33,9 @@ struct SharedTierPlainReadTests {
     ) async throws {
         _ = try await a.get(target)
         let key = SharedTierTests.storedKey(a, tenant: "acme", target: target, generation: generation)
-        try await waitUntil { (try? redis.command("EXISTS", key)) == .integer(1) }
+        // A's write to L2 follows its answer; under ASan with the whole suite running it took over
+        // 2 s (CI on 6e35e05).
+        try await waitUntil(seconds: 10) { (try? redis.command("EXISTS", key)) == .integer(1) }
     }
 
     /// The entry key built as bytes is the key the scripts write (`te:<tenant>:g<generation>:<digest>`).
@@ -70,7 +72,7 @@ struct SharedTierPlainReadTests {
             // b writes what it fetched to L2 (a script) after answering: waited for, so it cannot land
             // after the statistics are reset below (it did once, under ASan with the whole suite running).
             let written = SharedTierTests.storedKey(b, tenant: "acme", target: "/v1/purged", generation: 1)
-            try await waitUntil { (try? redis.command("EXISTS", written)) == .integer(1) }
+            try await waitUntil(seconds: 10) { (try? redis.command("EXISTS", written)) == .integer(1) }
 
             // b now knows generation 1, and reads it plainly again.
             try await Self.storeThroughA("/v1/after", a, redis, generation: 1)
