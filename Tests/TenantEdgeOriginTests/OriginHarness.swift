@@ -143,6 +143,25 @@ extension OriginHarness {
     /// again on the same port and state knowing their admin ports; the nodes' feeds back off across
     /// that restart on their clocks, which `body` moves on. `configure` adds to the nodes' settings;
     /// `script` is their upstreams' answer.
+    /// The origin started again on `port`, which its nodes know. Between the stop and this start
+    /// another test running beside it may bind that port for a moment (it is free, and the kernel
+    /// hands free ports to `:0` binds): a start refused with address-in-use is tried again for up to
+    /// 10 s (TSan CI on ee136cc met one).
+    static func restart(
+        secrets: OriginSecrets, pushingTo nodes: [EdgeHarness], stateDir: String, port: Int, adminToken: String
+    ) async throws -> OriginHarness {
+        var attempts = 0
+        while true {
+            do {
+                return try await OriginHarness.start(
+                    secrets: secrets, pushingTo: nodes, stateDir: stateDir, port: port, adminToken: adminToken)
+            } catch  where attempts < 40 && "\(error)".contains("Address already in use") {
+                attempts += 1
+                try await Task.sleep(for: .milliseconds(250))
+            }
+        }
+    }
+
     static func withFleet(
         adminToken: String, configure: @escaping (inout EdgeConfig) -> Void = { _ in },
         script: @escaping TestUpstream.Script = { _ in .init(body: "x") },
@@ -174,7 +193,7 @@ extension OriginHarness {
         await bootstrap.stop()
         let origin: OriginHarness
         do {
-            origin = try await OriginHarness.start(
+            origin = try await Self.restart(
                 secrets: secrets, pushingTo: nodes, stateDir: originState, port: port, adminToken: adminToken)
         } catch {
             for node in nodes { await node.shutdown() }
