@@ -41,6 +41,16 @@ public struct ConnectionOptions: Sendable, Equatable {
         }
     }
 
+    /// Reads one `Connection` field's value from its bytes; those past ASCII are decoded as UTF-8
+    /// (invalid ones replaced) and read as `read(_:)` reads a string.
+    public mutating func read(bytes: UnsafeRawBufferPointer) {
+        guard bytes.allSatisfy({ $0 < 0x80 }) else {
+            read(String(decoding: bytes, as: UTF8.self))
+            return
+        }
+        read(bytes.assumingMemoryBound(to: UInt8.self))
+    }
+
     /// Reads one value of ASCII bytes, splitting on the comma byte.
     private mutating func read(_ bytes: UnsafeBufferPointer<UInt8>) {
         var start = 0

@@ -49,10 +49,8 @@ enum RequestDecoderDifferential {
         // The first byte puts one read boundary anywhere in the input, in proportion to its value.
         let split = Int(first) * bytes.count / 255
         let twoReads = [0..<split, split..<bytes.count]
-        let ours = decode(bytes, reads: twoReads, handler: strictDecoder)
-        let nio = decode(bytes, reads: twoReads) {
-            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
-        }
+        let ours = decode(bytes, reads: twoReads, handler: strictDecoder, head: ourHead)
+        let nio = decode(bytes, reads: twoReads, handler: nioDecoder, head: nioHead)
         compare(ours: ours, nio: nio, input: bytes)
         // One input of up to 512 bytes in four: ours against itself in reads of 1 to 8 bytes (what
         // it keeps between reads, the scanner's place, a chunk-size line's, a trailer section's, must
@@ -61,7 +59,7 @@ enum RequestDecoderDifferential {
         guard first % 4 == 0, bytes.count <= 512 else { return }
         let size = Int(first / 4) % 8 + 1
         let small = stride(from: 0, to: bytes.count, by: size).map { $0..<min(bytes.count, $0 + size) }
-        let pieces = decode(bytes, reads: small, handler: strictDecoder)
+        let pieces = decode(bytes, reads: small, handler: strictDecoder, head: ourHead)
         if pieces.parts != ours.parts || pieces.refused != ours.refused {
             fail(
                 "ours in reads of \(size): \(pieces.parts) \(pieces.refused), in two: \(ours.parts) \(ours.refused)",
@@ -71,6 +69,31 @@ enum RequestDecoderDifferential {
 
     static func strictDecoder() -> ByteToMessageHandler<StrictRequestDecoder> {
         ByteToMessageHandler(StrictRequestDecoder(maxHeadBytes: 17 * 1024))
+    }
+
+    static func nioDecoder() -> ByteToMessageHandler<HTTPRequestDecoder> {
+        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
+    }
+
+    /// Ours' head as compared, and whether the connection closes after it. Its fields are read as
+    /// the responders read them (`RequestFields` from the received bytes), and `keepsConnection`,
+    /// which reads `Connection` in one pass of its own, is held to NIO's rule (`isKeepAlive`, and
+    /// never with an `Upgrade` field); NIO's own heads carry llhttp's verdict, which differs for
+    /// repeated fields.
+    static func ourHead(_ head: EdgeRequestHead) -> (Part, closes: Bool) {
+        let nioForm = head.httpRequestHead
+        if head.keepsConnection != (nioForm.isKeepAlive && !nioForm.headers.contains(name: "upgrade")) {
+            preconditionFailure("http-request: keepsConnection and isKeepAlive differ on \(head.headers)")
+        }
+        return (part(nioForm), !head.keepsConnection)
+    }
+
+    static func nioHead(_ head: HTTPRequestHead) -> (Part, closes: Bool) { (part(head), false) }
+
+    static func part(_ head: HTTPRequestHead) -> Part {
+        .head(
+            method: head.method.rawValue, target: head.uri, version: [head.version.major, head.version.minor],
+            fields: fieldPairs(head.headers))
     }
 
     static func compare(ours: Decoded, nio: Decoded, input: [UInt8]) {
@@ -115,9 +138,10 @@ enum RequestDecoderDifferential {
         }
     }
 
-    static func decode<Decoder: ByteToMessageDecoder>(
-        _ bytes: [UInt8], reads: [Range<Int>], handler: () -> ByteToMessageHandler<Decoder>
-    ) -> Decoded where Decoder.InboundOut == HTTPServerRequestPart {
+    static func decode<Decoder: ByteToMessageDecoder, Head: Equatable>(
+        _ bytes: [UInt8], reads: [Range<Int>], handler: () -> ByteToMessageHandler<Decoder>,
+        head read: (Head) -> (Part, closes: Bool)
+    ) -> Decoded where Decoder.InboundOut == HTTPPart<Head, ByteBuffer> {
         let channel = EmbeddedChannel()
         var decoded = Decoded()
         do {
@@ -133,22 +157,12 @@ enum RequestDecoderDifferential {
                 break
             }
         }
-        while let part = try? channel.readInbound(as: HTTPServerRequestPart.self) {
+        while let part = try? channel.readInbound(as: HTTPPart<Head, ByteBuffer>.self) {
             switch part {
             case .head(let head):
-                decoded.parts.append(
-                    .head(
-                        method: head.method.rawValue, target: head.uri,
-                        version: [head.version.major, head.version.minor],
-                        fields: fieldPairs(head.headers)))
-                if !head.keepsConnection { decoded.closingHeads.insert(decoded.parts.count - 1) }
-                // `keepsConnection` reads `Connection` in one pass of its own; NIO's rule is the reference
-                // for ours' heads (NIO's own carry llhttp's verdict, which differs for repeated fields).
-                if Decoder.self == StrictRequestDecoder.self,
-                    head.keepsConnection != (head.isKeepAlive && !head.headers.contains(name: "upgrade"))
-                {
-                    preconditionFailure("http-request: keepsConnection and isKeepAlive differ on \(head.headers)")
-                }
+                let (compared, closes) = read(head)
+                decoded.parts.append(compared)
+                if closes { decoded.closingHeads.insert(decoded.parts.count - 1) }
             case .body(let buffer):
                 let bytes = Array(buffer.readableBytesView)
                 if bytes.isEmpty { continue }

@@ -57,6 +57,60 @@ struct RequestHeadParserTests {
         #expect(parsed.consumed == text.utf8.count - 4, "the next request's bytes are left")
     }
 
+    /// Values are read eight bytes at a time: a forbidden byte is found at every place in a word,
+    /// tabs and bytes past ASCII pass, and whitespace at the end is dropped as from a short value.
+    @Test func longValuesAreCheckedAtEveryPlace() throws {
+        let plain = Array(String(repeating: "abcdefgh", count: 3).utf8)
+        func head(_ value: [UInt8]) -> String {
+            "GET / HTTP/1.1\r\nHost: a\r\nX: " + String(decoding: value, as: UTF8.self) + "\r\nY: 1\r\n\r\n"
+        }
+        for place in plain.indices {
+            for (byte, reason) in [
+                (0x00, RequestRefusal.Reason.invalidFieldValue), (0x01, .invalidFieldValue), (0x1F, .invalidFieldValue),
+                (0x7F, .invalidFieldValue), (0x0D, .bareCarriageReturn),
+            ] as [(UInt8, RequestRefusal.Reason)] {
+                var value = plain
+                value[place] = byte
+                #expect(Self.refusal(head(value)) == reason, "byte \(byte) at \(place)")
+            }
+            var tabbed = plain
+            tabbed[place] = 0x09
+            let parsed = try #require(try Self.parse(head(tabbed))?.get())
+            // A tab first or last is whitespace around the value.
+            let kept = place == 0 ? Array(tabbed.dropFirst()) : place == plain.count - 1 ? tabbed.dropLast() : tabbed
+            #expect(parsed.fields == [["Host", "a"], ["X", String(decoding: kept, as: UTF8.self)], ["Y", "1"]])
+        }
+        let wide = String(repeating: "caf\u{E9} ", count: 5) + " \t  \t   "
+        let parsed = try #require(try Self.parse(head(Array(wide.utf8)))?.get())
+        #expect(parsed.fields[1] == ["X", String(String(repeating: "caf\u{E9} ", count: 5).dropLast())])
+    }
+
+    /// The word test against a byte-by-byte one: every byte value at every place in a word of
+    /// letters, and random words.
+    @Test func theWordTestFindsExactlyTheControlBytes() {
+        func naive(_ word: UInt64) -> Bool {
+            (0..<8).contains { shift in
+                let byte = UInt8(truncatingIfNeeded: word >> (shift * 8))
+                return byte < 0x20 || byte == 0x7F
+            }
+        }
+        let letters: UInt64 = 0x6162_6364_6566_6768
+        for place in 0..<8 {
+            for byte in 0...255 as ClosedRange<UInt64> {
+                let word = letters & ~(0xFF << (place * 8)) | byte << (place * 8)
+                #expect(RequestHeadParser.hasControlByte(word) == naive(word), "\(String(word, radix: 16))")
+            }
+        }
+        var random = SeededGenerator(seed: 7)
+        for _ in 0..<100_000 {
+            let word = random.next()
+            if RequestHeadParser.hasControlByte(word) != naive(word) {
+                Issue.record("disagrees on \(String(word, radix: 16))")
+                return
+            }
+        }
+    }
+
     @Test func readsInPiecesGiveTheSameHead() throws {
         let text = "POST /p HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0012\r\nX-A: 1\r\n\r\n"
         let whole = try #require(try Self.parse(text)?.get())
@@ -71,6 +125,12 @@ struct RequestHeadParserTests {
         let chunked = try #require(
             try Self.parse("PUT /c HTTP/1.1\r\nHost: a\r\ntransfer-encoding: Chunked\r\n\r\n")?.get())
         #expect(chunked.layout.framing == .chunked)
+        // Spaces after a framing value and tabs before it are whitespace to llhttp too (a tab after
+        // it is refused, in `eachRuleRefuses`).
+        for framing in ["Content-Length:\t 7  ", "Transfer-Encoding: \tchunked  "] {
+            let parsed = try #require(try Self.parse("PUT /c HTTP/1.1\r\nHost: a\r\n\(framing)\r\n\r\n")?.get())
+            #expect(parsed.layout.framing == (framing.hasPrefix("C") ? .length(7) : .chunked))
+        }
         let old = try #require(try Self.parse("GET /o HTTP/1.0\r\n\r\n")?.get())
         #expect(old.layout.minorVersion == 0, "HTTP/1.0 needs no Host")
         let star = try #require(try Self.parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n")?.get())
@@ -142,6 +202,8 @@ struct RequestHeadParserTests {
             .unsupportedTransferCoding
         ),
         ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", .unsupportedTransferCoding),
+        ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked \t\r\n\r\n", .unsupportedTransferCoding),
+        ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\t\r\n\r\n", .invalidContentLength),
         ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", .transferEncodingInHTTP10),
     ])
     func eachRuleRefuses(_ text: String, _ reason: RequestRefusal.Reason) {

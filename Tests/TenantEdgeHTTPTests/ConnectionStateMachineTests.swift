@@ -10,8 +10,8 @@ struct ConnectionStateMachineTests {
     static let limits = HTTPConnectionStateMachine.Limits(maxHeaderBytes: 1024, maxBodyBytes: 100, maxQueued: 2)
     static func head(
         _ uri: String, _ headers: [(String, String)] = [], version: HTTPVersion = .http1_1, method: HTTPMethod = .GET
-    ) -> HTTPRequestHead {
-        HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(headers))
+    ) -> EdgeRequestHead {
+        EdgeRequestHead(version: version, method: method, uri: uri, headers: .received(headers))
     }
     static let noScreen: @Sendable (EdgeRequest) -> EdgeResponse? = { _ in nil }
 
@@ -29,7 +29,7 @@ struct ConnectionStateMachineTests {
             return machine.receivedEnd()
         }
         func receivedHead(
-            _ head: HTTPRequestHead, peer: SocketAddress?, screen: (EdgeRequest) -> EdgeResponse?
+            _ head: EdgeRequestHead, peer: SocketAddress?, screen: (EdgeRequest) -> EdgeResponse?
         ) -> HTTPConnectionStateMachine.HeadAction { machine.receivedHead(head, peer: peer, screen: screen) }
         func receivedBody(_ chunk: inout ByteBuffer) -> HTTPConnectionStateMachine.PartAction {
             machine.receivedBody(&chunk)

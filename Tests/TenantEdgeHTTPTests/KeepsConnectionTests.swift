@@ -10,14 +10,20 @@ import Testing
 /// drops the fields a client names as hop-by-hop.
 @Suite("keepsConnection against NIO's isKeepAlive")
 struct KeepsConnectionTests {
-    static func head(_ minor: Int, _ fields: [(String, String)]) -> HTTPRequestHead {
-        HTTPRequestHead(
-            version: HTTPVersion(major: 1, minor: minor), method: .GET, uri: "/", headers: HTTPHeaders(fields))
+    /// A head with its fields as received (in wire form, as the decoder hands them over); the
+    /// verdict must be the same when they are NIO's `HTTPHeaders` (after an edit).
+    static func head(_ minor: Int, _ fields: [(String, String)]) -> EdgeRequestHead {
+        let version = HTTPVersion(major: 1, minor: minor)
+        let received = EdgeRequestHead(version: version, method: .GET, uri: "/", headers: .received(fields))
+        let edited = EdgeRequestHead(version: version, method: .GET, uri: "/", headers: RequestFields(fields))
+        #expect(received.keepsConnection == edited.keepsConnection, "\(fields) in either form")
+        return received
     }
 
     /// NIO's verdict, the rule `keepsConnection` replaced.
-    static func nioKeeps(_ head: HTTPRequestHead) -> Bool {
-        head.isKeepAlive && !head.headers.contains(name: "upgrade")
+    static func nioKeeps(_ head: EdgeRequestHead) -> Bool {
+        let nioForm = head.httpRequestHead
+        return nioForm.isKeepAlive && !nioForm.headers.contains(name: "upgrade")
     }
 
     /// The admission's rule for naming other fields: a token, trimmed, neither `close` nor `keep-alive`.

@@ -19,7 +19,7 @@ struct StrictRequestDecoderTests {
     /// Heads as `METHOD target`, bodies as their text, ends as `end` (with the trailer names).
     static func parts(_ channel: EmbeddedChannel) throws -> [String] {
         var parts: [String] = []
-        while let part = try channel.readInbound(as: HTTPServerRequestPart.self) {
+        while let part = try channel.readInbound(as: EdgeRequestPart.self) {
             switch part {
             case .head(let head): parts.append("\(head.method.rawValue) \(head.uri) \(head.version)")
             case .body(let buffer):
@@ -59,13 +59,54 @@ struct StrictRequestDecoderTests {
     @Test func headsCarryTheirFieldsAsNIOsDo() throws {
         let channel = try Self.decoder()
         try channel.writeInbound(ByteBuffer(string: "GET /x?q=1 HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"))
-        guard case .head(let head) = try channel.readInbound(as: HTTPServerRequestPart.self) else {
+        guard case .head(let head) = try channel.readInbound(as: EdgeRequestPart.self) else {
             Issue.record("no head")
             return
         }
         #expect(head.method == .GET && head.uri == "/x?q=1" && head.version == .http1_1)
         #expect(head.headers.map { [$0.name, $0.value] } == [["Host", "a.test"], ["Connection", "close"]])
-        #expect(!head.isKeepAlive, "keep-alive is read from the fields")
+        #expect(!head.keepsConnection, "keep-alive is read from the fields")
+        #expect(head.headers.first(name: "connection") == "close" && head.headers.first(name: "HOST") == "a.test")
+    }
+
+    /// A head's fields are a slice of the read that carried them: the decoder's later reads, which
+    /// append to what is left of that read, leave them as they were.
+    @Test func aHeadsFieldsOutliveTheReadsAfterIt() throws {
+        let channel = try Self.decoder()
+        let first = "GET /a HTTP/1.1\r\nHost: a.test\r\nX-Long: " + String(repeating: "v", count: 40) + "\r\n\r\n"
+        try channel.writeInbound(ByteBuffer(string: first + "GET /b HTTP/1.1\r\nHo"))
+        guard case .head(let a) = try channel.readInbound(as: EdgeRequestPart.self) else {
+            Issue.record("no first head")
+            return
+        }
+        try channel.writeInbound(
+            ByteBuffer(string: "st: b.test\r\nX-Long: " + String(repeating: "w", count: 4000) + "\r\n\r\n"))
+        var heads: [EdgeRequestHead] = []
+        while let part = try channel.readInbound(as: EdgeRequestPart.self) {
+            if case .head(let head) = part { heads.append(head) }
+        }
+        #expect(a.headers.first(name: "x-long") == String(repeating: "v", count: 40) && a.headers["host"] == ["a.test"])
+        #expect(heads.map { $0.headers.first(name: "host") } == ["b.test"])
+        #expect(heads.first?.headers.first(name: "x-long") == String(repeating: "w", count: 4000))
+    }
+
+    /// A head read from a large buffer (a 64 KiB read, as NIO's adaptive allocator grows to) holds
+    /// a copy of its own bytes; from a read about its size it shares them.
+    @Test func aHeadHoldsLittleMoreThanItsOwnBytes() throws {
+        let head = "GET /a HTTP/1.1\r\nHost: a.test\r\nX-A: 1\r\n\r\n"
+        for capacity in [head.utf8.count, 65_536] {
+            let channel = try Self.decoder()
+            var read = ByteBufferAllocator().buffer(capacity: capacity)
+            read.writeString(head)
+            try channel.writeInbound(read)
+            guard case .head(let decoded) = try channel.readInbound(as: EdgeRequestPart.self) else {
+                Issue.record("no head")
+                return
+            }
+            #expect(decoded.headers.first(name: "x-a") == "1" && decoded.headers.count == 2)
+            #expect(decoded.headers.heldBytes <= head.utf8.count + StrictRequestDecoder.sharedSlackBytes)
+            #expect(decoded.headers.heldBytes >= head.utf8.count)
+        }
     }
 
     @Test func nothingBehindARequestThatClosesTheConnectionIsRead() throws {

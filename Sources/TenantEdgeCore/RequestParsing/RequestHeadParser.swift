@@ -55,14 +55,18 @@ package enum RequestHeadParser {
 
         var framing = Framing()
         var hosts = 0
-        let fields = parseFields(bytes, from: index, end: end) { name, value in
+        let fields = parseFields(bytes, from: index, end: end) { name, value, tabAfter in
             switch name.count {  // the three names that frame a request, told apart by length first
             case 4 where equalsLowercased(name, "host"):
                 hosts += 1
                 if hosts > 1 { return .duplicateHost }
             case 14 where equalsLowercased(name, "content-length"):
+                // llhttp takes only spaces after the number (RFC 9110 would take a tab too).
+                if tabAfter { return .invalidContentLength }
                 if let refusal = framing.contentLength(value) { return refusal }
             case 17 where equalsLowercased(name, "transfer-encoding"):
+                // llhttp reads `chunked` followed by a tab as another coding.
+                if tabAfter { return .unsupportedTransferCoding }
                 if let refusal = framing.transferEncoding(value) { return refusal }
             default:
                 break
@@ -79,10 +83,11 @@ package enum RequestHeadParser {
     }
 
     /// Field lines from `index` to the empty line that ends at `end` (a head's or a trailer
-    /// section's). `field` may refuse a field by its name and value. Returns how many there were.
+    /// section's). `field` may refuse a field by its name, its value and whether a tab was in the
+    /// whitespace after the value. Returns how many there were.
     package static func parseFields(
         _ bytes: UnsafeRawBufferPointer, from start: Int, end: Int,
-        field: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> RequestRefusal.Reason?
+        field: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, Bool) -> RequestRefusal.Reason?
     ) -> Result<Int, RequestRefusal> {
         guard start >= 0, end <= bytes.count, end - start >= 2 else { return .failure(.init(.malformedRequestLine)) }
         var index = start
@@ -102,15 +107,27 @@ package enum RequestHeadParser {
             index += 1
             while index < last, bytes[index] == ASCII.space || bytes[index] == ASCII.tab { index += 1 }
             let valueStart = index
-            var valueEnd = index
-            while index < last, bytes[index] != ASCII.cr {
+            // Up to the first control byte or DEL, eight bytes at a time where none of them is one:
+            // a tab is passed, a CR ends the value, anything else is refused.
+            while index < last {
+                if last - index >= 8, !hasControlByte(bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
+                    index += 8
+                    continue
+                }
                 let byte = bytes[index]
-                if byte > ASCII.space, byte != 0x7F {
-                    valueEnd = index + 1
-                } else if byte != ASCII.space, byte != ASCII.tab {
+                if byte == ASCII.cr { break }
+                if byte == 0x7F || (byte < ASCII.space && byte != ASCII.tab) {
                     return .failure(.init(.invalidFieldValue))
                 }
                 index += 1
+            }
+            // Every byte before `index` is visible, past ASCII, a space or a tab: the value ends
+            // after its last byte that is none of the latter two.
+            var valueEnd = index
+            var tabAfter = false
+            while valueEnd > valueStart, bytes[valueEnd - 1] == ASCII.space || bytes[valueEnd - 1] == ASCII.tab {
+                if bytes[valueEnd - 1] == ASCII.tab { tabAfter = true }
+                valueEnd -= 1
             }
             // The value ends at its first CR, which must be the line's end.
             guard index + 1 < end, bytes[index] == ASCII.cr, bytes[index + 1] == ASCII.lf else {
@@ -121,7 +138,7 @@ package enum RequestHeadParser {
             guard count <= maxFields else { return .failure(.init(.tooManyFields)) }
             if let refusal = field(
                 UnsafeRawBufferPointer(rebasing: bytes[name]),
-                UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]))
+                UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]), tabAfter)
             {
                 return .failure(.init(refusal))
             }
@@ -138,7 +155,7 @@ package enum RequestHeadParser {
     package static func parseTrailerFields(
         _ bytes: UnsafeRawBufferPointer, end: Int, field: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void
     ) -> Result<Int, RequestRefusal> {
-        parseFields(bytes, from: 0, end: end) { name, value in
+        parseFields(bytes, from: 0, end: end) { name, value, _ in
             switch name.count {
             case 4 where equalsLowercased(name, "host"), 14 where equalsLowercased(name, "content-length"),
                 17 where equalsLowercased(name, "transfer-encoding"):
@@ -165,6 +182,17 @@ package enum RequestHeadParser {
             index += 1
         }
         return index > authority && HostName.isValid(bytes: UnsafeRawBufferPointer(rebasing: target[authority..<index]))
+    }
+
+    /// Whether any of the eight bytes in `word` is below 0x20 or is DEL (0x7F): Bit Twiddling Hacks'
+    /// `hasless` (a byte below n leaves its high bit set in `(x - n per byte) & ~x`; exact as a
+    /// yes-or-no, and bytes past ASCII never count), for n = 0x20 on the word and n = 1 on the word
+    /// XOR DEL in every byte.
+    @inline(__always) static func hasControlByte(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        let delete = word ^ (ones &* 0x7F)
+        return ((word &- ones &* 0x20) & ~word | (delete &- ones) & ~delete) & highs != 0
     }
 
     @inline(__always) static func isDigit(_ byte: UInt8) -> Bool { byte &- UInt8(ascii: "0") < 10 }

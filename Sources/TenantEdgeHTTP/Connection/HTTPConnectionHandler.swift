@@ -27,7 +27,7 @@ import TenantEdgeCore
 ///   closes after `limits.idle_timeout_s`, and so does one whose peer stops taking its response;
 /// - on quiesce (graceful drain) the connection closes once its in-flight response is written.
 package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    package typealias InboundIn = HTTPServerRequestPart
+    package typealias InboundIn = EdgeRequestPart
     package typealias OutboundIn = IOData
     package typealias OutboundOut = IOData
 

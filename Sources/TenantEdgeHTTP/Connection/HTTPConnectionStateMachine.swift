@@ -93,20 +93,20 @@ struct HTTPConnectionStateMachine {
     /// the head is within the header limit: a refusal may be counted as a security event), `peer`
     /// the socket peer.
     mutating func receivedHead(
-        _ head: HTTPRequestHead, peer: SocketAddress?, screen: (EdgeRequest) -> EdgeResponse?
+        _ head: EdgeRequestHead, peer: SocketAddress?, screen: (EdgeRequest) -> EdgeResponse?
     ) -> HeadAction {
         if lingering || discarding || closed { return .none }
-        // One pass for the head's size and the two fields the connection acts on (the first of each).
-        var size = head.uri.utf8.count + 16
+        // One pass for the two fields the connection acts on (the first of each).
+        let size = head.uri.utf8.count + 16 + head.headers.countedBytes
         var contentLength: String? = nil
         var expect: String? = nil
-        for (name, value) in head.headers {
-            size += name.utf8.count + value.utf8.count + 4
-            if contentLength == nil, name.utf8.count == 14, name.caseInsensitiveEquals("content-length") {
-                contentLength = value
-            } else if expect == nil, name.utf8.count == 6, name.caseInsensitiveEquals("expect") {
-                expect = value
+        head.headers.forEachField { name, value in
+            if contentLength == nil, name.count == 14, RequestFields.named(name, "content-length") {
+                contentLength = String(decoding: value, as: UTF8.self)
+            } else if expect == nil, name.count == 6, RequestFields.named(name, "expect") {
+                expect = String(decoding: value, as: UTF8.self)
             }
+            return true
         }
         let request = EdgeRequest(head: head, body: nil, peer: peer)
         let length = contentLength.flatMap { Int($0) }

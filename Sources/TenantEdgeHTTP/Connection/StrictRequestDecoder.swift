@@ -2,15 +2,20 @@ import NIOCore
 import NIOHTTP1
 import TenantEdgeCore
 
+/// The parts of a request as the connection handler reads them: NIO's, with the head's fields kept
+/// as received (`EdgeRequestHead`).
+package typealias EdgeRequestPart = HTTPPart<EdgeRequestHead, ByteBuffer>
+
 /// Decodes HTTP/1.1 requests with the core's strict parser (`RequestHeadScanner`,
-/// `RequestHeadParser`, `ChunkedBodyReader`) into the parts NIO's `HTTPRequestDecoder` produces, so
-/// the connection handler reads either. It replaced NIO's decoder on the listeners because it
-/// costs fewer instructions per request (docs/decisions.md #52) and refuses every leniency that
-/// lets two parsers read one request differently. A refusal is thrown as a `RequestRefusal`, which
-/// the connection handler answers with its status and closes. The fuzz target `http-request`
-/// feeds arbitrary bytes to this and to NIO's decoder: what this accepts, NIO reads the same way.
+/// `RequestHeadParser`, `ChunkedBodyReader`) into the parts NIO's `HTTPRequestDecoder` produces, a
+/// head's fields left in the bytes that carried them (`RequestFields`). It replaced NIO's decoder
+/// on the listeners because it costs fewer instructions per request (docs/decisions.md #52, #76)
+/// and refuses every leniency that lets two parsers read one request differently. A refusal is
+/// thrown as a `RequestRefusal`, which the connection handler answers with its status and closes.
+/// The fuzz target `http-request` feeds arbitrary bytes to this and to NIO's decoder: what this
+/// accepts, NIO reads the same way.
 package struct StrictRequestDecoder: ByteToMessageDecoder {
-    package typealias InboundOut = HTTPServerRequestPart
+    package typealias InboundOut = EdgeRequestPart
 
     private enum State {
         case head
@@ -21,6 +26,9 @@ package struct StrictRequestDecoder: ByteToMessageDecoder {
         /// upgrade request, stops reading).
         case discarding
     }
+
+    /// How much more than a head's own bytes its fields may keep alive by sharing the read's storage.
+    package static let sharedSlackBytes = 4096
 
     private var state = State.head
     private var scanner: RequestHeadScanner
@@ -100,7 +108,22 @@ package struct StrictRequestDecoder: ByteToMessageDecoder {
             let parsed = buffer.withUnsafeReadableBytes { bytes in
                 Self.head(bytes, start: start, end: end, lines: lines)
             }
-            let (head, framing) = try parsed.get()
+            let (layout, uri, spans) = try parsed.get()
+            guard var received = buffer.getSlice(at: buffer.readerIndex, length: end) else {
+                throw RequestRefusal(.malformedRequestLine)
+            }
+            // The fields stay in the read's bytes, shared rather than copied, unless that read's
+            // storage is much larger than the head: a head queued behind others or waiting on the
+            // upstream then holds its bytes and a few KiB, never a read buffer of up to 64 KiB.
+            if buffer.storageCapacity - end > Self.sharedSlackBytes {
+                var copy = context.channel.allocator.buffer(capacity: end)
+                copy.writeImmutableBuffer(received)
+                received = copy
+            }
+            let head = EdgeRequestHead(
+                version: layout.minorVersion == 1 ? .http1_1 : .http1_0, method: HTTPMethod(layout.method), uri: uri,
+                headers: RequestFields(received: received, spans: spans))
+            let framing = layout.framing
             buffer.moveReaderIndex(forwardBy: end)
             keepAlive = head.keepsConnection
             context.fireChannelRead(wrapInboundOut(.head(head)))
@@ -116,21 +139,30 @@ package struct StrictRequestDecoder: ByteToMessageDecoder {
         }
     }
 
-    /// NIO's request head for a head the core parsed: one array of fields, sized once.
+    /// The layout, target and field places of a head the core parsed (offsets into `bytes`): one
+    /// array of spans, sized once, and one string, the target.
     static func head(
         _ bytes: UnsafeRawBufferPointer, start: Int, end: Int, lines: Int
-    ) -> Result<(HTTPRequestHead, BodyFraming), RequestRefusal> {
-        var fields: [(String, String)] = []
-        fields.reserveCapacity(max(lines - 1, 0))
+    ) -> Result<(RequestHeadLayout, String, [RequestFields.Span]), RequestRefusal> {
+        var spans: [RequestFields.Span] = []
+        spans.reserveCapacity(max(lines - 1, 0))
+        let base = bytes.baseAddress
+        var placed = true
         let parsed = RequestHeadParser.parse(bytes, start: start, end: end, lines: lines) { name, value in
-            append(name, value, to: &fields)
+            // Both are rebased from `bytes`, so their distances from its start are in its range.
+            guard let base, let nameStart = name.baseAddress, let valueStart = value.baseAddress else {
+                placed = false
+                return
+            }
+            let nameOffset = base.distance(to: nameStart)
+            let valueOffset = base.distance(to: valueStart)
+            spans.append(
+                .init(name: nameOffset..<nameOffset + name.count, value: valueOffset..<valueOffset + value.count))
         }
+        guard placed else { return .failure(.init(.malformedRequestLine)) }
         return parsed.map { layout in
             let uri = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[layout.target]), as: UTF8.self)
-            let version = layout.minorVersion == 1 ? HTTPVersion.http1_1 : .http1_0
-            let head = HTTPRequestHead(
-                version: version, method: HTTPMethod(layout.method), uri: uri, headers: HTTPHeaders(fields))
-            return (head, layout.framing)
+            return (layout, uri, spans)
         }
     }
 

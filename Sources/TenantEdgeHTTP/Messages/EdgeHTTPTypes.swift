@@ -3,36 +3,15 @@ import NIOCore
 import NIOHTTP1
 import TenantEdgeCore
 
-extension HTTPRequestHead {
-    /// Whether the connection stays open after this request is answered: NIO's `isKeepAlive`, and
-    /// never after a request with an `Upgrade` field, which this server does not grant. A front proxy
-    /// that makes the connection a tunnel once it forwards such a request would pass whatever the
-    /// client sends behind it unseen (request smuggling through an upgrade), so nothing behind it is
-    /// read and the connection closes after its answer.
-    /// Read in one pass without allocating (`ConnectionOptions`, which follows `isKeepAlive`'s rule):
-    /// `isKeepAlive` cost about 5,700 instructions for a request with a `Connection` field.
-    package var keepsConnection: Bool {
-        var options = ConnectionOptions()
-        for (name, value) in headers {
-            switch name.utf8.count {  // most names are ruled out by their length alone
-            case 7 where name.caseInsensitiveEquals("upgrade"): return false
-            case 10 where name.caseInsensitiveEquals("connection"): options.read(value)
-            default: continue
-            }
-        }
-        return options.keepsConnection(minorVersion: Int(version.minor))
-    }
-}
-
 /// One complete request as the connection handler hands it to a responder.
 package struct EdgeRequest: Sendable {
-    package var head: HTTPRequestHead
+    package var head: EdgeRequestHead
     package var body: ByteBuffer?
     /// The socket peer, for `X-Forwarded-For`; formatted only when a request goes upstream.
     package var peer: SocketAddress?
     package var peerAddress: String? { peer?.ipAddress }
 
-    package init(head: HTTPRequestHead, body: ByteBuffer?, peer: SocketAddress?) {
+    package init(head: EdgeRequestHead, body: ByteBuffer?, peer: SocketAddress?) {
         self.head = head
         self.body = body
         self.peer = peer

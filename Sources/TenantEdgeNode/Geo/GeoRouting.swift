@@ -72,13 +72,15 @@ public final class GeoRouting: Sendable {
         guard let socket = request.peer, let peer = IPAddress(socket) else { return nil }
         var walk = ForwardedForWalk(proxies: trustedProxies, peer: peer)
         guard !walk.isFinished else { return walk.client }  // an untrusted peer: the header is not read
-        // Forward over the headers (NIO's fast path), keeping the last line; several lines
-        // (rare) are walked last first from a list.
+        // Forward over the field bytes, keeping the last line; several lines (rare) are walked last
+        // first from a list.
         var last: String? = nil
         var earlier: [String] = []
-        for (name, value) in request.head.headers where name.caseInsensitiveEquals("x-forwarded-for") {
+        request.head.headers.forEachField { name, value in
+            guard name.count == 15, RequestFields.named(name, "x-forwarded-for") else { return true }
             if let previous = last { earlier.append(previous) }
-            last = value
+            last = String(decoding: value, as: UTF8.self)
+            return true
         }
         guard let last else { return walk.client }
         walk.step(last)

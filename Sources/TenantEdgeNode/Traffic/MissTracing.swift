@@ -3,6 +3,7 @@ import NIOHTTP1
 import OTel
 import ServiceLifecycle
 import TenantEdgeCore
+import TenantEdgeHTTP
 import Tracing
 
 /// Spans of the miss path, when `tracing.otlp_endpoint` is set: one for the L2 read and one for the
@@ -32,7 +33,7 @@ struct MissTracing: Sendable {
     }
 
     /// Starts a span under the trace the client's headers carry (or a new trace).
-    func start(_ name: String, clientHeaders: HTTPHeaders, kind: SpanKind, tenant: String) -> any Span {
+    func start(_ name: String, clientHeaders: RequestFields, kind: SpanKind, tenant: String) -> any Span {
         var parent = ServiceContext.topLevel
         tracer.extract(clientHeaders, into: &parent, using: HeaderExtractor())
         let span = tracer.startSpan(name, context: parent, ofKind: kind)
@@ -55,7 +56,7 @@ struct MissTracing: Sendable {
     }
 
     private struct HeaderExtractor: Extractor {
-        func extract(key: String, from carrier: HTTPHeaders) -> String? {
+        func extract(key: String, from carrier: RequestFields) -> String? {
             // Only a valid W3C traceparent is continued; anything else starts a new trace.
             let values = carrier[key]
             guard values.count == 1, let value = values.first else { return nil }  // several: none valid

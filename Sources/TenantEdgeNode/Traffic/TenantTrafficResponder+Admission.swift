@@ -39,19 +39,23 @@ extension TenantTrafficResponder {
             return .refused(.jsonError(.methodNotAllowed, code: "method_not_allowed", detail: "TRACE is not served"))
         }
         var given: String? = nil
+        var hosts = 0
         var connection = ConnectionOptions()
-        for (name, value) in request.head.headers {
-            switch name.utf8.count {  // most names are ruled out by their length alone
-            case 4 where name.caseInsensitiveEquals("host"):
-                guard given == nil else {
-                    return .refused(.jsonError(.badRequest, code: "bad_request", detail: "more than one Host header"))
-                }
-                given = value
-            case 10 where name.caseInsensitiveEquals("connection"):
-                connection.read(value)
+        // From the field bytes: only `Host`'s value becomes a string.
+        request.head.headers.forEachField { name, value in
+            switch name.count {  // most names are ruled out by their length alone
+            case 4 where RequestFields.named(name, "host"):
+                hosts += 1
+                if hosts == 1 { given = String(decoding: value, as: UTF8.self) }
+            case 10 where RequestFields.named(name, "connection"):
+                connection.read(bytes: value)
             default:
                 break
             }
+            return hosts < 2
+        }
+        guard hosts < 2 else {
+            return .refused(.jsonError(.badRequest, code: "bad_request", detail: "more than one Host header"))
         }
         if let given, !HostName.isValid(given) {
             return .refused(.jsonError(.badRequest, code: "bad_request", detail: "Host is not a valid host[:port]"))

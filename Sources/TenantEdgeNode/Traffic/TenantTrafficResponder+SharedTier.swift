@@ -140,7 +140,7 @@ extension TenantTrafficResponder {
             unpurgedSince: context.purgeCount)
         // The variant travels with the answer, so a collapsed waiter with other `Vary` values
         // fetches its own instead of taking this one.
-        let requestFields = request.head.headers.fields
+        let requestFields = request.head.headers
         return FetchOutcome(
             status: layout.status, headers: [], body: body,
             cacheStatus: .sharedHit(ttl: Int.saturating(remaining.rounded(.up))),

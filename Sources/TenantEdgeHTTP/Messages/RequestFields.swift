@@ -1,0 +1,254 @@
+import NIOCore
+import NIOHTTP1
+import TenantEdgeCore
+
+/// A request's header fields. As the decoder hands them over they stay the bytes that arrived, with
+/// the place of each name and value, and a field becomes a `String` only when something asks for
+/// it: an L1 hit reads a few fields by name and builds none of the others (docs/decisions.md #76;
+/// NIO's `HTTPHeaders` cost a `String` per name and value, an allocation for each longer than 15
+/// bytes, and a browser's fields made four per request). The first edit (the admission giving the
+/// tenant's canonical `Host` or dropping hop-by-hop fields) turns them into `HTTPHeaders`, which
+/// edits then work on; a request that leaves for the upstream is sent those.
+///
+/// Names are compared ASCII case-insensitively, as `HTTPHeaders` compares them, and values are
+/// decoded as UTF-8 with invalid bytes replaced, as the decoder used to build them: whichever form
+/// the fields are in, every reader sees the same names and values.
+package struct RequestFields: Sendable {
+    /// Where one field's name and value lie in the received bytes (offsets from their first byte).
+    package struct Span: Sendable, Equatable {
+        package var name: Range<Int>
+        package var value: Range<Int>
+
+        package init(name: Range<Int>, value: Range<Int>) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    private enum Storage: Sendable {
+        case received(bytes: ByteBuffer, spans: [Span])
+        case edited(HTTPHeaders)
+    }
+
+    private var storage: Storage
+
+    package init() { storage = .edited(HTTPHeaders()) }
+
+    package init(_ headers: HTTPHeaders) { storage = .edited(headers) }
+
+    package init(_ pairs: [(String, String)]) { storage = .edited(HTTPHeaders(pairs)) }
+
+    /// Fields as received: `bytes` holds them (a slice of the read buffer, not a copy) and each span
+    /// lies within its readable bytes, as the decoder guarantees; a span outside is left out.
+    package init(received bytes: ByteBuffer, spans: [Span]) {
+        let count = bytes.readableBytes
+        let inside = spans.allSatisfy { $0.name.upperBound <= count && $0.value.upperBound <= count }
+        storage = .received(
+            bytes: bytes,
+            spans: inside
+                ? spans
+                : spans.filter {
+                    $0.name.upperBound <= count && $0.value.upperBound <= count
+                })
+    }
+
+    package var count: Int {
+        switch storage {
+        case .received(_, let spans): spans.count
+        case .edited(let headers): headers.count
+        }
+    }
+
+    /// The bytes these fields keep alive while received (the storage they share with their read), 0
+    /// once edited: what a request queued or waiting on the upstream holds.
+    package var heldBytes: Int {
+        switch storage {
+        case .received(let bytes, _): bytes.storageCapacity
+        case .edited: 0
+        }
+    }
+
+    /// Calls `body` with each field's name and value bytes in order, until it returns false. The
+    /// pointers are valid only inside `body`.
+    package func forEachField(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Bool) {
+        switch storage {
+        case .received(let bytes, let spans):
+            bytes.withUnsafeReadableBytes { raw in
+                for span in spans {
+                    let going = body(
+                        UnsafeRawBufferPointer(rebasing: raw[span.name]),
+                        UnsafeRawBufferPointer(rebasing: raw[span.value]))
+                    if !going { return }
+                }
+            }
+        case .edited(let headers):
+            for (name, value) in headers {
+                var name = name
+                var value = value
+                let going = name.withUTF8 { nameBytes in
+                    value.withUTF8 { body(UnsafeRawBufferPointer(nameBytes), UnsafeRawBufferPointer($0)) }
+                }
+                if !going { return }
+            }
+        }
+    }
+
+    /// Calls `body` with the value bytes of each field named `name`, in order, until it returns
+    /// false. The name's bytes are read once, and most fields are passed over on their length alone.
+    package func forEachValue(named name: String, _ body: (UnsafeRawBufferPointer) -> Bool) {
+        var name = name
+        name.withUTF8 { wanted in
+            let wanted = UnsafeRawBufferPointer(wanted)
+            forEachField { fieldName, value in
+                guard fieldName.count == wanted.count, Self.equalsIgnoringCase(fieldName, wanted) else { return true }
+                return body(value)
+            }
+        }
+    }
+
+    /// The first value of `name`.
+    package func first(name: String) -> String? {
+        var found: String? = nil
+        forEachValue(named: name) { value in
+            found = String(decoding: value, as: UTF8.self)
+            return false
+        }
+        return found
+    }
+
+    package func contains(name: String) -> Bool {
+        var found = false
+        forEachValue(named: name) { _ in
+            found = true
+            return false
+        }
+        return found
+    }
+
+    /// Every value of `name`, in order.
+    package subscript(name: String) -> [String] {
+        var values: [String] = []
+        forEachValue(named: name) { value in
+            values.append(String(decoding: value, as: UTF8.self))
+            return true
+        }
+        return values
+    }
+
+    /// Every value of `name` joined as one comma-separated list (RFC 9110 5.3), nil when there is
+    /// none: what a `Vary` variant is keyed on, as `[HeaderField].combined` reads it.
+    package func combined(_ name: String) -> String? {
+        let values = self[name]
+        return values.isEmpty ? nil : values.joined(separator: ", ")
+    }
+
+    /// The head's size as the connection counts it: each name and value and four bytes for the
+    /// colon, a space and the line end.
+    package var countedBytes: Int {
+        switch storage {
+        case .received(_, let spans):
+            return spans.reduce(0) { $0 + $1.name.count + $1.value.count + 4 }
+        case .edited(let headers):
+            return headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
+        }
+    }
+
+    /// NIO's form, for whatever sends or records the fields as a whole.
+    package var httpHeaders: HTTPHeaders {
+        switch storage {
+        case .received: HTTPHeaders(map { ($0.name, $0.value) })
+        case .edited(let headers): headers
+        }
+    }
+
+    /// The core's view of these fields.
+    package var fields: [HeaderField] { map { HeaderField($0.name, $0.value) } }
+
+    package mutating func add(name: String, value: String) {
+        editing { $0.add(name: name, value: value) }
+    }
+
+    package mutating func replaceOrAdd(name: String, value: String) {
+        editing { $0.replaceOrAdd(name: name, value: value) }
+    }
+
+    package mutating func remove(name: String) {
+        editing { $0.remove(name: name) }
+    }
+
+    private mutating func editing(_ edit: (inout HTTPHeaders) -> Void) {
+        var headers = httpHeaders
+        storage = .edited(HTTPHeaders())  // lets go of the received bytes before the edit
+        edit(&headers)
+        storage = .edited(headers)
+    }
+
+    /// Whether a field's name bytes are `name` (a lowercase literal), ASCII letters compared without
+    /// case: for a reader that looks for several names in one pass over the fields.
+    @inlinable @inline(__always)
+    package static func named(_ bytes: UnsafeRawBufferPointer, _ name: StaticString) -> Bool {
+        bytes.count == name.utf8CodeUnitCount
+            && equalsIgnoringCase(bytes, UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+    }
+
+    /// Two byte runs of the same length, equal but for the case of ASCII letters.
+    @inlinable
+    package static func equalsIgnoringCase(_ lhs: UnsafeRawBufferPointer, _ rhs: UnsafeRawBufferPointer) -> Bool {
+        guard lhs.count == rhs.count else { return false }
+        for index in 0..<lhs.count {
+            let left = lhs[index]
+            let right = rhs[index]
+            if left == right { continue }
+            let lowerLeft = left &- UInt8(ascii: "A") < 26 ? left | 0x20 : left
+            let lowerRight = right &- UInt8(ascii: "A") < 26 ? right | 0x20 : right
+            if lowerLeft != lowerRight { return false }
+        }
+        return true
+    }
+}
+
+extension RequestFields: Sequence {
+    package typealias Element = (name: String, value: String)
+
+    /// Builds each field's strings as it goes; a reader after one field should ask by name.
+    package struct Iterator: IteratorProtocol {
+        private let fields: RequestFields
+        private var index = 0
+        private var edited: HTTPHeaders.Iterator?
+
+        init(_ fields: RequestFields) {
+            self.fields = fields
+            if case .edited(let headers) = fields.storage { edited = headers.makeIterator() }
+        }
+
+        package mutating func next() -> (name: String, value: String)? {
+            switch fields.storage {
+            case .edited:
+                return edited?.next()
+            case .received(let bytes, let spans):
+                guard index < spans.count else { return nil }
+                let span = spans[index]
+                index += 1
+                return bytes.withUnsafeReadableBytes { raw in
+                    (
+                        String(decoding: UnsafeRawBufferPointer(rebasing: raw[span.name]), as: UTF8.self),
+                        String(decoding: UnsafeRawBufferPointer(rebasing: raw[span.value]), as: UTF8.self)
+                    )
+                }
+            }
+        }
+    }
+
+    package func makeIterator() -> Iterator { Iterator(self) }
+}
+
+extension RequestFields: Equatable {
+    /// The same names and values in the same order, whichever form each side is in.
+    package static func == (lhs: RequestFields, rhs: RequestFields) -> Bool {
+        lhs.count == rhs.count && lhs.elementsEqual(rhs) { $0.name == $1.name && $0.value == $1.value }
+    }
+}
+
+extension RequestFields: CustomStringConvertible {
+    package var description: String { httpHeaders.description }
+}
