@@ -108,12 +108,6 @@ public struct ConnectionOptions: Sendable, Equatable {
     /// ASCII letters without case, every other byte exactly: the stricter test, so a token that only
     /// NIO's comparison would take for `close` still counts as naming another field.
     private static func letterCaseEquals(_ token: UnsafeBufferPointer<UInt8>, _ word: [UInt8]) -> Bool {
-        guard token.count == word.count else { return false }
-        for index in 0..<word.count {
-            let byte = token[index]
-            let lower = (0x41...0x5A).contains(byte) ? byte | 0x20 : byte
-            if lower != word[index] { return false }
-        }
-        return true
+        word.withUnsafeBytes { ASCII.equalIgnoringCase(UnsafeRawBufferPointer(token), $0) }
     }
 }

@@ -82,16 +82,7 @@ extension String {
     private static func asciiCaseInsensitiveEqual(_ lhs: UnsafeBufferPointer<UInt8>, _ rhs: UnsafeBufferPointer<UInt8>)
         -> Bool
     {
-        guard lhs.count == rhs.count else { return false }
-        for index in 0..<lhs.count {
-            let a = lhs[index]
-            let b = rhs[index]
-            if a == b { continue }
-            let la = (a >= 0x41 && a <= 0x5A) ? a | 0x20 : a
-            let lb = (b >= 0x41 && b <= 0x5A) ? b | 0x20 : b
-            if la != lb { return false }
-        }
-        return true
+        ASCII.equalIgnoringCase(UnsafeRawBufferPointer(lhs), UnsafeRawBufferPointer(rhs))
     }
 }
 

@@ -29,7 +29,10 @@ struct RequestHeadParserTests {
                 var fields: [[String]] = []
                 return bytes.withUnsafeBytes { raw in
                     RequestHeadParser.parse(raw, start: start, end: end, lines: lines) { name, value in
-                        fields.append([String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)])
+                        fields.append([
+                            String(decoding: UnsafeRawBufferPointer(rebasing: raw[name]), as: UTF8.self),
+                            String(decoding: UnsafeRawBufferPointer(rebasing: raw[value]), as: UTF8.self),
+                        ])
                     }.map { layout in
                         let target = String(
                             decoding: UnsafeRawBufferPointer(rebasing: raw[layout.target]), as: UTF8.self)

@@ -183,6 +183,27 @@ struct CachingRulesTests {
         }
     }
 
+    /// Fields a client names in `Connection` are hop-by-hop: they select no stored variant and do not
+    /// go upstream, however many names the client lists (removed in one pass, decision 76).
+    @Test func fieldsNamedInConnectionSelectNoVariant() async throws {
+        try await withEdge(script: { request in
+            Self.reply(
+                [("Cache-Control", "max-age=60"), ("Vary", "Accept-Language")],
+                body: "lang=\(request.header("accept-language") ?? "-")")
+        }) { edge in
+            #expect(try await edge.get("/h").body == "lang=-")
+            let named = try await edge.get(
+                "/h", headers: [("Accept-Language", "fr"), ("Connection", "Accept-Language")])
+            #expect(named.body == "lang=-" && named.cacheStatus.contains("hit"))
+            let many = (0..<2000).map { "x-\($0 % 50)" }.joined(separator: ",") + ", ACCEPT-LANGUAGE"
+            let crowded = try await edge.get("/h", headers: [("Accept-Language", "de"), ("Connection", many)])
+            #expect(crowded.body == "lang=-" && crowded.cacheStatus.contains("hit"))
+            let plain = try await edge.get("/h", headers: [("Accept-Language", "de")])
+            #expect(plain.body == "lang=de", "without Connection naming it, the field selects its variant")
+            #expect(edge.upstream.count("/h") == 2)
+        }
+    }
+
     @Test func staleWhileRevalidateServesStaleAndRefreshesOnceInBackground() async throws {
         let version = VersionCounter()
         try await withEdge(script: { _ in

@@ -15,10 +15,11 @@ package enum RequestHeadParser {
     static let maxLengthDigits = 18
 
     /// Parses the complete head `start..<end` that `RequestHeadScanner` found (`lines` as it counted
-    /// them). `field` is called with each name and value (optional whitespace trimmed), in order.
+    /// them). `field` is called with the place in `bytes` of each name and value (optional
+    /// whitespace trimmed), in order.
     package static func parse(
         _ bytes: UnsafeRawBufferPointer, start: Int, end: Int, lines: Int,
-        field: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void
+        field: (Range<Int>, Range<Int>) -> Void
     ) -> Result<RequestHeadLayout, RequestRefusal> {
         guard start >= 0, start < end, end <= bytes.count else { return .failure(.init(.malformedRequestLine)) }
         guard lines - 1 <= maxFields else { return .failure(.init(.tooManyFields)) }
@@ -55,23 +56,25 @@ package enum RequestHeadParser {
 
         var framing = Framing()
         var hosts = 0
-        let fields = parseFields(bytes, from: index, end: end) { name, value, tabAfter in
+        let fields = parseFields(bytes, from: index, end: end) { nameRange, valueRange, tabAfter in
+            let name = UnsafeRawBufferPointer(rebasing: bytes[nameRange])
+            let value = UnsafeRawBufferPointer(rebasing: bytes[valueRange])
             switch name.count {  // the three names that frame a request, told apart by length first
-            case 4 where equalsLowercased(name, "host"):
+            case 4 where ASCII.equalsIgnoringCase(name, "host"):
                 hosts += 1
                 if hosts > 1 { return .duplicateHost }
-            case 14 where equalsLowercased(name, "content-length"):
+            case 14 where ASCII.equalsIgnoringCase(name, "content-length"):
                 // llhttp takes only spaces after the number (RFC 9110 would take a tab too).
                 if tabAfter { return .invalidContentLength }
                 if let refusal = framing.contentLength(value) { return refusal }
-            case 17 where equalsLowercased(name, "transfer-encoding"):
+            case 17 where ASCII.equalsIgnoringCase(name, "transfer-encoding"):
                 // llhttp reads `chunked` followed by a tab as another coding.
                 if tabAfter { return .unsupportedTransferCoding }
                 if let refusal = framing.transferEncoding(value) { return refusal }
             default:
                 break
             }
-            field(name, value)
+            field(nameRange, valueRange)
             return nil
         }
         if case .failure(let refusal) = fields { return .failure(refusal) }
@@ -83,11 +86,11 @@ package enum RequestHeadParser {
     }
 
     /// Field lines from `index` to the empty line that ends at `end` (a head's or a trailer
-    /// section's). `field` may refuse a field by its name, its value and whether a tab was in the
-    /// whitespace after the value. Returns how many there were.
+    /// section's). `field` may refuse a field by the places of its name and value in `bytes` and
+    /// whether a tab was in the whitespace after the value. Returns how many there were.
     package static func parseFields(
         _ bytes: UnsafeRawBufferPointer, from start: Int, end: Int,
-        field: (UnsafeRawBufferPointer, UnsafeRawBufferPointer, Bool) -> RequestRefusal.Reason?
+        field: (Range<Int>, Range<Int>, Bool) -> RequestRefusal.Reason?
     ) -> Result<Int, RequestRefusal> {
         guard start >= 0, end <= bytes.count, end - start >= 2 else { return .failure(.init(.malformedRequestLine)) }
         var index = start
@@ -136,10 +139,7 @@ package enum RequestHeadParser {
             index += 2
             count += 1
             guard count <= maxFields else { return .failure(.init(.tooManyFields)) }
-            if let refusal = field(
-                UnsafeRawBufferPointer(rebasing: bytes[name]),
-                UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]), tabAfter)
-            {
+            if let refusal = field(name, valueStart..<valueEnd, tabAfter) {
                 return .failure(.init(refusal))
             }
         }
@@ -155,10 +155,13 @@ package enum RequestHeadParser {
     package static func parseTrailerFields(
         _ bytes: UnsafeRawBufferPointer, end: Int, field: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Void
     ) -> Result<Int, RequestRefusal> {
-        parseFields(bytes, from: 0, end: end) { name, value, _ in
+        parseFields(bytes, from: 0, end: end) { nameRange, valueRange, _ in
+            let name = UnsafeRawBufferPointer(rebasing: bytes[nameRange])
+            let value = UnsafeRawBufferPointer(rebasing: bytes[valueRange])
             switch name.count {
-            case 4 where equalsLowercased(name, "host"), 14 where equalsLowercased(name, "content-length"),
-                17 where equalsLowercased(name, "transfer-encoding"):
+            case 4 where ASCII.equalsIgnoringCase(name, "host"),
+                14 where ASCII.equalsIgnoringCase(name, "content-length"),
+                17 where ASCII.equalsIgnoringCase(name, "transfer-encoding"):
                 return .framingFieldInTrailers
             default:
                 field(name, value)
@@ -176,7 +179,8 @@ package enum RequestHeadParser {
         if first == UInt8(ascii: "/") { return true }
         if first == UInt8(ascii: "*") { return target.count == 1 && method == .options }
         let authority =
-            startsLowercased(target, "http://") ? 7 : startsLowercased(target, "https://") ? 8 : target.count
+            ASCII.startsIgnoringCase(target, with: "http://")
+            ? 7 : ASCII.startsIgnoringCase(target, with: "https://") ? 8 : target.count
         var index = authority
         while index < target.count, target[index] != UInt8(ascii: "/"), target[index] != UInt8(ascii: "?") {
             index += 1
@@ -206,23 +210,6 @@ package enum RequestHeadParser {
         return true
     }
 
-    /// ASCII case-insensitive equality with a lowercase literal of the same length.
-    static func equalsLowercased(_ bytes: UnsafeRawBufferPointer, _ text: StaticString) -> Bool {
-        bytes.count == text.utf8CodeUnitCount && startsLowercased(bytes, text)
-    }
-
-    /// Whether `bytes` begin with the lowercase literal `text`, ASCII case-insensitively.
-    static func startsLowercased(_ bytes: UnsafeRawBufferPointer, _ text: StaticString) -> Bool {
-        guard bytes.count >= text.utf8CodeUnitCount else { return false }
-        let pointer = text.utf8Start
-        for offset in 0..<text.utf8CodeUnitCount {
-            let byte = bytes[offset]
-            let lower = byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
-            if lower != pointer[offset] { return false }
-        }
-        return true
-    }
-
     /// What `Content-Length` and `Transfer-Encoding` said, checked as each arrives.
     private struct Framing {
         var length: Int? = nil
@@ -243,7 +230,7 @@ package enum RequestHeadParser {
 
         mutating func transferEncoding(_ value: UnsafeRawBufferPointer) -> RequestRefusal.Reason? {
             codings += 1
-            guard codings == 1, RequestHeadParser.equalsLowercased(value, "chunked") else {
+            guard codings == 1, ASCII.equalsIgnoringCase(value, "chunked") else {
                 return .unsupportedTransferCoding
             }
             chunked = true

@@ -101,9 +101,9 @@ struct HTTPConnectionStateMachine {
         var contentLength: String? = nil
         var expect: String? = nil
         head.headers.forEachField { name, value in
-            if contentLength == nil, name.count == 14, RequestFields.named(name, "content-length") {
+            if contentLength == nil, ASCII.equalsIgnoringCase(name, "content-length") {
                 contentLength = String(decoding: value, as: UTF8.self)
-            } else if expect == nil, name.count == 6, RequestFields.named(name, "expect") {
+            } else if expect == nil, ASCII.equalsIgnoringCase(name, "expect") {
                 expect = String(decoding: value, as: UTF8.self)
             }
             return true

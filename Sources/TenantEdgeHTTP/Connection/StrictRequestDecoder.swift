@@ -120,9 +120,12 @@ package struct StrictRequestDecoder: ByteToMessageDecoder {
                 copy.writeImmutableBuffer(received)
                 received = copy
             }
+            guard let fields = RequestFields(received: received, spans: spans) else {
+                throw RequestRefusal(.malformedRequestLine)
+            }
             let head = EdgeRequestHead(
                 version: layout.minorVersion == 1 ? .http1_1 : .http1_0, method: HTTPMethod(layout.method), uri: uri,
-                headers: RequestFields(received: received, spans: spans))
+                headers: fields)
             let framing = layout.framing
             buffer.moveReaderIndex(forwardBy: end)
             keepAlive = head.keepsConnection
@@ -146,20 +149,9 @@ package struct StrictRequestDecoder: ByteToMessageDecoder {
     ) -> Result<(RequestHeadLayout, String, [RequestFields.Span]), RequestRefusal> {
         var spans: [RequestFields.Span] = []
         spans.reserveCapacity(max(lines - 1, 0))
-        let base = bytes.baseAddress
-        var placed = true
         let parsed = RequestHeadParser.parse(bytes, start: start, end: end, lines: lines) { name, value in
-            // Both are rebased from `bytes`, so their distances from its start are in its range.
-            guard let base, let nameStart = name.baseAddress, let valueStart = value.baseAddress else {
-                placed = false
-                return
-            }
-            let nameOffset = base.distance(to: nameStart)
-            let valueOffset = base.distance(to: valueStart)
-            spans.append(
-                .init(name: nameOffset..<nameOffset + name.count, value: valueOffset..<valueOffset + value.count))
+            spans.append(.init(name: name, value: value))
         }
-        guard placed else { return .failure(.init(.malformedRequestLine)) }
         return parsed.map { layout in
             let uri = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[layout.target]), as: UTF8.self)
             return (layout, uri, spans)

@@ -49,9 +49,11 @@ package struct EdgeRequestHead: Sendable, Equatable {
         set { unique().version = newValue }
     }
 
+    /// Edited in place (`_modify`): through a getter and a setter every edit would copy the fields
+    /// the box still holds, once per field a client's `Connection` names.
     package var headers: RequestFields {
         get { parts.headers }
-        set { unique().headers = newValue }
+        _modify { yield &unique().headers }
     }
 
     /// Whether the connection stays open after this request is answered, as the client's fields
@@ -59,7 +61,8 @@ package struct EdgeRequestHead: Sendable, Equatable {
     /// `Upgrade` field, which this server does not grant. A front proxy that makes the connection a
     /// tunnel once it forwards such a request would pass whatever the client sends behind it unseen
     /// (request smuggling through an upgrade), so nothing behind it is read and the connection
-    /// closes after its answer. Edits the node makes to the fields later do not change it.
+    /// closes after its answer. Edits the node makes to the fields or the version later do not
+    /// change it.
     package var keepsConnection: Bool { parts.keepsConnection }
 
     package init(version: HTTPVersion, method: HTTPMethod, uri: String, headers: RequestFields) {
@@ -95,10 +98,10 @@ package struct EdgeRequestHead: Sendable, Equatable {
         var upgrade = false
         fields.forEachField { name, value in
             switch name.count {  // most names are ruled out by their length alone
-            case 7 where RequestFields.named(name, "upgrade"):
+            case 7 where ASCII.equalsIgnoringCase(name, "upgrade"):
                 upgrade = true
                 return false
-            case 10 where RequestFields.named(name, "connection"):
+            case 10 where ASCII.equalsIgnoringCase(name, "connection"):
                 options.read(bytes: value)
             default:
                 break

@@ -6,13 +6,14 @@ import TenantEdgeCore
 /// the place of each name and value, and a field becomes a `String` only when something asks for
 /// it: an L1 hit reads a few fields by name and builds none of the others (docs/decisions.md #76;
 /// NIO's `HTTPHeaders` cost a `String` per name and value, an allocation for each longer than 15
-/// bytes, and a browser's fields made four per request). The first edit (the admission giving the
-/// tenant's canonical `Host` or dropping hop-by-hop fields) turns them into `HTTPHeaders`, which
-/// edits then work on; a request that leaves for the upstream is sent those.
+/// bytes, and a browser's fields made four per request). Removing fields keeps them as received;
+/// the first addition (the admission giving the tenant's canonical `Host`) turns them into
+/// `HTTPHeaders`, which later edits work on; a request that leaves for the upstream is sent those.
 ///
-/// Names are compared ASCII case-insensitively, as `HTTPHeaders` compares them, and values are
-/// decoded as UTF-8 with invalid bytes replaced, as the decoder used to build them: whichever form
-/// the fields are in, every reader sees the same names and values.
+/// Names are compared with `ASCII.equalIgnoringCase` (letters without case, other bytes exactly) in
+/// both forms, for lookups and removals alike, and values are decoded as UTF-8 with invalid bytes
+/// replaced, as the decoder used to build them: whichever form the fields are in, every reader sees
+/// the same names and values.
 package struct RequestFields: Sendable {
     /// Where one field's name and value lie in the received bytes (offsets from their first byte).
     package struct Span: Sendable, Equatable {
@@ -38,18 +39,17 @@ package struct RequestFields: Sendable {
 
     package init(_ pairs: [(String, String)]) { storage = .edited(HTTPHeaders(pairs)) }
 
-    /// Fields as received: `bytes` holds them (a slice of the read buffer, not a copy) and each span
-    /// lies within its readable bytes, as the decoder guarantees; a span outside is left out.
-    package init(received bytes: ByteBuffer, spans: [Span]) {
+    /// Fields as received: `bytes` holds them (a slice of the read buffer, not a copy). Nil when a
+    /// span does not lie within its readable bytes, which the decoder never makes: a request read
+    /// with a field missing would be another request, so it is refused rather than passed on.
+    package init?(received bytes: ByteBuffer, spans: [Span]) {
         let count = bytes.readableBytes
-        let inside = spans.allSatisfy { $0.name.upperBound <= count && $0.value.upperBound <= count }
-        storage = .received(
-            bytes: bytes,
-            spans: inside
-                ? spans
-                : spans.filter {
-                    $0.name.upperBound <= count && $0.value.upperBound <= count
-                })
+        for span in spans {
+            guard span.name.lowerBound >= 0, span.name.upperBound <= count, span.value.lowerBound >= 0,
+                span.value.upperBound <= count
+            else { return nil }
+        }
+        storage = .received(bytes: bytes, spans: spans)
     }
 
     package var count: Int {
@@ -100,7 +100,7 @@ package struct RequestFields: Sendable {
         name.withUTF8 { wanted in
             let wanted = UnsafeRawBufferPointer(wanted)
             forEachField { fieldName, value in
-                guard fieldName.count == wanted.count, Self.equalsIgnoringCase(fieldName, wanted) else { return true }
+                guard fieldName.count == wanted.count, ASCII.equalIgnoringCase(fieldName, wanted) else { return true }
                 return body(value)
             }
         }
@@ -165,45 +165,52 @@ package struct RequestFields: Sendable {
     package var fields: [HeaderField] { map { HeaderField($0.name, $0.value) } }
 
     package mutating func add(name: String, value: String) {
-        editing { $0.add(name: name, value: value) }
-    }
-
-    package mutating func replaceOrAdd(name: String, value: String) {
-        editing { $0.replaceOrAdd(name: name, value: value) }
-    }
-
-    package mutating func remove(name: String) {
-        editing { $0.remove(name: name) }
-    }
-
-    private mutating func editing(_ edit: (inout HTTPHeaders) -> Void) {
         var headers = httpHeaders
         storage = .edited(HTTPHeaders())  // lets go of the received bytes before the edit
-        edit(&headers)
+        headers.add(name: name, value: value)
         storage = .edited(headers)
     }
 
-    /// Whether a field's name bytes are `name` (a lowercase literal), ASCII letters compared without
-    /// case: for a reader that looks for several names in one pass over the fields.
-    @inlinable @inline(__always)
-    package static func named(_ bytes: UnsafeRawBufferPointer, _ name: StaticString) -> Bool {
-        bytes.count == name.utf8CodeUnitCount
-            && equalsIgnoringCase(bytes, UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+    /// Every field named `name` removed, and one with `value` added at the end.
+    package mutating func replaceOrAdd(name: String, value: String) {
+        remove(name: name)
+        add(name: name, value: value)
     }
 
-    /// Two byte runs of the same length, equal but for the case of ASCII letters.
-    @inlinable
-    package static func equalsIgnoringCase(_ lhs: UnsafeRawBufferPointer, _ rhs: UnsafeRawBufferPointer) -> Bool {
-        guard lhs.count == rhs.count else { return false }
-        for index in 0..<lhs.count {
-            let left = lhs[index]
-            let right = rhs[index]
-            if left == right { continue }
-            let lowerLeft = left &- UInt8(ascii: "A") < 26 ? left | 0x20 : left
-            let lowerRight = right &- UInt8(ascii: "A") < 26 ? right | 0x20 : right
-            if lowerLeft != lowerRight { return false }
+    package mutating func remove(name: String) {
+        var name = name
+        name.withUTF8 { wanted in removeAll { ASCII.equalIgnoringCase($0, UnsafeRawBufferPointer(wanted)) } }
+    }
+
+    /// Removes every field whose name's bytes, ASCII letters lowercased, are in `names`: one pass,
+    /// however many names a client's `Connection` lists. Bytes rather than strings, since `String`
+    /// equality is Unicode's (the Kelvin sign equals `K` there).
+    package mutating func remove(lowercasedNamesIn names: Set<[UInt8]>) {
+        guard !names.isEmpty else { return }
+        removeAll { name in names.contains(name.map(ASCII.lowercased)) }
+    }
+
+    /// Removes the fields whose name bytes `matches` picks; received fields stay as received.
+    private mutating func removeAll(where matches: (UnsafeRawBufferPointer) -> Bool) {
+        switch storage {
+        case .received(let bytes, let spans):
+            let kept = bytes.withUnsafeReadableBytes { raw in
+                spans.filter { !matches(UnsafeRawBufferPointer(rebasing: raw[$0.name])) }
+            }
+            if kept.count != spans.count { storage = .received(bytes: bytes, spans: kept) }
+        case .edited(let headers):
+            var kept: [(String, String)] = []
+            var removed = false
+            for (name, value) in headers {
+                var bytes = name
+                if bytes.withUTF8({ matches(UnsafeRawBufferPointer($0)) }) {
+                    removed = true
+                } else {
+                    kept.append((name, value))
+                }
+            }
+            if removed { storage = .edited(HTTPHeaders(kept)) }
         }
-        return true
     }
 }
 

@@ -44,10 +44,10 @@ extension TenantTrafficResponder {
         // From the field bytes: only `Host`'s value becomes a string.
         request.head.headers.forEachField { name, value in
             switch name.count {  // most names are ruled out by their length alone
-            case 4 where RequestFields.named(name, "host"):
+            case 4 where ASCII.equalsIgnoringCase(name, "host"):
                 hosts += 1
                 if hosts == 1 { given = String(decoding: value, as: UTF8.self) }
-            case 10 where RequestFields.named(name, "connection"):
+            case 10 where ASCII.equalsIgnoringCase(name, "connection"):
                 connection.read(bytes: value)
             default:
                 break
@@ -95,14 +95,16 @@ extension TenantTrafficResponder {
         // not select a stored variant either (`Connection: accept-language` would otherwise store
         // the default answer under the French key).
         if connection.namesOtherFields {
+            var named: Set<[UInt8]> = []
             for value in request.head.headers["connection"] {
                 for token in value.split(separator: ",") {
                     let name = token.trimmingSpaces()
                     if !name.isEmpty, !name.caseInsensitiveEquals("close"), !name.caseInsensitiveEquals("keep-alive") {
-                        admitted.head.headers.remove(name: name)
+                        named.insert(name.utf8.map(ASCII.lowercased))
                     }
                 }
             }
+            admitted.head.headers.remove(lowercasedNamesIn: named)
         }
         return .admitted(admitted, cache, clientHost: host)
     }
