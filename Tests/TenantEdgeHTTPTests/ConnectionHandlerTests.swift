@@ -35,8 +35,6 @@ struct ConnectionHandlerTests {
         var limits = EdgeConfig.Limits()
         configure(&limits)
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(
-            ByteToMessageHandler(StrictRequestDecoder(maxHeadBytes: limits.maxHeaderBytes + HTTPListener.headSlack)))
         try channel.pipeline.syncOperations.addHandler(HTTPConnectionHandler(responder: responder, limits: limits))
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return channel
@@ -165,6 +163,45 @@ struct ConnectionHandlerTests {
         _ = try? channel.finish()
     }
 
+    /// The handler reads its requests itself (no decoder in front): two requests a byte at a time,
+    /// and a read whose bytes arrive while parts are handed on (a TLS handler releases what it held
+    /// when the handler flushes), are answered in order.
+    @Test func requestsInPiecesAndReadsDeliveredMeanwhileAreAnsweredInOrder() throws {
+        let pieces = try Self.channel(ScriptedResponder())
+        for byte in "GET /now-a HTTP/1.1\r\nHost: a\r\n\r\nGET /now-b HTTP/1.1\r\nHost: a\r\n\r\n".utf8 {
+            try pieces.writeInbound(ByteBuffer(bytes: [byte]))
+        }
+        let split = try Self.written(pieces)
+        #expect(split.components(separatedBy: "HTTP/1.1 200").count - 1 == 2)
+        #expect(try #require(split.range(of: "/now-a")).lowerBound < #require(split.range(of: "/now-b")).lowerBound)
+        _ = try? pieces.finish()
+
+        let channel = try Self.channel(ScriptedResponder())
+        let front = ReleaseOnFlush(ByteBuffer(string: "st: a\r\n\r\nGET /now-3 HTTP/1.1\r\nHost: a\r\n\r\n"))
+        try channel.pipeline.syncOperations.addHandler(front, position: .first)
+        try channel.writeInbound(ByteBuffer(string: "GET /now-1 HTTP/1.1\r\nHost: a\r\n\r\nGET /now-2 HTTP/1.1\r\nHo"))
+        #expect(front.held == nil, "released inside the first answer's flush")
+        let text = try Self.written(channel)
+        let places = try ["/now-1", "/now-2", "/now-3"].map { try #require(text.range(of: $0)).lowerBound }
+        #expect(places == places.sorted(), "\(text)")
+        _ = try? channel.finish()
+    }
+
+    /// Holds one read and delivers it inside the first flush that passes, as a TLS handler may.
+    final class ReleaseOnFlush: ChannelDuplexHandler, @unchecked Sendable {  // used on the embedded loop only
+        typealias InboundIn = ByteBuffer
+        typealias OutboundIn = NIOAny
+        var held: ByteBuffer?
+        init(_ held: ByteBuffer) { self.held = held }
+        func flush(context: ChannelHandlerContext) {
+            if let bytes = held {
+                held = nil
+                context.fireChannelRead(NIOAny(bytes))
+            }
+            context.flush()
+        }
+    }
+
     /// Counts the `read` calls that reach the channel.
     final class ReadCounter: ChannelOutboundHandler, @unchecked Sendable {  // used on the embedded loop only
         typealias OutboundIn = NIOAny
@@ -212,8 +249,6 @@ struct ConnectionHandlerTests {
             let handler = HTTPConnectionHandler(responder: ScriptedResponder(), limits: EdgeConfig.Limits())
             released = handler
             try channel.pipeline.syncOperations.addHandler(CloseOnFlush())
-            try channel.pipeline.syncOperations.addHandler(
-                ByteToMessageHandler(StrictRequestDecoder(maxHeadBytes: 4096)))
             try channel.pipeline.syncOperations.addHandler(handler)
             try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
             try channel.writeInbound(ByteBuffer(string: "GET /now HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"))
@@ -252,9 +287,6 @@ struct ConnectionDeadlineTests {
             $0.headerTimeoutMs = 1000
             $0.idleTimeoutSeconds = 5
         }
-        try half.pipeline.syncOperations.addHandler(
-            InboundBytesNotifier(notifying: half.pipeline.syncOperations.handler(type: HTTPConnectionHandler.self)),
-            position: .first)
         try half.writeInbound(ByteBuffer(string: "GET /now HTTP/1.1\r\nHost: a"))
         half.embeddedEventLoop.advanceTime(by: .milliseconds(999))
         #expect(try ConnectionHandlerTests.written(half).isEmpty)
@@ -265,9 +297,6 @@ struct ConnectionDeadlineTests {
             $0.headerTimeoutMs = 1000
             $0.idleTimeoutSeconds = 5
         }
-        try idle.pipeline.syncOperations.addHandler(
-            InboundBytesNotifier(notifying: idle.pipeline.syncOperations.handler(type: HTTPConnectionHandler.self)),
-            position: .first)
         try idle.writeInbound(ByteBuffer(string: "GET /now HTTP/1.1\r\nHost: a\r\n\r\n"))
         #expect(try ConnectionHandlerTests.written(idle).hasPrefix("HTTP/1.1 200"))
         idle.embeddedEventLoop.advanceTime(by: .seconds(4))

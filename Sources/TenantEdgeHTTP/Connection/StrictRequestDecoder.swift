@@ -43,16 +43,28 @@ package struct StrictRequestDecoder: ByteToMessageDecoder {
         self.scanner = RequestHeadScanner(maxHeadBytes: maxHeadBytes)
     }
 
+    /// As a `ByteToMessageDecoder` (the fuzz target and the decoder's own tests run it so): each
+    /// part goes down the pipeline. The listeners' connections run `decode(_:allocator:emit:)`
+    /// themselves (`HTTPConnectionHandler+Reading`).
     package mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        try decode(&buffer, allocator: context.channel.allocator) { context.fireChannelRead(NIOAny($0)) }
+    }
+
+    /// Reads the next part or two (a body's last bytes and its end) from `buffer`, hands them to
+    /// `emit` in order, and says whether to call again (`.continue`) or wait for more bytes. A
+    /// refusal is thrown as a `RequestRefusal`.
+    package mutating func decode(
+        _ buffer: inout ByteBuffer, allocator: ByteBufferAllocator, emit: (EdgeRequestPart) -> Void
+    ) throws -> DecodingState {
         switch state {
         case .head:
-            return try decodeHead(context: context, buffer: &buffer)
+            return try decodeHead(&buffer, allocator: allocator, emit: emit)
         case .body(let remaining):
             guard buffer.readableBytes > 0, let slice = buffer.readSlice(length: min(remaining, buffer.readableBytes))
             else { return .needMoreData }
-            context.fireChannelRead(wrapInboundOut(.body(slice)))
+            emit(.body(slice))
             if slice.readableBytes == remaining {
-                endRequest(context: context, trailers: nil)
+                endRequest(trailers: nil, emit: emit)
             } else {
                 state = .body(remaining: remaining - slice.readableBytes)
             }
@@ -67,7 +79,7 @@ package struct StrictRequestDecoder: ByteToMessageDecoder {
                 return .needMoreData
             case .success(.data(let count)):
                 guard let slice = buffer.readSlice(length: count) else { return .needMoreData }
-                context.fireChannelRead(wrapInboundOut(.body(slice)))
+                emit(.body(slice))
             case .success(.framing(let count)):
                 buffer.moveReaderIndex(forwardBy: count)
             case .success(.end(let end, let lines)):
@@ -75,7 +87,7 @@ package struct StrictRequestDecoder: ByteToMessageDecoder {
                     try Self.trailers(bytes, end: end, lines: lines)
                 }
                 buffer.moveReaderIndex(forwardBy: end)
-                endRequest(context: context, trailers: trailers)
+                endRequest(trailers: trailers, emit: emit)
             }
             return .continue
         case .discarding:
@@ -84,9 +96,9 @@ package struct StrictRequestDecoder: ByteToMessageDecoder {
         }
     }
 
-    private mutating func endRequest(context: ChannelHandlerContext, trailers: HTTPHeaders?) {
+    private mutating func endRequest(trailers: HTTPHeaders?, emit: (EdgeRequestPart) -> Void) {
         state = keepAlive ? .head : .discarding
-        context.fireChannelRead(wrapInboundOut(.end(trailers)))
+        emit(.end(trailers))
     }
 
     package mutating func decodeLast(
@@ -97,7 +109,9 @@ package struct StrictRequestDecoder: ByteToMessageDecoder {
         return .needMoreData
     }
 
-    private mutating func decodeHead(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    private mutating func decodeHead(
+        _ buffer: inout ByteBuffer, allocator: ByteBufferAllocator, emit: (EdgeRequestPart) -> Void
+    ) throws -> DecodingState {
         let found = buffer.withUnsafeReadableBytes { scanner.scan($0) }
         switch found {
         case .incomplete:
@@ -116,7 +130,7 @@ package struct StrictRequestDecoder: ByteToMessageDecoder {
             // storage is much larger than the head: a head queued behind others or waiting on the
             // upstream then holds its bytes and a few KiB, never a read buffer of up to 64 KiB.
             if buffer.storageCapacity - end > Self.sharedSlackBytes {
-                var copy = context.channel.allocator.buffer(capacity: end)
+                var copy = allocator.buffer(capacity: end)
                 copy.writeImmutableBuffer(received)
                 received = copy
             }
@@ -129,10 +143,10 @@ package struct StrictRequestDecoder: ByteToMessageDecoder {
             let framing = layout.framing
             buffer.moveReaderIndex(forwardBy: end)
             keepAlive = head.keepsConnection
-            context.fireChannelRead(wrapInboundOut(.head(head)))
+            emit(.head(head))
             switch framing {
             case .none, .length(0):
-                endRequest(context: context, trailers: nil)
+                endRequest(trailers: nil, emit: emit)
             case .length(let length):
                 state = .body(remaining: length)
             case .chunked:

@@ -103,13 +103,9 @@ package final class HTTPListener: Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if let tls { try pipeline.addHandler(NIOSSLServerHandler(context: tls)) }
-                    let connection = HTTPConnectionHandler(responder: responder, limits: limits)
-                    try pipeline.addHandler(InboundBytesNotifier(notifying: connection))
-                    // No HTTPResponseEncoder: HTTPConnectionHandler writes response heads itself
-                    // (HTTPResponseHeadWriter).
-                    let decoder = StrictRequestDecoder(maxHeadBytes: limits.maxHeaderBytes + Self.headSlack)
-                    try pipeline.addHandler(ByteToMessageHandler(decoder))
-                    try pipeline.addHandler(connection)
+                    // One handler: it decodes requests itself (no ByteToMessageHandler) and writes
+                    // response heads itself (no HTTPResponseEncoder, HTTPResponseHeadWriter).
+                    try pipeline.addHandler(HTTPConnectionHandler(responder: responder, limits: limits))
                 }
             }
             .bind(host: address.host, port: address.port)
