@@ -184,6 +184,37 @@ struct ConnectionHandlerTests {
         let text = try Self.written(channel)
         let places = try ["/now-1", "/now-2", "/now-3"].map { try #require(text.range(of: $0)).lowerBound }
         #expect(places == places.sorted(), "\(text)")
+        #expect(text.components(separatedBy: "HTTP/1.1 200").count - 1 == 3, "each answered once")
+        _ = try? channel.finish()
+    }
+
+    /// A large read that ends inside a head keeps only that head's bytes while it waits for the rest.
+    @Test func theRestOfALargeReadIsKeptAlone() throws {
+        let channel = try Self.channel(ScriptedResponder())
+        let handler = try channel.pipeline.syncOperations.handler(type: HTTPConnectionHandler.self)
+        let pad = String(repeating: "p", count: 1000)
+        let answered = (0..<8).map { "GET /now-\($0) HTTP/1.1\r\nHost: a\r\nX-Pad: \(pad)\r\n\r\n" }.joined()
+        var read = ByteBufferAllocator().buffer(capacity: 65_536)
+        read.writeString(answered + "GET /now-last HTTP/1.1\r\nHo")
+        try channel.writeInbound(read)
+        #expect(handler.unreadHeldBytes > 0 && handler.unreadHeldBytes <= 64, "\(handler.unreadHeldBytes) bytes held")
+        try channel.writeInbound(ByteBuffer(string: "st: a\r\n\r\n"))
+        let text = try Self.written(channel)
+        #expect(text.components(separatedBy: "HTTP/1.1 200").count - 1 == 9 && text.hasSuffix("/now-last"))
+        #expect(handler.unreadHeldBytes == 0)
+        _ = try? channel.finish()
+    }
+
+    /// After a refusal nothing the client sent is served, in the same read or a later one.
+    @Test func nothingAfterARefusalIsServed() throws {
+        let channel = try Self.channel(ScriptedResponder())
+        try channel.writeInbound(
+            ByteBuffer(
+                string: "GET /x HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\nGET /now-1 HTTP/1.1\r\nHost: a\r\n\r\n"))
+        try? channel.writeInbound(ByteBuffer(string: "GET /now-2 HTTP/1.1\r\nHost: a\r\n\r\n"))
+        let text = try Self.written(channel)
+        #expect(text.hasPrefix("HTTP/1.1 400") && text.components(separatedBy: "HTTP/1.1").count - 1 == 1, "\(text)")
+        #expect(!text.contains("/now-"))
         _ = try? channel.finish()
     }
 

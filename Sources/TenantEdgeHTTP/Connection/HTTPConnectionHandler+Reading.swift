@@ -9,16 +9,21 @@ extension HTTPConnectionHandler {
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data)
         bytesArrived(context: context)
-        guard !refusedInput else { return }  // after a refusal, what the client sends is dropped
+        // After a refusal the client's bytes are dropped. After a close they are still decoded, and
+        // the state machine ignores them: a refused upload's connection lingers once its answer is
+        // written, and must then find the body's end where the client put it.
+        guard !refusedInput else { return }
         if var held = unread {
-            unread = nil  // `held` is then the storage's only owner, and grows in place
-            held.writeImmutableBuffer(bytes)
+            unread = nil
+            held.writeImmutableBuffer(bytes)  // copies when the read's storage is shared (NIO's pool keeps it)
             unread = held
         } else {
             unread = bytes
         }
-        // A read delivered while parts are handed on (a TLS handler releasing what it held when
-        // asked to read) only adds its bytes: the loop below, further up the stack, decodes them.
+        // A read delivered while parts are handed on only adds its bytes: the loop below, further up
+        // the stack, decodes them after what is left. No handler on the listener's pipeline does
+        // that today (NIOSSL passes its bytes on from `channelReadComplete`); a handler in front that
+        // answered a flush or a read with a read would.
         guard !decoding else { return }
         decodeUnread(context: context)
     }
@@ -41,15 +46,13 @@ extension HTTPConnectionHandler {
             } catch {
                 decoder = reader
                 refusedInput = true
+                unread = nil
                 errorCaught(context: context, error: error)
                 return
             }
             decoder = reader
             guard var arrived = unread else {
-                if buffer.readableBytes > 0 {
-                    buffer.discardReadBytesIfLarge()
-                    unread = buffer
-                }
+                if buffer.readableBytes > 0 { unread = Self.keptAlone(buffer, allocator: allocator) }
                 return
             }
             // Bytes that arrived meanwhile go behind what is left of this read.
@@ -58,12 +61,17 @@ extension HTTPConnectionHandler {
             unread = buffer
         }
     }
-}
 
-extension ByteBuffer {
-    /// Drops the bytes already read when they are most of a large buffer, as `ByteToMessageHandler`
-    /// reclaims them: a partial request behind many read ones keeps only its own bytes.
-    fileprivate mutating func discardReadBytesIfLarge() {
-        if readerIndex > 4096, readerIndex > readableBytes { discardReadBytes() }
+    /// What is left of a read (part of a head or a body), in a buffer of its own when the read's is
+    /// much larger: a connection waiting for the rest of a request then holds those bytes, not a
+    /// read buffer of up to 64 KiB, and NIO's pool can reuse its buffer.
+    private static func keptAlone(_ left: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        guard left.storageCapacity - left.readableBytes > StrictRequestDecoder.sharedSlackBytes else { return left }
+        var copy = allocator.buffer(capacity: left.readableBytes)
+        copy.writeImmutableBuffer(left)
+        return copy
     }
+
+    /// Bytes read and not yet decoded, as they are kept (for tests).
+    var unreadHeldBytes: Int { unread?.storageCapacity ?? 0 }
 }

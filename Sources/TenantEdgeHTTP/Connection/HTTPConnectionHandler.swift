@@ -254,6 +254,7 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
 
     package func channelInactive(context: ChannelHandlerContext) {
         machine.channelInactive()
+        unread = nil  // an answer still on its way keeps this handler, not the bytes it read
         cancelTimer()
         deadline.stop()
         closingTask?.cancel()
