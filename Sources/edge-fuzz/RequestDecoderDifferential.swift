@@ -56,15 +56,19 @@ enum RequestDecoderDifferential {
         // it keeps between reads, the scanner's place, a chunk-size line's, a trailer section's, must
         // not change what it reads); not more, since a read through the channel costs more than
         // parsing it.
-        guard first % 4 == 0, bytes.count <= 512 else { return }
+        let inPieces = first % 4 == 0 && bytes.count <= 512
         let size = Int(first / 4) % 8 + 1
         let small = stride(from: 0, to: bytes.count, by: size).map { $0..<min(bytes.count, $0 + size) }
-        let pieces = decode(bytes, reads: small, handler: strictDecoder, head: ourHead)
-        if pieces.parts != ours.parts || pieces.refused != ours.refused {
-            fail(
-                "ours in reads of \(size): \(pieces.parts) \(pieces.refused), in two: \(ours.parts) \(ours.refused)",
-                bytes)
+        if inPieces {
+            let pieces = decode(bytes, reads: small, handler: strictDecoder, head: ourHead)
+            if pieces.parts != ours.parts || pieces.refused != ours.refused {
+                fail(
+                    "ours in reads of \(size): \(pieces.parts) \(pieces.refused), "
+                        + "in two: \(ours.parts) \(ours.refused)", bytes)
+            }
         }
+        // The connection handler runs the same decoder with reading of its own (decision 77).
+        ConnectionReadingCheck.check(bytes, twoReads: twoReads, pieces: inPieces ? small : nil, decoded: ours.parts)
     }
 
     static func strictDecoder() -> ByteToMessageHandler<StrictRequestDecoder> {
