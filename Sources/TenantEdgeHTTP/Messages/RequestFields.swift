@@ -26,18 +26,23 @@ package struct RequestFields: Sendable {
         }
     }
 
-    private enum Storage: Sendable {
-        case received(bytes: ByteBuffer, spans: [Span])
-        case edited(HTTPHeaders)
+    // Stored side by side rather than as an enum's payloads: reading a payload copies it (a retain
+    // of the bytes and one of the places), and a hit reads the fields a dozen times.
+    /// The received bytes, and the place of each field in them; unused once `edited` is set.
+    private var bytes: ByteBuffer
+    private var spans: [Span]
+    /// The fields as `HTTPHeaders` from the first addition on; nil while they are as received.
+    private var edited: HTTPHeaders?
+
+    package init() { self.init(HTTPHeaders()) }
+
+    package init(_ headers: HTTPHeaders) {
+        bytes = ByteBuffer()
+        spans = []
+        edited = headers
     }
 
-    private var storage: Storage
-
-    package init() { storage = .edited(HTTPHeaders()) }
-
-    package init(_ headers: HTTPHeaders) { storage = .edited(headers) }
-
-    package init(_ pairs: [(String, String)]) { storage = .edited(HTTPHeaders(pairs)) }
+    package init(_ pairs: [(String, String)]) { self.init(HTTPHeaders(pairs)) }
 
     /// Fields as received: `bytes` holds them (a slice of the read buffer, not a copy). Nil when a
     /// span does not lie within its readable bytes, which the decoder never makes: a request read
@@ -49,30 +54,21 @@ package struct RequestFields: Sendable {
                 span.value.upperBound <= count
             else { return nil }
         }
-        storage = .received(bytes: bytes, spans: spans)
+        self.bytes = bytes
+        self.spans = spans
+        edited = nil
     }
 
-    package var count: Int {
-        switch storage {
-        case .received(_, let spans): spans.count
-        case .edited(let headers): headers.count
-        }
-    }
+    package var count: Int { edited?.count ?? spans.count }
 
     /// The bytes these fields keep alive while received (the storage they share with their read), 0
     /// once edited: what a request queued or waiting on the upstream holds.
-    package var heldBytes: Int {
-        switch storage {
-        case .received(let bytes, _): bytes.storageCapacity
-        case .edited: 0
-        }
-    }
+    package var heldBytes: Int { edited == nil ? bytes.storageCapacity : 0 }
 
     /// Calls `body` with each field's name and value bytes in order, until it returns false. The
     /// pointers are valid only inside `body`.
     package func forEachField(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) -> Bool) {
-        switch storage {
-        case .received(let bytes, let spans):
+        guard let headers = edited else {
             bytes.withUnsafeReadableBytes { raw in
                 for span in spans {
                     let going = body(
@@ -81,15 +77,15 @@ package struct RequestFields: Sendable {
                     if !going { return }
                 }
             }
-        case .edited(let headers):
-            for (name, value) in headers {
-                var name = name
-                var value = value
-                let going = name.withUTF8 { nameBytes in
-                    value.withUTF8 { body(UnsafeRawBufferPointer(nameBytes), UnsafeRawBufferPointer($0)) }
-                }
-                if !going { return }
+            return
+        }
+        for (name, value) in headers {
+            var name = name
+            var value = value
+            let going = name.withUTF8 { nameBytes in
+                value.withUTF8 { body(UnsafeRawBufferPointer(nameBytes), UnsafeRawBufferPointer($0)) }
             }
+            if !going { return }
         }
     }
 
@@ -145,30 +141,23 @@ package struct RequestFields: Sendable {
     /// The head's size as the connection counts it: each name and value and four bytes for the
     /// colon, a space and the line end.
     package var countedBytes: Int {
-        switch storage {
-        case .received(_, let spans):
-            return spans.reduce(0) { $0 + $1.name.count + $1.value.count + 4 }
-        case .edited(let headers):
-            return headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
-        }
+        guard let headers = edited else { return spans.reduce(0) { $0 + $1.name.count + $1.value.count + 4 } }
+        return headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
     }
 
     /// NIO's form, for whatever sends or records the fields as a whole.
-    package var httpHeaders: HTTPHeaders {
-        switch storage {
-        case .received: HTTPHeaders(map { ($0.name, $0.value) })
-        case .edited(let headers): headers
-        }
-    }
+    package var httpHeaders: HTTPHeaders { edited ?? HTTPHeaders(map { ($0.name, $0.value) }) }
 
     /// The core's view of these fields.
     package var fields: [HeaderField] { map { HeaderField($0.name, $0.value) } }
 
     package mutating func add(name: String, value: String) {
         var headers = httpHeaders
-        storage = .edited(HTTPHeaders())  // lets go of the received bytes before the edit
+        edited = nil  // `headers` is then the only owner, and grows in place
+        bytes = ByteBuffer()  // lets go of the received bytes
+        spans = []
         headers.add(name: name, value: value)
-        storage = .edited(headers)
+        edited = headers
     }
 
     /// Every field named `name` removed, and one with `value` added at the end.
@@ -192,25 +181,24 @@ package struct RequestFields: Sendable {
 
     /// Removes the fields whose name bytes `matches` picks; received fields stay as received.
     private mutating func removeAll(where matches: (UnsafeRawBufferPointer) -> Bool) {
-        switch storage {
-        case .received(let bytes, let spans):
+        guard let headers = edited else {
             let kept = bytes.withUnsafeReadableBytes { raw in
                 spans.filter { !matches(UnsafeRawBufferPointer(rebasing: raw[$0.name])) }
             }
-            if kept.count != spans.count { storage = .received(bytes: bytes, spans: kept) }
-        case .edited(let headers):
-            var kept: [(String, String)] = []
-            var removed = false
-            for (name, value) in headers {
-                var bytes = name
-                if bytes.withUTF8({ matches(UnsafeRawBufferPointer($0)) }) {
-                    removed = true
-                } else {
-                    kept.append((name, value))
-                }
-            }
-            if removed { storage = .edited(HTTPHeaders(kept)) }
+            if kept.count != spans.count { spans = kept }
+            return
         }
+        var kept: [(String, String)] = []
+        var removed = false
+        for (name, value) in headers {
+            var nameText = name
+            if nameText.withUTF8({ matches(UnsafeRawBufferPointer($0)) }) {
+                removed = true
+            } else {
+                kept.append((name, value))
+            }
+        }
+        if removed { edited = HTTPHeaders(kept) }
     }
 }
 
@@ -225,23 +213,19 @@ extension RequestFields: Sequence {
 
         init(_ fields: RequestFields) {
             self.fields = fields
-            if case .edited(let headers) = fields.storage { edited = headers.makeIterator() }
+            edited = fields.edited?.makeIterator()
         }
 
         package mutating func next() -> (name: String, value: String)? {
-            switch fields.storage {
-            case .edited:
-                return edited?.next()
-            case .received(let bytes, let spans):
-                guard index < spans.count else { return nil }
-                let span = spans[index]
-                index += 1
-                return bytes.withUnsafeReadableBytes { raw in
-                    (
-                        String(decoding: UnsafeRawBufferPointer(rebasing: raw[span.name]), as: UTF8.self),
-                        String(decoding: UnsafeRawBufferPointer(rebasing: raw[span.value]), as: UTF8.self)
-                    )
-                }
+            if edited != nil { return edited?.next() }
+            guard index < fields.spans.count else { return nil }
+            let span = fields.spans[index]
+            index += 1
+            return fields.bytes.withUnsafeReadableBytes { raw in
+                (
+                    String(decoding: UnsafeRawBufferPointer(rebasing: raw[span.name]), as: UTF8.self),
+                    String(decoding: UnsafeRawBufferPointer(rebasing: raw[span.value]), as: UTF8.self)
+                )
             }
         }
     }

@@ -159,27 +159,29 @@ struct TenantTrafficResponder: HTTPResponder {
 
     /// Labels the response and records it in the tenant's counters and the metrics.
     /// `Server-Timing` and the access log line, for tenants with them on, come from `context.trace`.
-    private func finish(_ answer: TrafficAnswer, context: RequestContext, request: EdgeRequest, hint: String? = nil)
-        -> EdgeResponse
-    {
+    /// The answer's response, finished in place: `answer` is consumed, so its response is not copied
+    /// (a copy is a retain of each of its buffers and strings).
+    private func finish(
+        _ answer: consuming TrafficAnswer, context: RequestContext, request: EdgeRequest, hint: String? = nil
+    ) -> EdgeResponse {
         let cache = context.cache
-        var response = answer.response
-        response.cacheStatus = CacheStatusField(answer.status, cacheName: cacheName)
-        if let hint { response.preferredRegion = hint }
+        answer.response.cacheStatus = CacheStatusField(answer.status, cacheName: cacheName)
+        if let hint { answer.response.preferredRegion = hint }
         let outcome = answer.status.counterKind
-        cache.counters.increment(response.status.code >= 500 && outcome != .stale ? .error : outcome)
+        cache.counters.increment(answer.response.status.code >= 500 && outcome != .stale ? .error : outcome)
         if case .sharedHit = answer.status { cache.counters.incrementSharedTierHit() }
         let elapsed = (NIODeadline.now() - context.started).nanoseconds
         cache.counters.duration.record(nanoseconds: elapsed)
         if let trace = context.trace {
             if cache.tenant.serverTiming {
-                response.headers.replaceOrAdd(
+                answer.response.headers.replaceOrAdd(
                     name: "server-timing", value: trace.serverTiming(totalNanoseconds: elapsed))
             }
             runtime.accessLog.write(
-                request: request, response: response, tenant: cache.tenant, trace: trace, elapsedNanoseconds: elapsed)
+                request: request, response: answer.response, tenant: cache.tenant, trace: trace,
+                elapsedNanoseconds: elapsed)
         }
-        return response
+        return answer.response
     }
 
     // MARK: cacheable requests
