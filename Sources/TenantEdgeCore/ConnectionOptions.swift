@@ -79,7 +79,10 @@ public struct ConnectionOptions: Sendable, Equatable {
             // Two verdicts, even the same twice, are a confused client: close (as NIO does).
             verdict = verdict != .unspecified ? .close : (close ? .close : .keepAlive)
         }
-        if !Self.letterCaseEquals(token, Self.close) && !Self.letterCaseEquals(token, Self.keepAlive) {
+        // ASCII letters without case, every other byte exactly: the stricter test, so a token that
+        // only NIO's comparison would take for `close` still counts as naming another field.
+        let raw = UnsafeRawBufferPointer(token)
+        if !ASCII.equalIgnoringCase(raw, "close") && !ASCII.equalIgnoringCase(raw, "keep-alive") {
             namesOtherFields = true
         }
     }
@@ -103,11 +106,5 @@ public struct ConnectionOptions: Sendable, Equatable {
         guard token.count == word.count else { return false }
         for index in 0..<word.count where token[index] & 0xDF != word[index] & 0xDF { return false }
         return true
-    }
-
-    /// ASCII letters without case, every other byte exactly: the stricter test, so a token that only
-    /// NIO's comparison would take for `close` still counts as naming another field.
-    private static func letterCaseEquals(_ token: UnsafeBufferPointer<UInt8>, _ word: [UInt8]) -> Bool {
-        word.withUnsafeBytes { ASCII.equalIgnoringCase(UnsafeRawBufferPointer(token), $0) }
     }
 }

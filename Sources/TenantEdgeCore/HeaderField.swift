@@ -39,11 +39,13 @@ extension String {
     public func caseInsensitiveEquals(_ other: String) -> Bool {
         guard utf8.count == other.utf8.count else { return false }
         let inPlace = utf8.withContiguousStorageIfAvailable { lhs in
-            other.utf8.withContiguousStorageIfAvailable { rhs in Self.asciiCaseInsensitiveEqual(lhs, rhs) }
+            other.utf8.withContiguousStorageIfAvailable { rhs in
+                ASCII.equalIgnoringCase(UnsafeRawBufferPointer(lhs), UnsafeRawBufferPointer(rhs))
+            }
         }
         if let inPlace, let result = inPlace { return result }
-        return Array(utf8).withUnsafeBufferPointer { lhs in
-            Array(other.utf8).withUnsafeBufferPointer { rhs in Self.asciiCaseInsensitiveEqual(lhs, rhs) }
+        return Array(utf8).withUnsafeBytes { lhs in
+            Array(other.utf8).withUnsafeBytes { rhs in ASCII.equalIgnoringCase(lhs, rhs) }
         }
     }
 
@@ -76,13 +78,6 @@ extension String {
             at += 1
         }
         return true
-    }
-
-    /// Two byte runs of equal length, equal up to ASCII case.
-    private static func asciiCaseInsensitiveEqual(_ lhs: UnsafeBufferPointer<UInt8>, _ rhs: UnsafeBufferPointer<UInt8>)
-        -> Bool
-    {
-        ASCII.equalIgnoringCase(UnsafeRawBufferPointer(lhs), UnsafeRawBufferPointer(rhs))
     }
 }
 

@@ -70,6 +70,18 @@ enum ConnectionReadingCheck {
         return requests
     }
 
+    /// Whether every status line written is the responder's `200` (or an interim `100`).
+    static func onlyServed(_ written: [UInt8]) -> Bool {
+        let text = String(decoding: written, as: UTF8.self)
+        var rest = text[...]
+        while let line = rest.range(of: "HTTP/1.") {
+            let status = rest[line.upperBound...].dropFirst(2).prefix(3)
+            if status != "200" && status != "100" { return false }
+            rest = rest[line.upperBound...]
+        }
+        return true
+    }
+
     static func check(
         _ bytes: [UInt8], twoReads: [Range<Int>], pieces: [Range<Int>]?, decoded: [RequestDecoderDifferential.Part]
     ) {
@@ -77,6 +89,11 @@ enum ConnectionReadingCheck {
         let expected = complete(decoded)
         guard two.served.count <= expected.count, zip(two.served, expected).allSatisfy(==) else {
             RequestDecoderDifferential.fail("the handler served \(two.served), the decoder read \(expected)", bytes)
+        }
+        // Serving ends early only with a refusal, which is an answer other than the responder's 200.
+        if onlyServed(two.written), two.served.count != expected.count {
+            RequestDecoderDifferential.fail(
+                "the handler answered only 200 but served \(two.served.count) of \(expected.count) requests", bytes)
         }
         guard let pieces else { return }
         let small = handle(bytes, reads: pieces)

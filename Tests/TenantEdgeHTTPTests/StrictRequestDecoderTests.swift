@@ -99,7 +99,7 @@ struct StrictRequestDecoderTests {
     /// a copy of its own bytes; from a read about its size it shares them.
     @Test func aHeadHoldsLittleMoreThanItsOwnBytes() throws {
         let head = "GET /a HTTP/1.1\r\nHost: a.test\r\nX-A: 1\r\n\r\n"
-        for capacity in [head.utf8.count, 65_536] {
+        for capacity in [1024, 65_536] {
             let channel = try Self.decoder()
             var read = ByteBufferAllocator().buffer(capacity: capacity)
             read.writeString(head)

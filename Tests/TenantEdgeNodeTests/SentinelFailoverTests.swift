@@ -122,7 +122,8 @@ struct SentinelFailoverTests {
             try #require(Self.tierPort(a) == primaryPort && Self.tierPort(b) == primaryPort)
             let primary = try RedisConnection(host: "127.0.0.1", port: cluster.primary.port, timeoutMs: 1000)
             #expect(try await a.get("/v1/purged").cacheStatus.contains("fwd=miss"))
-            try await waitUntil { try Self.storedKeys(a, "/v1/purged", in: primary) == 1 }
+            // Node a's write to L2 follows its answer; with the whole suite running it took over 2 s.
+            try await waitUntil(seconds: 10) { try Self.storedKeys(a, "/v1/purged", in: primary) == 1 }
             let fromL2 = try await b.get("/v1/purged")
             #expect(fromL2.cacheStatus.hasSuffix("detail=l2"), "B reads A's entry from L2: \(fromL2.cacheStatus)")
 

@@ -60,14 +60,14 @@ package enum RequestHeadParser {
             let name = UnsafeRawBufferPointer(rebasing: bytes[nameRange])
             let value = UnsafeRawBufferPointer(rebasing: bytes[valueRange])
             switch name.count {  // the three names that frame a request, told apart by length first
-            case 4 where ASCII.equalsIgnoringCase(name, "host"):
+            case 4 where ASCII.equalIgnoringCase(name, "host"):
                 hosts += 1
                 if hosts > 1 { return .duplicateHost }
-            case 14 where ASCII.equalsIgnoringCase(name, "content-length"):
+            case 14 where ASCII.equalIgnoringCase(name, "content-length"):
                 // llhttp takes only spaces after the number (RFC 9110 would take a tab too).
                 if tabAfter { return .invalidContentLength }
                 if let refusal = framing.contentLength(value) { return refusal }
-            case 17 where ASCII.equalsIgnoringCase(name, "transfer-encoding"):
+            case 17 where ASCII.equalIgnoringCase(name, "transfer-encoding"):
                 // llhttp reads `chunked` followed by a tab as another coding.
                 if tabAfter { return .unsupportedTransferCoding }
                 if let refusal = framing.transferEncoding(value) { return refusal }
@@ -159,9 +159,9 @@ package enum RequestHeadParser {
             let name = UnsafeRawBufferPointer(rebasing: bytes[nameRange])
             let value = UnsafeRawBufferPointer(rebasing: bytes[valueRange])
             switch name.count {
-            case 4 where ASCII.equalsIgnoringCase(name, "host"),
-                14 where ASCII.equalsIgnoringCase(name, "content-length"),
-                17 where ASCII.equalsIgnoringCase(name, "transfer-encoding"):
+            case 4 where ASCII.equalIgnoringCase(name, "host"),
+                14 where ASCII.equalIgnoringCase(name, "content-length"),
+                17 where ASCII.equalIgnoringCase(name, "transfer-encoding"):
                 return .framingFieldInTrailers
             default:
                 field(name, value)
@@ -230,7 +230,7 @@ package enum RequestHeadParser {
 
         mutating func transferEncoding(_ value: UnsafeRawBufferPointer) -> RequestRefusal.Reason? {
             codings += 1
-            guard codings == 1, ASCII.equalsIgnoringCase(value, "chunked") else {
+            guard codings == 1, ASCII.equalIgnoringCase(value, "chunked") else {
                 return .unsupportedTransferCoding
             }
             chunked = true

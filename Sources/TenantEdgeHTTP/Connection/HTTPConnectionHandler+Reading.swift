@@ -32,7 +32,6 @@ extension HTTPConnectionHandler {
     private func decodeUnread(context: ChannelHandlerContext) {
         decoding = true
         defer { decoding = false }
-        let allocator = context.channel.allocator
         while var buffer = unread {
             unread = nil
             // A copy, put back after the loop: `received` may run code that reads again, and the
@@ -40,7 +39,7 @@ extension HTTPConnectionHandler {
             var reader = decoder
             do {
                 while buffer.readableBytes > 0,
-                    try reader.decode(&buffer, allocator: allocator, emit: { received($0, context: context) })
+                    try reader.decode(&buffer, emit: { received($0, context: context) })
                         == .continue
                 {}
             } catch {
@@ -51,8 +50,14 @@ extension HTTPConnectionHandler {
                 return
             }
             decoder = reader
+            // A part handled may have closed the connection (a forced close written at once), and
+            // `channelInactive` let go of what was unread: nothing is kept for a closed channel.
+            guard context.channel.isActive else {
+                unread = nil
+                return
+            }
             guard var arrived = unread else {
-                if buffer.readableBytes > 0 { unread = Self.keptAlone(buffer, allocator: allocator) }
+                if buffer.readableBytes > 0 { unread = buffer.compacted(slack: StrictRequestDecoder.sharedSlackBytes) }
                 return
             }
             // Bytes that arrived meanwhile go behind what is left of this read.
@@ -60,16 +65,6 @@ extension HTTPConnectionHandler {
             buffer.writeBuffer(&arrived)
             unread = buffer
         }
-    }
-
-    /// What is left of a read (part of a head or a body), in a buffer of its own when the read's is
-    /// much larger: a connection waiting for the rest of a request then holds those bytes, not a
-    /// read buffer of up to 64 KiB, and NIO's pool can reuse its buffer.
-    private static func keptAlone(_ left: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
-        guard left.storageCapacity - left.readableBytes > StrictRequestDecoder.sharedSlackBytes else { return left }
-        var copy = allocator.buffer(capacity: left.readableBytes)
-        copy.writeImmutableBuffer(left)
-        return copy
     }
 
     /// Bytes read and not yet decoded, as they are kept (for tests).

@@ -101,9 +101,9 @@ struct HTTPConnectionStateMachine {
         var contentLength: String? = nil
         var expect: String? = nil
         head.headers.forEachField { name, value in
-            if contentLength == nil, ASCII.equalsIgnoringCase(name, "content-length") {
+            if contentLength == nil, ASCII.equalIgnoringCase(name, "content-length") {
                 contentLength = String(decoding: value, as: UTF8.self)
-            } else if expect == nil, ASCII.equalsIgnoringCase(name, "expect") {
+            } else if expect == nil, ASCII.equalIgnoringCase(name, "expect") {
                 expect = String(decoding: value, as: UTF8.self)
             }
             return true

@@ -44,21 +44,21 @@ package struct StrictRequestDecoder: ByteToMessageDecoder {
     }
 
     /// As a `ByteToMessageDecoder` (the fuzz target and the decoder's own tests run it so): each
-    /// part goes down the pipeline. The listeners' connections run `decode(_:allocator:emit:)`
+    /// part goes down the pipeline. The listeners' connections run `decode(_:emit:)`
     /// themselves (`HTTPConnectionHandler+Reading`).
     package mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        try decode(&buffer, allocator: context.channel.allocator) { context.fireChannelRead(NIOAny($0)) }
+        try decode(&buffer) { context.fireChannelRead(NIOAny($0)) }
     }
 
     /// Reads the next part or two (a body's last bytes and its end) from `buffer`, hands them to
     /// `emit` in order, and says whether to call again (`.continue`) or wait for more bytes. A
     /// refusal is thrown as a `RequestRefusal`.
     package mutating func decode(
-        _ buffer: inout ByteBuffer, allocator: ByteBufferAllocator, emit: (EdgeRequestPart) -> Void
+        _ buffer: inout ByteBuffer, emit: (EdgeRequestPart) -> Void
     ) throws -> DecodingState {
         switch state {
         case .head:
-            return try decodeHead(&buffer, allocator: allocator, emit: emit)
+            return try decodeHead(&buffer, emit: emit)
         case .body(let remaining):
             guard buffer.readableBytes > 0, let slice = buffer.readSlice(length: min(remaining, buffer.readableBytes))
             else { return .needMoreData }
@@ -109,9 +109,9 @@ package struct StrictRequestDecoder: ByteToMessageDecoder {
         return .needMoreData
     }
 
-    private mutating func decodeHead(
-        _ buffer: inout ByteBuffer, allocator: ByteBufferAllocator, emit: (EdgeRequestPart) -> Void
-    ) throws -> DecodingState {
+    private mutating func decodeHead(_ buffer: inout ByteBuffer, emit: (EdgeRequestPart) -> Void) throws
+        -> DecodingState
+    {
         let found = buffer.withUnsafeReadableBytes { scanner.scan($0) }
         switch found {
         case .incomplete:
@@ -123,18 +123,14 @@ package struct StrictRequestDecoder: ByteToMessageDecoder {
                 Self.head(bytes, start: start, end: end, lines: lines)
             }
             let (layout, uri, spans) = try parsed.get()
-            guard var received = buffer.getSlice(at: buffer.readerIndex, length: end) else {
-                throw RequestRefusal(.malformedRequestLine)
-            }
             // The fields stay in the read's bytes, shared rather than copied, unless that read's
             // storage is much larger than the head: a head queued behind others or waiting on the
             // upstream then holds its bytes and a few KiB, never a read buffer of up to 64 KiB.
-            if buffer.storageCapacity - end > Self.sharedSlackBytes {
-                var copy = allocator.buffer(capacity: end)
-                copy.writeImmutableBuffer(received)
-                received = copy
-            }
-            guard let fields = RequestFields(received: received, spans: spans) else {
+            guard
+                let received = buffer.getSlice(at: buffer.readerIndex, length: end)?.compacted(
+                    slack: Self.sharedSlackBytes),
+                let fields = RequestFields(received: received, spans: spans)
+            else {
                 throw RequestRefusal(.malformedRequestLine)
             }
             let head = EdgeRequestHead(

@@ -7,9 +7,10 @@ import TenantEdgeCore
 /// keep-alive verdict read once when the head arrives.
 ///
 /// Its parts are stored inline, not in a copy-on-write box as NIO's head keeps them: a box was
-/// needed while heads crossed the pipeline as `NIOAny` (three words of room), and reading a boxed
-/// part copies it out (a retain of the target, or of the fields' bytes and places, a dozen times a
-/// hit), or, through a `_read` accessor across modules, allocates the accessor's frame.
+/// needed while heads crossed the listener's pipeline as `NIOAny` (three words of room; they do
+/// now only in the fuzz target and tests), and reading a boxed part copies it out (a retain of the
+/// target, or of the fields' bytes and places, a dozen times a hit), or, through a `_read` accessor
+/// across modules, allocates the accessor's frame.
 package struct EdgeRequestHead: Sendable, Equatable {
     package var method: HTTPMethod
     package var uri: String
@@ -49,10 +50,10 @@ package struct EdgeRequestHead: Sendable, Equatable {
         var upgrade = false
         fields.forEachField { name, value in
             switch name.count {  // most names are ruled out by their length alone
-            case 7 where ASCII.equalsIgnoringCase(name, "upgrade"):
+            case 7 where ASCII.equalIgnoringCase(name, "upgrade"):
                 upgrade = true
                 return false
-            case 10 where ASCII.equalsIgnoringCase(name, "connection"):
+            case 10 where ASCII.equalIgnoringCase(name, "connection"):
                 options.read(bytes: value)
             default:
                 break

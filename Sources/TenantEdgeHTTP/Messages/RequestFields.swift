@@ -31,8 +31,11 @@ package struct RequestFields: Sendable {
     /// The received bytes, and the place of each field in them; unused once `edited` is set.
     private var bytes: ByteBuffer
     private var spans: [Span]
-    /// The fields as `HTTPHeaders` from the first addition on; nil while they are as received.
-    private var edited: HTTPHeaders?
+    /// The fields as `HTTPHeaders`: made so, or from the first addition on, and then `bytes` and
+    /// `spans` are empty; nil while the fields are as received.
+    private var edited: HTTPHeaders? {
+        didSet { assert(edited == nil || (spans.isEmpty && bytes.readableBytes == 0)) }
+    }
 
     package init() { self.init(HTTPHeaders()) }
 

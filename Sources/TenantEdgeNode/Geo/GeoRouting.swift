@@ -77,7 +77,7 @@ public final class GeoRouting: Sendable {
         var last: String? = nil
         var earlier: [String] = []
         request.head.headers.forEachField { name, value in
-            guard ASCII.equalsIgnoringCase(name, "x-forwarded-for") else { return true }
+            guard ASCII.equalIgnoringCase(name, "x-forwarded-for") else { return true }
             if let previous = last { earlier.append(previous) }
             last = String(decoding: value, as: UTF8.self)
             return true

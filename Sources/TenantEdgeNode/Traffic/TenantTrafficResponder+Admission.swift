@@ -44,10 +44,10 @@ extension TenantTrafficResponder {
         // From the field bytes: only `Host`'s value becomes a string.
         request.head.headers.forEachField { name, value in
             switch name.count {  // most names are ruled out by their length alone
-            case 4 where ASCII.equalsIgnoringCase(name, "host"):
+            case 4 where ASCII.equalIgnoringCase(name, "host"):
                 hosts += 1
                 if hosts == 1 { given = String(decoding: value, as: UTF8.self) }
-            case 10 where ASCII.equalsIgnoringCase(name, "connection"):
+            case 10 where ASCII.equalIgnoringCase(name, "connection"):
                 connection.read(bytes: value)
             default:
                 break

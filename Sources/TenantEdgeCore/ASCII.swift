@@ -1,5 +1,6 @@
-/// The bytes the request parsers name, and the one ASCII case rule every reader of field names,
-/// tokens and methods shares: letters fold to lowercase, every other byte is compared as it is
+/// The bytes the request parsers name, and the one ASCII case rule every reader of field names and
+/// tokens shares (the parser, `ConnectionOptions`, `String.caseInsensitiveEquals`, the HTTP layer's
+/// `RequestFields`): letters fold to lowercase, every other byte is compared as it is
 /// (NIO's own comparison clears bit 5 of every byte, which also takes `~` for `^`).
 package enum ASCII {
     static let cr = UInt8(ascii: "\r")
@@ -30,7 +31,7 @@ package enum ASCII {
         return true
     }
 
-    /// Whether `bytes` begin with `prefix`, a lowercase literal, ASCII letters compared without case.
+    /// Whether `bytes` begin with `prefix`, ASCII letters compared without case.
     @inlinable
     package static func startsIgnoringCase(_ bytes: UnsafeRawBufferPointer, with prefix: StaticString) -> Bool {
         let count = prefix.utf8CodeUnitCount
@@ -40,9 +41,9 @@ package enum ASCII {
             UnsafeRawBufferPointer(start: prefix.utf8Start, count: count))
     }
 
-    /// Whether `bytes` are `name`, a lowercase literal, ASCII letters compared without case.
+    /// Whether `bytes` are `name`, ASCII letters compared without case.
     @inlinable @inline(__always)
-    package static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ name: StaticString) -> Bool {
+    package static func equalIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ name: StaticString) -> Bool {
         bytes.count == name.utf8CodeUnitCount && startsIgnoringCase(bytes, with: name)
     }
 }
