@@ -38,7 +38,7 @@ enum ConnectionReadingCheck {
         do {
             try channel.pipeline.syncOperations.addHandler(
                 HTTPConnectionHandler(responder: responder, limits: EdgeConfig.Limits()))
-            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+            channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 1), promise: nil)  // at once, embedded
         } catch {
             preconditionFailure("http-request: the connection handler could not be set up: \(error)")
         }
