@@ -83,6 +83,23 @@ struct RedisCommandHandlerTests {
         #expect(channel.isActive)
     }
 
+    /// Lengths of every digit count around the powers of ten, laid into one reservation, read back
+    /// as RESP built the slow way; whatever the buffer held before stays in front of it.
+    @Test func argumentsOfEveryLengthAreEncodedExactly() {
+        let lengths = [0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 12345, 100_000]
+        let arguments = lengths.map { length in (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 13) } }
+        var expected = Array("prefix*\(arguments.count)\r\n".utf8)
+        for argument in arguments { expected += Array("$\(argument.count)\r\n".utf8) + argument + [13, 10] }
+        var buffer = ByteBufferAllocator().buffer(capacity: 3)
+        buffer.writeString("prefix")
+        RedisCommandHandler.encode(arguments, into: &buffer)
+        #expect(buffer.readBytes(length: buffer.readableBytes) == expected)
+        #expect(RedisCommandHandler.encodedSize(arguments) >= expected.count - 6)
+        var empty = ByteBufferAllocator().buffer(capacity: 0)
+        RedisCommandHandler.encode([], into: &empty)
+        #expect(empty.readString(length: empty.readableBytes) == "*0\r\n")
+    }
+
     /// Bulk strings are copied once, into a list the reader keeps in the order hiredis makes them,
     /// and matched back to the reply by walking it: nested arrays, nils, integers, statuses and
     /// empty strings must come back in their places, whatever the reads, one reply after another.

@@ -52,6 +52,27 @@ struct SharedTierPlainReadTests {
         }
     }
 
+    /// The fence and generation keys built as bytes are the keys the scripts read.
+    @Test func theTenantKeysAreBuiltAsTheScriptsBuildThem() {
+        for tenant in ["a", "acme", "a-tenant-with-a-long-name-\(String(repeating: "x", count: 300))"] {
+            #expect(RedisTier.tenantKey(tenant, "fence") == Array("te:\(tenant):fence".utf8))
+            #expect(RedisTier.tenantKey(tenant, "gen") == Array("te:\(tenant):gen".utf8))
+        }
+    }
+
+    /// A generation read from Redis is decimal digits within `UInt64`; anything else is nil, as
+    /// `UInt64(String)` of digits would say.
+    @Test func aGenerationIsDigitsWithinUInt64() {
+        let cases: [(String, UInt64?)] = [
+            ("0", 0), ("7", 7), ("0012", 12), ("18446744073709551615", .max), ("18446744073709551616", nil),
+            ("99999999999999999999", nil), ("000000000000000000001", nil), ("", nil), ("-1", nil), ("+1", nil),
+            ("1a", nil), (" 1", nil), ("1.0", nil), ("\u{0}", nil),
+        ]
+        for (text, expected) in cases {
+            #expect(RedisTier.generation(Array(text.utf8)) == expected, "\(text)")
+        }
+    }
+
     @Test func aKnownGenerationIsReadWithoutAScriptAndAMovedOneThroughIt() async throws {
         try await Self.withTwoNodes { a, b, redis in
             for target in ["/v1/first", "/v1/second", "/v1/purged"] { try await Self.storeThroughA(target, a, redis) }

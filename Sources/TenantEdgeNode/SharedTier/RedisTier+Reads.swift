@@ -47,7 +47,7 @@ extension RedisTier {
         let started = NIODeadline.now()
         let arguments = [
             Self.mget, Self.entryKey(tenant: tenant, generation: guessed, digest: digest),
-            Array("te:\(tenant):fence".utf8), Array("te:\(tenant):gen".utf8),
+            Self.tenantKey(tenant, "fence"), Self.tenantKey(tenant, "gen"),
         ]
         call(arguments, on: eventLoop) { reply -> PlainRead<Read> in
             guard case .array(let items) = reply, items.count == 3 else { return try self.refusedOrFailed(reply) }
@@ -77,7 +77,7 @@ extension RedisTier {
         guard !isUntrusted(tenant) else { return eventLoop.makeSucceededFuture(nil) }
         guard !plainReadsRefused else { return scriptToken(tenant: tenant, on: eventLoop) }
         let started = NIODeadline.now()
-        let arguments = [Self.mget, Array("te:\(tenant):fence".utf8), Array("te:\(tenant):gen".utf8)]
+        let arguments = [Self.mget, Self.tenantKey(tenant, "fence"), Self.tenantKey(tenant, "gen")]
         return run(arguments, on: eventLoop) { reply -> PlainRead<Token> in
             guard case .array(let items) = reply, items.count == 2 else { return try self.refusedOrFailed(reply) }
             return Self.token(fence: items[0], generation: items[1]).map { .answer($0) } ?? .nonsense
@@ -110,6 +110,19 @@ extension RedisTier {
         key[digitsStart...].reverse()
         key.append(UInt8(ascii: ":"))
         digest.appendBase64URL(to: &key)
+        return key
+    }
+
+    /// `te:<tenant>:<name>` as bytes (the tenant's fence and generation keys), made without a
+    /// `String` to convert: an interpolation and its conversion cost an L2 read about 700
+    /// instructions a key.
+    static func tenantKey(_ tenant: String, _ name: StaticString) -> [UInt8] {
+        var key: [UInt8] = []
+        key.reserveCapacity(tenant.utf8.count + 4 + name.utf8CodeUnitCount)
+        key.append(contentsOf: "te:".utf8)
+        key.append(contentsOf: tenant.utf8)
+        key.append(UInt8(ascii: ":"))
+        name.withUTF8Buffer { key.append(contentsOf: $0) }
         return key
     }
 
@@ -212,10 +225,13 @@ extension RedisTier {
     private static func textOrZero(_ item: RedisConnection.Reply) -> [UInt8]? {
         switch item {
         case .string(let bytes): return bytes
-        case .null: return Array("0".utf8)
+        case .null: return zeroText
         default: return nil
         }
     }
+
+    /// "0", made once: a tenant with no purge yet has no fence, and every read would make it.
+    private static let zeroText = Array("0".utf8)
 
     /// Milliseconds of `timeout_ms` left since `started` for the script that follows a plain read;
     /// nil (the read is a miss) when less than a quarter is: a call given a sliver of the timeout

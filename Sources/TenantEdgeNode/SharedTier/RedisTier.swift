@@ -93,10 +93,19 @@ final class RedisTier: Sendable {
         var token: Token
     }
 
-    /// A generation as Redis returns it (decimal text); nil for anything else.
+    /// A generation as Redis returns it (decimal text); nil for anything else, a value past
+    /// `UInt64.max` included. Read digit by digit: a `String` of it was an allocation every L2 read.
     static func generation(_ bytes: [UInt8]) -> UInt64? {
-        guard (1...20).contains(bytes.count), bytes.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-        return UInt64(String(decoding: bytes, as: UTF8.self))
+        guard (1...20).contains(bytes.count) else { return nil }
+        var value: UInt64 = 0
+        for byte in bytes {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            let (tens, overflowed) = value.multipliedReportingOverflow(by: 10)
+            let (sum, carried) = tens.addingReportingOverflow(UInt64(byte &- UInt8(ascii: "0")))
+            guard !overflowed, !carried else { return nil }
+            value = sum
+        }
+        return value
     }
 
     /// The highest generation this node has read per tenant. Generations only grow (a purge of
