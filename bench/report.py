@@ -47,8 +47,25 @@ def cpu_table(size, servers):
     ceiling = all_nginx / (edge["cpu_system_us"] + edge["cpu_wrk_us"])
     print(f"\n- ceiling vs nginx with no user-space time at all: {ceiling:.2f} "
           f"(nginx's {all_nginx:.2f} µs over the node's kernel {edge['cpu_system_us']:.2f} + wrk "
-          f"{edge['cpu_wrk_us']:.2f} µs)\n")
-    return {"ceiling_vs_nginx_without_user_time": ceiling}
+          f"{edge['cpu_wrk_us']:.2f} µs)")
+    result = {"ceiling_vs_nginx_without_user_time": ceiling}
+    open_us = aes_open_us.get(size)
+    if open_us:
+        with_open = all_nginx / (edge["cpu_system_us"] + edge["cpu_wrk_us"] + open_us)
+        print(f"- ceiling with only the AES-256-GCM open left as user time: {with_open:.2f} (OpenSSL opens "
+              f"{size} B in {open_us:.2f} µs on this machine, `openssl speed -evp aes-256-gcm`)")
+        result.update({"aes_gcm_open_us": open_us, "ceiling_vs_nginx_with_only_the_open": with_open})
+    print()
+    return result
+
+# µs OpenSSL takes to open one body of each size, from `openssl speed` (run.sh; kB/s as it prints them).
+aes_open_us = {}
+aes_path = os.environ.get("AES_SPEED_TSV")
+if aes_path and os.path.exists(aes_path):
+    for line in open(aes_path):
+        size_text, kbytes = (line.split("\t") + [""])[:2]
+        if size_text.strip() and kbytes.strip() and float(kbytes) > 0:
+            aes_open_us[int(size_text)] = int(size_text) / (float(kbytes) * 1000) * 1e6
 
 summary = {"rounds": int(rounds), "duration": duration, "keys": int(keys), "sizes": {}}
 print(f"# Hit path: wrk -t2 -c64 -d{duration}, {keys} keys, {rounds} interleaved rounds, medians\n")
@@ -74,23 +91,30 @@ for size in sorted({s for s, _ in rows}):
         print(f"| {label} | {rps:,.0f} | {low:,.0f}–{high:,.0f} | {servers[label]['p50_ms']:.2f} | "
               f"{servers[label]['p99_ms']:.2f} | {servers[label]['p999_ms']:.2f} | {hits} | "
               f"{rps / nginx:.2f} | {rps / varnish:.2f} |")
-    ratios = {}
-    enc, plain = median(size, "edge-node (encrypted)"), median(size, "edge-node (plain)")
-    ratios["encryption_on_vs_off"] = enc / plain
-    ratios["l1_encrypted_vs_nginx"] = enc / nginx
-    ratios["l1_encrypted_vs_varnish"] = enc / varnish
-    if (size, "edge-node (L2 only)") in rows:
-        ratios["l2_vs_l1"] = median(size, "edge-node (L2 only)") / enc
-    if (size, "edge-node (scraped)") in rows:  # the same node, /metrics and /_edge/stats read every second
-        ratios["monitoring_on_vs_off"] = median(size, "edge-node (scraped)") / enc
+    # Each ratio: of the medians, and round by round (the two rows of one round ran within half a
+    # minute, so a slow spell of the machine that lasted a round moves both). The scraped row is the
+    # encrypted node's own process, so its per-round spread is also the noise floor of a row.
+    pairs = [("encryption_on_vs_off", "edge-node (encrypted)", "edge-node (plain)"),
+             ("l1_encrypted_vs_nginx", "edge-node (encrypted)", "nginx proxy_cache"),
+             ("l1_encrypted_vs_varnish", "edge-node (encrypted)", "varnish"),
+             ("l2_vs_l1", "edge-node (L2 only)", "edge-node (encrypted)"),
+             ("monitoring_on_vs_off", "edge-node (scraped)", "edge-node (encrypted)")]
+    ratios, per_round = {}, {}
+    for name, over, under in pairs:
+        if (size, over) not in rows or (size, under) not in rows:
+            continue
+        ratios[name] = median(size, over) / median(size, under)
+        per_round[name] = [a["rps"] / b["rps"] for a, b in zip(rows[(size, over)], rows[(size, under)]) if b["rps"] > 0]
     print()
     for name, value in ratios.items():
-        print(f"- {name.replace('_', ' ')}: {value:.2f}")
+        rounds_of = per_round.get(name) or [float("nan")]
+        print(f"- {name.replace('_', ' ')}: {value:.2f} (round by round: median {statistics.median(rounds_of):.2f}, "
+              f"{min(rounds_of):.2f}–{max(rounds_of):.2f})")
     print()
     cpu = cpu_table(size, servers)
     if cpu:
         ratios.update(cpu)
-    summary["sizes"][str(size)] = {"servers": servers, "ratios": ratios}
+    summary["sizes"][str(size)] = {"servers": servers, "ratios": ratios, "ratios_by_round": per_round}
 
 # Open loop: paced requests at a share of nginx's closed-loop peak (run.sh, paced.lua).
 open_rows = defaultdict(list)
