@@ -51,6 +51,10 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
     /// Where responses are written, kept between them so a keep-alive connection's answers do not
     /// allocate one each.
     private var responseBuffer = ByteBuffer()
+    /// The socket peer, read from the channel at the first request: a TCP connection's peer does
+    /// not change, and NIO reads it under a lock every time (about 220 instructions a request).
+    private var peer: SocketAddress?
+    private var peerRead = false
     /// Reads requests from the connection's bytes, run by `channelRead` (`+Reading`).
     var decoder: StrictRequestDecoder
     /// Bytes read and not decoded yet: part of a head or a body, or what arrived while parts were handed on.
@@ -110,8 +114,11 @@ package final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChanne
     func received(_ part: EdgeRequestPart, context: ChannelHandlerContext) {
         switch part {
         case .head(let head):
-            switch machine.receivedHead(
-                head, peer: context.channel.remoteAddress, screen: { self.responder.screen($0) })
+            if !peerRead {
+                peer = context.channel.remoteAddress
+                peerRead = true
+            }
+            switch machine.receivedHead(head, peer: peer, screen: { self.responder.screen($0) })
             {
             case .none:
                 break

@@ -172,8 +172,7 @@ struct HTTPConnectionStateMachine {
     mutating func receivedEnd() -> PartAction {
         if lingering { return .close }
         if discarding || closed { return .none }
-        guard let pending = current else { return .none }
-        current = nil
+        guard let pending = current.take() else { return .none }  // moved out, not copied and dropped
         partialRequest = false
         if queue.count >= 4 * limits.maxQueued {
             discarding = true  // reads were stopped; what one read decoded beyond this is dropped

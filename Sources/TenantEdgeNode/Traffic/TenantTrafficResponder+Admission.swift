@@ -9,8 +9,10 @@ import TenantEdgeHTTP
 /// key, the collapse and the upstream all see one form of it.
 extension TenantTrafficResponder {
     enum Admission {
-        /// For the tenant: the request to serve, and the host the client named (for redirects).
-        case admitted(EdgeRequest, TenantCache, clientHost: String)
+        /// For the tenant: the request to serve when it had to change (nil: the one given, as it
+        /// came, which a hit in normal form always is, so it is not copied into this enum and out
+        /// again), and the host the client named (for redirects).
+        case admitted(EdgeRequest?, TenantCache, clientHost: String)
         /// For no tenant: the origin-form target (the sibling-region health probe may ask for it).
         case noTenant(target: String)
         /// Refused before anything else happened.
@@ -86,7 +88,7 @@ extension TenantTrafficResponder {
         // case. It is copied only when something changes, which a hit in normal form never needs.
         let canonical = cache.canonicalHost
         guard target != request.head.uri || given != canonical || connection.namesOtherFields else {
-            return .admitted(request, cache, clientHost: host)
+            return .admitted(nil, cache, clientHost: host)
         }
         var admitted = request
         admitted.head.uri = target
