@@ -41,14 +41,19 @@ extension TenantTrafficResponder {
             return .refused(.jsonError(.methodNotAllowed, code: "method_not_allowed", detail: "TRACE is not served"))
         }
         var given: String? = nil
+        var givenIsValid = false
         var hosts = 0
         var connection = ConnectionOptions()
-        // From the field bytes: only `Host`'s value becomes a string.
+        // From the field bytes: only `Host`'s value becomes a string, checked as the bytes it came
+        // in (the generic check of the string cost a hit about 300 instructions more).
         request.head.headers.forEachField { name, value in
             switch name.count {  // most names are ruled out by their length alone
             case 4 where ASCII.equalIgnoringCase(name, "host"):
                 hosts += 1
-                if hosts == 1 { given = String(decoding: value, as: UTF8.self) }
+                if hosts == 1 {
+                    given = String(decoding: value, as: UTF8.self)
+                    givenIsValid = HostName.isValid(bytes: value)
+                }
             case 10 where ASCII.equalIgnoringCase(name, "connection"):
                 connection.read(bytes: value)
             default:
@@ -59,7 +64,7 @@ extension TenantTrafficResponder {
         guard hosts < 2 else {
             return .refused(.jsonError(.badRequest, code: "bad_request", detail: "more than one Host header"))
         }
-        if let given, !HostName.isValid(given) {
+        if given != nil, !givenIsValid {
             return .refused(.jsonError(.badRequest, code: "bad_request", detail: "Host is not a valid host[:port]"))
         }
         if given == nil, accepted.authority == nil, request.head.version.minor >= 1 {
