@@ -69,7 +69,7 @@ if aes_path and os.path.exists(aes_path):
 
 summary = {"rounds": int(rounds), "duration": duration, "keys": int(keys), "sizes": {}}
 print(f"# Hit path: wrk -t2 -c64 -d{duration}, {keys} keys, {rounds} interleaved rounds, medians\n")
-print("Servers take turns within each round (A B C … A B C …), so drift on a shared machine hits all alike.")
+print("Servers take turns within each round (A B C …, then … C B A), so drift on a shared machine hits all alike.")
 print("Spread is the lowest and highest round; hits is the share of wrk's requests the node counted as hits.\n")
 for size in sorted({s for s, _ in rows}):
     nginx = median(size, "nginx proxy_cache")

@@ -52,8 +52,9 @@ struct SharedTierPlainReadTests {
         }
     }
 
-    /// The fence and generation keys built as bytes are the keys the scripts read.
-    @Test func theTenantKeysAreBuiltAsTheScriptsBuildThem() {
+    /// A tenant's keys are `te:<tenant>:<name>`, the form `SharedTierScripts` and the Lua scripts
+    /// share (the scripts get theirs from `tenantKey` too, so this pins the one definition).
+    @Test func aTenantKeyIsItsNameUnderTheTenant() {
         for tenant in ["a", "acme", "a-tenant-with-a-long-name-\(String(repeating: "x", count: 300))"] {
             #expect(RedisTier.tenantKey(tenant, "fence") == Array("te:\(tenant):fence".utf8))
             #expect(RedisTier.tenantKey(tenant, "gen") == Array("te:\(tenant):gen".utf8))

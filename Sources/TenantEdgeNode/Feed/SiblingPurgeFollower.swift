@@ -216,7 +216,7 @@ final class SiblingPurgeFollower: Sendable {
                 if wasCurrent { wake.yield() }
             })
         let reader = try RedisConnection.open(endpoint, timeoutMs: stepMs)
-        let replies = try reader.pipeline(tenants.map { [Array("GET".utf8), Array("te:\($0):fence".utf8)] })
+        let replies = try reader.pipeline(tenants.map { [Array("GET".utf8), RedisTier.tenantKey($0, "fence")] })
         // The primary moved while this subscribed, before a switch could find this connection to drop:
         // it may be the old primary, cut off and hearing nothing, whose fences must not count. `run`
         // tries again on the new one (this once left a follower on the old primary for good).

@@ -135,6 +135,7 @@ final class RedisCommandHandler: ChannelDuplexHandler {
                 argument.withUnsafeBytes { write($0, into: out, at: &at) }
                 writeCRLF(into: out, at: &at)
             }
+            assert(at == size, "RESP encoding wrote other than it counted")
             return at
         }
     }
@@ -157,8 +158,9 @@ final class RedisCommandHandler: ChannelDuplexHandler {
         return count
     }
 
-    /// Copies `bytes` to `out` at `at`. `encode` reserved exactly what it writes; a write past the
-    /// reservation would be a bug in counting, and stops the process rather than write past it.
+    /// Copies `bytes` to `out` at `at`. `encode` counts exactly what it writes (its `assert` checks
+    /// that in tests); a write past the buffer's room would be a bug in counting, and stops the
+    /// process rather than write past it.
     private static func write(_ bytes: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer, at: inout Int) {
         precondition(bytes.count <= out.count &- at, "RESP encoding passed its reservation")
         guard let source = bytes.baseAddress, let target = out.baseAddress else { return }

@@ -113,7 +113,8 @@ extension RedisTier {
         return key
     }
 
-    /// `te:<tenant>:<name>` as bytes (the tenant's fence and generation keys), made without a
+    /// `te:<tenant>:<name>` as bytes: the tenant's fence, generation and index keys, and the prefix
+    /// of its entries' keys, here and in every script call (one definition of them). Made without a
     /// `String` to convert: an interpolation and its conversion cost an L2 read about 700
     /// instructions a key.
     static func tenantKey(_ tenant: String, _ name: StaticString) -> [UInt8] {

@@ -262,9 +262,8 @@ enum SharedTierScripts {
     /// `EVAL script 3 te:<t>:gen te:<t>:fence te:<t>:keys te:<t>:g` followed by `extra`.
     static func call(_ script: String, tenant: String, _ extra: [[UInt8]] = []) -> [[UInt8]] {
         [
-            Array("EVAL".utf8), Array(script.utf8), Array("3".utf8), Array("te:\(tenant):gen".utf8),
-            Array("te:\(tenant):fence".utf8),
-            Array("te:\(tenant):keys".utf8), Array("te:\(tenant):g".utf8),
+            Array("EVAL".utf8), Array(script.utf8), Array("3".utf8), RedisTier.tenantKey(tenant, "gen"),
+            RedisTier.tenantKey(tenant, "fence"), RedisTier.tenantKey(tenant, "keys"), RedisTier.tenantKey(tenant, "g"),
         ] + extra
     }
 }

@@ -9,9 +9,9 @@ import TenantEdgeHTTP
 /// key, the collapse and the upstream all see one form of it.
 extension TenantTrafficResponder {
     enum Admission {
-        /// For the tenant: the request to serve when it had to change (nil: the one given, as it
-        /// came, which a hit in normal form always is, so it is not copied into this enum and out
-        /// again), and the host the client named (for redirects).
+        /// For the tenant: the request to serve when it had to change (nil: nothing had to, and the
+        /// one given is served as it came, not copied into this enum and out again), and the host
+        /// the client named (for redirects).
         case admitted(EdgeRequest?, TenantCache, clientHost: String)
         /// For no tenant: the origin-form target (the sibling-region health probe may ask for it).
         case noTenant(target: String)

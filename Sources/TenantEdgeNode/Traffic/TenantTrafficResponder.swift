@@ -53,11 +53,11 @@ struct TenantTrafficResponder: HTTPResponder {
         let table = runtime.table  // the one snapshot this request uses, whatever is swapped meanwhile
         switch admit(original, in: table) {
         case .admitted(let changed?, let cache, let host):
-            return respond(to: changed, cache: cache, host: host, table: table, started: started, on: eventLoop)
+            return serveAdmitted(changed, cache: cache, host: host, table: table, started: started, on: eventLoop)
         case .admitted(nil, let cache, let host):
             // The request as it came, passed on borrowed: no copy of it (about ten retains and
             // releases a hit, `make bench-instructions`).
-            return respond(to: original, cache: cache, host: host, table: table, started: started, on: eventLoop)
+            return serveAdmitted(original, cache: cache, host: host, table: table, started: started, on: eventLoop)
         case .refused(let response):
             return .now(bypassed(response, detail: "refused", started: started))
         case .noTenant(let target):
@@ -72,9 +72,9 @@ struct TenantTrafficResponder: HTTPResponder {
         }
     }
 
-    /// `respond` for a request admitted for a tenant (`host`: the host the client named).
-    private func respond(
-        to request: EdgeRequest, cache: TenantCache, host: String, table: TenantTable, started: NIODeadline,
+    /// Serves a request admitted for a tenant (`host`: the host the client named).
+    private func serveAdmitted(
+        _ request: EdgeRequest, cache: TenantCache, host: String, table: TenantTable, started: NIODeadline,
         on eventLoop: any EventLoop
     ) -> ResponderResult {
         // Timings and the request id kept only for tenants that show or log them.
