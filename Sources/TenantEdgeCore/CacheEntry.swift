@@ -24,6 +24,18 @@ public struct CacheEntry: Sendable {
         self.generation = generation
     }
 
+    /// An entry whose bytes are where `sealedBytes` says (a partition's slab record).
+    init(
+        sealedBytes: SealedBytes, responseTime: Double, lifetime: StoragePolicy.Lifetime, tagDigests: [KeyDigest],
+        generation: UInt64
+    ) {
+        self.sealedBytes = sealedBytes
+        self.responseTime = responseTime
+        self.lifetime = lifetime
+        self.tagDigests = tagDigests
+        self.generation = generation
+    }
+
     /// The sealed bytes as an array: a copy when they are in a slab (cold paths and tests; the hit
     /// path reads them in place through `sealedBytes.withBytes`).
     public var sealed: [UInt8] {

@@ -1,14 +1,16 @@
-/// A partition's index from storage digest to slot: open addressing with linear probing, 8 bytes a
-/// bucket (a 32-bit fingerprint of the digest and the slot number), at most three quarters full.
+/// A partition's index from a 64-bit key (one word of a keyed digest) to slot numbers: open
+/// addressing with linear probing, 8 bytes a bucket (a 32-bit fingerprint of the key and the slot
+/// number), at most three quarters full.
 ///
-/// The digests live in the slots, so the table holds none: `keyOf` gives a slot's digest when a
-/// fingerprint matches, when the table grows, and when a removal shifts later entries back (no
-/// tombstones, so probes stay short however many entries come and go). A `[KeyDigest: Int]` cost
-/// about 80 bytes an entry (40-byte buckets with growth slack) and a SipHash of 32 bytes per lookup;
-/// this costs 11–21 bytes and a few multiplications. Digests are keyed HMACs (`TenantCache`), so a
-/// client cannot choose them to make probes long; the hash still mixes all four words, so digests
-/// that differ in any word spread. The partition keeps a second one for plain entries' own prefixes,
-/// read and written through the multimap calls (`slots(matching:keyOf:)`).
+/// The keys live in the slots, so the table holds none: `keyOf` gives a slot's key when the table
+/// grows and when a removal shifts later entries back (no tombstones, so probes stay short however
+/// many entries come and go), and a lookup's `matches` decides whether a slot whose fingerprint
+/// matches is the one wanted. A `[KeyDigest: Int]` cost about 80 bytes an entry (40-byte buckets
+/// with growth slack) and a SipHash of 32 bytes per lookup; this costs 11–21 bytes and a few
+/// multiplications. Keys are words of keyed HMACs (`TenantCache`), so a client cannot choose them to
+/// make probes long. A key may be stored more than once (the partition's own-prefix index, and two
+/// digests sharing a word): every slot under a key lies in the run from its home bucket to the next
+/// empty one, and removals name the slot.
 struct SlotTable {
     /// 0: empty; otherwise the fingerprint in the high half and the slot number + 1 in the low half.
     private var buckets: [UInt64] = []
@@ -16,51 +18,21 @@ struct SlotTable {
 
     init() {}
 
-    /// The slot stored under `key`, if any.
-    func find(_ key: KeyDigest, keyOf: (Int) -> KeyDigest) -> Int? {
-        guard !buckets.isEmpty else { return nil }
-        let hash = Self.hash(key)
-        let fingerprint = hash >> 32
-        let mask = buckets.count - 1
-        var position = Int(truncatingIfNeeded: hash) & mask
-        while true {
-            let bucket = buckets[position]
-            if bucket == 0 { return nil }
-            if bucket >> 32 == fingerprint {
-                let slot = Int(bucket & 0xFFFF_FFFF) - 1
-                if keyOf(slot) == key { return slot }
-            }
-            position = (position + 1) & mask
-        }
+    /// The first slot stored under `key` that `matches` accepts.
+    func find(_ key: UInt64, where matches: (Int) -> Bool) -> Int? {
+        position(of: key, where: matches).map { Int(buckets[$0] & 0xFFFF_FFFF) - 1 }
     }
 
-    /// Stores `slot` under `key`. As a map, `key` must not be in the table already (the partition
-    /// removes a key before it stores it again); as a multimap, it may (see below). Slot numbers stay
-    /// below 2³¹ (the partition's slots array).
-    mutating func insert(_ key: KeyDigest, slot: Int, keyOf: (Int) -> KeyDigest) {
+    /// Stores `slot` under `key`. Slot numbers stay below 2³¹ (the partition's slots array).
+    mutating func insert(_ key: UInt64, slot: Int, keyOf: (Int) -> UInt64) {
         precondition(slot >= 0 && slot < Int(Int32.max), "slot number out of range")
         if (count + 1) * 4 > buckets.count * 3 { grow(keyOf: keyOf) }
         place(Self.hash(key), slot: slot)
         count += 1
     }
 
-    /// Removes `key`; its slot, or nil when it was not there.
-    @discardableResult
-    mutating func remove(_ key: KeyDigest, keyOf: (Int) -> KeyDigest) -> Int? {
-        guard let position = position(of: key, where: { keyOf($0) == key }) else { return nil }
-        let slot = Int(buckets[position] & 0xFFFF_FFFF) - 1
-        removeBucket(at: position, keyOf: keyOf)
-        return slot
-    }
-
-    // MARK: as a multimap
-
-    /// Every slot stored under `key`. A table whose keys repeat is still a valid table, since `insert`
-    /// never looks for its key: every slot stored under a key lies in the run from the key's home
-    /// bucket to the next empty one. (Repeats make that run long: the partition's own-prefix index
-    /// is keyed by one word of a keyed digest, which two slots share about once in 2⁶⁴ pairs, and
-    /// reads and removes through these for that index's sake.)
-    func slots(matching key: KeyDigest, keyOf: (Int) -> KeyDigest) -> [Int] {
+    /// Every slot stored under `key` that `matches` accepts.
+    func slots(matching key: UInt64, where matches: (Int) -> Bool) -> [Int] {
         guard !buckets.isEmpty else { return [] }
         let hash = Self.hash(key)
         let mask = buckets.count - 1
@@ -68,22 +40,22 @@ struct SlotTable {
         var found: [Int] = []
         while buckets[position] != 0 {
             let slot = Int(buckets[position] & 0xFFFF_FFFF) - 1
-            if buckets[position] >> 32 == hash >> 32, keyOf(slot) == key { found.append(slot) }
+            if buckets[position] >> 32 == hash >> 32, matches(slot) { found.append(slot) }
             position = (position + 1) & mask
         }
         return found
     }
 
-    /// Removes the one bucket holding `slot` under `key` (a multimap's member); whether it was there.
+    /// Removes the bucket holding `slot` under `key`; whether it was there.
     @discardableResult
-    mutating func remove(_ key: KeyDigest, slot: Int, keyOf: (Int) -> KeyDigest) -> Bool {
+    mutating func remove(_ key: UInt64, slot: Int, keyOf: (Int) -> UInt64) -> Bool {
         guard let position = position(of: key, where: { $0 == slot }) else { return false }
         removeBucket(at: position, keyOf: keyOf)
         return true
     }
 
     /// The bucket of the first slot under `key`'s fingerprint that `matches` accepts.
-    private func position(of key: KeyDigest, where matches: (Int) -> Bool) -> Int? {
+    private func position(of key: UInt64, where matches: (Int) -> Bool) -> Int? {
         guard !buckets.isEmpty else { return nil }
         let hash = Self.hash(key)
         let mask = buckets.count - 1
@@ -100,7 +72,7 @@ struct SlotTable {
     /// Empties `position` and shifts the rest of its run back: each later entry of the run moves
     /// into the hole when its home position is not cyclically between the hole and itself, so every
     /// probe still reaches it (no tombstones).
-    private mutating func removeBucket(at position: Int, keyOf: (Int) -> KeyDigest) {
+    private mutating func removeBucket(at position: Int, keyOf: (Int) -> UInt64) {
         let mask = buckets.count - 1
         var hole = position
         var next = (hole + 1) & mask
@@ -122,7 +94,7 @@ struct SlotTable {
     /// Every slot in the table, in no particular order.
     var slots: [Int] { buckets.compactMap { $0 == 0 ? nil : Int($0 & 0xFFFF_FFFF) - 1 } }
 
-    private mutating func grow(keyOf: (Int) -> KeyDigest) {
+    private mutating func grow(keyOf: (Int) -> UInt64) {
         let old = buckets
         buckets = [UInt64](repeating: 0, count: max(16, old.count * 2))
         for bucket in old where bucket != 0 {
@@ -138,11 +110,10 @@ struct SlotTable {
         buckets[position] = (hash >> 32) << 32 | UInt64(slot + 1)
     }
 
-    /// All four words mixed (a multiply-xorshift finish), so the low bits pick the bucket and the
-    /// high half is the fingerprint.
-    static func hash(_ key: KeyDigest) -> UInt64 {
-        var value = key.w0 ^ (key.w1 &* 0x9E37_79B9_7F4A_7C15) ^ (key.w2 &* 0xC2B2_AE3D_27D4_EB4F)
-        value ^= key.w3 &* 0x1656_67B1_9E37_79F9
+    /// A multiply-xorshift finish, so the low bits pick the bucket and the high half is the
+    /// fingerprint even for keys that differ only in a few bits (tests use small numbers).
+    static func hash(_ key: UInt64) -> UInt64 {
+        var value = key &* 0x9E37_79B9_7F4A_7C15
         value ^= value >> 29
         value = value &* 0xBF58_476D_1CE4_E5B9
         value ^= value >> 32

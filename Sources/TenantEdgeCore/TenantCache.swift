@@ -213,13 +213,13 @@ public final class TenantCache: Sendable {
         }
         let primaries = keys.map { primaryDigest(target: $0) }
         let tagDigests = tags.map(tagDigest)
-        let prefixDigests = prefixes.map(prefixDigest)
+        let prefixDigests = prefixes.map { (prefixDigest($0), primaryDigest(target: $0)) }
         return storage.partition.withLock { [storage] partition in
             storage.purges.add(1, ordering: .releasing)
             var removed = 0
             for primary in primaries { removed += partition.removeAll(primary: primary) }
             for tag in tagDigests { removed += partition.removeAll(tag: tag) }
-            for prefix in prefixDigests { removed += partition.removeAll(prefix: prefix) }
+            for (prefix, target) in prefixDigests { removed += partition.removeAll(prefix: prefix, asTarget: target) }
             return removed
         }
     }
@@ -232,9 +232,11 @@ public final class TenantCache: Sendable {
             case .all: return partition.removeAll()
             case .keys: return notice.digests.reduce(0) { $0 + partition.removeAll(primary: $1) }
             case .indexes:
-                // An index digest is a tag, a prefix or a primary; digests of different kinds never
-                // collide, except that a plain entry's own prefix is matched on one word (decision 75),
-                // which another digest shares about once in 2⁶⁴: then one more entry goes, never fewer.
+                // An index digest is a tag, a prefix or a primary (a purge by prefix sends the prefix's
+                // primary too: a plain entry is not indexed under its whole target, decision 79).
+                // Digests of different kinds never collide, except that a slot is found by one word
+                // of its digest, which another shares about once in 2⁶⁴: then one more entry goes,
+                // never fewer.
                 return notice.digests.reduce(0) {
                     $0 + partition.removeAll(tag: $1) + partition.removeAll(prefix: $1)
                         + partition.removeAll(primary: $1)

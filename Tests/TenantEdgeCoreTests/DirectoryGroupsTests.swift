@@ -55,7 +55,8 @@ struct DirectoryGroupsTests {
             case 60..<75:
                 let prefix = TenantCache.prefixes(of: target).randomElement(using: &random)!
                 let expected = model.filter { $0.value.prefixes.contains(prefix) }
-                let removed = partition.removeAll(prefix: cache.prefixDigest(prefix))
+                let removed = partition.removeAll(
+                    prefix: cache.prefixDigest(prefix), asTarget: cache.primaryDigest(target: prefix))
                 #expect(removed == expected.count, "step \(step): purge of prefix \(prefix)")
                 for key in expected.keys { model[key] = nil }
             case 75..<85:
@@ -75,7 +76,9 @@ struct DirectoryGroupsTests {
             #expect(partition.count == model.count, "step \(step)")
         }
         // Whatever is left goes with a purge of `/`, and leaves no index behind.
-        #expect(partition.removeAll(prefix: cache.prefixDigest("/")) == model.count)
+        #expect(
+            partition.removeAll(prefix: cache.prefixDigest("/"), asTarget: cache.primaryDigest(target: "/"))
+                == model.count)
         #expect(partition.count == 0 && partition.usedBytes == 0)
         #expect(partition.indexSizes.directories == 0 && partition.indexSizes.ownPrefixes == 0)
     }
@@ -98,10 +101,12 @@ struct DirectoryGroupsTests {
         for n in 0..<3 { store("/n/\(n)") }  // evicts every /m/ entry, reusing their slots
         #expect(partition.count == 3 && partition.evictions == 3)
         #expect(partition.indexSizes.directories == 1, "the /m/ group went with its last entry")
-        #expect(partition.removeAll(prefix: cache.prefixDigest("/m/")) == 0)
-        #expect(partition.removeAll(prefix: cache.prefixDigest("/m")) == 0)
-        #expect(partition.removeAll(prefix: cache.prefixDigest("/n/1")) == 1)
-        #expect(partition.removeAll(prefix: cache.prefixDigest("/n")) == 2)
+        #expect(
+            partition.removeAll(prefix: cache.prefixDigest("/m/"), asTarget: cache.primaryDigest(target: "/m/")) == 0)
+        #expect(partition.removeAll(prefix: cache.prefixDigest("/m"), asTarget: cache.primaryDigest(target: "/m")) == 0)
+        #expect(
+            partition.removeAll(prefix: cache.prefixDigest("/n/1"), asTarget: cache.primaryDigest(target: "/n/1")) == 1)
+        #expect(partition.removeAll(prefix: cache.prefixDigest("/n"), asTarget: cache.primaryDigest(target: "/n")) == 2)
         #expect(partition.indexSizes.directories == 0 && partition.indexSizes.ownPrefixes == 0)
     }
 
@@ -122,9 +127,13 @@ struct DirectoryGroupsTests {
                 directoryPrefixes: indexed.directoryCount)
         }
         #expect(partition.count == targets.count)
-        #expect(partition.removeAll(prefix: cache.prefixDigest("/a/a/a/")) == 1, "the deep one")
-        #expect(partition.removeAll(prefix: cache.prefixDigest(long)) == 1, "the long one, by its path")
-        #expect(partition.removeAll(prefix: cache.prefixDigest("/")) == 3)
+        #expect(
+            partition.removeAll(prefix: cache.prefixDigest("/a/a/a/"), asTarget: cache.primaryDigest(target: "/a/a/a/"))
+                == 1, "the deep one")
+        #expect(
+            partition.removeAll(prefix: cache.prefixDigest(long), asTarget: cache.primaryDigest(target: long)) == 1,
+            "the long one, by its path")
+        #expect(partition.removeAll(prefix: cache.prefixDigest("/"), asTarget: cache.primaryDigest(target: "/")) == 3)
         #expect(partition.count == 0)
         #expect(partition.indexSizes.directories == 0 && partition.indexSizes.ownPrefixes == 0)
     }

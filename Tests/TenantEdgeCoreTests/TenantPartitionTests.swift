@@ -32,57 +32,6 @@ struct TenantPartitionTests {
         #expect(partition.usedBytes <= partition.quotaBytes)
     }
 
-    /// A slot keeps one word of its own prefix's digest (decision 75): a purge by that prefix still
-    /// finds the entry when the word is 0 (kept as 1, not as "none"), and two prefixes sharing the
-    /// word make a purge by one take both, never neither.
-    @Test func anOwnPrefixKeptAsOneWordIsNeverMissedByItsPurge() {
-        var partition = TenantPartition(quotaBytes: 1 << 20)
-        let zero = KeyDigest(w0: 0, w1: 5, w2: 6, w3: 7)
-        let shared = (KeyDigest(w0: 42, w1: 1, w2: 0, w3: 0), KeyDigest(w0: 42, w1: 2, w2: 0, w3: 0))
-        for (n, prefix) in [(1, zero), (2, shared.0), (3, shared.1), (4, KeyDigest(w0: 43, w1: 1, w2: 0, w3: 0))] {
-            partition.insert(
-                Self.entry(bytes: 10), primary: Self.key(n), storageKey: Self.key(n), varyNames: [],
-                prefixDigests: [prefix])
-        }
-        #expect(partition.removeAll(prefix: zero) == 1)
-        #expect(partition.entry(storageKey: Self.key(1)) == nil)
-        _ = partition.removeAll(prefix: shared.1)  // the word is shared: both go (more may always go)
-        #expect(partition.entry(storageKey: Self.key(2)) == nil && partition.entry(storageKey: Self.key(3)) == nil)
-        #expect(partition.entry(storageKey: Self.key(4)) != nil, "another word stays")
-        #expect(partition.indexSizes.ownPrefixes == 1)
-    }
-
-    /// One of two entries sharing a word leaves on its own (a removal, then an eviction); its slot is
-    /// reused by an entry with another word; a purge by the other's prefix still finds the other,
-    /// and the reused slot's entry is not touched.
-    @Test func aSharedWordSurvivesOneOfItsEntriesLeavingAndItsSlotBeingReused() {
-        let size = Self.entry(bytes: 10).chargedBytes + 48
-        var partition = TenantPartition(quotaBytes: size * 3)
-        let first = KeyDigest(w0: 77, w1: 1, w2: 0, w3: 0)
-        let second = KeyDigest(w0: 77, w1: 2, w2: 0, w3: 0)
-        func store(_ n: Int, _ prefix: KeyDigest) {
-            partition.insert(
-                Self.entry(bytes: 10), primary: Self.key(n), storageKey: Self.key(n), varyNames: [],
-                prefixDigests: [prefix])
-        }
-        store(1, first)
-        store(2, second)
-        let removed = partition.remove(storageKey: Self.key(1))
-        #expect(removed)
-        store(3, KeyDigest(w0: 78, w1: 0, w2: 0, w3: 0))  // takes slot 1's place
-        let purged = partition.removeAll(prefix: second)
-        #expect(purged == 1)
-        #expect(partition.entry(storageKey: Self.key(2)) == nil && partition.entry(storageKey: Self.key(3)) != nil)
-        store(4, first)
-        store(5, second)
-        store(6, KeyDigest(w0: 79, w1: 0, w2: 0, w3: 0))
-        store(7, KeyDigest(w0: 80, w1: 0, w2: 0, w3: 0))  // evicts the oldest: 3, then 4
-        #expect(partition.entry(storageKey: Self.key(4)) == nil && partition.evictions == 2)
-        let purgedAgain = partition.removeAll(prefix: second)
-        #expect(purgedAgain == 1, "5 is found; 4's leaving left no stale bucket")
-        #expect(partition.indexSizes.ownPrefixes == 2)
-    }
-
     @Test func refusesAnEntryLargerThanTheWholeQuota() {
         var partition = TenantPartition(quotaBytes: 1000)
         partition.insert(
@@ -100,13 +49,13 @@ struct TenantPartitionTests {
         let prefix = Self.key(200)
         partition.insert(
             Self.entry(bytes: 10, tags: [tagA]), primary: Self.key(1), storageKey: Self.key(1), varyNames: [],
-            prefixDigests: [prefix])
+            prefixDigests: [prefix, Self.key(301)])
         partition.insert(
             Self.entry(bytes: 10, tags: [tagA, tagB]), primary: Self.key(2), storageKey: Self.key(2), varyNames: [],
             prefixDigests: [])
         partition.insert(
             Self.entry(bytes: 10, tags: [tagB]), primary: Self.key(3), storageKey: Self.key(3), varyNames: [],
-            prefixDigests: [prefix])
+            prefixDigests: [prefix, Self.key(303)])
         partition.insert(
             Self.entry(bytes: 10), primary: Self.key(4), storageKey: Self.key(4), varyNames: [], prefixDigests: [])
         #expect(partition.removeAll(tag: tagA) == 2)
@@ -169,15 +118,16 @@ struct TenantPartitionTests {
                 prefixDigests: [directory, Self.key(100 + n)])
         }
         #expect(partition.count == 3 && partition.evictions == 2)
-        #expect(partition.removeAll(prefix: Self.key(100)) == 0, "an evicted entry's own prefix is gone")
-        #expect(partition.removeAll(prefix: Self.key(104)) == 1)
+        #expect(partition.removeAll(prefix: Self.key(100), asTarget: Self.key(0)) == 0, "an evicted entry is gone")
+        #expect(partition.removeAll(prefix: Self.key(104)) == 0, "a plain entry's whole target is not indexed")
+        #expect(partition.removeAll(prefix: Self.key(104), asTarget: Self.key(4)) == 1)
         #expect(partition.removeAll(tag: tag) == 2 && partition.count == 0 && partition.usedBytes == 0)
         #expect(partition.removeAll(prefix: directory) == 0, "the directory's index emptied with its entries")
         // a plain entry replaced by itself keeps one index membership, not two
         for _ in 0..<3 {
             partition.insert(
                 Self.entry(bytes: 10), primary: Self.key(7), storageKey: Self.key(7), varyNames: [],
-                prefixDigests: [directory])
+                prefixDigests: [directory, Self.key(107)])
         }
         #expect(partition.count == 1 && partition.removeAll(prefix: directory) == 1 && partition.count == 0)
         // purge by key takes a plain entry and, after the upstream began to vary, its variants

@@ -43,6 +43,24 @@ struct SiblingPurgeTests {
         }
     }
 
+    /// A plain entry is not indexed under its whole target in L1 (decision 79): a purge by a prefix
+    /// that is some entry's whole target reaches it on both nodes through the prefix's primary
+    /// digest, which the notice carries beside the prefix's; entries below the prefix go too, and
+    /// one that only starts with the same characters stays.
+    @Test func aPurgeByPrefixReachesTheEntryWhoseWholeTargetItIsOnBothNodes() async throws {
+        try await SharedTierTests.withTwoNodes(database: 29) { a, b, redis in
+            for path in ["/p/1", "/p/1?x=1", "/p/1/x", "/p/10"] { try await Self.warmBoth(a, b, path, redis: redis) }
+            #expect(
+                try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","prefixes":["/p/1"]}"#).status == 200)
+            for path in ["/p/1", "/p/1?x=1", "/p/1/x"] {
+                try await waitUntil { try await !Self.isL1Hit(b, path) }
+                #expect(try await !Self.isL1Hit(a, path), "\(path) on the purging node")
+            }
+            #expect(try await Self.isL1Hit(b, "/p/10"), "not under the prefix")
+            #expect(try await Self.isL1Hit(a, "/p/10"), "not under the prefix")
+        }
+    }
+
     @Test func aNoticeLostWhileTheSubscriptionWasDownDropsTheTenantsL1() async throws {
         let own = try RedisProcess()
         try await SharedTierTests.withTwoNodes(database: 0, url: "redis://127.0.0.1:\(own.port)/0") { a, b, redis in

@@ -48,8 +48,12 @@ struct TenantInvalidator: Sendable {
         }
         let primaries = request.keys.map { cache.primaryDigest(target: $0) }
         let byKey = l2.delete(tenant: tenant, digests: primaries, on: eventLoop)
-        // A key's variants (responses with Vary) are indexed under its primary digest.
-        let indexes = primaries + request.tags.map(cache.tagDigest) + request.prefixes.map(cache.prefixDigest)
+        // A key's variants (responses with Vary) are indexed under its primary digest. A prefix goes
+        // as its digest and as a target's (its primary): siblings' L1 does not index a plain entry
+        // under its whole target (decision 79); in L2 that entry is in the prefix's set already.
+        let indexes =
+            primaries + request.tags.map(cache.tagDigest) + request.prefixes.map(cache.prefixDigest)
+            + request.prefixes.map { cache.primaryDigest(target: $0) }
         let byIndex =
             indexes.isEmpty
             ? eventLoop.makeSucceededFuture(Optional((count: 0, fence: 0)))
