@@ -17,11 +17,9 @@ public struct CacheEntry: Sendable {
         sealed: [UInt8], responseTime: Double, lifetime: StoragePolicy.Lifetime, tagDigests: [KeyDigest] = [],
         generation: UInt64 = 0
     ) {
-        self.sealedBytes = SealedBytes(sealed)
-        self.responseTime = responseTime
-        self.lifetime = lifetime
-        self.tagDigests = tagDigests
-        self.generation = generation
+        self.init(
+            sealedBytes: SealedBytes(sealed), responseTime: responseTime, lifetime: lifetime, tagDigests: tagDigests,
+            generation: generation)
     }
 
     /// An entry whose bytes are where `sealedBytes` says (a partition's slab record).

@@ -5,11 +5,11 @@ extension TenantPartition {
     /// removal must find it in other indexes), the tag digests, further own prefixes, and a
     /// lifetime whose windows are not whole seconds.
     ///
-    /// A slot is found by the first word of its storage digest (`keyWord`), as a plain entry's own
-    /// prefix was (decision 75). Two digests sharing it (keyed HMACs: about one pair in 2⁶⁴, and
-    /// nobody without the tenant's key can choose one) make a lookup of one find the other's entry,
-    /// which does not open: the sealed bytes are bound to the whole digest the request computed
-    /// (`TenantCache.open`), so it is a miss and a `decrypt_failed` event, never the other's answer.
+    /// A slot is found by the first word of its storage digest (`keyWord`). Two digests sharing it
+    /// (keyed HMACs: about one pair in 2⁶⁴, and nobody without the tenant's key can choose one) make
+    /// a lookup of one find the other's entry, which does not open: the sealed bytes are bound to
+    /// the whole digest the request computed (`TenantCache.open`), so it is a miss and a
+    /// `decrypt_failed` event, never the other's answer.
     struct Slot {
         struct Flags: OptionSet {
             let rawValue: UInt8
@@ -75,13 +75,18 @@ extension TenantPartition {
     func entry(at index: Int) -> CacheEntry {
         let number = Int32(truncatingIfNeeded: index)
         let slot = slots[index]
-        // A wide lifetime missing from its table would be a bug here: an expired one drops the entry.
-        let lifetime =
-            slot.flags.contains(.wideLifetime)
-            ? wideLifetimes[number]
-                ?? StoragePolicy.Lifetime(
-                    freshness: 0, initialAge: 0, staleWhileRevalidate: 0, staleIfError: 0, hasValidator: false, keep: 0)
-            : slot.compactLifetime
+        var lifetime = slot.compactLifetime
+        if slot.flags.contains(.wideLifetime) {
+            if let wide = wideLifetimes[number] {
+                lifetime = wide
+            } else {
+                // Cannot happen (`writeMetadata` sets both): an expired entry is dropped, where a trap
+                // would take every tenant's traffic down.
+                assertionFailure("slot \(index) flags a wide lifetime it does not have")
+                lifetime.freshness = 0
+                lifetime.keep = 0
+            }
+        }
         return CacheEntry(
             sealedBytes: slot.sealed, responseTime: slot.responseTime, lifetime: lifetime,
             tagDigests: slot.flags.contains(.tagged) ? tagsOfSlot[number] ?? [] : [], generation: slot.generation)

@@ -8,9 +8,8 @@
 /// matches is the one wanted. A `[KeyDigest: Int]` cost about 80 bytes an entry (40-byte buckets
 /// with growth slack) and a SipHash of 32 bytes per lookup; this costs 11–21 bytes and a few
 /// multiplications. Keys are words of keyed HMACs (`TenantCache`), so a client cannot choose them to
-/// make probes long. A key may be stored more than once (the partition's own-prefix index, and two
-/// digests sharing a word): every slot under a key lies in the run from its home bucket to the next
-/// empty one, and removals name the slot.
+/// make probes long. The partition stores a key once (it removes a key's slot before storing the
+/// key again); removals name the slot all the same, so a table whose keys repeat stays valid.
 struct SlotTable {
     /// 0: empty; otherwise the fingerprint in the high half and the slot number + 1 in the low half.
     private var buckets: [UInt64] = []
@@ -29,21 +28,6 @@ struct SlotTable {
         if (count + 1) * 4 > buckets.count * 3 { grow(keyOf: keyOf) }
         place(Self.hash(key), slot: slot)
         count += 1
-    }
-
-    /// Every slot stored under `key` that `matches` accepts.
-    func slots(matching key: UInt64, where matches: (Int) -> Bool) -> [Int] {
-        guard !buckets.isEmpty else { return [] }
-        let hash = Self.hash(key)
-        let mask = buckets.count - 1
-        var position = Int(truncatingIfNeeded: hash) & mask
-        var found: [Int] = []
-        while buckets[position] != 0 {
-            let slot = Int(buckets[position] & 0xFFFF_FFFF) - 1
-            if buckets[position] >> 32 == hash >> 32, matches(slot) { found.append(slot) }
-            position = (position + 1) & mask
-        }
-        return found
     }
 
     /// Removes the bucket holding `slot` under `key`; whether it was there.

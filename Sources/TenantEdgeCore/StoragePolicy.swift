@@ -39,7 +39,6 @@ public enum StoragePolicy {
         public var staleIfError: Double
         /// Seconds (of age) after which the entry is dropped: freshness plus the longest stale
         /// window, and at least `validatorGrace` past freshness when a validator makes keeping it useful.
-        /// (Before the two flags: a `Bool` between `Double`s padded every stored entry by 8 bytes.)
         public var keep: Double
         /// A validator is present, so a stale copy can be refreshed by a conditional request.
         public var hasValidator: Bool

@@ -238,7 +238,7 @@ public final class TenantCache: Sendable {
                 // of its digest, which another shares about once in 2⁶⁴: then one more entry goes,
                 // never fewer.
                 return notice.digests.reduce(0) {
-                    $0 + partition.removeAll(tag: $1) + partition.removeAll(prefix: $1)
+                    $0 + partition.removeAll(tag: $1) + partition.removeAll(indexedUnder: $1)
                         + partition.removeAll(primary: $1)
                 }
             }

@@ -1,4 +1,5 @@
-/// Removals, purges and the slabs' upkeep of a partition (`TenantPartition`).
+/// What changes or drops a partition's stored bytes (`TenantPartition`): removals, purges, re-seals
+/// and retired key versions, and the slabs' upkeep.
 extension TenantPartition {
     /// Replaces an entry's sealed bytes (a re-seal under a newer key: same length, same metadata),
     /// only if it still holds `expected`; whether it did.
@@ -62,7 +63,7 @@ extension TenantPartition {
     @discardableResult
     mutating func removeSlot(_ index: Int) -> Bool {
         guard slots.indices.contains(index) else { return false }
-        let removed = withTable(\.slotTable) { table, slots in
+        let removed = withSlotTable { table, slots in
             table.remove(slots[index].keyWord, slot: index) { slots[$0].keyWord }
         }
         guard removed else { return false }
@@ -124,13 +125,14 @@ extension TenantPartition {
     /// one whose whole target it is (`target`: the prefix's primary digest). A plain entry is not
     /// indexed under its whole target, whose digest would name it a second time (decision 79).
     public mutating func removeAll(prefix: KeyDigest, asTarget target: KeyDigest) -> Int {
-        removeAll(prefix: prefix) + removeAll(primary: target)
+        removeAll(indexedUnder: prefix) + removeAll(primary: target)
     }
 
-    /// Purges the cache keys indexed under a prefix digest: those whose own prefix it is (but for a
-    /// plain entry's whole target: `removeAll(prefix:asTarget:)`), and every entry of the
-    /// directories under it.
-    public mutating func removeAll(prefix: KeyDigest) -> Int {
+    /// Purges the cache keys indexed under a prefix digest: those whose own prefix it is and every
+    /// entry of the directories under it, but not a plain entry whose whole target it is: only for
+    /// callers that purge the prefix's primary too (`removeAll(prefix:asTarget:)`, a sibling's
+    /// notice, which names it).
+    mutating func removeAll(indexedUnder prefix: KeyDigest) -> Int {
         var removed = primariesByPrefix[prefix]?.members.reduce(0) { $0 + removeAll(primary: $1) } ?? 0
         for index in directories.slots(under: prefix) where removeSlot(index) { removed += 1 }
         return removed

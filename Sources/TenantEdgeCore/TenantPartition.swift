@@ -15,7 +15,7 @@
 /// has no `Variants` record: most entries are plain, and the record cost about 180 bytes each
 /// (`make bench-memory`).
 ///
-/// Slots are found by one word of their storage digest, and keep in 88 bytes what most entries
+/// Slots are found by one word of their storage digest, and keep in 80 bytes what most entries
 /// need; the rest is in side tables by slot number (`Slot`, `PartitionSlot.swift`). Removals and
 /// purges are in `TenantPartition+Removal.swift`.
 public struct TenantPartition {
@@ -68,15 +68,13 @@ public struct TenantPartition {
 
     public var count: Int { slotTable.count }
 
-    /// Runs `body` on one of the slot tables taken out of `self`, so it can read the slots while it
-    /// changes (a closure reading `self.slots` during a mutation of `self.slotTable` is an overlapping
-    /// access; a copy of `slots` kept alive would make the next slot write copy the whole array).
-    mutating func withTable<Result>(
-        _ which: WritableKeyPath<TenantPartition, SlotTable>, _ body: (inout SlotTable, [Slot]) -> Result
-    ) -> Result {
-        var table = self[keyPath: which]
-        self[keyPath: which] = SlotTable()
-        defer { self[keyPath: which] = table }
+    /// Runs `body` on the slot table taken out of `self`, so it can read the slots while it changes
+    /// (a closure reading `self.slots` during a mutation of `self.slotTable` is an overlapping access;
+    /// a copy of `slots` kept alive would make the next slot write copy the whole array).
+    mutating func withSlotTable<Result>(_ body: (inout SlotTable, [Slot]) -> Result) -> Result {
+        var table = slotTable
+        slotTable = SlotTable()
+        defer { slotTable = table }
         return body(&table, slots)
     }
 
@@ -182,7 +180,7 @@ public struct TenantPartition {
         if newest >= 0 { slots[newest].newer = number }
         newest = index
         if oldest < 0 { oldest = index }
-        withTable(\.slotTable) { table, slots in table.insert(storageKey.w0, slot: index) { slots[$0].keyWord } }
+        withSlotTable { table, slots in table.insert(storageKey.w0, slot: index) { slots[$0].keyWord } }
         usedBytes += charge
 
         if plain {

@@ -150,8 +150,8 @@ struct DirectoryGroupsTests {
             TenantPartitionTests.entry(bytes: 10), primary: .of(20), storageKey: .of(20), varyNames: [],
             prefixDigests: [root, two, shared, .of(21)], directoryPrefixes: 3)
         #expect(partition.indexSizes.directories == 1)
-        #expect(partition.removeAll(prefix: two) == 1 && partition.count == 1)
-        #expect(partition.removeAll(prefix: one) == 1 && partition.count == 0)
+        #expect(partition.removeAll(indexedUnder: two) == 1 && partition.count == 1)
+        #expect(partition.removeAll(indexedUnder: one) == 1 && partition.count == 0)
         #expect(partition.indexSizes.directories == 0 && partition.indexSizes.ownPrefixes == 0)
     }
 }

@@ -2,7 +2,7 @@ import Testing
 
 @testable import TenantEdgeCore
 
-/// A slot keeps what most entries need in 88 bytes and the rest in side tables (decision 79): what
+/// A slot keeps what most entries need in 80 bytes and the rest in side tables (decision 79): what
 /// comes back out must be what went in, bit for bit (the sealed value is bound to it), and the side
 /// records must go with their entries, however they leave.
 @Suite("Partition slots: compact metadata and side tables")
@@ -26,7 +26,7 @@ struct PartitionSlotTests {
         .map(\.bitPattern) + [entry.generation, life.hasValidator ? 1 : 0, life.explicitlyPublic ? 1 : 0]
     }
 
-    /// Whole seconds below 2³² are held in 32 bits; a fraction, a negative zero, a window past 2³²
+    /// Whole seconds below 2³² are held in 32 bits; a fraction, a negative zero, a window of 2³²
     /// seconds, infinity or NaN are held as they came. Either way they come back bit for bit, with
     /// the response time, the initial age and the generation, through lookups, a 304 refresh and
     /// eviction of the rest.
@@ -37,6 +37,7 @@ struct PartitionSlotTests {
             Self.lifetime(60, keep: 60, sie: -0.0),
             Self.lifetime(1e10, keep: 1e10 + 1),
             Self.lifetime(Double(UInt32.max), keep: Double(UInt32.max)),
+            Self.lifetime(4_294_967_296, keep: 4_294_967_296),
             Self.lifetime(.infinity, keep: .infinity, swr: .nan),
             Self.lifetime(0, keep: 0, age: -0.0),
         ]
@@ -92,49 +93,69 @@ struct PartitionSlotTests {
     }
 
     /// Seeded inserts of every kind (plain, tagged, varying, with a query's path among its own
-    /// prefixes, with a wide lifetime), removals, purges by key, tag and prefix, and evictions under
-    /// a small quota, against a model of what is stored: after every step the side tables hold
-    /// exactly the records the stored entries need, and at the end nothing is left.
+    /// prefixes, with a wide lifetime), 304 refreshes that add or drop tags and widen or narrow the
+    /// lifetime, re-seals, removals, purges by key, tag, prefix and retired key version, and
+    /// evictions under a small quota, against a model of what is stored: after every step the side
+    /// tables hold exactly the records the stored entries need, and at the end nothing is left.
     @Test(arguments: [UInt64(5), 6])
     func sideRecordsGoWithTheirEntries(seed: UInt64) {
-        struct Kind { var tagged = false, varies = false, query = false, wide = false }
+        struct Kind { var tagged = false, varies = false, query = false, wide = false, keptInFull = false }
         var random = SeededGenerator(seed: seed)
         var partition = TenantPartition(quotaBytes: 40 * 600)
-        var model: [Int: (primary: KeyDigest, kind: Kind)] = [:]  // storage key number → what it is
+        var model: [Int: Kind] = [:]  // storage key number → what it is
         let (directory, tags) = (Self.key(10_000), [Self.key(10_001), Self.key(10_002)])
-        for step in 0..<4_000 {
+        func entry(tagged: Bool, wide: Bool, n: Int, version: UInt8, count: Int? = nil) -> CacheEntry {
+            CacheEntry(
+                sealed: [version, version, version, version]
+                    + [UInt8](repeating: 3, count: count ?? Int.random(in: 1...300, using: &random)),
+                responseTime: 1, lifetime: wide ? Self.lifetime(0.5, keep: 9.5) : Self.lifetime(1, keep: 9),
+                tagDigests: tagged ? [tags[n % 2]] : [])
+        }
+        for step in 0..<5_000 {
             let n = Int.random(in: 0..<120, using: &random)
-            switch Int.random(in: 0..<10, using: &random) {
+            let version = UInt8.random(in: 1...3, using: &random)
+            let primary = n >= 100 ? Self.key(200 + n % 4) : Self.key(n)  // keys 100..<120: variants of four
+            switch Int.random(in: 0..<14, using: &random) {
             case 0..<6:
-                var kind = Kind()
-                kind.tagged = Bool.random(using: &random)
-                kind.varies = n >= 100  // keys 100..<120 are variants of four primaries
+                var kind = Kind(tagged: .random(using: &random), varies: n >= 100, wide: .random(using: &random))
                 kind.query = !kind.varies && Bool.random(using: &random)
-                kind.wide = Bool.random(using: &random)
-                let primary = kind.varies ? Self.key(200 + n % 4) : Self.key(n)
+                kind.keptInFull = kind.tagged || kind.varies || kind.query
                 let own = kind.query ? [Self.key(20_000 + n / 3), Self.key(30_000 + n)] : [Self.key(30_000 + n)]
-                let entry = CacheEntry(
-                    sealed: [UInt8](repeating: 3, count: Int.random(in: 1...300, using: &random)), responseTime: 1,
-                    lifetime: kind.wide ? Self.lifetime(0.5, keep: 9.5) : Self.lifetime(1, keep: 9),
-                    tagDigests: kind.tagged ? [tags[n % 2]] : [])
                 let stored = partition.insert(
-                    entry, primary: primary, storageKey: Self.key(n), varyNames: kind.varies ? ["accept"] : [],
+                    entry(tagged: kind.tagged, wide: kind.wide, n: n, version: version), primary: primary,
+                    storageKey: Self.key(n), varyNames: kind.varies ? ["accept"] : [],
                     prefixDigests: [directory] + own, directoryPrefixes: 1)
                 #expect(stored, "step \(step)")
-                model[n] = (primary, kind)
-            case 6: partition.remove(storageKey: Self.key(n))
-            case 7: _ = partition.removeAll(tag: tags[n % 2])
-            case 8: _ = partition.removeAll(prefix: Self.key(20_000 + n / 3))
-            default: _ = partition.removeAll(primary: n >= 100 ? Self.key(200 + n % 4) : Self.key(n))
+                model[n] = kind
+            case 6, 7:
+                let (tagged, wide) = (Bool.random(using: &random), Bool.random(using: &random))
+                let refreshed = partition.refresh(
+                    storageKey: Self.key(n), with: entry(tagged: tagged, wide: wide, n: n, version: version))
+                #expect(refreshed == (model[n] != nil), "step \(step)")
+                model[n]?.tagged = tagged
+                model[n]?.wide = wide
+                if tagged { model[n]?.keptInFull = true }  // a dropped tag leaves the digest until the entry goes
+            case 8:
+                guard let stored = partition.peek(storageKey: Self.key(n)) else { break }
+                let resealed = partition.replaceSealed(
+                    storageKey: Self.key(n), expected: stored.sealedBytes,
+                    with: entry(tagged: false, wide: false, n: n, version: version, count: stored.sealedCount - 4)
+                        .sealed)
+                #expect(resealed, "step \(step)")
+            case 9: partition.remove(storageKey: Self.key(n))
+            case 10: _ = partition.removeAll(tag: tags[n % 2])
+            case 11: _ = partition.removeAll(prefix: Self.key(20_000 + n / 3), asTarget: primary)
+            case 12: _ = partition.removeAll { $0 != UInt32(version) * 0x0101_0101 }
+            default: _ = partition.removeAll(primary: primary)
             }
             model = model.filter { partition.peek(storageKey: Self.key($0.key)) != nil }
-            let kinds = model.values.map(\.kind)
+            let kinds = Array(model.values)
             let expected =
-                kinds.filter { $0.tagged || $0.varies || $0.query }.count + kinds.filter(\.varies).count
-                + kinds.filter(\.tagged).count + kinds.filter(\.query).count + kinds.filter(\.wide).count
+                kinds.filter(\.keptInFull).count + kinds.filter(\.varies).count + kinds.filter(\.tagged).count
+                + kinds.filter(\.query).count + kinds.filter(\.wide).count
             #expect(partition.count == model.count && partition.sideRecords == expected, "step \(step)")
         }
-        let purged = partition.removeAll(prefix: directory)
+        let purged = partition.removeAll(indexedUnder: directory)
         #expect(purged == model.count)
         #expect(partition.count == 0 && partition.sideRecords == 0 && partition.usedBytes == 0)
         #expect(partition.indexSizes.directories == 0 && partition.indexSizes.ownPrefixes == 0)

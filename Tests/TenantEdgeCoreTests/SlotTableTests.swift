@@ -41,50 +41,12 @@ struct SlotTableTests {
         #expect(find(absent) == nil && SlotTable().find(absent) { _ in true } == nil)
     }
 
-    /// With keys that repeat (the partition's own-prefix index, and two digests sharing a word):
-    /// keys drawn from a pool of eight, against a model of key → slots. Removing by slot must take
-    /// that slot's bucket and no other under the same key, and shift the run back so the rest stay
-    /// reachable.
-    @Test(arguments: [UInt64(11), 12])
-    func asAMultimapKeepsEverySlotOfAKeyThroughRemovals(seed: UInt64) {
-        var random = SeededGenerator(seed: seed)
-        let pool = (0..<8).map { _ in UInt64.random(in: 0...UInt64.max, using: &random) }
-        var table = SlotTable()
-        var model: [UInt64: Set<Int>] = [:]
-        var keys: [UInt64] = []
-        func key(_ slot: Int) -> UInt64 { keys[slot] }
-        func all(_ wanted: UInt64) -> Set<Int> { Set(table.slots(matching: wanted) { keys[$0] == wanted }) }
-        for step in 0..<6_000 {
-            let members = model.flatMap { entry in entry.value.map { (entry.key, $0) } }
-            if members.isEmpty || Int.random(in: 0..<10, using: &random) < 6 {
-                let word = pool.randomElement(using: &random)!
-                keys.append(word)
-                table.insert(word, slot: keys.count - 1, keyOf: key)
-                model[word, default: []].insert(keys.count - 1)
-            } else {
-                let (word, slot) = members.randomElement(using: &random)!
-                let removed = table.remove(word, slot: slot, keyOf: key)
-                model[word]?.remove(slot)
-                let removedAgain = table.remove(word, slot: slot, keyOf: key)
-                #expect(removed && !removedAgain, "step \(step)")
-            }
-            #expect(table.count == model.values.reduce(0) { $0 + $1.count })
-            if step % 101 == 0 {
-                for word in pool { #expect(all(word) == model[word, default: []], "step \(step)") }
-            }
-        }
-        #expect(all(9).isEmpty && SlotTable().slots(matching: 9) { _ in true }.isEmpty)
-        let removedAbsent = table.remove(pool[0], slot: keys.count + 5, keyOf: key)
-        #expect(!removedAbsent)
-    }
-
     /// The bookkeeping an entry carries stays what `make bench-memory` measured: a slot of at most
     /// 80 bytes (224 with the primary in every slot and 64-bit links, then 184, 176 and 152; 80 with
     /// the storage digest as one word, the lifetime's windows in 32 bits and what few entries need
     /// in side tables, decision 79).
     @Test func aSlotStaysSmall() {
         #expect(MemoryLayout<TenantPartition.Slot>.stride <= 80)
-        #expect(MemoryLayout<CacheEntry>.size <= 88)
         #expect(MemoryLayout<SealedBytes>.size <= 16)
     }
 }

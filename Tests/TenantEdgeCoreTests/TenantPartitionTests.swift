@@ -60,7 +60,7 @@ struct TenantPartitionTests {
             Self.entry(bytes: 10), primary: Self.key(4), storageKey: Self.key(4), varyNames: [], prefixDigests: [])
         #expect(partition.removeAll(tag: tagA) == 2)
         #expect(partition.removeAll(tag: tagA) == 0)
-        #expect(partition.removeAll(prefix: prefix) == 1)  // key 3; key 1 already gone
+        #expect(partition.removeAll(indexedUnder: prefix) == 1)  // key 3; key 1 already gone
         #expect(partition.count == 1)
         #expect(partition.removeAll(primary: Self.key(4)) == 1)
         #expect(partition.count == 0)
@@ -119,17 +119,17 @@ struct TenantPartitionTests {
         }
         #expect(partition.count == 3 && partition.evictions == 2)
         #expect(partition.removeAll(prefix: Self.key(100), asTarget: Self.key(0)) == 0, "an evicted entry is gone")
-        #expect(partition.removeAll(prefix: Self.key(104)) == 0, "a plain entry's whole target is not indexed")
+        #expect(partition.removeAll(indexedUnder: Self.key(104)) == 0, "a plain entry's whole target is not indexed")
         #expect(partition.removeAll(prefix: Self.key(104), asTarget: Self.key(4)) == 1)
         #expect(partition.removeAll(tag: tag) == 2 && partition.count == 0 && partition.usedBytes == 0)
-        #expect(partition.removeAll(prefix: directory) == 0, "the directory's index emptied with its entries")
+        #expect(partition.removeAll(indexedUnder: directory) == 0, "the directory's index emptied with its entries")
         // a plain entry replaced by itself keeps one index membership, not two
         for _ in 0..<3 {
             partition.insert(
                 Self.entry(bytes: 10), primary: Self.key(7), storageKey: Self.key(7), varyNames: [],
                 prefixDigests: [directory, Self.key(107)])
         }
-        #expect(partition.count == 1 && partition.removeAll(prefix: directory) == 1 && partition.count == 0)
+        #expect(partition.count == 1 && partition.removeAll(indexedUnder: directory) == 1 && partition.count == 0)
         // purge by key takes a plain entry and, after the upstream began to vary, its variants
         partition.insert(
             Self.entry(bytes: 10), primary: Self.key(8), storageKey: Self.key(8), varyNames: [], prefixDigests: [])
@@ -140,7 +140,7 @@ struct TenantPartitionTests {
             Self.entry(bytes: 10), primary: Self.key(8), storageKey: Self.key(81), varyNames: ["accept"],
             prefixDigests: [directory])
         #expect(partition.count == 1, "the plain entry went when the upstream began to vary")
-        #expect(partition.removeAll(prefix: directory) == 1 && partition.count == 0 && partition.usedBytes == 0)
+        #expect(partition.removeAll(indexedUnder: directory) == 1 && partition.count == 0 && partition.usedBytes == 0)
     }
 
     @Test func aVaryingResponseIsNeverStoredUnderItsPrimary() {

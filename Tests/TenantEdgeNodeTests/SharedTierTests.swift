@@ -26,14 +26,14 @@ struct SharedTierTests {
 
     /// Two nodes sharing one Redis: the suite's (in `database`), or `url` when a test brings its own.
     static func withTwoNodes(
-        database: Int, url: String? = nil, file: String = #fileID,
+        database: Int, url: String? = nil, timeoutMs: Int = 1000, file: String = #fileID,
         _ body: (EdgeHarness, EdgeHarness, RedisConnection) async throws -> Void
     ) async throws {
         let url = try url ?? redisURL(database: database, file: file)
         let endpoint = try #require(RedisEndpoint(parsing: url))
         let redis = try RedisConnection.open(endpoint, timeoutMs: 1000)
         try await EdgeHarness.withTwoNodes(
-            configure: { $0.cache.redis = .init(url: url, poolSize: 4, timeoutMs: 1000) }, script: Self.body
+            configure: { $0.cache.redis = .init(url: url, poolSize: 4, timeoutMs: timeoutMs) }, script: Self.body
         ) { a, b in try await body(a, b, redis) }
     }
 
