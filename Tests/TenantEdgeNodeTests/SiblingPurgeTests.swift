@@ -46,12 +46,15 @@ struct SiblingPurgeTests {
     /// A plain entry is not indexed under its whole target in L1 (decision 79): a purge by a prefix
     /// that is some entry's whole target reaches it on both nodes through the prefix's primary
     /// digest, which the notice carries beside the prefix's; entries below the prefix go too, and
-    /// one that only starts with the same characters stays.
+    /// one that only starts with the same characters stays. The purge names as many prefixes as a
+    /// purge may (`PurgeRequest.Limits.items`), the prefix last: the largest notice there is, two
+    /// digests a prefix, still reaches the sibling whole.
     @Test func aPurgeByPrefixReachesTheEntryWhoseWholeTargetItIsOnBothNodes() async throws {
         try await SharedTierTests.withTwoNodes(database: 29) { a, b, redis in
             for path in ["/p/1", "/p/1?x=1", "/p/1/x", "/p/10"] { try await Self.warmBoth(a, b, path, redis: redis) }
-            #expect(
-                try await a.admin(.POST, "/_edge/purge", body: #"{"tenant":"acme","prefixes":["/p/1"]}"#).status == 200)
+            let fillers = (0..<(PurgeRequest.Limits.items - 1)).map { "\"/other/\($0)\"" }
+            let body = #"{"tenant":"acme","prefixes":["# + (fillers + [#""/p/1""#]).joined(separator: ",") + "]}"
+            #expect(try await a.admin(.POST, "/_edge/purge", body: body).status == 200)
             for path in ["/p/1", "/p/1?x=1", "/p/1/x"] {
                 try await waitUntil { try await !Self.isL1Hit(b, path) }
                 #expect(try await !Self.isL1Hit(a, path), "\(path) on the purging node")
