@@ -20,7 +20,7 @@ help:
 	@echo "make format swift-format the sources in place (.swift-format); make lint checks them"
 	@echo "make bench  edge-node against nginx proxy_cache and Varnish on loopback with wrk, then the rest (bench/)"
 	@echo "make bench-hit  only the hit-path table (L1/L2 hits against nginx and Varnish), bench/results/hit.*"
-	@echo "make bench-smoke  every benchmarked system for a few seconds (answers, hits, allocations per hit)"
+	@echo "make bench-smoke  every benchmarked system for a few seconds (answers, hits, allocations per hit, charges)"
 	@echo "make bench-instructions  instructions and allocations per L1 hit by function, under callgrind"
 	@echo "make bench-accept  one accepting socket against one per event loop (reuse_port), keep-alive and churn"
 	@echo "make bench-failover    Redis primary and origin replica killed: time until the node is whole again"
@@ -172,7 +172,9 @@ bench-accept: release secrets bench-deps
 
 bench-smoke: deps secrets
 	$(RELEASE_BUILD) --product edge-node
+	$(RELEASE_BUILD) --product edge-bench
 	@SMOKE=1 bench/run.sh
+	@bench/partition-memory.sh 20 1000
 	@MAX_ALLOCATIONS=$(HIT_ALLOCATION_BUDGET) TOP=10 bench/instructions.sh 300
 	@MAX_ALLOCATIONS=$(HIT_ALLOCATION_BUDGET) HEADERS=client TOP=5 bench/instructions.sh 300
 
@@ -189,9 +191,12 @@ bench-purge: release secrets bench-deps
 	@bench/purge.sh
 
 # Memory per entry (edge-node, Redis, Varnish) over 1,000,000 entries, and hit latency from 1,000
-# to 1,000,000 entries: bench/results/memory.*
+# to 1,000,000 entries: bench/results/memory.*; each shape of L1 entry against its charge:
+# bench/results/partition-memory.md
 bench-memory: release secrets bench-deps
+	$(RELEASE_BUILD) --product edge-bench
 	@bench/memory.sh
+	@OUT=bench/results/partition-memory.md bench/partition-memory.sh
 
 clean:
 	rm -rf .build .build-fuzz .fuzz .test-run .demo .bench

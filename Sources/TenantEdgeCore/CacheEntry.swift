@@ -59,9 +59,20 @@ public struct CacheEntry: Sendable {
         }
     }
 
-    /// Bytes charged to the tenant's quota: the sealed value plus a fixed allowance for index and
-    /// bookkeeping, so a flood of tiny entries cannot exceed the quota through overhead.
-    public var chargedBytes: Int { sealedCount + 160 + tagDigests.count * 48 }
+    /// Bytes charged to the tenant's quota for this entry itself: its sealed value, its slot, and its
+    /// tags' and lifetime's records (`PartitionCharges`), so neither a flood of tiny entries nor an
+    /// upstream choosing costly ones can hold more than the quota. The partition adds what depends
+    /// on where the entry goes (`TenantPartition.Slot.charge`) and charges its indexes' keys apart.
+    public var chargedBytes: Int {
+        var charge = sealedCount + PartitionCharges.entry
+        if !tagDigests.isEmpty {
+            charge +=
+                PartitionCharges.arrayRecord
+                + tagDigests.count * (PartitionCharges.digestInRecord + PartitionCharges.setMember)
+        }
+        if TenantPartition.Slot.wholeSeconds(lifetime) == nil { charge += PartitionCharges.slotRecord }
+        return charge
+    }
 
     /// The entry's current age (RFC 9111 4.2.3).
     public func age(at now: Double) -> Double { lifetime.initialAge + max(0, now - responseTime) }

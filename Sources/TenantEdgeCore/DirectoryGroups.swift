@@ -28,6 +28,17 @@ struct DirectoryGroups {
     /// Groups held (directories with at least one entry).
     var count: Int { groupByDirectory.count }
 
+    /// Bytes the groups and their prefixes' keys are charged while they exist (`PartitionCharges`).
+    private(set) var chargedBytes = 0
+
+    /// Whether `join` would put a slot in a group with these prefixes: false only when their
+    /// directory's digest names another group's directory (a collision). Read before a partition
+    /// charges an entry, which must know whether the directory's prefixes are its own.
+    func accepts(directoryPrefixes prefixes: [KeyDigest]) -> Bool {
+        guard let directory = prefixes.last else { return false }
+        return groupByDirectory[directory].map { groups[Int($0)].prefixes == prefixes } ?? true
+    }
+
     /// Puts `slot` in the group of the directory whose prefix digests are `prefixes` (shallowest
     /// first). False, joining nothing, when the digests name no directory (empty) or another group's
     /// directory with other prefixes (a digest collision): the caller indexes them on their own.
@@ -71,6 +82,24 @@ struct DirectoryGroups {
         if groups[group].members == 0 { dropGroup(Int32(group)) }
     }
 
+    /// What a slot joining the group of `prefixes` adds to `chargedBytes`: nothing when the group
+    /// exists, else the group and the keys it makes (`asIfEmpty`: as if none existed).
+    func cost(ofJoining prefixes: [KeyDigest], asIfEmpty: Bool) -> Int {
+        guard let directory = prefixes.last else { return 0 }
+        if !asIfEmpty && groupByDirectory[directory] != nil { return 0 }
+        let newKeys = asIfEmpty ? prefixes.count : prefixes.count { groupsByPrefix[$0] == nil }
+        return PartitionCharges.group(prefixes: prefixes.count)
+            + newKeys * PartitionCharges.indexKey
+    }
+
+    /// `chargedBytes` worked out again from the groups and keys held (for tests).
+    var recountedChargedBytes: Int {
+        let groupsHeld = groupByDirectory.values.reduce(0) {
+            $0 + PartitionCharges.group(prefixes: groups[Int($1)].prefixes.count)
+        }
+        return groupsHeld + groupsByPrefix.count * PartitionCharges.indexKey
+    }
+
     /// The slots of every group under `prefix`.
     func slots(under prefix: KeyDigest) -> [Int] {
         guard let under = groupsByPrefix[prefix] else { return [] }
@@ -95,7 +124,14 @@ struct DirectoryGroups {
             group = Int32(groups.count - 1)
         }
         groupByDirectory[prefixes[prefixes.count - 1]] = group
-        for prefix in prefixes { groupsByPrefix[prefix, default: []].insert(group) }
+        chargedBytes +=
+            PartitionCharges.group(prefixes: prefixes.count)
+        for prefix in prefixes {
+            if groupsByPrefix[prefix]?.insert(group) == nil {
+                groupsByPrefix[prefix] = [group]
+                chargedBytes += PartitionCharges.indexKey
+            }
+        }
         return group
     }
 
@@ -103,8 +139,13 @@ struct DirectoryGroups {
         let prefixes = groups[Int(group)].prefixes
         for prefix in prefixes {
             groupsByPrefix[prefix]?.remove(group)
-            if groupsByPrefix[prefix]?.isEmpty == true { groupsByPrefix[prefix] = nil }
+            if groupsByPrefix[prefix]?.isEmpty == true {
+                groupsByPrefix[prefix] = nil
+                chargedBytes -= PartitionCharges.indexKey
+            }
         }
+        chargedBytes -=
+            PartitionCharges.group(prefixes: prefixes.count)
         if let directory = prefixes.last { groupByDirectory[directory] = nil }
         groups[Int(group)] = Group(prefixes: [])
         freeGroups.append(group)

@@ -37,7 +37,8 @@ extension TenantPartition {
         var keep: UInt32
         var staleWhileRevalidate: UInt32
         var staleIfError: UInt32
-        /// Bytes charged to the quota: the entry's own plus its share of the prefix index.
+        /// Bytes charged to the quota for this entry for as long as it is stored (`PartitionCharges`): its
+        /// own and its records', not the index keys it shares.
         var charge: UInt32
         var newer: Int32
         var older: Int32
@@ -48,6 +49,21 @@ extension TenantPartition {
             keyWord: 0, sealed: SealedBytes([]), responseTime: 0, initialAge: 0, generation: 0,
             freshness: 0, keep: 0, staleWhileRevalidate: 0, staleIfError: 0,
             charge: 0, newer: -1, older: -1, flags: [])
+
+        /// What an entry's slot charges beyond `CacheEntry.chargedBytes`, for where it goes
+        /// (`PartitionCharges`): its prefix digests, its full storage digest, a variant's primary and
+        /// membership of its primary's variants, and further own prefixes.
+        static func charge(prefixes: Int, keptInFull: Bool, variant: Bool, furtherPrefixes: Int) -> Int {
+            var charge = prefixes * PartitionCharges.prefixDigest
+            if keptInFull { charge += PartitionCharges.slotRecord }
+            if variant { charge += PartitionCharges.slotRecord + PartitionCharges.setMember }
+            if furtherPrefixes > 0 {
+                charge +=
+                    PartitionCharges.arrayRecord
+                    + furtherPrefixes * (PartitionCharges.digestInRecord + PartitionCharges.setMember)
+            }
+            return charge
+        }
 
         /// The lifetime as whole seconds, when each window is one below 2³². A window that came from
         /// `Cache-Control` or the default TTL is; one from `Expires` without `Date` may not be. The

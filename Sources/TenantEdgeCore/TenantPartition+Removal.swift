@@ -70,7 +70,7 @@ extension TenantPartition {
         let number = Int32(truncatingIfNeeded: index)
         let slot = slots[index]
         unlink(index)
-        usedBytes -= Int(slot.charge)
+        entryBytes -= Int(slot.charge)
         let storageKey = slot.flags.contains(.keptInFull) ? fullKeys.removeValue(forKey: number) : nil
         let primary = slot.flags.contains(.variant) ? primaryOfVariant.removeValue(forKey: number) : storageKey
         let tags = slot.flags.contains(.tagged) ? tagsOfSlot.removeValue(forKey: number) ?? [] : []
@@ -81,28 +81,27 @@ extension TenantPartition {
         directories.leave(slot: index)
         freeSlots.append(index)
         guard let storageKey, let primary else { return true }  // a plain entry without tags or further prefixes
-        for tag in tags {
-            storageKeysByTag[tag]?.remove(storageKey)
-            if storageKeysByTag[tag]?.isEmpty == true { storageKeysByTag[tag] = nil }
-        }
+        var keys = 0
+        for tag in tags { keys += PartitionCharges.remove(storageKey, under: tag, in: &storageKeysByTag) }
         if !slot.flags.contains(.variant) {
-            unlinkPrefixes(further, of: primary)
+            keys += unlinkPrefixes(further, of: primary)
         } else if var variants = variantsByPrimary.removeValue(forKey: primary) {
             variants.storageKeys.remove(storageKey)
             if variants.storageKeys.isEmpty {
-                unlinkPrefixes(variants.prefixDigests, of: primary)
+                keys += unlinkPrefixes(variants.prefixDigests, of: primary)
+                keys += PartitionCharges.variants(
+                    varyNames: variants.varyNames, ownPrefixes: variants.prefixDigests.count)
             } else {
                 variantsByPrimary[primary] = variants
             }
         }
+        indexBytes -= keys
         return true
     }
 
-    mutating func unlinkPrefixes(_ prefixes: [KeyDigest], of primary: KeyDigest) {
-        for prefix in prefixes {
-            primariesByPrefix[prefix]?.remove(primary)
-            if primariesByPrefix[prefix]?.isEmpty == true { primariesByPrefix[prefix] = nil }
-        }
+    /// Takes `primary` out of each prefix's set: the bytes of the index keys that went.
+    mutating func unlinkPrefixes(_ prefixes: [KeyDigest], of primary: KeyDigest) -> Int {
+        prefixes.reduce(0) { $0 + PartitionCharges.remove(primary, under: $1, in: &primariesByPrefix) }
     }
 
     /// Purges every variant of one cache key (its plain entry, or its variants); how many went.

@@ -37,7 +37,11 @@ public struct TenantPartition {
     }
 
     public let quotaBytes: Int
-    public internal(set) var usedBytes = 0
+    /// Bytes charged to the quota: the entries' own, and the keys of the indexes and the directory
+    /// groups while they exist (`PartitionCharges`).
+    public var usedBytes: Int { entryBytes + indexBytes + directories.chargedBytes }
+    var entryBytes = 0
+    var indexBytes = 0
     public internal(set) var evictions = 0
 
     var slots: [Slot] = []
@@ -120,7 +124,8 @@ public struct TenantPartition {
 
     /// Stores an entry, evicting this tenant's least recently used entries until it fits its quota.
     /// Returns false, storing nothing, when the entry alone is larger than the quota (or than 4 GiB,
-    /// which a slot counts in 32 bits).
+    /// which a slot counts in 32 bits), or, having removed what it replaces, when a colliding
+    /// directory's group was evicted and it no longer fits.
     /// `prefixDigests`: the target's prefix digests, its `directoryPrefixes` first (the boundaries up
     /// to the path's last `/`, shallowest first, as `TenantCache.indexedPrefixes(of:)` gives them).
     @discardableResult
@@ -128,13 +133,18 @@ public struct TenantPartition {
         _ entry: CacheEntry, primary: KeyDigest, storageKey: KeyDigest, varyNames: [String], prefixDigests: [KeyDigest],
         directoryPrefixes: Int = 0
     ) -> Bool {
-        // The prefix index lives outside the entry but is this tenant's memory: charged with it.
-        let charge = entry.chargedBytes + prefixDigests.count * 48
-        guard charge <= quotaBytes, let slotCharge = UInt32(exactly: charge) else { return false }
         // A response that varies is never stored under its primary digest: `lookup` serves what
         // it finds there to any request (an L2 directory that says otherwise is refused here).
         guard varyNames.isEmpty || storageKey != primary else { return false }
         let plain = storageKey == primary
+        let directory = Array(prefixDigests[..<min(max(directoryPrefixes, 0), prefixDigests.count)])
+        func cost(asIfEmpty: Bool = false) -> Placement {
+            placement(
+                of: entry, primary: primary, plain: plain, varyNames: varyNames, prefixDigests: prefixDigests,
+                directory: directory, asIfEmpty: asIfEmpty)
+        }
+        let most = cost(asIfEmpty: true)
+        guard most.charge + most.keyBytes <= quotaBytes, UInt32(exactly: most.charge) != nil else { return false }
         remove(storageKey: storageKey)
         if plain {
             // the upstream's newest answer does not vary: whatever variants there were no longer apply
@@ -145,14 +155,20 @@ public struct TenantPartition {
                 removeAll(primary: primary)  // the upstream changed its Vary: older variants no longer apply
             }
         }
-        while usedBytes + charge > quotaBytes, oldest >= 0, removeSlot(oldest) { evictions += 1 }
+        var placing = cost()
+        while usedBytes + placing.charge + placing.keyBytes > quotaBytes, oldest >= 0, removeSlot(oldest) {
+            evictions += 1
+            placing = cost()  // an evicted entry may have taken an index key this one would have shared
+        }
+        guard usedBytes + placing.charge + placing.keyBytes <= quotaBytes,
+            let slotCharge = UInt32(exactly: placing.charge)
+        else { return false }  // only if a colliding directory's group is what `most` missed
+        let charge = placing.charge
         let index = freeSlots.popLast() ?? slots.count
         let number = Int32(truncatingIfNeeded: index)  // below 2³¹: `SlotTable.insert` checks it
-        let directoryCount = min(max(directoryPrefixes, 0), prefixDigests.count)
-        let joined =
-            directoryCount > 0
-            && directories.join(slot: index, directoryPrefixes: Array(prefixDigests[..<directoryCount]))
-        let own = joined ? Array(prefixDigests[directoryCount...]) : prefixDigests
+        let joined = !directory.isEmpty && directories.join(slot: index, directoryPrefixes: directory)
+        assert(joined == placing.joins, "`DirectoryGroups.accepts` and `join` disagree")
+        let own = joined ? Array(prefixDigests[directory.count...]) : prefixDigests
         let further = plain ? Array(own.dropLast()) : []
         var slot = Slot.free
         slot.keyWord = storageKey.w0
@@ -181,56 +197,74 @@ public struct TenantPartition {
         newest = index
         if oldest < 0 { oldest = index }
         withSlotTable { table, slots in table.insert(storageKey.w0, slot: index) { slots[$0].keyWord } }
-        usedBytes += charge
+        entryBytes += charge
 
+        var keys = 0
         if plain {
-            for prefix in further { primariesByPrefix[prefix, default: DigestSet()].insert(primary) }
+            for prefix in further { keys += PartitionCharges.add(primary, under: prefix, in: &primariesByPrefix) }
         } else {
-            var variants =
-                variantsByPrimary.removeValue(forKey: primary)
-                ?? Variants(varyNames: varyNames, storageKeys: DigestSet(), prefixDigests: own)
-            if variants.storageKeys.isEmpty {
-                for prefix in variants.prefixDigests { primariesByPrefix[prefix, default: DigestSet()].insert(primary) }
+            var variants: Variants
+            if let known = variantsByPrimary.removeValue(forKey: primary) {
+                variants = known
+            } else {
+                variants = Variants(varyNames: varyNames, storageKeys: DigestSet(), prefixDigests: own)
+                keys += PartitionCharges.variants(varyNames: varyNames, ownPrefixes: variants.prefixDigests.count)
+                for prefix in variants.prefixDigests {
+                    keys += PartitionCharges.add(primary, under: prefix, in: &primariesByPrefix)
+                }
             }
             variants.storageKeys.insert(storageKey)
             variantsByPrimary[primary] = variants
         }
-        for tag in entry.tagDigests { storageKeysByTag[tag, default: DigestSet()].insert(storageKey) }
+        for tag in entry.tagDigests { keys += PartitionCharges.add(storageKey, under: tag, in: &storageKeysByTag) }
+        indexBytes += keys
+        assert(usedBytes <= quotaBytes, "an entry was placed for more than `placement` said")
         return true
     }
 
     /// Replaces the entry of an existing variant in place (a 304 refresh), keeping its indexes; its
-    /// tags are re-indexed when the refreshed entry has other ones. False when the variant is gone
-    /// (or its charge would no longer fit 32 bits: then it is removed).
+    /// tags are re-indexed when the refreshed entry has other ones. A refresh may grow the entry (a
+    /// 304 may add fields and tags), so older entries are evicted until the quota holds again.
+    /// False when the variant is gone, or is removed: its charge would no longer fit 32 bits, or it
+    /// no longer fits the quota alone.
     public mutating func refresh(storageKey: KeyDigest, with entry: CacheEntry) -> Bool {
         guard let slot = slot(of: storageKey) else { return false }
         let number = Int32(truncatingIfNeeded: slot)
         if slots[slot].flags.contains(.keptInFull), fullKeys[number] != storageKey { return false }
         let previous = self.entry(at: slot)
-        let charge = Int(slots[slot].charge) - previous.chargedBytes + entry.chargedBytes
+        let keepsInFull = !entry.tagDigests.isEmpty && !slots[slot].flags.contains(.keptInFull)
+        let charge =
+            Int(slots[slot].charge) - previous.chargedBytes + entry.chargedBytes
+            + (keepsInFull ? PartitionCharges.slotRecord : 0)
         guard let slotCharge = UInt32(exactly: charge) else {
             removeSlot(slot)
             return false
         }
         let previousTags = previous.tagDigests
         if previousTags != entry.tagDigests {  // the 304 named other tags: a purge by either must find it right
+            var keys = 0
             for tag in previousTags where !entry.tagDigests.contains(tag) {
-                storageKeysByTag[tag]?.remove(storageKey)
-                if storageKeysByTag[tag]?.isEmpty == true { storageKeysByTag[tag] = nil }
+                keys -= PartitionCharges.remove(storageKey, under: tag, in: &storageKeysByTag)
             }
             for tag in entry.tagDigests where !previousTags.contains(tag) {
-                storageKeysByTag[tag, default: DigestSet()].insert(storageKey)
+                keys += PartitionCharges.add(storageKey, under: tag, in: &storageKeysByTag)
             }
-            if !entry.tagDigests.isEmpty && !slots[slot].flags.contains(.keptInFull) {
+            indexBytes += keys
+            if keepsInFull {
                 slots[slot].flags.insert(.keptInFull)
                 fullKeys[number] = storageKey
             }
         }
-        usedBytes += charge - Int(slots[slot].charge)
+        entryBytes += charge - Int(slots[slot].charge)
         slots[slot].charge = slotCharge
         writeMetadata(of: entry, at: slot)
         placeSealed(entry.sealedBytes, at: slot)
         touch(slot)
+        while usedBytes > quotaBytes, oldest >= 0, oldest != slot, removeSlot(oldest) { evictions += 1 }
+        guard usedBytes <= quotaBytes else {
+            removeSlot(slot)
+            return false
+        }
         return true
     }
 

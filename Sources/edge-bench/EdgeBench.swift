@@ -11,6 +11,7 @@ enum EdgeBench {
         case "feed-propagation": try await FeedPropagationBench.run(arguments)
         case "erasure": try await ErasureBench.run(arguments)
         case "geo-lookups": try GeoLookupBench.run(arguments)
+        case "partition-memory": try PartitionMemoryBench.run(arguments)
         default: usage()
         }
     }
@@ -24,6 +25,8 @@ enum EdgeBench {
                        edge-bench feed-propagation CERT KEY CA [EVENTS] [POSTGRES_URL]
                        edge-bench erasure CERT KEY CA REDIS_PORT [ENTRIES]
                        edge-bench geo-lookups MMDB [SECONDS] [WORKING_SET]
+                       edge-bench partition-memory SHAPE [PARTITIONS] [PER_PARTITION]
+                         (SHAPE: plain, query, tags, wide, variant, directory or worst)
 
                 """.utf8))
         exit(2)

@@ -87,9 +87,7 @@ struct DirectoryGroupsTests {
     /// is found by that directory's prefixes only.
     @Test func evictionAndSlotReuseKeepGroupsRight() {
         let cache = TenantCacheTests.cache("acme", seed: 9)
-        let charge = 10 + 160 + 48 * 4
-        var partition = TenantPartition(quotaBytes: 3 * charge)
-        func store(_ target: String) {
+        func store(_ target: String, in partition: inout TenantPartition) {
             let indexed = cache.indexedPrefixes(of: target)
             #expect(indexed.directoryCount == TenantCache.prefixes(of: target).count - 1, "\(target)")
             partition.insert(
@@ -97,6 +95,15 @@ struct DirectoryGroupsTests {
                 storageKey: cache.primaryDigest(target: target), varyNames: [], prefixDigests: indexed.digests,
                 directoryPrefixes: indexed.directoryCount)
         }
+        // room for three entries of one directory: the first pays for the directory's group too
+        var sizing = TenantPartition(quotaBytes: 1 << 20)
+        store("/m/0", in: &sizing)
+        let first = sizing.usedBytes
+        store("/m/1", in: &sizing)
+        let each = sizing.usedBytes - first
+        #expect(each == 10 + 160 + 48 * 4, "an entry joining a group is charged for itself alone")
+        var partition = TenantPartition(quotaBytes: first + 2 * each)
+        func store(_ target: String) { store(target, in: &partition) }
         for n in 0..<3 { store("/m/\(n)") }
         for n in 0..<3 { store("/n/\(n)") }  // evicts every /m/ entry, reusing their slots
         #expect(partition.count == 3 && partition.evictions == 3)

@@ -96,14 +96,15 @@ struct PartitionSlotTests {
     /// prefixes, with a wide lifetime), 304 refreshes that add or drop tags and widen or narrow the
     /// lifetime, re-seals, removals, purges by key, tag, prefix and retired key version, and
     /// evictions under a small quota, against a model of what is stored: after every step the side
-    /// tables hold exactly the records the stored entries need, and at the end nothing is left.
+    /// tables hold exactly the records the stored entries need, the quota holds, and what is charged
+    /// is what the entries and index keys held then are charged (decision 80); at the end nothing is left.
     @Test(arguments: [UInt64(5), 6])
     func sideRecordsGoWithTheirEntries(seed: UInt64) {
         struct Kind { var tagged = false, varies = false, query = false, wide = false, keptInFull = false }
         var random = SeededGenerator(seed: seed)
         var partition = TenantPartition(quotaBytes: 40 * 600)
         var model: [Int: Kind] = [:]  // storage key number → what it is
-        let (directory, tags) = (Self.key(10_000), [Self.key(10_001), Self.key(10_002)])
+        let (directories, tags) = ([Self.key(10_000), Self.key(10_003)], [Self.key(10_001), Self.key(10_002)])
         func entry(tagged: Bool, wide: Bool, n: Int, version: UInt8, count: Int? = nil) -> CacheEntry {
             CacheEntry(
                 sealed: [version, version, version, version]
@@ -124,7 +125,7 @@ struct PartitionSlotTests {
                 let stored = partition.insert(
                     entry(tagged: kind.tagged, wide: kind.wide, n: n, version: version), primary: primary,
                     storageKey: Self.key(n), varyNames: kind.varies ? ["accept"] : [],
-                    prefixDigests: [directory] + own, directoryPrefixes: 1)
+                    prefixDigests: [directories[n % 2]] + own, directoryPrefixes: 1)
                 #expect(stored, "step \(step)")
                 model[n] = kind
             case 6, 7:
@@ -154,8 +155,10 @@ struct PartitionSlotTests {
                 kinds.filter(\.keptInFull).count + kinds.filter(\.varies).count + kinds.filter(\.tagged).count
                 + kinds.filter(\.query).count + kinds.filter(\.wide).count
             #expect(partition.count == model.count && partition.sideRecords == expected, "step \(step)")
+            #expect(partition.usedBytes <= partition.quotaBytes, "step \(step)")
+            #expect(partition.usedBytes == partition.recountedUsedBytes, "step \(step): charges and records agree")
         }
-        let purged = partition.removeAll(indexedUnder: directory)
+        let purged = directories.reduce(0) { $0 + partition.removeAll(indexedUnder: $1) }
         #expect(purged == model.count)
         #expect(partition.count == 0 && partition.sideRecords == 0 && partition.usedBytes == 0)
         #expect(partition.indexSizes.directories == 0 && partition.indexSizes.ownPrefixes == 0)

@@ -67,6 +67,26 @@ struct TenantPartitionTests {
         #expect(partition.usedBytes == 0)
     }
 
+    /// A 304 may grow an entry (more fields, 64 tags): the quota holds after it, older entries going
+    /// first, and an entry that no longer fits alone goes itself (decision 80).
+    @Test func aRefreshThatGrowsAnEntryKeepsTheQuota() {
+        let small = Self.entry(bytes: 100).chargedBytes
+        var partition = TenantPartition(quotaBytes: 3 * small)
+        for n in 0..<3 {
+            partition.insert(
+                Self.entry(bytes: 100), primary: Self.key(n), storageKey: Self.key(n), varyNames: [], prefixDigests: [])
+        }
+        #expect(partition.count == 3 && partition.usedBytes == 3 * small)
+        let grown = partition.refresh(storageKey: Self.key(1), with: Self.entry(bytes: 100 + small))
+        #expect(grown && partition.count == 2 && partition.evictions == 1 && partition.usedBytes <= 3 * small)
+        #expect(partition.peek(storageKey: Self.key(0)) == nil, "the least recently used entry went")
+        let tags = (0..<64).map { Self.key(500 + $0) }
+        let tagged = partition.refresh(storageKey: Self.key(2), with: Self.entry(bytes: 100, tags: tags))
+        #expect(!tagged && partition.peek(storageKey: Self.key(2)) == nil, "too large alone: removed")
+        #expect(partition.usedBytes <= 3 * small && partition.usedBytes == partition.recountedUsedBytes)
+        #expect(partition.removeAll(tag: tags[0]) == 0, "its tags' index went with it")
+    }
+
     /// A 304 that names other tags re-indexes the entry: a purge by a tag it lost misses it, one by
     /// a tag it gained finds it, and the one it kept still does.
     @Test func aRefreshWithOtherTagsReindexesThem() {
@@ -109,9 +129,18 @@ struct TenantPartitionTests {
     }
 
     @Test func plainEntriesLeaveNoIndexBehindWhenPurgedEvictedOrReplaced() {
-        // room for three entries of 10 bytes, each with one tag and two prefixes
-        var partition = TenantPartition(quotaBytes: 3 * (10 + 160 + 48 + 2 * 48))
+        // room for three entries of 10 bytes, each with one tag and two prefixes (the first makes the
+        // tag's and the shared prefix's index keys)
         let (directory, tag) = (Self.key(900), Self.key(901))
+        var sizing = TenantPartition(quotaBytes: 1 << 20)
+        for n in 0..<2 {
+            sizing.insert(
+                Self.entry(bytes: 10, tags: [tag]), primary: Self.key(n), storageKey: Self.key(n), varyNames: [],
+                prefixDigests: [directory, Self.key(100 + n)])
+        }
+        let each = Self.entry(bytes: 10, tags: [tag]).chargedBytes + 2 * 48 + 128 + 128 + 32 + 96
+        #expect(sizing.usedBytes == 2 * each + 2 * 192, "two entries, and the tag's and the prefix's keys")
+        var partition = TenantPartition(quotaBytes: 3 * each + 2 * 192)
         for n in 0..<5 {  // two evicted on the way
             partition.insert(
                 Self.entry(bytes: 10, tags: [tag]), primary: Self.key(n), storageKey: Self.key(n), varyNames: [],
