@@ -124,8 +124,7 @@ struct DirectoryGroups {
             group = Int32(groups.count - 1)
         }
         groupByDirectory[prefixes[prefixes.count - 1]] = group
-        chargedBytes +=
-            PartitionCharges.group(prefixes: prefixes.count)
+        chargedBytes += PartitionCharges.group(prefixes: prefixes.count)
         for prefix in prefixes {
             if groupsByPrefix[prefix]?.insert(group) == nil {
                 groupsByPrefix[prefix] = [group]
@@ -144,8 +143,7 @@ struct DirectoryGroups {
                 chargedBytes -= PartitionCharges.indexKey
             }
         }
-        chargedBytes -=
-            PartitionCharges.group(prefixes: prefixes.count)
+        chargedBytes -= PartitionCharges.group(prefixes: prefixes.count)
         if let directory = prefixes.last { groupByDirectory[directory] = nil }
         groups[Int(group)] = Group(prefixes: [])
         freeGroups.append(group)

@@ -87,6 +87,32 @@ struct TenantPartitionTests {
         #expect(partition.removeAll(tag: tags[0]) == 0, "its tags' index went with it")
     }
 
+    /// The worst an upstream (or a value read back from Redis) can hand the partition's charges: the
+    /// same tag and prefix named twice, and a `Vary` of many long names. Each index key is charged
+    /// once and released once, long names cost more than short ones, and nothing is left charged.
+    @Test func duplicatedKeysAndLongVaryNamesAreChargedOnceAndReleased() {
+        var partition = TenantPartition(quotaBytes: 1 << 20)
+        let (tag, prefix) = (Self.key(900), Self.key(901))
+        let stored = partition.insert(
+            Self.entry(bytes: 10, tags: [tag, tag]), primary: Self.key(1), storageKey: Self.key(1), varyNames: [],
+            prefixDigests: [prefix, prefix, Self.key(101)])
+        #expect(stored && partition.usedBytes == partition.recountedUsedBytes)
+        #expect(partition.removeAll(tag: tag) == 1 && partition.usedBytes == 0 && partition.sideRecords == 0)
+        let long = (0..<64).map { "x-a-header-name-longer-than-fifteen-bytes-\($0)" }
+        let short = (0..<64).map { "h\($0)" }
+        var charges: [Int] = []
+        for names in [short, long] {
+            let varied = partition.insert(
+                Self.entry(bytes: 10), primary: Self.key(2), storageKey: Self.key(3), varyNames: names,
+                prefixDigests: [prefix, Self.key(102)])
+            #expect(varied && partition.usedBytes == partition.recountedUsedBytes)
+            charges.append(partition.usedBytes)
+        }
+        #expect(charges[1] >= charges[0] + 64 * 64 + long.reduce(0) { $0 + $1.utf8.count })
+        #expect(partition.removeAll(primary: Self.key(2)) == 1 && partition.usedBytes == 0)
+        #expect(partition.indexSizes.ownPrefixes == 0 && partition.sideRecords == 0)
+    }
+
     /// A 304 that names other tags re-indexes the entry: a purge by a tag it lost misses it, one by
     /// a tag it gained finds it, and the one it kept still does.
     @Test func aRefreshWithOtherTagsReindexesThem() {
