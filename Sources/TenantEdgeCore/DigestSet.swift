@@ -27,6 +27,15 @@ struct DigestSet {
         }
     }
 
+    /// Members it has room for without growing: for tests that a set shrinks as members go.
+    var capacity: Int {
+        switch storage {
+        case .empty: 0
+        case .one: 1
+        case .many(let set): set.capacity
+        }
+    }
+
     func contains(_ digest: KeyDigest) -> Bool {
         switch storage {
         case .empty: false
@@ -66,7 +75,10 @@ struct DigestSet {
             if set.count == 1, let only = set.first {
                 storage = .one(only)
             } else if !set.isEmpty {
-                storage = .many(set)
+                // A set keeps its storage as members go: one that held a thousand digests and holds
+                // ten is rebuilt, so what a partition holds stays within a few times what it charges.
+                let sparse = SparseStorage.isSparse(count: set.count, capacity: set.capacity, floor: 16)
+                storage = .many(sparse ? Set(fresh: set) : set)
             }
         }
     }

@@ -114,6 +114,60 @@ struct DirectoryGroups {
         return result
     }
 
+    /// Moves every member to its slot's new number (`newNumber[old]`; the partition renumbered its
+    /// slots, `TenantPartition.renumberSlots`), in per-slot arrays sized to `slotCount`; and, when
+    /// under a quarter of the groups are held (`SparseStorage`), renumbers the groups too. Only here,
+    /// where every slot is visited anyway: on its own, dropping a hundred short-lived directories
+    /// would pay for a pass over a million slots. Free groups are reused meanwhile (`makeGroup`).
+    mutating func renumberSlots(_ newNumber: [Int32], slotCount: Int, floor: Int) {
+        func moved(_ old: Int32) -> Int32 {
+            old >= 0 && Int(old) < newNumber.count ? newNumber[Int(old)] : -1
+        }
+        var newGroup: [Int32]? = nil
+        if SparseStorage.isSparse(count: count, capacity: groups.count, floor: floor) {
+            var numbers = [Int32](repeating: -1, count: groups.count)
+            var kept: [Group] = []
+            kept.reserveCapacity(count)
+            for (index, group) in groups.enumerated() where group.members > 0 {
+                numbers[index] = Int32(kept.count)
+                kept.append(group)
+            }
+            groups = kept
+            freeGroups = []
+            groupByDirectory = groupByDirectory.mapValues { numbers[Int($0)] }
+            groupsByPrefix = groupsByPrefix.mapValues { Set($0.lazy.map { numbers[Int($0)] }) }
+            newGroup = numbers
+        }
+        var (group, next, previous) = ([Int32](), [Int32](), [Int32]())
+        if groupOfSlot.contains(where: { $0 >= 0 }) {
+            group = [Int32](repeating: -1, count: slotCount)
+            (next, previous) = (group, group)
+            for old in groupOfSlot.indices where groupOfSlot[old] >= 0 {
+                let new = Int(moved(Int32(old)))
+                guard new >= 0, new < slotCount else {
+                    assertionFailure("slot \(old) is in a group but was not kept")
+                    continue
+                }
+                let held = groupOfSlot[old]
+                group[new] = newGroup.map { $0[Int(held)] } ?? held
+                (next[new], previous[new]) = (moved(nextInGroup[old]), moved(previousInGroup[old]))
+            }
+        }
+        (groupOfSlot, nextInGroup, previousInGroup) = (group, next, previous)
+        for index in groups.indices { groups[index].first = moved(groups[index].first) }
+    }
+
+    /// Rebuilds the two indexes when their keys have left them under a quarter full.
+    mutating func shrinkIfSparse(floor: Int) {
+        SparseStorage.shrink(&groupByDirectory, floor: floor)
+        SparseStorage.shrink(&groupsByPrefix, floor: floor)
+    }
+
+    /// Room held for groups, slots and index keys: for tests that compaction bounds it.
+    var capacities: (groups: Int, slots: Int, keys: Int) {
+        (groups.capacity, groupOfSlot.capacity, groupByDirectory.capacity + groupsByPrefix.capacity)
+    }
+
     private mutating func makeGroup(_ prefixes: [KeyDigest]) -> Int32 {
         let group: Int32
         if let free = freeGroups.popLast() {
@@ -137,10 +191,13 @@ struct DirectoryGroups {
     private mutating func dropGroup(_ group: Int32) {
         let prefixes = groups[Int(group)].prefixes
         for prefix in prefixes {
-            groupsByPrefix[prefix]?.remove(group)
-            if groupsByPrefix[prefix]?.isEmpty == true {
-                groupsByPrefix[prefix] = nil
+            guard var under = groupsByPrefix.removeValue(forKey: prefix) else { continue }
+            under.remove(group)
+            if under.isEmpty {
                 chargedBytes -= PartitionCharges.indexKey
+            } else {
+                let sparse = SparseStorage.isSparse(count: under.count, capacity: under.capacity, floor: 16)
+                groupsByPrefix[prefix] = sparse ? Set(fresh: under) : under
             }
         }
         chargedBytes -= PartitionCharges.group(prefixes: prefixes.count)

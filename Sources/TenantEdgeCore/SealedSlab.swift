@@ -14,7 +14,8 @@
 /// dead and unwritten space is at most its live bytes, and every byte copied frees at least one.
 ///
 /// `used` and `liveBytes` change only under the partition's lock; record bytes are written before
-/// the entry naming them is published through that lock and never written again.
+/// the entry naming them is published through that lock and never written again (a header's slot
+/// number may be, under the lock: `renumber`).
 final class SealedSlab: @unchecked Sendable {
     /// The header before each record: slot number (Int32), byte count (UInt32).
     static let recordHeaderBytes = 8
@@ -53,6 +54,16 @@ final class SealedSlab: @unchecked Sendable {
         used += size
         liveBytes += size
         return UInt32(offset)
+    }
+
+    /// Names another slot as the owner of the record at `offset`: the partition renumbered its slots
+    /// (`TenantPartition.renumberSlots`). Only the header changes, under the partition's lock, where
+    /// alone it is read (`compact`); a reader outside the lock reads only the bytes behind it. Dead
+    /// records keep their old numbers, which may now name another slot: `compact` moves a record only
+    /// when that slot's bytes are this very record (`SealedBytes.isRecord`).
+    func renumber(recordAt offset: Int, slot: Int32) {
+        guard offset >= 0, offset + Self.recordHeaderBytes <= used else { return }
+        base.storeBytes(of: slot, toByteOffset: offset, as: Int32.self)
     }
 
     /// The record at `offset` (a header written by `append`): its slot and its bytes.

@@ -14,6 +14,8 @@ struct SlotTable {
     /// 0: empty; otherwise the fingerprint in the high half and the slot number + 1 in the low half.
     private var buckets: [UInt64] = []
     private(set) var count = 0
+    /// Buckets held, full or empty.
+    var capacity: Int { buckets.count }
 
     init() {}
 

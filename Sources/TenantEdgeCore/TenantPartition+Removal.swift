@@ -140,7 +140,7 @@ extension TenantPartition {
     /// Drops the whole partition; returns how many entries went.
     public mutating func removeAll() -> Int {
         let removed = count
-        self = TenantPartition(quotaBytes: quotaBytes)
+        self = TenantPartition(quotaBytes: quotaBytes, compactionFloor: compactionFloor)
         return removed
     }
 
@@ -178,8 +178,9 @@ extension TenantPartition {
         }
     }
 
-    /// The live bytes and capacity of the slabs stored entries name, for tests of compaction.
-    var slabSizes: (live: Int, allocated: Int) {
+    /// The live bytes and capacity of the slabs stored entries name: for tests of compaction, and
+    /// for `edge-bench partition-memory`, which tells the slabs' slack (not charged) from the rest.
+    public var slabSizes: (live: Int, allocated: Int) {
         var seen: [ObjectIdentifier: (Int, Int)] = [:]
         for index in slotTable.slots {
             guard let slab = slots[index].sealed.slab else { continue }

@@ -2,7 +2,9 @@
 /// make purges by key, tag and prefix proportional to what they remove, never a scan.
 ///
 /// Not thread-safe (like groupcache's `lru`): `TenantCache` puts it behind a lock. Every operation
-/// is O(1) apart from purges, which are O(entries removed).
+/// is O(1) apart from purges, which are O(entries removed), and rebuilds of what purges left sparse
+/// (`shrinkIfSparse`), amortised O(1) a removal. A copy shares its slabs with the original, whose
+/// records' headers a rebuild in one rewrites: only one of them may go on being changed.
 ///
 /// Keys: a *primary* digest names the cache key (the request target); a *storage* digest names one
 /// stored variant of it (equal to the primary unless the response had `Vary`). A target's directory
@@ -68,7 +70,15 @@ public struct TenantPartition {
     var moreOwnPrefixes: [Int32: [KeyDigest]] = [:]
     var wideLifetimes: [Int32: StoragePolicy.Lifetime] = [:]
 
-    public init(quotaBytes: Int) { self.quotaBytes = quotaBytes }
+    /// Tables with room for fewer are never rebuilt for being sparse (`shrinkIfSparse`).
+    let compactionFloor: Int
+
+    public init(quotaBytes: Int) { self.init(quotaBytes: quotaBytes, compactionFloor: 128) }
+
+    init(quotaBytes: Int, compactionFloor: Int) {
+        self.quotaBytes = quotaBytes
+        self.compactionFloor = compactionFloor
+    }
 
     public var count: Int { slotTable.count }
 
@@ -85,16 +95,6 @@ public struct TenantPartition {
     /// The slot holding `storageKey` (by its first word, `Slot`), if any.
     func slot(of storageKey: KeyDigest) -> Int? {
         slotTable.find(storageKey.w0) { slots[$0].keyWord == storageKey.w0 }
-    }
-
-    /// Directories with entries, and own prefixes indexed: for tests of the index's upkeep.
-    var indexSizes: (directories: Int, ownPrefixes: Int) {
-        (directories.count, primariesByPrefix.count)
-    }
-
-    /// Side-table records held: for tests that removal leaves none behind.
-    var sideRecords: Int {
-        fullKeys.count + primaryOfVariant.count + tagsOfSlot.count + moreOwnPrefixes.count + wideLifetimes.count
     }
 
     /// The entry stored under `storageKey`, leaving the LRU order alone.
@@ -137,6 +137,7 @@ public struct TenantPartition {
         // it finds there to any request (an L2 directory that says otherwise is refused here).
         guard varyNames.isEmpty || storageKey != primary else { return false }
         let plain = storageKey == primary
+        shrinkIfSparse()  // before it may grow: what went since it last grew no longer holds room
         let directory = Array(prefixDigests[..<min(max(directoryPrefixes, 0), prefixDigests.count)])
         func cost(asIfEmpty: Bool = false) -> Placement {
             placement(
@@ -228,6 +229,7 @@ public struct TenantPartition {
     /// False when the variant is gone, or is removed: its charge would no longer fit 32 bits, or it
     /// no longer fits the quota alone.
     public mutating func refresh(storageKey: KeyDigest, with entry: CacheEntry) -> Bool {
+        shrinkIfSparse()  // first: it renumbers slots
         guard let slot = slot(of: storageKey) else { return false }
         let number = Int32(truncatingIfNeeded: slot)
         if slots[slot].flags.contains(.keptInFull), fullKeys[number] != storageKey { return false }

@@ -102,7 +102,7 @@ struct PartitionSlotTests {
     func sideRecordsGoWithTheirEntries(seed: UInt64) {
         struct Kind { var tagged = false, varies = false, query = false, wide = false, keptInFull = false }
         var random = SeededGenerator(seed: seed)
-        var partition = TenantPartition(quotaBytes: 40 * 600)
+        var partition = TenantPartition(quotaBytes: 40 * 600, compactionFloor: 8)  // compacted as it goes
         var model: [Int: Kind] = [:]  // storage key number → what it is
         let (directories, tags) = ([Self.key(10_000), Self.key(10_003)], [Self.key(10_001), Self.key(10_002)])
         func entry(tagged: Bool, wide: Bool, n: Int, version: UInt8, count: Int? = nil) -> CacheEntry {
