@@ -77,8 +77,8 @@ struct DigestSet {
             } else if !set.isEmpty {
                 // A set keeps its storage as members go: one that held a thousand digests and holds
                 // ten is rebuilt, so what a partition holds stays within a few times what it charges.
-                let sparse = SparseStorage.isSparse(count: set.count, capacity: set.capacity, floor: 16)
-                storage = .many(sparse ? Set(fresh: set) : set)
+                SparseStorage.shrink(&set)
+                storage = .many(set)
             }
         }
     }

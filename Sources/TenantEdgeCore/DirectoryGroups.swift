@@ -196,8 +196,8 @@ struct DirectoryGroups {
             if under.isEmpty {
                 chargedBytes -= PartitionCharges.indexKey
             } else {
-                let sparse = SparseStorage.isSparse(count: under.count, capacity: under.capacity, floor: 16)
-                groupsByPrefix[prefix] = sparse ? Set(fresh: under) : under
+                SparseStorage.shrink(&under)
+                groupsByPrefix[prefix] = under
             }
         }
         chargedBytes -= PartitionCharges.group(prefixes: prefixes.count)

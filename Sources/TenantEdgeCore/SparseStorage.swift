@@ -13,10 +13,19 @@ enum SparseStorage {
         capacity >= floor && count < capacity / 4
     }
 
+    /// Sets inside an index (a tag's members, a prefix's groups) are rebuilt from this much room on.
+    static let setFloor = 16
+
     /// Rebuilds `table` in storage sized to it when it is sparse.
     static func shrink<Key, Value>(_ table: inout [Key: Value], floor: Int) {
         guard isSparse(count: table.count, capacity: table.capacity, floor: floor) else { return }
         table = Dictionary(fresh: table)
+    }
+
+    /// Rebuilds `set` in storage sized to it when it is sparse (called as its members leave).
+    static func shrink<Member>(_ set: inout Set<Member>, floor: Int = setFloor) {
+        guard isSparse(count: set.count, capacity: set.capacity, floor: floor) else { return }
+        set = Set(fresh: set)
     }
 }
 

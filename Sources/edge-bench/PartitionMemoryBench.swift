@@ -75,7 +75,8 @@ enum PartitionMemoryBench {
         for index in partitions.indices { insert(into: index, as: plainShape) }
         let used0 = partitions.reduce(0) { $0 + $1.usedBytes }
         let rss0 = residentBytes(trimmed: reshaped)
-        let slack0 = partitions.reduce(0) { $0 + $1.slabSizes.allocated - $1.slabSizes.live }
+        func slabSlack() -> Int { partitions.reduce(0) { $0 + $1.slabSizes.allocated - $1.slabSizes.live } }
+        let slack0 = slabSlack()
         for index in partitions.indices where reshaped {
             while partitions[index].evictions == 0 { insert(into: index, as: "worst") }
         }
@@ -89,7 +90,7 @@ enum PartitionMemoryBench {
         // `reshaped`: room in slabs beyond their live records is not charged (slabs are kept at least
         // half live, docs/operations.md), and evictions between records leave some: told apart, so
         // the rest can be held to the charge. (A fresh fill leaves only the last slab's unwritten room.)
-        let slack = reshaped ? partitions.reduce(0) { $0 + $1.slabSizes.allocated - $1.slabSizes.live } - slack0 : 0
+        let slack = reshaped ? slabSlack() - slack0 : 0
         let memory = Double(rss1 - rss0 - slack) / Double(added) - Double(sealedSize)
         let charged = Double(used1 - used0) / Double(added) - Double(sealedSize)
         let verdict = memory <= charged ? "ok" : "over"
