@@ -161,6 +161,7 @@ HIT_ALLOCATION_BUDGET ?= 3
 
 # The hit-path table alone (6 systems, both sizes, ROUNDS interleaved rounds): bench/results/hit.*
 bench-hit: release secrets bench-deps
+	$(RELEASE_BUILD) --product edge-bench
 	@HIT_ONLY=1 bench/run.sh
 
 bench-failover: release secrets bench-deps

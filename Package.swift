@@ -20,6 +20,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         // Already built for async-http-client; named here for the origin's HTTPS listener.
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        // For the BoringSSL it builds (`CCryptoBoringSSL`): the AES-256-GCM of every seal and open
+        // (decision 82). OpenSSL stays for everything else.
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -46,7 +49,10 @@ let package = Package(
         // Native adapters: one file per C library, conforming to the core's ports.
         .target(
             name: "TenantEdgeNative",
-            dependencies: ["TenantEdgeCore", "COpenSSL", "CHiredis", "CMaxMindDB", "CCurl"],
+            dependencies: [
+                "TenantEdgeCore", "COpenSSL", "CHiredis", "CMaxMindDB", "CCurl",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
 

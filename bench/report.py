@@ -49,23 +49,32 @@ def cpu_table(size, servers):
           f"(nginx's {all_nginx:.2f} µs over the node's kernel {edge['cpu_system_us']:.2f} + wrk "
           f"{edge['cpu_wrk_us']:.2f} µs)")
     result = {"ceiling_vs_nginx_without_user_time": ceiling}
-    open_us = aes_open_us.get(size)
+    open_us, openssl_us = node_open_us.get(size), openssl_open_us.get(size)
     if open_us:
         with_open = all_nginx / (edge["cpu_system_us"] + edge["cpu_wrk_us"] + open_us)
-        print(f"- ceiling with only the AES-256-GCM open left as user time: {with_open:.2f} (OpenSSL opens "
-              f"{size} B in {open_us:.2f} µs on this machine, `openssl speed -aead -decrypt -evp aes-256-gcm`)")
+        reference = f"; OpenSSL 3.0 takes {openssl_us:.2f} µs, `openssl speed`" if openssl_us else ""
+        print(f"- ceiling with only the AES-256-GCM open left as user time: {with_open:.2f} (the node's cipher "
+              f"opens {size} B in {open_us:.2f} µs on this machine, `edge-bench aead-open`{reference})")
         result.update({"aes_gcm_open_us": open_us, "ceiling_vs_nginx_with_only_the_open": with_open})
+    if openssl_us:
+        result["openssl_aes_gcm_open_us"] = openssl_us
     print()
     return result
 
-# µs OpenSSL takes to open one body of each size, from `openssl speed` (run.sh; kB/s as it prints them).
-aes_open_us = {}
+# µs to open one body of each size (run.sh): by the node's own cipher (`edge-bench aead-open`, BoringSSL) and by
+# the system's OpenSSL (`openssl speed`, kB/s as it prints them). A 0 is a figure that was not measured.
+node_open_us, openssl_open_us = {}, {}
 aes_path = os.environ.get("AES_SPEED_TSV")
 if aes_path and os.path.exists(aes_path):
     for line in open(aes_path):
-        size_text, kbytes = (line.split("\t") + [""])[:2]
-        if size_text.strip() and kbytes.strip() and float(kbytes) > 0:
-            aes_open_us[int(size_text)] = int(size_text) / (float(kbytes) * 1000) * 1e6
+        size_text, kbytes, node_us = (line.rstrip("\n").split("\t") + ["", ""])[:3]
+        if not size_text.strip():
+            continue
+        size = int(size_text)
+        if kbytes.strip() and float(kbytes) > 0:
+            openssl_open_us[size] = size / (float(kbytes) * 1000) * 1e6
+        if node_us.strip() and float(node_us) > 0:
+            node_open_us[size] = float(node_us)
 
 summary = {"rounds": int(rounds), "duration": duration, "keys": int(keys), "sizes": {}}
 print(f"# Hit path: wrk -t2 -c64 -d{duration}, {keys} keys, {rounds} interleaved rounds, medians\n")

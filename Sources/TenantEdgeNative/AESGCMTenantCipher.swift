@@ -2,31 +2,30 @@ internal import COpenSSL
 import Synchronization
 import TenantEdgeCore
 
-/// A tenant's cipher over OpenSSL: AES-256-GCM sealing and HMAC-SHA256 digests, with keys derived
-/// by HKDF from the tenant key of each version.
+/// A tenant's cipher: AES-256-GCM sealing (BoringSSL, `AESGCMKey`) and HMAC-SHA256 digests
+/// (OpenSSL), with keys derived by HKDF from the tenant key of each version.
 ///
 /// Sealed layout: `version u32 | nonce 12 | ciphertext | tag 16`; the GCM associated data is the
 /// caller's AAD followed by the version, so the version cannot be swapped either.
 ///
-/// Speed: the cipher is fetched once and every context is keyed once. Each worker lane (event loop)
-/// keeps its own keyed context per key version and direction, so a hit sets only the nonce and
-/// takes no lock; threads without a lane use a small locked pool (the notes measured a fresh
-/// context per hit at about 25 % of hit throughput).
+/// Speed: each version's key is scheduled once, and every thread seals and opens with that one
+/// context, without a lock (a fresh context per hit once cost about 25 % of hit throughput).
 public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
-    // @unchecked: `cipher` and `versions` are immutable after init; lane contexts are used by their
-    // own thread only, pooled ones by the one thread that popped them.
+    // @unchecked: every stored property is immutable after init, and `AESGCMKey` is read-only.
     public let keyVersion: UInt32
     public var encrypts: Bool { true }
 
-    private static let nonceCount = 12
-    private static let tagCount = 16
+    private static let nonceCount = AESGCMKey.nonceCount
+    private static let tagCount = AESGCMKey.tagCount
     private static let headerCount = 4 + nonceCount
+    /// Associated data up to this size is joined with the version on the stack (BoringSSL takes
+    /// it in one piece); a larger one, which no caller sends, on the heap.
+    private static let stackAADBytes = 512
 
-    private let cipher: OpaquePointer
     private let digester: HMACSHA256
-    private let versions: [UInt32: KeyedContexts]
+    private let versions: [UInt32: AESGCMKey]
     /// `versions[keyVersion]`, without the dictionary lookup: what every seal and most opens use.
-    private let current: KeyedContexts
+    private let current: AESGCMKey
 
     /// - Parameters:
     ///   - keys: tenant data keys by version (32 bytes each); the highest is current.
@@ -36,33 +35,20 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
         guard let currentVersion = keys.keys.max(), let currentKey = keys[currentVersion] else {
             throw EdgeError(.cryptoFailure, "a tenant cipher needs at least one key version")
         }
-        guard let fetched = EVP_CIPHER_fetch(nil, "AES-256-GCM", nil) else {
-            throw OpenSSL.failure("EVP_CIPHER_fetch(AES-256-GCM)")
-        }
-        cipher = fetched
         keyVersion = currentVersion
-        var derived: [UInt32: KeyedContexts] = [:]
-        do throws(EdgeError) {
-            for (version, key) in keys {
-                guard key.count == 32 else {
-                    throw EdgeError(.cryptoFailure, "tenant key version \(version) is not 32 bytes")
-                }
-                derived[version] = KeyedContexts(
-                    cipher: fetched, aeadKey: try OpenSSL.hkdf(key: key, salt: [], info: Array("te-aead-v1".utf8)))
+        var derived: [UInt32: AESGCMKey] = [:]
+        for (version, key) in keys {
+            guard key.count == 32 else {
+                throw EdgeError(.cryptoFailure, "tenant key version \(version) is not 32 bytes")
             }
-            digester = try HMACSHA256(
-                key: OpenSSL.hkdf(key: namingKey ?? currentKey, salt: [], info: Array("te-digest-v1".utf8)))
-        } catch {
-            derived.removeAll()  // their contexts are freed before the cipher they were made with
-            EVP_CIPHER_free(fetched)
-            throw error
+            var aeadKey = try OpenSSL.hkdf(key: key, salt: [], info: Array("te-aead-v1".utf8))
+            defer { OpenSSL.cleanse(&aeadKey) }
+            derived[version] = try AESGCMKey(aeadKey)
         }
+        digester = try HMACSHA256(
+            key: OpenSSL.hkdf(key: namingKey ?? currentKey, salt: [], info: Array("te-digest-v1".utf8)))
         versions = derived
         current = derived[currentVersion]!  // inserted above: the loop covers every version
-    }
-
-    deinit {
-        EVP_CIPHER_free(cipher)  // reference counted: the contexts made with it keep it alive until freed
     }
 
     public func digest(_ text: String) -> KeyDigest { digester.mac(text) }
@@ -82,31 +68,18 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
         out[2] = UInt8((keyVersion >> 8) & 0xFF)
         out[3] = UInt8(keyVersion & 0xFF)
         out.replaceSubrange(4..<Self.headerCount, with: nonce)
-        let ok = try current.withContext(encrypt: true) { context in
-            out.withUnsafeMutableBytes { output -> Bool in
-                let base = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                var length: Int32 = 0
-                guard EVP_EncryptInit_ex2(context, nil, nil, base + 4, nil) == 1 else { return false }
-                // The associated data is the caller's AAD, then the version (GCM takes it in parts).
-                guard
-                    aad.withUnsafeBufferPointer({
-                        EVP_EncryptUpdate(context, nil, &length, $0.baseAddress, Int32($0.count))
-                    }) == 1, EVP_EncryptUpdate(context, nil, &length, base, 4) == 1
-                else { return false }
-                guard
-                    plaintext.withUnsafeBufferPointer({
-                        EVP_EncryptUpdate(context, base + Self.headerCount, &length, $0.baseAddress, Int32($0.count))
-                    }) == 1
-                else { return false }
-                guard EVP_EncryptFinal_ex(context, base + Self.headerCount + Int(length), &length) == 1 else {
-                    return false
+        let ok = aad.withUnsafeBytes { aad in
+            withVersionedAAD(aad, version: keyVersion) { fullAAD in
+                out.withUnsafeMutableBytes { output in
+                    plaintext.withUnsafeBytes { plaintext in
+                        current.seal(
+                            nonce: UnsafeRawBufferPointer(rebasing: output[4..<Self.headerCount]), plaintext: plaintext,
+                            aad: fullAAD, into: UnsafeMutableRawBufferPointer(rebasing: output[Self.headerCount...]))
+                    }
                 }
-                return EVP_CIPHER_CTX_ctrl(
-                    context, EVP_CTRL_GCM_GET_TAG, Int32(Self.tagCount),
-                    base + Self.headerCount + plaintext.count) == 1
             }
         }
-        try OpenSSL.check(ok, "AES-256-GCM seal")
+        guard ok else { throw EdgeError(.cryptoFailure, "BoringSSL AES-256-GCM seal failed") }
         return out
     }
 
@@ -115,37 +88,42 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
         into output: UnsafeMutableRawBufferPointer
     ) throws(EdgeError) -> Int {
         // A record is never empty: a zero count would also leave `output` without an address.
-        guard let count = plaintextCount(ofSealedCount: sealed.count), count > 0, output.count >= count,
-            let input = sealed.baseAddress?.assumingMemoryBound(to: UInt8.self),
-            let target = output.baseAddress?.assumingMemoryBound(to: UInt8.self)
-        else {
+        guard let count = plaintextCount(ofSealedCount: sealed.count), count > 0, output.count >= count else {
             throw EdgeError(.decryptFailed, "sealed value is malformed")
         }
         let version = UInt32(sealed[0]) << 24 | UInt32(sealed[1]) << 16 | UInt32(sealed[2]) << 8 | UInt32(sealed[3])
         guard let keys = version == keyVersion ? current : versions[version] else {
             throw EdgeError(.decryptFailed, "entry sealed under key version \(version), which this node does not hold")
         }
-        let ok = try keys.withContext(encrypt: false) { context -> Bool in
-            var length: Int32 = 0
-            guard EVP_DecryptInit_ex2(context, nil, nil, input + 4, nil) == 1 else { return false }
-            guard
-                EVP_DecryptUpdate(
-                    context, nil, &length, aad.baseAddress?.assumingMemoryBound(to: UInt8.self), Int32(aad.count))
-                    == 1, EVP_DecryptUpdate(context, nil, &length, input, 4) == 1
-            else { return false }
-            guard EVP_DecryptUpdate(context, target, &length, input + Self.headerCount, Int32(count)) == 1 else {
-                return false
-            }
-            let tag = UnsafeMutableRawPointer(mutating: input + Self.headerCount + count)
-            guard EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, Int32(Self.tagCount), tag) == 1 else {
-                return false
-            }
-            return EVP_DecryptFinal_ex(context, target + Int(length), &length) == 1
+        let opened = withVersionedAAD(aad, version: version) { fullAAD in
+            keys.open(
+                nonce: UnsafeRawBufferPointer(rebasing: sealed[4..<Self.headerCount]),
+                sealed: UnsafeRawBufferPointer(rebasing: sealed[Self.headerCount...]), aad: fullAAD, into: output)
         }
-        guard ok else {
-            ERR_clear_error()  // a failed tag check leaves an error on this thread's queue
+        guard opened == count else {
             throw EdgeError(.decryptFailed, "entry failed authentication: changed, moved, or sealed under another key")
         }
         return count
+    }
+
+    /// Runs `body` with the associated data GCM binds: the caller's, then the version (4 bytes, big
+    /// endian), joined in one buffer.
+    private func withVersionedAAD<Result>(
+        _ aad: UnsafeRawBufferPointer, version: UInt32, _ body: (UnsafeRawBufferPointer) -> Result
+    ) -> Result {
+        let count = aad.count + 4
+        func fill(_ buffer: UnsafeMutableRawBufferPointer) -> Result {
+            if aad.count > 0 { buffer.copyMemory(from: aad) }
+            withUnsafeBytes(of: version.bigEndian) {
+                UnsafeMutableRawBufferPointer(rebasing: buffer[aad.count...]).copyMemory(from: $0)
+            }
+            return body(UnsafeRawBufferPointer(buffer))
+        }
+        if count <= Self.stackAADBytes {
+            return withUnsafeTemporaryAllocation(byteCount: count, alignment: 8) { fill($0) }
+        }
+        let heap = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 8)
+        defer { heap.deallocate() }
+        return fill(heap)
     }
 }

@@ -2,9 +2,8 @@ internal import COpenSSL
 import Synchronization
 import TenantEdgeCore
 
-/// Everything TenantEdge needs from libcrypto (OpenSSL 3): AES-256-GCM sealing with reused,
-/// pre-keyed contexts, HMAC-SHA256 from precomputed SHA-256 states, HKDF-SHA256, SHA-256 and random
-/// bytes.
+/// Everything TenantEdge needs from libcrypto (OpenSSL 3) but AES-256-GCM (`AESGCMKey`, BoringSSL):
+/// HMAC-SHA256 from precomputed SHA-256 states, HKDF-SHA256, SHA-256 and random bytes.
 /// Unsafe pointers stay inside this file; C failures become `EdgeError` in `check`.
 public enum OpenSSL {
     /// Cryptographically strong random bytes.
@@ -15,6 +14,11 @@ public enum OpenSSL {
         }
         try check(ok == 1, "RAND_bytes")
         return out
+    }
+
+    /// Overwrites secret bytes (a derived key) before their memory goes back to the allocator.
+    public static func cleanse(_ bytes: inout [UInt8]) {
+        bytes.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
     }
 
     /// SHA-256 of `data` (admin token digests, audit chain).

@@ -12,6 +12,7 @@ enum EdgeBench {
         case "erasure": try await ErasureBench.run(arguments)
         case "geo-lookups": try GeoLookupBench.run(arguments)
         case "partition-memory": try PartitionMemoryBench.run(arguments)
+        case "aead-open": try AEADOpenBench.run(arguments)
         default: usage()
         }
     }
@@ -27,6 +28,7 @@ enum EdgeBench {
                        edge-bench geo-lookups MMDB [SECONDS] [WORKING_SET]
                        edge-bench partition-memory SHAPE [PARTITIONS] [PER_PARTITION]
                          (SHAPE: plain, query, tags, wide, variant, directory or worst)
+                       edge-bench aead-open SIZE [SECONDS]
 
                 """.utf8))
         exit(2)

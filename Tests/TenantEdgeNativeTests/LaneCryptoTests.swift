@@ -4,8 +4,8 @@ import Testing
 
 @testable import TenantEdgeNative
 
-/// The hit path's crypto on a worker lane (cipher contexts kept per event loop and re-initialised per
-/// use; HMAC states shared and only read) must give exactly what the shared path gives, every time,
+/// The hit path's crypto on a worker lane (one AES-GCM context per key version and HMAC states,
+/// shared by every thread and only read) must give exactly what any other thread gets, every time,
 /// and the digest of a domain-prefixed
 /// target must be the one the concatenated string always had (entries already in Redis keep their names).
 @Suite struct LaneCryptoTests {
@@ -41,14 +41,14 @@ import Testing
         let aad = Array("te:acme:http:binding".utf8)
         let sealed = try onLane { try cipher.seal(Array("secret body".utf8), aad: aad) }
         #expect(try cipher.open(sealed, aad: aad) == Array("secret body".utf8))
-        for _ in 0..<3 {  // the lane's context is reused: every open sets its own nonce and tag
+        for _ in 0..<3 {  // the context is reused: every open brings its own nonce and tag
             #expect(try onLane { try cipher.open(sealed, aad: aad) } == Array("secret body".utf8))
         }
         var changed = aad
         changed[changed.count - 1] ^= 1
         let moved = changed
         #expect(throws: EdgeError.self) { try onLane { try cipher.open(sealed, aad: moved) } }
-        // The failed open left the lane's context usable.
+        // The failed open left the context usable.
         #expect(try onLane { try cipher.open(sealed, aad: aad) } == Array("secret body".utf8))
     }
 }

@@ -72,7 +72,7 @@ struct OpenSSLCryptoTests {
         #expect(try both.open(old, aad: []) == [1, 2, 3])
     }
 
-    @Test func concurrentSealAndOpenShareThePoolSafely() async throws {
+    @Test func concurrentSealAndOpenShareOneContextSafely() async throws {
         let cipher = try Self.cipher(3)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for task in 0..<8 {
