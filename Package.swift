@@ -46,13 +46,19 @@ let package = Package(
         // Pure logic: no sockets, no C.
         .target(name: "TenantEdgeCore", swiftSettings: strict),
 
+        // BoringSSL's AES-256-GCM, as swift-crypto builds it (decision 82). A target of its own: its
+        // headers and the system OpenSSL's declare the same C structs differently, and one Swift
+        // module cannot import both.
+        .target(
+            name: "TenantEdgeBoringSSL",
+            dependencies: ["TenantEdgeCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+
         // Native adapters: one file per C library, conforming to the core's ports.
         .target(
             name: "TenantEdgeNative",
-            dependencies: [
-                "TenantEdgeCore", "COpenSSL", "CHiredis", "CMaxMindDB", "CCurl",
-                .product(name: "Crypto", package: "swift-crypto"),
-            ],
+            dependencies: ["TenantEdgeCore", "TenantEdgeBoringSSL", "COpenSSL", "CHiredis", "CMaxMindDB", "CCurl"],
             swiftSettings: strict
         ),
 
@@ -190,6 +196,11 @@ let package = Package(
         // One test target per product target; the node's harness (a node, an upstream, raw sockets,
         // Redis) is shared through TenantEdgeTestSupport, built only for the tests.
         .testTarget(name: "TenantEdgeCoreTests", dependencies: ["TenantEdgeCore"], swiftSettings: strict),
+        .testTarget(
+            name: "TenantEdgeBoringSSLTests",
+            dependencies: ["TenantEdgeBoringSSL", "TenantEdgeNative", "TenantEdgeCore"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "TenantEdgeNativeTests",
             dependencies: ["TenantEdgeNative", "TenantEdgeCore", "COpenSSL"],

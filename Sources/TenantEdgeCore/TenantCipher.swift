@@ -1,5 +1,6 @@
 /// The port through which the core seals, opens and digests a tenant's cache data. The real
-/// implementation is OpenSSL (AES-256-GCM, HMAC-SHA256) in TenantEdgeNative; the core only needs
+/// implementation is `AESGCMTenantCipher` in TenantEdgeNative (AES-256-GCM through BoringSSL,
+/// HMAC-SHA256 through OpenSSL); the core only needs
 /// the guarantees: `open` fails for anything not sealed by this tenant key with the same AAD, and
 /// `digest` is a keyed function unguessable without the tenant key.
 public protocol TenantCipher: Sendable {

@@ -1,5 +1,4 @@
-internal import COpenSSL
-import Synchronization
+import TenantEdgeBoringSSL
 import TenantEdgeCore
 
 /// A tenant's cipher: AES-256-GCM sealing (BoringSSL, `AESGCMKey`) and HMAC-SHA256 digests
@@ -18,10 +17,6 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
     private static let nonceCount = AESGCMKey.nonceCount
     private static let tagCount = AESGCMKey.tagCount
     private static let headerCount = 4 + nonceCount
-    /// Associated data up to this size is joined with the version on the stack (BoringSSL takes
-    /// it in one piece); a larger one, which no caller sends, on the heap.
-    private static let stackAADBytes = 512
-
     private let digester: HMACSHA256
     private let versions: [UInt32: AESGCMKey]
     /// `versions[keyVersion]`, without the dictionary lookup: what every seal and most opens use.
@@ -45,8 +40,9 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
             defer { OpenSSL.cleanse(&aeadKey) }
             derived[version] = try AESGCMKey(aeadKey)
         }
-        digester = try HMACSHA256(
-            key: OpenSSL.hkdf(key: namingKey ?? currentKey, salt: [], info: Array("te-digest-v1".utf8)))
+        var digestKey = try OpenSSL.hkdf(key: namingKey ?? currentKey, salt: [], info: Array("te-digest-v1".utf8))
+        defer { OpenSSL.cleanse(&digestKey) }
+        digester = try HMACSHA256(key: digestKey)
         versions = derived
         current = derived[currentVersion]!  // inserted above: the loop covers every version
     }
@@ -68,18 +64,21 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
         out[2] = UInt8((keyVersion >> 8) & 0xFF)
         out[3] = UInt8(keyVersion & 0xFF)
         out.replaceSubrange(4..<Self.headerCount, with: nonce)
-        let ok = aad.withUnsafeBytes { aad in
+        let sealed = aad.withUnsafeBytes { aad in
             withVersionedAAD(aad, version: keyVersion) { fullAAD in
                 out.withUnsafeMutableBytes { output in
                     plaintext.withUnsafeBytes { plaintext in
-                        current.seal(
-                            nonce: UnsafeRawBufferPointer(rebasing: output[4..<Self.headerCount]), plaintext: plaintext,
-                            aad: fullAAD, into: UnsafeMutableRawBufferPointer(rebasing: output[Self.headerCount...]))
+                        Result { () throws(EdgeError) in
+                            try current.seal(
+                                nonce: UnsafeRawBufferPointer(rebasing: output[4..<Self.headerCount]),
+                                plaintext: plaintext, aad: fullAAD,
+                                into: UnsafeMutableRawBufferPointer(rebasing: output[Self.headerCount...]))
+                        }
                     }
                 }
             }
         }
-        guard ok else { throw EdgeError(.cryptoFailure, "BoringSSL AES-256-GCM seal failed") }
+        try sealed.get()
         return out
     }
 
@@ -92,11 +91,11 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
             throw EdgeError(.decryptFailed, "sealed value is malformed")
         }
         let version = UInt32(sealed[0]) << 24 | UInt32(sealed[1]) << 16 | UInt32(sealed[2]) << 8 | UInt32(sealed[3])
-        guard let keys = version == keyVersion ? current : versions[version] else {
+        guard let key = version == keyVersion ? current : versions[version] else {
             throw EdgeError(.decryptFailed, "entry sealed under key version \(version), which this node does not hold")
         }
         let opened = withVersionedAAD(aad, version: version) { fullAAD in
-            keys.open(
+            key.open(
                 nonce: UnsafeRawBufferPointer(rebasing: sealed[4..<Self.headerCount]),
                 sealed: UnsafeRawBufferPointer(rebasing: sealed[Self.headerCount...]), aad: fullAAD, into: output)
         }
@@ -107,23 +106,19 @@ public final class AESGCMTenantCipher: TenantCipher, @unchecked Sendable {
     }
 
     /// Runs `body` with the associated data GCM binds: the caller's, then the version (4 bytes, big
-    /// endian), joined in one buffer.
-    private func withVersionedAAD<Result>(
-        _ aad: UnsafeRawBufferPointer, version: UInt32, _ body: (UnsafeRawBufferPointer) -> Result
-    ) -> Result {
-        let count = aad.count + 4
-        func fill(_ buffer: UnsafeMutableRawBufferPointer) -> Result {
+    /// endian), joined in one buffer (BoringSSL takes it in one piece). A hit's is about 110 bytes,
+    /// 32 more a tag; the standard library keeps it on the stack and moves to the heap only for a
+    /// size the stack cannot take.
+    private func withVersionedAAD<Value, Failure: Error>(
+        _ aad: UnsafeRawBufferPointer, version: UInt32, _ body: (UnsafeRawBufferPointer) throws(Failure) -> Value
+    ) throws(Failure) -> Value {
+        let joined = withUnsafeTemporaryAllocation(byteCount: aad.count + 4, alignment: 8) { buffer in
             if aad.count > 0 { buffer.copyMemory(from: aad) }
             withUnsafeBytes(of: version.bigEndian) {
                 UnsafeMutableRawBufferPointer(rebasing: buffer[aad.count...]).copyMemory(from: $0)
             }
-            return body(UnsafeRawBufferPointer(buffer))
+            return Result { () throws(Failure) -> Value in try body(UnsafeRawBufferPointer(buffer)) }
         }
-        if count <= Self.stackAADBytes {
-            return withUnsafeTemporaryAllocation(byteCount: count, alignment: 8) { fill($0) }
-        }
-        let heap = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 8)
-        defer { heap.deallocate() }
-        return fill(heap)
+        return try joined.get()
     }
 }

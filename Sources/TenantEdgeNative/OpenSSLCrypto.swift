@@ -2,8 +2,9 @@ internal import COpenSSL
 import Synchronization
 import TenantEdgeCore
 
-/// Everything TenantEdge needs from libcrypto (OpenSSL 3) but AES-256-GCM (`AESGCMKey`, BoringSSL):
-/// HMAC-SHA256 from precomputed SHA-256 states, HKDF-SHA256, SHA-256 and random bytes.
+/// Everything TenantEdge needs from libcrypto (OpenSSL 3) but the tenant cipher's AES-256-GCM
+/// (`AESGCMKey`, BoringSSL): HMAC-SHA256 from precomputed SHA-256 states, HKDF-SHA256, SHA-256 and
+/// random bytes (key wrapping, `KeyWrap`, is OpenSSL's AES-256-GCM too).
 /// Unsafe pointers stay inside this file; C failures become `EdgeError` in `check`.
 public enum OpenSSL {
     /// Cryptographically strong random bytes.
@@ -16,7 +17,8 @@ public enum OpenSSL {
         return out
     }
 
-    /// Overwrites secret bytes (a derived key) before their memory goes back to the allocator.
+    /// Overwrites secret bytes (a derived key) before their memory goes back to the allocator. Only
+    /// for an array this code alone holds: a shared one is copied on write, and the copy is wiped.
     public static func cleanse(_ bytes: inout [UInt8]) {
         bytes.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
     }

@@ -49,7 +49,7 @@ public final class EdgeNode: Sendable {
         extraServices: [any Service] = []
     ) async throws -> EdgeNode {
         let runtime = try EdgeRuntime(config: config, group: group, registry: registry, logger: logger, clock: clock)
-        // Each event loop takes a worker lane, so the hit path's counters and cipher contexts are its own.
+        // Each event loop takes a worker lane, so the hit path's counters and buffers are its own.
         for loop in group.makeIterator() { _ = try? await loop.submit { WorkerLane.claim() }.get() }
         let bundles: ConfigBundleGate
         let feed: InvalidationFeed?

@@ -15,7 +15,9 @@ enum AEADOpenBench {
         }
         let seconds = arguments.count > 3 ? Double(arguments[3]) ?? 2 : 2
         let cipher = try AESGCMTenantCipher(keys: [1: OpenSSL.randomBytes(32)])
-        let aad = Array("te:bench:http:".utf8) + (try OpenSSL.randomBytes(32 + 56))
+        // As `TenantCache.open` lays it out: the tenant prefix, the storage digest, an untagged
+        // entry's 60-byte header.
+        let aad = Array("te:bench:http:".utf8) + (try OpenSSL.randomBytes(32 + 60))
         let sealed = try cipher.seal(OpenSSL.randomBytes(size), aad: aad)
         var output = [UInt8](repeating: 0, count: size)
         var failed = 0

@@ -4,10 +4,10 @@ import Testing
 
 @testable import TenantEdgeNative
 
-/// The hit path's crypto on a worker lane (one AES-GCM context per key version and HMAC states,
+/// The hit path's crypto on a worker lane (one AES-GCM context per key version and the HMAC states,
 /// shared by every thread and only read) must give exactly what any other thread gets, every time,
-/// and the digest of a domain-prefixed
-/// target must be the one the concatenated string always had (entries already in Redis keep their names).
+/// and the digest of a domain-prefixed target must be the one the concatenated string always had
+/// (entries already in Redis keep their names).
 @Suite struct LaneCryptoTests {
     /// Runs `body` on a thread that holds a worker lane.
     private func onLane<Result: Sendable>(_ body: @Sendable () throws -> Result) rethrows -> Result {

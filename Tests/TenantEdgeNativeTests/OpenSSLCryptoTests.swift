@@ -3,7 +3,7 @@ import Testing
 
 @testable import TenantEdgeNative
 
-@Suite("OpenSSL: digests, HKDF, HMAC and AES-256-GCM")
+@Suite("OpenSSL: digests, HKDF, HMAC; the tenant cipher")
 struct OpenSSLCryptoTests {
     static func hex(_ bytes: [UInt8]) -> String { Hex.encode(bytes) }
 

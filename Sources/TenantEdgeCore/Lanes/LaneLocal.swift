@@ -1,10 +1,9 @@
 /// One value per worker lane, made on the lane's first use and then used by that lane's thread
-/// alone, without a lock: a per-event-loop cipher context, say. Threads without a lane get nil from
-/// `withValue` and use their caller's shared fallback.
+/// alone, without a lock: a per-event-loop response buffer or digest memo, say. Threads without a
+/// lane get nil from `withValue` and use their caller's shared fallback.
 ///
 /// `@unchecked Sendable`: slot `i` is only ever read or written by the thread that holds lane `i`
-/// (`WorkerLane` never hands a lane to two threads); `madeValues` is for `deinit`-time cleanup, when
-/// no thread uses the value any more.
+/// (`WorkerLane` never hands a lane to two threads).
 public final class LaneLocal<Value>: @unchecked Sendable {
     @usableFromInline let slots: UnsafeMutablePointer<Value?>
 
@@ -31,7 +30,4 @@ public final class LaneLocal<Value>: @unchecked Sendable {
         // Specialised where it is used (inlinable), so a hit pays no generic metadata lookups.
         return try body(&slot.pointee!)
     }
-
-    /// Every value made so far; only when no lane can be using them (a `deinit`).
-    public var madeValues: [Value] { (0..<WorkerLane.capacity).compactMap { slots[$0] } }
 }

@@ -7,7 +7,7 @@ import Synchronization
 #endif
 
 /// Which lane the calling thread is: a small index that each event loop thread claims once, so
-/// hit-path state (cipher contexts, counters) can be kept per event loop and touched by no
+/// hit-path state (counters, histograms, buffers) can be kept per event loop and touched by no
 /// other core. A thread without a lane (a test's own thread, the cooperative pool, a libcurl queue)
 /// gets `nil` and uses the shared, locked fallback of whatever it calls.
 ///

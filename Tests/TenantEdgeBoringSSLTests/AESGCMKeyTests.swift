@@ -1,14 +1,15 @@
-import COpenSSL
+import TenantEdgeBoringSSL
 import TenantEdgeCore
+import TenantEdgeNative
 import Testing
-
-@testable import TenantEdgeNative
 
 /// AES-256-GCM through BoringSSL (`AESGCMKey`) must be the AES-256-GCM OpenSSL wrote before it:
 /// entries already in Redis, sealed by nodes of an earlier release, open on a new one, and the
 /// other way round while a fleet is half upgraded. Checked against the GCM specification's vector
 /// and, byte for byte at lengths around every block and chunk size BoringSSL's code paths switch
-/// at, against OpenSSL's EVP interface.
+/// at, against OpenSSL's (through `KeyWrap`, the node's one-shot OpenSSL AES-256-GCM, which lays
+/// out `nonce | ciphertext | tag`). A test module of its own: the system OpenSSL's headers and
+/// BoringSSL's cannot be imported into one module.
 @Suite("AES-256-GCM: BoringSSL against the specification and OpenSSL")
 struct AESGCMKeyTests {
     /// The GCM specification's test case 16 (AES-256, 96-bit IV, 60-byte plaintext, 20-byte AAD).
@@ -24,8 +25,7 @@ struct AESGCMKeyTests {
             + "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662"
             + "76fc6ece0f4e1768cddf8853bb2d551b"
         var sealed = [UInt8](repeating: 0, count: plaintext.count + 16)
-        let ok = Self.seal(key, nonce: nonce, plaintext: plaintext, aad: aad, into: &sealed)
-        #expect(ok)
+        try Self.seal(key, nonce: nonce, plaintext: plaintext, aad: aad, into: &sealed)
         #expect(Hex.encode(sealed) == expected)
         #expect(Self.open(key, nonce: nonce, sealed: sealed, aad: aad) == plaintext)
     }
@@ -33,28 +33,37 @@ struct AESGCMKeyTests {
     @Test func opensWhatOpenSSLSealedAndOpenSSLOpensWhatItSealed() throws {
         let keyBytes = try OpenSSL.randomBytes(32)
         let key = try AESGCMKey(keyBytes)
-        var lengths = Array(0...600)
-        lengths += [1023, 1024, 1025, 4095, 4096, 4097, 16383, 16384, 16385, 65536 + 17]
+        // KeyWrap opens nothing shorter than one byte of body.
+        var lengths = Array(1...600)
+        // BoringSSL hashes in 3 KiB chunks and its AVX-512 code takes 512-byte strides.
+        lengths += [1023, 1024, 1025, 3071, 3072, 3073, 4095, 4096, 4097, 16383, 16384, 16385, 65536 + 17]
         for length in lengths {
             let plaintext = try OpenSSL.randomBytes(length)
-            let nonce = try OpenSSL.randomBytes(12)
             let aad = try OpenSSL.randomBytes(length % 97)
-            let byOpenSSL = try #require(Self.openSSLSeal(key: keyBytes, nonce: nonce, plaintext: plaintext, aad: aad))
+            let byOpenSSL = try KeyWrap.seal(plaintext, kek: keyBytes, aad: aad)
+            let nonce = Array(byOpenSSL.prefix(12))
+            #expect(Self.open(key, nonce: nonce, sealed: Array(byOpenSSL.dropFirst(12)), aad: aad) == plaintext)
             var byBoring = [UInt8](repeating: 0, count: length + 16)
-            let sealed = Self.seal(key, nonce: nonce, plaintext: plaintext, aad: aad, into: &byBoring)
-            #expect(sealed)
-            #expect(byBoring == byOpenSSL, "length \(length)")
-            #expect(Self.open(key, nonce: nonce, sealed: byOpenSSL, aad: aad) == plaintext, "length \(length)")
-            #expect(Self.openSSLOpen(key: keyBytes, nonce: nonce, sealed: byBoring, aad: aad) == plaintext)
+            try Self.seal(key, nonce: nonce, plaintext: plaintext, aad: aad, into: &byBoring)
+            #expect(nonce + byBoring == byOpenSSL, "length \(length)")
+            #expect(KeyWrap.open(nonce + byBoring, kek: keyBytes, aad: aad) == plaintext, "length \(length)")
         }
+        var empty = [UInt8](repeating: 0, count: 16)
+        let nonce = try OpenSSL.randomBytes(12)
+        try Self.seal(key, nonce: nonce, plaintext: [], aad: [5], into: &empty)
+        #expect(try KeyWrap.seal([], kek: keyBytes, aad: [5]).count == 28)
+        #expect(Self.open(key, nonce: nonce, sealed: empty, aad: [6]) == nil, "an empty body's tag still binds the AAD")
     }
 
     @Test func refusesAChangedTagNonceOrAADAndBadSizes() throws {
         let key = try AESGCMKey(OpenSSL.randomBytes(32))
         let nonce = try OpenSSL.randomBytes(12)
         var sealed = [UInt8](repeating: 0, count: 40)
-        let ok = Self.seal(key, nonce: nonce, plaintext: [UInt8](repeating: 7, count: 24), aad: [1], into: &sealed)
-        #expect(ok)
+        try Self.seal(key, nonce: nonce, plaintext: [UInt8](repeating: 7, count: 24), aad: [1], into: &sealed)
+        var wrongSize = [UInt8](repeating: 0, count: 39)
+        #expect(throws: EdgeError.self) {
+            try Self.seal(key, nonce: nonce, plaintext: [UInt8](repeating: 7, count: 24), aad: [1], into: &wrongSize)
+        }
         for index in sealed.indices {
             var changed = sealed
             changed[index] ^= 0x80
@@ -95,18 +104,43 @@ struct AESGCMKeyTests {
         let aad = Array("te:acme:http:binding".utf8)
         let boundAAD = aad + [0, 0, 0, 7]
         let plaintext = try OpenSSL.randomBytes(1500)
-        let nonce = try OpenSSL.randomBytes(12)
-        let body = try #require(Self.openSSLSeal(key: aeadKey, nonce: nonce, plaintext: plaintext, aad: boundAAD))
-        #expect(try cipher.open([0, 0, 0, 7] + nonce + body, aad: aad) == plaintext)
-        #expect(throws: EdgeError.self) { try cipher.open([0, 0, 0, 7] + nonce + body, aad: boundAAD) }
+        let byOpenSSL = try KeyWrap.seal(plaintext, kek: aeadKey, aad: boundAAD)  // nonce | ciphertext | tag
+        #expect(try cipher.open([0, 0, 0, 7] + byOpenSSL, aad: aad) == plaintext)
+        #expect(throws: EdgeError.self) { try cipher.open([0, 0, 0, 7] + byOpenSSL, aad: boundAAD) }
 
         let sealed = try cipher.seal(plaintext, aad: aad)
         #expect(Array(sealed.prefix(4)) == [0, 0, 0, 7])
-        let opened = Self.openSSLOpen(
-            key: aeadKey, nonce: Array(sealed[4..<16]), sealed: Array(sealed[16...]), aad: boundAAD)
-        #expect(opened == plaintext)
-        #expect(
-            Self.openSSLOpen(key: aeadKey, nonce: Array(sealed[4..<16]), sealed: Array(sealed[16...]), aad: aad) == nil)
+        #expect(KeyWrap.open(Array(sealed.dropFirst(4)), kek: aeadKey, aad: boundAAD) == plaintext)
+        #expect(KeyWrap.open(Array(sealed.dropFirst(4)), kek: aeadKey, aad: aad) == nil)
+    }
+
+    /// A value read back from Redis can be any length: everything too short to hold a version, a
+    /// nonce, one byte and a tag is refused as malformed, never read past its end.
+    @Test func aTenantCipherRefusesEveryTooShortValue() throws {
+        let cipher = try AESGCMTenantCipher(keys: [1: OpenSSL.randomBytes(32)])
+        let sealed = try cipher.seal([42], aad: [1])
+        #expect(sealed.count == 33)
+        #expect(try cipher.open(sealed, aad: [1]) == [42])
+        for length in [0, 1, 3, 4, 5, 15, 16, 17, 31, 32] {
+            let short = Array(sealed.prefix(length))
+            #expect(throws: EdgeError.self, "length \(length)") { try cipher.open(short, aad: [1]) }
+        }
+    }
+
+    /// The associated data grows by 32 bytes a tag; a long one is joined with the version as a
+    /// short one is (on the heap past what the stack takes).
+    @Test func longAssociatedDataSealsAndOpens() throws {
+        let cipher = try AESGCMTenantCipher(keys: [3: OpenSSL.randomBytes(32)])
+        for count in [0, 1, 511, 512, 513, 1020, 1021, 2200, 70_000] {
+            let aad = try OpenSSL.randomBytes(count)
+            let sealed = try cipher.seal(Array("tagged body".utf8), aad: aad)
+            #expect(try cipher.open(sealed, aad: aad) == Array("tagged body".utf8), "aad \(count)")
+            var changed = aad + [0]
+            changed.removeLast()
+            if count > 0 { changed[count - 1] ^= 1 } else { changed = [0] }
+            let moved = changed
+            #expect(throws: EdgeError.self, "aad \(count)") { try cipher.open(sealed, aad: moved) }
+        }
     }
 
     // MARK: helpers
@@ -114,15 +148,20 @@ struct AESGCMKeyTests {
     static func bytes(_ hex: String) -> [UInt8] { Hex.decode(hex) ?? [] }
 
     static func seal(_ key: AESGCMKey, nonce: [UInt8], plaintext: [UInt8], aad: [UInt8], into out: inout [UInt8])
-        -> Bool
+        throws(EdgeError)
     {
-        nonce.withUnsafeBytes { nonce in
+        let sealed = nonce.withUnsafeBytes { nonce in
             plaintext.withUnsafeBytes { plaintext in
                 aad.withUnsafeBytes { aad in
-                    out.withUnsafeMutableBytes { key.seal(nonce: nonce, plaintext: plaintext, aad: aad, into: $0) }
+                    out.withUnsafeMutableBytes { output in
+                        Result { () throws(EdgeError) in
+                            try key.seal(nonce: nonce, plaintext: plaintext, aad: aad, into: output)
+                        }
+                    }
                 }
             }
         }
+        try sealed.get()
     }
 
     static func open(_ key: AESGCMKey, nonce: [UInt8], sealed: [UInt8], aad: [UInt8]) -> [UInt8]? {
@@ -135,46 +174,5 @@ struct AESGCMKeyTests {
             }
         }
         return count.map { Array(out.prefix($0)) }
-    }
-
-    /// OpenSSL's one-shot AES-256-GCM through EVP: the library every entry was sealed with before.
-    static func openSSLSeal(key: [UInt8], nonce: [UInt8], plaintext: [UInt8], aad: [UInt8]) -> [UInt8]? {
-        guard let context = EVP_CIPHER_CTX_new() else { return nil }
-        defer { EVP_CIPHER_CTX_free(context) }
-        var out = [UInt8](repeating: 0, count: plaintext.count + 16)
-        var length: Int32 = 0
-        guard EVP_EncryptInit_ex(context, EVP_aes_256_gcm(), nil, key, nonce) == 1,
-            aad.isEmpty || EVP_EncryptUpdate(context, nil, &length, aad, Int32(aad.count)) == 1
-        else { return nil }
-        let ok = out.withUnsafeMutableBufferPointer { output -> Bool in
-            let base = output.baseAddress!
-            guard
-                plaintext.isEmpty || EVP_EncryptUpdate(context, base, &length, plaintext, Int32(plaintext.count)) == 1,
-                EVP_EncryptFinal_ex(context, base + plaintext.count, &length) == 1
-            else { return false }
-            return EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_GET_TAG, 16, base + plaintext.count) == 1
-        }
-        return ok ? out : nil
-    }
-
-    static func openSSLOpen(key: [UInt8], nonce: [UInt8], sealed: [UInt8], aad: [UInt8]) -> [UInt8]? {
-        guard sealed.count >= 16, let context = EVP_CIPHER_CTX_new() else { return nil }
-        defer { EVP_CIPHER_CTX_free(context) }
-        let count = sealed.count - 16
-        var out = [UInt8](repeating: 0, count: count + 16)
-        var tag = Array(sealed[count...])
-        var length: Int32 = 0
-        guard EVP_DecryptInit_ex(context, EVP_aes_256_gcm(), nil, key, nonce) == 1,
-            aad.isEmpty || EVP_DecryptUpdate(context, nil, &length, aad, Int32(aad.count)) == 1
-        else { return nil }
-        let ok = out.withUnsafeMutableBufferPointer { output -> Bool in
-            let base = output.baseAddress!
-            guard count == 0 || EVP_DecryptUpdate(context, base, &length, sealed, Int32(count)) == 1,
-                EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, 16, &tag) == 1
-            else { return false }
-            return EVP_DecryptFinal_ex(context, base + count, &length) == 1
-        }
-        if !ok { ERR_clear_error() }
-        return ok ? Array(out.prefix(count)) : nil
     }
 }
