@@ -1,5 +1,10 @@
-internal import CCryptoBoringSSL
 import TenantEdgeCore
+
+// Implementation-only, not `internal`: without library evolution a client still loads a module's
+// internal imports, and a client that also imports the system OpenSSL (TenantEdgeNative) then
+// fails to build on the C structs both declare. Nothing of BoringSSL's appears in a declaration a
+// client sees, or in the class's layout (the context is kept as a raw pointer).
+@_implementationOnly import CCryptoBoringSSL
 
 /// One AES-256-GCM key, scheduled once, through BoringSSL's AEAD interface: the BoringSSL that
 /// swift-crypto builds on Linux (its symbols carry a `CCryptoBoringSSL_` prefix, so it sits beside
@@ -13,7 +18,7 @@ import TenantEdgeCore
 /// so a key needs no per-lane copies and no lock. Owns the context: the key schedule is cleansed
 /// and freed in `deinit`.
 public final class AESGCMKey: @unchecked Sendable {
-    // @unchecked: `context` is written once, in `init`; seal and open only read it.
+    // @unchecked: the context is written once, in `init`; seal and open only read it.
 
     /// AES-256: the only key size the tenant cipher derives.
     public static let keyCount = 32
@@ -23,7 +28,9 @@ public final class AESGCMKey: @unchecked Sendable {
     /// The full 128-bit tag: nothing shorter is written or accepted.
     public static let tagCount = 16
 
-    private let context: UnsafeMutablePointer<EVP_AEAD_CTX>
+    /// The `EVP_AEAD_CTX`, untyped so the stored layout names no BoringSSL type (see the import).
+    private let storage: UnsafeMutableRawPointer
+    private var context: UnsafeMutablePointer<EVP_AEAD_CTX> { storage.assumingMemoryBound(to: EVP_AEAD_CTX.self) }
 
     /// Schedules `key` (32 bytes); the caller wipes its own copy.
     public init(_ key: [UInt8]) throws(EdgeError) {
@@ -41,7 +48,7 @@ public final class AESGCMKey: @unchecked Sendable {
             made.deallocate()
             throw Self.failure("EVP_AEAD_CTX_init(AES-256-GCM)")
         }
-        context = made
+        storage = UnsafeMutableRawPointer(made)
     }
 
     deinit {
