@@ -55,7 +55,7 @@ def cpu_table(size, servers):
         reference = f"; OpenSSL 3.0 takes {openssl_us:.2f} µs, `openssl speed`" if openssl_us else ""
         print(f"- ceiling with only the AES-256-GCM open left as user time: {with_open:.2f} (the node's cipher "
               f"opens {size} B in {open_us:.2f} µs on this machine, `edge-bench aead-open`{reference})")
-        result.update({"aes_gcm_open_us": open_us, "ceiling_vs_nginx_with_only_the_open": with_open})
+        result.update({"node_aes_gcm_open_us": open_us, "ceiling_vs_nginx_with_only_the_open": with_open})
     elif openssl_us:
         print(f"- the node's cipher was not timed; OpenSSL 3.0 opens {size} B in {openssl_us:.2f} µs, `openssl speed`")
     if openssl_us:

@@ -74,15 +74,18 @@ public final class AESGCMKey: @unchecked Sendable {
         let ok = CCryptoBoringSSL_EVP_AEAD_CTX_seal(
             context, target.assumingMemoryBound(to: UInt8.self), &written, output.count, bytes(nonce), nonce.count,
             bytes(plaintext), plaintext.count, bytes(aad), aad.count)
-        guard ok == 1, written == output.count else { throw Self.failure("EVP_AEAD_CTX_seal(AES-256-GCM)") }
+        guard ok == 1 else { throw Self.failure("EVP_AEAD_CTX_seal(AES-256-GCM)") }
+        guard written == output.count else {
+            throw EdgeError(.cryptoFailure, "BoringSSL AES-256-GCM sealed \(written) bytes, not \(output.count)")
+        }
     }
 
     /// Checks the tag at the end of `sealed` (ciphertext then tag) against `nonce` and `aad` and
     /// writes the plaintext to the start of `output`; its count, or nil when anything was changed,
     /// moved or sealed under another key. GCM decrypts before it checks the tag, and BoringSSL's
     /// contract is that a refused open fills `output` with zeros, so nothing unauthenticated stays
-    /// (`AESGCMKeyTests` holds it to that). `output` must have an address: an empty plaintext is
-    /// refused here, and the tenant cipher never seals one.
+    /// (`AESGCMKeyTests` holds it to that). `output` must not be empty (an empty buffer has no
+    /// address), even for an empty plaintext; the tenant cipher never seals one.
     public func open(
         nonce: UnsafeRawBufferPointer, sealed: UnsafeRawBufferPointer, aad: UnsafeRawBufferPointer,
         into output: UnsafeMutableRawBufferPointer

@@ -53,7 +53,9 @@ public enum OpenSSL {
         guard let context = EVP_KDF_CTX_new(kdf) else { throw failure("EVP_KDF_CTX_new") }
         defer { EVP_KDF_CTX_free(context) }
         var out = [UInt8](repeating: 0, count: count)
+        // Mutable copies, because OSSL_PARAM takes non-const pointers; the key's is wiped after.
         var key = key
+        defer { cleanse(&key) }
         var salt = salt
         var info = info
         // OSSL_PARAM keeps raw pointers to names and buffers: everything stays pinned for the whole call.

@@ -8,8 +8,7 @@ import Testing
 /// other way round while a fleet is half upgraded. Checked against the GCM specification's vector
 /// and, byte for byte at lengths around every block and chunk size BoringSSL's code paths switch
 /// at, against OpenSSL's (through `KeyWrap`, the node's one-shot OpenSSL AES-256-GCM, which lays
-/// out `nonce | ciphertext | tag`). A test module of its own: the system OpenSSL's headers and
-/// BoringSSL's cannot be imported into one module.
+/// out `nonce | ciphertext | tag`). A test target of its own, as the library has one.
 @Suite("AES-256-GCM: BoringSSL against the specification and OpenSSL")
 struct AESGCMKeyTests {
     /// The GCM specification's test case 16 (AES-256, 96-bit IV, 60-byte plaintext, 20-byte AAD).
@@ -48,11 +47,14 @@ struct AESGCMKeyTests {
             #expect(nonce + byBoring == byOpenSSL, "length \(length)")
             #expect(KeyWrap.open(nonce + byBoring, kek: keyBytes, aad: aad) == plaintext, "length \(length)")
         }
+        // An empty body is a tag alone, the same from both.
+        let emptyByOpenSSL = try KeyWrap.seal([], kek: keyBytes, aad: [5])
+        #expect(emptyByOpenSSL.count == 28)
         var empty = [UInt8](repeating: 0, count: 16)
-        let nonce = try OpenSSL.randomBytes(12)
-        try Self.seal(key, nonce: nonce, plaintext: [], aad: [5], into: &empty)
-        #expect(try KeyWrap.seal([], kek: keyBytes, aad: [5]).count == 28)
-        #expect(Self.open(key, nonce: nonce, sealed: empty, aad: [6]) == nil, "an empty body's tag still binds the AAD")
+        try Self.seal(key, nonce: Array(emptyByOpenSSL.prefix(12)), plaintext: [], aad: [5], into: &empty)
+        #expect(Array(emptyByOpenSSL.dropFirst(12)) == empty)
+        #expect(
+            Self.open(key, nonce: Array(emptyByOpenSSL.prefix(12)), sealed: empty, aad: [6]) == nil, "binds the AAD")
     }
 
     @Test func refusesAChangedTagNonceOrAADAndBadSizes() throws {
@@ -121,17 +123,18 @@ struct AESGCMKeyTests {
         let sealed = try cipher.seal([42], aad: [1])
         #expect(sealed.count == 33)
         #expect(try cipher.open(sealed, aad: [1]) == [42])
-        for length in [0, 1, 3, 4, 5, 15, 16, 17, 31, 32] {
+        for length in 0..<33 {
             let short = Array(sealed.prefix(length))
             #expect(throws: EdgeError.self, "length \(length)") { try cipher.open(short, aad: [1]) }
         }
     }
 
     /// The associated data grows by 32 bytes a tag; a long one is joined with the version as a
-    /// short one is (on the heap past what the stack takes).
+    /// short one is (the standard library keeps 1,024 bytes on the stack for sure, more only when
+    /// the stack has room, and takes the heap otherwise).
     @Test func longAssociatedDataSealsAndOpens() throws {
         let cipher = try AESGCMTenantCipher(keys: [3: OpenSSL.randomBytes(32)])
-        for count in [0, 1, 511, 512, 513, 1020, 1021, 2200, 70_000] {
+        for count in [0, 1, 1020, 1021, 2200, 70_000] {
             let aad = try OpenSSL.randomBytes(count)
             let sealed = try cipher.seal(Array("tagged body".utf8), aad: aad)
             #expect(try cipher.open(sealed, aad: aad) == Array("tagged body".utf8), "aad \(count)")
