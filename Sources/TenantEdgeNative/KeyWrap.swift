@@ -34,7 +34,7 @@ public enum KeyWrap {
                 encrypt: false, kek: kek, nonce: nonce, aad: aad, input: body, output: &out, outputOffset: 0, tag: tag))
                 == true
         else {
-            out.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
+            OpenSSL.cleanse(&out)
             return nil
         }
         return out
@@ -42,7 +42,7 @@ public enum KeyWrap {
 
     /// Zeroes key bytes that are no longer needed.
     public static func wipe(_ key: inout [UInt8]) {
-        key.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
+        OpenSSL.cleanse(&key)
     }
 
     private static func run(

@@ -17,8 +17,9 @@ public enum OpenSSL {
         return out
     }
 
-    /// Overwrites secret bytes (a derived key) before their memory goes back to the allocator. Only
-    /// for an array this code alone holds: a shared one is copied on write, and the copy is wiped.
+    /// Overwrites secret bytes (a key, a pad block) before their memory goes back to the allocator:
+    /// the one way the package wipes an array (`KeyWrap.wipe` is this too). Only for an array this
+    /// code alone holds: a shared one is copied on write, and the copy is wiped.
     public static func cleanse(_ bytes: inout [UInt8]) {
         bytes.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
     }
@@ -133,10 +134,10 @@ public final class HMACSHA256: @unchecked Sendable {
     public init(key: [UInt8]) throws(EdgeError) {
         // RFC 2104: a key longer than the 64-byte block is hashed first; a shorter one is padded with zeros.
         var block = [UInt8](repeating: 0, count: 64)
-        defer { block.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) } }
+        defer { OpenSSL.cleanse(&block) }
         if key.count > 64 {
             var hashed = [UInt8](repeating: 0, count: 32)
-            defer { hashed.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) } }
+            defer { OpenSSL.cleanse(&hashed) }
             guard SHA256(key, key.count, &hashed) != nil else { throw OpenSSL.failure("SHA256") }
             block.replaceSubrange(0..<32, with: hashed)
         } else {
@@ -145,8 +146,8 @@ public final class HMACSHA256: @unchecked Sendable {
         var inner = block.map { $0 ^ 0x36 }
         var outer = block.map { $0 ^ 0x5c }
         defer {
-            inner.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
-            outer.withUnsafeMutableBytes { OPENSSL_cleanse($0.baseAddress, $0.count) }
+            OpenSSL.cleanse(&inner)
+            OpenSSL.cleanse(&outer)
         }
         precondition(inner.count == 64 && outer.count == 64, "te_sha256_pad_state reads 64 bytes")
         // Made in a local first: `self.states` is set only once both are ready, so a failure here
